@@ -1,0 +1,119 @@
+//! The snowflake-mcp daemon.
+//!
+//! ```text
+//! cargo run --release --example server -- [--host IP] [--port N]
+//! ```
+//!
+//! Prints `listening on http://ADDR` once the socket is bound, serves until
+//! SIGINT or SIGTERM, then shuts down gracefully. For now it serves `/health`;
+//! the MCP endpoints join it on the same server.
+
+use std::net::IpAddr;
+use std::process::ExitCode;
+
+use snowflake_mcp::http::{Method, Request, Response, Router};
+use snowflake_mcp::{Config, Server, config};
+
+const USAGE: &str = "\
+usage: server [--host IP] [--port N]
+
+  --host IP    address to listen on (default: 127.0.0.1)
+  --port N     port to listen on, 0 for any free port (default: 8000)
+  -h, --help   print this help
+";
+
+fn parse_args(args: impl Iterator<Item = String>) -> Result<Config, String> {
+    let mut config = Config::new()
+        .host(config::DEFAULT_HOST)
+        .port(config::DEFAULT_PORT);
+    let mut args = args.peekable();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) => (f.to_owned(), Some(v.to_owned())),
+            None => (arg, None),
+        };
+        let mut value = |name: &str| {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        match flag.as_str() {
+            "--host" => {
+                let v = value("--host")?;
+                let ip: IpAddr = v
+                    .parse()
+                    .map_err(|_| format!("--host: {v:?} is not an IP address"))?;
+                config = config.host(ip);
+            }
+            "--port" => {
+                let v = value("--port")?;
+                let port: u16 = v
+                    .parse()
+                    .map_err(|_| format!("--port: {v:?} is not a port number (0-65535)"))?;
+                config = config.port(port);
+            }
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(config)
+}
+
+fn router() -> Router {
+    Router::new().route(Method::Get, "/health", |_: Request<'_>| {
+        Response::static_body(200, "application/json", br#"{"status":"ok"}"#)
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    eprintln!("shutting down: finishing requests in flight");
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = match parse_args(std::env::args().skip(1)) {
+        Ok(c) => c,
+        Err(msg) if msg.is_empty() => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(msg) => {
+            eprintln!("error: {msg}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let server = match Server::bind(config, router()).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("listening on http://{}", server.local_addr());
+    match server.serve(shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

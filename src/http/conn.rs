@@ -1,0 +1,552 @@
+//! One HTTP/1.1 connection: read a head, read its body, call the handler, write the answer.
+//!
+//! Buffers: one read buffer per connection, reused for every request (bytes
+//! are read into its spare capacity, never zeroed); head fields and a
+//! `Content-Length` body are borrowed from it in place. Responses are built in
+//! one write buffer and flushed only before the connection would wait for
+//! the client, so pipelined requests get their answers in one write.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, timeout, timeout_at};
+
+use super::chunked::ChunkedDecoder;
+use super::encode::{BodyFraming, CONTINUE, ConnHeader, LAST_CHUNK, write_chunk, write_head};
+use super::head::{Expect, Framing, Head, HeaderSpan, Method, Version, parse_head};
+use super::request::Request;
+use super::response::{Body, OnUpgrade, Response, status_has_no_body};
+use super::router::Lookup;
+use super::upgrade::Upgraded;
+use crate::server::Shared;
+use crate::shutdown::ShutdownSignal;
+
+/// Initial read buffer capacity. Default: 4 KiB (grown on demand up to the head and body limits).
+const INITIAL_READ_BUFFER: usize = 4 * 1024;
+/// Spare room ensured before each read of a head. Default: 1 KiB.
+const MIN_READ_SPACE: usize = 1024;
+/// A buffer grown past this by a large request is released once that request is done.
+const RETAINED_BUFFER: usize = 64 * 1024;
+/// Bodies larger than this are written straight from their own buffer instead of copied.
+const COPY_BODY_LIMIT: usize = 16 * 1024;
+/// Most pending chunks batched into one write of a streamed body.
+const STREAM_BATCH_BYTES: usize = 64 * 1024;
+/// How long a closing connection keeps reading (and dropping) what the client still sends,
+/// so that the client sees our last response instead of a reset.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Why the connection stops reading a request.
+enum Stop {
+    /// Close without a response (EOF, idle timeout, shutdown while idle, I/O error).
+    Quiet,
+    /// Answer with this status and message, then close.
+    Reply(u16, &'static str),
+}
+
+impl From<io::Error> for Stop {
+    fn from(_: io::Error) -> Self {
+        Stop::Quiet
+    }
+}
+
+/// What follows a response.
+enum Next {
+    KeepAlive,
+    Close,
+    Upgrade(OnUpgrade),
+}
+
+/// Where the body of the current request is.
+#[derive(Clone, Copy)]
+enum BodyAt {
+    None,
+    /// `len` bytes right after the head in the read buffer.
+    InBuffer(usize),
+    /// Decoded into `Conn::body`.
+    Decoded,
+}
+
+pub(crate) struct Conn {
+    stream: TcpStream,
+    remote: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: ShutdownSignal,
+    /// Read buffer; bytes before `start` belong to requests already answered.
+    rbuf: Vec<u8>,
+    start: usize,
+    /// Response bytes not yet written.
+    wbuf: Vec<u8>,
+    /// Header offsets of the current request; kept between requests to avoid allocating.
+    spans: Vec<HeaderSpan>,
+    /// De-chunked body of the current request.
+    body: Vec<u8>,
+    decoder: ChunkedDecoder,
+    /// A large response body to write after `wbuf`, without copying it there.
+    pending_body: Option<Bytes>,
+    /// Requests answered on this connection.
+    served: u64,
+}
+
+impl Conn {
+    pub(crate) fn new(
+        stream: TcpStream,
+        remote: SocketAddr,
+        shared: Arc<Shared>,
+        shutdown: ShutdownSignal,
+    ) -> Conn {
+        let max_body = shared.config.max_body_bytes as u64;
+        Conn {
+            stream,
+            remote,
+            shared,
+            shutdown,
+            rbuf: Vec::with_capacity(INITIAL_READ_BUFFER),
+            start: 0,
+            wbuf: Vec::with_capacity(INITIAL_READ_BUFFER),
+            spans: Vec::new(),
+            body: Vec::new(),
+            decoder: ChunkedDecoder::new(max_body),
+            pending_body: None,
+            served: 0,
+        }
+    }
+
+    /// Serves requests until the connection closes, then hands it over if upgraded.
+    pub(crate) async fn run(mut self) {
+        loop {
+            match self.serve_one().await {
+                Next::KeepAlive => continue,
+                Next::Close => break,
+                Next::Upgrade(on_upgrade) => {
+                    let read_ahead = Bytes::copy_from_slice(&self.rbuf[self.start..]);
+                    let upgraded = Upgraded {
+                        stream: self.stream,
+                        read_ahead,
+                        shutdown: self.shutdown,
+                        remote_addr: self.remote,
+                    };
+                    on_upgrade(upgraded).await;
+                    return;
+                }
+            }
+        }
+        if self.flush().await.is_ok() {
+            self.linger().await;
+        }
+    }
+
+    async fn serve_one(&mut self) -> Next {
+        let head = match self.read_head().await {
+            Ok(head) => head,
+            Err(stop) => return self.stop(stop),
+        };
+        self.served += 1;
+        if head.expect == Expect::Unsupported {
+            return self.early(&head, 417, "only 100-continue is supported", None);
+        }
+        let shared = Arc::clone(&self.shared);
+        let lookup = {
+            let path = match std::str::from_utf8(head.path.slice(&self.rbuf[self.start..])) {
+                Ok("") | Err(_) => "/",
+                Ok(p) => p,
+            };
+            shared.router.lookup(head.method, path)
+        };
+        let handler = match lookup {
+            Lookup::Found(h) => h,
+            Lookup::NotFound => return self.early(&head, 404, "no route for this path", None),
+            Lookup::MethodNotAllowed(allow) => {
+                return self.early(&head, 405, "method not allowed here", Some(allow));
+            }
+            Lookup::Options(allow) => return self.early(&head, 204, "", Some(allow)),
+        };
+        let body_at = match self.read_body(&head).await {
+            Ok(at) => at,
+            Err(stop) => return self.stop(stop),
+        };
+        let body: &[u8] = match body_at {
+            BodyAt::None => &[],
+            BodyAt::InBuffer(n) => &self.rbuf[self.start + head.len..self.start + head.len + n],
+            BodyAt::Decoded => &self.body,
+        };
+        let req = Request {
+            buf: &self.rbuf[self.start..self.start + head.len],
+            head: &head,
+            headers: &self.spans,
+            body,
+            remote: self.remote,
+        };
+        let response = handler.call(req).await;
+        let consumed = head.len
+            + match body_at {
+                BodyAt::InBuffer(n) => n,
+                _ => 0,
+            };
+        self.consume(consumed);
+        self.respond(&head, response).await
+    }
+
+    /// Answers without reading the body; closes if a body was left unread.
+    fn early(&mut self, head: &Head, status: u16, msg: &'static str, allow: Option<&str>) -> Next {
+        let body_left = head.framing != Framing::Empty;
+        let mut response = if msg.is_empty() {
+            Response::new(status)
+        } else {
+            Response::static_body(status, "text/plain; charset=utf-8", msg.as_bytes())
+        };
+        if let Some(allow) = allow {
+            response = match response.try_header("allow", allow) {
+                Ok(r) => r,
+                Err(_) => Response::new(500),
+            };
+        }
+        if body_left {
+            response = response.close();
+        }
+        self.consume(head.len);
+        self.queue_whole(head, response)
+    }
+
+    /// Queues an error answer for a request whose head was refused, and closes.
+    fn stop(&mut self, stop: Stop) -> Next {
+        if let Stop::Reply(status, msg) = stop {
+            write_head(
+                &mut self.wbuf,
+                status,
+                b"Content-Type: text/plain; charset=utf-8\r\n",
+                BodyFraming::Length(msg.len() as u64),
+                ConnHeader::Close,
+            );
+            self.wbuf.extend_from_slice(msg.as_bytes());
+        }
+        Next::Close
+    }
+
+    async fn read_head(&mut self) -> Result<Head, Stop> {
+        let config = &self.shared.config;
+        let (limits, head_timeout) = (config.head, config.head_timeout);
+        let idle = if self.served == 0 {
+            head_timeout
+        } else {
+            config.keep_alive_timeout
+        };
+        let idle_deadline = Instant::now() + idle;
+        let mut head_deadline = None;
+        loop {
+            if self.rbuf.len() > self.start {
+                match parse_head(&self.rbuf[self.start..], &limits, &mut self.spans) {
+                    Ok(Some(head)) => return Ok(head),
+                    Ok(None) => {}
+                    Err(e) => return Err(Stop::Reply(e.status(), e.message())),
+                }
+                head_deadline.get_or_insert_with(|| Instant::now() + head_timeout);
+            }
+            self.flush().await?;
+            self.make_room();
+            let pending = self.rbuf.len() > self.start;
+            let deadline = head_deadline.unwrap_or(idle_deadline);
+            let read = tokio::select! {
+                biased;
+                _ = self.shutdown.recv(), if !pending => return Err(Stop::Quiet),
+                r = timeout_at(deadline, self.stream.read_buf(&mut self.rbuf)) => r,
+            };
+            match read {
+                Ok(Ok(0)) | Ok(Err(_)) => return Err(Stop::Quiet),
+                Ok(Ok(_)) => {}
+                Err(_) if pending => return Err(Stop::Reply(408, "request head not received in time")),
+                Err(_) => return Err(Stop::Quiet),
+            }
+        }
+    }
+
+    /// Moves unread bytes to the front and makes sure a read has room.
+    fn make_room(&mut self) {
+        if self.start > 0 {
+            self.rbuf.drain(..self.start);
+            self.start = 0;
+        }
+        if self.rbuf.capacity() - self.rbuf.len() < MIN_READ_SPACE {
+            self.rbuf.reserve(self.rbuf.len().max(MIN_READ_SPACE));
+        }
+    }
+
+    /// Marks `n` bytes from `start` as answered.
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start >= self.rbuf.len() {
+            self.rbuf.clear();
+            self.start = 0;
+            if self.rbuf.capacity() > RETAINED_BUFFER {
+                self.rbuf = Vec::with_capacity(INITIAL_READ_BUFFER);
+            }
+        }
+        if self.body.capacity() > RETAINED_BUFFER {
+            self.body = Vec::new();
+        }
+    }
+
+    async fn read_body(&mut self, head: &Head) -> Result<BodyAt, Stop> {
+        match head.framing {
+            Framing::Empty => Ok(BodyAt::None),
+            Framing::Length(n) => {
+                let max = self.shared.config.max_body_bytes as u64;
+                if n > max {
+                    return Err(Stop::Reply(413, "request body too large"));
+                }
+                self.read_length_body(head, n as usize).await
+            }
+            Framing::Chunked => self.read_chunked_body(head).await,
+        }
+    }
+
+    async fn read_length_body(&mut self, head: &Head, n: usize) -> Result<BodyAt, Stop> {
+        let need = self.start + head.len + n;
+        if self.rbuf.len() < need {
+            if head.expect == Expect::Continue {
+                self.wbuf.extend_from_slice(CONTINUE);
+                self.flush().await?;
+            }
+            self.rbuf.reserve(need - self.rbuf.len());
+            while self.rbuf.len() < need {
+                self.read_body_bytes().await?;
+            }
+        }
+        Ok(BodyAt::InBuffer(n))
+    }
+
+    async fn read_chunked_body(&mut self, head: &Head) -> Result<BodyAt, Stop> {
+        self.body.clear();
+        self.decoder = ChunkedDecoder::new(self.shared.config.max_body_bytes as u64);
+        let body_start = self.start + head.len;
+        if head.expect == Expect::Continue && self.rbuf.len() == body_start {
+            self.wbuf.extend_from_slice(CONTINUE);
+            self.flush().await?;
+        }
+        loop {
+            match self.decoder.decode(&self.rbuf[body_start..], &mut self.body) {
+                Ok(Some(n)) => {
+                    self.rbuf.drain(body_start..body_start + n);
+                    return Ok(BodyAt::Decoded);
+                }
+                Ok(None) => {
+                    self.rbuf.truncate(body_start);
+                    if self.rbuf.capacity() - self.rbuf.len() < MIN_READ_SPACE {
+                        self.rbuf.reserve(INITIAL_READ_BUFFER);
+                    }
+                    self.read_body_bytes().await?;
+                }
+                Err(e) => return Err(Stop::Reply(e.status(), e.message())),
+            }
+        }
+    }
+
+    /// One read of body bytes, bounded by the body idle timeout.
+    async fn read_body_bytes(&mut self) -> Result<(), Stop> {
+        let idle = self.shared.config.body_idle_timeout;
+        match timeout(idle, self.stream.read_buf(&mut self.rbuf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => Err(Stop::Quiet),
+            Ok(Ok(_)) => Ok(()),
+            Err(_) => Err(Stop::Reply(408, "request body not received in time")),
+        }
+    }
+
+    /// Writes a handler's response and decides what follows.
+    async fn respond(&mut self, head: &Head, mut response: Response) -> Next {
+        if response.status == 101 {
+            return match response.on_upgrade.take() {
+                Some(on_upgrade) => {
+                    write_head(
+                        &mut self.wbuf,
+                        101,
+                        &response.headers,
+                        BodyFraming::None,
+                        ConnHeader::Upgrade,
+                    );
+                    match self.flush().await {
+                        Ok(()) => Next::Upgrade(on_upgrade),
+                        Err(_) => Next::Close,
+                    }
+                }
+                None => self.queue_whole(head, Response::text(500, "101 without an upgrade handler")),
+            };
+        }
+        if matches!(response.body, Body::Stream(_)) && !status_has_no_body(response.status) {
+            let Body::Stream(rx) = std::mem::replace(&mut response.body, Body::Empty) else {
+                return Next::Close;
+            };
+            return self.write_stream(head, response, rx).await;
+        }
+        let next = self.queue_whole(head, response);
+        if self.pending_body.is_some() && self.flush().await.is_err() {
+            return Next::Close;
+        }
+        next
+    }
+
+    /// Whether the connection stays open after answering `head` with `response`.
+    fn keep_alive(&self, head: &Head, response: &Response) -> bool {
+        head.keep_alive && !response.close && !self.shutdown.is_shutdown()
+    }
+
+    fn conn_header(&self, head: &Head, keep: bool) -> ConnHeader {
+        match (keep, head.version) {
+            (false, _) => ConnHeader::Close,
+            (true, Version::Http10) => ConnHeader::KeepAlive,
+            (true, Version::Http11) => ConnHeader::Omit,
+        }
+    }
+
+    /// Queues a response whose body is known now; it is flushed before the next wait.
+    fn queue_whole(&mut self, head: &Head, response: Response) -> Next {
+        let keep = self.keep_alive(head, &response);
+        let conn = self.conn_header(head, keep);
+        let body: &[u8] = match &response.body {
+            Body::Empty | Body::Stream(_) => &[],
+            Body::Static(b) => b,
+            Body::Full(b) => b,
+        };
+        let framing = if status_has_no_body(response.status) {
+            BodyFraming::None
+        } else {
+            BodyFraming::Length(body.len() as u64)
+        };
+        write_head(&mut self.wbuf, response.status, &response.headers, framing, conn);
+        if head.method != Method::Head && framing != BodyFraming::None {
+            if body.len() <= COPY_BODY_LIMIT {
+                self.wbuf.extend_from_slice(body);
+            } else {
+                // Large body: written by `flush` straight from its own buffer.
+                self.pending_body = Some(match response.body {
+                    Body::Full(b) => b,
+                    Body::Static(s) => Bytes::from_static(s),
+                    _ => Bytes::new(),
+                });
+            }
+        }
+        if keep { Next::KeepAlive } else { Next::Close }
+    }
+
+    /// Streams a body chunk by chunk while watching for the client to go away.
+    async fn write_stream(
+        &mut self,
+        head: &Head,
+        response: Response,
+        mut rx: mpsc::Receiver<Bytes>,
+    ) -> Next {
+        let chunked = head.version == Version::Http11;
+        let keep = chunked && self.keep_alive(head, &response);
+        let framing = if chunked {
+            BodyFraming::Chunked
+        } else {
+            BodyFraming::UntilClose
+        };
+        let conn = self.conn_header(head, keep);
+        write_head(&mut self.wbuf, response.status, &response.headers, framing, conn);
+        if head.method == Method::Head {
+            return if keep { Next::KeepAlive } else { Next::Close };
+        }
+        // The head goes out at once: event-stream clients wait for it.
+        if self.flush().await.is_err() {
+            return Next::Close;
+        }
+        let max_pending = self.shared.config.head.max_head_bytes;
+        loop {
+            // Pipelined bytes are kept for later, up to one head's worth.
+            let can_read = self.rbuf.len() - self.start < max_pending;
+            if can_read {
+                self.make_room();
+            }
+            tokio::select! {
+                chunk = rx.recv() => match chunk {
+                    Some(chunk) => {
+                        self.queue_chunk(&chunk, chunked);
+                        while self.wbuf.len() < STREAM_BATCH_BYTES {
+                            match rx.try_recv() {
+                                Ok(more) => self.queue_chunk(&more, chunked),
+                                Err(_) => break,
+                            }
+                        }
+                        if self.flush().await.is_err() {
+                            return Next::Close;
+                        }
+                    }
+                    None => {
+                        if chunked {
+                            self.wbuf.extend_from_slice(LAST_CHUNK);
+                        }
+                        return if keep { Next::KeepAlive } else { Next::Close };
+                    }
+                },
+                read = self.stream.read_buf(&mut self.rbuf), if can_read => match read {
+                    // The client closed: dropping `rx` tells the producer.
+                    Ok(0) | Err(_) => return Next::Close,
+                    Ok(_) => {}
+                },
+            }
+        }
+    }
+
+    fn queue_chunk(&mut self, chunk: &[u8], chunked: bool) {
+        if chunk.is_empty() {
+            return;
+        }
+        if chunked {
+            write_chunk(&mut self.wbuf, chunk);
+        } else {
+            self.wbuf.extend_from_slice(chunk);
+        }
+    }
+
+    /// Writes everything queued. A write that makes no progress for the write
+    /// timeout fails the connection.
+    async fn flush(&mut self) -> io::Result<()> {
+        let limit = self.shared.config.write_timeout;
+        let mut result = write_all_progress(&mut self.stream, &self.wbuf, limit).await;
+        if let (Ok(()), Some(body)) = (&result, self.pending_body.take()) {
+            result = write_all_progress(&mut self.stream, &body, limit).await;
+        }
+        self.pending_body = None;
+        self.wbuf.clear();
+        if self.wbuf.capacity() > RETAINED_BUFFER {
+            self.wbuf = Vec::with_capacity(INITIAL_READ_BUFFER);
+        }
+        result
+    }
+
+    /// Half-closes, then reads and drops what the client still sends for a
+    /// short while, so that a client still sending a body we refused reads
+    /// our answer instead of a connection reset.
+    async fn linger(&mut self) {
+        if self.stream.shutdown().await.is_err() {
+            return;
+        }
+        let deadline = Instant::now() + LINGER;
+        let mut sink = [0u8; 1024];
+        while let Ok(Ok(n)) = timeout_at(deadline, self.stream.read(&mut sink)).await {
+            if n == 0 {
+                break;
+            }
+        }
+    }
+}
+
+async fn write_all_progress(
+    stream: &mut TcpStream,
+    mut bytes: &[u8],
+    limit: std::time::Duration,
+) -> io::Result<()> {
+    while !bytes.is_empty() {
+        match timeout(limit, stream.write(bytes)).await {
+            Ok(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(Ok(n)) => bytes = &bytes[n..],
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(io::ErrorKind::TimedOut.into()),
+        }
+    }
+    Ok(())
+}

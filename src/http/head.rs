@@ -1,0 +1,721 @@
+//! Request head parsing: httparse for the syntax, then our own framing rules.
+//!
+//! [`parse_head`] reads the request line and header fields from the front of a
+//! buffer and decides how the body is framed. It never allocates (the caller
+//! owns the header span storage) and never copies: the result holds offsets
+//! into the buffer.
+//!
+//! httparse accepts a little more than a strict server should (bare LF line
+//! ends, any printable byte in the request-target, any framing headers). The
+//! checks here close those gaps, following RFC 9112 and what nginx and hyper
+//! reject, so that no two parsers in a chain can disagree on where this
+//! message ends.
+
+use std::mem::MaybeUninit;
+
+/// The most header fields [`parse_head`] can hold, whatever the configured limit.
+///
+/// The header slots live on the stack; a configured limit above this is
+/// clamped to it. Default: 256.
+pub const MAX_HEADERS_CAP: usize = 256;
+
+/// Limits applied while parsing a request head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeadLimits {
+    /// Most bytes of request line plus header fields (431 past it).
+    pub max_head_bytes: usize,
+    /// Most header fields (431 past it).
+    pub max_headers: usize,
+    /// Most bytes of request-target (414 past it).
+    pub max_target_bytes: usize,
+}
+
+impl Default for HeadLimits {
+    fn default() -> Self {
+        HeadLimits {
+            max_head_bytes: crate::config::DEFAULT_MAX_HEAD_BYTES,
+            max_headers: crate::config::DEFAULT_MAX_HEADERS,
+            max_target_bytes: crate::config::DEFAULT_MAX_TARGET_BYTES,
+        }
+    }
+}
+
+/// A byte range within the buffer a head was parsed from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Span {
+    /// Offset of the first byte.
+    pub start: u32,
+    /// Offset one past the last byte.
+    pub end: u32,
+}
+
+impl Span {
+    fn of(buf: &[u8], part: &[u8]) -> Span {
+        let start = part.as_ptr() as usize - buf.as_ptr() as usize;
+        Span {
+            start: start as u32,
+            end: (start + part.len()) as u32,
+        }
+    }
+
+    /// The bytes this span covers in `buf`.
+    pub fn slice<'b>(&self, buf: &'b [u8]) -> &'b [u8] {
+        &buf[self.start as usize..self.end as usize]
+    }
+}
+
+/// One header field, as offsets of its name and (trimmed) value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HeaderSpan {
+    /// The field name.
+    pub name: Span,
+    /// The field value, without surrounding whitespace.
+    pub value: Span,
+}
+
+/// The request method.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// GET
+    Get,
+    /// HEAD
+    Head,
+    /// POST
+    Post,
+    /// PUT
+    Put,
+    /// DELETE
+    Delete,
+    /// OPTIONS
+    Options,
+    /// PATCH
+    Patch,
+    /// TRACE
+    Trace,
+    /// CONNECT
+    Connect,
+    /// Any other method token; the router answers 405 for it.
+    Other,
+}
+
+impl Method {
+    fn from_token(token: &str) -> Method {
+        match token {
+            "GET" => Method::Get,
+            "POST" => Method::Post,
+            "HEAD" => Method::Head,
+            "PUT" => Method::Put,
+            "DELETE" => Method::Delete,
+            "OPTIONS" => Method::Options,
+            "PATCH" => Method::Patch,
+            "TRACE" => Method::Trace,
+            "CONNECT" => Method::Connect,
+            _ => Method::Other,
+        }
+    }
+
+    /// The method's name as sent on the wire (`"OTHER"` for unknown methods).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+            Method::Options => "OPTIONS",
+            Method::Patch => "PATCH",
+            Method::Trace => "TRACE",
+            Method::Connect => "CONNECT",
+            Method::Other => "OTHER",
+        }
+    }
+}
+
+/// The HTTP version of a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    /// HTTP/1.0: close by default, no chunked bodies.
+    Http10,
+    /// HTTP/1.1: keep-alive by default.
+    Http11,
+}
+
+/// How the request body is delimited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// No body.
+    Empty,
+    /// Exactly this many bytes follow the head.
+    Length(u64),
+    /// A chunked body follows the head.
+    Chunked,
+}
+
+/// What the `Expect` header asked for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Expect {
+    /// No expectation.
+    #[default]
+    Nothing,
+    /// `100-continue`: the client waits for a 100 before sending the body.
+    Continue,
+    /// An expectation we cannot meet (answered with 417).
+    Unsupported,
+}
+
+/// A parsed request head: offsets into the buffer plus the framing decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Head {
+    /// Length of the head in bytes, final empty line included.
+    pub len: usize,
+    /// The method.
+    pub method: Method,
+    /// The version.
+    pub version: Version,
+    /// The raw request-target.
+    pub target: Span,
+    /// The path (for the absolute form, the part after the authority; `/` when empty).
+    pub path: Span,
+    /// The query, without the `?`, if there is one.
+    pub query: Option<Span>,
+    /// How the body is delimited.
+    pub framing: Framing,
+    /// Whether the client allows the connection to stay open after this exchange.
+    pub keep_alive: bool,
+    /// What `Expect` asked for.
+    pub expect: Expect,
+    /// Whether `Connection` named `upgrade` (used by the WebSocket handshake).
+    pub connection_upgrade: bool,
+}
+
+/// Why a request head was refused. Each maps to a status and a short message.
+///
+/// After any of these the connection is closed: the framing of what follows
+/// is unknown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeadError {
+    /// The request line is malformed.
+    BadRequestLine,
+    /// The method is not a token.
+    BadMethod,
+    /// The request-target is not in a form this server accepts.
+    BadTarget,
+    /// The version is well formed but not 1.0 or 1.1.
+    UnsupportedVersion,
+    /// A header name is malformed, has whitespace before the colon, or is folded (obs-fold).
+    BadHeaderName,
+    /// A header value holds a forbidden byte.
+    BadHeaderValue,
+    /// A line ends with a bare LF or a bare CR.
+    BadLineEnding,
+    /// Host is missing on HTTP/1.1.
+    MissingHost,
+    /// Host appears more than once.
+    DuplicateHost,
+    /// Host has a malformed value.
+    BadHost,
+    /// Content-Length is not a plain decimal number.
+    BadContentLength,
+    /// Content-Length appears more than once.
+    DuplicateContentLength,
+    /// Content-Length and Transfer-Encoding are both present.
+    LengthAndChunked,
+    /// Transfer-Encoding was sent with HTTP/1.0.
+    ChunkedOnHttp10,
+    /// Transfer-Encoding is malformed, repeated, or its last coding is not chunked.
+    BadTransferEncoding,
+    /// Transfer-Encoding names a coding other than chunked.
+    UnsupportedTransferCoding,
+    /// CONNECT is a proxy method; this server is not a proxy.
+    ConnectUnsupported,
+    /// The request-target is longer than the limit.
+    TargetTooLong,
+    /// The head is larger than the limit.
+    HeadTooLarge,
+    /// There are more header fields than the limit.
+    TooManyHeaders,
+}
+
+impl HeadError {
+    /// The status code to answer with.
+    pub fn status(self) -> u16 {
+        match self {
+            HeadError::UnsupportedVersion => 505,
+            HeadError::UnsupportedTransferCoding | HeadError::ConnectUnsupported => 501,
+            HeadError::TargetTooLong => 414,
+            HeadError::HeadTooLarge | HeadError::TooManyHeaders => 431,
+            _ => 400,
+        }
+    }
+
+    /// A short message for the response body, saying what was wrong.
+    pub fn message(self) -> &'static str {
+        match self {
+            HeadError::BadRequestLine => "malformed request line",
+            HeadError::BadMethod => "invalid method token",
+            HeadError::BadTarget => "invalid request-target",
+            HeadError::UnsupportedVersion => "only HTTP/1.0 and HTTP/1.1 are supported",
+            HeadError::BadHeaderName => {
+                "invalid header name (whitespace before colon and line folding are not allowed)"
+            }
+            HeadError::BadHeaderValue => "invalid byte in a header value",
+            HeadError::BadLineEnding => "lines must end with CRLF",
+            HeadError::MissingHost => "HTTP/1.1 requests need a Host header",
+            HeadError::DuplicateHost => "more than one Host header",
+            HeadError::BadHost => "invalid Host header",
+            HeadError::BadContentLength => "Content-Length must be a decimal number",
+            HeadError::DuplicateContentLength => "more than one Content-Length header",
+            HeadError::LengthAndChunked => "both Content-Length and Transfer-Encoding are present",
+            HeadError::ChunkedOnHttp10 => "Transfer-Encoding is not allowed in HTTP/1.0",
+            HeadError::BadTransferEncoding => {
+                "Transfer-Encoding must be sent once and end with chunked"
+            }
+            HeadError::UnsupportedTransferCoding => "only the chunked transfer coding is supported",
+            HeadError::ConnectUnsupported => "CONNECT is not supported",
+            HeadError::TargetTooLong => "request-target too long",
+            HeadError::HeadTooLarge => "request header section too large",
+            HeadError::TooManyHeaders => "too many header fields",
+        }
+    }
+}
+
+impl std::fmt::Display for HeadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+impl std::error::Error for HeadError {}
+
+/// Bytes allowed in an origin-form path and query (RFC 3986 pchar, `/` and `?`).
+static TARGET_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'%'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b':'
+                    | b'@'
+                    | b'/'
+                    | b'?'
+            );
+        b += 1;
+    }
+    t
+};
+
+/// Bytes allowed in a Host value or an authority (reg-name, IP literal, port).
+static HOST_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'%'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b':'
+                    | b'['
+                    | b']'
+            );
+        b += 1;
+    }
+    t
+};
+
+/// Parses a request head from the front of `buf`.
+///
+/// Returns `Ok(None)` while the head is incomplete (read more and call again
+/// with the longer buffer), `Ok(Some(head))` once it is complete and valid.
+/// The header fields' offsets are left in `headers` (cleared first), so a
+/// caller that keeps that `Vec` between requests parses without allocating.
+///
+/// ```
+/// use snowflake_mcp::http::head::{parse_head, Framing, HeadLimits};
+///
+/// let mut spans = Vec::new();
+/// let buf = b"POST /mcp HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n{}";
+/// let head = parse_head(buf, &HeadLimits::default(), &mut spans).unwrap().unwrap();
+/// assert_eq!(head.framing, Framing::Length(2));
+/// assert_eq!(&buf[head.len..], b"{}");
+/// ```
+pub fn parse_head(
+    buf: &[u8],
+    limits: &HeadLimits,
+    headers: &mut Vec<HeaderSpan>,
+) -> Result<Option<Head>, HeadError> {
+    headers.clear();
+    let max_headers = limits.max_headers.min(MAX_HEADERS_CAP);
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS_CAP + 1];
+    let mut req = httparse::Request::new(&mut []);
+    let parsed = req.parse_with_uninit_headers(buf, &mut slots[..max_headers + 1]);
+    let len = match parsed {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return partial(buf, limits),
+        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
+        Err(e) => return Err(classify(buf, e)),
+    };
+    if len > limits.max_head_bytes {
+        return Err(HeadError::HeadTooLarge);
+    }
+    if req.headers.len() > max_headers {
+        return Err(HeadError::TooManyHeaders);
+    }
+    if !crlf_only(&buf[..len]) {
+        return Err(HeadError::BadLineEnding);
+    }
+    let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
+        return Err(HeadError::BadRequestLine);
+    };
+    let method = Method::from_token(method);
+    let version = if minor == 1 {
+        Version::Http11
+    } else {
+        Version::Http10
+    };
+    if target.len() > limits.max_target_bytes {
+        return Err(HeadError::TargetTooLong);
+    }
+    let target_span = Span::of(buf, target.as_bytes());
+    let (path, query) = split_target(buf, method, target.as_bytes())?;
+
+    let mut fields = Fields::default();
+    for h in req.headers.iter() {
+        let value = trim(h.value);
+        fields.read(h.name.as_bytes(), value)?;
+        headers.push(HeaderSpan {
+            name: Span::of(buf, h.name.as_bytes()),
+            value: Span::of(buf, value),
+        });
+    }
+    let framing = fields.framing(version)?;
+    if version == Version::Http11 && !fields.host {
+        return Err(HeadError::MissingHost);
+    }
+    let keep_alive = match version {
+        Version::Http11 => !fields.close,
+        Version::Http10 => fields.keep_alive && !fields.close,
+    };
+    let expect = match (version, fields.expect) {
+        // RFC 9110 10.1.1: a 100-continue from an HTTP/1.0 client is ignored.
+        (Version::Http10, Expect::Continue) => Expect::Nothing,
+        (_, e) => e,
+    };
+    Ok(Some(Head {
+        len,
+        method,
+        version,
+        target: target_span,
+        path,
+        query,
+        framing,
+        keep_alive,
+        expect,
+        connection_upgrade: fields.upgrade,
+    }))
+}
+
+/// The head is incomplete: wait for more, unless it is already over a limit.
+fn partial(buf: &[u8], limits: &HeadLimits) -> Result<Option<Head>, HeadError> {
+    // Leading empty lines are allowed and skipped by httparse; the request line
+    // starts after them.
+    let line_start = buf
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(buf.len());
+    let line = &buf[line_start..];
+    let line_end = line.iter().position(|&b| b == b'\n');
+    // "GET " plus " HTTP/1.1\r" around the target: 32 bytes covers any method we route.
+    let line_limit = limits.max_target_bytes.saturating_add(32);
+    match line_end {
+        None if line.len() > line_limit => Err(HeadError::TargetTooLong),
+        _ if buf.len() >= limits.max_head_bytes => Err(HeadError::HeadTooLarge),
+        _ => Ok(None),
+    }
+}
+
+/// Maps an httparse error to ours, telling an unsupported version (505) from garbage (400).
+fn classify(buf: &[u8], e: httparse::Error) -> HeadError {
+    match e {
+        httparse::Error::HeaderName => HeadError::BadHeaderName,
+        httparse::Error::HeaderValue => HeadError::BadHeaderValue,
+        httparse::Error::NewLine => HeadError::BadLineEnding,
+        httparse::Error::Version if version_shaped(buf) => HeadError::UnsupportedVersion,
+        httparse::Error::Token if !buf.is_empty() && !buf[0].is_ascii_uppercase() => {
+            HeadError::BadMethod
+        }
+        _ => HeadError::BadRequestLine,
+    }
+}
+
+/// Whether the request line ends in a well-formed `HTTP/d.d` that httparse refused.
+fn version_shaped(buf: &[u8]) -> bool {
+    let line_end = buf.iter().position(|&b| b == b'\r' || b == b'\n');
+    let line = &buf[..line_end.unwrap_or(buf.len())];
+    match line.iter().rposition(|&b| b == b' ') {
+        Some(sp) => {
+            let v = &line[sp + 1..];
+            v.len() == 8
+                && v.starts_with(b"HTTP/")
+                && v[5].is_ascii_digit()
+                && v[6] == b'.'
+                && v[7].is_ascii_digit()
+        }
+        None => false,
+    }
+}
+
+/// True when every LF in the head is preceded by a CR (httparse also takes bare LF).
+fn crlf_only(head: &[u8]) -> bool {
+    // Two counting passes vectorize well; httparse already refuses a CR that is
+    // not followed by LF, so equal counts mean every LF has its CR.
+    let lf = head.iter().filter(|&&b| b == b'\n').count();
+    let cr = head.iter().filter(|&&b| b == b'\r').count();
+    lf == cr
+}
+
+fn trim(value: &[u8]) -> &[u8] {
+    let start = value
+        .iter()
+        .position(|&b| b != b' ' && b != b'\t')
+        .unwrap_or(value.len());
+    let end = value
+        .iter()
+        .rposition(|&b| b != b' ' && b != b'\t')
+        .map_or(start, |i| i + 1);
+    &value[start..end]
+}
+
+/// Splits a request-target into path and query, checking its form (RFC 9112 3.2).
+fn split_target(
+    buf: &[u8],
+    method: Method,
+    target: &[u8],
+) -> Result<(Span, Option<Span>), HeadError> {
+    if method == Method::Connect {
+        return Err(HeadError::ConnectUnsupported);
+    }
+    if target == b"*" {
+        return if method == Method::Options {
+            Ok((Span::of(buf, target), None))
+        } else {
+            Err(HeadError::BadTarget)
+        };
+    }
+    let path_and_query = if target.first() == Some(&b'/') {
+        target
+    } else {
+        absolute_form_rest(target).ok_or(HeadError::BadTarget)?
+    };
+    if !path_and_query.iter().all(|&b| TARGET_BYTE[b as usize]) {
+        return Err(HeadError::BadTarget);
+    }
+    if path_and_query.is_empty() {
+        // `http://host` means `/`: an empty path span, which `Request::path` reads as `/`.
+        return Ok((Span::of(buf, path_and_query), None));
+    }
+    if path_and_query[0] != b'/' {
+        // `http://host?q` (empty path with a query) is refused rather than rewritten.
+        return Err(HeadError::BadTarget);
+    }
+    match path_and_query.iter().position(|&b| b == b'?') {
+        Some(q) => Ok((
+            Span::of(buf, &path_and_query[..q]),
+            Some(Span::of(buf, &path_and_query[q + 1..])),
+        )),
+        None => Ok((Span::of(buf, path_and_query), None)),
+    }
+}
+
+/// For an absolute-form target (`http://authority/path?q`), the part after the authority.
+fn absolute_form_rest(target: &[u8]) -> Option<&[u8]> {
+    let scheme_len = if starts_with_ignore_case(target, b"http://") {
+        7
+    } else if starts_with_ignore_case(target, b"https://") {
+        8
+    } else {
+        return None;
+    };
+    let rest = &target[scheme_len..];
+    let authority_end = rest
+        .iter()
+        .position(|&b| b == b'/' || b == b'?')
+        .unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    if authority.is_empty() || !authority.iter().all(|&b| HOST_BYTE[b as usize] || b == b'@') {
+        return None;
+    }
+    Some(&rest[authority_end..])
+}
+
+fn starts_with_ignore_case(s: &[u8], prefix: &[u8]) -> bool {
+    s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix)
+}
+
+/// What the framing-relevant header fields said.
+#[derive(Default)]
+struct Fields {
+    content_length: Option<u64>,
+    /// Whether a Transfer-Encoding field was seen; `chunked` whether its last coding was chunked.
+    transfer_encoding: bool,
+    chunked: bool,
+    other_coding: bool,
+    host: bool,
+    close: bool,
+    keep_alive: bool,
+    upgrade: bool,
+    expect: Expect,
+}
+
+impl Fields {
+    fn read(&mut self, name: &[u8], value: &[u8]) -> Result<(), HeadError> {
+        // Dispatch on length first: most fields are none of these and fail one compare.
+        match name.len() {
+            4 if name.eq_ignore_ascii_case(b"host") => {
+                if self.host {
+                    return Err(HeadError::DuplicateHost);
+                }
+                if !value.iter().all(|&b| HOST_BYTE[b as usize]) {
+                    return Err(HeadError::BadHost);
+                }
+                self.host = true;
+            }
+            6 if name.eq_ignore_ascii_case(b"expect") => {
+                self.expect = if value.eq_ignore_ascii_case(b"100-continue")
+                    && self.expect != Expect::Unsupported
+                {
+                    Expect::Continue
+                } else {
+                    Expect::Unsupported
+                };
+            }
+            10 if name.eq_ignore_ascii_case(b"connection") => {
+                for token in value.split(|&b| b == b',').map(trim) {
+                    if token.eq_ignore_ascii_case(b"close") {
+                        self.close = true;
+                    } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                        self.keep_alive = true;
+                    } else if token.eq_ignore_ascii_case(b"upgrade") {
+                        self.upgrade = true;
+                    }
+                }
+            }
+            14 if name.eq_ignore_ascii_case(b"content-length") => {
+                if self.content_length.is_some() {
+                    return Err(HeadError::DuplicateContentLength);
+                }
+                self.content_length = Some(parse_content_length(value)?);
+            }
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+                if self.transfer_encoding {
+                    return Err(HeadError::BadTransferEncoding);
+                }
+                self.transfer_encoding = true;
+                self.read_codings(value)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn read_codings(&mut self, value: &[u8]) -> Result<(), HeadError> {
+        let mut chunked_seen = false;
+        let mut last_chunked = false;
+        for coding in value.split(|&b| b == b',').map(trim) {
+            if coding.is_empty() {
+                return Err(HeadError::BadTransferEncoding);
+            }
+            if coding.eq_ignore_ascii_case(b"chunked") {
+                if chunked_seen {
+                    // RFC 9112 6.1: chunked must not be applied more than once.
+                    return Err(HeadError::BadTransferEncoding);
+                }
+                chunked_seen = true;
+                last_chunked = true;
+            } else {
+                if !coding.iter().all(|&b| b.is_ascii_graphic() || b == b' ' || b == b'\t') {
+                    return Err(HeadError::BadTransferEncoding);
+                }
+                self.other_coding = true;
+                last_chunked = false;
+            }
+        }
+        self.chunked = last_chunked;
+        Ok(())
+    }
+
+    fn framing(&self, version: Version) -> Result<Framing, HeadError> {
+        if self.transfer_encoding {
+            if version == Version::Http10 {
+                return Err(HeadError::ChunkedOnHttp10);
+            }
+            if self.content_length.is_some() {
+                return Err(HeadError::LengthAndChunked);
+            }
+            if !self.chunked {
+                return Err(HeadError::BadTransferEncoding);
+            }
+            if self.other_coding {
+                return Err(HeadError::UnsupportedTransferCoding);
+            }
+            return Ok(Framing::Chunked);
+        }
+        Ok(match self.content_length {
+            None | Some(0) => Framing::Empty,
+            Some(n) => Framing::Length(n),
+        })
+    }
+}
+
+/// Content-Length: one or more ASCII digits, nothing else, no overflow.
+fn parse_content_length(value: &[u8]) -> Result<u64, HeadError> {
+    if value.is_empty() {
+        return Err(HeadError::BadContentLength);
+    }
+    let mut n: u64 = 0;
+    for &b in value {
+        if !b.is_ascii_digit() {
+            return Err(HeadError::BadContentLength);
+        }
+        n = n
+            .checked_mul(10)
+            .and_then(|n| n.checked_add(u64::from(b - b'0')))
+            .ok_or(HeadError::BadContentLength)?;
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+#[path = "head_tests.rs"]
+mod tests;

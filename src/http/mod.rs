@@ -1,0 +1,28 @@
+//! The HTTP/1.1 server engine: head parsing, body framing, connections, responses, routing.
+//!
+//! Nothing here knows about MCP. Later layers plug in through the [`Router`]:
+//! a [`Handler`] gets a borrowed [`Request`] and returns a [`Response`] that is
+//! whole, streamed (chunked or [`sse`]), or an upgrade that takes over the
+//! socket ([`Upgraded`]).
+//!
+//! Stages, one file each: [`head`] (request line and header fields),
+//! [`chunked`] (chunked body decoding), `conn` (the per-connection loop,
+//! limits and timeouts), `encode` (status line, framing headers, chunks),
+//! [`sse`] (event encoding), `router`, `request`, `response`, `upgrade`.
+
+pub mod chunked;
+pub(crate) mod conn;
+mod date;
+pub(crate) mod encode;
+pub mod head;
+mod request;
+mod response;
+pub(crate) mod router;
+pub mod sse;
+mod upgrade;
+
+pub use head::{Method, Version};
+pub use request::Request;
+pub use response::{BodyClosed, BodySender, InvalidHeader, Response, reason};
+pub use router::{Handler, Reply, Router};
+pub use upgrade::Upgraded;

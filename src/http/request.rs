@@ -1,0 +1,110 @@
+//! The request a handler sees: borrowed views into the connection's buffers.
+
+use std::net::SocketAddr;
+
+use super::head::{Head, HeaderSpan, Method, Version};
+
+/// A request as a handler receives it.
+///
+/// Everything is borrowed from the connection's read buffer: nothing of the
+/// head is copied, and a `Content-Length` body that arrived with the head is
+/// the very bytes the socket delivered. Copy what must outlive the handler.
+#[derive(Clone, Copy)]
+pub struct Request<'a> {
+    /// The head bytes; spans in `head` and `headers` index into them.
+    pub(crate) buf: &'a [u8],
+    pub(crate) head: &'a Head,
+    pub(crate) headers: &'a [HeaderSpan],
+    pub(crate) body: &'a [u8],
+    pub(crate) remote: SocketAddr,
+}
+
+impl std::fmt::Debug for Request<'_> {
+    // Header values and the body are never printed: they may carry tokens.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("method", &self.method())
+            .field("path", &self.path())
+            .field("version", &self.version())
+            .field("headers", &self.headers.len())
+            .field("body_len", &self.body.len())
+            .finish()
+    }
+}
+
+impl<'a> Request<'a> {
+    /// The method.
+    pub fn method(&self) -> Method {
+        self.head.method
+    }
+
+    /// The HTTP version.
+    pub fn version(&self) -> Version {
+        self.head.version
+    }
+
+    /// The request-target as sent (origin form `/p?q`, absolute form, or `*`).
+    pub fn target(&self) -> &'a str {
+        ascii(self.head.target.slice(self.buf))
+    }
+
+    /// The path, without the query (`/` for an absolute-form target with no path).
+    pub fn path(&self) -> &'a str {
+        match ascii(self.head.path.slice(self.buf)) {
+            "" => "/",
+            p => p,
+        }
+    }
+
+    /// The query string without the `?`, if the target had one.
+    pub fn query(&self) -> Option<&'a str> {
+        self.head.query.map(|q| ascii(q.slice(self.buf)))
+    }
+
+    /// The first value of a header, by case-insensitive name, without surrounding whitespace.
+    pub fn header(&self, name: &str) -> Option<&'a [u8]> {
+        self.header_all(name).next()
+    }
+
+    /// Every value of a header, in the order received.
+    pub fn header_all<'n>(&self, name: &'n str) -> impl Iterator<Item = &'a [u8]> + 'n
+    where
+        'a: 'n,
+    {
+        let buf = self.buf;
+        self.headers.iter().filter_map(move |h| {
+            h.name
+                .slice(buf)
+                .eq_ignore_ascii_case(name.as_bytes())
+                .then(|| h.value.slice(buf))
+        })
+    }
+
+    /// Every header as (name, value), in the order received.
+    pub fn headers(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> + 'a {
+        let buf = self.buf;
+        self.headers
+            .iter()
+            .map(move |h| (ascii(h.name.slice(buf)), h.value.slice(buf)))
+    }
+
+    /// The body (already de-chunked), empty when there was none.
+    pub fn body(&self) -> &'a [u8] {
+        self.body
+    }
+
+    /// The peer's address.
+    pub fn remote_addr(&self) -> SocketAddr {
+        self.remote
+    }
+
+    /// Whether the client sent `Connection: upgrade`.
+    pub fn wants_upgrade(&self) -> bool {
+        self.head.connection_upgrade
+    }
+}
+
+/// Target and header names were checked to be ASCII by the head parser.
+fn ascii(bytes: &[u8]) -> &str {
+    std::str::from_utf8(bytes).unwrap_or("")
+}

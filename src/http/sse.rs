@@ -1,0 +1,224 @@
+//! Server-Sent Events: the event encoder and a sender over a streamed response.
+//!
+//! An SSE response is a streamed body with `Content-Type: text/event-stream`,
+//! `Cache-Control: no-cache` and `X-Accel-Buffering: no` (so reverse proxies
+//! pass events through as they are written).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::response::{BodyClosed, BodySender, Response};
+
+/// One Server-Sent Event.
+///
+/// ```
+/// use snowflake_mcp::http::sse::Event;
+///
+/// let mut out = Vec::new();
+/// Event::new("line one\nline two").id("7").encode(&mut out).unwrap();
+/// assert_eq!(out, b"id: 7\ndata: line one\ndata: line two\n\n");
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Event<'a> {
+    id: Option<&'a str>,
+    event: Option<&'a str>,
+    retry: Option<Duration>,
+    data: &'a str,
+}
+
+/// An event field held a byte that would end the field early.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("SSE id and event name must not contain CR, LF or NUL")]
+pub struct InvalidEvent;
+
+impl<'a> Event<'a> {
+    /// An event carrying `data` (line breaks become separate `data:` lines).
+    pub fn new(data: &'a str) -> Self {
+        Event {
+            data,
+            ..Event::default()
+        }
+    }
+
+    /// Sets the event id (the client's `Last-Event-ID` when it reconnects).
+    pub fn id(mut self, id: &'a str) -> Self {
+        self.id = Some(id);
+        self
+    }
+
+    /// Sets the event type.
+    pub fn event(mut self, event: &'a str) -> Self {
+        self.event = Some(event);
+        self
+    }
+
+    /// Sets the reconnection delay the client should use.
+    pub fn retry(mut self, retry: Duration) -> Self {
+        self.retry = Some(retry);
+        self
+    }
+
+    /// Appends the encoded event, blank line included, to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), InvalidEvent> {
+        let bad = |s: &str| s.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0));
+        if self.id.is_some_and(bad) || self.event.is_some_and(bad) {
+            return Err(InvalidEvent);
+        }
+        if let Some(id) = self.id {
+            field(out, b"id", id.as_bytes());
+        }
+        if let Some(event) = self.event {
+            field(out, b"event", event.as_bytes());
+        }
+        if let Some(retry) = self.retry {
+            let mut n = itoa_buf();
+            field(out, b"retry", format_u64(retry.as_millis() as u64, &mut n));
+        }
+        let data = self.data.as_bytes();
+        let mut rest = data;
+        loop {
+            let end = rest.iter().position(|&b| b == b'\r' || b == b'\n');
+            let Some(end) = end else {
+                field(out, b"data", rest);
+                break;
+            };
+            field(out, b"data", &rest[..end]);
+            let skip = if rest[end] == b'\r' && rest.get(end + 1) == Some(&b'\n') {
+                2
+            } else {
+                1
+            };
+            rest = &rest[end + skip..];
+        }
+        out.push(b'\n');
+        Ok(())
+    }
+}
+
+fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.push(b'\n');
+}
+
+fn itoa_buf() -> [u8; 20] {
+    [0; 20]
+}
+
+fn format_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
+/// Sends events over an SSE response made by [`Response::sse`].
+#[derive(Clone, Debug)]
+pub struct SseSender {
+    body: BodySender,
+}
+
+impl Response {
+    /// A `200 text/event-stream` response and the sender that feeds it.
+    ///
+    /// `buffer` bounds the events queued before [`SseSender::send`] waits.
+    pub fn sse(buffer: usize) -> (Response, SseSender) {
+        let (resp, body) = Response::stream(200, buffer);
+        let resp = resp
+            .header("content-type", "text/event-stream")
+            .header("cache-control", "no-cache")
+            .header("x-accel-buffering", "no");
+        (resp, SseSender { body })
+    }
+}
+
+/// Why an event could not be sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The event was malformed.
+    #[error(transparent)]
+    Invalid(#[from] InvalidEvent),
+    /// The client is gone.
+    #[error(transparent)]
+    Closed(#[from] BodyClosed),
+}
+
+impl SseSender {
+    /// Encodes and sends one event, waiting while the queue is full.
+    pub async fn send(&self, event: &Event<'_>) -> Result<(), SendError> {
+        let mut out = Vec::with_capacity(event.data.len() + 32);
+        event.encode(&mut out)?;
+        Ok(self.body.send(Bytes::from(out)).await?)
+    }
+
+    /// Sends a comment line (`: text`), which clients ignore; useful as a keep-alive.
+    pub async fn comment(&self, text: &str) -> Result<(), SendError> {
+        let mut out = Vec::with_capacity(text.len() + 4);
+        out.extend_from_slice(b": ");
+        out.extend(text.bytes().filter(|b| !matches!(b, b'\r' | b'\n')));
+        out.extend_from_slice(b"\n\n");
+        Ok(self.body.send(Bytes::from(out)).await?)
+    }
+
+    /// Resolves when the client has gone away.
+    pub async fn closed(&self) {
+        self.body.closed().await
+    }
+
+    /// Whether the client has gone away.
+    pub fn is_closed(&self) -> bool {
+        self.body.is_closed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enc(e: Event<'_>) -> String {
+        let mut out = Vec::new();
+        e.encode(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn encodes_fields_in_order() {
+        let e = Event::new("{}")
+            .id("s1-3")
+            .event("message")
+            .retry(Duration::from_millis(1500));
+        assert_eq!(
+            enc(e),
+            "id: s1-3\nevent: message\nretry: 1500\ndata: {}\n\n"
+        );
+    }
+
+    #[test]
+    fn priming_event_has_empty_data() {
+        assert_eq!(enc(Event::new("").id("0")), "id: 0\ndata: \n\n");
+    }
+
+    #[test]
+    fn every_line_break_starts_a_data_line() {
+        assert_eq!(
+            enc(Event::new("a\r\nb\rc\nd\n")),
+            "data: a\ndata: b\ndata: c\ndata: d\ndata: \n\n"
+        );
+    }
+
+    #[test]
+    fn ids_with_line_breaks_are_refused() {
+        let mut out = Vec::new();
+        assert_eq!(Event::new("x").id("1\n2").encode(&mut out), Err(InvalidEvent));
+        assert_eq!(Event::new("x").event("a\rb").encode(&mut out), Err(InvalidEvent));
+        assert_eq!(Event::new("x").id("a\0").encode(&mut out), Err(InvalidEvent));
+        assert!(out.is_empty());
+    }
+}

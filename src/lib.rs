@@ -1,0 +1,68 @@
+//! snowflake-mcp: a Model Context Protocol server library for Snowflake.
+//!
+//! It serves MCP over stdio, Streamable HTTP and WebSocket to many clients at
+//! once, from inside whatever process links it. There is no web framework
+//! underneath: the HTTP/1.1 engine ([`http`]) is this crate's own, on raw
+//! tokio sockets, with `httparse` reading request heads and our own framing
+//! rules on top.
+//!
+//! # Example
+//!
+//! Serve a route on a free port, call it over a real socket, shut down:
+//!
+//! ```
+//! use snowflake_mcp::http::{Method, Request, Response, Router};
+//! use snowflake_mcp::{Config, Server};
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let router = Router::new().route(Method::Get, "/health", |_: Request<'_>| {
+//!     Response::json(200, r#"{"status":"ok"}"#)
+//! });
+//! let server = Server::bind(Config::new().port(0), router).await?;
+//! let addr = server.local_addr();
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! let serving = tokio::spawn(server.serve(async { let _ = stopped.await; }));
+//!
+//! let mut client = tokio::net::TcpStream::connect(addr).await?;
+//! client
+//!     .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+//!     .await?;
+//! let mut answer = String::new();
+//! client.read_to_string(&mut answer).await?;
+//! assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"));
+//! assert!(answer.ends_with(r#"{"status":"ok"}"#));
+//!
+//! stop.send(()).ok();
+//! serving.await??;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Layout
+//!
+//! - [`server`]: [`Server`] binds (127.0.0.1 by default), accepts under a
+//!   connection limit, and shuts down gracefully.
+//! - [`http`]: the HTTP/1.1 engine, one module per protocol stage: request
+//!   head ([`http::head`]), chunked bodies ([`http::chunked`]), the
+//!   connection loop with its limits and timeouts, response encoding,
+//!   Server-Sent Events ([`http::sse`]), and the [`http::Router`] that later
+//!   layers (MCP, WebSocket upgrade, operations endpoints) plug into.
+//! - [`config`]: [`Config`], every limit and timeout as a named constant with
+//!   its default and a setter.
+//! - [`shutdown`]: the shutdown signal fanned out to connections.
+//! - [`error`]: the public [`Error`].
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod server;
+pub mod shutdown;
+
+pub use config::Config;
+pub use error::Error;
+pub use server::Server;

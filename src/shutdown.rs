@@ -1,0 +1,77 @@
+//! One shutdown signal, fanned out to every connection.
+//!
+//! The server holds the [`Trigger`]; each connection holds a
+//! [`ShutdownSignal`] and `select!`s on it wherever it waits for a client.
+//! Completion is observed through guards: each connection task holds a
+//! clone of a channel sender, and the server knows every connection has
+//! finished when the receiving end reports that all senders are gone.
+
+use tokio::sync::{mpsc, watch};
+
+/// Resolves when the server begins a graceful shutdown.
+#[derive(Clone, Debug)]
+pub struct ShutdownSignal {
+    rx: watch::Receiver<bool>,
+}
+
+impl ShutdownSignal {
+    /// Whether shutdown has begun.
+    pub fn is_shutdown(&self) -> bool {
+        *self.rx.borrow()
+    }
+
+    /// Waits until shutdown begins (at once if it already has).
+    pub async fn recv(&mut self) {
+        // An error means the trigger is gone, which only happens once the
+        // server itself has stopped: treat it as shutdown too.
+        let _ = self.rx.wait_for(|&down| down).await;
+    }
+}
+
+/// The server's side of a [`ShutdownSignal`].
+#[derive(Debug)]
+pub(crate) struct Trigger {
+    tx: watch::Sender<bool>,
+}
+
+impl Trigger {
+    pub(crate) fn new() -> (Trigger, ShutdownSignal) {
+        let (tx, rx) = watch::channel(false);
+        (Trigger { tx }, ShutdownSignal { rx })
+    }
+
+    pub(crate) fn fire(&self) {
+        self.tx.send_replace(true);
+    }
+
+    pub(crate) fn signal(&self) -> ShutdownSignal {
+        ShutdownSignal {
+            rx: self.tx.subscribe(),
+        }
+    }
+}
+
+/// Held by each connection task; dropped when it ends.
+#[derive(Clone, Debug)]
+pub(crate) struct Guard {
+    _tx: mpsc::Sender<()>,
+}
+
+/// Waits for every [`Guard`] to be dropped.
+#[derive(Debug)]
+pub(crate) struct Completion {
+    rx: mpsc::Receiver<()>,
+}
+
+pub(crate) fn completion() -> (Guard, Completion) {
+    let (tx, rx) = mpsc::channel(1);
+    (Guard { _tx: tx }, Completion { rx })
+}
+
+impl Completion {
+    /// Resolves once every guard (the one returned by [`completion`] included) is dropped.
+    pub(crate) async fn wait(&mut self) {
+        // Nothing is ever sent: recv returns None when the last sender drops.
+        let _ = self.rx.recv().await;
+    }
+}
