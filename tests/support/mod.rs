@@ -1,0 +1,420 @@
+//! Helpers for integration tests: a server with test routes on a free port, and a raw client.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use snowflake_mcp::http::sse::Event;
+use snowflake_mcp::http::{Handler, Method, Reply, Request, Response, Router, Upgraded};
+use snowflake_mcp::server::StatsHandle;
+use snowflake_mcp::{Config, Server};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// How long a test waits for any single answer before failing.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+/// A running server with the test routes.
+pub struct TestServer {
+    pub addr: std::net::SocketAddr,
+    pub stats: StatsHandle,
+    /// Set when the `/forever` stream noticed its client went away.
+    pub stream_closed: Arc<AtomicBool>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), snowflake_mcp::Error>>>,
+}
+
+impl TestServer {
+    pub async fn start(config: Config) -> TestServer {
+        let stream_closed = Arc::new(AtomicBool::new(false));
+        let server = Server::bind(config.port(0), router(Arc::clone(&stream_closed)))
+            .await
+            .expect("bind");
+        let addr = server.local_addr();
+        let stats = server.stats();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.serve(async {
+            let _ = stopped.await;
+        }));
+        TestServer {
+            addr,
+            stats,
+            stream_closed,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub async fn connect(&self) -> Client {
+        Client::connect(self.addr).await
+    }
+
+    /// Begins a graceful shutdown without waiting for it.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Shuts down and waits for `serve` to return.
+    pub async fn shutdown(mut self) {
+        self.begin_shutdown();
+        let task = self.task.take().expect("task");
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("serve returned in time")
+            .expect("serve task")
+            .expect("serve result");
+    }
+
+    /// Waits for `serve` to return after `begin_shutdown`.
+    pub async fn join(mut self) {
+        let task = self.task.take().expect("task");
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("serve returned in time")
+            .expect("serve task")
+            .expect("serve result");
+    }
+}
+
+struct Slow;
+
+impl Handler for Slow {
+    fn call<'a>(&'a self, req: Request<'a>) -> Reply<'a> {
+        let ms: u64 = req
+            .query()
+            .and_then(|q| q.strip_prefix("ms="))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(300);
+        Reply::new(async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Response::text(200, "slow done")
+        })
+    }
+}
+
+struct Stream;
+
+impl Handler for Stream {
+    fn call<'a>(&'a self, _req: Request<'a>) -> Reply<'a> {
+        let (resp, tx) = Response::stream(200, 4);
+        tokio::spawn(async move {
+            for part in ["one", "two", "three"] {
+                if tx.send(part).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+        Reply::ready(resp.header("content-type", "text/plain"))
+    }
+}
+
+struct Sse;
+
+impl Handler for Sse {
+    fn call<'a>(&'a self, _req: Request<'a>) -> Reply<'a> {
+        let (resp, tx) = Response::sse(4);
+        tokio::spawn(async move {
+            let _ = tx.send(&Event::new("").id("0")).await;
+            for i in 1..=3 {
+                let id = i.to_string();
+                let data = format!("{{\"n\":{i}}}");
+                if tx.send(&Event::new(&data).id(&id).event("message")).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Reply::ready(resp)
+    }
+}
+
+/// An event stream that never ends by itself; records when the client leaves.
+struct Forever(Arc<AtomicBool>);
+
+impl Handler for Forever {
+    fn call<'a>(&'a self, _req: Request<'a>) -> Reply<'a> {
+        let (resp, tx) = Response::sse(4);
+        let flag = Arc::clone(&self.0);
+        tokio::spawn(async move {
+            let _ = tx.send(&Event::new("hello")).await;
+            tx.closed().await;
+            flag.store(true, Ordering::SeqCst);
+        });
+        Reply::ready(resp)
+    }
+}
+
+fn upgrade(_req: Request<'_>) -> Response {
+    Response::upgrade(|mut up: Upgraded| async move {
+        // Echo: first what arrived with the head, then whatever follows.
+        if up.stream.write_all(&up.read_ahead).await.is_err() {
+            return;
+        }
+        let mut buf = [0u8; 1024];
+        loop {
+            tokio::select! {
+                r = up.stream.read(&mut buf) => match r {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => if up.stream.write_all(&buf[..n]).await.is_err() { return },
+                },
+                () = up.shutdown.recv() => {
+                    let _ = up.stream.write_all(b"bye").await;
+                    return;
+                }
+            }
+        }
+    })
+    .header("upgrade", "echo")
+}
+
+pub fn router(stream_closed: Arc<AtomicBool>) -> Router {
+    Router::new()
+        .route(Method::Get, "/health", |_: Request<'_>| {
+            Response::static_body(200, "application/json", br#"{"status":"ok"}"#)
+        })
+        .route(Method::Post, "/echo", |req: Request<'_>| {
+            Response::text(200, req.body().to_vec())
+        })
+        .route(Method::Get, "/headers", |req: Request<'_>| {
+            let mut out = String::new();
+            for (name, value) in req.headers() {
+                out.push_str(&format!("{}={}\n", name.to_ascii_lowercase(), String::from_utf8_lossy(value)));
+            }
+            out.push_str(&format!("path={} query={:?}\n", req.path(), req.query()));
+            Response::text(200, out)
+        })
+        .route(Method::Get, "/big", |_: Request<'_>| {
+            Response::text(200, vec![b'x'; 100 * 1024])
+        })
+        .route(Method::Get, "/close", |_: Request<'_>| Response::text(200, "bye").close())
+        .route(Method::Get, "/nocontent", |_: Request<'_>| Response::new(204))
+        .route(Method::Get, "/slow", Slow)
+        .route(Method::Get, "/stream", Stream)
+        .route(Method::Get, "/sse", Sse)
+        .route(Method::Get, "/forever", Forever(stream_closed))
+        .route(Method::Get, "/upgrade", upgrade)
+}
+
+/// One parsed response.
+#[derive(Debug, Clone)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// The response bytes as received (chunk framing included).
+    pub raw: Vec<u8>,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn body_str(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The raw bytes with the Date value replaced, for exact comparisons.
+    pub fn raw_without_date(&self) -> String {
+        normalize_date(&String::from_utf8_lossy(&self.raw))
+    }
+}
+
+/// Replaces every `Date: ...` value with `<date>`.
+pub fn normalize_date(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find("Date: ") {
+        out.push_str(&rest[..i + 6]);
+        out.push_str("<date>");
+        let after = &rest[i + 6..];
+        let end = after.find("\r\n").unwrap_or(after.len());
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A client that writes raw bytes and reads responses.
+pub struct Client {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    pub async fn connect(addr: std::net::SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        stream.set_nodelay(true).unwrap();
+        Client {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.expect("send");
+    }
+
+    /// Sends, ignoring errors (the server may already have closed).
+    pub async fn try_send(&mut self, bytes: &[u8]) -> bool {
+        self.stream.write_all(bytes).await.is_ok()
+    }
+
+    async fn fill(&mut self) -> usize {
+        let mut chunk = [0u8; 8192];
+        match tokio::time::timeout(WAIT, self.stream.read(&mut chunk)).await {
+            Ok(Ok(n)) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                n
+            }
+            Ok(Err(_)) => 0,
+            Err(_) => panic!("no answer within {WAIT:?}; have {:?}", String::from_utf8_lossy(&self.buf)),
+        }
+    }
+
+    /// Reads one response to a request with `method` (HEAD responses have no body).
+    pub async fn read_response_to(&mut self, method: &str) -> Resp {
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; 64];
+            let mut parsed = httparse::Response::new(&mut headers);
+            match parsed.parse(&self.buf).expect("valid response head") {
+                httparse::Status::Complete(len) => {
+                    let status = parsed.code.unwrap();
+                    let headers: Vec<(String, String)> = parsed
+                        .headers
+                        .iter()
+                        .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
+                        .collect();
+                    return self.read_body(status, headers, len, method).await;
+                }
+                httparse::Status::Partial => {
+                    if self.fill().await == 0 {
+                        panic!("closed before a full head: {:?}", String::from_utf8_lossy(&self.buf));
+                    }
+                }
+            }
+        }
+    }
+
+    pub async fn read_response(&mut self) -> Resp {
+        self.read_response_to("GET").await
+    }
+
+    async fn read_body(&mut self, status: u16, headers: Vec<(String, String)>, head_len: usize, method: &str) -> Resp {
+        let get = |n: &str| {
+            headers
+                .iter()
+                .find(|(h, _)| h.eq_ignore_ascii_case(n))
+                .map(|(_, v)| v.clone())
+        };
+        let no_body = method == "HEAD" || status < 200 || status == 204 || status == 304;
+        let (body, total) = if no_body {
+            (Vec::new(), head_len)
+        } else if let Some(cl) = get("content-length") {
+            let n: usize = cl.parse().unwrap();
+            while self.buf.len() < head_len + n {
+                if self.fill().await == 0 {
+                    panic!("closed inside body");
+                }
+            }
+            (self.buf[head_len..head_len + n].to_vec(), head_len + n)
+        } else if get("transfer-encoding").is_some() {
+            loop {
+                if let Some((body, used)) = decode_chunked(&self.buf[head_len..]) {
+                    break (body, head_len + used);
+                }
+                if self.fill().await == 0 {
+                    panic!("closed inside chunked body");
+                }
+            }
+        } else {
+            while self.fill().await > 0 {}
+            (self.buf[head_len..].to_vec(), self.buf.len())
+        };
+        let raw: Vec<u8> = self.buf.drain(..total).collect();
+        Resp {
+            status,
+            headers,
+            body,
+            raw,
+        }
+    }
+
+    /// Reads the 100 Continue interim response.
+    pub async fn read_continue(&mut self) {
+        let want = b"HTTP/1.1 100 Continue\r\n\r\n";
+        while self.buf.len() < want.len() {
+            assert!(self.fill().await > 0, "closed before 100 Continue");
+        }
+        assert_eq!(&self.buf[..want.len()], want);
+        self.buf.drain(..want.len());
+    }
+
+    /// Reads exactly `n` raw bytes.
+    pub async fn read_exact_raw(&mut self, n: usize) -> Vec<u8> {
+        while self.buf.len() < n {
+            assert!(self.fill().await > 0, "closed early");
+        }
+        self.buf.drain(..n).collect()
+    }
+
+    /// Whether the server closes the connection (EOF) within `within`, with no more bytes sent.
+    pub async fn is_closed_within(&mut self, within: Duration) -> bool {
+        if !self.buf.is_empty() {
+            return false;
+        }
+        let mut chunk = [0u8; 64];
+        match tokio::time::timeout(within, self.stream.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => true,
+            Ok(Ok(n)) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Whether response bytes have arrived and not been read yet.
+    pub fn has_buffered(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
+    /// Whatever bytes arrive until the server closes.
+    pub async fn read_to_close(&mut self) -> Vec<u8> {
+        while self.fill().await > 0 {}
+        std::mem::take(&mut self.buf)
+    }
+}
+
+/// Decodes a complete chunked body; `None` if incomplete.
+fn decode_chunked(mut b: &[u8]) -> Option<(Vec<u8>, usize)> {
+    let total = b.len();
+    let mut out = Vec::new();
+    loop {
+        let line_end = b.windows(2).position(|w| w == b"\r\n")?;
+        let size_text = std::str::from_utf8(&b[..line_end]).unwrap();
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap(), 16).unwrap();
+        b = &b[line_end + 2..];
+        if size == 0 {
+            if b.len() < 2 {
+                return None;
+            }
+            assert_eq!(&b[..2], b"\r\n", "no trailers expected");
+            return Some((out, total - b.len() + 2));
+        }
+        if b.len() < size + 2 {
+            return None;
+        }
+        out.extend_from_slice(&b[..size]);
+        assert_eq!(&b[size..size + 2], b"\r\n");
+        b = &b[size + 2..];
+    }
+}
