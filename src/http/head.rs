@@ -479,21 +479,21 @@ fn classify(buf: &[u8], e: httparse::Error) -> HeadError {
     }
 }
 
-/// Whether the request line ends in a well-formed `HTTP/d.d` that httparse refused.
+/// Whether the request line is `METHOD TARGET HTTP/d.d` with a version httparse refused.
 fn version_shaped(buf: &[u8]) -> bool {
     let line_end = buf.iter().position(|&b| b == b'\r' || b == b'\n');
     let line = &buf[..line_end.unwrap_or(buf.len())];
-    match line.iter().rposition(|&b| b == b' ') {
-        Some(sp) => {
-            let v = &line[sp + 1..];
-            v.len() == 8
-                && v.starts_with(b"HTTP/")
-                && v[5].is_ascii_digit()
-                && v[6] == b'.'
-                && v[7].is_ascii_digit()
-        }
-        None => false,
-    }
+    let mut parts = line.split(|&b| b == b' ');
+    let (Some(_method), Some(_target), Some(v), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    v.len() == 8
+        && v.starts_with(b"HTTP/")
+        && v[5].is_ascii_digit()
+        && v[6] == b'.'
+        && v[7].is_ascii_digit()
 }
 
 /// True when every LF in the head is preceded by a CR (httparse also takes bare LF).
@@ -606,7 +606,11 @@ impl Fields {
                 if self.host {
                     return Err(HeadError::DuplicateHost);
                 }
-                if !value.iter().all(|&b| HOST_BYTE[b as usize]) {
+                // Like nginx: an empty Host, or one with an empty label, is refused.
+                if value.is_empty()
+                    || !value.iter().all(|&b| HOST_BYTE[b as usize])
+                    || value.windows(2).any(|w| w == b"..")
+                {
                     return Err(HeadError::BadHost);
                 }
                 self.host = true;

@@ -36,7 +36,6 @@ fn accepted_heads() {
         (b"POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n", Framing::Length(1), false, Expect::Nothing),
         (b"POST / HTTP/1.1\r\nHost: a\r\nExpect: gzip\r\n\r\n", Framing::Empty, true, Expect::Unsupported),
         (b"\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", Framing::Empty, true, Expect::Nothing),
-        (b"GET / HTTP/1.1\r\nHost:\r\n\r\n", Framing::Empty, true, Expect::Nothing),
         (b"GET / HTTP/1.1\r\nHost: [::1]:8000\r\n\r\n", Framing::Empty, true, Expect::Nothing),
     ];
     for (raw, framing, keep_alive, expect) in rows {
@@ -89,6 +88,8 @@ fn refused_heads() {
         (b"GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", HeadError::DuplicateHost),
         (b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", HeadError::BadHost),
         (b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", HeadError::BadHost),
+        (b"GET / HTTP/1.1\r\nHost:\r\n\r\n", HeadError::BadHost),
+        (b"GET / HTTP/1.1\r\nHost: a..b\r\n\r\n", HeadError::BadHost),
         // Content-Length.
         (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", HeadError::BadContentLength),
         (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +1\r\n\r\n", HeadError::BadContentLength),
