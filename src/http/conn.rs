@@ -17,7 +17,9 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout, timeout_at};
 
 use super::chunked::ChunkedDecoder;
-use super::encode::{BodyFraming, CONTINUE, ConnHeader, LAST_CHUNK, write_chunk, write_head};
+use super::encode::{
+    BodyFraming, CONTINUE, ConnHeader, Headers, LAST_CHUNK, write_chunk, write_head,
+};
 use super::head::{Expect, Framing, Head, HeaderSpan, Method, Version, parse_head};
 use super::request::Request;
 use super::response::{Body, OnUpgrade, Response, status_has_no_body};
@@ -218,7 +220,7 @@ impl Conn {
             write_head(
                 &mut self.wbuf,
                 status,
-                b"Content-Type: text/plain; charset=utf-8\r\n",
+                Headers::encoded(b"Content-Type: text/plain; charset=utf-8\r\n"),
                 BodyFraming::Length(msg.len() as u64),
                 ConnHeader::Close,
             );
@@ -363,7 +365,7 @@ impl Conn {
                     write_head(
                         &mut self.wbuf,
                         101,
-                        &response.headers,
+                        Headers::of(&response),
                         BodyFraming::None,
                         ConnHeader::Upgrade,
                     );
@@ -415,7 +417,7 @@ impl Conn {
         } else {
             BodyFraming::Length(body.len() as u64)
         };
-        write_head(&mut self.wbuf, response.status, &response.headers, framing, conn);
+        write_head(&mut self.wbuf, response.status, Headers::of(&response), framing, conn);
         if head.method != Method::Head && framing != BodyFraming::None {
             if body.len() <= COPY_BODY_LIMIT {
                 self.wbuf.extend_from_slice(body);
@@ -446,7 +448,7 @@ impl Conn {
             BodyFraming::UntilClose
         };
         let conn = self.conn_header(head, keep);
-        write_head(&mut self.wbuf, response.status, &response.headers, framing, conn);
+        write_head(&mut self.wbuf, response.status, Headers::of(&response), framing, conn);
         if head.method == Method::Head {
             return if keep { Next::KeepAlive } else { Next::Close };
         }

@@ -32,11 +32,36 @@ pub(crate) enum ConnHeader {
     Upgrade,
 }
 
+/// A response's own header fields, as [`write_head`] takes them.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Headers<'a> {
+    /// Name and value pairs.
+    pub(crate) inline: &'a [(&'a str, &'a str)],
+    /// Lines already encoded as `name: value\r\n`.
+    pub(crate) encoded: &'a [u8],
+}
+
+impl<'a> Headers<'a> {
+    pub(crate) fn of(response: &'a super::response::Response) -> Self {
+        Headers {
+            inline: response.inline_headers(),
+            encoded: &response.headers,
+        }
+    }
+
+    pub(crate) fn encoded(encoded: &'a [u8]) -> Self {
+        Headers {
+            inline: &[],
+            encoded,
+        }
+    }
+}
+
 /// Appends a complete response head (status line through the empty line) to `out`.
 pub(crate) fn write_head(
     out: &mut Vec<u8>,
     status: u16,
-    extra_headers: &[u8],
+    headers: Headers<'_>,
     framing: BodyFraming,
     conn: ConnHeader,
 ) {
@@ -48,7 +73,13 @@ pub(crate) fn write_head(
     out.extend_from_slice(b"\r\nDate: ");
     write_date(out);
     out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(extra_headers);
+    for (name, value) in headers.inline {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(headers.encoded);
     match framing {
         BodyFraming::Length(n) => {
             out.extend_from_slice(b"Content-Length: ");
@@ -119,20 +150,23 @@ mod tests {
         write_head(
             &mut out,
             200,
-            b"content-type: text/plain\r\n",
+            Headers {
+                inline: &[("content-type", "text/plain")],
+                encoded: b"x-a: b\r\n",
+            },
             BodyFraming::Length(12),
             ConnHeader::Omit,
         );
         assert_eq!(
             without_date(&out),
-            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nContent-Length: 12\r\n\r\n"
+            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nx-a: b\r\nContent-Length: 12\r\n\r\n"
         );
     }
 
     #[test]
     fn head_chunked_close() {
         let mut out = Vec::new();
-        write_head(&mut out, 503, b"", BodyFraming::Chunked, ConnHeader::Close);
+        write_head(&mut out, 503, Headers::default(), BodyFraming::Chunked, ConnHeader::Close);
         assert_eq!(
             without_date(&out),
             "HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"

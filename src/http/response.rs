@@ -29,10 +29,16 @@ pub(crate) enum Body {
     Stream(mpsc::Receiver<Bytes>),
 }
 
+/// How many compile-time headers a response holds without allocating.
+const INLINE_HEADERS: usize = 4;
+
 /// An HTTP response built by a handler.
 pub struct Response {
     pub(crate) status: u16,
-    /// Extra header lines, each already encoded as `name: value\r\n`.
+    /// Headers known at compile time, kept inline so fixed answers never allocate.
+    pub(crate) static_headers: [(&'static str, &'static str); INLINE_HEADERS],
+    pub(crate) static_count: u8,
+    /// Other header lines, each already encoded as `name: value\r\n`.
     pub(crate) headers: Vec<u8>,
     pub(crate) body: Body,
     /// The handler asks to close the connection after this response.
@@ -76,6 +82,8 @@ impl Response {
             } else {
                 500
             },
+            static_headers: [("", ""); INLINE_HEADERS],
+            static_count: 0,
             headers: Vec::new(),
             body: Body::Empty,
             close: false,
@@ -151,11 +159,31 @@ impl Response {
     /// header is one the server manages (see [`InvalidHeader::Reserved`]):
     /// those are programming errors. Use [`Response::try_header`] for values
     /// that come from input.
-    pub fn header(self, name: &'static str, value: &'static str) -> Self {
-        match self.try_header(name, value) {
-            Ok(r) => r,
-            Err(e) => panic!("Response::header({name:?}): {e}"),
+    pub fn header(mut self, name: &'static str, value: &'static str) -> Self {
+        if let Err(e) = check_header(name, value.as_bytes()) {
+            panic!("Response::header({name:?}): {e}");
         }
+        let n = usize::from(self.static_count);
+        if n < INLINE_HEADERS {
+            self.static_headers[n] = (name, value);
+            self.static_count += 1;
+            return self;
+        }
+        self.push_header(name, value.as_bytes());
+        self
+    }
+
+    fn push_header(&mut self, name: &str, value: &[u8]) {
+        self.headers.reserve(name.len() + value.len() + 4);
+        self.headers.extend_from_slice(name.as_bytes());
+        self.headers.extend_from_slice(b": ");
+        self.headers.extend_from_slice(value);
+        self.headers.extend_from_slice(b"\r\n");
+    }
+
+    /// The compile-time headers set so far.
+    pub(crate) fn inline_headers(&self) -> &[(&'static str, &'static str)] {
+        &self.static_headers[..usize::from(self.static_count)]
     }
 
     /// Adds a header, refusing names and values that could break the framing.
@@ -166,11 +194,7 @@ impl Response {
     ) -> Result<Self, InvalidHeader> {
         let value = value.as_ref();
         check_header(name, value)?;
-        self.headers.reserve(name.len() + value.len() + 4);
-        self.headers.extend_from_slice(name.as_bytes());
-        self.headers.extend_from_slice(b": ");
-        self.headers.extend_from_slice(value);
-        self.headers.extend_from_slice(b"\r\n");
+        self.push_header(name, value);
         Ok(self)
     }
 
@@ -187,6 +211,13 @@ impl Response {
 
     /// The value of an extra header this response carries (names compared case-insensitively).
     pub fn header_value(&self, name: &str) -> Option<&[u8]> {
+        if let Some((_, v)) = self
+            .inline_headers()
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
+            return Some(v.as_bytes());
+        }
         self.headers.split(|&b| b == b'\n').find_map(|line| {
             let line = line.strip_suffix(b"\r")?;
             let colon = line.iter().position(|&b| b == b':')?;
@@ -329,6 +360,14 @@ mod tests {
         let r = Response::new(200).try_header("X-Id", "abc").unwrap();
         assert_eq!(r.header_value("x-id"), Some(&b"abc"[..]));
         assert_eq!(r.header_value("x-other"), None);
+        let mut r = Response::new(200);
+        for name in ["a", "b", "c", "d", "e", "f"] {
+            r = r.header(name, "v");
+        }
+        assert_eq!(r.inline_headers().len(), 4);
+        assert_eq!(r.headers, b"e: v\r\nf: v\r\n");
+        assert_eq!(r.header_value("F"), Some(&b"v"[..]));
+        assert_eq!(r.header_value("A"), Some(&b"v"[..]));
     }
 
     #[test]

@@ -1,0 +1,168 @@
+//! Counts heap allocations: none for a request head, none on the server's
+//! thread for a whole keep-alive request to a fixed route.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use snowflake_mcp::http::head::{HeadLimits, parse_head};
+use snowflake_mcp::http::{Method, Request, Response, Router};
+use snowflake_mcp::{Config, Server};
+
+struct Counting;
+
+thread_local! {
+    static COUNTED_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+/// Set while a measurement runs (by whichever thread drives it).
+static MEASURING: AtomicBool = AtomicBool::new(false);
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+fn counted() -> bool {
+    MEASURING.load(Ordering::SeqCst) && COUNTED_THREAD.try_with(Cell::get).unwrap_or(false)
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the
+// counting touches only a const-initialized thread-local and atomics, which
+// never allocate.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if counted() {
+            ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        }
+        // SAFETY: same contract as our caller's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as our caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if counted() {
+            ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        }
+        // SAFETY: same contract as our caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// A typical MCP POST: about ten header fields.
+const MCP_POST: &[u8] = b"POST /mcp HTTP/1.1\r\n\
+Host: 127.0.0.1:8000\r\n\
+User-Agent: python-httpx/0.28.1\r\n\
+Accept: application/json, text/event-stream\r\n\
+Accept-Encoding: gzip, deflate\r\n\
+Connection: keep-alive\r\n\
+Content-Type: application/json\r\n\
+Content-Length: 58\r\n\
+MCP-Protocol-Version: 2025-11-25\r\n\
+Mcp-Session-Id: 3f0c9a1e7b2d4c5f8e6a0b1c2d3e4f50\r\n\
+Authorization: Bearer 0123456789abcdef\r\n\
+\r\n\
+{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\",\"params\":{}}";
+
+/// One test at a time: the counters are global.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+#[test]
+fn parsing_a_head_allocates_nothing() {
+    let _serial = SERIAL.lock().unwrap();
+    let limits = HeadLimits::default();
+    let mut spans = Vec::new();
+    // The span list grows once per connection; after that, never.
+    parse_head(MCP_POST, &limits, &mut spans).unwrap().unwrap();
+    COUNTED_THREAD.with(|c| c.set(true));
+    ALLOCATIONS.store(0, Ordering::SeqCst);
+    MEASURING.store(true, Ordering::SeqCst);
+    for _ in 0..1000 {
+        let head = parse_head(MCP_POST, &limits, &mut spans).unwrap().unwrap();
+        assert_eq!(head.method, Method::Post);
+    }
+    let during_parse = ALLOCATIONS.load(Ordering::SeqCst);
+    // Control: the counter does see an allocation on this thread.
+    let control = std::hint::black_box(Vec::<u8>::with_capacity(16));
+    MEASURING.store(false, Ordering::SeqCst);
+    COUNTED_THREAD.with(|c| c.set(false));
+    drop(control);
+    assert_eq!(during_parse, 0);
+    assert_eq!(ALLOCATIONS.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn keep_alive_request_allocates_nothing_on_the_server_thread() {
+    let _serial = SERIAL.lock().unwrap();
+    let fixed = server_allocations_per_request("/mcp");
+    println!("server-thread allocations per keep-alive request: {fixed}");
+    assert_eq!(fixed, 0.0);
+    // Control: a route whose handler copies the body is seen allocating.
+    let copying = server_allocations_per_request("/copy");
+    assert!(copying >= 1.0, "control route counted {copying} allocations per request");
+}
+
+/// Allocations on the server's thread per keep-alive round trip to `path`.
+fn server_allocations_per_request(path: &'static str) -> f64 {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // The runtime runs every server task on this thread; the client is another thread.
+    COUNTED_THREAD.with(|c| c.set(true));
+    let per_request = rt.block_on(async {
+        let router = Router::new()
+            .route(Method::Post, "/mcp", |req: Request<'_>| {
+                assert_eq!(req.body().len(), 58);
+                Response::static_body(200, "application/json", br#"{"jsonrpc":"2.0","id":1,"result":{}}"#)
+            })
+            .route(Method::Post, "/copy", |req: Request<'_>| {
+                let mut copy = req.body()[..10].to_vec();
+                copy.clear();
+                copy.extend_from_slice(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#);
+                Response::json(200, copy)
+            });
+        let server = Server::bind(Config::new().port(0), router).await.unwrap();
+        let addr = server.local_addr();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(server.serve(async {
+            let _ = stopped.await;
+        }));
+        let request = std::str::from_utf8(MCP_POST).unwrap().replacen("/mcp", path, 1);
+        let client = tokio::task::spawn_blocking(move || {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.set_nodelay(true).unwrap();
+            let mut buf = [0u8; 4096];
+            let mut round_trip = |s: &mut std::net::TcpStream| {
+                s.write_all(request.as_bytes()).unwrap();
+                let mut have = 0;
+                loop {
+                    have += s.read(&mut buf[have..]).unwrap();
+                    if buf[..have].ends_with(b"\"result\":{}}") {
+                        break;
+                    }
+                }
+            };
+            for _ in 0..100 {
+                round_trip(&mut s);
+            }
+            ALLOCATIONS.store(0, Ordering::SeqCst);
+            MEASURING.store(true, Ordering::SeqCst);
+            const N: u64 = 2000;
+            for _ in 0..N {
+                round_trip(&mut s);
+            }
+            MEASURING.store(false, Ordering::SeqCst);
+            ALLOCATIONS.load(Ordering::SeqCst) as f64 / N as f64
+        });
+        let per_request = client.await.unwrap();
+        stop.send(()).unwrap();
+        serving.await.unwrap().unwrap();
+        per_request
+    });
+    COUNTED_THREAD.with(|c| c.set(false));
+    per_request
+}
