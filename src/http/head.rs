@@ -392,12 +392,17 @@ pub fn parse_head(
     if req.headers.len() > max_headers {
         return Err(HeadError::TooManyHeaders);
     }
-    if !crlf_only(&buf[..len]) {
-        return Err(HeadError::BadLineEnding);
-    }
     let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
         return Err(HeadError::BadRequestLine);
     };
+    // httparse also ends lines at a bare LF: every line end must be CRLF here.
+    let target_end = Span::of(buf, target.as_bytes()).end as usize;
+    if !crlf_at(buf, target_end + " HTTP/1.1".len())
+        || buf[len - 2] != b'\r'
+        || !leading_lines_crlf(buf)
+    {
+        return Err(HeadError::BadLineEnding);
+    }
     let method = Method::from_token(method);
     let version = if minor == 1 {
         Version::Http11
@@ -411,12 +416,17 @@ pub fn parse_head(
     let (path, query) = split_target(buf, method, target.as_bytes())?;
 
     let mut fields = Fields::default();
+    headers.reserve(req.headers.len());
     for h in req.headers.iter() {
-        let value = trim(h.value);
-        fields.read(h.name.as_bytes(), value)?;
+        // httparse has already trimmed the value's surrounding whitespace.
+        let value = Span::of(buf, h.value);
+        if !crlf_after_value(buf, value.end as usize) {
+            return Err(HeadError::BadLineEnding);
+        }
+        fields.read(h.name.as_bytes(), h.value)?;
         headers.push(HeaderSpan {
             name: Span::of(buf, h.name.as_bytes()),
-            value: Span::of(buf, value),
+            value,
         });
     }
     let framing = fields.framing(version)?;
@@ -496,13 +506,37 @@ fn version_shaped(buf: &[u8]) -> bool {
         && v[7].is_ascii_digit()
 }
 
-/// True when every LF in the head is preceded by a CR (httparse also takes bare LF).
-fn crlf_only(head: &[u8]) -> bool {
-    // Two counting passes vectorize well; httparse already refuses a CR that is
-    // not followed by LF, so equal counts mean every LF has its CR.
-    let lf = head.iter().filter(|&&b| b == b'\n').count();
-    let cr = head.iter().filter(|&&b| b == b'\r').count();
-    lf == cr
+/// Whether `buf[at..]` starts with CRLF.
+fn crlf_at(buf: &[u8], at: usize) -> bool {
+    buf.get(at..at + 2) == Some(b"\r\n")
+}
+
+/// Whether the line holding a header value (which ends at `end`) ends with CRLF,
+/// after any trailing whitespace httparse trimmed off.
+#[inline(always)]
+fn crlf_after_value(buf: &[u8], end: usize) -> bool {
+    // The common case first: no trailing whitespace.
+    if let Some(&[b'\r', b'\n']) = buf.get(end..end + 2) {
+        return true;
+    }
+    let rest = &buf[end..];
+    let ws = rest
+        .iter()
+        .position(|&b| b != b' ' && b != b'\t')
+        .unwrap_or(rest.len());
+    crlf_at(rest, ws)
+}
+
+/// Whether the empty lines httparse skips before the request line are all CRLF.
+fn leading_lines_crlf(buf: &[u8]) -> bool {
+    let mut i = 0;
+    while matches!(buf.get(i), Some(b'\r' | b'\n')) {
+        if !crlf_at(buf, i) {
+            return false;
+        }
+        i += 2;
+    }
+    true
 }
 
 fn trim(value: &[u8]) -> &[u8] {
@@ -598,7 +632,20 @@ struct Fields {
     expect: Expect,
 }
 
+/// A Host value: host characters only; like nginx, not empty and no empty label (`..`).
+fn valid_host(value: &[u8]) -> bool {
+    let mut prev = 0u8;
+    for &b in value {
+        if !HOST_BYTE[b as usize] || (b == b'.' && prev == b'.') {
+            return false;
+        }
+        prev = b;
+    }
+    !value.is_empty()
+}
+
 impl Fields {
+    #[inline(always)]
     fn read(&mut self, name: &[u8], value: &[u8]) -> Result<(), HeadError> {
         // Dispatch on length first: most fields are none of these and fail one compare.
         match name.len() {
@@ -606,11 +653,7 @@ impl Fields {
                 if self.host {
                     return Err(HeadError::DuplicateHost);
                 }
-                // Like nginx: an empty Host, or one with an empty label, is refused.
-                if value.is_empty()
-                    || !value.iter().all(|&b| HOST_BYTE[b as usize])
-                    || value.windows(2).any(|w| w == b"..")
-                {
+                if !valid_host(value) {
                     return Err(HeadError::BadHost);
                 }
                 self.host = true;
