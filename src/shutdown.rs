@@ -1,6 +1,6 @@
 //! One shutdown signal, fanned out to every connection.
 //!
-//! The server holds the [`Trigger`]; each connection holds a
+//! The server holds the trigger; each connection holds a
 //! [`ShutdownSignal`] and `select!`s on it wherever it waits for a client.
 //! Completion is observed through guards: each connection task holds a
 //! clone of a channel sender, and the server knows every connection has

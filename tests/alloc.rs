@@ -102,7 +102,10 @@ fn keep_alive_request_allocates_nothing_on_the_server_thread() {
     assert_eq!(fixed, 0.0);
     // Control: a route whose handler copies the body is seen allocating.
     let copying = server_allocations_per_request("/copy");
-    assert!(copying >= 1.0, "control route counted {copying} allocations per request");
+    assert!(
+        copying >= 1.0,
+        "control route counted {copying} allocations per request"
+    );
 }
 
 /// Allocations on the server's thread per keep-alive round trip to `path`.
@@ -117,7 +120,11 @@ fn server_allocations_per_request(path: &'static str) -> f64 {
         let router = Router::new()
             .route(Method::Post, "/mcp", |req: Request<'_>| {
                 assert_eq!(req.body().len(), 58);
-                Response::static_body(200, "application/json", br#"{"jsonrpc":"2.0","id":1,"result":{}}"#)
+                Response::static_body(
+                    200,
+                    "application/json",
+                    br#"{"jsonrpc":"2.0","id":1,"result":{}}"#,
+                )
             })
             .route(Method::Post, "/copy", |req: Request<'_>| {
                 let mut copy = req.body()[..10].to_vec();
@@ -131,7 +138,9 @@ fn server_allocations_per_request(path: &'static str) -> f64 {
         let serving = tokio::spawn(server.serve(async {
             let _ = stopped.await;
         }));
-        let request = std::str::from_utf8(MCP_POST).unwrap().replacen("/mcp", path, 1);
+        let request = std::str::from_utf8(MCP_POST)
+            .unwrap()
+            .replacen("/mcp", path, 1);
         let client = tokio::task::spawn_blocking(move || {
             let mut s = std::net::TcpStream::connect(addr).unwrap();
             s.set_nodelay(true).unwrap();

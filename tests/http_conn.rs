@@ -64,7 +64,9 @@ async fn pipelined_requests_are_answered_in_order() {
     batch.extend_from_slice(HEALTH);
     batch.extend_from_slice(b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nthird\r\n0\r\n\r\n");
     batch.extend_from_slice(b"GET /missing HTTP/1.1\r\nHost: t\r\n\r\n");
-    batch.extend_from_slice(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nConnection: close\r\n\r\nfifth");
+    batch.extend_from_slice(
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nConnection: close\r\n\r\nfifth",
+    );
     c.send(&batch).await;
     let bodies: Vec<(u16, String)> = {
         let mut v = Vec::new();
@@ -116,12 +118,14 @@ async fn http10_closes_unless_keep_alive_is_asked() {
 
     let mut c = server.connect().await;
     for _ in 0..2 {
-        c.send(b"GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").await;
+        c.send(b"GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            .await;
         let r = c.read_response().await;
         assert_eq!(r.header("connection"), Some("keep-alive"));
     }
     // A streamed body on HTTP/1.0 has no chunked coding: it ends at close.
-    c.send(b"GET /stream HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").await;
+    c.send(b"GET /stream HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        .await;
     let raw = c.read_to_close().await;
     let text = normalize_date(&String::from_utf8_lossy(&raw));
     assert_eq!(
@@ -135,7 +139,8 @@ async fn http10_closes_unless_keep_alive_is_asked() {
 async fn client_connection_close_is_honoured() {
     let server = TestServer::start(Config::new()).await;
     let mut c = server.connect().await;
-    c.send(b"GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").await;
+    c.send(b"GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .await;
     let r = c.read_response().await;
     assert_eq!(r.header("connection"), Some("close"));
     assert!(c.is_closed_within(Duration::from_secs(2)).await);
@@ -160,7 +165,10 @@ async fn head_404_405_options_and_204() {
     // The same connection goes on: no body bytes were sent after the HEAD answer.
     c.send(b"GET /nope HTTP/1.1\r\nHost: t\r\n\r\n").await;
     let r = c.read_response().await;
-    assert_eq!((r.status, r.body_str().as_str()), (404, "no route for this path"));
+    assert_eq!(
+        (r.status, r.body_str().as_str()),
+        (404, "no route for this path")
+    );
     c.send(b"DELETE /health HTTP/1.1\r\nHost: t\r\n\r\n").await;
     let r = c.read_response().await;
     assert_eq!(r.status, 405);
@@ -176,7 +184,8 @@ async fn head_404_405_options_and_204() {
     c.send(HEALTH).await;
     assert_eq!(c.read_response().await.status, 200);
     // A refused request with an unread body closes the connection.
-    c.send(b"POST /health HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc").await;
+    c.send(b"POST /health HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc")
+        .await;
     let r = c.read_response().await;
     assert_eq!((r.status, r.header("connection")), (405, Some("close")));
     assert!(c.is_closed_within(Duration::from_secs(2)).await);
@@ -187,7 +196,8 @@ async fn head_404_405_options_and_204() {
 async fn expect_100_continue() {
     let server = TestServer::start(Config::new()).await;
     let mut c = server.connect().await;
-    c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n").await;
+    c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n")
+        .await;
     c.read_continue().await;
     c.send(b"ping").await;
     let r = c.read_response().await;
@@ -200,7 +210,10 @@ async fn expect_100_continue() {
 
     // No 100 when the body will not be read: the final answer comes at once.
     let mut c = server.connect().await;
-    c.send(b"POST /missing HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n").await;
+    c.send(
+        b"POST /missing HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n",
+    )
+    .await;
     let r = c.read_response().await;
     assert_eq!(r.status, 404);
     assert!(c.is_closed_within(Duration::from_secs(2)).await);
@@ -210,7 +223,8 @@ async fn expect_100_continue() {
     assert_eq!(c.read_response().await.status, 413);
 
     let mut c = server.connect().await;
-    c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nExpect: teapot\r\nContent-Length: 4\r\n\r\n").await;
+    c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nExpect: teapot\r\nContent-Length: 4\r\n\r\n")
+        .await;
     assert_eq!(c.read_response().await.status, 417);
     assert!(c.is_closed_within(Duration::from_secs(2)).await);
     server.shutdown().await;
@@ -221,7 +235,10 @@ async fn size_limits() {
     let server = TestServer::start(Config::new().max_body_bytes(1024)).await;
     // Head over 16 KiB.
     let mut c = server.connect().await;
-    let big = format!("GET /health HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n", "a".repeat(17 * 1024));
+    let big = format!(
+        "GET /health HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(17 * 1024)
+    );
     c.try_send(big.as_bytes()).await;
     let r = c.read_response().await;
     assert_eq!((r.status, r.header("connection")), (431, Some("close")));
@@ -249,22 +266,26 @@ async fn size_limits() {
     c.send(long.as_bytes()).await;
     assert_eq!(c.read_response().await.status, 414);
     let mut c = server.connect().await;
-    c.try_send(format!("GET /{}", "a".repeat(12 * 1024)).as_bytes()).await;
+    c.try_send(format!("GET /{}", "a".repeat(12 * 1024)).as_bytes())
+        .await;
     assert_eq!(c.read_response().await.status, 414);
     // Body over the limit: by Content-Length, and by chunked size.
     let mut c = server.connect().await;
-    c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1025\r\n\r\n").await;
+    c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1025\r\n\r\n")
+        .await;
     c.try_send(&[b'x'; 1025]).await;
     let r = c.read_response().await;
     assert_eq!((r.status, r.header("connection")), (413, Some("close")));
     let mut c = server.connect().await;
-    c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n200\r\n").await;
+    c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n200\r\n")
+        .await;
     c.try_send(&[b'x'; 512]).await;
     c.try_send(b"\r\n201\r\n").await;
     assert_eq!(c.read_response().await.status, 413);
     // At the limit is fine.
     let mut c = server.connect().await;
-    c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1024\r\n\r\n").await;
+    c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1024\r\n\r\n")
+        .await;
     c.send(&[b'y'; 1024]).await;
     let r = c.read_response().await;
     assert_eq!((r.status, r.body.len()), (200, 1024));
@@ -328,7 +349,10 @@ async fn head_deadline_is_not_reset_by_each_byte() {
     assert_eq!(r.status, 408);
     assert_eq!(r.header("connection"), Some("close"));
     assert!(elapsed >= timeout, "408 after {elapsed:?}");
-    assert!(elapsed < timeout * 3, "408 only after {elapsed:?}: deadline reset per read?");
+    assert!(
+        elapsed < timeout * 3,
+        "408 only after {elapsed:?}: deadline reset per read?"
+    );
     server.shutdown().await;
 }
 
@@ -355,9 +379,11 @@ async fn idle_connections_close_quietly() {
 
 #[tokio::test]
 async fn body_idle_timeout_answers_408() {
-    let server = TestServer::start(Config::new().body_idle_timeout(Duration::from_millis(200))).await;
+    let server =
+        TestServer::start(Config::new().body_idle_timeout(Duration::from_millis(200))).await;
     let mut c = server.connect().await;
-    c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc").await;
+    c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")
+        .await;
     let r = c.read_response().await;
     assert_eq!(r.status, 408);
     assert_eq!(r.body_str(), "request body not received in time");
@@ -374,7 +400,10 @@ async fn streamed_bodies_use_chunked_encoding() {
     assert_eq!(r.body_str(), "onetwothree");
     let raw = r.raw_without_date();
     assert!(raw.starts_with("HTTP/1.1 200 OK\r\nDate: <date>\r\ncontent-type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"), "{raw}");
-    assert!(raw.ends_with("\r\n\r\n3\r\none\r\n3\r\ntwo\r\n5\r\nthree\r\n0\r\n\r\n"), "{raw}");
+    assert!(
+        raw.ends_with("\r\n\r\n3\r\none\r\n3\r\ntwo\r\n5\r\nthree\r\n0\r\n\r\n"),
+        "{raw}"
+    );
     // Keep-alive survives a streamed body.
     c.send(HEALTH).await;
     assert_eq!(c.read_response().await.status, 200);
@@ -412,7 +441,8 @@ async fn closing_a_stream_tells_the_producer() {
 async fn large_bodies_are_written_whole() {
     let server = TestServer::start(Config::new()).await;
     let mut c = server.connect().await;
-    c.send(b"GET /big HTTP/1.1\r\nHost: t\r\n\r\nGET /health HTTP/1.1\r\nHost: t\r\n\r\n").await;
+    c.send(b"GET /big HTTP/1.1\r\nHost: t\r\n\r\nGET /health HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await;
     let r = c.read_response().await;
     assert_eq!(r.body.len(), 100 * 1024);
     assert!(r.body.iter().all(|&b| b == b'x'));
@@ -447,7 +477,8 @@ async fn shutdown_lets_a_request_in_flight_finish() {
     let mut idle = server.connect().await;
     idle.send(HEALTH).await;
     assert_eq!(idle.read_response().await.status, 200);
-    busy.send(b"GET /slow?ms=400 HTTP/1.1\r\nHost: t\r\n\r\n").await;
+    busy.send(b"GET /slow?ms=400 HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     server.begin_shutdown();
     // The idle keep-alive connection is closed at once.
@@ -458,7 +489,10 @@ async fn shutdown_lets_a_request_in_flight_finish() {
     assert_eq!(r.header("connection"), Some("close"));
     assert!(busy.is_closed_within(Duration::from_secs(2)).await);
     server.join().await;
-    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "still accepting");
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "still accepting"
+    );
 }
 
 #[tokio::test]
@@ -466,11 +500,16 @@ async fn shutdown_gives_up_after_its_timeout() {
     let mut server =
         TestServer::start(Config::new().shutdown_timeout(Duration::from_millis(200))).await;
     let mut c = server.connect().await;
-    c.send(b"GET /slow?ms=30000 HTTP/1.1\r\nHost: t\r\n\r\n").await;
+    c.send(b"GET /slow?ms=30000 HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     let start = Instant::now();
     server.begin_shutdown();
     server.join().await;
-    assert!(start.elapsed() < Duration::from_secs(2), "took {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        start.elapsed()
+    );
     assert!(c.is_closed_within(Duration::from_secs(2)).await);
 }

@@ -98,7 +98,10 @@ fn load() -> Vec<Case> {
 }
 
 fn method_of(raw: &[u8]) -> String {
-    let start = raw.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(0);
+    let start = raw
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(0);
     let end = raw[start..].iter().position(|&b| b == b' ').unwrap_or(0);
     String::from_utf8_lossy(&raw[start..start + end]).into_owned()
 }
@@ -121,12 +124,19 @@ async fn request_corpus() {
             first_body.get_or_insert(r.body);
         }
         if got != case.statuses {
-            failures.push(format!("{}: statuses {got:?}, want {:?}", case.name, case.statuses));
+            failures.push(format!(
+                "{}: statuses {got:?}, want {:?}",
+                case.name, case.statuses
+            ));
             continue;
         }
         if let Some(want) = &case.body {
             if first_body.as_ref() != Some(want) {
-                failures.push(format!("{}: body {:?}", case.name, first_body.map(|b| String::from_utf8_lossy(&b).into_owned())));
+                failures.push(format!(
+                    "{}: body {:?}",
+                    case.name,
+                    first_body.map(|b| String::from_utf8_lossy(&b).into_owned())
+                ));
             }
         }
         if case.close {
@@ -141,8 +151,18 @@ async fn request_corpus() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
     let refused = cases.iter().filter(|c| c.statuses[0] >= 400).count();
-    println!("{} cases, {} refused as malformed or over a limit", cases.len(), refused);
+    println!(
+        "{} cases, {} refused as malformed or over a limit",
+        cases.len(),
+        refused
+    );
     server.shutdown().await;
 }

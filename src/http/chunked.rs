@@ -139,7 +139,11 @@ impl ChunkedDecoder {
     /// finished (call again with the next bytes), and `Ok(Some(n))` when the
     /// body ended after `n` bytes of `input` (the rest belongs to the next
     /// request).
-    pub fn decode(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<Option<usize>, ChunkedError> {
+    pub fn decode(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<Option<usize>, ChunkedError> {
         let mut i = 0;
         while i < input.len() {
             if self.state == State::Data {
@@ -382,7 +386,11 @@ mod tests {
         ];
         for (input, want) in cases {
             assert_eq!(decode_all(input).err(), Some(*want), "{input:?}");
-            assert_eq!(decode_bytewise(input).err(), Some(*want), "{input:?} bytewise");
+            assert_eq!(
+                decode_bytewise(input).err(),
+                Some(*want),
+                "{input:?} bytewise"
+            );
         }
     }
 
@@ -391,14 +399,20 @@ mod tests {
         let mut ext = b"1;".to_vec();
         ext.extend(std::iter::repeat_n(b'a', MAX_EXTENSION_BYTES));
         ext.extend_from_slice(b"\r\n");
-        assert_eq!(decode_all(&ext).err(), Some(ChunkedError::ExtensionsTooLarge));
+        assert_eq!(
+            decode_all(&ext).err(),
+            Some(ChunkedError::ExtensionsTooLarge)
+        );
 
         let mut trailers = b"0\r\n".to_vec();
         for _ in 0..MAX_TRAILER_BYTES / 8 + 1 {
             trailers.extend_from_slice(b"X: abc\r\n");
         }
         trailers.extend_from_slice(b"\r\n");
-        assert_eq!(decode_all(&trailers).err(), Some(ChunkedError::TrailersTooLarge));
+        assert_eq!(
+            decode_all(&trailers).err(),
+            Some(ChunkedError::TrailersTooLarge)
+        );
     }
 
     #[test]

@@ -260,7 +260,9 @@ impl Conn {
             match read {
                 Ok(Ok(0)) | Ok(Err(_)) => return Err(Stop::Quiet),
                 Ok(Ok(_)) => {}
-                Err(_) if pending => return Err(Stop::Reply(408, "request head not received in time")),
+                Err(_) if pending => {
+                    return Err(Stop::Reply(408, "request head not received in time"));
+                }
                 Err(_) => return Err(Stop::Quiet),
             }
         }
@@ -330,7 +332,10 @@ impl Conn {
             self.flush().await?;
         }
         loop {
-            match self.decoder.decode(&self.rbuf[body_start..], &mut self.body) {
+            match self
+                .decoder
+                .decode(&self.rbuf[body_start..], &mut self.body)
+            {
                 Ok(Some(n)) => {
                     self.rbuf.drain(body_start..body_start + n);
                     return Ok(BodyAt::Decoded);
@@ -374,7 +379,9 @@ impl Conn {
                         Err(_) => Next::Close,
                     }
                 }
-                None => self.queue_whole(head, Response::text(500, "101 without an upgrade handler")),
+                None => {
+                    self.queue_whole(head, Response::text(500, "101 without an upgrade handler"))
+                }
             };
         }
         if matches!(response.body, Body::Stream(_)) && !status_has_no_body(response.status) {
@@ -417,7 +424,13 @@ impl Conn {
         } else {
             BodyFraming::Length(body.len() as u64)
         };
-        write_head(&mut self.wbuf, response.status, Headers::of(&response), framing, conn);
+        write_head(
+            &mut self.wbuf,
+            response.status,
+            Headers::of(&response),
+            framing,
+            conn,
+        );
         if head.method != Method::Head && framing != BodyFraming::None {
             if body.len() <= COPY_BODY_LIMIT {
                 self.wbuf.extend_from_slice(body);
@@ -448,7 +461,13 @@ impl Conn {
             BodyFraming::UntilClose
         };
         let conn = self.conn_header(head, keep);
-        write_head(&mut self.wbuf, response.status, Headers::of(&response), framing, conn);
+        write_head(
+            &mut self.wbuf,
+            response.status,
+            Headers::of(&response),
+            framing,
+            conn,
+        );
         if head.method == Method::Head {
             return if keep { Next::KeepAlive } else { Next::Close };
         }

@@ -91,7 +91,10 @@ mod tests {
             (4_102_444_800, "Fri, 01 Jan 2100 00:00:00 GMT"),
         ];
         for (secs, want) in cases {
-            assert_eq!(std::str::from_utf8(&format_imf_fixdate(*secs)).unwrap(), *want);
+            assert_eq!(
+                std::str::from_utf8(&format_imf_fixdate(*secs)).unwrap(),
+                *want
+            );
         }
     }
 

@@ -166,7 +166,13 @@ mod tests {
     #[test]
     fn head_chunked_close() {
         let mut out = Vec::new();
-        write_head(&mut out, 503, Headers::default(), BodyFraming::Chunked, ConnHeader::Close);
+        write_head(
+            &mut out,
+            503,
+            Headers::default(),
+            BodyFraming::Chunked,
+            ConnHeader::Close,
+        );
         assert_eq!(
             without_date(&out),
             "HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"

@@ -607,7 +607,11 @@ fn absolute_form_rest(target: &[u8]) -> Option<&[u8]> {
         .position(|&b| b == b'/' || b == b'?')
         .unwrap_or(rest.len());
     let authority = &rest[..authority_end];
-    if authority.is_empty() || !authority.iter().all(|&b| HOST_BYTE[b as usize] || b == b'@') {
+    if authority.is_empty()
+        || !authority
+            .iter()
+            .all(|&b| HOST_BYTE[b as usize] || b == b'@')
+    {
         return None;
     }
     Some(&rest[authority_end..])
@@ -711,7 +715,10 @@ impl Fields {
                 chunked_seen = true;
                 last_chunked = true;
             } else {
-                if !coding.iter().all(|&b| b.is_ascii_graphic() || b == b' ' || b == b'\t') {
+                if !coding
+                    .iter()
+                    .all(|&b| b.is_ascii_graphic() || b == b' ' || b == b'\t')
+                {
                     return Err(HeadError::BadTransferEncoding);
                 }
                 self.other_coding = true;

@@ -18,25 +18,120 @@ fn ok(raw: &[u8]) -> Head {
 fn accepted_heads() {
     // (request, framing, keep_alive, expect)
     let rows: &[(&[u8], Framing, bool, Expect)] = &[
-        (b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", Framing::Empty, true, Expect::Nothing),
-        (b"GET / HTTP/1.0\r\n\r\n", Framing::Empty, false, Expect::Nothing),
-        (b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", Framing::Empty, true, Expect::Nothing),
-        (b"GET / HTTP/1.0\r\nConnection: Keep-Alive, close\r\n\r\n", Framing::Empty, false, Expect::Nothing),
-        (b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", Framing::Empty, false, Expect::Nothing),
-        (b"GET / HTTP/1.1\r\nHost: a\r\nConnection: foo, CLOSE\r\n\r\n", Framing::Empty, false, Expect::Nothing),
-        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", Framing::Empty, true, Expect::Nothing),
-        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 42\r\n\r\n", Framing::Length(42), true, Expect::Nothing),
-        (b"POST / HTTP/1.1\r\nHost: a\r\ncontent-length:  7 \r\n\r\n", Framing::Length(7), true, Expect::Nothing),
-        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0007\r\n\r\n", Framing::Length(7), true, Expect::Nothing),
-        (b"POST / HTTP/1.0\r\nContent-Length: 3\r\n\r\n", Framing::Length(3), false, Expect::Nothing),
-        (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", Framing::Chunked, true, Expect::Nothing),
-        (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: CHUNKED\r\n\r\n", Framing::Chunked, true, Expect::Nothing),
-        (b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n", Framing::Length(1), true, Expect::Continue),
-        (b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n", Framing::Length(1), true, Expect::Continue),
-        (b"POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n", Framing::Length(1), false, Expect::Nothing),
-        (b"POST / HTTP/1.1\r\nHost: a\r\nExpect: gzip\r\n\r\n", Framing::Empty, true, Expect::Unsupported),
-        (b"\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", Framing::Empty, true, Expect::Nothing),
-        (b"GET / HTTP/1.1\r\nHost: [::1]:8000\r\n\r\n", Framing::Empty, true, Expect::Nothing),
+        (
+            b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+            Framing::Empty,
+            true,
+            Expect::Nothing,
+        ),
+        (
+            b"GET / HTTP/1.0\r\n\r\n",
+            Framing::Empty,
+            false,
+            Expect::Nothing,
+        ),
+        (
+            b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+            Framing::Empty,
+            true,
+            Expect::Nothing,
+        ),
+        (
+            b"GET / HTTP/1.0\r\nConnection: Keep-Alive, close\r\n\r\n",
+            Framing::Empty,
+            false,
+            Expect::Nothing,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+            Framing::Empty,
+            false,
+            Expect::Nothing,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: a\r\nConnection: foo, CLOSE\r\n\r\n",
+            Framing::Empty,
+            false,
+            Expect::Nothing,
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
+            Framing::Empty,
+            true,
+            Expect::Nothing,
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 42\r\n\r\n",
+            Framing::Length(42),
+            true,
+            Expect::Nothing,
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\ncontent-length:  7 \r\n\r\n",
+            Framing::Length(7),
+            true,
+            Expect::Nothing,
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0007\r\n\r\n",
+            Framing::Length(7),
+            true,
+            Expect::Nothing,
+        ),
+        (
+            b"POST / HTTP/1.0\r\nContent-Length: 3\r\n\r\n",
+            Framing::Length(3),
+            false,
+            Expect::Nothing,
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+            Framing::Chunked,
+            true,
+            Expect::Nothing,
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: CHUNKED\r\n\r\n",
+            Framing::Chunked,
+            true,
+            Expect::Nothing,
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n",
+            Framing::Length(1),
+            true,
+            Expect::Continue,
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n",
+            Framing::Length(1),
+            true,
+            Expect::Continue,
+        ),
+        (
+            b"POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n",
+            Framing::Length(1),
+            false,
+            Expect::Nothing,
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nExpect: gzip\r\n\r\n",
+            Framing::Empty,
+            true,
+            Expect::Unsupported,
+        ),
+        (
+            b"\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+            Framing::Empty,
+            true,
+            Expect::Nothing,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: [::1]:8000\r\n\r\n",
+            Framing::Empty,
+            true,
+            Expect::Nothing,
+        ),
     ];
     for (raw, framing, keep_alive, expect) in rows {
         let h = ok(raw);
@@ -141,7 +236,9 @@ fn every_prefix_is_partial() {
 fn target_forms_and_spans() {
     let raw = b"GET /a/b?c=d&e HTTP/1.1\r\nHost: x\r\nX-One:  v1 \r\n\r\n";
     let mut spans = Vec::new();
-    let h = parse_head(raw, &HeadLimits::default(), &mut spans).unwrap().unwrap();
+    let h = parse_head(raw, &HeadLimits::default(), &mut spans)
+        .unwrap()
+        .unwrap();
     assert_eq!(h.path.slice(raw), b"/a/b");
     assert_eq!(h.query.unwrap().slice(raw), b"c=d&e");
     assert_eq!(h.target.slice(raw), b"/a/b?c=d&e");
@@ -211,11 +308,19 @@ fn limits_are_enforced() {
         Err(HeadError::HeadTooLarge)
     );
     assert_eq!(
-        parse_head(&raw.as_bytes()[..raw.len() - 2], &limits(100, 20, 100), &mut spans),
+        parse_head(
+            &raw.as_bytes()[..raw.len() - 2],
+            &limits(100, 20, 100),
+            &mut spans
+        ),
         Err(HeadError::HeadTooLarge)
     );
     assert_eq!(
-        parse_head(&raw.as_bytes()[..raw.len() - 2], &limits(4096, 20, 100), &mut spans),
+        parse_head(
+            &raw.as_bytes()[..raw.len() - 2],
+            &limits(4096, 20, 100),
+            &mut spans
+        ),
         Ok(None)
     );
 }

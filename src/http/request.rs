@@ -72,12 +72,10 @@ impl<'a> Request<'a> {
         'a: 'n,
     {
         let buf = self.buf;
-        self.headers.iter().filter_map(move |h| {
-            h.name
-                .slice(buf)
-                .eq_ignore_ascii_case(name.as_bytes())
-                .then(|| h.value.slice(buf))
-        })
+        self.headers
+            .iter()
+            .filter(move |h| h.name.slice(buf).eq_ignore_ascii_case(name.as_bytes()))
+            .map(move |h| h.value.slice(buf))
     }
 
     /// Every header as (name, value), in the order received.

@@ -178,7 +178,9 @@ impl Router {
             return Lookup::Found(h);
         }
         match method {
-            Method::Head => find(Method::Get).map_or(Lookup::MethodNotAllowed(&route.allow), Lookup::Found),
+            Method::Head => {
+                find(Method::Get).map_or(Lookup::MethodNotAllowed(&route.allow), Lookup::Found)
+            }
             Method::Options => Lookup::Options(&route.allow),
             _ => Lookup::MethodNotAllowed(&route.allow),
         }

@@ -216,9 +216,18 @@ mod tests {
     #[test]
     fn ids_with_line_breaks_are_refused() {
         let mut out = Vec::new();
-        assert_eq!(Event::new("x").id("1\n2").encode(&mut out), Err(InvalidEvent));
-        assert_eq!(Event::new("x").event("a\rb").encode(&mut out), Err(InvalidEvent));
-        assert_eq!(Event::new("x").id("a\0").encode(&mut out), Err(InvalidEvent));
+        assert_eq!(
+            Event::new("x").id("1\n2").encode(&mut out),
+            Err(InvalidEvent)
+        );
+        assert_eq!(
+            Event::new("x").event("a\rb").encode(&mut out),
+            Err(InvalidEvent)
+        );
+        assert_eq!(
+            Event::new("x").id("a\0").encode(&mut out),
+            Err(InvalidEvent)
+        );
         assert!(out.is_empty());
     }
 }

@@ -124,7 +124,11 @@ impl Handler for Sse {
             for i in 1..=3 {
                 let id = i.to_string();
                 let data = format!("{{\"n\":{i}}}");
-                if tx.send(&Event::new(&data).id(&id).event("message")).await.is_err() {
+                if tx
+                    .send(&Event::new(&data).id(&id).event("message"))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -183,7 +187,11 @@ pub fn router(stream_closed: Arc<AtomicBool>) -> Router {
         .route(Method::Get, "/headers", |req: Request<'_>| {
             let mut out = String::new();
             for (name, value) in req.headers() {
-                out.push_str(&format!("{}={}\n", name.to_ascii_lowercase(), String::from_utf8_lossy(value)));
+                out.push_str(&format!(
+                    "{}={}\n",
+                    name.to_ascii_lowercase(),
+                    String::from_utf8_lossy(value)
+                ));
             }
             out.push_str(&format!("path={} query={:?}\n", req.path(), req.query()));
             Response::text(200, out)
@@ -191,8 +199,12 @@ pub fn router(stream_closed: Arc<AtomicBool>) -> Router {
         .route(Method::Get, "/big", |_: Request<'_>| {
             Response::text(200, vec![b'x'; 100 * 1024])
         })
-        .route(Method::Get, "/close", |_: Request<'_>| Response::text(200, "bye").close())
-        .route(Method::Get, "/nocontent", |_: Request<'_>| Response::new(204))
+        .route(Method::Get, "/close", |_: Request<'_>| {
+            Response::text(200, "bye").close()
+        })
+        .route(Method::Get, "/nocontent", |_: Request<'_>| {
+            Response::new(204)
+        })
         .route(Method::Get, "/slow", Slow)
         .route(Method::Get, "/stream", Stream)
         .route(Method::Get, "/sse", Sse)
@@ -276,7 +288,10 @@ impl Client {
                 n
             }
             Ok(Err(_)) => 0,
-            Err(_) => panic!("no answer within {WAIT:?}; have {:?}", String::from_utf8_lossy(&self.buf)),
+            Err(_) => panic!(
+                "no answer within {WAIT:?}; have {:?}",
+                String::from_utf8_lossy(&self.buf)
+            ),
         }
     }
 
@@ -291,13 +306,21 @@ impl Client {
                     let headers: Vec<(String, String)> = parsed
                         .headers
                         .iter()
-                        .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
+                        .map(|h| {
+                            (
+                                h.name.to_string(),
+                                String::from_utf8_lossy(h.value).into_owned(),
+                            )
+                        })
                         .collect();
                     return self.read_body(status, headers, len, method).await;
                 }
                 httparse::Status::Partial => {
                     if self.fill().await == 0 {
-                        panic!("closed before a full head: {:?}", String::from_utf8_lossy(&self.buf));
+                        panic!(
+                            "closed before a full head: {:?}",
+                            String::from_utf8_lossy(&self.buf)
+                        );
                     }
                 }
             }
@@ -308,7 +331,13 @@ impl Client {
         self.read_response_to("GET").await
     }
 
-    async fn read_body(&mut self, status: u16, headers: Vec<(String, String)>, head_len: usize, method: &str) -> Resp {
+    async fn read_body(
+        &mut self,
+        status: u16,
+        headers: Vec<(String, String)>,
+        head_len: usize,
+        method: &str,
+    ) -> Resp {
         let get = |n: &str| {
             headers
                 .iter()

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Installs every test dependency locally, then runs all the checks CI runs:
+# format, lints, docs, unit/integration/doc tests, benches in test mode, and
+# bounded fuzz runs. Safe to run again: installs are skipped when present.
+#
+#   bash scripts/test.sh            # everything
+#   FUZZ_SECONDS=120 bash scripts/test.sh
+#
+# Installs go to tool caches (cargo's bin directory), never system-wide by hand.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
+FUZZ_TARGETS=(http_head)
+
+step() { printf '\n==> %s\n' "$*"; }
+
+# A toolchain that can build cargo-fuzz targets: nightly when rustup has it,
+# otherwise the stable one with nightly flags unlocked for this build only.
+fuzz_toolchain() {
+  if rustup run nightly rustc --version >/dev/null 2>&1; then
+    echo "+nightly"
+  else
+    echo ""
+  fi
+}
+
+install_cargo_fuzz() {
+  if cargo fuzz --version >/dev/null 2>&1; then
+    return
+  fi
+  step "installing cargo-fuzz (tool cache: cargo's bin directory)"
+  cargo install cargo-fuzz --locked
+}
+
+step "format"
+cargo fmt --all -- --check
+(cd fuzz && cargo fmt --all -- --check)
+
+step "lints"
+cargo clippy --locked --all-targets -- -D warnings
+
+step "docs"
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps
+
+step "tests (unit, integration, doc)"
+cargo test --locked
+
+step "benches in test mode"
+cargo test --locked --benches
+
+step "fuzz (${FUZZ_SECONDS}s per target)"
+install_cargo_fuzz
+toolchain="$(fuzz_toolchain)"
+if [ -z "$toolchain" ]; then
+  export RUSTC_BOOTSTRAP=1
+fi
+(
+  cd fuzz
+  for target in "${FUZZ_TARGETS[@]}"; do
+    mkdir -p "corpus/$target"
+    # shellcheck disable=SC2086
+    cargo $toolchain fuzz run "$target" "corpus/$target" "seeds/$target" -- \
+      -max_total_time="$FUZZ_SECONDS" -dict=http.dict -print_final_stats=1 2>&1 |
+      grep -E '^(Done|stat::number_of_executed_units|==[0-9]+==|SUMMARY|thread .* panicked)' || true
+    # grep hides libFuzzer's chatter; the run's own status decides.
+    status="${PIPESTATUS[0]}"
+    if [ "$status" -ne 0 ]; then
+      echo "fuzz target $target failed (exit $status); crash inputs are in fuzz/artifacts/$target" >&2
+      exit "$status"
+    fi
+  done
+)
+
+step "all checks passed"
