@@ -672,6 +672,11 @@ impl Fields {
                 };
             }
             10 if name.eq_ignore_ascii_case(b"connection") => {
+                // The usual single tokens first, then the general list.
+                if value.eq_ignore_ascii_case(b"keep-alive") {
+                    self.keep_alive = true;
+                    return Ok(());
+                }
                 for token in value.split(|&b| b == b',').map(trim) {
                     if token.eq_ignore_ascii_case(b"close") {
                         self.close = true;
