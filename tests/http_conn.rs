@@ -513,3 +513,18 @@ async fn shutdown_gives_up_after_its_timeout() {
     );
     assert!(c.is_closed_within(Duration::from_secs(2)).await);
 }
+
+#[tokio::test]
+async fn a_panicking_handler_gets_a_500_and_the_server_goes_on() {
+    let server = TestServer::start(Config::new()).await;
+    let mut c = server.connect().await;
+    c.send(b"GET /panic HTTP/1.1\r\nHost: t\r\n\r\n").await;
+    let r = c.read_response().await;
+    assert_eq!((r.status, r.header("connection")), (500, Some("close")));
+    assert_eq!(r.body_str(), "internal error in request handler");
+    assert!(c.is_closed_within(Duration::from_secs(2)).await);
+    let mut c = server.connect().await;
+    c.send(HEALTH).await;
+    assert_eq!(c.read_response().await.status, 200);
+    server.shutdown().await;
+}

@@ -6,9 +6,13 @@
 //! one write buffer and flushed only before the connection would wait for
 //! the client, so pipelined requests get their answers in one write.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -23,7 +27,7 @@ use super::encode::{
 use super::head::{Expect, Framing, Head, HeaderSpan, Method, Version, parse_head};
 use super::request::Request;
 use super::response::{Body, OnUpgrade, Response, status_has_no_body};
-use super::router::Lookup;
+use super::router::{Lookup, Reply};
 use super::upgrade::Upgraded;
 use crate::server::Shared;
 use crate::shutdown::ShutdownSignal;
@@ -183,7 +187,16 @@ impl Conn {
             body,
             remote: self.remote,
         };
-        let response = handler.call(req).await;
+        // A panicking handler costs its own request, not the connection task:
+        // the client gets a 500 and the connection closes.
+        let response = match std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(req))) {
+            Ok(reply) => CatchPanic(reply).await,
+            Err(_) => None,
+        };
+        let response = response.unwrap_or_else(|| {
+            tracing::error!("request handler panicked");
+            Response::text(500, "internal error in request handler").close()
+        });
         let consumed = head.len
             + match body_at {
                 BodyAt::InBuffer(n) => n,
@@ -552,6 +565,22 @@ impl Conn {
             if n == 0 {
                 break;
             }
+        }
+    }
+}
+
+/// Polls a handler's reply, turning a panic into `None`.
+struct CatchPanic<'a>(Reply<'a>);
+
+impl Future for CatchPanic<'_> {
+    type Output = Option<Response>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Response>> {
+        let reply = &mut self.0;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(reply).poll(cx))) {
+            Ok(Poll::Ready(r)) => Poll::Ready(Some(r)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(_) => Poll::Ready(None),
         }
     }
 }

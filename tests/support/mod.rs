@@ -205,6 +205,10 @@ pub fn router(stream_closed: Arc<AtomicBool>) -> Router {
         .route(Method::Get, "/nocontent", |_: Request<'_>| {
             Response::new(204)
         })
+        .route(Method::Get, "/panic", |req: Request<'_>| {
+            let _ = req.body()[usize::MAX / 2];
+            Response::new(200)
+        })
         .route(Method::Get, "/slow", Slow)
         .route(Method::Get, "/stream", Stream)
         .route(Method::Get, "/sse", Sse)
