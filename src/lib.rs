@@ -60,6 +60,7 @@
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod jsonrpc;
 pub mod server;
 pub mod shutdown;
 

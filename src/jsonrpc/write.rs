@@ -1,0 +1,114 @@
+//! Writing JSON-RPC messages straight into an output buffer.
+//!
+//! Ids are echoed byte for byte; results are written by the caller's
+//! closure or copied from bytes serialized earlier, so a fixed answer is a
+//! few `extend_from_slice` calls.
+
+use super::{Id, RpcError};
+
+/// Appends `{"jsonrpc":"2.0","id":ID,"result":` ... `}` with the result written by `result`.
+pub fn write_result_with(out: &mut Vec<u8>, id: Id<'_>, result: impl FnOnce(&mut Vec<u8>)) {
+    out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+    out.extend_from_slice(id.raw().as_bytes());
+    out.extend_from_slice(br#","result":"#);
+    result(out);
+    out.push(b'}');
+}
+
+/// Appends a result response whose result is already JSON.
+pub fn write_result(out: &mut Vec<u8>, id: Id<'_>, result: &[u8]) {
+    write_result_with(out, id, |out| out.extend_from_slice(result));
+}
+
+/// Appends an error response; `id` is `null` when the request's id could not be read.
+pub fn write_error(out: &mut Vec<u8>, id: Option<Id<'_>>, error: &RpcError) {
+    out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+    match id {
+        Some(id) => out.extend_from_slice(id.raw().as_bytes()),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(br#","error":{"code":"#);
+    out.extend_from_slice(error.code.to_string().as_bytes());
+    out.extend_from_slice(br#","message":"#);
+    write_json_string(out, &error.message);
+    if let Some(data) = &error.data {
+        out.extend_from_slice(br#","data":"#);
+        out.extend_from_slice(data.as_bytes());
+    }
+    out.extend_from_slice(b"}}");
+}
+
+/// Appends a notification; `params` must be a JSON object (or empty for none).
+pub fn write_notification(out: &mut Vec<u8>, method: &str, params: &[u8]) {
+    out.extend_from_slice(br#"{"jsonrpc":"2.0","method":"#);
+    write_json_string(out, method);
+    if !params.is_empty() {
+        out.extend_from_slice(br#","params":"#);
+        out.extend_from_slice(params);
+    }
+    out.push(b'}');
+}
+
+/// Appends a request from this side; `id` is written as a number.
+pub fn write_request(out: &mut Vec<u8>, id: u64, method: &str, params: &[u8]) {
+    out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+    out.extend_from_slice(id.to_string().as_bytes());
+    out.extend_from_slice(br#","method":"#);
+    write_json_string(out, method);
+    if !params.is_empty() {
+        out.extend_from_slice(br#","params":"#);
+        out.extend_from_slice(params);
+    }
+    out.push(b'}');
+}
+
+/// Appends `s` as a JSON string literal.
+pub fn write_json_string(out: &mut Vec<u8>, s: &str) {
+    // Writing into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jsonrpc::{Message, parse};
+
+    fn id_of(input: &str) -> Id<'_> {
+        match parse(input.as_bytes()).unwrap() {
+            Message::Request(r) => r.id,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn echoes_ids_byte_for_byte() {
+        let input = r#"{"jsonrpc":"2.0","id":"x\u0041","method":"ping"}"#;
+        let mut out = Vec::new();
+        write_result(&mut out, id_of(input), b"{}");
+        assert_eq!(out, br#"{"jsonrpc":"2.0","id":"x\u0041","result":{}}"#);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["id"], "xA");
+    }
+
+    #[test]
+    fn errors_escape_messages() {
+        let mut out = Vec::new();
+        let e = RpcError::new(-32602, "bad \"cursor\"\n").with_data(r#"{"supported":["a"]}"#);
+        write_error(&mut out, None, &e);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["id"], serde_json::Value::Null);
+        assert_eq!(v["error"]["code"], -32602);
+        assert_eq!(v["error"]["message"], "bad \"cursor\"\n");
+        assert_eq!(v["error"]["data"]["supported"][0], "a");
+    }
+
+    #[test]
+    fn notifications_and_requests() {
+        let mut out = Vec::new();
+        write_notification(&mut out, "notifications/tools/list_changed", b"");
+        assert_eq!(out, br#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#);
+        out.clear();
+        write_request(&mut out, 9, "roots/list", b"{}");
+        assert_eq!(out, br#"{"jsonrpc":"2.0","id":9,"method":"roots/list","params":{}}"#);
+    }
+}
