@@ -6,7 +6,8 @@
 #   bash scripts/test.sh            # everything
 #   FUZZ_SECONDS=120 bash scripts/test.sh
 #
-# Installs go to tool caches (cargo's bin directory), never system-wide by hand.
+# Installs go to ignored folders of the repo (.venv for the Python clients) or
+# tool caches (cargo's bin directory), never system-wide by hand.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +23,18 @@ fuzz_toolchain() {
     echo "+nightly"
   else
     echo ""
+  fi
+}
+
+# The Python SDK (a real MCP client) and pytest, in the repo's own .venv.
+install_python() {
+  if [ ! -x .venv/bin/python ]; then
+    step "creating .venv"
+    python3 -m venv .venv
+  fi
+  if ! .venv/bin/python -m pip install -q --disable-pip-version-check -r tests/python/requirements.txt; then
+    echo "could not install tests/python/requirements.txt into .venv" >&2
+    exit 1
   fi
 }
 
@@ -45,6 +58,11 @@ RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps
 
 step "tests (unit, integration, doc)"
 cargo test --locked
+
+step "real MCP clients (Python SDK) against the example servers"
+install_python
+cargo build --locked --examples
+(cd tests/python && ../../.venv/bin/python -m pytest -q)
 
 step "benches in test mode"
 cargo test --locked --benches

@@ -61,8 +61,10 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod jsonrpc;
+pub mod mcp;
 pub mod server;
 pub mod shutdown;
+pub mod transport;
 
 pub use config::Config;
 pub use error::Error;

@@ -12,6 +12,7 @@ mod parse;
 pub mod write;
 
 pub use parse::{Id, Message, ParseError, Request, Response, parse, parse_batch};
+pub(crate) use parse::{Str, is_batch, present};
 pub use serde_json::value::RawValue;
 
 /// Invalid JSON was received.

@@ -96,7 +96,7 @@ pub struct ParseError<'a> {
 /// `Option` it would always allocate.
 #[derive(Deserialize)]
 #[serde(transparent)]
-struct Str<'a>(#[serde(borrow)] Cow<'a, str>);
+pub(crate) struct Str<'a>(#[serde(borrow)] pub(crate) Cow<'a, str>);
 
 /// The envelope as serde sees it; every member borrowed.
 #[derive(Deserialize)]
@@ -116,7 +116,7 @@ struct Envelope<'a> {
 }
 
 /// Keeps a member that is present but `null` (serde's `Option` would drop it).
-fn present<'de, D>(d: D) -> Result<Option<&'de RawValue>, D::Error>
+pub(crate) fn present<'de, D>(d: D) -> Result<Option<&'de RawValue>, D::Error>
 where
     D: serde::Deserializer<'de>,
 {
@@ -144,7 +144,10 @@ pub fn parse(bytes: &[u8]) -> Result<Message<'_>, ParseError<'_>> {
     if first != Some(&b'{') {
         // Not an object: an invalid request if it is JSON at all, else a parse error.
         let error = match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
-            Ok(_) => RpcError::new(INVALID_REQUEST, "invalid request: a message must be a JSON object"),
+            Ok(_) => RpcError::new(
+                INVALID_REQUEST,
+                "invalid request: a message must be a JSON object",
+            ),
             Err(e) => RpcError::new(PARSE_ERROR, format!("parse error: {e}")),
         };
         return Err(ParseError { id: None, error });
@@ -214,7 +217,10 @@ fn classify(e: Envelope<'_>) -> Result<Message<'_>, ParseError<'_>> {
     }
     if let Some(Str(method)) = e.method {
         if e.result.is_some() || e.error.is_some() {
-            return Err(invalid(id, "a request cannot carry \"result\" or \"error\""));
+            return Err(invalid(
+                id,
+                "a request cannot carry \"result\" or \"error\"",
+            ));
         }
         if let Some(p) = e.params
             && !matches!(p.get().as_bytes().first(), Some(b'{' | b'['))
@@ -236,7 +242,12 @@ fn classify(e: Envelope<'_>) -> Result<Message<'_>, ParseError<'_>> {
     let outcome = match (e.result, e.error) {
         (Some(r), None) => Ok(r),
         (None, Some(err)) => Err(err),
-        (Some(_), Some(_)) => return Err(invalid(id, "a response has \"result\" or \"error\", not both")),
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                id,
+                "a response has \"result\" or \"error\", not both",
+            ));
+        }
         (None, None) => return Err(invalid(id, "missing \"method\"")),
     };
     if id.is_none() && outcome.is_ok() {
@@ -259,13 +270,21 @@ mod tests {
 
     fn err(input: &str) -> (Option<String>, i32, String) {
         let e = parse(input.as_bytes()).unwrap_err();
-        (e.id.map(|i| i.raw().to_string()), e.error.code, e.error.message)
+        (
+            e.id.map(|i| i.raw().to_string()),
+            e.error.code,
+            e.error.message,
+        )
     }
 
     #[test]
     fn requests_notifications_responses() {
-        let m = parse(br#"{"jsonrpc":"2.0","id":"a\"b","method":"tools/call","params":{"name":"x"}}"#).unwrap();
-        let Message::Request(r) = m else { panic!("{m:?}") };
+        let m =
+            parse(br#"{"jsonrpc":"2.0","id":"a\"b","method":"tools/call","params":{"name":"x"}}"#)
+                .unwrap();
+        let Message::Request(r) = m else {
+            panic!("{m:?}")
+        };
         assert_eq!(r.id.raw(), r#""a\"b""#);
         assert_eq!(r.method, "tools/call");
         assert!(matches!(r.method, Cow::Borrowed(_)));
@@ -276,9 +295,19 @@ mod tests {
         assert!(matches!(m, Message::Notification { params: None, .. }));
 
         let m = parse(br#"{"jsonrpc":"2.0","id":-3,"result":{}}"#).unwrap();
-        assert!(matches!(m, Message::Response(Response { outcome: Ok(_), .. })));
-        let m = parse(br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"x"}}"#).unwrap();
-        assert!(matches!(m, Message::Response(Response { id: None, outcome: Err(_) })));
+        assert!(matches!(
+            m,
+            Message::Response(Response { outcome: Ok(_), .. })
+        ));
+        let m =
+            parse(br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"x"}}"#).unwrap();
+        assert!(matches!(
+            m,
+            Message::Response(Response {
+                id: None,
+                outcome: Err(_)
+            })
+        ));
 
         // Escapes in a method name are decoded (the one case that allocates).
         let m = parse(br#"{"jsonrpc":"2.0","id":1,"method":"pi\u006eg"}"#).unwrap();
@@ -289,7 +318,14 @@ mod tests {
 
     #[test]
     fn parse_errors_have_null_id() {
-        for input in ["", "{", "{\"jsonrpc\":\"2.0\",", "not json", "{\"id\":1,}", "\u{1}"] {
+        for input in [
+            "",
+            "{",
+            "{\"jsonrpc\":\"2.0\",",
+            "not json",
+            "{\"id\":1,}",
+            "\u{1}",
+        ] {
             let (id, code, msg) = err(input);
             assert_eq!((id, code), (None, PARSE_ERROR), "{input:?}");
             assert!(msg.starts_with("parse error: "), "{msg}");
@@ -299,19 +335,67 @@ mod tests {
     #[test]
     fn invalid_requests_say_why_and_keep_the_id() {
         let rows = [
-            (r#"{"id":1,"method":"ping"}"#, Some("1"), "\"jsonrpc\" must be \"2.0\""),
-            (r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#, Some("1"), "\"jsonrpc\" must be \"2.0\""),
-            (r#"{"jsonrpc":"2.0","id":{},"method":"ping"}"#, None, "\"id\" must be a string or a number"),
-            (r#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#, None, "\"id\" must be a string or a number"),
-            (r#"{"jsonrpc":"2.0","id":true,"method":"ping"}"#, None, "\"id\" must be a string or a number"),
-            (r#"{"jsonrpc":"2.0","id":2,"method":"ping","params":3}"#, Some("2"), "\"params\" must be an object or an array"),
-            (r#"{"jsonrpc":"2.0","id":2,"method":"ping","params":null}"#, Some("2"), "\"params\" must be an object or an array"),
-            (r#"{"jsonrpc":"2.0","id":2}"#, Some("2"), "missing \"method\""),
-            (r#"{"jsonrpc":"2.0","id":2,"result":1,"error":{}}"#, Some("2"), "not both"),
-            (r#"{"jsonrpc":"2.0","id":2,"method":"x","result":1}"#, Some("2"), "cannot carry"),
+            (
+                r#"{"id":1,"method":"ping"}"#,
+                Some("1"),
+                "\"jsonrpc\" must be \"2.0\"",
+            ),
+            (
+                r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#,
+                Some("1"),
+                "\"jsonrpc\" must be \"2.0\"",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":{},"method":"ping"}"#,
+                None,
+                "\"id\" must be a string or a number",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#,
+                None,
+                "\"id\" must be a string or a number",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":true,"method":"ping"}"#,
+                None,
+                "\"id\" must be a string or a number",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":2,"method":"ping","params":3}"#,
+                Some("2"),
+                "\"params\" must be an object or an array",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":2,"method":"ping","params":null}"#,
+                Some("2"),
+                "\"params\" must be an object or an array",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":2}"#,
+                Some("2"),
+                "missing \"method\"",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":2,"result":1,"error":{}}"#,
+                Some("2"),
+                "not both",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":2,"method":"x","result":1}"#,
+                Some("2"),
+                "cannot carry",
+            ),
             (r#"{"jsonrpc":"2.0","result":1}"#, None, "needs the \"id\""),
-            (r#"{"jsonrpc":"2.0","id":"s","method":7}"#, Some("\"s\""), "invalid type"),
-            (r#"{"jsonrpc":"2.0","id":3,"id":4,"method":"ping"}"#, None, "duplicate field"),
+            (
+                r#"{"jsonrpc":"2.0","id":"s","method":7}"#,
+                Some("\"s\""),
+                "invalid type",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":3,"id":4,"method":"ping"}"#,
+                None,
+                "duplicate field",
+            ),
             ("[1]", None, "must be a JSON object"),
             ("42", None, "must be a JSON object"),
             ("\"ping\"", None, "must be a JSON object"),
@@ -328,9 +412,15 @@ mod tests {
     fn batches() {
         assert!(is_batch(b"  [{}]"));
         assert!(!is_batch(b" {}"));
-        let members = parse_batch(br#"[{"jsonrpc":"2.0","id":1,"method":"ping"}, {"jsonrpc":"2.0","method":"n"}]"#).unwrap();
+        let members = parse_batch(
+            br#"[{"jsonrpc":"2.0","id":1,"method":"ping"}, {"jsonrpc":"2.0","method":"n"}]"#,
+        )
+        .unwrap();
         assert_eq!(members.len(), 2);
-        assert!(matches!(parse(members[0].get().as_bytes()), Ok(Message::Request(_))));
+        assert!(matches!(
+            parse(members[0].get().as_bytes()),
+            Ok(Message::Request(_))
+        ));
         let e = parse_batch(b"[]").unwrap_err();
         assert_eq!(e.error.code, INVALID_REQUEST);
         let e = parse_batch(b"[{]").unwrap_err();

@@ -106,9 +106,15 @@ mod tests {
     fn notifications_and_requests() {
         let mut out = Vec::new();
         write_notification(&mut out, "notifications/tools/list_changed", b"");
-        assert_eq!(out, br#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#);
+        assert_eq!(
+            out,
+            br#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#
+        );
         out.clear();
         write_request(&mut out, 9, "roots/list", b"{}");
-        assert_eq!(out, br#"{"jsonrpc":"2.0","id":9,"method":"roots/list","params":{}}"#);
+        assert_eq!(
+            out,
+            br#"{"jsonrpc":"2.0","id":9,"method":"roots/list","params":{}}"#
+        );
     }
 }

@@ -1,0 +1,187 @@
+//! The per-call context a tool handler receives.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use serde_json::value::RawValue;
+use tokio::sync::{mpsc, watch};
+
+use super::version::ProtocolVersion;
+use crate::jsonrpc::write::write_notification;
+
+/// Severity of a log message (RFC 5424 levels, as MCP names them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// Debug.
+    Debug,
+    /// Info.
+    Info,
+    /// Notice.
+    Notice,
+    /// Warning.
+    Warning,
+    /// Error.
+    Error,
+    /// Critical.
+    Critical,
+    /// Alert.
+    Alert,
+    /// Emergency.
+    Emergency,
+}
+
+/// Where a session sends messages of its own (notifications, requests) to the client.
+///
+/// Transports that cannot carry them (a plain JSON HTTP answer) have none.
+#[derive(Clone, Debug)]
+pub struct Peer {
+    tx: mpsc::Sender<Vec<u8>>,
+}
+
+impl Peer {
+    /// A peer whose messages arrive, already encoded, on the returned receiver.
+    pub fn channel(buffer: usize) -> (Peer, mpsc::Receiver<Vec<u8>>) {
+        let (tx, rx) = mpsc::channel(buffer.max(1));
+        (Peer { tx }, rx)
+    }
+
+    /// Sends one encoded message; false when the client is gone.
+    pub async fn send(&self, message: Vec<u8>) -> bool {
+        self.tx.send(message).await.is_ok()
+    }
+}
+
+/// What a running tool can learn and do.
+#[derive(Clone, Debug)]
+pub struct Context {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    request_id: String,
+    version: ProtocolVersion,
+    progress_token: Option<Box<RawValue>>,
+    peer: Option<Peer>,
+    min_log_level: Option<LogLevel>,
+    cancelled: watch::Receiver<bool>,
+    /// Last progress sent, as f64 bits; progress must increase. Relaxed: one
+    /// call's own counter, ordering nothing else.
+    last_progress: AtomicU64,
+}
+
+impl Context {
+    pub(crate) fn new(
+        request_id: String,
+        version: ProtocolVersion,
+        progress_token: Option<Box<RawValue>>,
+        peer: Option<Peer>,
+        min_log_level: Option<LogLevel>,
+        cancelled: watch::Receiver<bool>,
+    ) -> Context {
+        Context {
+            inner: Arc::new(Inner {
+                request_id,
+                version,
+                progress_token,
+                peer,
+                min_log_level,
+                cancelled,
+                last_progress: AtomicU64::new(f64::NEG_INFINITY.to_bits()),
+            }),
+        }
+    }
+
+    /// The JSON-RPC id of the call, as raw JSON.
+    pub fn request_id(&self) -> &str {
+        &self.inner.request_id
+    }
+
+    /// The protocol version the call was made under.
+    pub fn protocol_version(&self) -> ProtocolVersion {
+        self.inner.version
+    }
+
+    /// The progress token the client sent in `_meta`, as raw JSON, if any.
+    pub fn progress_token(&self) -> Option<&RawValue> {
+        self.inner.progress_token.as_deref()
+    }
+
+    /// Whether the client cancelled the call.
+    pub fn is_cancelled(&self) -> bool {
+        *self.inner.cancelled.borrow()
+    }
+
+    /// Resolves when the client cancels the call.
+    pub async fn cancelled(&self) {
+        let mut rx = self.inner.cancelled.clone();
+        let _ = rx.wait_for(|&c| c).await;
+    }
+
+    /// Reports progress when the client asked for it (`_meta.progressToken`).
+    ///
+    /// Progress must increase: a value not above the last one is dropped.
+    /// Returns whether a notification was sent.
+    pub async fn progress(&self, progress: f64, total: Option<f64>, message: Option<&str>) -> bool {
+        let (Some(token), Some(peer)) = (&self.inner.progress_token, &self.inner.peer) else {
+            return false;
+        };
+        let last = f64::from_bits(self.inner.last_progress.load(Ordering::Relaxed));
+        // NaN and non-increasing values are both dropped.
+        if progress.partial_cmp(&last) != Some(std::cmp::Ordering::Greater) {
+            return false;
+        }
+        self.inner
+            .last_progress
+            .store(progress.to_bits(), Ordering::Relaxed);
+        let mut params = serde_json::Map::new();
+        params.insert("progressToken".into(), raw_to_value(token));
+        params.insert("progress".into(), progress.into());
+        if let Some(total) = total {
+            params.insert("total".into(), total.into());
+        }
+        if let Some(message) = message {
+            params.insert("message".into(), message.into());
+        }
+        let mut out = Vec::with_capacity(128);
+        write_notification(
+            &mut out,
+            "notifications/progress",
+            Value::Object(params).to_string().as_bytes(),
+        );
+        peer.send(out).await
+    }
+
+    /// Sends a log message (`notifications/message`) unless the client filtered it out.
+    ///
+    /// Before 2026-07-28 everything is sent until `logging/setLevel` sets a
+    /// threshold; from 2026-07-28 on, only requests that opted in with a
+    /// `_meta` log level get messages.
+    pub async fn log(&self, level: LogLevel, data: Value) -> bool {
+        let Some(peer) = &self.inner.peer else {
+            return false;
+        };
+        let wanted = match self.inner.min_log_level {
+            Some(min) => level >= min,
+            None => !self.inner.version.is_modern(),
+        };
+        if !wanted {
+            return false;
+        }
+        let params = serde_json::json!({ "level": level, "data": data });
+        let mut out = Vec::with_capacity(128);
+        write_notification(
+            &mut out,
+            "notifications/message",
+            params.to_string().as_bytes(),
+        );
+        peer.send(out).await
+    }
+}
+
+fn raw_to_value(raw: &RawValue) -> Value {
+    serde_json::from_str(raw.get()).unwrap_or(Value::Null)
+}

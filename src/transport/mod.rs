@@ -1,0 +1,3 @@
+//! Transports: how MCP messages travel between a client and a [`crate::mcp::Session`].
+
+pub mod stdio;

@@ -1,0 +1,147 @@
+//! MCP over stdio: one JSON-RPC message per line on stdin and stdout.
+//!
+//! Nothing but MCP messages is written to the output; logs belong on
+//! stderr. Requests run concurrently (a long tool call does not hold up a
+//! `ping`, and a `notifications/cancelled` reaches the call it names);
+//! every answer is written whole, one line each, by a single writer. At end
+//! of input the calls in flight finish, their answers are written, and the
+//! function returns.
+
+use std::io;
+use std::sync::Arc;
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::task::JoinSet;
+
+use crate::jsonrpc::write::write_error;
+use crate::jsonrpc::{INVALID_REQUEST, RpcError};
+use crate::mcp::{Dispatched, McpServer, Peer, Session};
+
+/// Longest accepted line. Default: 4 MiB.
+pub const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
+/// Messages queued for the writer before senders wait. Default: 256.
+const OUTBOUND_QUEUE: usize = 256;
+
+/// Serves one client over `input` and `output` until `input` ends.
+pub async fn serve<R, W>(server: McpServer, input: R, output: W) -> io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let (peer, mut outbound) = Peer::channel(OUTBOUND_QUEUE);
+    let writer = tokio::spawn(async move {
+        let mut output = output;
+        while let Some(mut message) = outbound.recv().await {
+            message.push(b'\n');
+            output.write_all(&message).await?;
+            // Drain what is already queued before flushing: fewer syscalls under load.
+            while let Ok(mut more) = outbound.try_recv() {
+                more.push(b'\n');
+                output.write_all(&more).await?;
+            }
+            output.flush().await?;
+        }
+        io::Result::Ok(())
+    });
+    let session = Arc::new(Session::new(server, Some(peer.clone())));
+    let mut input = BufReader::new(input);
+    let mut line = Vec::new();
+    let mut out = Vec::new();
+    let mut calls = JoinSet::new();
+    loop {
+        line.clear();
+        let n = read_line(&mut input, &mut line).await?;
+        if n == 0 {
+            break;
+        }
+        // Reap finished calls so the set does not grow without bound.
+        while calls.try_join_next().is_some() {}
+        if line.len() > MAX_LINE_BYTES {
+            let e = RpcError::new(
+                INVALID_REQUEST,
+                format!("invalid request: message longer than {MAX_LINE_BYTES} bytes"),
+            );
+            let mut msg = Vec::new();
+            write_error(&mut msg, None, &e);
+            if !peer.send(msg).await {
+                break;
+            }
+            continue;
+        }
+        let message = trim_line(&line);
+        if message.is_empty() {
+            continue;
+        }
+        match session.dispatch(message, &mut out) {
+            Dispatched::Done => {}
+            Dispatched::Call(call) => {
+                let call = call.into_owned(&session);
+                let peer = peer.clone();
+                calls.spawn(async move {
+                    if let Some(answer) = call.run().await {
+                        peer.send(answer).await;
+                    }
+                });
+            }
+            Dispatched::Batch => {
+                let session = Arc::clone(&session);
+                let peer = peer.clone();
+                let batch = message.to_vec();
+                calls.spawn(async move {
+                    if let Some(answer) = session.handle(&batch).await {
+                        peer.send(answer).await;
+                    }
+                });
+            }
+        }
+        if !out.is_empty() {
+            let answer = std::mem::replace(&mut out, Vec::with_capacity(256));
+            if !peer.send(answer).await {
+                break;
+            }
+        }
+    }
+    while calls.join_next().await.is_some() {}
+    drop(session);
+    drop(peer);
+    writer.await.map_err(io::Error::other)?
+}
+
+/// Reads up to and including the next newline, keeping at most
+/// `MAX_LINE_BYTES + 1` bytes of an over-long line (the rest is dropped).
+async fn read_line<R: AsyncRead + Unpin>(
+    input: &mut BufReader<R>,
+    line: &mut Vec<u8>,
+) -> io::Result<usize> {
+    let mut total = 0;
+    loop {
+        let available = input.fill_buf().await?;
+        if available.is_empty() {
+            return Ok(total);
+        }
+        let (chunk, done) = match available.iter().position(|&b| b == b'\n') {
+            Some(i) => (&available[..=i], true),
+            None => (available, false),
+        };
+        let room = (MAX_LINE_BYTES + 1).saturating_sub(line.len());
+        line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        let used = chunk.len();
+        input.consume(used);
+        total += used;
+        if done {
+            return Ok(total);
+        }
+    }
+}
+
+fn trim_line(line: &[u8]) -> &[u8] {
+    let end = line
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(0, |i| i + 1);
+    let start = line[..end]
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(end);
+    &line[start..end]
+}

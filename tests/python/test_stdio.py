@@ -1,0 +1,71 @@
+"""The Python SDK 2.x as a real client of our stdio transport (examples/conformance.rs)."""
+
+import pytest
+from mcp import Client, StdioServerParameters
+from mcp.shared.exceptions import MCPError
+
+from conftest import example_binary
+
+pytestmark = pytest.mark.anyio
+
+MODES = ["legacy", "auto", "2026-07-28"]
+
+
+def server_params() -> StdioServerParameters:
+    return StdioServerParameters(command=example_binary("conformance"), args=["--transport", "stdio"])
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_lists_and_calls_tools(mode):
+    async with Client(server_params(), mode=mode) as client:
+        if mode == "legacy":
+            assert client.session.protocol_version == "2025-11-25"
+        else:
+            assert client.session.protocol_version == "2026-07-28"
+        listed = await client.list_tools()
+        names = [t.name for t in listed.tools]
+        assert "test_simple_text" in names and "test_error_handling" in names
+        result = await client.call_tool("test_simple_text", {})
+        assert not result.is_error
+        assert result.content[0].text == "This is a simple text response for testing."
+        image = await client.call_tool("test_image_content", {})
+        assert image.content[0].type == "image" and image.content[0].mime_type == "image/png"
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_tool_errors_are_results_unknown_tools_are_errors(mode):
+    async with Client(server_params(), mode=mode) as client:
+        failed = await client.call_tool("test_error_handling", {})
+        assert failed.is_error
+        assert "intentionally returns an error" in failed.content[0].text
+        with pytest.raises(MCPError) as err:
+            await client.call_tool("no_such_tool", {})
+        assert err.value.error.code == -32602
+        assert "no_such_tool" in err.value.error.message
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_progress_notifications_increase(mode):
+    seen = []
+
+    async def on_progress(progress, total, message):
+        seen.append((progress, total, message))
+
+    async with Client(server_params(), mode=mode) as client:
+        result = await client.call_tool("test_tool_with_progress", {}, progress_callback=on_progress)
+        assert not result.is_error
+    assert [p for p, _, _ in seen] == [0, 50, 100]
+    assert all(total == 100 for _, total, _ in seen)
+    assert seen[-1][2] == "Completed step 100 of 100"
+
+
+async def test_legacy_logging_reaches_the_client():
+    messages = []
+
+    async def on_log(params):
+        messages.append(params.data)
+
+    async with Client(server_params(), mode="legacy", logging_callback=on_log) as client:
+        result = await client.call_tool("test_tool_with_logging", {})
+        assert result.content[0].text == "Tool with logging executed successfully"
+    assert messages == ["Tool execution started", "Tool processing data", "Tool execution completed"]
