@@ -407,9 +407,13 @@ impl OwnedToolCall {
                 );
                 let watcher = ctx.clone();
                 let output = tokio::select! {
-                    out = tool.handler.call(ctx, self.arguments.as_deref()) => Some(out),
+                    // Cancellation first: a handler that ends because it saw the
+                    // cancellation must not have its answer sent.
+                    biased;
                     () = watcher.cancelled() => None,
+                    out = tool.handler.call(ctx, self.arguments.as_deref()) => Some(out),
                 };
+                let output = output.filter(|_| !watcher.is_cancelled());
                 session
                     .inflight
                     .lock()
@@ -441,3 +445,7 @@ fn encode_output(out: &mut Vec<u8>, output: &ToolOutput, version: ProtocolVersio
     }
     let _ = serde_json::to_writer(&mut *out, &v);
 }
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;
