@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
-FUZZ_TARGETS=(http_head)
+FUZZ_TARGETS=(http_head jsonrpc_message)
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -79,7 +79,7 @@ fi
     mkdir -p "corpus/$target"
     # shellcheck disable=SC2086
     cargo $toolchain fuzz run "$target" "corpus/$target" "seeds/$target" -- \
-      -max_total_time="$FUZZ_SECONDS" -dict=http.dict -print_final_stats=1 2>&1 |
+      -max_total_time="$FUZZ_SECONDS" -dict="dicts/$target.dict" -print_final_stats=1 2>&1 |
       grep -E '^(Done|stat::number_of_executed_units|==[0-9]+==|SUMMARY|thread .* panicked)' || true
     # grep hides libFuzzer's chatter; the run's own status decides.
     status="${PIPESTATUS[0]}"

@@ -72,7 +72,7 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 #[test]
 fn parsing_a_head_allocates_nothing() {
-    let _serial = SERIAL.lock().unwrap();
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let limits = HeadLimits::default();
     let mut spans = Vec::new();
     // The span list grows once per connection; after that, never.
@@ -96,7 +96,7 @@ fn parsing_a_head_allocates_nothing() {
 
 #[test]
 fn keep_alive_request_allocates_nothing_on_the_server_thread() {
-    let _serial = SERIAL.lock().unwrap();
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let fixed = server_allocations_per_request("/mcp");
     println!("server-thread allocations per keep-alive request: {fixed}");
     assert_eq!(fixed, 0.0);
@@ -174,4 +174,90 @@ fn server_allocations_per_request(path: &'static str) -> f64 {
     });
     COUNTED_THREAD.with(|c| c.set(false));
     per_request
+}
+
+mod dispatch {
+    use super::*;
+    use snowflake_mcp::mcp::{Dispatched, McpServer, Session, Tool, ToolOutput};
+
+    fn session() -> Session {
+        let server = McpServer::builder("alloc", "0")
+            .tool(Tool::raw(
+                "execute_query",
+                "Runs a query.",
+                serde_json::json!({"type": "object"}),
+                |_ctx, _args| async { ToolOutput::text("") },
+            ))
+            .build();
+        let session = Session::new(server, None);
+        let mut out = Vec::new();
+        let init = br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"a","version":"0"}}}"#;
+        let _ = session.dispatch(init, &mut out);
+        session
+    }
+
+    /// Allocations of `rounds` dispatches of `message` after one warm-up, on this thread.
+    fn count(session: &Session, message: &[u8], out: &mut Vec<u8>, rounds: usize) -> u64 {
+        out.clear();
+        let _ = session.dispatch(message, out);
+        COUNTED_THREAD.with(|c| c.set(true));
+        ALLOCATIONS.store(0, Ordering::SeqCst);
+        MEASURING.store(true, Ordering::SeqCst);
+        for _ in 0..rounds {
+            out.clear();
+            match session.dispatch(message, out) {
+                Dispatched::Done | Dispatched::Call(_) => {}
+                Dispatched::Batch => panic!("not a batch"),
+            }
+        }
+        MEASURING.store(false, Ordering::SeqCst);
+        COUNTED_THREAD.with(|c| c.set(false));
+        ALLOCATIONS.load(Ordering::SeqCst)
+    }
+
+    #[test]
+    fn tools_call_dispatch_allocates_nothing() {
+        let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let session = session();
+        let args = "x".repeat(1000);
+        let call = format!(
+            r#"{{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{{"name":"execute_query","arguments":{{"query":"SELECT 1","note":"{args}"}},"_meta":{{"progressToken":"p"}}}}}}"#
+        );
+        let mut out = Vec::new();
+        match session.dispatch(call.as_bytes(), &mut out) {
+            Dispatched::Call(c) => assert_eq!(c.tool_name(&session), "execute_query"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(count(&session, call.as_bytes(), &mut out, 1000), 0);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn answering_tools_list_and_ping_allocates_nothing_once_the_buffer_is_grown() {
+        let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let session = session();
+        let mut out = Vec::new();
+        let list = br#"{"jsonrpc":"2.0","id":"l","method":"tools/list","params":{}}"#;
+        assert_eq!(count(&session, list, &mut out, 1000), 0);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["result"]["tools"][0]["name"], "execute_query");
+        let ping = br#"{"jsonrpc":"2.0","id":7,"method":"ping"}"#;
+        assert_eq!(count(&session, ping, &mut out, 1000), 0);
+        assert_eq!(out, br#"{"jsonrpc":"2.0","id":7,"result":{}}"#);
+    }
+}
+
+#[test]
+fn zz_debug_parse() {
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let call = br#"{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"execute_query","arguments":{"query":"SELECT 1"},"_meta":{"progressToken":"p"}}}"#;
+    let _ = snowflake_mcp::jsonrpc::parse(call);
+    COUNTED_THREAD.with(|c| c.set(true));
+    ALLOCATIONS.store(0, Ordering::SeqCst);
+    MEASURING.store(true, Ordering::SeqCst);
+    let m = snowflake_mcp::jsonrpc::parse(call);
+    MEASURING.store(false, Ordering::SeqCst);
+    COUNTED_THREAD.with(|c| c.set(false));
+    drop(m);
+    println!("parse allocations: {}", ALLOCATIONS.load(Ordering::SeqCst));
 }

@@ -152,7 +152,15 @@ pub fn parse(bytes: &[u8]) -> Result<Message<'_>, ParseError<'_>> {
         };
         return Err(ParseError { id: None, error });
     }
-    let envelope: Envelope<'_> = match serde_json::from_slice(bytes) {
+    // JSON text is UTF-8: check it all once (serde would skip ignored members
+    // unchecked), then let serde read a `str` without checking again.
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return Err(ParseError {
+            id: None,
+            error: RpcError::new(PARSE_ERROR, "parse error: message is not valid UTF-8"),
+        });
+    };
+    let envelope: Envelope<'_> = match serde_json::from_str(text) {
         Ok(e) => e,
         Err(e) => return Err(refuse(bytes, &e)),
     };
@@ -238,6 +246,9 @@ fn classify(e: Envelope<'_>) -> Result<Message<'_>, ParseError<'_>> {
                 params: e.params,
             },
         });
+    }
+    if e.id.is_none() {
+        return Err(invalid(None, "missing \"method\" (or, for a response, \"id\")"));
     }
     let outcome = match (e.result, e.error) {
         (Some(r), None) => Ok(r),
@@ -333,6 +344,12 @@ mod tests {
     }
 
     #[test]
+    fn invalid_utf8_anywhere_is_a_parse_error() {
+        let e = parse(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\",\"x\":\"\xff\"}").unwrap_err();
+        assert_eq!((e.error.code, e.id), (PARSE_ERROR, None));
+    }
+
+    #[test]
     fn invalid_requests_say_why_and_keep_the_id() {
         let rows = [
             (
@@ -385,7 +402,8 @@ mod tests {
                 Some("2"),
                 "cannot carry",
             ),
-            (r#"{"jsonrpc":"2.0","result":1}"#, None, "needs the \"id\""),
+            (r#"{"jsonrpc":"2.0","result":1}"#, None, "missing \"method\""),
+            (r#"{"jsonrpc":"2.0","error":{"code":1,"message":"x"}}"#, None, "missing \"method\""),
             (
                 r#"{"jsonrpc":"2.0","id":"s","method":7}"#,
                 Some("\"s\""),
