@@ -46,7 +46,10 @@ fn route(c: &mut Criterion) {
     let call = call_message();
     let messages: [(&str, &[u8]); 3] = [
         ("ping", br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#),
-        ("tools_list", br#"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}}"#),
+        (
+            "tools_list",
+            br#"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}}"#,
+        ),
         ("tools_call_1k", &call),
     ];
     for (name, bytes) in messages {

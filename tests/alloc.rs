@@ -72,7 +72,9 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 #[test]
 fn parsing_a_head_allocates_nothing() {
-    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let limits = HeadLimits::default();
     let mut spans = Vec::new();
     // The span list grows once per connection; after that, never.
@@ -96,7 +98,9 @@ fn parsing_a_head_allocates_nothing() {
 
 #[test]
 fn keep_alive_request_allocates_nothing_on_the_server_thread() {
-    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let fixed = server_allocations_per_request("/mcp");
     println!("server-thread allocations per keep-alive request: {fixed}");
     assert_eq!(fixed, 0.0);
@@ -217,7 +221,9 @@ mod dispatch {
 
     #[test]
     fn tools_call_dispatch_allocates_nothing() {
-        let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _serial = SERIAL
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let session = session();
         let args = "x".repeat(1000);
         let call = format!(
@@ -234,7 +240,9 @@ mod dispatch {
 
     #[test]
     fn answering_tools_list_and_ping_allocates_nothing_once_the_buffer_is_grown() {
-        let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _serial = SERIAL
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let session = session();
         let mut out = Vec::new();
         let list = br#"{"jsonrpc":"2.0","id":"l","method":"tools/list","params":{}}"#;
@@ -245,19 +253,4 @@ mod dispatch {
         assert_eq!(count(&session, ping, &mut out, 1000), 0);
         assert_eq!(out, br#"{"jsonrpc":"2.0","id":7,"result":{}}"#);
     }
-}
-
-#[test]
-fn zz_debug_parse() {
-    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let call = br#"{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"execute_query","arguments":{"query":"SELECT 1"},"_meta":{"progressToken":"p"}}}"#;
-    let _ = snowflake_mcp::jsonrpc::parse(call);
-    COUNTED_THREAD.with(|c| c.set(true));
-    ALLOCATIONS.store(0, Ordering::SeqCst);
-    MEASURING.store(true, Ordering::SeqCst);
-    let m = snowflake_mcp::jsonrpc::parse(call);
-    MEASURING.store(false, Ordering::SeqCst);
-    COUNTED_THREAD.with(|c| c.set(false));
-    drop(m);
-    println!("parse allocations: {}", ALLOCATIONS.load(Ordering::SeqCst));
 }

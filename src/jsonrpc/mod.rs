@@ -1,18 +1,21 @@
 //! JSON-RPC 2.0 messages, borrowed from the bytes they arrived in.
 //!
-//! [`parse`] reads one message without copying: `id`, `params`, `result`
-//! and `error` stay [`RawValue`] slices of the input and `method` is a
-//! `Cow<str>` that only allocates when the method name holds escapes. The
+//! [`parse`] reads one message without copying: one pass of a strict
+//! scanner validates it, `id`, `params`, `result` and `error` stay
+//! [`RawJson`] slices of the input, and `method` is a `Cow<str>` that only
+//! allocates when the method name holds escapes. The
 //! writers in [`write`] put answers straight into an output buffer, echoing
 //! the request's `id` bytes as they came.
 //!
 //! Nothing here knows about HTTP or MCP.
 
 mod parse;
+pub mod scan;
 pub mod write;
 
-pub use parse::{Id, Message, ParseError, Request, Response, parse, parse_batch};
-pub(crate) use parse::{Str, is_batch, present};
+pub(crate) use parse::is_batch;
+pub use parse::{Id, Message, ParseError, Request, Response, parse, parse_batch, parse_with};
+pub use scan::RawJson;
 pub use serde_json::value::RawValue;
 
 /// Invalid JSON was received.

@@ -1,23 +1,17 @@
 //! Parsing one JSON-RPC message (or a batch) without copying.
+//!
+//! One pass of the strict scanner in [`super::scan`] validates the whole
+//! message and picks out the envelope members as borrowed slices; members of
+//! an object `params` can be reported in that same pass ([`parse_with`]).
 
 use std::borrow::Cow;
 
-use serde::Deserialize;
-use serde_json::value::RawValue;
-
+use super::scan::{RawJson, ScanError, Scanner, validate};
 use super::{INVALID_REQUEST, PARSE_ERROR, RpcError};
 
-/// A request or response id: a JSON string or number, kept as its raw bytes.
-#[derive(Clone, Copy, Debug)]
-pub struct Id<'a>(&'a RawValue);
-
-impl PartialEq for Id<'_> {
-    fn eq(&self, other: &Self) -> bool {
-        self.raw() == other.raw()
-    }
-}
-
-impl Eq for Id<'_> {}
+/// A request or response id: a JSON string or number, kept as its raw text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Id<'a>(RawJson<'a>);
 
 impl<'a> Id<'a> {
     /// The id exactly as it was sent (a JSON string with its quotes, or a number).
@@ -25,8 +19,8 @@ impl<'a> Id<'a> {
         self.0.get()
     }
 
-    /// Wraps raw JSON text if it is a string or a number.
-    pub fn from_raw(raw: &'a RawValue) -> Option<Id<'a>> {
+    /// Wraps a value if it is a string or a number.
+    pub fn from_raw(raw: RawJson<'a>) -> Option<Id<'a>> {
         match raw.get().as_bytes().first() {
             Some(b'"' | b'-' | b'0'..=b'9') => Some(Id(raw)),
             _ => None,
@@ -42,7 +36,7 @@ pub struct Request<'a> {
     /// The method name.
     pub method: Cow<'a, str>,
     /// The params, if any (an object or an array).
-    pub params: Option<&'a RawValue>,
+    pub params: Option<RawJson<'a>>,
 }
 
 /// A response to a request this side sent.
@@ -51,7 +45,7 @@ pub struct Response<'a> {
     /// The id of the request it answers (None for `null`, after a parse error on the other side).
     pub id: Option<Id<'a>>,
     /// `Ok(result)` or `Err(error object)`.
-    pub outcome: Result<&'a RawValue, &'a RawValue>,
+    pub outcome: Result<RawJson<'a>, RawJson<'a>>,
 }
 
 /// One JSON-RPC message.
@@ -64,7 +58,7 @@ pub enum Message<'a> {
         /// The method name.
         method: Cow<'a, str>,
         /// The params, if any.
-        params: Option<&'a RawValue>,
+        params: Option<RawJson<'a>>,
     },
     /// A response to one of our requests.
     Response(Response<'a>),
@@ -90,44 +84,34 @@ pub struct ParseError<'a> {
     pub error: RpcError,
 }
 
-/// A string borrowed from the input unless it holds escapes.
-///
-/// serde borrows a `Cow<str>` only when it is a field of its own; inside an
-/// `Option` it would always allocate.
-#[derive(Deserialize)]
-#[serde(transparent)]
-pub(crate) struct Str<'a>(#[serde(borrow)] pub(crate) Cow<'a, str>);
-
-/// The envelope as serde sees it; every member borrowed.
-#[derive(Deserialize)]
+/// The envelope members, as found.
+#[derive(Default)]
 struct Envelope<'a> {
-    #[serde(borrow, default)]
-    jsonrpc: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "present")]
-    id: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    method: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "present")]
-    params: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "present")]
-    result: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "present")]
-    error: Option<&'a RawValue>,
+    jsonrpc: Option<RawJson<'a>>,
+    id: Option<RawJson<'a>>,
+    method: Option<RawJson<'a>>,
+    params: Option<RawJson<'a>>,
+    result: Option<RawJson<'a>>,
+    error: Option<RawJson<'a>>,
+    duplicate: Option<&'static str>,
 }
 
-/// Keeps a member that is present but `null` (serde's `Option` would drop it).
-pub(crate) fn present<'de, D>(d: D) -> Result<Option<&'de RawValue>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-{
-    <&RawValue>::deserialize(d).map(Some)
-}
-
-/// Only the id, read leniently to answer an invalid request.
-#[derive(Deserialize)]
-struct IdOnly<'a> {
-    #[serde(borrow, default, deserialize_with = "present")]
-    id: Option<&'a RawValue>,
+impl<'a> Envelope<'a> {
+    #[inline]
+    fn set(&mut self, key: &str, value: RawJson<'a>) {
+        let (slot, name) = match key {
+            "jsonrpc" => (&mut self.jsonrpc, "jsonrpc"),
+            "id" => (&mut self.id, "id"),
+            "method" => (&mut self.method, "method"),
+            "params" => (&mut self.params, "params"),
+            "result" => (&mut self.result, "result"),
+            "error" => (&mut self.error, "error"),
+            _ => return,
+        };
+        if slot.replace(value).is_some() {
+            self.duplicate.get_or_insert(name);
+        }
+    }
 }
 
 /// Parses one message (not a batch).
@@ -140,45 +124,106 @@ struct IdOnly<'a> {
 /// assert_eq!((req.id.raw(), &*req.method), ("7", "ping"));
 /// ```
 pub fn parse(bytes: &[u8]) -> Result<Message<'_>, ParseError<'_>> {
-    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
-    if first != Some(&b'{') {
-        // Not an object: an invalid request if it is JSON at all, else a parse error.
-        let error = match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
-            Ok(_) => RpcError::new(
-                INVALID_REQUEST,
-                "invalid request: a message must be a JSON object",
-            ),
-            Err(e) => RpcError::new(PARSE_ERROR, format!("parse error: {e}")),
-        };
-        return Err(ParseError { id: None, error });
-    }
-    // JSON text is UTF-8: check it all once (serde would skip ignored members
-    // unchecked), then let serde read a `str` without checking again.
+    parse_with(bytes, |_, _| {})
+}
+
+/// Parses one message, reporting each member of an object `params` to
+/// `param` in the same pass (nothing is reported for array params).
+///
+/// Members reported before a parse error must be discarded by the caller.
+pub fn parse_with<'a>(
+    bytes: &'a [u8],
+    mut param: impl FnMut(Cow<'a, str>, RawJson<'a>),
+) -> Result<Message<'a>, ParseError<'a>> {
     let Ok(text) = std::str::from_utf8(bytes) else {
-        return Err(ParseError {
-            id: None,
-            error: RpcError::new(PARSE_ERROR, "parse error: message is not valid UTF-8"),
+        return Err(parse_error("message is not valid UTF-8".into()));
+    };
+    let mut s = Scanner::new(text);
+    s.ws();
+    if s.peek() != Some(b'{') {
+        return Err(match validate(text) {
+            Ok(_) => invalid(None, "a message must be a JSON object"),
+            Err(e) => parse_error(e.to_string()),
         });
-    };
-    let envelope: Envelope<'_> = match serde_json::from_str(text) {
-        Ok(e) => e,
-        Err(e) => return Err(refuse(bytes, &e)),
-    };
+    }
+    let mut envelope = Envelope::default();
+    if let Err(e) = scan_envelope(&mut s, text, &mut param, &mut envelope) {
+        return Err(parse_error(e.to_string()));
+    }
     classify(envelope)
 }
 
-/// Parses a batch (a JSON array of messages) into its members' raw bytes.
+#[inline]
+fn scan_envelope<'a>(
+    s: &mut Scanner<'a>,
+    text: &'a str,
+    param: &mut impl FnMut(Cow<'a, str>, RawJson<'a>),
+    e: &mut Envelope<'a>,
+) -> Result<(), ScanError> {
+    s.expect(b'{', "expected '{'")?;
+    s.ws();
+    if s.peek() == Some(b'}') {
+        s.expect(b'}', "expected '}'")?;
+    } else {
+        loop {
+            s.ws();
+            if s.peek() != Some(b'"') {
+                return s.err("expected a member name");
+            }
+            let key = s.key()?;
+            s.expect(b':', "expected ':'")?;
+            s.ws();
+            let value = if &*key == "params" && s.peek() == Some(b'{') {
+                let start = s.pos();
+                s.object(1, &mut *param)?;
+                RawJson(&text[start..s.pos()])
+            } else {
+                s.value(0)?
+            };
+            e.set(&key, value);
+            s.ws();
+            match s.peek() {
+                Some(b',') => s.expect(b',', "expected ','")?,
+                Some(b'}') => {
+                    s.expect(b'}', "expected '}'")?;
+                    break;
+                }
+                _ => return s.err("expected ',' or '}'"),
+            }
+        }
+    }
+    s.ws();
+    if !s.at_end() {
+        return s.err("trailing characters after the message");
+    }
+    Ok(())
+}
+
+/// Parses a batch (a JSON array of messages) into its members.
 ///
-/// Each member is then read with [`parse`] (via `RawValue::get`). An empty
-/// array is an invalid request.
-pub fn parse_batch(bytes: &[u8]) -> Result<Vec<&RawValue>, ParseError<'_>> {
-    match serde_json::from_slice::<Vec<&RawValue>>(bytes) {
-        Ok(v) if v.is_empty() => Err(ParseError {
-            id: None,
-            error: RpcError::new(INVALID_REQUEST, "invalid request: empty batch"),
-        }),
-        Ok(v) => Ok(v),
-        Err(e) => Err(refuse(bytes, &e)),
+/// Each member is then read with [`parse`]. An empty array is an invalid request.
+pub fn parse_batch(bytes: &[u8]) -> Result<Vec<RawJson<'_>>, ParseError<'_>> {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return Err(parse_error("message is not valid UTF-8".into()));
+    };
+    let mut s = Scanner::new(text);
+    let mut members = Vec::new();
+    let scanned = (|| {
+        s.ws();
+        if s.peek() != Some(b'[') {
+            return s.err("expected '['");
+        }
+        s.array_with(1, |m| members.push(m))?;
+        s.ws();
+        if !s.at_end() {
+            return s.err("trailing characters after the batch");
+        }
+        Ok(())
+    })();
+    match scanned {
+        Err(e) => Err(parse_error(e.to_string())),
+        Ok(()) if members.is_empty() => Err(invalid(None, "empty batch")),
+        Ok(()) => Ok(members),
     }
 }
 
@@ -190,40 +235,35 @@ pub(crate) fn is_batch(bytes: &[u8]) -> bool {
         .is_some_and(|&b| b == b'[')
 }
 
-fn refuse<'a>(bytes: &'a [u8], e: &serde_json::Error) -> ParseError<'a> {
-    use serde_json::error::Category;
-    match e.classify() {
-        Category::Syntax | Category::Eof | Category::Io => ParseError {
-            id: None,
-            error: RpcError::new(PARSE_ERROR, format!("parse error: {e}")),
-        },
-        // Valid JSON of the wrong shape: an invalid request, with its id if it had one.
-        Category::Data => {
-            let id = serde_json::from_slice::<IdOnly<'_>>(bytes)
-                .ok()
-                .and_then(|i| i.id)
-                .and_then(Id::from_raw);
-            ParseError {
-                id,
-                error: RpcError::new(INVALID_REQUEST, format!("invalid request: {e}")),
-            }
-        }
+fn parse_error<'a>(what: String) -> ParseError<'a> {
+    ParseError {
+        id: None,
+        error: RpcError::new(PARSE_ERROR, format!("parse error: {what}")),
     }
 }
 
 fn classify(e: Envelope<'_>) -> Result<Message<'_>, ParseError<'_>> {
+    if let Some(name) = e.duplicate {
+        return Err(invalid(None, &format!("duplicate member \"{name}\"")));
+    }
     let id = match e.id {
         None => None,
         Some(raw) => match Id::from_raw(raw) {
             Some(id) => Some(id),
-            None if raw.get() == "null" && e.method.is_none() => None,
+            None if raw.is_null() && e.method.is_none() => None,
             None => return Err(invalid(None, "\"id\" must be a string or a number")),
         },
     };
-    if e.jsonrpc.as_ref().map(|s| &*s.0) != Some("2.0") {
+    let version_ok = e
+        .jsonrpc
+        .is_some_and(|j| j.get() == "\"2.0\"" || j.as_str().as_deref() == Some("2.0"));
+    if !version_ok {
         return Err(invalid(id, "\"jsonrpc\" must be \"2.0\""));
     }
-    if let Some(Str(method)) = e.method {
+    if let Some(method) = e.method {
+        let Some(method) = method.as_str() else {
+            return Err(invalid(id, "\"method\" must be a string"));
+        };
         if e.result.is_some() || e.error.is_some() {
             return Err(invalid(
                 id,
@@ -231,7 +271,7 @@ fn classify(e: Envelope<'_>) -> Result<Message<'_>, ParseError<'_>> {
             ));
         }
         if let Some(p) = e.params
-            && !matches!(p.get().as_bytes().first(), Some(b'{' | b'['))
+            && !(p.is_object() || p.is_array())
         {
             return Err(invalid(id, "\"params\" must be an object or an array"));
         }
@@ -248,7 +288,10 @@ fn classify(e: Envelope<'_>) -> Result<Message<'_>, ParseError<'_>> {
         });
     }
     if e.id.is_none() {
-        return Err(invalid(None, "missing \"method\" (or, for a response, \"id\")"));
+        return Err(invalid(
+            None,
+            "missing \"method\" (or, for a response, \"id\")",
+        ));
     }
     let outcome = match (e.result, e.error) {
         (Some(r), None) => Ok(r),
@@ -345,7 +388,8 @@ mod tests {
 
     #[test]
     fn invalid_utf8_anywhere_is_a_parse_error() {
-        let e = parse(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\",\"x\":\"\xff\"}").unwrap_err();
+        let e = parse(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\",\"x\":\"\xff\"}")
+            .unwrap_err();
         assert_eq!((e.error.code, e.id), (PARSE_ERROR, None));
     }
 
@@ -402,17 +446,25 @@ mod tests {
                 Some("2"),
                 "cannot carry",
             ),
-            (r#"{"jsonrpc":"2.0","result":1}"#, None, "missing \"method\""),
-            (r#"{"jsonrpc":"2.0","error":{"code":1,"message":"x"}}"#, None, "missing \"method\""),
+            (
+                r#"{"jsonrpc":"2.0","result":1}"#,
+                None,
+                "missing \"method\"",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","error":{"code":1,"message":"x"}}"#,
+                None,
+                "missing \"method\"",
+            ),
             (
                 r#"{"jsonrpc":"2.0","id":"s","method":7}"#,
                 Some("\"s\""),
-                "invalid type",
+                "\"method\" must be a string",
             ),
             (
                 r#"{"jsonrpc":"2.0","id":3,"id":4,"method":"ping"}"#,
                 None,
-                "duplicate field",
+                "duplicate member \"id\"",
             ),
             ("[1]", None, "must be a JSON object"),
             ("42", None, "must be a JSON object"),
@@ -424,6 +476,23 @@ mod tests {
             assert_eq!(id.as_deref(), want_id, "{input}");
             assert!(msg.contains(want_msg), "{input}: {msg}");
         }
+    }
+
+    #[test]
+    fn params_members_in_the_same_pass() {
+        let mut seen = Vec::new();
+        let m = parse_with(br#"{"params":{"name":"t","arguments":{"a":[1]}},"jsonrpc":"2.0","id":1,"method":"tools/call"}"#, |k, v| {
+            seen.push((k.into_owned(), v.get().to_owned()))
+        })
+        .unwrap();
+        assert_eq!(m.method(), Some("tools/call"));
+        assert_eq!(
+            seen,
+            [
+                ("name".into(), "\"t\"".into()),
+                ("arguments".into(), r#"{"a":[1]}"#.into())
+            ]
+        );
     }
 
     #[test]

@@ -9,7 +9,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use serde::Deserialize;
+use std::borrow::Cow;
+
 use serde_json::value::RawValue;
 use tokio::sync::watch;
 
@@ -17,10 +18,11 @@ use super::context::{Context, LogLevel, Peer};
 use super::server::{ListVariant, McpServer, page_of};
 use super::tool::ToolOutput;
 use super::version::{ProtocolVersion, supported_json};
+use crate::jsonrpc::scan::each_member;
 use crate::jsonrpc::write::{write_error, write_result, write_result_with};
 use crate::jsonrpc::{
-    INVALID_PARAMS, INVALID_REQUEST, Id, Message, Request, RpcError, Str, is_batch, parse,
-    parse_batch, present,
+    INVALID_PARAMS, INVALID_REQUEST, Id, Message, RawJson, Request, RpcError, is_batch,
+    parse_batch, parse_with,
 };
 
 /// JSON-RPC code for a request stamped with a protocol version this server does not speak.
@@ -62,8 +64,8 @@ pub enum Dispatched<'a> {
 pub struct ToolCall<'a> {
     id: Id<'a>,
     tool: usize,
-    arguments: Option<&'a RawValue>,
-    progress_token: Option<&'a RawValue>,
+    arguments: Option<RawJson<'a>>,
+    progress_token: Option<RawJson<'a>>,
     version: ProtocolVersion,
     log_level: Option<LogLevel>,
 }
@@ -80,38 +82,86 @@ pub struct OwnedToolCall {
     log_level: Option<LogLevel>,
 }
 
-#[derive(Deserialize, Default)]
+/// What `_meta` carries that dispatch needs.
+#[derive(Default)]
 struct Meta<'a> {
-    #[serde(borrow, default, rename = "io.modelcontextprotocol/protocolVersion")]
-    version: Option<Str<'a>>,
-    #[serde(
-        borrow,
-        default,
-        rename = "progressToken",
-        deserialize_with = "present"
-    )]
-    progress_token: Option<&'a RawValue>,
-    #[serde(default, rename = "io.modelcontextprotocol/logLevel")]
+    version: Option<Cow<'a, str>>,
+    progress_token: Option<RawJson<'a>>,
     log_level: Option<LogLevel>,
 }
 
-/// Params of any method, as far as dispatch needs them.
-#[derive(Deserialize, Default)]
+impl<'a> Meta<'a> {
+    fn read(raw: Option<RawJson<'a>>) -> Result<Meta<'a>, RpcError> {
+        let mut meta = Meta::default();
+        let Some(raw) = raw else { return Ok(meta) };
+        if !raw.is_object() {
+            return Err(RpcError::invalid_params("\"_meta\" must be an object"));
+        }
+        let mut bad = None;
+        let scanned = each_member(raw, |k, v| match &*k {
+            "io.modelcontextprotocol/protocolVersion" => match v.as_str() {
+                Some(s) => meta.version = Some(s),
+                None => bad = Some("the protocol version in \"_meta\" must be a string"),
+            },
+            "progressToken" => meta.progress_token = Some(v),
+            "io.modelcontextprotocol/logLevel" => match read_log_level(v) {
+                Some(l) => meta.log_level = Some(l),
+                None => bad = Some("the log level in \"_meta\" is not a level"),
+            },
+            _ => {}
+        });
+        if scanned.is_err() {
+            return Err(RpcError::invalid_params("\"_meta\" is malformed"));
+        }
+        match bad {
+            Some(why) => Err(RpcError::invalid_params(why)),
+            None => Ok(meta),
+        }
+    }
+}
+
+fn read_log_level(v: RawJson<'_>) -> Option<LogLevel> {
+    serde_json::from_str(v.get()).ok()
+}
+
+/// Members of `params` that dispatch needs, picked out while the message is parsed.
+#[derive(Default)]
 struct Params<'a> {
-    #[serde(borrow, default, rename = "_meta")]
-    meta: Option<Meta<'a>>,
-    #[serde(borrow, default)]
-    name: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "present")]
-    arguments: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    cursor: Option<Str<'a>>,
-    #[serde(borrow, default, rename = "protocolVersion")]
-    protocol_version: Option<Str<'a>>,
-    #[serde(default)]
-    level: Option<LogLevel>,
-    #[serde(borrow, default, rename = "requestId", deserialize_with = "present")]
-    request_id: Option<&'a RawValue>,
+    meta: Option<RawJson<'a>>,
+    name: Option<RawJson<'a>>,
+    arguments: Option<RawJson<'a>>,
+    cursor: Option<RawJson<'a>>,
+    protocol_version: Option<RawJson<'a>>,
+    level: Option<RawJson<'a>>,
+    request_id: Option<RawJson<'a>>,
+    duplicate: bool,
+}
+
+impl<'a> Params<'a> {
+    fn take(&mut self, key: &str, value: RawJson<'a>) {
+        let slot = match key {
+            "_meta" => &mut self.meta,
+            "name" => &mut self.name,
+            "arguments" => &mut self.arguments,
+            "cursor" => &mut self.cursor,
+            "protocolVersion" => &mut self.protocol_version,
+            "level" => &mut self.level,
+            "requestId" => &mut self.request_id,
+            _ => return,
+        };
+        self.duplicate |= slot.replace(value).is_some();
+    }
+
+    /// A string member, or -32602 naming it.
+    fn string(value: Option<RawJson<'a>>, name: &str) -> Result<Option<Cow<'a, str>>, RpcError> {
+        match value {
+            None => Ok(None),
+            Some(v) => v
+                .as_str()
+                .map(Some)
+                .ok_or_else(|| RpcError::invalid_params(format!("\"{name}\" must be a string"))),
+        }
+    }
 }
 
 impl Session {
@@ -139,20 +189,22 @@ impl Session {
         if is_batch(bytes) {
             return Dispatched::Batch;
         }
-        match parse(bytes) {
+        let mut params = Params::default();
+        let parsed = parse_with(bytes, |k, v| params.take(&k, v));
+        match parsed {
             Err(e) => {
                 write_error(out, e.id, &e.error);
                 Dispatched::Done
             }
             // Answers to requests of ours: none are sent yet, so there is nothing to match.
             Ok(Message::Response(_)) => Dispatched::Done,
-            Ok(Message::Notification { method, params }) => {
-                self.notification(&method, params);
+            Ok(Message::Notification { method, .. }) => {
+                self.notification(&method, &params);
                 Dispatched::Done
             }
             Ok(Message::Request(req)) => {
                 let id = req.id;
-                match self.request(req, out) {
+                match self.request(req, params, out) {
                     Ok(d) => d,
                     Err(e) => {
                         write_error(out, Some(id), &e);
@@ -224,11 +276,10 @@ impl Session {
         Some(out)
     }
 
-    fn notification(&self, method: &str, params: Option<&RawValue>) {
+    fn notification(&self, method: &str, params: &Params<'_>) {
         match method {
             "notifications/cancelled" => {
-                let Ok(p) = read_params(params) else { return };
-                if let Some(id) = p.request_id {
+                if let Some(id) = params.request_id {
                     let inflight = self.inflight.lock().unwrap_or_else(PoisonError::into_inner);
                     if let Some(cancel) = inflight.get(id.get()) {
                         cancel.send_replace(true);
@@ -241,12 +292,21 @@ impl Session {
         }
     }
 
-    fn request<'a>(&self, req: Request<'a>, out: &mut Vec<u8>) -> Result<Dispatched<'a>, RpcError> {
-        let mut params = read_params(req.params)?;
-        let meta = params.meta.take().unwrap_or_default();
+    fn request<'a>(
+        &self,
+        req: Request<'a>,
+        params: Params<'a>,
+        out: &mut Vec<u8>,
+    ) -> Result<Dispatched<'a>, RpcError> {
+        if params.duplicate {
+            return Err(RpcError::invalid_params(
+                "a member of \"params\" appears twice",
+            ));
+        }
+        let meta = Meta::read(params.meta)?;
         let stamped = match &meta.version {
             None => None,
-            Some(Str(v)) => match ProtocolVersion::parse(v) {
+            Some(v) => match ProtocolVersion::parse(v) {
                 Some(v) if v.is_modern() => Some(v),
                 _ => {
                     return Err(RpcError::new(
@@ -293,9 +353,9 @@ impl Session {
         match method {
             "server/discover" => write_result(out, req.id, &self.server.0.discover),
             "tools/list" => {
-                let page = match &params.cursor {
+                let page = match Params::string(params.cursor, "cursor")? {
                     None => 0,
-                    Some(Str(c)) => page_of(c, self.server.page_count()).ok_or_else(|| {
+                    Some(c) => page_of(&c, self.server.page_count()).ok_or_else(|| {
                         RpcError::new(INVALID_PARAMS, format!("invalid cursor {c:?}"))
                     })?,
                 };
@@ -306,12 +366,12 @@ impl Session {
                 );
             }
             "tools/call" => {
-                let Some(Str(name)) = &params.name else {
+                let Some(name) = Params::string(params.name, "name")? else {
                     return Err(RpcError::invalid_params("tools/call needs a \"name\""));
                 };
                 let tool = self
                     .server
-                    .tool_index(name)
+                    .tool_index(&name)
                     .ok_or_else(|| RpcError::invalid_params(format!("unknown tool {name:?}")))?;
                 return Ok(Dispatched::Call(ToolCall {
                     id: req.id,
@@ -323,7 +383,7 @@ impl Session {
                 }));
             }
             "logging/setLevel" if !version.is_modern() => {
-                let level = params.level.ok_or_else(|| {
+                let level = params.level.and_then(read_log_level).ok_or_else(|| {
                     RpcError::invalid_params("logging/setLevel needs a valid \"level\"")
                 })?;
                 self.lock_state().log_level = Some(level);
@@ -336,19 +396,11 @@ impl Session {
     }
 
     fn initialize<'a>(&self, id: Id<'a>, params: &Params<'_>, out: &mut Vec<u8>) -> Dispatched<'a> {
-        let requested = params.protocol_version.as_ref().map_or("", |s| &s.0);
-        let version = ProtocolVersion::negotiate(requested);
+        let requested = params.protocol_version.and_then(|v| v.as_str());
+        let version = ProtocolVersion::negotiate(requested.as_deref().unwrap_or(""));
         self.lock_state().version = Some(version);
         write_result(out, id, self.server.initialize_result(version));
         Dispatched::Done
-    }
-}
-
-fn read_params(params: Option<&RawValue>) -> Result<Params<'_>, RpcError> {
-    match params {
-        None => Ok(Params::default()),
-        Some(raw) => serde_json::from_str(raw.get())
-            .map_err(|e| RpcError::invalid_params(format!("invalid params: {e}"))),
     }
 }
 
@@ -368,8 +420,8 @@ impl ToolCall<'_> {
             session: Arc::clone(session),
             id: self.id.raw().to_owned(),
             tool: self.tool,
-            arguments: self.arguments.map(RawValue::to_owned),
-            progress_token: self.progress_token.map(RawValue::to_owned),
+            arguments: self.arguments.map(|a| a.to_raw_value()),
+            progress_token: self.progress_token.map(|p| p.to_raw_value()),
             version: self.version,
             log_level: self.log_level,
         }
@@ -386,8 +438,7 @@ impl OwnedToolCall {
     pub async fn run(self) -> Option<Vec<u8>> {
         let session = &self.session;
         let tool = &session.server.0.tools[self.tool];
-        let id_raw = RawValue::from_string(self.id.clone()).ok()?;
-        let id = Id::from_raw(&id_raw)?;
+        let id = Id::from_raw(RawJson(&self.id))?;
         let output = match tool.check_arguments(self.arguments.as_deref()) {
             Err(why) => ToolOutput::error(format!("invalid arguments: {why}")),
             Ok(()) => {

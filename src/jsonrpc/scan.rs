@@ -1,0 +1,477 @@
+//! A strict JSON scanner: it validates values and finds their ends without
+//! building anything, so members can be handed out as borrowed slices.
+//!
+//! Grammar: RFC 8259. The input is checked to be UTF-8 once, up front, by the
+//! caller. Nesting is limited to [`MAX_DEPTH`] (as serde_json does).
+
+use std::borrow::Cow;
+
+/// Deepest nesting of arrays and objects accepted. Default: 128.
+pub const MAX_DEPTH: usize = 128;
+
+/// A JSON value borrowed from the input, already validated.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct RawJson<'a>(pub(crate) &'a str);
+
+impl std::fmt::Debug for RawJson<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RawJson({})", self.0)
+    }
+}
+
+impl<'a> RawJson<'a> {
+    /// The value's JSON text, exactly as received.
+    pub fn get(&self) -> &'a str {
+        self.0
+    }
+
+    /// Whether the value is a JSON string.
+    pub fn is_string(&self) -> bool {
+        self.0.starts_with('"')
+    }
+
+    /// Whether the value is a JSON object.
+    pub fn is_object(&self) -> bool {
+        self.0.starts_with('{')
+    }
+
+    /// Whether the value is a JSON array.
+    pub fn is_array(&self) -> bool {
+        self.0.starts_with('[')
+    }
+
+    /// Whether the value is `null`.
+    pub fn is_null(&self) -> bool {
+        self.0 == "null"
+    }
+
+    /// The decoded string, borrowed unless it holds escapes; `None` if not a string.
+    pub fn as_str(&self) -> Option<Cow<'a, str>> {
+        let inner = self.0.strip_prefix('"')?.strip_suffix('"')?;
+        if !inner.contains('\\') {
+            return Some(Cow::Borrowed(inner));
+        }
+        serde_json::from_str::<String>(self.0).ok().map(Cow::Owned)
+    }
+
+    /// An owned copy as serde_json's `RawValue`.
+    pub fn to_raw_value(&self) -> Box<serde_json::value::RawValue> {
+        // The text was validated by the scanner, so this cannot fail; fall back to null.
+        serde_json::value::RawValue::from_string(self.0.to_owned()).unwrap_or_else(|_| {
+            serde_json::value::RawValue::from_string("null".to_owned()).unwrap_or_default()
+        })
+    }
+}
+
+/// Where and why JSON text is malformed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScanError {
+    /// Byte offset of the problem.
+    pub at: usize,
+    /// What was expected or wrong.
+    pub what: &'static str,
+}
+
+impl std::fmt::Display for ScanError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} at byte {}", self.what, self.at)
+    }
+}
+
+/// Bytes that end the plain run of a string: quote, backslash, control characters.
+static STRING_SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = true;
+        b += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
+/// A cursor over JSON text.
+pub(crate) struct Scanner<'a> {
+    text: &'a str,
+    pos: usize,
+}
+
+impl<'a> Scanner<'a> {
+    pub(crate) fn new(text: &'a str) -> Self {
+        Scanner { text, pos: 0 }
+    }
+
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+
+    fn bytes(&self) -> &'a [u8] {
+        self.text.as_bytes()
+    }
+
+    pub(crate) fn err<T>(&self, what: &'static str) -> Result<T, ScanError> {
+        Err(ScanError { at: self.pos, what })
+    }
+
+    #[inline]
+    pub(crate) fn peek(&self) -> Option<u8> {
+        self.bytes().get(self.pos).copied()
+    }
+
+    #[inline]
+    pub(crate) fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    pub(crate) fn at_end(&self) -> bool {
+        self.pos >= self.text.len()
+    }
+
+    /// Consumes `b` after optional whitespace, or fails with `what`.
+    #[inline]
+    pub(crate) fn expect(&mut self, b: u8, what: &'static str) -> Result<(), ScanError> {
+        self.ws();
+        if self.peek() == Some(b) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            self.err(what)
+        }
+    }
+
+    /// Skips one value (after whitespace) and returns it.
+    #[inline]
+    pub(crate) fn value(&mut self, depth: usize) -> Result<RawJson<'a>, ScanError> {
+        self.ws();
+        let start = self.pos;
+        match self.peek() {
+            None => return self.err("expected a value, found the end"),
+            Some(b'"') => {
+                self.string()?;
+            }
+            Some(b'{') => self.object(depth + 1, |_, _| {})?,
+            Some(b'[') => self.array(depth + 1)?,
+            Some(b't') => self.literal(b"true")?,
+            Some(b'f') => self.literal(b"false")?,
+            Some(b'n') => self.literal(b"null")?,
+            Some(b'-' | b'0'..=b'9') => self.number()?,
+            Some(_) => return self.err("expected a value"),
+        }
+        Ok(RawJson(&self.text[start..self.pos]))
+    }
+
+    /// Scans an object, reporting each member's key (decoded) and value.
+    pub(crate) fn object(
+        &mut self,
+        depth: usize,
+        mut member: impl FnMut(Cow<'a, str>, RawJson<'a>),
+    ) -> Result<(), ScanError> {
+        if depth > MAX_DEPTH {
+            return self.err("nesting too deep");
+        }
+        self.expect(b'{', "expected '{'")?;
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            return Ok(());
+        }
+        loop {
+            self.ws();
+            if self.peek() != Some(b'"') {
+                return self.err("expected a member name");
+            }
+            let key = self.key()?;
+            self.expect(b':', "expected ':'")?;
+            let value = self.value(depth)?;
+            member(key, value);
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b'}') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                _ => return self.err("expected ',' or '}'"),
+            }
+        }
+    }
+
+    pub(crate) fn array(&mut self, depth: usize) -> Result<(), ScanError> {
+        self.array_with(depth, |_| {})
+    }
+
+    /// Scans an array at `pos` (on its bracket), reporting each element.
+    pub(crate) fn array_with(
+        &mut self,
+        depth: usize,
+        mut element: impl FnMut(RawJson<'a>),
+    ) -> Result<(), ScanError> {
+        if depth > MAX_DEPTH {
+            return self.err("nesting too deep");
+        }
+        self.pos += 1;
+        self.ws();
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            return Ok(());
+        }
+        loop {
+            element(self.value(depth)?);
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b']') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                _ => return self.err("expected ',' or ']'"),
+            }
+        }
+    }
+
+    #[inline]
+    pub(crate) fn key(&mut self) -> Result<Cow<'a, str>, ScanError> {
+        let start = self.pos;
+        let escaped = self.string()?;
+        let raw = RawJson(&self.text[start..self.pos]);
+        if !escaped {
+            return Ok(Cow::Borrowed(&self.text[start + 1..self.pos - 1]));
+        }
+        raw.as_str().ok_or(ScanError {
+            at: start,
+            what: "invalid member name",
+        })
+    }
+
+    /// Skips a string at `pos` (on its quote); returns whether it held escapes.
+    #[inline]
+    fn string(&mut self) -> Result<bool, ScanError> {
+        let b = self.bytes();
+        let mut i = self.pos + 1;
+        let mut escaped = false;
+        // Short strings (member names, method names, ids) end within a few
+        // bytes: a plain loop beats setting up a vectorized search.
+        let short_end = b.len().min(i + 16);
+        while i < short_end {
+            let c = b[i];
+            if !STRING_SPECIAL[c as usize] {
+                i += 1;
+                continue;
+            }
+            if c == b'"' {
+                self.pos = i + 1;
+                return Ok(false);
+            }
+            if c < 0x20 {
+                self.pos = i;
+                return self.err("control character in string");
+            }
+            break;
+        }
+        loop {
+            // The next quote or backslash, found with memchr's vectorized search;
+            // the bytes before it are then checked for control characters in a
+            // branch-free pass that also vectorizes.
+            let rest = &b[i..];
+            let stop = memchr::memchr2(b'"', b'\\', rest);
+            let plain = &rest[..stop.unwrap_or(rest.len())];
+            if plain.iter().fold(false, |any, &c| any | (c < 0x20)) {
+                let at = plain.iter().position(|&c| c < 0x20).unwrap_or(0);
+                self.pos = i + at;
+                return self.err("control character in string");
+            }
+            let Some(stop) = stop else {
+                self.pos = b.len();
+                return self.err("unterminated string");
+            };
+            i += stop;
+            if b[i] == b'"' {
+                self.pos = i + 1;
+                return Ok(escaped);
+            }
+            escaped = true;
+            match b.get(i + 1) {
+                Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => i += 2,
+                Some(b'u') => {
+                    let hex = b.get(i + 2..i + 6);
+                    if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                        self.pos = i;
+                        return self.err("invalid \\u escape");
+                    }
+                    i += 6;
+                }
+                _ => {
+                    self.pos = i;
+                    return self.err("invalid escape");
+                }
+            }
+        }
+    }
+
+    fn literal(&mut self, lit: &[u8]) -> Result<(), ScanError> {
+        if self.bytes()[self.pos..].starts_with(lit) {
+            self.pos += lit.len();
+            Ok(())
+        } else {
+            self.err("invalid literal")
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.pos;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.pos += 1;
+        }
+        self.pos - start
+    }
+
+    fn number(&mut self) -> Result<(), ScanError> {
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.pos += 1,
+            Some(b'1'..=b'9') => {
+                self.digits();
+            }
+            _ => return self.err("invalid number"),
+        }
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            if self.digits() == 0 {
+                return self.err("invalid number");
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.pos += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.pos += 1;
+            }
+            if self.digits() == 0 {
+                return self.err("invalid number");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Validates a whole JSON text (one value, surrounded by optional whitespace).
+pub fn validate(text: &str) -> Result<RawJson<'_>, ScanError> {
+    let mut s = Scanner::new(text);
+    let v = s.value(0)?;
+    s.ws();
+    if !s.at_end() {
+        return s.err("trailing characters after the value");
+    }
+    Ok(v)
+}
+
+/// Calls `member` for each member of a JSON object already validated (or fails).
+pub fn each_member<'a>(
+    object: RawJson<'a>,
+    member: impl FnMut(Cow<'a, str>, RawJson<'a>),
+) -> Result<(), ScanError> {
+    Scanner::new(object.get()).object(1, member)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_what_serde_json_accepts() {
+        let good = [
+            "0",
+            "-0",
+            "1.5e10",
+            "-2E-3",
+            "1e+2",
+            "true",
+            "false",
+            "null",
+            "\"\"",
+            r#""a\"b\\c\/d\b\f\n\r\t\u00e9""#,
+            "\"caf\u{e9} \u{1F600}\"",
+            "[]",
+            "[1,[2,[3]]]",
+            r#"{"a":{"b":[{"c":null}]},"d":"e"}"#,
+            " \n\t{ \"k\" : [ ] } \r\n",
+            "\"0123456789abcdef0123456789abcdef\"",
+        ];
+        for text in good {
+            assert!(
+                serde_json::from_str::<serde_json::Value>(text).is_ok(),
+                "{text}"
+            );
+            assert_eq!(validate(text).map(|v| v.get()), Ok(text.trim()), "{text}");
+        }
+    }
+
+    #[test]
+    fn refuses_what_serde_json_refuses() {
+        let bad = [
+            "",
+            " ",
+            "01",
+            "1.",
+            ".5",
+            "-",
+            "1e",
+            "+1",
+            "0x1",
+            "NaN",
+            "tru",
+            "nul",
+            "\"abc",
+            "\"a\\x\"",
+            "\"\\u12G4\"",
+            "\"tab\there\"",
+            "\"nl\nhere\"",
+            "[1,]",
+            "[1 2]",
+            "{\"a\"}",
+            "{\"a\":1,}",
+            "{a:1}",
+            "{\"a\":1 \"b\":2}",
+            "[",
+            "{",
+            "1 2",
+            "{} x",
+            "'a'",
+            "\"0123456789abcdef\u{1}0123456789abcdef\"",
+        ];
+        for text in bad {
+            assert!(
+                serde_json::from_str::<serde_json::Value>(text).is_err(),
+                "{text}"
+            );
+            assert!(validate(text).is_err(), "{text}");
+        }
+        let deep = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
+        assert_eq!(validate(&deep).unwrap_err().what, "nesting too deep");
+        let ok = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
+        assert!(validate(&ok).is_ok());
+    }
+
+    #[test]
+    fn members_and_strings() {
+        let v = validate(r#"{"a":1,"b\u0063":"x\ny","c":{"d":[]}}"#).unwrap();
+        let mut seen = Vec::new();
+        each_member(v, |k, v| seen.push((k.into_owned(), v.get().to_owned()))).unwrap();
+        assert_eq!(
+            seen,
+            [
+                ("a".into(), "1".into()),
+                ("bc".into(), r#""x\ny""#.into()),
+                ("c".into(), r#"{"d":[]}"#.into())
+            ]
+        );
+        let s = validate(r#""plain""#).unwrap().as_str().unwrap();
+        assert!(matches!(s, Cow::Borrowed("plain")));
+        assert_eq!(validate(r#""a\u0041""#).unwrap().as_str().unwrap(), "aA");
+        assert_eq!(validate("12").unwrap().as_str(), None);
+    }
+}
