@@ -45,10 +45,41 @@ enum Expect {
     Batch,
 }
 
+/// Whether a JSON object has an envelope member (`id`, `method`, ...) twice.
+struct HasDuplicate(bool);
+
+impl<'de> serde::Deserialize<'de> for HasDuplicate {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = HasDuplicate;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<HasDuplicate, A::Error> {
+                let mut seen = std::collections::HashSet::new();
+                let mut dup = false;
+                while let Some(k) = map.next_key::<String>()? {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                    // Only the envelope's own members are read (and checked for repeats).
+                    let known = ["jsonrpc", "id", "method", "params", "result", "error"];
+                    dup |= known.contains(&k.as_str()) && !seen.insert(k);
+                }
+                Ok(HasDuplicate(dup))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
 fn expect(line: &[u8]) -> Expect {
     let Ok(v) = serde_json::from_slice::<Value>(line) else {
         return Expect::Answer(Value::Null);
     };
+    // Our parser refuses duplicate members (serde's Value keeps the last one).
+    if v.is_object() && serde_json::from_slice::<HasDuplicate>(line).is_ok_and(|d| d.0) {
+        return Expect::Answer(Value::Null);
+    }
     let Some(obj) = v.as_object() else {
         return if v.is_array() { Expect::Batch } else { Expect::Answer(Value::Null) };
     };

@@ -329,6 +329,22 @@ impl<'a> Scanner<'a> {
     }
 
     fn number(&mut self) -> Result<(), ScanError> {
+        let start = self.pos;
+        self.number_grammar()?;
+        // Like serde_json (and unlike a bare grammar check), refuse numbers
+        // that overflow a double: no peer could read them back.
+        let text = &self.text[start..self.pos];
+        if text.len() > 15 || text.contains(['e', 'E']) {
+            let finite = text.parse::<f64>().is_ok_and(f64::is_finite);
+            if !finite {
+                self.pos = start;
+                return self.err("number out of range");
+            }
+        }
+        Ok(())
+    }
+
+    fn number_grammar(&mut self) -> Result<(), ScanError> {
         if self.peek() == Some(b'-') {
             self.pos += 1;
         }
@@ -442,6 +458,8 @@ mod tests {
             "{} x",
             "'a'",
             "\"0123456789abcdef\u{1}0123456789abcdef\"",
+            "1e333",
+            "-1e400",
         ];
         for text in bad {
             assert!(
