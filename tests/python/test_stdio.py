@@ -69,3 +69,17 @@ async def test_legacy_logging_reaches_the_client():
         result = await client.call_tool("test_tool_with_logging", {})
         assert result.content[0].text == "Tool with logging executed successfully"
     assert messages == ["Tool execution started", "Tool processing data", "Tool execution completed"]
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_embedding_example_host_tool(mode):
+    params = StdioServerParameters(command=example_binary("embed"))
+    async with Client(params, mode=mode) as client:
+        listed = await client.list_tools()
+        assert [t.name for t in listed.tools] == ["greet"]
+        assert listed.tools[0].input_schema["required"] == ["name"]
+        ok = await client.call_tool("greet", {"name": "Ada"})
+        assert ok.content[0].text == "Hello, Ada!"
+        bad = await client.call_tool("greet", {"name": 7})
+        assert bad.is_error
+        assert bad.content[0].text == "invalid arguments: arguments.name: expected string, got number"

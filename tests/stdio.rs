@@ -1,0 +1,78 @@
+//! The stdio transport over in-memory pipes: framing, limits, concurrency, EOF.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use snowflake_mcp::mcp::{McpServer, Tool, ToolOutput};
+use snowflake_mcp::transport::stdio::{MAX_LINE_BYTES, serve};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+fn server() -> McpServer {
+    McpServer::builder("stdio-test", "0")
+        .tool(Tool::raw(
+            "slow",
+            "Sleeps 200 ms.",
+            json!({"type": "object"}),
+            |_ctx, _| async {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                ToolOutput::text("slow done")
+            },
+        ))
+        .build()
+}
+
+const INIT: &str = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#;
+
+/// Runs the transport with `input`, returns every output line as JSON.
+async fn run(input: Vec<u8>) -> Vec<Value> {
+    let (mut client_in, server_in) = tokio::io::duplex(1 << 20);
+    let (server_out, client_out) = tokio::io::duplex(1 << 20);
+    let task = tokio::spawn(serve(server(), server_in, server_out));
+    client_in.write_all(&input).await.unwrap();
+    drop(client_in); // EOF
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("exits at EOF")
+        .unwrap()
+        .unwrap();
+    let mut lines = BufReader::new(client_out).lines();
+    let mut out = Vec::new();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        out.push(serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}")));
+    }
+    out
+}
+
+#[tokio::test]
+async fn answers_in_flight_calls_before_exiting_at_eof() {
+    let input = format!(
+        "{INIT}\n\n   \n{}\n{}\n",
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"slow"}}"#,
+        r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#
+    );
+    let out = run(input.into_bytes()).await;
+    let ids: Vec<&Value> = out.iter().map(|v| &v["id"]).collect();
+    // The ping overtakes the slow call; the call is still answered before exit.
+    assert_eq!(ids, [&json!(0), &json!(2), &json!(1)]);
+    assert_eq!(out[2]["result"]["content"][0]["text"], "slow done");
+}
+
+#[tokio::test]
+async fn bad_lines_get_errors_and_the_session_goes_on() {
+    let mut input = format!("{INIT}\nnot json\n").into_bytes();
+    input.extend(std::iter::repeat_n(b'x', MAX_LINE_BYTES + 10));
+    input.extend_from_slice(b"\r\n{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"ping\"}\r\n");
+    input.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"ping\"}"); // no final newline
+    let out = run(input).await;
+    assert_eq!(out.len(), 5, "{out:?}");
+    assert_eq!(out[1]["error"]["code"], -32700);
+    assert_eq!(out[2]["error"]["code"], -32600);
+    assert!(
+        out[2]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("longer than")
+    );
+    assert_eq!((&out[3]["id"], &out[3]["result"]), (&json!(3), &json!({})));
+    assert_eq!(out[4]["id"], 4);
+}
