@@ -4,7 +4,7 @@
 //! scanner validates it, `id`, `params`, `result` and `error` stay
 //! [`RawJson`] slices of the input, and `method` is a `Cow<str>` that only
 //! allocates when the method name holds escapes. The
-//! writers in [`write`] put answers straight into an output buffer, echoing
+//! writers in [`write`](mod@write) put answers straight into an output buffer, echoing
 //! the request's `id` bytes as they came.
 //!
 //! Nothing here knows about HTTP or MCP.
