@@ -32,7 +32,11 @@ fn server() -> &'static McpServer {
 
 fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| tokio::runtime::Builder::new_current_thread().build().unwrap())
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+    })
 }
 
 /// What a message is, judged without our parser.
@@ -56,7 +60,10 @@ impl<'de> serde::Deserialize<'de> for HasDuplicate {
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("an object")
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<HasDuplicate, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<HasDuplicate, A::Error> {
                 let mut seen = std::collections::HashSet::new();
                 let mut dup = false;
                 while let Some(k) = map.next_key::<String>()? {
@@ -81,7 +88,11 @@ fn expect(line: &[u8]) -> Expect {
         return Expect::Answer(Value::Null);
     }
     let Some(obj) = v.as_object() else {
-        return if v.is_array() { Expect::Batch } else { Expect::Answer(Value::Null) };
+        return if v.is_array() {
+            Expect::Batch
+        } else {
+            Expect::Answer(Value::Null)
+        };
     };
     let valid_id = |id: &Value| id.is_string() || id.is_number();
     let is_request = obj.get("method").is_some_and(Value::is_string)
@@ -89,37 +100,55 @@ fn expect(line: &[u8]) -> Expect {
         && obj.get("id").is_some_and(valid_id)
         && !obj.contains_key("result")
         && !obj.contains_key("error")
-        && obj.get("params").is_none_or(|p| p.is_object() || p.is_array());
+        && obj
+            .get("params")
+            .is_none_or(|p| p.is_object() || p.is_array());
     let is_notification = obj.get("method").is_some_and(Value::is_string)
         && obj.get("jsonrpc") == Some(&json!("2.0"))
         && !obj.contains_key("id")
         && !obj.contains_key("result")
         && !obj.contains_key("error")
-        && obj.get("params").is_none_or(|p| p.is_object() || p.is_array());
+        && obj
+            .get("params")
+            .is_none_or(|p| p.is_object() || p.is_array());
     let is_response = obj.get("jsonrpc") == Some(&json!("2.0"))
         && !obj.contains_key("method")
         && (obj.contains_key("result") != obj.contains_key("error"))
-        && obj.get("id").is_some_and(|id| valid_id(id) || (id.is_null() && obj.contains_key("error")));
+        && obj
+            .get("id")
+            .is_some_and(|id| valid_id(id) || (id.is_null() && obj.contains_key("error")));
     if is_request {
         Expect::Answer(obj["id"].clone())
     } else if is_notification || is_response {
         Expect::Silent
     } else {
         // Invalid request: answered, with the id when it is a valid one.
-        Expect::Answer(obj.get("id").filter(|id| valid_id(id)).cloned().unwrap_or(Value::Null))
+        Expect::Answer(
+            obj.get("id")
+                .filter(|id| valid_id(id))
+                .cloned()
+                .unwrap_or(Value::Null),
+        )
     }
 }
 
 fn check_answer(answer: &[u8], id: &Value) {
     let v: Value = serde_json::from_slice(answer).expect("answer is JSON");
     assert_eq!(v["jsonrpc"], "2.0");
-    assert!(v.get("result").is_some() != v.get("error").is_some(), "result xor error: {v}");
+    assert!(
+        v.get("result").is_some() != v.get("error").is_some(),
+        "result xor error: {v}"
+    );
     if let Some(e) = v.get("error") {
         assert!(e["code"].is_i64() && e["message"].is_string(), "{v}");
     }
     // Duplicate keys make serde_json's Value keep the last; our parser refuses
     // them (invalid request, id unknown), so a null id is acceptable there.
-    assert!(&v["id"] == id || v["id"].is_null(), "answer id {} for request id {id}", v["id"]);
+    assert!(
+        &v["id"] == id || v["id"].is_null(),
+        "answer id {} for request id {id}",
+        v["id"]
+    );
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -142,7 +171,11 @@ fuzz_target!(|data: &[u8]| {
         };
         match expect(line) {
             Expect::Answer(id) => check_answer(&answer.expect("a request gets an answer"), &id),
-            Expect::Silent => assert!(answer.is_none(), "notification answered: {:?}", answer.map(String::from_utf8)),
+            Expect::Silent => assert!(
+                answer.is_none(),
+                "notification answered: {:?}",
+                answer.map(String::from_utf8)
+            ),
             Expect::Batch => {
                 if let Some(a) = answer {
                     let v: Value = serde_json::from_slice(&a).expect("batch answer is JSON");
