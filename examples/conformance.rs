@@ -10,7 +10,10 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use snowflake_mcp::mcp::{Content, Context, LogLevel, McpServer, Tool, ToolOutput};
+use snowflake_mcp::mcp::{
+    Content, Context, LogLevel, McpServer, McpServerBuilder, Prompt, PromptMessage, PromptOutput,
+    Resource, ResourceContents, Role, Tool, ToolOutput,
+};
 
 /// A 1x1 red PNG.
 const IMAGE_PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==";
@@ -33,109 +36,253 @@ fn fixed(name: &str, description: &str, output: ToolOutput) -> Tool {
     )
 }
 
+fn user(content: Content) -> PromptMessage {
+    PromptMessage {
+        role: Role::User,
+        content,
+    }
+}
+
+fn text(t: &str) -> Content {
+    Content::Text { text: t.to_owned() }
+}
+
+fn arg(args: &[(String, String)], name: &str) -> String {
+    args.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
+}
+
+fn resources(b: McpServerBuilder) -> McpServerBuilder {
+    b.resource(
+        Resource::text(
+            "test://static-text",
+            "static-text",
+            "text/plain",
+            "This is the content of the static text resource.",
+        )
+        .title("Static Text Resource")
+        .description("A static text resource for testing"),
+    )
+    .resource(
+        Resource::new(
+            "test://static-binary",
+            "static-binary",
+            |_ctx, uri| async move {
+                Ok(vec![ResourceContents::Blob {
+                    uri,
+                    mime_type: Some("image/png".into()),
+                    blob: IMAGE_PNG.into(),
+                }])
+            },
+        )
+        .title("Static Binary Resource")
+        .description("A static binary resource (image) for testing")
+        .mime_type("image/png"),
+    )
+    .resource(
+        Resource::template(
+            "test://template/{id}/data",
+            "template",
+            |_ctx, uri, vars| async move {
+                let id = arg(&vars, "id");
+                let body =
+                    json!({ "id": id, "templateTest": true, "data": format!("Data for ID: {id}") });
+                Ok(vec![ResourceContents::Text {
+                    uri,
+                    mime_type: Some("application/json".into()),
+                    text: body.to_string(),
+                }])
+            },
+        )
+        .title("Resource Template")
+        .description("A resource template with parameter substitution")
+        .mime_type("application/json"),
+    )
+    .resource(
+        Resource::text(
+            "test://watched-resource",
+            "watched-resource",
+            "text/plain",
+            "Watched resource content",
+        )
+        .title("Watched Resource")
+        .description("A resource that auto-updates every 3 seconds"),
+    )
+}
+
+fn prompts(b: McpServerBuilder) -> McpServerBuilder {
+    b.prompt(
+        Prompt::new("test_simple_prompt", |_ctx, _args| async {
+            Ok(PromptOutput::new(vec![user(text(
+                "This is a simple prompt for testing.",
+            ))]))
+        })
+        .title("Simple Test Prompt")
+        .description("A simple prompt without arguments"),
+    )
+    .prompt(
+        Prompt::new("test_prompt_with_arguments", |_ctx, args| async move {
+            let line = format!(
+                "Prompt with arguments: arg1='{}', arg2='{}'",
+                arg(&args, "arg1"),
+                arg(&args, "arg2")
+            );
+            Ok(PromptOutput::new(vec![user(text(&line))]))
+        })
+        .title("Prompt With Arguments")
+        .description("A prompt with required arguments")
+        .argument("arg1", "First test argument", true)
+        .argument("arg2", "Second test argument", true)
+        .complete("arg1", |typed| {
+            ["alpha", "beta", "gamma"]
+                .iter()
+                .filter(|v| v.starts_with(typed))
+                .map(|v| v.to_string())
+                .collect()
+        }),
+    )
+    .prompt(
+        Prompt::new(
+            "test_prompt_with_embedded_resource",
+            |_ctx, args| async move {
+                let resource = json!({
+                    "uri": arg(&args, "resourceUri"),
+                    "mimeType": "text/plain",
+                    "text": "Embedded resource content for testing."
+                });
+                Ok(PromptOutput::new(vec![
+                    user(Content::Resource { resource }),
+                    user(text("Please process the embedded resource above.")),
+                ]))
+            },
+        )
+        .title("Prompt With Embedded Resource")
+        .description("A prompt that includes an embedded resource")
+        .argument("resourceUri", "URI of the resource to embed", true),
+    )
+    .prompt(
+        Prompt::new("test_prompt_with_image", |_ctx, _args| async {
+            Ok(PromptOutput::new(vec![
+                user(Content::Image {
+                    data: IMAGE_PNG.into(),
+                    mime_type: "image/png".into(),
+                }),
+                user(text("Please analyze the image above.")),
+            ]))
+        })
+        .title("Prompt With Image")
+        .description("A prompt that includes image content"),
+    )
+}
+
 fn server() -> McpServer {
     let image = Content::Image {
         data: IMAGE_PNG.into(),
         mime_type: "image/png".into(),
     };
-    McpServer::builder("mcp-conformance-test-server", "1.0.0")
-        .tool(fixed(
-            "test_simple_text",
-            "Tests simple text content response",
-            ToolOutput::text("This is a simple text response for testing."),
-        ))
-        .tool(fixed(
-            "test_image_content",
-            "Tests image content response",
-            ToolOutput::content(vec![image.clone()]),
-        ))
-        .tool(fixed(
-            "test_audio_content",
-            "Tests audio content response",
-            ToolOutput::content(vec![Content::Audio {
-                data: AUDIO_WAV.into(),
-                mime_type: "audio/wav".into(),
-            }]),
-        ))
-        .tool(fixed(
-            "test_embedded_resource",
-            "Tests embedded resource content response",
-            ToolOutput::content(vec![Content::Resource {
+    prompts(resources(McpServer::builder(
+        "mcp-conformance-test-server",
+        "1.0.0",
+    )))
+    .tool(fixed(
+        "test_simple_text",
+        "Tests simple text content response",
+        ToolOutput::text("This is a simple text response for testing."),
+    ))
+    .tool(fixed(
+        "test_image_content",
+        "Tests image content response",
+        ToolOutput::content(vec![image.clone()]),
+    ))
+    .tool(fixed(
+        "test_audio_content",
+        "Tests audio content response",
+        ToolOutput::content(vec![Content::Audio {
+            data: AUDIO_WAV.into(),
+            mime_type: "audio/wav".into(),
+        }]),
+    ))
+    .tool(fixed(
+        "test_embedded_resource",
+        "Tests embedded resource content response",
+        ToolOutput::content(vec![Content::Resource {
+            resource: json!({
+                "uri": "test://embedded-resource",
+                "mimeType": "text/plain",
+                "text": "This is an embedded resource content."
+            }),
+        }]),
+    ))
+    .tool(fixed(
+        "test_multiple_content_types",
+        "Tests response with multiple content types (text, image, resource)",
+        ToolOutput::content(vec![
+            Content::Text {
+                text: "Multiple content types test:".into(),
+            },
+            image,
+            Content::Resource {
                 resource: json!({
-                    "uri": "test://embedded-resource",
-                    "mimeType": "text/plain",
-                    "text": "This is an embedded resource content."
+                    "uri": "test://mixed-content-resource",
+                    "mimeType": "application/json",
+                    "text": json!({"test": "data", "value": 123}).to_string()
                 }),
-            }]),
-        ))
-        .tool(fixed(
-            "test_multiple_content_types",
-            "Tests response with multiple content types (text, image, resource)",
-            ToolOutput::content(vec![
-                Content::Text {
-                    text: "Multiple content types test:".into(),
-                },
-                image,
-                Content::Resource {
-                    resource: json!({
-                        "uri": "test://mixed-content-resource",
-                        "mimeType": "application/json",
-                        "text": json!({"test": "data", "value": 123}).to_string()
-                    }),
-                },
-            ]),
-        ))
-        .tool(Tool::raw(
-            "test_tool_with_logging",
-            "Tests tool that emits log messages during execution",
-            no_args(),
-            |ctx: Context, _args: Value| async move {
-                for (i, text) in [
-                    "Tool execution started",
-                    "Tool processing data",
-                    "Tool execution completed",
-                ]
-                .into_iter()
-                .enumerate()
-                {
-                    if i > 0 {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                    ctx.log(LogLevel::Info, text.into()).await;
-                }
-                ToolOutput::text("Tool with logging executed successfully")
             },
-        ))
-        .tool(Tool::raw(
-            "test_tool_with_progress",
-            "Tests tool that reports progress notifications",
-            no_args(),
-            |ctx: Context, _args: Value| async move {
-                for step in [0.0, 50.0, 100.0] {
-                    if step > 0.0 {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                    let message = format!("Completed step {step} of 100");
-                    ctx.progress(step, Some(100.0), Some(&message)).await;
+        ]),
+    ))
+    .tool(Tool::raw(
+        "test_tool_with_logging",
+        "Tests tool that emits log messages during execution",
+        no_args(),
+        |ctx: Context, _args: Value| async move {
+            for (i, text) in [
+                "Tool execution started",
+                "Tool processing data",
+                "Tool execution completed",
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                if i > 0 {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
-                // The token as JSON text would show a string token with quotes; show it bare.
-                let token = match ctx
-                    .progress_token()
-                    .map(|t| serde_json::from_str::<Value>(t.get()))
-                {
-                    Some(Ok(Value::String(s))) => s,
-                    Some(Ok(other)) => other.to_string(),
-                    _ => "0".to_owned(),
-                };
-                ToolOutput::text(token)
-            },
-        ))
-        .tool(fixed(
-            "test_error_handling",
-            "Tests error response handling",
-            ToolOutput::error("This tool intentionally returns an error for testing"),
-        ))
-        .build()
+                ctx.log(LogLevel::Info, text.into()).await;
+            }
+            ToolOutput::text("Tool with logging executed successfully")
+        },
+    ))
+    .tool(Tool::raw(
+        "test_tool_with_progress",
+        "Tests tool that reports progress notifications",
+        no_args(),
+        |ctx: Context, _args: Value| async move {
+            for step in [0.0, 50.0, 100.0] {
+                if step > 0.0 {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                let message = format!("Completed step {step} of 100");
+                ctx.progress(step, Some(100.0), Some(&message)).await;
+            }
+            // The token as JSON text would show a string token with quotes; show it bare.
+            let token = match ctx
+                .progress_token()
+                .map(|t| serde_json::from_str::<Value>(t.get()))
+            {
+                Some(Ok(Value::String(s))) => s,
+                Some(Ok(other)) => other.to_string(),
+                _ => "0".to_owned(),
+            };
+            ToolOutput::text(token)
+        },
+    ))
+    .tool(fixed(
+        "test_error_handling",
+        "Tests error response handling",
+        ToolOutput::error("This tool intentionally returns an error for testing"),
+    ))
+    .build()
 }
 
 #[tokio::main]
@@ -153,5 +300,16 @@ async fn main() -> std::io::Result<()> {
             }
         }
     }
-    snowflake_mcp::transport::stdio::serve(server(), tokio::io::stdin(), tokio::io::stdout()).await
+    let server = server();
+    // The watched resource changes every 3 seconds.
+    let watched = server.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            watched.resource_updated("test://watched-resource");
+        }
+    });
+    snowflake_mcp::transport::stdio::serve(server, tokio::io::stdin(), tokio::io::stdout()).await
 }

@@ -3,21 +3,28 @@
 //! A host builds an [`McpServer`] once (identity, tools, fixed answers
 //! serialized ahead of time) and opens a [`Session`] per client. A
 //! transport feeds each message's bytes to [`Session::dispatch`], writes
-//! what it answered, and runs the [`ToolCall`]s it hands back.
+//! what it answered, and runs the [`Call`]s it hands back (tools, resource
+//! reads, prompts).
 //!
 //! Versions 2024-11-05, 2025-03-26, 2025-06-18 and 2025-11-25 begin with
 //! `initialize`; 2026-07-28 requests carry their version in `_meta` and need
 //! no handshake (`server/discover` describes the server).
 
+mod call;
 mod context;
+mod prompt;
+mod resource;
 mod schema;
 mod server;
 mod session;
 mod tool;
 pub mod version;
 
+pub use call::{Call, OwnedCall, RESOURCE_NOT_FOUND};
 pub use context::{Context, LogLevel, Peer};
+pub use prompt::{CompleteFn, Prompt, PromptMessage, PromptOutput, Role};
+pub use resource::{BoxFuture, ReadError, Resource, ResourceContents};
 pub use server::{DEFAULT_PAGE_SIZE, McpServer, McpServerBuilder};
-pub use session::{Dispatched, OwnedToolCall, Session, ToolCall, UNSUPPORTED_PROTOCOL_VERSION};
+pub use session::{Dispatched, Session, UNSUPPORTED_PROTOCOL_VERSION};
 pub use tool::{Content, Tool, ToolFuture, ToolHandler, ToolOutput};
 pub use version::ProtocolVersion;

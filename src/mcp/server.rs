@@ -5,8 +5,13 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use super::prompt::Prompt;
+use super::resource::Resource;
 use super::tool::Tool;
 use super::version::{HANDSHAKE_VERSIONS, ProtocolVersion, supported_json};
+
+/// Resource updates queued per session before the oldest are dropped. Default: 256.
+const UPDATE_QUEUE: usize = 256;
 
 /// Tools per `tools/list` page. Default: 100.
 pub const DEFAULT_PAGE_SIZE: usize = 100;
@@ -29,10 +34,25 @@ pub struct McpServerBuilder {
     version: String,
     instructions: Option<String>,
     tools: Vec<Tool>,
+    resources: Vec<Resource>,
+    prompts: Vec<Prompt>,
     page_size: usize,
 }
 
 impl McpServerBuilder {
+    /// Adds a resource or resource template.
+    pub fn resource(mut self, resource: Resource) -> Self {
+        self.resources.push(resource);
+        self
+    }
+
+    /// Adds a prompt (a later prompt with the same name replaces the earlier one).
+    pub fn prompt(mut self, prompt: Prompt) -> Self {
+        self.prompts.retain(|p| p.name() != prompt.name());
+        self.prompts.push(prompt);
+        self
+    }
+
     /// Adds a tool (a later tool with the same name replaces the earlier one).
     pub fn tool(mut self, tool: Tool) -> Self {
         self.tools.retain(|t| t.name() != tool.name());
@@ -88,13 +108,55 @@ impl McpServerBuilder {
         if let Some(text) = &self.instructions {
             discover["instructions"] = text.clone().into();
         }
-        let pages = tool_pages(&self.tools, self.page_size);
+        let size = self.page_size;
+        let tools = list_pages(
+            self.tools
+                .iter()
+                .map(|t| serde_json::to_value(&t.def).unwrap_or_default())
+                .collect(),
+            "tools",
+            size,
+            &["title", "outputSchema"],
+        );
+        let (templates, fixed): (Vec<&Resource>, Vec<&Resource>) =
+            self.resources.iter().partition(|r| r.is_template());
+        let resources = list_pages(
+            fixed
+                .iter()
+                .map(|r| serde_json::to_value(&r.def).unwrap_or_default())
+                .collect(),
+            "resources",
+            size,
+            &["title"],
+        );
+        let resource_templates = list_pages(
+            templates
+                .iter()
+                .map(|r| serde_json::to_value(&r.def).unwrap_or_default())
+                .collect(),
+            "resourceTemplates",
+            size,
+            &["title"],
+        );
+        let prompts = list_pages(
+            self.prompts
+                .iter()
+                .map(|p| serde_json::to_value(&p.def).unwrap_or_default())
+                .collect(),
+            "prompts",
+            size,
+            &["title"],
+        );
+        let (updates, _) = tokio::sync::broadcast::channel(UPDATE_QUEUE);
         McpServer(Arc::new(Inner {
+            updates,
             tools: self.tools,
+            resources: self.resources,
+            prompts: self.prompts,
             index,
             initialize,
             discover: discover.to_string().into_bytes(),
-            pages,
+            lists: [tools, resources, resource_templates, prompts],
         }))
     }
 }
@@ -104,7 +166,25 @@ fn capabilities(b: &McpServerBuilder) -> Value {
     if !b.tools.is_empty() {
         caps["tools"] = json!({ "listChanged": true });
     }
+    if !b.resources.is_empty() {
+        caps["resources"] = json!({ "subscribe": true, "listChanged": true });
+    }
+    if !b.prompts.is_empty() {
+        caps["prompts"] = json!({ "listChanged": true });
+    }
+    if !b.prompts.is_empty() || b.resources.iter().any(Resource::is_template) {
+        caps["completions"] = json!({});
+    }
     caps
+}
+
+/// Which list a `*/list` method pages through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum List {
+    Tools = 0,
+    Resources = 1,
+    ResourceTemplates = 2,
+    Prompts = 3,
 }
 
 /// How `tools/list` shows a tool to a client of some version.
@@ -130,12 +210,18 @@ impl ListVariant {
     }
 }
 
-/// One `tools/list` result per page, in each variant, ready to send.
-fn tool_pages(tools: &[Tool], page_size: usize) -> Vec<[Vec<u8>; 3]> {
-    let chunks: Vec<&[Tool]> = if tools.is_empty() {
+/// One list result per page, in each variant, ready to send. `basic_drops`
+/// are the fields versions before 2025-06-18 do not know.
+fn list_pages(
+    defs: Vec<Value>,
+    field: &str,
+    page_size: usize,
+    basic_drops: &[&str],
+) -> Vec<[Vec<u8>; 3]> {
+    let chunks: Vec<&[Value]> = if defs.is_empty() {
         vec![&[]]
     } else {
-        tools.chunks(page_size).collect()
+        defs.chunks(page_size).collect()
     };
     let count = chunks.len();
     chunks
@@ -144,20 +230,21 @@ fn tool_pages(tools: &[Tool], page_size: usize) -> Vec<[Vec<u8>; 3]> {
         .map(|(i, chunk)| {
             let next = (i + 1 < count).then(|| cursor_for(i + 1));
             [ListVariant::Basic, ListVariant::Full, ListVariant::Modern].map(|variant| {
-                let defs: Vec<Value> = chunk
+                let items: Vec<Value> = chunk
                     .iter()
-                    .map(|t| {
-                        let mut d = serde_json::to_value(&t.def).unwrap_or_default();
+                    .map(|d| {
+                        let mut d = d.clone();
                         if variant == ListVariant::Basic
                             && let Some(obj) = d.as_object_mut()
                         {
-                            obj.remove("title");
-                            obj.remove("outputSchema");
+                            for f in basic_drops {
+                                obj.remove(*f);
+                            }
                         }
                         d
                     })
                     .collect();
-                let mut r = json!({ "tools": defs });
+                let mut r = json!({ field: items });
                 if let Some(next) = &next {
                     r["nextCursor"] = next.clone().into();
                 }
@@ -189,12 +276,17 @@ pub struct McpServer(pub(crate) Arc<Inner>);
 
 #[derive(Debug)]
 pub(crate) struct Inner {
+    /// Resource URIs that changed, fanned out to every session's transport.
+    updates: tokio::sync::broadcast::Sender<Arc<str>>,
     pub(crate) tools: Vec<Tool>,
+    pub(crate) resources: Vec<Resource>,
+    pub(crate) prompts: Vec<Prompt>,
     /// Tool names sorted, for binary search: no hashing on the hot path.
     index: Vec<(String, usize)>,
     initialize: Vec<(ProtocolVersion, Vec<u8>)>,
     pub(crate) discover: Vec<u8>,
-    pages: Vec<[Vec<u8>; 3]>,
+    /// Pages of each list (indexed by [`List`]), each in every variant.
+    lists: [Vec<[Vec<u8>; 3]>; 4],
 }
 
 impl McpServer {
@@ -205,8 +297,22 @@ impl McpServer {
             version: version.into(),
             instructions: None,
             tools: Vec::new(),
+            resources: Vec::new(),
+            prompts: Vec::new(),
             page_size: DEFAULT_PAGE_SIZE,
         }
+    }
+
+    /// Tells every session subscribed to `uri` that it changed
+    /// (`notifications/resources/updated`).
+    pub fn resource_updated(&self, uri: &str) {
+        // No receiver means no session is listening: nothing to do.
+        let _ = self.0.updates.send(Arc::from(uri));
+    }
+
+    /// A feed of changed resource URIs, for transports that forward them.
+    pub fn resource_updates(&self) -> tokio::sync::broadcast::Receiver<Arc<str>> {
+        self.0.updates.subscribe()
     }
 
     /// The registered tool names, in registration order.
@@ -230,11 +336,25 @@ impl McpServer {
             .map_or(&b"{}"[..], |(_, r)| r)
     }
 
-    pub(crate) fn page_count(&self) -> usize {
-        self.0.pages.len()
+    pub(crate) fn page_count(&self, list: List) -> usize {
+        self.0.lists[list as usize].len()
     }
 
-    pub(crate) fn tools_page(&self, page: usize, variant: ListVariant) -> &[u8] {
-        &self.0.pages[page][variant as usize]
+    pub(crate) fn list_page(&self, list: List, page: usize, variant: ListVariant) -> &[u8] {
+        &self.0.lists[list as usize][page][variant as usize]
+    }
+
+    /// The resource at `uri` (fixed URIs first, then templates), with its variables.
+    pub(crate) fn find_resource(&self, uri: &str) -> Option<(usize, Vec<(String, String)>)> {
+        let rs = &self.0.resources;
+        let fixed = rs.iter().enumerate().filter(|(_, r)| !r.is_template());
+        let templates = rs.iter().enumerate().filter(|(_, r)| r.is_template());
+        fixed
+            .chain(templates)
+            .find_map(|(i, r)| r.matches(uri).map(|vars| (i, vars)))
+    }
+
+    pub(crate) fn prompt_index(&self, name: &str) -> Option<usize> {
+        self.0.prompts.iter().position(|p| p.name() == name)
     }
 }

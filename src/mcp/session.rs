@@ -2,24 +2,24 @@
 //!
 //! [`Session::dispatch`] parses a message and answers everything that is
 //! known at once (lifecycle, `tools/list`, errors) straight into the
-//! caller's output buffer. A `tools/call` comes back as a [`ToolCall`] that
+//! caller's output buffer. A `tools/call` (or a resource read, or a prompt)
+//! comes back as a [`Call`] that
 //! borrows the input; the transport decides where it runs (inline, or in a
 //! task of its own so that cancellations can reach it).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use std::borrow::Cow;
 
-use serde_json::value::RawValue;
 use tokio::sync::watch;
 
-use super::context::{Context, LogLevel, Peer};
-use super::server::{ListVariant, McpServer, page_of};
-use super::tool::ToolOutput;
+use super::call::{Call, CallKind, not_found};
+use super::context::{LogLevel, Peer};
+use super::server::{List, ListVariant, McpServer, page_of};
 use super::version::{ProtocolVersion, supported_json};
 use crate::jsonrpc::scan::each_member;
-use crate::jsonrpc::write::{write_error, write_result, write_result_with};
+use crate::jsonrpc::write::{write_error, write_result};
 use crate::jsonrpc::{
     INVALID_PARAMS, INVALID_REQUEST, Id, Message, RawJson, Request, RpcError, is_batch,
     parse_batch, parse_with,
@@ -38,7 +38,9 @@ pub struct Session {
     state: Mutex<State>,
     /// Calls in flight by raw request id, so that a cancellation can reach them.
     /// Same locking rule as `state`.
-    inflight: Mutex<HashMap<String, watch::Sender<bool>>>,
+    pub(crate) inflight: Mutex<HashMap<String, watch::Sender<bool>>>,
+    /// Resource URIs this client subscribed to. Same locking rule as `state`.
+    subscriptions: Mutex<HashSet<String>>,
 }
 
 #[derive(Debug, Default)]
@@ -53,33 +55,11 @@ struct State {
 pub enum Dispatched<'a> {
     /// Everything is done: an answer (if any) is in the output buffer.
     Done,
-    /// A tool call to run; its answer comes from [`OwnedToolCall::run`].
-    Call(ToolCall<'a>),
+    /// Host code to run (a tool, a resource read, a prompt); its answer
+    /// comes from [`OwnedCall::run`].
+    Call(Call<'a>),
     /// A JSON-RPC batch (2025-03-26 only): run it with [`Session::handle`].
     Batch,
-}
-
-/// A `tools/call` ready to run, borrowing the request bytes.
-#[derive(Debug)]
-pub struct ToolCall<'a> {
-    id: Id<'a>,
-    tool: usize,
-    arguments: Option<RawJson<'a>>,
-    progress_token: Option<RawJson<'a>>,
-    version: ProtocolVersion,
-    log_level: Option<LogLevel>,
-}
-
-/// A `tools/call` that owns what it needs, to run on a task of its own.
-#[derive(Debug)]
-pub struct OwnedToolCall {
-    session: Arc<Session>,
-    id: String,
-    tool: usize,
-    arguments: Option<Box<RawValue>>,
-    progress_token: Option<Box<RawValue>>,
-    version: ProtocolVersion,
-    log_level: Option<LogLevel>,
 }
 
 /// What `_meta` carries that dispatch needs.
@@ -134,6 +114,9 @@ struct Params<'a> {
     protocol_version: Option<RawJson<'a>>,
     level: Option<RawJson<'a>>,
     request_id: Option<RawJson<'a>>,
+    uri: Option<RawJson<'a>>,
+    reference: Option<RawJson<'a>>,
+    argument: Option<RawJson<'a>>,
     duplicate: bool,
 }
 
@@ -147,6 +130,9 @@ impl<'a> Params<'a> {
             "protocolVersion" => &mut self.protocol_version,
             "level" => &mut self.level,
             "requestId" => &mut self.request_id,
+            "uri" => &mut self.uri,
+            "ref" => &mut self.reference,
+            "argument" => &mut self.argument,
             _ => return,
         };
         self.duplicate |= slot.replace(value).is_some();
@@ -172,7 +158,24 @@ impl Session {
             peer,
             state: Mutex::new(State::default()),
             inflight: Mutex::new(HashMap::new()),
+            subscriptions: Mutex::new(HashSet::new()),
         }
+    }
+
+    pub(crate) fn server(&self) -> &McpServer {
+        &self.server
+    }
+
+    pub(crate) fn peer(&self) -> Option<&Peer> {
+        self.peer.as_ref()
+    }
+
+    /// Whether the client subscribed to updates of `uri`.
+    pub fn is_subscribed(&self, uri: &str) -> bool {
+        self.subscriptions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(uri)
     }
 
     /// The protocol version `initialize` settled on, if it ran.
@@ -350,21 +353,35 @@ impl Session {
                 }
             }
         };
+        let call = |kind| {
+            Ok(Dispatched::Call(Call {
+                id: req.id,
+                kind,
+                progress_token: meta.progress_token,
+                version,
+                log_level,
+            }))
+        };
+        let list = match method {
+            "tools/list" => Some(List::Tools),
+            "resources/list" => Some(List::Resources),
+            "resources/templates/list" => Some(List::ResourceTemplates),
+            "prompts/list" => Some(List::Prompts),
+            _ => None,
+        };
+        if let Some(list) = list {
+            let page = match Params::string(params.cursor, "cursor")? {
+                None => 0,
+                Some(c) => page_of(&c, self.server.page_count(list)).ok_or_else(|| {
+                    RpcError::new(INVALID_PARAMS, format!("invalid cursor {c:?}"))
+                })?,
+            };
+            let answer = self.server.list_page(list, page, ListVariant::of(version));
+            write_result(out, req.id, answer);
+            return Ok(Dispatched::Done);
+        }
         match method {
             "server/discover" => write_result(out, req.id, &self.server.0.discover),
-            "tools/list" => {
-                let page = match Params::string(params.cursor, "cursor")? {
-                    None => 0,
-                    Some(c) => page_of(&c, self.server.page_count()).ok_or_else(|| {
-                        RpcError::new(INVALID_PARAMS, format!("invalid cursor {c:?}"))
-                    })?,
-                };
-                write_result(
-                    out,
-                    req.id,
-                    self.server.tools_page(page, ListVariant::of(version)),
-                );
-            }
             "tools/call" => {
                 let Some(name) = Params::string(params.name, "name")? else {
                     return Err(RpcError::invalid_params("tools/call needs a \"name\""));
@@ -373,14 +390,62 @@ impl Session {
                     .server
                     .tool_index(&name)
                     .ok_or_else(|| RpcError::invalid_params(format!("unknown tool {name:?}")))?;
-                return Ok(Dispatched::Call(ToolCall {
-                    id: req.id,
+                return call(CallKind::Tool {
                     tool,
                     arguments: params.arguments,
-                    progress_token: meta.progress_token,
-                    version,
-                    log_level,
-                }));
+                });
+            }
+            "resources/read" => {
+                let Some(uri) = Params::string(params.uri, "uri")? else {
+                    return Err(RpcError::invalid_params("resources/read needs a \"uri\""));
+                };
+                let (resource, vars) = self
+                    .server
+                    .find_resource(&uri)
+                    .ok_or_else(|| not_found(&uri))?;
+                return call(CallKind::Read {
+                    resource,
+                    uri,
+                    vars,
+                });
+            }
+            // 2026-07-28 replaced subscriptions with a listen stream.
+            "resources/subscribe" | "resources/unsubscribe" if !version.is_modern() => {
+                let Some(uri) = Params::string(params.uri, "uri")? else {
+                    return Err(RpcError::invalid_params(format!(
+                        "{method} needs a \"uri\""
+                    )));
+                };
+                let mut subs = self
+                    .subscriptions
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                if method == "resources/subscribe" {
+                    subs.insert(uri.into_owned());
+                } else {
+                    subs.remove(&*uri);
+                }
+                drop(subs);
+                write_result(out, req.id, b"{}");
+            }
+            "prompts/get" => {
+                let Some(name) = Params::string(params.name, "name")? else {
+                    return Err(RpcError::invalid_params("prompts/get needs a \"name\""));
+                };
+                let prompt = self
+                    .server
+                    .prompt_index(&name)
+                    .ok_or_else(|| RpcError::invalid_params(format!("unknown prompt {name:?}")))?;
+                let args = string_pairs(params.arguments, "arguments")?;
+                self.server.0.prompts[prompt]
+                    .check(&args)
+                    .map_err(RpcError::invalid_params)?;
+                return call(CallKind::Prompt { prompt, args });
+            }
+            "completion/complete" => {
+                let values = self.complete(params.reference, params.argument)?;
+                let answer = complete_result(&values, version);
+                write_result(out, req.id, answer.as_bytes());
             }
             "logging/setLevel" if !version.is_modern() => {
                 let level = params.level.and_then(read_log_level).ok_or_else(|| {
@@ -395,6 +460,66 @@ impl Session {
         Ok(Dispatched::Done)
     }
 
+    /// Suggestions for `completion/complete` from the prompt or template it names.
+    fn complete(
+        &self,
+        reference: Option<RawJson<'_>>,
+        argument: Option<RawJson<'_>>,
+    ) -> Result<Vec<String>, RpcError> {
+        let bad = |why: &str| RpcError::invalid_params(format!("completion/complete: {why}"));
+        let reference = reference.ok_or_else(|| bad("needs a \"ref\""))?;
+        let argument = argument.ok_or_else(|| bad("needs an \"argument\""))?;
+        let r: serde_json::Value =
+            serde_json::from_str(reference.get()).map_err(|_| bad("bad \"ref\""))?;
+        let a: serde_json::Value =
+            serde_json::from_str(argument.get()).map_err(|_| bad("bad \"argument\""))?;
+        let (Some(arg), Some(value)) = (a["name"].as_str(), a["value"].as_str()) else {
+            return Err(bad("\"argument\" needs a \"name\" and a \"value\""));
+        };
+        let completer = match r["type"].as_str() {
+            Some("ref/prompt") => {
+                let name = r["name"]
+                    .as_str()
+                    .ok_or_else(|| bad("a prompt ref needs a \"name\""))?;
+                let p = self
+                    .server
+                    .prompt_index(name)
+                    .ok_or_else(|| bad(&format!("unknown prompt {name:?}")))?;
+                self.server.0.prompts[p]
+                    .completions
+                    .iter()
+                    .find(|(n, _)| n == arg)
+                    .map(|(_, f)| f.clone())
+            }
+            Some("ref/resource") => {
+                let uri = r["uri"]
+                    .as_str()
+                    .ok_or_else(|| bad("a resource ref needs a \"uri\""))?;
+                let template = self
+                    .server
+                    .0
+                    .resources
+                    .iter()
+                    .find(|t| {
+                        t.def.uri_template.as_deref() == Some(uri)
+                            || t.def.uri.as_deref() == Some(uri)
+                    })
+                    .ok_or_else(|| bad(&format!("unknown resource {uri:?}")))?;
+                template
+                    .completions
+                    .iter()
+                    .find(|(n, _)| n == arg)
+                    .map(|(_, f)| f.clone())
+            }
+            _ => {
+                return Err(bad(
+                    "\"ref.type\" must be \"ref/prompt\" or \"ref/resource\"",
+                ));
+            }
+        };
+        Ok(completer.map(|f| f(value)).unwrap_or_default())
+    }
+
     fn initialize<'a>(&self, id: Id<'a>, params: &Params<'_>, out: &mut Vec<u8>) -> Dispatched<'a> {
         let requested = params.protocol_version.and_then(|v| v.as_str());
         let version = ProtocolVersion::negotiate(requested.as_deref().unwrap_or(""));
@@ -404,97 +529,47 @@ impl Session {
     }
 }
 
+/// A `completion/complete` result: at most 100 values, with the total and whether more exist.
+fn complete_result(values: &[String], version: ProtocolVersion) -> String {
+    let shown = &values[..values.len().min(100)];
+    let mut v = serde_json::json!({
+        "completion": { "values": shown, "total": values.len(), "hasMore": values.len() > shown.len() }
+    });
+    if version.is_modern() {
+        v["resultType"] = "complete".into();
+    }
+    v.to_string()
+}
+
+/// An object of string values (prompt arguments) as pairs; -32602 otherwise.
+fn string_pairs(raw: Option<RawJson<'_>>, name: &str) -> Result<Vec<(String, String)>, RpcError> {
+    let Some(raw) = raw else {
+        return Ok(Vec::new());
+    };
+    if !raw.is_object() {
+        return Err(RpcError::invalid_params(format!(
+            "\"{name}\" must be an object"
+        )));
+    }
+    let mut pairs = Vec::new();
+    let mut bad = None;
+    let scanned = each_member(raw, |k, v| match v.as_str() {
+        Some(s) => pairs.push((k.into_owned(), s.into_owned())),
+        None => bad = Some(k.into_owned()),
+    });
+    if scanned.is_err() {
+        return Err(RpcError::invalid_params(format!("\"{name}\" is malformed")));
+    }
+    match bad {
+        Some(k) => Err(RpcError::invalid_params(format!(
+            "argument {k:?} must be a string"
+        ))),
+        None => Ok(pairs),
+    }
+}
+
 fn json_str(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
-}
-
-impl ToolCall<'_> {
-    /// The name of the tool to run.
-    pub fn tool_name<'s>(&self, session: &'s Session) -> &'s str {
-        session.server.0.tools[self.tool].name()
-    }
-
-    /// Copies what the call borrows so it can run on a task of its own.
-    pub fn into_owned(self, session: &Arc<Session>) -> OwnedToolCall {
-        OwnedToolCall {
-            session: Arc::clone(session),
-            id: self.id.raw().to_owned(),
-            tool: self.tool,
-            arguments: self.arguments.map(|a| a.to_raw_value()),
-            progress_token: self.progress_token.map(|p| p.to_raw_value()),
-            version: self.version,
-            log_level: self.log_level,
-        }
-    }
-}
-
-impl OwnedToolCall {
-    /// The raw JSON id of the call.
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-
-    /// Runs the tool and encodes its answer; `None` if the client cancelled it.
-    pub async fn run(self) -> Option<Vec<u8>> {
-        let session = &self.session;
-        let tool = &session.server.0.tools[self.tool];
-        let id = Id::from_raw(RawJson(&self.id))?;
-        let output = match tool.check_arguments(self.arguments.as_deref()) {
-            Err(why) => ToolOutput::error(format!("invalid arguments: {why}")),
-            Ok(()) => {
-                let (cancel_tx, cancel_rx) = watch::channel(false);
-                session
-                    .inflight
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .insert(self.id.clone(), cancel_tx);
-                let ctx = Context::new(
-                    self.id.clone(),
-                    self.version,
-                    self.progress_token,
-                    session.peer.clone(),
-                    self.log_level,
-                    cancel_rx,
-                );
-                let watcher = ctx.clone();
-                let output = tokio::select! {
-                    // Cancellation first: a handler that ends because it saw the
-                    // cancellation must not have its answer sent.
-                    biased;
-                    () = watcher.cancelled() => None,
-                    out = tool.handler.call(ctx, self.arguments.as_deref()) => Some(out),
-                };
-                let output = output.filter(|_| !watcher.is_cancelled());
-                session
-                    .inflight
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .remove(&self.id);
-                // A cancelled request gets no answer (the client has stopped waiting).
-                output?
-            }
-        };
-        let mut out = Vec::with_capacity(256);
-        write_result_with(&mut out, id, |out| {
-            encode_output(out, &output, self.version)
-        });
-        Some(out)
-    }
-}
-
-/// Writes a tool result for `version`: `structuredContent` only where the
-/// version has it, `resultType` on 2026-07-28.
-fn encode_output(out: &mut Vec<u8>, output: &ToolOutput, version: ProtocolVersion) {
-    let mut v = serde_json::to_value(output).unwrap_or_default();
-    if let Some(obj) = v.as_object_mut() {
-        if !version.has_structured_output() {
-            obj.remove("structuredContent");
-        }
-        if version.is_modern() {
-            obj.insert("resultType".into(), "complete".into());
-        }
-    }
-    let _ = serde_json::to_writer(&mut *out, &v);
 }
 
 #[cfg(test)]

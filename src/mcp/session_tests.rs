@@ -6,7 +6,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::mcp::{Tool, ToolOutput};
+use crate::mcp::{
+    Content, Prompt, PromptMessage, PromptOutput, ReadError, Resource, ResourceContents, Role,
+    Tool, ToolOutput,
+};
 
 fn server(page_size: usize) -> McpServer {
     #[derive(serde::Deserialize)]
@@ -380,4 +383,184 @@ async fn cancellation_stops_the_call_without_an_answer() {
         "a cancelled call must not be answered: {answer:?}"
     );
     assert!(s.inflight.lock().unwrap().is_empty());
+}
+
+fn catalog() -> Arc<Session> {
+    let server = McpServer::builder("cat", "0")
+        .resource(Resource::text("mem://a", "a", "text/plain", "A"))
+        .resource(Resource::new(
+            "mem://broken",
+            "broken",
+            |_ctx, _uri| async { Err(ReadError::Failed("disk on fire".into())) },
+        ))
+        .resource(
+            Resource::template("mem://t/{x}", "t", |_ctx, uri, vars| async move {
+                if vars[0].1 == "missing" {
+                    return Err(ReadError::NotFound);
+                }
+                Ok(vec![ResourceContents::Text {
+                    uri,
+                    mime_type: None,
+                    text: vars[0].1.clone(),
+                }])
+            })
+            .complete("x", |typed| vec![format!("{typed}1"), format!("{typed}2")]),
+        )
+        .prompt(
+            Prompt::new("p", |_ctx, args| async move {
+                Ok(PromptOutput::new(vec![PromptMessage {
+                    role: Role::User,
+                    content: Content::Text {
+                        text: format!("{args:?}"),
+                    },
+                }]))
+            })
+            .argument("need", "", true)
+            .argument("maybe", "", false),
+        )
+        .build();
+    Arc::new(Session::new(server, None))
+}
+
+#[tokio::test]
+async fn resources() {
+    let s = catalog();
+    init(&s, "2025-06-18").await;
+    let r = send(&s, req(1, "resources/read", json!({"uri": "mem://a"})))
+        .await
+        .unwrap();
+    assert_eq!(r["result"]["contents"][0]["text"], "A");
+    let r = send(&s, req(2, "resources/read", json!({"uri": "mem://t/q"})))
+        .await
+        .unwrap();
+    assert_eq!(
+        r["result"]["contents"][0],
+        json!({"uri": "mem://t/q", "text": "q"})
+    );
+    for (uri, code) in [
+        ("mem://none", -32002),
+        ("mem://t/missing", -32002),
+        ("mem://broken", -32603),
+    ] {
+        let r = send(&s, req(3, "resources/read", json!({"uri": uri})))
+            .await
+            .unwrap();
+        assert_eq!(error_code(&r), code, "{uri}");
+        if code == -32002 {
+            assert_eq!(r["error"]["data"]["uri"], uri);
+        }
+    }
+    assert_eq!(
+        error_code(&send(&s, req(4, "resources/read", json!({}))).await.unwrap()),
+        -32602
+    );
+    assert_eq!(
+        error_code(
+            &send(&s, req(5, "resources/read", json!({"uri": 1})))
+                .await
+                .unwrap()
+        ),
+        -32602
+    );
+    let r = send(&s, req(6, "resources/templates/list", json!({})))
+        .await
+        .unwrap();
+    assert_eq!(
+        r["result"]["resourceTemplates"][0]["uriTemplate"],
+        "mem://t/{x}"
+    );
+    assert_eq!(
+        send(&s, req(7, "resources/subscribe", json!({"uri": "mem://a"})))
+            .await
+            .unwrap()["result"],
+        json!({})
+    );
+    assert!(s.is_subscribed("mem://a"));
+    send(
+        &s,
+        req(8, "resources/unsubscribe", json!({"uri": "mem://a"})),
+    )
+    .await
+    .unwrap();
+    assert!(!s.is_subscribed("mem://a"));
+    // 2026-07-28: cache hints on reads; subscriptions are gone.
+    let m = catalog();
+    let r = send(&m, modern(1, "resources/read", json!({"uri": "mem://a"})))
+        .await
+        .unwrap();
+    assert_eq!(
+        (&r["result"]["resultType"], &r["result"]["cacheScope"]),
+        (&json!("complete"), &json!("private"))
+    );
+    assert_eq!(
+        error_code(
+            &send(
+                &m,
+                modern(2, "resources/subscribe", json!({"uri": "mem://a"}))
+            )
+            .await
+            .unwrap()
+        ),
+        -32601
+    );
+}
+
+#[tokio::test]
+async fn prompts_and_completion() {
+    let s = catalog();
+    init(&s, "2025-06-18").await;
+    let r = send(
+        &s,
+        req(
+            1,
+            "prompts/get",
+            json!({"name": "p", "arguments": {"need": "x"}}),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r["result"]["messages"][0]["role"], "user");
+    let bad = [
+        json!({"name": "p"}),
+        json!({"name": "p", "arguments": {"need": "x", "extra": "y"}}),
+        json!({"name": "p", "arguments": {"need": 1}}),
+        json!({"name": "p", "arguments": ["need"]}),
+        json!({"name": "nope"}),
+        json!({}),
+    ];
+    for params in bad {
+        let r = send(&s, req(2, "prompts/get", params.clone()))
+            .await
+            .unwrap();
+        assert_eq!(error_code(&r), -32602, "{params}");
+    }
+    let r = send(&s, req(3, "completion/complete", json!({"ref": {"type": "ref/resource", "uri": "mem://t/{x}"}, "argument": {"name": "x", "value": "v"}}))).await.unwrap();
+    assert_eq!(
+        r["result"]["completion"],
+        json!({"values": ["v1", "v2"], "total": 2, "hasMore": false})
+    );
+    let r = send(&s, req(4, "completion/complete", json!({"ref": {"type": "ref/prompt", "name": "p"}, "argument": {"name": "need", "value": ""}}))).await.unwrap();
+    assert_eq!(r["result"]["completion"]["values"], json!([]));
+    for params in [
+        json!({"ref": {"type": "ref/other"}, "argument": {"name": "x", "value": ""}}),
+        json!({"ref": {"type": "ref/prompt", "name": "zz"}, "argument": {"name": "x", "value": ""}}),
+        json!({"ref": {"type": "ref/prompt", "name": "p"}}),
+        json!({"argument": {"name": "x", "value": ""}}),
+    ] {
+        assert_eq!(
+            error_code(
+                &send(&s, req(5, "completion/complete", params.clone()))
+                    .await
+                    .unwrap()
+            ),
+            -32602,
+            "{params}"
+        );
+    }
+    let caps = init(&catalog(), "2025-06-18").await;
+    assert_eq!(caps["result"]["capabilities"]["completions"], json!({}));
+    assert_eq!(
+        caps["result"]["capabilities"]["resources"]["subscribe"],
+        true
+    );
 }

@@ -43,7 +43,8 @@ where
         }
         io::Result::Ok(())
     });
-    let session = Arc::new(Session::new(server, Some(peer.clone())));
+    let session = Arc::new(Session::new(server.clone(), Some(peer.clone())));
+    let forwarder = tokio::spawn(forward_updates(server, Arc::clone(&session), peer.clone()));
     let mut input = BufReader::new(input);
     let mut line = Vec::new();
     let mut out = Vec::new();
@@ -102,9 +103,36 @@ where
         }
     }
     while calls.join_next().await.is_some() {}
+    forwarder.abort();
+    let _ = forwarder.await;
     drop(session);
     drop(peer);
     writer.await.map_err(io::Error::other)?
+}
+
+/// Sends `notifications/resources/updated` for changed resources this client subscribed to.
+async fn forward_updates(server: McpServer, session: Arc<Session>, peer: Peer) {
+    let mut updates = server.resource_updates();
+    loop {
+        let uri = match updates.recv().await {
+            Ok(uri) => uri,
+            // Missed some under load: the client re-reads what it cares about anyway.
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        };
+        if session.is_subscribed(&uri) {
+            let params = serde_json::json!({ "uri": &*uri }).to_string();
+            let mut msg = Vec::with_capacity(params.len() + 64);
+            crate::jsonrpc::write::write_notification(
+                &mut msg,
+                "notifications/resources/updated",
+                params.as_bytes(),
+            );
+            if !peer.send(msg).await {
+                return;
+            }
+        }
+    }
 }
 
 /// Reads up to and including the next newline, keeping at most

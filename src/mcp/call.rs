@@ -1,0 +1,235 @@
+//! Requests that run a host's code: tool calls, resource reads, prompt renders.
+
+use std::sync::{Arc, PoisonError};
+
+use serde_json::value::RawValue;
+use tokio::sync::watch;
+
+use super::context::{Context, LogLevel};
+use super::resource::ReadError;
+use super::session::Session;
+use super::tool::ToolOutput;
+use super::version::ProtocolVersion;
+use crate::jsonrpc::write::{write_error, write_result_with};
+use crate::jsonrpc::{INTERNAL_ERROR, Id, RawJson, RpcError};
+
+/// JSON-RPC code for a resource that does not exist.
+pub const RESOURCE_NOT_FOUND: i32 = -32002;
+
+/// What a [`Call`] runs.
+#[derive(Debug)]
+pub(crate) enum CallKind<'a> {
+    Tool {
+        tool: usize,
+        arguments: Option<RawJson<'a>>,
+    },
+    Read {
+        resource: usize,
+        uri: std::borrow::Cow<'a, str>,
+        vars: Vec<(String, String)>,
+    },
+    Prompt {
+        prompt: usize,
+        args: Vec<(String, String)>,
+    },
+}
+
+/// A request that runs host code, borrowing the request bytes.
+#[derive(Debug)]
+pub struct Call<'a> {
+    pub(crate) id: Id<'a>,
+    pub(crate) kind: CallKind<'a>,
+    pub(crate) progress_token: Option<RawJson<'a>>,
+    pub(crate) version: ProtocolVersion,
+    pub(crate) log_level: Option<LogLevel>,
+}
+
+#[derive(Debug)]
+enum OwnedKind {
+    Tool {
+        tool: usize,
+        arguments: Option<Box<RawValue>>,
+    },
+    Read {
+        resource: usize,
+        uri: String,
+        vars: Vec<(String, String)>,
+    },
+    Prompt {
+        prompt: usize,
+        args: Vec<(String, String)>,
+    },
+}
+
+/// A [`Call`] that owns what it needs, to run on a task of its own.
+#[derive(Debug)]
+pub struct OwnedCall {
+    session: Arc<Session>,
+    id: String,
+    kind: OwnedKind,
+    progress_token: Option<Box<RawValue>>,
+    version: ProtocolVersion,
+    log_level: Option<LogLevel>,
+}
+
+impl Call<'_> {
+    /// The tool a `tools/call` names (None for other calls).
+    pub fn tool_name<'s>(&self, session: &'s Session) -> Option<&'s str> {
+        match self.kind {
+            CallKind::Tool { tool, .. } => Some(session.server().0.tools[tool].name()),
+            _ => None,
+        }
+    }
+
+    /// Copies what the call borrows so it can run on a task of its own.
+    pub fn into_owned(self, session: &Arc<Session>) -> OwnedCall {
+        let kind = match self.kind {
+            CallKind::Tool { tool, arguments } => OwnedKind::Tool {
+                tool,
+                arguments: arguments.map(|a| a.to_raw_value()),
+            },
+            CallKind::Read {
+                resource,
+                uri,
+                vars,
+            } => OwnedKind::Read {
+                resource,
+                uri: uri.into_owned(),
+                vars,
+            },
+            CallKind::Prompt { prompt, args } => OwnedKind::Prompt { prompt, args },
+        };
+        OwnedCall {
+            session: Arc::clone(session),
+            id: self.id.raw().to_owned(),
+            kind,
+            progress_token: self.progress_token.map(|p| p.to_raw_value()),
+            version: self.version,
+            log_level: self.log_level,
+        }
+    }
+}
+
+impl OwnedCall {
+    /// The raw JSON id of the request.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Runs the call and encodes its answer; `None` if the client cancelled it.
+    pub async fn run(self) -> Option<Vec<u8>> {
+        let session = Arc::clone(&self.session);
+        let (cancel_tx, cancel_rx) = watch::channel(false);
+        session.track(&self.id, cancel_tx);
+        let ctx = Context::new(
+            self.id.clone(),
+            self.version,
+            self.progress_token,
+            session.peer().cloned(),
+            self.log_level,
+            cancel_rx,
+        );
+        let watcher = ctx.clone();
+        let work = answer(&session, self.kind, ctx, self.version);
+        let output = tokio::select! {
+            // Cancellation first: a handler that ends because it saw the
+            // cancellation must not have its answer sent.
+            biased;
+            () = watcher.cancelled() => None,
+            out = work => Some(out),
+        };
+        session.untrack(&self.id);
+        let answer = output.filter(|_| !watcher.is_cancelled())?;
+        let id = Id::from_raw(RawJson(&self.id))?;
+        let mut out = Vec::with_capacity(256);
+        match answer {
+            Ok(body) => write_result_with(&mut out, id, |out| out.extend_from_slice(&body)),
+            Err(e) => write_error(&mut out, Some(id), &e),
+        }
+        Some(out)
+    }
+}
+
+/// Runs the host code and encodes the result object (or the error).
+async fn answer(
+    session: &Session,
+    kind: OwnedKind,
+    ctx: Context,
+    version: ProtocolVersion,
+) -> Result<Vec<u8>, RpcError> {
+    let inner = &session.server().0;
+    let mut value = match kind {
+        OwnedKind::Tool { tool, arguments } => {
+            let tool = &inner.tools[tool];
+            let output = match tool.check_arguments(arguments.as_deref()) {
+                Err(why) => ToolOutput::error(format!("invalid arguments: {why}")),
+                Ok(()) => tool.handler.call(ctx, arguments.as_deref()).await,
+            };
+            let mut v = serde_json::to_value(&output).unwrap_or_default();
+            if !version.has_structured_output()
+                && let Some(obj) = v.as_object_mut()
+            {
+                obj.remove("structuredContent");
+            }
+            v
+        }
+        OwnedKind::Read {
+            resource,
+            uri,
+            vars,
+        } => match inner.resources[resource].read(ctx, uri.clone(), vars).await {
+            Ok(contents) => {
+                let mut v = serde_json::json!({ "contents": contents });
+                if version.is_modern() {
+                    v["ttlMs"] = 0.into();
+                    v["cacheScope"] = "private".into();
+                }
+                v
+            }
+            Err(ReadError::NotFound) => return Err(not_found(&uri)),
+            Err(ReadError::Failed(why)) => {
+                return Err(RpcError::new(
+                    INTERNAL_ERROR,
+                    format!("reading {uri} failed: {why}"),
+                ));
+            }
+        },
+        OwnedKind::Prompt { prompt, args } => match inner.prompts[prompt].get(ctx, args).await {
+            Ok(output) => serde_json::to_value(&output).unwrap_or_default(),
+            Err(why) => {
+                return Err(RpcError::new(
+                    INTERNAL_ERROR,
+                    format!("prompt failed: {why}"),
+                ));
+            }
+        },
+    };
+    if version.is_modern()
+        && let Some(obj) = value.as_object_mut()
+    {
+        obj.insert("resultType".into(), "complete".into());
+    }
+    Ok(value.to_string().into_bytes())
+}
+
+/// -32002 for `uri`, with the URI in `data`.
+pub(crate) fn not_found(uri: &str) -> RpcError {
+    RpcError::new(RESOURCE_NOT_FOUND, format!("resource not found: {uri}"))
+        .with_data(serde_json::json!({ "uri": uri }).to_string())
+}
+
+impl Session {
+    fn track(&self, id: &str, cancel: watch::Sender<bool>) {
+        self.inflight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id.to_owned(), cancel);
+    }
+
+    fn untrack(&self, id: &str) {
+        self.inflight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(id);
+    }
+}
