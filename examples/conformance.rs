@@ -177,112 +177,227 @@ fn prompts(b: McpServerBuilder) -> McpServerBuilder {
     )
 }
 
+/// A tool that asks the client for something and reports the answer.
+fn asking(
+    name: &str,
+    description: &str,
+    schema: Value,
+    ask: fn(&Value) -> (&'static str, Value),
+    report: fn(&Value) -> String,
+    failure: &'static str,
+) -> Tool {
+    Tool::raw(
+        name,
+        description,
+        schema,
+        move |ctx: Context, args: Value| async move {
+            let (method, params) = ask(&args);
+            match ctx.request(method, params).await {
+                Ok(answer) => ToolOutput::text(report(&answer)),
+                Err(e) => ToolOutput::text(format!("{failure}: {}", e.message)),
+            }
+        },
+    )
+}
+
+fn elicitation_report(prefix: &str, answer: &Value) -> String {
+    let content = answer.get("content").cloned().unwrap_or_else(|| json!({}));
+    format!(
+        "{prefix}: action={}, content={content}",
+        answer["action"].as_str().unwrap_or("")
+    )
+}
+
+fn client_requests(b: McpServerBuilder) -> McpServerBuilder {
+    let string_arg = |name: &str, description: &str| json!({"type": "object", "properties": {name: {"type": "string", "description": description}}, "required": [name]});
+    b.tool(asking(
+        "test_sampling",
+        "Tests server-initiated sampling (LLM completion request)",
+        string_arg("prompt", "The prompt to send to the LLM"),
+        |args| ("sampling/createMessage", json!({
+            "messages": [{"role": "user", "content": {"type": "text", "text": args["prompt"]}}],
+            "maxTokens": 100
+        })),
+        |answer| {
+            let text = answer["content"]["text"].as_str().or(answer["message"]["content"]["text"].as_str());
+            format!("LLM response: {}", text.unwrap_or("No response"))
+        },
+        "Sampling not supported or error",
+    ))
+    .tool(asking(
+        "test_elicitation",
+        "Tests server-initiated elicitation (user input request)",
+        string_arg("message", "The message to show the user"),
+        |args| ("elicitation/create", json!({
+            "mode": "form",
+            "message": args["message"],
+            "requestedSchema": {
+                "type": "object",
+                "properties": {"response": {"type": "string", "description": "User's response"}},
+                "required": ["response"]
+            }
+        })),
+        |answer| elicitation_report("User response", answer),
+        "Elicitation not supported or error",
+    ))
+    .tool(asking(
+        "test_elicitation_sep1034_defaults",
+        "Tests elicitation with default values per SEP-1034",
+        no_args(),
+        |_| ("elicitation/create", json!({
+            "mode": "form",
+            "message": "Please review and update the form fields with defaults",
+            "requestedSchema": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string", "description": "User name", "default": "John Doe"},
+                    "age": {"type": "integer", "description": "User age", "default": 30},
+                    "score": {"type": "number", "description": "User score", "default": 95.5},
+                    "status": {"type": "string", "description": "User status", "enum": ["active", "inactive", "pending"], "default": "active"},
+                    "verified": {"type": "boolean", "description": "Verification status", "default": true}
+                },
+                "required": []
+            }
+        })),
+        |answer| elicitation_report("Elicitation completed", answer),
+        "Elicitation not supported or error",
+    ))
+    .tool(asking(
+        "test_elicitation_sep1330_enums",
+        "Tests elicitation with enum schema improvements per SEP-1330",
+        no_args(),
+        |_| ("elicitation/create", json!({
+            "mode": "form",
+            "message": "Please select options from the enum fields",
+            "requestedSchema": {
+                "type": "object",
+                "properties": {
+                    "untitledSingle": {"type": "string", "description": "Select one option", "enum": ["option1", "option2", "option3"]},
+                    "titledSingle": {"type": "string", "description": "Select one option with titles", "oneOf": [
+                        {"const": "value1", "title": "First Option"},
+                        {"const": "value2", "title": "Second Option"},
+                        {"const": "value3", "title": "Third Option"}
+                    ]},
+                    "legacyEnum": {"type": "string", "description": "Select one option (legacy)", "enum": ["opt1", "opt2", "opt3"], "enumNames": ["Option One", "Option Two", "Option Three"]},
+                    "untitledMulti": {"type": "array", "description": "Select multiple options", "minItems": 1, "maxItems": 3, "items": {"type": "string", "enum": ["option1", "option2", "option3"]}},
+                    "titledMulti": {"type": "array", "description": "Select multiple options with titles", "minItems": 1, "maxItems": 3, "items": {"anyOf": [
+                        {"const": "value1", "title": "First Choice"},
+                        {"const": "value2", "title": "Second Choice"},
+                        {"const": "value3", "title": "Third Choice"}
+                    ]}}
+                },
+                "required": []
+            }
+        })),
+        |answer| elicitation_report("Elicitation completed", answer),
+        "Elicitation not supported or error",
+    ))
+}
+
 fn server() -> McpServer {
     let image = Content::Image {
         data: IMAGE_PNG.into(),
         mime_type: "image/png".into(),
     };
-    prompts(resources(McpServer::builder(
-        "mcp-conformance-test-server",
-        "1.0.0",
-    )))
-    .tool(fixed(
-        "test_simple_text",
-        "Tests simple text content response",
-        ToolOutput::text("This is a simple text response for testing."),
-    ))
-    .tool(fixed(
-        "test_image_content",
-        "Tests image content response",
-        ToolOutput::content(vec![image.clone()]),
-    ))
-    .tool(fixed(
-        "test_audio_content",
-        "Tests audio content response",
-        ToolOutput::content(vec![Content::Audio {
-            data: AUDIO_WAV.into(),
-            mime_type: "audio/wav".into(),
-        }]),
-    ))
-    .tool(fixed(
-        "test_embedded_resource",
-        "Tests embedded resource content response",
-        ToolOutput::content(vec![Content::Resource {
-            resource: json!({
-                "uri": "test://embedded-resource",
-                "mimeType": "text/plain",
-                "text": "This is an embedded resource content."
-            }),
-        }]),
-    ))
-    .tool(fixed(
-        "test_multiple_content_types",
-        "Tests response with multiple content types (text, image, resource)",
-        ToolOutput::content(vec![
-            Content::Text {
-                text: "Multiple content types test:".into(),
-            },
-            image,
-            Content::Resource {
+    let b = McpServer::builder("mcp-conformance-test-server", "1.0.0");
+    client_requests(prompts(resources(b)))
+        .tool(fixed(
+            "test_simple_text",
+            "Tests simple text content response",
+            ToolOutput::text("This is a simple text response for testing."),
+        ))
+        .tool(fixed(
+            "test_image_content",
+            "Tests image content response",
+            ToolOutput::content(vec![image.clone()]),
+        ))
+        .tool(fixed(
+            "test_audio_content",
+            "Tests audio content response",
+            ToolOutput::content(vec![Content::Audio {
+                data: AUDIO_WAV.into(),
+                mime_type: "audio/wav".into(),
+            }]),
+        ))
+        .tool(fixed(
+            "test_embedded_resource",
+            "Tests embedded resource content response",
+            ToolOutput::content(vec![Content::Resource {
                 resource: json!({
-                    "uri": "test://mixed-content-resource",
-                    "mimeType": "application/json",
-                    "text": json!({"test": "data", "value": 123}).to_string()
+                    "uri": "test://embedded-resource",
+                    "mimeType": "text/plain",
+                    "text": "This is an embedded resource content."
                 }),
+            }]),
+        ))
+        .tool(fixed(
+            "test_multiple_content_types",
+            "Tests response with multiple content types (text, image, resource)",
+            ToolOutput::content(vec![
+                Content::Text {
+                    text: "Multiple content types test:".into(),
+                },
+                image,
+                Content::Resource {
+                    resource: json!({
+                        "uri": "test://mixed-content-resource",
+                        "mimeType": "application/json",
+                        "text": json!({"test": "data", "value": 123}).to_string()
+                    }),
+                },
+            ]),
+        ))
+        .tool(Tool::raw(
+            "test_tool_with_logging",
+            "Tests tool that emits log messages during execution",
+            no_args(),
+            |ctx: Context, _args: Value| async move {
+                for (i, text) in [
+                    "Tool execution started",
+                    "Tool processing data",
+                    "Tool execution completed",
+                ]
+                .into_iter()
+                .enumerate()
+                {
+                    if i > 0 {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    ctx.log(LogLevel::Info, text.into()).await;
+                }
+                ToolOutput::text("Tool with logging executed successfully")
             },
-        ]),
-    ))
-    .tool(Tool::raw(
-        "test_tool_with_logging",
-        "Tests tool that emits log messages during execution",
-        no_args(),
-        |ctx: Context, _args: Value| async move {
-            for (i, text) in [
-                "Tool execution started",
-                "Tool processing data",
-                "Tool execution completed",
-            ]
-            .into_iter()
-            .enumerate()
-            {
-                if i > 0 {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+        ))
+        .tool(Tool::raw(
+            "test_tool_with_progress",
+            "Tests tool that reports progress notifications",
+            no_args(),
+            |ctx: Context, _args: Value| async move {
+                for step in [0.0, 50.0, 100.0] {
+                    if step > 0.0 {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    let message = format!("Completed step {step} of 100");
+                    ctx.progress(step, Some(100.0), Some(&message)).await;
                 }
-                ctx.log(LogLevel::Info, text.into()).await;
-            }
-            ToolOutput::text("Tool with logging executed successfully")
-        },
-    ))
-    .tool(Tool::raw(
-        "test_tool_with_progress",
-        "Tests tool that reports progress notifications",
-        no_args(),
-        |ctx: Context, _args: Value| async move {
-            for step in [0.0, 50.0, 100.0] {
-                if step > 0.0 {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                let message = format!("Completed step {step} of 100");
-                ctx.progress(step, Some(100.0), Some(&message)).await;
-            }
-            // The token as JSON text would show a string token with quotes; show it bare.
-            let token = match ctx
-                .progress_token()
-                .map(|t| serde_json::from_str::<Value>(t.get()))
-            {
-                Some(Ok(Value::String(s))) => s,
-                Some(Ok(other)) => other.to_string(),
-                _ => "0".to_owned(),
-            };
-            ToolOutput::text(token)
-        },
-    ))
-    .tool(fixed(
-        "test_error_handling",
-        "Tests error response handling",
-        ToolOutput::error("This tool intentionally returns an error for testing"),
-    ))
-    .build()
+                // The token as JSON text would show a string token with quotes; show it bare.
+                let token = match ctx
+                    .progress_token()
+                    .map(|t| serde_json::from_str::<Value>(t.get()))
+                {
+                    Some(Ok(Value::String(s))) => s,
+                    Some(Ok(other)) => other.to_string(),
+                    _ => "0".to_owned(),
+                };
+                ToolOutput::text(token)
+            },
+        ))
+        .tool(fixed(
+            "test_error_handling",
+            "Tests error response handling",
+            ToolOutput::error("This tool intentionally returns an error for testing"),
+        ))
+        .build()
 }
 
 #[tokio::main]

@@ -122,6 +122,7 @@ impl OwnedCall {
         let (cancel_tx, cancel_rx) = watch::channel(false);
         session.track(&self.id, cancel_tx);
         let ctx = Context::new(
+            Some(Arc::clone(&session)),
             self.id.clone(),
             self.version,
             self.progress_token,

@@ -62,6 +62,8 @@ pub struct Context {
 
 #[derive(Debug)]
 struct Inner {
+    /// The session, for requests to the client; None in contexts made outside one.
+    session: Option<std::sync::Arc<super::session::Session>>,
     request_id: String,
     version: ProtocolVersion,
     progress_token: Option<Box<RawValue>>,
@@ -75,6 +77,7 @@ struct Inner {
 
 impl Context {
     pub(crate) fn new(
+        session: Option<std::sync::Arc<super::session::Session>>,
         request_id: String,
         version: ProtocolVersion,
         progress_token: Option<Box<RawValue>>,
@@ -84,6 +87,7 @@ impl Context {
     ) -> Context {
         Context {
             inner: Arc::new(Inner {
+                session,
                 request_id,
                 version,
                 progress_token,
@@ -93,6 +97,14 @@ impl Context {
                 last_progress: AtomicU64::new(f64::NEG_INFINITY.to_bits()),
             }),
         }
+    }
+
+    pub(crate) fn session(&self) -> Option<&super::session::Session> {
+        self.inner.session.as_deref()
+    }
+
+    pub(crate) fn peer(&self) -> Option<&Peer> {
+        self.inner.peer.as_ref()
     }
 
     /// The JSON-RPC id of the call, as raw JSON.

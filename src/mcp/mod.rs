@@ -12,6 +12,7 @@
 
 mod call;
 mod context;
+mod outgoing;
 mod prompt;
 mod resource;
 mod schema;
@@ -22,6 +23,7 @@ pub mod version;
 
 pub use call::{Call, OwnedCall, RESOURCE_NOT_FOUND};
 pub use context::{Context, LogLevel, Peer};
+pub use outgoing::CLIENT_REQUEST_TIMEOUT;
 pub use prompt::{CompleteFn, Prompt, PromptMessage, PromptOutput, Role};
 pub use resource::{BoxFuture, ReadError, Resource, ResourceContents};
 pub use server::{DEFAULT_PAGE_SIZE, McpServer, McpServerBuilder};

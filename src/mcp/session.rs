@@ -16,6 +16,7 @@ use tokio::sync::watch;
 
 use super::call::{Call, CallKind, not_found};
 use super::context::{LogLevel, Peer};
+use super::outgoing::Outgoing;
 use super::server::{List, ListVariant, McpServer, page_of};
 use super::version::{ProtocolVersion, supported_json};
 use crate::jsonrpc::scan::each_member;
@@ -41,6 +42,8 @@ pub struct Session {
     pub(crate) inflight: Mutex<HashMap<String, watch::Sender<bool>>>,
     /// Resource URIs this client subscribed to. Same locking rule as `state`.
     subscriptions: Mutex<HashSet<String>>,
+    /// Requests to the client awaiting answers.
+    outgoing: Outgoing,
 }
 
 #[derive(Debug, Default)]
@@ -48,6 +51,8 @@ struct State {
     /// Set by `initialize` (legacy era).
     version: Option<ProtocolVersion>,
     log_level: Option<LogLevel>,
+    /// What the client declared in `initialize`.
+    client_capabilities: Option<serde_json::Value>,
 }
 
 /// What [`Session::dispatch`] left to do.
@@ -115,6 +120,7 @@ struct Params<'a> {
     level: Option<RawJson<'a>>,
     request_id: Option<RawJson<'a>>,
     uri: Option<RawJson<'a>>,
+    capabilities: Option<RawJson<'a>>,
     reference: Option<RawJson<'a>>,
     argument: Option<RawJson<'a>>,
     duplicate: bool,
@@ -131,6 +137,7 @@ impl<'a> Params<'a> {
             "level" => &mut self.level,
             "requestId" => &mut self.request_id,
             "uri" => &mut self.uri,
+            "capabilities" => &mut self.capabilities,
             "ref" => &mut self.reference,
             "argument" => &mut self.argument,
             _ => return,
@@ -159,6 +166,7 @@ impl Session {
             state: Mutex::new(State::default()),
             inflight: Mutex::new(HashMap::new()),
             subscriptions: Mutex::new(HashSet::new()),
+            outgoing: Outgoing::default(),
         }
     }
 
@@ -168,6 +176,18 @@ impl Session {
 
     pub(crate) fn peer(&self) -> Option<&Peer> {
         self.peer.as_ref()
+    }
+
+    pub(crate) fn outgoing(&self) -> &Outgoing {
+        &self.outgoing
+    }
+
+    /// Whether the client declared `capability` in `initialize`.
+    pub(crate) fn client_has_capability(&self, capability: &str) -> bool {
+        self.lock_state()
+            .client_capabilities
+            .as_ref()
+            .is_some_and(|c| c.get(capability).is_some())
     }
 
     /// Whether the client subscribed to updates of `uri`.
@@ -199,8 +219,10 @@ impl Session {
                 write_error(out, e.id, &e.error);
                 Dispatched::Done
             }
-            // Answers to requests of ours: none are sent yet, so there is nothing to match.
-            Ok(Message::Response(_)) => Dispatched::Done,
+            Ok(Message::Response(r)) => {
+                self.outgoing.resolve(r.id.map(|i| i.raw()), r.outcome);
+                Dispatched::Done
+            }
             Ok(Message::Notification { method, .. }) => {
                 self.notification(&method, &params);
                 Dispatched::Done
@@ -523,7 +545,13 @@ impl Session {
     fn initialize<'a>(&self, id: Id<'a>, params: &Params<'_>, out: &mut Vec<u8>) -> Dispatched<'a> {
         let requested = params.protocol_version.and_then(|v| v.as_str());
         let version = ProtocolVersion::negotiate(requested.as_deref().unwrap_or(""));
-        self.lock_state().version = Some(version);
+        let caps = params
+            .capabilities
+            .and_then(|c| serde_json::from_str::<serde_json::Value>(c.get()).ok());
+        let mut state = self.lock_state();
+        state.version = Some(version);
+        state.client_capabilities = caps;
+        drop(state);
         write_result(out, id, self.server.initialize_result(version));
         Dispatched::Done
     }

@@ -62,6 +62,7 @@ async def test_prompts_and_completion(mode):
         assert done.completion.total == 1 and done.completion.has_more is False
 
 
+@pytest.mark.filterwarnings("ignore:resources/.*subscribe is removed")
 async def test_subscribed_resource_updates_arrive():
     updated = []
 

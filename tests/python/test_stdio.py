@@ -83,3 +83,30 @@ async def test_embedding_example_host_tool(mode):
         bad = await client.call_tool("greet", {"name": 7})
         assert bad.is_error
         assert bad.content[0].text == "invalid arguments: arguments.name: expected string, got number"
+
+
+async def test_sampling_and_elicitation_reach_the_client():
+    from mcp.types import CreateMessageResult, ElicitResult, TextContent
+
+    asked = []
+
+    async def sampling(context, params):
+        asked.append(params.messages[0].content.text)
+        return CreateMessageResult(role="assistant", content=TextContent(type="text", text="forty-two"), model="m")
+
+    async def elicitation(context, params):
+        asked.append(params.message)
+        return ElicitResult(action="accept", content={"response": "yes"})
+
+    async with Client(server_params(), mode="legacy", sampling_callback=sampling, elicitation_callback=elicitation) as client:
+        sampled = await client.call_tool("test_sampling", {"prompt": "meaning of life?"})
+        assert sampled.content[0].text == "LLM response: forty-two"
+        elicited = await client.call_tool("test_elicitation", {"message": "continue?"})
+        assert elicited.content[0].text == 'User response: action=accept, content={"response":"yes"}'
+    assert asked == ["meaning of life?", "continue?"]
+
+
+async def test_client_requests_need_the_capability():
+    async with Client(server_params(), mode="legacy") as client:
+        result = await client.call_tool("test_sampling", {"prompt": "x"})
+        assert result.content[0].text.startswith("Sampling not supported or error: sampling/createMessage: the client did not declare")
