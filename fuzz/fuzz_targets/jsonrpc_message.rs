@@ -10,7 +10,10 @@ use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Value, json};
-use snowflake_mcp::mcp::{Dispatched, McpServer, Session, Tool, ToolOutput};
+use snowflake_mcp::mcp::{
+    Content, Dispatched, McpServer, Prompt, PromptMessage, PromptOutput, Resource,
+    ResourceContents, Role, Session, Tool, ToolOutput,
+};
 
 fn server() -> &'static McpServer {
     static SERVER: OnceLock<McpServer> = OnceLock::new();
@@ -26,6 +29,22 @@ fn server() -> &'static McpServer {
             .tool(Tool::raw("other", "Other.", json!({"type": "object"}), |_ctx, _| async {
                 ToolOutput::error("no")
             }))
+            .resource(Resource::text("mem://a", "a", "text/plain", "A"))
+            .resource(
+                Resource::template("mem://t/{x}", "t", |_ctx, uri, vars| async move {
+                    Ok(vec![ResourceContents::Text { uri, mime_type: None, text: vars[0].1.clone() }])
+                })
+                .complete("x", |typed| vec![typed.to_owned()]),
+            )
+            .prompt(
+                Prompt::new("p", |_ctx, args| async move {
+                    Ok(PromptOutput::new(vec![PromptMessage {
+                        role: Role::User,
+                        content: Content::Text { text: format!("{args:?}") },
+                    }]))
+                })
+                .argument("need", "", true),
+            )
             .build()
     })
 }
