@@ -61,7 +61,7 @@ pub enum Dispatched<'a> {
     /// Everything is done: an answer (if any) is in the output buffer.
     Done,
     /// Host code to run (a tool, a resource read, a prompt); its answer
-    /// comes from [`OwnedCall::run`].
+    /// comes from [`super::OwnedCall::run`].
     Call(Call<'a>),
     /// A JSON-RPC batch (2025-03-26 only): run it with [`Session::handle`].
     Batch,
