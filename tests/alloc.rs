@@ -53,19 +53,7 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 /// A typical MCP POST: about ten header fields.
-const MCP_POST: &[u8] = b"POST /mcp HTTP/1.1\r\n\
-Host: 127.0.0.1:8000\r\n\
-User-Agent: python-httpx/0.28.1\r\n\
-Accept: application/json, text/event-stream\r\n\
-Accept-Encoding: gzip, deflate\r\n\
-Connection: keep-alive\r\n\
-Content-Type: application/json\r\n\
-Content-Length: 58\r\n\
-MCP-Protocol-Version: 2025-11-25\r\n\
-Mcp-Session-Id: 3f0c9a1e7b2d4c5f8e6a0b1c2d3e4f50\r\n\
-Authorization: Bearer 0123456789abcdef\r\n\
-\r\n\
-{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\",\"params\":{}}";
+const MCP_POST: &[u8] = include_bytes!("data/mcp_post.http");
 
 /// One test at a time: the counters are global.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());

@@ -67,6 +67,16 @@ enum Next {
     Upgrade(OnUpgrade),
 }
 
+impl Next {
+    fn after(keep_alive: bool) -> Next {
+        if keep_alive {
+            Next::KeepAlive
+        } else {
+            Next::Close
+        }
+    }
+}
+
 /// Where the body of the current request is.
 #[derive(Clone, Copy)]
 enum BodyAt {
@@ -456,7 +466,7 @@ impl Conn {
                 });
             }
         }
-        if keep { Next::KeepAlive } else { Next::Close }
+        Next::after(keep)
     }
 
     /// Streams a body chunk by chunk while watching for the client to go away.
@@ -482,7 +492,7 @@ impl Conn {
             conn,
         );
         if head.method == Method::Head {
-            return if keep { Next::KeepAlive } else { Next::Close };
+            return Next::after(keep);
         }
         // The head goes out at once: event-stream clients wait for it.
         if self.flush().await.is_err() {
@@ -513,7 +523,7 @@ impl Conn {
                         if chunked {
                             self.wbuf.extend_from_slice(LAST_CHUNK);
                         }
-                        return if keep { Next::KeepAlive } else { Next::Close };
+                        return Next::after(keep);
                     }
                 },
                 read = self.stream.read_buf(&mut self.rbuf), if can_read => match read {
