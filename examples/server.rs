@@ -12,17 +12,27 @@ use std::net::IpAddr;
 use std::process::ExitCode;
 
 use snowflake_mcp::http::{Method, Request, Response, Router};
+use snowflake_mcp::mcp::McpServer;
+use snowflake_mcp::transport::stdio;
 use snowflake_mcp::{Config, Server, config};
 
 const USAGE: &str = "\
-usage: server [--host IP] [--port N]
+usage: server [--transport http|stdio] [--host IP] [--port N]
 
-  --host IP    address to listen on (default: 127.0.0.1)
-  --port N     port to listen on, 0 for any free port (default: 8000)
-  -h, --help   print this help
+  --transport T  http: serve on a socket (default); stdio: serve MCP on stdin/stdout
+  --host IP      address to listen on (default: 127.0.0.1)
+  --port N       port to listen on, 0 for any free port (default: 8000)
+  -h, --help     print this help
 ";
 
-fn parse_args(args: impl Iterator<Item = String>) -> Result<Config, String> {
+/// Where the daemon serves.
+enum Transport {
+    Http,
+    Stdio,
+}
+
+fn parse_args(args: impl Iterator<Item = String>) -> Result<(Config, Transport), String> {
+    let mut transport = Transport::Http;
     let mut config = Config::new()
         .host(config::DEFAULT_HOST)
         .port(config::DEFAULT_PORT);
@@ -53,11 +63,28 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Config, String> {
                     .map_err(|_| format!("--port: {v:?} is not a port number (0-65535)"))?;
                 config = config.port(port);
             }
+            "--transport" => {
+                transport = match value("--transport")?.as_str() {
+                    "http" => Transport::Http,
+                    "stdio" => Transport::Stdio,
+                    other => {
+                        return Err(format!("--transport: {other:?} is not one of http, stdio"));
+                    }
+                }
+            }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    Ok(config)
+    Ok((config, transport))
+}
+
+/// The MCP server this daemon offers. The Snowflake tools join it with the
+/// warehouse layer; until then it answers the protocol with an empty catalog.
+fn mcp_server() -> McpServer {
+    McpServer::builder("snowflake-mcp", env!("CARGO_PKG_VERSION"))
+        .instructions("Snowflake over MCP.")
+        .build()
 }
 
 fn router() -> Router {
@@ -90,7 +117,7 @@ async fn shutdown_signal() {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = match parse_args(std::env::args().skip(1)) {
+    let (config, transport) = match parse_args(std::env::args().skip(1)) {
         Ok(c) => c,
         Err(msg) if msg.is_empty() => {
             print!("{USAGE}");
@@ -101,6 +128,16 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Transport::Stdio = transport {
+        // stdout carries MCP only; anything for people goes to stderr.
+        return match stdio::serve(mcp_server(), tokio::io::stdin(), tokio::io::stdout()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let server = match Server::bind(config, router()).await {
         Ok(s) => s,
         Err(e) => {
