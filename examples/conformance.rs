@@ -294,6 +294,33 @@ fn client_requests(b: McpServerBuilder) -> McpServerBuilder {
     ))
 }
 
+/// The running server, for the tool that changes its own catalog.
+static SERVER: std::sync::OnceLock<McpServer> = std::sync::OnceLock::new();
+
+/// A tool that adds `dynamic_tool` (or removes it, if present), so clients
+/// see `notifications/tools/list_changed`.
+fn toggle_tool() -> Tool {
+    Tool::raw(
+        "toggle_dynamic_tool",
+        "Adds dynamic_tool, or removes it if it is there",
+        no_args(),
+        |_ctx: Context, _args: Value| async move {
+            let Some(server) = SERVER.get() else {
+                return ToolOutput::error("server not running");
+            };
+            if server.remove_tool("dynamic_tool") {
+                return ToolOutput::text("removed dynamic_tool");
+            }
+            server.add_tool(fixed(
+                "dynamic_tool",
+                "A tool added at run time",
+                ToolOutput::text("dynamic"),
+            ));
+            ToolOutput::text("added dynamic_tool")
+        },
+    )
+}
+
 fn server() -> McpServer {
     let image = Content::Image {
         data: IMAGE_PNG.into(),
@@ -301,6 +328,7 @@ fn server() -> McpServer {
     };
     let b = McpServer::builder("mcp-conformance-test-server", "1.0.0");
     client_requests(prompts(resources(b)))
+        .tool(toggle_tool())
         .tool(fixed(
             "test_simple_text",
             "Tests simple text content response",
@@ -415,7 +443,7 @@ async fn main() -> std::io::Result<()> {
             }
         }
     }
-    let server = server();
+    let server = SERVER.get_or_init(server).clone();
     // The watched resource changes every 3 seconds.
     let watched = server.clone();
     tokio::spawn(async move {

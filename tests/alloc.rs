@@ -219,7 +219,7 @@ mod dispatch {
         );
         let mut out = Vec::new();
         match session.dispatch(call.as_bytes(), &mut out) {
-            Dispatched::Call(c) => assert_eq!(c.tool_name(&session), Some("execute_query")),
+            Dispatched::Call(c) => assert_eq!(c.tool_name(), Some("execute_query")),
             other => panic!("{other:?}"),
         }
         assert_eq!(count(&session, call.as_bytes(), &mut out, 1000), 0);

@@ -7,6 +7,7 @@ use tokio::sync::watch;
 
 use super::context::{Context, LogLevel};
 use super::resource::ReadError;
+use super::server::Catalog;
 use super::session::Session;
 use super::tool::ToolOutput;
 use super::version::ProtocolVersion;
@@ -37,6 +38,8 @@ pub(crate) enum CallKind<'a> {
 /// A request that runs host code, borrowing the request bytes.
 #[derive(Debug)]
 pub struct Call<'a> {
+    /// The catalog the call was dispatched against (indexes point into it).
+    pub(crate) catalog: Arc<Catalog>,
     pub(crate) id: Id<'a>,
     pub(crate) kind: CallKind<'a>,
     pub(crate) progress_token: Option<RawJson<'a>>,
@@ -65,6 +68,7 @@ enum OwnedKind {
 #[derive(Debug)]
 pub struct OwnedCall {
     session: Arc<Session>,
+    catalog: Arc<Catalog>,
     id: String,
     kind: OwnedKind,
     progress_token: Option<Box<RawValue>>,
@@ -74,9 +78,9 @@ pub struct OwnedCall {
 
 impl Call<'_> {
     /// The tool a `tools/call` names (None for other calls).
-    pub fn tool_name<'s>(&self, session: &'s Session) -> Option<&'s str> {
+    pub fn tool_name(&self) -> Option<&str> {
         match self.kind {
-            CallKind::Tool { tool, .. } => Some(session.server().0.tools[tool].name()),
+            CallKind::Tool { tool, .. } => Some(self.catalog.tools[tool].name()),
             _ => None,
         }
     }
@@ -101,6 +105,7 @@ impl Call<'_> {
         };
         OwnedCall {
             session: Arc::clone(session),
+            catalog: self.catalog,
             id: self.id.raw().to_owned(),
             kind,
             progress_token: self.progress_token.map(|p| p.to_raw_value()),
@@ -131,7 +136,7 @@ impl OwnedCall {
             cancel_rx,
         );
         let watcher = ctx.clone();
-        let work = answer(&session, self.kind, ctx, self.version);
+        let work = answer(&self.catalog, self.kind, ctx, self.version);
         let output = tokio::select! {
             // Cancellation first: a handler that ends because it saw the
             // cancellation must not have its answer sent.
@@ -153,12 +158,11 @@ impl OwnedCall {
 
 /// Runs the host code and encodes the result object (or the error).
 async fn answer(
-    session: &Session,
+    inner: &Catalog,
     kind: OwnedKind,
     ctx: Context,
     version: ProtocolVersion,
 ) -> Result<Vec<u8>, RpcError> {
-    let inner = &session.server().0;
     let mut value = match kind {
         OwnedKind::Tool { tool, arguments } => {
             let tool = &inner.tools[tool];

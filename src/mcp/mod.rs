@@ -26,7 +26,7 @@ pub use context::{Context, LogLevel, Peer};
 pub use outgoing::CLIENT_REQUEST_TIMEOUT;
 pub use prompt::{CompleteFn, Prompt, PromptMessage, PromptOutput, Role};
 pub use resource::{BoxFuture, ReadError, Resource, ResourceContents};
-pub use server::{DEFAULT_PAGE_SIZE, McpServer, McpServerBuilder};
+pub use server::{DEFAULT_PAGE_SIZE, McpServer, McpServerBuilder, ServerEvent};
 pub use session::{Dispatched, Session, UNSUPPORTED_PROTOCOL_VERSION};
 pub use tool::{Content, Tool, ToolFuture, ToolHandler, ToolOutput};
 pub use version::ProtocolVersion;

@@ -1,17 +1,19 @@
 //! The server a host builds once: its identity, its tools, and every fixed
 //! answer serialized ahead of time.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
+use arc_swap::ArcSwap;
 use serde_json::{Value, json};
+use tokio::sync::broadcast;
 
 use super::prompt::Prompt;
 use super::resource::Resource;
 use super::tool::Tool;
 use super::version::{HANDSHAKE_VERSIONS, ProtocolVersion, supported_json};
 
-/// Resource updates queued per session before the oldest are dropped. Default: 256.
-const UPDATE_QUEUE: usize = 256;
+/// Server events queued per session before the oldest are dropped. Default: 256.
+const EVENT_QUEUE: usize = 256;
 
 /// Tools per `tools/list` page. Default: 100.
 pub const DEFAULT_PAGE_SIZE: usize = 100;
@@ -74,15 +76,64 @@ impl McpServerBuilder {
 
     /// Builds the server, serializing every fixed answer once.
     pub fn build(self) -> McpServer {
-        let mut index: Vec<(String, usize)> = self
-            .tools
+        let settings = Settings {
+            name: self.name,
+            version: self.version,
+            instructions: self.instructions,
+            page_size: self.page_size,
+        };
+        let catalog = Catalog::build(&settings, self.tools, self.resources, self.prompts);
+        let (events, _) = broadcast::channel(EVENT_QUEUE);
+        McpServer(Arc::new(Inner {
+            settings,
+            catalog: ArcSwap::from_pointee(catalog),
+            edits: Mutex::new(()),
+            events,
+        }))
+    }
+}
+
+/// What stays fixed for the server's life.
+#[derive(Debug)]
+struct Settings {
+    name: String,
+    version: String,
+    instructions: Option<String>,
+    page_size: usize,
+}
+
+/// Everything a server offers at one moment, with its fixed answers serialized.
+///
+/// Replaced whole (never edited in place) when the host adds or removes
+/// something, so a request in flight keeps the catalog it started with.
+#[derive(Debug)]
+pub(crate) struct Catalog {
+    pub(crate) tools: Vec<Tool>,
+    pub(crate) resources: Vec<Resource>,
+    pub(crate) prompts: Vec<Prompt>,
+    /// Tool names sorted, for binary search: no hashing on the hot path.
+    index: Vec<(String, usize)>,
+    initialize: Vec<(ProtocolVersion, Vec<u8>)>,
+    pub(crate) discover: Vec<u8>,
+    /// Pages of each list (indexed by [`List`]), each in every variant.
+    lists: [Vec<[Vec<u8>; 3]>; 4],
+}
+
+impl Catalog {
+    fn build(
+        settings: &Settings,
+        tools: Vec<Tool>,
+        resources: Vec<Resource>,
+        prompts: Vec<Prompt>,
+    ) -> Catalog {
+        let mut index: Vec<(String, usize)> = tools
             .iter()
             .enumerate()
             .map(|(i, t)| (t.name().to_owned(), i))
             .collect();
         index.sort();
-        let capabilities = capabilities(&self);
-        let server_info = json!({ "name": self.name, "version": self.version });
+        let capabilities = capabilities(&tools, &resources, &prompts);
+        let server_info = json!({ "name": settings.name, "version": settings.version });
         let initialize = HANDSHAKE_VERSIONS
             .iter()
             .map(|v| {
@@ -91,7 +142,7 @@ impl McpServerBuilder {
                     "capabilities": capabilities,
                     "serverInfo": server_info,
                 });
-                if let Some(text) = &self.instructions {
+                if let Some(text) = &settings.instructions {
                     r["instructions"] = text.clone().into();
                 }
                 (*v, r.to_string().into_bytes())
@@ -105,12 +156,12 @@ impl McpServerBuilder {
             "ttlMs": 0,
             "cacheScope": "public",
         });
-        if let Some(text) = &self.instructions {
+        if let Some(text) = &settings.instructions {
             discover["instructions"] = text.clone().into();
         }
-        let size = self.page_size;
-        let tools = list_pages(
-            self.tools
+        let size = settings.page_size;
+        let tool_list = list_pages(
+            tools
                 .iter()
                 .map(|t| serde_json::to_value(&t.def).unwrap_or_default())
                 .collect(),
@@ -119,8 +170,8 @@ impl McpServerBuilder {
             &["title", "outputSchema"],
         );
         let (templates, fixed): (Vec<&Resource>, Vec<&Resource>) =
-            self.resources.iter().partition(|r| r.is_template());
-        let resources = list_pages(
+            resources.iter().partition(|r| r.is_template());
+        let resource_list = list_pages(
             fixed
                 .iter()
                 .map(|r| serde_json::to_value(&r.def).unwrap_or_default())
@@ -129,7 +180,7 @@ impl McpServerBuilder {
             size,
             &["title"],
         );
-        let resource_templates = list_pages(
+        let template_list = list_pages(
             templates
                 .iter()
                 .map(|r| serde_json::to_value(&r.def).unwrap_or_default())
@@ -138,8 +189,8 @@ impl McpServerBuilder {
             size,
             &["title"],
         );
-        let prompts = list_pages(
-            self.prompts
+        let prompt_list = list_pages(
+            prompts
                 .iter()
                 .map(|p| serde_json::to_value(&p.def).unwrap_or_default())
                 .collect(),
@@ -147,32 +198,67 @@ impl McpServerBuilder {
             size,
             &["title"],
         );
-        let (updates, _) = tokio::sync::broadcast::channel(UPDATE_QUEUE);
-        McpServer(Arc::new(Inner {
-            updates,
-            tools: self.tools,
-            resources: self.resources,
-            prompts: self.prompts,
+        Catalog {
+            tools,
+            resources,
+            prompts,
             index,
             initialize,
             discover: discover.to_string().into_bytes(),
-            lists: [tools, resources, resource_templates, prompts],
-        }))
+            lists: [tool_list, resource_list, template_list, prompt_list],
+        }
+    }
+
+    pub(crate) fn tool_index(&self, name: &str) -> Option<usize> {
+        let idx = &self.index;
+        idx.binary_search_by(|(n, _)| n.as_str().cmp(name))
+            .ok()
+            .map(|i| idx[i].1)
+    }
+
+    pub(crate) fn initialize_result(&self, v: ProtocolVersion) -> &[u8] {
+        self.initialize
+            .iter()
+            .find(|(iv, _)| *iv == v)
+            .or(self.initialize.last())
+            .map_or(&b"{}"[..], |(_, r)| r)
+    }
+
+    pub(crate) fn page_count(&self, list: List) -> usize {
+        self.lists[list as usize].len()
+    }
+
+    pub(crate) fn list_page(&self, list: List, page: usize, variant: ListVariant) -> &[u8] {
+        &self.lists[list as usize][page][variant as usize]
+    }
+
+    /// The resource at `uri` (fixed URIs first, then templates), with its variables.
+    pub(crate) fn find_resource(&self, uri: &str) -> Option<(usize, Vec<(String, String)>)> {
+        let rs = &self.resources;
+        let fixed = rs.iter().enumerate().filter(|(_, r)| !r.is_template());
+        let templates = rs.iter().enumerate().filter(|(_, r)| r.is_template());
+        fixed
+            .chain(templates)
+            .find_map(|(i, r)| r.matches(uri).map(|vars| (i, vars)))
+    }
+
+    pub(crate) fn prompt_index(&self, name: &str) -> Option<usize> {
+        self.prompts.iter().position(|p| p.name() == name)
     }
 }
 
-fn capabilities(b: &McpServerBuilder) -> Value {
+fn capabilities(tools: &[Tool], resources: &[Resource], prompts: &[Prompt]) -> Value {
     let mut caps = json!({ "logging": {} });
-    if !b.tools.is_empty() {
+    if !tools.is_empty() {
         caps["tools"] = json!({ "listChanged": true });
     }
-    if !b.resources.is_empty() {
+    if !resources.is_empty() {
         caps["resources"] = json!({ "subscribe": true, "listChanged": true });
     }
-    if !b.prompts.is_empty() {
+    if !prompts.is_empty() {
         caps["prompts"] = json!({ "listChanged": true });
     }
-    if !b.prompts.is_empty() || b.resources.iter().any(Resource::is_template) {
+    if !prompts.is_empty() || resources.iter().any(Resource::is_template) {
         caps["completions"] = json!({});
     }
     caps
@@ -270,23 +356,36 @@ pub(crate) fn page_of(cursor: &str, pages: usize) -> Option<usize> {
     (n > 0 && n < pages && cursor_for(n) == cursor).then_some(n)
 }
 
+/// Something that changed on the server, for transports to tell their clients.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServerEvent {
+    /// A resource's contents changed (`notifications/resources/updated` to subscribers).
+    ResourceUpdated(Arc<str>),
+    /// The tools changed (`notifications/tools/list_changed`).
+    ToolsChanged,
+    /// The resources or templates changed (`notifications/resources/list_changed`).
+    ResourcesChanged,
+    /// The prompts changed (`notifications/prompts/list_changed`).
+    PromptsChanged,
+}
+
 /// An MCP server definition, cheap to clone and shared by every session.
+///
+/// Tools, resources and prompts can be added and removed while it serves;
+/// sessions see the change on their next request and are told with a
+/// `list_changed` notification.
 #[derive(Clone, Debug)]
 pub struct McpServer(pub(crate) Arc<Inner>);
 
 #[derive(Debug)]
 pub(crate) struct Inner {
-    /// Resource URIs that changed, fanned out to every session's transport.
-    updates: tokio::sync::broadcast::Sender<Arc<str>>,
-    pub(crate) tools: Vec<Tool>,
-    pub(crate) resources: Vec<Resource>,
-    pub(crate) prompts: Vec<Prompt>,
-    /// Tool names sorted, for binary search: no hashing on the hot path.
-    index: Vec<(String, usize)>,
-    initialize: Vec<(ProtocolVersion, Vec<u8>)>,
-    pub(crate) discover: Vec<u8>,
-    /// Pages of each list (indexed by [`List`]), each in every variant.
-    lists: [Vec<[Vec<u8>; 3]>; 4],
+    settings: Settings,
+    /// The current catalog: read without locking on every request, replaced whole on edits.
+    catalog: ArcSwap<Catalog>,
+    /// Serializes edits so none is lost between load and store; never held across `.await`.
+    edits: Mutex<()>,
+    /// Changes, fanned out to every session's transport.
+    events: broadcast::Sender<ServerEvent>,
 }
 
 impl McpServer {
@@ -303,58 +402,109 @@ impl McpServer {
         }
     }
 
-    /// Tells every session subscribed to `uri` that it changed
-    /// (`notifications/resources/updated`).
-    pub fn resource_updated(&self, uri: &str) {
-        // No receiver means no session is listening: nothing to do.
-        let _ = self.0.updates.send(Arc::from(uri));
-    }
-
-    /// A feed of changed resource URIs, for transports that forward them.
-    pub fn resource_updates(&self) -> tokio::sync::broadcast::Receiver<Arc<str>> {
-        self.0.updates.subscribe()
+    /// The current catalog.
+    pub(crate) fn catalog(&self) -> arc_swap::Guard<Arc<Catalog>> {
+        self.0.catalog.load()
     }
 
     /// The registered tool names, in registration order.
-    pub fn tool_names(&self) -> Vec<&str> {
-        self.0.tools.iter().map(Tool::name).collect()
-    }
-
-    pub(crate) fn tool_index(&self, name: &str) -> Option<usize> {
-        let idx = &self.0.index;
-        idx.binary_search_by(|(n, _)| n.as_str().cmp(name))
-            .ok()
-            .map(|i| idx[i].1)
-    }
-
-    pub(crate) fn initialize_result(&self, v: ProtocolVersion) -> &[u8] {
-        self.0
-            .initialize
+    pub fn tool_names(&self) -> Vec<String> {
+        self.catalog()
+            .tools
             .iter()
-            .find(|(iv, _)| *iv == v)
-            .or(self.0.initialize.last())
-            .map_or(&b"{}"[..], |(_, r)| r)
+            .map(|t| t.name().to_owned())
+            .collect()
     }
 
-    pub(crate) fn page_count(&self, list: List) -> usize {
-        self.0.lists[list as usize].len()
+    /// Adds a tool, or replaces the one with its name, and tells the clients.
+    pub fn add_tool(&self, tool: Tool) {
+        self.edit(ServerEvent::ToolsChanged, |tools, _, _| {
+            tools.retain(|t| t.name() != tool.name());
+            tools.push(tool);
+            true
+        });
     }
 
-    pub(crate) fn list_page(&self, list: List, page: usize, variant: ListVariant) -> &[u8] {
-        &self.0.lists[list as usize][page][variant as usize]
+    /// Removes a tool by name; returns whether there was one.
+    pub fn remove_tool(&self, name: &str) -> bool {
+        self.edit(ServerEvent::ToolsChanged, |tools, _, _| {
+            let before = tools.len();
+            tools.retain(|t| t.name() != name);
+            tools.len() != before
+        })
     }
 
-    /// The resource at `uri` (fixed URIs first, then templates), with its variables.
-    pub(crate) fn find_resource(&self, uri: &str) -> Option<(usize, Vec<(String, String)>)> {
-        let rs = &self.0.resources;
-        let fixed = rs.iter().enumerate().filter(|(_, r)| !r.is_template());
-        let templates = rs.iter().enumerate().filter(|(_, r)| r.is_template());
-        fixed
-            .chain(templates)
-            .find_map(|(i, r)| r.matches(uri).map(|vars| (i, vars)))
+    /// Adds a resource or template, and tells the clients.
+    pub fn add_resource(&self, resource: Resource) {
+        self.edit(ServerEvent::ResourcesChanged, |_, resources, _| {
+            resources.push(resource);
+            true
+        });
     }
 
-    pub(crate) fn prompt_index(&self, name: &str) -> Option<usize> {
-        self.0.prompts.iter().position(|p| p.name() == name)
+    /// Removes the resource with this URI (or template); returns whether there was one.
+    pub fn remove_resource(&self, uri_or_template: &str) -> bool {
+        self.edit(ServerEvent::ResourcesChanged, |_, resources, _| {
+            let before = resources.len();
+            resources.retain(|r| {
+                r.def.uri.as_deref() != Some(uri_or_template)
+                    && r.def.uri_template.as_deref() != Some(uri_or_template)
+            });
+            resources.len() != before
+        })
+    }
+
+    /// Adds a prompt, or replaces the one with its name, and tells the clients.
+    pub fn add_prompt(&self, prompt: Prompt) {
+        self.edit(ServerEvent::PromptsChanged, |_, _, prompts| {
+            prompts.retain(|p| p.name() != prompt.name());
+            prompts.push(prompt);
+            true
+        });
+    }
+
+    /// Removes a prompt by name; returns whether there was one.
+    pub fn remove_prompt(&self, name: &str) -> bool {
+        self.edit(ServerEvent::PromptsChanged, |_, _, prompts| {
+            let before = prompts.len();
+            prompts.retain(|p| p.name() != name);
+            prompts.len() != before
+        })
+    }
+
+    /// Applies an edit to copies of the lists, swaps in the rebuilt catalog, announces it.
+    fn edit(
+        &self,
+        event: ServerEvent,
+        change: impl FnOnce(&mut Vec<Tool>, &mut Vec<Resource>, &mut Vec<Prompt>) -> bool,
+    ) -> bool {
+        let guard = self.0.edits.lock().unwrap_or_else(PoisonError::into_inner);
+        let current = self.0.catalog.load_full();
+        let mut tools = current.tools.clone();
+        let mut resources = current.resources.clone();
+        let mut prompts = current.prompts.clone();
+        if !change(&mut tools, &mut resources, &mut prompts) {
+            return false;
+        }
+        let next = Catalog::build(&self.0.settings, tools, resources, prompts);
+        self.0.catalog.store(Arc::new(next));
+        drop(guard);
+        // No receiver means no session is listening: nothing to tell.
+        let _ = self.0.events.send(event);
+        true
+    }
+
+    /// Tells every session subscribed to `uri` that it changed
+    /// (`notifications/resources/updated`).
+    pub fn resource_updated(&self, uri: &str) {
+        let _ = self
+            .0
+            .events
+            .send(ServerEvent::ResourceUpdated(Arc::from(uri)));
+    }
+
+    /// A feed of changes, for transports that forward them to clients.
+    pub fn events(&self) -> broadcast::Receiver<ServerEvent> {
+        self.0.events.subscribe()
     }
 }

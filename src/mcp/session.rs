@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use super::call::{Call, CallKind, not_found};
 use super::context::{LogLevel, Peer};
 use super::outgoing::Outgoing;
-use super::server::{List, ListVariant, McpServer, page_of};
+use super::server::{Catalog, List, ListVariant, McpServer, ServerEvent, page_of};
 use super::version::{ProtocolVersion, supported_json};
 use crate::jsonrpc::scan::each_member;
 use crate::jsonrpc::write::{write_error, write_result};
@@ -170,10 +170,6 @@ impl Session {
         }
     }
 
-    pub(crate) fn server(&self) -> &McpServer {
-        &self.server
-    }
-
     pub(crate) fn peer(&self) -> Option<&Peer> {
         self.peer.as_ref()
     }
@@ -188,6 +184,32 @@ impl Session {
             .client_capabilities
             .as_ref()
             .is_some_and(|c| c.get(capability).is_some())
+    }
+
+    /// The notification this session's client should get for a server change, if any.
+    ///
+    /// List changes go to sessions that completed `initialize` (2026-07-28
+    /// clients have no session to notify); resource updates only to clients
+    /// that subscribed to that URI.
+    pub fn notification_for(&self, event: &ServerEvent) -> Option<Vec<u8>> {
+        let (method, params) = match event {
+            ServerEvent::ResourceUpdated(uri) => {
+                if !self.is_subscribed(uri) {
+                    return None;
+                }
+                let params = serde_json::json!({ "uri": &**uri }).to_string();
+                ("notifications/resources/updated", params)
+            }
+            _ if self.protocol_version().is_none() => return None,
+            ServerEvent::ToolsChanged => ("notifications/tools/list_changed", String::new()),
+            ServerEvent::ResourcesChanged => {
+                ("notifications/resources/list_changed", String::new())
+            }
+            ServerEvent::PromptsChanged => ("notifications/prompts/list_changed", String::new()),
+        };
+        let mut out = Vec::with_capacity(64 + params.len());
+        crate::jsonrpc::write::write_notification(&mut out, method, params.as_bytes());
+        Some(out)
     }
 
     /// Whether the client subscribed to updates of `uri`.
@@ -358,7 +380,7 @@ impl Session {
                     return Ok(Dispatched::Done);
                 }
                 if method == "server/discover" {
-                    write_result(out, req.id, &self.server.0.discover);
+                    write_result(out, req.id, &self.server.catalog().discover);
                     return Ok(Dispatched::Done);
                 }
                 let state = self.lock_state();
@@ -375,8 +397,10 @@ impl Session {
                 }
             }
         };
-        let call = |kind| {
+        let catalog = self.server.catalog();
+        let call = |kind, catalog: &Arc<Catalog>| {
             Ok(Dispatched::Call(Call {
+                catalog: Arc::clone(catalog),
                 id: req.id,
                 kind,
                 progress_token: meta.progress_token,
@@ -394,42 +418,45 @@ impl Session {
         if let Some(list) = list {
             let page = match Params::string(params.cursor, "cursor")? {
                 None => 0,
-                Some(c) => page_of(&c, self.server.page_count(list)).ok_or_else(|| {
+                Some(c) => page_of(&c, catalog.page_count(list)).ok_or_else(|| {
                     RpcError::new(INVALID_PARAMS, format!("invalid cursor {c:?}"))
                 })?,
             };
-            let answer = self.server.list_page(list, page, ListVariant::of(version));
+            let answer = catalog.list_page(list, page, ListVariant::of(version));
             write_result(out, req.id, answer);
             return Ok(Dispatched::Done);
         }
         match method {
-            "server/discover" => write_result(out, req.id, &self.server.0.discover),
+            "server/discover" => write_result(out, req.id, &catalog.discover),
             "tools/call" => {
                 let Some(name) = Params::string(params.name, "name")? else {
                     return Err(RpcError::invalid_params("tools/call needs a \"name\""));
                 };
-                let tool = self
-                    .server
+                let tool = catalog
                     .tool_index(&name)
                     .ok_or_else(|| RpcError::invalid_params(format!("unknown tool {name:?}")))?;
-                return call(CallKind::Tool {
-                    tool,
-                    arguments: params.arguments,
-                });
+                return call(
+                    CallKind::Tool {
+                        tool,
+                        arguments: params.arguments,
+                    },
+                    &catalog,
+                );
             }
             "resources/read" => {
                 let Some(uri) = Params::string(params.uri, "uri")? else {
                     return Err(RpcError::invalid_params("resources/read needs a \"uri\""));
                 };
-                let (resource, vars) = self
-                    .server
-                    .find_resource(&uri)
-                    .ok_or_else(|| not_found(&uri))?;
-                return call(CallKind::Read {
-                    resource,
-                    uri,
-                    vars,
-                });
+                let (resource, vars) =
+                    catalog.find_resource(&uri).ok_or_else(|| not_found(&uri))?;
+                return call(
+                    CallKind::Read {
+                        resource,
+                        uri,
+                        vars,
+                    },
+                    &catalog,
+                );
             }
             // 2026-07-28 replaced subscriptions with a listen stream.
             "resources/subscribe" | "resources/unsubscribe" if !version.is_modern() => {
@@ -454,18 +481,17 @@ impl Session {
                 let Some(name) = Params::string(params.name, "name")? else {
                     return Err(RpcError::invalid_params("prompts/get needs a \"name\""));
                 };
-                let prompt = self
-                    .server
+                let prompt = catalog
                     .prompt_index(&name)
                     .ok_or_else(|| RpcError::invalid_params(format!("unknown prompt {name:?}")))?;
                 let args = string_pairs(params.arguments, "arguments")?;
-                self.server.0.prompts[prompt]
+                catalog.prompts[prompt]
                     .check(&args)
                     .map_err(RpcError::invalid_params)?;
-                return call(CallKind::Prompt { prompt, args });
+                return call(CallKind::Prompt { prompt, args }, &catalog);
             }
             "completion/complete" => {
-                let values = self.complete(params.reference, params.argument)?;
+                let values = complete(&catalog, params.reference, params.argument)?;
                 let answer = complete_result(&values, version);
                 write_result(out, req.id, answer.as_bytes());
             }
@@ -481,67 +507,65 @@ impl Session {
         }
         Ok(Dispatched::Done)
     }
+}
 
-    /// Suggestions for `completion/complete` from the prompt or template it names.
-    fn complete(
-        &self,
-        reference: Option<RawJson<'_>>,
-        argument: Option<RawJson<'_>>,
-    ) -> Result<Vec<String>, RpcError> {
-        let bad = |why: &str| RpcError::invalid_params(format!("completion/complete: {why}"));
-        let reference = reference.ok_or_else(|| bad("needs a \"ref\""))?;
-        let argument = argument.ok_or_else(|| bad("needs an \"argument\""))?;
-        let r: serde_json::Value =
-            serde_json::from_str(reference.get()).map_err(|_| bad("bad \"ref\""))?;
-        let a: serde_json::Value =
-            serde_json::from_str(argument.get()).map_err(|_| bad("bad \"argument\""))?;
-        let (Some(arg), Some(value)) = (a["name"].as_str(), a["value"].as_str()) else {
-            return Err(bad("\"argument\" needs a \"name\" and a \"value\""));
-        };
-        let completer = match r["type"].as_str() {
-            Some("ref/prompt") => {
-                let name = r["name"]
-                    .as_str()
-                    .ok_or_else(|| bad("a prompt ref needs a \"name\""))?;
-                let p = self
-                    .server
-                    .prompt_index(name)
-                    .ok_or_else(|| bad(&format!("unknown prompt {name:?}")))?;
-                self.server.0.prompts[p]
-                    .completions
-                    .iter()
-                    .find(|(n, _)| n == arg)
-                    .map(|(_, f)| f.clone())
-            }
-            Some("ref/resource") => {
-                let uri = r["uri"]
-                    .as_str()
-                    .ok_or_else(|| bad("a resource ref needs a \"uri\""))?;
-                let template = self
-                    .server
-                    .0
-                    .resources
-                    .iter()
-                    .find(|t| {
-                        t.def.uri_template.as_deref() == Some(uri)
-                            || t.def.uri.as_deref() == Some(uri)
-                    })
-                    .ok_or_else(|| bad(&format!("unknown resource {uri:?}")))?;
-                template
-                    .completions
-                    .iter()
-                    .find(|(n, _)| n == arg)
-                    .map(|(_, f)| f.clone())
-            }
-            _ => {
-                return Err(bad(
-                    "\"ref.type\" must be \"ref/prompt\" or \"ref/resource\"",
-                ));
-            }
-        };
-        Ok(completer.map(|f| f(value)).unwrap_or_default())
-    }
+/// Suggestions for `completion/complete` from the prompt or template it names.
+fn complete(
+    catalog: &Catalog,
+    reference: Option<RawJson<'_>>,
+    argument: Option<RawJson<'_>>,
+) -> Result<Vec<String>, RpcError> {
+    let bad = |why: &str| RpcError::invalid_params(format!("completion/complete: {why}"));
+    let reference = reference.ok_or_else(|| bad("needs a \"ref\""))?;
+    let argument = argument.ok_or_else(|| bad("needs an \"argument\""))?;
+    let r: serde_json::Value =
+        serde_json::from_str(reference.get()).map_err(|_| bad("bad \"ref\""))?;
+    let a: serde_json::Value =
+        serde_json::from_str(argument.get()).map_err(|_| bad("bad \"argument\""))?;
+    let (Some(arg), Some(value)) = (a["name"].as_str(), a["value"].as_str()) else {
+        return Err(bad("\"argument\" needs a \"name\" and a \"value\""));
+    };
+    let completer = match r["type"].as_str() {
+        Some("ref/prompt") => {
+            let name = r["name"]
+                .as_str()
+                .ok_or_else(|| bad("a prompt ref needs a \"name\""))?;
+            let p = catalog
+                .prompt_index(name)
+                .ok_or_else(|| bad(&format!("unknown prompt {name:?}")))?;
+            catalog.prompts[p]
+                .completions
+                .iter()
+                .find(|(n, _)| n == arg)
+                .map(|(_, f)| f.clone())
+        }
+        Some("ref/resource") => {
+            let uri = r["uri"]
+                .as_str()
+                .ok_or_else(|| bad("a resource ref needs a \"uri\""))?;
+            let template = catalog
+                .resources
+                .iter()
+                .find(|t| {
+                    t.def.uri_template.as_deref() == Some(uri) || t.def.uri.as_deref() == Some(uri)
+                })
+                .ok_or_else(|| bad(&format!("unknown resource {uri:?}")))?;
+            template
+                .completions
+                .iter()
+                .find(|(n, _)| n == arg)
+                .map(|(_, f)| f.clone())
+        }
+        _ => {
+            return Err(bad(
+                "\"ref.type\" must be \"ref/prompt\" or \"ref/resource\"",
+            ));
+        }
+    };
+    Ok(completer.map(|f| f(value)).unwrap_or_default())
+}
 
+impl Session {
     fn initialize<'a>(&self, id: Id<'a>, params: &Params<'_>, out: &mut Vec<u8>) -> Dispatched<'a> {
         let requested = params.protocol_version.and_then(|v| v.as_str());
         let version = ProtocolVersion::negotiate(requested.as_deref().unwrap_or(""));
@@ -552,7 +576,7 @@ impl Session {
         state.version = Some(version);
         state.client_capabilities = caps;
         drop(state);
-        write_result(out, id, self.server.initialize_result(version));
+        write_result(out, id, self.server.catalog().initialize_result(version));
         Dispatched::Done
     }
 }

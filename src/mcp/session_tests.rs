@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::*;
 use crate::mcp::{
     Content, Prompt, PromptMessage, PromptOutput, ReadError, Resource, ResourceContents, Role,
-    Tool, ToolOutput,
+    ServerEvent, Tool, ToolOutput,
 };
 
 fn server(page_size: usize) -> McpServer {
@@ -562,5 +562,65 @@ async fn prompts_and_completion() {
     assert_eq!(
         caps["result"]["capabilities"]["resources"]["subscribe"],
         true
+    );
+}
+
+#[tokio::test]
+async fn catalog_changes_are_seen_and_announced() {
+    let server = server(100);
+    let s = Arc::new(Session::new(server.clone(), None));
+    let fresh = Arc::new(Session::new(server.clone(), None));
+    init(&s, "2025-11-25").await;
+    // A call dispatched before the tool is removed still runs against its catalog.
+    let mut out = Vec::new();
+    let msg = req(
+        1,
+        "tools/call",
+        json!({"name": "double", "arguments": {"n": 5}}),
+    )
+    .to_string();
+    let Dispatched::Call(call) = s.dispatch(msg.as_bytes(), &mut out) else {
+        panic!()
+    };
+    let call = call.into_owned(&s);
+    assert!(server.remove_tool("double"));
+    assert!(!server.remove_tool("double"));
+    let answer: Value = serde_json::from_slice(&call.run().await.unwrap()).unwrap();
+    assert_eq!(answer["result"]["structuredContent"], json!({"value": 10}));
+    let r = send(
+        &s,
+        req(
+            2,
+            "tools/call",
+            json!({"name": "double", "arguments": {"n": 5}}),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(error_code(&r), -32602);
+    server.add_tool(Tool::raw(
+        "late",
+        "Added later.",
+        json!({"type": "object"}),
+        |_ctx, _| async { ToolOutput::text("late") },
+    ));
+    let r = send(&s, req(3, "tools/list", json!({}))).await.unwrap();
+    let names: Vec<&str> = r["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["wait", "late"]);
+    let note = s.notification_for(&ServerEvent::ToolsChanged).unwrap();
+    assert_eq!(
+        note,
+        br#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#
+    );
+    // No notification to a session that never initialized, or for a resource nobody subscribed to.
+    assert!(fresh.notification_for(&ServerEvent::ToolsChanged).is_none());
+    assert!(
+        s.notification_for(&ServerEvent::ResourceUpdated("mem://x".into()))
+            .is_none()
     );
 }

@@ -110,27 +110,21 @@ where
     writer.await.map_err(io::Error::other)?
 }
 
-/// Sends `notifications/resources/updated` for changed resources this client subscribed to.
+/// Tells the client about server changes it should hear of (list changes,
+/// updates of resources it subscribed to).
 async fn forward_updates(server: McpServer, session: Arc<Session>, peer: Peer) {
-    let mut updates = server.resource_updates();
+    let mut events = server.events();
     loop {
-        let uri = match updates.recv().await {
-            Ok(uri) => uri,
+        let event = match events.recv().await {
+            Ok(event) => event,
             // Missed some under load: the client re-reads what it cares about anyway.
             Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         };
-        if session.is_subscribed(&uri) {
-            let params = serde_json::json!({ "uri": &*uri }).to_string();
-            let mut msg = Vec::with_capacity(params.len() + 64);
-            crate::jsonrpc::write::write_notification(
-                &mut msg,
-                "notifications/resources/updated",
-                params.as_bytes(),
-            );
-            if !peer.send(msg).await {
-                return;
-            }
+        if let Some(message) = session.notification_for(&event)
+            && !peer.send(message).await
+        {
+            return;
         }
     }
 }

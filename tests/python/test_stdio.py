@@ -1,5 +1,6 @@
 """The Python SDK 2.x as a real client of our stdio transport (examples/conformance.rs)."""
 
+import anyio
 import pytest
 from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
@@ -110,3 +111,26 @@ async def test_client_requests_need_the_capability():
     async with Client(server_params(), mode="legacy") as client:
         result = await client.call_tool("test_sampling", {"prompt": "x"})
         assert result.content[0].text.startswith("Sampling not supported or error: sampling/createMessage: the client did not declare")
+
+
+async def test_tool_list_changes_are_announced():
+    changed = anyio.Event()
+
+    async def on_message(message):
+        if getattr(message, "method", None) == "notifications/tools/list_changed":
+            changed.set()
+
+    async with Client(server_params(), mode="legacy", message_handler=on_message) as client:
+        before = [t.name for t in (await client.list_tools()).tools]
+        assert "dynamic_tool" not in before
+        added = await client.call_tool("toggle_dynamic_tool", {})
+        assert added.content[0].text == "added dynamic_tool"
+        with anyio.fail_after(5):
+            await changed.wait()
+        after = [t.name for t in (await client.list_tools()).tools]
+        assert after[-1] == "dynamic_tool"
+        assert (await client.call_tool("dynamic_tool", {})).content[0].text == "dynamic"
+        removed = await client.call_tool("toggle_dynamic_tool", {})
+        assert removed.content[0].text == "removed dynamic_tool"
+        with pytest.raises(MCPError):
+            await client.call_tool("dynamic_tool", {})
