@@ -330,12 +330,14 @@ impl<'a> Scanner<'a> {
 
     fn number(&mut self) -> Result<(), ScanError> {
         let start = self.pos;
-        self.number_grammar()?;
+        let exponent = self.number_grammar()?;
         // Like serde_json (and unlike a bare grammar check), refuse numbers
-        // that overflow a double: no peer could read them back.
-        let text = &self.text[start..self.pos];
-        if text.len() > 15 || text.contains(['e', 'E']) {
-            let finite = text.parse::<f64>().is_ok_and(f64::is_finite);
+        // that overflow a double: no peer could read them back. Only long
+        // numbers or ones with an exponent can.
+        if exponent || self.pos - start > 15 {
+            let finite = self.text[start..self.pos]
+                .parse::<f64>()
+                .is_ok_and(f64::is_finite);
             if !finite {
                 self.pos = start;
                 return self.err("number out of range");
@@ -344,7 +346,8 @@ impl<'a> Scanner<'a> {
         Ok(())
     }
 
-    fn number_grammar(&mut self) -> Result<(), ScanError> {
+    /// Scans a number's grammar; returns whether it had an exponent.
+    fn number_grammar(&mut self) -> Result<bool, ScanError> {
         if self.peek() == Some(b'-') {
             self.pos += 1;
         }
@@ -369,8 +372,9 @@ impl<'a> Scanner<'a> {
             if self.digits() == 0 {
                 return self.err("invalid number");
             }
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 }
 

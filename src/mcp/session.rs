@@ -76,9 +76,8 @@ struct Meta<'a> {
 }
 
 impl<'a> Meta<'a> {
-    fn read(raw: Option<RawJson<'a>>) -> Result<Meta<'a>, RpcError> {
+    fn read(raw: RawJson<'a>) -> Result<Meta<'a>, RpcError> {
         let mut meta = Meta::default();
-        let Some(raw) = raw else { return Ok(meta) };
         if !raw.is_object() {
             return Err(RpcError::invalid_params("\"_meta\" must be an object"));
         }
@@ -350,7 +349,10 @@ impl Session {
                 "a member of \"params\" appears twice",
             ));
         }
-        let meta = Meta::read(params.meta)?;
+        let meta = match params.meta {
+            None => Meta::default(),
+            Some(raw) => Meta::read(raw)?,
+        };
         let stamped = match &meta.version {
             None => None,
             Some(v) => match ProtocolVersion::parse(v) {
