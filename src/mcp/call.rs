@@ -5,7 +5,7 @@ use std::sync::{Arc, PoisonError};
 use serde_json::value::RawValue;
 use tokio::sync::watch;
 
-use super::context::{Context, LogLevel};
+use super::context::{CallSetup, Context, InputRound, LogLevel};
 use super::resource::ReadError;
 use super::server::Catalog;
 use super::session::Session;
@@ -45,6 +45,9 @@ pub struct Call<'a> {
     pub(crate) progress_token: Option<RawJson<'a>>,
     pub(crate) version: ProtocolVersion,
     pub(crate) log_level: Option<LogLevel>,
+    /// 2026-07-28: the client's `_meta` capabilities and `inputResponses`.
+    pub(crate) client_capabilities: Option<RawJson<'a>>,
+    pub(crate) input_responses: Option<RawJson<'a>>,
 }
 
 #[derive(Debug)]
@@ -74,6 +77,8 @@ pub struct OwnedCall {
     progress_token: Option<Box<RawValue>>,
     version: ProtocolVersion,
     log_level: Option<LogLevel>,
+    client_capabilities: Option<serde_json::Value>,
+    input_responses: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Call<'_> {
@@ -111,6 +116,13 @@ impl Call<'_> {
             progress_token: self.progress_token.map(|p| p.to_raw_value()),
             version: self.version,
             log_level: self.log_level,
+            client_capabilities: self
+                .client_capabilities
+                .and_then(|c| serde_json::from_str(c.get()).ok()),
+            input_responses: self
+                .input_responses
+                .and_then(|r| serde_json::from_str(r.get()).ok())
+                .unwrap_or_default(),
         }
     }
 }
@@ -126,15 +138,17 @@ impl OwnedCall {
         let session = Arc::clone(&self.session);
         let (cancel_tx, cancel_rx) = watch::channel(false);
         session.track(&self.id, cancel_tx);
-        let ctx = Context::new(
-            Some(Arc::clone(&session)),
-            self.id.clone(),
-            self.version,
-            self.progress_token,
-            session.peer().cloned(),
-            self.log_level,
-            cancel_rx,
-        );
+        let input = InputRound::new(self.client_capabilities, self.input_responses);
+        let setup = CallSetup {
+            session: Some(Arc::clone(&session)),
+            request_id: self.id.clone(),
+            version: self.version,
+            progress_token: self.progress_token,
+            peer: session.peer().cloned(),
+            min_log_level: self.log_level,
+            input,
+        };
+        let ctx = Context::new(setup, cancel_rx);
         let watcher = ctx.clone();
         let work = answer(&self.catalog, self.kind, ctx, self.version);
         let output = tokio::select! {
@@ -142,6 +156,7 @@ impl OwnedCall {
             // cancellation must not have its answer sent.
             biased;
             () = watcher.cancelled() => None,
+            () = watcher.input().wanted() => Some(Ok(input_required(&watcher))),
             out = work => Some(out),
         };
         session.untrack(&self.id);
@@ -215,6 +230,14 @@ async fn answer(
         obj.insert("resultType".into(), "complete".into());
     }
     Ok(value.to_string().into_bytes())
+}
+
+/// The 2026-07-28 answer of a call that needs the client to answer a request first.
+fn input_required(ctx: &Context) -> Vec<u8> {
+    let requests = ctx.input().take_wanted().unwrap_or_default();
+    serde_json::json!({ "resultType": "input_required", "inputRequests": requests })
+        .to_string()
+        .into_bytes()
 }
 
 /// -32002 for `uri`, with the URI in `data`.

@@ -73,30 +73,120 @@ struct Inner {
     /// Last progress sent, as f64 bits; progress must increase. Relaxed: one
     /// call's own counter, ordering nothing else.
     last_progress: AtomicU64,
+    /// 2026-07-28: answers the client already gave, and what this run still needs.
+    input: InputRound,
+}
+
+/// What a call's context is made from.
+pub(crate) struct CallSetup {
+    pub(crate) session: Option<std::sync::Arc<super::session::Session>>,
+    pub(crate) request_id: String,
+    pub(crate) version: ProtocolVersion,
+    pub(crate) progress_token: Option<Box<RawValue>>,
+    pub(crate) peer: Option<Peer>,
+    pub(crate) min_log_level: Option<LogLevel>,
+    pub(crate) input: InputRound,
+}
+
+/// The input side of a 2026-07-28 call: requests to the client are not sent
+/// but returned as an `input_required` result; the client retries the call
+/// with `inputResponses`, and the handler runs again from the start, its
+/// requests now answered in order (`r0`, `r1`, ...).
+#[derive(Debug, Default)]
+pub(crate) struct InputRound {
+    /// What the client declared in `_meta` (2026-07-28 has no `initialize`).
+    pub(crate) client_capabilities: Option<Value>,
+    /// `inputResponses` of this attempt.
+    pub(crate) responses: serde_json::Map<String, Value>,
+    /// Requests made so far in this run. Relaxed: one call's own counter.
+    next: std::sync::atomic::AtomicUsize,
+    /// The first request the client has not answered yet: key, method, params.
+    /// A std mutex, held only to set or take it.
+    wanted: std::sync::Mutex<Option<(String, String, Value)>>,
+    notify: tokio::sync::Notify,
+}
+
+impl InputRound {
+    /// A round with what the client sent.
+    pub(crate) fn new(
+        client_capabilities: Option<Value>,
+        responses: serde_json::Map<String, Value>,
+    ) -> InputRound {
+        InputRound {
+            client_capabilities,
+            responses,
+            ..InputRound::default()
+        }
+    }
+
+    /// The key of the next request of this run.
+    pub(crate) fn next_key(&self) -> String {
+        format!("r{}", self.next.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Records the request the client must answer first, and wakes the call's runner.
+    pub(crate) fn want(&self, key: String, method: &str, params: Value) {
+        let mut wanted = self
+            .wanted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if wanted.is_none() {
+            *wanted = Some((key, method.to_owned(), params));
+        }
+        drop(wanted);
+        self.notify.notify_one();
+    }
+
+    /// Resolves once the handler needs input it does not have.
+    pub(crate) async fn wanted(&self) {
+        loop {
+            if self
+                .wanted
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .is_some()
+            {
+                return;
+            }
+            self.notify.notified().await;
+        }
+    }
+
+    /// The pending request, as an `inputRequests` map.
+    pub(crate) fn take_wanted(&self) -> Option<Value> {
+        let (key, method, params) = self
+            .wanted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()?;
+        let mut map = serde_json::Map::new();
+        map.insert(
+            key,
+            serde_json::json!({ "method": method, "params": params }),
+        );
+        Some(Value::Object(map))
+    }
 }
 
 impl Context {
-    pub(crate) fn new(
-        session: Option<std::sync::Arc<super::session::Session>>,
-        request_id: String,
-        version: ProtocolVersion,
-        progress_token: Option<Box<RawValue>>,
-        peer: Option<Peer>,
-        min_log_level: Option<LogLevel>,
-        cancelled: watch::Receiver<bool>,
-    ) -> Context {
+    pub(crate) fn new(setup: CallSetup, cancelled: watch::Receiver<bool>) -> Context {
         Context {
             inner: Arc::new(Inner {
-                session,
-                request_id,
-                version,
-                progress_token,
-                peer,
-                min_log_level,
+                session: setup.session,
+                request_id: setup.request_id,
+                version: setup.version,
+                progress_token: setup.progress_token,
+                peer: setup.peer,
+                min_log_level: setup.min_log_level,
                 cancelled,
                 last_progress: AtomicU64::new(f64::NEG_INFINITY.to_bits()),
+                input: setup.input,
             }),
         }
+    }
+
+    pub(crate) fn input(&self) -> &InputRound {
+        &self.inner.input
     }
 
     pub(crate) fn session(&self) -> Option<&super::session::Session> {

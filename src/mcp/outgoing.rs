@@ -90,17 +90,36 @@ fn capability_for(method: &str) -> Option<&'static str> {
 impl Context {
     /// Sends a request to the client and waits for its answer.
     ///
+    /// On 2026-07-28 nothing is sent: the call answers `input_required` with
+    /// this request, and when the client retries with its answer the handler
+    /// runs again and this call returns it (so code before a request must be
+    /// safe to run twice).
+    ///
     /// Fails with -32601 when the client did not declare the capability the
-    /// method needs, when the transport cannot carry requests to the client,
-    /// or on 2026-07-28 (which has no server-to-client requests); with -32001
+    /// method needs or the transport cannot carry requests to the client; with -32001
     /// after [`CLIENT_REQUEST_TIMEOUT`]. If this call is cancelled meanwhile,
     /// the request to the client is cancelled too.
     pub async fn request(&self, method: &str, params: Value) -> Result<Value, RpcError> {
         let unavailable = |why: &str| RpcError::new(METHOD_NOT_FOUND, format!("{method}: {why}"));
         if self.protocol_version().is_modern() {
-            return Err(unavailable(
-                "server-to-client requests do not exist in 2026-07-28",
-            ));
+            let input = self.input();
+            if let Some(cap) = capability_for(method)
+                && input
+                    .client_capabilities
+                    .as_ref()
+                    .is_none_or(|c| c.get(cap).is_none())
+            {
+                return Err(unavailable(&format!(
+                    "the client did not declare the {cap:?} capability"
+                )));
+            }
+            let key = input.next_key();
+            if let Some(answer) = input.responses.get(&key) {
+                return Ok(answer.clone());
+            }
+            // Not answered yet: the call ends with `input_required` and runs again.
+            input.want(key, method, params);
+            return std::future::pending().await;
         }
         let (Some(session), Some(peer)) = (self.session(), self.peer()) else {
             return Err(unavailable(

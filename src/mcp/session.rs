@@ -73,6 +73,7 @@ struct Meta<'a> {
     version: Option<Cow<'a, str>>,
     progress_token: Option<RawJson<'a>>,
     log_level: Option<LogLevel>,
+    client_capabilities: Option<RawJson<'a>>,
 }
 
 impl<'a> Meta<'a> {
@@ -88,6 +89,7 @@ impl<'a> Meta<'a> {
                 None => bad = Some("the protocol version in \"_meta\" must be a string"),
             },
             "progressToken" => meta.progress_token = Some(v),
+            "io.modelcontextprotocol/clientCapabilities" => meta.client_capabilities = Some(v),
             "io.modelcontextprotocol/logLevel" => match read_log_level(v) {
                 Some(l) => meta.log_level = Some(l),
                 None => bad = Some("the log level in \"_meta\" is not a level"),
@@ -122,6 +124,7 @@ struct Params<'a> {
     capabilities: Option<RawJson<'a>>,
     reference: Option<RawJson<'a>>,
     argument: Option<RawJson<'a>>,
+    input_responses: Option<RawJson<'a>>,
     duplicate: bool,
 }
 
@@ -139,6 +142,7 @@ impl<'a> Params<'a> {
             "capabilities" => &mut self.capabilities,
             "ref" => &mut self.reference,
             "argument" => &mut self.argument,
+            "inputResponses" => &mut self.input_responses,
             _ => return,
         };
         self.duplicate |= slot.replace(value).is_some();
@@ -408,6 +412,8 @@ impl Session {
                 progress_token: meta.progress_token,
                 version,
                 log_level,
+                client_capabilities: meta.client_capabilities,
+                input_responses: params.input_responses,
             }))
         };
         let list = match method {

@@ -624,3 +624,68 @@ async fn catalog_changes_are_seen_and_announced() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn input_required_round_trip_on_2026() {
+    let server = McpServer::builder("ask", "0")
+        .tool(Tool::raw(
+            "ask",
+            "Asks the client.",
+            json!({"type": "object"}),
+            |ctx, _| async move {
+                match ctx
+                    .request(
+                        "sampling/createMessage",
+                        json!({"messages": [], "maxTokens": 5}),
+                    )
+                    .await
+                {
+                    Ok(answer) => ToolOutput::text(
+                        answer["content"]["text"].as_str().unwrap_or("?").to_owned(),
+                    ),
+                    Err(e) => ToolOutput::error(e.message),
+                }
+            },
+        ))
+        .build();
+    let s = Arc::new(Session::new(server, None));
+    let stamped = |caps: Value, extra: Value| {
+        let mut p = json!({"name": "ask", "arguments": {}});
+        p["_meta"] = json!({
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": caps,
+        });
+        if let Some(obj) = extra.as_object() {
+            for (k, v) in obj {
+                p[k] = v.clone();
+            }
+        }
+        req(1, "tools/call", p)
+    };
+    // Without the capability the tool sees -32601.
+    let r = send(&s, stamped(json!({}), json!({}))).await.unwrap();
+    assert_eq!(r["result"]["isError"], true);
+    assert!(
+        r["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("sampling")
+    );
+    // With it, the call answers input_required ...
+    let r = send(&s, stamped(json!({"sampling": {}}), json!({})))
+        .await
+        .unwrap();
+    assert_eq!(r["result"]["resultType"], "input_required");
+    assert_eq!(
+        r["result"]["inputRequests"]["r0"]["method"],
+        "sampling/createMessage"
+    );
+    assert_eq!(r["result"]["inputRequests"]["r0"]["params"]["maxTokens"], 5);
+    // ... and the retry with the answer completes.
+    let answer = json!({"inputResponses": {"r0": {"role": "assistant", "content": {"type": "text", "text": "hi"}, "model": "m"}}});
+    let r = send(&s, stamped(json!({"sampling": {}}), answer))
+        .await
+        .unwrap();
+    assert_eq!(r["result"]["resultType"], "complete");
+    assert_eq!(r["result"]["content"][0]["text"], "hi");
+}

@@ -86,7 +86,8 @@ async def test_embedding_example_host_tool(mode):
         assert bad.content[0].text == "invalid arguments: arguments.name: expected string, got number"
 
 
-async def test_sampling_and_elicitation_reach_the_client():
+@pytest.mark.parametrize("mode", MODES)
+async def test_sampling_and_elicitation_reach_the_client(mode):
     from mcp.types import CreateMessageResult, ElicitResult, TextContent
 
     asked = []
@@ -99,7 +100,9 @@ async def test_sampling_and_elicitation_reach_the_client():
         asked.append(params.message)
         return ElicitResult(action="accept", content={"response": "yes"})
 
-    async with Client(server_params(), mode="legacy", sampling_callback=sampling, elicitation_callback=elicitation) as client:
+    # Handshake versions send the requests to the client; 2026-07-28 answers
+    # input_required and the client retries the call with the answers.
+    async with Client(server_params(), mode=mode, sampling_callback=sampling, elicitation_callback=elicitation) as client:
         sampled = await client.call_tool("test_sampling", {"prompt": "meaning of life?"})
         assert sampled.content[0].text == "LLM response: forty-two"
         elicited = await client.call_tool("test_elicitation", {"message": "continue?"})
@@ -107,8 +110,9 @@ async def test_sampling_and_elicitation_reach_the_client():
     assert asked == ["meaning of life?", "continue?"]
 
 
-async def test_client_requests_need_the_capability():
-    async with Client(server_params(), mode="legacy") as client:
+@pytest.mark.parametrize("mode", MODES)
+async def test_client_requests_need_the_capability(mode):
+    async with Client(server_params(), mode=mode) as client:
         result = await client.call_tool("test_sampling", {"prompt": "x"})
         assert result.content[0].text.startswith("Sampling not supported or error: sampling/createMessage: the client did not declare")
 
