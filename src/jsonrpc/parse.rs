@@ -131,6 +131,7 @@ pub fn parse(bytes: &[u8]) -> Result<Message<'_>, ParseError<'_>> {
 /// `param` in the same pass (nothing is reported for array params).
 ///
 /// Members reported before a parse error must be discarded by the caller.
+#[inline]
 pub fn parse_with<'a>(
     bytes: &'a [u8],
     mut param: impl FnMut(Cow<'a, str>, RawJson<'a>),
@@ -242,6 +243,7 @@ fn parse_error<'a>(what: String) -> ParseError<'a> {
     }
 }
 
+#[inline]
 fn classify(e: Envelope<'_>) -> Result<Message<'_>, ParseError<'_>> {
     if let Some(name) = e.duplicate {
         return Err(invalid(None, &format!("duplicate member \"{name}\"")));

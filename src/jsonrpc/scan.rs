@@ -46,6 +46,7 @@ impl<'a> RawJson<'a> {
     }
 
     /// The decoded string, borrowed unless it holds escapes; `None` if not a string.
+    #[inline]
     pub fn as_str(&self) -> Option<Cow<'a, str>> {
         let inner = self.0.strip_prefix('"')?.strip_suffix('"')?;
         if !inner.contains('\\') {

@@ -8,6 +8,7 @@
 //! task of its own so that cancellations can reach it).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use std::borrow::Cow;
@@ -34,25 +35,53 @@ pub const UNSUPPORTED_PROTOCOL_VERSION: i32 = -32022;
 pub struct Session {
     server: McpServer,
     peer: Option<Peer>,
-    /// Lifecycle state. A std mutex: held for a few field reads or writes,
-    /// never across an `.await`.
-    state: Mutex<State>,
+    /// The version `initialize` settled on (0: none yet; else 1 + index in
+    /// `ALL_VERSIONS`). Read on every request without a lock: stored with
+    /// Release after the rest of the handshake state, loaded with Acquire.
+    version: AtomicU8,
+    /// The `logging/setLevel` threshold (0: none; else 1 + index in
+    /// `ALL_LEVELS`). Relaxed: a lone setting that orders nothing else.
+    log_level: AtomicU8,
+    /// What the client declared in `initialize`. A std mutex: held for a
+    /// read or a write, never across an `.await` (as are the ones below).
+    client_capabilities: Mutex<Option<serde_json::Value>>,
     /// Calls in flight by raw request id, so that a cancellation can reach them.
-    /// Same locking rule as `state`.
     pub(crate) inflight: Mutex<HashMap<String, watch::Sender<bool>>>,
-    /// Resource URIs this client subscribed to. Same locking rule as `state`.
+    /// Resource URIs this client subscribed to.
     subscriptions: Mutex<HashSet<String>>,
     /// Requests to the client awaiting answers.
     outgoing: Outgoing,
 }
 
-#[derive(Debug, Default)]
-struct State {
-    /// Set by `initialize` (legacy era).
-    version: Option<ProtocolVersion>,
-    log_level: Option<LogLevel>,
-    /// What the client declared in `initialize`.
-    client_capabilities: Option<serde_json::Value>,
+const ALL_VERSIONS: [ProtocolVersion; 5] = [
+    ProtocolVersion::V2024_11_05,
+    ProtocolVersion::V2025_03_26,
+    ProtocolVersion::V2025_06_18,
+    ProtocolVersion::V2025_11_25,
+    ProtocolVersion::V2026_07_28,
+];
+
+const ALL_LEVELS: [LogLevel; 8] = [
+    LogLevel::Debug,
+    LogLevel::Info,
+    LogLevel::Notice,
+    LogLevel::Warning,
+    LogLevel::Error,
+    LogLevel::Critical,
+    LogLevel::Alert,
+    LogLevel::Emergency,
+];
+
+/// 0 for none, else 1 + the position of `item` in `all`.
+fn encode<T: PartialEq>(all: &[T], item: Option<T>) -> u8 {
+    item.and_then(|x| all.iter().position(|a| *a == x))
+        .map_or(0, |i| i as u8 + 1)
+}
+
+fn decode<T: Copy>(all: &[T], code: u8) -> Option<T> {
+    (code as usize)
+        .checked_sub(1)
+        .and_then(|i| all.get(i).copied())
 }
 
 /// What [`Session::dispatch`] left to do.
@@ -166,7 +195,9 @@ impl Session {
         Session {
             server,
             peer,
-            state: Mutex::new(State::default()),
+            version: AtomicU8::new(0),
+            log_level: AtomicU8::new(0),
+            client_capabilities: Mutex::new(None),
             inflight: Mutex::new(HashMap::new()),
             subscriptions: Mutex::new(HashSet::new()),
             outgoing: Outgoing::default(),
@@ -183,8 +214,9 @@ impl Session {
 
     /// Whether the client declared `capability` in `initialize`.
     pub(crate) fn client_has_capability(&self, capability: &str) -> bool {
-        self.lock_state()
-            .client_capabilities
+        self.client_capabilities
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
             .is_some_and(|c| c.get(capability).is_some())
     }
@@ -225,11 +257,11 @@ impl Session {
 
     /// The protocol version `initialize` settled on, if it ran.
     pub fn protocol_version(&self) -> Option<ProtocolVersion> {
-        self.lock_state().version
+        decode(&ALL_VERSIONS, self.version.load(Ordering::Acquire))
     }
 
-    fn lock_state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    fn log_level(&self) -> Option<LogLevel> {
+        decode(&ALL_LEVELS, self.log_level.load(Ordering::Relaxed))
     }
 
     /// Parses one message and answers what can be answered now into `out`.
@@ -254,7 +286,7 @@ impl Session {
             }
             Ok(Message::Request(req)) => {
                 let id = req.id;
-                match self.request(req, params, out) {
+                match self.request(req, &params, out) {
                     Ok(d) => d,
                     Err(e) => {
                         write_error(out, Some(id), &e);
@@ -345,7 +377,7 @@ impl Session {
     fn request<'a>(
         &self,
         req: Request<'a>,
-        params: Params<'a>,
+        params: &Params<'a>,
         out: &mut Vec<u8>,
     ) -> Result<Dispatched<'a>, RpcError> {
         if params.duplicate {
@@ -379,7 +411,7 @@ impl Session {
             Some(v) => (v, meta.log_level),
             None => {
                 if method == "initialize" {
-                    return Ok(self.initialize(req.id, &params, out));
+                    return Ok(self.initialize(req.id, params, out));
                 }
                 if method == "ping" {
                     write_result(out, req.id, b"{}");
@@ -389,9 +421,8 @@ impl Session {
                     write_result(out, req.id, &self.server.catalog().discover);
                     return Ok(Dispatched::Done);
                 }
-                let state = self.lock_state();
-                match state.version {
-                    Some(v) => (v, state.log_level),
+                match self.protocol_version() {
+                    Some(v) => (v, self.log_level()),
                     None => {
                         return Err(RpcError::new(
                             INVALID_REQUEST,
@@ -507,7 +538,8 @@ impl Session {
                 let level = params.level.and_then(read_log_level).ok_or_else(|| {
                     RpcError::invalid_params("logging/setLevel needs a valid \"level\"")
                 })?;
-                self.lock_state().log_level = Some(level);
+                self.log_level
+                    .store(encode(&ALL_LEVELS, Some(level)), Ordering::Relaxed);
                 write_result(out, req.id, b"{}");
             }
             "ping" if !version.is_modern() => write_result(out, req.id, b"{}"),
@@ -580,10 +612,12 @@ impl Session {
         let caps = params
             .capabilities
             .and_then(|c| serde_json::from_str::<serde_json::Value>(c.get()).ok());
-        let mut state = self.lock_state();
-        state.version = Some(version);
-        state.client_capabilities = caps;
-        drop(state);
+        *self
+            .client_capabilities
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = caps;
+        self.version
+            .store(encode(&ALL_VERSIONS, Some(version)), Ordering::Release);
         write_result(out, id, self.server.catalog().initialize_result(version));
         Dispatched::Done
     }
