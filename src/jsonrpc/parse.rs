@@ -154,6 +154,9 @@ pub fn parse_with<'a>(
     classify(envelope)
 }
 
+/// The `jsonrpc` member as nearly every sender writes it.
+const JSONRPC_MEMBER: &str = r#""jsonrpc":"2.0""#;
+
 #[inline]
 fn scan_envelope<'a>(
     s: &mut Scanner<'a>,
@@ -171,17 +174,22 @@ fn scan_envelope<'a>(
             if s.peek() != Some(b'"') {
                 return s.err("expected a member name");
             }
-            let key = s.key()?;
-            s.expect(b':', "expected ':'")?;
-            s.ws();
-            let value = if &*key == "params" && s.peek() == Some(b'{') {
-                let start = s.pos();
-                s.object(1, &mut *param)?;
-                RawJson(&text[start..s.pos()])
+            // Nearly every message carries this exact member: take it whole.
+            if let Some(version) = s.take_literal(JSONRPC_MEMBER) {
+                e.set("jsonrpc", RawJson(&version[JSONRPC_MEMBER.len() - 5..]));
             } else {
-                s.value(0)?
-            };
-            e.set(&key, value);
+                let key = s.key()?;
+                s.expect(b':', "expected ':'")?;
+                s.ws();
+                let value = if &*key == "params" && s.peek() == Some(b'{') {
+                    let start = s.pos();
+                    s.object(1, &mut *param)?;
+                    RawJson(&text[start..s.pos()])
+                } else {
+                    s.value(0)?
+                };
+                e.set(&key, value);
+            }
             s.ws();
             match s.peek() {
                 Some(b',') => s.expect(b',', "expected ','")?,

@@ -103,6 +103,19 @@ impl<'a> Scanner<'a> {
         Scanner { text, pos: 0 }
     }
 
+    /// Consumes `lit` if the text continues with it, returning the consumed text.
+    #[inline]
+    pub(crate) fn take_literal(&mut self, lit: &str) -> Option<&'a str> {
+        let rest = &self.text[self.pos..];
+        if rest.starts_with(lit) {
+            let taken = &rest[..lit.len()];
+            self.pos += lit.len();
+            Some(taken)
+        } else {
+            None
+        }
+    }
+
     pub(crate) fn pos(&self) -> usize {
         self.pos
     }
