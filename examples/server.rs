@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use std::process::ExitCode;
 
 use snowflake_mcp::http::{Method, Request, Response, Router};
-use snowflake_mcp::mcp::McpServer;
+use snowflake_mcp::mcp::{McpServer, Resource, ResourceContents, Tool, ToolOutput};
 use snowflake_mcp::transport::stdio;
 use snowflake_mcp::{Config, Server, config};
 
@@ -79,13 +79,61 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<(Config, Transport),
     Ok((config, transport))
 }
 
-/// The MCP server this daemon offers. The Snowflake tools join it with the
-/// warehouse layer; until then it answers the protocol with an empty catalog.
-fn mcp_server() -> McpServer {
+/// What the daemon says about itself (the `server_info` tool and resource).
+fn server_info(started: std::time::Instant, transport: &str) -> serde_json::Value {
+    serde_json::json!({
+        "name": "snowflake-mcp",
+        "version": env!("CARGO_PKG_VERSION"),
+        "transport": transport,
+        "protocolVersions": ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"],
+        "uptimeSeconds": started.elapsed().as_secs(),
+        // The warehouse layer (Snowflake, or the embedded SQLite demo) joins here.
+        "warehouse": null,
+    })
+}
+
+/// The MCP server this daemon offers: for now, what it can say about itself;
+/// the warehouse tools join it with the warehouse layer.
+fn mcp_server(transport: &'static str) -> McpServer {
+    let started = std::time::Instant::now();
+    let info_tool = Tool::raw(
+        "server_info",
+        "Version, supported protocol versions, transport, uptime and warehouse of this server.",
+        serde_json::json!({"type": "object", "properties": {}}),
+        move |_ctx, _args| async move { ToolOutput::structured(server_info(started, transport)) },
+    )
+    .title("Server info")
+    .output_schema(serde_json::json!({
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "version": {"type": "string"},
+            "transport": {"type": "string"},
+            "protocolVersions": {"type": "array", "items": {"type": "string"}},
+            "uptimeSeconds": {"type": "integer"},
+            "warehouse": {}
+        },
+        "required": ["name", "version", "transport", "protocolVersions", "uptimeSeconds"]
+    }))
+    .annotations(serde_json::json!({"readOnlyHint": true, "openWorldHint": false}));
+    let info_resource = Resource::new(INFO_URI, "server-info", move |_ctx, uri| async move {
+        Ok(vec![ResourceContents::Text {
+            uri,
+            mime_type: Some("application/json".into()),
+            text: server_info(started, transport).to_string(),
+        }])
+    })
+    .title("Server info")
+    .mime_type("application/json");
     McpServer::builder("snowflake-mcp", env!("CARGO_PKG_VERSION"))
         .instructions("Snowflake over MCP.")
+        .tool(info_tool)
+        .resource(info_resource)
         .build()
 }
+
+/// Where the `server_info` resource lives.
+const INFO_URI: &str = "snowflake-mcp://server/info";
 
 fn router() -> Router {
     Router::new().route(Method::Get, "/health", |_: Request<'_>| {
@@ -130,7 +178,8 @@ async fn main() -> ExitCode {
     };
     if let Transport::Stdio = transport {
         // stdout carries MCP only; anything for people goes to stderr.
-        return match stdio::serve(mcp_server(), tokio::io::stdin(), tokio::io::stdout()).await {
+        let server = mcp_server("stdio");
+        return match stdio::serve(server, tokio::io::stdin(), tokio::io::stdout()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");
