@@ -47,6 +47,7 @@ pub struct Call<'a> {
     pub(crate) log_level: Option<LogLevel>,
     /// 2026-07-28: the client's `_meta` capabilities and `inputResponses`.
     pub(crate) client_capabilities: Option<RawJson<'a>>,
+    pub(crate) client_info: Option<RawJson<'a>>,
     pub(crate) input_responses: Option<RawJson<'a>>,
 }
 
@@ -78,6 +79,7 @@ pub struct OwnedCall {
     version: ProtocolVersion,
     log_level: Option<LogLevel>,
     client_capabilities: Option<serde_json::Value>,
+    client_info: Option<serde_json::Value>,
     input_responses: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -119,6 +121,10 @@ impl Call<'_> {
             client_capabilities: self
                 .client_capabilities
                 .and_then(|c| serde_json::from_str(c.get()).ok()),
+            client_info: match self.client_info {
+                Some(info) => serde_json::from_str(info.get()).ok(),
+                None => session.client_info(),
+            },
             input_responses: self
                 .input_responses
                 .and_then(|r| serde_json::from_str(r.get()).ok())
@@ -146,6 +152,7 @@ impl OwnedCall {
             progress_token: self.progress_token,
             peer: session.peer().cloned(),
             min_log_level: self.log_level,
+            client_info: self.client_info,
             input,
         };
         let ctx = Context::new(setup, cancel_rx);
@@ -184,6 +191,13 @@ async fn answer(
             let output = match tool.check_arguments(arguments.as_deref()) {
                 Err(why) => ToolOutput::error(format!("invalid arguments: {why}")),
                 Ok(()) => tool.handler.call(ctx, arguments.as_deref()).await,
+            };
+            let output = match tool.check_output(&output) {
+                Ok(()) => output,
+                // A tool that breaks its own contract is a tool failure, reported as one.
+                Err(why) => ToolOutput::error(format!(
+                    "tool output does not match its outputSchema: {why}"
+                )),
             };
             let mut v = serde_json::to_value(&output).unwrap_or_default();
             if !version.has_structured_output()

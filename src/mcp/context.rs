@@ -75,6 +75,7 @@ struct Inner {
     last_progress: AtomicU64,
     /// 2026-07-28: answers the client already gave, and what this run still needs.
     input: InputRound,
+    client_info: Option<Value>,
 }
 
 /// What a call's context is made from.
@@ -85,6 +86,7 @@ pub(crate) struct CallSetup {
     pub(crate) progress_token: Option<Box<RawValue>>,
     pub(crate) peer: Option<Peer>,
     pub(crate) min_log_level: Option<LogLevel>,
+    pub(crate) client_info: Option<Value>,
     pub(crate) input: InputRound,
 }
 
@@ -181,6 +183,7 @@ impl Context {
                 cancelled,
                 last_progress: AtomicU64::new(f64::NEG_INFINITY.to_bits()),
                 input: setup.input,
+                client_info: setup.client_info,
             }),
         }
     }
@@ -195,6 +198,12 @@ impl Context {
 
     pub(crate) fn peer(&self) -> Option<&Peer> {
         self.inner.peer.as_ref()
+    }
+
+    /// Who is calling: the client's `clientInfo` (`name`, `version`), from
+    /// `initialize` or, on 2026-07-28, from the request's `_meta`.
+    pub fn client_info(&self) -> Option<&Value> {
+        self.inner.client_info.as_ref()
     }
 
     /// The JSON-RPC id of the call, as raw JSON.

@@ -45,6 +45,8 @@ pub struct Session {
     /// What the client declared in `initialize`. A std mutex: held for a
     /// read or a write, never across an `.await` (as are the ones below).
     client_capabilities: Mutex<Option<serde_json::Value>>,
+    /// The `clientInfo` of `initialize` (name, version). Same locking rule.
+    client_info: Mutex<Option<serde_json::Value>>,
     /// Calls in flight by raw request id, so that a cancellation can reach them.
     pub(crate) inflight: Mutex<HashMap<String, watch::Sender<bool>>>,
     /// Resource URIs this client subscribed to.
@@ -103,6 +105,7 @@ struct Meta<'a> {
     progress_token: Option<RawJson<'a>>,
     log_level: Option<LogLevel>,
     client_capabilities: Option<RawJson<'a>>,
+    client_info: Option<RawJson<'a>>,
 }
 
 impl<'a> Meta<'a> {
@@ -119,6 +122,7 @@ impl<'a> Meta<'a> {
             },
             "progressToken" => meta.progress_token = Some(v),
             "io.modelcontextprotocol/clientCapabilities" => meta.client_capabilities = Some(v),
+            "io.modelcontextprotocol/clientInfo" => meta.client_info = Some(v),
             "io.modelcontextprotocol/logLevel" => match read_log_level(v) {
                 Some(l) => meta.log_level = Some(l),
                 None => bad = Some("the log level in \"_meta\" is not a level"),
@@ -154,6 +158,7 @@ struct Params<'a> {
     reference: Option<RawJson<'a>>,
     argument: Option<RawJson<'a>>,
     input_responses: Option<RawJson<'a>>,
+    client_info: Option<RawJson<'a>>,
     duplicate: bool,
 }
 
@@ -172,6 +177,7 @@ impl<'a> Params<'a> {
             "ref" => &mut self.reference,
             "argument" => &mut self.argument,
             "inputResponses" => &mut self.input_responses,
+            "clientInfo" => &mut self.client_info,
             _ => return,
         };
         self.duplicate |= slot.replace(value).is_some();
@@ -198,6 +204,7 @@ impl Session {
             version: AtomicU8::new(0),
             log_level: AtomicU8::new(0),
             client_capabilities: Mutex::new(None),
+            client_info: Mutex::new(None),
             inflight: Mutex::new(HashMap::new()),
             subscriptions: Mutex::new(HashSet::new()),
             outgoing: Outgoing::default(),
@@ -206,6 +213,14 @@ impl Session {
 
     pub(crate) fn peer(&self) -> Option<&Peer> {
         self.peer.as_ref()
+    }
+
+    /// The `clientInfo` the client sent in `initialize` (name, version), if any.
+    pub fn client_info(&self) -> Option<serde_json::Value> {
+        self.client_info
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub(crate) fn outgoing(&self) -> &Outgoing {
@@ -444,6 +459,7 @@ impl Session {
                 version,
                 log_level,
                 client_capabilities: meta.client_capabilities,
+                client_info: meta.client_info,
                 input_responses: params.input_responses,
             }))
         };
@@ -616,6 +632,12 @@ impl Session {
             .client_capabilities
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = caps;
+        *self
+            .client_info
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = params
+            .client_info
+            .and_then(|c| serde_json::from_str::<serde_json::Value>(c.get()).ok());
         self.version
             .store(encode(&ALL_VERSIONS, Some(version)), Ordering::Release);
         write_result(out, id, self.server.catalog().initialize_result(version));

@@ -689,3 +689,86 @@ async fn input_required_round_trip_on_2026() {
     assert_eq!(r["result"]["resultType"], "complete");
     assert_eq!(r["result"]["content"][0]["text"], "hi");
 }
+
+#[tokio::test]
+async fn output_must_match_the_declared_schema() {
+    let schema =
+        json!({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]});
+    let server = McpServer::builder("out", "0")
+        .tool(
+            Tool::raw("good", "", json!({"type": "object"}), |_c, _| async {
+                ToolOutput::structured(json!({"n": 1}))
+            })
+            .output_schema(schema.clone()),
+        )
+        .tool(
+            Tool::raw("wrong", "", json!({"type": "object"}), |_c, _| async {
+                ToolOutput::structured(json!({"n": "x"}))
+            })
+            .output_schema(schema.clone()),
+        )
+        .tool(
+            Tool::raw("bare", "", json!({"type": "object"}), |_c, _| async {
+                ToolOutput::text("1")
+            })
+            .output_schema(schema.clone()),
+        )
+        .tool(
+            Tool::raw("fails", "", json!({"type": "object"}), |_c, _| async {
+                ToolOutput::error("boom")
+            })
+            .output_schema(schema),
+        )
+        .build();
+    let s = Arc::new(Session::new(server, None));
+    init(&s, "2025-06-18").await;
+    let call = |name: &str| req(1, "tools/call", json!({"name": name}));
+    let r = send(&s, call("good")).await.unwrap();
+    assert_eq!(r["result"]["structuredContent"], json!({"n": 1}));
+    let r = send(&s, call("wrong")).await.unwrap();
+    assert_eq!(r["result"]["isError"], true);
+    assert_eq!(
+        r["result"]["content"][0]["text"],
+        "tool output does not match its outputSchema: structuredContent.n: expected integer, got string"
+    );
+    let r = send(&s, call("bare")).await.unwrap();
+    assert_eq!(
+        r["result"]["content"][0]["text"],
+        "tool output does not match its outputSchema: no structuredContent"
+    );
+    let r = send(&s, call("fails")).await.unwrap();
+    assert_eq!(r["result"]["content"][0]["text"], "boom");
+}
+
+#[tokio::test]
+async fn context_knows_the_client() {
+    let server = McpServer::builder("who", "0")
+        .tool(Tool::raw(
+            "who",
+            "",
+            json!({"type": "object"}),
+            |ctx, _| async move {
+                let name = ctx
+                    .client_info()
+                    .and_then(|c| c["name"].as_str())
+                    .unwrap_or("unknown");
+                ToolOutput::text(format!("{name} on {}", ctx.protocol_version().as_str()))
+            },
+        ))
+        .build();
+    let s = Arc::new(Session::new(server.clone(), None));
+    init(&s, "2025-06-18").await;
+    assert_eq!(s.client_info().unwrap()["name"], "t");
+    let r = send(&s, req(1, "tools/call", json!({"name": "who"})))
+        .await
+        .unwrap();
+    assert_eq!(r["result"]["content"][0]["text"], "t on 2025-06-18");
+    let m = Arc::new(Session::new(server, None));
+    let mut p = json!({"name": "who"});
+    p["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "modern", "version": "2"},
+    });
+    let r = send(&m, req(2, "tools/call", p)).await.unwrap();
+    assert_eq!(r["result"]["content"][0]["text"], "modern on 2026-07-28");
+}

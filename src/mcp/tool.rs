@@ -171,6 +171,21 @@ impl Tool {
         &self.def.name
     }
 
+    /// Checks a successful result against the declared output schema: it must
+    /// carry `structuredContent` that matches. Failed results are not checked.
+    pub(crate) fn check_output(&self, output: &ToolOutput) -> Result<(), String> {
+        let Some(schema) = &self.def.output_schema else {
+            return Ok(());
+        };
+        if output.is_error {
+            return Ok(());
+        }
+        match &output.structured_content {
+            None => Err("no structuredContent".to_owned()),
+            Some(value) => schema::check(schema, value, "structuredContent"),
+        }
+    }
+
     /// Checks arguments against the input schema; `Err` says which field and why.
     pub(crate) fn check_arguments(&self, arguments: Option<&RawValue>) -> Result<(), String> {
         let value: Value = match arguments {
