@@ -10,10 +10,13 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use snowflake_mcp::http::Router;
 use snowflake_mcp::mcp::{
     Content, Context, LogLevel, McpServer, McpServerBuilder, Prompt, PromptMessage, PromptOutput,
     Resource, ResourceContents, Role, Tool, ToolOutput,
 };
+use snowflake_mcp::transport::streamable_http::StreamableHttp;
+use snowflake_mcp::{Config, Server};
 
 /// A 1x1 red PNG.
 const IMAGE_PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==";
@@ -430,15 +433,32 @@ fn server() -> McpServer {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    for arg in std::env::args().skip(1) {
+    let mut http_port: Option<u16> = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--transport=stdio" | "stdio" | "--transport" => {}
+            "--transport" => match args.next().as_deref() {
+                Some("stdio") => http_port = None,
+                Some("http") => http_port = Some(http_port.unwrap_or(0)),
+                other => {
+                    eprintln!("error: --transport must be stdio or http, not {other:?}");
+                    std::process::exit(2);
+                }
+            },
+            "--port" => {
+                let port = args.next().and_then(|p| p.parse().ok());
+                let Some(port) = port else {
+                    eprintln!("error: --port needs a number (0-65535)");
+                    std::process::exit(2);
+                };
+                http_port = Some(port);
+            }
             "-h" | "--help" => {
-                println!("usage: conformance [--transport stdio]");
+                println!("usage: conformance [--transport stdio|http] [--port N]");
                 return Ok(());
             }
             other => {
-                eprintln!("error: unknown argument {other:?} (only stdio is served for now)");
+                eprintln!("error: unknown argument {other:?}");
                 std::process::exit(2);
             }
         }
@@ -454,5 +474,23 @@ async fn main() -> std::io::Result<()> {
             watched.resource_updated("test://watched-resource");
         }
     });
-    snowflake_mcp::transport::stdio::serve(server, tokio::io::stdin(), tokio::io::stdout()).await
+    let Some(port) = http_port else {
+        return snowflake_mcp::transport::stdio::serve(
+            server,
+            tokio::io::stdin(),
+            tokio::io::stdout(),
+        )
+        .await;
+    };
+    let endpoint = StreamableHttp::new(server);
+    let router = endpoint.routes(Router::new(), "/mcp");
+    let http = Server::bind(Config::new().port(port), router)
+        .await
+        .map_err(std::io::Error::other)?;
+    println!("listening on http://{}", http.local_addr());
+    http.serve(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+    .map_err(std::io::Error::other)
 }

@@ -4,9 +4,9 @@
 //! cargo run --release --example server -- [--host IP] [--port N]
 //! ```
 //!
-//! Prints `listening on http://ADDR` once the socket is bound, serves until
-//! SIGINT or SIGTERM, then shuts down gracefully. For now it serves `/health`;
-//! the MCP endpoints join it on the same server.
+//! Prints `listening on http://ADDR` once the socket is bound, serves MCP on
+//! `/mcp` (Streamable HTTP) and liveness on `/health` until SIGINT or SIGTERM,
+//! then shuts down gracefully. `--transport stdio` serves MCP on stdin/stdout.
 
 use std::net::IpAddr;
 use std::process::ExitCode;
@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use snowflake_mcp::http::{Method, Request, Response, Router};
 use snowflake_mcp::mcp::{McpServer, Resource, ResourceContents, Tool, ToolOutput};
 use snowflake_mcp::transport::stdio;
+use snowflake_mcp::transport::streamable_http::StreamableHttp;
 use snowflake_mcp::{Config, Server, config};
 
 const USAGE: &str = "\
@@ -187,7 +188,9 @@ async fn main() -> ExitCode {
             }
         };
     }
-    let server = match Server::bind(config, router()).await {
+    let endpoint = StreamableHttp::new(mcp_server("http"));
+    let router = endpoint.routes(router(), "/mcp");
+    let server = match Server::bind(config, router).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");

@@ -5,7 +5,7 @@ use std::sync::{Arc, PoisonError};
 use serde_json::value::RawValue;
 use tokio::sync::watch;
 
-use super::context::{CallSetup, Context, InputRound, LogLevel};
+use super::context::{CallSetup, Context, InputRound, LogLevel, Peer};
 use super::resource::ReadError;
 use super::server::Catalog;
 use super::session::Session;
@@ -81,6 +81,8 @@ pub struct OwnedCall {
     client_capabilities: Option<serde_json::Value>,
     client_info: Option<serde_json::Value>,
     input_responses: serde_json::Map<String, serde_json::Value>,
+    /// Where this call's own messages go, when not to the session's peer.
+    peer: Option<Peer>,
 }
 
 impl Call<'_> {
@@ -121,6 +123,7 @@ impl Call<'_> {
             client_capabilities: self
                 .client_capabilities
                 .and_then(|c| serde_json::from_str(c.get()).ok()),
+            peer: None,
             client_info: match self.client_info {
                 Some(info) => serde_json::from_str(info.get()).ok(),
                 None => session.client_info(),
@@ -134,6 +137,13 @@ impl Call<'_> {
 }
 
 impl OwnedCall {
+    /// Sends this call's progress, log messages and requests to the client
+    /// through `peer` (the call's own response stream) instead of the session's.
+    pub fn with_peer(mut self, peer: Peer) -> Self {
+        self.peer = Some(peer);
+        self
+    }
+
     /// The raw JSON id of the request.
     pub fn id(&self) -> &str {
         &self.id
@@ -150,7 +160,7 @@ impl OwnedCall {
             request_id: self.id.clone(),
             version: self.version,
             progress_token: self.progress_token,
-            peer: session.peer().cloned(),
+            peer: self.peer.or_else(|| session.peer().cloned()),
             min_log_level: self.log_level,
             client_info: self.client_info,
             input,

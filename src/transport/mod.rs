@@ -1,3 +1,4 @@
 //! Transports: how MCP messages travel between a client and a [`crate::mcp::Session`].
 
 pub mod stdio;
+pub mod streamable_http;

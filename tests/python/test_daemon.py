@@ -27,3 +27,21 @@ async def test_daemon_over_stdio(mode):
         assert [str(r.uri) for r in resources.resources] == ["snowflake-mcp://server/info"]
         read = await client.read_resource("snowflake-mcp://server/info")
         assert json.loads(read.contents[0].text)["version"] == called.structured_content["version"]
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto", "2026-07-28"])
+async def test_daemon_over_http(mode):
+    import subprocess
+
+    proc = subprocess.Popen([example_binary("server"), "--port", "0"], stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline().strip()
+        url = line.removeprefix("listening on ") + "/mcp"
+        async with Client(url, mode=mode) as client:
+            called = await client.call_tool("server_info", {})
+            assert called.structured_content["transport"] == "http"
+            read = await client.read_resource("snowflake-mcp://server/info")
+            assert json.loads(read.contents[0].text)["name"] == "snowflake-mcp"
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0

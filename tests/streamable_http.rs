@@ -1,0 +1,154 @@
+//! The Streamable HTTP transport over raw sockets: statuses, sessions, streams.
+
+mod support;
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use snowflake_mcp::http::Router;
+use snowflake_mcp::mcp::{McpServer, Tool, ToolOutput};
+use snowflake_mcp::transport::streamable_http::StreamableHttp;
+use snowflake_mcp::{Config, Server};
+use support::Client;
+
+async fn start() -> (std::net::SocketAddr, Arc<StreamableHttp>) {
+    let server = McpServer::builder("http-test", "0")
+        .tool(Tool::raw(
+            "hello",
+            "Says hello.",
+            json!({"type": "object"}),
+            |ctx, _| async move {
+                ctx.progress(1.0, Some(1.0), None).await;
+                ToolOutput::text("hello")
+            },
+        ))
+        .build();
+    let endpoint = StreamableHttp::new(server);
+    let router = endpoint.routes(Router::new(), "/mcp");
+    let http = Server::bind(Config::new().port(0), router).await.unwrap();
+    let addr = http.local_addr();
+    tokio::spawn(http.serve(std::future::pending()));
+    (addr, endpoint)
+}
+
+fn post(body: &str, headers: &[(&str, &str)]) -> Vec<u8> {
+    let mut req = format!(
+        "POST /mcp HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    req.into_bytes()
+}
+
+const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}"#;
+
+#[tokio::test]
+async fn sessions_statuses_and_streams() {
+    let (addr, endpoint) = start().await;
+    let mut c = Client::connect(addr).await;
+
+    // Wrong content type, no session, unknown session, bad version header.
+    c.send(
+        b"POST /mcp HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\n{}",
+    )
+    .await;
+    assert_eq!(c.read_response().await.status, 415);
+    c.send(&post(
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
+        &[],
+    ))
+    .await;
+    let r = c.read_response().await;
+    assert_eq!(r.status, 400);
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("MCP-Session-Id")
+    );
+    c.send(&post(
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
+        &[("Mcp-Session-Id", "nope")],
+    ))
+    .await;
+    assert_eq!(c.read_response().await.status, 404);
+    c.send(&post(INIT, &[("MCP-Protocol-Version", "1999-01-01")]))
+        .await;
+    assert_eq!(c.read_response().await.status, 400);
+
+    // initialize creates a session; its id is 128 random bits in hex.
+    c.send(&post(INIT, &[])).await;
+    let r = c.read_response().await;
+    assert_eq!(r.status, 200);
+    let sid = r.header("mcp-session-id").unwrap().to_owned();
+    assert_eq!(sid.len(), 32);
+    assert!(sid.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert_eq!(endpoint.session_count(), 1);
+    let s = [
+        ("Mcp-Session-Id", sid.as_str()),
+        ("MCP-Protocol-Version", "2025-11-25"),
+    ];
+
+    // A notification: 202, no body. A request: JSON.
+    c.send(&post(
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        &s,
+    ))
+    .await;
+    let r = c.read_response().await;
+    assert_eq!((r.status, r.body.len()), (202, 0));
+    c.send(&post(r#"{"jsonrpc":"2.0","id":3,"method":"ping"}"#, &s))
+        .await;
+    let r = c.read_response().await;
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.body_str(), r#"{"jsonrpc":"2.0","id":3,"result":{}}"#);
+
+    // A tool call streams: priming event, progress, then the answer.
+    c.send(&post(r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"hello","_meta":{"progressToken":9}}}"#, &s)).await;
+    let r = c.read_response().await;
+    assert_eq!(r.header("content-type"), Some("text/event-stream"));
+    let events: Vec<&str> = std::str::from_utf8(&r.body)
+        .unwrap()
+        .split("\n\n")
+        .filter(|e| !e.is_empty())
+        .collect();
+    assert_eq!(events[0], "id: 4-1\nretry: 1000\ndata: ");
+    assert!(events[1].contains("notifications/progress"), "{events:?}");
+    assert!(
+        events[2].starts_with("id: 4-3\ndata: {\"jsonrpc\":\"2.0\",\"id\":4,\"result\""),
+        "{events:?}"
+    );
+
+    // GET streams are not offered yet.
+    c.send(b"GET /mcp HTTP/1.1\r\nHost: t\r\n\r\n").await;
+    let r = c.read_response().await;
+    assert_eq!(
+        (r.status, r.header("allow")),
+        (405, Some("POST, DELETE, OPTIONS"))
+    );
+
+    // DELETE ends the session.
+    c.send(format!("DELETE /mcp HTTP/1.1\r\nHost: t\r\nMcp-Session-Id: {sid}\r\n\r\n").as_bytes())
+        .await;
+    assert_eq!(c.read_response().await.status, 204);
+    assert_eq!(endpoint.session_count(), 0);
+    c.send(&post(r#"{"jsonrpc":"2.0","id":5,"method":"ping"}"#, &s))
+        .await;
+    assert_eq!(c.read_response().await.status, 404);
+
+    // 2026-07-28 needs no session.
+    let modern = r#"{"jsonrpc":"2.0","id":6,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#;
+    c.send(&post(modern, &[("MCP-Protocol-Version", "2026-07-28")]))
+        .await;
+    let r = c.read_response().await;
+    assert_eq!(r.status, 200);
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["result"]["tools"][0]["name"], "hello");
+    assert_eq!(v["result"]["resultType"], "complete");
+    assert_eq!(endpoint.session_count(), 0);
+}
