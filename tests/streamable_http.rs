@@ -143,12 +143,82 @@ async fn sessions_statuses_and_streams() {
 
     // 2026-07-28 needs no session.
     let modern = r#"{"jsonrpc":"2.0","id":6,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#;
-    c.send(&post(modern, &[("MCP-Protocol-Version", "2026-07-28")]))
-        .await;
+    c.send(&post(
+        modern,
+        &[
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", "tools/list"),
+        ],
+    ))
+    .await;
     let r = c.read_response().await;
     assert_eq!(r.status, 200);
     let v: Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(v["result"]["tools"][0]["name"], "hello");
     assert_eq!(v["result"]["resultType"], "complete");
     assert_eq!(endpoint.session_count(), 0);
+}
+
+#[tokio::test]
+async fn origin_accept_and_modern_header_checks() {
+    let (addr, _endpoint) = start().await;
+    let mut c = Client::connect(addr).await;
+    // A foreign browser origin: 403. A loopback origin with a foreign Host: 403.
+    c.send(&post(INIT, &[("Origin", "https://evil.example")]))
+        .await;
+    assert_eq!(c.read_response().await.status, 403);
+    let mut raw = String::from_utf8(post(INIT, &[("Origin", "http://localhost:8000")])).unwrap();
+    raw = raw.replacen("Host: t", "Host: attacker.example", 1);
+    c.send(raw.as_bytes()).await;
+    assert_eq!(c.read_response().await.status, 403);
+    let mut raw = String::from_utf8(post(INIT, &[("Origin", "http://localhost:8000")])).unwrap();
+    raw = raw.replacen("Host: t", "Host: localhost:8000", 1);
+    c.send(raw.as_bytes()).await;
+    assert_eq!(c.read_response().await.status, 200);
+    // Accept that rules out our answers: 406.
+    let raw = String::from_utf8(post(INIT, &[])).unwrap().replacen(
+        "Accept: application/json, text/event-stream",
+        "Accept: text/html",
+        1,
+    );
+    c.send(raw.as_bytes()).await;
+    assert_eq!(c.read_response().await.status, 406);
+
+    // 2026-07-28: headers must agree with the body.
+    let call = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"hello","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#;
+    let v = ("MCP-Protocol-Version", "2026-07-28");
+    for (headers, why) in [
+        (vec![v], "Mcp-Method is missing"),
+        (
+            vec![v, ("Mcp-Method", "tools/list"), ("Mcp-Name", "hello")],
+            "Mcp-Method differs",
+        ),
+        (vec![v, ("Mcp-Method", "tools/call")], "Mcp-Name is missing"),
+        (
+            vec![v, ("Mcp-Method", "tools/call"), ("Mcp-Name", "other")],
+            "Mcp-Name differs",
+        ),
+    ] {
+        c.send(&post(call, &headers)).await;
+        let r = c.read_response().await;
+        assert_eq!(r.status, 400, "{why}");
+        let e: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(e["error"]["code"], -32020);
+        assert!(e["error"]["message"].as_str().unwrap().contains(why), "{e}");
+    }
+    let stale = call.replace("2026-07-28\"}", "2025-11-25\"}");
+    c.send(&post(
+        &stale,
+        &[v, ("Mcp-Method", "tools/call"), ("Mcp-Name", "hello")],
+    ))
+    .await;
+    assert_eq!(c.read_response().await.status, 400);
+    c.send(&post(
+        call,
+        &[v, ("Mcp-Method", "tools/call"), ("Mcp-Name", "hello")],
+    ))
+    .await;
+    let r = c.read_response().await;
+    assert_eq!(r.status, 200);
+    assert!(r.body_str().contains(r#""id":7,"result""#));
 }

@@ -35,6 +35,8 @@ pub struct StreamableHttp {
     /// never across an `.await`.
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     max_sessions: usize,
+    /// Origins allowed besides the loopback ones (`scheme://host[:port]`).
+    allowed_origins: Vec<String>,
 }
 
 impl StreamableHttp {
@@ -44,6 +46,18 @@ impl StreamableHttp {
             server,
             sessions: Mutex::new(HashMap::new()),
             max_sessions: DEFAULT_MAX_SESSIONS,
+            allowed_origins: Vec::new(),
+        })
+    }
+
+    /// An endpoint that also accepts browser requests from these origins
+    /// (`https://app.example.com`, exact match). Loopback origins are always allowed.
+    pub fn with_allowed_origins(server: McpServer, origins: Vec<String>) -> Arc<StreamableHttp> {
+        Arc::new(StreamableHttp {
+            server,
+            sessions: Mutex::new(HashMap::new()),
+            max_sessions: DEFAULT_MAX_SESSIONS,
+            allowed_origins: origins,
         })
     }
 
@@ -75,6 +89,101 @@ fn rpc_error(status: u16, code: i32, message: &str) -> Response {
     Response::json(status, out)
 }
 
+/// Whether a host name (without port) is a loopback name.
+fn is_loopback_host(host: &str) -> bool {
+    matches!(host, "localhost" | "127.0.0.1" | "[::1]")
+}
+
+/// `host[:port]` without the port.
+fn strip_port(authority: &str) -> &str {
+    if authority.starts_with('[') {
+        return authority.find(']').map_or(authority, |i| &authority[..=i]);
+    }
+    authority.split(':').next().unwrap_or(authority)
+}
+
+/// DNS-rebinding defence: a browser page's Origin must be loopback or
+/// allow-listed (403 otherwise); a request from a loopback origin must also
+/// name a loopback Host.
+/// Returns the refusal to send, if any.
+fn check_origin_and_host(req: &Request<'_>, allowed: &[String]) -> Option<Response> {
+    let origin = req.header("origin")?;
+    let origin = std::str::from_utf8(origin).unwrap_or_default();
+    if allowed.iter().any(|a| a == origin) {
+        return None;
+    }
+    let authority = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .unwrap_or_default();
+    if !is_loopback_host(strip_port(authority)) {
+        return Some(rpc_error(403, INVALID_REQUEST, "Origin not allowed"));
+    }
+    let host = req
+        .header("host")
+        .and_then(|h| std::str::from_utf8(h).ok())
+        .unwrap_or_default();
+    if !is_loopback_host(strip_port(host)) {
+        return Some(rpc_error(
+            403,
+            INVALID_REQUEST,
+            "Host not allowed for a loopback Origin",
+        ));
+    }
+    None
+}
+
+/// Whether an Accept header allows the answers this endpoint sends.
+fn accepts_mcp(accept: &[u8]) -> bool {
+    let accept = String::from_utf8_lossy(accept).to_ascii_lowercase();
+    let allows = |t: &str| accept.contains(t) || accept.contains("*/*");
+    allows("application/json") && allows("text/event-stream")
+}
+
+/// 2026-07-28: `Mcp-Method` must name the body's method, `Mcp-Name` the tool,
+/// resource or prompt, and `MCP-Protocol-Version` the body's `_meta` version
+/// (400 with -32020 on a mismatch).
+/// Returns the refusal to send, if any.
+fn check_modern_headers(req: &Request<'_>, body: &[u8]) -> Option<Response> {
+    let mismatch = |what: &str| {
+        Some(rpc_error(
+            400,
+            HEADER_MISMATCH,
+            &format!("header mismatch: {what}"),
+        ))
+    };
+    let Ok(Message::Request(r)) = parse(body) else {
+        return None;
+    };
+    let params: serde_json::Value = r
+        .params
+        .and_then(|p| serde_json::from_str(p.get()).ok())
+        .unwrap_or_default();
+    let meta_version = params["_meta"][crate::mcp::version::PROTOCOL_VERSION_META_KEY].as_str();
+    if meta_version != Some("2026-07-28") {
+        return mismatch("MCP-Protocol-Version differs from the body's _meta version");
+    }
+    match req.header("mcp-method") {
+        Some(m) if m == r.method.as_bytes() => {}
+        Some(_) => return mismatch("Mcp-Method differs from the body's method"),
+        None => return mismatch("Mcp-Method is missing"),
+    }
+    let named = match &*r.method {
+        "tools/call" | "prompts/get" => params["name"].as_str(),
+        "resources/read" => params["uri"].as_str(),
+        _ => return None,
+    };
+    let header = req.header("mcp-name").map(String::from_utf8_lossy);
+    match (header, named) {
+        (Some(h), Some(n)) if h == n => None,
+        (None, _) => mismatch("Mcp-Name is missing"),
+        _ => mismatch("Mcp-Name differs from the body"),
+    }
+}
+
+/// JSON-RPC code for a header that disagrees with the body (2026-07-28).
+pub const HEADER_MISMATCH: i32 = -32020;
+
 /// A session id: 128 bits from the operating system's CSPRNG, as hex.
 fn new_session_id() -> Option<String> {
     let mut bytes = [0u8; 16];
@@ -87,6 +196,18 @@ struct Post(Arc<StreamableHttp>);
 impl Handler for Post {
     fn call<'a>(&'a self, req: Request<'a>) -> Reply<'a> {
         let endpoint = &self.0;
+        if let Some(refusal) = check_origin_and_host(&req, &endpoint.allowed_origins) {
+            return Reply::ready(refusal);
+        }
+        if let Some(accept) = req.header("accept")
+            && !accepts_mcp(accept)
+        {
+            return Reply::ready(rpc_error(
+                406,
+                INVALID_REQUEST,
+                "Accept must allow application/json and text/event-stream",
+            ));
+        }
         let content_type = req.header("content-type").unwrap_or_default();
         if !content_type.starts_with(b"application/json") {
             return Reply::ready(rpc_error(
@@ -110,6 +231,9 @@ impl Handler for Post {
             ));
         }
         let body = req.body();
+        if modern && let Some(mismatch) = check_modern_headers(&req, body) {
+            return Reply::ready(mismatch);
+        }
         let (session, new_id) = if modern {
             (Arc::new(Session::new(endpoint.server.clone(), None)), None)
         } else {
@@ -227,6 +351,9 @@ struct Delete(Arc<StreamableHttp>);
 
 impl Handler for Delete {
     fn call<'a>(&'a self, req: Request<'a>) -> Reply<'a> {
+        if let Some(refusal) = check_origin_and_host(&req, &self.0.allowed_origins) {
+            return Reply::ready(refusal);
+        }
         let Some(id) = req.header("mcp-session-id") else {
             return Reply::ready(rpc_error(400, INVALID_REQUEST, "missing MCP-Session-Id"));
         };
