@@ -7,11 +7,15 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use snowflake_mcp::http::Router;
 use snowflake_mcp::mcp::{McpServer, Tool, ToolOutput};
-use snowflake_mcp::transport::streamable_http::StreamableHttp;
+use snowflake_mcp::transport::streamable_http::{HttpMcpConfig, StreamableHttp};
 use snowflake_mcp::{Config, Server};
 use support::Client;
 
 async fn start() -> (std::net::SocketAddr, Arc<StreamableHttp>) {
+    start_with(HttpMcpConfig::default()).await
+}
+
+async fn start_with(config: HttpMcpConfig) -> (std::net::SocketAddr, Arc<StreamableHttp>) {
     let server = McpServer::builder("http-test", "0")
         .tool(Tool::raw(
             "hello",
@@ -23,7 +27,7 @@ async fn start() -> (std::net::SocketAddr, Arc<StreamableHttp>) {
             },
         ))
         .build();
-    let endpoint = StreamableHttp::new(server);
+    let endpoint = StreamableHttp::with_config(server, config);
     let router = endpoint.routes(Router::new(), "/mcp");
     let http = Server::bind(Config::new().port(0), router).await.unwrap();
     let addr = http.local_addr();
@@ -221,4 +225,31 @@ async fn origin_accept_and_modern_header_checks() {
     let r = c.read_response().await;
     assert_eq!(r.status, 200);
     assert!(r.body_str().contains(r#""id":7,"result""#));
+}
+
+#[tokio::test]
+async fn sessions_expire_and_are_bounded() {
+    let config = HttpMcpConfig {
+        max_sessions: 1,
+        session_idle: std::time::Duration::from_millis(300),
+        ..HttpMcpConfig::default()
+    };
+    let (addr, endpoint) = start_with(config).await;
+    let mut c = Client::connect(addr).await;
+    c.send(&post(INIT, &[])).await;
+    let first = c.read_response().await;
+    let sid = first.header("mcp-session-id").unwrap().to_owned();
+    // Full: a second session is refused while the first is alive.
+    c.send(&post(INIT, &[])).await;
+    assert_eq!(c.read_response().await.status, 503);
+    let ping = r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#;
+    c.send(&post(ping, &[("Mcp-Session-Id", &sid)])).await;
+    assert_eq!(c.read_response().await.status, 200);
+    // Idle past the limit: the id is gone, and the slot is free again.
+    tokio::time::sleep(std::time::Duration::from_millis(450)).await;
+    c.send(&post(ping, &[("Mcp-Session-Id", &sid)])).await;
+    assert_eq!(c.read_response().await.status, 404);
+    assert_eq!(endpoint.session_count(), 0);
+    c.send(&post(INIT, &[])).await;
+    assert_eq!(c.read_response().await.status, 200);
 }

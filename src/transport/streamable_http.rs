@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use crate::http::sse::Event;
 use crate::http::{Handler, Method, Reply, Request, Response, Router};
@@ -27,37 +28,66 @@ const STREAM_QUEUE: usize = 64;
 /// The reconnection delay announced in the priming event, in ms. Default: 1000.
 const RETRY_MS: u64 = 1000;
 
+/// Settings of the Streamable HTTP endpoint.
+#[derive(Clone, Debug)]
+pub struct HttpMcpConfig {
+    /// Browser origins accepted besides loopback ones (exact `scheme://host[:port]`). Default: none.
+    pub allowed_origins: Vec<String>,
+    /// Most sessions at once; `initialize` past it gets 503. Default: [`DEFAULT_MAX_SESSIONS`].
+    pub max_sessions: usize,
+    /// A session unused this long expires (its id then gets 404). Default: [`DEFAULT_SESSION_IDLE`].
+    pub session_idle: Duration,
+}
+
+impl Default for HttpMcpConfig {
+    fn default() -> Self {
+        HttpMcpConfig {
+            allowed_origins: Vec::new(),
+            max_sessions: DEFAULT_MAX_SESSIONS,
+            session_idle: DEFAULT_SESSION_IDLE,
+        }
+    }
+}
+
+/// How long an unused session lives. Default: 30 minutes.
+pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
+
+struct Entry {
+    session: Arc<Session>,
+    last_used: Instant,
+}
+
 /// The Streamable HTTP endpoint, shared by every connection.
-#[derive(Debug)]
 pub struct StreamableHttp {
     server: McpServer,
     /// Live sessions by id. A std mutex: held to insert, look up or remove,
     /// never across an `.await`.
-    sessions: Mutex<HashMap<String, Arc<Session>>>,
-    max_sessions: usize,
-    /// Origins allowed besides the loopback ones (`scheme://host[:port]`).
-    allowed_origins: Vec<String>,
+    sessions: Mutex<HashMap<String, Entry>>,
+    config: HttpMcpConfig,
+}
+
+impl std::fmt::Debug for StreamableHttp {
+    // Session ids are bearer secrets: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamableHttp")
+            .field("sessions", &self.session_count())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
 
 impl StreamableHttp {
-    /// An endpoint serving `server`.
+    /// An endpoint serving `server` with the default settings.
     pub fn new(server: McpServer) -> Arc<StreamableHttp> {
-        Arc::new(StreamableHttp {
-            server,
-            sessions: Mutex::new(HashMap::new()),
-            max_sessions: DEFAULT_MAX_SESSIONS,
-            allowed_origins: Vec::new(),
-        })
+        StreamableHttp::with_config(server, HttpMcpConfig::default())
     }
 
-    /// An endpoint that also accepts browser requests from these origins
-    /// (`https://app.example.com`, exact match). Loopback origins are always allowed.
-    pub fn with_allowed_origins(server: McpServer, origins: Vec<String>) -> Arc<StreamableHttp> {
+    /// An endpoint serving `server` with these settings.
+    pub fn with_config(server: McpServer, config: HttpMcpConfig) -> Arc<StreamableHttp> {
         Arc::new(StreamableHttp {
             server,
             sessions: Mutex::new(HashMap::new()),
-            max_sessions: DEFAULT_MAX_SESSIONS,
-            allowed_origins: origins,
+            config,
         })
     }
 
@@ -68,17 +98,43 @@ impl StreamableHttp {
             .route_shared(Method::Delete, path, Arc::new(Delete(Arc::clone(self))))
     }
 
-    /// How many sessions are open.
+    /// How many sessions are open (expired ones included until they are swept).
     pub fn session_count(&self) -> usize {
         self.lock().len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Session>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The live session with this id, marked as used; an expired one is dropped.
     fn session(&self, id: &str) -> Option<Arc<Session>> {
-        self.lock().get(id).cloned()
+        let mut sessions = self.lock();
+        let entry = sessions.get_mut(id)?;
+        if entry.last_used.elapsed() > self.config.session_idle {
+            sessions.remove(id);
+            return None;
+        }
+        entry.last_used = Instant::now();
+        Some(Arc::clone(&entry.session))
+    }
+
+    /// Adds a session, first sweeping out expired ones; false when full.
+    fn insert(&self, id: String, session: Arc<Session>) -> bool {
+        let idle = self.config.session_idle;
+        let mut sessions = self.lock();
+        sessions.retain(|_, e| e.last_used.elapsed() <= idle);
+        if sessions.len() >= self.config.max_sessions {
+            return false;
+        }
+        sessions.insert(
+            id,
+            Entry {
+                session,
+                last_used: Instant::now(),
+            },
+        );
+        true
     }
 }
 
@@ -196,7 +252,7 @@ struct Post(Arc<StreamableHttp>);
 impl Handler for Post {
     fn call<'a>(&'a self, req: Request<'a>) -> Reply<'a> {
         let endpoint = &self.0;
-        if let Some(refusal) = check_origin_and_host(&req, &endpoint.allowed_origins) {
+        if let Some(refusal) = check_origin_and_host(&req, &endpoint.config.allowed_origins) {
             return Reply::ready(refusal);
         }
         if let Some(accept) = req.header("accept")
@@ -261,9 +317,7 @@ impl Handler for Post {
                             "missing MCP-Session-Id (send initialize first)",
                         ));
                     }
-                    if endpoint.session_count() >= endpoint.max_sessions {
-                        return Reply::ready(rpc_error(503, INVALID_REQUEST, "too many sessions"));
-                    }
+
                     let Some(id) = new_session_id() else {
                         return Reply::ready(rpc_error(
                             500,
@@ -272,7 +326,9 @@ impl Handler for Post {
                         ));
                     };
                     let session = Arc::new(Session::new(endpoint.server.clone(), None));
-                    endpoint.lock().insert(id.clone(), Arc::clone(&session));
+                    if !endpoint.insert(id.clone(), Arc::clone(&session)) {
+                        return Reply::ready(rpc_error(503, INVALID_REQUEST, "too many sessions"));
+                    }
                     (session, Some(id))
                 }
             }
@@ -351,7 +407,7 @@ struct Delete(Arc<StreamableHttp>);
 
 impl Handler for Delete {
     fn call<'a>(&'a self, req: Request<'a>) -> Reply<'a> {
-        if let Some(refusal) = check_origin_and_host(&req, &self.0.allowed_origins) {
+        if let Some(refusal) = check_origin_and_host(&req, &self.0.config.allowed_origins) {
             return Reply::ready(refusal);
         }
         let Some(id) = req.header("mcp-session-id") else {
