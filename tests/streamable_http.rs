@@ -11,11 +11,13 @@ use snowflake_mcp::transport::streamable_http::{HttpMcpConfig, StreamableHttp};
 use snowflake_mcp::{Config, Server};
 use support::Client;
 
-async fn start() -> (std::net::SocketAddr, Arc<StreamableHttp>) {
+async fn start() -> (std::net::SocketAddr, Arc<StreamableHttp>, McpServer) {
     start_with(HttpMcpConfig::default()).await
 }
 
-async fn start_with(config: HttpMcpConfig) -> (std::net::SocketAddr, Arc<StreamableHttp>) {
+async fn start_with(
+    config: HttpMcpConfig,
+) -> (std::net::SocketAddr, Arc<StreamableHttp>, McpServer) {
     let server = McpServer::builder("http-test", "0")
         .tool(Tool::raw(
             "hello",
@@ -27,12 +29,12 @@ async fn start_with(config: HttpMcpConfig) -> (std::net::SocketAddr, Arc<Streama
             },
         ))
         .build();
-    let endpoint = StreamableHttp::with_config(server, config);
+    let endpoint = StreamableHttp::with_config(server.clone(), config);
     let router = endpoint.routes(Router::new(), "/mcp");
     let http = Server::bind(Config::new().port(0), router).await.unwrap();
     let addr = http.local_addr();
     tokio::spawn(http.serve(std::future::pending()));
-    (addr, endpoint)
+    (addr, endpoint, server)
 }
 
 fn post(body: &str, headers: &[(&str, &str)]) -> Vec<u8> {
@@ -52,7 +54,7 @@ const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"p
 
 #[tokio::test]
 async fn sessions_statuses_and_streams() {
-    let (addr, endpoint) = start().await;
+    let (addr, endpoint, mcp) = start().await;
     let mut c = Client::connect(addr).await;
 
     // Wrong content type, no session, unknown session, bad version header.
@@ -128,18 +130,39 @@ async fn sessions_statuses_and_streams() {
         "{events:?}"
     );
 
-    // GET streams are not offered yet.
+    // GET: Accept must allow event streams; 2026-07-28 has none; else the session's stream.
     c.send(b"GET /mcp HTTP/1.1\r\nHost: t\r\n\r\n").await;
-    let r = c.read_response().await;
-    assert_eq!(
-        (r.status, r.header("allow")),
-        (405, Some("POST, DELETE, OPTIONS"))
+    assert_eq!(c.read_response().await.status, 406);
+    c.send(b"GET /mcp HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\n\r\n").await;
+    assert_eq!(c.read_response().await.status, 405);
+    let mut stream = Client::connect(addr).await;
+    let get = format!(
+        "GET /mcp HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\nMcp-Session-Id: {sid}\r\n\r\n"
     );
+    stream.send(get.as_bytes()).await;
+    let mut seen = String::new();
+    while !seen.contains("get-0") {
+        seen.push_str(&String::from_utf8_lossy(&stream.read_exact_raw(1).await));
+    }
+    assert!(seen.starts_with("HTTP/1.1 200 OK"), "{seen}");
+    assert!(seen.contains("text/event-stream"), "{seen}");
+    mcp.add_tool(Tool::raw(
+        "late",
+        "Added later.",
+        json!({"type": "object"}),
+        |_ctx, _| async { ToolOutput::text("late") },
+    ));
+    while !seen.contains("notifications/tools/list_changed") {
+        seen.push_str(&String::from_utf8_lossy(&stream.read_exact_raw(1).await));
+    }
 
-    // DELETE ends the session.
+    // DELETE ends the session, and its GET stream with it.
     c.send(format!("DELETE /mcp HTTP/1.1\r\nHost: t\r\nMcp-Session-Id: {sid}\r\n\r\n").as_bytes())
         .await;
     assert_eq!(c.read_response().await.status, 204);
+    while !seen.ends_with("0\r\n\r\n") {
+        seen.push_str(&String::from_utf8_lossy(&stream.read_exact_raw(1).await));
+    }
     assert_eq!(endpoint.session_count(), 0);
     c.send(&post(r#"{"jsonrpc":"2.0","id":5,"method":"ping"}"#, &s))
         .await;
@@ -165,7 +188,7 @@ async fn sessions_statuses_and_streams() {
 
 #[tokio::test]
 async fn origin_accept_and_modern_header_checks() {
-    let (addr, _endpoint) = start().await;
+    let (addr, _endpoint, _mcp) = start().await;
     let mut c = Client::connect(addr).await;
     // A foreign browser origin: 403. A loopback origin with a foreign Host: 403.
     c.send(&post(INIT, &[("Origin", "https://evil.example")]))
@@ -234,7 +257,7 @@ async fn sessions_expire_and_are_bounded() {
         session_idle: std::time::Duration::from_millis(300),
         ..HttpMcpConfig::default()
     };
-    let (addr, endpoint) = start_with(config).await;
+    let (addr, endpoint, _mcp) = start_with(config).await;
     let mut c = Client::connect(addr).await;
     c.send(&post(INIT, &[])).await;
     let first = c.read_response().await;

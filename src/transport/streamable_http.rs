@@ -8,8 +8,9 @@
 //!
 //! Sessions (handshake versions): `initialize` creates one and its id comes
 //! back in `MCP-Session-Id`; later requests without it get 400, with an
-//! unknown one 404; DELETE ends it. 2026-07-28 requests (`MCP-Protocol-Version:
-//! 2026-07-28`) need no session. GET streams are not offered yet (405).
+//! unknown one 404; DELETE ends it; GET opens a stream of the session's
+//! server-initiated messages. 2026-07-28 requests (`MCP-Protocol-Version:
+//! 2026-07-28`) need no session and have no GET stream (405).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -55,6 +56,9 @@ pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
 struct Entry {
     session: Arc<Session>,
     last_used: Instant,
+    /// Dropped with the entry: GET streams of the session watch it and end.
+    _ended: tokio::sync::watch::Sender<()>,
+    ended: tokio::sync::watch::Receiver<()>,
 }
 
 /// The Streamable HTTP endpoint, shared by every connection.
@@ -96,6 +100,7 @@ impl StreamableHttp {
         router
             .route_shared(Method::Post, path, Arc::new(Post(Arc::clone(self))))
             .route_shared(Method::Delete, path, Arc::new(Delete(Arc::clone(self))))
+            .route_shared(Method::Get, path, Arc::new(Get(Arc::clone(self))))
     }
 
     /// How many sessions are open (expired ones included until they are swept).
@@ -109,6 +114,11 @@ impl StreamableHttp {
 
     /// The live session with this id, marked as used; an expired one is dropped.
     fn session(&self, id: &str) -> Option<Arc<Session>> {
+        self.session_entry(id).map(|(s, _)| s)
+    }
+
+    /// The live session and a receiver that closes when the session ends.
+    fn session_entry(&self, id: &str) -> Option<(Arc<Session>, tokio::sync::watch::Receiver<()>)> {
         let mut sessions = self.lock();
         let entry = sessions.get_mut(id)?;
         if entry.last_used.elapsed() > self.config.session_idle {
@@ -116,7 +126,7 @@ impl StreamableHttp {
             return None;
         }
         entry.last_used = Instant::now();
-        Some(Arc::clone(&entry.session))
+        Some((Arc::clone(&entry.session), entry.ended.clone()))
     }
 
     /// Adds a session, first sweeping out expired ones; false when full.
@@ -127,11 +137,14 @@ impl StreamableHttp {
         if sessions.len() >= self.config.max_sessions {
             return false;
         }
+        let (ended_tx, ended) = tokio::sync::watch::channel(());
         sessions.insert(
             id,
             Entry {
                 session,
                 last_used: Instant::now(),
+                _ended: ended_tx,
+                ended,
             },
         );
         true
@@ -400,6 +413,76 @@ impl Handler for Post {
                 Reply::ready(with_id(response))
             }
         }
+    }
+}
+
+/// GET: a stream of the session's server-initiated messages (list changes,
+/// resource updates), until the client leaves or the session ends.
+struct Get(Arc<StreamableHttp>);
+
+impl Handler for Get {
+    fn call<'a>(&'a self, req: Request<'a>) -> Reply<'a> {
+        let endpoint = &self.0;
+        if let Some(refusal) = check_origin_and_host(&req, &endpoint.config.allowed_origins) {
+            return Reply::ready(refusal);
+        }
+        if req.header("mcp-protocol-version") == Some(&b"2026-07-28"[..]) {
+            return Reply::ready(
+                rpc_error(405, INVALID_REQUEST, "2026-07-28 has no GET stream")
+                    .header("allow", "POST"),
+            );
+        }
+        let accept = req.header("accept").unwrap_or_default();
+        if !String::from_utf8_lossy(accept).contains("text/event-stream") {
+            return Reply::ready(rpc_error(
+                406,
+                INVALID_REQUEST,
+                "Accept must allow text/event-stream",
+            ));
+        }
+        let Some(id) = req.header("mcp-session-id") else {
+            return Reply::ready(rpc_error(400, INVALID_REQUEST, "missing MCP-Session-Id"));
+        };
+        let id = std::str::from_utf8(id).unwrap_or_default();
+        let Some((session, mut ended)) = endpoint.session_entry(id) else {
+            return Reply::ready(rpc_error(
+                404,
+                INVALID_REQUEST,
+                "unknown or expired session",
+            ));
+        };
+        let mut server_events = endpoint.server.events();
+        let (response, events) = Response::sse(STREAM_QUEUE);
+        tokio::spawn(async move {
+            let mut n = 0u64;
+            let prime = Event::new("")
+                .id("get-0")
+                .retry(Duration::from_millis(RETRY_MS));
+            if events.send(&prime).await.is_err() {
+                return;
+            }
+            loop {
+                let event = tokio::select! {
+                    e = server_events.recv() => e,
+                    _ = ended.changed() => return,
+                    () = events.closed() => return,
+                };
+                let event = match event {
+                    Ok(event) => event,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                };
+                if let Some(message) = session.notification_for(&event) {
+                    n += 1;
+                    let text = String::from_utf8_lossy(&message);
+                    let id = format!("get-{n}");
+                    if events.send(&Event::new(&text).id(&id)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Reply::ready(response)
     }
 }
 

@@ -83,3 +83,19 @@ async def test_sampling_over_http(url, mode):
     async with Client(url, mode=mode, sampling_callback=sampling) as client:
         result = await client.call_tool("test_sampling", {"prompt": "hi"})
         assert result.content[0].text == "LLM response: from the client"
+
+
+async def test_list_changes_arrive_on_the_get_stream(url):
+    changed = anyio.Event()
+
+    async def on_message(message):
+        if getattr(message, "method", None) == "notifications/tools/list_changed":
+            changed.set()
+
+    async with Client(url, mode="legacy", message_handler=on_message) as client:
+        added = await client.call_tool("toggle_dynamic_tool", {})
+        assert added.content[0].text == "added dynamic_tool"
+        with anyio.fail_after(5):
+            await changed.wait()
+        assert "dynamic_tool" in [t.name for t in (await client.list_tools()).tools]
+        await client.call_tool("toggle_dynamic_tool", {})
