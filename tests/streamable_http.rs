@@ -85,7 +85,16 @@ async fn sessions_statuses_and_streams() {
     assert_eq!(c.read_response().await.status, 404);
     c.send(&post(INIT, &[("MCP-Protocol-Version", "1999-01-01")]))
         .await;
-    assert_eq!(c.read_response().await.status, 400);
+    let r = c.read_response().await;
+    assert_eq!(r.status, 400);
+    let e: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(e["error"]["code"], -32022);
+    assert!(
+        e["error"]["data"]["supported"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("2026-07-28"))
+    );
 
     // initialize creates a session; its id is 128 random bits in hex.
     c.send(&post(INIT, &[])).await;

@@ -20,7 +20,9 @@ use crate::http::sse::Event;
 use crate::http::{Handler, Method, Reply, Request, Response, Router};
 use crate::jsonrpc::write::write_error;
 use crate::jsonrpc::{INVALID_REQUEST, Message, RpcError, parse};
-use crate::mcp::{Dispatched, McpServer, Peer, ProtocolVersion, Session};
+use crate::mcp::{
+    Dispatched, McpServer, Peer, ProtocolVersion, Session, UNSUPPORTED_PROTOCOL_VERSION,
+};
 
 /// Most sessions kept at once; `initialize` past it gets 503. Default: 10 000.
 pub const DEFAULT_MAX_SESSIONS: usize = 10_000;
@@ -293,11 +295,11 @@ impl Handler for Post {
                 .and_then(ProtocolVersion::parse)
                 .is_none()
         {
-            return Reply::ready(rpc_error(
-                400,
-                INVALID_REQUEST,
-                "unsupported MCP-Protocol-Version",
-            ));
+            let mut out = Vec::new();
+            let error = RpcError::new(UNSUPPORTED_PROTOCOL_VERSION, "unsupported MCP-Protocol-Version")
+                .with_data(r#"{"supported":["2024-11-05","2025-03-26","2025-06-18","2025-11-25","2026-07-28"]}"#);
+            write_error(&mut out, None, &error);
+            return Reply::ready(Response::json(400, out));
         }
         let body = req.body();
         if modern && let Some(mismatch) = check_modern_headers(&req, body) {
