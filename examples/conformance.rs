@@ -324,6 +324,34 @@ fn toggle_tool() -> Tool {
     )
 }
 
+/// A tool whose input schema uses JSON Schema 2020-12 features (`$schema`,
+/// `$defs`, `$ref`, `additionalProperties`), listed exactly as declared.
+fn json_schema_2020_12_tool() -> Tool {
+    let schema = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "$defs": {
+            "address": {
+                "type": "object",
+                "properties": { "street": { "type": "string" }, "city": { "type": "string" } }
+            }
+        },
+        "properties": {
+            "name": { "type": "string" },
+            "address": { "$ref": "#/$defs/address" }
+        },
+        "additionalProperties": false
+    });
+    Tool::raw(
+        "json_schema_2020_12_tool",
+        "Tool with JSON Schema 2020-12 features for conformance testing (SEP-1613)",
+        schema,
+        |_ctx: Context, args: Value| async move {
+            ToolOutput::text(format!("JSON Schema 2020-12 tool called with: {args}"))
+        },
+    )
+}
+
 fn server() -> McpServer {
     let image = Content::Image {
         data: IMAGE_PNG.into(),
@@ -332,6 +360,7 @@ fn server() -> McpServer {
     let b = McpServer::builder("mcp-conformance-test-server", "1.0.0");
     client_requests(prompts(resources(b)))
         .tool(toggle_tool())
+        .tool(json_schema_2020_12_tool())
         .tool(fixed(
             "test_simple_text",
             "Tests simple text content response",

