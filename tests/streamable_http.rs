@@ -178,7 +178,7 @@ async fn sessions_statuses_and_streams() {
     assert_eq!(c.read_response().await.status, 404);
 
     // 2026-07-28 needs no session.
-    let modern = r#"{"jsonrpc":"2.0","id":6,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#;
+    let modern = r#"{"jsonrpc":"2.0","id":6,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
     c.send(&post(
         modern,
         &[
@@ -221,7 +221,7 @@ async fn origin_accept_and_modern_header_checks() {
     assert_eq!(c.read_response().await.status, 406);
 
     // 2026-07-28: headers must agree with the body.
-    let call = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"hello","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#;
+    let call = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"hello","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
     let v = ("MCP-Protocol-Version", "2026-07-28");
     for (headers, why) in [
         (vec![v], "Mcp-Method is missing"),
@@ -242,7 +242,7 @@ async fn origin_accept_and_modern_header_checks() {
         assert_eq!(e["error"]["code"], -32020);
         assert!(e["error"]["message"].as_str().unwrap().contains(why), "{e}");
     }
-    let stale = call.replace("2026-07-28\"}", "2025-11-25\"}");
+    let stale = call.replace("\"2026-07-28\",", "\"2025-11-25\",");
     c.send(&post(
         &stale,
         &[v, ("Mcp-Method", "tools/call"), ("Mcp-Name", "hello")],
@@ -284,4 +284,35 @@ async fn sessions_expire_and_are_bounded() {
     assert_eq!(endpoint.session_count(), 0);
     c.send(&post(INIT, &[])).await;
     assert_eq!(c.read_response().await.status, 200);
+}
+
+#[tokio::test]
+async fn modern_errors_carry_ids_and_statuses() {
+    let (addr, _endpoint, _mcp) = start().await;
+    let mut c = Client::connect(addr).await;
+    let v = ("MCP-Protocol-Version", "2026-07-28");
+    // _meta missing, or missing its required members: 400, -32602, with the request id.
+    for body in [
+        r#"{"jsonrpc":"2.0","id":"a","method":"tools/list"}"#,
+        r#"{"jsonrpc":"2.0","id":"a","method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/clientCapabilities":{}}}}"#,
+        r#"{"jsonrpc":"2.0","id":"a","method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#,
+    ] {
+        c.send(&post(body, &[v, ("Mcp-Method", "tools/list")]))
+            .await;
+        let r = c.read_response().await;
+        assert_eq!(r.status, 400, "{body}");
+        let e: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(
+            (&e["id"], &e["error"]["code"]),
+            (&json!("a"), &json!(-32602)),
+            "{body}"
+        );
+    }
+    // A method 2026-07-28 does not have: 404 with -32601.
+    let ping = r#"{"jsonrpc":"2.0","id":9,"method":"ping","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+    c.send(&post(ping, &[v, ("Mcp-Method", "ping")])).await;
+    let r = c.read_response().await;
+    assert_eq!(r.status, 404);
+    let e: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!((&e["id"], &e["error"]["code"]), (&json!(9), &json!(-32601)));
 }

@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 use crate::http::sse::Event;
 use crate::http::{Handler, Method, Reply, Request, Response, Router};
 use crate::jsonrpc::write::write_error;
-use crate::jsonrpc::{INVALID_REQUEST, Message, RpcError, parse};
+use crate::jsonrpc::{
+    INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, Message, PARSE_ERROR, RpcError, parse,
+};
 use crate::mcp::{
     Dispatched, McpServer, Peer, ProtocolVersion, Session, UNSUPPORTED_PROTOCOL_VERSION,
 };
@@ -153,6 +155,39 @@ impl StreamableHttp {
     }
 }
 
+/// A JSON-RPC error answer for the request `id` (null when unknown) with an HTTP status.
+fn answer_error(status: u16, id: Option<crate::jsonrpc::Id<'_>>, error: &RpcError) -> Response {
+    let mut out = Vec::new();
+    write_error(&mut out, id, error);
+    Response::json(status, out)
+}
+
+/// The HTTP status a 2026-07-28 answer carries: errors that mean "no such
+/// method" are 404, malformed or unsupported requests 400.
+fn modern_status(answer: &[u8]) -> u16 {
+    match parse(answer) {
+        Ok(Message::Response(r)) => match r.outcome {
+            Err(error) => {
+                let code = serde_json::from_str::<serde_json::Value>(error.get())
+                    .ok()
+                    .and_then(|e| e["code"].as_i64());
+                match code.and_then(|c| i32::try_from(c).ok()) {
+                    Some(METHOD_NOT_FOUND) => 404,
+                    Some(
+                        INVALID_PARAMS
+                        | INVALID_REQUEST
+                        | PARSE_ERROR
+                        | UNSUPPORTED_PROTOCOL_VERSION,
+                    ) => 400,
+                    _ => 200,
+                }
+            }
+            Ok(_) => 200,
+        },
+        _ => 200,
+    }
+}
+
 /// A JSON-RPC error answer with an HTTP status.
 fn rpc_error(status: u16, code: i32, message: &str) -> Response {
     let mut out = Vec::new();
@@ -216,22 +251,34 @@ fn accepts_mcp(accept: &[u8]) -> bool {
 /// (400 with -32020 on a mismatch).
 /// Returns the refusal to send, if any.
 fn check_modern_headers(req: &Request<'_>, body: &[u8]) -> Option<Response> {
-    let mismatch = |what: &str| {
-        Some(rpc_error(
-            400,
-            HEADER_MISMATCH,
-            &format!("header mismatch: {what}"),
-        ))
-    };
     let Ok(Message::Request(r)) = parse(body) else {
         return None;
+    };
+    let id = Some(r.id);
+    let mismatch = |what: &str| {
+        let error = RpcError::new(HEADER_MISMATCH, format!("header mismatch: {what}"));
+        Some(answer_error(400, id, &error))
+    };
+    let invalid = |what: &str| {
+        let error = RpcError::new(INVALID_PARAMS, format!("invalid params: {what}"));
+        Some(answer_error(400, id, &error))
     };
     let params: serde_json::Value = r
         .params
         .and_then(|p| serde_json::from_str(p.get()).ok())
         .unwrap_or_default();
-    let meta_version = params["_meta"][crate::mcp::version::PROTOCOL_VERSION_META_KEY].as_str();
-    if meta_version != Some("2026-07-28") {
+    let meta = &params["_meta"];
+    if !meta.is_object() {
+        return invalid("a 2026-07-28 request needs _meta");
+    }
+    let meta_version = meta[crate::mcp::version::PROTOCOL_VERSION_META_KEY].as_str();
+    let Some(meta_version) = meta_version else {
+        return invalid("_meta needs io.modelcontextprotocol/protocolVersion");
+    };
+    if !meta["io.modelcontextprotocol/clientCapabilities"].is_object() {
+        return invalid("_meta needs io.modelcontextprotocol/clientCapabilities");
+    }
+    if meta_version != "2026-07-28" {
         return mismatch("MCP-Protocol-Version differs from the body's _meta version");
     }
     match req.header("mcp-method") {
@@ -295,11 +342,13 @@ impl Handler for Post {
                 .and_then(ProtocolVersion::parse)
                 .is_none()
         {
-            let mut out = Vec::new();
             let error = RpcError::new(UNSUPPORTED_PROTOCOL_VERSION, "unsupported MCP-Protocol-Version")
                 .with_data(r#"{"supported":["2024-11-05","2025-03-26","2025-06-18","2025-11-25","2026-07-28"]}"#);
-            write_error(&mut out, None, &error);
-            return Reply::ready(Response::json(400, out));
+            let id = match parse(req.body()) {
+                Ok(Message::Request(r)) => Some(r.id),
+                _ => None,
+            };
+            return Reply::ready(answer_error(400, id, &error));
         }
         let body = req.body();
         if modern && let Some(mismatch) = check_modern_headers(&req, body) {
@@ -358,7 +407,10 @@ impl Handler for Post {
         };
         match dispatched {
             Dispatched::Done if out.is_empty() => Reply::ready(with_id(Response::new(202))),
-            Dispatched::Done => Reply::ready(with_id(Response::json(200, out))),
+            Dispatched::Done => {
+                let status = if modern { modern_status(&out) } else { 200 };
+                Reply::ready(with_id(Response::json(status, out)))
+            }
             Dispatched::Batch => Reply::new(async move {
                 match session.handle(body).await {
                     Some(answer) => Response::json(200, answer),
