@@ -154,6 +154,11 @@ impl OwnedCall {
         let session = Arc::clone(&self.session);
         let (cancel_tx, cancel_rx) = watch::channel(false);
         session.track(&self.id, cancel_tx);
+        // Untracked however the call ends, dropped mid-way (a closed stream) included.
+        let _tracked = Tracked {
+            session: &session,
+            id: &self.id,
+        };
         let input = InputRound::new(self.client_capabilities, self.input_responses);
         let setup = CallSetup {
             session: Some(Arc::clone(&session)),
@@ -176,7 +181,6 @@ impl OwnedCall {
             () = watcher.input().wanted() => Some(Ok(input_required(&watcher))),
             out = work => Some(out),
         };
-        session.untrack(&self.id);
         let answer = output.filter(|_| !watcher.is_cancelled())?;
         let id = Id::from_raw(RawJson(&self.id))?;
         let mut out = Vec::with_capacity(256);
@@ -268,6 +272,18 @@ fn input_required(ctx: &Context) -> Vec<u8> {
 pub(crate) fn not_found(uri: &str) -> RpcError {
     RpcError::new(RESOURCE_NOT_FOUND, format!("resource not found: {uri}"))
         .with_data(serde_json::json!({ "uri": uri }).to_string())
+}
+
+/// Removes a call from its session's in-flight table when dropped.
+struct Tracked<'s> {
+    session: &'s Session,
+    id: &'s str,
+}
+
+impl Drop for Tracked<'_> {
+    fn drop(&mut self) {
+        self.session.untrack(self.id);
+    }
 }
 
 impl Session {

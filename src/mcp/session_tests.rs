@@ -772,3 +772,22 @@ async fn context_knows_the_client() {
     let r = send(&m, req(2, "tools/call", p)).await.unwrap();
     assert_eq!(r["result"]["content"][0]["text"], "modern on 2026-07-28");
 }
+
+#[tokio::test]
+async fn a_dropped_call_leaves_no_inflight_entry() {
+    let s = session();
+    init(&s, "2025-11-25").await;
+    let mut out = Vec::new();
+    let msg = req(3, "tools/call", json!({"name": "wait"})).to_string();
+    let Dispatched::Call(call) = s.dispatch(msg.as_bytes(), &mut out) else {
+        panic!()
+    };
+    let run = call.into_owned(&s).run();
+    // Poll it long enough to register, then drop it (as a closed stream does).
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), run)
+            .await
+            .is_err()
+    );
+    assert!(s.inflight.lock().unwrap().is_empty());
+}

@@ -62,12 +62,7 @@ impl TestServer {
     /// Shuts down and waits for `serve` to return.
     pub async fn shutdown(mut self) {
         self.begin_shutdown();
-        let task = self.task.take().expect("task");
-        tokio::time::timeout(Duration::from_secs(10), task)
-            .await
-            .expect("serve returned in time")
-            .expect("serve task")
-            .expect("serve result");
+        self.join().await;
     }
 
     /// Waits for `serve` to return after `begin_shutdown`.
