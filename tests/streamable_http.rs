@@ -11,6 +11,9 @@ use snowflake_mcp::transport::streamable_http::{HttpMcpConfig, StreamableHttp};
 use snowflake_mcp::{Config, Server};
 use support::Client;
 
+/// How many `slow` calls ran to their end.
+static FINISHED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 async fn start() -> (std::net::SocketAddr, Arc<StreamableHttp>, McpServer) {
     start_with(HttpMcpConfig::default()).await
 }
@@ -19,6 +22,16 @@ async fn start_with(
     config: HttpMcpConfig,
 ) -> (std::net::SocketAddr, Arc<StreamableHttp>, McpServer) {
     let server = McpServer::builder("http-test", "0")
+        .tool(Tool::raw(
+            "slow",
+            "Sleeps, then counts.",
+            json!({"type": "object"}),
+            |_ctx, _| async {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                FINISHED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                ToolOutput::text("done")
+            },
+        ))
         .tool(Tool::raw(
             "hello",
             "Says hello.",
@@ -190,7 +203,7 @@ async fn sessions_statuses_and_streams() {
     let r = c.read_response().await;
     assert_eq!(r.status, 200);
     let v: Value = serde_json::from_slice(&r.body).unwrap();
-    assert_eq!(v["result"]["tools"][0]["name"], "hello");
+    assert_eq!(v["result"]["tools"][1]["name"], "hello");
     assert_eq!(v["result"]["resultType"], "complete");
     assert_eq!(endpoint.session_count(), 0);
 }
@@ -315,4 +328,50 @@ async fn modern_errors_carry_ids_and_statuses() {
     assert_eq!(r.status, 404);
     let e: Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!((&e["id"], &e["error"]["code"]), (&json!(9), &json!(-32601)));
+}
+
+#[tokio::test]
+async fn a_dropped_stream_cancels_only_on_2026() {
+    use std::sync::atomic::Ordering;
+    let (addr, _endpoint, _mcp) = start().await;
+    // Legacy: the client goes away mid-call; the call still runs to its end.
+    let mut c = Client::connect(addr).await;
+    c.send(&post(INIT, &[])).await;
+    let sid = c
+        .read_response()
+        .await
+        .header("mcp-session-id")
+        .unwrap()
+        .to_owned();
+    let before = FINISHED.load(Ordering::SeqCst);
+    let call = r#"{"jsonrpc":"2.0","id":11,"method":"tools/call","params":{"name":"slow"}}"#;
+    c.send(&post(call, &[("Mcp-Session-Id", &sid)])).await;
+    c.read_exact_raw(12).await; // the status line has started: the call is running
+    drop(c);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        FINISHED.load(Ordering::SeqCst),
+        before + 1,
+        "legacy call was cancelled"
+    );
+    // 2026-07-28: closing the stream cancels the call.
+    let mut c = Client::connect(addr).await;
+    let modern = r#"{"jsonrpc":"2.0","id":12,"method":"tools/call","params":{"name":"slow","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+    c.send(&post(
+        modern,
+        &[
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", "slow"),
+        ],
+    ))
+    .await;
+    c.read_exact_raw(12).await;
+    drop(c);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        FINISHED.load(Ordering::SeqCst),
+        before + 1,
+        "2026-07-28 call was not cancelled"
+    );
 }

@@ -418,54 +418,69 @@ impl Handler for Post {
                 }
             }),
             Dispatched::Call(call) => {
-                let (peer, mut messages) = Peer::channel(STREAM_QUEUE);
+                let (peer, messages) = Peer::channel(STREAM_QUEUE);
                 let call = call.into_owned(&session).with_peer(peer);
                 let (response, events) = Response::sse(STREAM_QUEUE);
-                tokio::spawn(async move {
-                    let stream_id = call.id().to_owned();
-                    let mut n = 0u64;
-                    let mut next_id = || {
-                        n += 1;
-                        format!("{stream_id}-{n}")
-                    };
-                    let priming = next_id();
-                    let prime = Event::new("")
-                        .id(&priming)
-                        .retry(std::time::Duration::from_millis(RETRY_MS));
-                    if events.send(&prime).await.is_err() {
-                        return;
-                    }
-                    let run = call.run();
-                    tokio::pin!(run);
-                    loop {
-                        tokio::select! {
-                            Some(message) = messages.recv() => {
-                                let text = String::from_utf8_lossy(&message);
-                                let id = next_id();
-                                if events.send(&Event::new(&text).id(&id)).await.is_err() {
-                                    return;
-                                }
-                            }
-                            answer = &mut run => {
-                                // Messages sent just before the answer go first.
-                                while let Ok(message) = messages.try_recv() {
-                                    let text = String::from_utf8_lossy(&message);
-                                    let id = next_id();
-                                    let _ = events.send(&Event::new(&text).id(&id)).await;
-                                }
-                                if let Some(answer) = answer {
-                                    let text = String::from_utf8_lossy(&answer);
-                                    let id = next_id();
-                                    let _ = events.send(&Event::new(&text).id(&id)).await;
-                                }
-                                return;
-                            }
-                            () = events.closed() => return,
-                        }
-                    }
-                });
+                tokio::spawn(stream_call(call, messages, events, modern));
                 Reply::ready(with_id(response))
             }
+        }
+    }
+}
+
+/// Runs a call and streams its messages, then its answer, as SSE events.
+///
+/// If the client closes the stream: on 2026-07-28 that cancels the call (it
+/// is dropped); before, a dropped stream is not a cancellation, so the call
+/// runs to its end and what it would have sent is discarded.
+async fn stream_call(
+    call: crate::mcp::OwnedCall,
+    mut messages: tokio::sync::mpsc::Receiver<Vec<u8>>,
+    events: crate::http::sse::SseSender,
+    cancel_on_close: bool,
+) {
+    let stream_id = call.id().to_owned();
+    let mut n = 0u64;
+    let mut open = true;
+    let mut send = async |data: &[u8], open: &mut bool| {
+        if !*open {
+            return;
+        }
+        n += 1;
+        let id = format!("{stream_id}-{n}");
+        let text = String::from_utf8_lossy(data);
+        let event = if data.is_empty() {
+            Event::new("")
+                .id(&id)
+                .retry(Duration::from_millis(RETRY_MS))
+        } else {
+            Event::new(&text).id(&id)
+        };
+        if events.send(&event).await.is_err() {
+            *open = false;
+        }
+    };
+    // The priming event: an id to resume from and the retry delay.
+    send(b"", &mut open).await;
+    let run = call.run();
+    tokio::pin!(run);
+    loop {
+        if !open && cancel_on_close {
+            return;
+        }
+        tokio::select! {
+            Some(message) = messages.recv() => send(&message, &mut open).await,
+            answer = &mut run => {
+                // Messages sent just before the answer go first.
+                while let Ok(message) = messages.try_recv() {
+                    send(&message, &mut open).await;
+                }
+                if let Some(answer) = answer {
+                    send(&answer, &mut open).await;
+                }
+                return;
+            }
+            () = events.closed(), if open => open = false,
         }
     }
 }
