@@ -13,6 +13,8 @@ use support::Client;
 
 /// How many `slow` calls ran to their end.
 static FINISHED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// Tests that run `slow` take turns, so each counts only its own calls.
+static SLOW: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn start() -> (std::net::SocketAddr, Arc<StreamableHttp>, McpServer) {
     start_with(HttpMcpConfig::default()).await
@@ -333,6 +335,7 @@ async fn modern_errors_carry_ids_and_statuses() {
 #[tokio::test]
 async fn a_dropped_stream_cancels_only_on_2026() {
     use std::sync::atomic::Ordering;
+    let _turn = SLOW.lock().await;
     let (addr, _endpoint, _mcp) = start().await;
     // Legacy: the client goes away mid-call; the call still runs to its end.
     let mut c = Client::connect(addr).await;
@@ -374,4 +377,49 @@ async fn a_dropped_stream_cancels_only_on_2026() {
         before + 1,
         "2026-07-28 call was not cancelled"
     );
+}
+
+#[tokio::test]
+async fn a_lost_stream_resumes_with_last_event_id() {
+    let _turn = SLOW.lock().await;
+    let (addr, _endpoint, _mcp) = start().await;
+    let mut c = Client::connect(addr).await;
+    c.send(&post(INIT, &[])).await;
+    let sid = c
+        .read_response()
+        .await
+        .header("mcp-session-id")
+        .unwrap()
+        .to_owned();
+    // Start a slow call, read up to its priming event, lose the connection.
+    let mut lost = Client::connect(addr).await;
+    let call = r#"{"jsonrpc":"2.0","id":13,"method":"tools/call","params":{"name":"slow"}}"#;
+    lost.send(&post(call, &[("Mcp-Session-Id", &sid)])).await;
+    let mut seen = String::new();
+    while !seen.contains("id: 13-1") {
+        seen.push_str(&String::from_utf8_lossy(&lost.read_exact_raw(1).await));
+    }
+    drop(lost);
+    // Resume: the answer arrives on the GET stream, which then ends.
+    let get = format!(
+        "GET /mcp HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\nMcp-Session-Id: {sid}\r\nLast-Event-ID: 13-1\r\n\r\n"
+    );
+    c.send(get.as_bytes()).await;
+    let r = c.read_response().await;
+    assert_eq!(r.status, 200);
+    let body = r.body_str();
+    assert!(
+        body.starts_with("id: 13-2\ndata: {\"jsonrpc\":\"2.0\",\"id\":13,\"result\""),
+        "{body}"
+    );
+    // An id not of ours opens the ordinary session stream instead (checked by its priming id).
+    let mut other = Client::connect(addr).await;
+    let get = format!(
+        "GET /mcp HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\nMcp-Session-Id: {sid}\r\nLast-Event-ID: 99-1\r\n\r\n"
+    );
+    other.send(get.as_bytes()).await;
+    let mut seen = String::new();
+    while !seen.contains("get-0") {
+        seen.push_str(&String::from_utf8_lossy(&other.read_exact_raw(1).await));
+    }
 }

@@ -9,13 +9,15 @@
 //! Sessions (handshake versions): `initialize` creates one and its id comes
 //! back in `MCP-Session-Id`; later requests without it get 400, with an
 //! unknown one 404; DELETE ends it; GET opens a stream of the session's
-//! server-initiated messages. 2026-07-28 requests (`MCP-Protocol-Version:
+//! server-initiated messages, or with `Last-Event-ID` resumes a response
+//! stream the client lost (from a bounded record of the session's streams). 2026-07-28 requests (`MCP-Protocol-Version:
 //! 2026-07-28`) need no session and have no GET stream (405).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use super::replay::{Replay, parse_event_id};
 use crate::http::sse::Event;
 use crate::http::{Handler, Method, Reply, Request, Response, Router};
 use crate::jsonrpc::write::write_error;
@@ -60,6 +62,8 @@ pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
 struct Entry {
     session: Arc<Session>,
     last_used: Instant,
+    /// The session's response streams, for `Last-Event-ID` resumption.
+    replay: Arc<Replay>,
     /// Dropped with the entry: GET streams of the session watch it and end.
     _ended: tokio::sync::watch::Sender<()>,
     ended: tokio::sync::watch::Receiver<()>,
@@ -116,13 +120,11 @@ impl StreamableHttp {
         self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The live session with this id, marked as used; an expired one is dropped.
-    fn session(&self, id: &str) -> Option<Arc<Session>> {
-        self.session_entry(id).map(|(s, _)| s)
-    }
-
     /// The live session and a receiver that closes when the session ends.
-    fn session_entry(&self, id: &str) -> Option<(Arc<Session>, tokio::sync::watch::Receiver<()>)> {
+    fn session_entry(
+        &self,
+        id: &str,
+    ) -> Option<(Arc<Session>, tokio::sync::watch::Receiver<()>, Arc<Replay>)> {
         let mut sessions = self.lock();
         let entry = sessions.get_mut(id)?;
         if entry.last_used.elapsed() > self.config.session_idle {
@@ -130,7 +132,11 @@ impl StreamableHttp {
             return None;
         }
         entry.last_used = Instant::now();
-        Some((Arc::clone(&entry.session), entry.ended.clone()))
+        Some((
+            Arc::clone(&entry.session),
+            entry.ended.clone(),
+            Arc::clone(&entry.replay),
+        ))
     }
 
     /// Adds a session, first sweeping out expired ones; false when full.
@@ -149,6 +155,7 @@ impl StreamableHttp {
                 last_used: Instant::now(),
                 _ended: ended_tx,
                 ended,
+                replay: Arc::new(Replay::default()),
             },
         );
         true
@@ -354,14 +361,18 @@ impl Handler for Post {
         if modern && let Some(mismatch) = check_modern_headers(&req, body) {
             return Reply::ready(mismatch);
         }
-        let (session, new_id) = if modern {
-            (Arc::new(Session::new(endpoint.server.clone(), None)), None)
+        let (session, new_id, replay) = if modern {
+            (
+                Arc::new(Session::new(endpoint.server.clone(), None)),
+                None,
+                None,
+            )
         } else {
             match req.header("mcp-session-id") {
                 Some(id) => {
                     let id = std::str::from_utf8(id).unwrap_or_default();
-                    match endpoint.session(id) {
-                        Some(s) => (s, None),
+                    match endpoint.session_entry(id) {
+                        Some((s, _, replay)) => (s, None, Some(replay)),
                         None => {
                             return Reply::ready(rpc_error(
                                 404,
@@ -393,7 +404,7 @@ impl Handler for Post {
                     if !endpoint.insert(id.clone(), Arc::clone(&session)) {
                         return Reply::ready(rpc_error(503, INVALID_REQUEST, "too many sessions"));
                     }
-                    (session, Some(id))
+                    (session, Some(id), None)
                 }
             }
         };
@@ -421,7 +432,7 @@ impl Handler for Post {
                 let (peer, messages) = Peer::channel(STREAM_QUEUE);
                 let call = call.into_owned(&session).with_peer(peer);
                 let (response, events) = Response::sse(STREAM_QUEUE);
-                tokio::spawn(stream_call(call, messages, events, modern));
+                tokio::spawn(stream_call(call, messages, events, modern, replay));
                 Reply::ready(with_id(response))
             }
         }
@@ -438,15 +449,25 @@ async fn stream_call(
     mut messages: tokio::sync::mpsc::Receiver<Vec<u8>>,
     events: crate::http::sse::SseSender,
     cancel_on_close: bool,
+    replay: Option<Arc<Replay>>,
 ) {
     let stream_id = call.id().to_owned();
+    if let Some(r) = &replay {
+        r.open(&stream_id);
+    }
     let mut n = 0u64;
     let mut open = true;
     let mut send = async |data: &[u8], open: &mut bool| {
+        n += 1;
+        // Kept for a client that comes back with Last-Event-ID, open stream or not.
+        if let Some(r) = &replay
+            && !data.is_empty()
+        {
+            r.record(&stream_id, n, data);
+        }
         if !*open {
             return;
         }
-        n += 1;
         let id = format!("{stream_id}-{n}");
         let text = String::from_utf8_lossy(data);
         let event = if data.is_empty() {
@@ -478,9 +499,46 @@ async fn stream_call(
                 if let Some(answer) = answer {
                     send(&answer, &mut open).await;
                 }
+                if let Some(r) = &replay {
+                    r.finish(&stream_id);
+                }
                 return;
             }
             () = events.closed(), if open => open = false,
+        }
+    }
+}
+
+/// Sends the events of a recorded stream after `after`, then the rest as they
+/// come, until the stream ends or the client leaves.
+async fn resume_stream(
+    replay: Arc<Replay>,
+    stream: String,
+    mut after: u64,
+    events: crate::http::sse::SseSender,
+) {
+    loop {
+        // Register interest before reading, so an append in between is not missed.
+        let changed = replay.changed();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        let Some(catchup) = replay.after(&stream, after) else {
+            return;
+        };
+        for (n, data) in catchup.events {
+            let text = String::from_utf8_lossy(&data);
+            let id = format!("{stream}-{n}");
+            if events.send(&Event::new(&text).id(&id)).await.is_err() {
+                return;
+            }
+            after = n;
+        }
+        if catchup.done {
+            return;
+        }
+        tokio::select! {
+            () = changed => {}
+            () = events.closed() => return,
         }
     }
 }
@@ -513,13 +571,25 @@ impl Handler for Get {
             return Reply::ready(rpc_error(400, INVALID_REQUEST, "missing MCP-Session-Id"));
         };
         let id = std::str::from_utf8(id).unwrap_or_default();
-        let Some((session, mut ended)) = endpoint.session_entry(id) else {
+        let Some((session, mut ended, replay)) = endpoint.session_entry(id) else {
             return Reply::ready(rpc_error(
                 404,
                 INVALID_REQUEST,
                 "unknown or expired session",
             ));
         };
+        // Resumption of a response stream the client lost.
+        let resume = req
+            .header("last-event-id")
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(parse_event_id)
+            .filter(|(stream, n)| replay.after(stream, *n).is_some())
+            .map(|(stream, n)| (stream.to_owned(), n));
+        if let Some((stream, after)) = resume {
+            let (response, events) = Response::sse(STREAM_QUEUE);
+            tokio::spawn(resume_stream(replay, stream, after, events));
+            return Reply::ready(response);
+        }
         let mut server_events = endpoint.server.events();
         let (response, events) = Response::sse(STREAM_QUEUE);
         tokio::spawn(async move {
