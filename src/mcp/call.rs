@@ -234,7 +234,7 @@ async fn answer(
                 }
                 v
             }
-            Err(ReadError::NotFound) => return Err(not_found(&uri)),
+            Err(ReadError::NotFound) => return Err(not_found(&uri, version)),
             Err(ReadError::Failed(why)) => {
                 return Err(RpcError::new(
                     INTERNAL_ERROR,
@@ -268,9 +268,15 @@ fn input_required(ctx: &Context) -> Vec<u8> {
         .into_bytes()
 }
 
-/// -32002 for `uri`, with the URI in `data`.
-pub(crate) fn not_found(uri: &str) -> RpcError {
-    RpcError::new(RESOURCE_NOT_FOUND, format!("resource not found: {uri}"))
+/// A missing resource, with the URI in `data`: -32002 before 2026-07-28,
+/// -32602 (invalid params) from 2026-07-28 on (SEP-2164).
+pub(crate) fn not_found(uri: &str, version: ProtocolVersion) -> RpcError {
+    let code = if version.is_modern() {
+        crate::jsonrpc::INVALID_PARAMS
+    } else {
+        RESOURCE_NOT_FOUND
+    };
+    RpcError::new(code, format!("resource not found: {uri}"))
         .with_data(serde_json::json!({ "uri": uri }).to_string())
 }
 

@@ -502,8 +502,9 @@ impl Session {
                 let Some(uri) = Params::string(params.uri, "uri")? else {
                     return Err(RpcError::invalid_params("resources/read needs a \"uri\""));
                 };
-                let (resource, vars) =
-                    catalog.find_resource(&uri).ok_or_else(|| not_found(&uri))?;
+                let (resource, vars) = catalog
+                    .find_resource(&uri)
+                    .ok_or_else(|| not_found(&uri, version))?;
                 return call(
                     CallKind::Read {
                         resource,
