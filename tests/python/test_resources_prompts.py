@@ -37,7 +37,8 @@ async def test_list_and_read_resources(mode):
 
         with pytest.raises(MCPError) as err:
             await client.read_resource("test://nothing-here")
-        assert err.value.error.code == -32002
+        # -32002 before 2026-07-28; -32602 there (SEP-2164).
+        assert err.value.error.code == (-32002 if mode == "legacy" else -32602)
 
 
 @pytest.mark.parametrize("mode", MODES)
