@@ -65,6 +65,14 @@ fn post(body: &str, headers: &[(&str, &str)]) -> Vec<u8> {
     req.into_bytes()
 }
 
+/// Sends `initialize` and returns the new session's id.
+async fn open_session(c: &mut Client) -> String {
+    c.send(&post(INIT, &[])).await;
+    let r = c.read_response().await;
+    assert_eq!(r.status, 200);
+    r.header("mcp-session-id").expect("a session id").to_owned()
+}
+
 const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}"#;
 
 #[tokio::test]
@@ -339,13 +347,7 @@ async fn a_dropped_stream_cancels_only_on_2026() {
     let (addr, _endpoint, _mcp) = start().await;
     // Legacy: the client goes away mid-call; the call still runs to its end.
     let mut c = Client::connect(addr).await;
-    c.send(&post(INIT, &[])).await;
-    let sid = c
-        .read_response()
-        .await
-        .header("mcp-session-id")
-        .unwrap()
-        .to_owned();
+    let sid = open_session(&mut c).await;
     let before = FINISHED.load(Ordering::SeqCst);
     let call = r#"{"jsonrpc":"2.0","id":11,"method":"tools/call","params":{"name":"slow"}}"#;
     c.send(&post(call, &[("Mcp-Session-Id", &sid)])).await;
@@ -384,13 +386,7 @@ async fn a_lost_stream_resumes_with_last_event_id() {
     let _turn = SLOW.lock().await;
     let (addr, _endpoint, _mcp) = start().await;
     let mut c = Client::connect(addr).await;
-    c.send(&post(INIT, &[])).await;
-    let sid = c
-        .read_response()
-        .await
-        .header("mcp-session-id")
-        .unwrap()
-        .to_owned();
+    let sid = open_session(&mut c).await;
     // Start a slow call, read up to its priming event, lose the connection.
     let mut lost = Client::connect(addr).await;
     let call = r#"{"jsonrpc":"2.0","id":13,"method":"tools/call","params":{"name":"slow"}}"#;
