@@ -6,8 +6,9 @@
 #   bash scripts/test.sh            # everything
 #   FUZZ_SECONDS=120 bash scripts/test.sh
 #
-# Installs go to ignored folders of the repo (.venv for the Python clients) or
-# tool caches (cargo's bin directory), never system-wide by hand.
+# Installs go to ignored folders of the repo (.venv for the Python clients,
+# .tools/conformance for the conformance suite and its Node 22) or tool caches
+# (cargo's bin directory), never system-wide by hand.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
