@@ -121,7 +121,7 @@ pub(crate) fn write_chunk(out: &mut Vec<u8>, data: &[u8]) {
 /// The last chunk and an empty trailer section.
 pub(crate) const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
-fn format_decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+pub(crate) fn format_decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut i = buf.len();
     loop {
         i -= 1;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::encode::format_decimal;
 use super::response::{BodyClosed, BodySender, Response};
 
 /// One Server-Sent Event.
@@ -72,8 +73,12 @@ impl<'a> Event<'a> {
             field(out, b"event", event.as_bytes());
         }
         if let Some(retry) = self.retry {
-            let mut n = itoa_buf();
-            field(out, b"retry", format_u64(retry.as_millis() as u64, &mut n));
+            let mut n = [0u8; 20];
+            field(
+                out,
+                b"retry",
+                format_decimal(retry.as_millis() as u64, &mut n),
+            );
         }
         let data = self.data.as_bytes();
         let mut rest = data;
@@ -101,22 +106,6 @@ fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
     out.push(b'\n');
-}
-
-fn itoa_buf() -> [u8; 20] {
-    [0; 20]
-}
-
-fn format_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buf[i..];
-        }
-    }
 }
 
 /// Sends events over an SSE response made by [`Response::sse`].

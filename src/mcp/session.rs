@@ -19,7 +19,7 @@ use super::call::{Call, CallKind, not_found};
 use super::context::{LogLevel, Peer};
 use super::outgoing::Outgoing;
 use super::server::{Catalog, List, ListVariant, McpServer, ServerEvent, page_of};
-use super::version::{ProtocolVersion, supported_json};
+use super::version::{ALL_VERSIONS, ProtocolVersion, supported_json};
 use crate::jsonrpc::scan::each_member;
 use crate::jsonrpc::write::{write_error, write_result};
 use crate::jsonrpc::{
@@ -54,14 +54,6 @@ pub struct Session {
     /// Requests to the client awaiting answers.
     outgoing: Outgoing,
 }
-
-const ALL_VERSIONS: [ProtocolVersion; 5] = [
-    ProtocolVersion::V2024_11_05,
-    ProtocolVersion::V2025_03_26,
-    ProtocolVersion::V2025_06_18,
-    ProtocolVersion::V2025_11_25,
-    ProtocolVersion::V2026_07_28,
-];
 
 const ALL_LEVELS: [LogLevel; 8] = [
     LogLevel::Debug,

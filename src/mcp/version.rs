@@ -26,6 +26,15 @@ pub const HANDSHAKE_VERSIONS: [ProtocolVersion; 4] = [
 /// Versions without a handshake (`server/discover`, per-request `_meta`).
 pub const MODERN_VERSIONS: [ProtocolVersion; 1] = [ProtocolVersion::V2026_07_28];
 
+/// Every version this library speaks, oldest first.
+pub const ALL_VERSIONS: [ProtocolVersion; 5] = [
+    ProtocolVersion::V2024_11_05,
+    ProtocolVersion::V2025_03_26,
+    ProtocolVersion::V2025_06_18,
+    ProtocolVersion::V2025_11_25,
+    ProtocolVersion::V2026_07_28,
+];
+
 /// The `_meta` key that carries a request's protocol version (2026-07-28).
 pub const PROTOCOL_VERSION_META_KEY: &str = "io.modelcontextprotocol/protocolVersion";
 
@@ -107,6 +116,8 @@ mod tests {
             ProtocolVersion::negotiate("2026-07-28"),
             ProtocolVersion::V2025_11_25
         );
+        let listed: Vec<&str> = ALL_VERSIONS.iter().map(|v| v.as_str()).collect();
+        assert_eq!(supported_json(), serde_json::to_string(&listed).unwrap());
         for v in HANDSHAKE_VERSIONS.iter().chain(&MODERN_VERSIONS) {
             assert_eq!(ProtocolVersion::parse(v.as_str()), Some(*v));
             assert!(supported_json().contains(v.as_str()));

@@ -349,8 +349,14 @@ impl Handler for Post {
                 .and_then(ProtocolVersion::parse)
                 .is_none()
         {
-            let error = RpcError::new(UNSUPPORTED_PROTOCOL_VERSION, "unsupported MCP-Protocol-Version")
-                .with_data(r#"{"supported":["2024-11-05","2025-03-26","2025-06-18","2025-11-25","2026-07-28"]}"#);
+            let error = RpcError::new(
+                UNSUPPORTED_PROTOCOL_VERSION,
+                "unsupported MCP-Protocol-Version",
+            )
+            .with_data(format!(
+                r#"{{"supported":{}}}"#,
+                crate::mcp::version::supported_json()
+            ));
             let id = match parse(req.body()) {
                 Ok(Message::Request(r)) => Some(r.id),
                 _ => None,
