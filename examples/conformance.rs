@@ -2,10 +2,9 @@
 //! (those of its reference "everything server"), for the suite and for tests.
 //!
 //! ```text
-//! cargo run --example conformance            # MCP over stdio
+//! cargo run --example conformance                          # MCP over stdio
+//! cargo run --example conformance -- --transport http      # /mcp and /ws on a free port
 //! ```
-//!
-//! Streamable HTTP and WebSocket join once those transports exist.
 
 use std::time::Duration;
 
@@ -16,6 +15,7 @@ use snowflake_mcp::mcp::{
     Resource, ResourceContents, Role, Tool, ToolOutput,
 };
 use snowflake_mcp::transport::streamable_http::StreamableHttp;
+use snowflake_mcp::transport::websocket::WebSocketMcp;
 use snowflake_mcp::{Config, Server};
 
 /// A 1x1 red PNG.
@@ -511,8 +511,9 @@ async fn main() -> std::io::Result<()> {
         )
         .await;
     };
-    let endpoint = StreamableHttp::new(server);
-    let router = endpoint.routes(Router::new(), "/mcp");
+    let http_endpoint = StreamableHttp::new(server.clone());
+    let ws_endpoint = WebSocketMcp::new(server);
+    let router = ws_endpoint.routes(http_endpoint.routes(Router::new(), "/mcp"), "/ws");
     let http = Server::bind(Config::new().port(port), router)
         .await
         .map_err(std::io::Error::other)?;

@@ -5,7 +5,7 @@
 //! ```
 //!
 //! Prints `listening on http://ADDR` once the socket is bound, serves MCP on
-//! `/mcp` (Streamable HTTP) and liveness on `/health` until SIGINT or SIGTERM,
+//! `/mcp` (Streamable HTTP), `/ws` (WebSocket, subprotocol `mcp`) and liveness on `/health` until SIGINT or SIGTERM,
 //! then shuts down gracefully. `--transport stdio` serves MCP on stdin/stdout.
 
 use std::net::IpAddr;
@@ -15,6 +15,7 @@ use snowflake_mcp::http::{Method, Request, Response, Router};
 use snowflake_mcp::mcp::{McpServer, Resource, ResourceContents, Tool, ToolOutput};
 use snowflake_mcp::transport::stdio;
 use snowflake_mcp::transport::streamable_http::StreamableHttp;
+use snowflake_mcp::transport::websocket::WebSocketMcp;
 use snowflake_mcp::{Config, Server, config};
 
 const USAGE: &str = "\
@@ -188,8 +189,9 @@ async fn main() -> ExitCode {
             }
         };
     }
-    let endpoint = StreamableHttp::new(mcp_server("http"));
-    let router = endpoint.routes(router(), "/mcp");
+    let http = StreamableHttp::new(mcp_server("http"));
+    let ws = WebSocketMcp::new(mcp_server("websocket"));
+    let router = ws.routes(http.routes(router(), "/mcp"), "/ws");
     let server = match Server::bind(config, router).await {
         Ok(s) => s,
         Err(e) => {

@@ -65,6 +65,7 @@ pub mod mcp;
 pub mod server;
 pub mod shutdown;
 pub mod transport;
+pub mod ws;
 
 pub use config::Config;
 pub use error::Error;

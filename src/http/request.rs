@@ -33,6 +33,26 @@ impl std::fmt::Debug for Request<'_> {
 }
 
 impl<'a> Request<'a> {
+    /// A request over a head parsed by [`super::head::parse_head`] from `buf`.
+    ///
+    /// The server builds requests itself; this is for fuzzing and testing
+    /// handlers (the WebSocket handshake, say) without a socket.
+    pub fn from_parts(
+        buf: &'a [u8],
+        head: &'a Head,
+        headers: &'a [HeaderSpan],
+        body: &'a [u8],
+        remote: SocketAddr,
+    ) -> Self {
+        Request {
+            buf,
+            head,
+            headers,
+            body,
+            remote,
+        }
+    }
+
     /// The method.
     pub fn method(&self) -> Method {
         self.head.method

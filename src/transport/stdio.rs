@@ -44,7 +44,11 @@ where
         io::Result::Ok(())
     });
     let session = Arc::new(Session::new(server.clone(), Some(peer.clone())));
-    let forwarder = tokio::spawn(forward_updates(server, Arc::clone(&session), peer.clone()));
+    let forwarder = tokio::spawn(super::forward_updates(
+        server,
+        Arc::clone(&session),
+        peer.clone(),
+    ));
     let mut input = BufReader::new(input);
     let mut line = Vec::new();
     let mut out = Vec::new();
@@ -108,25 +112,6 @@ where
     drop(session);
     drop(peer);
     writer.await.map_err(io::Error::other)?
-}
-
-/// Tells the client about server changes it should hear of (list changes,
-/// updates of resources it subscribed to).
-async fn forward_updates(server: McpServer, session: Arc<Session>, peer: Peer) {
-    let mut events = server.events();
-    loop {
-        let event = match events.recv().await {
-            Ok(event) => event,
-            // Missed some under load: the client re-reads what it cares about anyway.
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-        };
-        if let Some(message) = session.notification_for(&event)
-            && !peer.send(message).await
-        {
-            return;
-        }
-    }
 }
 
 /// Reads up to and including the next newline, keeping at most

@@ -202,48 +202,11 @@ fn rpc_error(status: u16, code: i32, message: &str) -> Response {
     Response::json(status, out)
 }
 
-/// Whether a host name (without port) is a loopback name.
-fn is_loopback_host(host: &str) -> bool {
-    matches!(host, "localhost" | "127.0.0.1" | "[::1]")
-}
-
-/// `host[:port]` without the port.
-fn strip_port(authority: &str) -> &str {
-    if authority.starts_with('[') {
-        return authority.find(']').map_or(authority, |i| &authority[..=i]);
-    }
-    authority.split(':').next().unwrap_or(authority)
-}
-
-/// DNS-rebinding defence: a browser page's Origin must be loopback or
-/// allow-listed (403 otherwise); a request from a loopback origin must also
-/// name a loopback Host.
-/// Returns the refusal to send, if any.
+/// DNS-rebinding defence (see [`super::origin`]): the refusal to send, if any.
 fn check_origin_and_host(req: &Request<'_>, allowed: &[String]) -> Option<Response> {
-    let origin = req.header("origin")?;
-    let origin = std::str::from_utf8(origin).unwrap_or_default();
-    if allowed.iter().any(|a| a == origin) {
-        return None;
-    }
-    let authority = origin
-        .strip_prefix("http://")
-        .or_else(|| origin.strip_prefix("https://"))
-        .unwrap_or_default();
-    if !is_loopback_host(strip_port(authority)) {
-        return Some(rpc_error(403, INVALID_REQUEST, "Origin not allowed"));
-    }
-    let host = req
-        .header("host")
-        .and_then(|h| std::str::from_utf8(h).ok())
-        .unwrap_or_default();
-    if !is_loopback_host(strip_port(host)) {
-        return Some(rpc_error(
-            403,
-            INVALID_REQUEST,
-            "Host not allowed for a loopback Origin",
-        ));
-    }
-    None
+    super::origin::check(req, allowed)
+        .err()
+        .map(|refused| rpc_error(403, INVALID_REQUEST, refused.message()))
 }
 
 /// Whether an Accept header allows the answers this endpoint sends.

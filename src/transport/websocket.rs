@@ -1,0 +1,265 @@
+//! MCP over WebSocket: one JSON-RPC message per text frame, subprotocol `mcp`.
+//!
+//! A GET on the endpoint runs our handshake ([`crate::ws::handshake`]); on a
+//! `101` the socket becomes one MCP session. Requests run concurrently and
+//! their answers go out as they finish (possibly out of order, each with
+//! its own id); server notifications (list changes, resource updates) and
+//! requests to the client travel on the same socket.
+//!
+//! Limits, each in [`WsConfig`]: a message bigger than `max_message_bytes`
+//! closes with 1009; a binary frame closes with 1003 (MCP messages are
+//! text); a socket silent for a ping interval plus the pong timeout is
+//! taken for dead and dropped; at most `max_in_flight` requests run per
+//! socket (the socket is not read past that); answers wait in a bounded
+//! queue, and a client that does not take a message within `send_timeout`
+//! is closed with 1008, so a client that stops reading never makes the
+//! server buffer without bound. On server shutdown the socket stops taking
+//! requests, sends the answers of those in flight, then closes with 1001.
+//! When the socket closes, the calls still running on it are cancelled.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use tokio::net::TcpStream;
+use tokio::task::JoinSet;
+use tokio::time::timeout;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, error::CapacityError};
+
+use crate::http::{Handler, Method, Reply, Request, Response, Router, Upgraded};
+use crate::mcp::{Dispatched, McpServer, Peer, Session};
+use crate::ws::WsConfig;
+use crate::ws::handshake::negotiate;
+
+/// The WebSocket endpoint, shared by every connection.
+#[derive(Debug)]
+pub struct WebSocketMcp {
+    server: McpServer,
+    config: WsConfig,
+}
+
+impl WebSocketMcp {
+    /// An endpoint serving `server` with the default settings.
+    pub fn new(server: McpServer) -> Arc<WebSocketMcp> {
+        WebSocketMcp::with_config(server, WsConfig::default())
+    }
+
+    /// An endpoint serving `server` with these settings.
+    pub fn with_config(server: McpServer, config: WsConfig) -> Arc<WebSocketMcp> {
+        Arc::new(WebSocketMcp { server, config })
+    }
+
+    /// Adds the endpoint's route (GET, the handshake) at `path` to `router`.
+    pub fn routes(self: &Arc<Self>, router: Router, path: &str) -> Router {
+        router.route_shared(Method::Get, path, Arc::new(Upgrade(Arc::clone(self))))
+    }
+}
+
+struct Upgrade(Arc<WebSocketMcp>);
+
+impl Handler for Upgrade {
+    fn call<'a>(&'a self, req: Request<'a>) -> Reply<'a> {
+        match negotiate(&req, &self.0.config.allowed_origins) {
+            Err(refused) => Reply::ready(refused.response()),
+            Ok(accepted) => {
+                let endpoint = Arc::clone(&self.0);
+                let response = Response::upgrade(move |up| endpoint.run(up));
+                Reply::ready(accepted.headers(response))
+            }
+        }
+    }
+}
+
+/// How a socket's session loop ends.
+enum End {
+    /// The client closed (or the connection dropped): nothing more to send.
+    Gone,
+    /// The server closes with this code and reason, then waits for the reply.
+    Close(CloseCode, &'static str),
+    /// The peer stopped answering: a close frame is tried, and the socket dropped.
+    Dead,
+}
+
+impl WebSocketMcp {
+    /// Runs one socket's MCP session until it closes.
+    async fn run(self: Arc<Self>, up: Upgraded) {
+        let Upgraded {
+            stream,
+            read_ahead,
+            mut shutdown,
+            remote_addr: _,
+        } = up;
+        let cfg = &self.config;
+        let ws_config = WebSocketConfig::default()
+            .read_buffer_size(cfg.read_buffer_bytes)
+            // Every message is flushed as it is sent; the bound below then
+            // caps what one message may hold.
+            .write_buffer_size(0)
+            .max_write_buffer_size(cfg.max_outgoing_bytes.max(1))
+            .max_message_size(Some(cfg.max_message_bytes))
+            .max_frame_size(Some(cfg.max_message_bytes));
+        let mut ws = WebSocketStream::from_partially_read(
+            stream,
+            read_ahead.to_vec(),
+            Role::Server,
+            Some(ws_config),
+        )
+        .await;
+
+        let (peer, mut outbound) = Peer::channel(cfg.outbound_queue.max(1));
+        let session = Arc::new(Session::new(self.server.clone(), Some(peer.clone())));
+        let forwarder = tokio::spawn(super::forward_updates(
+            self.server.clone(),
+            Arc::clone(&session),
+            peer.clone(),
+        ));
+        let mut calls = JoinSet::new();
+        let mut out = Vec::new();
+        let mut last_heard = Instant::now();
+        let mut ping = tokio::time::interval(cfg.ping_interval);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ping.tick().await;
+        let mut draining = false;
+
+        let end = loop {
+            if draining && calls.is_empty() && outbound.is_empty() {
+                break End::Close(CloseCode::Away, "server shutting down");
+            }
+            tokio::select! {
+                biased;
+                Some(message) = outbound.recv() => {
+                    if let Err(end) = send(&mut ws, message, cfg).await {
+                        break end;
+                    }
+                }
+                Some(_) = calls.join_next(), if !calls.is_empty() => {}
+                _ = shutdown.recv(), if !draining => draining = true,
+                incoming = ws.next(), if !draining && calls.len() < cfg.max_in_flight => {
+                    last_heard = Instant::now();
+                    let text = match incoming {
+                        None => break End::Gone,
+                        Some(Err(e)) => break read_error(&e),
+                        Some(Ok(Message::Text(text))) => text,
+                        Some(Ok(Message::Binary(_))) => {
+                            break End::Close(CloseCode::Unsupported, "binary frames are not MCP messages");
+                        }
+                        // The close reply is queued by tungstenite and sent as the stream is polled on.
+                        Some(Ok(Message::Close(_))) => break End::Gone,
+                        Some(Ok(_)) => continue,
+                    };
+                    match session.dispatch(text.as_bytes(), &mut out) {
+                        Dispatched::Done => {}
+                        Dispatched::Call(call) => {
+                            let call = call.into_owned(&session);
+                            let peer = peer.clone();
+                            calls.spawn(async move {
+                                if let Some(answer) = call.run().await {
+                                    peer.send(answer).await;
+                                }
+                            });
+                        }
+                        Dispatched::Batch => {
+                            let session = Arc::clone(&session);
+                            let peer = peer.clone();
+                            let batch = text.as_bytes().to_vec();
+                            calls.spawn(async move {
+                                if let Some(answer) = session.handle(&batch).await {
+                                    peer.send(answer).await;
+                                }
+                            });
+                        }
+                    }
+                    if !out.is_empty() {
+                        let answer = std::mem::replace(&mut out, Vec::with_capacity(256));
+                        if let Err(end) = send(&mut ws, answer, cfg).await {
+                            break end;
+                        }
+                    }
+                }
+                _ = ping.tick() => {
+                    if last_heard.elapsed() >= cfg.ping_interval + cfg.pong_timeout {
+                        break End::Dead;
+                    }
+                    if let Err(end) = send_message(&mut ws, Message::Ping(Default::default()), cfg).await {
+                        break end;
+                    }
+                }
+            }
+        };
+        // Calls still running are cancelled: their futures are dropped.
+        calls.abort_all();
+        forwarder.abort();
+        drop(session);
+        match end {
+            End::Gone => {}
+            End::Close(code, reason) => {
+                let frame = CloseFrame {
+                    code,
+                    reason: reason.into(),
+                };
+                let _ = timeout(cfg.close_timeout, ws.close(Some(frame))).await;
+            }
+            End::Dead => {
+                let frame = CloseFrame {
+                    code: CloseCode::Away,
+                    reason: "no answer to ping".into(),
+                };
+                let _ = timeout(cfg.send_timeout, ws.close(Some(frame))).await;
+                return;
+            }
+        }
+        // Poll on until the peer's close arrives (or ours is answered), so the
+        // closing handshake completes cleanly; bounded by the close timeout.
+        let _ = timeout(cfg.close_timeout, async {
+            while let Some(Ok(_)) = ws.next().await {}
+        })
+        .await;
+    }
+}
+
+/// Sends one JSON-RPC message as a text frame.
+async fn send(
+    ws: &mut WebSocketStream<TcpStream>,
+    message: Vec<u8>,
+    cfg: &WsConfig,
+) -> Result<(), End> {
+    match String::from_utf8(message) {
+        Ok(text) => send_message(ws, Message::text(text), cfg).await,
+        // Our writers only produce UTF-8; refuse rather than send a broken frame.
+        Err(_) => Err(End::Close(CloseCode::Error, "internal error")),
+    }
+}
+
+/// Sends a frame, taking a client that does not read within the send
+/// timeout for one that never will (close 1008).
+async fn send_message(
+    ws: &mut WebSocketStream<TcpStream>,
+    message: Message,
+    cfg: &WsConfig,
+) -> Result<(), End> {
+    match timeout(cfg.send_timeout, ws.send(message)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(WsError::WriteBufferFull(_))) => Err(End::Close(
+            CloseCode::Size,
+            "answer too large for this socket",
+        )),
+        Ok(Err(_)) => Err(End::Gone),
+        Err(_) => Err(End::Close(CloseCode::Policy, "client is not reading")),
+    }
+}
+
+/// The close that answers a read error.
+fn read_error(e: &WsError) -> End {
+    match e {
+        WsError::Capacity(CapacityError::MessageTooLong { .. }) => {
+            End::Close(CloseCode::Size, "message too large")
+        }
+        WsError::Capacity(_) => End::Close(CloseCode::Size, "frame too large"),
+        WsError::Utf8(_) => End::Close(CloseCode::Invalid, "text frame is not UTF-8"),
+        WsError::Protocol(_) => End::Close(CloseCode::Protocol, "protocol error"),
+        _ => End::Gone,
+    }
+}
