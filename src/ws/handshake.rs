@@ -195,8 +195,13 @@ mod tests {
 
     const GOOD: &str = "GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
 
+    /// The good handshake plus `extra` header lines (CRLF-separated, no final CRLF).
     fn with(extra: &str) -> String {
-        format!("{GOOD}{extra}\r\n")
+        if extra.is_empty() {
+            format!("{GOOD}\r\n")
+        } else {
+            format!("{GOOD}{extra}\r\n\r\n")
+        }
     }
 
     #[test]
