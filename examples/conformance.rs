@@ -324,6 +324,56 @@ fn toggle_tool() -> Tool {
     )
 }
 
+/// `sleep` calls that were cancelled before they finished, and that finished.
+static SLEEPS_CANCELLED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static SLEEPS_FINISHED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Counts a `sleep` call that is dropped before it finishes.
+struct SleepGuard {
+    finished: bool,
+}
+
+impl Drop for SleepGuard {
+    fn drop(&mut self) {
+        let counter = if self.finished {
+            &SLEEPS_FINISHED
+        } else {
+            &SLEEPS_CANCELLED
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Tools for client tests of cancellation (not part of the conformance
+/// fixtures): `sleep` waits `ms` milliseconds, `sleep_stats` tells how many
+/// sleeps finished and how many were cancelled.
+fn sleep_tools(b: McpServerBuilder) -> McpServerBuilder {
+    b.tool(Tool::raw(
+        "sleep",
+        "Waits ms milliseconds (default 1000), then answers",
+        json!({"type": "object", "properties": {"ms": {"type": "integer", "minimum": 0}}}),
+        |_ctx: Context, args: Value| async move {
+            let mut guard = SleepGuard { finished: false };
+            let ms = args.get("ms").and_then(Value::as_u64).unwrap_or(1000);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            guard.finished = true;
+            ToolOutput::text(format!("slept {ms} ms"))
+        },
+    ))
+    .tool(Tool::raw(
+        "sleep_stats",
+        "How many sleep calls finished and how many were cancelled",
+        no_args(),
+        |_ctx: Context, _args: Value| async {
+            let load = |c: &std::sync::atomic::AtomicUsize| c.load(std::sync::atomic::Ordering::SeqCst);
+            ToolOutput::structured(json!({
+                "finished": load(&SLEEPS_FINISHED),
+                "cancelled": load(&SLEEPS_CANCELLED),
+            }))
+        },
+    ))
+}
+
 /// A tool whose input schema uses JSON Schema 2020-12 features (`$schema`,
 /// `$defs`, `$ref`, `additionalProperties`), listed exactly as declared.
 fn json_schema_2020_12_tool() -> Tool {
@@ -358,7 +408,7 @@ fn server() -> McpServer {
         mime_type: "image/png".into(),
     };
     let b = McpServer::builder("mcp-conformance-test-server", "1.0.0");
-    client_requests(prompts(resources(b)))
+    sleep_tools(client_requests(prompts(resources(b))))
         .tool(toggle_tool())
         .tool(json_schema_2020_12_tool())
         .tool(fixed(

@@ -6,7 +6,7 @@
 #   bash scripts/test.sh            # everything
 #   FUZZ_SECONDS=120 bash scripts/test.sh
 #
-# Installs go to ignored folders of the repo (.venv for the Python clients,
+# Installs go to ignored folders of the repo (.venv and .venv-ws for the Python clients,
 # .tools/conformance for the conformance suite and its Node 22) or tool caches
 # (cargo's bin directory), never system-wide by hand.
 set -euo pipefail
@@ -35,6 +35,19 @@ install_python() {
   fi
   if ! .venv/bin/python -m pip install -q --disable-pip-version-check -r tests/python/requirements.txt; then
     echo "could not install tests/python/requirements.txt into .venv" >&2
+    exit 1
+  fi
+}
+
+# The Python SDK 1.x, the one with a WebSocket client, in its own .venv-ws
+# (it cannot share a venv with the 2.x SDK).
+install_python_ws() {
+  if [ ! -x .venv-ws/bin/python ]; then
+    step "creating .venv-ws"
+    python3 -m venv .venv-ws
+  fi
+  if ! .venv-ws/bin/python -m pip install -q --disable-pip-version-check -r tests/python_ws/requirements.txt; then
+    echo "could not install tests/python_ws/requirements.txt into .venv-ws" >&2
     exit 1
   fi
 }
@@ -83,6 +96,10 @@ step "real MCP clients (Python SDK) against the example servers"
 install_python
 cargo build --locked --examples
 (cd tests/python && ../../.venv/bin/python -m pytest -q)
+
+step "real MCP WebSocket client (Python SDK 1.x) against the example servers"
+install_python_ws
+(cd tests/python_ws && ../../.venv-ws/bin/python -m pytest -q)
 
 step "official MCP conformance suite against examples/conformance.rs (Streamable HTTP)"
 install_conformance
