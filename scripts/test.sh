@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
-FUZZ_TARGETS=(http_head jsonrpc_message)
+FUZZ_TARGETS=(http_head jsonrpc_message ws_handshake)
 
 step() { printf '\n==> %s\n' "$*"; }
 
