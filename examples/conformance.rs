@@ -365,7 +365,8 @@ fn sleep_tools(b: McpServerBuilder) -> McpServerBuilder {
         "How many sleep calls finished and how many were cancelled",
         no_args(),
         |_ctx: Context, _args: Value| async {
-            let load = |c: &std::sync::atomic::AtomicUsize| c.load(std::sync::atomic::Ordering::SeqCst);
+            let load =
+                |c: &std::sync::atomic::AtomicUsize| c.load(std::sync::atomic::Ordering::SeqCst);
             ToolOutput::structured(json!({
                 "finished": load(&SLEEPS_FINISHED),
                 "cancelled": load(&SLEEPS_CANCELLED),

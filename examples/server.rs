@@ -10,13 +10,15 @@
 
 use std::net::IpAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use snowflake_mcp::http::{Method, Request, Response, Router};
 use snowflake_mcp::mcp::{McpServer, Resource, ResourceContents, Tool, ToolOutput};
 use snowflake_mcp::transport::stdio;
-use snowflake_mcp::transport::streamable_http::StreamableHttp;
+use snowflake_mcp::transport::streamable_http::{HttpMcpConfig, StreamableHttp};
 use snowflake_mcp::transport::websocket::WebSocketMcp;
-use snowflake_mcp::{Config, Server, config};
+use snowflake_mcp::ws::WsConfig;
+use snowflake_mcp::{Config, Registry, Server, config};
 
 const USAGE: &str = "\
 usage: server [--transport http|stdio] [--host IP] [--port N]
@@ -189,11 +191,21 @@ async fn main() -> ExitCode {
             }
         };
     }
-    let http = StreamableHttp::new(mcp_server("http"));
-    let ws = WebSocketMcp::new(mcp_server("websocket"));
+    // One connection manager for the server and both transports.
+    let registry = Registry::new();
+    let http = StreamableHttp::with_registry(
+        mcp_server("http"),
+        HttpMcpConfig::default(),
+        Arc::clone(&registry),
+    );
+    let ws = WebSocketMcp::with_registry(
+        mcp_server("websocket"),
+        WsConfig::default(),
+        Arc::clone(&registry),
+    );
     let router = ws.routes(http.routes(router(), "/mcp"), "/ws");
     let server = match Server::bind(config, router).await {
-        Ok(s) => s,
+        Ok(s) => s.with_registry(registry),
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;

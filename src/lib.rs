@@ -52,6 +52,12 @@
 //! - [`config`]: [`Config`], every limit and timeout as a named constant with
 //!   its default and a setter.
 //! - [`shutdown`]: the shutdown signal fanned out to connections.
+//! - [`registry`]: the connection manager; every connection, MCP session and
+//!   WebSocket with its transport and age, and counters read without a lock.
+//! - [`jsonrpc`], [`mcp`]: JSON-RPC parsing and writing, and the MCP protocol
+//!   (versions, lifecycle, tools, resources, prompts) on top.
+//! - [`transport`]: stdio, Streamable HTTP and WebSocket; [`ws`]: the
+//!   WebSocket handshake and limits.
 //! - [`error`]: the public [`Error`].
 
 #![deny(missing_docs)]
@@ -62,6 +68,7 @@ pub mod error;
 pub mod http;
 pub mod jsonrpc;
 pub mod mcp;
+pub mod registry;
 pub mod server;
 pub mod shutdown;
 pub mod transport;
@@ -69,4 +76,5 @@ pub mod ws;
 
 pub use config::Config;
 pub use error::Error;
+pub use registry::Registry;
 pub use server::Server;

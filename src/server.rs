@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::http::conn::Conn;
 use crate::http::router::Router;
+use crate::registry::{Registry, Transport};
 use crate::shutdown::{Guard, ShutdownSignal, Trigger, completion};
 
 /// What every connection task shares.
@@ -85,6 +86,8 @@ pub struct Server {
     listener: TcpListener,
     local_addr: SocketAddr,
     shared: Arc<Shared>,
+    /// Where each connection registers (see [`Server::with_registry`]).
+    registry: Arc<Registry>,
 }
 
 impl std::fmt::Debug for Server {
@@ -112,7 +115,21 @@ impl Server {
                 router,
                 stats: Stats::default(),
             }),
+            registry: Registry::new(),
         })
+    }
+
+    /// Registers connections in `registry` (shared with the transports, so
+    /// one snapshot covers connections, sessions and WebSockets) instead of
+    /// the server's own.
+    pub fn with_registry(mut self, registry: Arc<Registry>) -> Self {
+        self.registry = registry;
+        self
+    }
+
+    /// The registry connections are registered in.
+    pub fn registry(&self) -> Arc<Registry> {
+        Arc::clone(&self.registry)
     }
 
     /// The address actually bound (useful with port 0).
@@ -154,6 +171,7 @@ impl Server {
                         Ok(permit) => {
                             let task = ConnTask {
                                 shared: Arc::clone(&self.shared),
+                                registry: Arc::clone(&self.registry),
                                 shutdown: trigger.signal(),
                                 force: force.signal(),
                                 _guard: guard.clone(),
@@ -222,6 +240,7 @@ fn is_per_connection(e: &io::Error) -> bool {
 
 struct ConnTask {
     shared: Arc<Shared>,
+    registry: Arc<Registry>,
     shutdown: ShutdownSignal,
     force: ShutdownSignal,
     _guard: Guard,
@@ -232,6 +251,7 @@ impl ConnTask {
         let stats = &self.shared.stats;
         stats.accepted.fetch_add(1, Ordering::Relaxed);
         stats.active.fetch_add(1, Ordering::Relaxed);
+        let _registration = self.registry.register(Transport::Http, Some(peer));
         let conn = Conn::new(stream, peer, Arc::clone(&self.shared), self.shutdown);
         tokio::select! {
             () = conn.run() => {}

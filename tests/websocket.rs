@@ -498,5 +498,85 @@ async fn server_notifications_reach_the_socket() {
     ));
     let note = recv(&mut ws).await;
     assert_eq!(note["method"], "notifications/tools/list_changed");
-    let _ = Arc::new(());
+}
+
+#[tokio::test]
+async fn the_connection_manager_sees_every_transport() {
+    use snowflake_mcp::Registry;
+    use snowflake_mcp::registry::Transport;
+    use snowflake_mcp::transport::streamable_http::{HttpMcpConfig, StreamableHttp};
+
+    let registry = Registry::new();
+    let server_state = mcp_server();
+    let ws_endpoint = WebSocketMcp::with_registry(
+        server_state.clone(),
+        WsConfig::default(),
+        Arc::clone(&registry),
+    );
+    let http_endpoint = StreamableHttp::with_registry(
+        server_state,
+        HttpMcpConfig::default(),
+        Arc::clone(&registry),
+    );
+    let router = ws_endpoint.routes(http_endpoint.routes(Router::new(), "/mcp"), "/ws");
+    let http = Server::bind(Config::new().port(0), router)
+        .await
+        .expect("bind")
+        .with_registry(Arc::clone(&registry));
+    let addr = http.local_addr();
+    tokio::spawn(http.serve(std::future::pending()));
+
+    let mut a = connect(addr).await;
+    initialize(&mut a).await;
+    let b = connect(addr).await;
+    // A Streamable HTTP session, made over a connection that then closes.
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"http-client","version":"1"}}}"#;
+    let request = format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut raw = TcpStream::connect(addr).await.expect("connect");
+    raw.write_all(request.as_bytes()).await.expect("write");
+    let mut answer = String::new();
+    raw.read_to_string(&mut answer).await.expect("read");
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+
+    let snap = registry.snapshot();
+    assert_eq!(snap.get(Transport::WebSocket).active, 2);
+    assert_eq!(snap.get(Transport::StreamableHttp).active, 1);
+    assert_eq!(snap.active_sessions(), 3);
+    // The two upgraded sockets stay counted as HTTP connections too.
+    assert_eq!(snap.get(Transport::Http).opened, 3);
+    let listed = registry.list();
+    let clients: Vec<_> = listed
+        .iter()
+        .filter_map(|c| c.client.as_ref().map(|v| (c.transport, v["name"].clone())))
+        .collect();
+    assert!(
+        clients.contains(&(Transport::WebSocket, json!("ws-test"))),
+        "{listed:?}"
+    );
+    assert!(
+        clients.contains(&(Transport::StreamableHttp, json!("http-client"))),
+        "{listed:?}"
+    );
+    assert!(listed.iter().all(|c| c.age < Duration::from_secs(60)));
+
+    a.close(None).await.expect("close");
+    drop(b);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let snap = registry.snapshot();
+        if snap.get(Transport::WebSocket).active == 0 && snap.get(Transport::Http).active == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still registered: {snap:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let snap = registry.snapshot();
+    assert_eq!(snap.get(Transport::WebSocket).closed, 2);
+    assert_eq!(snap.get(Transport::Http).closed, 3);
 }

@@ -16,6 +16,7 @@ use tokio::task::JoinSet;
 use crate::jsonrpc::write::write_error;
 use crate::jsonrpc::{INVALID_REQUEST, RpcError};
 use crate::mcp::{Dispatched, McpServer, Peer, Session};
+use crate::registry::{Registry, Transport};
 
 /// Longest accepted line. Default: 4 MiB.
 pub const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
@@ -24,6 +25,20 @@ const OUTBOUND_QUEUE: usize = 256;
 
 /// Serves one client over `input` and `output` until `input` ends.
 pub async fn serve<R, W>(server: McpServer, input: R, output: W) -> io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    serve_with_registry(server, input, output, &Registry::new()).await
+}
+
+/// [`serve`], with the session registered in `registry` while it lasts.
+pub async fn serve_with_registry<R, W>(
+    server: McpServer,
+    input: R,
+    output: W,
+    registry: &Arc<Registry>,
+) -> io::Result<()>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
@@ -44,6 +59,8 @@ where
         io::Result::Ok(())
     });
     let session = Arc::new(Session::new(server.clone(), Some(peer.clone())));
+    let registration = registry.register(Transport::Stdio, None);
+    registration.attach(&session);
     let forwarder = tokio::spawn(super::forward_updates(
         server,
         Arc::clone(&session),

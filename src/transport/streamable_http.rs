@@ -27,6 +27,7 @@ use crate::jsonrpc::{
 use crate::mcp::{
     Dispatched, McpServer, Peer, ProtocolVersion, Session, UNSUPPORTED_PROTOCOL_VERSION,
 };
+use crate::registry::{Registration, Registry, Transport};
 
 /// Most sessions kept at once; `initialize` past it gets 503. Default: 10 000.
 pub const DEFAULT_MAX_SESSIONS: usize = 10_000;
@@ -61,6 +62,8 @@ pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
 
 struct Entry {
     session: Arc<Session>,
+    /// Unregisters the session from the connection manager when the entry goes.
+    _registration: Registration,
     last_used: Instant,
     /// The session's response streams, for `Last-Event-ID` resumption.
     replay: Arc<Replay>,
@@ -76,6 +79,7 @@ pub struct StreamableHttp {
     /// never across an `.await`.
     sessions: Mutex<HashMap<String, Entry>>,
     config: HttpMcpConfig,
+    registry: Arc<Registry>,
 }
 
 impl std::fmt::Debug for StreamableHttp {
@@ -96,10 +100,21 @@ impl StreamableHttp {
 
     /// An endpoint serving `server` with these settings.
     pub fn with_config(server: McpServer, config: HttpMcpConfig) -> Arc<StreamableHttp> {
+        StreamableHttp::with_registry(server, config, Registry::new())
+    }
+
+    /// An endpoint whose sessions are registered in `registry` (shared with
+    /// the [`crate::Server`] and other transports).
+    pub fn with_registry(
+        server: McpServer,
+        config: HttpMcpConfig,
+        registry: Arc<Registry>,
+    ) -> Arc<StreamableHttp> {
         Arc::new(StreamableHttp {
             server,
             sessions: Mutex::new(HashMap::new()),
             config,
+            registry,
         })
     }
 
@@ -140,7 +155,7 @@ impl StreamableHttp {
     }
 
     /// Adds a session, first sweeping out expired ones; false when full.
-    fn insert(&self, id: String, session: Arc<Session>) -> bool {
+    fn insert(&self, id: String, session: Arc<Session>, remote: std::net::SocketAddr) -> bool {
         let idle = self.config.session_idle;
         let mut sessions = self.lock();
         sessions.retain(|_, e| e.last_used.elapsed() <= idle);
@@ -148,10 +163,15 @@ impl StreamableHttp {
             return false;
         }
         let (ended_tx, ended) = tokio::sync::watch::channel(());
+        let registration = self
+            .registry
+            .register(Transport::StreamableHttp, Some(remote));
+        registration.attach(&session);
         sessions.insert(
             id,
             Entry {
                 session,
+                _registration: registration,
                 last_used: Instant::now(),
                 _ended: ended_tx,
                 ended,
@@ -370,7 +390,7 @@ impl Handler for Post {
                         ));
                     };
                     let session = Arc::new(Session::new(endpoint.server.clone(), None));
-                    if !endpoint.insert(id.clone(), Arc::clone(&session)) {
+                    if !endpoint.insert(id.clone(), Arc::clone(&session), req.remote_addr()) {
                         return Reply::ready(rpc_error(503, INVALID_REQUEST, "too many sessions"));
                     }
                     (session, Some(id), None)

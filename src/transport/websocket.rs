@@ -31,6 +31,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message, error::CapacityE
 
 use crate::http::{Handler, Method, Reply, Request, Response, Router, Upgraded};
 use crate::mcp::{Dispatched, McpServer, Peer, Session};
+use crate::registry::{Registry, Transport};
 use crate::ws::WsConfig;
 use crate::ws::handshake::negotiate;
 
@@ -39,6 +40,7 @@ use crate::ws::handshake::negotiate;
 pub struct WebSocketMcp {
     server: McpServer,
     config: WsConfig,
+    registry: Arc<Registry>,
 }
 
 impl WebSocketMcp {
@@ -49,7 +51,21 @@ impl WebSocketMcp {
 
     /// An endpoint serving `server` with these settings.
     pub fn with_config(server: McpServer, config: WsConfig) -> Arc<WebSocketMcp> {
-        Arc::new(WebSocketMcp { server, config })
+        WebSocketMcp::with_registry(server, config, Registry::new())
+    }
+
+    /// An endpoint whose sockets are registered in `registry` (shared with
+    /// the [`crate::Server`] and other transports).
+    pub fn with_registry(
+        server: McpServer,
+        config: WsConfig,
+        registry: Arc<Registry>,
+    ) -> Arc<WebSocketMcp> {
+        Arc::new(WebSocketMcp {
+            server,
+            config,
+            registry,
+        })
     }
 
     /// Adds the endpoint's route (GET, the handshake) at `path` to `router`.
@@ -90,7 +106,7 @@ impl WebSocketMcp {
             stream,
             read_ahead,
             mut shutdown,
-            remote_addr: _,
+            remote_addr,
         } = up;
         let cfg = &self.config;
         let ws_config = WebSocketConfig::default()
@@ -111,6 +127,10 @@ impl WebSocketMcp {
 
         let (peer, mut outbound) = Peer::channel(cfg.outbound_queue.max(1));
         let session = Arc::new(Session::new(self.server.clone(), Some(peer.clone())));
+        let registration = self
+            .registry
+            .register(Transport::WebSocket, Some(remote_addr));
+        registration.attach(&session);
         let forwarder = tokio::spawn(super::forward_updates(
             self.server.clone(),
             Arc::clone(&session),
