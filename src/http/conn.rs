@@ -199,8 +199,19 @@ impl Conn {
         };
         // A panicking handler costs its own request, not the connection task:
         // the client gets a 500 and the connection closes.
+        // While the handler runs, the socket is watched: a client that closes
+        // the connection has its request's work dropped (the handler future
+        // with it), like nginx's "client closed request". Bytes a pipelining
+        // client sends meanwhile are kept and served next.
+        let mut early = Vec::new();
         let response = match std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(req))) {
-            Ok(reply) => CatchPanic(reply).await,
+            Ok(reply) => {
+                tokio::select! {
+                    biased;
+                    r = CatchPanic(reply) => r,
+                    () = watch_for_close(&mut self.stream, &mut early) => return Next::Close,
+                }
+            }
             Err(_) => None,
         };
         let response = response.unwrap_or_else(|| {
@@ -213,6 +224,9 @@ impl Conn {
                 _ => 0,
             };
         self.consume(consumed);
+        if !early.is_empty() {
+            self.rbuf.extend_from_slice(&early);
+        }
         self.respond(&head, response).await
     }
 
@@ -577,6 +591,23 @@ impl Conn {
             }
         }
     }
+}
+
+/// Most bytes buffered from a client while its request's handler runs; past
+/// this the socket is no longer read (and so no longer watched) until the
+/// handler answers. Default: 64 KiB.
+const MAX_EARLY_BYTES: usize = 64 * 1024;
+
+/// Resolves when the client closes the connection (or it fails); keeps what
+/// the client sends meanwhile in `early`.
+async fn watch_for_close(stream: &mut TcpStream, early: &mut Vec<u8>) {
+    while early.len() < MAX_EARLY_BYTES {
+        match stream.read_buf(early).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+    std::future::pending::<()>().await;
 }
 
 /// Polls a handler's reply, turning a panic into `None`.

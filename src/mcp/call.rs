@@ -5,7 +5,8 @@ use std::sync::{Arc, PoisonError};
 use serde_json::value::RawValue;
 use tokio::sync::watch;
 
-use super::context::{CallSetup, Context, InputRound, LogLevel, Peer};
+use super::context::{CallSetup, Context, InputRound, LogLevel, Peer, Wanted};
+use super::listen::ListenFilter;
 use super::resource::ReadError;
 use super::server::Catalog;
 use super::session::Session;
@@ -33,6 +34,8 @@ pub(crate) enum CallKind<'a> {
         prompt: usize,
         args: Vec<(String, String)>,
     },
+    /// 2026-07-28 `subscriptions/listen`.
+    Listen(ListenFilter),
 }
 
 /// A request that runs host code, borrowing the request bytes.
@@ -49,6 +52,8 @@ pub struct Call<'a> {
     pub(crate) client_capabilities: Option<RawJson<'a>>,
     pub(crate) client_info: Option<RawJson<'a>>,
     pub(crate) input_responses: Option<RawJson<'a>>,
+    /// 2026-07-28: the sealed `requestState` of an earlier round.
+    pub(crate) request_state: Option<RawJson<'a>>,
 }
 
 #[derive(Debug)]
@@ -66,6 +71,7 @@ enum OwnedKind {
         prompt: usize,
         args: Vec<(String, String)>,
     },
+    Listen(ListenFilter),
 }
 
 /// A [`Call`] that owns what it needs, to run on a task of its own.
@@ -81,6 +87,8 @@ pub struct OwnedCall {
     client_capabilities: Option<serde_json::Value>,
     client_info: Option<serde_json::Value>,
     input_responses: serde_json::Map<String, serde_json::Value>,
+    /// The sealed `requestState`, not yet checked; `Err` when it is not a string.
+    request_state: Result<Option<String>, ()>,
     /// Where this call's own messages go, when not to the session's peer.
     peer: Option<Peer>,
 }
@@ -111,6 +119,7 @@ impl Call<'_> {
                 vars,
             },
             CallKind::Prompt { prompt, args } => OwnedKind::Prompt { prompt, args },
+            CallKind::Listen(filter) => OwnedKind::Listen(filter),
         };
         OwnedCall {
             session: Arc::clone(session),
@@ -124,6 +133,10 @@ impl Call<'_> {
                 .client_capabilities
                 .and_then(|c| serde_json::from_str(c.get()).ok()),
             peer: None,
+            request_state: match self.request_state {
+                None => Ok(None),
+                Some(raw) => raw.as_str().map(|s| Some(s.into_owned())).ok_or(()),
+            },
             client_info: match self.client_info {
                 Some(info) => serde_json::from_str(info.get()).ok(),
                 None => session.client_info(),
@@ -149,8 +162,45 @@ impl OwnedCall {
         &self.id
     }
 
+    /// What `requestState` is bound to: the tool, prompt or resource the call names.
+    fn binding(&self) -> String {
+        match &self.kind {
+            OwnedKind::Tool { tool, .. } => {
+                format!("tools/call\0{}", self.catalog.tools[*tool].name())
+            }
+            OwnedKind::Prompt { prompt, .. } => {
+                format!("prompts/get\0{}", self.catalog.prompts[*prompt].name())
+            }
+            OwnedKind::Read { uri, .. } => format!("resources/read\0{uri}"),
+            OwnedKind::Listen(_) => "subscriptions/listen".to_owned(),
+        }
+    }
+
     /// Runs the call and encodes its answer; `None` if the client cancelled it.
     pub async fn run(self) -> Option<Vec<u8>> {
+        let id = Id::from_raw(RawJson(&self.id))?.raw().to_owned();
+        let binding = self.binding();
+        let key = &self.session.server().0.state_key;
+        let request_state = match &self.request_state {
+            Ok(None) => None,
+            Ok(Some(sealed)) => match key.open(&binding, sealed) {
+                Some(state) => Some(state),
+                None => {
+                    return Some(error_answer(
+                        &id,
+                        RpcError::invalid_params(
+                            "requestState failed its integrity check (altered, from another request, or from before a restart)",
+                        ),
+                    ));
+                }
+            },
+            Err(()) => {
+                return Some(error_answer(
+                    &id,
+                    RpcError::invalid_params("requestState must be a string"),
+                ));
+            }
+        };
         let session = Arc::clone(&self.session);
         let (cancel_tx, cancel_rx) = watch::channel(false);
         session.track(&self.id, cancel_tx);
@@ -159,7 +209,11 @@ impl OwnedCall {
             session: &session,
             id: &self.id,
         };
-        let input = InputRound::new(self.client_capabilities, self.input_responses);
+        let input = InputRound::new(
+            self.client_capabilities,
+            self.input_responses,
+            request_state,
+        );
         let setup = CallSetup {
             session: Some(Arc::clone(&session)),
             request_id: self.id.clone(),
@@ -178,7 +232,14 @@ impl OwnedCall {
             // cancellation must not have its answer sent.
             biased;
             () = watcher.cancelled() => None,
-            () = watcher.input().wanted() => Some(Ok(input_required(&watcher))),
+            () = watcher.round().wanted() => Some(match watcher.round().take_wanted() {
+                Some(Wanted::Fail(e)) => Err(e),
+                Some(Wanted::Input { requests, state }) => {
+                    let state = state.map(|s| session.server().0.state_key.seal(&binding, &s));
+                    Ok(input_required(requests, state))
+                }
+                None => Err(RpcError::new(INTERNAL_ERROR, "input wanted but not recorded")),
+            }),
             out = work => Some(out),
         };
         let answer = output.filter(|_| !watcher.is_cancelled())?;
@@ -242,6 +303,7 @@ async fn answer(
                 ));
             }
         },
+        OwnedKind::Listen(filter) => super::listen::listen(inner, filter, &ctx).await?,
         OwnedKind::Prompt { prompt, args } => match inner.prompts[prompt].get(ctx, args).await {
             Ok(output) => serde_json::to_value(&output).unwrap_or_default(),
             Err(why) => {
@@ -260,12 +322,23 @@ async fn answer(
     Ok(value.to_string().into_bytes())
 }
 
-/// The 2026-07-28 answer of a call that needs the client to answer a request first.
-fn input_required(ctx: &Context) -> Vec<u8> {
-    let requests = ctx.input().take_wanted().unwrap_or_default();
-    serde_json::json!({ "resultType": "input_required", "inputRequests": requests })
-        .to_string()
-        .into_bytes()
+/// The 2026-07-28 answer of a call that needs the client to answer requests first.
+fn input_required(
+    requests: serde_json::Map<String, serde_json::Value>,
+    state: Option<String>,
+) -> Vec<u8> {
+    let mut v = serde_json::json!({ "resultType": "input_required", "inputRequests": requests });
+    if let Some(state) = state {
+        v["requestState"] = state.into();
+    }
+    v.to_string().into_bytes()
+}
+
+/// An error answer to the request `id` (raw JSON).
+fn error_answer(id: &str, e: RpcError) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128);
+    write_error(&mut out, Id::from_raw(RawJson(id)), &e);
+    out
 }
 
 /// A missing resource, with the URI in `data`: -32002 before 2026-07-28,

@@ -90,21 +90,37 @@ pub(crate) struct CallSetup {
     pub(crate) input: InputRound,
 }
 
+/// What a call's run gets instead of its handler's answer.
+#[derive(Debug)]
+pub(crate) enum Wanted {
+    /// Requests the client must answer first (2026-07-28 `input_required`),
+    /// by key, and the state to seal into `requestState`.
+    Input {
+        requests: serde_json::Map<String, Value>,
+        state: Option<String>,
+    },
+    /// The call fails with this error (a missing client capability, say).
+    Fail(crate::jsonrpc::RpcError),
+}
+
 /// The input side of a 2026-07-28 call: requests to the client are not sent
 /// but returned as an `input_required` result; the client retries the call
-/// with `inputResponses`, and the handler runs again from the start, its
-/// requests now answered in order (`r0`, `r1`, ...).
+/// with `inputResponses` (and the sealed `requestState`), and the handler
+/// runs again from the start, its requests now answered.
 #[derive(Debug, Default)]
 pub(crate) struct InputRound {
     /// What the client declared in `_meta` (2026-07-28 has no `initialize`).
     pub(crate) client_capabilities: Option<Value>,
     /// `inputResponses` of this attempt.
     pub(crate) responses: serde_json::Map<String, Value>,
-    /// Requests made so far in this run. Relaxed: one call's own counter.
+    /// The `requestState` the client echoed, already checked and unsealed.
+    pub(crate) request_state: Option<String>,
+    /// Requests made so far by [`Context::request`] (keys `r0`, `r1`, ...).
+    /// Relaxed: one call's own counter.
     next: std::sync::atomic::AtomicUsize,
-    /// The first request the client has not answered yet: key, method, params.
-    /// A std mutex, held only to set or take it.
-    wanted: std::sync::Mutex<Option<(String, String, Value)>>,
+    /// What the run gets instead of an answer, once the handler asked for
+    /// input it does not have. A std mutex, held only to set or take it.
+    wanted: std::sync::Mutex<Option<Wanted>>,
     notify: tokio::sync::Notify,
 }
 
@@ -113,33 +129,48 @@ impl InputRound {
     pub(crate) fn new(
         client_capabilities: Option<Value>,
         responses: serde_json::Map<String, Value>,
+        request_state: Option<String>,
     ) -> InputRound {
         InputRound {
             client_capabilities,
             responses,
+            request_state,
             ..InputRound::default()
         }
     }
 
-    /// The key of the next request of this run.
+    /// The key of the next [`Context::request`] of this run.
     pub(crate) fn next_key(&self) -> String {
         format!("r{}", self.next.fetch_add(1, Ordering::Relaxed))
     }
 
-    /// Records the request the client must answer first, and wakes the call's runner.
-    pub(crate) fn want(&self, key: String, method: &str, params: Value) {
-        let mut wanted = self
+    /// Records what ends the run (the first thing recorded wins) and wakes the call's runner.
+    pub(crate) fn want(&self, wanted: Wanted) {
+        let mut slot = self
             .wanted
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if wanted.is_none() {
-            *wanted = Some((key, method.to_owned(), params));
+        if slot.is_none() {
+            *slot = Some(wanted);
         }
-        drop(wanted);
+        drop(slot);
         self.notify.notify_one();
     }
 
-    /// Resolves once the handler needs input it does not have.
+    /// Records one request the client must answer first.
+    pub(crate) fn want_one(&self, key: String, method: &str, params: Value) {
+        let mut requests = serde_json::Map::new();
+        requests.insert(
+            key,
+            serde_json::json!({ "method": method, "params": params }),
+        );
+        self.want(Wanted::Input {
+            requests,
+            state: None,
+        });
+    }
+
+    /// Resolves once the handler needs input it does not have (or failed the call).
     pub(crate) async fn wanted(&self) {
         loop {
             if self
@@ -154,19 +185,12 @@ impl InputRound {
         }
     }
 
-    /// The pending request, as an `inputRequests` map.
-    pub(crate) fn take_wanted(&self) -> Option<Value> {
-        let (key, method, params) = self
-            .wanted
+    /// What the run gets instead of an answer.
+    pub(crate) fn take_wanted(&self) -> Option<Wanted> {
+        self.wanted
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take()?;
-        let mut map = serde_json::Map::new();
-        map.insert(
-            key,
-            serde_json::json!({ "method": method, "params": params }),
-        );
-        Some(Value::Object(map))
+            .take()
     }
 }
 
@@ -188,7 +212,7 @@ impl Context {
         }
     }
 
-    pub(crate) fn input(&self) -> &InputRound {
+    pub(crate) fn round(&self) -> &InputRound {
         &self.inner.input
     }
 

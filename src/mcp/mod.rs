@@ -12,18 +12,21 @@
 
 mod call;
 mod context;
+mod listen;
 mod outgoing;
 mod prompt;
 mod resource;
 mod schema;
 mod server;
 mod session;
+mod state;
 mod tool;
 pub mod version;
 
 pub use call::{Call, OwnedCall, RESOURCE_NOT_FOUND};
 pub use context::{Context, LogLevel, Peer};
-pub use outgoing::CLIENT_REQUEST_TIMEOUT;
+pub use listen::SUBSCRIPTION_ID_META_KEY;
+pub use outgoing::{CLIENT_REQUEST_TIMEOUT, InputRequests, MISSING_CLIENT_CAPABILITY};
 pub use prompt::{CompleteFn, Prompt, PromptMessage, PromptOutput, Role};
 pub use resource::{BoxFuture, ReadError, Resource, ResourceContents};
 pub use server::{DEFAULT_PAGE_SIZE, McpServer, McpServerBuilder, ServerEvent};

@@ -89,6 +89,7 @@ impl McpServerBuilder {
             catalog: ArcSwap::from_pointee(catalog),
             edits: Mutex::new(()),
             events,
+            state_key: super::state::StateKey::random(),
         }))
     }
 }
@@ -386,6 +387,8 @@ pub(crate) struct Inner {
     edits: Mutex<()>,
     /// Changes, fanned out to every session's transport.
     events: broadcast::Sender<ServerEvent>,
+    /// Seals and checks 2026-07-28 `requestState`.
+    pub(crate) state_key: super::state::StateKey,
 }
 
 impl McpServer {
@@ -405,6 +408,14 @@ impl McpServer {
     /// The current catalog.
     pub(crate) fn catalog(&self) -> arc_swap::Guard<Arc<Catalog>> {
         self.0.catalog.load()
+    }
+
+    /// The `(property, header suffix)` pairs of a tool's `x-mcp-header`
+    /// arguments (SEP-2243); `None` for an unknown tool.
+    pub(crate) fn tool_header_params(&self, name: &str) -> Option<Vec<(String, String)>> {
+        let catalog = self.catalog();
+        let tool = catalog.tool_index(name)?;
+        Some(catalog.tools[tool].header_params())
     }
 
     /// The registered tool names, in registration order.

@@ -150,6 +150,8 @@ struct Params<'a> {
     reference: Option<RawJson<'a>>,
     argument: Option<RawJson<'a>>,
     input_responses: Option<RawJson<'a>>,
+    request_state: Option<RawJson<'a>>,
+    notifications: Option<RawJson<'a>>,
     client_info: Option<RawJson<'a>>,
     duplicate: bool,
 }
@@ -169,6 +171,8 @@ impl<'a> Params<'a> {
             "ref" => &mut self.reference,
             "argument" => &mut self.argument,
             "inputResponses" => &mut self.input_responses,
+            "requestState" => &mut self.request_state,
+            "notifications" => &mut self.notifications,
             "clientInfo" => &mut self.client_info,
             _ => return,
         };
@@ -220,6 +224,19 @@ impl Session {
     }
 
     /// Whether the client declared `capability` in `initialize`.
+    /// What the client declared in `initialize`.
+    pub(crate) fn client_capabilities(&self) -> Option<serde_json::Value> {
+        self.client_capabilities
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The server this session serves.
+    pub(crate) fn server(&self) -> &McpServer {
+        &self.server
+    }
+
     pub(crate) fn client_has_capability(&self, capability: &str) -> bool {
         self.client_capabilities
             .lock()
@@ -453,6 +470,7 @@ impl Session {
                 client_capabilities: meta.client_capabilities,
                 client_info: meta.client_info,
                 input_responses: params.input_responses,
+                request_state: params.request_state,
             }))
         };
         let list = match method {
@@ -524,6 +542,10 @@ impl Session {
                 }
                 drop(subs);
                 write_result(out, req.id, b"{}");
+            }
+            "subscriptions/listen" if version.is_modern() => {
+                let filter = super::listen::ListenFilter::read(params.notifications)?;
+                return call(CallKind::Listen(filter), &catalog);
             }
             "prompts/get" => {
                 let Some(name) = Params::string(params.name, "name")? else {

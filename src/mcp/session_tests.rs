@@ -662,14 +662,12 @@ async fn input_required_round_trip_on_2026() {
         }
         req(1, "tools/call", p)
     };
-    // Without the capability the tool sees -32601.
+    // Without the capability the call fails with -32021 naming it.
     let r = send(&s, stamped(json!({}), json!({}))).await.unwrap();
-    assert_eq!(r["result"]["isError"], true);
-    assert!(
-        r["result"]["content"][0]["text"]
-            .as_str()
-            .unwrap()
-            .contains("sampling")
+    assert_eq!(r["error"]["code"], -32021);
+    assert_eq!(
+        r["error"]["data"]["requiredCapabilities"],
+        json!({"sampling": {}})
     );
     // With it, the call answers input_required ...
     let r = send(&s, stamped(json!({"sampling": {}}), json!({})))
@@ -688,6 +686,118 @@ async fn input_required_round_trip_on_2026() {
         .unwrap();
     assert_eq!(r["result"]["resultType"], "complete");
     assert_eq!(r["result"]["content"][0]["text"], "hi");
+}
+
+#[tokio::test]
+async fn named_input_requests_and_sealed_state_on_2026() {
+    use crate::mcp::InputRequests;
+    let server = McpServer::builder("ask", "0")
+        .tool(Tool::raw(
+            "two_rounds",
+            "Asks for a name, then a color.",
+            json!({"type": "object"}),
+            |ctx, _| async move {
+                let name_form =
+                    json!({"type": "object", "properties": {"name": {"type": "string"}}});
+                let color_form =
+                    json!({"type": "object", "properties": {"color": {"type": "string"}}});
+                if ctx.request_state() != Some("round-2") {
+                    let first = InputRequests::new()
+                        .elicit("step1", "Name?", name_form)
+                        .state("round-1");
+                    let answers = match ctx.input(first).await {
+                        Ok(a) => a,
+                        Err(e) => return ToolOutput::error(e.message),
+                    };
+                    let name = answers["step1"]["content"]["name"]
+                        .as_str()
+                        .unwrap_or("?")
+                        .to_owned();
+                    let second = InputRequests::new()
+                        .elicit("step2", &format!("{name}, favourite color?"), color_form)
+                        .state("round-2");
+                    ctx.input(second).await.ok();
+                    return ToolOutput::error("unreachable on 2026-07-28");
+                }
+                let color = ctx
+                    .input_response("step2")
+                    .and_then(|a| a["content"]["color"].as_str())
+                    .unwrap_or("?")
+                    .to_owned();
+                ToolOutput::text(format!("state-ok {color}"))
+            },
+        ))
+        .build();
+    let s = Arc::new(Session::new(server, None));
+    let call = |extra: Value| {
+        let mut p = json!({"name": "two_rounds", "arguments": {}});
+        p["_meta"] = json!({
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {"elicitation": {}},
+        });
+        for (k, v) in extra.as_object().into_iter().flatten() {
+            p[k] = v.clone();
+        }
+        req(1, "tools/call", p)
+    };
+    let r1 = send(&s, call(json!({}))).await.unwrap();
+    assert_eq!(r1["result"]["resultType"], "input_required");
+    assert_eq!(
+        r1["result"]["inputRequests"]["step1"]["method"],
+        "elicitation/create"
+    );
+    let state1 = r1["result"]["requestState"].as_str().unwrap().to_owned();
+    assert!(
+        !state1.contains("round-1"),
+        "state is sealed, not plain: {state1}"
+    );
+
+    let answer1 = json!({"step1": {"action": "accept", "content": {"name": "Ada"}}});
+    let r2 = send(
+        &s,
+        call(json!({"inputResponses": answer1, "requestState": state1})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r2["result"]["resultType"], "input_required", "{r2}");
+    assert_eq!(
+        r2["result"]["inputRequests"]["step2"]["params"]["message"],
+        "Ada, favourite color?"
+    );
+    let state2 = r2["result"]["requestState"].as_str().unwrap().to_owned();
+    assert_ne!(state1, state2);
+
+    let answer2 = json!({"step2": {"action": "accept", "content": {"color": "teal"}}});
+    let r3 = send(
+        &s,
+        call(json!({"inputResponses": answer2.clone(), "requestState": state2.clone()})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r3["result"]["content"][0]["text"], "state-ok teal");
+
+    // A tampered or non-string state is refused before the tool runs.
+    let tampered = format!("{state2}-TAMPERED");
+    let r = send(
+        &s,
+        call(json!({"inputResponses": answer2.clone(), "requestState": tampered})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r["error"]["code"], -32602);
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("requestState")
+    );
+    let r = send(
+        &s,
+        call(json!({"inputResponses": answer2, "requestState": 7})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r["error"]["code"], -32602);
 }
 
 #[tokio::test]

@@ -173,6 +173,18 @@ impl Tool {
 
     /// Checks a successful result against the declared output schema: it must
     /// carry `structuredContent` that matches. Failed results are not checked.
+    /// Arguments mirrored in HTTP headers (SEP-2243): `(property, header
+    /// suffix)` for each input property with an `x-mcp-header` annotation.
+    pub(crate) fn header_params(&self) -> Vec<(String, String)> {
+        let Some(props) = self.def.input_schema["properties"].as_object() else {
+            return Vec::new();
+        };
+        props
+            .iter()
+            .filter_map(|(name, p)| Some((name.clone(), p["x-mcp-header"].as_str()?.to_owned())))
+            .collect()
+    }
+
     pub(crate) fn check_output(&self, output: &ToolOutput) -> Result<(), String> {
         let Some(schema) = &self.def.output_schema else {
             return Ok(());

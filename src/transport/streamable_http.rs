@@ -25,7 +25,8 @@ use crate::jsonrpc::{
     INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, Message, PARSE_ERROR, RpcError, parse,
 };
 use crate::mcp::{
-    Dispatched, McpServer, Peer, ProtocolVersion, Session, UNSUPPORTED_PROTOCOL_VERSION,
+    Dispatched, MISSING_CLIENT_CAPABILITY, McpServer, Peer, ProtocolVersion, Session,
+    UNSUPPORTED_PROTOCOL_VERSION,
 };
 use crate::registry::{Registration, Registry, Transport};
 
@@ -204,6 +205,7 @@ fn modern_status(answer: &[u8]) -> u16 {
                         INVALID_PARAMS
                         | INVALID_REQUEST
                         | PARSE_ERROR
+                        | MISSING_CLIENT_CAPABILITY
                         | UNSUPPORTED_PROTOCOL_VERSION,
                     ) => 400,
                     _ => 200,
@@ -240,7 +242,7 @@ fn accepts_mcp(accept: &[u8]) -> bool {
 /// resource or prompt, and `MCP-Protocol-Version` the body's `_meta` version
 /// (400 with -32020 on a mismatch).
 /// Returns the refusal to send, if any.
-fn check_modern_headers(req: &Request<'_>, body: &[u8]) -> Option<Response> {
+fn check_modern_headers(req: &Request<'_>, body: &[u8], server: &McpServer) -> Option<Response> {
     let Ok(Message::Request(r)) = parse(body) else {
         return None;
     };
@@ -283,9 +285,60 @@ fn check_modern_headers(req: &Request<'_>, body: &[u8]) -> Option<Response> {
     };
     let header = req.header("mcp-name").map(String::from_utf8_lossy);
     match (header, named) {
-        (Some(h), Some(n)) if h == n => None,
-        (None, _) => mismatch("Mcp-Name is missing"),
-        _ => mismatch("Mcp-Name differs from the body"),
+        (Some(h), Some(n)) if h == n => {}
+        (None, _) => return mismatch("Mcp-Name is missing"),
+        _ => return mismatch("Mcp-Name differs from the body"),
+    }
+    if r.method == "tools/call"
+        && let Some(tool) = named.and_then(|n| server.tool_header_params(n))
+    {
+        for (property, suffix) in tool {
+            let header_name = format!("mcp-param-{suffix}");
+            let header = req.header(&header_name);
+            let argument = &params["arguments"][&property];
+            if let Err(why) = check_param_header(header, argument) {
+                return mismatch(&format!("Mcp-Param-{suffix} {why}"));
+            }
+        }
+    }
+    None
+}
+
+/// SEP-2243: a header that mirrors a tool argument must be there exactly
+/// when the argument is, and say the same; `=?base64?...?=` values are
+/// decoded (canonical padding, standard alphabet), others taken literally.
+fn check_param_header(
+    header: Option<&[u8]>,
+    argument: &serde_json::Value,
+) -> Result<(), &'static str> {
+    use base64::Engine as _;
+    let header = match header {
+        None if argument.is_null() => return Ok(()),
+        None => return Err("is missing but the argument is in the body"),
+        Some(h) => h,
+    };
+    let text = std::str::from_utf8(header).map_err(|_| "is not UTF-8")?;
+    let decoded = match text
+        .strip_prefix("=?base64?")
+        .and_then(|t| t.strip_suffix("?="))
+    {
+        Some(encoded) => {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .map_err(|_| "is not valid base64")?;
+            String::from_utf8(bytes).map_err(|_| "does not decode to UTF-8")?
+        }
+        None => text.to_owned(),
+    };
+    let expected = match argument {
+        serde_json::Value::Null => return Err("is sent but the argument is not in the body"),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    if decoded == expected {
+        Ok(())
+    } else {
+        Err("differs from the argument in the body")
     }
 }
 
@@ -337,8 +390,9 @@ impl Handler for Post {
                 "unsupported MCP-Protocol-Version",
             )
             .with_data(format!(
-                r#"{{"supported":{}}}"#,
-                crate::mcp::version::supported_json()
+                r#"{{"supported":{},"requested":{}}}"#,
+                crate::mcp::version::supported_json(),
+                serde_json::Value::from(String::from_utf8_lossy(v))
             ));
             let id = match parse(req.body()) {
                 Ok(Message::Request(r)) => Some(r.id),
@@ -347,7 +401,7 @@ impl Handler for Post {
             return Reply::ready(answer_error(400, id, &error));
         }
         let body = req.body();
-        if modern && let Some(mismatch) = check_modern_headers(&req, body) {
+        if modern && let Some(mismatch) = check_modern_headers(&req, body, &endpoint.server) {
             return Reply::ready(mismatch);
         }
         let (session, new_id, replay) = if modern {
@@ -418,82 +472,133 @@ impl Handler for Post {
                 }
             }),
             Dispatched::Call(call) => {
-                let (peer, messages) = Peer::channel(STREAM_QUEUE);
+                let (peer, mut messages) = Peer::channel(STREAM_QUEUE);
                 let call = call.into_owned(&session).with_peer(peer);
-                let (response, events) = Response::sse(STREAM_QUEUE);
-                tokio::spawn(stream_call(call, messages, events, modern, replay));
-                Reply::ready(with_id(response))
+                let stream_id = call.id().to_owned();
+                let mut run: RunningCall = Box::pin(call.run());
+                if !modern {
+                    let (response, events) = Response::sse(STREAM_QUEUE);
+                    let stream = CallStream {
+                        id: stream_id,
+                        events,
+                        replay,
+                        cancel_on_close: false,
+                    };
+                    tokio::spawn(stream.run(run, messages, None));
+                    return Reply::ready(with_id(response));
+                }
+                // 2026-07-28: a call that says nothing before its answer gets
+                // a plain JSON answer (with the HTTP status its error calls
+                // for); one that streams first gets SSE.
+                Reply::new(async move {
+                    tokio::select! {
+                        answer = &mut run => match answer {
+                            Some(answer) => Response::json(modern_status(&answer), answer),
+                            None => Response::new(202),
+                        },
+                        Some(first) = messages.recv() => {
+                            let (response, events) = Response::sse(STREAM_QUEUE);
+                            let stream = CallStream {
+                                id: stream_id,
+                                events,
+                                replay,
+                                cancel_on_close: true,
+                            };
+                            tokio::spawn(stream.run(run, messages, Some(first)));
+                            response
+                        }
+                    }
+                })
             }
         }
     }
 }
 
-/// Runs a call and streams its messages, then its answer, as SSE events.
-///
-/// If the client closes the stream: on 2026-07-28 that cancels the call (it
-/// is dropped); before, a dropped stream is not a cancellation, so the call
-/// runs to its end and what it would have sent is discarded.
-async fn stream_call(
-    call: crate::mcp::OwnedCall,
-    mut messages: tokio::sync::mpsc::Receiver<Vec<u8>>,
+/// A call's answer, once it runs to its end (`None`: cancelled).
+type RunningCall = std::pin::Pin<Box<dyn std::future::Future<Output = Option<Vec<u8>>> + Send>>;
+
+/// The SSE stream of one call: its messages, then its answer.
+struct CallStream {
+    /// The call's request id; event ids are `<id>-<n>`.
+    id: String,
     events: crate::http::sse::SseSender,
-    cancel_on_close: bool,
     replay: Option<Arc<Replay>>,
-) {
-    let stream_id = call.id().to_owned();
-    if let Some(r) = &replay {
-        r.open(&stream_id);
-    }
-    let mut n = 0u64;
-    let mut open = true;
-    let mut send = async |data: &[u8], open: &mut bool| {
-        n += 1;
-        // Kept for a client that comes back with Last-Event-ID, open stream or not.
-        if let Some(r) = &replay
-            && !data.is_empty()
-        {
-            r.record(&stream_id, n, data);
+    /// 2026-07-28: the client closing the stream cancels the call. Before,
+    /// a dropped stream is not a cancellation: the call runs to its end and
+    /// what it would have sent is discarded (and kept for resumption).
+    cancel_on_close: bool,
+}
+
+impl CallStream {
+    /// Sends the priming event, `first` (a message already taken from the
+    /// call), then the call's messages and answer as they come.
+    async fn run(
+        self,
+        mut run: RunningCall,
+        mut messages: tokio::sync::mpsc::Receiver<Vec<u8>>,
+        first: Option<Vec<u8>>,
+    ) {
+        let CallStream {
+            id: stream_id,
+            events,
+            replay,
+            cancel_on_close,
+        } = self;
+        if let Some(r) = &replay {
+            r.open(&stream_id);
         }
-        if !*open {
-            return;
-        }
-        let id = format!("{stream_id}-{n}");
-        let text = String::from_utf8_lossy(data);
-        let event = if data.is_empty() {
-            Event::new("")
-                .id(&id)
-                .retry(Duration::from_millis(RETRY_MS))
-        } else {
-            Event::new(&text).id(&id)
-        };
-        if events.send(&event).await.is_err() {
-            *open = false;
-        }
-    };
-    // The priming event: an id to resume from and the retry delay.
-    send(b"", &mut open).await;
-    let run = call.run();
-    tokio::pin!(run);
-    loop {
-        if !open && cancel_on_close {
-            return;
-        }
-        tokio::select! {
-            Some(message) = messages.recv() => send(&message, &mut open).await,
-            answer = &mut run => {
-                // Messages sent just before the answer go first.
-                while let Ok(message) = messages.try_recv() {
-                    send(&message, &mut open).await;
-                }
-                if let Some(answer) = answer {
-                    send(&answer, &mut open).await;
-                }
-                if let Some(r) = &replay {
-                    r.finish(&stream_id);
-                }
+        let mut n = 0u64;
+        let mut open = true;
+        let mut send = async |data: &[u8], open: &mut bool| {
+            n += 1;
+            // Kept for a client that comes back with Last-Event-ID, open stream or not.
+            if let Some(r) = &replay
+                && !data.is_empty()
+            {
+                r.record(&stream_id, n, data);
+            }
+            if !*open {
                 return;
             }
-            () = events.closed(), if open => open = false,
+            let id = format!("{stream_id}-{n}");
+            let text = String::from_utf8_lossy(data);
+            let event = if data.is_empty() {
+                Event::new("")
+                    .id(&id)
+                    .retry(Duration::from_millis(RETRY_MS))
+            } else {
+                Event::new(&text).id(&id)
+            };
+            if events.send(&event).await.is_err() {
+                *open = false;
+            }
+        };
+        // The priming event: an id to resume from and the retry delay.
+        send(b"", &mut open).await;
+        if let Some(first) = first {
+            send(&first, &mut open).await;
+        }
+        loop {
+            if !open && cancel_on_close {
+                return;
+            }
+            tokio::select! {
+                Some(message) = messages.recv() => send(&message, &mut open).await,
+                answer = &mut run => {
+                    // Messages sent just before the answer go first.
+                    while let Ok(message) = messages.try_recv() {
+                        send(&message, &mut open).await;
+                    }
+                    if let Some(answer) = answer {
+                        send(&answer, &mut open).await;
+                    }
+                    if let Some(r) = &replay {
+                        r.finish(&stream_id);
+                    }
+                    return;
+                }
+                () = events.closed(), if open => open = false,
+            }
         }
     }
 }

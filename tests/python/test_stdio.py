@@ -112,9 +112,17 @@ async def test_sampling_and_elicitation_reach_the_client(mode):
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_client_requests_need_the_capability(mode):
+    # Handshake versions tell the tool (-32601), which reports it; on
+    # 2026-07-28 the whole call fails with -32021 naming the capability.
     async with Client(server_params(), mode=mode) as client:
-        result = await client.call_tool("test_sampling", {"prompt": "x"})
-        assert result.content[0].text.startswith("Sampling not supported or error: sampling/createMessage: the client did not declare")
+        if client.session.protocol_version == "2026-07-28":
+            with pytest.raises(MCPError) as failed:
+                await client.call_tool("test_sampling", {"prompt": "x"})
+            assert failed.value.error.code == -32021
+            assert failed.value.error.data["requiredCapabilities"] == {"sampling": {}}
+        else:
+            result = await client.call_tool("test_sampling", {"prompt": "x"})
+            assert result.content[0].text.startswith("Sampling not supported or error: sampling/createMessage: the client did not declare")
 
 
 async def test_tool_list_changes_are_announced():
