@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use snowflake_mcp::http::Router;
 use snowflake_mcp::mcp::{
     Content, Context, InputRequests, LogLevel, McpServer, McpServerBuilder, Prompt, PromptMessage,
-    PromptOutput, Resource, ResourceContents, Role, Tool, ToolOutput,
+    PromptOutput, Resource, ResourceContents, Role, TaskSupport, Tool, ToolOutput,
 };
 use snowflake_mcp::transport::streamable_http::StreamableHttp;
 use snowflake_mcp::transport::websocket::WebSocketMcp;
@@ -608,6 +608,131 @@ fn modern_fixtures(b: McpServerBuilder) -> McpServerBuilder {
     ))
 }
 
+/// The tasks-extension fixtures (SEP-2663) the conformance suite calls.
+fn task_fixtures(b: McpServerBuilder) -> McpServerBuilder {
+    let confirm_form = json!({"type": "object", "properties": {"confirm": {"type": "boolean"}}, "required": ["confirm"]});
+    let name_form =
+        json!({"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]});
+    let (c1, n1, n2) = (confirm_form.clone(), name_form.clone(), name_form.clone());
+    b.tool(Tool::raw(
+        "greet",
+        "Greets by name (always answers at once; never a task)",
+        json!({"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}),
+        |_ctx: Context, args: Value| async move {
+            ToolOutput::text(format!("Hello, {}!", args["name"].as_str().unwrap_or("world")))
+        },
+    ))
+    .tool(
+        Tool::raw(
+            "slow_compute",
+            "Waits `seconds` seconds, then answers (a task for clients that support tasks)",
+            json!({"type": "object", "properties": {
+                "seconds": {"type": "number", "minimum": 0},
+                "label": {"type": "string"}
+            }, "required": ["seconds"]}),
+            |_ctx: Context, args: Value| async move {
+                let seconds = args["seconds"].as_f64().unwrap_or(0.0).clamp(0.0, 3600.0);
+                tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+                ToolOutput::text(format!(
+                    "computed {} after {seconds}s",
+                    args["label"].as_str().unwrap_or("result")
+                ))
+            },
+        )
+        .task_support(TaskSupport::Optional),
+    )
+    .tool(
+        Tool::raw(
+            "failing_job",
+            "Works for a second, then reports a tool error (tasks required)",
+            no_args(),
+            |_ctx: Context, _args: Value| async move {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                ToolOutput::error("the job failed, as it always does")
+            },
+        )
+        .task_support(TaskSupport::Required),
+    )
+    .tool(
+        Tool::raw(
+            "protocol_error_job",
+            "Works for a second, then its handler panics (a protocol-level failure)",
+            no_args(),
+            |_ctx: Context, _args: Value| async move {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                panic!("protocol_error_job fails on purpose");
+            },
+        )
+        .task_support(TaskSupport::Optional),
+    )
+    .tool(
+        Tool::raw(
+            "confirm_delete",
+            "Asks the user to confirm deleting `filename` (a task that waits on input)",
+            json!({"type": "object", "properties": {"filename": {"type": "string"}}, "required": ["filename"]}),
+            move |ctx: Context, args: Value| {
+                let form = c1.clone();
+                async move {
+                    let file = args["filename"].as_str().unwrap_or("?").to_owned();
+                    let asked = InputRequests::new().elicit("confirm", &format!("Delete {file}?"), form);
+                    match ctx.input(asked).await {
+                        Ok(a) if a["confirm"]["content"]["confirm"] == true => ToolOutput::text(format!("deleted {file}")),
+                        Ok(_) => ToolOutput::text(format!("kept {file}")),
+                        Err(e) => ToolOutput::error(e.message),
+                    }
+                }
+            },
+        )
+        .task_support(TaskSupport::Optional)
+        .task_after(Duration::ZERO),
+    )
+    .tool(
+        Tool::raw(
+            "multi_input",
+            "Asks two questions at once (a task with two pending input requests)",
+            no_args(),
+            move |ctx: Context, _args: Value| {
+                let (first, second) = (n1.clone(), n2.clone());
+                async move {
+                    let asked = InputRequests::new()
+                        .elicit("first", "First name?", first)
+                        .elicit("second", "Second name?", second);
+                    match ctx.input(asked).await {
+                        Ok(a) => ToolOutput::text(format!(
+                            "{} and {}",
+                            a["first"]["content"]["name"].as_str().unwrap_or("?"),
+                            a["second"]["content"]["name"].as_str().unwrap_or("?")
+                        )),
+                        Err(e) => ToolOutput::error(e.message),
+                    }
+                }
+            },
+        )
+        .task_support(TaskSupport::Optional)
+        .task_after(Duration::ZERO),
+    )
+    .tool(
+        Tool::raw(
+            "test_tool_with_task",
+            "Asks the user's name (InputRequiredResult), then works on as a task",
+            no_args(),
+            move |ctx: Context, _args: Value| {
+                let form = name_form.clone();
+                async move {
+                    let asked = InputRequests::new().elicit("user_name", "What is your name?", form);
+                    let name = match ctx.input(asked).await {
+                        Ok(a) => a["user_name"]["content"]["name"].as_str().unwrap_or("?").to_owned(),
+                        Err(e) => return ToolOutput::error(e.message),
+                    };
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    ToolOutput::text(format!("Finished the long job for {name}"))
+                }
+            },
+        )
+        .task_support(TaskSupport::Required),
+    )
+}
+
 /// `sleep` calls that were cancelled before they finished, and that finished.
 static SLEEPS_CANCELLED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 static SLEEPS_FINISHED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -702,106 +827,108 @@ fn server() -> McpServer {
         mime_type: "image/png".into(),
     };
     let b = McpServer::builder("mcp-conformance-test-server", "1.0.0");
-    modern_fixtures(sleep_tools(client_requests(prompts(resources(b)))))
-        .tool(toggle_tool())
-        .tool(json_schema_2020_12_tool())
-        .tool(fixed(
-            "test_simple_text",
-            "Tests simple text content response",
-            ToolOutput::text("This is a simple text response for testing."),
-        ))
-        .tool(fixed(
-            "test_image_content",
-            "Tests image content response",
-            ToolOutput::content(vec![image.clone()]),
-        ))
-        .tool(fixed(
-            "test_audio_content",
-            "Tests audio content response",
-            ToolOutput::content(vec![Content::Audio {
-                data: AUDIO_WAV.into(),
-                mime_type: "audio/wav".into(),
-            }]),
-        ))
-        .tool(fixed(
-            "test_embedded_resource",
-            "Tests embedded resource content response",
-            ToolOutput::content(vec![Content::Resource {
+    task_fixtures(modern_fixtures(sleep_tools(client_requests(prompts(
+        resources(b),
+    )))))
+    .tool(toggle_tool())
+    .tool(json_schema_2020_12_tool())
+    .tool(fixed(
+        "test_simple_text",
+        "Tests simple text content response",
+        ToolOutput::text("This is a simple text response for testing."),
+    ))
+    .tool(fixed(
+        "test_image_content",
+        "Tests image content response",
+        ToolOutput::content(vec![image.clone()]),
+    ))
+    .tool(fixed(
+        "test_audio_content",
+        "Tests audio content response",
+        ToolOutput::content(vec![Content::Audio {
+            data: AUDIO_WAV.into(),
+            mime_type: "audio/wav".into(),
+        }]),
+    ))
+    .tool(fixed(
+        "test_embedded_resource",
+        "Tests embedded resource content response",
+        ToolOutput::content(vec![Content::Resource {
+            resource: json!({
+                "uri": "test://embedded-resource",
+                "mimeType": "text/plain",
+                "text": "This is an embedded resource content."
+            }),
+        }]),
+    ))
+    .tool(fixed(
+        "test_multiple_content_types",
+        "Tests response with multiple content types (text, image, resource)",
+        ToolOutput::content(vec![
+            Content::Text {
+                text: "Multiple content types test:".into(),
+            },
+            image,
+            Content::Resource {
                 resource: json!({
-                    "uri": "test://embedded-resource",
-                    "mimeType": "text/plain",
-                    "text": "This is an embedded resource content."
+                    "uri": "test://mixed-content-resource",
+                    "mimeType": "application/json",
+                    "text": json!({"test": "data", "value": 123}).to_string()
                 }),
-            }]),
-        ))
-        .tool(fixed(
-            "test_multiple_content_types",
-            "Tests response with multiple content types (text, image, resource)",
-            ToolOutput::content(vec![
-                Content::Text {
-                    text: "Multiple content types test:".into(),
-                },
-                image,
-                Content::Resource {
-                    resource: json!({
-                        "uri": "test://mixed-content-resource",
-                        "mimeType": "application/json",
-                        "text": json!({"test": "data", "value": 123}).to_string()
-                    }),
-                },
-            ]),
-        ))
-        .tool(Tool::raw(
-            "test_tool_with_logging",
-            "Tests tool that emits log messages during execution",
-            no_args(),
-            |ctx: Context, _args: Value| async move {
-                for (i, text) in [
-                    "Tool execution started",
-                    "Tool processing data",
-                    "Tool execution completed",
-                ]
-                .into_iter()
-                .enumerate()
-                {
-                    if i > 0 {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                    ctx.log(LogLevel::Info, text.into()).await;
-                }
-                ToolOutput::text("Tool with logging executed successfully")
             },
-        ))
-        .tool(Tool::raw(
-            "test_tool_with_progress",
-            "Tests tool that reports progress notifications",
-            no_args(),
-            |ctx: Context, _args: Value| async move {
-                for step in [0.0, 50.0, 100.0] {
-                    if step > 0.0 {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                    let message = format!("Completed step {step} of 100");
-                    ctx.progress(step, Some(100.0), Some(&message)).await;
+        ]),
+    ))
+    .tool(Tool::raw(
+        "test_tool_with_logging",
+        "Tests tool that emits log messages during execution",
+        no_args(),
+        |ctx: Context, _args: Value| async move {
+            for (i, text) in [
+                "Tool execution started",
+                "Tool processing data",
+                "Tool execution completed",
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                if i > 0 {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
-                // The token as JSON text would show a string token with quotes; show it bare.
-                let token = match ctx
-                    .progress_token()
-                    .map(|t| serde_json::from_str::<Value>(t.get()))
-                {
-                    Some(Ok(Value::String(s))) => s,
-                    Some(Ok(other)) => other.to_string(),
-                    _ => "0".to_owned(),
-                };
-                ToolOutput::text(token)
-            },
-        ))
-        .tool(fixed(
-            "test_error_handling",
-            "Tests error response handling",
-            ToolOutput::error("This tool intentionally returns an error for testing"),
-        ))
-        .build()
+                ctx.log(LogLevel::Info, text.into()).await;
+            }
+            ToolOutput::text("Tool with logging executed successfully")
+        },
+    ))
+    .tool(Tool::raw(
+        "test_tool_with_progress",
+        "Tests tool that reports progress notifications",
+        no_args(),
+        |ctx: Context, _args: Value| async move {
+            for step in [0.0, 50.0, 100.0] {
+                if step > 0.0 {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                let message = format!("Completed step {step} of 100");
+                ctx.progress(step, Some(100.0), Some(&message)).await;
+            }
+            // The token as JSON text would show a string token with quotes; show it bare.
+            let token = match ctx
+                .progress_token()
+                .map(|t| serde_json::from_str::<Value>(t.get()))
+            {
+                Some(Ok(Value::String(s))) => s,
+                Some(Ok(other)) => other.to_string(),
+                _ => "0".to_owned(),
+            };
+            ToolOutput::text(token)
+        },
+    ))
+    .tool(fixed(
+        "test_error_handling",
+        "Tests error response handling",
+        ToolOutput::error("This tool intentionally returns an error for testing"),
+    ))
+    .build()
 }
 
 #[tokio::main]

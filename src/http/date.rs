@@ -57,6 +57,22 @@ pub(crate) fn format_imf_fixdate(secs: u64) -> [u8; DATE_LEN] {
     out
 }
 
+/// Formats a time as RFC 3339 / ISO 8601 in UTC with milliseconds,
+/// e.g. `2026-11-25T03:41:36.123Z`.
+pub(crate) fn format_rfc3339(t: SystemTime) -> String {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (year, month, day) = civil_from_days((secs / 86_400) as i64);
+    let rem = secs % 86_400;
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        since.subsec_millis()
+    )
+}
+
 fn put2(out: &mut [u8], n: u32) {
     out[0] = b'0' + (n / 10 % 10) as u8;
     out[1] = b'0' + (n % 10) as u8;
@@ -64,7 +80,7 @@ fn put2(out: &mut [u8], n: u32) {
 
 /// Year, month (1-12) and day (1-31) of a day count since 1970-01-01
 /// (the proleptic Gregorian calendar, by eras of 400 years).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -80,6 +96,12 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339() {
+        let t = UNIX_EPOCH + std::time::Duration::from_millis(784_111_777_123);
+        assert_eq!(format_rfc3339(t), "1994-11-06T08:49:37.123Z");
+    }
 
     #[test]
     fn known_dates() {

@@ -12,7 +12,7 @@
 
 pub mod chunked;
 pub(crate) mod conn;
-mod date;
+pub(crate) mod date;
 pub(crate) mod encode;
 pub mod head;
 mod request;

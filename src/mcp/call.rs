@@ -10,6 +10,7 @@ use super::listen::ListenFilter;
 use super::resource::ReadError;
 use super::server::Catalog;
 use super::session::Session;
+use super::tasks::TaskSupport;
 use super::tool::ToolOutput;
 use super::version::ProtocolVersion;
 use crate::jsonrpc::write::{write_error, write_result_with};
@@ -201,6 +202,24 @@ impl OwnedCall {
                 ));
             }
         };
+        // The tasks extension: a task-supporting tool called by a client that
+        // negotiated it may become a task; a `required` one needs the extension.
+        let task_policy = match &self.kind {
+            OwnedKind::Tool { tool, .. } if self.version.is_modern() => {
+                self.catalog.tools[*tool].task
+            }
+            _ => None,
+        };
+        let negotiated = super::tasks::negotiated(self.client_capabilities.as_ref());
+        if let Some((TaskSupport::Required, _)) = task_policy
+            && !negotiated
+        {
+            return Some(error_answer(
+                &id,
+                super::tasks::extension_required("this tool"),
+            ));
+        }
+        let escalate_after = task_policy.filter(|_| negotiated).map(|(_, after)| after);
         let session = Arc::clone(&self.session);
         let (cancel_tx, cancel_rx) = watch::channel(false);
         session.track(&self.id, cancel_tx);
@@ -226,21 +245,52 @@ impl OwnedCall {
         };
         let ctx = Context::new(setup, cancel_rx);
         let watcher = ctx.clone();
-        let work = answer(&self.catalog, self.kind, ctx, self.version);
-        let output = tokio::select! {
-            // Cancellation first: a handler that ends because it saw the
-            // cancellation must not have its answer sent.
-            biased;
-            () = watcher.cancelled() => None,
-            () = watcher.round().wanted() => Some(match watcher.round().take_wanted() {
-                Some(Wanted::Fail(e)) => Err(e),
-                Some(Wanted::Input { requests, state }) => {
-                    let state = state.map(|s| session.server().0.state_key.seal(&binding, &s));
-                    Ok(input_required(requests, state))
+        let catalog = Arc::clone(&self.catalog);
+        let (kind, version) = (self.kind, self.version);
+        let mut work: super::tasks::Work =
+            Box::pin(async move { answer(&catalog, kind, ctx, version).await });
+        let threshold = async {
+            match escalate_after {
+                Some(after) => tokio::time::sleep(after).await,
+                None => std::future::pending().await,
+            }
+        };
+        let escalate_now = escalate_after == Some(std::time::Duration::ZERO);
+        let output = if escalate_now {
+            Outcome::Escalate
+        } else {
+            tokio::select! {
+                // Cancellation first: a handler that ends because it saw the
+                // cancellation must not have its answer sent.
+                biased;
+                () = watcher.cancelled() => Outcome::Cancelled,
+                () = watcher.round().wanted() => Outcome::Answer(match watcher.round().take_wanted() {
+                    Some(Wanted::Fail(e)) => Err(e),
+                    Some(Wanted::Input { requests, state }) => {
+                        let state = state.map(|s| session.server().0.state_key.seal(&binding, &s));
+                        Ok(input_required(requests, state))
+                    }
+                    None => Err(RpcError::new(INTERNAL_ERROR, "input wanted but not recorded")),
+                }),
+                out = &mut work => Outcome::Answer(out),
+                () = threshold => Outcome::Escalate,
+            }
+        };
+        let output = match output {
+            Outcome::Cancelled => None,
+            Outcome::Answer(a) => Some(a),
+            Outcome::Escalate => match session.server().0.tasks.create() {
+                // The handler goes on in the background; its requests to the
+                // client now wait on the task (answered via tasks/update).
+                Some(task) => {
+                    let _ = watcher.round().task.set(Arc::clone(&task));
+                    let created = task.create_result().to_string().into_bytes();
+                    super::tasks::run(task, work);
+                    Some(Ok(created))
                 }
-                None => Err(RpcError::new(INTERNAL_ERROR, "input wanted but not recorded")),
-            }),
-            out = work => Some(out),
+                // No room for another task: the call just runs to its end here.
+                None => Some(work.await),
+            },
         };
         let answer = output.filter(|_| !watcher.is_cancelled())?;
         let id = Id::from_raw(RawJson(&self.id))?;
@@ -253,9 +303,17 @@ impl OwnedCall {
     }
 }
 
+/// How a call's run ended.
+enum Outcome {
+    Cancelled,
+    Answer(Result<Vec<u8>, RpcError>),
+    /// The call outlived its task threshold: it becomes a task.
+    Escalate,
+}
+
 /// Runs the host code and encodes the result object (or the error).
 async fn answer(
-    inner: &Catalog,
+    inner: &Arc<Catalog>,
     kind: OwnedKind,
     ctx: Context,
     version: ProtocolVersion,

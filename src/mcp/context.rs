@@ -122,6 +122,9 @@ pub(crate) struct InputRound {
     /// input it does not have. A std mutex, held only to set or take it.
     wanted: std::sync::Mutex<Option<Wanted>>,
     notify: tokio::sync::Notify,
+    /// Set when the call became a task: requests then wait on the task
+    /// (answered through `tasks/update`) instead of ending the call.
+    pub(crate) task: std::sync::OnceLock<Arc<super::tasks::Task>>,
 }
 
 impl InputRound {
@@ -253,7 +256,11 @@ impl Context {
     /// Resolves when the client cancels the call.
     pub async fn cancelled(&self) {
         let mut rx = self.inner.cancelled.clone();
-        let _ = rx.wait_for(|&c| c).await;
+        // A closed channel means nobody can cancel any more (the call became
+        // a task, whose cancellation aborts the handler instead): wait forever.
+        if rx.wait_for(|&c| c).await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
 
     /// Reports progress when the client asked for it (`_meta.progressToken`).

@@ -20,6 +20,7 @@ mod schema;
 mod server;
 mod session;
 mod state;
+pub mod tasks;
 mod tool;
 pub mod version;
 
@@ -31,5 +32,6 @@ pub use prompt::{CompleteFn, Prompt, PromptMessage, PromptOutput, Role};
 pub use resource::{BoxFuture, ReadError, Resource, ResourceContents};
 pub use server::{DEFAULT_PAGE_SIZE, McpServer, McpServerBuilder, ServerEvent};
 pub use session::{Dispatched, Session, UNSUPPORTED_PROTOCOL_VERSION};
+pub use tasks::TaskSupport;
 pub use tool::{Content, Tool, ToolFuture, ToolHandler, ToolOutput};
 pub use version::ProtocolVersion;

@@ -221,9 +221,26 @@ impl Context {
                     .as_ref()
                     .is_none_or(|c| c.get(cap).is_none())
             {
-                input.want(Wanted::Fail(missing_capability(method, cap)));
+                let e = missing_capability(method, cap);
+                if input.task.get().is_some() {
+                    return Err(e);
+                }
+                input.want(Wanted::Fail(e));
                 return std::future::pending().await;
             }
+        }
+        if let Some(task) = input.task.get() {
+            let asked = requests
+                .requests
+                .into_iter()
+                .map(|(key, method, params)| {
+                    (
+                        key,
+                        serde_json::json!({ "method": method, "params": params }),
+                    )
+                })
+                .collect();
+            return Ok(task.input(asked).await);
         }
         let mut missing = serde_json::Map::new();
         for (key, method, params) in requests.requests {
@@ -271,10 +288,25 @@ impl Context {
                     .as_ref()
                     .is_none_or(|c| c.get(cap).is_none())
             {
-                input.want(Wanted::Fail(missing_capability(method, cap)));
+                let e = missing_capability(method, cap);
+                if input.task.get().is_some() {
+                    return Err(e);
+                }
+                input.want(Wanted::Fail(e));
                 return std::future::pending().await;
             }
             let key = input.next_key();
+            if let Some(task) = input.task.get() {
+                let mut asked = serde_json::Map::new();
+                asked.insert(
+                    key.clone(),
+                    serde_json::json!({ "method": method, "params": params }),
+                );
+                let mut answers = task.input(asked).await;
+                return answers.remove(&key).ok_or_else(|| {
+                    RpcError::new(INTERNAL_ERROR, "the task ended without the answer")
+                });
+            }
             if let Some(answer) = input.responses.get(&key) {
                 return Ok(answer.clone());
             }

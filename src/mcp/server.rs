@@ -90,6 +90,7 @@ impl McpServerBuilder {
             edits: Mutex::new(()),
             events,
             state_key: super::state::StateKey::random(),
+            tasks: super::tasks::TaskStore::default(),
         }))
     }
 }
@@ -169,6 +170,7 @@ impl Catalog {
             "tools",
             size,
             &["title", "outputSchema"],
+            &["execution"],
         );
         let (templates, fixed): (Vec<&Resource>, Vec<&Resource>) =
             resources.iter().partition(|r| r.is_template());
@@ -180,6 +182,7 @@ impl Catalog {
             "resources",
             size,
             &["title"],
+            &[],
         );
         let template_list = list_pages(
             templates
@@ -189,6 +192,7 @@ impl Catalog {
             "resourceTemplates",
             size,
             &["title"],
+            &[],
         );
         let prompt_list = list_pages(
             prompts
@@ -198,6 +202,7 @@ impl Catalog {
             "prompts",
             size,
             &["title"],
+            &[],
         );
         Catalog {
             tools,
@@ -262,6 +267,9 @@ fn capabilities(tools: &[Tool], resources: &[Resource], prompts: &[Prompt]) -> V
     if !prompts.is_empty() || resources.iter().any(Resource::is_template) {
         caps["completions"] = json!({});
     }
+    if tools.iter().any(|t| t.task.is_some()) {
+        caps["extensions"] = json!({ super::tasks::TASKS_EXTENSION: {} });
+    }
     caps
 }
 
@@ -304,6 +312,7 @@ fn list_pages(
     field: &str,
     page_size: usize,
     basic_drops: &[&str],
+    modern_only: &[&str],
 ) -> Vec<[Vec<u8>; 3]> {
     let chunks: Vec<&[Value]> = if defs.is_empty() {
         vec![&[]]
@@ -321,11 +330,16 @@ fn list_pages(
                     .iter()
                     .map(|d| {
                         let mut d = d.clone();
-                        if variant == ListVariant::Basic
-                            && let Some(obj) = d.as_object_mut()
-                        {
-                            for f in basic_drops {
-                                obj.remove(*f);
+                        if let Some(obj) = d.as_object_mut() {
+                            if variant == ListVariant::Basic {
+                                for f in basic_drops {
+                                    obj.remove(*f);
+                                }
+                            }
+                            if variant != ListVariant::Modern {
+                                for f in modern_only {
+                                    obj.remove(*f);
+                                }
                             }
                         }
                         d
@@ -389,6 +403,8 @@ pub(crate) struct Inner {
     events: broadcast::Sender<ServerEvent>,
     /// Seals and checks 2026-07-28 `requestState`.
     pub(crate) state_key: super::state::StateKey,
+    /// Tasks (the 2026-07-28 tasks extension), shared by every session.
+    pub(crate) tasks: super::tasks::TaskStore,
 }
 
 impl McpServer {

@@ -152,6 +152,7 @@ struct Params<'a> {
     input_responses: Option<RawJson<'a>>,
     request_state: Option<RawJson<'a>>,
     notifications: Option<RawJson<'a>>,
+    task_id: Option<RawJson<'a>>,
     client_info: Option<RawJson<'a>>,
     duplicate: bool,
 }
@@ -173,6 +174,7 @@ impl<'a> Params<'a> {
             "inputResponses" => &mut self.input_responses,
             "requestState" => &mut self.request_state,
             "notifications" => &mut self.notifications,
+            "taskId" => &mut self.task_id,
             "clientInfo" => &mut self.client_info,
             _ => return,
         };
@@ -542,6 +544,44 @@ impl Session {
                 }
                 drop(subs);
                 write_result(out, req.id, b"{}");
+            }
+            "tasks/get" | "tasks/update" | "tasks/cancel" if version.is_modern() => {
+                let caps = meta
+                    .client_capabilities
+                    .and_then(|c| serde_json::from_str::<serde_json::Value>(c.get()).ok());
+                if !super::tasks::negotiated(caps.as_ref()) {
+                    return Err(super::tasks::extension_required(method));
+                }
+                let Some(task_id) = Params::string(params.task_id, "taskId")? else {
+                    return Err(RpcError::invalid_params(format!(
+                        "{method} needs a \"taskId\""
+                    )));
+                };
+                let task = self.server.0.tasks.get(&task_id).ok_or_else(|| {
+                    RpcError::invalid_params(format!("unknown taskId {task_id:?}"))
+                })?;
+                match method {
+                    "tasks/get" => {
+                        write_result(out, req.id, task.detailed().to_string().as_bytes());
+                        return Ok(Dispatched::Done);
+                    }
+                    "tasks/update" => {
+                        let responses = match params.input_responses {
+                            None => serde_json::Map::new(),
+                            Some(raw) => match serde_json::from_str(raw.get()) {
+                                Ok(serde_json::Value::Object(m)) => m,
+                                _ => {
+                                    return Err(RpcError::invalid_params(
+                                        "\"inputResponses\" must be an object",
+                                    ));
+                                }
+                            },
+                        };
+                        task.update(responses);
+                    }
+                    _ => task.cancel(),
+                }
+                write_result(out, req.id, br#"{"resultType":"complete"}"#);
             }
             "subscriptions/listen" if version.is_modern() => {
                 let filter = super::listen::ListenFilter::read(params.notifications)?;

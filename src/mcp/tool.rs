@@ -46,6 +46,8 @@ pub trait ToolHandler: Send + Sync + 'static {
 pub struct Tool {
     pub(crate) def: ToolDef,
     pub(crate) handler: Arc<dyn ToolHandler>,
+    /// Task support, and how long a call runs before it becomes a task.
+    pub(crate) task: Option<(super::tasks::TaskSupport, std::time::Duration)>,
 }
 
 impl std::fmt::Debug for Tool {
@@ -69,6 +71,9 @@ pub(crate) struct ToolDef {
     pub(crate) output_schema: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) annotations: Option<Value>,
+    /// `{"taskSupport": ...}` for tools that can run as tasks (2026-07-28 lists only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) execution: Option<Value>,
 }
 
 impl Tool {
@@ -143,8 +148,10 @@ impl Tool {
                 input_schema,
                 output_schema: None,
                 annotations: None,
+                execution: None,
             },
             handler,
+            task: None,
         }
     }
 
@@ -163,6 +170,27 @@ impl Tool {
     /// Sets behaviour hints (`readOnlyHint`, `destructiveHint`, ...).
     pub fn annotations(mut self, annotations: Value) -> Self {
         self.def.annotations = Some(annotations);
+        self
+    }
+
+    /// Lets the tool run as a task for clients that negotiated the tasks
+    /// extension (see [`super::tasks`]): a call still running after
+    /// [`super::tasks::DEFAULT_TASK_AFTER`] becomes a task.
+    pub fn task_support(mut self, support: super::tasks::TaskSupport) -> Self {
+        let after = self
+            .task
+            .map_or(super::tasks::DEFAULT_TASK_AFTER, |(_, a)| a);
+        self.task = Some((support, after));
+        self.def.execution = Some(serde_json::json!({ "taskSupport": support.as_str() }));
+        self
+    }
+
+    /// How long a call runs before it becomes a task (zero: at once).
+    /// Only meaningful with [`Tool::task_support`].
+    pub fn task_after(mut self, after: std::time::Duration) -> Self {
+        if let Some((_, a)) = &mut self.task {
+            *a = after;
+        }
         self
     }
 

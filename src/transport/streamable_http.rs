@@ -281,6 +281,7 @@ fn check_modern_headers(req: &Request<'_>, body: &[u8], server: &McpServer) -> O
     let named = match &*r.method {
         "tools/call" | "prompts/get" => params["name"].as_str(),
         "resources/read" => params["uri"].as_str(),
+        "tasks/get" | "tasks/update" | "tasks/cancel" => params["taskId"].as_str(),
         _ => return None,
     };
     let header = req.header("mcp-name").map(String::from_utf8_lossy);

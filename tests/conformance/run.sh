@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the official MCP conformance suite against examples/conformance.rs over
-# Streamable HTTP: the 0.1.16 active suite and the 2025-11-25 requirements must
-# pass whole; the 2026-07-28 requirements are run and reported (not yet enforced).
+# Streamable HTTP: the 0.1.16 active suite, and the 2025-11-25 and 2026-07-28
+# requirements of the 0.2.0 alpha (extension scenarios such as tasks included),
+# must all pass whole. There is no expected-failures list: nothing is excused.
 # Expects the tools installed by scripts/test.sh under .tools/conformance.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -45,7 +46,7 @@ grep -qE '^Total: [0-9]+ passed, 0 failed' "$RUN_OUT" || { echo "0.1.16 active s
 run "2025-11-25 requirements" "$alpha" server --url "$url" --requirements 2025-11-25
 grep -qE '^Total: [0-9]+ passed, 0 failed' "$RUN_OUT" || { echo "2025-11-25 requirements: failures" >&2; exit 1; }
 
-# 2026-07-28: reported, not enforced yet (issue 4 is open); the scenarios known
-# to fail are listed with reasons in tests/conformance/expected-failures-2026-07-28.yml.
-run "2026-07-28 requirements (reported only)" "$alpha" server --url "$url" --requirements 2026-07-28
-echo "conformance: 0.1.16 active suite and 2025-11-25 requirements pass whole"
+run "2026-07-28 requirements" "$alpha" server --url "$url" --requirements 2026-07-28
+grep -qE '^Total: [0-9]+ passed, 0 failed' "$RUN_OUT" || { echo "2026-07-28 requirements: failures" >&2; exit 1; }
+[ "$RUN_STATUS" -eq 0 ] || exit "$RUN_STATUS"
+echo "conformance: 0.1.16 active suite, 2025-11-25 and 2026-07-28 requirements pass whole"
