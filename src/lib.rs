@@ -68,9 +68,11 @@ pub mod error;
 pub mod http;
 pub mod jsonrpc;
 pub mod mcp;
+pub mod pool;
 pub mod registry;
 pub mod server;
 pub mod shutdown;
+pub mod tools;
 pub mod transport;
 pub mod ws;
 

@@ -1,0 +1,501 @@
+//! The read-only guard of `execute_query`: SQL classified by a real parser.
+//!
+//! The text is tokenized and parsed with `sqlparser`'s Snowflake dialect,
+//! never matched with patterns. It must be exactly one statement, carry no
+//! comments, and every statement in it (the top one and any nested in a CTE,
+//! a subquery or an `EXPLAIN`) must be of a kind on the allow-list; a
+//! `SELECT ... INTO` counts as a write, and `SYSTEM$` functions (which can
+//! act on the account) are refused unless writes are allowed. Anything the
+//! parser cannot read is refused too: what is not understood does not run.
+
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{Expr, ObjectName, SetExpr, Statement, Visit, Visitor};
+use sqlparser::dialect::SnowflakeDialect;
+use sqlparser::parser::Parser;
+use sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
+
+/// Longest statement the guard reads. Default: 1 MiB.
+pub const MAX_SQL_BYTES: usize = 1024 * 1024;
+/// Deepest nesting the parser may descend into (guards the stack). Default: 64.
+const MAX_RECURSION: usize = 64;
+
+/// What kind of statement a piece of SQL is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StatementKind {
+    /// `SELECT`, `WITH ... SELECT`, `VALUES`, set operations.
+    Query,
+    /// `SHOW ...`.
+    Show,
+    /// `DESCRIBE` / `DESC`.
+    Describe,
+    /// `EXPLAIN`.
+    Explain,
+    /// `INSERT`.
+    Insert,
+    /// `UPDATE`.
+    Update,
+    /// `DELETE`.
+    Delete,
+    /// `MERGE`.
+    Merge,
+    /// `TRUNCATE`.
+    Truncate,
+    /// `CREATE ...`.
+    Create,
+    /// `ALTER ...`.
+    Alter,
+    /// `DROP ...`.
+    Drop,
+    /// `GRANT` / `REVOKE`.
+    Grant,
+    /// `USE ...`.
+    Use,
+    /// `COPY INTO`, `PUT`, `GET`, `REMOVE`, `LIST` (stages).
+    Copy,
+    /// `CALL` of a procedure.
+    Call,
+    /// `SET`, `ALTER SESSION`, transactions and everything else.
+    Other,
+}
+
+impl StatementKind {
+    /// The kinds `execute_query` runs unless configured otherwise.
+    pub const READ_ONLY: [StatementKind; 4] = [
+        StatementKind::Query,
+        StatementKind::Show,
+        StatementKind::Describe,
+        StatementKind::Explain,
+    ];
+
+    /// Upper-case name, as used in messages and configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            StatementKind::Query => "SELECT",
+            StatementKind::Show => "SHOW",
+            StatementKind::Describe => "DESCRIBE",
+            StatementKind::Explain => "EXPLAIN",
+            StatementKind::Insert => "INSERT",
+            StatementKind::Update => "UPDATE",
+            StatementKind::Delete => "DELETE",
+            StatementKind::Merge => "MERGE",
+            StatementKind::Truncate => "TRUNCATE",
+            StatementKind::Create => "CREATE",
+            StatementKind::Alter => "ALTER",
+            StatementKind::Drop => "DROP",
+            StatementKind::Grant => "GRANT",
+            StatementKind::Use => "USE",
+            StatementKind::Copy => "COPY",
+            StatementKind::Call => "CALL",
+            StatementKind::Other => "OTHER",
+        }
+    }
+
+    /// The kind named `name` (case-insensitive; `WITH` is `SELECT`).
+    pub fn parse(name: &str) -> Option<StatementKind> {
+        let all = [
+            StatementKind::Query,
+            StatementKind::Show,
+            StatementKind::Describe,
+            StatementKind::Explain,
+            StatementKind::Insert,
+            StatementKind::Update,
+            StatementKind::Delete,
+            StatementKind::Merge,
+            StatementKind::Truncate,
+            StatementKind::Create,
+            StatementKind::Alter,
+            StatementKind::Drop,
+            StatementKind::Grant,
+            StatementKind::Use,
+            StatementKind::Copy,
+            StatementKind::Call,
+            StatementKind::Other,
+        ];
+        let name = name.trim().to_ascii_uppercase();
+        if name == "WITH" {
+            return Some(StatementKind::Query);
+        }
+        all.into_iter().find(|k| k.name() == name)
+    }
+
+    fn of(statement: &Statement) -> StatementKind {
+        match statement {
+            Statement::Query(q) if select_into(&q.body) => StatementKind::Insert,
+            Statement::Query(_) => StatementKind::Query,
+            Statement::ShowFunctions { .. }
+            | Statement::ShowVariable { .. }
+            | Statement::ShowStatus { .. }
+            | Statement::ShowVariables { .. }
+            | Statement::ShowCreate { .. }
+            | Statement::ShowColumns { .. }
+            | Statement::ShowCatalogs { .. }
+            | Statement::ShowDatabases { .. }
+            | Statement::ShowSchemas { .. }
+            | Statement::ShowCharset(_)
+            | Statement::ShowObjects(_)
+            | Statement::ShowTables { .. }
+            | Statement::ShowViews { .. }
+            | Statement::ShowCollation { .. } => StatementKind::Show,
+            Statement::ExplainTable { .. } => StatementKind::Describe,
+            Statement::Explain { .. } => StatementKind::Explain,
+            Statement::Insert(_) => StatementKind::Insert,
+            Statement::Update(_) => StatementKind::Update,
+            Statement::Delete(_) => StatementKind::Delete,
+            Statement::Merge(_) => StatementKind::Merge,
+            Statement::Truncate(_) => StatementKind::Truncate,
+            Statement::Drop { .. } => StatementKind::Drop,
+            Statement::Grant(_)
+            | Statement::GrantRole(_)
+            | Statement::Revoke(_)
+            | Statement::RevokeRole(_)
+            | Statement::Deny(_) => StatementKind::Grant,
+            Statement::Use(_) => StatementKind::Use,
+            Statement::Copy { .. }
+            | Statement::CopyIntoSnowflake { .. }
+            | Statement::Put { .. }
+            | Statement::List(_)
+            | Statement::Remove(_)
+            | Statement::Unload { .. } => StatementKind::Copy,
+            Statement::Call(_) => StatementKind::Call,
+            other => by_name(other),
+        }
+    }
+}
+
+/// Create/Alter/Drop families by their variant name (there are dozens).
+fn by_name(statement: &Statement) -> StatementKind {
+    let debug = format!("{statement:?}");
+    let name: String = debug
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric())
+        .collect();
+    if name.starts_with("Create") {
+        StatementKind::Create
+    } else if name.starts_with("Alter") {
+        StatementKind::Alter
+    } else if name.starts_with("Drop") {
+        StatementKind::Drop
+    } else {
+        StatementKind::Other
+    }
+}
+
+fn select_into(body: &SetExpr) -> bool {
+    match body {
+        SetExpr::Select(s) => s.into.is_some(),
+        SetExpr::Query(q) => select_into(&q.body),
+        SetExpr::SetOperation { left, right, .. } => select_into(left) || select_into(right),
+        _ => false,
+    }
+}
+
+/// Why a statement was refused. The message is what the client is told.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// Nothing but whitespace.
+    #[error("the query is empty")]
+    Empty,
+    /// Longer than [`MAX_SQL_BYTES`].
+    #[error("the query is longer than {MAX_SQL_BYTES} bytes")]
+    TooLong,
+    /// The text holds a comment.
+    #[error("comments are not allowed in queries (remove the -- or /* */ part)")]
+    Comment,
+    /// The parser could not read it.
+    #[error("the query could not be parsed as Snowflake SQL: {0}")]
+    Unparseable(String),
+    /// More than one statement.
+    #[error("only one statement per call is allowed (found {0})")]
+    MultipleStatements(usize),
+    /// A statement kind not on the allow-list (possibly nested in a CTE or subquery).
+    #[error("{} statements are not allowed{}; allowed: {}", .kind.name(), if *.nested { " (found inside the query)" } else { "" }, .allowed)]
+    NotAllowed {
+        /// The refused kind.
+        kind: StatementKind,
+        /// Whether it was found inside another statement.
+        nested: bool,
+        /// The allow-list, for the message.
+        allowed: String,
+    },
+    /// A `SYSTEM$` function in read-only mode.
+    #[error("the function {0} is not allowed in read-only mode")]
+    SystemFunction(String),
+}
+
+/// The allow-list `execute_query` checks statements against.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SqlGuard {
+    allowed: Vec<StatementKind>,
+}
+
+impl Default for SqlGuard {
+    fn default() -> Self {
+        SqlGuard::read_only()
+    }
+}
+
+impl SqlGuard {
+    /// SELECT (and WITH), SHOW, DESCRIBE, EXPLAIN.
+    pub fn read_only() -> SqlGuard {
+        SqlGuard {
+            allowed: StatementKind::READ_ONLY.to_vec(),
+        }
+    }
+
+    /// Allows these kinds (and only these).
+    pub fn allowing(kinds: impl IntoIterator<Item = StatementKind>) -> SqlGuard {
+        let mut allowed: Vec<StatementKind> = kinds.into_iter().collect();
+        allowed.dedup();
+        SqlGuard { allowed }
+    }
+
+    /// The allowed kinds.
+    pub fn allowed(&self) -> &[StatementKind] {
+        &self.allowed
+    }
+
+    fn is_read_only(&self) -> bool {
+        self.allowed
+            .iter()
+            .all(|k| StatementKind::READ_ONLY.contains(k))
+    }
+
+    /// Checks `sql`; returns the kind of its one statement when it may run.
+    pub fn check(&self, sql: &str) -> Result<StatementKind, Refusal> {
+        if sql.len() > MAX_SQL_BYTES {
+            return Err(Refusal::TooLong);
+        }
+        let dialect = SnowflakeDialect {};
+        let tokens = Tokenizer::new(&dialect, sql)
+            .tokenize()
+            .map_err(|e| Refusal::Unparseable(e.to_string()))?;
+        let mut meaningful = 0;
+        for token in &tokens {
+            match token {
+                Token::Whitespace(Whitespace::SingleLineComment { .. })
+                | Token::Whitespace(Whitespace::MultiLineComment(_)) => {
+                    return Err(Refusal::Comment);
+                }
+                Token::Whitespace(_) | Token::SemiColon | Token::EOF => {}
+                _ => meaningful += 1,
+            }
+        }
+        if meaningful == 0 {
+            return Err(Refusal::Empty);
+        }
+        let statements = Parser::new(&dialect)
+            .with_recursion_limit(MAX_RECURSION)
+            .with_tokens(tokens)
+            .parse_statements()
+            .map_err(|e| Refusal::Unparseable(e.to_string()))?;
+        let [statement] = statements.as_slice() else {
+            return Err(Refusal::MultipleStatements(statements.len()));
+        };
+        let top = StatementKind::of(statement);
+        let mut walk = Walk {
+            guard: self,
+            depth: 0,
+        };
+        if let ControlFlow::Break(refusal) = statement.visit(&mut walk) {
+            return Err(refusal);
+        }
+        Ok(top)
+    }
+
+    fn refuse(&self, kind: StatementKind, nested: bool) -> Refusal {
+        let allowed: Vec<&str> = self.allowed.iter().map(|k| k.name()).collect();
+        Refusal::NotAllowed {
+            kind,
+            nested,
+            allowed: allowed.join(", "),
+        }
+    }
+}
+
+/// Visits every statement and function call in the tree.
+struct Walk<'g> {
+    guard: &'g SqlGuard,
+    depth: usize,
+}
+
+impl Visitor for Walk<'_> {
+    type Break = Refusal;
+
+    fn pre_visit_statement(&mut self, statement: &Statement) -> ControlFlow<Refusal> {
+        let kind = StatementKind::of(statement);
+        let nested = self.depth > 0;
+        self.depth += 1;
+        if !self.guard.allowed.contains(&kind) {
+            return ControlFlow::Break(self.guard.refuse(kind, nested));
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_statement(&mut self, _statement: &Statement) -> ControlFlow<Refusal> {
+        self.depth -= 1;
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<Refusal> {
+        if let Expr::Function(f) = expr
+            && self.guard.is_read_only()
+            && is_system_function(&f.name)
+        {
+            return ControlFlow::Break(Refusal::SystemFunction(f.name.to_string()));
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_relation(&mut self, relation: &ObjectName) -> ControlFlow<Refusal> {
+        // Table functions such as TABLE(SYSTEM$...) appear as relations too.
+        if self.guard.is_read_only() && is_system_function(relation) {
+            return ControlFlow::Break(Refusal::SystemFunction(relation.to_string()));
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+fn is_system_function(name: &ObjectName) -> bool {
+    name.0.last().is_some_and(|part| {
+        part.to_string()
+            .trim_matches('"')
+            .to_ascii_uppercase()
+            .starts_with("SYSTEM$")
+    })
+}
+
+/// Quotes an identifier for Snowflake (and SQLite): wrapped in double
+/// quotes, inner double quotes doubled. Never splice an identifier otherwise.
+pub fn quote_ident(ident: &str) -> String {
+    let mut out = String::with_capacity(ident.len() + 2);
+    out.push('"');
+    for c in ident.chars() {
+        if c == '"' {
+            out.push('"');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(sql: &str) -> Result<StatementKind, Refusal> {
+        SqlGuard::read_only().check(sql)
+    }
+
+    #[test]
+    fn reads_are_allowed() {
+        for sql in [
+            "SELECT 1",
+            "select * from db.sch.t where a = 'x''y' order by 1 limit 10",
+            "WITH x AS (SELECT 1 AS a) SELECT a FROM x",
+            "SELECT a FROM t UNION ALL SELECT b FROM u;",
+            "SHOW TABLES",
+            "SHOW WAREHOUSES",
+            "DESCRIBE TABLE t",
+            "DESC TABLE db.s.t",
+            "EXPLAIN SELECT * FROM t",
+            "SELECT parse_json('{\"a\":1}'):a::int",
+            "SELECT '-- not a comment', '/* nor this */'",
+        ] {
+            assert!(check(sql).is_ok(), "{sql}: {:?}", check(sql));
+        }
+        assert_eq!(check("SHOW TABLES"), Ok(StatementKind::Show));
+        assert_eq!(check("DESCRIBE TABLE t"), Ok(StatementKind::Describe));
+    }
+
+    #[test]
+    fn writes_and_tricks_are_refused() {
+        let refused = [
+            ("DELETE FROM t", "DELETE statements are not allowed"),
+            ("INSERT INTO t VALUES (1)", "INSERT"),
+            ("UPDATE t SET a = 1", "UPDATE"),
+            ("DROP TABLE t", "DROP"),
+            ("CREATE TABLE x (a int)", "CREATE"),
+            ("ALTER TABLE t ADD COLUMN b int", "ALTER"),
+            ("TRUNCATE TABLE t", "TRUNCATE"),
+            ("GRANT SELECT ON t TO ROLE r", "GRANT"),
+            (
+                "MERGE INTO t USING s ON t.a = s.a WHEN MATCHED THEN DELETE",
+                "MERGE",
+            ),
+            ("SELECT 1; DELETE FROM t", "only one statement"),
+            ("SELECT 1; SELECT 2", "only one statement"),
+            ("SELECT 1 -- hi", "comments"),
+            ("SELECT /* x */ 1", "comments"),
+            ("/* DELETE */ SELECT 1", "comments"),
+            ("", "empty"),
+            ("  ;  ", "empty"),
+            ("SELEC 1", "could not be parsed"),
+            ("SELECT system$cancel_all_queries(1)", "SYSTEM$"),
+            ("SELECT * FROM TABLE(SYSTEM$X())", "SYSTEM$"),
+            ("USE DATABASE d", "USE"),
+            ("CALL p()", "CALL"),
+            ("SELECT * INTO t2 FROM t", "INSERT"),
+        ];
+        for (sql, needle) in refused {
+            let refusal = check(sql).expect_err(sql).to_string();
+            assert!(
+                refusal
+                    .to_ascii_lowercase()
+                    .contains(&needle.to_ascii_lowercase()),
+                "{sql}: {refusal}"
+            );
+        }
+    }
+
+    #[test]
+    fn dml_hidden_in_a_cte_is_found() {
+        let sql = "WITH x AS (DELETE FROM t RETURNING *) SELECT * FROM x";
+        match check(sql) {
+            Err(Refusal::NotAllowed { kind, nested, .. }) => {
+                assert_eq!(kind, StatementKind::Delete);
+                assert!(nested);
+            }
+            other => panic!("{sql}: {other:?}"),
+        }
+        let sql = "WITH x AS (INSERT INTO t VALUES (1) RETURNING *) SELECT * FROM x";
+        assert!(
+            matches!(check(sql), Err(Refusal::NotAllowed { nested: true, .. })),
+            "{sql}"
+        );
+        let sql = "EXPLAIN DELETE FROM t";
+        assert!(check(sql).is_err(), "{sql}");
+    }
+
+    #[test]
+    fn opt_in_kinds() {
+        let guard = SqlGuard::allowing([StatementKind::Query, StatementKind::Insert]);
+        assert_eq!(
+            guard.check("INSERT INTO t VALUES (1)"),
+            Ok(StatementKind::Insert)
+        );
+        assert!(guard.check("DELETE FROM t").is_err());
+        // Not read-only any more: SYSTEM$ functions are the caller's business.
+        assert!(guard.check("SELECT SYSTEM$TYPEOF(1)").is_ok());
+        assert_eq!(StatementKind::parse("with"), Some(StatementKind::Query));
+        assert_eq!(StatementKind::parse("delete"), Some(StatementKind::Delete));
+        assert_eq!(StatementKind::parse("nope"), None);
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_stack_overflow() {
+        let sql = format!("SELECT {}1{}", "(".repeat(5000), ")".repeat(5000));
+        assert!(matches!(check(&sql), Err(Refusal::Unparseable(_))));
+    }
+
+    #[test]
+    fn identifiers_are_quoted() {
+        assert_eq!(quote_ident("orders"), "\"orders\"");
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(
+            quote_ident("x\"; DROP TABLE t; --"),
+            "\"x\"\"; DROP TABLE t; --\""
+        );
+    }
+}
