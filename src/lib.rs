@@ -74,6 +74,7 @@ pub mod server;
 pub mod shutdown;
 pub mod tools;
 pub mod transport;
+pub mod warehouse;
 pub mod ws;
 
 pub use config::Config;

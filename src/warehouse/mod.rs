@@ -1,0 +1,248 @@
+//! Warehouses: where statements run.
+//!
+//! [`Warehouse`] is what the tools talk to: run one (already guarded)
+//! statement with a row and byte budget, list databases, schemas and
+//! tables, describe a table, ping. Implementations: [`sqlite`] (embedded,
+//! the default and the demo), with Snowflake to follow. Every value comes
+//! back as JSON already in its final form: exact decimals as strings,
+//! dates and timestamps as ISO 8601 text, binary as base64.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::pool::PoolStats;
+
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
+/// A boxed future, for the [`Warehouse`] methods.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A result column.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Column {
+    /// The column's name as the statement produced it.
+    pub name: String,
+    /// The warehouse's type name (`NUMBER(12,2)`, `TEXT`, `TIMESTAMP_TZ`, ...).
+    #[serde(rename = "type")]
+    pub type_name: String,
+}
+
+/// What a statement returned.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct QueryResult {
+    /// The columns, in order.
+    pub columns: Vec<Column>,
+    /// The rows, each a JSON value per column.
+    pub rows: Vec<Vec<Value>>,
+    /// Whether more rows existed than were returned (row limit or byte cap).
+    pub truncated: bool,
+    /// Why the rows stop where they do, when `truncated`.
+    #[serde(skip)]
+    pub truncated_by: Option<Truncation>,
+    /// The warehouse's id for the statement, when it has one.
+    pub query_id: Option<String>,
+}
+
+/// What cut a result short.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Truncation {
+    /// The row limit.
+    Rows(usize),
+    /// The byte cap.
+    Bytes(usize),
+}
+
+/// How to run a statement.
+#[derive(Clone, Debug)]
+pub struct QueryOptions {
+    /// The database to run in (the warehouse's default when `None`).
+    pub database: Option<String>,
+    /// The schema to run in.
+    pub schema: Option<String>,
+    /// Most rows to return.
+    pub max_rows: usize,
+    /// Most bytes of row data (as JSON) to return.
+    pub max_bytes: usize,
+}
+
+/// The kind of a warehouse failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The statement failed (bad SQL, missing table, type error): the
+    /// client's to fix.
+    Statement,
+    /// A database, schema or table named in the arguments does not exist.
+    NotFound,
+    /// The warehouse could not be reached or a session could not be had.
+    Unavailable,
+    /// The statement was interrupted (cancelled or timed out).
+    Interrupted,
+}
+
+/// A warehouse failure, with the warehouse's own code when it has one.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}{message}", code.as_deref().map(|c| format!("{c}: ")).unwrap_or_default())]
+pub struct WarehouseError {
+    /// What sort of failure.
+    pub kind: ErrorKind,
+    /// The warehouse's error code (Snowflake's number, SQLite's name).
+    pub code: Option<String>,
+    /// The warehouse's message.
+    pub message: String,
+}
+
+impl WarehouseError {
+    /// A failure of `kind` with `message`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> WarehouseError {
+        WarehouseError {
+            kind,
+            code: None,
+            message: message.into(),
+        }
+    }
+
+    /// The same failure with the warehouse's code.
+    pub fn with_code(mut self, code: impl Into<String>) -> WarehouseError {
+        self.code = Some(code.into());
+        self
+    }
+}
+
+impl From<crate::pool::PoolError> for WarehouseError {
+    fn from(e: crate::pool::PoolError) -> Self {
+        WarehouseError::new(ErrorKind::Unavailable, e.to_string())
+    }
+}
+
+/// A table or view.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TableInfo {
+    /// Its schema.
+    pub schema: String,
+    /// Its name.
+    pub name: String,
+    /// `TABLE` or `VIEW`.
+    pub kind: String,
+    /// Its comment, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+/// A column of a table or view.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ColumnInfo {
+    /// Its name.
+    pub name: String,
+    /// Its declared type.
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// Whether it may hold NULL.
+    pub nullable: bool,
+    /// Its default expression, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+    /// Its comment, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+/// A table or view, described.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TableDescription {
+    /// Its database.
+    pub database: String,
+    /// Its schema.
+    pub schema: String,
+    /// Its name.
+    pub name: String,
+    /// `TABLE` or `VIEW`.
+    pub kind: String,
+    /// Its columns, in order.
+    pub columns: Vec<ColumnInfo>,
+    /// Its DDL, where the warehouse has it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ddl: Option<String>,
+    /// Its comment, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+/// A place statements run. Implementations own their sessions (a pool).
+pub trait Warehouse: Send + Sync + 'static {
+    /// A short name for status pages (`sqlite`, `snowflake`).
+    fn kind(&self) -> &'static str;
+
+    /// Runs one statement (already checked by the SQL guard). Dropping the
+    /// future interrupts the statement where the warehouse allows it.
+    fn query<'a>(
+        &'a self,
+        sql: &'a str,
+        options: &'a QueryOptions,
+    ) -> BoxFuture<'a, Result<QueryResult, WarehouseError>>;
+
+    /// The databases.
+    fn databases(&self) -> BoxFuture<'_, Result<Vec<String>, WarehouseError>>;
+
+    /// The schemas of a database.
+    fn schemas<'a>(&'a self, database: &'a str) -> BoxFuture<'a, Result<Vec<String>, WarehouseError>>;
+
+    /// The tables and views of a database (of one schema when given).
+    fn tables<'a>(
+        &'a self,
+        database: &'a str,
+        schema: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<TableInfo>, WarehouseError>>;
+
+    /// Describes one table or view.
+    fn describe<'a>(
+        &'a self,
+        database: &'a str,
+        schema: &'a str,
+        table: &'a str,
+    ) -> BoxFuture<'a, Result<TableDescription, WarehouseError>>;
+
+    /// A cheap round trip (`SELECT 1`) through a pooled session.
+    fn ping(&self) -> BoxFuture<'_, Result<(), WarehouseError>>;
+
+    /// The session pool's counters.
+    fn pool_stats(&self) -> PoolStats;
+}
+
+/// Adds a row to `result` unless it would pass the budget; returns false
+/// (and marks the result truncated) once the budget is spent.
+pub(crate) fn push_row(
+    result: &mut QueryResult,
+    row: Vec<Value>,
+    options: &QueryOptions,
+    bytes: &mut usize,
+) -> bool {
+    if result.rows.len() >= options.max_rows {
+        result.truncated = true;
+        result.truncated_by = Some(Truncation::Rows(options.max_rows));
+        return false;
+    }
+    let size: usize = row.iter().map(json_len).sum::<usize>() + row.len() + 2;
+    if *bytes + size > options.max_bytes && !result.rows.is_empty() {
+        result.truncated = true;
+        result.truncated_by = Some(Truncation::Bytes(options.max_bytes));
+        return false;
+    }
+    *bytes += size;
+    result.rows.push(row);
+    true
+}
+
+/// The length of a value as compact JSON (close enough for a budget).
+fn json_len(v: &Value) -> usize {
+    match v {
+        Value::Null => 4,
+        Value::Bool(b) => 4 + usize::from(!b),
+        Value::Number(n) => n.to_string().len(),
+        Value::String(s) => s.len() + 2,
+        other => other.to_string().len(),
+    }
+}

@@ -1,0 +1,572 @@
+//! The embedded warehouse: SQLite (compiled in), for a file or the demo.
+//!
+//! The warehouse exposes one database (named by the configuration, `DEMO`
+//! for the demo) with one schema, `MAIN`. Connections live in the crate's
+//! [`Pool`]; every statement runs on tokio's blocking threads, never on the
+//! async ones. When a query's future is dropped (a cancel, a closed
+//! stream, a timeout) the statement is interrupted (`sqlite3_interrupt`)
+//! and its connection is retired. Read-only warehouses open their files
+//! read-only and set `PRAGMA query_only`, so even a statement the guard
+//! let through cannot write.
+//!
+//! Values: `DECIMAL(p,s)`/`NUMBER(p,s)` columns come back as exact strings
+//! with `s` digits (SQLite keeps them as doubles or integers; up to 15
+//! significant digits they print back exactly); integers as JSON numbers
+//! when they fit in 53 bits, else strings; text (dates and timestamps are
+//! ISO 8601 text in SQLite) as strings; blobs as base64.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, InterruptHandle, OpenFlags};
+use serde_json::Value;
+
+use super::{
+    BoxFuture, Column, ColumnInfo, ErrorKind, QueryOptions, QueryResult, TableDescription,
+    TableInfo, Warehouse, WarehouseError, push_row,
+};
+use crate::pool::{Manager, Pool, PoolConfig, PoolStats, Pooled};
+
+/// The only schema of a SQLite warehouse.
+pub const SCHEMA: &str = "MAIN";
+/// How long a statement waits for a lock held by another connection. Default: 5 s.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Where the data is.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// A database file.
+    File(PathBuf),
+    /// The demo database, built in memory at start (see [`super::sqlite::demo`]).
+    Demo,
+}
+
+/// Settings of a SQLite warehouse.
+#[derive(Clone, Debug)]
+pub struct SqliteConfig {
+    /// Where the data is.
+    pub source: Source,
+    /// The database name clients see. Default: `DEMO`.
+    pub database: String,
+    /// Whether statements may write (the file is then opened read-write).
+    /// Default: false.
+    pub allow_writes: bool,
+    /// The connection pool's settings.
+    pub pool: PoolConfig,
+}
+
+impl Default for SqliteConfig {
+    fn default() -> Self {
+        SqliteConfig {
+            source: Source::Demo,
+            database: "DEMO".into(),
+            allow_writes: false,
+            pool: PoolConfig::default(),
+        }
+    }
+}
+
+/// A pooled connection. `None` only while a statement has it on a blocking thread.
+#[derive(Debug)]
+pub struct SqliteSession {
+    conn: Option<Connection>,
+}
+
+/// Opens and checks connections.
+#[derive(Debug)]
+pub struct SqliteManager {
+    target: String,
+    flags: OpenFlags,
+    read_only: bool,
+}
+
+fn sqlite_error(e: rusqlite::Error) -> WarehouseError {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, msg) => {
+            let kind = if f.code == rusqlite::ErrorCode::OperationInterrupted {
+                ErrorKind::Interrupted
+            } else {
+                ErrorKind::Statement
+            };
+            let message = msg.clone().unwrap_or_else(|| f.to_string());
+            WarehouseError::new(kind, message).with_code(format!("{:?}", f.code))
+        }
+        _ => WarehouseError::new(ErrorKind::Statement, e.to_string()),
+    }
+}
+
+fn join_error(e: tokio::task::JoinError) -> WarehouseError {
+    WarehouseError::new(ErrorKind::Unavailable, format!("the SQLite worker failed: {e}"))
+}
+
+impl SqliteManager {
+    fn open(&self) -> Result<Connection, WarehouseError> {
+        let conn = Connection::open_with_flags(&self.target, self.flags).map_err(sqlite_error)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(sqlite_error)?;
+        if self.read_only {
+            conn.pragma_update(None, "query_only", true)
+                .map_err(sqlite_error)?;
+        }
+        Ok(conn)
+    }
+}
+
+impl Manager for SqliteManager {
+    type Session = SqliteSession;
+    type Error = WarehouseError;
+
+    fn create(&self) -> crate::pool::BoxFuture<'_, Result<SqliteSession, WarehouseError>> {
+        let manager = SqliteManager {
+            target: self.target.clone(),
+            flags: self.flags,
+            read_only: self.read_only,
+        };
+        Box::pin(async move {
+            let conn = tokio::task::spawn_blocking(move || manager.open())
+                .await
+                .map_err(join_error)??;
+            Ok(SqliteSession { conn: Some(conn) })
+        })
+    }
+
+    fn check<'a>(
+        &'a self,
+        session: &'a mut SqliteSession,
+    ) -> crate::pool::BoxFuture<'a, Result<(), WarehouseError>> {
+        Box::pin(async move {
+            let conn = session
+                .conn
+                .take()
+                .ok_or_else(|| WarehouseError::new(ErrorKind::Unavailable, "lost connection"))?;
+            let (conn, checked) = tokio::task::spawn_blocking(move || {
+                let r = conn.query_row("SELECT 1", [], |row| row.get::<_, i64>(0));
+                (conn, r)
+            })
+            .await
+            .map_err(join_error)?;
+            session.conn = Some(conn);
+            checked.map(|_| ()).map_err(sqlite_error)
+        })
+    }
+}
+
+/// The embedded warehouse.
+pub struct SqliteWarehouse {
+    pool: Pool<SqliteManager>,
+    database: String,
+    /// Keeps the demo's in-memory database alive while the warehouse lives.
+    _keeper: Option<std::sync::Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteWarehouse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteWarehouse")
+            .field("database", &self.database)
+            .field("pool", &self.pool.stats())
+            .finish()
+    }
+}
+
+impl SqliteWarehouse {
+    /// Opens the warehouse (for the demo: builds the demo database first).
+    pub async fn open(config: SqliteConfig) -> Result<Arc<SqliteWarehouse>, WarehouseError> {
+        let read_only = !config.allow_writes;
+        let (target, flags, keeper) = match &config.source {
+            Source::File(path) => {
+                if !path.exists() {
+                    return Err(WarehouseError::new(
+                        ErrorKind::Unavailable,
+                        format!("SQLite file {} does not exist", path.display()),
+                    ));
+                }
+                let mut flags = OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+                flags |= if read_only {
+                    OpenFlags::SQLITE_OPEN_READ_ONLY
+                } else {
+                    OpenFlags::SQLITE_OPEN_READ_WRITE
+                };
+                (path.display().to_string(), flags, None)
+            }
+            Source::Demo => {
+                // A named in-memory database shared by the pool's connections.
+                let mut nonce = [0u8; 8];
+                let _ = getrandom::fill(&mut nonce);
+                let name: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+                let target = format!("file:snowflake-mcp-demo-{name}?mode=memory&cache=shared");
+                let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+                    | OpenFlags::SQLITE_OPEN_CREATE
+                    | OpenFlags::SQLITE_OPEN_URI
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                let t = target.clone();
+                let keeper = tokio::task::spawn_blocking(move || {
+                    let conn = Connection::open_with_flags(&t, flags).map_err(sqlite_error)?;
+                    demo::build(&conn).map_err(sqlite_error)?;
+                    Ok::<_, WarehouseError>(conn)
+                })
+                .await
+                .map_err(join_error)??;
+                (target, flags, Some(std::sync::Mutex::new(keeper)))
+            }
+        };
+        let manager = SqliteManager {
+            target,
+            flags,
+            read_only,
+        };
+        // Fail at start, not on the first call, when the file cannot be opened.
+        let probe = manager.create().await?;
+        drop(probe);
+        Ok(Arc::new(SqliteWarehouse {
+            pool: Pool::new(manager, config.pool),
+            database: config.database,
+            _keeper: keeper,
+        }))
+    }
+
+    /// Runs `work` on a pooled connection on a blocking thread. If this
+    /// future is dropped first, the statement is interrupted and the
+    /// connection retired.
+    async fn with_conn<T, F>(&self, work: F) -> Result<T, WarehouseError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, WarehouseError> + Send + 'static,
+    {
+        let session = self.pool.get().await?;
+        let mut checkout = Checkout {
+            session,
+            interrupt: None,
+            done: false,
+        };
+        let Some(conn) = checkout.session.conn.take() else {
+            return Err(WarehouseError::new(ErrorKind::Unavailable, "lost connection"));
+        };
+        checkout.interrupt = Some(conn.get_interrupt_handle());
+        let (conn, result) = tokio::task::spawn_blocking(move || {
+            let r = work(&conn);
+            (conn, r)
+        })
+        .await
+        .map_err(join_error)?;
+        checkout.session.conn = Some(conn);
+        checkout.done = true;
+        result
+    }
+
+    fn check_names(&self, database: &str, schema: Option<&str>) -> Result<(), WarehouseError> {
+        if !database.eq_ignore_ascii_case(&self.database) {
+            return Err(WarehouseError::new(
+                ErrorKind::NotFound,
+                format!(
+                    "database {database:?} does not exist (this warehouse has {:?})",
+                    self.database
+                ),
+            ));
+        }
+        if let Some(schema) = schema
+            && !schema.eq_ignore_ascii_case(SCHEMA)
+        {
+            return Err(WarehouseError::new(
+                ErrorKind::NotFound,
+                format!("schema {schema:?} does not exist in {database} (it has {SCHEMA:?})"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A connection out on a blocking thread.
+struct Checkout {
+    session: Pooled<SqliteManager>,
+    interrupt: Option<InterruptHandle>,
+    done: bool,
+}
+
+impl Drop for Checkout {
+    fn drop(&mut self) {
+        if !self.done {
+            // The caller gave up: stop the statement, and never reuse the
+            // connection (it is still busy on the blocking thread).
+            if let Some(i) = &self.interrupt {
+                i.interrupt();
+            }
+            self.session.mark_broken();
+        }
+    }
+}
+
+impl Warehouse for SqliteWarehouse {
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn query<'a>(
+        &'a self,
+        sql: &'a str,
+        options: &'a QueryOptions,
+    ) -> BoxFuture<'a, Result<QueryResult, WarehouseError>> {
+        Box::pin(async move {
+            if let Some(db) = &options.database {
+                self.check_names(db, options.schema.as_deref())?;
+            }
+            let sql = sql.to_owned();
+            let options = options.clone();
+            self.with_conn(move |conn| run(conn, &sql, &options)).await
+        })
+    }
+
+    fn databases(&self) -> BoxFuture<'_, Result<Vec<String>, WarehouseError>> {
+        Box::pin(async move { Ok(vec![self.database.clone()]) })
+    }
+
+    fn schemas<'a>(&'a self, database: &'a str) -> BoxFuture<'a, Result<Vec<String>, WarehouseError>> {
+        Box::pin(async move {
+            self.check_names(database, None)?;
+            Ok(vec![SCHEMA.to_owned()])
+        })
+    }
+
+    fn tables<'a>(
+        &'a self,
+        database: &'a str,
+        schema: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<TableInfo>, WarehouseError>> {
+        Box::pin(async move {
+            self.check_names(database, schema)?;
+            self.with_conn(|conn| {
+                let mut stmt = conn
+                    .prepare(
+                        "SELECT name, type FROM sqlite_schema \
+                         WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
+                         ORDER BY name",
+                    )
+                    .map_err(sqlite_error)?;
+                let rows = stmt
+                    .query_map([], |row| {
+                        Ok(TableInfo {
+                            schema: SCHEMA.to_owned(),
+                            name: row.get(0)?,
+                            kind: row.get::<_, String>(1)?.to_ascii_uppercase(),
+                            comment: None,
+                        })
+                    })
+                    .map_err(sqlite_error)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(sqlite_error)
+            })
+            .await
+        })
+    }
+
+    fn describe<'a>(
+        &'a self,
+        database: &'a str,
+        schema: &'a str,
+        table: &'a str,
+    ) -> BoxFuture<'a, Result<TableDescription, WarehouseError>> {
+        Box::pin(async move {
+            self.check_names(database, Some(schema))?;
+            let name = table.to_owned();
+            let database = self.database.clone();
+            self.with_conn(move |conn| {
+                // The name is bound as a parameter, never spliced into SQL.
+                let found: Option<(String, String, Option<String>)> = conn
+                    .query_row(
+                        "SELECT name, type, sql FROM sqlite_schema \
+                         WHERE type IN ('table', 'view') AND name = ?1 COLLATE NOCASE",
+                        [&name],
+                        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                    )
+                    .map(Some)
+                    .or_else(|e| match e {
+                        rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                        e => Err(sqlite_error(e)),
+                    })?;
+                let Some((real_name, kind, ddl)) = found else {
+                    return Err(WarehouseError::new(
+                        ErrorKind::NotFound,
+                        format!("table or view {name:?} does not exist in {database}.{SCHEMA}"),
+                    ));
+                };
+                let mut stmt = conn
+                    .prepare(
+                        "SELECT name, type, \"notnull\", dflt_value, pk FROM pragma_table_info(?1)",
+                    )
+                    .map_err(sqlite_error)?;
+                let columns = stmt
+                    .query_map([&real_name], |row| {
+                        let declared: String = row.get(1)?;
+                        let not_null: bool = row.get(2)?;
+                        let pk: i64 = row.get(4)?;
+                        Ok(ColumnInfo {
+                            name: row.get(0)?,
+                            type_name: if declared.is_empty() {
+                                "ANY".into()
+                            } else {
+                                declared.to_ascii_uppercase()
+                            },
+                            nullable: !not_null && pk == 0,
+                            default: row.get(3)?,
+                            comment: None,
+                        })
+                    })
+                    .map_err(sqlite_error)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(sqlite_error)?;
+                Ok(TableDescription {
+                    database,
+                    schema: SCHEMA.to_owned(),
+                    name: real_name,
+                    kind: kind.to_ascii_uppercase(),
+                    columns,
+                    ddl,
+                    comment: None,
+                })
+            })
+            .await
+        })
+    }
+
+    fn ping(&self) -> BoxFuture<'_, Result<(), WarehouseError>> {
+        Box::pin(async move {
+            self.with_conn(|conn| {
+                conn.query_row("SELECT 1", [], |row| row.get::<_, i64>(0))
+                    .map(|_| ())
+                    .map_err(sqlite_error)
+            })
+            .await
+        })
+    }
+
+    fn pool_stats(&self) -> PoolStats {
+        self.pool.stats()
+    }
+}
+
+/// How a column's values are rendered, from its declared type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Render {
+    /// `DECIMAL(p,s)` and friends: exact text with `s` digits.
+    Decimal(usize),
+    /// Anything else: by the value's own SQLite type.
+    Plain,
+}
+
+fn render_of(declared: Option<&str>) -> Render {
+    let Some(declared) = declared else {
+        return Render::Plain;
+    };
+    let upper = declared.to_ascii_uppercase();
+    let numeric = ["DECIMAL", "NUMERIC", "NUMBER"]
+        .iter()
+        .any(|p| upper.starts_with(p));
+    if !numeric {
+        return Render::Plain;
+    }
+    let scale = upper
+        .split_once('(')
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .and_then(|(args, _)| args.split_once(','))
+        .and_then(|(_, s)| s.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    if scale == 0 {
+        Render::Plain
+    } else {
+        Render::Decimal(scale.min(18))
+    }
+}
+
+/// Largest integer a JSON number carries exactly in every client (2^53).
+const EXACT_INT: i64 = 1 << 53;
+
+fn value_of(v: ValueRef<'_>, render: Render) -> Value {
+    match (v, render) {
+        (ValueRef::Null, _) => Value::Null,
+        (ValueRef::Integer(i), Render::Decimal(scale)) => {
+            Value::String(format!("{i}.{}", "0".repeat(scale)))
+        }
+        (ValueRef::Real(f), Render::Decimal(scale)) => Value::String(format!("{f:.scale$}")),
+        (ValueRef::Integer(i), Render::Plain) => {
+            if (-EXACT_INT..=EXACT_INT).contains(&i) {
+                Value::from(i)
+            } else {
+                Value::String(i.to_string())
+            }
+        }
+        (ValueRef::Real(f), Render::Plain) => serde_json::Number::from_f64(f)
+            .map(Value::Number)
+            .unwrap_or_else(|| Value::String(f.to_string())),
+        (ValueRef::Text(t), _) => Value::String(String::from_utf8_lossy(t).into_owned()),
+        (ValueRef::Blob(b), _) => {
+            Value::String(base64::engine::general_purpose::STANDARD.encode(b))
+        }
+    }
+}
+
+fn type_of(v: ValueRef<'_>) -> Option<&'static str> {
+    match v {
+        ValueRef::Null => None,
+        ValueRef::Integer(_) => Some("INTEGER"),
+        ValueRef::Real(_) => Some("REAL"),
+        ValueRef::Text(_) => Some("TEXT"),
+        ValueRef::Blob(_) => Some("BLOB"),
+    }
+}
+
+/// Runs one statement and gathers its rows within the budget.
+fn run(conn: &Connection, sql: &str, options: &QueryOptions) -> Result<QueryResult, WarehouseError> {
+    let mut stmt = conn.prepare(sql).map_err(sqlite_error)?;
+    let declared: Vec<(String, Option<String>)> = stmt
+        .columns()
+        .map(|c| (c.name().to_owned(), c.decl_type().map(str::to_ascii_uppercase)))
+        .collect();
+    let renders: Vec<Render> = declared.iter().map(|(_, d)| render_of(d.as_deref())).collect();
+    let mut inferred: Vec<Option<&'static str>> = vec![None; declared.len()];
+    let mut result = QueryResult::default();
+    let mut bytes = 0usize;
+    let mut rows = stmt.query([]).map_err(sqlite_error)?;
+    while let Some(row) = rows.next().map_err(sqlite_error)? {
+        let mut values = Vec::with_capacity(renders.len());
+        for (i, render) in renders.iter().enumerate() {
+            let v = row.get_ref(i).map_err(sqlite_error)?;
+            if inferred[i].is_none() {
+                inferred[i] = type_of(v);
+            }
+            values.push(value_of(v, *render));
+        }
+        if !push_row(&mut result, values, options, &mut bytes) {
+            break;
+        }
+    }
+    result.columns = declared
+        .into_iter()
+        .zip(inferred)
+        .map(|((name, declared), seen)| Column {
+            name,
+            type_name: declared.unwrap_or_else(|| seen.unwrap_or("NULL").to_owned()),
+        })
+        .collect();
+    Ok(result)
+}
+
+pub mod demo;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal_rendering_is_exact() {
+        assert_eq!(render_of(Some("DECIMAL(10,2)")), Render::Decimal(2));
+        assert_eq!(render_of(Some("number(38, 4)")), Render::Decimal(4));
+        assert_eq!(render_of(Some("NUMBER(38,0)")), Render::Plain);
+        assert_eq!(render_of(Some("TEXT")), Render::Plain);
+        assert_eq!(value_of(ValueRef::Real(19.99), Render::Decimal(2)), "19.99");
+        assert_eq!(value_of(ValueRef::Real(0.1 + 0.2), Render::Decimal(2)), "0.30");
+        assert_eq!(value_of(ValueRef::Integer(12), Render::Decimal(2)), "12.00");
+        assert_eq!(value_of(ValueRef::Integer(1 << 60), Render::Plain), "1152921504606846976");
+        assert_eq!(value_of(ValueRef::Integer(42), Render::Plain), 42);
+        assert_eq!(value_of(ValueRef::Blob(&[0, 1, 2]), Render::Plain), "AAEC");
+        assert_eq!(value_of(ValueRef::Null, Render::Decimal(2)), Value::Null);
+    }
+}
