@@ -14,18 +14,23 @@ use std::sync::Arc;
 
 use snowflake_mcp::http::{Method, Request, Response, Router};
 use snowflake_mcp::mcp::{McpServer, Resource, ResourceContents, Tool, ToolOutput};
+use snowflake_mcp::tools::{self, ToolsConfig};
 use snowflake_mcp::transport::stdio;
 use snowflake_mcp::transport::streamable_http::{HttpMcpConfig, StreamableHttp};
 use snowflake_mcp::transport::websocket::WebSocketMcp;
+use snowflake_mcp::warehouse::Warehouse;
+use snowflake_mcp::warehouse::sqlite::{Source, SqliteConfig, SqliteWarehouse};
 use snowflake_mcp::ws::WsConfig;
 use snowflake_mcp::{Config, Registry, Server, config};
 
 const USAGE: &str = "\
-usage: server [--transport http|stdio] [--host IP] [--port N]
+usage: server [--transport http|stdio] [--host IP] [--port N] [--sqlite PATH]
 
   --transport T  http: serve on a socket (default); stdio: serve MCP on stdin/stdout
   --host IP      address to listen on (default: 127.0.0.1)
   --port N       port to listen on, 0 for any free port (default: 8000)
+  --sqlite PATH  serve this SQLite file, read-only (default: the built-in demo
+                 warehouse, created in memory at start)
   -h, --help     print this help
 ";
 
@@ -35,8 +40,16 @@ enum Transport {
     Stdio,
 }
 
-fn parse_args(args: impl Iterator<Item = String>) -> Result<(Config, Transport), String> {
+/// What the command line asked for.
+struct Options {
+    config: Config,
+    transport: Transport,
+    sqlite: Option<std::path::PathBuf>,
+}
+
+fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, String> {
     let mut transport = Transport::Http;
+    let mut sqlite = None;
     let mut config = Config::new()
         .host(config::DEFAULT_HOST)
         .port(config::DEFAULT_PORT);
@@ -76,35 +89,71 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<(Config, Transport),
                     }
                 }
             }
+            "--sqlite" => sqlite = Some(std::path::PathBuf::from(value("--sqlite")?)),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    Ok((config, transport))
+    Ok(Options {
+        config,
+        transport,
+        sqlite,
+    })
+}
+
+/// Opens the warehouse the options name: a SQLite file, or the demo.
+async fn open_warehouse(sqlite: Option<std::path::PathBuf>) -> Result<Arc<dyn Warehouse>, String> {
+    let config = match sqlite {
+        Some(path) => {
+            let database = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().to_ascii_uppercase())
+                .unwrap_or_else(|| "DB".into());
+            SqliteConfig {
+                source: Source::File(path),
+                database,
+                ..SqliteConfig::default()
+            }
+        }
+        None => SqliteConfig::default(),
+    };
+    let warehouse = SqliteWarehouse::open(config)
+        .await
+        .map_err(|e| format!("--sqlite: {e}"))?;
+    Ok(warehouse)
 }
 
 /// What the daemon says about itself (the `server_info` tool and resource).
-fn server_info(started: std::time::Instant, transport: &str) -> serde_json::Value {
+fn server_info(
+    started: std::time::Instant,
+    transport: &str,
+    warehouse: &serde_json::Value,
+) -> serde_json::Value {
     serde_json::json!({
         "name": "snowflake-mcp",
         "version": env!("CARGO_PKG_VERSION"),
         "transport": transport,
         "protocolVersions": ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"],
         "uptimeSeconds": started.elapsed().as_secs(),
-        // The warehouse layer (Snowflake, or the embedded SQLite demo) joins here.
-        "warehouse": null,
+        "warehouse": warehouse,
     })
 }
 
-/// The MCP server this daemon offers: for now, what it can say about itself;
-/// the warehouse tools join it with the warehouse layer.
-fn mcp_server(transport: &'static str) -> McpServer {
+/// The MCP server this daemon offers: the warehouse tools, and what it can
+/// say about itself.
+async fn mcp_server(transport: &'static str, warehouse: Arc<dyn Warehouse>) -> McpServer {
     let started = std::time::Instant::now();
+    let databases = warehouse.databases().await.unwrap_or_default();
+    let about = serde_json::json!({"kind": warehouse.kind(), "databases": databases});
+    let about_tool = about.clone();
     let info_tool = Tool::raw(
         "server_info",
         "Version, supported protocol versions, transport, uptime and warehouse of this server.",
         serde_json::json!({"type": "object", "properties": {}}),
-        move |_ctx, _args| async move { ToolOutput::structured(server_info(started, transport)) },
+        move |_ctx, _args| {
+            let about = about_tool.clone();
+            async move { ToolOutput::structured(server_info(started, transport, &about)) }
+        },
     )
     .title("Server info")
     .output_schema(serde_json::json!({
@@ -120,17 +169,24 @@ fn mcp_server(transport: &'static str) -> McpServer {
         "required": ["name", "version", "transport", "protocolVersions", "uptimeSeconds"]
     }))
     .annotations(serde_json::json!({"readOnlyHint": true, "openWorldHint": false}));
-    let info_resource = Resource::new(INFO_URI, "server-info", move |_ctx, uri| async move {
-        Ok(vec![ResourceContents::Text {
-            uri,
-            mime_type: Some("application/json".into()),
-            text: server_info(started, transport).to_string(),
-        }])
+    let info_resource = Resource::new(INFO_URI, "server-info", move |_ctx, uri| {
+        let about = about.clone();
+        async move {
+            Ok(vec![ResourceContents::Text {
+                uri,
+                mime_type: Some("application/json".into()),
+                text: server_info(started, transport, &about).to_string(),
+            }])
+        }
     })
     .title("Server info")
     .mime_type("application/json");
-    McpServer::builder("snowflake-mcp", env!("CARGO_PKG_VERSION"))
-        .instructions("Snowflake over MCP.")
+    let builder = McpServer::builder("snowflake-mcp", env!("CARGO_PKG_VERSION")).instructions(
+        "A data warehouse over MCP. Start with list_databases, list_schemas and list_tables; \
+         describe_table shows columns and types; execute_query runs one read-only statement \
+         (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN).",
+    );
+    tools::register(builder, warehouse, ToolsConfig::default())
         .tool(info_tool)
         .resource(info_resource)
         .build()
@@ -169,7 +225,11 @@ async fn shutdown_signal() {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let (config, transport) = match parse_args(std::env::args().skip(1)) {
+    let Options {
+        config,
+        transport,
+        sqlite,
+    } = match parse_args(std::env::args().skip(1)) {
         Ok(c) => c,
         Err(msg) if msg.is_empty() => {
             print!("{USAGE}");
@@ -180,9 +240,16 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let warehouse = match open_warehouse(sqlite).await {
+        Ok(w) => w,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            return ExitCode::FAILURE;
+        }
+    };
     if let Transport::Stdio = transport {
         // stdout carries MCP only; anything for people goes to stderr.
-        let server = mcp_server("stdio");
+        let server = mcp_server("stdio", warehouse).await;
         return match stdio::serve(server, tokio::io::stdin(), tokio::io::stdout()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -194,12 +261,12 @@ async fn main() -> ExitCode {
     // One connection manager for the server and both transports.
     let registry = Registry::new();
     let http = StreamableHttp::with_registry(
-        mcp_server("http"),
+        mcp_server("http", Arc::clone(&warehouse)).await,
         HttpMcpConfig::default(),
         Arc::clone(&registry),
     );
     let ws = WebSocketMcp::with_registry(
-        mcp_server("websocket"),
+        mcp_server("websocket", warehouse).await,
         WsConfig::default(),
         Arc::clone(&registry),
     );

@@ -311,6 +311,13 @@ impl ToolOutput {
         }
     }
 
+    /// The same result with `text` as its content (a readable form of the
+    /// structured content, for clients that show text).
+    pub fn with_text(mut self, text: impl Into<String>) -> Self {
+        self.content = vec![Content::Text { text: text.into() }];
+        self
+    }
+
     /// A result made of these content blocks.
     pub fn content(content: Vec<Content>) -> Self {
         ToolOutput {

@@ -1,3 +1,530 @@
 //! The Snowflake tools, registered through the public tool API like any host's.
+//!
+//! [`register`] adds to an [`McpServerBuilder`]: `list_databases`,
+//! `list_schemas`, `list_tables`, `list_views`, `describe_table`,
+//! `describe_view`, `query_view` and `execute_query` (the names and
+//! arguments of the Python server this project replaces, plus the new
+//! ones), and the resource template `snowflake://{database}/{schema}/{table}`
+//! whose content is a table's description. Identifiers from arguments are
+//! quoted, never spliced; `execute_query` goes through the [`sql_guard`]
+//! first. Results carry `structuredContent` (columns, rows, row count,
+//! `truncated`, the query id) and the same as a text table; warehouse
+//! errors are `isError` results with the warehouse's code and message.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::mcp::{
+    Context, McpServerBuilder, ReadError, Resource, ResourceContents, Tool, ToolOutput,
+};
+use crate::warehouse::{QueryOptions, QueryResult, Truncation, Warehouse, WarehouseError};
 
 pub mod sql_guard;
+
+use sql_guard::SqlGuard;
+
+/// Rows a query returns when the client names no limit. Default: 100.
+pub const DEFAULT_ROW_LIMIT: usize = 100;
+/// The largest `limit` a client may ask for. Default: 10 000.
+pub const MAX_ROW_LIMIT: usize = 10_000;
+/// Most bytes of row data (as JSON) in one result. Default: 1 MiB.
+pub const DEFAULT_MAX_RESULT_BYTES: usize = 1024 * 1024;
+
+/// Settings of the tools.
+#[derive(Clone, Debug)]
+pub struct ToolsConfig {
+    /// What `execute_query` may run. Default: read-only.
+    pub guard: SqlGuard,
+    /// Default: [`DEFAULT_ROW_LIMIT`].
+    pub default_limit: usize,
+    /// Default: [`MAX_ROW_LIMIT`].
+    pub max_limit: usize,
+    /// Default: [`DEFAULT_MAX_RESULT_BYTES`].
+    pub max_result_bytes: usize,
+}
+
+impl Default for ToolsConfig {
+    fn default() -> Self {
+        ToolsConfig {
+            guard: SqlGuard::read_only(),
+            default_limit: DEFAULT_ROW_LIMIT,
+            max_limit: MAX_ROW_LIMIT,
+            max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
+        }
+    }
+}
+
+struct Tools {
+    warehouse: Arc<dyn Warehouse>,
+    config: ToolsConfig,
+}
+
+/// Adds the warehouse tools and the table resource template to `builder`.
+pub fn register(
+    builder: McpServerBuilder,
+    warehouse: Arc<dyn Warehouse>,
+    config: ToolsConfig,
+) -> McpServerBuilder {
+    let tools = Arc::new(Tools { warehouse, config });
+    let limit_schema = json!({
+        "type": "integer",
+        "minimum": 1,
+        "maximum": tools.config.max_limit,
+        "description": format!(
+            "Most rows to return (default {}, at most {})",
+            tools.config.default_limit, tools.config.max_limit
+        )
+    });
+    let string = |description: &str| json!({"type": "string", "description": description});
+    let read_only = json!({"readOnlyHint": true, "openWorldHint": false});
+    let query_hints = if tools
+        .config
+        .guard
+        .allowed()
+        .iter()
+        .all(|k| sql_guard::StatementKind::READ_ONLY.contains(k))
+    {
+        json!({"readOnlyHint": true, "openWorldHint": false})
+    } else {
+        json!({"readOnlyHint": false, "destructiveHint": true, "openWorldHint": false})
+    };
+
+    let t = Arc::clone(&tools);
+    let list_databases = Tool::raw(
+        "list_databases",
+        "List the databases of the warehouse.",
+        json!({"type": "object", "properties": {}}),
+        move |_ctx: Context, _args: Value| {
+            let t = Arc::clone(&t);
+            async move {
+                match t.warehouse.databases().await {
+                    Ok(dbs) => names_output("databases", &dbs, json!({"databases": dbs})),
+                    Err(e) => warehouse_error(&e),
+                }
+            }
+        },
+    )
+    .title("List databases")
+    .annotations(read_only.clone());
+
+    let t = Arc::clone(&tools);
+    let list_schemas = Tool::typed(
+        "list_schemas",
+        "List the schemas of a database.",
+        json!({"type": "object", "properties": {"database": string("Database name")}, "required": ["database"]}),
+        move |_ctx: Context, args: DatabaseArg| {
+            let t = Arc::clone(&t);
+            async move {
+                match t.warehouse.schemas(&args.database).await {
+                    Ok(s) => names_output(
+                        "schemas",
+                        &s,
+                        json!({"database": args.database, "schemas": s}),
+                    ),
+                    Err(e) => warehouse_error(&e),
+                }
+            }
+        },
+    )
+    .title("List schemas")
+    .annotations(read_only.clone());
+
+    let t = Arc::clone(&tools);
+    let list_tables = Tool::typed(
+        "list_tables",
+        "List the tables of a schema (views: list_views).",
+        json!({"type": "object", "properties": {
+            "database": string("Database name"),
+            "schema": string("Schema name")
+        }, "required": ["database", "schema"]}),
+        move |_ctx: Context, args: SchemaArgs| {
+            let t = Arc::clone(&t);
+            async move {
+                t.list_kind(&args.database, Some(&args.schema), "TABLE")
+                    .await
+            }
+        },
+    )
+    .title("List tables")
+    .annotations(read_only.clone());
+
+    let t = Arc::clone(&tools);
+    let list_views = Tool::typed(
+        "list_views",
+        "List the views of a database, or of one schema.",
+        json!({"type": "object", "properties": {
+            "database": string("Database name"),
+            "schema": string("Schema name (all schemas when omitted)")
+        }, "required": ["database"]}),
+        move |_ctx: Context, args: OptionalSchemaArgs| {
+            let t = Arc::clone(&t);
+            async move {
+                t.list_kind(&args.database, args.schema.as_deref(), "VIEW")
+                    .await
+            }
+        },
+    )
+    .title("List views")
+    .annotations(read_only.clone());
+
+    let t = Arc::clone(&tools);
+    let describe_table = Tool::typed(
+        "describe_table",
+        "Describe a table: columns (name, type, nullability, default, comment) and its DDL where the warehouse has it.",
+        json!({"type": "object", "properties": {
+            "database": string("Database name"),
+            "schema": string("Schema name"),
+            "table": string("Table name")
+        }, "required": ["database", "schema", "table"]}),
+        move |_ctx: Context, args: TableArgs| {
+            let t = Arc::clone(&t);
+            async move { t.describe(&args.database, &args.schema, &args.table).await }
+        },
+    )
+    .title("Describe a table")
+    .annotations(read_only.clone());
+
+    let t = Arc::clone(&tools);
+    let describe_view = Tool::typed(
+        "describe_view",
+        "Describe a view: its columns and definition.",
+        json!({"type": "object", "properties": {
+            "database": string("Database name"),
+            "view_name": string("View name"),
+            "schema": string("Schema name (the warehouse's default schema when omitted)")
+        }, "required": ["database", "view_name"]}),
+        move |_ctx: Context, args: ViewArgs| {
+            let t = Arc::clone(&t);
+            async move {
+                let schema = args
+                    .schema
+                    .unwrap_or_else(|| t.warehouse.default_schema().to_owned());
+                t.describe(&args.database, &schema, &args.view_name).await
+            }
+        },
+    )
+    .title("Describe a view")
+    .annotations(read_only.clone());
+
+    let t = Arc::clone(&tools);
+    let query_view = Tool::typed(
+        "query_view",
+        "Read rows of a view.",
+        json!({"type": "object", "properties": {
+            "database": string("Database name"),
+            "view_name": string("View name"),
+            "schema": string("Schema name (the warehouse's default schema when omitted)"),
+            "limit": limit_schema.clone()
+        }, "required": ["database", "view_name"]}),
+        move |_ctx: Context, args: QueryViewArgs| {
+            let t = Arc::clone(&t);
+            async move {
+                let schema = args
+                    .schema
+                    .unwrap_or_else(|| t.warehouse.default_schema().to_owned());
+                let limit = args.limit.unwrap_or(t.config.default_limit);
+                let name = t
+                    .warehouse
+                    .qualified(&args.database, &schema, &args.view_name);
+                // Identifiers quoted; one row more than asked shows whether there are more.
+                let sql = format!("SELECT * FROM {name} LIMIT {}", limit + 1);
+                t.run(&sql, Some(args.database), Some(schema), limit).await
+            }
+        },
+    )
+    .title("Query a view")
+    .output_schema(result_schema())
+    .annotations(read_only.clone());
+
+    let t = Arc::clone(&tools);
+    let execute_query = Tool::typed(
+        "execute_query",
+        "Run one SQL statement. Read-only by default: SELECT (and WITH), SHOW, DESCRIBE, EXPLAIN; \
+         one statement, no comments. Rows beyond the limit are cut, with a notice.",
+        json!({"type": "object", "properties": {
+            "query": string("One SQL statement"),
+            "database": string("Database to run it in"),
+            "schema": string("Schema to run it in"),
+            "limit": limit_schema
+        }, "required": ["query"]}),
+        move |_ctx: Context, args: ExecuteArgs| {
+            let t = Arc::clone(&t);
+            async move {
+                if let Err(refusal) = t.config.guard.check(&args.query) {
+                    return ToolOutput::error(format!("Refused: {refusal}"));
+                }
+                let limit = args.limit.unwrap_or(t.config.default_limit);
+                t.run(&args.query, args.database, args.schema, limit).await
+            }
+        },
+    )
+    .title("Execute a SQL query")
+    .output_schema(result_schema())
+    .annotations(query_hints);
+
+    let t = Arc::clone(&tools);
+    let tables = Resource::template(
+        "snowflake://{database}/{schema}/{table}",
+        "table",
+        move |_ctx: Context, uri: String, vars: Vec<(String, String)>| {
+            let t = Arc::clone(&t);
+            async move {
+                let var = |name: &str| {
+                    vars.iter()
+                        .find(|(k, _)| k == name)
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_default()
+                };
+                match t
+                    .warehouse
+                    .describe(&var("database"), &var("schema"), &var("table"))
+                    .await
+                {
+                    Ok(d) => Ok(vec![ResourceContents::Text {
+                        uri,
+                        mime_type: Some("application/json".into()),
+                        text: serde_json::to_string_pretty(&d).unwrap_or_default(),
+                    }]),
+                    Err(e) if e.kind == crate::warehouse::ErrorKind::NotFound => {
+                        Err(ReadError::NotFound)
+                    }
+                    Err(e) => Err(ReadError::Failed(e.to_string())),
+                }
+            }
+        },
+    )
+    .description("A table or view of the warehouse; its content is the table's description (columns, types, DDL) as JSON.")
+    .mime_type("application/json");
+
+    builder
+        .tool(list_databases)
+        .tool(list_schemas)
+        .tool(list_tables)
+        .tool(list_views)
+        .tool(describe_table)
+        .tool(describe_view)
+        .tool(query_view)
+        .tool(execute_query)
+        .resource(tables)
+}
+
+#[derive(Deserialize)]
+struct DatabaseArg {
+    database: String,
+}
+
+#[derive(Deserialize)]
+struct SchemaArgs {
+    database: String,
+    schema: String,
+}
+
+#[derive(Deserialize)]
+struct OptionalSchemaArgs {
+    database: String,
+    schema: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct TableArgs {
+    database: String,
+    schema: String,
+    table: String,
+}
+
+#[derive(Deserialize)]
+struct ViewArgs {
+    database: String,
+    view_name: String,
+    schema: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct QueryViewArgs {
+    database: String,
+    view_name: String,
+    schema: Option<String>,
+    limit: Option<usize>,
+}
+
+#[derive(Deserialize)]
+struct ExecuteArgs {
+    query: String,
+    database: Option<String>,
+    schema: Option<String>,
+    limit: Option<usize>,
+}
+
+impl Tools {
+    async fn list_kind(&self, database: &str, schema: Option<&str>, kind: &str) -> ToolOutput {
+        match self.warehouse.tables(database, schema).await {
+            Ok(all) => {
+                let items: Vec<_> = all.into_iter().filter(|t| t.kind == kind).collect();
+                let key = if kind == "VIEW" { "views" } else { "tables" };
+                let mut text = String::new();
+                if items.is_empty() {
+                    let _ = write!(text, "No {key} in {database}");
+                } else {
+                    for t in &items {
+                        let _ = writeln!(text, "{}.{}", t.schema, t.name);
+                    }
+                }
+                let mut structured = json!({"database": database, key: items});
+                if let Some(schema) = schema {
+                    structured["schema"] = schema.into();
+                }
+                ToolOutput::structured(structured).with_text(text.trim_end())
+            }
+            Err(e) => warehouse_error(&e),
+        }
+    }
+
+    async fn describe(&self, database: &str, schema: &str, table: &str) -> ToolOutput {
+        match self.warehouse.describe(database, schema, table).await {
+            Ok(d) => {
+                let mut text = format!("{} {}.{}.{}\n", d.kind, d.database, d.schema, d.name);
+                for c in &d.columns {
+                    let _ = write!(
+                        text,
+                        "  {} {}{}",
+                        c.name,
+                        c.type_name,
+                        if c.nullable { "" } else { " NOT NULL" }
+                    );
+                    if let Some(def) = &c.default {
+                        let _ = write!(text, " DEFAULT {def}");
+                    }
+                    if let Some(comment) = &c.comment {
+                        let _ = write!(text, " -- {comment}");
+                    }
+                    text.push('\n');
+                }
+                if let Some(ddl) = &d.ddl {
+                    let _ = write!(text, "\n{ddl}");
+                }
+                let structured = serde_json::to_value(&d).unwrap_or_default();
+                ToolOutput::structured(structured).with_text(text.trim_end())
+            }
+            Err(e) => warehouse_error(&e),
+        }
+    }
+
+    async fn run(
+        &self,
+        sql: &str,
+        database: Option<String>,
+        schema: Option<String>,
+        limit: usize,
+    ) -> ToolOutput {
+        let options = QueryOptions {
+            database,
+            schema,
+            max_rows: limit.clamp(1, self.config.max_limit),
+            max_bytes: self.config.max_result_bytes,
+        };
+        match self.warehouse.query(sql, &options).await {
+            Ok(result) => result_output(&result, &self.config),
+            Err(e) => warehouse_error(&e),
+        }
+    }
+}
+
+/// The declared shape of a query result's `structuredContent`.
+fn result_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "columns": {"type": "array", "items": {"type": "object", "properties": {
+                "name": {"type": "string"}, "type": {"type": "string"}
+            }, "required": ["name", "type"]}},
+            "rows": {"type": "array", "items": {"type": "array"}},
+            "rowCount": {"type": "integer"},
+            "truncated": {"type": "boolean"},
+            "queryId": {"type": ["string", "null"]},
+            "notice": {"type": "string"}
+        },
+        "required": ["columns", "rows", "rowCount", "truncated"]
+    })
+}
+
+fn names_output(what: &str, names: &[String], structured: Value) -> ToolOutput {
+    let text = if names.is_empty() {
+        format!("No {what}")
+    } else {
+        names.join("\n")
+    };
+    ToolOutput::structured(structured).with_text(text)
+}
+
+fn warehouse_error(e: &WarehouseError) -> ToolOutput {
+    ToolOutput::error(format!("Warehouse error: {e}"))
+}
+
+/// The notice for a cut result: what cut it and how to get the rest.
+fn truncation_notice(result: &QueryResult, config: &ToolsConfig) -> Option<String> {
+    let shown = result.rows.len();
+    match result.truncated_by? {
+        Truncation::Rows(limit) => Some(if limit < config.max_limit {
+            format!(
+                "Showing the first {shown} rows; there are more. Pass a larger limit (up to {}), \
+                 or narrow the query (WHERE, LIMIT/OFFSET) to see the rest.",
+                config.max_limit
+            )
+        } else {
+            format!(
+                "Showing the first {shown} rows; there are more. Page through the rest with \
+                 LIMIT/OFFSET, or aggregate."
+            )
+        }),
+        Truncation::Bytes(cap) => Some(format!(
+            "Showing the first {shown} rows: the result was cut at {cap} bytes. Select fewer \
+             columns, or page with LIMIT/OFFSET (for example OFFSET {shown}) to see the rest."
+        )),
+    }
+}
+
+fn result_output(result: &QueryResult, config: &ToolsConfig) -> ToolOutput {
+    let notice = truncation_notice(result, config);
+    let mut structured = json!({
+        "columns": result.columns,
+        "rows": result.rows,
+        "rowCount": result.rows.len(),
+        "truncated": result.truncated,
+        "queryId": result.query_id,
+    });
+    if let Some(n) = &notice {
+        structured["notice"] = n.clone().into();
+    }
+    let mut text = text_table(result);
+    if let Some(n) = notice {
+        text.push_str("\n\n");
+        text.push_str(&n);
+    }
+    ToolOutput::structured(structured).with_text(text)
+}
+
+/// A readable table: a header, a rule, the rows; NULL for nulls.
+fn text_table(result: &QueryResult) -> String {
+    if result.columns.is_empty() {
+        return "(statement ran; no result set)".into();
+    }
+    let cell = |v: &Value| match v {
+        Value::Null => "NULL".to_owned(),
+        Value::String(s) => s.replace(['\n', '\r', '|'], " "),
+        other => other.to_string(),
+    };
+    let mut out = String::new();
+    let header: Vec<&str> = result.columns.iter().map(|c| c.name.as_str()).collect();
+    let _ = writeln!(out, "| {} |", header.join(" | "));
+    let _ = writeln!(out, "|{}", "---|".repeat(header.len()));
+    for row in &result.rows {
+        let cells: Vec<String> = row.iter().map(cell).collect();
+        let _ = writeln!(out, "| {} |", cells.join(" | "));
+    }
+    let n = result.rows.len();
+    let _ = write!(out, "({n} row{})", if n == 1 { "" } else { "s" });
+    out
+}

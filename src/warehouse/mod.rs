@@ -176,6 +176,14 @@ pub trait Warehouse: Send + Sync + 'static {
     /// A short name for status pages (`sqlite`, `snowflake`).
     fn kind(&self) -> &'static str;
 
+    /// The schema tools use when the client names none (`PUBLIC` on Snowflake).
+    fn default_schema(&self) -> &str;
+
+    /// A table or view's name as it goes into SQL: every part quoted (see
+    /// [`crate::tools::sql_guard::quote_ident`]), qualified as far as the
+    /// warehouse supports.
+    fn qualified(&self, database: &str, schema: &str, name: &str) -> String;
+
     /// Runs one statement (already checked by the SQL guard). Dropping the
     /// future interrupts the statement where the warehouse allows it.
     fn query<'a>(
@@ -188,7 +196,10 @@ pub trait Warehouse: Send + Sync + 'static {
     fn databases(&self) -> BoxFuture<'_, Result<Vec<String>, WarehouseError>>;
 
     /// The schemas of a database.
-    fn schemas<'a>(&'a self, database: &'a str) -> BoxFuture<'a, Result<Vec<String>, WarehouseError>>;
+    fn schemas<'a>(
+        &'a self,
+        database: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<String>, WarehouseError>>;
 
     /// The tables and views of a database (of one schema when given).
     fn tables<'a>(

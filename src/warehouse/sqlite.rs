@@ -91,14 +91,21 @@ fn sqlite_error(e: rusqlite::Error) -> WarehouseError {
                 ErrorKind::Statement
             };
             let message = msg.clone().unwrap_or_else(|| f.to_string());
-            WarehouseError::new(kind, message).with_code(format!("{:?}", f.code))
+            let code = match f.code {
+                rusqlite::ErrorCode::Unknown => "SQLITE_ERROR".to_owned(),
+                other => format!("SQLITE_{other:?}").to_ascii_uppercase(),
+            };
+            WarehouseError::new(kind, message).with_code(code)
         }
         _ => WarehouseError::new(ErrorKind::Statement, e.to_string()),
     }
 }
 
 fn join_error(e: tokio::task::JoinError) -> WarehouseError {
-    WarehouseError::new(ErrorKind::Unavailable, format!("the SQLite worker failed: {e}"))
+    WarehouseError::new(
+        ErrorKind::Unavailable,
+        format!("the SQLite worker failed: {e}"),
+    )
 }
 
 impl SqliteManager {
@@ -240,7 +247,10 @@ impl SqliteWarehouse {
             done: false,
         };
         let Some(conn) = checkout.session.conn.take() else {
-            return Err(WarehouseError::new(ErrorKind::Unavailable, "lost connection"));
+            return Err(WarehouseError::new(
+                ErrorKind::Unavailable,
+                "lost connection",
+            ));
         };
         checkout.interrupt = Some(conn.get_interrupt_handle());
         let (conn, result) = tokio::task::spawn_blocking(move || {
@@ -301,6 +311,15 @@ impl Warehouse for SqliteWarehouse {
         "sqlite"
     }
 
+    fn default_schema(&self) -> &str {
+        SCHEMA
+    }
+
+    fn qualified(&self, _database: &str, _schema: &str, name: &str) -> String {
+        // One database, one schema: the name alone (names are checked by `query`).
+        crate::tools::sql_guard::quote_ident(name)
+    }
+
     fn query<'a>(
         &'a self,
         sql: &'a str,
@@ -320,7 +339,10 @@ impl Warehouse for SqliteWarehouse {
         Box::pin(async move { Ok(vec![self.database.clone()]) })
     }
 
-    fn schemas<'a>(&'a self, database: &'a str) -> BoxFuture<'a, Result<Vec<String>, WarehouseError>> {
+    fn schemas<'a>(
+        &'a self,
+        database: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<String>, WarehouseError>> {
         Box::pin(async move {
             self.check_names(database, None)?;
             Ok(vec![SCHEMA.to_owned()])
@@ -514,13 +536,25 @@ fn type_of(v: ValueRef<'_>) -> Option<&'static str> {
 }
 
 /// Runs one statement and gathers its rows within the budget.
-fn run(conn: &Connection, sql: &str, options: &QueryOptions) -> Result<QueryResult, WarehouseError> {
+fn run(
+    conn: &Connection,
+    sql: &str,
+    options: &QueryOptions,
+) -> Result<QueryResult, WarehouseError> {
     let mut stmt = conn.prepare(sql).map_err(sqlite_error)?;
     let declared: Vec<(String, Option<String>)> = stmt
         .columns()
-        .map(|c| (c.name().to_owned(), c.decl_type().map(str::to_ascii_uppercase)))
+        .map(|c| {
+            (
+                c.name().to_owned(),
+                c.decl_type().map(str::to_ascii_uppercase),
+            )
+        })
         .collect();
-    let renders: Vec<Render> = declared.iter().map(|(_, d)| render_of(d.as_deref())).collect();
+    let renders: Vec<Render> = declared
+        .iter()
+        .map(|(_, d)| render_of(d.as_deref()))
+        .collect();
     let mut inferred: Vec<Option<&'static str>> = vec![None; declared.len()];
     let mut result = QueryResult::default();
     let mut bytes = 0usize;
@@ -562,9 +596,15 @@ mod tests {
         assert_eq!(render_of(Some("NUMBER(38,0)")), Render::Plain);
         assert_eq!(render_of(Some("TEXT")), Render::Plain);
         assert_eq!(value_of(ValueRef::Real(19.99), Render::Decimal(2)), "19.99");
-        assert_eq!(value_of(ValueRef::Real(0.1 + 0.2), Render::Decimal(2)), "0.30");
+        assert_eq!(
+            value_of(ValueRef::Real(0.1 + 0.2), Render::Decimal(2)),
+            "0.30"
+        );
         assert_eq!(value_of(ValueRef::Integer(12), Render::Decimal(2)), "12.00");
-        assert_eq!(value_of(ValueRef::Integer(1 << 60), Render::Plain), "1152921504606846976");
+        assert_eq!(
+            value_of(ValueRef::Integer(1 << 60), Render::Plain),
+            "1152921504606846976"
+        );
         assert_eq!(value_of(ValueRef::Integer(42), Render::Plain), 42);
         assert_eq!(value_of(ValueRef::Blob(&[0, 1, 2]), Render::Plain), "AAEC");
         assert_eq!(value_of(ValueRef::Null, Render::Decimal(2)), Value::Null);

@@ -59,8 +59,18 @@ GROUP BY o.order_id, c.name, c.country, o.order_date, o.status;
 ";
 
 const FIRST: [&str; 12] = [
-    "Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "John", "Katherine",
-    "Niklaus", "Radia", "Tim",
+    "Ada",
+    "Grace",
+    "Alan",
+    "Edsger",
+    "Barbara",
+    "Donald",
+    "Frances",
+    "John",
+    "Katherine",
+    "Niklaus",
+    "Radia",
+    "Tim",
 ];
 const LAST: [&str; 10] = [
     "Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Backus", "Johnson",
@@ -141,7 +151,11 @@ pub fn build(conn: &Connection) -> rusqlite::Result<()> {
         let last = LAST[rng.below(LAST.len() as u64) as usize];
         let (country, offset) = COUNTRIES[rng.below(COUNTRIES.len() as u64) as usize];
         let email = (id % 7 != 0).then(|| {
-            format!("{}.{}{id}@example.com", first.to_lowercase(), last.to_lowercase())
+            format!(
+                "{}.{}{id}@example.com",
+                first.to_lowercase(),
+                last.to_lowercase()
+            )
         });
         let signed_up = format!(
             "{}T{:02}:{:02}:{:02}{offset}",
@@ -153,13 +167,21 @@ pub fn build(conn: &Connection) -> rusqlite::Result<()> {
         let limit = (id % 5 != 0).then(|| cents(100_000 + rng.below(900_000)));
         tx.execute(
             "INSERT INTO customers VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![id as i64, format!("{first} {last}"), email, country, signed_up, limit],
+            params![
+                id as i64,
+                format!("{first} {last}"),
+                email,
+                country,
+                signed_up,
+                limit
+            ],
         )?;
     }
     for (i, (name, category, price)) in PRODUCTS.iter().enumerate() {
         let id = i as u64 + 1;
         let weight = (*category != "services").then(|| (rng.below(5_000) as f64 + 50.0) / 1000.0);
-        let thumbnail: Option<Vec<u8>> = (id % 4 == 1).then(|| vec![0x89, b'P', b'N', b'G', id as u8]);
+        let thumbnail: Option<Vec<u8>> =
+            (id % 4 == 1).then(|| vec![0x89, b'P', b'N', b'G', id as u8]);
         tx.execute(
             "INSERT INTO products VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
@@ -188,7 +210,14 @@ pub fn build(conn: &Connection) -> rusqlite::Result<()> {
         let note = (order % 9 == 0).then_some("leave at the front desk");
         tx.execute(
             "INSERT INTO orders VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![order as i64, customer as i64, date(day), status, shipped, note],
+            params![
+                order as i64,
+                customer as i64,
+                date(day),
+                status,
+                shipped,
+                note
+            ],
         )?;
         for line in 1..=(1 + rng.below(4)) {
             let product = 1 + rng.below(PRODUCTS.len() as u64);
@@ -230,7 +259,9 @@ mod tests {
         assert!(count("SELECT COUNT(*) FROM customers WHERE email IS NULL") > 0);
         assert!(count("SELECT COUNT(*) FROM orders WHERE shipped_at IS NULL") > 0);
         assert_eq!(
-            count("SELECT COUNT(*) FROM orders o LEFT JOIN customers c USING (customer_id) WHERE c.name IS NULL"),
+            count(
+                "SELECT COUNT(*) FROM orders o LEFT JOIN customers c USING (customer_id) WHERE c.name IS NULL"
+            ),
             0
         );
         assert_eq!(date(0), "2025-01-01");
