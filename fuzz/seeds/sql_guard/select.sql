@@ -1,0 +1,1 @@
+SELECT a, b FROM db.s.t WHERE x = 1 ORDER BY a LIMIT 10

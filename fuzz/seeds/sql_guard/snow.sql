@@ -1,0 +1,1 @@
+SELECT parse_json('{}'):a::int, 'x''y' FROM TABLE(flatten(input => [1,2]))
