@@ -1,16 +1,20 @@
 //! A lock-light pool of warehouse sessions, generic over a [`Manager`].
 //!
-//! Checkout is a semaphore permit (the bound on sessions) and a pop from a
-//! short std-mutex-guarded stack of idle sessions (most recently used
-//! first, so warm sessions stay warm); return is a push. No lock is ever
-//! held across an `.await`: sessions are created, checked and dropped
-//! outside it. Sessions are not checked on every checkout (that is what
-//! makes a checkout cheap); a background task pings idle ones every
-//! `health_interval`, replaces the broken, retires those past their
-//! lifetime or idle timeout, and keeps `min_idle` ready. A session the
-//! caller marks broken ([`Pooled::mark_broken`]) is dropped on return, never
-//! handed out again. Counters are atomics; [`Pool::stats`] reads them
-//! without blocking anything.
+//! One short std-mutex critical section per checkout and one per return,
+//! never held across an `.await` (sessions are created, checked and dropped
+//! outside it): a checkout pops the most recently used idle session (warm
+//! sessions stay warm) or reserves a slot to open a new one; a return hands
+//! the session straight to the longest waiting caller, or pushes it back.
+//! There is no semaphore and no timer per wait: waiters queue in order and
+//! a single background tick fails those past the acquire timeout (so the
+//! timeout is honoured to within [`REAPER_TICK`]). Sessions are not
+//! checked on every checkout (that is what makes a checkout cheap); the
+//! background task pings idle ones every `health_interval`, replaces the
+//! broken, retires those past their lifetime or idle timeout (both counted
+//! in health passes, so the hot path reads no clock), and keeps `min_idle`
+//! ready. A session the caller marks broken ([`Pooled::mark_broken`]) is
+//! dropped on return, never handed out again. Counters are atomics;
+//! [`Pool::stats`] reads them without blocking anything.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -19,7 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::oneshot;
 
 /// A boxed future, for the [`Manager`] methods.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -40,6 +44,9 @@ pub trait Manager: Send + Sync + 'static {
         session: &'a mut Self::Session,
     ) -> BoxFuture<'a, Result<(), Self::Error>>;
 }
+
+/// How often waiters past their deadline are failed. Default: 50 ms.
+pub const REAPER_TICK: Duration = Duration::from_millis(50);
 
 /// Default most sessions at once: 8.
 pub const DEFAULT_MAX_SIZE: usize = 8;
@@ -104,20 +111,18 @@ pub enum PoolError {
 }
 
 /// Counters, each a standalone tally (`Relaxed`: they order nothing else).
+/// `total` and `active` mirror the locked state, stored while it is held.
 #[derive(Debug, Default)]
 struct Counters {
-    /// Sessions alive (idle or checked out).
     total: AtomicU64,
-    /// Sessions checked out now.
     active: AtomicU64,
-    /// Callers waiting for a permit.
+    acquires: AtomicU64,
     waiting: AtomicU64,
     created: AtomicU64,
     failed: AtomicU64,
-    /// Sessions found broken (by a caller or the health check) and replaced.
+    /// Sessions found broken (by a caller or the health check) and dropped.
     broken: AtomicU64,
     acquire_timeouts: AtomicU64,
-    acquires: AtomicU64,
     /// Total time callers waited, in microseconds.
     wait_micros: AtomicU64,
     /// Whether the last health check (or creation) succeeded.
@@ -129,9 +134,9 @@ struct Counters {
 pub struct PoolStats {
     /// The configured maximum.
     pub max_size: u64,
-    /// Sessions alive.
+    /// Sessions alive (or being opened).
     pub total: u64,
-    /// Sessions checked out.
+    /// Sessions checked out (or being opened or checked).
     pub active: u64,
     /// Sessions idle in the pool.
     pub idle: u64,
@@ -147,7 +152,7 @@ pub struct PoolStats {
     pub broken: u64,
     /// Callers that gave up after the acquire timeout.
     pub acquire_timeouts: u64,
-    /// Successful checkouts.
+    /// Sessions handed out since start.
     pub acquires: u64,
     /// Total wait for sessions.
     pub wait_time: Duration,
@@ -155,34 +160,116 @@ pub struct PoolStats {
 
 struct Idle<S> {
     session: S,
-    created: Instant,
-    last_used: Instant,
+    /// The health pass it was opened in, and the one it was last returned in.
+    created_pass: u64,
+    used_pass: u64,
+}
+
+/// What a waiter is given.
+enum Grant<S> {
+    /// A session, handed over on return.
+    Session(Idle<S>),
+    /// A free slot: open a session in it.
+    Slot,
+    /// The acquire timeout passed.
+    Timeout,
+}
+
+struct Waiter<S> {
+    deadline: Instant,
+    tx: oneshot::Sender<Grant<S>>,
+}
+
+/// What the lock guards.
+struct State<S> {
+    idle: Vec<Idle<S>>,
+    /// Sessions out of the idle list: checked out, being opened or being checked.
+    out: usize,
+    /// Checkouts so far (published to the counters with the rest).
+    acquires: u64,
+    waiters: VecDeque<Waiter<S>>,
+    closed: bool,
 }
 
 struct Shared<M: Manager> {
     manager: M,
     config: PoolConfig,
-    /// Bounds sessions alive: one permit per session, idle or not.
-    permits: Arc<Semaphore>,
-    /// Idle sessions, most recently used at the back. A std mutex: held to
-    /// push or pop, never across an `.await`.
-    idle: Mutex<VecDeque<Idle<M::Session>>>,
+    /// A std mutex: held for a push, a pop or a handoff, never across an `.await`.
+    state: Mutex<State<M::Session>>,
     counters: Counters,
-    closed: AtomicBool,
+    /// Health passes run so far: the pool's coarse clock.
+    pass: AtomicU64,
 }
 
 impl<M: Manager> Shared<M> {
-    fn idle(&self) -> std::sync::MutexGuard<'_, VecDeque<Idle<M::Session>>> {
-        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> std::sync::MutexGuard<'_, State<M::Session>> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn retire(&self, session: M::Session) {
-        drop(session);
-        self.counters.total.fetch_sub(1, Ordering::Relaxed);
+    /// Mirrors the locked counts into the atomics (plain stores, lock held).
+    fn publish(&self, state: &State<M::Session>) {
+        self.counters
+            .total
+            .store((state.idle.len() + state.out) as u64, Ordering::Relaxed);
+        self.counters
+            .active
+            .store(state.out as u64, Ordering::Relaxed);
+        self.counters
+            .acquires
+            .store(state.acquires, Ordering::Relaxed);
     }
 
-    fn expired(&self, created: Instant, now: Instant) -> bool {
-        now.duration_since(created) >= self.config.max_lifetime
+    /// Health passes a duration spans, rounded up (at least one).
+    fn passes(&self, d: Duration) -> u64 {
+        let interval = self.config.health_interval.as_millis().max(1);
+        d.as_millis().div_ceil(interval).max(1) as u64
+    }
+
+    /// Past its lifetime: more passes since it opened than the lifetime
+    /// spans (so it is retired within one health interval after it).
+    fn too_old(&self, created_pass: u64, now_pass: u64) -> bool {
+        now_pass.saturating_sub(created_pass) > self.passes(self.config.max_lifetime)
+    }
+
+    /// Gives a session back: to the first live waiter, else to the idle list.
+    fn give_back(&self, mut idle: Idle<M::Session>) {
+        let mut state = self.lock();
+        while let Some(w) = state.waiters.pop_front() {
+            match w.tx.send(Grant::Session(idle)) {
+                Ok(()) => {
+                    state.acquires += 1;
+                    self.publish(&state);
+                    return;
+                }
+                // That caller gave up meanwhile: try the next one.
+                Err(Grant::Session(back)) => idle = back,
+                Err(_) => return,
+            }
+        }
+        if state.closed {
+            state.out -= 1;
+            self.publish(&state);
+            drop(state);
+            drop(idle);
+            return;
+        }
+        state.out -= 1;
+        state.idle.push(idle);
+        self.publish(&state);
+    }
+
+    /// Frees a slot whose session is gone (broken, expired, failed to open).
+    fn free_slot(&self) {
+        let mut state = self.lock();
+        while let Some(w) = state.waiters.pop_front() {
+            if w.tx.send(Grant::Slot).is_ok() {
+                state.acquires += 1;
+                self.publish(&state);
+                return;
+            }
+        }
+        state.out -= 1;
+        self.publish(&state);
     }
 }
 
@@ -207,8 +294,15 @@ impl<M: Manager> std::fmt::Debug for Pool<M> {
     }
 }
 
+/// Why a checkout has to wait, or what it got.
+enum Checkout<S> {
+    Got(Idle<S>),
+    Open,
+    Wait(oneshot::Receiver<Grant<S>>),
+}
+
 impl<M: Manager> Pool<M> {
-    /// A pool over `manager`; starts its health-check task (needs a tokio runtime).
+    /// A pool over `manager`; starts its background task (needs a tokio runtime).
     pub fn new(manager: M, config: PoolConfig) -> Pool<M> {
         let max = config.max_size.max(1);
         let shared = Arc::new(Shared {
@@ -218,10 +312,15 @@ impl<M: Manager> Pool<M> {
                 min_idle: config.min_idle.min(max),
                 ..config
             },
-            permits: Arc::new(Semaphore::new(max)),
-            idle: Mutex::new(VecDeque::with_capacity(max)),
+            state: Mutex::new(State {
+                idle: Vec::with_capacity(max),
+                out: 0,
+                acquires: 0,
+                waiters: VecDeque::new(),
+                closed: false,
+            }),
             counters: Counters::default(),
-            closed: AtomicBool::new(false),
+            pass: AtomicU64::new(0),
         });
         shared.counters.healthy.store(true, Ordering::Relaxed);
         tokio::spawn(maintain(Arc::downgrade(&shared)));
@@ -231,92 +330,114 @@ impl<M: Manager> Pool<M> {
     /// A session, waiting up to the acquire timeout for one to be free.
     pub async fn get(&self) -> Result<Pooled<M>, PoolError> {
         let shared = &self.shared;
-        if shared.closed.load(Ordering::Acquire) {
-            return Err(PoolError::Closed);
-        }
-        let started = Instant::now();
-        let permit = match Arc::clone(&shared.permits).try_acquire_owned() {
-            Ok(p) => p,
-            Err(_) => {
+        let now_pass = shared.pass.load(Ordering::Relaxed);
+        let checkout = {
+            let mut state = shared.lock();
+            if state.closed {
+                return Err(PoolError::Closed);
+            }
+            let got = state.idle.pop().map(|idle| {
+                state.out += 1;
+                state.acquires += 1;
+                if shared.too_old(idle.created_pass, now_pass) {
+                    // Retired outside the lock, below; its slot opens a fresh one.
+                    Err(idle)
+                } else {
+                    Ok(idle)
+                }
+            });
+            match got {
+                Some(Ok(idle)) => {
+                    shared.publish(&state);
+                    Checkout::Got(idle)
+                }
+                Some(Err(old)) => {
+                    // Its slot is reused for a fresh session.
+                    shared.publish(&state);
+                    drop(state);
+                    drop(old);
+                    Checkout::Open
+                }
+                None if state.idle.len() + state.out < shared.config.max_size => {
+                    state.out += 1;
+                    state.acquires += 1;
+                    shared.publish(&state);
+                    Checkout::Open
+                }
+                None => {
+                    let (tx, rx) = oneshot::channel();
+                    state.waiters.push_back(Waiter {
+                        deadline: Instant::now() + shared.config.acquire_timeout,
+                        tx,
+                    });
+                    Checkout::Wait(rx)
+                }
+            }
+        };
+        match checkout {
+            Checkout::Got(idle) => Ok(Pooled::new(shared, idle)),
+            Checkout::Open => self.open(None).await,
+            Checkout::Wait(rx) => {
+                let started = Instant::now();
                 shared.counters.waiting.fetch_add(1, Ordering::Relaxed);
-                let got = tokio::time::timeout(
-                    shared.config.acquire_timeout,
-                    Arc::clone(&shared.permits).acquire_owned(),
-                )
-                .await;
+                let grant = rx.await;
                 shared.counters.waiting.fetch_sub(1, Ordering::Relaxed);
                 let waited = started.elapsed();
                 shared
                     .counters
                     .wait_micros
                     .fetch_add(waited.as_micros() as u64, Ordering::Relaxed);
-                match got {
-                    Ok(Ok(p)) => p,
-                    Ok(Err(_)) => return Err(PoolError::Closed),
-                    Err(_) => {
+                match grant {
+                    Ok(Grant::Session(idle)) => Ok(Pooled::new(shared, idle)),
+                    Ok(Grant::Slot) => self.open(Some(started)).await,
+                    Ok(Grant::Timeout) => {
                         shared
                             .counters
                             .acquire_timeouts
                             .fetch_add(1, Ordering::Relaxed);
-                        return Err(PoolError::Timeout {
+                        Err(PoolError::Timeout {
                             max_size: shared.config.max_size,
                             waited,
-                        });
+                        })
                     }
+                    Err(_) => Err(PoolError::Closed),
                 }
             }
-        };
-        let now = Instant::now();
-        loop {
-            let idle = shared.idle().pop_back();
-            let Some(idle) = idle else { break };
-            if shared.expired(idle.created, now) {
-                shared.retire(idle.session);
-                continue;
-            }
-            shared.counters.active.fetch_add(1, Ordering::Relaxed);
-            shared.counters.acquires.fetch_add(1, Ordering::Relaxed);
-            return Ok(Pooled {
-                session: Some(idle.session),
-                created: idle.created,
-                broken: false,
-                shared: Arc::clone(shared),
-                _permit: permit,
-            });
         }
-        // No idle session: open one, within what is left of the timeout.
+    }
+
+    /// Opens a session in a slot this caller reserved.
+    async fn open(&self, since: Option<Instant>) -> Result<Pooled<M>, PoolError> {
+        let shared = &self.shared;
         let left = shared
             .config
             .acquire_timeout
-            .saturating_sub(started.elapsed());
-        let session = match tokio::time::timeout(left, shared.manager.create()).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
+            .saturating_sub(since.map_or(Duration::ZERO, |s| s.elapsed()));
+        let opened = tokio::time::timeout(left, shared.manager.create()).await;
+        match opened {
+            Ok(Ok(session)) => {
+                shared.counters.created.fetch_add(1, Ordering::Relaxed);
+                shared.counters.healthy.store(true, Ordering::Relaxed);
+                let pass = shared.pass.load(Ordering::Relaxed);
+                Ok(Pooled::new(
+                    shared,
+                    Idle {
+                        session,
+                        created_pass: pass,
+                        used_pass: pass,
+                    },
+                ))
+            }
+            failed => {
                 shared.counters.failed.fetch_add(1, Ordering::Relaxed);
                 shared.counters.healthy.store(false, Ordering::Relaxed);
-                return Err(PoolError::Create(e.to_string()));
+                shared.free_slot();
+                Err(PoolError::Create(match failed {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => format!("no session within {}s", left.as_secs()),
+                }))
             }
-            Err(_) => {
-                shared.counters.failed.fetch_add(1, Ordering::Relaxed);
-                shared.counters.healthy.store(false, Ordering::Relaxed);
-                return Err(PoolError::Create(format!(
-                    "no session within {}s",
-                    shared.config.acquire_timeout.as_secs()
-                )));
-            }
-        };
-        shared.counters.created.fetch_add(1, Ordering::Relaxed);
-        shared.counters.total.fetch_add(1, Ordering::Relaxed);
-        shared.counters.active.fetch_add(1, Ordering::Relaxed);
-        shared.counters.acquires.fetch_add(1, Ordering::Relaxed);
-        shared.counters.healthy.store(true, Ordering::Relaxed);
-        Ok(Pooled {
-            session: Some(session),
-            created: Instant::now(),
-            broken: false,
-            shared: Arc::clone(shared),
-            _permit: permit,
-        })
+        }
     }
 
     /// The counters, read without blocking anything.
@@ -341,14 +462,18 @@ impl<M: Manager> Pool<M> {
     }
 
     /// Closes the pool: idle sessions are dropped now, checked-out ones when
-    /// returned, and `get` fails from now on.
+    /// returned, waiters and later callers get [`PoolError::Closed`].
     pub fn close(&self) {
-        self.shared.closed.store(true, Ordering::Release);
-        self.shared.permits.close();
-        let idle: Vec<_> = self.shared.idle().drain(..).collect();
-        for i in idle {
-            self.shared.retire(i.session);
-        }
+        let (idle, waiters) = {
+            let mut state = self.shared.lock();
+            state.closed = true;
+            let idle = std::mem::take(&mut state.idle);
+            let waiters = std::mem::take(&mut state.waiters);
+            self.shared.publish(&state);
+            (idle, waiters)
+        };
+        drop(waiters);
+        drop(idle);
     }
 
     /// Runs one health pass now (the background task runs them on its own).
@@ -360,11 +485,25 @@ impl<M: Manager> Pool<M> {
 /// A checked-out session; returns to the pool when dropped.
 pub struct Pooled<M: Manager> {
     session: Option<M::Session>,
-    created: Instant,
+    created_pass: u64,
     broken: bool,
     shared: Arc<Shared<M>>,
-    /// Released after the session is back (or gone), so a waiter finds it.
-    _permit: OwnedSemaphorePermit,
+}
+
+impl<M: Manager> Pooled<M> {
+    fn new(shared: &Arc<Shared<M>>, idle: Idle<M::Session>) -> Pooled<M> {
+        Pooled {
+            session: Some(idle.session),
+            created_pass: idle.created_pass,
+            broken: false,
+            shared: Arc::clone(shared),
+        }
+    }
+
+    /// Marks the session broken: it is dropped instead of returned.
+    pub fn mark_broken(&mut self) {
+        self.broken = true;
+    }
 }
 
 impl<M: Manager> std::fmt::Debug for Pooled<M> {
@@ -373,13 +512,6 @@ impl<M: Manager> std::fmt::Debug for Pooled<M> {
         f.debug_struct("Pooled")
             .field("broken", &self.broken)
             .finish_non_exhaustive()
-    }
-}
-
-impl<M: Manager> Pooled<M> {
-    /// Marks the session broken: it is dropped instead of returned.
-    pub fn mark_broken(&mut self) {
-        self.broken = true;
     }
 }
 
@@ -401,114 +533,137 @@ impl<M: Manager> std::ops::DerefMut for Pooled<M> {
 impl<M: Manager> Drop for Pooled<M> {
     fn drop(&mut self) {
         let shared = &self.shared;
-        shared.counters.active.fetch_sub(1, Ordering::Relaxed);
         let Some(session) = self.session.take() else {
+            shared.free_slot();
             return;
         };
-        let now = Instant::now();
+        let pass = shared.pass.load(Ordering::Relaxed);
         if self.broken {
             shared.counters.broken.fetch_add(1, Ordering::Relaxed);
-            shared.retire(session);
-        } else if shared.closed.load(Ordering::Acquire) || shared.expired(self.created, now) {
-            shared.retire(session);
+            drop(session);
+            shared.free_slot();
+        } else if shared.too_old(self.created_pass, pass) {
+            drop(session);
+            shared.free_slot();
         } else {
-            shared.idle().push_back(Idle {
+            shared.give_back(Idle {
                 session,
-                created: self.created,
-                last_used: now,
+                created_pass: self.created_pass,
+                used_pass: pass,
             });
         }
     }
 }
 
-/// The background task: a health pass every interval, until the pool is dropped.
+/// The background task: fails overdue waiters every [`REAPER_TICK`], runs a
+/// health pass every `health_interval`, until the pool is dropped.
 async fn maintain<M: Manager>(shared: Weak<Shared<M>>) {
-    let interval = match shared.upgrade() {
-        Some(s) => s.config.health_interval,
-        None => return,
-    };
+    let mut next_pass = Instant::now();
     loop {
-        // Top up first (a new pool opens its `min_idle` sessions right away).
         {
             let Some(shared) = shared.upgrade() else {
                 return;
             };
-            if shared.closed.load(Ordering::Acquire) {
+            if shared.lock().closed {
                 return;
             }
-            health_pass(&shared).await;
+            reap(&shared);
+            if Instant::now() >= next_pass {
+                health_pass(&shared).await;
+                next_pass = Instant::now() + shared.config.health_interval;
+            }
         }
-        tokio::time::sleep(interval).await;
+        tokio::time::sleep(REAPER_TICK).await;
     }
 }
 
-/// Checks every idle session, drops the broken, expired and surplus ones,
-/// and opens sessions up to `min_idle`.
-async fn health_pass<M: Manager>(shared: &Arc<Shared<M>>) {
+/// Fails the waiters whose deadline passed (and forgets ones that left).
+fn reap<M: Manager>(shared: &Shared<M>) {
     let now = Instant::now();
-    // Take the idle sessions out (each with its permit) so no caller gets
-    // one mid-check; put the good ones back after.
-    let mut taken = Vec::new();
-    loop {
-        let Ok(permit) = Arc::clone(&shared.permits).try_acquire_owned() else {
-            break;
-        };
-        let Some(idle) = shared.idle().pop_front() else {
-            drop(permit);
-            break;
-        };
-        taken.push((idle, permit));
+    let mut state = shared.lock();
+    if state.waiters.is_empty() {
+        return;
     }
+    let waiters = std::mem::take(&mut state.waiters);
+    for w in waiters {
+        if w.tx.is_closed() {
+            continue;
+        }
+        if w.deadline <= now {
+            let _ = w.tx.send(Grant::Timeout);
+        } else {
+            state.waiters.push_back(w);
+        }
+    }
+}
+
+/// Checks every idle session, drops the broken, too old and long-unused
+/// ones (keeping `min_idle`), and opens sessions up to `min_idle`.
+async fn health_pass<M: Manager>(shared: &Arc<Shared<M>>) {
+    let pass = shared.pass.fetch_add(1, Ordering::Relaxed) + 1;
+    let idle_passes = shared.passes(shared.config.idle_timeout);
+    // Take the idle sessions out (their slots count as out) so no caller
+    // gets one mid-check; each goes back through the normal return.
+    let taken: Vec<Idle<M::Session>> = {
+        let mut state = shared.lock();
+        let taken = std::mem::take(&mut state.idle);
+        state.out += taken.len();
+        shared.publish(&state);
+        taken
+    };
     let count = taken.len();
     let mut kept = 0usize;
-    for (i, (mut idle, permit)) in taken.into_iter().enumerate() {
-        // Oldest-used first: one idle too long goes if enough stay without it.
+    // Least recently used first.
+    let mut taken = taken;
+    taken.sort_by_key(|i| i.used_pass);
+    for (i, mut idle) in taken.into_iter().enumerate() {
         let left_after = count - i - 1;
-        let surplus = now.duration_since(idle.last_used) >= shared.config.idle_timeout
+        let unused = pass.saturating_sub(idle.used_pass) > idle_passes
             && kept + left_after >= shared.config.min_idle;
-        if shared.expired(idle.created, now) || surplus {
-            shared.retire(idle.session);
+        if shared.too_old(idle.created_pass, pass) || unused {
+            drop(idle);
+            shared.free_slot();
             continue;
         }
         match shared.manager.check(&mut idle.session).await {
             Ok(()) => {
                 shared.counters.healthy.store(true, Ordering::Relaxed);
                 kept += 1;
-                shared.idle().push_front(idle);
+                shared.give_back(idle);
             }
             Err(_) => {
                 shared.counters.healthy.store(false, Ordering::Relaxed);
                 shared.counters.broken.fetch_add(1, Ordering::Relaxed);
-                shared.retire(idle.session);
+                drop(idle);
+                shared.free_slot();
             }
         }
-        drop(permit);
     }
-    // Top up to min_idle.
-    while shared.idle().len() < shared.config.min_idle
-        && (shared.counters.total.load(Ordering::Relaxed) as usize) < shared.config.max_size
-        && !shared.closed.load(Ordering::Acquire)
-    {
-        let Ok(permit) = Arc::clone(&shared.permits).try_acquire_owned() else {
-            break;
-        };
+    // Top up to min_idle, within max_size.
+    loop {
+        {
+            let mut state = shared.lock();
+            let room = state.idle.len() + state.out < shared.config.max_size;
+            if state.closed || state.idle.len() >= shared.config.min_idle || !room {
+                break;
+            }
+            state.out += 1;
+            shared.publish(&state);
+        }
         match shared.manager.create().await {
             Ok(session) => {
                 shared.counters.created.fetch_add(1, Ordering::Relaxed);
-                shared.counters.total.fetch_add(1, Ordering::Relaxed);
                 shared.counters.healthy.store(true, Ordering::Relaxed);
-                let now = Instant::now();
-                shared.idle().push_back(Idle {
+                shared.give_back(Idle {
                     session,
-                    created: now,
-                    last_used: now,
+                    created_pass: pass,
+                    used_pass: pass,
                 });
-                drop(permit);
             }
             Err(_) => {
                 shared.counters.failed.fetch_add(1, Ordering::Relaxed);
                 shared.counters.healthy.store(false, Ordering::Relaxed);
-                drop(permit);
+                shared.free_slot();
                 break;
             }
         }
