@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use snowflake_mcp::http::{Method, Request, Response, Router};
 use snowflake_mcp::mcp::{McpServer, Resource, ResourceContents, Tool, ToolOutput};
+use snowflake_mcp::requests::{RequestManager, RequestsConfig};
 use snowflake_mcp::tools::{self, ToolsConfig};
 use snowflake_mcp::transport::stdio;
 use snowflake_mcp::transport::streamable_http::{HttpMcpConfig, StreamableHttp};
@@ -141,7 +142,11 @@ fn server_info(
 
 /// The MCP server this daemon offers: the warehouse tools, and what it can
 /// say about itself.
-async fn mcp_server(transport: &'static str, warehouse: Arc<dyn Warehouse>) -> McpServer {
+async fn mcp_server(
+    transport: &'static str,
+    warehouse: Arc<dyn Warehouse>,
+    requests: Arc<RequestManager>,
+) -> McpServer {
     let started = std::time::Instant::now();
     let databases = warehouse.databases().await.unwrap_or_default();
     let about = serde_json::json!({"kind": warehouse.kind(), "databases": databases});
@@ -186,7 +191,7 @@ async fn mcp_server(transport: &'static str, warehouse: Arc<dyn Warehouse>) -> M
          describe_table shows columns and types; execute_query runs one read-only statement \
          (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN).",
     );
-    tools::register(builder, warehouse, ToolsConfig::default())
+    tools::register(builder, warehouse, ToolsConfig::default(), requests)
         .tool(info_tool)
         .resource(info_resource)
         .build()
@@ -249,7 +254,12 @@ async fn main() -> ExitCode {
     };
     if let Transport::Stdio = transport {
         // stdout carries MCP only; anything for people goes to stderr.
-        let server = mcp_server("stdio", warehouse).await;
+        let server = mcp_server(
+            "stdio",
+            warehouse,
+            RequestManager::new(RequestsConfig::default()),
+        )
+        .await;
         return match stdio::serve(server, tokio::io::stdin(), tokio::io::stdout()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -258,15 +268,17 @@ async fn main() -> ExitCode {
             }
         };
     }
-    // One connection manager for the server and both transports.
+    // One connection manager for the server and both transports, and one
+    // request manager for every statement, whichever transport it came by.
     let registry = Registry::new();
+    let requests = RequestManager::new(RequestsConfig::default());
     let http = StreamableHttp::with_registry(
-        mcp_server("http", Arc::clone(&warehouse)).await,
+        mcp_server("http", Arc::clone(&warehouse), Arc::clone(&requests)).await,
         HttpMcpConfig::default(),
         Arc::clone(&registry),
     );
     let ws = WebSocketMcp::with_registry(
-        mcp_server("websocket", warehouse).await,
+        mcp_server("websocket", warehouse, Arc::clone(&requests)).await,
         WsConfig::default(),
         Arc::clone(&registry),
     );

@@ -70,6 +70,7 @@ pub mod jsonrpc;
 pub mod mcp;
 pub mod pool;
 pub mod registry;
+pub mod requests;
 pub mod server;
 pub mod shutdown;
 pub mod tools;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use snowflake_mcp::mcp::{McpServer, Session};
 use snowflake_mcp::pool::PoolConfig;
+use snowflake_mcp::requests::{RequestManager, RequestsConfig};
 use snowflake_mcp::tools::{self, ToolsConfig};
 use snowflake_mcp::warehouse::sqlite::{Source, SqliteConfig, SqliteWarehouse};
 use snowflake_mcp::warehouse::{ErrorKind, QueryOptions, Warehouse};
@@ -83,7 +84,16 @@ async fn file_warehouse(path: &std::path::Path) -> Arc<SqliteWarehouse> {
 }
 
 fn session_over(warehouse: Arc<dyn Warehouse>, config: ToolsConfig) -> Arc<Session> {
-    let server = tools::register(McpServer::builder("t", "0"), warehouse, config).build();
+    session_with(warehouse, config, RequestsConfig::default())
+}
+
+fn session_with(
+    warehouse: Arc<dyn Warehouse>,
+    config: ToolsConfig,
+    requests: RequestsConfig,
+) -> Arc<Session> {
+    let requests = RequestManager::new(requests);
+    let server = tools::register(McpServer::builder("t", "0"), warehouse, config, requests).build();
     let session = Arc::new(Session::new(server, None));
     let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
         "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}});
@@ -443,4 +453,35 @@ async fn a_missing_file_is_an_error_at_start() {
     .await
     .expect_err("missing");
     assert!(e.to_string().contains("does not exist"), "{e}");
+}
+
+#[tokio::test]
+async fn a_statement_past_the_timeout_is_stopped_and_interrupted() {
+    let warehouse = SqliteWarehouse::open(SqliteConfig::default())
+        .await
+        .expect("demo");
+    let requests = RequestsConfig {
+        timeout: Duration::from_millis(300),
+        ..RequestsConfig::default()
+    };
+    let s = session_with(
+        Arc::clone(&warehouse) as Arc<dyn Warehouse>,
+        ToolsConfig::default(),
+        requests,
+    );
+    let slow = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000) SELECT COUNT(*) FROM c";
+    let started = Instant::now();
+    let (err, text, _) = call(&s, "execute_query", json!({"query": slow})).await;
+    assert!(err && text.contains("took longer than 0.3s"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    // The statement was interrupted and its connection retired; the next call works.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while warehouse.pool_stats().active > 0 {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(warehouse.pool_stats().broken, 1);
+    let (err, _, v) = call(&s, "execute_query", json!({"query": "SELECT 1"})).await;
+    assert!(!err);
+    assert_eq!(v["rows"], json!([[1]]));
 }

@@ -233,6 +233,21 @@ impl Context {
         self.inner.client_info.as_ref()
     }
 
+    /// A key telling clients apart, for fair scheduling: the client's name,
+    /// and for clients with a session (handshake versions) that session.
+    pub fn client_key(&self) -> String {
+        let name = self
+            .client_info()
+            .and_then(|c| c["name"].as_str())
+            .unwrap_or("unknown");
+        match &self.inner.session {
+            Some(session) if !self.inner.version.is_modern() => {
+                format!("{name}#{:x}", Arc::as_ptr(session) as usize)
+            }
+            _ => name.to_owned(),
+        }
+    }
+
     /// The JSON-RPC id of the call, as raw JSON.
     pub fn request_id(&self) -> &str {
         &self.inner.request_id

@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use crate::mcp::{
     Context, McpServerBuilder, ReadError, Resource, ResourceContents, Tool, ToolOutput,
 };
+use crate::requests::RequestManager;
 use crate::warehouse::{QueryOptions, QueryResult, Truncation, Warehouse, WarehouseError};
 
 pub mod sql_guard;
@@ -60,15 +61,24 @@ impl Default for ToolsConfig {
 struct Tools {
     warehouse: Arc<dyn Warehouse>,
     config: ToolsConfig,
+    requests: Arc<RequestManager>,
 }
 
 /// Adds the warehouse tools and the table resource template to `builder`.
+///
+/// Every call that reaches the warehouse runs under `requests` (limits,
+/// fair share, timeout; its list is what a status page shows).
 pub fn register(
     builder: McpServerBuilder,
     warehouse: Arc<dyn Warehouse>,
     config: ToolsConfig,
+    requests: Arc<RequestManager>,
 ) -> McpServerBuilder {
-    let tools = Arc::new(Tools { warehouse, config });
+    let tools = Arc::new(Tools {
+        warehouse,
+        config,
+        requests,
+    });
     let limit_schema = json!({
         "type": "integer",
         "minimum": 1,
@@ -97,13 +107,16 @@ pub fn register(
         "list_databases",
         "List the databases of the warehouse.",
         json!({"type": "object", "properties": {}}),
-        move |_ctx: Context, _args: Value| {
+        move |ctx: Context, _args: Value| {
             let t = Arc::clone(&t);
             async move {
-                match t.warehouse.databases().await {
-                    Ok(dbs) => names_output("databases", &dbs, json!({"databases": dbs})),
-                    Err(e) => warehouse_error(&e),
-                }
+                t.limited(&ctx, "list_databases", async {
+                    match t.warehouse.databases().await {
+                        Ok(dbs) => names_output("databases", &dbs, json!({"databases": dbs})),
+                        Err(e) => warehouse_error(&e),
+                    }
+                })
+                .await
             }
         },
     )
@@ -115,9 +128,10 @@ pub fn register(
         "list_schemas",
         "List the schemas of a database.",
         json!({"type": "object", "properties": {"database": string("Database name")}, "required": ["database"]}),
-        move |_ctx: Context, args: DatabaseArg| {
+        move |ctx: Context, args: DatabaseArg| {
             let t = Arc::clone(&t);
             async move {
+                t.limited(&ctx, "list_schemas", async {
                 match t.warehouse.schemas(&args.database).await {
                     Ok(s) => names_output(
                         "schemas",
@@ -126,6 +140,8 @@ pub fn register(
                     ),
                     Err(e) => warehouse_error(&e),
                 }
+                })
+                .await
             }
         },
     )
@@ -140,11 +156,11 @@ pub fn register(
             "database": string("Database name"),
             "schema": string("Schema name")
         }, "required": ["database", "schema"]}),
-        move |_ctx: Context, args: SchemaArgs| {
+        move |ctx: Context, args: SchemaArgs| {
             let t = Arc::clone(&t);
             async move {
-                t.list_kind(&args.database, Some(&args.schema), "TABLE")
-                    .await
+                let listed = t.list_kind(&args.database, Some(&args.schema), "TABLE");
+                t.limited(&ctx, "list_tables", listed).await
             }
         },
     )
@@ -159,11 +175,11 @@ pub fn register(
             "database": string("Database name"),
             "schema": string("Schema name (all schemas when omitted)")
         }, "required": ["database"]}),
-        move |_ctx: Context, args: OptionalSchemaArgs| {
+        move |ctx: Context, args: OptionalSchemaArgs| {
             let t = Arc::clone(&t);
             async move {
-                t.list_kind(&args.database, args.schema.as_deref(), "VIEW")
-                    .await
+                let listed = t.list_kind(&args.database, args.schema.as_deref(), "VIEW");
+                t.limited(&ctx, "list_views", listed).await
             }
         },
     )
@@ -179,9 +195,12 @@ pub fn register(
             "schema": string("Schema name"),
             "table": string("Table name")
         }, "required": ["database", "schema", "table"]}),
-        move |_ctx: Context, args: TableArgs| {
+        move |ctx: Context, args: TableArgs| {
             let t = Arc::clone(&t);
-            async move { t.describe(&args.database, &args.schema, &args.table).await }
+            async move {
+                t.limited(&ctx, "describe_table", t.describe(&args.database, &args.schema, &args.table))
+                    .await
+            }
         },
     )
     .title("Describe a table")
@@ -196,13 +215,18 @@ pub fn register(
             "view_name": string("View name"),
             "schema": string("Schema name (the warehouse's default schema when omitted)")
         }, "required": ["database", "view_name"]}),
-        move |_ctx: Context, args: ViewArgs| {
+        move |ctx: Context, args: ViewArgs| {
             let t = Arc::clone(&t);
             async move {
                 let schema = args
                     .schema
                     .unwrap_or_else(|| t.warehouse.default_schema().to_owned());
-                t.describe(&args.database, &schema, &args.view_name).await
+                t.limited(
+                    &ctx,
+                    "describe_view",
+                    t.describe(&args.database, &schema, &args.view_name),
+                )
+                .await
             }
         },
     )
@@ -219,7 +243,7 @@ pub fn register(
             "schema": string("Schema name (the warehouse's default schema when omitted)"),
             "limit": limit_schema.clone()
         }, "required": ["database", "view_name"]}),
-        move |_ctx: Context, args: QueryViewArgs| {
+        move |ctx: Context, args: QueryViewArgs| {
             let t = Arc::clone(&t);
             async move {
                 let schema = args
@@ -231,7 +255,12 @@ pub fn register(
                     .qualified(&args.database, &schema, &args.view_name);
                 // Identifiers quoted; one row more than asked shows whether there are more.
                 let sql = format!("SELECT * FROM {name} LIMIT {}", limit + 1);
-                t.run(&sql, Some(args.database), Some(schema), limit).await
+                t.limited(
+                    &ctx,
+                    "query_view",
+                    t.run(&sql, Some(args.database), Some(schema), limit),
+                )
+                .await
             }
         },
     )
@@ -250,14 +279,19 @@ pub fn register(
             "schema": string("Schema to run it in"),
             "limit": limit_schema
         }, "required": ["query"]}),
-        move |_ctx: Context, args: ExecuteArgs| {
+        move |ctx: Context, args: ExecuteArgs| {
             let t = Arc::clone(&t);
             async move {
                 if let Err(refusal) = t.config.guard.check(&args.query) {
                     return ToolOutput::error(format!("Refused: {refusal}"));
                 }
                 let limit = args.limit.unwrap_or(t.config.default_limit);
-                t.run(&args.query, args.database, args.schema, limit).await
+                t.limited(
+                    &ctx,
+                    "execute_query",
+                    t.run(&args.query, args.database, args.schema, limit),
+                )
+                .await
             }
         },
     )
@@ -269,7 +303,7 @@ pub fn register(
     let tables = Resource::template(
         "snowflake://{database}/{schema}/{table}",
         "table",
-        move |_ctx: Context, uri: String, vars: Vec<(String, String)>| {
+        move |ctx: Context, uri: String, vars: Vec<(String, String)>| {
             let t = Arc::clone(&t);
             async move {
                 let var = |name: &str| {
@@ -278,11 +312,13 @@ pub fn register(
                         .map(|(_, v)| v.clone())
                         .unwrap_or_default()
                 };
-                match t
-                    .warehouse
-                    .describe(&var("database"), &var("schema"), &var("table"))
+                let (db, schema, table) = (var("database"), var("schema"), var("table"));
+                let described = t
+                    .requests
+                    .run(&ctx.client_key(), "resources/read", t.warehouse.describe(&db, &schema, &table))
                     .await
-                {
+                    .map_err(|e| ReadError::Failed(e.to_string()))?;
+                match described {
                     Ok(d) => Ok(vec![ResourceContents::Text {
                         uri,
                         mime_type: Some("application/json".into()),
@@ -359,6 +395,19 @@ struct ExecuteArgs {
 }
 
 impl Tools {
+    /// Runs a warehouse call under the request manager's limits.
+    async fn limited(
+        &self,
+        ctx: &Context,
+        tool: &str,
+        work: impl std::future::Future<Output = ToolOutput>,
+    ) -> ToolOutput {
+        match self.requests.run(&ctx.client_key(), tool, work).await {
+            Ok(output) => output,
+            Err(e) => ToolOutput::error(e.to_string()),
+        }
+    }
+
     async fn list_kind(&self, database: &str, schema: Option<&str>, kind: &str) -> ToolOutput {
         match self.warehouse.tables(database, schema).await {
             Ok(all) => {

@@ -1,0 +1,548 @@
+//! The request manager: every statement-running tool call, registered,
+//! bounded, timed out and fairly scheduled.
+//!
+//! A call is registered with its id, client, tool and start time (the list
+//! is what the status endpoint shows). At most `max_concurrent` run at once,
+//! and one client at most `max_per_client` of them; the rest wait in a
+//! bounded queue (full: a clear "server busy" error at once). When a slot
+//! frees it goes to the waiting client with the fewest calls running, in
+//! turn, so one busy client cannot starve a quiet one. The whole call,
+//! queue included, is bounded by `timeout`; when it passes, or the client
+//! cancels (the call's future is dropped: an MCP cancel, a closed stream or
+//! WebSocket), the work future is dropped, which interrupts the running
+//! statement where the warehouse allows it, and the slot is freed.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::oneshot;
+
+/// Default longest a call may take, queue included: 5 minutes.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+/// Default calls running at once: 16.
+pub const DEFAULT_MAX_CONCURRENT: usize = 16;
+/// Default calls one client may run at once: 8.
+pub const DEFAULT_MAX_PER_CLIENT: usize = 8;
+/// Default calls waiting at most: 256.
+pub const DEFAULT_MAX_QUEUE: usize = 256;
+
+/// Settings of the request manager.
+#[derive(Clone, Debug)]
+pub struct RequestsConfig {
+    /// Default: [`DEFAULT_TIMEOUT`].
+    pub timeout: Duration,
+    /// Default: [`DEFAULT_MAX_CONCURRENT`].
+    pub max_concurrent: usize,
+    /// Default: [`DEFAULT_MAX_PER_CLIENT`].
+    pub max_per_client: usize,
+    /// Default: [`DEFAULT_MAX_QUEUE`].
+    pub max_queue: usize,
+}
+
+impl Default for RequestsConfig {
+    fn default() -> Self {
+        RequestsConfig {
+            timeout: DEFAULT_TIMEOUT,
+            max_concurrent: DEFAULT_MAX_CONCURRENT,
+            max_per_client: DEFAULT_MAX_PER_CLIENT,
+            max_queue: DEFAULT_MAX_QUEUE,
+        }
+    }
+}
+
+/// Why a call did not run to its end.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// The queue was full.
+    #[error("server busy: {running} calls running and {queued} waiting; try again shortly")]
+    Busy {
+        /// Calls running.
+        running: usize,
+        /// Calls waiting.
+        queued: usize,
+    },
+    /// The call took longer than the timeout (queue included).
+    #[error("the call took longer than {}s and was stopped", .0.as_secs_f64())]
+    Timeout(Duration),
+}
+
+/// One registered call, as the status endpoint shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActiveRequest {
+    /// The manager's number for it.
+    pub id: u64,
+    /// Who asked (the client's name, and its session).
+    pub client: String,
+    /// The tool.
+    pub tool: String,
+    /// When it was registered.
+    pub started: SystemTime,
+    /// How long it has been registered.
+    pub age: Duration,
+    /// Whether it is running (else waiting for a slot).
+    pub running: bool,
+}
+
+struct Entry {
+    client: String,
+    tool: String,
+    started: SystemTime,
+    since: Instant,
+    running: bool,
+}
+
+struct Queued {
+    id: u64,
+    tx: oneshot::Sender<()>,
+}
+
+#[derive(Default)]
+struct State {
+    entries: HashMap<u64, Entry>,
+    running: usize,
+    running_by_client: HashMap<String, usize>,
+    queues: HashMap<String, VecDeque<Queued>>,
+    /// Clients with waiting calls, in turn order.
+    turn: VecDeque<String>,
+    queued: usize,
+}
+
+/// Counters (`Relaxed`: standalone tallies).
+#[derive(Debug, Default)]
+struct Counters {
+    started: AtomicU64,
+    busy: AtomicU64,
+    timeouts: AtomicU64,
+    cancelled: AtomicU64,
+}
+
+/// The request manager's counters at a moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RequestStats {
+    /// Calls registered since start.
+    pub started: u64,
+    /// Calls refused because the queue was full.
+    pub busy: u64,
+    /// Calls stopped by the timeout.
+    pub timeouts: u64,
+    /// Calls dropped by their client before the end.
+    pub cancelled: u64,
+}
+
+/// The request manager. Share it (`Arc`).
+pub struct RequestManager {
+    config: RequestsConfig,
+    next_id: AtomicU64,
+    /// A std mutex: held to register, schedule or unregister, never across an `.await`.
+    state: Mutex<State>,
+    counters: Counters,
+}
+
+impl std::fmt::Debug for RequestManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestManager")
+            .field("config", &self.config)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RequestManager {
+    /// A manager with these settings.
+    pub fn new(config: RequestsConfig) -> Arc<RequestManager> {
+        Arc::new(RequestManager {
+            config: RequestsConfig {
+                max_concurrent: config.max_concurrent.max(1),
+                max_per_client: config.max_per_client.max(1),
+                ..config
+            },
+            next_id: AtomicU64::new(1),
+            state: Mutex::new(State::default()),
+            counters: Counters::default(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `work` for `client`'s call of `tool` under the limits.
+    ///
+    /// Dropping the returned future (a cancel) drops `work` and frees the slot.
+    pub async fn run<T, F>(&self, client: &str, tool: &str, work: F) -> Result<T, RequestError>
+    where
+        F: Future<Output = T>,
+    {
+        let started = Instant::now();
+        let (id, wait) = self.register(client, tool)?;
+        let mut guard = Registered {
+            manager: self,
+            id,
+            finished: false,
+        };
+        let deadline = tokio::time::Instant::from_std(started + self.config.timeout);
+        let timeout = RequestError::Timeout(self.config.timeout);
+        if let Some(rx) = wait {
+            match tokio::time::timeout_at(deadline, rx).await {
+                Ok(Ok(())) => {}
+                // The sender is gone only if the manager dropped the queue: treat as busy.
+                Ok(Err(_)) => {
+                    guard.finished = true;
+                    self.unregister(id);
+                    return Err(RequestError::Busy {
+                        running: 0,
+                        queued: 0,
+                    });
+                }
+                Err(_) => {
+                    self.counters.timeouts.fetch_add(1, Ordering::Relaxed);
+                    guard.finished = true;
+                    self.unregister(id);
+                    return Err(timeout);
+                }
+            }
+        }
+        let outcome = tokio::time::timeout_at(deadline, work).await;
+        guard.finished = true;
+        self.unregister(id);
+        match outcome {
+            Ok(v) => Ok(v),
+            Err(_) => {
+                self.counters.timeouts.fetch_add(1, Ordering::Relaxed);
+                Err(timeout)
+            }
+        }
+    }
+
+    /// Registers a call; returns its id and, when it must wait, the receiver of its turn.
+    fn register(
+        &self,
+        client: &str,
+        tool: &str,
+    ) -> Result<(u64, Option<oneshot::Receiver<()>>), RequestError> {
+        let mut state = self.lock();
+        let mine = state.running_by_client.get(client).copied().unwrap_or(0);
+        let can_run = state.running < self.config.max_concurrent
+            && mine < self.config.max_per_client
+            && state.queues.get(client).is_none_or(VecDeque::is_empty);
+        if !can_run && state.queued >= self.config.max_queue {
+            self.counters.busy.fetch_add(1, Ordering::Relaxed);
+            return Err(RequestError::Busy {
+                running: state.running,
+                queued: state.queued,
+            });
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.counters.started.fetch_add(1, Ordering::Relaxed);
+        state.entries.insert(
+            id,
+            Entry {
+                client: client.to_owned(),
+                tool: tool.to_owned(),
+                started: SystemTime::now(),
+                since: Instant::now(),
+                running: can_run,
+            },
+        );
+        if can_run {
+            state.running += 1;
+            *state
+                .running_by_client
+                .entry(client.to_owned())
+                .or_default() += 1;
+            return Ok((id, None));
+        }
+        let (tx, rx) = oneshot::channel();
+        let queue = state.queues.entry(client.to_owned()).or_default();
+        let first = queue.is_empty();
+        queue.push_back(Queued { id, tx });
+        if first {
+            state.turn.push_back(client.to_owned());
+        }
+        state.queued += 1;
+        Ok((id, Some(rx)))
+    }
+
+    /// Removes a call (running or queued) and hands freed slots on.
+    fn unregister(&self, id: u64) {
+        let mut guard = self.lock();
+        // Through a plain reference, so fields borrow apart.
+        let state = &mut *guard;
+        let Some(entry) = state.entries.remove(&id) else {
+            return;
+        };
+        if entry.running {
+            state.running -= 1;
+            if let Some(n) = state.running_by_client.get_mut(&entry.client) {
+                *n -= 1;
+                if *n == 0 {
+                    state.running_by_client.remove(&entry.client);
+                }
+            }
+        } else if let Some(queue) = state.queues.get_mut(&entry.client)
+            && let Some(pos) = queue.iter().position(|q| q.id == id)
+        {
+            queue.remove(pos);
+            state.queued -= 1;
+            if queue.is_empty() {
+                state.queues.remove(&entry.client);
+                state.turn.retain(|c| *c != entry.client);
+            }
+        }
+        self.schedule(state);
+    }
+
+    /// Starts waiting calls while there is room: the next client in turn
+    /// that is under its share goes first.
+    fn schedule(&self, state: &mut State) {
+        while state.running < self.config.max_concurrent {
+            let mut picked = None;
+            for _ in 0..state.turn.len() {
+                let Some(client) = state.turn.pop_front() else {
+                    break;
+                };
+                let mine = state.running_by_client.get(&client).copied().unwrap_or(0);
+                if mine < self.config.max_per_client {
+                    picked = Some(client);
+                    break;
+                }
+                state.turn.push_back(client);
+            }
+            let Some(client) = picked else { return };
+            let Some(queue) = state.queues.get_mut(&client) else {
+                continue;
+            };
+            let Some(next) = queue.pop_front() else {
+                continue;
+            };
+            let more = !queue.is_empty();
+            if more {
+                // Back of the line for its next call: turns rotate between clients.
+                state.turn.push_back(client.clone());
+            } else {
+                state.queues.remove(&client);
+            }
+            state.queued -= 1;
+            if next.tx.send(()).is_err() {
+                // Its caller left meanwhile; its entry goes when its guard drops.
+                continue;
+            }
+            if let Some(entry) = state.entries.get_mut(&next.id) {
+                entry.running = true;
+            }
+            state.running += 1;
+            *state.running_by_client.entry(client).or_default() += 1;
+        }
+    }
+
+    /// The calls registered now, oldest first.
+    pub fn active(&self) -> Vec<ActiveRequest> {
+        let state = self.lock();
+        let mut list: Vec<ActiveRequest> = state
+            .entries
+            .iter()
+            .map(|(&id, e)| ActiveRequest {
+                id,
+                client: e.client.clone(),
+                tool: e.tool.clone(),
+                started: e.started,
+                age: e.since.elapsed(),
+                running: e.running,
+            })
+            .collect();
+        list.sort_by_key(|r| r.id);
+        list
+    }
+
+    /// Calls running and waiting now.
+    pub fn load(&self) -> (usize, usize) {
+        let state = self.lock();
+        (state.running, state.queued)
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> RequestStats {
+        RequestStats {
+            started: self.counters.started.load(Ordering::Relaxed),
+            busy: self.counters.busy.load(Ordering::Relaxed),
+            timeouts: self.counters.timeouts.load(Ordering::Relaxed),
+            cancelled: self.counters.cancelled.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Unregisters a call however its future ends (a drop is a cancellation).
+struct Registered<'m> {
+    manager: &'m RequestManager,
+    id: u64,
+    finished: bool,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.manager
+                .counters
+                .cancelled
+                .fetch_add(1, Ordering::Relaxed);
+            self.manager.unregister(self.id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manager(
+        max: usize,
+        per_client: usize,
+        queue: usize,
+        timeout: Duration,
+    ) -> Arc<RequestManager> {
+        RequestManager::new(RequestsConfig {
+            timeout,
+            max_concurrent: max,
+            max_per_client: per_client,
+            max_queue: queue,
+        })
+    }
+
+    #[tokio::test]
+    async fn runs_and_lists() {
+        let m = manager(2, 2, 4, Duration::from_secs(5));
+        let (tx, rx) = oneshot::channel::<()>();
+        let running = {
+            let m = Arc::clone(&m);
+            tokio::spawn(async move { m.run("a", "execute_query", async { rx.await.ok() }).await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let active = m.active();
+        assert_eq!(active.len(), 1);
+        assert_eq!(
+            (
+                active[0].client.as_str(),
+                active[0].tool.as_str(),
+                active[0].running
+            ),
+            ("a", "execute_query", true)
+        );
+        tx.send(()).expect("send");
+        assert_eq!(running.await.expect("join"), Ok(Some(())));
+        assert!(m.active().is_empty());
+        assert_eq!(m.load(), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn timeouts_stop_the_work() {
+        let m = manager(1, 1, 4, Duration::from_millis(100));
+        let r = m
+            .run("a", "t", tokio::time::sleep(Duration::from_secs(10)))
+            .await;
+        assert_eq!(r, Err(RequestError::Timeout(Duration::from_millis(100))));
+        assert_eq!(m.stats().timeouts, 1);
+        assert_eq!(m.load(), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_answers_busy_at_once() {
+        let m = manager(1, 1, 1, Duration::from_secs(5));
+        let hold = {
+            let m = Arc::clone(&m);
+            tokio::spawn(async move {
+                m.run("a", "t", tokio::time::sleep(Duration::from_millis(300)))
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let queued = {
+            let m = Arc::clone(&m);
+            tokio::spawn(async move { m.run("b", "t", async {}).await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let refused = m.run("c", "t", async {}).await;
+        assert_eq!(
+            refused,
+            Err(RequestError::Busy {
+                running: 1,
+                queued: 1
+            })
+        );
+        assert!(refused.unwrap_err().to_string().starts_with("server busy"));
+        assert!(hold.await.expect("join").is_ok());
+        assert!(queued.await.expect("join").is_ok());
+        assert_eq!(m.stats().busy, 1);
+    }
+
+    #[tokio::test]
+    async fn dropping_a_call_frees_its_slot() {
+        let m = manager(1, 1, 4, Duration::from_secs(5));
+        let first = {
+            let m = Arc::clone(&m);
+            tokio::spawn(async move { m.run("a", "t", std::future::pending::<()>()).await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        first.abort();
+        let _ = first.await;
+        let r = tokio::time::timeout(Duration::from_secs(1), m.run("b", "t", async { 5 })).await;
+        assert_eq!(r.expect("not stuck"), Ok(5));
+        assert_eq!(m.stats().cancelled, 1);
+    }
+
+    #[tokio::test]
+    async fn a_quiet_client_is_not_starved_by_a_busy_one() {
+        let m = manager(1, 1, 64, Duration::from_secs(10));
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let (open, gate) = oneshot::channel::<()>();
+        let mut tasks = Vec::new();
+        // The busy client's first call holds the only slot until all are queued.
+        {
+            let (m, order) = (Arc::clone(&m), Arc::clone(&order));
+            tasks.push(tokio::spawn(async move {
+                m.run("busy", "t", async move {
+                    let _ = gate.await;
+                    order.lock().unwrap().push("busy0".to_owned());
+                })
+                .await
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        for i in 1..10 {
+            let (m, order) = (Arc::clone(&m), Arc::clone(&order));
+            tasks.push(tokio::spawn(async move {
+                m.run("busy", "t", async move {
+                    order.lock().unwrap().push(format!("busy{i}"))
+                })
+                .await
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        {
+            let (m, order) = (Arc::clone(&m), Arc::clone(&order));
+            tasks.push(tokio::spawn(async move {
+                m.run("quiet", "t", async move {
+                    order.lock().unwrap().push("quiet".into())
+                })
+                .await
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(m.load(), (1, 10));
+        open.send(()).expect("open the gate");
+        for t in tasks {
+            assert!(t.await.expect("join").is_ok());
+        }
+        let order = order.lock().unwrap();
+        // Turns alternate between clients: the quiet call runs second or
+        // third, not after the busy client's nine queued calls.
+        let quiet_at = order.iter().position(|s| s == "quiet").expect("ran");
+        assert!(
+            quiet_at <= 2,
+            "the quiet client waited behind the busy one: {order:?}"
+        );
+        assert_eq!(order.len(), 11);
+    }
+}
