@@ -15,6 +15,8 @@ use serde_json::Value;
 
 use crate::pool::PoolStats;
 
+#[cfg(feature = "snowflake")]
+pub mod snowflake;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
