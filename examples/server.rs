@@ -15,23 +15,41 @@ use std::sync::Arc;
 use snowflake_mcp::http::{Method, Request, Response, Router};
 use snowflake_mcp::mcp::{McpServer, Resource, ResourceContents, Tool, ToolOutput};
 use snowflake_mcp::requests::{RequestManager, RequestsConfig};
+use snowflake_mcp::tools::sql_guard::{SqlGuard, StatementKind};
 use snowflake_mcp::tools::{self, ToolsConfig};
 use snowflake_mcp::transport::stdio;
 use snowflake_mcp::transport::streamable_http::{HttpMcpConfig, StreamableHttp};
 use snowflake_mcp::transport::websocket::WebSocketMcp;
 use snowflake_mcp::warehouse::Warehouse;
+use snowflake_mcp::warehouse::snowflake::{Env, SnowflakeConfig, SnowflakeWarehouse};
 use snowflake_mcp::warehouse::sqlite::{Source, SqliteConfig, SqliteWarehouse};
 use snowflake_mcp::ws::WsConfig;
 use snowflake_mcp::{Config, Registry, Server, config};
 
 const USAGE: &str = "\
 usage: server [--transport http|stdio] [--host IP] [--port N] [--sqlite PATH]
+              [--connection NAME] [--allow KINDS]
 
   --transport T  http: serve on a socket (default); stdio: serve MCP on stdin/stdout
   --host IP      address to listen on (default: 127.0.0.1)
   --port N       port to listen on, 0 for any free port (default: 8000)
   --sqlite PATH  serve this SQLite file, read-only (default: the built-in demo
                  warehouse, created in memory at start)
+  --connection NAME
+                 the connection of Snowflake's connections.toml to use (in
+                 $SNOWFLAKE_HOME, else ~/.snowflake/). Without Snowflake
+                 settings (SNOWFLAKE_ACCOUNT, ... or connections.toml) and
+                 without --sqlite, the demo warehouse is served.
+  --allow KINDS  statement kinds execute_query runs, comma-separated
+                 (default: SELECT,SHOW,DESCRIBE,EXPLAIN; others: INSERT,
+                 UPDATE, DELETE, MERGE, TRUNCATE, CREATE, ALTER, DROP, GRANT,
+                 USE, COPY, CALL, OTHER)
+
+  Snowflake settings (the environment wins over connections.toml):
+  SNOWFLAKE_ACCOUNT, SNOWFLAKE_USER, SNOWFLAKE_PASSWORD or
+  SNOWFLAKE_PRIVATE_KEY_PATH (+ SNOWFLAKE_PRIVATE_KEY_PASSPHRASE),
+  SNOWFLAKE_ROLE, SNOWFLAKE_WAREHOUSE, SNOWFLAKE_DATABASE, SNOWFLAKE_SCHEMA,
+  SNOWFLAKE_BASE_URL (replaces https://ACCOUNT.snowflakecomputing.com)
   -h, --help     print this help
 ";
 
@@ -46,11 +64,15 @@ struct Options {
     config: Config,
     transport: Transport,
     sqlite: Option<std::path::PathBuf>,
+    connection: Option<String>,
+    guard: SqlGuard,
 }
 
 fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, String> {
     let mut transport = Transport::Http;
     let mut sqlite = None;
+    let mut connection = None;
+    let mut guard = SqlGuard::read_only();
     let mut config = Config::new()
         .host(config::DEFAULT_HOST)
         .port(config::DEFAULT_PORT);
@@ -91,6 +113,18 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, String> {
                 }
             }
             "--sqlite" => sqlite = Some(std::path::PathBuf::from(value("--sqlite")?)),
+            "--connection" => connection = Some(value("--connection")?),
+            "--allow" => {
+                let v = value("--allow")?;
+                let kinds = v
+                    .split(',')
+                    .map(|k| {
+                        StatementKind::parse(k)
+                            .ok_or_else(|| format!("--allow: {k:?} is not a statement kind"))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                guard = SqlGuard::allowing(kinds);
+            }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -99,11 +133,31 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, String> {
         config,
         transport,
         sqlite,
+        connection,
+        guard,
     })
 }
 
 /// Opens the warehouse the options name: a SQLite file, or the demo.
-async fn open_warehouse(sqlite: Option<std::path::PathBuf>) -> Result<Arc<dyn Warehouse>, String> {
+/// Opens the warehouse the options name: a SQLite file; else Snowflake when
+/// it is configured; else the demo.
+async fn open_warehouse(
+    sqlite: Option<std::path::PathBuf>,
+    connection: Option<String>,
+) -> Result<Arc<dyn Warehouse>, String> {
+    if sqlite.is_none() {
+        let snowflake =
+            SnowflakeConfig::load(&Env, connection.as_deref()).map_err(|e| e.to_string())?;
+        if let Some(mut config) = snowflake {
+            // Snowflake stops statements the request manager stopped waiting for.
+            config.statement_timeout = Some(RequestsConfig::default().timeout);
+            let account = config.account.clone();
+            let warehouse = SnowflakeWarehouse::open(config)
+                .await
+                .map_err(|e| format!("Snowflake account {account:?}: {e}"))?;
+            return Ok(warehouse);
+        }
+    }
     let config = match sqlite {
         Some(path) => {
             let database = path
@@ -146,6 +200,7 @@ async fn mcp_server(
     transport: &'static str,
     warehouse: Arc<dyn Warehouse>,
     requests: Arc<RequestManager>,
+    guard: SqlGuard,
 ) -> McpServer {
     let started = std::time::Instant::now();
     let databases = warehouse.databases().await.unwrap_or_default();
@@ -191,10 +246,18 @@ async fn mcp_server(
          describe_table shows columns and types; execute_query runs one read-only statement \
          (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN).",
     );
-    tools::register(builder, warehouse, ToolsConfig::default(), requests)
-        .tool(info_tool)
-        .resource(info_resource)
-        .build()
+    tools::register(
+        builder,
+        warehouse,
+        ToolsConfig {
+            guard,
+            ..ToolsConfig::default()
+        },
+        requests,
+    )
+    .tool(info_tool)
+    .resource(info_resource)
+    .build()
 }
 
 /// Where the `server_info` resource lives.
@@ -234,6 +297,8 @@ async fn main() -> ExitCode {
         config,
         transport,
         sqlite,
+        connection,
+        guard,
     } = match parse_args(std::env::args().skip(1)) {
         Ok(c) => c,
         Err(msg) if msg.is_empty() => {
@@ -245,7 +310,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let warehouse = match open_warehouse(sqlite).await {
+    let warehouse = match open_warehouse(sqlite, connection).await {
         Ok(w) => w,
         Err(msg) => {
             eprintln!("error: {msg}");
@@ -258,6 +323,7 @@ async fn main() -> ExitCode {
             "stdio",
             warehouse,
             RequestManager::new(RequestsConfig::default()),
+            guard,
         )
         .await;
         return match stdio::serve(server, tokio::io::stdin(), tokio::io::stdout()).await {
@@ -273,12 +339,18 @@ async fn main() -> ExitCode {
     let registry = Registry::new();
     let requests = RequestManager::new(RequestsConfig::default());
     let http = StreamableHttp::with_registry(
-        mcp_server("http", Arc::clone(&warehouse), Arc::clone(&requests)).await,
+        mcp_server(
+            "http",
+            Arc::clone(&warehouse),
+            Arc::clone(&requests),
+            guard.clone(),
+        )
+        .await,
         HttpMcpConfig::default(),
         Arc::clone(&registry),
     );
     let ws = WebSocketMcp::with_registry(
-        mcp_server("websocket", warehouse, Arc::clone(&requests)).await,
+        mcp_server("websocket", warehouse, Arc::clone(&requests), guard).await,
         WsConfig::default(),
         Arc::clone(&registry),
     );

@@ -7,6 +7,7 @@
 #   FUZZ_SECONDS=120 bash scripts/test.sh
 #
 # Installs go to ignored folders of the repo (.venv and .venv-ws for the Python clients,
+# .venv-fakesnow for the Snowflake stand-in,
 # .tools/conformance for the conformance suite and its Node 22) or tool caches
 # (cargo's bin directory), never system-wide by hand.
 set -euo pipefail
@@ -52,6 +53,19 @@ install_python_ws() {
   fi
 }
 
+# fakesnow, a Snowflake-protocol server on DuckDB, in its own .venv-fakesnow
+# (its pins do not mix with the MCP SDKs'); the Snowflake tests start it.
+install_fakesnow() {
+  if [ ! -x .venv-fakesnow/bin/python ]; then
+    step "creating .venv-fakesnow"
+    python3 -m venv .venv-fakesnow
+  fi
+  if ! .venv-fakesnow/bin/python -m pip install -q --disable-pip-version-check -r tests/fakesnow/requirements.txt; then
+    echo "could not install tests/fakesnow/requirements.txt into .venv-fakesnow" >&2
+    exit 1
+  fi
+}
+
 # The official MCP conformance suite (two versions) and a Node 22 to run it,
 # all from the npm registry into .tools/conformance (ignored by git).
 install_conformance() {
@@ -89,7 +103,8 @@ cargo clippy --locked --all-targets -- -D warnings
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps
 
-step "tests (unit, integration, doc)"
+step "tests (unit, integration, doc; the Snowflake ones against fakesnow)"
+install_fakesnow
 cargo test --locked
 
 step "real MCP clients (Python SDK) against the example servers"

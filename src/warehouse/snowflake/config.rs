@@ -111,7 +111,10 @@ impl SnowflakeConfig {
     /// `config.toml` or `connections.toml`, else `default`), with the
     /// `SNOWFLAKE_*` variables taking precedence. `None` when nothing names
     /// an account (so the caller can fall back to another warehouse).
-    pub fn load(source: &impl Source, connection: Option<&str>) -> Result<Option<SnowflakeConfig>, ConfigError> {
+    pub fn load(
+        source: &impl Source,
+        connection: Option<&str>,
+    ) -> Result<Option<SnowflakeConfig>, ConfigError> {
         let dir = source
             .var("SNOWFLAKE_HOME")
             .map(PathBuf::from)
@@ -119,7 +122,10 @@ impl SnowflakeConfig {
         let file = match &dir {
             Some(dir) => read_connection(dir, source, connection)?,
             None if connection.is_some() => {
-                return Err(err("--connection", "no SNOWFLAKE_HOME or home directory to find connections.toml in"));
+                return Err(err(
+                    "--connection",
+                    "no SNOWFLAKE_HOME or home directory to find connections.toml in",
+                ));
             }
             None => BTreeMap::new(),
         };
@@ -143,7 +149,9 @@ impl SnowflakeConfig {
             &["private_key_passphrase", "private_key_file_pwd"],
         );
         let auth = match (key_path, password) {
-            (Some(path), _) => SnowflakeAuth::KeyPair(read_key(Path::new(&path), passphrase.as_deref())?),
+            (Some(path), _) => {
+                SnowflakeAuth::KeyPair(read_key(Path::new(&path), passphrase.as_deref())?)
+            }
             (None, Some(password)) => SnowflakeAuth::Password(Secret::new(password)),
             (None, None) => {
                 return Err(err(
@@ -156,7 +164,10 @@ impl SnowflakeConfig {
         if let Some(url) = &base_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
-            return Err(err("SNOWFLAKE_BASE_URL", format!("{url:?} is not an http(s) URL")));
+            return Err(err(
+                "SNOWFLAKE_BASE_URL",
+                format!("{url:?} is not an http(s) URL"),
+            ));
         }
         Ok(Some(SnowflakeConfig {
             account,
@@ -199,16 +210,28 @@ fn read_connection(
     let config_default = std::fs::read_to_string(dir.join("config.toml"))
         .ok()
         .and_then(|t| t.parse::<toml::Table>().ok())
-        .and_then(|t| t.get("default_connection_name")?.as_str().map(str::to_owned));
+        .and_then(|t| {
+            t.get("default_connection_name")?
+                .as_str()
+                .map(str::to_owned)
+        });
     let name = connection
         .map(str::to_owned)
         .or_else(|| source.var("SNOWFLAKE_DEFAULT_CONNECTION_NAME"))
         .or(config_default)
-        .or_else(|| table.get("default_connection_name")?.as_str().map(str::to_owned))
+        .or_else(|| {
+            table
+                .get("default_connection_name")?
+                .as_str()
+                .map(str::to_owned)
+        })
         .unwrap_or_else(|| "default".to_owned());
     let Some(section) = table.get(&name).and_then(toml::Value::as_table) else {
         if connection.is_some() {
-            return Err(err("--connection", format!("no connection {name:?} in {}", path.display())));
+            return Err(err(
+                "--connection",
+                format!("no connection {name:?} in {}", path.display()),
+            ));
         }
         return Ok(BTreeMap::new());
     };
@@ -229,7 +252,10 @@ fn read_key(path: &Path, passphrase: Option<&str>) -> Result<Secret, ConfigError
         .map_err(|e| err(setting, format!("cannot read {}: {e}", path.display())))?;
     if !pem.contains("ENCRYPTED PRIVATE KEY") {
         if !pem.contains("BEGIN PRIVATE KEY") {
-            return Err(err(setting, "not a PKCS#8 PEM private key (BEGIN PRIVATE KEY)"));
+            return Err(err(
+                setting,
+                "not a PKCS#8 PEM private key (BEGIN PRIVATE KEY)",
+            ));
         }
         return Ok(Secret::new(pem));
     }
@@ -292,8 +318,14 @@ mod tests {
 
     #[test]
     fn nothing_configured_is_none() {
-        let f = Fake { vars: HashMap::new(), home: None };
-        assert_eq!(SnowflakeConfig::load(&f, None).map(|c| c.is_none()), Ok(true));
+        let f = Fake {
+            vars: HashMap::new(),
+            home: None,
+        };
+        assert_eq!(
+            SnowflakeConfig::load(&f, None).map(|c| c.is_none()),
+            Ok(true)
+        );
     }
 
     #[test]
@@ -310,24 +342,30 @@ mod tests {
         assert_eq!((c.account.as_str(), c.user.as_str()), ("acme-prod", "ada"));
         assert_eq!(c.role.as_deref(), Some("ANALYST"));
         let debug = format!("{c:?}");
-        assert!(!debug.contains("hunter2") && debug.contains("***"), "{debug}");
+        assert!(
+            !debug.contains("hunter2") && debug.contains("***"),
+            "{debug}"
+        );
     }
 
     #[test]
     fn connections_toml_with_env_overrides() {
-        let home = temp_home(&[
-            (
-                "connections.toml",
-                "default_connection_name = \"dev\"\n[dev]\naccount = \"dev-acct\"\nuser = \"u\"\npassword = \"p\"\ndatabase = \"D\"\n[prod]\naccount = \"prod-acct\"\nuser = \"v\"\npassword = \"q\"\n",
-            ),
-        ]);
+        let home = temp_home(&[(
+            "connections.toml",
+            "default_connection_name = \"dev\"\n[dev]\naccount = \"dev-acct\"\nuser = \"u\"\npassword = \"p\"\ndatabase = \"D\"\n[prod]\naccount = \"prod-acct\"\nuser = \"v\"\npassword = \"q\"\n",
+        )]);
         let f = Fake {
             vars: HashMap::from([("SNOWFLAKE_DATABASE", "OVERRIDE".to_owned())]),
             home: Some(home.clone()),
         };
         let c = SnowflakeConfig::load(&f, None).expect("ok").expect("some");
-        assert_eq!((c.account.as_str(), c.database.as_deref()), ("dev-acct", Some("OVERRIDE")));
-        let c = SnowflakeConfig::load(&f, Some("prod")).expect("ok").expect("some");
+        assert_eq!(
+            (c.account.as_str(), c.database.as_deref()),
+            ("dev-acct", Some("OVERRIDE"))
+        );
+        let c = SnowflakeConfig::load(&f, Some("prod"))
+            .expect("ok")
+            .expect("some");
         assert_eq!(c.account, "prod-acct");
         let e = SnowflakeConfig::load(&f, Some("nope")).expect_err("unknown connection");
         assert_eq!(e.setting, "--connection");
@@ -340,7 +378,10 @@ mod tests {
             vars: HashMap::from([("SNOWFLAKE_ACCOUNT", "a".to_owned())]),
             home: None,
         };
-        assert_eq!(SnowflakeConfig::load(&f, None).expect_err("user").setting, "SNOWFLAKE_USER");
+        assert_eq!(
+            SnowflakeConfig::load(&f, None).expect_err("user").setting,
+            "SNOWFLAKE_USER"
+        );
         let f = Fake {
             vars: HashMap::from([
                 ("SNOWFLAKE_ACCOUNT", "a".to_owned()),
@@ -348,12 +389,18 @@ mod tests {
             ]),
             home: None,
         };
-        assert_eq!(SnowflakeConfig::load(&f, None).expect_err("auth").setting, "SNOWFLAKE_PASSWORD");
+        assert_eq!(
+            SnowflakeConfig::load(&f, None).expect_err("auth").setting,
+            "SNOWFLAKE_PASSWORD"
+        );
         let f = Fake {
             vars: HashMap::from([
                 ("SNOWFLAKE_ACCOUNT", "a".to_owned()),
                 ("SNOWFLAKE_USER", "u".to_owned()),
-                ("SNOWFLAKE_PRIVATE_KEY_PATH", "/nonexistent/key.p8".to_owned()),
+                (
+                    "SNOWFLAKE_PRIVATE_KEY_PATH",
+                    "/nonexistent/key.p8".to_owned(),
+                ),
             ]),
             home: None,
         };

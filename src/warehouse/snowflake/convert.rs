@@ -12,8 +12,7 @@
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
-    Date32Type, Decimal128Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type,
-    Int64Type,
+    Date32Type, Decimal128Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type,
 };
 use arrow_array::{Array, ArrayRef, RecordBatch, StructArray};
 use arrow_schema::{DataType, Field};
@@ -61,7 +60,11 @@ impl ColumnKind {
 fn arrow_logical(t: &DataType) -> &'static str {
     match t {
         DataType::Boolean => "BOOLEAN",
-        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 | DataType::Decimal128(..) => "FIXED",
+        DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::Decimal128(..) => "FIXED",
         DataType::Float32 | DataType::Float64 => "REAL",
         DataType::Date32 => "DATE",
         DataType::Binary | DataType::LargeBinary => "BINARY",
@@ -134,15 +137,19 @@ pub(crate) fn from_json(
             .unwrap_or_default()
             .iter()
             .zip(schema)
-            .map(|(v, (_, t, _, scale))| match (v, t.to_ascii_uppercase().as_str()) {
-                (Value::String(s), "FIXED") if scale.unwrap_or(0) == 0 => s
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|i| (i128::from(*i)).abs() <= EXACT_INT)
-                    .map_or_else(|| Value::String(s.clone()), Value::from),
-                (Value::String(s), "BOOLEAN") => Value::Bool(s == "1" || s.eq_ignore_ascii_case("true")),
-                (other, _) => other.clone(),
-            })
+            .map(
+                |(v, (_, t, _, scale))| match (v, t.to_ascii_uppercase().as_str()) {
+                    (Value::String(s), "FIXED") if scale.unwrap_or(0) == 0 => s
+                        .parse::<i64>()
+                        .ok()
+                        .filter(|i| (i128::from(*i)).abs() <= EXACT_INT)
+                        .map_or_else(|| Value::String(s.clone()), Value::from),
+                    (Value::String(s), "BOOLEAN") => {
+                        Value::Bool(s == "1" || s.eq_ignore_ascii_case("true"))
+                    }
+                    (other, _) => other.clone(),
+                },
+            )
             .collect();
         if !push_row(&mut result, values, options, &mut bytes) {
             break;
@@ -217,7 +224,9 @@ fn value_at(col: &ArrayRef, row: usize, kind: &ColumnKind) -> Value {
         DataType::LargeBinary => Value::String(
             base64::engine::general_purpose::STANDARD.encode(col.as_binary::<i64>().value(row)),
         ),
-        DataType::Date32 => Value::String(date(i64::from(col.as_primitive::<Date32Type>().value(row)))),
+        DataType::Date32 => {
+            Value::String(date(i64::from(col.as_primitive::<Date32Type>().value(row))))
+        }
         _ => str_at(col, row).map_or(Value::Null, Value::String),
     }
 }
@@ -321,7 +330,10 @@ mod tests {
         assert_eq!(scaled(1999, 2), "19.99");
         assert_eq!(scaled(-5, 3), "-0.005");
         assert_eq!(scaled(0, 2), "0.00");
-        assert_eq!(scaled(123_456_789_012_345_678_901_234_567_890, 10), "12345678901234567890.1234567890");
+        assert_eq!(
+            scaled(123_456_789_012_345_678_901_234_567_890, 10),
+            "12345678901234567890.1234567890"
+        );
         assert_eq!(integer(9_007_199_254_740_993, 0), "9007199254740993");
         assert_eq!(integer(42, 0), 42);
     }

@@ -20,7 +20,9 @@
 
 use std::sync::Arc;
 
-use snowflake_api::{AuthArgs, AuthType, CertificateArgs, PasswordArgs, SnowflakeApi, SnowflakeApiError};
+use snowflake_api::{
+    AuthArgs, AuthType, CertificateArgs, PasswordArgs, SnowflakeApi, SnowflakeApiError,
+};
 
 use super::{
     BoxFuture, ColumnInfo, ErrorKind, QueryOptions, QueryResult, TableDescription, TableInfo,
@@ -151,8 +153,15 @@ impl Manager for SnowflakeManager {
             // The login happens on the first statement: make it now.
             api.exec("SELECT 1").await.map_err(api_error)?;
             if let Some(t) = self.config.statement_timeout {
-                let sql = format!("ALTER SESSION SET STATEMENT_TIMEOUT_IN_SECONDS = {}", t.as_secs().max(1));
-                api.exec(&sql).await.map_err(api_error)?;
+                let sql = format!(
+                    "ALTER SESSION SET STATEMENT_TIMEOUT_IN_SECONDS = {}",
+                    t.as_secs().max(1)
+                );
+                // Best effort: a Snowflake-protocol server without it (a test
+                // stand-in) still serves; the client-side timeout still holds.
+                if let Err(e) = api.exec(&sql).await {
+                    tracing::warn!(error = %api_error(e), "could not set the statement timeout");
+                }
             }
             Ok(SnowflakeSession {
                 api,
@@ -167,7 +176,12 @@ impl Manager for SnowflakeManager {
         session: &'a mut SnowflakeSession,
     ) -> crate::pool::BoxFuture<'a, Result<(), WarehouseError>> {
         Box::pin(async move {
-            session.api.exec("SELECT 1").await.map(|_| ()).map_err(api_error)
+            session
+                .api
+                .exec("SELECT 1")
+                .await
+                .map(|_| ())
+                .map_err(api_error)
         })
     }
 }
@@ -234,11 +248,18 @@ impl SnowflakeWarehouse {
         loop {
             attempts += 1;
             let session = self.pool.get().await?;
-            let mut guard = Retire { session, done: false };
+            let mut guard = Retire {
+                session,
+                done: false,
+            };
             let outcome = self.run_on(&mut guard.session, sql, database, schema).await;
             guard.done = true;
             match outcome {
-                Err(e) if e.code.as_deref().is_some_and(|c| RELOGIN_CODES.contains(&c)) => {
+                Err(e)
+                    if e.code
+                        .as_deref()
+                        .is_some_and(|c| RELOGIN_CODES.contains(&c)) =>
+                {
                     guard.session.mark_broken();
                     if !retry_allowed || attempts > 1 {
                         return Err(e);
@@ -256,10 +277,16 @@ impl SnowflakeWarehouse {
         database: Option<&str>,
         schema: Option<&str>,
     ) -> Result<(snowflake_api::QueryResult, Option<String>), WarehouseError> {
-        let want_db = database.map(str::to_owned).or_else(|| self.database.clone());
+        let want_db = database
+            .map(str::to_owned)
+            .or_else(|| self.database.clone());
         let want_schema = schema.map(str::to_owned).or_else(|| {
             // A database switch without a schema uses that database's default.
-            if database.is_some() { None } else { self.schema.clone() }
+            if database.is_some() {
+                None
+            } else {
+                self.schema.clone()
+            }
         });
         if want_db != session.database || (want_schema.is_some() && want_schema != session.schema) {
             match (&want_db, &want_schema) {
@@ -286,7 +313,12 @@ impl SnowflakeWarehouse {
         let result = session.api.exec(sql).await.map_err(api_error)?;
         let query_id = match session.api.exec("SELECT LAST_QUERY_ID()").await {
             Ok(snowflake_api::QueryResult::Arrow(batches)) => {
-                let opts = QueryOptions { database: None, schema: None, max_rows: 1, max_bytes: 1024 };
+                let opts = QueryOptions {
+                    database: None,
+                    schema: None,
+                    max_rows: 1,
+                    max_bytes: 1024,
+                };
                 convert::from_batches(&batches, &opts)
                     .rows
                     .first()
@@ -373,7 +405,12 @@ impl Warehouse for SnowflakeWarehouse {
     }
 
     fn qualified(&self, database: &str, schema: &str, name: &str) -> String {
-        format!("{}.{}.{}", quote_ident(database), quote_ident(schema), quote_ident(name))
+        format!(
+            "{}.{}.{}",
+            quote_ident(database),
+            quote_ident(schema),
+            quote_ident(name)
+        )
     }
 
     fn query<'a>(
@@ -394,13 +431,18 @@ impl Warehouse for SnowflakeWarehouse {
     fn databases(&self) -> BoxFuture<'_, Result<Vec<String>, WarehouseError>> {
         Box::pin(async move {
             let rows = self
-                .rows("SELECT database_name FROM information_schema.databases ORDER BY database_name")
+                .rows(
+                    "SELECT database_name FROM information_schema.databases ORDER BY database_name",
+                )
                 .await?;
             Ok(rows.iter().filter_map(|r| r.first()).map(text).collect())
         })
     }
 
-    fn schemas<'a>(&'a self, database: &'a str) -> BoxFuture<'a, Result<Vec<String>, WarehouseError>> {
+    fn schemas<'a>(
+        &'a self,
+        database: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<String>, WarehouseError>> {
         Box::pin(async move {
             let sql = format!(
                 "SELECT schema_name FROM {}.information_schema.schemata ORDER BY schema_name",
@@ -417,16 +459,34 @@ impl Warehouse for SnowflakeWarehouse {
         schema: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Vec<TableInfo>, WarehouseError>> {
         Box::pin(async move {
-            let mut sql = format!(
+            // Tables, then views (from their own view, which every
+            // Snowflake-protocol server keeps, where `tables` may not list views).
+            let filter = |col: &str| match schema {
+                Some(s) => format!(" AND {col} = {}", quote_literal(s)),
+                None => String::new(),
+            };
+            let tables_sql = format!(
                 "SELECT table_schema, table_name, table_type, comment FROM {}.information_schema.tables \
-                 WHERE table_schema <> 'INFORMATION_SCHEMA'",
-                quote_ident(database)
+                 WHERE table_schema <> 'INFORMATION_SCHEMA' AND table_type NOT LIKE '%VIEW%'{} \
+                 ORDER BY table_schema, table_name",
+                quote_ident(database),
+                filter("table_schema")
             );
-            if let Some(s) = schema {
-                sql.push_str(&format!(" AND table_schema = {}", quote_literal(s)));
-            }
-            sql.push_str(" ORDER BY table_schema, table_name");
-            let rows = self.rows(&sql).await.map_err(|e| not_found(e, database))?;
+            let views_sql = format!(
+                "SELECT table_schema, table_name, 'VIEW', comment FROM {}.information_schema.views \
+                 WHERE table_schema <> 'INFORMATION_SCHEMA'{} ORDER BY table_schema, table_name",
+                quote_ident(database),
+                filter("table_schema")
+            );
+            let mut rows = self
+                .rows(&tables_sql)
+                .await
+                .map_err(|e| not_found(e, database))?;
+            rows.extend(
+                self.rows(&views_sql)
+                    .await
+                    .map_err(|e| not_found(e, database))?,
+            );
             Ok(rows
                 .iter()
                 .map(|r| {
@@ -434,7 +494,11 @@ impl Warehouse for SnowflakeWarehouse {
                     TableInfo {
                         schema: text(&r[0]),
                         name: text(&r[1]),
-                        kind: if kind.contains("VIEW") { "VIEW".into() } else { "TABLE".into() },
+                        kind: if kind.contains("VIEW") {
+                            "VIEW".into()
+                        } else {
+                            "TABLE".into()
+                        },
                         comment: r.get(3).map(text).filter(|c| !c.is_empty()),
                     }
                 })
@@ -456,14 +520,31 @@ impl Warehouse for SnowflakeWarehouse {
                 quote_literal(schema),
                 quote_literal(table)
             );
-            let rows = self.rows(&found).await.map_err(|e| not_found(e, database))?;
+            let mut rows = self
+                .rows(&found)
+                .await
+                .map_err(|e| not_found(e, database))?;
+            if rows.is_empty() {
+                let view = format!(
+                    "SELECT 'VIEW', comment FROM {}.information_schema.views \
+                     WHERE table_schema = {} AND table_name = {}",
+                    quote_ident(database),
+                    quote_literal(schema),
+                    quote_literal(table)
+                );
+                rows = self.rows(&view).await?;
+            }
             let Some(row) = rows.first() else {
                 return Err(WarehouseError::new(
                     ErrorKind::NotFound,
                     format!("table or view {database}.{schema}.{table} does not exist"),
                 ));
             };
-            let kind = if text(&row[0]).to_ascii_uppercase().contains("VIEW") { "VIEW" } else { "TABLE" };
+            let kind = if text(&row[0]).to_ascii_uppercase().contains("VIEW") {
+                "VIEW"
+            } else {
+                "TABLE"
+            };
             let comment = row.get(1).map(text).filter(|c| !c.is_empty());
             let columns_sql = format!(
                 "SELECT column_name, data_type, is_nullable, column_default, comment, \
@@ -501,7 +582,12 @@ impl Warehouse for SnowflakeWarehouse {
             let ddl_sql = format!(
                 "SELECT GET_DDL({}, {})",
                 quote_literal(kind),
-                quote_literal(&format!("{}.{}.{}", quote_ident(database), quote_ident(schema), quote_ident(table)))
+                quote_literal(&format!(
+                    "{}.{}.{}",
+                    quote_ident(database),
+                    quote_ident(schema),
+                    quote_ident(table)
+                ))
             );
             // DDL where the warehouse has it; its absence is not an error.
             let ddl = self
@@ -543,10 +629,16 @@ impl Warehouse for SnowflakeWarehouse {
 /// A statement on a missing database reads as "does not exist".
 fn not_found(e: WarehouseError, database: &str) -> WarehouseError {
     let lower = e.message.to_ascii_lowercase();
-    if lower.contains("does not exist") || lower.contains("not authorized") || lower.contains("catalog") {
+    if lower.contains("does not exist")
+        || lower.contains("not authorized")
+        || lower.contains("catalog")
+    {
         WarehouseError {
             kind: ErrorKind::NotFound,
-            message: format!("database {database:?} does not exist or is not authorized ({})", e.message),
+            message: format!(
+                "database {database:?} does not exist or is not authorized ({})",
+                e.message
+            ),
             code: e.code,
         }
     } else {

@@ -1,0 +1,95 @@
+"""The example daemon against a Snowflake-protocol server (fakesnow), with the Python SDK.
+
+fakesnow runs from `.venv-fakesnow` (installed by scripts/test.sh); the daemon
+reaches it through SNOWFLAKE_BASE_URL, with settings from the environment.
+"""
+
+import json
+import subprocess
+
+import pytest
+from mcp import Client, StdioServerParameters
+
+from conftest import ROOT, example_binary
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def fakesnow_url():
+    python = ROOT / ".venv-fakesnow" / "bin" / "python"
+    if not python.exists():
+        pytest.fail(f"{python} is missing: run `bash scripts/test.sh` (it installs fakesnow)")
+    proc = subprocess.Popen(
+        [str(python), str(ROOT / "tests" / "fakesnow" / "serve.py")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline().strip()
+        assert line.startswith("listening on http://"), line
+        yield line.removeprefix("listening on ")
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def daemon(url, tmp_path, *args):
+    env = {
+        "HOME": str(tmp_path),  # no ~/.snowflake of the machine's user
+        "SNOWFLAKE_ACCOUNT": "testacct",
+        "SNOWFLAKE_USER": "tester",
+        "SNOWFLAKE_PASSWORD": "not-checked",
+        "SNOWFLAKE_DATABASE": "DB1",
+        "SNOWFLAKE_SCHEMA": "S1",
+        "SNOWFLAKE_BASE_URL": url,
+    }
+    return StdioServerParameters(command=example_binary("server"), args=["--transport", "stdio", *args], env=env)
+
+
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
+async def test_tools_on_snowflake(fakesnow_url, tmp_path, mode):
+    writes = "SELECT,SHOW,DESCRIBE,EXPLAIN,CREATE,INSERT"
+    async with Client(daemon(fakesnow_url, tmp_path, "--allow", writes), mode=mode) as client:
+        info = await client.call_tool("server_info", {})
+        assert info.structured_content["warehouse"]["kind"] == "snowflake"
+        for sql in [
+            "CREATE TABLE sales (id INT, amount NUMBER(12,2), sold_at TIMESTAMP_NTZ, region TEXT)",
+            "INSERT INTO sales VALUES (1, 1234.50, '2026-03-01 10:00:00', 'EMEA'), (2, 0.05, NULL, NULL)",
+        ]:
+            created = await client.call_tool("execute_query", {"query": sql})
+            assert not created.is_error, created.content[0].text
+        rows = await client.call_tool("execute_query", {"query": "SELECT * FROM sales ORDER BY id"})
+        assert rows.structured_content["rows"] == [
+            [1, "1234.50", "2026-03-01T10:00:00", "EMEA"],
+            [2, "0.05", None, None],
+        ]
+        assert [c["type"] for c in rows.structured_content["columns"]][:2] == ["NUMBER(38,0)", "NUMBER(12,2)"]
+        tables = await client.call_tool("list_tables", {"database": "DB1", "schema": "S1"})
+        assert [t["name"] for t in tables.structured_content["tables"]] == ["SALES"]
+        described = await client.call_tool("describe_table", {"database": "DB1", "schema": "S1", "table": "SALES"})
+        assert described.structured_content["columns"][1]["type"] == "NUMBER(12,2)"
+        refused = await client.call_tool("execute_query", {"query": "DELETE FROM sales"})
+        assert refused.is_error and refused.content[0].text.startswith("Refused: DELETE statements are not allowed")
+        missing = await client.call_tool("execute_query", {"query": "SELECT * FROM nowhere"})
+        assert missing.is_error and "002003" in missing.content[0].text
+        read = await client.read_resource("snowflake://DB1/S1/SALES")
+        assert json.loads(read.contents[0].text)["columns"][0]["name"] == "ID"
+
+
+async def test_read_only_by_default(fakesnow_url, tmp_path):
+    async with Client(daemon(fakesnow_url, tmp_path), mode="legacy") as client:
+        refused = await client.call_tool("execute_query", {"query": "CREATE TABLE x (a INT)"})
+        assert refused.is_error and "CREATE statements are not allowed" in refused.content[0].text
+        ok = await client.call_tool("execute_query", {"query": "SELECT 1 AS one"})
+        assert ok.structured_content["rows"] == [[1]]
+
+
+async def test_bad_settings_stop_the_start(tmp_path):
+    env = {"HOME": str(tmp_path), "SNOWFLAKE_ACCOUNT": "a"}
+    done = subprocess.run(
+        [example_binary("server"), "--transport", "stdio"], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode != 0
+    assert "SNOWFLAKE_USER" in done.stderr

@@ -1,0 +1,370 @@
+#![cfg(feature = "snowflake")]
+//! The Snowflake warehouse against a real Snowflake-protocol server:
+//! fakesnow (`tests/fakesnow/serve.py`, installed into `.venv-fakesnow` by
+//! `scripts/test.sh`), reached through `SNOWFLAKE_BASE_URL`'s rewriting.
+//! Every tool through an MCP session, exact types, refusals, errors with
+//! Snowflake's codes, per-call context on a shared session, and an outage
+//! with recovery and no leaked session.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use snowflake_mcp::mcp::{McpServer, Session};
+use snowflake_mcp::pool::PoolConfig;
+use snowflake_mcp::requests::{RequestManager, RequestsConfig};
+use snowflake_mcp::tools::{self, ToolsConfig};
+use snowflake_mcp::warehouse::snowflake::{
+    Secret, SnowflakeAuth, SnowflakeConfig, SnowflakeWarehouse,
+};
+use snowflake_mcp::warehouse::{ErrorKind, QueryOptions, Warehouse};
+
+/// The fakesnow server, killed on drop.
+struct FakeSnow {
+    child: Child,
+    port: u16,
+}
+
+impl FakeSnow {
+    fn start(port: u16) -> FakeSnow {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let python = format!("{root}/.venv-fakesnow/bin/python");
+        assert!(
+            std::path::Path::new(&python).exists(),
+            "{python} is missing: run `bash scripts/test.sh` (it installs fakesnow)"
+        );
+        let mut child = Command::new(python)
+            .arg(format!("{root}/tests/fakesnow/serve.py"))
+            .arg("--port")
+            .arg(port.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start fakesnow");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read");
+        let port = line
+            .trim()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("fakesnow did not start: {line:?}"));
+        FakeSnow { child, port }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for FakeSnow {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn config(url: &str, max_size: usize) -> SnowflakeConfig {
+    SnowflakeConfig {
+        account: "testacct".into(),
+        user: "tester".into(),
+        auth: SnowflakeAuth::Password(Secret::new("not-checked")),
+        role: None,
+        warehouse: None,
+        database: Some("DB1".into()),
+        schema: Some("S1".into()),
+        base_url: Some(url.to_owned()),
+        pool: PoolConfig {
+            max_size,
+            min_idle: 0,
+            acquire_timeout: Duration::from_secs(10),
+            ..PoolConfig::default()
+        },
+        statement_timeout: None,
+    }
+}
+
+fn all() -> QueryOptions {
+    QueryOptions {
+        database: None,
+        schema: None,
+        max_rows: 1000,
+        max_bytes: 1 << 20,
+    }
+}
+
+async fn setup(w: &SnowflakeWarehouse) {
+    for sql in [
+        "CREATE TABLE orders (id INT, price NUMBER(10,2), big NUMBER(38,0), ts TIMESTAMP_NTZ, tz TIMESTAMP_TZ, day DATE, doc VARIANT, raw BINARY, ok BOOLEAN, ratio FLOAT, note TEXT)",
+        "INSERT INTO orders VALUES (1, 19.99, 9007199254740993, '2026-01-02 03:04:05.123', '2026-01-02 03:04:05+00:00', '2026-01-02', PARSE_JSON('{\"a\":[1,2]}'), TO_BINARY('00ff', 'HEX'), true, 0.5, 'it''s')",
+        "INSERT INTO orders (id) VALUES (2)",
+        "INSERT INTO orders (id, price) VALUES (3, 0.10), (4, 5), (5, 1234.56)",
+        "CREATE VIEW big_orders AS SELECT id, price FROM orders WHERE price > 1",
+    ] {
+        w.query(sql, &all())
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+}
+
+fn session_over(warehouse: Arc<dyn Warehouse>) -> Arc<Session> {
+    let requests = RequestManager::new(RequestsConfig::default());
+    let server = tools::register(
+        McpServer::builder("t", "0"),
+        warehouse,
+        ToolsConfig::default(),
+        requests,
+    )
+    .build();
+    let session = Arc::new(Session::new(server, None));
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}});
+    let mut out = Vec::new();
+    let _ = session.dispatch(init.to_string().as_bytes(), &mut out);
+    session
+}
+
+async fn call(session: &Arc<Session>, tool: &str, args: Value) -> (bool, String, Value) {
+    let req = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                     "params": {"name": tool, "arguments": args}});
+    let answer = session
+        .handle(req.to_string().as_bytes())
+        .await
+        .expect("an answer");
+    let v: Value = serde_json::from_slice(&answer).expect("JSON");
+    assert!(v.get("error").is_none(), "{v}");
+    let r = &v["result"];
+    (
+        r["isError"] == true,
+        r["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        r["structuredContent"].clone(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_tool_against_fakesnow() {
+    let fake = FakeSnow::start(0);
+    let w = SnowflakeWarehouse::open(config(&fake.url(), 2))
+        .await
+        .expect("login");
+    setup(&w).await;
+    let s = session_over(Arc::clone(&w) as Arc<dyn Warehouse>);
+
+    let (err, text, v) = call(&s, "list_databases", json!({})).await;
+    assert!(!err, "{text}");
+    assert!(
+        v["databases"].as_array().unwrap().contains(&json!("DB1")),
+        "{v}"
+    );
+    let (_, _, v) = call(&s, "list_schemas", json!({"database": "DB1"})).await;
+    assert!(
+        v["schemas"].as_array().unwrap().contains(&json!("S1")),
+        "{v}"
+    );
+    let (_, _, v) = call(
+        &s,
+        "list_tables",
+        json!({"database": "DB1", "schema": "S1"}),
+    )
+    .await;
+    assert_eq!(v["tables"][0]["name"], "ORDERS", "{v}");
+    let (_, _, v) = call(&s, "list_views", json!({"database": "DB1", "schema": "S1"})).await;
+    assert_eq!(v["views"][0]["name"], "BIG_ORDERS", "{v}");
+    let (err, text, v) = call(
+        &s,
+        "describe_table",
+        json!({"database": "DB1", "schema": "S1", "table": "ORDERS"}),
+    )
+    .await;
+    assert!(!err, "{text}");
+    assert_eq!(
+        v["columns"][1],
+        json!({"name": "PRICE", "type": "NUMBER(10,2)", "nullable": true})
+    );
+    let (err, text, v) = call(
+        &s,
+        "describe_view",
+        json!({"database": "DB1", "view_name": "BIG_ORDERS", "schema": "S1"}),
+    )
+    .await;
+    assert!(!err, "{text}");
+    assert_eq!(v["kind"], "VIEW");
+
+    let (err, text, v) = call(
+        &s,
+        "query_view",
+        json!({"database": "DB1", "schema": "S1", "view_name": "BIG_ORDERS", "limit": 2}),
+    )
+    .await;
+    assert!(!err, "{text}");
+    assert_eq!(
+        (v["rowCount"].clone(), v["truncated"].clone()),
+        (json!(2), json!(true))
+    );
+
+    let (err, text, v) = call(
+        &s,
+        "execute_query",
+        json!({"query": "SELECT * FROM orders ORDER BY id"}),
+    )
+    .await;
+    assert!(!err, "{text}");
+    assert_eq!(
+        v["rows"][0],
+        json!([1, "19.99", "9007199254740993", "2026-01-02T03:04:05.123", "2026-01-02T03:04:05+00:00",
+               "2026-01-02", {"a": [1, 2]}, "AP8=", true, 0.5, "it's"])
+    );
+    assert_eq!(
+        v["rows"][1],
+        json!([
+            2, null, null, null, null, null, null, null, null, null, null
+        ])
+    );
+    assert_eq!(v["rows"][2][1], "0.10");
+    let types: Vec<&str> = v["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types[..4],
+        [
+            "NUMBER(38,0)",
+            "NUMBER(10,2)",
+            "NUMBER(38,0)",
+            "TIMESTAMP_NTZ"
+        ]
+    );
+    assert!(text.contains("| ID | PRICE |"), "{text}");
+
+    // Refused before they reach Snowflake; Snowflake's own errors carry its code.
+    let (err, text, _) = call(&s, "execute_query", json!({"query": "DELETE FROM orders"})).await;
+    assert!(err && text.starts_with("Refused: DELETE"), "{text}");
+    let (err, text, _) = call(
+        &s,
+        "execute_query",
+        json!({"query": "SELECT * FROM missing_table"}),
+    )
+    .await;
+    assert!(err && text.contains("002003"), "{text}");
+    let (err, text, _) = call(
+        &s,
+        "describe_table",
+        json!({"database": "DB1", "schema": "S1", "table": "NOPE"}),
+    )
+    .await;
+    assert!(err && text.contains("does not exist"), "{text}");
+    let (_, _, v) = call(
+        &s,
+        "execute_query",
+        json!({"query": "SELECT COUNT(*) AS n FROM orders"}),
+    )
+    .await;
+    assert_eq!(v["rows"], json!([[5]]));
+
+    let read = json!({"jsonrpc": "2.0", "id": 9, "method": "resources/read", "params": {"uri": "snowflake://DB1/S1/ORDERS"}});
+    let answer: Value =
+        serde_json::from_slice(&s.handle(read.to_string().as_bytes()).await.unwrap()).unwrap();
+    let described: Value =
+        serde_json::from_str(answer["result"]["contents"][0]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(described["columns"][0]["name"], "ID");
+    let stats = w.pool_stats();
+    assert_eq!(stats.active, 0, "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contexts_do_not_leak_between_calls_on_one_session() {
+    let fake = FakeSnow::start(0);
+    // One session: every call shares it.
+    let w = SnowflakeWarehouse::open(config(&fake.url(), 1))
+        .await
+        .expect("login");
+    for sql in [
+        "CREATE TABLE t (who TEXT)",
+        "INSERT INTO t VALUES ('db1.s1')",
+        "CREATE DATABASE DB2",
+        "CREATE SCHEMA DB2.S2",
+        "CREATE TABLE DB2.S2.t (who TEXT)",
+        "INSERT INTO DB2.S2.t VALUES ('db2.s2')",
+    ] {
+        w.query(sql, &all())
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    let s = session_over(Arc::clone(&w) as Arc<dyn Warehouse>);
+    let (a, b, c) = tokio::join!(
+        call(
+            &s,
+            "execute_query",
+            json!({"query": "SELECT who FROM t", "database": "DB2", "schema": "S2"})
+        ),
+        call(&s, "execute_query", json!({"query": "SELECT who FROM t"})),
+        call(
+            &s,
+            "execute_query",
+            json!({"query": "SELECT who FROM t", "database": "DB1", "schema": "S1"})
+        ),
+    );
+    assert_eq!(a.2["rows"], json!([["db2.s2"]]), "{}", a.1);
+    assert_eq!(b.2["rows"], json!([["db1.s1"]]), "{}", b.1);
+    assert_eq!(c.2["rows"], json!([["db1.s1"]]), "{}", c.1);
+    // And after a call in DB2, a call naming nothing is back in the defaults.
+    let _ = call(
+        &s,
+        "execute_query",
+        json!({"query": "SELECT 1", "database": "DB2", "schema": "S2"}),
+    )
+    .await;
+    let (_, _, v) = call(&s, "execute_query", json!({"query": "SELECT who FROM t"})).await;
+    assert_eq!(v["rows"], json!([["db1.s1"]]));
+    assert_eq!(
+        w.pool_stats().created,
+        1,
+        "one session served every call: {:?}",
+        w.pool_stats()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_fails_clearly_then_recovers_without_leaks() {
+    let mut fake = FakeSnow::start(0);
+    let port = fake.port;
+    let w = SnowflakeWarehouse::open(config(&fake.url(), 2))
+        .await
+        .expect("login");
+    w.query("SELECT 1", &all()).await.expect("up");
+    fake.stop();
+    let e = w.query("SELECT 1", &all()).await.expect_err("down");
+    assert_eq!(e.kind, ErrorKind::Unavailable, "{e}");
+    assert!(w.ping().await.is_err());
+    // Back on the same port (with none of the old sessions): the next calls
+    // log in again and work.
+    let _fake = FakeSnow::start(port);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match w.query("SELECT 42 AS answer", &all()).await {
+            Ok(r) => {
+                assert_eq!(r.rows, vec![vec![json!(42)]]);
+                break;
+            }
+            Err(e) => assert!(Instant::now() < deadline, "never recovered: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    w.ping().await.expect("ping after recovery");
+    let stats = w.pool_stats();
+    assert_eq!(stats.active, 0, "{stats:?}");
+    assert!(stats.total <= 2, "{stats:?}");
+}
