@@ -217,7 +217,10 @@ fn stdio_transport_speaks_mcp_and_exits_at_eof() {
         .iter()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
-    assert!(tools.contains(&"server_info") && tools.contains(&"execute_query"), "{tools:?}");
+    assert!(
+        tools.contains(&"server_info") && tools.contains(&"execute_query"),
+        "{tools:?}"
+    );
 
     let out = Command::new(server_binary())
         .args(["--transport", "smoke"])

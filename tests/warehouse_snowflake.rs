@@ -368,3 +368,32 @@ async fn an_outage_fails_clearly_then_recovers_without_leaks() {
     assert_eq!(stats.active, 0, "{stats:?}");
     assert!(stats.total <= 2, "{stats:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_session_logs_in_again_and_only_reads_are_retried() {
+    let mut fake = FakeSnow::start(0);
+    let port = fake.port;
+    let w = SnowflakeWarehouse::open(config(&fake.url(), 1))
+        .await
+        .expect("login");
+    w.query("SELECT 1", &all()).await.expect("up");
+    // The server forgets every session (as when Snowflake expires them).
+    fake.stop();
+    let mut fake = FakeSnow::start(port);
+    let r = w
+        .query("SELECT 7 AS seven", &all())
+        .await
+        .expect("relogin and retry");
+    assert_eq!(r.rows, vec![vec![json!(7)]]);
+    assert_eq!(w.pool_stats().broken, 1, "{:?}", w.pool_stats());
+    // A write is never retried: the caller hears the expiry.
+    fake.stop();
+    let _fake = FakeSnow::start(port);
+    let e = w
+        .query("CREATE TABLE z (a INT)", &all())
+        .await
+        .expect_err("not retried");
+    assert_eq!(e.code.as_deref(), Some("390104"), "{e}");
+    assert_eq!(w.pool_stats().active, 0);
+    drop(fake);
+}

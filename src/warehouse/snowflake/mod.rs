@@ -260,12 +260,20 @@ impl SnowflakeWarehouse {
                         .as_deref()
                         .is_some_and(|c| RELOGIN_CODES.contains(&c)) =>
                 {
+                    // Expired: this session goes; a fresh one logs in.
                     guard.session.mark_broken();
                     if !retry_allowed || attempts > 1 {
                         return Err(e);
                     }
                 }
-                other => return other,
+                Err(e) => {
+                    if e.kind == ErrorKind::Unavailable {
+                        // A transport failure: the session may be gone too.
+                        guard.session.mark_broken();
+                    }
+                    return Err(e);
+                }
+                ok => return ok,
             }
         }
     }
