@@ -397,3 +397,88 @@ async fn an_expired_session_logs_in_again_and_only_reads_are_retried() {
     assert_eq!(w.pool_stats().active, 0);
     drop(fake);
 }
+
+/// Settings read from a fake environment.
+struct Vars(std::collections::HashMap<&'static str, String>);
+
+impl snowflake_mcp::warehouse::snowflake::Source for Vars {
+    fn var(&self, name: &str) -> Option<String> {
+        self.0.get(name).cloned()
+    }
+    fn home(&self) -> Option<std::path::PathBuf> {
+        None
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_pair_login_with_an_encrypted_key() {
+    let dir = std::env::temp_dir().join(format!("snowflake-mcp-key-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let plain = dir.join("key.pem");
+    let encrypted = dir.join("key.p8");
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:2048",
+        "-out",
+        plain.to_str().unwrap(),
+    ]);
+    openssl(&[
+        "pkcs8",
+        "-topk8",
+        "-in",
+        plain.to_str().unwrap(),
+        "-v2",
+        "aes-256-cbc",
+        "-passout",
+        "pass:open sesame",
+        "-out",
+        encrypted.to_str().unwrap(),
+    ]);
+    let fake = FakeSnow::start(0);
+    let vars = |passphrase: &str| {
+        Vars(std::collections::HashMap::from([
+            ("SNOWFLAKE_ACCOUNT", "testacct".to_owned()),
+            ("SNOWFLAKE_USER", "tester".to_owned()),
+            (
+                "SNOWFLAKE_PRIVATE_KEY_PATH",
+                encrypted.display().to_string(),
+            ),
+            ("SNOWFLAKE_PRIVATE_KEY_PASSPHRASE", passphrase.to_owned()),
+            ("SNOWFLAKE_DATABASE", "DB1".to_owned()),
+            ("SNOWFLAKE_SCHEMA", "S1".to_owned()),
+            ("SNOWFLAKE_BASE_URL", fake.url()),
+        ]))
+    };
+    let wrong = SnowflakeConfig::load(&vars("wrong"), None).expect_err("wrong passphrase");
+    assert_eq!(wrong.setting, "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE");
+    assert!(!wrong.to_string().contains("wrong"), "{wrong}");
+    let config = SnowflakeConfig::load(&vars("open sesame"), None)
+        .expect("ok")
+        .expect("configured");
+    assert!(matches!(config.auth, SnowflakeAuth::KeyPair(_)));
+    assert!(!format!("{config:?}").contains("PRIVATE KEY"));
+    // The JWT signed with the decrypted key logs in.
+    let w = SnowflakeWarehouse::open(config)
+        .await
+        .expect("key-pair login");
+    let r = w
+        .query("SELECT 'key pair' AS how", &all())
+        .await
+        .expect("query");
+    assert_eq!(r.rows, vec![vec![json!("key pair")]]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -485,3 +485,37 @@ async fn a_statement_past_the_timeout_is_stopped_and_interrupted() {
     assert!(!err);
     assert_eq!(v["rows"], json!([[1]]));
 }
+
+#[tokio::test]
+async fn an_mcp_cancel_stops_the_statement() {
+    let warehouse = SqliteWarehouse::open(SqliteConfig::default())
+        .await
+        .expect("demo");
+    let s = session_over(
+        Arc::clone(&warehouse) as Arc<dyn Warehouse>,
+        ToolsConfig::default(),
+    );
+    let slow = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000) SELECT COUNT(*) FROM c";
+    let req = json!({"jsonrpc": "2.0", "id": 77, "method": "tools/call",
+                     "params": {"name": "execute_query", "arguments": {"query": slow}}});
+    let running = {
+        let s = Arc::clone(&s);
+        tokio::spawn(async move { s.handle(req.to_string().as_bytes()).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(warehouse.pool_stats().active, 1, "the statement is running");
+    let cancel =
+        json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 77}});
+    assert!(s.handle(cancel.to_string().as_bytes()).await.is_none());
+    let answer = tokio::time::timeout(Duration::from_secs(5), running)
+        .await
+        .expect("the call ended")
+        .expect("join");
+    assert!(answer.is_none(), "a cancelled call is not answered");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while warehouse.pool_stats().active > 0 {
+        assert!(Instant::now() < deadline, "statement still running");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(warehouse.pool_stats().broken, 1);
+}
