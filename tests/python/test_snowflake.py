@@ -77,6 +77,24 @@ async def test_tools_on_snowflake(fakesnow_url, tmp_path, mode):
         read = await client.read_resource("snowflake://DB1/S1/SALES")
         assert json.loads(read.contents[0].text)["columns"][0]["name"] == "ID"
 
+        # The rest of the tools, through the same client.
+        made = await client.call_tool(
+            "execute_query", {"query": "CREATE VIEW emea AS SELECT id, amount FROM sales WHERE region = 'EMEA'"}
+        )
+        assert not made.is_error, made.content[0].text
+        dbs = await client.call_tool("list_databases", {})
+        assert "DB1" in dbs.structured_content["databases"]
+        schemas = await client.call_tool("list_schemas", {"database": "DB1"})
+        assert "S1" in schemas.structured_content["schemas"]
+        views = await client.call_tool("list_views", {"database": "DB1"})
+        assert [v["name"] for v in views.structured_content["views"]] == ["EMEA"]
+        view = await client.call_tool("describe_view", {"database": "DB1", "schema": "S1", "view_name": "EMEA"})
+        assert view.structured_content["kind"] == "VIEW"
+        assert [c["name"] for c in view.structured_content["columns"]] == ["ID", "AMOUNT"]
+        rows = await client.call_tool("query_view", {"database": "DB1", "schema": "S1", "view_name": "EMEA"})
+        assert rows.structured_content["rows"] == [[1, "1234.50"]]
+        assert rows.structured_content["truncated"] is False
+
 
 async def test_read_only_by_default(fakesnow_url, tmp_path):
     async with Client(daemon(fakesnow_url, tmp_path), mode="legacy") as client:
