@@ -59,7 +59,39 @@ pub struct Config {
     pub(crate) keep_alive_timeout: Duration,
     pub(crate) write_timeout: Duration,
     pub(crate) shutdown_timeout: Duration,
+    /// Header lines added to every response, encoded (`name: value\r\n`).
+    pub(crate) response_headers: bytes::Bytes,
+    /// Cross-origin settings; `None`: no CORS headers at all.
+    pub(crate) cors: Option<std::sync::Arc<Cors>>,
 }
+
+/// Cross-origin resource sharing: which browser origins may call the server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cors {
+    /// Origins allowed (exact `scheme://host[:port]`).
+    pub origins: Vec<String>,
+    /// How long browsers may cache a preflight answer, in seconds. Default: 600.
+    pub max_age_secs: u32,
+}
+
+/// Headers a preflight may ask to send: the ones MCP clients use.
+pub const CORS_ALLOW_HEADERS: &str = "Content-Type, Authorization, Mcp-Session-Id, MCP-Protocol-Version, Mcp-Method, Mcp-Name, Last-Event-ID";
+/// Methods a preflight may ask for.
+pub const CORS_ALLOW_METHODS: &str = "GET, POST, DELETE, OPTIONS";
+/// Response headers browsers may show to the page.
+pub const CORS_EXPOSE_HEADERS: &str = "Mcp-Session-Id";
+
+/// The security headers [`Config::security_headers`] adds to every response.
+pub const SECURITY_HEADERS: [(&str, &str); 5] = [
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "no-referrer"),
+    (
+        "Content-Security-Policy",
+        "default-src 'none'; frame-ancestors 'none'",
+    ),
+    ("Cache-Control", "no-store"),
+];
 
 impl Default for Config {
     fn default() -> Self {
@@ -73,6 +105,8 @@ impl Default for Config {
             keep_alive_timeout: DEFAULT_KEEP_ALIVE_TIMEOUT,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            response_headers: bytes::Bytes::new(),
+            cors: None,
         }
     }
 }
@@ -159,6 +193,59 @@ impl Config {
     /// Sets how long a graceful shutdown waits. Default: [`DEFAULT_SHUTDOWN_TIMEOUT`].
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Adds a header to every response (error answers of the HTTP layer
+    /// included). Names and values are checked like [`crate::http::Response::try_header`].
+    pub fn response_header(
+        mut self,
+        name: &str,
+        value: &str,
+    ) -> Result<Self, crate::http::InvalidHeader> {
+        crate::http::check_header(name, value.as_bytes())?;
+        let mut lines = self.response_headers.to_vec();
+        lines.extend_from_slice(name.as_bytes());
+        lines.extend_from_slice(b": ");
+        lines.extend_from_slice(value.as_bytes());
+        lines.extend_from_slice(b"\r\n");
+        self.response_headers = lines.into();
+        Ok(self)
+    }
+
+    /// Adds [`SECURITY_HEADERS`] to every response, and
+    /// `Strict-Transport-Security` when `hsts_max_age` is given (for
+    /// deployments behind a TLS terminator). Default: none.
+    pub fn security_headers(self, hsts_max_age: Option<Duration>) -> Self {
+        let mut config = self;
+        for (name, value) in SECURITY_HEADERS {
+            config = match config.response_header(name, value) {
+                Ok(c) => c,
+                Err(_) => unreachable!("the security headers are valid"),
+            };
+        }
+        if let Some(age) = hsts_max_age {
+            let value = format!("max-age={}", age.as_secs());
+            config = match config.response_header("Strict-Transport-Security", &value) {
+                Ok(c) => c,
+                Err(_) => unreachable!("a number is a valid header value"),
+            };
+        }
+        config
+    }
+
+    /// Allows these browser origins: their requests get
+    /// `Access-Control-Allow-Origin` (with `Vary: Origin` and
+    /// `Access-Control-Expose-Headers: Mcp-Session-Id`), and their preflight
+    /// `OPTIONS` gets 204 with the allowed methods and headers and a
+    /// `Max-Age`. Other origins get no CORS headers. Default: no origins.
+    pub fn cors(mut self, origins: Vec<String>) -> Self {
+        self.cors = (!origins.is_empty()).then(|| {
+            std::sync::Arc::new(Cors {
+                origins,
+                max_age_secs: 600,
+            })
+        });
         self
     }
 }

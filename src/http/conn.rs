@@ -106,6 +106,9 @@ pub(crate) struct Conn {
     pending_body: Option<Bytes>,
     /// Requests answered on this connection.
     served: u64,
+    /// CORS header lines for the current request's origin (empty when none);
+    /// kept between requests to avoid allocating.
+    cors: Vec<u8>,
 }
 
 impl Conn {
@@ -129,6 +132,59 @@ impl Conn {
             decoder: ChunkedDecoder::new(max_body),
             pending_body: None,
             served: 0,
+            cors: Vec::new(),
+        }
+    }
+
+    /// Fills `self.cors` for an allowed `Origin` (with the preflight
+    /// answers for an `OPTIONS` that asks for a method).
+    fn prepare_cors(&mut self, head: &Head) {
+        self.cors.clear();
+        let Some(cors) = self.shared.config.cors.as_deref() else {
+            return;
+        };
+        let buf = &self.rbuf[self.start..self.start + head.len];
+        let header = |name: &str| {
+            self.spans
+                .iter()
+                .find(|h| h.name.slice(buf).eq_ignore_ascii_case(name.as_bytes()))
+                .map(|h| h.value.slice(buf))
+        };
+        let Some(origin) = header("origin") else {
+            return;
+        };
+        if !cors.origins.iter().any(|o| o.as_bytes() == origin) {
+            return;
+        }
+        let preflight =
+            head.method == Method::Options && header("access-control-request-method").is_some();
+        self.cors
+            .extend_from_slice(b"Access-Control-Allow-Origin: ");
+        self.cors.extend_from_slice(origin);
+        self.cors.extend_from_slice(b"\r\nVary: Origin\r\n");
+        if preflight {
+            self.cors
+                .extend_from_slice(b"Access-Control-Allow-Methods: ");
+            self.cors
+                .extend_from_slice(crate::config::CORS_ALLOW_METHODS.as_bytes());
+            self.cors
+                .extend_from_slice(b"\r\nAccess-Control-Allow-Headers: ");
+            self.cors
+                .extend_from_slice(crate::config::CORS_ALLOW_HEADERS.as_bytes());
+            self.cors.extend_from_slice(b"\r\nAccess-Control-Max-Age: ");
+            let mut num = [0u8; 20];
+            self.cors
+                .extend_from_slice(crate::http::encode::format_decimal(
+                    u64::from(cors.max_age_secs),
+                    &mut num,
+                ));
+            self.cors.extend_from_slice(b"\r\n");
+        } else {
+            self.cors
+                .extend_from_slice(b"Access-Control-Expose-Headers: ");
+            self.cors
+                .extend_from_slice(crate::config::CORS_EXPOSE_HEADERS.as_bytes());
+            self.cors.extend_from_slice(b"\r\n");
         }
     }
 
@@ -162,6 +218,8 @@ impl Conn {
             Err(stop) => return self.stop(stop),
         };
         self.served += 1;
+        // A preflight (OPTIONS) is answered by the route table's own 204.
+        self.prepare_cors(&head);
         if head.expect == Expect::Unsupported {
             return self.early(&head, 417, "only 100-continue is supported", None);
         }
@@ -257,7 +315,8 @@ impl Conn {
             write_head(
                 &mut self.wbuf,
                 status,
-                Headers::encoded(b"Content-Type: text/plain; charset=utf-8\r\n"),
+                Headers::encoded(b"Content-Type: text/plain; charset=utf-8\r\n")
+                    .with(&self.shared.config.response_headers, &[]),
                 BodyFraming::Length(msg.len() as u64),
                 ConnHeader::Close,
             );
@@ -407,7 +466,8 @@ impl Conn {
                     write_head(
                         &mut self.wbuf,
                         101,
-                        Headers::of(&response),
+                        Headers::of(&response)
+                            .with(&self.shared.config.response_headers, &self.cors),
                         BodyFraming::None,
                         ConnHeader::Upgrade,
                     );
@@ -464,7 +524,7 @@ impl Conn {
         write_head(
             &mut self.wbuf,
             response.status,
-            Headers::of(&response),
+            Headers::of(&response).with(&self.shared.config.response_headers, &self.cors),
             framing,
             conn,
         );
@@ -501,7 +561,7 @@ impl Conn {
         write_head(
             &mut self.wbuf,
             response.status,
-            Headers::of(&response),
+            Headers::of(&response).with(&self.shared.config.response_headers, &self.cors),
             framing,
             conn,
         );

@@ -39,13 +39,28 @@ pub(crate) struct Headers<'a> {
     pub(crate) inline: &'a [(&'a str, &'a str)],
     /// Lines already encoded as `name: value\r\n`.
     pub(crate) encoded: &'a [u8],
+    /// Encoded lines the server adds to every response (security headers, CORS).
+    pub(crate) server: &'a [u8],
+    /// Encoded lines for this request only (CORS for its origin).
+    pub(crate) request: &'a [u8],
 }
 
 impl<'a> Headers<'a> {
+    /// The same headers plus the server-wide and per-request lines.
+    pub(crate) fn with(self, server: &'a [u8], request: &'a [u8]) -> Self {
+        Headers {
+            server,
+            request,
+            ..self
+        }
+    }
+
     pub(crate) fn of(response: &'a super::response::Response) -> Self {
         Headers {
             inline: response.inline_headers(),
             encoded: &response.headers,
+            server: &[],
+            request: &[],
         }
     }
 
@@ -53,6 +68,8 @@ impl<'a> Headers<'a> {
         Headers {
             inline: &[],
             encoded,
+            server: &[],
+            request: &[],
         }
     }
 }
@@ -80,6 +97,8 @@ pub(crate) fn write_head(
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(headers.encoded);
+    out.extend_from_slice(headers.server);
+    out.extend_from_slice(headers.request);
     match framing {
         BodyFraming::Length(n) => {
             out.extend_from_slice(b"Content-Length: ");

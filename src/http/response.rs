@@ -228,7 +228,7 @@ impl Response {
     }
 }
 
-fn check_header(name: &str, value: &[u8]) -> Result<(), InvalidHeader> {
+pub(crate) fn check_header(name: &str, value: &[u8]) -> Result<(), InvalidHeader> {
     if name.is_empty() || !name.bytes().all(is_token_byte) {
         return Err(InvalidHeader::Name);
     }

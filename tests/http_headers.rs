@@ -1,0 +1,123 @@
+//! Server-wide response headers (security headers) and CORS, over real sockets.
+
+mod support;
+
+use snowflake_mcp::Config;
+use support::TestServer;
+
+async fn ask(server: &TestServer, request: &str) -> support::Resp {
+    let mut c = server.connect().await;
+    c.send(request.as_bytes()).await;
+    c.read_response().await
+}
+
+fn config() -> Config {
+    Config::new()
+        .security_headers(Some(std::time::Duration::from_secs(31_536_000)))
+        .cors(vec!["https://app.example".into()])
+}
+
+#[tokio::test]
+async fn every_response_carries_the_security_headers() {
+    let server = TestServer::start(config()).await;
+    for request in [
+        "GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n",
+        "DELETE /health HTTP/1.1\r\nHost: x\r\n\r\n",
+        // Refused by the head parser before any route is looked at.
+        "GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n",
+    ] {
+        let r = ask(&server, request).await;
+        assert_eq!(
+            r.header("x-content-type-options"),
+            Some("nosniff"),
+            "{request:?}"
+        );
+        assert_eq!(r.header("x-frame-options"), Some("DENY"));
+        assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
+        assert_eq!(
+            r.header("content-security-policy"),
+            Some("default-src 'none'; frame-ancestors 'none'")
+        );
+        assert_eq!(r.header("cache-control"), Some("no-store"));
+        assert_eq!(
+            r.header("strict-transport-security"),
+            Some("max-age=31536000")
+        );
+        assert!(r.header("access-control-allow-origin").is_none());
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn allowed_origins_get_cors_headers_and_others_do_not() {
+    let server = TestServer::start(config()).await;
+    let r = ask(
+        &server,
+        "GET /health HTTP/1.1\r\nHost: x\r\nOrigin: https://app.example\r\n\r\n",
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    assert_eq!(r.header("vary"), Some("Origin"));
+    assert_eq!(
+        r.header("access-control-expose-headers"),
+        Some("Mcp-Session-Id")
+    );
+
+    let r = ask(
+        &server,
+        "GET /health HTTP/1.1\r\nHost: x\r\nOrigin: https://evil.example\r\n\r\n",
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert!(r.header("access-control-allow-origin").is_none());
+    assert!(r.header("vary").is_none());
+
+    // Preflight: 204 with what MCP clients need.
+    let preflight = "OPTIONS /health HTTP/1.1\r\nHost: x\r\nOrigin: https://app.example\r\nAccess-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: content-type, mcp-session-id\r\n\r\n";
+    let r = ask(&server, preflight).await;
+    assert_eq!(r.status, 204);
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    assert_eq!(
+        r.header("access-control-allow-methods"),
+        Some("GET, POST, DELETE, OPTIONS")
+    );
+    let allowed = r
+        .header("access-control-allow-headers")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    for h in [
+        "content-type",
+        "authorization",
+        "mcp-session-id",
+        "mcp-protocol-version",
+        "mcp-method",
+        "mcp-name",
+        "last-event-id",
+    ] {
+        assert!(allowed.contains(h), "{h} in {allowed}");
+    }
+    assert_eq!(r.header("access-control-max-age"), Some("600"));
+    let r = ask(&server, &preflight.replace("app.example", "evil.example")).await;
+    assert_eq!(r.status, 204);
+    assert!(r.header("access-control-allow-origin").is_none());
+    server.shutdown().await;
+}
+
+#[test]
+fn bad_header_values_are_refused() {
+    assert!(Config::new().response_header("X-Ok", "fine").is_ok());
+    assert!(
+        Config::new()
+            .response_header("X-Bad", "a\r\nInjected: yes")
+            .is_err()
+    );
+    assert!(Config::new().response_header("Bad Name", "v").is_err());
+}
