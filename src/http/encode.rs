@@ -172,13 +172,15 @@ mod tests {
             Headers {
                 inline: &[("content-type", "text/plain")],
                 encoded: b"x-a: b\r\n",
+                server: b"x-s: 1\r\n",
+                request: b"x-r: 2\r\n",
             },
             BodyFraming::Length(12),
             ConnHeader::Omit,
         );
         assert_eq!(
             without_date(&out),
-            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nx-a: b\r\nContent-Length: 12\r\n\r\n"
+            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nx-a: b\r\nx-s: 1\r\nx-r: 2\r\nContent-Length: 12\r\n\r\n"
         );
     }
 
