@@ -12,8 +12,9 @@ use std::net::IpAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use snowflake_mcp::http::{Method, Request, Response, Router};
+use snowflake_mcp::http::Router;
 use snowflake_mcp::mcp::{McpServer, Resource, ResourceContents, Tool, ToolOutput};
+use snowflake_mcp::ops::Ops;
 use snowflake_mcp::requests::{RequestManager, RequestsConfig};
 use snowflake_mcp::tools::sql_guard::{SqlGuard, StatementKind};
 use snowflake_mcp::tools::{self, ToolsConfig};
@@ -263,12 +264,6 @@ async fn mcp_server(
 /// Where the `server_info` resource lives.
 const INFO_URI: &str = "snowflake-mcp://server/info";
 
-fn router() -> Router {
-    Router::new().route(Method::Get, "/health", |_: Request<'_>| {
-        Response::static_body(200, "application/json", br#"{"status":"ok"}"#)
-    })
-}
-
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -338,6 +333,20 @@ async fn main() -> ExitCode {
     // request manager for every statement, whichever transport it came by.
     let registry = Registry::new();
     let requests = RequestManager::new(RequestsConfig::default());
+    // Browser origins allowed besides loopback ones (MCP_CORS_ORIGINS, comma-separated).
+    let origins: Vec<String> = std::env::var("MCP_CORS_ORIGINS")
+        .unwrap_or_default()
+        .split(',')
+        .map(|o| o.trim().to_owned())
+        .filter(|o| !o.is_empty())
+        .collect();
+    let config = config.security_headers(None).cors(origins.clone());
+    let ops = Arc::new(Ops::new(
+        env!("CARGO_PKG_VERSION"),
+        Arc::clone(&registry),
+        Arc::clone(&requests),
+        Arc::clone(&warehouse),
+    ));
     let http = StreamableHttp::with_registry(
         mcp_server(
             "http",
@@ -346,15 +355,21 @@ async fn main() -> ExitCode {
             guard.clone(),
         )
         .await,
-        HttpMcpConfig::default(),
+        HttpMcpConfig {
+            allowed_origins: origins.clone(),
+            ..HttpMcpConfig::default()
+        },
         Arc::clone(&registry),
     );
     let ws = WebSocketMcp::with_registry(
         mcp_server("websocket", warehouse, Arc::clone(&requests), guard).await,
-        WsConfig::default(),
+        WsConfig {
+            allowed_origins: origins,
+            ..WsConfig::default()
+        },
         Arc::clone(&registry),
     );
-    let router = ws.routes(http.routes(router(), "/mcp"), "/ws");
+    let router = ws.routes(http.routes(ops.routes(Router::new()), "/mcp"), "/ws");
     let server = match Server::bind(config, router).await {
         Ok(s) => s.with_registry(registry),
         Err(e) => {
@@ -362,7 +377,12 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!("listening on http://{}", server.local_addr());
+    let addr = server.local_addr();
+    ops.set_transports(vec![
+        ("streamable_http".into(), format!("http://{addr}/mcp")),
+        ("websocket".into(), format!("ws://{addr}/ws")),
+    ]);
+    println!("listening on http://{addr}");
     match server.serve(shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -68,6 +68,7 @@ pub mod error;
 pub mod http;
 pub mod jsonrpc;
 pub mod mcp;
+pub mod ops;
 pub mod pool;
 pub mod registry;
 pub mod requests;

@@ -1,0 +1,453 @@
+//! Operations endpoints: `/health`, `/health/detailed`, `/status`, `/metrics`.
+//!
+//! Everything here reads counters that already exist (the connection
+//! manager, the session pool, the request manager) without taking a lock on
+//! a hot path. The one slow thing, the database check (`SELECT 1` through
+//! the pool with a short timeout), is cached for a few seconds and run by at
+//! most one prober at a time, so load-balancer probes cannot flood the
+//! warehouse.
+
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::{Value, json};
+
+use crate::http::{Handler, Method, Reply, Request, Response, Router};
+use crate::registry::{Registry, Transport};
+use crate::requests::RequestManager;
+use crate::warehouse::Warehouse;
+
+/// How long a database check may take. Default: 2 s.
+pub const DEFAULT_DB_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a database check's result is reused. Default: 5 s.
+pub const DEFAULT_DB_CHECK_TTL: Duration = Duration::from_secs(5);
+
+/// What the operations endpoints report on.
+pub struct Ops {
+    started: Instant,
+    started_at: SystemTime,
+    version: String,
+    registry: Arc<Registry>,
+    requests: Arc<RequestManager>,
+    warehouse: Arc<dyn Warehouse>,
+    /// (transport, where it is served), for `/status`; set once the socket is bound.
+    transports: std::sync::OnceLock<Vec<(String, String)>>,
+    db_check_timeout: Duration,
+    db_check_ttl: Duration,
+    /// The last database check. A std mutex: held to read or store it.
+    db_cache: Mutex<Option<DbCheck>>,
+    /// One prober at a time; the others wait for its result.
+    probing: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Ops {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ops")
+            .field("version", &self.version)
+            .field("transports", &self.transports)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, Debug)]
+struct DbCheck {
+    at: Instant,
+    checked_at: SystemTime,
+    latency: Duration,
+    error: Option<String>,
+}
+
+/// The overall state `/health/detailed` reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Health {
+    /// Everything works.
+    Healthy,
+    /// It serves, with something to look at.
+    Degraded,
+    /// It cannot serve (the database is unreachable).
+    Unhealthy,
+}
+
+impl Health {
+    fn as_str(self) -> &'static str {
+        match self {
+            Health::Healthy => "healthy",
+            Health::Degraded => "degraded",
+            Health::Unhealthy => "unhealthy",
+        }
+    }
+}
+
+impl Ops {
+    /// Reports on these parts (wrap it in an `Arc` to mount its routes).
+    pub fn new(
+        version: impl Into<String>,
+        registry: Arc<Registry>,
+        requests: Arc<RequestManager>,
+        warehouse: Arc<dyn Warehouse>,
+    ) -> Ops {
+        Ops {
+            started: Instant::now(),
+            started_at: SystemTime::now(),
+            version: version.into(),
+            registry,
+            requests,
+            warehouse,
+            transports: std::sync::OnceLock::new(),
+            db_check_timeout: DEFAULT_DB_CHECK_TIMEOUT,
+            db_check_ttl: DEFAULT_DB_CHECK_TTL,
+            db_cache: Mutex::new(None),
+            probing: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Sets the database check's timeout and how long its result is reused.
+    /// Defaults: [`DEFAULT_DB_CHECK_TIMEOUT`], [`DEFAULT_DB_CHECK_TTL`].
+    pub fn db_check(mut self, timeout: Duration, ttl: Duration) -> Self {
+        self.db_check_timeout = timeout;
+        self.db_check_ttl = ttl;
+        self
+    }
+
+    /// Names what is served where (`("streamable_http", "http://127.0.0.1:8000/mcp")`),
+    /// for `/status`; only the first call counts.
+    pub fn set_transports(&self, transports: Vec<(String, String)>) {
+        let _ = self.transports.set(transports);
+    }
+
+    /// Adds `GET /health`, `/health/detailed`, `/status` and `/metrics`.
+    pub fn routes(self: &Arc<Self>, router: Router) -> Router {
+        router
+            .route(Method::Get, "/health", |_: Request<'_>| {
+                Response::static_body(200, "application/json", br#"{"status":"ok"}"#)
+            })
+            .route_shared(
+                Method::Get,
+                "/health/detailed",
+                Arc::new(Detailed(Arc::clone(self))),
+            )
+            .route_shared(Method::Get, "/status", Arc::new(Status(Arc::clone(self))))
+            .route_shared(Method::Get, "/metrics", Arc::new(Metrics(Arc::clone(self))))
+    }
+
+    fn cached(&self) -> Option<DbCheck> {
+        let cache = self.db_cache.lock().unwrap_or_else(PoisonError::into_inner);
+        cache.clone().filter(|c| c.at.elapsed() < self.db_check_ttl)
+    }
+
+    /// The database check, from the cache when fresh; whether it was cached.
+    async fn check_database(&self) -> (DbCheck, bool) {
+        if let Some(c) = self.cached() {
+            return (c, true);
+        }
+        let _turn = self.probing.lock().await;
+        // Another prober may have just refreshed it.
+        if let Some(c) = self.cached() {
+            return (c, true);
+        }
+        let started = Instant::now();
+        let error = match tokio::time::timeout(self.db_check_timeout, self.warehouse.ping()).await {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(_) => Some(format!(
+                "no answer to SELECT 1 within {}s",
+                self.db_check_timeout.as_secs_f64()
+            )),
+        };
+        let check = DbCheck {
+            at: Instant::now(),
+            checked_at: SystemTime::now(),
+            latency: started.elapsed(),
+            error,
+        };
+        *self.db_cache.lock().unwrap_or_else(PoisonError::into_inner) = Some(check.clone());
+        (check, false)
+    }
+
+    /// The `/health/detailed` body and its overall state.
+    pub async fn detailed(&self) -> (Health, Value) {
+        let (db, cached) = self.check_database().await;
+        let pool = self.warehouse.pool_stats();
+        let (running, queued) = self.requests.load();
+        let snap = self.registry.snapshot();
+        let db_health = if db.error.is_some() {
+            Health::Unhealthy
+        } else {
+            Health::Healthy
+        };
+        let pool_health = if !pool.healthy || (pool.waiting > 0 && pool.active >= pool.max_size) {
+            Health::Degraded
+        } else {
+            Health::Healthy
+        };
+        let requests_health = if queued > 0 {
+            Health::Degraded
+        } else {
+            Health::Healthy
+        };
+        let overall = db_health.max(pool_health).max(requests_health);
+        let mut database = json!({
+            "status": db_health.as_str(),
+            "kind": self.warehouse.kind(),
+            "latency_ms": db.latency.as_secs_f64() * 1000.0,
+            "checked_at": crate::http::date::format_rfc3339(db.checked_at),
+            "cached": cached,
+        });
+        if let Some(e) = &db.error {
+            database["error"] = e.clone().into();
+        }
+        let body = json!({
+            "overall_status": overall.as_str(),
+            "timestamp": crate::http::date::format_rfc3339(SystemTime::now()),
+            "components": {
+                "connection_pool": {
+                    "status": pool_health.as_str(),
+                    "max_size": pool.max_size,
+                    "total": pool.total,
+                    "active": pool.active,
+                    "idle": pool.idle,
+                    "waiting": pool.waiting,
+                    "healthy": pool.healthy,
+                    "created": pool.created,
+                    "failed": pool.failed,
+                    "broken": pool.broken,
+                    "acquire_timeouts": pool.acquire_timeouts,
+                },
+                "database": database,
+                "request_manager": {
+                    "status": requests_health.as_str(),
+                    "running": running,
+                    "queued": queued,
+                },
+                "websockets": {
+                    "status": "healthy",
+                    "active": snap.get(Transport::WebSocket).active,
+                },
+                "sessions": {
+                    "status": "healthy",
+                    "active": snap.active_sessions(),
+                },
+            }
+        });
+        (overall, body)
+    }
+
+    /// The `/status` body.
+    pub fn status(&self) -> Value {
+        let snap = self.registry.snapshot();
+        let by_transport: serde_json::Map<String, Value> = Transport::ALL
+            .iter()
+            .map(|&t| {
+                let s = snap.get(t);
+                (
+                    t.name().to_owned(),
+                    json!({"active": s.active, "opened": s.opened, "closed": s.closed}),
+                )
+            })
+            .collect();
+        let active: Vec<Value> = self
+            .requests
+            .active()
+            .into_iter()
+            .map(|r| {
+                json!({
+                    "id": r.id,
+                    "client": r.client,
+                    "tool": r.tool,
+                    "age_ms": r.age.as_millis() as u64,
+                    "running": r.running,
+                })
+            })
+            .collect();
+        let pool = self.warehouse.pool_stats();
+        json!({
+            "version": self.version,
+            "uptime_seconds": self.started.elapsed().as_secs(),
+            "started_at": crate::http::date::format_rfc3339(self.started_at),
+            "transports": self.transports.get().map(Vec::as_slice).unwrap_or_default().iter().map(|(name, at)| json!({"name": name, "address": at})).collect::<Vec<_>>(),
+            "connections": by_transport,
+            "sessions_active": snap.active_sessions(),
+            "active_requests": active,
+            "warehouse": self.warehouse.kind(),
+            "pool": {
+                "max_size": pool.max_size, "total": pool.total, "active": pool.active,
+                "idle": pool.idle, "waiting": pool.waiting, "healthy": pool.healthy,
+                "created": pool.created, "failed": pool.failed, "broken": pool.broken,
+                "acquire_timeouts": pool.acquire_timeouts, "acquires": pool.acquires,
+                "wait_seconds": pool.wait_time.as_secs_f64(),
+            },
+        })
+    }
+
+    /// The `/metrics` body, Prometheus text format 0.0.4.
+    pub fn metrics(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        let snap = self.registry.snapshot();
+        let http = snap.get(Transport::Http);
+        let pool = self.warehouse.pool_stats();
+        let (running, queued) = self.requests.load();
+        let rs = self.requests.stats();
+        let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, f64)]| {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            for (labels, v) in samples {
+                let _ = writeln!(out, "{name}{labels} {v}");
+            }
+        };
+        let one = |v: f64| vec![(String::new(), v)];
+        family(
+            "snowflake_mcp_connections_total",
+            "counter",
+            "HTTP connections accepted since start.",
+            &one(http.opened as f64),
+        );
+        family(
+            "snowflake_mcp_connections_active",
+            "gauge",
+            "HTTP connections open now.",
+            &one(http.active as f64),
+        );
+        family(
+            "snowflake_mcp_websockets_active",
+            "gauge",
+            "WebSocket sessions open now.",
+            &one(snap.get(Transport::WebSocket).active as f64),
+        );
+        family(
+            "snowflake_mcp_requests_active",
+            "gauge",
+            "Warehouse calls running now.",
+            &one(running as f64),
+        );
+        family(
+            "snowflake_mcp_requests_queued",
+            "gauge",
+            "Warehouse calls waiting for a slot.",
+            &one(queued as f64),
+        );
+        let sessions = |f: fn(crate::registry::TransportStats) -> u64| -> Vec<(String, f64)> {
+            [
+                Transport::StreamableHttp,
+                Transport::WebSocket,
+                Transport::Stdio,
+            ]
+            .iter()
+            .map(|&t| {
+                (
+                    format!("{{transport=\"{}\"}}", t.name()),
+                    f(snap.get(t)) as f64,
+                )
+            })
+            .collect()
+        };
+        family(
+            "snowflake_mcp_sessions_active",
+            "gauge",
+            "MCP sessions open now, by transport.",
+            &sessions(|s| s.active),
+        );
+        family(
+            "snowflake_mcp_sessions_opened_total",
+            "counter",
+            "MCP sessions opened since start, by transport.",
+            &sessions(|s| s.opened),
+        );
+        family(
+            "snowflake_mcp_sessions_closed_total",
+            "counter",
+            "MCP sessions ended (closed or expired) since start, by transport.",
+            &sessions(|s| s.closed),
+        );
+        family(
+            "snowflake_mcp_tool_calls_total",
+            "counter",
+            "Warehouse calls by outcome: started, refused busy, timed out, cancelled.",
+            &[
+                ("{outcome=\"started\"}".into(), rs.started as f64),
+                ("{outcome=\"busy\"}".into(), rs.busy as f64),
+                ("{outcome=\"timeout\"}".into(), rs.timeouts as f64),
+                ("{outcome=\"cancelled\"}".into(), rs.cancelled as f64),
+            ],
+        );
+        family(
+            "snowflake_mcp_pool_sessions",
+            "gauge",
+            "Warehouse sessions by state.",
+            &[
+                ("{state=\"active\"}".into(), pool.active as f64),
+                ("{state=\"idle\"}".into(), pool.idle as f64),
+            ],
+        );
+        family(
+            "snowflake_mcp_pool_waiting",
+            "gauge",
+            "Callers waiting for a warehouse session.",
+            &one(pool.waiting as f64),
+        );
+        family(
+            "snowflake_mcp_pool_events_total",
+            "counter",
+            "Warehouse session events since start.",
+            &[
+                ("{event=\"created\"}".into(), pool.created as f64),
+                ("{event=\"failed\"}".into(), pool.failed as f64),
+                ("{event=\"broken\"}".into(), pool.broken as f64),
+                (
+                    "{event=\"acquire_timeout\"}".into(),
+                    pool.acquire_timeouts as f64,
+                ),
+                ("{event=\"acquired\"}".into(), pool.acquires as f64),
+            ],
+        );
+        family(
+            "snowflake_mcp_pool_acquire_wait_seconds_total",
+            "counter",
+            "Total time callers waited for a warehouse session.",
+            &one(pool.wait_time.as_secs_f64()),
+        );
+        family(
+            "snowflake_mcp_uptime_seconds",
+            "gauge",
+            "Seconds since the server started.",
+            &one(self.started.elapsed().as_secs_f64()),
+        );
+        out
+    }
+}
+
+struct Detailed(Arc<Ops>);
+
+impl Handler for Detailed {
+    fn call<'a>(&'a self, _req: Request<'a>) -> Reply<'a> {
+        Reply::new(async move {
+            let (health, body) = self.0.detailed().await;
+            let status = if health == Health::Unhealthy {
+                503
+            } else {
+                200
+            };
+            Response::json(status, body.to_string())
+        })
+    }
+}
+
+struct Status(Arc<Ops>);
+
+impl Handler for Status {
+    fn call<'a>(&'a self, _req: Request<'a>) -> Reply<'a> {
+        Reply::ready(Response::json(200, self.0.status().to_string()))
+    }
+}
+
+struct Metrics(Arc<Ops>);
+
+impl Handler for Metrics {
+    fn call<'a>(&'a self, _req: Request<'a>) -> Reply<'a> {
+        Reply::ready(
+            Response::new(200)
+                .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
+                .body(self.0.metrics()),
+        )
+    }
+}

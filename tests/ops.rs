@@ -1,0 +1,305 @@
+#![cfg(all(feature = "sqlite", feature = "snowflake"))]
+//! The operations endpoints over real sockets: `/health/detailed`,
+//! `/status` and `/metrics` on the SQLite demo (healthy, counters moving
+//! as MCP requests are made) and on fakesnow (unhealthy while it is
+//! stopped, cached checks, healthy again after).
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use snowflake_mcp::http::Router;
+use snowflake_mcp::mcp::McpServer;
+use snowflake_mcp::ops::Ops;
+use snowflake_mcp::pool::PoolConfig;
+use snowflake_mcp::requests::{RequestManager, RequestsConfig};
+use snowflake_mcp::tools::{self, ToolsConfig};
+use snowflake_mcp::transport::streamable_http::{HttpMcpConfig, StreamableHttp};
+use snowflake_mcp::warehouse::Warehouse;
+use snowflake_mcp::warehouse::snowflake::{
+    Secret, SnowflakeAuth, SnowflakeConfig, SnowflakeWarehouse,
+};
+use snowflake_mcp::warehouse::sqlite::{SqliteConfig, SqliteWarehouse};
+use snowflake_mcp::{Config, Registry, Server};
+use support::Client;
+
+/// A daemon-like server: `/mcp` with the warehouse tools, and the ops routes.
+async fn serve(warehouse: Arc<dyn Warehouse>, ttl: Duration) -> std::net::SocketAddr {
+    let registry = Registry::new();
+    let requests = RequestManager::new(RequestsConfig::default());
+    let ops = Arc::new(
+        Ops::new(
+            "test",
+            Arc::clone(&registry),
+            Arc::clone(&requests),
+            Arc::clone(&warehouse),
+        )
+        .db_check(Duration::from_secs(2), ttl),
+    );
+    let mcp = tools::register(
+        McpServer::builder("t", "0"),
+        warehouse,
+        ToolsConfig::default(),
+        requests,
+    )
+    .build();
+    let http = StreamableHttp::with_registry(mcp, HttpMcpConfig::default(), Arc::clone(&registry));
+    let router = http.routes(ops.routes(Router::new()), "/mcp");
+    let server = Server::bind(Config::new().port(0).security_headers(None), router)
+        .await
+        .expect("bind")
+        .with_registry(registry);
+    let addr = server.local_addr();
+    ops.set_transports(vec![(
+        "streamable_http".into(),
+        format!("http://{addr}/mcp"),
+    )]);
+    tokio::spawn(server.serve(std::future::pending()));
+    addr
+}
+
+async fn get(addr: std::net::SocketAddr, path: &str) -> support::Resp {
+    let mut c = Client::connect(addr).await;
+    c.send(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await;
+    c.read_response().await
+}
+
+async fn json_of(addr: std::net::SocketAddr, path: &str) -> (u16, Value) {
+    let r = get(addr, path).await;
+    (r.status, serde_json::from_slice(&r.body).expect("JSON"))
+}
+
+/// `name{labels} value` lines of a Prometheus text body.
+fn samples(text: &str) -> Vec<(String, f64)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (name, value) = l.rsplit_once(' ').expect("sample line");
+            (name.to_owned(), value.parse().expect("number"))
+        })
+        .collect()
+}
+
+fn sample(text: &str, name: &str) -> f64 {
+    samples(text)
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("{name} missing"))
+        .1
+}
+
+async fn post(c: &mut Client, session: Option<&str>, body: &str) -> support::Resp {
+    let session = session
+        .map(|s| format!("Mcp-Session-Id: {s}\r\n"))
+        .unwrap_or_default();
+    let req = format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n{session}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    c.send(req.as_bytes()).await;
+    c.read_response_to("POST").await
+}
+
+#[tokio::test]
+async fn healthy_status_and_metrics_that_move() {
+    let warehouse = SqliteWarehouse::open(SqliteConfig::default())
+        .await
+        .expect("demo");
+    let addr = serve(warehouse, Duration::from_secs(5)).await;
+
+    let (status, v) = json_of(addr, "/health/detailed").await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["overall_status"], "healthy");
+    for part in [
+        "connection_pool",
+        "database",
+        "request_manager",
+        "websockets",
+        "sessions",
+    ] {
+        assert_eq!(v["components"][part]["status"], "healthy", "{part}: {v}");
+    }
+    assert_eq!(v["components"]["database"]["kind"], "sqlite");
+    assert_eq!(v["components"]["database"]["cached"], false);
+    assert!(v["timestamp"].as_str().unwrap().ends_with('Z'));
+    let (_, again) = json_of(addr, "/health/detailed").await;
+    assert_eq!(
+        again["components"]["database"]["cached"], true,
+        "the check is reused"
+    );
+
+    let before = String::from_utf8(get(addr, "/metrics").await.body).unwrap();
+    // One MCP session, one tool call.
+    let mut c = Client::connect(addr).await;
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"ops-test","version":"0"}}}"#;
+    let r = post(&mut c, None, init).await;
+    let sid = r.header("mcp-session-id").expect("session").to_owned();
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "execute_query", "arguments": {"query": "SELECT 1"}}}).to_string();
+    let r = post(&mut c, Some(&sid), &call).await;
+    assert_eq!(r.status, 200);
+
+    let (status, st) = json_of(addr, "/status").await;
+    assert_eq!(status, 200);
+    assert_eq!(st["version"], "test");
+    assert_eq!(st["warehouse"], "sqlite");
+    assert_eq!(st["sessions_active"], 1);
+    assert_eq!(st["connections"]["streamable_http"]["opened"], 1);
+    assert!(
+        st["transports"][0]["address"]
+            .as_str()
+            .unwrap()
+            .ends_with("/mcp")
+    );
+    assert_eq!(st["active_requests"], json!([]));
+
+    let r = get(addr, "/metrics").await;
+    assert_eq!(
+        r.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    let after = String::from_utf8(r.body).unwrap();
+    assert!(after.contains("# TYPE snowflake_mcp_connections_total counter"));
+    assert!(
+        sample(&after, "snowflake_mcp_connections_total")
+            > sample(&before, "snowflake_mcp_connections_total")
+    );
+    assert_eq!(
+        sample(
+            &after,
+            "snowflake_mcp_sessions_opened_total{transport=\"streamable_http\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &after,
+            "snowflake_mcp_tool_calls_total{outcome=\"started\"}"
+        ),
+        sample(
+            &before,
+            "snowflake_mcp_tool_calls_total{outcome=\"started\"}"
+        ) + 1.0
+    );
+    for name in [
+        "snowflake_mcp_connections_active",
+        "snowflake_mcp_requests_active",
+        "snowflake_mcp_websockets_active",
+    ] {
+        assert!(after.contains(&format!("# TYPE {name} gauge")), "{name}");
+    }
+    // Every family has HELP and TYPE, and every sample belongs to a typed family.
+    let typed: Vec<&str> = after
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    for (name, _) in samples(&after) {
+        let family = name.split('{').next().unwrap();
+        assert!(typed.contains(&family), "{family} has no TYPE");
+    }
+}
+
+/// fakesnow, killed on drop.
+struct FakeSnow(Child, u16);
+
+impl FakeSnow {
+    fn start(port: u16) -> FakeSnow {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let python = format!("{root}/.venv-fakesnow/bin/python");
+        assert!(
+            std::path::Path::new(&python).exists(),
+            "{python} is missing: run `bash scripts/test.sh`"
+        );
+        let mut child = Command::new(python)
+            .arg(format!("{root}/tests/fakesnow/serve.py"))
+            .args(["--port", &port.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start fakesnow");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read");
+        let port = line
+            .trim()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port");
+        FakeSnow(child, port)
+    }
+}
+
+impl Drop for FakeSnow {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unhealthy_while_the_warehouse_is_down_and_healthy_after() {
+    let fake = FakeSnow::start(0);
+    let port = fake.1;
+    let config = SnowflakeConfig {
+        account: "testacct".into(),
+        user: "tester".into(),
+        auth: SnowflakeAuth::Password(Secret::new("not-checked")),
+        role: None,
+        warehouse: None,
+        database: Some("DB1".into()),
+        schema: Some("S1".into()),
+        base_url: Some(format!("http://127.0.0.1:{port}")),
+        pool: PoolConfig {
+            max_size: 2,
+            acquire_timeout: Duration::from_secs(2),
+            ..PoolConfig::default()
+        },
+        statement_timeout: None,
+    };
+    let warehouse = SnowflakeWarehouse::open(config).await.expect("login");
+    let addr = serve(warehouse, Duration::from_millis(200)).await;
+    let (status, v) = json_of(addr, "/health/detailed").await;
+    assert_eq!(
+        (status, v["overall_status"].clone()),
+        (200, json!("healthy")),
+        "{v}"
+    );
+
+    drop(fake);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let (status, v) = json_of(addr, "/health/detailed").await;
+    assert_eq!(status, 503, "{v}");
+    assert_eq!(v["overall_status"], "unhealthy");
+    assert_eq!(v["components"]["database"]["status"], "unhealthy");
+    assert!(
+        v["components"]["database"]["error"]
+            .as_str()
+            .is_some_and(|e| !e.is_empty()),
+        "{v}"
+    );
+    // The liveness probe touches nothing slow and stays up.
+    assert_eq!(get(addr, "/health").await.status, 200);
+
+    let _back = FakeSnow::start(port);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, v) = json_of(addr, "/health/detailed").await;
+        if status == 200 && v["components"]["database"]["status"] == "healthy" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never healthy again: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
