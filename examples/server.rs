@@ -378,6 +378,7 @@ async fn main() -> ExitCode {
         }
     };
     let addr = server.local_addr();
+    ops.set_http_stats(server.stats());
     ops.set_transports(vec![
         ("streamable_http".into(), format!("http://{addr}/mcp")),
         ("websocket".into(), format!("ws://{addr}/ws")),

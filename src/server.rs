@@ -34,6 +34,19 @@ pub struct Stats {
     accepted: AtomicU64,
     active: AtomicU64,
     rejected: AtomicU64,
+    /// Bytes read from and written to clients.
+    pub(crate) bytes_in: AtomicU64,
+    pub(crate) bytes_out: AtomicU64,
+    /// Responses by status class: 1xx, 2xx, 3xx, 4xx, 5xx.
+    pub(crate) responses: [AtomicU64; 5],
+}
+
+impl Stats {
+    /// Counts one response of `status`.
+    pub(crate) fn response(&self, status: u16) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.responses[class].fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// A copy of the connection counters at one moment.
@@ -45,6 +58,12 @@ pub struct StatsSnapshot {
     pub active: u64,
     /// Connections refused with 503 because the limit was reached.
     pub rejected: u64,
+    /// Bytes read from clients.
+    pub bytes_in: u64,
+    /// Bytes written to clients.
+    pub bytes_out: u64,
+    /// Responses by status class: `[1xx, 2xx, 3xx, 4xx, 5xx]`.
+    pub responses: [u64; 5],
 }
 
 impl Stats {
@@ -54,6 +73,9 @@ impl Stats {
             accepted: self.accepted.load(Ordering::Relaxed),
             active: self.active.load(Ordering::Relaxed),
             rejected: self.rejected.load(Ordering::Relaxed),
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            bytes_out: self.bytes_out.load(Ordering::Relaxed),
+            responses: std::array::from_fn(|i| self.responses[i].load(Ordering::Relaxed)),
         }
     }
 }

@@ -136,6 +136,17 @@ impl Conn {
         }
     }
 
+    /// Counts bytes a read brought in (`Relaxed`: a standalone tally).
+    fn counted_in(&self, read: io::Result<usize>) -> io::Result<usize> {
+        if let Ok(n) = read {
+            self.shared
+                .stats
+                .bytes_in
+                .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        read
+    }
+
     /// Fills `self.cors` for an allowed `Origin` (with the preflight
     /// answers for an `OPTIONS` that asks for a method).
     fn prepare_cors(&mut self, head: &Head) {
@@ -312,6 +323,7 @@ impl Conn {
     /// Queues an error answer for a request whose head was refused, and closes.
     fn stop(&mut self, stop: Stop) -> Next {
         if let Stop::Reply(status, msg) = stop {
+            self.shared.stats.response(status);
             write_head(
                 &mut self.wbuf,
                 status,
@@ -351,7 +363,7 @@ impl Conn {
             let read = tokio::select! {
                 biased;
                 _ = self.shutdown.recv(), if !pending => return Err(Stop::Quiet),
-                r = timeout_at(deadline, self.stream.read_buf(&mut self.rbuf)) => r,
+                r = timeout_at(deadline, self.stream.read_buf(&mut self.rbuf)) => r.map(|r| self.counted_in(r)),
             };
             match read {
                 Ok(Ok(0)) | Ok(Err(_)) => return Err(Stop::Quiet),
@@ -451,7 +463,10 @@ impl Conn {
     /// One read of body bytes, bounded by the body idle timeout.
     async fn read_body_bytes(&mut self) -> Result<(), Stop> {
         let idle = self.shared.config.body_idle_timeout;
-        match timeout(idle, self.stream.read_buf(&mut self.rbuf)).await {
+        match timeout(idle, self.stream.read_buf(&mut self.rbuf))
+            .await
+            .map(|r| self.counted_in(r))
+        {
             Ok(Ok(0)) | Ok(Err(_)) => Err(Stop::Quiet),
             Ok(Ok(_)) => Ok(()),
             Err(_) => Err(Stop::Reply(408, "request body not received in time")),
@@ -463,6 +478,7 @@ impl Conn {
         if response.status == 101 {
             return match response.on_upgrade.take() {
                 Some(on_upgrade) => {
+                    self.shared.stats.response(101);
                     write_head(
                         &mut self.wbuf,
                         101,
@@ -521,6 +537,7 @@ impl Conn {
         } else {
             BodyFraming::Length(body.len() as u64)
         };
+        self.shared.stats.response(response.status);
         write_head(
             &mut self.wbuf,
             response.status,
@@ -558,6 +575,7 @@ impl Conn {
             BodyFraming::UntilClose
         };
         let conn = self.conn_header(head, keep);
+        self.shared.stats.response(response.status);
         write_head(
             &mut self.wbuf,
             response.status,
@@ -600,7 +618,7 @@ impl Conn {
                         return Next::after(keep);
                     }
                 },
-                read = self.stream.read_buf(&mut self.rbuf), if can_read => match read {
+                read = self.stream.read_buf(&mut self.rbuf), if can_read => match self.counted_in(read) {
                     // The client closed: dropping `rx` tells the producer.
                     Ok(0) | Err(_) => return Next::Close,
                     Ok(_) => {}
@@ -624,6 +642,10 @@ impl Conn {
     /// timeout fails the connection.
     async fn flush(&mut self) -> io::Result<()> {
         let limit = self.shared.config.write_timeout;
+        self.shared.stats.bytes_out.fetch_add(
+            (self.wbuf.len() + self.pending_body.as_ref().map_or(0, Bytes::len)) as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let mut result = write_all_progress(&mut self.stream, &self.wbuf, limit).await;
         if let (Ok(()), Some(body)) = (&result, self.pending_body.take()) {
             result = write_all_progress(&mut self.stream, &body, limit).await;

@@ -31,6 +31,8 @@ pub struct Ops {
     registry: Arc<Registry>,
     requests: Arc<RequestManager>,
     warehouse: Arc<dyn Warehouse>,
+    /// The HTTP server's counters, once it is bound.
+    http: std::sync::OnceLock<crate::server::StatsHandle>,
     /// (transport, where it is served), for `/status`; set once the socket is bound.
     transports: std::sync::OnceLock<Vec<(String, String)>>,
     db_check_timeout: Duration,
@@ -95,6 +97,7 @@ impl Ops {
             requests,
             warehouse,
             transports: std::sync::OnceLock::new(),
+            http: std::sync::OnceLock::new(),
             db_check_timeout: DEFAULT_DB_CHECK_TIMEOUT,
             db_check_ttl: DEFAULT_DB_CHECK_TTL,
             db_cache: Mutex::new(None),
@@ -114,6 +117,12 @@ impl Ops {
     /// for `/status`; only the first call counts.
     pub fn set_transports(&self, transports: Vec<(String, String)>) {
         let _ = self.transports.set(transports);
+    }
+
+    /// Reports the HTTP server's counters (responses by status, bytes) in
+    /// `/metrics`; only the first call counts.
+    pub fn set_http_stats(&self, stats: crate::server::StatsHandle) {
+        let _ = self.http.set(stats);
     }
 
     /// Adds `GET /health`, `/health/detailed`, `/status` and `/metrics`.
@@ -406,6 +415,34 @@ impl Ops {
             "Total time callers waited for a warehouse session.",
             &one(pool.wait_time.as_secs_f64()),
         );
+        if let Some(http) = self.http.get() {
+            let h = http.snapshot();
+            family(
+                "snowflake_mcp_http_responses_total",
+                "counter",
+                "HTTP responses sent, by status class.",
+                &["1xx", "2xx", "3xx", "4xx", "5xx"]
+                    .iter()
+                    .zip(h.responses)
+                    .map(|(c, n)| (format!("{{code=\"{c}\"}}"), n as f64))
+                    .collect::<Vec<_>>(),
+            );
+            family(
+                "snowflake_mcp_connections_rejected_total",
+                "counter",
+                "Connections refused with 503 at the connection limit.",
+                &one(h.rejected as f64),
+            );
+            family(
+                "snowflake_mcp_bytes_total",
+                "counter",
+                "Bytes read from and written to HTTP clients.",
+                &[
+                    ("{direction=\"in\"}".into(), h.bytes_in as f64),
+                    ("{direction=\"out\"}".into(), h.bytes_out as f64),
+                ],
+            );
+        }
         family(
             "snowflake_mcp_uptime_seconds",
             "gauge",
