@@ -1,0 +1,83 @@
+"""The daemon's operations endpoints, read the way operators' tools read them."""
+
+import json
+import os
+import subprocess
+import urllib.request
+
+import pytest
+from mcp import Client
+from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import example_binary
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def daemon_url(tmp_path):
+    env = {**os.environ, "HOME": str(tmp_path), "MCP_CORS_ORIGINS": "https://app.example"}
+    for key in list(env):
+        if key.startswith("SNOWFLAKE_"):
+            del env[key]
+    proc = subprocess.Popen([example_binary("server"), "--port", "0"], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stdout.readline().strip()
+        assert line.startswith("listening on "), line
+        yield line.removeprefix("listening on ")
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
+
+
+def fetch(url, method="GET", headers=None):
+    req = urllib.request.Request(url, method=method, headers=headers or {})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return r.status, dict(r.headers), r.read()
+
+
+def families(url):
+    _, _, body = fetch(url + "/metrics")
+    return {f.name: f for f in text_string_to_metric_families(body.decode())}
+
+
+async def test_metrics_parse_and_move(daemon_url):
+    before = families(daemon_url)
+    # The parser strips the _total suffix of counters from family names.
+    assert before["snowflake_mcp_connections"].type == "counter"
+    for gauge in ["snowflake_mcp_connections_active", "snowflake_mcp_requests_active", "snowflake_mcp_websockets_active"]:
+        assert before[gauge].type == "gauge"
+    async with Client(daemon_url + "/mcp", mode="legacy") as client:
+        result = await client.call_tool("execute_query", {"query": "SELECT COUNT(*) FROM orders"})
+        assert result.structured_content["rows"] == [[200]]
+    after = families(daemon_url)
+
+    def value(fams, family, name, **labels):
+        return next(s.value for s in fams[family].samples if s.name == name and s.labels == labels)
+
+    assert value(after, "snowflake_mcp_tool_calls", "snowflake_mcp_tool_calls_total", outcome="started") == (
+        value(before, "snowflake_mcp_tool_calls", "snowflake_mcp_tool_calls_total", outcome="started") + 1
+    )
+    opened = value(after, "snowflake_mcp_sessions_opened", "snowflake_mcp_sessions_opened_total", transport="streamable_http")
+    assert opened == 1
+    assert value(after, "snowflake_mcp_http_responses", "snowflake_mcp_http_responses_total", code="2xx") > 3
+
+
+async def test_health_status_and_headers(daemon_url):
+    status, headers, body = fetch(daemon_url + "/health/detailed")
+    assert status == 200
+    health = json.loads(body)
+    assert health["overall_status"] == "healthy"
+    assert health["components"]["database"]["kind"] == "sqlite"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Cache-Control"] == "no-store"
+    status, _, body = fetch(daemon_url + "/status")
+    assert json.loads(body)["transports"][1]["name"] == "websocket"
+    # CORS: the configured origin gets a preflight answer, another does not.
+    ask = {"Origin": "https://app.example", "Access-Control-Request-Method": "POST"}
+    status, headers, _ = fetch(daemon_url + "/mcp", method="OPTIONS", headers=ask)
+    assert status == 204
+    assert headers["Access-Control-Allow-Origin"] == "https://app.example"
+    assert "Mcp-Session-Id" in headers["Access-Control-Allow-Headers"]
+    status, headers, _ = fetch(daemon_url + "/mcp", method="OPTIONS", headers={**ask, "Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in headers
