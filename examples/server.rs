@@ -15,6 +15,7 @@ use std::sync::Arc;
 use snowflake_mcp::http::Router;
 use snowflake_mcp::mcp::{McpServer, Resource, ResourceContents, Tool, ToolOutput};
 use snowflake_mcp::ops::Ops;
+use snowflake_mcp::ops::auth::Auth;
 use snowflake_mcp::requests::{RequestManager, RequestsConfig};
 use snowflake_mcp::tools::sql_guard::{SqlGuard, StatementKind};
 use snowflake_mcp::tools::{self, ToolsConfig};
@@ -51,6 +52,12 @@ usage: server [--transport http|stdio] [--host IP] [--port N] [--sqlite PATH]
   SNOWFLAKE_PRIVATE_KEY_PATH (+ SNOWFLAKE_PRIVATE_KEY_PASSPHRASE),
   SNOWFLAKE_ROLE, SNOWFLAKE_WAREHOUSE, SNOWFLAKE_DATABASE, SNOWFLAKE_SCHEMA,
   SNOWFLAKE_BASE_URL (replaces https://ACCOUNT.snowflakecomputing.com)
+
+  Server settings:
+  MCP_CORS_ORIGINS  browser origins allowed (comma-separated; default: none)
+  MCP_API_KEYS      bearer tokens required on /mcp and /ws, comma-separated,
+                    each token[:readonly] (16+ characters; default: open)
+  MCP_PROTECT_OPS   1: /health/detailed, /status and /metrics need a key too
   -h, --help     print this help
 ";
 
@@ -341,12 +348,24 @@ async fn main() -> ExitCode {
         .filter(|o| !o.is_empty())
         .collect();
     let config = config.security_headers(None).cors(origins.clone());
-    let ops = Arc::new(Ops::new(
-        env!("CARGO_PKG_VERSION"),
-        Arc::clone(&registry),
-        Arc::clone(&requests),
-        Arc::clone(&warehouse),
-    ));
+    // Bearer keys (MCP_API_KEYS: token[:readonly],...); MCP_PROTECT_OPS=1
+    // also guards /health/detailed, /status and /metrics.
+    let auth = match Auth::parse(&std::env::var("MCP_API_KEYS").unwrap_or_default()) {
+        Ok(a) => Arc::new(a.protect_ops(std::env::var("MCP_PROTECT_OPS").is_ok_and(|v| v == "1"))),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let ops = Arc::new(
+        Ops::new(
+            env!("CARGO_PKG_VERSION"),
+            Arc::clone(&registry),
+            Arc::clone(&requests),
+            Arc::clone(&warehouse),
+        )
+        .auth(Arc::clone(&auth)),
+    );
     let http = StreamableHttp::with_registry(
         mcp_server(
             "http",
@@ -357,6 +376,7 @@ async fn main() -> ExitCode {
         .await,
         HttpMcpConfig {
             allowed_origins: origins.clone(),
+            auth: Some(Arc::clone(&auth)),
             ..HttpMcpConfig::default()
         },
         Arc::clone(&registry),
@@ -365,6 +385,7 @@ async fn main() -> ExitCode {
         mcp_server("websocket", warehouse, Arc::clone(&requests), guard).await,
         WsConfig {
             allowed_origins: origins,
+            auth: Some(auth),
             ..WsConfig::default()
         },
         Arc::clone(&registry),

@@ -233,6 +233,15 @@ impl Context {
         self.inner.client_info.as_ref()
     }
 
+    /// Whether the caller may run read-only statements only (it
+    /// authenticated with a read-only key).
+    pub fn is_read_only(&self) -> bool {
+        self.inner
+            .session
+            .as_ref()
+            .is_some_and(|s| s.is_read_only())
+    }
+
     /// A key telling clients apart, for fair scheduling: the client's name,
     /// and for clients with a session (handshake versions) that session.
     pub fn client_key(&self) -> String {

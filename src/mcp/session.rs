@@ -53,6 +53,10 @@ pub struct Session {
     subscriptions: Mutex<HashSet<String>>,
     /// Requests to the client awaiting answers.
     outgoing: Outgoing,
+    /// Set when the client authenticated with a read-only key: its calls
+    /// may run read-only statements only. Once set it stays set (Relaxed:
+    /// a lone flag that orders nothing else).
+    read_only: std::sync::atomic::AtomicBool,
 }
 
 const ALL_LEVELS: [LogLevel; 8] = [
@@ -206,6 +210,7 @@ impl Session {
             inflight: Mutex::new(HashMap::new()),
             subscriptions: Mutex::new(HashSet::new()),
             outgoing: Outgoing::default(),
+            read_only: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -232,6 +237,17 @@ impl Session {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// Restricts this session's calls to read-only statements (a
+    /// read-only key was used); it cannot be lifted.
+    pub fn restrict_to_read_only(&self) {
+        self.read_only.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether this session's calls may run read-only statements only.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only.load(Ordering::Relaxed)
     }
 
     /// The server this session serves.

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{Value, json};
 
 use crate::http::{Handler, Method, Reply, Request, Response, Router};
+
+pub mod auth;
 use crate::registry::{Registry, Transport};
 use crate::requests::RequestManager;
 use crate::warehouse::Warehouse;
@@ -31,6 +33,8 @@ pub struct Ops {
     registry: Arc<Registry>,
     requests: Arc<RequestManager>,
     warehouse: Arc<dyn Warehouse>,
+    /// Keys for the protected endpoints, when they are protected.
+    auth: Option<Arc<auth::Auth>>,
     /// The HTTP server's counters, once it is bound.
     http: std::sync::OnceLock<crate::server::StatsHandle>,
     /// (transport, where it is served), for `/status`; set once the socket is bound.
@@ -98,11 +102,24 @@ impl Ops {
             warehouse,
             transports: std::sync::OnceLock::new(),
             http: std::sync::OnceLock::new(),
+            auth: None,
             db_check_timeout: DEFAULT_DB_CHECK_TIMEOUT,
             db_check_ttl: DEFAULT_DB_CHECK_TTL,
             db_cache: Mutex::new(None),
             probing: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Requires a key for `/health/detailed`, `/status` and `/metrics` when
+    /// `auth` says so ([`auth::Auth::protect_ops`]); `/health` stays open.
+    pub fn auth(mut self, auth: Arc<auth::Auth>) -> Self {
+        self.auth = Some(auth).filter(|a| a.ops_protected() && !a.is_empty());
+        self
+    }
+
+    /// The 401 for a protected endpoint without a valid key, if any.
+    fn refuse(&self, req: &Request<'_>) -> Option<Response> {
+        self.auth.as_ref().and_then(|a| a.check(req).err())
     }
 
     /// Sets the database check's timeout and how long its result is reused.
@@ -456,7 +473,10 @@ impl Ops {
 struct Detailed(Arc<Ops>);
 
 impl Handler for Detailed {
-    fn call<'a>(&'a self, _req: Request<'a>) -> Reply<'a> {
+    fn call<'a>(&'a self, req: Request<'a>) -> Reply<'a> {
+        if let Some(refusal) = self.0.refuse(&req) {
+            return Reply::ready(refusal);
+        }
         Reply::new(async move {
             let (health, body) = self.0.detailed().await;
             let status = if health == Health::Unhealthy {
@@ -472,7 +492,10 @@ impl Handler for Detailed {
 struct Status(Arc<Ops>);
 
 impl Handler for Status {
-    fn call<'a>(&'a self, _req: Request<'a>) -> Reply<'a> {
+    fn call<'a>(&'a self, req: Request<'a>) -> Reply<'a> {
+        if let Some(refusal) = self.0.refuse(&req) {
+            return Reply::ready(refusal);
+        }
         Reply::ready(Response::json(200, self.0.status().to_string()))
     }
 }
@@ -480,7 +503,10 @@ impl Handler for Status {
 struct Metrics(Arc<Ops>);
 
 impl Handler for Metrics {
-    fn call<'a>(&'a self, _req: Request<'a>) -> Reply<'a> {
+    fn call<'a>(&'a self, req: Request<'a>) -> Reply<'a> {
+        if let Some(refusal) = self.0.refuse(&req) {
+            return Reply::ready(refusal);
+        }
         Reply::ready(
             Response::new(200)
                 .header("content-type", "text/plain; version=0.0.4; charset=utf-8")

@@ -285,6 +285,12 @@ pub fn register(
                 if let Err(refusal) = t.config.guard.check(&args.query) {
                     return ToolOutput::error(format!("Refused: {refusal}"));
                 }
+                // A read-only key: read-only statements, whatever the server allows others.
+                if ctx.is_read_only()
+                    && let Err(refusal) = SqlGuard::read_only().check(&args.query)
+                {
+                    return ToolOutput::error(format!("Refused (read-only key): {refusal}"));
+                }
                 let limit = args.limit.unwrap_or(t.config.default_limit);
                 t.limited(
                     &ctx,

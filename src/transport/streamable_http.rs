@@ -46,6 +46,8 @@ pub struct HttpMcpConfig {
     pub max_sessions: usize,
     /// A session unused this long expires (its id then gets 404). Default: [`DEFAULT_SESSION_IDLE`].
     pub session_idle: Duration,
+    /// Bearer keys every request must carry (401 otherwise). Default: none (open).
+    pub auth: Option<Arc<crate::ops::auth::Auth>>,
 }
 
 impl Default for HttpMcpConfig {
@@ -54,6 +56,7 @@ impl Default for HttpMcpConfig {
             allowed_origins: Vec::new(),
             max_sessions: DEFAULT_MAX_SESSIONS,
             session_idle: DEFAULT_SESSION_IDLE,
+            auth: None,
         }
     }
 }
@@ -224,6 +227,17 @@ fn rpc_error(status: u16, code: i32, message: &str) -> Response {
     Response::json(status, out)
 }
 
+/// Authentication: the key's scope (`Full` when no keys are configured), or the 401 to send.
+fn authenticate(
+    req: &Request<'_>,
+    auth: Option<&crate::ops::auth::Auth>,
+) -> Result<crate::ops::auth::Scope, Response> {
+    match auth {
+        Some(auth) if !auth.is_empty() => auth.check(req),
+        _ => Ok(crate::ops::auth::Scope::Full),
+    }
+}
+
 /// DNS-rebinding defence (see [`super::origin`]): the refusal to send, if any.
 fn check_origin_and_host(req: &Request<'_>, allowed: &[String]) -> Option<Response> {
     super::origin::check(req, allowed)
@@ -361,6 +375,10 @@ impl Handler for Post {
         if let Some(refusal) = check_origin_and_host(&req, &endpoint.config.allowed_origins) {
             return Reply::ready(refusal);
         }
+        let scope = match authenticate(&req, endpoint.config.auth.as_deref()) {
+            Ok(scope) => scope,
+            Err(refusal) => return Reply::ready(refusal),
+        };
         if let Some(accept) = req.header("accept")
             && !accepts_mcp(accept)
         {
@@ -452,6 +470,9 @@ impl Handler for Post {
                 }
             }
         };
+        if scope == crate::ops::auth::Scope::ReadOnly {
+            session.restrict_to_read_only();
+        }
         let mut out = Vec::new();
         let dispatched = session.dispatch(body, &mut out);
         let with_id = |r: Response| match &new_id {
@@ -648,6 +669,9 @@ impl Handler for Get {
         if let Some(refusal) = check_origin_and_host(&req, &endpoint.config.allowed_origins) {
             return Reply::ready(refusal);
         }
+        if let Err(refusal) = authenticate(&req, endpoint.config.auth.as_deref()) {
+            return Reply::ready(refusal);
+        }
         if req.header("mcp-protocol-version") == Some(&b"2026-07-28"[..]) {
             return Reply::ready(
                 rpc_error(405, INVALID_REQUEST, "2026-07-28 has no GET stream")
@@ -725,6 +749,9 @@ struct Delete(Arc<StreamableHttp>);
 impl Handler for Delete {
     fn call<'a>(&'a self, req: Request<'a>) -> Reply<'a> {
         if let Some(refusal) = check_origin_and_host(&req, &self.0.config.allowed_origins) {
+            return Reply::ready(refusal);
+        }
+        if let Err(refusal) = authenticate(&req, self.0.config.auth.as_deref()) {
             return Reply::ready(refusal);
         }
         let Some(id) = req.header("mcp-session-id") else {

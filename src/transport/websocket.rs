@@ -78,14 +78,21 @@ struct Upgrade(Arc<WebSocketMcp>);
 
 impl Handler for Upgrade {
     fn call<'a>(&'a self, req: Request<'a>) -> Reply<'a> {
-        match negotiate(&req, &self.0.config.allowed_origins) {
-            Err(refused) => Reply::ready(refused.response()),
-            Ok(accepted) => {
-                let endpoint = Arc::clone(&self.0);
-                let response = Response::upgrade(move |up| endpoint.run(up));
-                Reply::ready(accepted.headers(response))
-            }
-        }
+        let accepted = match negotiate(&req, &self.0.config.allowed_origins) {
+            Err(refused) => return Reply::ready(refused.response()),
+            Ok(accepted) => accepted,
+        };
+        let scope = match self.0.config.auth.as_deref() {
+            Some(auth) if !auth.is_empty() => match auth.check(&req) {
+                Ok(scope) => scope,
+                Err(refusal) => return Reply::ready(refusal),
+            },
+            _ => crate::ops::auth::Scope::Full,
+        };
+        let endpoint = Arc::clone(&self.0);
+        let read_only = scope == crate::ops::auth::Scope::ReadOnly;
+        let response = Response::upgrade(move |up| endpoint.run(up, read_only));
+        Reply::ready(accepted.headers(response))
     }
 }
 
@@ -101,7 +108,7 @@ enum End {
 
 impl WebSocketMcp {
     /// Runs one socket's MCP session until it closes.
-    async fn run(self: Arc<Self>, up: Upgraded) {
+    async fn run(self: Arc<Self>, up: Upgraded, read_only: bool) {
         let Upgraded {
             stream,
             read_ahead,
@@ -127,6 +134,9 @@ impl WebSocketMcp {
 
         let (peer, mut outbound) = Peer::channel(cfg.outbound_queue.max(1));
         let session = Arc::new(Session::new(self.server.clone(), Some(peer.clone())));
+        if read_only {
+            session.restrict_to_read_only();
+        }
         let registration = self
             .registry
             .register(Transport::WebSocket, Some(remote_addr));

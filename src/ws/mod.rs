@@ -56,6 +56,8 @@ pub struct WsConfig {
     pub close_timeout: Duration,
     /// Default: [`DEFAULT_READ_BUFFER_BYTES`].
     pub read_buffer_bytes: usize,
+    /// Bearer keys the handshake must carry (401 otherwise). Default: none (open).
+    pub auth: Option<std::sync::Arc<crate::ops::auth::Auth>>,
 }
 
 impl Default for WsConfig {
@@ -71,6 +73,7 @@ impl Default for WsConfig {
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             close_timeout: DEFAULT_CLOSE_TIMEOUT,
             read_buffer_bytes: DEFAULT_READ_BUFFER_BYTES,
+            auth: None,
         }
     }
 }

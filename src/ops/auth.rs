@@ -1,0 +1,191 @@
+//! Bearer-token authentication for the MCP endpoints (and, optionally, the
+//! operations endpoints).
+//!
+//! Keys are kept only as SHA-256 digests; a presented token is hashed and
+//! compared with every stored digest in constant time (no early exit, no
+//! length leak: digests are all 32 bytes). Each key has a scope: a
+//! read-only key can run only read-only statements, whatever the server
+//! allows others. A missing or wrong token gets 401 with
+//! `WWW-Authenticate: Bearer`. Tokens never reach logs, errors or `Debug`.
+
+use sha2::{Digest as _, Sha256};
+
+use crate::http::{Request, Response};
+use crate::jsonrpc::write::write_error;
+use crate::jsonrpc::{INVALID_REQUEST, RpcError};
+
+/// What a key may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Read-only statements only (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN).
+    ReadOnly,
+    /// Whatever the server's statement allow-list permits.
+    Full,
+}
+
+struct Key {
+    name: String,
+    digest: [u8; 32],
+    scope: Scope,
+}
+
+/// The accepted keys.
+#[derive(Default)]
+pub struct Auth {
+    keys: Vec<Key>,
+    protect_ops: bool,
+}
+
+impl std::fmt::Debug for Auth {
+    // Names and scopes only; digests are not secrets but say nothing useful.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field(
+                "keys",
+                &self
+                    .keys
+                    .iter()
+                    .map(|k| (&k.name, k.scope))
+                    .collect::<Vec<_>>(),
+            )
+            .field("protect_ops", &self.protect_ops)
+            .finish()
+    }
+}
+
+/// A key specification that could not be read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("MCP_API_KEYS: entry {index}: {problem}")]
+pub struct KeySpecError {
+    /// Which entry (from 1).
+    pub index: usize,
+    /// What is wrong (never the token itself).
+    pub problem: String,
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+impl Auth {
+    /// No keys yet.
+    pub fn new() -> Auth {
+        Auth::default()
+    }
+
+    /// Accepts `token` (stored as its digest) with `scope`, under `name`.
+    pub fn key(mut self, name: impl Into<String>, token: &str, scope: Scope) -> Auth {
+        self.keys.push(Key {
+            name: name.into(),
+            digest: digest(token),
+            scope,
+        });
+        self
+    }
+
+    /// Also requires a key for `/health/detailed`, `/status` and `/metrics`
+    /// (`/health` stays open for load balancers). Default: open.
+    pub fn protect_ops(mut self, protect: bool) -> Auth {
+        self.protect_ops = protect;
+        self
+    }
+
+    /// Whether the ops endpoints need a key.
+    pub fn ops_protected(&self) -> bool {
+        self.protect_ops
+    }
+
+    /// Reads `token[:readonly|:full],...` (the `MCP_API_KEYS` format; keys
+    /// are named `key1`, `key2`, ... in order). Tokens must be at least 16
+    /// characters.
+    pub fn parse(spec: &str) -> Result<Auth, KeySpecError> {
+        let mut auth = Auth::new();
+        for (i, entry) in spec
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .enumerate()
+        {
+            let index = i + 1;
+            let (token, scope) = match entry.rsplit_once(':') {
+                Some((t, "readonly" | "read-only" | "ro")) => (t, Scope::ReadOnly),
+                Some((t, "full" | "rw")) => (t, Scope::Full),
+                _ => (entry, Scope::Full),
+            };
+            if token.len() < 16 {
+                return Err(KeySpecError {
+                    index,
+                    problem: "a token must be at least 16 characters".into(),
+                });
+            }
+            auth = auth.key(format!("key{index}"), token, scope);
+        }
+        Ok(auth)
+    }
+
+    /// Whether no key is configured (then nothing is checked).
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The scope of the request's `Authorization: Bearer` token, or the 401 to send.
+    pub fn check(&self, req: &Request<'_>) -> Result<Scope, Response> {
+        let Some(header) = req.header("authorization") else {
+            return Err(unauthorized("missing bearer token", false));
+        };
+        let text = std::str::from_utf8(header).unwrap_or_default();
+        let Some(token) = text
+            .strip_prefix("Bearer ")
+            .or_else(|| text.strip_prefix("bearer "))
+        else {
+            return Err(unauthorized(
+                "the Authorization scheme must be Bearer",
+                true,
+            ));
+        };
+        let presented = digest(token.trim());
+        // Every key is compared, match or not: timing says nothing of which.
+        let mut found = None;
+        for key in &self.keys {
+            if crate::mcp::constant_time_eq(&key.digest, &presented) && found.is_none() {
+                found = Some(key.scope);
+            }
+        }
+        found.ok_or_else(|| unauthorized("invalid bearer token", true))
+    }
+}
+
+fn unauthorized(why: &str, invalid: bool) -> Response {
+    let mut body = Vec::new();
+    write_error(
+        &mut body,
+        None,
+        &RpcError::new(INVALID_REQUEST, format!("unauthorized: {why}")),
+    );
+    let challenge = if invalid {
+        "Bearer realm=\"snowflake-mcp\", error=\"invalid_token\""
+    } else {
+        "Bearer realm=\"snowflake-mcp\""
+    };
+    Response::json(401, body).header("www-authenticate", challenge)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_and_debug() {
+        let auth = Auth::parse("aaaaaaaaaaaaaaaa:readonly, bbbbbbbbbbbbbbbb").expect("ok");
+        let debug = format!("{auth:?}");
+        assert!(debug.contains("key1") && debug.contains("ReadOnly") && debug.contains("Full"));
+        assert!(!debug.contains("aaaa"), "{debug}");
+        let e = Auth::parse("short").expect_err("too short");
+        assert_eq!(e.index, 1);
+        assert!(
+            !e.to_string().contains("short"),
+            "the token is never echoed: {e}"
+        );
+        assert!(Auth::parse("").expect("empty").is_empty());
+    }
+}
