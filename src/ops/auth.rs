@@ -128,20 +128,18 @@ impl Auth {
         self.keys.is_empty()
     }
 
-    /// The scope of the request's `Authorization: Bearer` token, or the 401 to send.
-    pub fn check(&self, req: &Request<'_>) -> Result<Scope, Response> {
+    /// The scope of the request's `Authorization: Bearer` token, or why not
+    /// ([`AuthError::response`] is the 401 to send).
+    pub fn check(&self, req: &Request<'_>) -> Result<Scope, AuthError> {
         let Some(header) = req.header("authorization") else {
-            return Err(unauthorized("missing bearer token", false));
+            return Err(AuthError::Missing);
         };
         let text = std::str::from_utf8(header).unwrap_or_default();
         let Some(token) = text
             .strip_prefix("Bearer ")
             .or_else(|| text.strip_prefix("bearer "))
         else {
-            return Err(unauthorized(
-                "the Authorization scheme must be Bearer",
-                true,
-            ));
+            return Err(AuthError::NotBearer);
         };
         let presented = digest(token.trim());
         // Every key is compared, match or not: timing says nothing of which.
@@ -151,7 +149,28 @@ impl Auth {
                 found = Some(key.scope);
             }
         }
-        found.ok_or_else(|| unauthorized("invalid bearer token", true))
+        found.ok_or(AuthError::Invalid)
+    }
+}
+
+/// Why a request was not let in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No `Authorization` header.
+    #[error("missing bearer token")]
+    Missing,
+    /// Another scheme than `Bearer`.
+    #[error("the Authorization scheme must be Bearer")]
+    NotBearer,
+    /// A token no key matches.
+    #[error("invalid bearer token")]
+    Invalid,
+}
+
+impl AuthError {
+    /// The 401 answer, with the `WWW-Authenticate: Bearer` challenge.
+    pub fn response(self) -> Response {
+        unauthorized(&self.to_string(), self != AuthError::Missing)
     }
 }
 

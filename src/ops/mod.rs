@@ -119,7 +119,10 @@ impl Ops {
 
     /// The 401 for a protected endpoint without a valid key, if any.
     fn refuse(&self, req: &Request<'_>) -> Option<Response> {
-        self.auth.as_ref().and_then(|a| a.check(req).err())
+        self.auth
+            .as_ref()
+            .and_then(|a| a.check(req).err())
+            .map(auth::AuthError::response)
     }
 
     /// Sets the database check's timeout and how long its result is reused.

@@ -227,11 +227,12 @@ fn rpc_error(status: u16, code: i32, message: &str) -> Response {
     Response::json(status, out)
 }
 
-/// Authentication: the key's scope (`Full` when no keys are configured), or the 401 to send.
+/// Authentication: the key's scope (`Full` when no keys are configured), or
+/// why not (its `response()` is the 401 to send).
 fn authenticate(
     req: &Request<'_>,
     auth: Option<&crate::ops::auth::Auth>,
-) -> Result<crate::ops::auth::Scope, Response> {
+) -> Result<crate::ops::auth::Scope, crate::ops::auth::AuthError> {
     match auth {
         Some(auth) if !auth.is_empty() => auth.check(req),
         _ => Ok(crate::ops::auth::Scope::Full),
@@ -377,7 +378,7 @@ impl Handler for Post {
         }
         let scope = match authenticate(&req, endpoint.config.auth.as_deref()) {
             Ok(scope) => scope,
-            Err(refusal) => return Reply::ready(refusal),
+            Err(refused) => return Reply::ready(refused.response()),
         };
         if let Some(accept) = req.header("accept")
             && !accepts_mcp(accept)
@@ -669,8 +670,8 @@ impl Handler for Get {
         if let Some(refusal) = check_origin_and_host(&req, &endpoint.config.allowed_origins) {
             return Reply::ready(refusal);
         }
-        if let Err(refusal) = authenticate(&req, endpoint.config.auth.as_deref()) {
-            return Reply::ready(refusal);
+        if let Err(refused) = authenticate(&req, endpoint.config.auth.as_deref()) {
+            return Reply::ready(refused.response());
         }
         if req.header("mcp-protocol-version") == Some(&b"2026-07-28"[..]) {
             return Reply::ready(
@@ -751,8 +752,8 @@ impl Handler for Delete {
         if let Some(refusal) = check_origin_and_host(&req, &self.0.config.allowed_origins) {
             return Reply::ready(refusal);
         }
-        if let Err(refusal) = authenticate(&req, self.0.config.auth.as_deref()) {
-            return Reply::ready(refusal);
+        if let Err(refused) = authenticate(&req, self.0.config.auth.as_deref()) {
+            return Reply::ready(refused.response());
         }
         let Some(id) = req.header("mcp-session-id") else {
             return Reply::ready(rpc_error(400, INVALID_REQUEST, "missing MCP-Session-Id"));

@@ -85,7 +85,7 @@ impl Handler for Upgrade {
         let scope = match self.0.config.auth.as_deref() {
             Some(auth) if !auth.is_empty() => match auth.check(&req) {
                 Ok(scope) => scope,
-                Err(refusal) => return Reply::ready(refusal),
+                Err(refused) => return Reply::ready(refused.response()),
             },
             _ => crate::ops::auth::Scope::Full,
         };
