@@ -16,6 +16,7 @@ use snowflake_mcp::http::Router;
 use snowflake_mcp::mcp::{McpServer, Resource, ResourceContents, Tool, ToolOutput};
 use snowflake_mcp::ops::Ops;
 use snowflake_mcp::ops::auth::Auth;
+use snowflake_mcp::ops::rate::RateLimiter;
 use snowflake_mcp::requests::{RequestManager, RequestsConfig};
 use snowflake_mcp::tools::sql_guard::{SqlGuard, StatementKind};
 use snowflake_mcp::tools::{self, ToolsConfig};
@@ -58,6 +59,8 @@ usage: server [--transport http|stdio] [--host IP] [--port N] [--sqlite PATH]
   MCP_API_KEYS      bearer tokens required on /mcp and /ws, comma-separated,
                     each token[:readonly] (16+ characters; default: open)
   MCP_PROTECT_OPS   1: /health/detailed, /status and /metrics need a key too
+  MCP_RATE_LIMIT    requests per second per client address[:burst] on /mcp
+                    and /ws (429 with Retry-After past it; default: none)
   -h, --help     print this help
 ";
 
@@ -357,6 +360,39 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Per-client-address limit (MCP_RATE_LIMIT: requests per second[:burst]).
+    let rate_limit = match std::env::var("MCP_RATE_LIMIT")
+        .ok()
+        .filter(|v| !v.is_empty())
+    {
+        None => None,
+        Some(v) => {
+            let (rate, burst) = v.split_once(':').unwrap_or((&v, ""));
+            let rate: f64 = match rate.parse() {
+                Ok(r) if r > 0.0 => r,
+                _ => {
+                    eprintln!(
+                        "error: MCP_RATE_LIMIT: {rate:?} is not a positive number of requests per second"
+                    );
+                    return ExitCode::from(2);
+                }
+            };
+            let burst: u32 = if burst.is_empty() {
+                (rate * 2.0).ceil() as u32
+            } else {
+                match burst.parse() {
+                    Ok(b) if b > 0 => b,
+                    _ => {
+                        eprintln!(
+                            "error: MCP_RATE_LIMIT: burst {burst:?} is not a positive whole number"
+                        );
+                        return ExitCode::from(2);
+                    }
+                }
+            };
+            Some(Arc::new(RateLimiter::new(rate, burst)))
+        }
+    };
     let ops = Arc::new(
         Ops::new(
             env!("CARGO_PKG_VERSION"),
@@ -377,6 +413,7 @@ async fn main() -> ExitCode {
         HttpMcpConfig {
             allowed_origins: origins.clone(),
             auth: Some(Arc::clone(&auth)),
+            rate_limit: rate_limit.clone(),
             ..HttpMcpConfig::default()
         },
         Arc::clone(&registry),
@@ -386,6 +423,7 @@ async fn main() -> ExitCode {
         WsConfig {
             allowed_origins: origins,
             auth: Some(auth),
+            rate_limit,
             ..WsConfig::default()
         },
         Arc::clone(&registry),

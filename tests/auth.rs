@@ -202,3 +202,37 @@ async fn protected_ops_endpoints() {
         assert_eq!(get(path, Some(READ)).await, 200, "{path}");
     }
 }
+
+#[tokio::test]
+async fn rate_limits_answer_429_with_retry_after() {
+    use snowflake_mcp::ops::rate::RateLimiter;
+    let warehouse: Arc<dyn Warehouse> = SqliteWarehouse::open(SqliteConfig::default())
+        .await
+        .expect("demo");
+    let requests = RequestManager::new(RequestsConfig::default());
+    let mcp = tools::register(
+        McpServer::builder("t", "0"),
+        warehouse,
+        ToolsConfig::default(),
+        requests,
+    )
+    .build();
+    let http = StreamableHttp::with_config(
+        mcp,
+        HttpMcpConfig {
+            rate_limit: Some(Arc::new(RateLimiter::new(0.5, 2))),
+            ..HttpMcpConfig::default()
+        },
+    );
+    let server = Server::bind(Config::new().port(0), http.routes(Router::new(), "/mcp"))
+        .await
+        .expect("bind");
+    let addr = server.local_addr();
+    tokio::spawn(server.serve(std::future::pending()));
+    assert_eq!(post(addr, None, None, INIT).await.status, 200);
+    assert_eq!(post(addr, None, None, INIT).await.status, 200);
+    let r = post(addr, None, None, INIT).await;
+    assert_eq!(r.status, 429);
+    assert_eq!(r.header("retry-after"), Some("2"));
+    assert!(r.body_str().contains("rate limited"));
+}

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use crate::http::{Handler, Method, Reply, Request, Response, Router};
 
 pub mod auth;
+pub mod rate;
 use crate::registry::{Registry, Transport};
 use crate::requests::RequestManager;
 use crate::warehouse::Warehouse;

@@ -48,6 +48,8 @@ pub struct HttpMcpConfig {
     pub session_idle: Duration,
     /// Bearer keys every request must carry (401 otherwise). Default: none (open).
     pub auth: Option<Arc<crate::ops::auth::Auth>>,
+    /// Per-client-address request limit (429 with `Retry-After` past it). Default: none.
+    pub rate_limit: Option<Arc<crate::ops::rate::RateLimiter>>,
 }
 
 impl Default for HttpMcpConfig {
@@ -57,6 +59,7 @@ impl Default for HttpMcpConfig {
             max_sessions: DEFAULT_MAX_SESSIONS,
             session_idle: DEFAULT_SESSION_IDLE,
             auth: None,
+            rate_limit: None,
         }
     }
 }
@@ -380,6 +383,11 @@ impl Handler for Post {
             Ok(scope) => scope,
             Err(refused) => return Reply::ready(refused.response()),
         };
+        if let Some(limiter) = &endpoint.config.rate_limit
+            && let Err(wait) = limiter.check(req.remote_addr().ip())
+        {
+            return Reply::ready(crate::ops::rate::RateLimiter::refusal(wait));
+        }
         if let Some(accept) = req.header("accept")
             && !accepts_mcp(accept)
         {

@@ -89,6 +89,11 @@ impl Handler for Upgrade {
             },
             _ => crate::ops::auth::Scope::Full,
         };
+        if let Some(limiter) = &self.0.config.rate_limit
+            && let Err(wait) = limiter.check(req.remote_addr().ip())
+        {
+            return Reply::ready(crate::ops::rate::RateLimiter::refusal(wait));
+        }
         let endpoint = Arc::clone(&self.0);
         let read_only = scope == crate::ops::auth::Scope::ReadOnly;
         let response = Response::upgrade(move |up| endpoint.run(up, read_only));

@@ -58,6 +58,8 @@ pub struct WsConfig {
     pub read_buffer_bytes: usize,
     /// Bearer keys the handshake must carry (401 otherwise). Default: none (open).
     pub auth: Option<std::sync::Arc<crate::ops::auth::Auth>>,
+    /// Per-client-address limit on handshakes (429 with `Retry-After`). Default: none.
+    pub rate_limit: Option<std::sync::Arc<crate::ops::rate::RateLimiter>>,
 }
 
 impl Default for WsConfig {
@@ -74,6 +76,7 @@ impl Default for WsConfig {
             close_timeout: DEFAULT_CLOSE_TIMEOUT,
             read_buffer_bytes: DEFAULT_READ_BUFFER_BYTES,
             auth: None,
+            rate_limit: None,
         }
     }
 }

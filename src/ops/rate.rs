@@ -1,0 +1,123 @@
+//! Per-client rate limiting: a token bucket per client address.
+//!
+//! Each client may make `burst` requests at once and `per_second` on
+//! average; past that it gets 429 with `Retry-After` (whole seconds until a
+//! token is back). Buckets live in 16 shards, each behind a std mutex held
+//! for a few arithmetic operations (never across an `.await`); idle buckets
+//! are swept as shards grow.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::net::IpAddr;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::http::Response;
+use crate::jsonrpc::write::write_error;
+use crate::jsonrpc::{INVALID_REQUEST, RpcError};
+
+const SHARDS: usize = 16;
+/// Buckets a shard holds before idle ones are swept.
+const SWEEP_AT: usize = 4096;
+
+#[derive(Clone, Copy, Debug)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// A token-bucket limiter keyed by client address.
+pub struct RateLimiter {
+    per_second: f64,
+    burst: f64,
+    shards: [Mutex<HashMap<IpAddr, Bucket>>; SHARDS],
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl std::fmt::Debug for RateLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimiter")
+            .field("per_second", &self.per_second)
+            .field("burst", &self.burst)
+            .finish()
+    }
+}
+
+impl RateLimiter {
+    /// `per_second` requests on average, `burst` at once, per client address.
+    pub fn new(per_second: f64, burst: u32) -> RateLimiter {
+        RateLimiter {
+            per_second: per_second.max(0.001),
+            burst: f64::from(burst.max(1)),
+            shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
+            hasher: std::collections::hash_map::RandomState::new(),
+        }
+    }
+
+    /// Takes a token for `client`, or says how long until one is back.
+    pub fn check(&self, client: IpAddr) -> Result<(), Duration> {
+        let mut h = self.hasher.build_hasher();
+        std::hash::Hash::hash(&client, &mut h);
+        let shard = &self.shards[(h.finish() as usize) % SHARDS];
+        let mut buckets = shard.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        if buckets.len() >= SWEEP_AT {
+            // Full buckets of idle clients carry no state worth keeping.
+            let full_after = Duration::from_secs_f64(self.burst / self.per_second);
+            buckets.retain(|_, b| now.duration_since(b.at) < full_after);
+        }
+        let bucket = buckets.entry(client).or_insert(Bucket {
+            tokens: self.burst,
+            at: now,
+        });
+        let refill = now.duration_since(bucket.at).as_secs_f64() * self.per_second;
+        bucket.tokens = (bucket.tokens + refill).min(self.burst);
+        bucket.at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64(
+                (1.0 - bucket.tokens) / self.per_second,
+            ))
+        }
+    }
+
+    /// The 429 answer for a wait of `retry_after`.
+    pub fn refusal(retry_after: Duration) -> Response {
+        let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+        let mut body = Vec::new();
+        let e = RpcError::new(
+            INVALID_REQUEST,
+            format!("rate limited: too many requests; retry in {secs}s"),
+        );
+        write_error(&mut body, None, &e);
+        match Response::json(429, body).try_header("retry-after", secs.to_string()) {
+            Ok(r) => r,
+            Err(_) => Response::new(429),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bursts_then_waits() {
+        let limiter = RateLimiter::new(10.0, 3);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        for _ in 0..3 {
+            assert!(limiter.check(a).is_ok());
+        }
+        let wait = limiter.check(a).expect_err("limited");
+        assert!(wait <= Duration::from_millis(100), "{wait:?}");
+        assert!(limiter.check(b).is_ok(), "clients are apart");
+        std::thread::sleep(Duration::from_millis(120));
+        assert!(limiter.check(a).is_ok(), "a token came back");
+        let r = RateLimiter::refusal(Duration::from_millis(1500));
+        assert_eq!(r.status(), 429);
+        assert_eq!(r.header_value("retry-after"), Some(&b"2"[..]));
+    }
+}
