@@ -402,14 +402,17 @@ async fn main() -> ExitCode {
         )
         .auth(Arc::clone(&auth)),
     );
+    let http_mcp = mcp_server(
+        "http",
+        Arc::clone(&warehouse),
+        Arc::clone(&requests),
+        guard.clone(),
+    )
+    .await;
+    let ws_mcp = mcp_server("websocket", warehouse, Arc::clone(&requests), guard).await;
+    ops.set_mcp_metrics(vec![http_mcp.metrics(), ws_mcp.metrics()]);
     let http = StreamableHttp::with_registry(
-        mcp_server(
-            "http",
-            Arc::clone(&warehouse),
-            Arc::clone(&requests),
-            guard.clone(),
-        )
-        .await,
+        http_mcp,
         HttpMcpConfig {
             allowed_origins: origins.clone(),
             auth: Some(Arc::clone(&auth)),
@@ -419,7 +422,7 @@ async fn main() -> ExitCode {
         Arc::clone(&registry),
     );
     let ws = WebSocketMcp::with_registry(
-        mcp_server("websocket", warehouse, Arc::clone(&requests), guard).await,
+        ws_mcp,
         WsConfig {
             allowed_origins: origins,
             auth: Some(auth),

@@ -65,6 +65,7 @@
 
 pub mod config;
 pub mod error;
+pub mod histogram;
 pub mod http;
 pub mod jsonrpc;
 pub mod mcp;

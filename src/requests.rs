@@ -135,6 +135,10 @@ pub struct RequestStats {
 /// The request manager. Share it (`Arc`).
 pub struct RequestManager {
     config: RequestsConfig,
+    /// How long calls ran (their work, after the queue).
+    pub statement_duration: crate::histogram::Histogram,
+    /// How long calls waited for a slot (those that waited).
+    pub queue_wait: crate::histogram::Histogram,
     next_id: AtomicU64,
     /// A std mutex: held to register, schedule or unregister, never across an `.await`.
     state: Mutex<State>,
@@ -160,6 +164,8 @@ impl RequestManager {
                 ..config
             },
             next_id: AtomicU64::new(1),
+            statement_duration: crate::histogram::Histogram::default(),
+            queue_wait: crate::histogram::Histogram::default(),
             state: Mutex::new(State::default()),
             counters: Counters::default(),
         })
@@ -187,7 +193,7 @@ impl RequestManager {
         let timeout = RequestError::Timeout(self.config.timeout);
         if let Some(rx) = wait {
             match tokio::time::timeout_at(deadline, rx).await {
-                Ok(Ok(())) => {}
+                Ok(Ok(())) => self.queue_wait.record(started.elapsed()),
                 // The sender is gone only if the manager dropped the queue: treat as busy.
                 Ok(Err(_)) => {
                     guard.finished = true;
@@ -205,7 +211,9 @@ impl RequestManager {
                 }
             }
         }
+        let running = Instant::now();
         let outcome = tokio::time::timeout_at(deadline, work).await;
+        self.statement_duration.record(running.elapsed());
         guard.finished = true;
         self.unregister(id);
         match outcome {

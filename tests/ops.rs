@@ -47,6 +47,7 @@ async fn serve(warehouse: Arc<dyn Warehouse>, ttl: Duration) -> std::net::Socket
         requests,
     )
     .build();
+    ops.set_mcp_metrics(vec![mcp.metrics()]);
     let http = StreamableHttp::with_registry(mcp, HttpMcpConfig::default(), Arc::clone(&registry));
     let router = http.routes(ops.routes(Router::new()), "/mcp");
     let server = Server::bind(Config::new().port(0).security_headers(None), router)
@@ -201,7 +202,11 @@ async fn healthy_status_and_metrics_that_move() {
         .collect();
     for (name, _) in samples(&after) {
         let family = name.split('{').next().unwrap();
-        assert!(typed.contains(&family), "{family} has no TYPE");
+        let base = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| family.strip_suffix(s).filter(|b| typed.contains(b)))
+            .unwrap_or(family);
+        assert!(typed.contains(&base), "{family} has no TYPE");
     }
 }
 

@@ -179,6 +179,33 @@ impl OwnedCall {
 
     /// Runs the call and encodes its answer; `None` if the client cancelled it.
     pub async fn run(self) -> Option<Vec<u8>> {
+        let started = std::time::Instant::now();
+        let method = match &self.kind {
+            OwnedKind::Tool { .. } => "tools/call",
+            OwnedKind::Read { .. } => "resources/read",
+            OwnedKind::Prompt { .. } => "prompts/get",
+            OwnedKind::Listen(_) => "subscriptions/listen",
+        };
+        let metrics = self.session.server().metrics();
+        // Counted however the call ends; a drop (a cancel) counts as cancelled.
+        let mut tally = Tally {
+            metrics: &metrics,
+            method,
+            started,
+            outcome: super::metrics::Outcome::Cancelled,
+        };
+        let answer = self.run_inner().await;
+        if let Some(a) = &answer {
+            tally.outcome = if is_error_answer(a) {
+                super::metrics::Outcome::Error
+            } else {
+                super::metrics::Outcome::Ok
+            };
+        }
+        answer
+    }
+
+    async fn run_inner(self) -> Option<Vec<u8>> {
         let id = Id::from_raw(RawJson(&self.id))?.raw().to_owned();
         let binding = self.binding();
         let key = &self.session.server().0.state_key;
@@ -301,6 +328,29 @@ impl OwnedCall {
         }
         Some(out)
     }
+}
+
+/// Records a call's outcome and duration when dropped.
+struct Tally<'m> {
+    metrics: &'m super::metrics::McpMetrics,
+    method: &'static str,
+    started: std::time::Instant,
+    outcome: super::metrics::Outcome,
+}
+
+impl Drop for Tally<'_> {
+    fn drop(&mut self) {
+        self.metrics
+            .record(self.method, self.outcome, self.started.elapsed());
+    }
+}
+
+/// Whether an encoded answer is a JSON-RPC error (`{"jsonrpc":"2.0","id":..,"error":..}`).
+fn is_error_answer(answer: &[u8]) -> bool {
+    matches!(
+        crate::jsonrpc::parse(answer),
+        Ok(crate::jsonrpc::Message::Response(r)) if r.outcome.is_err()
+    )
 }
 
 /// How a call's run ended.

@@ -13,6 +13,7 @@
 mod call;
 mod context;
 mod listen;
+pub mod metrics;
 mod outgoing;
 mod prompt;
 mod resource;

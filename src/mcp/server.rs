@@ -91,6 +91,7 @@ impl McpServerBuilder {
             events,
             state_key: super::state::StateKey::random(),
             tasks: super::tasks::TaskStore::default(),
+            metrics: Arc::default(),
         }))
     }
 }
@@ -405,6 +406,8 @@ pub(crate) struct Inner {
     pub(crate) state_key: super::state::StateKey,
     /// Tasks (the 2026-07-28 tasks extension), shared by every session.
     pub(crate) tasks: super::tasks::TaskStore,
+    /// Requests by method and outcome, and their durations.
+    pub(crate) metrics: Arc<super::metrics::McpMetrics>,
 }
 
 impl McpServer {
@@ -432,6 +435,11 @@ impl McpServer {
         let catalog = self.catalog();
         let tool = catalog.tool_index(name)?;
         Some(catalog.tools[tool].header_params())
+    }
+
+    /// Requests served by every session of this server, by method and outcome.
+    pub fn metrics(&self) -> Arc<super::metrics::McpMetrics> {
+        Arc::clone(&self.0.metrics)
     }
 
     /// The registered tool names, in registration order.

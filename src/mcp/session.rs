@@ -328,9 +328,17 @@ impl Session {
             }
             Ok(Message::Request(req)) => {
                 let id = req.id;
+                let method = req.method.clone();
+                let metrics = &self.server.0.metrics;
                 match self.request(req, &params, out) {
+                    Ok(Dispatched::Done) => {
+                        metrics.record_immediate(&method, super::metrics::Outcome::Ok);
+                        Dispatched::Done
+                    }
+                    // Calls are counted when they end (`OwnedCall::run`).
                     Ok(d) => d,
                     Err(e) => {
+                        metrics.record_immediate(&method, super::metrics::Outcome::Error);
                         write_error(out, Some(id), &e);
                         Dispatched::Done
                     }

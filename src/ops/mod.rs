@@ -36,6 +36,8 @@ pub struct Ops {
     warehouse: Arc<dyn Warehouse>,
     /// Keys for the protected endpoints, when they are protected.
     auth: Option<Arc<auth::Auth>>,
+    /// The MCP servers' request counters (one per transport's server).
+    mcp: std::sync::OnceLock<Vec<Arc<crate::mcp::metrics::McpMetrics>>>,
     /// The HTTP server's counters, once it is bound.
     http: std::sync::OnceLock<crate::server::StatsHandle>,
     /// (transport, where it is served), for `/status`; set once the socket is bound.
@@ -103,6 +105,7 @@ impl Ops {
             warehouse,
             transports: std::sync::OnceLock::new(),
             http: std::sync::OnceLock::new(),
+            mcp: std::sync::OnceLock::new(),
             auth: None,
             db_check_timeout: DEFAULT_DB_CHECK_TIMEOUT,
             db_check_ttl: DEFAULT_DB_CHECK_TTL,
@@ -138,6 +141,12 @@ impl Ops {
     /// for `/status`; only the first call counts.
     pub fn set_transports(&self, transports: Vec<(String, String)>) {
         let _ = self.transports.set(transports);
+    }
+
+    /// Reports these MCP servers' requests by method and outcome, and their
+    /// durations (summed); only the first call counts.
+    pub fn set_mcp_metrics(&self, metrics: Vec<Arc<crate::mcp::metrics::McpMetrics>>) {
+        let _ = self.mcp.set(metrics);
     }
 
     /// Reports the HTTP server's counters (responses by status, bytes) in
@@ -464,6 +473,67 @@ impl Ops {
                 ],
             );
         }
+        if let Some(servers) = self.mcp.get() {
+            let mut totals: std::collections::BTreeMap<(&str, &str), u64> = Default::default();
+            let mut hist = (
+                vec![0u64; crate::histogram::DURATION_BUCKETS.len()],
+                0u64,
+                0f64,
+            );
+            for m in servers {
+                for (method, outcome, n) in m.requests() {
+                    *totals.entry((method, outcome)).or_default() += n;
+                }
+                let (buckets, count, sum) = m.request_duration.read();
+                for (slot, (_, n)) in hist.0.iter_mut().zip(buckets) {
+                    *slot += n;
+                }
+                hist.1 += count;
+                hist.2 += sum;
+            }
+            family(
+                "snowflake_mcp_mcp_requests_total",
+                "counter",
+                "MCP requests by method and outcome.",
+                &totals
+                    .iter()
+                    .map(|((m, o), n)| (format!("{{method=\"{m}\",outcome=\"{o}\"}}"), *n as f64))
+                    .collect::<Vec<_>>(),
+            );
+            histogram(
+                &mut out,
+                "snowflake_mcp_request_duration_seconds",
+                "Time from an MCP request's arrival to its answer.",
+                &hist.0,
+                hist.1,
+                hist.2,
+            );
+        }
+        let (buckets, count, sum) = self.requests.statement_duration.read();
+        let counts: Vec<u64> = buckets.iter().map(|(_, n)| *n).collect();
+        histogram(
+            &mut out,
+            "snowflake_mcp_statement_duration_seconds",
+            "How long warehouse calls ran (after any wait for a slot).",
+            &counts,
+            count,
+            sum,
+        );
+        histogram(
+            &mut out,
+            "snowflake_mcp_pool_acquire_wait_seconds",
+            "Waits of callers that found no warehouse session free.",
+            &pool.waits.0,
+            pool.waits.1,
+            pool.waits.2 as f64 / 1e6,
+        );
+        let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, f64)]| {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            for (labels, v) in samples {
+                let _ = writeln!(out, "{name}{labels} {v}");
+            }
+        };
         family(
             "snowflake_mcp_uptime_seconds",
             "gauge",
@@ -472,6 +542,18 @@ impl Ops {
         );
         out
     }
+}
+
+/// Appends a histogram family: cumulative buckets, `+Inf`, sum and count.
+fn histogram(out: &mut String, name: &str, help: &str, cumulative: &[u64], count: u64, sum: f64) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} histogram");
+    for (le, n) in crate::histogram::DURATION_BUCKETS.iter().zip(cumulative) {
+        let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {n}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+    let _ = writeln!(out, "{name}_sum {sum}");
+    let _ = writeln!(out, "{name}_count {count}");
 }
 
 struct Detailed(Arc<Ops>);

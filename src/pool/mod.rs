@@ -125,6 +125,8 @@ struct Counters {
     acquire_timeouts: AtomicU64,
     /// Total time callers waited, in microseconds.
     wait_micros: AtomicU64,
+    /// Waits of callers that found no session free (others read no clock).
+    waits: crate::histogram::Histogram,
     /// Whether the last health check (or creation) succeeded.
     healthy: AtomicBool,
 }
@@ -156,6 +158,10 @@ pub struct PoolStats {
     pub acquires: u64,
     /// Total wait for sessions.
     pub wait_time: Duration,
+    /// Waits of callers that found no session free: cumulative counts per
+    /// bucket of [`crate::histogram::DURATION_BUCKETS`], the count and the
+    /// sum in microseconds.
+    pub waits: ([u64; crate::histogram::DURATION_BUCKETS.len()], u64, u64),
 }
 
 struct Idle<S> {
@@ -387,6 +393,7 @@ impl<M: Manager> Pool<M> {
                     .counters
                     .wait_micros
                     .fetch_add(waited.as_micros() as u64, Ordering::Relaxed);
+                shared.counters.waits.record(waited);
                 match grant {
                     Ok(Grant::Session(idle)) => Ok(Pooled::new(shared, idle)),
                     Ok(Grant::Slot) => self.open(Some(started)).await,
@@ -458,6 +465,14 @@ impl<M: Manager> Pool<M> {
             acquire_timeouts: c.acquire_timeouts.load(Ordering::Relaxed),
             acquires: c.acquires.load(Ordering::Relaxed),
             wait_time: Duration::from_micros(c.wait_micros.load(Ordering::Relaxed)),
+            waits: {
+                let (buckets, count, sum) = c.waits.read();
+                let mut counts = [0u64; crate::histogram::DURATION_BUCKETS.len()];
+                for (slot, (_, n)) in counts.iter_mut().zip(buckets) {
+                    *slot = n;
+                }
+                (counts, count, (sum * 1e6) as u64)
+            },
         }
     }
 

@@ -61,6 +61,10 @@ async def test_metrics_parse_and_move(daemon_url):
     opened = value(after, "snowflake_mcp_sessions_opened", "snowflake_mcp_sessions_opened_total", transport="streamable_http")
     assert opened == 1
     assert value(after, "snowflake_mcp_http_responses", "snowflake_mcp_http_responses_total", code="2xx") > 3
+    calls = value(after, "snowflake_mcp_mcp_requests", "snowflake_mcp_mcp_requests_total", method="tools/call", outcome="ok")
+    assert calls == 1
+    assert after["snowflake_mcp_request_duration_seconds"].type == "histogram"
+    assert after["snowflake_mcp_statement_duration_seconds"].type == "histogram"
 
 
 async def test_health_status_and_headers(daemon_url):

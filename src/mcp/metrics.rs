@@ -1,0 +1,117 @@
+//! MCP counters: requests by method and outcome, and their durations.
+//!
+//! Every slot exists from the start (known methods, then `other`), so
+//! recording is an atomic add into a fixed array: no lock, no allocation.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// The methods counted by name; anything else counts as `other`.
+pub const METHODS: [&str; 17] = [
+    "initialize",
+    "ping",
+    "server/discover",
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "prompts/list",
+    "prompts/get",
+    "completion/complete",
+    "logging/setLevel",
+    "subscriptions/listen",
+    "tasks/get",
+    "tasks/update",
+    "tasks/cancel",
+    "other",
+];
+
+/// How a request ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// A result was sent.
+    Ok,
+    /// A JSON-RPC error was sent.
+    Error,
+    /// The client cancelled it (no answer).
+    Cancelled,
+}
+
+impl Outcome {
+    /// The label value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Error => "error",
+            Outcome::Cancelled => "cancelled",
+        }
+    }
+
+    const ALL: [Outcome; 3] = [Outcome::Ok, Outcome::Error, Outcome::Cancelled];
+}
+
+pub use crate::histogram::Histogram;
+
+/// Counters of one MCP server, shared by all its sessions.
+#[derive(Debug)]
+pub struct McpMetrics {
+    requests: [[AtomicU64; 3]; METHODS.len()],
+    /// Time from a request's arrival to its answer.
+    pub request_duration: Histogram,
+}
+
+impl Default for McpMetrics {
+    fn default() -> Self {
+        McpMetrics {
+            requests: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
+            request_duration: Histogram::default(),
+        }
+    }
+}
+
+impl McpMetrics {
+    fn slot(method: &str) -> usize {
+        METHODS
+            .iter()
+            .position(|m| *m == method)
+            .unwrap_or(METHODS.len() - 1)
+    }
+
+    /// Counts one request of `method` that ended as `outcome` after `took`.
+    pub fn record(&self, method: &str, outcome: Outcome, took: Duration) {
+        let i = match outcome {
+            Outcome::Ok => 0,
+            Outcome::Error => 1,
+            Outcome::Cancelled => 2,
+        };
+        self.requests[Self::slot(method)][i].fetch_add(1, Ordering::Relaxed);
+        self.request_duration.record(took);
+    }
+
+    /// Counts a request answered at once, during dispatch (no clock is read:
+    /// it goes in the first duration bucket with a zero duration).
+    pub fn record_immediate(&self, method: &str, outcome: Outcome) {
+        let i = match outcome {
+            Outcome::Ok => 0,
+            Outcome::Error => 1,
+            Outcome::Cancelled => 2,
+        };
+        self.requests[Self::slot(method)][i].fetch_add(1, Ordering::Relaxed);
+        self.request_duration.record_immediate();
+    }
+
+    /// Every (method, outcome, count), for exposition.
+    pub fn requests(&self) -> Vec<(&'static str, &'static str, u64)> {
+        let mut out = Vec::new();
+        for (m, row) in METHODS.iter().zip(&self.requests) {
+            for (o, n) in Outcome::ALL.iter().zip(row) {
+                let n = n.load(Ordering::Relaxed);
+                if n > 0 {
+                    out.push((*m, o.name(), n));
+                }
+            }
+        }
+        out
+    }
+}
