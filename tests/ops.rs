@@ -6,8 +6,6 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +24,7 @@ use snowflake_mcp::warehouse::snowflake::{
 use snowflake_mcp::warehouse::sqlite::{SqliteConfig, SqliteWarehouse};
 use snowflake_mcp::{Config, Registry, Server};
 use support::Client;
+use support::warehouse::FakeSnow;
 
 /// A daemon-like server: `/mcp` with the warehouse tools, and the ops routes.
 async fn serve(warehouse: Arc<dyn Warehouse>, ttl: Duration) -> std::net::SocketAddr {
@@ -210,49 +209,10 @@ async fn healthy_status_and_metrics_that_move() {
     }
 }
 
-/// fakesnow, killed on drop.
-struct FakeSnow(Child, u16);
-
-impl FakeSnow {
-    fn start(port: u16) -> FakeSnow {
-        let root = env!("CARGO_MANIFEST_DIR");
-        let python = format!("{root}/.venv-fakesnow/bin/python");
-        assert!(
-            std::path::Path::new(&python).exists(),
-            "{python} is missing: run `bash scripts/test.sh`"
-        );
-        let mut child = Command::new(python)
-            .arg(format!("{root}/tests/fakesnow/serve.py"))
-            .args(["--port", &port.to_string()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start fakesnow");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read");
-        let port = line
-            .trim()
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .expect("port");
-        FakeSnow(child, port)
-    }
-}
-
-impl Drop for FakeSnow {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unhealthy_while_the_warehouse_is_down_and_healthy_after() {
     let fake = FakeSnow::start(0);
-    let port = fake.1;
+    let port = fake.port;
     let config = SnowflakeConfig {
         account: "testacct".into(),
         user: "tester".into(),

@@ -6,71 +6,22 @@
 //! Snowflake's codes, per-call context on a shared session, and an outage
 //! with recovery and no leaked session.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use snowflake_mcp::mcp::{McpServer, Session};
+use snowflake_mcp::mcp::Session;
 use snowflake_mcp::pool::PoolConfig;
-use snowflake_mcp::requests::{RequestManager, RequestsConfig};
-use snowflake_mcp::tools::{self, ToolsConfig};
+use snowflake_mcp::requests::RequestsConfig;
+use snowflake_mcp::tools::ToolsConfig;
 use snowflake_mcp::warehouse::snowflake::{
     Secret, SnowflakeAuth, SnowflakeConfig, SnowflakeWarehouse,
 };
 use snowflake_mcp::warehouse::{ErrorKind, QueryOptions, Warehouse};
-
-/// The fakesnow server, killed on drop.
-struct FakeSnow {
-    child: Child,
-    port: u16,
-}
-
-impl FakeSnow {
-    fn start(port: u16) -> FakeSnow {
-        let root = env!("CARGO_MANIFEST_DIR");
-        let python = format!("{root}/.venv-fakesnow/bin/python");
-        assert!(
-            std::path::Path::new(&python).exists(),
-            "{python} is missing: run `bash scripts/test.sh` (it installs fakesnow)"
-        );
-        let mut child = Command::new(python)
-            .arg(format!("{root}/tests/fakesnow/serve.py"))
-            .arg("--port")
-            .arg(port.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start fakesnow");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read");
-        let port = line
-            .trim()
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("fakesnow did not start: {line:?}"));
-        FakeSnow { child, port }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for FakeSnow {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
+use support::warehouse::{FakeSnow, call, tool_session};
 
 fn config(url: &str, max_size: usize) -> SnowflakeConfig {
     SnowflakeConfig {
@@ -116,40 +67,7 @@ async fn setup(w: &SnowflakeWarehouse) {
 }
 
 fn session_over(warehouse: Arc<dyn Warehouse>) -> Arc<Session> {
-    let requests = RequestManager::new(RequestsConfig::default());
-    let server = tools::register(
-        McpServer::builder("t", "0"),
-        warehouse,
-        ToolsConfig::default(),
-        requests,
-    )
-    .build();
-    let session = Arc::new(Session::new(server, None));
-    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}});
-    let mut out = Vec::new();
-    let _ = session.dispatch(init.to_string().as_bytes(), &mut out);
-    session
-}
-
-async fn call(session: &Arc<Session>, tool: &str, args: Value) -> (bool, String, Value) {
-    let req = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-                     "params": {"name": tool, "arguments": args}});
-    let answer = session
-        .handle(req.to_string().as_bytes())
-        .await
-        .expect("an answer");
-    let v: Value = serde_json::from_slice(&answer).expect("JSON");
-    assert!(v.get("error").is_none(), "{v}");
-    let r = &v["result"];
-    (
-        r["isError"] == true,
-        r["content"][0]["text"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-        r["structuredContent"].clone(),
-    )
+    tool_session(warehouse, ToolsConfig::default(), RequestsConfig::default())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

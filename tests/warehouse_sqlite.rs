@@ -6,12 +6,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use snowflake_mcp::mcp::{McpServer, Session};
+mod support;
+
+use snowflake_mcp::mcp::Session;
 use snowflake_mcp::pool::PoolConfig;
-use snowflake_mcp::requests::{RequestManager, RequestsConfig};
-use snowflake_mcp::tools::{self, ToolsConfig};
+use snowflake_mcp::requests::RequestsConfig;
+use snowflake_mcp::tools::ToolsConfig;
 use snowflake_mcp::warehouse::sqlite::{Source, SqliteConfig, SqliteWarehouse};
 use snowflake_mcp::warehouse::{ErrorKind, QueryOptions, Warehouse};
+use support::warehouse::{call, tool_session};
 
 /// A database file with awkward names and values, in a fresh temp dir.
 fn fixture_file() -> (tempdir::Dir, std::path::PathBuf) {
@@ -84,7 +87,7 @@ async fn file_warehouse(path: &std::path::Path) -> Arc<SqliteWarehouse> {
 }
 
 fn session_over(warehouse: Arc<dyn Warehouse>, config: ToolsConfig) -> Arc<Session> {
-    session_with(warehouse, config, RequestsConfig::default())
+    tool_session(warehouse, config, RequestsConfig::default())
 }
 
 fn session_with(
@@ -92,35 +95,7 @@ fn session_with(
     config: ToolsConfig,
     requests: RequestsConfig,
 ) -> Arc<Session> {
-    let requests = RequestManager::new(requests);
-    let server = tools::register(McpServer::builder("t", "0"), warehouse, config, requests).build();
-    let session = Arc::new(Session::new(server, None));
-    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}});
-    let mut out = Vec::new();
-    let _ = session.dispatch(init.to_string().as_bytes(), &mut out);
-    session
-}
-
-/// Calls a tool; returns (isError, text, structuredContent).
-async fn call(session: &Arc<Session>, tool: &str, args: Value) -> (bool, String, Value) {
-    let req = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-                     "params": {"name": tool, "arguments": args}});
-    let answer = session
-        .handle(req.to_string().as_bytes())
-        .await
-        .expect("an answer");
-    let v: Value = serde_json::from_slice(&answer).expect("JSON");
-    let result = &v["result"];
-    assert!(v.get("error").is_none(), "{v}");
-    (
-        result["isError"] == true,
-        result["content"][0]["text"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-        result["structuredContent"].clone(),
-    )
+    tool_session(warehouse, config, requests)
 }
 
 #[tokio::test]

@@ -1,6 +1,8 @@
 //! Helpers for integration tests: a server with test routes on a free port, and a raw client.
 #![allow(dead_code)]
 
+pub mod warehouse;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;

@@ -1,0 +1,103 @@
+//! Helpers for the warehouse tests: an MCP session over the warehouse tools,
+//! a tool call, and the fakesnow server process.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use snowflake_mcp::mcp::{McpServer, Session};
+use snowflake_mcp::requests::{RequestManager, RequestsConfig};
+use snowflake_mcp::tools::{self, ToolsConfig};
+use snowflake_mcp::warehouse::Warehouse;
+
+/// An initialized MCP session over the warehouse tools.
+pub fn tool_session(
+    warehouse: Arc<dyn Warehouse>,
+    config: ToolsConfig,
+    requests: RequestsConfig,
+) -> Arc<Session> {
+    let requests = RequestManager::new(requests);
+    let server = tools::register(McpServer::builder("t", "0"), warehouse, config, requests).build();
+    let session = Arc::new(Session::new(server, None));
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}});
+    let mut out = Vec::new();
+    let _ = session.dispatch(init.to_string().as_bytes(), &mut out);
+    session
+}
+
+/// Calls a tool; returns (isError, text, structuredContent).
+pub async fn call(session: &Arc<Session>, tool: &str, args: Value) -> (bool, String, Value) {
+    let req = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                     "params": {"name": tool, "arguments": args}});
+    let answer = session
+        .handle(req.to_string().as_bytes())
+        .await
+        .expect("an answer");
+    let v: Value = serde_json::from_slice(&answer).expect("JSON");
+    assert!(v.get("error").is_none(), "{v}");
+    let result = &v["result"];
+    (
+        result["isError"] == true,
+        result["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        result["structuredContent"].clone(),
+    )
+}
+
+/// fakesnow (`tests/fakesnow/serve.py` from `.venv-fakesnow`), killed on drop.
+pub struct FakeSnow {
+    child: std::process::Child,
+    /// The port it listens on.
+    pub port: u16,
+}
+
+impl FakeSnow {
+    /// Starts it on `port` (0: any free one) and waits until it listens.
+    pub fn start(port: u16) -> FakeSnow {
+        use std::io::BufRead as _;
+        let root = env!("CARGO_MANIFEST_DIR");
+        let python = format!("{root}/.venv-fakesnow/bin/python");
+        assert!(
+            std::path::Path::new(&python).exists(),
+            "{python} is missing: run `bash scripts/test.sh` (it installs fakesnow)"
+        );
+        let mut child = std::process::Command::new(python)
+            .arg(format!("{root}/tests/fakesnow/serve.py"))
+            .args(["--port", &port.to_string()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start fakesnow");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read");
+        let port = line
+            .trim()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("fakesnow did not start: {line:?}"));
+        FakeSnow { child, port }
+    }
+
+    /// Its base URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops it now.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for FakeSnow {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
