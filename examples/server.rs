@@ -43,6 +43,8 @@ usage: server [--transport http|stdio] [--host IP] [--port N] [--sqlite PATH]
                  $SNOWFLAKE_HOME, else ~/.snowflake/). Without Snowflake
                  settings (SNOWFLAKE_ACCOUNT, ... or connections.toml) and
                  without --sqlite, the demo warehouse is served.
+  --log-format F text (default) or json: log lines on stderr (MCP_LOG_FORMAT);
+                 MCP_LOG sets the level filter (default: info)
   --allow KINDS  statement kinds execute_query runs, comma-separated
                  (default: SELECT,SHOW,DESCRIBE,EXPLAIN; others: INSERT,
                  UPDATE, DELETE, MERGE, TRUNCATE, CREATE, ALTER, DROP, GRANT,
@@ -77,6 +79,7 @@ struct Options {
     sqlite: Option<std::path::PathBuf>,
     connection: Option<String>,
     guard: SqlGuard,
+    json_logs: bool,
 }
 
 fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, String> {
@@ -84,6 +87,15 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, String> {
     let mut sqlite = None;
     let mut connection = None;
     let mut guard = SqlGuard::read_only();
+    let mut json_logs = match std::env::var("MCP_LOG_FORMAT").as_deref() {
+        Ok("json") => true,
+        Ok("text") | Ok("") | Err(_) => false,
+        Ok(other) => {
+            return Err(format!(
+                "MCP_LOG_FORMAT: {other:?} is not one of text, json"
+            ));
+        }
+    };
     let mut config = Config::new()
         .host(config::DEFAULT_HOST)
         .port(config::DEFAULT_PORT);
@@ -125,6 +137,15 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, String> {
             }
             "--sqlite" => sqlite = Some(std::path::PathBuf::from(value("--sqlite")?)),
             "--connection" => connection = Some(value("--connection")?),
+            "--log-format" => {
+                json_logs = match value("--log-format")?.as_str() {
+                    "json" => true,
+                    "text" => false,
+                    other => {
+                        return Err(format!("--log-format: {other:?} is not one of text, json"));
+                    }
+                }
+            }
             "--allow" => {
                 let v = value("--allow")?;
                 let kinds = v
@@ -146,7 +167,22 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, String> {
         sqlite,
         connection,
         guard,
+        json_logs,
     })
+}
+
+/// Log lines on stderr (stdout may carry MCP), text or JSON, filtered by `MCP_LOG`.
+fn init_logs(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MCP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
 }
 
 /// Opens the warehouse the options name: a SQLite file, or the demo.
@@ -293,7 +329,7 @@ async fn shutdown_signal() {
         () = ctrl_c => {}
         () = term => {}
     }
-    eprintln!("shutting down: finishing requests in flight");
+    tracing::info!("shutting down: finishing requests in flight");
 }
 
 #[tokio::main]
@@ -304,6 +340,7 @@ async fn main() -> ExitCode {
         sqlite,
         connection,
         guard,
+        json_logs,
     } = match parse_args(std::env::args().skip(1)) {
         Ok(c) => c,
         Err(msg) if msg.is_empty() => {
@@ -315,6 +352,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    init_logs(json_logs);
     let warehouse = match open_warehouse(sqlite, connection).await {
         Ok(w) => w,
         Err(msg) => {
@@ -402,6 +440,7 @@ async fn main() -> ExitCode {
         )
         .auth(Arc::clone(&auth)),
     );
+    let warehouse_kind = warehouse.kind();
     let http_mcp = mcp_server(
         "http",
         Arc::clone(&warehouse),
@@ -445,6 +484,7 @@ async fn main() -> ExitCode {
         ("streamable_http".into(), format!("http://{addr}/mcp")),
         ("websocket".into(), format!("ws://{addr}/ws")),
     ]);
+    tracing::info!(address = %addr, warehouse = warehouse_kind, "listening");
     println!("listening on http://{addr}");
     match server.serve(shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -191,6 +191,7 @@ impl OwnedCall {
         let mut tally = Tally {
             metrics: &metrics,
             method,
+            request_id: self.id.clone(),
             started,
             outcome: super::metrics::Outcome::Cancelled,
         };
@@ -334,14 +335,25 @@ impl OwnedCall {
 struct Tally<'m> {
     metrics: &'m super::metrics::McpMetrics,
     method: &'static str,
+    /// The JSON-RPC id, as raw JSON (for the log line).
+    request_id: String,
     started: std::time::Instant,
     outcome: super::metrics::Outcome,
 }
 
 impl Drop for Tally<'_> {
     fn drop(&mut self) {
-        self.metrics
-            .record(self.method, self.outcome, self.started.elapsed());
+        let took = self.started.elapsed();
+        self.metrics.record(self.method, self.outcome, took);
+        // Never arguments or results: they may hold data or secrets.
+        tracing::info!(
+            target: "snowflake_mcp::calls",
+            method = self.method,
+            request_id = %self.request_id,
+            outcome = self.outcome.name(),
+            duration_ms = took.as_secs_f64() * 1000.0,
+            "call ended"
+        );
     }
 }
 

@@ -111,3 +111,4 @@ async def test_bad_settings_stop_the_start(tmp_path):
     )
     assert done.returncode != 0
     assert "SNOWFLAKE_USER" in done.stderr
+
