@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use super::context::{Context, Wanted};
+use super::context::{Context, InputRound, Wanted};
 use crate::jsonrpc::write::{write_notification, write_request};
 use crate::jsonrpc::{INTERNAL_ERROR, METHOD_NOT_FOUND, RawJson, RpcError};
 
@@ -161,6 +161,27 @@ impl InputRequests {
     }
 }
 
+/// 2026-07-28: the -32021 error when the client's `_meta` capabilities
+/// lack what `method` needs.
+fn undeclared(input: &InputRound, method: &str) -> Option<RpcError> {
+    let cap = capability_for(method)?;
+    input
+        .client_capabilities
+        .as_ref()
+        .is_none_or(|c| c.get(cap).is_none())
+        .then(|| missing_capability(method, cap))
+}
+
+/// Fails the call with `e`: inside a task the handler gets it back; else
+/// the run ends with it (and this future never resolves).
+async fn fail<T>(input: &InputRound, e: RpcError) -> Result<T, RpcError> {
+    if input.task.get().is_some() {
+        return Err(e);
+    }
+    input.want(Wanted::Fail(e));
+    std::future::pending().await
+}
+
 /// The client capability a server-to-client method needs.
 fn capability_for(method: &str) -> Option<&'static str> {
     match method {
@@ -215,18 +236,8 @@ impl Context {
         }
         let input = self.round();
         for (_, method, _) in &requests.requests {
-            if let Some(cap) = capability_for(method)
-                && input
-                    .client_capabilities
-                    .as_ref()
-                    .is_none_or(|c| c.get(cap).is_none())
-            {
-                let e = missing_capability(method, cap);
-                if input.task.get().is_some() {
-                    return Err(e);
-                }
-                input.want(Wanted::Fail(e));
-                return std::future::pending().await;
+            if let Some(e) = undeclared(input, method) {
+                return fail(input, e).await;
             }
         }
         if let Some(task) = input.task.get() {
@@ -282,18 +293,8 @@ impl Context {
         let unavailable = |why: &str| RpcError::new(METHOD_NOT_FOUND, format!("{method}: {why}"));
         if self.protocol_version().is_modern() {
             let input = self.round();
-            if let Some(cap) = capability_for(method)
-                && input
-                    .client_capabilities
-                    .as_ref()
-                    .is_none_or(|c| c.get(cap).is_none())
-            {
-                let e = missing_capability(method, cap);
-                if input.task.get().is_some() {
-                    return Err(e);
-                }
-                input.want(Wanted::Fail(e));
-                return std::future::pending().await;
+            if let Some(e) = undeclared(input, method) {
+                return fail(input, e).await;
             }
             let key = input.next_key();
             if let Some(task) = input.task.get() {
