@@ -84,6 +84,9 @@ impl Stats {
 const OVERLOADED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 25\r\nRetry-After: 1\r\nConnection: close\r\n\r\ntoo many open connections";
 /// Most over-limit connections being answered at once; more are dropped unanswered.
 const MAX_REJECTING: usize = 64;
+/// How long the answers of work cancelled at the shutdown deadline (see
+/// [`Server::on_deadline`]) get to be written before connections are closed.
+pub const ABORT_GRACE: Duration = Duration::from_secs(2);
 /// How long an over-limit connection is given to take its 503.
 const REJECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// First and longest pause after an accept error such as EMFILE.
@@ -110,6 +113,8 @@ pub struct Server {
     shared: Arc<Shared>,
     /// Where each connection registers (see [`Server::with_registry`]).
     registry: Arc<Registry>,
+    /// Run when the shutdown deadline passes (see [`Server::on_deadline`]).
+    on_deadline: Option<Box<dyn FnOnce() + Send>>,
 }
 
 impl std::fmt::Debug for Server {
@@ -138,6 +143,7 @@ impl Server {
                 stats: Stats::default(),
             }),
             registry: Registry::new(),
+            on_deadline: None,
         })
     }
 
@@ -146,6 +152,16 @@ impl Server {
     /// the server's own.
     pub fn with_registry(mut self, registry: Arc<Registry>) -> Self {
         self.registry = registry;
+        self
+    }
+
+    /// Runs `stop` when a graceful shutdown's deadline passes with work still
+    /// running, before the connections are closed: the place to end that
+    /// work with an answer the clients can read (for MCP,
+    /// [`crate::mcp::McpServer::abort_calls`]). The answers then get up to
+    /// [`ABORT_GRACE`] to be written.
+    pub fn on_deadline(mut self, stop: impl FnOnce() + Send + 'static) -> Self {
+        self.on_deadline = Some(Box::new(stop));
         self
     }
 
@@ -222,7 +238,17 @@ impl Server {
         drop(guard);
         let grace = self.shared.config.shutdown_timeout;
         if tokio::time::timeout(grace, done.wait()).await.is_err() {
-            tracing::warn!("shutdown timeout reached; closing the connections still open");
+            if let Some(stop) = self.on_deadline {
+                tracing::warn!(
+                    deadline_s = grace.as_secs_f64(),
+                    "shutdown deadline passed: cancelling the work still running"
+                );
+                stop();
+                if tokio::time::timeout(ABORT_GRACE, done.wait()).await.is_ok() {
+                    return Ok(());
+                }
+            }
+            tracing::warn!("shutdown deadline passed: closing the connections still open");
             force.fire();
             done.wait().await;
         }

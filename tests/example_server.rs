@@ -6,14 +6,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The example binary `cargo test` builds next to the test binaries.
-fn server_binary() -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let path = dir.join("examples").join("server");
-    assert!(path.exists(), "{} not built", path.display());
-    path
-}
+mod support;
+
+use support::daemon::server_binary;
 
 struct Daemon {
     child: Child,

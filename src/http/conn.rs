@@ -229,6 +229,14 @@ impl Conn {
             Err(stop) => return self.stop(stop),
         };
         self.served += 1;
+        // Once shutdown has begun no new work starts: a request read after
+        // it is refused, and the connection closes.
+        if self.shutdown.is_shutdown() {
+            return self.stop(Stop::Reply(
+                503,
+                "server shutting down; retry on a new connection",
+            ));
+        }
         // A preflight (OPTIONS) is answered by the route table's own 204.
         self.prepare_cors(&head);
         if head.expect == Expect::Unsupported {
@@ -265,6 +273,7 @@ impl Conn {
             headers: &self.spans,
             body,
             remote: self.remote,
+            shutdown: Some(&self.shutdown),
         };
         // A panicking handler costs its own request, not the connection task:
         // the client gets a 500 and the connection closes.
@@ -362,7 +371,14 @@ impl Conn {
             let deadline = head_deadline.unwrap_or(idle_deadline);
             let read = tokio::select! {
                 biased;
-                _ = self.shutdown.recv(), if !pending => return Err(Stop::Quiet),
+                _ = self.shutdown.recv(), if !pending => {
+                    // A request the client already sent is answered (503
+                    // below), not dropped unread; an idle connection closes.
+                    match self.stream.try_read_buf(&mut self.rbuf) {
+                        Ok(n) if n > 0 => Ok(self.counted_in(Ok(n))),
+                        _ => return Err(Stop::Quiet),
+                    }
+                }
                 r = timeout_at(deadline, self.stream.read_buf(&mut self.rbuf)) => r.map(|r| self.counted_in(r)),
             };
             match read {

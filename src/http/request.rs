@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 
 use super::head::{Head, HeaderSpan, Method, Version};
+use crate::shutdown::ShutdownSignal;
 
 /// A request as a handler receives it.
 ///
@@ -17,6 +18,8 @@ pub struct Request<'a> {
     pub(crate) headers: &'a [HeaderSpan],
     pub(crate) body: &'a [u8],
     pub(crate) remote: SocketAddr,
+    /// The server's shutdown signal (`None` for requests built by hand).
+    pub(crate) shutdown: Option<&'a ShutdownSignal>,
 }
 
 impl std::fmt::Debug for Request<'_> {
@@ -50,6 +53,7 @@ impl<'a> Request<'a> {
             headers,
             body,
             remote,
+            shutdown: None,
         }
     }
 
@@ -114,6 +118,13 @@ impl<'a> Request<'a> {
     /// The peer's address.
     pub fn remote_addr(&self) -> SocketAddr {
         self.remote
+    }
+
+    /// The server's shutdown signal, for handlers that start long-lived
+    /// work (an event stream, say) that must end when the server stops.
+    /// `None` for requests built with [`Request::from_parts`].
+    pub fn shutdown(&self) -> Option<ShutdownSignal> {
+        self.shutdown.cloned()
     }
 
     /// Whether the client sent `Connection: upgrade`.

@@ -18,6 +18,9 @@ use crate::jsonrpc::{INTERNAL_ERROR, Id, RawJson, RpcError};
 
 /// JSON-RPC code for a resource that does not exist.
 pub const RESOURCE_NOT_FOUND: i32 = -32002;
+/// The call was stopped because the server is shutting down
+/// ([`super::McpServer::abort_calls`]).
+pub const SERVER_STOPPING: i32 = -32000;
 
 /// What a [`Call`] runs.
 #[derive(Debug)]
@@ -275,6 +278,19 @@ impl OwnedCall {
         let watcher = ctx.clone();
         let catalog = Arc::clone(&self.catalog);
         let (kind, version) = (self.kind, self.version);
+        let mut abort = session.server().0.abort.subscribe();
+        let aborted = async move {
+            let reason = abort
+                .wait_for(Option::is_some)
+                .await
+                .ok()
+                .and_then(|r| r.as_deref().map(str::to_owned));
+            match reason {
+                Some(reason) => reason,
+                // The server is gone: nothing will abort this call.
+                None => std::future::pending().await,
+            }
+        };
         let mut work: super::tasks::Work =
             Box::pin(async move { answer(&catalog, kind, ctx, version).await });
         let threshold = async {
@@ -301,6 +317,7 @@ impl OwnedCall {
                     None => Err(RpcError::new(INTERNAL_ERROR, "input wanted but not recorded")),
                 }),
                 out = &mut work => Outcome::Answer(out),
+                reason = aborted => Outcome::Answer(Err(RpcError::new(SERVER_STOPPING, reason))),
                 () = threshold => Outcome::Escalate,
             }
         };

@@ -25,7 +25,7 @@ pub mod tasks;
 mod tool;
 pub mod version;
 
-pub use call::{Call, OwnedCall, RESOURCE_NOT_FOUND};
+pub use call::{Call, OwnedCall, RESOURCE_NOT_FOUND, SERVER_STOPPING};
 pub use context::{Context, LogLevel, Peer};
 pub use listen::SUBSCRIPTION_ID_META_KEY;
 pub use outgoing::{CLIENT_REQUEST_TIMEOUT, InputRequests, MISSING_CLIENT_CAPABILITY};

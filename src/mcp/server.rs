@@ -92,6 +92,7 @@ impl McpServerBuilder {
             state_key: super::state::StateKey::random(),
             tasks: super::tasks::TaskStore::default(),
             metrics: Arc::default(),
+            abort: tokio::sync::watch::channel(None).0,
         }))
     }
 }
@@ -408,6 +409,9 @@ pub(crate) struct Inner {
     pub(crate) tasks: super::tasks::TaskStore,
     /// Requests by method and outcome, and their durations.
     pub(crate) metrics: Arc<super::metrics::McpMetrics>,
+    /// Set once by [`McpServer::abort_calls`]: the reason every running and
+    /// later call is answered with.
+    pub(crate) abort: tokio::sync::watch::Sender<Option<Arc<str>>>,
 }
 
 impl McpServer {
@@ -536,6 +540,15 @@ impl McpServer {
             .0
             .events
             .send(ServerEvent::ResourceUpdated(Arc::from(uri)));
+    }
+
+    /// Ends every call still running, and every later one, with a JSON-RPC
+    /// error [`crate::mcp::SERVER_STOPPING`] carrying `reason`: for a host
+    /// whose shutdown deadline passed, so clients learn why their call
+    /// stopped instead of seeing the connection drop. The handlers' futures
+    /// are dropped (a warehouse statement is interrupted).
+    pub fn abort_calls(&self, reason: &str) {
+        self.0.abort.send_replace(Some(Arc::from(reason)));
     }
 
     /// A feed of changes, for transports that forward them to clients.

@@ -55,7 +55,7 @@ impl std::fmt::Debug for Auth {
 
 /// A key specification that could not be read.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("MCP_API_KEYS: entry {index}: {problem}")]
+#[error("key entry {index}: {problem}")]
 pub struct KeySpecError {
     /// Which entry (from 1).
     pub index: usize,

@@ -720,7 +720,16 @@ impl Handler for Get {
         }
         let mut server_events = endpoint.server.events();
         let (response, events) = Response::sse(STREAM_QUEUE);
+        // The stream ends when the server shuts down (the client reconnects elsewhere).
+        let shutdown = req.shutdown();
         tokio::spawn(async move {
+            let stopping = async move {
+                match shutdown {
+                    Some(mut s) => s.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::pin!(stopping);
             let mut n = 0u64;
             let prime = Event::new("")
                 .id("get-0")
@@ -733,6 +742,7 @@ impl Handler for Get {
                     e = server_events.recv() => e,
                     _ = ended.changed() => return,
                     () = events.closed() => return,
+                    () = &mut stopping => return,
                 };
                 let event = match event {
                     Ok(event) => event,

@@ -223,6 +223,10 @@ pub trait Warehouse: Send + Sync + 'static {
 
     /// The session pool's counters.
     fn pool_stats(&self) -> PoolStats;
+
+    /// Closes the session pool (at shutdown): idle sessions are closed now,
+    /// busy ones when their statement ends; later calls fail with "closed".
+    fn close(&self);
 }
 
 /// Adds a row to `result` unless it would pass the budget; returns false

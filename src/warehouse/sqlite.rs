@@ -463,6 +463,10 @@ impl Warehouse for SqliteWarehouse {
     fn pool_stats(&self) -> PoolStats {
         self.pool.stats()
     }
+
+    fn close(&self) {
+        self.pool.close();
+    }
 }
 
 /// How a column's values are rendered, from its declared type.

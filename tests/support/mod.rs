@@ -1,6 +1,7 @@
 //! Helpers for integration tests: a server with test routes on a free port, and a raw client.
 #![allow(dead_code)]
 
+pub mod daemon;
 pub mod warehouse;
 
 use std::sync::Arc;
@@ -270,6 +271,26 @@ impl Client {
             stream,
             buf: Vec::new(),
         }
+    }
+
+    /// A client over a connection already made.
+    pub fn from_stream(stream: TcpStream) -> Client {
+        let _ = stream.set_nodelay(true);
+        Client {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Reads one response; `None` if the server closed before sending any
+    /// byte of it. A response cut off part-way fails the test.
+    pub async fn try_read_response(&mut self, method: &str) -> Option<Resp> {
+        while self.buf.is_empty() {
+            if self.fill().await == 0 {
+                return None;
+            }
+        }
+        Some(self.read_response_to(method).await)
     }
 
     pub async fn send(&mut self, bytes: &[u8]) {

@@ -125,8 +125,21 @@ impl SnowflakeManager {
     }
 
     fn client(&self) -> Result<reqwest_middleware::ClientWithMiddleware, WarehouseError> {
-        let builder = snowflake_api::connection::Connection::default_client_builder()
+        // The settings of snowflake-api's own client, but never its
+        // connection-level wire logging (on in its debug builds): that logs
+        // request bodies, passwords and session tokens included, at TRACE.
+        let client = reqwest::ClientBuilder::new()
+            .user_agent("Rust/0.0.1")
+            .gzip(true)
+            .referer(false)
+            .connection_verbose(false)
+            .build()
             .map_err(|e| WarehouseError::new(ErrorKind::Unavailable, e.to_string()))?;
+        let retries =
+            reqwest_retry::policies::ExponentialBackoff::builder().build_with_max_retries(3);
+        let builder = reqwest_middleware::ClientBuilder::new(client).with(
+            reqwest_retry::RetryTransientMiddleware::new_with_policy(retries),
+        );
         let builder = match &self.config.base_url {
             Some(url) => {
                 let base = reqwest::Url::parse(url).map_err(|e| {
@@ -631,6 +644,10 @@ impl Warehouse for SnowflakeWarehouse {
 
     fn pool_stats(&self) -> PoolStats {
         self.pool.stats()
+    }
+
+    fn close(&self) {
+        self.pool.close();
     }
 }
 

@@ -1,0 +1,341 @@
+//! The snowflake-mcp daemon.
+//!
+//! ```text
+//! cargo run --release --example server -- [--config FILE] [--SETTING VALUE ...]
+//! ```
+//!
+//! Prints `listening on http://ADDR` once the socket is bound, serves MCP on
+//! `/mcp` (Streamable HTTP), `/ws` (WebSocket, subprotocol `mcp`) and the
+//! operations endpoints (`/health`, `/health/detailed`, `/status`,
+//! `/metrics`) until SIGINT or SIGTERM, then shuts down gracefully.
+//! `--transport stdio` serves MCP on stdin/stdout. `--help` lists every
+//! setting (file, environment, flag) with its default.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use snowflake_mcp::http::Router;
+use snowflake_mcp::mcp::{McpServer, Resource, ResourceContents, Tool, ToolOutput};
+use snowflake_mcp::ops::Ops;
+use snowflake_mcp::ops::auth::Auth;
+use snowflake_mcp::ops::rate::RateLimiter;
+use snowflake_mcp::requests::RequestManager;
+use snowflake_mcp::tools::{self, ToolsConfig};
+use snowflake_mcp::transport::stdio;
+use snowflake_mcp::transport::streamable_http::{HttpMcpConfig, StreamableHttp};
+use snowflake_mcp::transport::websocket::WebSocketMcp;
+use snowflake_mcp::warehouse::Warehouse;
+use snowflake_mcp::warehouse::snowflake::{SnowflakeConfig, SnowflakeWarehouse};
+use snowflake_mcp::warehouse::sqlite::{Source, SqliteConfig, SqliteWarehouse};
+use snowflake_mcp::ws::WsConfig;
+use snowflake_mcp::{Registry, Server};
+
+mod settings;
+
+use settings::{Layered, Problem, Settings, Transport};
+
+/// Log lines on stderr (stdout may carry MCP), text or JSON.
+fn init_logs(json: bool, filter: tracing_subscriber::EnvFilter) {
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Opens the warehouse the settings name: a SQLite file; else Snowflake when
+/// it is configured; else the demo.
+async fn open_warehouse(settings: &Settings) -> Result<Arc<dyn Warehouse>, String> {
+    let sqlite = settings.sqlite.clone();
+    if sqlite.is_none() {
+        let source = Layered {
+            file: &settings.snowflake_file,
+        };
+        let snowflake = SnowflakeConfig::load(&source, settings.connection.as_deref())
+            .map_err(|e| e.to_string())?;
+        if let Some(mut config) = snowflake {
+            // Snowflake stops statements the request manager stopped waiting for.
+            config.statement_timeout = Some(settings.requests.timeout);
+            config.pool = settings.pool.clone();
+            let account = config.account.clone();
+            let warehouse = SnowflakeWarehouse::open(config)
+                .await
+                .map_err(|e| format!("Snowflake account {account:?}: {e}"))?;
+            return Ok(warehouse);
+        }
+    }
+    let config = match sqlite {
+        Some(path) => {
+            let database = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().to_ascii_uppercase())
+                .unwrap_or_else(|| "DB".into());
+            SqliteConfig {
+                source: Source::File(path),
+                database,
+                pool: settings.pool.clone(),
+                ..SqliteConfig::default()
+            }
+        }
+        None => SqliteConfig {
+            pool: settings.pool.clone(),
+            ..SqliteConfig::default()
+        },
+    };
+    let warehouse = SqliteWarehouse::open(config)
+        .await
+        .map_err(|e| format!("--sqlite: {e}"))?;
+    Ok(warehouse)
+}
+
+/// What the daemon says about itself (the `server_info` tool and resource).
+fn server_info(
+    started: std::time::Instant,
+    transport: &str,
+    warehouse: &serde_json::Value,
+) -> serde_json::Value {
+    serde_json::json!({
+        "name": "snowflake-mcp",
+        "version": env!("CARGO_PKG_VERSION"),
+        "transport": transport,
+        "protocolVersions": ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"],
+        "uptimeSeconds": started.elapsed().as_secs(),
+        "warehouse": warehouse,
+    })
+}
+
+/// The MCP server this daemon offers: the warehouse tools, and what it can
+/// say about itself.
+async fn mcp_server(
+    transport: &'static str,
+    warehouse: Arc<dyn Warehouse>,
+    requests: Arc<RequestManager>,
+    tools_config: ToolsConfig,
+) -> McpServer {
+    let started = std::time::Instant::now();
+    let databases = warehouse.databases().await.unwrap_or_default();
+    let about = serde_json::json!({"kind": warehouse.kind(), "databases": databases});
+    let about_tool = about.clone();
+    let info_tool = Tool::raw(
+        "server_info",
+        "Version, supported protocol versions, transport, uptime and warehouse of this server.",
+        serde_json::json!({"type": "object", "properties": {}}),
+        move |_ctx, _args| {
+            let about = about_tool.clone();
+            async move { ToolOutput::structured(server_info(started, transport, &about)) }
+        },
+    )
+    .title("Server info")
+    .output_schema(serde_json::json!({
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "version": {"type": "string"},
+            "transport": {"type": "string"},
+            "protocolVersions": {"type": "array", "items": {"type": "string"}},
+            "uptimeSeconds": {"type": "integer"},
+            "warehouse": {}
+        },
+        "required": ["name", "version", "transport", "protocolVersions", "uptimeSeconds"]
+    }))
+    .annotations(serde_json::json!({"readOnlyHint": true, "openWorldHint": false}));
+    let info_resource = Resource::new(INFO_URI, "server-info", move |_ctx, uri| {
+        let about = about.clone();
+        async move {
+            Ok(vec![ResourceContents::Text {
+                uri,
+                mime_type: Some("application/json".into()),
+                text: server_info(started, transport, &about).to_string(),
+            }])
+        }
+    })
+    .title("Server info")
+    .mime_type("application/json");
+    let builder = McpServer::builder("snowflake-mcp", env!("CARGO_PKG_VERSION")).instructions(
+        "A data warehouse over MCP. Start with list_databases, list_schemas and list_tables; \
+         describe_table shows columns and types; execute_query runs one read-only statement \
+         (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN).",
+    );
+    tools::register(builder, warehouse, tools_config, requests)
+        .tool(info_tool)
+        .resource(info_resource)
+        .build()
+}
+
+/// Where the `server_info` resource lives.
+const INFO_URI: &str = "snowflake-mcp://server/info";
+
+/// Resolves at the first SIGINT or SIGTERM; a second one exits the process
+/// at once (status 130), whatever is still running.
+async fn shutdown_signal() {
+    next_signal().await;
+    tracing::info!("shutting down: finishing requests in flight (a second signal exits at once)");
+    tokio::spawn(async {
+        next_signal().await;
+        tracing::warn!("second signal: exiting now");
+        std::process::exit(130);
+    });
+}
+
+async fn next_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let env = |name: &str| std::env::var(name).ok();
+    let mut settings = match Settings::load(std::env::args().skip(1), &env) {
+        Ok(s) => s,
+        Err(Problem::Help) => {
+            print!("{}", settings::usage());
+            return ExitCode::SUCCESS;
+        }
+        Err(Problem::Bad(msg)) => {
+            eprintln!("error: {msg}\n(server --help lists every setting)");
+            return ExitCode::from(2);
+        }
+    };
+    init_logs(settings.json_logs, settings.log_filter.clone());
+    let warehouse = match open_warehouse(&settings).await {
+        Ok(w) => w,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let requests = RequestManager::new(settings.requests.clone());
+    if let Transport::Stdio = settings.transport {
+        // stdout carries MCP only; anything for people goes to stderr.
+        let server = mcp_server(
+            "stdio",
+            Arc::clone(&warehouse),
+            requests,
+            settings.tools.clone(),
+        )
+        .await;
+        let served = stdio::serve(server, tokio::io::stdin(), tokio::io::stdout()).await;
+        warehouse.close();
+        return match served {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    // One connection manager for the server and both transports, and one
+    // request manager for every statement, whichever transport it came by.
+    let registry = Registry::new();
+    let auth = Arc::new(std::mem::replace(&mut settings.auth, Auth::new()));
+    let rate_limit = settings
+        .rate_limit
+        .map(|(rate, burst)| Arc::new(RateLimiter::new(rate, burst)));
+    let ops = Arc::new(
+        Ops::new(
+            env!("CARGO_PKG_VERSION"),
+            Arc::clone(&registry),
+            Arc::clone(&requests),
+            Arc::clone(&warehouse),
+        )
+        .auth(Arc::clone(&auth)),
+    );
+    let warehouse_kind = warehouse.kind();
+    let http_mcp = mcp_server(
+        "http",
+        Arc::clone(&warehouse),
+        Arc::clone(&requests),
+        settings.tools.clone(),
+    )
+    .await;
+    let ws_mcp = mcp_server(
+        "websocket",
+        Arc::clone(&warehouse),
+        Arc::clone(&requests),
+        settings.tools.clone(),
+    )
+    .await;
+    ops.set_mcp_metrics(vec![http_mcp.metrics(), ws_mcp.metrics()]);
+    let http = StreamableHttp::with_registry(
+        http_mcp.clone(),
+        HttpMcpConfig {
+            allowed_origins: settings.cors_origins.clone(),
+            auth: Some(Arc::clone(&auth)),
+            rate_limit: rate_limit.clone(),
+            max_sessions: settings.max_sessions,
+            session_idle: settings.session_idle,
+        },
+        Arc::clone(&registry),
+    );
+    let ws = WebSocketMcp::with_registry(
+        ws_mcp.clone(),
+        WsConfig {
+            allowed_origins: settings.cors_origins.clone(),
+            auth: Some(auth),
+            rate_limit,
+            ..WsConfig::default()
+        },
+        Arc::clone(&registry),
+    );
+    let router = ws.routes(http.routes(ops.routes(Router::new()), "/mcp"), "/ws");
+    let deadline = settings.shutdown_timeout;
+    let server = match Server::bind(settings.config.clone(), router).await {
+        Ok(s) => s.with_registry(registry),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Past the shutdown deadline, calls still running end with an error
+    // that says why, before their connections close.
+    let server = server.on_deadline(move || {
+        let reason = format!(
+            "server shutting down: the call was still running when the {}s shutdown deadline passed and was cancelled",
+            deadline.as_secs_f64()
+        );
+        http_mcp.abort_calls(&reason);
+        ws_mcp.abort_calls(&reason);
+    });
+    let addr = server.local_addr();
+    ops.set_http_stats(server.stats());
+    ops.set_transports(vec![
+        ("streamable_http".into(), format!("http://{addr}/mcp")),
+        ("websocket".into(), format!("ws://{addr}/ws")),
+    ]);
+    tracing::info!(address = %addr, warehouse = warehouse_kind, "listening");
+    println!("listening on http://{addr}");
+    let served = server.serve(shutdown_signal()).await;
+    // Every connection is closed: the warehouse sessions go too.
+    warehouse.close();
+    tracing::info!(
+        open_sessions = warehouse.pool_stats().total,
+        "warehouse sessions closed"
+    );
+    tracing::info!("stopped");
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

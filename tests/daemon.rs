@@ -1,0 +1,713 @@
+//! The example daemon as an operator runs it: settings from a TOML file, the
+//! environment and flags; no secret in its logs, metrics or errors; and the
+//! whole graceful shutdown sequence, with requests in flight, an event
+//! stream and a WebSocket open, under load, past its deadline, and cut short
+//! by a second signal.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use support::Client;
+use support::daemon::{Daemon, server_binary};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+const VERSION: &str = "2025-06-18";
+
+/// A POST to `/mcp`, keep-alive unless `extra` says otherwise.
+fn post(addr: SocketAddr, session: Option<&str>, body: &Value, extra: &str) -> Vec<u8> {
+    let body = body.to_string();
+    let session = session
+        .map(|s| format!("Mcp-Session-Id: {s}\r\n"))
+        .unwrap_or_default();
+    format!(
+        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: {VERSION}\r\n\
+         {session}{extra}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// The JSON-RPC messages of a response body: plain JSON or SSE `data:` lines.
+fn messages(body: &[u8]) -> Vec<Value> {
+    let text = String::from_utf8_lossy(body);
+    if let Ok(v) = serde_json::from_str::<Value>(&text) {
+        return vec![v];
+    }
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str(d.trim()).ok())
+        .collect()
+}
+
+/// The message answering `id`.
+fn answer(body: &[u8], id: i64) -> Value {
+    messages(body)
+        .into_iter()
+        .find(|m| m["id"] == json!(id))
+        .unwrap_or_else(|| panic!("no answer to {id} in {:?}", String::from_utf8_lossy(body)))
+}
+
+/// Whether `a` is a tool result that is not an error.
+fn succeeded(a: &Value) -> bool {
+    a["result"].is_object() && a["result"]["isError"] != json!(true)
+}
+
+/// Opens a Streamable HTTP session; returns its id.
+async fn open_session(addr: SocketAddr, extra: &str) -> String {
+    let mut c = Client::connect(addr).await;
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": VERSION, "capabilities": {},
+        "clientInfo": {"name": "daemon-test", "version": "0"}}});
+    c.send(&post(addr, None, &init, extra)).await;
+    let r = c.read_response_to("POST").await;
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    let session = r.header("mcp-session-id").expect("session id").to_owned();
+    let done = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    c.send(&post(addr, Some(&session), &done, extra)).await;
+    assert_eq!(c.read_response_to("POST").await.status, 202);
+    session
+}
+
+fn query_call(id: i64, sql: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+           "params": {"name": "execute_query", "arguments": {"query": sql}}})
+}
+
+/// A statement SQLite needs a while for: counting `n` rows of a recursive CTE.
+fn counting(n: u64) -> String {
+    format!(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {n}) SELECT count(*) AS n FROM c"
+    )
+}
+
+/// A count that takes about `target` on this machine, measured through the daemon.
+async fn calibrate(addr: SocketAddr, session: &str, target: Duration) -> u64 {
+    let probe = 200_000u64;
+    let mut c = Client::connect(addr).await;
+    let started = Instant::now();
+    c.send(&post(
+        addr,
+        Some(session),
+        &query_call(1, &counting(probe)),
+        "",
+    ))
+    .await;
+    let r = c.read_response_to("POST").await;
+    let took = started.elapsed().max(Duration::from_millis(1));
+    assert_eq!(r.status, 200);
+    let a = answer(&r.body, 1);
+    assert!(succeeded(&a), "{a}");
+    let scale = target.as_secs_f64() / took.as_secs_f64();
+    ((probe as f64) * scale) as u64
+}
+
+async fn ws_connect(
+    addr: SocketAddr,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let mut request = format!("ws://{addr}/ws")
+        .into_client_request()
+        .expect("request");
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", "mcp".parse().expect("header"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("handshake");
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": VERSION, "capabilities": {},
+        "clientInfo": {"name": "ws-daemon-test", "version": "0"}}});
+    ws.send(Message::text(init.to_string()))
+        .await
+        .expect("send");
+    let reply = ws.next().await.expect("open").expect("frame");
+    assert!(reply.to_text().expect("text").contains("\"result\""));
+    let done = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    ws.send(Message::text(done.to_string()))
+        .await
+        .expect("send");
+    ws
+}
+
+/// Reads WebSocket messages until the close frame; returns the JSON ones and the close code.
+async fn ws_until_close(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    within: Duration,
+) -> (Vec<Value>, Option<u16>) {
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let frame = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .expect("WebSocket closed in time");
+        match frame {
+            Some(Ok(Message::Text(t))) => got.push(serde_json::from_str(&t).expect("JSON")),
+            Some(Ok(Message::Close(frame))) => {
+                return (got, frame.map(|f| u16::from(f.code)));
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => return (got, None),
+        }
+    }
+}
+
+fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("snowflake-mcp-{}-{name}", std::process::id()));
+    std::fs::write(&path, text).expect("write temp file");
+    path
+}
+
+async fn get(addr: SocketAddr, path: &str, extra: &str) -> support::Resp {
+    let mut c = Client::connect(addr).await;
+    c.send(
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n")
+            .as_bytes(),
+    )
+    .await;
+    c.read_response().await
+}
+
+async fn preflight(addr: SocketAddr, origin: &str) -> support::Resp {
+    let mut c = Client::connect(addr).await;
+    c.send(
+        format!(
+            "OPTIONS /mcp HTTP/1.1\r\nHost: {addr}\r\nOrigin: {origin}\r\n\
+             Access-Control-Request-Method: POST\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await;
+    c.read_response_to("OPTIONS").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_come_from_file_then_environment_then_flags() {
+    let key = "file-key-0123456789abcdef";
+    let file = temp_file(
+        "layers.toml",
+        &format!(
+            "port = 0\ncors_origins = [\"http://file.example\"]\nprotect_ops = true\n\
+             api_keys = [\"{key}\"]\nshutdown_timeout = \"5s\"\n"
+        ),
+    );
+    let path = file.to_str().expect("path");
+    // The file sets protect_ops and the keys; the environment replaces its origins.
+    let daemon = Daemon::start(
+        &["--config", path],
+        &[("MCP_CORS_ORIGINS", "http://env.example")],
+    );
+    let addr = daemon.addr;
+    let allowed = preflight(addr, "http://env.example").await;
+    assert_eq!(allowed.status, 204);
+    assert_eq!(
+        allowed.header("access-control-allow-origin"),
+        Some("http://env.example")
+    );
+    let replaced = preflight(addr, "http://file.example").await;
+    assert_eq!(replaced.header("access-control-allow-origin"), None);
+    assert_eq!(
+        get(addr, "/metrics", "").await.status,
+        401,
+        "protect_ops from the file"
+    );
+    let auth = format!("Authorization: Bearer {key}\r\n");
+    assert_eq!(get(addr, "/metrics", &auth).await.status, 200);
+    assert_eq!(get(addr, "/health", "").await.status, 200);
+    drop(daemon);
+
+    // Flags win over both.
+    let daemon = Daemon::start(
+        &[
+            "--config",
+            path,
+            "--protect-ops=false",
+            "--cors-origins",
+            "http://flag.example",
+        ],
+        &[
+            ("MCP_CORS_ORIGINS", "http://env.example"),
+            ("MCP_PROTECT_OPS", "1"),
+        ],
+    );
+    let addr = daemon.addr;
+    assert_eq!(get(addr, "/metrics", "").await.status, 200);
+    let flag = preflight(addr, "http://flag.example").await;
+    assert_eq!(
+        flag.header("access-control-allow-origin"),
+        Some("http://flag.example")
+    );
+    assert_eq!(
+        preflight(addr, "http://env.example")
+            .await
+            .header("access-control-allow-origin"),
+        None
+    );
+    drop(daemon);
+
+    // A bad value anywhere stops start-up and names the setting and its source.
+    let refused = |args: &[&str], env: &[(&str, &str)], expect: &[&str]| {
+        let mut command = std::process::Command::new(server_binary());
+        command.args(args);
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let out = command.output().expect("run");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{args:?} {env:?}: {err}");
+        for e in expect {
+            assert!(err.contains(e), "{args:?} {env:?}: {err:?} lacks {e:?}");
+        }
+    };
+    let bad_file = temp_file("bad.toml", "port = 0\nmax_connections = \"lots\"\n");
+    let bad = bad_file.to_str().expect("path");
+    refused(
+        &["--config", bad],
+        &[],
+        &["max_connections (in ", "\"lots\""],
+    );
+    let unknown = temp_file("unknown.toml", "prot = 1\n");
+    refused(
+        &["--config", unknown.to_str().expect("path")],
+        &[],
+        &["prot (in ", "not a setting"],
+    );
+    let broken = temp_file("broken.toml", "port = \n");
+    refused(
+        &["--config", broken.to_str().expect("path")],
+        &[],
+        &["not valid TOML"],
+    );
+    refused(
+        &["--config", "/nonexistent/x.toml"],
+        &[],
+        &["--config", "cannot read"],
+    );
+    refused(
+        &["--port", "0"],
+        &[("MCP_SHUTDOWN_TIMEOUT", "soon")],
+        &["MCP_SHUTDOWN_TIMEOUT", "\"soon\"", "not a duration"],
+    );
+    refused(&["--rate-limit", "-3"], &[], &["--rate-limit", "positive"]);
+    refused(
+        &["--cors-origins", "example.com"],
+        &[],
+        &["--cors-origins", "not an origin"],
+    );
+    refused(
+        &["--log", "info,[=bad"],
+        &[],
+        &["--log", "not a log filter"],
+    );
+    refused(&["--api-keys", "x"], &[], &["--api-keys", "MCP_API_KEYS"]);
+    // A short key: the message names the entry, never echoes the token.
+    let out = std::process::Command::new(server_binary())
+        .env("MCP_API_KEYS", "short-SECRET")
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        err.contains("MCP_API_KEYS") && err.contains("entry 1"),
+        "{err}"
+    );
+    assert!(!err.contains("short-SECRET"), "{err}");
+
+    // --help lists every setting with its default.
+    let out = std::process::Command::new(server_binary())
+        .arg("--help")
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    let settings: Vec<&str> = help
+        .lines()
+        .filter(|l| l.starts_with("  --") || l.starts_with("  [no flag]"))
+        .filter(|l| !l.starts_with("  --config"))
+        .collect();
+    assert!(settings.len() >= 25, "{help}");
+    for line in &settings {
+        assert!(line.contains("default: "), "no default in {line:?}");
+    }
+    for name in [
+        "MCP_HTTP_HOST",
+        "MCP_HTTP_PORT",
+        "MCP_CORS_ORIGINS",
+        "MCP_API_KEYS",
+        "MCP_SHUTDOWN_TIMEOUT",
+        "SNOWFLAKE_PASSWORD",
+    ] {
+        assert!(help.contains(name), "{name} missing from --help");
+    }
+    for f in [&file, &bad_file, &unknown, &broken] {
+        let _ = std::fs::remove_file(f);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_reaches_logs_metrics_status_or_errors() {
+    let fakesnow = support::warehouse::FakeSnow::start(0);
+    let password = "pw-SECRET-7f3a9c2e";
+    let key = "key-SECRET-0123456789abcdef";
+    let wrong = "bad-SECRET-fedcba9876543210";
+    let literal = "arg-SECRET-literal";
+    let url = fakesnow.url();
+    let mut daemon = Daemon::start(
+        &["--port", "0", "--log-format", "json", "--log", "trace"],
+        &[
+            ("SNOWFLAKE_ACCOUNT", "testacct"),
+            ("SNOWFLAKE_USER", "tester"),
+            ("SNOWFLAKE_PASSWORD", password),
+            ("SNOWFLAKE_DATABASE", "DB1"),
+            ("SNOWFLAKE_SCHEMA", "S1"),
+            ("SNOWFLAKE_BASE_URL", &url),
+            ("MCP_API_KEYS", key),
+        ],
+    );
+    let addr = daemon.addr;
+    let auth = format!("Authorization: Bearer {key}\r\n");
+    let session = open_session(addr, &auth).await;
+    let mut c = Client::connect(addr).await;
+    let sql = format!("SELECT '{literal}' AS v");
+    c.send(&post(addr, Some(&session), &query_call(5, &sql), &auth))
+        .await;
+    let r = c.read_response_to("POST").await;
+    let a = answer(&r.body, 5);
+    assert!(succeeded(&a), "{a}");
+    // A refused statement and a wrong key: their errors carry no secret.
+    c.send(&post(
+        addr,
+        Some(&session),
+        &query_call(6, &format!("DELETE FROM t WHERE v = '{literal}'")),
+        &auth,
+    ))
+    .await;
+    let refused = c.read_response_to("POST").await;
+    assert_eq!(answer(&refused.body, 6)["result"]["isError"], json!(true));
+    let bad_auth = format!("Authorization: Bearer {wrong}\r\n");
+    c.send(&post(
+        addr,
+        Some(&session),
+        &query_call(7, "SELECT 1"),
+        &bad_auth,
+    ))
+    .await;
+    let denied = c.read_response_to("POST").await;
+    assert_eq!(denied.status, 401);
+    let metrics = get(addr, "/metrics", "").await;
+    let status = get(addr, "/status", "").await;
+    let detailed = get(addr, "/health/detailed", "").await;
+    assert_eq!(metrics.status, 200);
+    daemon.signal("TERM");
+    let (exit, _, logs) = daemon.wait_exit(Duration::from_secs(15));
+    assert!(exit.success(), "{exit:?}: {logs}");
+    // The log is there (one JSON line per call, with its request id) ...
+    let calls: Vec<Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["fields"]["message"] == json!("call ended"))
+        .collect();
+    assert!(
+        calls
+            .iter()
+            .any(|l| l["fields"]["request_id"] == json!("5")),
+        "{logs}"
+    );
+    // ... and nothing secret is in it, nor in what the server answered.
+    for (what, text) in [
+        ("logs", logs.clone()),
+        ("metrics", metrics.body_str()),
+        ("status", status.body_str()),
+        ("health", detailed.body_str()),
+        ("refusal", refused.body_str()),
+        ("401", String::from_utf8_lossy(&denied.raw).into_owned()),
+    ] {
+        for secret in [password, key, wrong] {
+            assert!(!text.contains(secret), "{what} contains a secret: {text}");
+        }
+    }
+    // Statement text is data: nothing at the default level (info) shows it.
+    // (At debug, snowflake-api itself logs each statement it executes: an
+    // operator's choice, said in the README.)
+    for line in logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+    {
+        if matches!(line["level"].as_str(), Some("INFO" | "WARN" | "ERROR")) {
+            assert!(
+                !line.to_string().contains(literal),
+                "a call's arguments logged: {line}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_finishes_work_and_refuses_new_requests() {
+    let mut daemon = Daemon::start(&["--port", "0", "--log-format", "json"], &[]);
+    let addr = daemon.addr;
+    let session = open_session(addr, "").await;
+    let slow = counting(calibrate(addr, &session, Duration::from_millis(1500)).await);
+
+    // A GET event stream on the session.
+    let mut events = Client::connect(addr).await;
+    events
+        .send(
+            format!(
+                "GET /mcp HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\
+                 MCP-Protocol-Version: {VERSION}\r\nMcp-Session-Id: {session}\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await;
+    let head = events.read_exact_raw(12).await;
+    assert_eq!(&head, b"HTTP/1.1 200");
+    // A WebSocket with a slow call in flight.
+    let mut ws = ws_connect(addr).await;
+    ws.send(Message::text(query_call(7, &slow).to_string()))
+        .await
+        .expect("send");
+    // A slow call in flight on a Streamable HTTP connection.
+    let mut busy = Client::connect(addr).await;
+    busy.send(&post(addr, Some(&session), &query_call(8, &slow), ""))
+        .await;
+    // A kept-alive connection that has served one request and has started
+    // sending its next one.
+    let mut kept = Client::connect(addr).await;
+    kept.send(format!("GET /health HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await;
+    assert_eq!(kept.read_response().await.status, 200);
+    kept.send(b"GET /health HTTP/1.1\r\n").await;
+    // Both slow calls are running before the signal.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let signalled = Instant::now();
+    daemon.signal("TERM");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // New requests on a kept-alive connection: 503, then the connection closes.
+    kept.send(format!("Host: {addr}\r\n\r\n").as_bytes()).await;
+    let refused = kept.read_response().await;
+    assert_eq!(refused.status, 503, "{}", refused.body_str());
+    assert_eq!(refused.header("connection"), Some("close"));
+    assert!(kept.is_closed_within(Duration::from_secs(2)).await);
+    // No new connections.
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "still accepting after the signal"
+    );
+    // The event stream ends (its last chunk, then the connection closes).
+    let rest = events.read_to_close().await;
+    assert!(
+        String::from_utf8_lossy(&rest).ends_with("0\r\n\r\n"),
+        "event stream did not end cleanly: {:?}",
+        String::from_utf8_lossy(&rest)
+    );
+    assert!(
+        signalled.elapsed() < Duration::from_secs(1),
+        "the event stream outlived the signal by {:?}",
+        signalled.elapsed()
+    );
+    // The slow calls finish with their results.
+    let r = busy.read_response_to("POST").await;
+    assert_eq!(r.status, 200);
+    let a = answer(&r.body, 8);
+    assert!(succeeded(&a), "{a}");
+    // Its head went out before the signal (an event stream): the connection
+    // closes after it instead of announcing it.
+    assert!(busy.is_closed_within(Duration::from_secs(2)).await);
+    let (got, code) = ws_until_close(&mut ws, Duration::from_secs(10)).await;
+    let a = got
+        .iter()
+        .find(|m| m["id"] == json!(7))
+        .expect("the WebSocket call's answer");
+    assert!(succeeded(a), "{a}");
+    assert_eq!(code, Some(1001), "close code");
+    // Exit 0, the pool closed.
+    let (exit, _, logs) = daemon.wait_exit(Duration::from_secs(10));
+    assert!(exit.success(), "{exit:?}: {logs}");
+    let closed: Value = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["fields"]["message"] == json!("warehouse sessions closed"))
+        .unwrap_or_else(|| panic!("no pool close in {logs}"));
+    assert_eq!(closed["fields"]["open_sessions"], json!(0), "{closed}");
+    assert!(logs.contains("\"stopped\""), "{logs}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_deadline_calls_end_with_a_clear_error() {
+    let mut daemon = Daemon::start(&["--port", "0", "--shutdown-timeout", "1s"], &[]);
+    let addr = daemon.addr;
+    let session = open_session(addr, "").await;
+    let endless = counting(1_000_000_000_000);
+    let mut busy = Client::connect(addr).await;
+    busy.send(&post(addr, Some(&session), &query_call(3, &endless), ""))
+        .await;
+    let mut ws = ws_connect(addr).await;
+    ws.send(Message::text(query_call(4, &endless).to_string()))
+        .await
+        .expect("send");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    daemon.signal("TERM");
+    let r = busy.read_response_to("POST").await;
+    let a = answer(&r.body, 3);
+    assert_eq!(
+        a["error"]["code"],
+        json!(snowflake_mcp::mcp::SERVER_STOPPING),
+        "{a}"
+    );
+    let message = a["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("shutting down") && message.contains("1s shutdown deadline"),
+        "{message}"
+    );
+    let (got, code) = ws_until_close(&mut ws, Duration::from_secs(5)).await;
+    let a = got
+        .iter()
+        .find(|m| m["id"] == json!(4))
+        .expect("the WebSocket call's answer");
+    assert_eq!(
+        a["error"]["code"],
+        json!(snowflake_mcp::mcp::SERVER_STOPPING),
+        "{a}"
+    );
+    assert_eq!(code, Some(1001));
+    let (exit, took, logs) = daemon.wait_exit(Duration::from_secs(5));
+    assert!(exit.success(), "{exit:?}: {logs}");
+    assert!(took < Duration::from_secs(4), "exit took {took:?}");
+    assert!(logs.contains("shutdown deadline passed"), "{logs}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_exits_at_once() {
+    let mut daemon = Daemon::start(&["--port", "0"], &[]);
+    let addr = daemon.addr;
+    let session = open_session(addr, "").await;
+    let mut busy = Client::connect(addr).await;
+    busy.send(&post(
+        addr,
+        Some(&session),
+        &query_call(3, &counting(1_000_000_000_000)),
+        "",
+    ))
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    daemon.signal("TERM");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    daemon.signal("INT");
+    let (exit, took, logs) = daemon.wait_exit(Duration::from_secs(5));
+    assert_eq!(exit.code(), Some(130), "{logs}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    assert!(logs.contains("second signal"), "{logs}");
+}
+
+/// Clients keep calling while the daemon is told to stop: every call the
+/// daemon logged as run was answered to its client, and every other request
+/// was refused (503) or never read (the connection closed before any byte
+/// of an answer), so a client may safely retry it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_under_load_loses_no_accepted_request() {
+    const CLIENTS: i64 = 16;
+    let mut daemon = Daemon::start(&["--port", "0", "--log-format", "json"], &[]);
+    let addr = daemon.addr;
+    let session = Arc::new(open_session(addr, "").await);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = tokio::task::JoinSet::new();
+    for client in 0..CLIENTS {
+        let (session, stop) = (Arc::clone(&session), Arc::clone(&stop));
+        tasks.spawn(async move {
+            // (answered ids, refused count, unread count)
+            let mut answered = BTreeSet::new();
+            let (mut refused, mut unread) = (0u32, 0u32);
+            let mut n = 0i64;
+            'outer: while !stop.load(Ordering::Relaxed) {
+                let Ok(stream) = tokio::net::TcpStream::connect(addr).await else {
+                    break;
+                };
+                let mut c = Client::from_stream(stream);
+                loop {
+                    n += 1;
+                    let id = client * 1_000_000 + n;
+                    if !c
+                        .try_send(&post(
+                            addr,
+                            Some(&session),
+                            &query_call(id, "SELECT 1 AS one"),
+                            "",
+                        ))
+                        .await
+                    {
+                        unread += 1;
+                        continue 'outer;
+                    }
+                    match c.try_read_response("POST").await {
+                        None => {
+                            unread += 1;
+                            continue 'outer;
+                        }
+                        Some(r) if r.status == 503 => {
+                            refused += 1;
+                            break 'outer;
+                        }
+                        Some(r) => {
+                            assert_eq!(r.status, 200, "{}", r.body_str());
+                            let a = answer(&r.body, id);
+                            assert!(succeeded(&a), "{a}");
+                            answered.insert(id);
+                            if r.header("connection") == Some("close") {
+                                continue 'outer;
+                            }
+                        }
+                    }
+                }
+            }
+            (answered, refused, unread)
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    daemon.signal("TERM");
+    let (exit, _, logs) = daemon.wait_exit(Duration::from_secs(15));
+    stop.store(true, Ordering::Relaxed);
+    assert!(exit.success(), "{exit:?}");
+    let mut answered = BTreeSet::new();
+    let (mut refused, mut unread) = (0, 0);
+    while let Some(done) = tasks.join_next().await {
+        let (a, r, u) = done.expect("client task");
+        answered.extend(a);
+        refused += r;
+        unread += u;
+    }
+    let ran: BTreeSet<i64> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| {
+            l["fields"]["message"] == json!("call ended")
+                && l["fields"]["method"] == json!("tools/call")
+        })
+        .filter_map(|l| {
+            l["fields"]["request_id"]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+        })
+        .collect();
+    let lost: Vec<_> = ran.difference(&answered).collect();
+    assert!(lost.is_empty(), "calls run but never answered: {lost:?}");
+    assert!(
+        answered.len() > 100,
+        "too little load to mean anything: {}",
+        answered.len()
+    );
+    eprintln!(
+        "shutdown under load: {} calls answered, {refused} refused with 503, {unread} never read",
+        answered.len()
+    );
+}
