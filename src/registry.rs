@@ -61,6 +61,20 @@ struct Counters {
     active: AtomicU64,
     opened: AtomicU64,
     closed: AtomicU64,
+    expired: AtomicU64,
+    messages_in: AtomicU64,
+    messages_out: AtomicU64,
+}
+
+/// Something counted per transport besides opening and closing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A session ended because it went unused too long.
+    Expired,
+    /// A message was received (WebSocket frames carrying MCP).
+    MessageIn,
+    /// A message was sent.
+    MessageOut,
 }
 
 /// One transport's counters at a moment.
@@ -70,8 +84,14 @@ pub struct TransportStats {
     pub active: u64,
     /// Opened since start.
     pub opened: u64,
-    /// Closed since start.
+    /// Closed since start (expired ones included).
     pub closed: u64,
+    /// Ended by expiry since start.
+    pub expired: u64,
+    /// Messages received since start (counted by WebSocket).
+    pub messages_in: u64,
+    /// Messages sent since start (counted by WebSocket).
+    pub messages_out: u64,
 }
 
 /// Every transport's counters at a moment (no lock taken to read them).
@@ -174,6 +194,17 @@ impl Registry {
         }
     }
 
+    /// Counts `event` for `transport` (one atomic add).
+    pub fn count(&self, transport: Transport, event: Event) {
+        let c = &self.counters[transport.index()];
+        let counter = match event {
+            Event::Expired => &c.expired,
+            Event::MessageIn => &c.messages_in,
+            Event::MessageOut => &c.messages_out,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The counters of every transport, read without a lock.
     pub fn snapshot(&self) -> RegistrySnapshot {
         let mut snapshot = RegistrySnapshot::default();
@@ -183,6 +214,9 @@ impl Registry {
                 active: c.active.load(Ordering::Relaxed),
                 opened: c.opened.load(Ordering::Relaxed),
                 closed: c.closed.load(Ordering::Relaxed),
+                expired: c.expired.load(Ordering::Relaxed),
+                messages_in: c.messages_in.load(Ordering::Relaxed),
+                messages_out: c.messages_out.load(Ordering::Relaxed),
             };
         }
         snapshot
@@ -277,7 +311,7 @@ mod tests {
             TransportStats {
                 active: 1,
                 opened: 1,
-                closed: 0
+                ..TransportStats::default()
             }
         );
         assert_eq!(snap.get(Transport::WebSocket).active, 2);
@@ -302,9 +336,19 @@ mod tests {
             TransportStats {
                 active: 1,
                 opened: 2,
-                closed: 1
+                closed: 1,
+                ..TransportStats::default()
             }
         );
+        registry.count(Transport::WebSocket, Event::MessageIn);
+        registry.count(Transport::WebSocket, Event::MessageOut);
+        registry.count(Transport::WebSocket, Event::MessageOut);
+        registry.count(Transport::StreamableHttp, Event::Expired);
+        let snap = registry.snapshot();
+        assert_eq!(snap.get(Transport::WebSocket).messages_in, 1);
+        assert_eq!(snap.get(Transport::WebSocket).messages_out, 2);
+        assert_eq!(snap.get(Transport::StreamableHttp).expired, 1);
+        assert_eq!(snap.get(Transport::Http).expired, 0);
         assert_eq!(registry.list().len(), 2);
         drop((a, c));
         assert!(registry.list().is_empty());

@@ -46,7 +46,7 @@ async fn serve(warehouse: Arc<dyn Warehouse>, ttl: Duration) -> std::net::Socket
         requests,
     )
     .build();
-    ops.set_mcp_metrics(vec![mcp.metrics()]);
+    ops.set_mcp_servers(vec![mcp.clone()]);
     let http = StreamableHttp::with_registry(mcp, HttpMcpConfig::default(), Arc::clone(&registry));
     let router = http.routes(ops.routes(Router::new()), "/mcp");
     let server = Server::bind(Config::new().port(0).security_headers(None), router)
@@ -142,6 +142,10 @@ async fn healthy_status_and_metrics_that_move() {
     let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "execute_query", "arguments": {"query": "SELECT 1"}}}).to_string();
     let r = post(&mut c, Some(&sid), &call).await;
     assert_eq!(r.status, 200);
+    // A statement the read-only guard refuses: a result with isError.
+    let refused = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "execute_query", "arguments": {"query": "DELETE FROM orders"}}}).to_string();
+    let r = post(&mut c, Some(&sid), &refused).await;
+    assert_eq!(r.status, 200);
 
     let (status, st) = json_of(addr, "/status").await;
     assert_eq!(status, 200);
@@ -179,13 +183,33 @@ async fn healthy_status_and_metrics_that_move() {
     assert_eq!(
         sample(
             &after,
-            "snowflake_mcp_tool_calls_total{outcome=\"started\"}"
+            "snowflake_mcp_warehouse_calls_total{outcome=\"started\"}"
         ),
         sample(
             &before,
-            "snowflake_mcp_tool_calls_total{outcome=\"started\"}"
+            "snowflake_mcp_warehouse_calls_total{outcome=\"started\"}"
         ) + 1.0
     );
+    for (outcome, n) in [
+        ("ok", 1.0),
+        ("tool_error", 1.0),
+        ("error", 0.0),
+        ("cancelled", 0.0),
+    ] {
+        let name = format!(
+            "snowflake_mcp_tool_calls_total{{tool=\"execute_query\",outcome=\"{outcome}\"}}"
+        );
+        assert_eq!(sample(&after, &name), n, "{name}");
+    }
+    assert_eq!(
+        sample(
+            &after,
+            "snowflake_mcp_tool_calls_total{tool=\"list_tables\",outcome=\"ok\"}"
+        ),
+        0.0
+    );
+    assert!(after.contains("# TYPE snowflake_mcp_sessions_expired_total counter"));
+    assert!(after.contains("# TYPE snowflake_mcp_websocket_messages_total counter"));
     for name in [
         "snowflake_mcp_connections_active",
         "snowflake_mcp_requests_active",

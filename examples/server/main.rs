@@ -274,7 +274,7 @@ async fn main() -> ExitCode {
         settings.tools.clone(),
     )
     .await;
-    ops.set_mcp_metrics(vec![http_mcp.metrics(), ws_mcp.metrics()]);
+    ops.set_mcp_servers(vec![http_mcp.clone(), ws_mcp.clone()]);
     let http = StreamableHttp::with_registry(
         http_mcp.clone(),
         HttpMcpConfig {

@@ -191,12 +191,18 @@ impl OwnedCall {
         };
         let metrics = self.session.server().metrics();
         // Counted however the call ends; a drop (a cancel) counts as cancelled.
+        let tool = match &self.kind {
+            OwnedKind::Tool { tool, .. } => Some(Arc::clone(&self.catalog.tools[*tool].calls)),
+            _ => None,
+        };
         let mut tally = Tally {
             metrics: &metrics,
             method,
             request_id: self.id.clone(),
             started,
             outcome: super::metrics::Outcome::Cancelled,
+            tool,
+            tool_error: false,
         };
         let answer = self.run_inner().await;
         if let Some(a) = &answer {
@@ -205,6 +211,9 @@ impl OwnedCall {
             } else {
                 super::metrics::Outcome::Ok
             };
+            // Results are written by this crate as `"isError":true`.
+            tally.tool_error =
+                tally.tool.is_some() && memchr::memmem::find(a, br#""isError":true"#).is_some();
         }
         answer
     }
@@ -356,12 +365,25 @@ struct Tally<'m> {
     request_id: String,
     started: std::time::Instant,
     outcome: super::metrics::Outcome,
+    /// The tool's own counters, for `tools/call`.
+    tool: Option<Arc<super::metrics::ToolCalls>>,
+    /// A result with `isError: true`.
+    tool_error: bool,
 }
 
 impl Drop for Tally<'_> {
     fn drop(&mut self) {
         let took = self.started.elapsed();
         self.metrics.record(self.method, self.outcome, took);
+        if let Some(tool) = &self.tool {
+            use super::metrics::{Outcome, ToolOutcome};
+            tool.record(match self.outcome {
+                Outcome::Ok if self.tool_error => ToolOutcome::ToolError,
+                Outcome::Ok => ToolOutcome::Ok,
+                Outcome::Error => ToolOutcome::Error,
+                Outcome::Cancelled => ToolOutcome::Cancelled,
+            });
+        }
         // Never arguments or results: they may hold data or secrets.
         tracing::info!(
             target: "snowflake_mcp::calls",

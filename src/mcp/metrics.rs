@@ -115,3 +115,54 @@ impl McpMetrics {
         out
     }
 }
+
+/// How a tool call ended, as `snowflake_mcp_tool_calls_total` counts it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ToolOutcome {
+    /// A result that is not an error.
+    Ok,
+    /// A result with `isError: true` (the tool reported a failure).
+    ToolError,
+    /// A JSON-RPC error (bad arguments, refused, stopped at shutdown).
+    Error,
+    /// Cancelled by the client (no answer).
+    Cancelled,
+}
+
+impl ToolOutcome {
+    /// Every outcome, in slot order.
+    pub const ALL: [ToolOutcome; 4] = [
+        ToolOutcome::Ok,
+        ToolOutcome::ToolError,
+        ToolOutcome::Error,
+        ToolOutcome::Cancelled,
+    ];
+
+    /// The label value.
+    pub fn name(self) -> &'static str {
+        match self {
+            ToolOutcome::Ok => "ok",
+            ToolOutcome::ToolError => "tool_error",
+            ToolOutcome::Error => "error",
+            ToolOutcome::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// One tool's calls by outcome: four atomics, added to without a lock.
+#[derive(Debug, Default)]
+pub struct ToolCalls {
+    counts: [AtomicU64; 4],
+}
+
+impl ToolCalls {
+    /// Counts one call.
+    pub fn record(&self, outcome: ToolOutcome) {
+        self.counts[outcome as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counts, in [`ToolOutcome::ALL`] order.
+    pub fn counts(&self) -> [u64; 4] {
+        std::array::from_fn(|i| self.counts[i].load(Ordering::Relaxed))
+    }
+}

@@ -446,6 +446,15 @@ impl McpServer {
         Arc::clone(&self.0.metrics)
     }
 
+    /// Every registered tool's calls by outcome ([`super::metrics::ToolOutcome::ALL`] order).
+    pub fn tool_calls(&self) -> Vec<(String, [u64; 4])> {
+        self.catalog()
+            .tools
+            .iter()
+            .map(|t| (t.name().to_owned(), t.calls.counts()))
+            .collect()
+    }
+
     /// The registered tool names, in registration order.
     pub fn tool_names(&self) -> Vec<String> {
         self.catalog()

@@ -48,6 +48,8 @@ pub struct Tool {
     pub(crate) handler: Arc<dyn ToolHandler>,
     /// Task support, and how long a call runs before it becomes a task.
     pub(crate) task: Option<(super::tasks::TaskSupport, std::time::Duration)>,
+    /// Its calls by outcome (shared by the clones the catalog keeps).
+    pub(crate) calls: Arc<super::metrics::ToolCalls>,
 }
 
 impl std::fmt::Debug for Tool {
@@ -152,6 +154,7 @@ impl Tool {
             },
             handler,
             task: None,
+            calls: Arc::default(),
         }
     }
 

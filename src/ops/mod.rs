@@ -37,7 +37,7 @@ pub struct Ops {
     /// Keys for the protected endpoints, when they are protected.
     auth: Option<Arc<auth::Auth>>,
     /// The MCP servers' request counters (one per transport's server).
-    mcp: std::sync::OnceLock<Vec<Arc<crate::mcp::metrics::McpMetrics>>>,
+    mcp: std::sync::OnceLock<Vec<crate::mcp::McpServer>>,
     /// The HTTP server's counters, once it is bound.
     http: std::sync::OnceLock<crate::server::StatsHandle>,
     /// (transport, where it is served), for `/status`; set once the socket is bound.
@@ -143,10 +143,11 @@ impl Ops {
         let _ = self.transports.set(transports);
     }
 
-    /// Reports these MCP servers' requests by method and outcome, and their
-    /// durations (summed); only the first call counts.
-    pub fn set_mcp_metrics(&self, metrics: Vec<Arc<crate::mcp::metrics::McpMetrics>>) {
-        let _ = self.mcp.set(metrics);
+    /// Reports these MCP servers' requests by method and outcome, their
+    /// durations, and their tool calls by tool and outcome (summed over the
+    /// servers); only the first call counts.
+    pub fn set_mcp_servers(&self, servers: Vec<crate::mcp::McpServer>) {
+        let _ = self.mcp.set(servers);
     }
 
     /// Reports the HTTP server's counters (responses by status, bytes) in
@@ -399,7 +400,23 @@ impl Ops {
             &sessions(|s| s.closed),
         );
         family(
-            "snowflake_mcp_tool_calls_total",
+            "snowflake_mcp_sessions_expired_total",
+            "counter",
+            "MCP sessions ended because they went unused too long, by transport.",
+            &sessions(|s| s.expired),
+        );
+        let ws = snap.get(Transport::WebSocket);
+        family(
+            "snowflake_mcp_websocket_messages_total",
+            "counter",
+            "WebSocket MCP messages received and sent.",
+            &[
+                ("{direction=\"in\"}".into(), ws.messages_in as f64),
+                ("{direction=\"out\"}".into(), ws.messages_out as f64),
+            ],
+        );
+        family(
+            "snowflake_mcp_warehouse_calls_total",
             "counter",
             "Warehouse calls by outcome: started, refused busy, timed out, cancelled.",
             &[
@@ -480,7 +497,15 @@ impl Ops {
                 0u64,
                 0f64,
             );
-            for m in servers {
+            let mut tools: std::collections::BTreeMap<String, [u64; 4]> = Default::default();
+            for server in servers {
+                for (name, counts) in server.tool_calls() {
+                    let slot = tools.entry(name).or_default();
+                    for (sum, n) in slot.iter_mut().zip(counts) {
+                        *sum += n;
+                    }
+                }
+                let m = server.metrics();
                 for (method, outcome, n) in m.requests() {
                     *totals.entry((method, outcome)).or_default() += n;
                 }
@@ -499,6 +524,22 @@ impl Ops {
                     .iter()
                     .map(|((m, o), n)| (format!("{{method=\"{m}\",outcome=\"{o}\"}}"), *n as f64))
                     .collect::<Vec<_>>(),
+            );
+            let mut samples = Vec::new();
+            for (name, counts) in &tools {
+                let name = label_value(name);
+                for (outcome, n) in crate::mcp::metrics::ToolOutcome::ALL.iter().zip(counts) {
+                    samples.push((
+                        format!("{{tool=\"{name}\",outcome=\"{}\"}}", outcome.name()),
+                        *n as f64,
+                    ));
+                }
+            }
+            family(
+                "snowflake_mcp_tool_calls_total",
+                "counter",
+                "MCP tool calls by tool and outcome (tool_error: a result with isError).",
+                &samples,
             );
             histogram(
                 &mut out,
@@ -599,4 +640,21 @@ impl Handler for Metrics {
                 .body(self.0.metrics()),
         )
     }
+}
+
+/// A Prometheus label value: backslash, double quote and newline escaped.
+fn label_value(raw: &str) -> std::borrow::Cow<'_, str> {
+    if !raw.contains(['\\', '"', '\n']) {
+        return std::borrow::Cow::Borrowed(raw);
+    }
+    let mut out = String::with_capacity(raw.len() + 4);
+    for c in raw.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }

@@ -28,7 +28,7 @@ use crate::mcp::{
     Dispatched, MISSING_CLIENT_CAPABILITY, McpServer, Peer, ProtocolVersion, Session,
     UNSUPPORTED_PROTOCOL_VERSION,
 };
-use crate::registry::{Registration, Registry, Transport};
+use crate::registry::{self, Registration, Registry, Transport};
 
 /// Most sessions kept at once; `initialize` past it gets 503. Default: 10 000.
 pub const DEFAULT_MAX_SESSIONS: usize = 10_000;
@@ -151,6 +151,8 @@ impl StreamableHttp {
         let entry = sessions.get_mut(id)?;
         if entry.last_used.elapsed() > self.config.session_idle {
             sessions.remove(id);
+            self.registry
+                .count(Transport::StreamableHttp, registry::Event::Expired);
             return None;
         }
         entry.last_used = Instant::now();
@@ -165,7 +167,12 @@ impl StreamableHttp {
     fn insert(&self, id: String, session: Arc<Session>, remote: std::net::SocketAddr) -> bool {
         let idle = self.config.session_idle;
         let mut sessions = self.lock();
+        let before = sessions.len();
         sessions.retain(|_, e| e.last_used.elapsed() <= idle);
+        for _ in sessions.len()..before {
+            self.registry
+                .count(Transport::StreamableHttp, registry::Event::Expired);
+        }
         if sessions.len() >= self.config.max_sessions {
             return false;
         }

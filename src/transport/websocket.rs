@@ -31,7 +31,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message, error::CapacityE
 
 use crate::http::{Handler, Method, Reply, Request, Response, Router, Upgraded};
 use crate::mcp::{Dispatched, McpServer, Peer, Session};
-use crate::registry::{Registry, Transport};
+use crate::registry::{Event, Registry, Transport};
 use crate::ws::WsConfig;
 use crate::ws::handshake::negotiate;
 
@@ -169,6 +169,7 @@ impl WebSocketMcp {
                     if let Err(end) = send(&mut ws, message, cfg).await {
                         break end;
                     }
+                    self.registry.count(Transport::WebSocket, Event::MessageOut);
                 }
                 Some(_) = calls.join_next(), if !calls.is_empty() => {}
                 _ = shutdown.recv(), if !draining => draining = true,
@@ -177,7 +178,10 @@ impl WebSocketMcp {
                     let text = match incoming {
                         None => break End::Gone,
                         Some(Err(e)) => break read_error(&e),
-                        Some(Ok(Message::Text(text))) => text,
+                        Some(Ok(Message::Text(text))) => {
+                            self.registry.count(Transport::WebSocket, Event::MessageIn);
+                            text
+                        }
                         Some(Ok(Message::Binary(_))) => {
                             break End::Close(CloseCode::Unsupported, "binary frames are not MCP messages");
                         }
@@ -212,6 +216,7 @@ impl WebSocketMcp {
                         if let Err(end) = send(&mut ws, answer, cfg).await {
                             break end;
                         }
+                        self.registry.count(Transport::WebSocket, Event::MessageOut);
                     }
                 }
                 _ = ping.tick() => {

@@ -55,9 +55,11 @@ async def test_metrics_parse_and_move(daemon_url):
     def value(fams, family, name, **labels):
         return next(s.value for s in fams[family].samples if s.name == name and s.labels == labels)
 
-    assert value(after, "snowflake_mcp_tool_calls", "snowflake_mcp_tool_calls_total", outcome="started") == (
-        value(before, "snowflake_mcp_tool_calls", "snowflake_mcp_tool_calls_total", outcome="started") + 1
+    assert value(after, "snowflake_mcp_warehouse_calls", "snowflake_mcp_warehouse_calls_total", outcome="started") == (
+        value(before, "snowflake_mcp_warehouse_calls", "snowflake_mcp_warehouse_calls_total", outcome="started") + 1
     )
+    tool_calls = value(after, "snowflake_mcp_tool_calls", "snowflake_mcp_tool_calls_total", tool="execute_query", outcome="ok")
+    assert tool_calls == 1
     opened = value(after, "snowflake_mcp_sessions_opened", "snowflake_mcp_sessions_opened_total", transport="streamable_http")
     assert opened == 1
     assert value(after, "snowflake_mcp_http_responses", "snowflake_mcp_http_responses_total", code="2xx") > 3
@@ -65,6 +67,29 @@ async def test_metrics_parse_and_move(daemon_url):
     assert calls == 1
     assert after["snowflake_mcp_request_duration_seconds"].type == "histogram"
     assert after["snowflake_mcp_statement_duration_seconds"].type == "histogram"
+
+
+def promtool():
+    """promtool, which scripts/test.sh unpacks into .tools/prometheus (PROMTOOL)."""
+    path = os.environ.get("PROMTOOL", "")
+    assert path and os.access(path, os.X_OK), "PROMTOOL must name promtool: run bash scripts/test.sh"
+    return path
+
+
+async def test_metrics_pass_promtool(daemon_url):
+    # Something in every family first: a session, a call, a refused call.
+    async with Client(daemon_url + "/mcp", mode="legacy") as client:
+        await client.call_tool("execute_query", {"query": "SELECT 1"})
+        refused = await client.call_tool("execute_query", {"query": "DROP TABLE orders"})
+        assert refused.is_error
+    _, _, body = fetch(daemon_url + "/metrics")
+    done = subprocess.run([promtool(), "check", "metrics"], input=body, capture_output=True, timeout=30)
+    assert done.returncode == 0, (done.stdout + done.stderr).decode()
+    # promtool prints nothing when it has nothing to say about naming or help.
+    assert (done.stdout + done.stderr).strip() == b"", (done.stdout + done.stderr).decode()
+    fams = {f.name: f for f in text_string_to_metric_families(body.decode())}
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for s in fams["snowflake_mcp_tool_calls"].samples}
+    assert samples[("snowflake_mcp_tool_calls_total", (("outcome", "tool_error"), ("tool", "execute_query")))] == 1
 
 
 async def test_health_status_and_headers(daemon_url):
