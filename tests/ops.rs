@@ -1,7 +1,7 @@
 #![cfg(all(feature = "sqlite", feature = "snowflake"))]
 //! The operations endpoints over real sockets: `/health/detailed`,
 //! `/status` and `/metrics` on the SQLite demo (healthy, counters moving
-//! as MCP requests are made) and on fakesnow (unhealthy while it is
+//! as MCP requests are made; degraded while calls queue) and on fakesnow (unhealthy while it is
 //! stopped, cached checks, healthy again after).
 
 mod support;
@@ -28,8 +28,16 @@ use support::warehouse::FakeSnow;
 
 /// A daemon-like server: `/mcp` with the warehouse tools, and the ops routes.
 async fn serve(warehouse: Arc<dyn Warehouse>, ttl: Duration) -> std::net::SocketAddr {
+    serve_with(warehouse, ttl, RequestsConfig::default()).await
+}
+
+async fn serve_with(
+    warehouse: Arc<dyn Warehouse>,
+    ttl: Duration,
+    limits: RequestsConfig,
+) -> std::net::SocketAddr {
     let registry = Registry::new();
-    let requests = RequestManager::new(RequestsConfig::default());
+    let requests = RequestManager::new(limits);
     let ops = Arc::new(
         Ops::new(
             "test",
@@ -290,5 +298,82 @@ async fn unhealthy_while_the_warehouse_is_down_and_healthy_after() {
             "never healthy again: {v}"
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// One warehouse call at a time, two asked for: the second waits, and the
+/// server says it is degraded (200, not 503) until the queue drains.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_makes_the_server_degraded() {
+    let warehouse = SqliteWarehouse::open(SqliteConfig::default())
+        .await
+        .expect("demo");
+    let limits = RequestsConfig {
+        max_concurrent: 1,
+        ..RequestsConfig::default()
+    };
+    let addr = serve_with(warehouse, Duration::from_secs(5), limits).await;
+    let mut c = Client::connect(addr).await;
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"ops-test","version":"0"}}}"#;
+    let r = post(&mut c, None, init).await;
+    let sid = r.header("mcp-session-id").expect("session").to_owned();
+    // Two statements that would run for hours (cancelled below).
+    let endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000000) SELECT count(*) FROM c";
+    let mut slow = Vec::new();
+    for id in [2, 3] {
+        let call = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": "execute_query", "arguments": {"query": endless}}}).to_string();
+        let mut c = Client::connect(addr).await;
+        c.send(
+            format!(
+                "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMcp-Session-Id: {sid}\r\nContent-Length: {}\r\n\r\n{call}",
+                call.len()
+            )
+            .as_bytes(),
+        )
+        .await;
+        slow.push(c);
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let (status, v) = loop {
+        let (status, v) = json_of(addr, "/health/detailed").await;
+        if v["components"]["request_manager"]["queued"] == 1 {
+            break (status, v);
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never queued: {v}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(status, 200, "degraded is still serving: {v}");
+    assert_eq!(v["overall_status"], "degraded", "{v}");
+    assert_eq!(v["components"]["request_manager"]["status"], "degraded");
+    assert_eq!(v["components"]["request_manager"]["running"], 1);
+    assert_eq!(v["components"]["database"]["status"], "healthy");
+    let (_, st) = json_of(addr, "/status").await;
+    let active = st["active_requests"].as_array().expect("list");
+    assert_eq!(active.len(), 2, "{st}");
+    assert!(active.iter().all(|r| r["tool"] == "execute_query"), "{st}");
+    assert_eq!(
+        active.iter().filter(|r| r["running"] == true).count(),
+        1,
+        "{st}"
+    );
+    let metrics = String::from_utf8(get(addr, "/metrics").await.body).expect("text");
+    assert_eq!(sample(&metrics, "snowflake_mcp_requests_active"), 1.0);
+    assert_eq!(sample(&metrics, "snowflake_mcp_requests_queued"), 1.0);
+    // The client cancels both (before 2026-07-28 a closed stream is not a
+    // cancellation): the queue drains and the server is healthy again.
+    for id in [2, 3] {
+        let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": id}}).to_string();
+        assert_eq!(post(&mut c, Some(&sid), &cancel).await.status, 202);
+    }
+    drop(slow);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, v) = json_of(addr, "/health/detailed").await;
+        if v["overall_status"] == "healthy" {
+            assert_eq!(status, 200);
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still {v}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
