@@ -21,15 +21,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use snowflake_mcp::http::Router;
-use snowflake_mcp::mcp::McpServer;
-use snowflake_mcp::ops::Ops;
-use snowflake_mcp::requests::{RequestManager, RequestsConfig};
-use snowflake_mcp::tools::{self, ToolsConfig};
-use snowflake_mcp::transport::streamable_http::{HttpMcpConfig, StreamableHttp};
+use snowflake_mcp::requests::RequestsConfig;
 use snowflake_mcp::warehouse::Warehouse;
 use snowflake_mcp::warehouse::sqlite::{SqliteConfig, SqliteWarehouse};
-use snowflake_mcp::{Config, Registry, Server};
 use support::Client;
 
 const CONNECTIONS: usize = 16;
@@ -40,32 +34,7 @@ async fn serve() -> SocketAddr {
     let warehouse: Arc<dyn Warehouse> = SqliteWarehouse::open(SqliteConfig::default())
         .await
         .expect("demo warehouse");
-    let registry = Registry::new();
-    let requests = RequestManager::new(RequestsConfig::default());
-    let ops = Arc::new(Ops::new(
-        "bench",
-        Arc::clone(&registry),
-        Arc::clone(&requests),
-        Arc::clone(&warehouse),
-    ));
-    let mcp = tools::register(
-        McpServer::builder("bench", "0"),
-        warehouse,
-        ToolsConfig::default(),
-        requests,
-    )
-    .build();
-    ops.set_mcp_servers(vec![mcp.clone()]);
-    let http = StreamableHttp::with_registry(mcp, HttpMcpConfig::default(), Arc::clone(&registry));
-    let router = http.routes(ops.routes(Router::new()), "/mcp");
-    let server = Server::bind(Config::new().port(0).security_headers(None), router)
-        .await
-        .expect("bind")
-        .with_registry(registry);
-    ops.set_http_stats(server.stats());
-    let addr = server.local_addr();
-    tokio::spawn(server.serve(std::future::pending()));
-    addr
+    support::stack::serve(warehouse, Duration::from_secs(5), RequestsConfig::default()).await
 }
 
 fn post(addr: SocketAddr, session: Option<&str>, body: &str) -> Vec<u8> {

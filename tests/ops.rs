@@ -10,64 +10,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use snowflake_mcp::http::Router;
-use snowflake_mcp::mcp::McpServer;
-use snowflake_mcp::ops::Ops;
 use snowflake_mcp::pool::PoolConfig;
-use snowflake_mcp::requests::{RequestManager, RequestsConfig};
-use snowflake_mcp::tools::{self, ToolsConfig};
-use snowflake_mcp::transport::streamable_http::{HttpMcpConfig, StreamableHttp};
+use snowflake_mcp::requests::RequestsConfig;
 use snowflake_mcp::warehouse::Warehouse;
 use snowflake_mcp::warehouse::snowflake::{
     Secret, SnowflakeAuth, SnowflakeConfig, SnowflakeWarehouse,
 };
 use snowflake_mcp::warehouse::sqlite::{SqliteConfig, SqliteWarehouse};
-use snowflake_mcp::{Config, Registry, Server};
 use support::Client;
 use support::warehouse::FakeSnow;
 
 /// A daemon-like server: `/mcp` with the warehouse tools, and the ops routes.
 async fn serve(warehouse: Arc<dyn Warehouse>, ttl: Duration) -> std::net::SocketAddr {
-    serve_with(warehouse, ttl, RequestsConfig::default()).await
-}
-
-async fn serve_with(
-    warehouse: Arc<dyn Warehouse>,
-    ttl: Duration,
-    limits: RequestsConfig,
-) -> std::net::SocketAddr {
-    let registry = Registry::new();
-    let requests = RequestManager::new(limits);
-    let ops = Arc::new(
-        Ops::new(
-            "test",
-            Arc::clone(&registry),
-            Arc::clone(&requests),
-            Arc::clone(&warehouse),
-        )
-        .db_check(Duration::from_secs(2), ttl),
-    );
-    let mcp = tools::register(
-        McpServer::builder("t", "0"),
-        warehouse,
-        ToolsConfig::default(),
-        requests,
-    )
-    .build();
-    ops.set_mcp_servers(vec![mcp.clone()]);
-    let http = StreamableHttp::with_registry(mcp, HttpMcpConfig::default(), Arc::clone(&registry));
-    let router = http.routes(ops.routes(Router::new()), "/mcp");
-    let server = Server::bind(Config::new().port(0).security_headers(None), router)
-        .await
-        .expect("bind")
-        .with_registry(registry);
-    let addr = server.local_addr();
-    ops.set_transports(vec![(
-        "streamable_http".into(),
-        format!("http://{addr}/mcp"),
-    )]);
-    tokio::spawn(server.serve(std::future::pending()));
-    addr
+    support::stack::serve(warehouse, ttl, RequestsConfig::default()).await
 }
 
 async fn get(addr: std::net::SocketAddr, path: &str) -> support::Resp {
@@ -312,7 +267,7 @@ async fn a_queue_makes_the_server_degraded() {
         max_concurrent: 1,
         ..RequestsConfig::default()
     };
-    let addr = serve_with(warehouse, Duration::from_secs(5), limits).await;
+    let addr = support::stack::serve(warehouse, Duration::from_secs(5), limits).await;
     let mut c = Client::connect(addr).await;
     let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"ops-test","version":"0"}}}"#;
     let r = post(&mut c, None, init).await;

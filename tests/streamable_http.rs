@@ -305,6 +305,9 @@ async fn sessions_expire_and_are_bounded() {
     c.send(&post(ping, &[("Mcp-Session-Id", &sid)])).await;
     assert_eq!(c.read_response().await.status, 404);
     assert_eq!(endpoint.session_count(), 0);
+    let expired = endpoint.registry().snapshot();
+    let expired = expired.get(snowflake_mcp::registry::Transport::StreamableHttp);
+    assert_eq!((expired.expired, expired.closed), (1, 1));
     c.send(&post(INIT, &[])).await;
     assert_eq!(c.read_response().await.status, 200);
 }

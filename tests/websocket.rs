@@ -543,6 +543,9 @@ async fn the_connection_manager_sees_every_transport() {
 
     let snap = registry.snapshot();
     assert_eq!(snap.get(Transport::WebSocket).active, 2);
+    // One request read, one answer sent (so far) on the initialized socket.
+    assert!(snap.get(Transport::WebSocket).messages_in >= 1, "{snap:?}");
+    assert_eq!(snap.get(Transport::WebSocket).messages_out, 1, "{snap:?}");
     assert_eq!(snap.get(Transport::StreamableHttp).active, 1);
     assert_eq!(snap.active_sessions(), 3);
     // The two upgraded sockets stay counted as HTTP connections too.

@@ -125,6 +125,11 @@ impl StreamableHttp {
         })
     }
 
+    /// The registry its sessions are registered (and their expiries counted) in.
+    pub fn registry(&self) -> Arc<Registry> {
+        Arc::clone(&self.registry)
+    }
+
     /// Adds the endpoint's routes at `path` to `router`.
     pub fn routes(self: &Arc<Self>, router: Router, path: &str) -> Router {
         router

@@ -18,7 +18,7 @@ import threading
 
 import pytest
 
-from conftest import example_binary
+from conftest import demo_daemon
 
 PAGE = pathlib.Path(__file__).parent.parent / "browser"
 
@@ -53,15 +53,7 @@ def test_browser_from_allowed_and_other_origins(pages, tmp_path):
     node, playwright = required("NODE"), required("PLAYWRIGHT_CORE")
     allowed_port, other_port = pages
     allowed = f"http://app.test:{allowed_port}"
-    env = {**os.environ, "HOME": str(tmp_path), "MCP_CORS_ORIGINS": allowed}
-    for key in list(env):
-        if key.startswith("SNOWFLAKE_"):
-            del env[key]
-    daemon = subprocess.Popen([example_binary("server"), "--port", "0"], stdout=subprocess.PIPE, text=True, env=env)
-    try:
-        line = daemon.stdout.readline().strip()
-        assert line.startswith("listening on http://"), line
-        address = line.removeprefix("listening on http://")
+    with demo_daemon(tmp_path, MCP_CORS_ORIGINS=allowed) as address:
         urls = [
             f"{allowed}/page.html?daemon={address}",
             f"http://evil.test:{other_port}/page.html?daemon={address}",
@@ -73,9 +65,6 @@ def test_browser_from_allowed_and_other_origins(pages, tmp_path):
         )
         assert done.returncode == 0, done.stderr
         results = json.loads(done.stdout.strip().splitlines()[-1])
-    finally:
-        daemon.terminate()
-        assert daemon.wait(timeout=10) == 0
 
     good, bad = results[urls[0]], results[urls[1]]
     # The allowed origin: the session id header is exposed, the session works.

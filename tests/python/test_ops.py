@@ -9,25 +9,15 @@ import pytest
 from mcp import Client
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import example_binary
+from conftest import demo_daemon
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
 def daemon_url(tmp_path):
-    env = {**os.environ, "HOME": str(tmp_path), "MCP_CORS_ORIGINS": "https://app.example"}
-    for key in list(env):
-        if key.startswith("SNOWFLAKE_"):
-            del env[key]
-    proc = subprocess.Popen([example_binary("server"), "--port", "0"], stdout=subprocess.PIPE, text=True, env=env)
-    try:
-        line = proc.stdout.readline().strip()
-        assert line.startswith("listening on "), line
-        yield line.removeprefix("listening on ")
-    finally:
-        proc.terminate()
-        assert proc.wait(timeout=10) == 0
+    with demo_daemon(tmp_path, MCP_CORS_ORIGINS="https://app.example") as address:
+        yield "http://" + address
 
 
 def fetch(url, method="GET", headers=None):

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod stack;
 pub mod warehouse;
 
 use std::sync::Arc;
