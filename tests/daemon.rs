@@ -17,7 +17,6 @@ use serde_json::{Value, json};
 use support::Client;
 use support::daemon::{Daemon, server_binary};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const VERSION: &str = "2025-06-18";
 
@@ -110,18 +109,8 @@ async fn calibrate(addr: SocketAddr, session: &str, target: Duration) -> u64 {
     ((probe as f64) * scale) as u64
 }
 
-async fn ws_connect(
-    addr: SocketAddr,
-) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
-    let mut request = format!("ws://{addr}/ws")
-        .into_client_request()
-        .expect("request");
-    request
-        .headers_mut()
-        .insert("sec-websocket-protocol", "mcp".parse().expect("header"));
-    let (mut ws, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .expect("handshake");
+async fn ws_connect(addr: SocketAddr) -> support::Ws {
+    let (mut ws, _) = support::ws_connect(addr).await;
     let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
         "protocolVersion": VERSION, "capabilities": {},
         "clientInfo": {"name": "ws-daemon-test", "version": "0"}}});
@@ -138,12 +127,7 @@ async fn ws_connect(
 }
 
 /// Reads WebSocket messages until the close frame; returns the JSON ones and the close code.
-async fn ws_until_close(
-    ws: &mut tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-    within: Duration,
-) -> (Vec<Value>, Option<u16>) {
+async fn ws_until_close(ws: &mut support::Ws, within: Duration) -> (Vec<Value>, Option<u16>) {
     let mut got = Vec::new();
     let deadline = tokio::time::Instant::now() + within;
     loop {

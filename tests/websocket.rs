@@ -19,13 +19,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use support::WAIT;
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+use support::Ws;
 
 /// Calls of `slow` that were dropped before they finished.
 static SLOW_DROPPED: AtomicUsize = AtomicUsize::new(0);
@@ -93,16 +91,7 @@ async fn start(config: WsConfig) -> Running {
 }
 
 async fn connect(addr: SocketAddr) -> Ws {
-    let mut request = format!("ws://{addr}/ws")
-        .into_client_request()
-        .expect("request");
-    request
-        .headers_mut()
-        .insert("sec-websocket-protocol", "mcp".parse().expect("header"));
-    let (ws, response) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
-        .await
-        .expect("connect in time")
-        .expect("handshake");
+    let (ws, response) = support::ws_connect(addr).await;
     assert_eq!(response.status(), 101);
     assert_eq!(
         response

@@ -18,6 +18,30 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+/// A WebSocket client stream.
+pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
+
+/// Opens `ws://ADDR/ws` offering the `mcp` subprotocol; the handshake's
+/// answer comes back for checking.
+pub async fn ws_connect(
+    addr: std::net::SocketAddr,
+) -> (
+    Ws,
+    tokio_tungstenite::tungstenite::handshake::client::Response,
+) {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let mut request = format!("ws://{addr}/ws")
+        .into_client_request()
+        .expect("request");
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", "mcp".parse().expect("header"));
+    tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
+        .await
+        .expect("connect in time")
+        .expect("handshake")
+}
+
 /// How long a test waits for any single answer before failing.
 pub const WAIT: Duration = Duration::from_secs(5);
 
