@@ -17,6 +17,27 @@ use crate::http::{Handler, Method, Reply, Request, Response, Router};
 
 pub mod auth;
 pub mod rate;
+
+/// What the MCP endpoints (`/mcp` and the WebSocket upgrade) check after
+/// the Origin: the bearer key, then the client's rate. Returns the key's
+/// scope (full when no key is configured), or the refusal to send (401 with
+/// `WWW-Authenticate`, 429 with `Retry-After`), boxed: refusals are the cold path.
+pub(crate) fn admit(
+    req: &Request<'_>,
+    keys: Option<&auth::Auth>,
+    limiter: Option<&rate::RateLimiter>,
+) -> Result<auth::Scope, Box<Response>> {
+    let scope = match keys {
+        Some(keys) if !keys.is_empty() => keys.check(req).map_err(|e| Box::new(e.response()))?,
+        _ => auth::Scope::Full,
+    };
+    if let Some(limiter) = limiter
+        && let Err(wait) = limiter.check(req.remote_addr().ip())
+    {
+        return Err(Box::new(rate::RateLimiter::refusal(wait)));
+    }
+    Ok(scope)
+}
 use crate::registry::{Registry, Transport};
 use crate::requests::RequestManager;
 use crate::warehouse::Warehouse;

@@ -244,21 +244,20 @@ fn rpc_error(status: u16, code: i32, message: &str) -> Response {
 
 /// Authentication: the key's scope (`Full` when no keys are configured), or
 /// why not (its `response()` is the 401 to send).
-fn authenticate(
-    req: &Request<'_>,
-    auth: Option<&crate::ops::auth::Auth>,
-) -> Result<crate::ops::auth::Scope, crate::ops::auth::AuthError> {
-    match auth {
-        Some(auth) if !auth.is_empty() => auth.check(req),
-        _ => Ok(crate::ops::auth::Scope::Full),
+impl StreamableHttp {
+    /// The checks every `/mcp` request passes first: Origin and Host (DNS
+    /// rebinding, see [`super::origin`]; 403), then the bearer key (401) and
+    /// the client's rate (429). The key's scope, or the refusal to send.
+    fn admit(&self, req: &Request<'_>) -> Result<crate::ops::auth::Scope, Box<Response>> {
+        if let Err(refused) = super::origin::check(req, &self.config.allowed_origins) {
+            return Err(Box::new(rpc_error(403, INVALID_REQUEST, refused.message())));
+        }
+        crate::ops::admit(
+            req,
+            self.config.auth.as_deref(),
+            self.config.rate_limit.as_deref(),
+        )
     }
-}
-
-/// DNS-rebinding defence (see [`super::origin`]): the refusal to send, if any.
-fn check_origin_and_host(req: &Request<'_>, allowed: &[String]) -> Option<Response> {
-    super::origin::check(req, allowed)
-        .err()
-        .map(|refused| rpc_error(403, INVALID_REQUEST, refused.message()))
 }
 
 /// Whether an Accept header allows the answers this endpoint sends.
@@ -388,18 +387,10 @@ struct Post(Arc<StreamableHttp>);
 impl Handler for Post {
     fn call<'a>(&'a self, req: Request<'a>) -> Reply<'a> {
         let endpoint = &self.0;
-        if let Some(refusal) = check_origin_and_host(&req, &endpoint.config.allowed_origins) {
-            return Reply::ready(refusal);
-        }
-        let scope = match authenticate(&req, endpoint.config.auth.as_deref()) {
+        let scope = match endpoint.admit(&req) {
             Ok(scope) => scope,
-            Err(refused) => return Reply::ready(refused.response()),
+            Err(refused) => return Reply::ready(*refused),
         };
-        if let Some(limiter) = &endpoint.config.rate_limit
-            && let Err(wait) = limiter.check(req.remote_addr().ip())
-        {
-            return Reply::ready(crate::ops::rate::RateLimiter::refusal(wait));
-        }
         if let Some(accept) = req.header("accept")
             && !accepts_mcp(accept)
         {
@@ -687,11 +678,8 @@ struct Get(Arc<StreamableHttp>);
 impl Handler for Get {
     fn call<'a>(&'a self, req: Request<'a>) -> Reply<'a> {
         let endpoint = &self.0;
-        if let Some(refusal) = check_origin_and_host(&req, &endpoint.config.allowed_origins) {
-            return Reply::ready(refusal);
-        }
-        if let Err(refused) = authenticate(&req, endpoint.config.auth.as_deref()) {
-            return Reply::ready(refused.response());
+        if let Err(refused) = endpoint.admit(&req) {
+            return Reply::ready(*refused);
         }
         if req.header("mcp-protocol-version") == Some(&b"2026-07-28"[..]) {
             return Reply::ready(
@@ -779,11 +767,8 @@ struct Delete(Arc<StreamableHttp>);
 
 impl Handler for Delete {
     fn call<'a>(&'a self, req: Request<'a>) -> Reply<'a> {
-        if let Some(refusal) = check_origin_and_host(&req, &self.0.config.allowed_origins) {
-            return Reply::ready(refusal);
-        }
-        if let Err(refused) = authenticate(&req, self.0.config.auth.as_deref()) {
-            return Reply::ready(refused.response());
+        if let Err(refused) = self.0.admit(&req) {
+            return Reply::ready(*refused);
         }
         let Some(id) = req.header("mcp-session-id") else {
             return Reply::ready(rpc_error(400, INVALID_REQUEST, "missing MCP-Session-Id"));

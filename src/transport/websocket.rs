@@ -82,18 +82,12 @@ impl Handler for Upgrade {
             Err(refused) => return Reply::ready(refused.response()),
             Ok(accepted) => accepted,
         };
-        let scope = match self.0.config.auth.as_deref() {
-            Some(auth) if !auth.is_empty() => match auth.check(&req) {
+        let config = &self.0.config;
+        let scope =
+            match crate::ops::admit(&req, config.auth.as_deref(), config.rate_limit.as_deref()) {
                 Ok(scope) => scope,
-                Err(refused) => return Reply::ready(refused.response()),
-            },
-            _ => crate::ops::auth::Scope::Full,
-        };
-        if let Some(limiter) = &self.0.config.rate_limit
-            && let Err(wait) = limiter.check(req.remote_addr().ip())
-        {
-            return Reply::ready(crate::ops::rate::RateLimiter::refusal(wait));
-        }
+                Err(refused) => return Reply::ready(*refused),
+            };
         let endpoint = Arc::clone(&self.0);
         let read_only = scope == crate::ops::auth::Scope::ReadOnly;
         let response = Response::upgrade(move |up| endpoint.run(up, read_only));
