@@ -695,3 +695,78 @@ async fn shutdown_under_load_loses_no_accepted_request() {
         answered.len()
     );
 }
+
+/// Over stdio a signal stops the reading, with stdin still open: the call
+/// in flight is answered (here past a 1 s deadline, with the reason), a
+/// line sent after the signal is not read, and the daemon exits 0.
+#[test]
+fn stdio_stops_reading_on_a_signal_and_answers_what_it_read() {
+    use std::io::{BufRead, Write};
+    let mut child = std::process::Command::new(server_binary())
+        .args(["--transport", "stdio", "--shutdown-timeout", "1s"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let stdout = child.stdout.take().expect("stdout");
+    let (lines_tx, lines) = std::sync::mpsc::channel::<Value>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Ok(v) = serde_json::from_str(&line) {
+                let _ = lines_tx.send(v);
+            }
+        }
+    });
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": VERSION, "capabilities": {},
+        "clientInfo": {"name": "stdio-test", "version": "0"}}});
+    for message in [
+        init,
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        query_call(2, "SELECT 1 AS one"),
+        query_call(3, &counting(1_000_000_000_000)),
+    ] {
+        writeln!(stdin, "{message}").expect("write");
+    }
+    stdin.flush().expect("flush");
+    let wait = Duration::from_secs(10);
+    let first = lines.recv_timeout(wait).expect("initialize answered");
+    assert_eq!(first["id"], json!(1));
+    let second = lines.recv_timeout(wait).expect("the quick call answered");
+    assert_eq!(second["id"], json!(2));
+    assert!(succeeded(&second), "{second}");
+    std::thread::sleep(Duration::from_millis(300));
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    std::thread::sleep(Duration::from_millis(200));
+    // Sent after the signal: not read, so never answered.
+    let _ = writeln!(stdin, "{}", query_call(4, "SELECT 2"));
+    let _ = stdin.flush();
+    let third = lines.recv_timeout(wait).expect("the slow call answered");
+    assert_eq!(third["id"], json!(3), "{third}");
+    assert_eq!(
+        third["error"]["code"],
+        json!(snowflake_mcp::mcp::SERVER_STOPPING),
+        "{third}"
+    );
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            assert!(status.success(), "{status:?}");
+            break;
+        }
+        assert!(started.elapsed() < wait, "still running with stdin open");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        lines.recv_timeout(Duration::from_millis(200)).is_err(),
+        "a line read after the signal"
+    );
+    drop(stdin);
+}

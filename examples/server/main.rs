@@ -168,37 +168,72 @@ async fn mcp_server(
 /// Where the `server_info` resource lives.
 const INFO_URI: &str = "snowflake-mcp://server/info";
 
+/// What a call still running at the shutdown deadline is answered with.
+fn deadline_reason(deadline: std::time::Duration) -> String {
+    format!(
+        "server shutting down: the call was still running when the {}s shutdown deadline passed and was cancelled",
+        deadline.as_secs_f64()
+    )
+}
+
+/// SIGINT and SIGTERM, listened for from the moment this is made (so a
+/// signal that arrives before the first poll is not lost to the default
+/// action, which would kill the process).
+struct Signals {
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn listen() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Signals {
+                term: signal(SignalKind::terminate()).ok(),
+                int: signal(SignalKind::interrupt()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    /// Waits for the next signal.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn one(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                () = one(&mut self.term) => {}
+                () = one(&mut self.int) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
 /// Resolves at the first SIGINT or SIGTERM; a second one exits the process
 /// at once (status 130), whatever is still running.
-async fn shutdown_signal() {
-    next_signal().await;
+async fn shutdown_signal(mut signals: Signals) {
+    signals.next().await;
     tracing::info!("shutting down: finishing requests in flight (a second signal exits at once)");
-    tokio::spawn(async {
-        next_signal().await;
+    tokio::spawn(async move {
+        signals.next().await;
         tracing::warn!("second signal: exiting now");
         std::process::exit(130);
     });
-}
-
-async fn next_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
 }
 
 #[tokio::main]
@@ -216,6 +251,7 @@ async fn main() -> ExitCode {
         }
     };
     init_logs(settings.json_logs, settings.log_filter.clone());
+    let signals = Signals::listen();
     let warehouse = match open_warehouse(&settings).await {
         Ok(w) => w,
         Err(msg) => {
@@ -233,15 +269,46 @@ async fn main() -> ExitCode {
             settings.tools.clone(),
         )
         .await;
-        let served = stdio::serve(server, tokio::io::stdin(), tokio::io::stdout()).await;
-        warehouse.close();
-        return match served {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
+        // A signal stops the reading; calls already read finish (past the
+        // deadline they end with an error saying why), answers are written.
+        let (signalled_tx, signalled) = tokio::sync::oneshot::channel();
+        let stop = async move {
+            shutdown_signal(signals).await;
+            let _ = signalled_tx.send(());
+        };
+        let registry = Registry::new();
+        let serving = stdio::serve_until(
+            server.clone(),
+            tokio::io::stdin(),
+            tokio::io::stdout(),
+            &registry,
+            stop,
+        );
+        tokio::pin!(serving);
+        let deadline = settings.shutdown_timeout;
+        let served = tokio::select! {
+            served = &mut serving => served,
+            Ok(()) = signalled => {
+                match tokio::time::timeout(deadline, &mut serving).await {
+                    Ok(served) => served,
+                    Err(_) => {
+                        server.abort_calls(&deadline_reason(deadline));
+                        serving.await
+                    }
+                }
             }
         };
+        warehouse.close();
+        let code = match served {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("error: {e}");
+                1
+            }
+        };
+        // Not a return: the runtime would wait on the blocking read of stdin,
+        // which only a newline or EOF ends.
+        std::process::exit(code);
     }
     // One connection manager for the server and both transports, and one
     // request manager for every statement, whichever transport it came by.
@@ -308,10 +375,7 @@ async fn main() -> ExitCode {
     // Past the shutdown deadline, calls still running end with an error
     // that says why, before their connections close.
     let server = server.on_deadline(move || {
-        let reason = format!(
-            "server shutting down: the call was still running when the {}s shutdown deadline passed and was cancelled",
-            deadline.as_secs_f64()
-        );
+        let reason = deadline_reason(deadline);
         http_mcp.abort_calls(&reason);
         ws_mcp.abort_calls(&reason);
     });
@@ -323,7 +387,7 @@ async fn main() -> ExitCode {
     ]);
     tracing::info!(address = %addr, warehouse = warehouse_kind, "listening");
     println!("listening on http://{addr}");
-    let served = server.serve(shutdown_signal()).await;
+    let served = server.serve(shutdown_signal(signals)).await;
     // Every connection is closed: the warehouse sessions go too.
     warehouse.close();
     tracing::info!(

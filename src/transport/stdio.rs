@@ -43,6 +43,25 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
 {
+    serve_until(server, input, output, registry, std::future::pending()).await
+}
+
+/// [`serve_with_registry`], stopping to read when `stop` resolves (a
+/// shutdown signal): calls already read still run to their end and their
+/// answers are written before it returns. To bound that wait, end them with
+/// [`McpServer::abort_calls`].
+pub async fn serve_until<R, W>(
+    server: McpServer,
+    input: R,
+    output: W,
+    registry: &Arc<Registry>,
+    stop: impl std::future::Future<Output = ()>,
+) -> io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::pin!(stop);
     let (peer, mut outbound) = Peer::channel(OUTBOUND_QUEUE);
     let writer = tokio::spawn(async move {
         let mut output = output;
@@ -72,7 +91,11 @@ where
     let mut calls = JoinSet::new();
     loop {
         line.clear();
-        let n = read_line(&mut input, &mut line).await?;
+        let n = tokio::select! {
+            read = read_line(&mut input, &mut line) => read?,
+            // A line half read is dropped: it was not accepted.
+            () = &mut stop => break,
+        };
         if n == 0 {
             break;
         }
