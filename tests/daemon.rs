@@ -496,7 +496,7 @@ async fn graceful_shutdown_finishes_work_and_refuses_new_requests() {
         String::from_utf8_lossy(&rest)
     );
     assert!(
-        signalled.elapsed() < Duration::from_secs(1),
+        signalled.elapsed() < Duration::from_secs(3),
         "the event stream outlived the signal by {:?}",
         signalled.elapsed()
     );
