@@ -8,7 +8,44 @@ pub mod websocket;
 
 use std::sync::Arc;
 
-use crate::mcp::{McpServer, Peer, Session};
+use tokio::task::JoinSet;
+
+use crate::mcp::{Dispatched, McpServer, Peer, Session};
+
+/// Handles one message of a transport that carries answers back over a
+/// [`Peer`] (stdio, WebSocket): what dispatch answers at once lands in
+/// `out` for the caller to send; a call or a batch runs in `calls`, its
+/// answer sent to `peer` when it ends.
+pub(crate) fn dispatch_to_peer(
+    session: &Arc<Session>,
+    peer: &Peer,
+    message: &[u8],
+    out: &mut Vec<u8>,
+    calls: &mut JoinSet<()>,
+) {
+    match session.dispatch(message, out) {
+        Dispatched::Done => {}
+        Dispatched::Call(call) => {
+            let call = call.into_owned(session);
+            let peer = peer.clone();
+            calls.spawn(async move {
+                if let Some(answer) = call.run().await {
+                    peer.send(answer).await;
+                }
+            });
+        }
+        Dispatched::Batch => {
+            let session = Arc::clone(session);
+            let peer = peer.clone();
+            let batch = message.to_vec();
+            calls.spawn(async move {
+                if let Some(answer) = session.handle(&batch).await {
+                    peer.send(answer).await;
+                }
+            });
+        }
+    }
+}
 
 /// Tells the client about server changes it should hear of (list changes,
 /// updates of resources it subscribed to).

@@ -15,7 +15,7 @@ use tokio::task::JoinSet;
 
 use crate::jsonrpc::write::write_error;
 use crate::jsonrpc::{INVALID_REQUEST, RpcError};
-use crate::mcp::{Dispatched, McpServer, Peer, Session};
+use crate::mcp::{McpServer, Peer, Session};
 use crate::registry::{Registry, Transport};
 
 /// Longest accepted line. Default: 4 MiB.
@@ -117,28 +117,7 @@ where
         if message.is_empty() {
             continue;
         }
-        match session.dispatch(message, &mut out) {
-            Dispatched::Done => {}
-            Dispatched::Call(call) => {
-                let call = call.into_owned(&session);
-                let peer = peer.clone();
-                calls.spawn(async move {
-                    if let Some(answer) = call.run().await {
-                        peer.send(answer).await;
-                    }
-                });
-            }
-            Dispatched::Batch => {
-                let session = Arc::clone(&session);
-                let peer = peer.clone();
-                let batch = message.to_vec();
-                calls.spawn(async move {
-                    if let Some(answer) = session.handle(&batch).await {
-                        peer.send(answer).await;
-                    }
-                });
-            }
-        }
+        super::dispatch_to_peer(&session, &peer, message, &mut out, &mut calls);
         if !out.is_empty() {
             let answer = std::mem::replace(&mut out, Vec::with_capacity(256));
             if !peer.send(answer).await {

@@ -30,7 +30,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, error::CapacityError};
 
 use crate::http::{Handler, Method, Reply, Request, Response, Router, Upgraded};
-use crate::mcp::{Dispatched, McpServer, Peer, Session};
+use crate::mcp::{McpServer, Peer, Session};
 use crate::registry::{Event, Registry, Transport};
 use crate::ws::WsConfig;
 use crate::ws::handshake::negotiate;
@@ -183,28 +183,7 @@ impl WebSocketMcp {
                         Some(Ok(Message::Close(_))) => break End::Gone,
                         Some(Ok(_)) => continue,
                     };
-                    match session.dispatch(text.as_bytes(), &mut out) {
-                        Dispatched::Done => {}
-                        Dispatched::Call(call) => {
-                            let call = call.into_owned(&session);
-                            let peer = peer.clone();
-                            calls.spawn(async move {
-                                if let Some(answer) = call.run().await {
-                                    peer.send(answer).await;
-                                }
-                            });
-                        }
-                        Dispatched::Batch => {
-                            let session = Arc::clone(&session);
-                            let peer = peer.clone();
-                            let batch = text.as_bytes().to_vec();
-                            calls.spawn(async move {
-                                if let Some(answer) = session.handle(&batch).await {
-                                    peer.send(answer).await;
-                                }
-                            });
-                        }
-                    }
+                    super::dispatch_to_peer(&session, &peer, text.as_bytes(), &mut out, &mut calls);
                     if !out.is_empty() {
                         let answer = std::mem::replace(&mut out, Vec::with_capacity(256));
                         if let Err(end) = send(&mut ws, answer, cfg).await {
