@@ -30,43 +30,29 @@ fuzz_toolchain() {
   fi
 }
 
-# The Python SDK (a real MCP client) and pytest, in the repo's own .venv.
-install_python() {
-  if [ ! -x .venv/bin/python ]; then
-    step "creating .venv"
-    python3 -m venv .venv
+# A Python venv at DIR with REQUIREMENTS installed (pip skips what is there).
+install_venv() {
+  local dir="$1" requirements="$2"
+  if [ ! -x "$dir/bin/python" ]; then
+    step "creating $dir"
+    python3 -m venv "$dir"
   fi
-  if ! .venv/bin/python -m pip install -q --disable-pip-version-check -r tests/python/requirements.txt; then
-    echo "could not install tests/python/requirements.txt into .venv" >&2
+  if ! "$dir/bin/python" -m pip install -q --disable-pip-version-check -r "$requirements"; then
+    echo "could not install $requirements into $dir" >&2
     exit 1
   fi
 }
+
+# The Python SDK (a real MCP client) and pytest, in the repo's own .venv.
+install_python() { install_venv .venv tests/python/requirements.txt; }
 
 # The Python SDK 1.x, the one with a WebSocket client, in its own .venv-ws
 # (it cannot share a venv with the 2.x SDK).
-install_python_ws() {
-  if [ ! -x .venv-ws/bin/python ]; then
-    step "creating .venv-ws"
-    python3 -m venv .venv-ws
-  fi
-  if ! .venv-ws/bin/python -m pip install -q --disable-pip-version-check -r tests/python_ws/requirements.txt; then
-    echo "could not install tests/python_ws/requirements.txt into .venv-ws" >&2
-    exit 1
-  fi
-}
+install_python_ws() { install_venv .venv-ws tests/python_ws/requirements.txt; }
 
 # fakesnow, a Snowflake-protocol server on DuckDB, in its own .venv-fakesnow
 # (its pins do not mix with the MCP SDKs'); the Snowflake tests start it.
-install_fakesnow() {
-  if [ ! -x .venv-fakesnow/bin/python ]; then
-    step "creating .venv-fakesnow"
-    python3 -m venv .venv-fakesnow
-  fi
-  if ! .venv-fakesnow/bin/python -m pip install -q --disable-pip-version-check -r tests/fakesnow/requirements.txt; then
-    echo "could not install tests/fakesnow/requirements.txt into .venv-fakesnow" >&2
-    exit 1
-  fi
-}
+install_fakesnow() { install_venv .venv-fakesnow tests/fakesnow/requirements.txt; }
 
 # The official MCP conformance suite (two versions) and a Node 22 to run it,
 # all from the npm registry into .tools/conformance (ignored by git).
