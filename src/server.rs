@@ -29,7 +29,6 @@ pub(crate) struct Shared {
 ///
 /// Every counter is updated with `Relaxed` ordering: each is a standalone
 /// tally that orders nothing else.
-#[derive(Debug, Default)]
 pub struct Stats {
     accepted: AtomicU64,
     active: AtomicU64,
@@ -37,15 +36,47 @@ pub struct Stats {
     /// Bytes read from and written to clients.
     pub(crate) bytes_in: AtomicU64,
     pub(crate) bytes_out: AtomicU64,
-    /// Responses by status class: 1xx, 2xx, 3xx, 4xx, 5xx.
-    pub(crate) responses: [AtomicU64; 5],
+    /// Responses by status code, 100 to 599 (a slot each: one atomic add per
+    /// response, no lock, no lookup).
+    responses: [AtomicU64; STATUS_SLOTS],
+}
+
+/// Status codes 100..=599.
+const STATUS_SLOTS: usize = 500;
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            accepted: AtomicU64::new(0),
+            active: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            responses: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+impl std::fmt::Debug for Stats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.snapshot().fmt(f)
+    }
 }
 
 impl Stats {
-    /// Counts one response of `status`.
+    /// Counts one response of `status` (the server only sends 100..=599).
     pub(crate) fn response(&self, status: u16) {
-        let class = usize::from(status / 100).clamp(1, 5) - 1;
-        self.responses[class].fetch_add(1, Ordering::Relaxed);
+        let slot = usize::from(status.clamp(100, 599) - 100);
+        self.responses[slot].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The status codes sent so far and how often, in code order.
+    pub fn responses_by_code(&self) -> Vec<(u16, u64)> {
+        (100u16..)
+            .zip(&self.responses)
+            .map(|(code, n)| (code, n.load(Ordering::Relaxed)))
+            .filter(|&(_, n)| n > 0)
+            .collect()
     }
 }
 
@@ -75,7 +106,10 @@ impl Stats {
             rejected: self.rejected.load(Ordering::Relaxed),
             bytes_in: self.bytes_in.load(Ordering::Relaxed),
             bytes_out: self.bytes_out.load(Ordering::Relaxed),
-            responses: std::array::from_fn(|i| self.responses[i].load(Ordering::Relaxed)),
+            responses: std::array::from_fn(|class| {
+                let codes = &self.responses[class * 100..class * 100 + 100];
+                codes.iter().map(|n| n.load(Ordering::Relaxed)).sum()
+            }),
         }
     }
 }
@@ -323,5 +357,10 @@ impl StatsHandle {
     /// Reads the counters.
     pub fn snapshot(&self) -> StatsSnapshot {
         self.0.stats.snapshot()
+    }
+
+    /// The status codes sent so far and how often, in code order.
+    pub fn responses_by_code(&self) -> Vec<(u16, u64)> {
+        self.0.stats.responses_by_code()
     }
 }

@@ -171,6 +171,14 @@ async fn healthy_status_and_metrics_that_move() {
         ),
         0.0
     );
+    assert!(sample(&after, "snowflake_mcp_http_responses_total{code=\"200\"}") >= 4.0);
+    // Answers of the HTTP layer itself count too, by their exact code.
+    assert_eq!(get(addr, "/no-such-path").await.status, 404);
+    let later = String::from_utf8(get(addr, "/metrics").await.body).expect("text");
+    assert_eq!(
+        sample(&later, "snowflake_mcp_http_responses_total{code=\"404\"}"),
+        1.0
+    );
     assert!(after.contains("# TYPE snowflake_mcp_sessions_expired_total counter"));
     assert!(after.contains("# TYPE snowflake_mcp_websocket_messages_total counter"));
     for name in [

@@ -488,11 +488,11 @@ impl Ops {
             family(
                 "snowflake_mcp_http_responses_total",
                 "counter",
-                "HTTP responses sent, by status class.",
-                &["1xx", "2xx", "3xx", "4xx", "5xx"]
-                    .iter()
-                    .zip(h.responses)
-                    .map(|(c, n)| (format!("{{code=\"{c}\"}}"), n as f64))
+                "HTTP responses sent, by status code (codes sent at least once).",
+                &http
+                    .responses_by_code()
+                    .into_iter()
+                    .map(|(code, n)| (format!("{{code=\"{code}\"}}"), n as f64))
                     .collect::<Vec<_>>(),
             );
             family(
