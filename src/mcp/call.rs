@@ -204,21 +204,21 @@ impl OwnedCall {
             tool,
             tool_error: false,
         };
-        let answer = self.run_inner().await;
+        let tool_failed = std::sync::atomic::AtomicBool::new(false);
+        let answer = self.run_inner(&tool_failed).await;
         if let Some(a) = &answer {
             tally.outcome = if is_error_answer(a) {
                 super::metrics::Outcome::Error
             } else {
                 super::metrics::Outcome::Ok
             };
-            // Results are written by this crate as `"isError":true`.
-            tally.tool_error =
-                tally.tool.is_some() && memchr::memmem::find(a, br#""isError":true"#).is_some();
+            tally.tool_error = tool_failed.load(std::sync::atomic::Ordering::Relaxed);
         }
         answer
     }
 
-    async fn run_inner(self) -> Option<Vec<u8>> {
+    /// Runs the call; `tool_failed` is set when a tool answered `isError`.
+    async fn run_inner(self, tool_failed: &std::sync::atomic::AtomicBool) -> Option<Vec<u8>> {
         let id = Id::from_raw(RawJson(&self.id))?.raw().to_owned();
         let binding = self.binding();
         let key = &self.session.server().0.state_key;
@@ -325,8 +325,9 @@ impl OwnedCall {
                     }
                     None => Err(RpcError::new(INTERNAL_ERROR, "input wanted but not recorded")),
                 }),
-                out = &mut work => Outcome::Answer(out),
+                // Before the work: after abort_calls no call answers normally.
                 reason = aborted => Outcome::Answer(Err(RpcError::new(SERVER_STOPPING, reason))),
+                out = &mut work => Outcome::Answer(out),
                 () = threshold => Outcome::Escalate,
             }
         };
@@ -346,6 +347,7 @@ impl OwnedCall {
                 None => Some(work.await),
             },
         };
+        tool_failed.store(watcher.tool_failed(), std::sync::atomic::Ordering::Relaxed);
         let answer = output.filter(|_| !watcher.is_cancelled())?;
         let id = Id::from_raw(RawJson(&self.id))?;
         let mut out = Vec::with_capacity(256);
@@ -422,6 +424,7 @@ async fn answer(
     let mut value = match kind {
         OwnedKind::Tool { tool, arguments } => {
             let tool = &inner.tools[tool];
+            let marker = ctx.clone();
             let output = match tool.check_arguments(arguments.as_deref()) {
                 Err(why) => ToolOutput::error(format!("invalid arguments: {why}")),
                 Ok(()) => tool.handler.call(ctx, arguments.as_deref()).await,
@@ -433,6 +436,9 @@ async fn answer(
                     "tool output does not match its outputSchema: {why}"
                 )),
             };
+            if output.is_error {
+                marker.mark_tool_failed();
+            }
             let mut v = serde_json::to_value(&output).unwrap_or_default();
             if !version.has_structured_output()
                 && let Some(obj) = v.as_object_mut()

@@ -76,6 +76,9 @@ struct Inner {
     /// 2026-07-28: answers the client already gave, and what this run still needs.
     input: InputRound,
     client_info: Option<Value>,
+    /// The tool answered a result with `isError` (for the metrics). Relaxed:
+    /// written once before the answer, read after it.
+    tool_failed: std::sync::atomic::AtomicBool,
 }
 
 /// What a call's context is made from.
@@ -209,10 +212,25 @@ impl Context {
                 min_log_level: setup.min_log_level,
                 cancelled,
                 last_progress: AtomicU64::new(f64::NEG_INFINITY.to_bits()),
+                tool_failed: std::sync::atomic::AtomicBool::new(false),
                 input: setup.input,
                 client_info: setup.client_info,
             }),
         }
+    }
+
+    /// Notes that the tool's result is an `isError` one.
+    pub(crate) fn mark_tool_failed(&self) {
+        self.inner
+            .tool_failed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the tool's result was an `isError` one.
+    pub(crate) fn tool_failed(&self) -> bool {
+        self.inner
+            .tool_failed
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub(crate) fn round(&self) -> &InputRound {

@@ -901,3 +901,55 @@ async fn a_dropped_call_leaves_no_inflight_entry() {
     );
     assert!(s.inflight.lock().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn tool_calls_are_counted_by_tool_and_outcome() {
+    // A tool whose own data says "isError": true is not a failed tool.
+    let server = McpServer::builder("test", "0.1.0")
+        .tool(Tool::raw(
+            "lies",
+            "Structured isError.",
+            json!({"type": "object"}),
+            |_ctx, _| async { ToolOutput::structured(json!({"isError": true})) },
+        ))
+        .tool(Tool::raw(
+            "fails",
+            "Fails.",
+            json!({"type": "object"}),
+            |_ctx, _| async { ToolOutput::error("no") },
+        ))
+        .build();
+    let s = Arc::new(Session::new(server.clone(), None));
+    init(&s, "2025-06-18").await;
+    for (id, name) in [(1, "lies"), (2, "fails"), (3, "fails")] {
+        send(
+            &s,
+            req(id, "tools/call", json!({"name": name, "arguments": {}})),
+        )
+        .await;
+    }
+    // Arguments that break the input schema: an isError result (MCP's way), a tool error.
+    send(
+        &s,
+        req(4, "tools/call", json!({"name": "lies", "arguments": 7})),
+    )
+    .await;
+    let counts: std::collections::HashMap<String, [u64; 4]> =
+        server.tool_calls().into_iter().collect();
+    // [ok, tool_error, error, cancelled]
+    assert_eq!(counts["lies"], [1, 1, 0, 0], "{counts:?}");
+    assert_eq!(counts["fails"], [0, 2, 0, 0]);
+    // After abort_calls (a host's shutdown deadline): a JSON-RPC error with the reason.
+    server.abort_calls("server shutting down");
+    let r = send(
+        &s,
+        req(5, "tools/call", json!({"name": "lies", "arguments": {}})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(error_code(&r), i64::from(crate::mcp::SERVER_STOPPING));
+    assert_eq!(r["error"]["message"], "server shutting down");
+    let counts: std::collections::HashMap<String, [u64; 4]> =
+        server.tool_calls().into_iter().collect();
+    assert_eq!(counts["lies"], [1, 1, 1, 0], "{counts:?}");
+}
