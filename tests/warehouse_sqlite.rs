@@ -494,3 +494,45 @@ async fn an_mcp_cancel_stops_the_statement() {
     }
     assert_eq!(warehouse.pool_stats().broken, 1);
 }
+
+/// A query dropped after its blocking task was queued but before SQLite
+/// started it (when `sqlite3_interrupt` is a no-op) must not run anyway: it
+/// would count forever on a retired connection, holding a blocking thread
+/// (and the runtime's shutdown, which waits for it).
+#[test]
+fn a_query_dropped_before_its_thread_starts_never_runs() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .max_blocking_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let warehouse = SqliteWarehouse::open(SqliteConfig::default())
+            .await
+            .expect("demo");
+        let options = QueryOptions {
+            database: None,
+            schema: None,
+            max_rows: 10,
+            max_bytes: 10_000,
+        };
+        // A pooled connection is idle, so the next query needs no blocking thread to get one.
+        warehouse.query("SELECT 1", &options).await.expect("warm");
+        // The only blocking thread is busy: the query's task waits in the queue.
+        let busy = tokio::task::spawn_blocking(|| std::thread::sleep(Duration::from_millis(300)));
+        let endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000000) SELECT COUNT(*) FROM c";
+        let r = tokio::time::timeout(Duration::from_millis(50), warehouse.query(endless, &options)).await;
+        assert!(r.is_err(), "still queued when dropped");
+        busy.await.expect("busy");
+        // Let the queued task run (and stop at once).
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    });
+    let (done_tx, done) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(rt);
+        let _ = done_tx.send(());
+    });
+    done.recv_timeout(Duration::from_secs(10))
+        .expect("the runtime waited on a statement that should never have run");
+}

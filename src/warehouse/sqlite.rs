@@ -17,6 +17,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use base64::Engine as _;
 use rusqlite::types::ValueRef;
@@ -241,12 +242,14 @@ impl SqliteWarehouse {
         F: FnOnce(&Connection) -> Result<T, WarehouseError> + Send + 'static,
     {
         let session = self.pool.get().await?;
+        let stop = Arc::new(AtomicBool::new(false));
         let mut checkout = Checkout {
             session,
             interrupt: None,
+            stop: Arc::clone(&stop),
             done: false,
         };
-        let Some(conn) = checkout.session.conn.take() else {
+        let Some(mut conn) = checkout.session.conn.take() else {
             return Err(WarehouseError::new(
                 ErrorKind::Unavailable,
                 "lost connection",
@@ -254,7 +257,24 @@ impl SqliteWarehouse {
         };
         checkout.interrupt = Some(conn.get_interrupt_handle());
         let (conn, result) = tokio::task::spawn_blocking(move || {
-            let r = work(&conn);
+            // sqlite3_interrupt only reaches a statement already running: a
+            // caller that gives up before this thread starts it is seen here,
+            // and SQLite asks the flag every PROGRESS_OPS steps besides.
+            if stop.load(Ordering::Relaxed) {
+                return (conn, Err(interrupted()));
+            }
+            let flag = Arc::clone(&stop);
+            let watching = conn
+                .progress_handler(PROGRESS_OPS, Some(move || flag.load(Ordering::Relaxed)))
+                .is_ok();
+            let r = if stop.load(Ordering::Relaxed) {
+                Err(interrupted())
+            } else {
+                work(&conn)
+            };
+            if watching {
+                let _ = conn.progress_handler(0, None::<fn() -> bool>);
+            }
             (conn, r)
         })
         .await
@@ -290,7 +310,18 @@ impl SqliteWarehouse {
 struct Checkout {
     session: Pooled<SqliteManager>,
     interrupt: Option<InterruptHandle>,
+    /// Set when the caller gives up; read by the blocking thread and
+    /// SQLite's progress handler.
+    stop: Arc<AtomicBool>,
     done: bool,
+}
+
+/// VM steps between two looks at a statement's stop flag (a few microseconds).
+const PROGRESS_OPS: std::os::raw::c_int = 1000;
+
+/// What a statement stopped by its caller ends with (nobody reads it).
+fn interrupted() -> WarehouseError {
+    WarehouseError::new(ErrorKind::Interrupted, "interrupted: the caller gave up")
 }
 
 impl Drop for Checkout {
@@ -298,6 +329,7 @@ impl Drop for Checkout {
         if !self.done {
             // The caller gave up: stop the statement, and never reuse the
             // connection (it is still busy on the blocking thread).
+            self.stop.store(true, Ordering::Relaxed);
             if let Some(i) = &self.interrupt {
                 i.interrupt();
             }
