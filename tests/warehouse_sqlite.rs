@@ -367,12 +367,7 @@ async fn results_are_cut_by_bytes_with_a_notice() {
 async fn a_read_only_warehouse_cannot_write_even_past_the_guard() {
     let (_dir, path) = fixture_file();
     let warehouse = file_warehouse(&path).await;
-    let options = QueryOptions {
-        database: None,
-        schema: None,
-        max_rows: 10,
-        max_bytes: 10_000,
-    };
+    let options = small_query();
     let e = warehouse
         .query("DELETE FROM t", &options)
         .await
@@ -391,12 +386,7 @@ async fn dropping_a_query_interrupts_it_and_retires_its_connection() {
     let warehouse = SqliteWarehouse::open(SqliteConfig::default())
         .await
         .expect("demo");
-    let options = QueryOptions {
-        database: None,
-        schema: None,
-        max_rows: 10,
-        max_bytes: 10_000,
-    };
+    let options = small_query();
     // Counts to a billion: minutes of work unless interrupted.
     let slow = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000) SELECT COUNT(*) FROM c";
     let started = Instant::now();
@@ -511,12 +501,7 @@ fn a_query_dropped_before_its_thread_starts_never_runs() {
         let warehouse = SqliteWarehouse::open(SqliteConfig::default())
             .await
             .expect("demo");
-        let options = QueryOptions {
-            database: None,
-            schema: None,
-            max_rows: 10,
-            max_bytes: 10_000,
-        };
+        let options = small_query();
         // A pooled connection is idle, so the next query needs no blocking thread to get one.
         warehouse.query("SELECT 1", &options).await.expect("warm");
         // The only blocking thread is busy: the query's task waits in the queue.
@@ -535,4 +520,14 @@ fn a_query_dropped_before_its_thread_starts_never_runs() {
     });
     done.recv_timeout(Duration::from_secs(10))
         .expect("the runtime waited on a statement that should never have run");
+}
+
+/// Options for direct warehouse queries: no context, 10 rows, 10 000 bytes.
+fn small_query() -> QueryOptions {
+    QueryOptions {
+        database: None,
+        schema: None,
+        max_rows: 10,
+        max_bytes: 10_000,
+    }
 }
