@@ -329,15 +329,30 @@ impl Conn {
         self.queue_whole(head, response)
     }
 
+    /// Queues a response head: counts it, and adds the server's own header
+    /// lines and the CORS lines of the request's origin. Every response goes
+    /// out through here.
+    fn queue_head(
+        &mut self,
+        status: u16,
+        headers: Headers<'_>,
+        framing: BodyFraming,
+        conn: ConnHeader,
+    ) {
+        self.shared.stats.response(status);
+        let headers = headers.with(&self.shared.config.response_headers, &self.cors);
+        write_head(&mut self.wbuf, status, headers, framing, conn);
+    }
+
     /// Queues an error answer for a request whose head was refused, and closes.
     fn stop(&mut self, stop: Stop) -> Next {
         if let Stop::Reply(status, msg) = stop {
-            self.shared.stats.response(status);
-            write_head(
-                &mut self.wbuf,
+            // Refused before its origin was looked at: no CORS lines (not
+            // even the previous request's).
+            self.cors.clear();
+            self.queue_head(
                 status,
-                Headers::encoded(b"Content-Type: text/plain; charset=utf-8\r\n")
-                    .with(&self.shared.config.response_headers, &[]),
+                Headers::encoded(b"Content-Type: text/plain; charset=utf-8\r\n"),
                 BodyFraming::Length(msg.len() as u64),
                 ConnHeader::Close,
             );
@@ -494,12 +509,9 @@ impl Conn {
         if response.status == 101 {
             return match response.on_upgrade.take() {
                 Some(on_upgrade) => {
-                    self.shared.stats.response(101);
-                    write_head(
-                        &mut self.wbuf,
+                    self.queue_head(
                         101,
-                        Headers::of(&response)
-                            .with(&self.shared.config.response_headers, &self.cors),
+                        Headers::of(&response),
                         BodyFraming::None,
                         ConnHeader::Upgrade,
                     );
@@ -553,14 +565,7 @@ impl Conn {
         } else {
             BodyFraming::Length(body.len() as u64)
         };
-        self.shared.stats.response(response.status);
-        write_head(
-            &mut self.wbuf,
-            response.status,
-            Headers::of(&response).with(&self.shared.config.response_headers, &self.cors),
-            framing,
-            conn,
-        );
+        self.queue_head(response.status, Headers::of(&response), framing, conn);
         if head.method != Method::Head && framing != BodyFraming::None {
             if body.len() <= COPY_BODY_LIMIT {
                 self.wbuf.extend_from_slice(body);
@@ -591,14 +596,7 @@ impl Conn {
             BodyFraming::UntilClose
         };
         let conn = self.conn_header(head, keep);
-        self.shared.stats.response(response.status);
-        write_head(
-            &mut self.wbuf,
-            response.status,
-            Headers::of(&response).with(&self.shared.config.response_headers, &self.cors),
-            framing,
-            conn,
-        );
+        self.queue_head(response.status, Headers::of(&response), framing, conn);
         if head.method == Method::Head {
             return Next::after(keep);
         }
