@@ -78,6 +78,18 @@ enum OwnedKind {
     Listen(ListenFilter),
 }
 
+impl OwnedKind {
+    /// The JSON-RPC method that asked for it.
+    fn method(&self) -> &'static str {
+        match self {
+            OwnedKind::Tool { .. } => "tools/call",
+            OwnedKind::Read { .. } => "resources/read",
+            OwnedKind::Prompt { .. } => "prompts/get",
+            OwnedKind::Listen(_) => "subscriptions/listen",
+        }
+    }
+}
+
 /// A [`Call`] that owns what it needs, to run on a task of its own.
 #[derive(Debug)]
 pub struct OwnedCall {
@@ -182,44 +194,41 @@ impl OwnedCall {
 
     /// Runs the call and encodes its answer; `None` if the client cancelled it.
     pub async fn run(self) -> Option<Vec<u8>> {
-        let started = std::time::Instant::now();
-        let method = match &self.kind {
-            OwnedKind::Tool { .. } => "tools/call",
-            OwnedKind::Read { .. } => "resources/read",
-            OwnedKind::Prompt { .. } => "prompts/get",
-            OwnedKind::Listen(_) => "subscriptions/listen",
-        };
         let metrics = self.session.server().metrics();
         // Counted however the call ends; a drop (a cancel) counts as cancelled.
-        let tool = match &self.kind {
-            OwnedKind::Tool { tool, .. } => Some(Arc::clone(&self.catalog.tools[*tool].calls)),
-            _ => None,
-        };
         let mut tally = Tally {
             metrics: &metrics,
-            method,
+            method: self.kind.method(),
             request_id: self.id.clone(),
-            started,
+            started: std::time::Instant::now(),
             outcome: super::metrics::Outcome::Cancelled,
-            tool,
+            tool: match &self.kind {
+                OwnedKind::Tool { tool, .. } => Some(Arc::clone(&self.catalog.tools[*tool].calls)),
+                _ => None,
+            },
             tool_error: false,
         };
-        let tool_failed = std::sync::atomic::AtomicBool::new(false);
-        let answer = self.run_inner(&tool_failed).await;
-        if let Some(a) = &answer {
-            tally.outcome = if is_error_answer(a) {
-                super::metrics::Outcome::Error
-            } else {
-                super::metrics::Outcome::Ok
-            };
-            tally.tool_error = tool_failed.load(std::sync::atomic::Ordering::Relaxed);
+        let ran = self.run_inner().await?;
+        tally.tool_error = ran.tool_failed;
+        let id = Id::from_raw(RawJson(&tally.request_id))?;
+        let mut out = Vec::with_capacity(256);
+        match ran.answer {
+            Ok(body) => {
+                tally.outcome = super::metrics::Outcome::Ok;
+                write_result_with(&mut out, id, |out| out.extend_from_slice(&body));
+            }
+            Err(e) => {
+                tally.outcome = super::metrics::Outcome::Error;
+                write_error(&mut out, Some(id), &e);
+            }
         }
-        answer
+        Some(out)
     }
 
-    /// Runs the call; `tool_failed` is set when a tool answered `isError`.
-    async fn run_inner(self, tool_failed: &std::sync::atomic::AtomicBool) -> Option<Vec<u8>> {
-        let id = Id::from_raw(RawJson(&self.id))?.raw().to_owned();
+    /// Runs the call to its answer (not yet encoded); `None` if the client
+    /// cancelled it.
+    async fn run_inner(self) -> Option<Ran> {
+        Id::from_raw(RawJson(&self.id))?;
         let binding = self.binding();
         let key = &self.session.server().0.state_key;
         let request_state = match &self.request_state {
@@ -227,19 +236,15 @@ impl OwnedCall {
             Ok(Some(sealed)) => match key.open(&binding, sealed) {
                 Some(state) => Some(state),
                 None => {
-                    return Some(error_answer(
-                        &id,
-                        RpcError::invalid_params(
-                            "requestState failed its integrity check (altered, from another request, or from before a restart)",
-                        ),
-                    ));
+                    return Some(Ran::error(RpcError::invalid_params(
+                        "requestState failed its integrity check (altered, from another request, or from before a restart)",
+                    )));
                 }
             },
             Err(()) => {
-                return Some(error_answer(
-                    &id,
-                    RpcError::invalid_params("requestState must be a string"),
-                ));
+                return Some(Ran::error(RpcError::invalid_params(
+                    "requestState must be a string",
+                )));
             }
         };
         // The tasks extension: a task-supporting tool called by a client that
@@ -254,10 +259,7 @@ impl OwnedCall {
         if let Some((TaskSupport::Required, _)) = task_policy
             && !negotiated
         {
-            return Some(error_answer(
-                &id,
-                super::tasks::extension_required("this tool"),
-            ));
+            return Some(Ran::error(super::tasks::extension_required("this tool")));
         }
         let escalate_after = task_policy.filter(|_| negotiated).map(|(_, after)| after);
         let session = Arc::clone(&self.session);
@@ -347,15 +349,27 @@ impl OwnedCall {
                 None => Some(work.await),
             },
         };
-        tool_failed.store(watcher.tool_failed(), std::sync::atomic::Ordering::Relaxed);
         let answer = output.filter(|_| !watcher.is_cancelled())?;
-        let id = Id::from_raw(RawJson(&self.id))?;
-        let mut out = Vec::with_capacity(256);
-        match answer {
-            Ok(body) => write_result_with(&mut out, id, |out| out.extend_from_slice(&body)),
-            Err(e) => write_error(&mut out, Some(id), &e),
+        Some(Ran {
+            answer,
+            tool_failed: watcher.tool_failed(),
+        })
+    }
+}
+
+/// What a call ran to: its result body or error, and whether a tool
+/// answered `isError` (a result, but a failed tool).
+struct Ran {
+    answer: Result<Vec<u8>, RpcError>,
+    tool_failed: bool,
+}
+
+impl Ran {
+    fn error(e: RpcError) -> Ran {
+        Ran {
+            answer: Err(e),
+            tool_failed: false,
         }
-        Some(out)
     }
 }
 
@@ -396,14 +410,6 @@ impl Drop for Tally<'_> {
             "call ended"
         );
     }
-}
-
-/// Whether an encoded answer is a JSON-RPC error (`{"jsonrpc":"2.0","id":..,"error":..}`).
-fn is_error_answer(answer: &[u8]) -> bool {
-    matches!(
-        crate::jsonrpc::parse(answer),
-        Ok(crate::jsonrpc::Message::Response(r)) if r.outcome.is_err()
-    )
 }
 
 /// How a call's run ended.
@@ -497,13 +503,6 @@ fn input_required(
         v["requestState"] = state.into();
     }
     v.to_string().into_bytes()
-}
-
-/// An error answer to the request `id` (raw JSON).
-fn error_answer(id: &str, e: RpcError) -> Vec<u8> {
-    let mut out = Vec::with_capacity(128);
-    write_error(&mut out, Id::from_raw(RawJson(id)), &e);
-    out
 }
 
 /// A missing resource, with the URI in `data`: -32002 before 2026-07-28,
