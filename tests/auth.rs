@@ -43,7 +43,7 @@ async fn serve() -> std::net::SocketAddr {
     let guard = SqlGuard::allowing(
         StatementKind::READ_ONLY
             .into_iter()
-            .chain([StatementKind::Create]),
+            .chain([StatementKind::Create, StatementKind::Delete]),
     );
     let mcp = tools::register(
         McpServer::builder("t", "0"),
@@ -158,6 +158,10 @@ async fn keys_are_required_and_scoped() {
             .unwrap()
             .starts_with("Refused (read-only key)")
     );
+    // A write nested in a read-only statement is refused for a read-only key
+    // too (the server itself allows DELETE).
+    let v = query(addr, READ, "EXPLAIN DELETE FROM orders").await;
+    assert_eq!(v["result"]["isError"], true, "{v}");
     let v = query(addr, READ, "SELECT COUNT(*) FROM orders").await;
     assert_eq!(v["result"]["structuredContent"]["rows"], json!([[200]]));
 }

@@ -25,7 +25,7 @@ use crate::warehouse::{QueryOptions, QueryResult, Truncation, Warehouse, Warehou
 
 pub mod sql_guard;
 
-use sql_guard::SqlGuard;
+use sql_guard::{SqlGuard, StatementKind};
 
 /// Rows a query returns when the client names no limit. Default: 100.
 pub const DEFAULT_ROW_LIMIT: usize = 100;
@@ -61,6 +61,9 @@ impl Default for ToolsConfig {
 struct Tools {
     warehouse: Arc<dyn Warehouse>,
     config: ToolsConfig,
+    /// What a read-only key's calls may run: the configured kinds that are
+    /// also read-only (one parse checks both rules).
+    read_only_guard: SqlGuard,
     requests: Arc<RequestManager>,
 }
 
@@ -74,9 +77,18 @@ pub fn register(
     config: ToolsConfig,
     requests: Arc<RequestManager>,
 ) -> McpServerBuilder {
+    let read_only_guard = SqlGuard::allowing(
+        config
+            .guard
+            .allowed()
+            .iter()
+            .copied()
+            .filter(|k| StatementKind::READ_ONLY.contains(k)),
+    );
     let tools = Arc::new(Tools {
         warehouse,
         config,
+        read_only_guard,
         requests,
     });
     let limit_schema = json!({
@@ -95,7 +107,7 @@ pub fn register(
         .guard
         .allowed()
         .iter()
-        .all(|k| sql_guard::StatementKind::READ_ONLY.contains(k))
+        .all(|k| StatementKind::READ_ONLY.contains(k))
     {
         json!({"readOnlyHint": true, "openWorldHint": false})
     } else {
@@ -282,14 +294,14 @@ pub fn register(
         move |ctx: Context, args: ExecuteArgs| {
             let t = Arc::clone(&t);
             async move {
-                if let Err(refusal) = t.config.guard.check(&args.query) {
-                    return ToolOutput::error(format!("Refused: {refusal}"));
-                }
                 // A read-only key: read-only statements, whatever the server allows others.
-                if ctx.is_read_only()
-                    && let Err(refusal) = SqlGuard::read_only().check(&args.query)
-                {
-                    return ToolOutput::error(format!("Refused (read-only key): {refusal}"));
+                let (guard, whose) = if ctx.is_read_only() {
+                    (&t.read_only_guard, " (read-only key)")
+                } else {
+                    (&t.config.guard, "")
+                };
+                if let Err(refusal) = guard.check(&args.query) {
+                    return ToolOutput::error(format!("Refused{whose}: {refusal}"));
                 }
                 let limit = args.limit.unwrap_or(t.config.default_limit);
                 t.limited(
