@@ -258,11 +258,9 @@ impl SqliteWarehouse {
         checkout.interrupt = Some(conn.get_interrupt_handle());
         let (conn, result) = tokio::task::spawn_blocking(move || {
             // sqlite3_interrupt only reaches a statement already running: a
-            // caller that gives up before this thread starts it is seen here,
-            // and SQLite asks the flag every PROGRESS_OPS steps besides.
-            if stop.load(Ordering::Relaxed) {
-                return (conn, Err(interrupted()));
-            }
+            // caller that gave up before this thread started is seen by the
+            // check below, one that gives up later by SQLite asking the flag
+            // every PROGRESS_OPS steps.
             let flag = Arc::clone(&stop);
             let watching = conn
                 .progress_handler(PROGRESS_OPS, Some(move || flag.load(Ordering::Relaxed)))
