@@ -35,21 +35,46 @@ impl Histogram {
         self.count.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Cumulative bucket counts (as Prometheus wants them), the count and the sum in seconds.
-    pub fn read(&self) -> (Vec<(f64, u64)>, u64, f64) {
+    /// The counts now: cumulative per bucket (as Prometheus wants them),
+    /// the count and the sum.
+    pub fn read(&self) -> HistogramSnapshot {
+        let mut snapshot = HistogramSnapshot {
+            count: self.count.load(Ordering::Relaxed),
+            sum_micros: self.sum_micros.load(Ordering::Relaxed),
+            ..HistogramSnapshot::default()
+        };
         let mut cumulative = 0;
-        let buckets = DURATION_BUCKETS
-            .iter()
-            .zip(&self.buckets)
-            .map(|(&le, n)| {
-                cumulative += n.load(Ordering::Relaxed);
-                (le, cumulative)
-            })
-            .collect();
-        (
-            buckets,
-            self.count.load(Ordering::Relaxed),
-            self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
-        )
+        for (slot, n) in snapshot.cumulative.iter_mut().zip(&self.buckets) {
+            cumulative += n.load(Ordering::Relaxed);
+            *slot = cumulative;
+        }
+        snapshot
+    }
+}
+
+/// A [`Histogram`] at a moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HistogramSnapshot {
+    /// Durations at or under each bound of [`DURATION_BUCKETS`].
+    pub cumulative: [u64; DURATION_BUCKETS.len()],
+    /// Durations recorded.
+    pub count: u64,
+    /// Their sum, in microseconds.
+    pub sum_micros: u64,
+}
+
+impl HistogramSnapshot {
+    /// Adds another histogram's counts to these (several servers' as one).
+    pub fn merge(&mut self, other: &HistogramSnapshot) {
+        for (mine, theirs) in self.cumulative.iter_mut().zip(other.cumulative) {
+            *mine += theirs;
+        }
+        self.count += other.count;
+        self.sum_micros += other.sum_micros;
+    }
+
+    /// The sum, in seconds.
+    pub fn sum_seconds(&self) -> f64 {
+        self.sum_micros as f64 / 1e6
     }
 }

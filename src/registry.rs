@@ -39,6 +39,13 @@ impl Transport {
         Transport::Stdio,
     ];
 
+    /// The transports that carry MCP sessions (all but plain HTTP connections).
+    pub const SESSIONS: [Transport; 3] = [
+        Transport::StreamableHttp,
+        Transport::WebSocket,
+        Transport::Stdio,
+    ];
+
     /// A short lower-case name (`http`, `streamable_http`, `websocket`, `stdio`).
     pub fn name(self) -> &'static str {
         match self {
@@ -108,14 +115,10 @@ impl RegistrySnapshot {
 
     /// MCP sessions open now, whatever their transport.
     pub fn active_sessions(&self) -> u64 {
-        [
-            Transport::StreamableHttp,
-            Transport::WebSocket,
-            Transport::Stdio,
-        ]
-        .iter()
-        .map(|&t| self.get(t).active)
-        .sum()
+        Transport::SESSIONS
+            .iter()
+            .map(|&t| self.get(t).active)
+            .sum()
     }
 }
 

@@ -180,6 +180,23 @@ async fn healthy_status_and_metrics_that_move() {
         1.0
     );
     assert!(after.contains("# TYPE snowflake_mcp_sessions_expired_total counter"));
+    // The histograms: the one statement that ran, the MCP requests, no queueing.
+    assert_eq!(
+        sample(&after, "snowflake_mcp_statement_duration_seconds_count"),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &after,
+            "snowflake_mcp_statement_duration_seconds_bucket{le=\"+Inf\"}"
+        ),
+        1.0
+    );
+    assert!(sample(&after, "snowflake_mcp_request_duration_seconds_count") >= 3.0);
+    assert_eq!(
+        sample(&after, "snowflake_mcp_queue_wait_seconds_count"),
+        0.0
+    );
     assert!(after.contains("# TYPE snowflake_mcp_websocket_messages_total counter"));
     for name in [
         "snowflake_mcp_connections_active",

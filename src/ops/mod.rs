@@ -9,14 +9,19 @@
 
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, PoisonError};
+
+pub mod auth;
+pub mod rate;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Value, json};
 
+use crate::histogram::HistogramSnapshot;
 use crate::http::{Handler, Method, Reply, Request, Response, Router};
-
-pub mod auth;
-pub mod rate;
+use crate::pool::PoolStats;
+use crate::registry::{Registry, Transport};
+use crate::requests::RequestManager;
+use crate::warehouse::Warehouse;
 
 /// What the MCP endpoints (`/mcp` and the WebSocket upgrade) check after
 /// the Origin: the bearer key, then the client's rate. Returns the key's
@@ -38,9 +43,6 @@ pub(crate) fn admit(
     }
     Ok(scope)
 }
-use crate::registry::{Registry, Transport};
-use crate::requests::RequestManager;
-use crate::warehouse::Warehouse;
 
 /// How long a database check may take. Default: 2 s.
 pub const DEFAULT_DB_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -262,19 +264,7 @@ impl Ops {
             "overall_status": overall.as_str(),
             "timestamp": crate::http::date::format_rfc3339(SystemTime::now()),
             "components": {
-                "connection_pool": {
-                    "status": pool_health.as_str(),
-                    "max_size": pool.max_size,
-                    "total": pool.total,
-                    "active": pool.active,
-                    "idle": pool.idle,
-                    "waiting": pool.waiting,
-                    "healthy": pool.healthy,
-                    "created": pool.created,
-                    "failed": pool.failed,
-                    "broken": pool.broken,
-                    "acquire_timeouts": pool.acquire_timeouts,
-                },
+                "connection_pool": pool_json(&pool, Some(pool_health)),
                 "database": database,
                 "request_manager": {
                     "status": requests_health.as_str(),
@@ -331,291 +321,295 @@ impl Ops {
             "sessions_active": snap.active_sessions(),
             "active_requests": active,
             "warehouse": self.warehouse.kind(),
-            "pool": {
-                "max_size": pool.max_size, "total": pool.total, "active": pool.active,
-                "idle": pool.idle, "waiting": pool.waiting, "healthy": pool.healthy,
-                "created": pool.created, "failed": pool.failed, "broken": pool.broken,
-                "acquire_timeouts": pool.acquire_timeouts, "acquires": pool.acquires,
-                "wait_seconds": pool.wait_time.as_secs_f64(),
-            },
+            "pool": pool_json(&pool, None),
         })
     }
 
     /// The `/metrics` body, Prometheus text format 0.0.4.
     pub fn metrics(&self) -> String {
-        let mut out = String::with_capacity(4096);
+        let mut out = Exposition(String::with_capacity(4096));
         let snap = self.registry.snapshot();
         let http = snap.get(Transport::Http);
+        let ws = snap.get(Transport::WebSocket);
         let pool = self.warehouse.pool_stats();
         let (running, queued) = self.requests.load();
         let rs = self.requests.stats();
-        let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, f64)]| {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} {kind}");
-            for (labels, v) in samples {
-                let _ = writeln!(out, "{name}{labels} {v}");
-            }
+        let one = |v: u64| [(String::new(), v as f64)];
+        let by = |label: &str, pairs: &[(&str, u64)]| -> Vec<(String, f64)> {
+            pairs
+                .iter()
+                .map(|(value, n)| (format!("{{{label}=\"{value}\"}}"), *n as f64))
+                .collect()
         };
-        let one = |v: f64| vec![(String::new(), v)];
-        family(
+        let sessions = |f: fn(crate::registry::TransportStats) -> u64| {
+            let pairs: Vec<(&str, u64)> = Transport::SESSIONS
+                .iter()
+                .map(|&t| (t.name(), f(snap.get(t))))
+                .collect();
+            by("transport", &pairs)
+        };
+        out.family(
             "snowflake_mcp_connections_total",
             "counter",
             "HTTP connections accepted since start.",
-            &one(http.opened as f64),
+            one(http.opened),
         );
-        family(
+        out.family(
             "snowflake_mcp_connections_active",
             "gauge",
             "HTTP connections open now.",
-            &one(http.active as f64),
+            one(http.active),
         );
-        family(
+        out.family(
             "snowflake_mcp_websockets_active",
             "gauge",
             "WebSocket sessions open now.",
-            &one(snap.get(Transport::WebSocket).active as f64),
+            one(ws.active),
         );
-        family(
+        out.family(
             "snowflake_mcp_requests_active",
             "gauge",
             "Warehouse calls running now.",
-            &one(running as f64),
+            one(running as u64),
         );
-        family(
+        out.family(
             "snowflake_mcp_requests_queued",
             "gauge",
             "Warehouse calls waiting for a slot.",
-            &one(queued as f64),
+            one(queued as u64),
         );
-        let sessions = |f: fn(crate::registry::TransportStats) -> u64| -> Vec<(String, f64)> {
-            [
-                Transport::StreamableHttp,
-                Transport::WebSocket,
-                Transport::Stdio,
-            ]
-            .iter()
-            .map(|&t| {
-                (
-                    format!("{{transport=\"{}\"}}", t.name()),
-                    f(snap.get(t)) as f64,
-                )
-            })
-            .collect()
-        };
-        family(
+        out.family(
             "snowflake_mcp_sessions_active",
             "gauge",
             "MCP sessions open now, by transport.",
-            &sessions(|s| s.active),
+            sessions(|s| s.active),
         );
-        family(
+        out.family(
             "snowflake_mcp_sessions_opened_total",
             "counter",
             "MCP sessions opened since start, by transport.",
-            &sessions(|s| s.opened),
+            sessions(|s| s.opened),
         );
-        family(
+        out.family(
             "snowflake_mcp_sessions_closed_total",
             "counter",
             "MCP sessions ended (closed or expired) since start, by transport.",
-            &sessions(|s| s.closed),
+            sessions(|s| s.closed),
         );
-        family(
+        out.family(
             "snowflake_mcp_sessions_expired_total",
             "counter",
             "MCP sessions ended because they went unused too long, by transport.",
-            &sessions(|s| s.expired),
+            sessions(|s| s.expired),
         );
-        let ws = snap.get(Transport::WebSocket);
-        family(
+        out.family(
             "snowflake_mcp_websocket_messages_total",
             "counter",
             "WebSocket MCP messages received and sent.",
-            &[
-                ("{direction=\"in\"}".into(), ws.messages_in as f64),
-                ("{direction=\"out\"}".into(), ws.messages_out as f64),
-            ],
+            by(
+                "direction",
+                &[("in", ws.messages_in), ("out", ws.messages_out)],
+            ),
         );
-        family(
+        out.family(
             "snowflake_mcp_warehouse_calls_total",
             "counter",
             "Warehouse calls by outcome: started, refused busy, timed out, cancelled.",
-            &[
-                ("{outcome=\"started\"}".into(), rs.started as f64),
-                ("{outcome=\"busy\"}".into(), rs.busy as f64),
-                ("{outcome=\"timeout\"}".into(), rs.timeouts as f64),
-                ("{outcome=\"cancelled\"}".into(), rs.cancelled as f64),
-            ],
+            by(
+                "outcome",
+                &[
+                    ("started", rs.started),
+                    ("busy", rs.busy),
+                    ("timeout", rs.timeouts),
+                    ("cancelled", rs.cancelled),
+                ],
+            ),
         );
-        family(
+        out.family(
             "snowflake_mcp_pool_sessions",
             "gauge",
             "Warehouse sessions by state.",
-            &[
-                ("{state=\"active\"}".into(), pool.active as f64),
-                ("{state=\"idle\"}".into(), pool.idle as f64),
-            ],
+            by("state", &[("active", pool.active), ("idle", pool.idle)]),
         );
-        family(
+        out.family(
             "snowflake_mcp_pool_waiting",
             "gauge",
             "Callers waiting for a warehouse session.",
-            &one(pool.waiting as f64),
+            one(pool.waiting),
         );
-        family(
+        out.family(
             "snowflake_mcp_pool_events_total",
             "counter",
             "Warehouse session events since start.",
-            &[
-                ("{event=\"created\"}".into(), pool.created as f64),
-                ("{event=\"failed\"}".into(), pool.failed as f64),
-                ("{event=\"broken\"}".into(), pool.broken as f64),
-                (
-                    "{event=\"acquire_timeout\"}".into(),
-                    pool.acquire_timeouts as f64,
-                ),
-                ("{event=\"acquired\"}".into(), pool.acquires as f64),
-            ],
+            by(
+                "event",
+                &[
+                    ("created", pool.created),
+                    ("failed", pool.failed),
+                    ("broken", pool.broken),
+                    ("acquire_timeout", pool.acquire_timeouts),
+                    ("acquired", pool.acquires),
+                ],
+            ),
         );
-        family(
+        out.family(
             "snowflake_mcp_pool_acquire_wait_seconds_total",
             "counter",
             "Total time callers waited for a warehouse session.",
-            &one(pool.wait_time.as_secs_f64()),
+            [(String::new(), pool.wait_time.as_secs_f64())],
         );
-        if let Some(http) = self.http.get() {
-            let h = http.snapshot();
-            family(
+        if let Some(stats) = self.http.get() {
+            let h = stats.snapshot();
+            out.family(
                 "snowflake_mcp_http_responses_total",
                 "counter",
                 "HTTP responses sent, by status code (codes sent at least once).",
-                &http
+                stats
                     .responses_by_code()
                     .into_iter()
-                    .map(|(code, n)| (format!("{{code=\"{code}\"}}"), n as f64))
-                    .collect::<Vec<_>>(),
+                    .map(|(code, n)| (format!("{{code=\"{code}\"}}"), n as f64)),
             );
-            family(
+            out.family(
                 "snowflake_mcp_connections_rejected_total",
                 "counter",
                 "Connections refused with 503 at the connection limit.",
-                &one(h.rejected as f64),
+                one(h.rejected),
             );
-            family(
+            out.family(
                 "snowflake_mcp_bytes_total",
                 "counter",
                 "Bytes read from and written to HTTP clients.",
-                &[
-                    ("{direction=\"in\"}".into(), h.bytes_in as f64),
-                    ("{direction=\"out\"}".into(), h.bytes_out as f64),
-                ],
+                by("direction", &[("in", h.bytes_in), ("out", h.bytes_out)]),
             );
         }
         if let Some(servers) = self.mcp.get() {
-            let mut totals: std::collections::BTreeMap<(&str, &str), u64> = Default::default();
-            let mut hist = (
-                vec![0u64; crate::histogram::DURATION_BUCKETS.len()],
-                0u64,
-                0f64,
-            );
+            let mut requests: std::collections::BTreeMap<(&str, &str), u64> = Default::default();
             let mut tools: std::collections::BTreeMap<String, [u64; 4]> = Default::default();
+            let mut durations = HistogramSnapshot::default();
             for server in servers {
+                let m = server.metrics();
+                for (method, outcome, n) in m.requests() {
+                    *requests.entry((method, outcome)).or_default() += n;
+                }
                 for (name, counts) in server.tool_calls() {
                     let slot = tools.entry(name).or_default();
                     for (sum, n) in slot.iter_mut().zip(counts) {
                         *sum += n;
                     }
                 }
-                let m = server.metrics();
-                for (method, outcome, n) in m.requests() {
-                    *totals.entry((method, outcome)).or_default() += n;
-                }
-                let (buckets, count, sum) = m.request_duration.read();
-                for (slot, (_, n)) in hist.0.iter_mut().zip(buckets) {
-                    *slot += n;
-                }
-                hist.1 += count;
-                hist.2 += sum;
+                durations.merge(&m.request_duration.read());
             }
-            family(
+            out.family(
                 "snowflake_mcp_mcp_requests_total",
                 "counter",
                 "MCP requests by method and outcome.",
-                &totals
+                requests
                     .iter()
-                    .map(|((m, o), n)| (format!("{{method=\"{m}\",outcome=\"{o}\"}}"), *n as f64))
-                    .collect::<Vec<_>>(),
+                    .map(|((m, o), n)| (format!("{{method=\"{m}\",outcome=\"{o}\"}}"), *n as f64)),
             );
-            let mut samples = Vec::new();
-            for (name, counts) in &tools {
-                let name = label_value(name);
-                for (outcome, n) in crate::mcp::metrics::ToolOutcome::ALL.iter().zip(counts) {
-                    samples.push((
-                        format!("{{tool=\"{name}\",outcome=\"{}\"}}", outcome.name()),
-                        *n as f64,
-                    ));
-                }
-            }
-            family(
+            out.family(
                 "snowflake_mcp_tool_calls_total",
                 "counter",
                 "MCP tool calls by tool and outcome (tool_error: a result with isError).",
-                &samples,
+                tools.iter().flat_map(|(name, counts)| {
+                    let name = label_value(name);
+                    crate::mcp::metrics::ToolOutcome::ALL
+                        .iter()
+                        .zip(counts)
+                        .map(move |(outcome, n)| {
+                            (
+                                format!("{{tool=\"{name}\",outcome=\"{}\"}}", outcome.name()),
+                                *n as f64,
+                            )
+                        })
+                }),
             );
-            histogram(
-                &mut out,
+            out.histogram(
                 "snowflake_mcp_request_duration_seconds",
                 "Time from an MCP request's arrival to its answer.",
-                &hist.0,
-                hist.1,
-                hist.2,
+                &durations,
             );
         }
-        let (buckets, count, sum) = self.requests.statement_duration.read();
-        let counts: Vec<u64> = buckets.iter().map(|(_, n)| *n).collect();
-        histogram(
-            &mut out,
+        out.histogram(
             "snowflake_mcp_statement_duration_seconds",
             "How long warehouse calls ran (after any wait for a slot).",
-            &counts,
-            count,
-            sum,
+            &self.requests.statement_duration.read(),
         );
-        histogram(
-            &mut out,
+        out.histogram(
+            "snowflake_mcp_queue_wait_seconds",
+            "How long warehouse calls that found no free slot waited for one.",
+            &self.requests.queue_wait.read(),
+        );
+        out.histogram(
             "snowflake_mcp_pool_acquire_wait_seconds",
             "Waits of callers that found no warehouse session free.",
-            &pool.waits.0,
-            pool.waits.1,
-            pool.waits.2 as f64 / 1e6,
+            &pool.waits,
         );
-        let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, f64)]| {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} {kind}");
-            for (labels, v) in samples {
-                let _ = writeln!(out, "{name}{labels} {v}");
-            }
-        };
-        family(
+        out.family(
             "snowflake_mcp_uptime_seconds",
             "gauge",
             "Seconds since the server started.",
-            &one(self.started.elapsed().as_secs_f64()),
+            [(String::new(), self.started.elapsed().as_secs_f64())],
         );
-        out
+        out.0
     }
 }
 
-/// Appends a histogram family: cumulative buckets, `+Inf`, sum and count.
-fn histogram(out: &mut String, name: &str, help: &str, cumulative: &[u64], count: u64, sum: f64) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} histogram");
-    for (le, n) in crate::histogram::DURATION_BUCKETS.iter().zip(cumulative) {
-        let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {n}");
+/// The pool's counters as `/health/detailed` and `/status` show them (with
+/// the component status in the first).
+fn pool_json(pool: &PoolStats, status: Option<Health>) -> Value {
+    let mut v = json!({
+        "max_size": pool.max_size,
+        "total": pool.total,
+        "active": pool.active,
+        "idle": pool.idle,
+        "waiting": pool.waiting,
+        "healthy": pool.healthy,
+        "created": pool.created,
+        "failed": pool.failed,
+        "broken": pool.broken,
+        "acquire_timeouts": pool.acquire_timeouts,
+        "acquires": pool.acquires,
+        "wait_seconds": pool.wait_time.as_secs_f64(),
+    });
+    if let Some(status) = status {
+        v["status"] = status.as_str().into();
     }
-    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-    let _ = writeln!(out, "{name}_sum {sum}");
-    let _ = writeln!(out, "{name}_count {count}");
+    v
+}
+
+/// Prometheus text being written.
+struct Exposition(String);
+
+impl Exposition {
+    /// One family: its help and type lines, then `name{labels} value` lines.
+    fn family(
+        &mut self,
+        name: &str,
+        kind: &str,
+        help: &str,
+        samples: impl IntoIterator<Item = (String, f64)>,
+    ) {
+        let out = &mut self.0;
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for (labels, v) in samples {
+            let _ = writeln!(out, "{name}{labels} {v}");
+        }
+    }
+
+    /// A histogram family: cumulative buckets, `+Inf`, sum and count.
+    fn histogram(&mut self, name: &str, help: &str, h: &HistogramSnapshot) {
+        let out = &mut self.0;
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        for (le, n) in crate::histogram::DURATION_BUCKETS.iter().zip(h.cumulative) {
+            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {n}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", h.count);
+        let _ = writeln!(out, "{name}_sum {}", h.sum_seconds());
+        let _ = writeln!(out, "{name}_count {}", h.count);
+    }
 }
 
 struct Detailed(Arc<Ops>);

@@ -158,10 +158,8 @@ pub struct PoolStats {
     pub acquires: u64,
     /// Total wait for sessions.
     pub wait_time: Duration,
-    /// Waits of callers that found no session free: cumulative counts per
-    /// bucket of [`crate::histogram::DURATION_BUCKETS`], the count and the
-    /// sum in microseconds.
-    pub waits: ([u64; crate::histogram::DURATION_BUCKETS.len()], u64, u64),
+    /// Waits of callers that found no session free.
+    pub waits: crate::histogram::HistogramSnapshot,
 }
 
 struct Idle<S> {
@@ -465,14 +463,7 @@ impl<M: Manager> Pool<M> {
             acquire_timeouts: c.acquire_timeouts.load(Ordering::Relaxed),
             acquires: c.acquires.load(Ordering::Relaxed),
             wait_time: Duration::from_micros(c.wait_micros.load(Ordering::Relaxed)),
-            waits: {
-                let (buckets, count, sum) = c.waits.read();
-                let mut counts = [0u64; crate::histogram::DURATION_BUCKETS.len()];
-                for (slot, (_, n)) in counts.iter_mut().zip(buckets) {
-                    *slot = n;
-                }
-                (counts, count, (sum * 1e6) as u64)
-            },
+            waits: c.waits.read(),
         }
     }
 
