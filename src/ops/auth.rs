@@ -11,7 +11,6 @@
 use sha2::{Digest as _, Sha256};
 
 use crate::http::{Request, Response};
-use crate::jsonrpc::write::write_error;
 use crate::jsonrpc::{INVALID_REQUEST, RpcError};
 
 /// What a key may do.
@@ -175,18 +174,13 @@ impl AuthError {
 }
 
 fn unauthorized(why: &str, invalid: bool) -> Response {
-    let mut body = Vec::new();
-    write_error(
-        &mut body,
-        None,
-        &RpcError::new(INVALID_REQUEST, format!("unauthorized: {why}")),
-    );
+    let e = RpcError::new(INVALID_REQUEST, format!("unauthorized: {why}"));
     let challenge = if invalid {
         "Bearer realm=\"snowflake-mcp\", error=\"invalid_token\""
     } else {
         "Bearer realm=\"snowflake-mcp\""
     };
-    Response::json(401, body).header("www-authenticate", challenge)
+    crate::transport::error_response(401, None, &e).header("www-authenticate", challenge)
 }
 
 #[cfg(test)]

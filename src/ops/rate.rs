@@ -13,7 +13,6 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::http::Response;
-use crate::jsonrpc::write::write_error;
 use crate::jsonrpc::{INVALID_REQUEST, RpcError};
 
 const SHARDS: usize = 16;
@@ -86,13 +85,13 @@ impl RateLimiter {
     /// The 429 answer for a wait of `retry_after`.
     pub fn refusal(retry_after: Duration) -> Response {
         let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
-        let mut body = Vec::new();
         let e = RpcError::new(
             INVALID_REQUEST,
             format!("rate limited: too many requests; retry in {secs}s"),
         );
-        write_error(&mut body, None, &e);
-        match Response::json(429, body).try_header("retry-after", secs.to_string()) {
+        match crate::transport::error_response(429, None, &e)
+            .try_header("retry-after", secs.to_string())
+        {
             Ok(r) => r,
             Err(_) => Response::new(429),
         }

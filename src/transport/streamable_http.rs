@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 use super::replay::{Replay, parse_event_id};
 use crate::http::sse::Event;
 use crate::http::{Handler, Method, Reply, Request, Response, Router};
-use crate::jsonrpc::write::write_error;
 use crate::jsonrpc::{
     INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, Message, PARSE_ERROR, RpcError, parse,
 };
@@ -201,13 +200,6 @@ impl StreamableHttp {
     }
 }
 
-/// A JSON-RPC error answer for the request `id` (null when unknown) with an HTTP status.
-fn answer_error(status: u16, id: Option<crate::jsonrpc::Id<'_>>, error: &RpcError) -> Response {
-    let mut out = Vec::new();
-    write_error(&mut out, id, error);
-    Response::json(status, out)
-}
-
 /// The HTTP status a 2026-07-28 answer carries: errors that mean "no such
 /// method" are 404, malformed or unsupported requests 400.
 fn modern_status(answer: &[u8]) -> u16 {
@@ -237,13 +229,9 @@ fn modern_status(answer: &[u8]) -> u16 {
 
 /// A JSON-RPC error answer with an HTTP status.
 fn rpc_error(status: u16, code: i32, message: &str) -> Response {
-    let mut out = Vec::new();
-    write_error(&mut out, None, &RpcError::new(code, message));
-    Response::json(status, out)
+    super::error_response(status, None, &RpcError::new(code, message))
 }
 
-/// Authentication: the key's scope (`Full` when no keys are configured), or
-/// why not (its `response()` is the 401 to send).
 impl StreamableHttp {
     /// The checks every `/mcp` request passes first: Origin and Host (DNS
     /// rebinding, see [`super::origin`]; 403), then the bearer key (401) and
@@ -278,11 +266,11 @@ fn check_modern_headers(req: &Request<'_>, body: &[u8], server: &McpServer) -> O
     let id = Some(r.id);
     let mismatch = |what: &str| {
         let error = RpcError::new(HEADER_MISMATCH, format!("header mismatch: {what}"));
-        Some(answer_error(400, id, &error))
+        Some(super::error_response(400, id, &error))
     };
     let invalid = |what: &str| {
         let error = RpcError::new(INVALID_PARAMS, format!("invalid params: {what}"));
-        Some(answer_error(400, id, &error))
+        Some(super::error_response(400, id, &error))
     };
     let params: serde_json::Value = r
         .params
@@ -429,7 +417,7 @@ impl Handler for Post {
                 Ok(Message::Request(r)) => Some(r.id),
                 _ => None,
             };
-            return Reply::ready(answer_error(400, id, &error));
+            return Reply::ready(super::error_response(400, id, &error));
         }
         let body = req.body();
         if modern && let Some(mismatch) = check_modern_headers(&req, body, &endpoint.server) {
