@@ -78,26 +78,21 @@ impl McpMetrics {
             .unwrap_or(METHODS.len() - 1)
     }
 
+    fn count(&self, method: &str, outcome: Outcome) {
+        // The slots follow `Outcome::ALL`, which is the declaration order.
+        self.requests[Self::slot(method)][outcome as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts one request of `method` that ended as `outcome` after `took`.
     pub fn record(&self, method: &str, outcome: Outcome, took: Duration) {
-        let i = match outcome {
-            Outcome::Ok => 0,
-            Outcome::Error => 1,
-            Outcome::Cancelled => 2,
-        };
-        self.requests[Self::slot(method)][i].fetch_add(1, Ordering::Relaxed);
+        self.count(method, outcome);
         self.request_duration.record(took);
     }
 
     /// Counts a request answered at once, during dispatch (no clock is read:
     /// it goes in the first duration bucket with a zero duration).
     pub fn record_immediate(&self, method: &str, outcome: Outcome) {
-        let i = match outcome {
-            Outcome::Ok => 0,
-            Outcome::Error => 1,
-            Outcome::Cancelled => 2,
-        };
-        self.requests[Self::slot(method)][i].fetch_add(1, Ordering::Relaxed);
+        self.count(method, outcome);
         self.request_duration.record_immediate();
     }
 
