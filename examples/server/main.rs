@@ -109,15 +109,14 @@ fn server_info(
 
 /// The MCP server this daemon offers: the warehouse tools, and what it can
 /// say about itself.
-async fn mcp_server(
+fn mcp_server(
     transport: &'static str,
     warehouse: Arc<dyn Warehouse>,
+    about: serde_json::Value,
     requests: Arc<RequestManager>,
     tools_config: ToolsConfig,
 ) -> McpServer {
     let started = std::time::Instant::now();
-    let databases = warehouse.databases().await.unwrap_or_default();
-    let about = serde_json::json!({"kind": warehouse.kind(), "databases": databases});
     let about_tool = about.clone();
     let info_tool = Tool::raw(
         "server_info",
@@ -163,6 +162,12 @@ async fn mcp_server(
         .tool(info_tool)
         .resource(info_resource)
         .build()
+}
+
+/// What `server_info` says of the warehouse: its kind and databases (read once at start).
+async fn about(warehouse: &dyn Warehouse) -> serde_json::Value {
+    let databases = warehouse.databases().await.unwrap_or_default();
+    serde_json::json!({"kind": warehouse.kind(), "databases": databases})
 }
 
 /// Where the `server_info` resource lives.
@@ -260,44 +265,37 @@ async fn main() -> ExitCode {
         }
     };
     let requests = RequestManager::new(settings.requests.clone());
+    let about = about(warehouse.as_ref()).await;
     if let Transport::Stdio = settings.transport {
         // stdout carries MCP only; anything for people goes to stderr.
         let server = mcp_server(
             "stdio",
             Arc::clone(&warehouse),
+            about,
             requests,
             settings.tools.clone(),
-        )
-        .await;
-        // A signal stops the reading; calls already read finish (past the
-        // deadline they end with an error saying why), answers are written.
-        let (signalled_tx, signalled) = tokio::sync::oneshot::channel();
-        let stop = async move {
-            shutdown_signal(signals).await;
-            let _ = signalled_tx.send(());
-        };
-        let registry = Registry::new();
-        let serving = stdio::serve_until(
-            server.clone(),
-            tokio::io::stdin(),
-            tokio::io::stdout(),
-            &registry,
-            stop,
         );
-        tokio::pin!(serving);
+        // A signal stops the reading; calls already read finish, and past
+        // the deadline they end with an error saying why.
         let deadline = settings.shutdown_timeout;
-        let served = tokio::select! {
-            served = &mut serving => served,
-            Ok(()) = signalled => {
-                match tokio::time::timeout(deadline, &mut serving).await {
-                    Ok(served) => served,
-                    Err(_) => {
-                        server.abort_calls(&deadline_reason(deadline));
-                        serving.await
-                    }
-                }
+        let stop = {
+            let server = server.clone();
+            async move {
+                shutdown_signal(signals).await;
+                tokio::spawn(async move {
+                    tokio::time::sleep(deadline).await;
+                    server.abort_calls(&deadline_reason(deadline));
+                });
             }
         };
+        let served = stdio::serve_until(
+            server,
+            tokio::io::stdin(),
+            tokio::io::stdout(),
+            &Registry::new(),
+            stop,
+        )
+        .await;
         warehouse.close();
         let code = match served {
             Ok(()) => 0,
@@ -330,17 +328,17 @@ async fn main() -> ExitCode {
     let http_mcp = mcp_server(
         "http",
         Arc::clone(&warehouse),
+        about.clone(),
         Arc::clone(&requests),
         settings.tools.clone(),
-    )
-    .await;
+    );
     let ws_mcp = mcp_server(
         "websocket",
         Arc::clone(&warehouse),
+        about,
         Arc::clone(&requests),
         settings.tools.clone(),
-    )
-    .await;
+    );
     ops.set_mcp_servers(vec![http_mcp.clone(), ws_mcp.clone()]);
     let http = StreamableHttp::with_registry(
         http_mcp.clone(),
