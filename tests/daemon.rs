@@ -406,6 +406,17 @@ async fn no_secret_reaches_logs_metrics_status_or_errors() {
             .any(|l| l["fields"]["request_id"] == json!("5")),
         "{logs}"
     );
+    // ... down to the HTTP client's own TRACE lines (the Snowflake login
+    // went through it), so "no secret" below is not an empty log's doing ...
+    assert!(
+        logs.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .any(|l| l["level"] == json!("TRACE")
+                && l["target"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("hyper") || t.starts_with("reqwest"))),
+        "no TRACE line from the HTTP client: {logs}"
+    );
     // ... and nothing secret is in it, nor in what the server answered.
     for (what, text) in [
         ("logs", logs.clone()),
