@@ -10,12 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use snowflake_mcp::pool::PoolConfig;
 use snowflake_mcp::requests::RequestsConfig;
 use snowflake_mcp::warehouse::Warehouse;
-use snowflake_mcp::warehouse::snowflake::{
-    Secret, SnowflakeAuth, SnowflakeConfig, SnowflakeWarehouse,
-};
+use snowflake_mcp::warehouse::snowflake::SnowflakeWarehouse;
 use snowflake_mcp::warehouse::sqlite::{SqliteConfig, SqliteWarehouse};
 use support::Client;
 use support::warehouse::FakeSnow;
@@ -225,22 +222,8 @@ async fn healthy_status_and_metrics_that_move() {
 async fn unhealthy_while_the_warehouse_is_down_and_healthy_after() {
     let fake = FakeSnow::start(0);
     let port = fake.port;
-    let config = SnowflakeConfig {
-        account: "testacct".into(),
-        user: "tester".into(),
-        auth: SnowflakeAuth::Password(Secret::new("not-checked")),
-        role: None,
-        warehouse: None,
-        database: Some("DB1".into()),
-        schema: Some("S1".into()),
-        base_url: Some(format!("http://127.0.0.1:{port}")),
-        pool: PoolConfig {
-            max_size: 2,
-            acquire_timeout: Duration::from_secs(2),
-            ..PoolConfig::default()
-        },
-        statement_timeout: None,
-    };
+    let mut config = fake.config(2);
+    config.pool.acquire_timeout = Duration::from_secs(2);
     let warehouse = SnowflakeWarehouse::open(config).await.expect("login");
     let addr = serve(warehouse, Duration::from_millis(200)).await;
     let (status, v) = json_of(addr, "/health/detailed").await;

@@ -14,34 +14,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use snowflake_mcp::mcp::Session;
-use snowflake_mcp::pool::PoolConfig;
 use snowflake_mcp::requests::RequestsConfig;
 use snowflake_mcp::tools::ToolsConfig;
-use snowflake_mcp::warehouse::snowflake::{
-    Secret, SnowflakeAuth, SnowflakeConfig, SnowflakeWarehouse,
-};
+use snowflake_mcp::warehouse::snowflake::{SnowflakeAuth, SnowflakeConfig, SnowflakeWarehouse};
 use snowflake_mcp::warehouse::{ErrorKind, QueryOptions, Warehouse};
 use support::warehouse::{FakeSnow, call, tool_session};
-
-fn config(url: &str, max_size: usize) -> SnowflakeConfig {
-    SnowflakeConfig {
-        account: "testacct".into(),
-        user: "tester".into(),
-        auth: SnowflakeAuth::Password(Secret::new("not-checked")),
-        role: None,
-        warehouse: None,
-        database: Some("DB1".into()),
-        schema: Some("S1".into()),
-        base_url: Some(url.to_owned()),
-        pool: PoolConfig {
-            max_size,
-            min_idle: 0,
-            acquire_timeout: Duration::from_secs(10),
-            ..PoolConfig::default()
-        },
-        statement_timeout: None,
-    }
-}
 
 fn all() -> QueryOptions {
     QueryOptions {
@@ -73,7 +50,7 @@ fn session_over(warehouse: Arc<dyn Warehouse>) -> Arc<Session> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_tool_against_fakesnow() {
     let fake = FakeSnow::start(0);
-    let w = SnowflakeWarehouse::open(config(&fake.url(), 2))
+    let w = SnowflakeWarehouse::open(fake.config(2))
         .await
         .expect("login");
     setup(&w).await;
@@ -206,7 +183,7 @@ async fn every_tool_against_fakesnow() {
 async fn contexts_do_not_leak_between_calls_on_one_session() {
     let fake = FakeSnow::start(0);
     // One session: every call shares it.
-    let w = SnowflakeWarehouse::open(config(&fake.url(), 1))
+    let w = SnowflakeWarehouse::open(fake.config(1))
         .await
         .expect("login");
     for sql in [
@@ -259,7 +236,7 @@ async fn contexts_do_not_leak_between_calls_on_one_session() {
 async fn an_outage_fails_clearly_then_recovers_without_leaks() {
     let mut fake = FakeSnow::start(0);
     let port = fake.port;
-    let w = SnowflakeWarehouse::open(config(&fake.url(), 2))
+    let w = SnowflakeWarehouse::open(fake.config(2))
         .await
         .expect("login");
     w.query("SELECT 1", &all()).await.expect("up");
@@ -291,7 +268,7 @@ async fn an_outage_fails_clearly_then_recovers_without_leaks() {
 async fn an_expired_session_logs_in_again_and_only_reads_are_retried() {
     let mut fake = FakeSnow::start(0);
     let port = fake.port;
-    let w = SnowflakeWarehouse::open(config(&fake.url(), 1))
+    let w = SnowflakeWarehouse::open(fake.config(1))
         .await
         .expect("login");
     w.query("SELECT 1", &all()).await.expect("up");

@@ -89,6 +89,29 @@ impl FakeSnow {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// Settings for a warehouse on it (database DB1, schema S1, password
+    /// login) with at most `max_size` sessions, none kept idle.
+    pub fn config(&self, max_size: usize) -> snowflake_mcp::warehouse::snowflake::SnowflakeConfig {
+        use snowflake_mcp::warehouse::snowflake::{Secret, SnowflakeAuth, SnowflakeConfig};
+        SnowflakeConfig {
+            account: "testacct".into(),
+            user: "tester".into(),
+            auth: SnowflakeAuth::Password(Secret::new("not-checked")),
+            role: None,
+            warehouse: None,
+            database: Some("DB1".into()),
+            schema: Some("S1".into()),
+            base_url: Some(self.url()),
+            pool: snowflake_mcp::pool::PoolConfig {
+                max_size,
+                min_idle: 0,
+                acquire_timeout: std::time::Duration::from_secs(10),
+                ..snowflake_mcp::pool::PoolConfig::default()
+            },
+            statement_timeout: None,
+        }
+    }
+
     /// Stops it now.
     pub fn stop(&mut self) {
         let _ = self.child.kill();
