@@ -22,12 +22,19 @@ use tokio::sync::oneshot;
 
 /// Default longest a call may take, queue included: 5 minutes.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
-/// Default calls running at once: 16.
-pub const DEFAULT_MAX_CONCURRENT: usize = 16;
-/// Default calls one client may run at once: 8.
-pub const DEFAULT_MAX_PER_CLIENT: usize = 8;
+/// Default calls running at once: 8 (the default pool size: more would
+/// only wait for a session).
+pub const DEFAULT_MAX_CONCURRENT: usize = 8;
+/// Default calls one client may run at once: 4, half the slots, so one
+/// client busy with long statements always leaves room for others. A
+/// "client" is a principal (a key, or a client address): see
+/// [`crate::ops::Admitted`].
+pub const DEFAULT_MAX_PER_CLIENT: usize = 4;
 /// Default calls waiting at most: 256.
 pub const DEFAULT_MAX_QUEUE: usize = 256;
+/// Default calls of one client waiting at most: 64, a quarter of the
+/// queue, so one client cannot fill it and turn everyone else away.
+pub const DEFAULT_MAX_QUEUE_PER_CLIENT: usize = 64;
 
 /// Settings of the request manager.
 #[derive(Clone, Debug)]
@@ -40,6 +47,8 @@ pub struct RequestsConfig {
     pub max_per_client: usize,
     /// Default: [`DEFAULT_MAX_QUEUE`].
     pub max_queue: usize,
+    /// Default: [`DEFAULT_MAX_QUEUE_PER_CLIENT`].
+    pub max_queue_per_client: usize,
 }
 
 impl Default for RequestsConfig {
@@ -49,6 +58,7 @@ impl Default for RequestsConfig {
             max_concurrent: DEFAULT_MAX_CONCURRENT,
             max_per_client: DEFAULT_MAX_PER_CLIENT,
             max_queue: DEFAULT_MAX_QUEUE,
+            max_queue_per_client: DEFAULT_MAX_QUEUE_PER_CLIENT,
         }
     }
 }
@@ -236,7 +246,11 @@ impl RequestManager {
         let can_run = state.running < self.config.max_concurrent
             && mine < self.config.max_per_client
             && state.queues.get(client).is_none_or(VecDeque::is_empty);
-        if !can_run && state.queued >= self.config.max_queue {
+        let mine_queued = state.queues.get(client).map_or(0, VecDeque::len);
+        if !can_run
+            && (state.queued >= self.config.max_queue
+                || mine_queued >= self.config.max_queue_per_client.max(1))
+        {
             self.counters.busy.fetch_add(1, Ordering::Relaxed);
             return Err(RequestError::Busy {
                 running: state.running,
@@ -416,6 +430,7 @@ mod tests {
             max_concurrent: max,
             max_per_client: per_client,
             max_queue: queue,
+            max_queue_per_client: queue,
         })
     }
 

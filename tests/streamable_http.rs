@@ -293,11 +293,22 @@ async fn sessions_expire_and_are_bounded() {
     let mut c = Client::connect(addr).await;
     c.send(&post(INIT, &[])).await;
     let first = c.read_response().await;
-    let sid = first.header("mcp-session-id").unwrap().to_owned();
-    // Full: a second session is refused while the first is alive.
+    let first_sid = first.header("mcp-session-id").unwrap().to_owned();
+    // Full: the least recently used session of the busiest principal (here
+    // the only one) makes room; the table never refuses a new client.
     c.send(&post(INIT, &[])).await;
-    assert_eq!(c.read_response().await.status, 503);
+    let second = c.read_response().await;
+    assert_eq!(second.status, 200);
+    let sid = second.header("mcp-session-id").unwrap().to_owned();
+    assert_ne!(sid, first_sid);
     let ping = r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#;
+    c.send(&post(ping, &[("Mcp-Session-Id", &first_sid)])).await;
+    assert_eq!(
+        c.read_response().await.status,
+        404,
+        "the evicted session is gone"
+    );
+    assert_eq!(endpoint.session_count(), 1);
     c.send(&post(ping, &[("Mcp-Session-Id", &sid)])).await;
     assert_eq!(c.read_response().await.status, 200);
     // Idle past the limit: the id is gone, and the slot is free again.
@@ -307,7 +318,8 @@ async fn sessions_expire_and_are_bounded() {
     assert_eq!(endpoint.session_count(), 0);
     let expired = endpoint.registry().snapshot();
     let expired = expired.get(snowflake_mcp::registry::Transport::StreamableHttp);
-    assert_eq!((expired.expired, expired.closed), (1, 1));
+    // One evicted, one expired: both counted.
+    assert_eq!((expired.expired, expired.closed), (2, 2));
     c.send(&post(INIT, &[])).await;
     assert_eq!(c.read_response().await.status, 200);
 }

@@ -81,6 +81,7 @@ async fn file_warehouse(path: &std::path::Path) -> Arc<SqliteWarehouse> {
             max_size: 2,
             ..PoolConfig::default()
         },
+        ..SqliteConfig::default()
     })
     .await
     .expect("open")

@@ -322,7 +322,12 @@ async fn main() -> ExitCode {
             Arc::clone(&requests),
             Arc::clone(&warehouse),
         )
-        .auth(Arc::clone(&auth)),
+        .auth(Arc::clone(&auth))
+        .admission(
+            settings.cors_origins.clone(),
+            settings.allowed_hosts.clone(),
+            rate_limit.clone(),
+        ),
     );
     let warehouse_kind = warehouse.kind();
     let http_mcp = mcp_server(
@@ -344,10 +349,12 @@ async fn main() -> ExitCode {
         http_mcp.clone(),
         HttpMcpConfig {
             allowed_origins: settings.cors_origins.clone(),
+            allowed_hosts: settings.allowed_hosts.clone(),
             auth: Some(Arc::clone(&auth)),
             rate_limit: rate_limit.clone(),
             max_sessions: settings.max_sessions,
             session_idle: settings.session_idle,
+            ..HttpMcpConfig::default()
         },
         Arc::clone(&registry),
     );
@@ -355,6 +362,7 @@ async fn main() -> ExitCode {
         ws_mcp.clone(),
         WsConfig {
             allowed_origins: settings.cors_origins.clone(),
+            allowed_hosts: settings.allowed_hosts.clone(),
             auth: Some(auth),
             rate_limit,
             ..WsConfig::default()

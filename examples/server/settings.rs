@@ -130,6 +130,14 @@ fn specs() -> Vec<Spec> {
             "none".into(),
             "browser origins allowed, comma-separated (scheme://host[:port])",
         ),
+        s(
+            "allowed_hosts",
+            "--allowed-hosts",
+            "MCP_ALLOWED_HOSTS",
+            "HOSTS",
+            "loopback names when bound to loopback, else any".into(),
+            "Host names answered on every endpoint but /health, comma-separated (others get 403: DNS-rebinding defence); the hosts of --cors-origins are added",
+        ),
         Spec {
             key: "api_keys",
             flag: None,
@@ -394,6 +402,8 @@ pub struct Settings {
     pub connection: Option<String>,
     /// Origins allowed (CORS and the Origin check).
     pub cors_origins: Vec<String>,
+    /// `Host` names answered (empty: any).
+    pub allowed_hosts: Vec<String>,
     /// Bearer keys (empty: open).
     pub auth: Auth,
     /// Per-client limit: requests per second and burst.
@@ -607,6 +617,7 @@ impl Given {
             tracing_subscriber::EnvFilter::try_new(v)
                 .map_err(|e| format!("{v:?} is not a log filter: {e}"))
         })?;
+        let log_filter = cap_secret_logs(log_filter);
         let cors_origins = self.get("cors_origins", Vec::new(), |v| {
             v.split(',')
                 .map(str::trim)
@@ -614,6 +625,42 @@ impl Given {
                 .map(|o| check_origin(o).map(|()| o.to_owned()))
                 .collect()
         })?;
+        let mut allowed_hosts = self.get("allowed_hosts", Vec::new(), |v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|h| !h.is_empty())
+                .map(|h| {
+                    if h.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-.[]:".contains(&b))
+                    {
+                        Ok(h.to_ascii_lowercase())
+                    } else {
+                        Err(format!("{h:?} is not a host name"))
+                    }
+                })
+                .collect()
+        })?;
+        if allowed_hosts.is_empty() && host.is_loopback() {
+            // On loopback only loopback names can be meant: another name is
+            // a DNS name rebound to this machine by a web page.
+            allowed_hosts = ["localhost", "127.0.0.1", "[::1]"]
+                .map(String::from)
+                .to_vec();
+        }
+        if !allowed_hosts.is_empty() {
+            for origin in &cors_origins {
+                if let Some((_, authority)) = origin.split_once("://") {
+                    let name = authority.rsplit_once(':').map_or(authority, |(h, p)| {
+                        if p.bytes().all(|b| b.is_ascii_digit()) {
+                            h
+                        } else {
+                            authority
+                        }
+                    });
+                    allowed_hosts.push(name.to_ascii_lowercase());
+                }
+            }
+        }
         // Keys are never echoed back: a message names the entry, not the token.
         let auth = self.get("api_keys", Auth::new(), |v| {
             Auth::parse(v).map_err(|e| e.to_string())
@@ -685,6 +732,7 @@ impl Given {
             max_concurrent: count("max_concurrent_requests", requests::DEFAULT_MAX_CONCURRENT)?,
             max_per_client: count("max_requests_per_client", requests::DEFAULT_MAX_PER_CLIENT)?,
             max_queue: count("max_queued_requests", requests::DEFAULT_MAX_QUEUE)?,
+            ..RequestsConfig::default()
         };
         let pool = PoolConfig {
             max_size: count("pool_size", pool::DEFAULT_MAX_SIZE)?,
@@ -710,6 +758,7 @@ impl Given {
             sqlite,
             connection,
             cors_origins,
+            allowed_hosts,
             auth,
             rate_limit,
             json_logs,
@@ -804,4 +853,26 @@ impl Source for Layered<'_> {
     fn home(&self) -> Option<PathBuf> {
         std::env::var_os("HOME").map(PathBuf::from)
     }
+}
+
+/// Crates whose own log lines can carry secrets below `info`: snowflake-api
+/// logs the login answer (session and master tokens) and each statement at
+/// `debug`; the HTTP client and its middleware can log requests (with their
+/// `Authorization` headers) at `debug` and `trace`. Whatever the filter
+/// says, they log at `info` at most.
+const SECRET_BEARING_TARGETS: [&str; 4] = [
+    "snowflake_api",
+    "reqwest",
+    "reqwest_middleware",
+    "reqwest_retry",
+];
+
+/// `filter` with [`SECRET_BEARING_TARGETS`] capped at `info`.
+fn cap_secret_logs(mut filter: tracing_subscriber::EnvFilter) -> tracing_subscriber::EnvFilter {
+    for target in SECRET_BEARING_TARGETS {
+        if let Ok(directive) = format!("{target}=info").parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
+    filter
 }

@@ -22,7 +22,8 @@ use tokio::time::{Instant, timeout, timeout_at};
 
 use super::chunked::ChunkedDecoder;
 use super::encode::{
-    BodyFraming, CONTINUE, ConnHeader, Headers, LAST_CHUNK, write_chunk, write_head,
+    BodyFraming, CONTINUE, ConnHeader, Headers, LAST_CHUNK, write_chunk, write_chunk_size,
+    write_head,
 };
 use super::head::{Expect, Framing, Head, HeaderSpan, Method, Version, parse_head};
 use super::request::Request;
@@ -614,15 +615,30 @@ impl Conn {
             tokio::select! {
                 chunk = rx.recv() => match chunk {
                     Some(chunk) => {
-                        self.queue_chunk(&chunk, chunked);
-                        while self.wbuf.len() < STREAM_BATCH_BYTES {
-                            match rx.try_recv() {
-                                Ok(more) => self.queue_chunk(&more, chunked),
-                                Err(_) => break,
+                        // Small chunks are batched into one write; a large
+                        // one goes out from its own (possibly shared) buffer:
+                        // copying it per connection would multiply it by
+                        // every slow reader it is sent to.
+                        let mut next = Some(chunk);
+                        while let Some(c) = next.take() {
+                            if c.len() >= STREAM_BATCH_BYTES {
+                                if chunked {
+                                    write_chunk_size(&mut self.wbuf, c.len());
+                                }
+                                self.pending_body = Some(c);
+                                break;
+                            }
+                            self.queue_chunk(&c, chunked);
+                            if self.wbuf.len() < STREAM_BATCH_BYTES {
+                                next = rx.try_recv().ok();
                             }
                         }
+                        let large = self.pending_body.is_some();
                         if self.flush().await.is_err() {
                             return Next::Close;
+                        }
+                        if large && chunked {
+                            self.wbuf.extend_from_slice(b"\r\n");
                         }
                     }
                     None => {

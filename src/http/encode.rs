@@ -120,9 +120,16 @@ pub(crate) fn write_head(
 /// Appends one chunk of a chunked body; `data` must not be empty (that would end the body).
 pub(crate) fn write_chunk(out: &mut Vec<u8>, data: &[u8]) {
     debug_assert!(!data.is_empty());
+    write_chunk_size(out, data.len());
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends a chunk's size line (hex, CRLF); the data and its CRLF follow.
+pub(crate) fn write_chunk_size(out: &mut Vec<u8>, len: usize) {
     let mut hex = [0u8; 16];
     let mut i = hex.len();
-    let mut n = data.len();
+    let mut n = len;
     loop {
         i -= 1;
         hex[i] = b"0123456789abcdef"[n & 0xf];
@@ -132,8 +139,6 @@ pub(crate) fn write_chunk(out: &mut Vec<u8>, data: &[u8]) {
         }
     }
     out.extend_from_slice(&hex[i..]);
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(data);
     out.extend_from_slice(b"\r\n");
 }
 

@@ -15,7 +15,7 @@ pub(crate) mod conn;
 pub(crate) mod date;
 pub(crate) mod encode;
 pub mod head;
-mod request;
+pub(crate) mod request;
 mod response;
 pub(crate) mod router;
 pub mod sse;

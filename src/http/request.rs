@@ -137,3 +137,20 @@ impl<'a> Request<'a> {
 fn ascii(bytes: &[u8]) -> &str {
     std::str::from_utf8(bytes).unwrap_or("")
 }
+
+/// Parses `raw` (a whole request head) and hands the request to `f`, for
+/// unit tests of handlers and checks.
+#[cfg(test)]
+pub(crate) fn with_parsed<R>(raw: &[u8], f: impl FnOnce(Request<'_>) -> R) -> R {
+    let limits = super::head::HeadLimits {
+        max_head_bytes: 16 * 1024,
+        max_headers: 100,
+        max_target_bytes: 8 * 1024,
+    };
+    let mut spans = Vec::new();
+    let head = super::head::parse_head(raw, &limits, &mut spans)
+        .expect("valid head")
+        .expect("complete head");
+    let remote = SocketAddr::from(([127, 0, 0, 1], 1));
+    f(Request::from_parts(raw, &head, &spans, b"", remote))
+}

@@ -60,6 +60,13 @@ impl<'a> Event<'a> {
         self
     }
 
+    /// The event as SSE bytes, ready for [`SseSender::send_encoded`].
+    pub fn to_bytes(&self) -> Result<Bytes, InvalidEvent> {
+        let mut out = Vec::with_capacity(self.data.len() + 32);
+        self.encode(&mut out)?;
+        Ok(Bytes::from(out))
+    }
+
     /// Appends the encoded event, blank line included, to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), InvalidEvent> {
         let bad = |s: &str| s.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0));
@@ -145,6 +152,12 @@ impl SseSender {
         let mut out = Vec::with_capacity(event.data.len() + 32);
         event.encode(&mut out)?;
         Ok(self.body.send(Bytes::from(out)).await?)
+    }
+
+    /// Sends an event already encoded with [`Event::to_bytes`] (shared,
+    /// not copied: the same bytes may go to many streams).
+    pub async fn send_encoded(&self, event: Bytes) -> Result<(), SendError> {
+        Ok(self.body.send(event).await?)
     }
 
     /// Sends a comment line (`: text`), which clients ignore; useful as a keep-alive.

@@ -1,7 +1,7 @@
 //! The per-call context a tool handler receives.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -36,21 +36,137 @@ pub enum LogLevel {
 /// Where a session sends messages of its own (notifications, requests) to the client.
 ///
 /// Transports that cannot carry them (a plain JSON HTTP answer) have none.
+/// The queue is bounded in messages and, with [`Peer::bounded`], in bytes:
+/// the bytes of every message handed to [`Peer::send`] and not yet taken
+/// by the transport count (those waiting for room in the queue too), so a
+/// client that stops reading cannot make the server hold more than that.
 #[derive(Clone, Debug)]
 pub struct Peer {
     tx: mpsc::Sender<Vec<u8>>,
+    queued: Arc<Queued>,
+}
+
+/// The byte count shared by a [`Peer`] and its [`PeerReceiver`].
+#[derive(Debug)]
+struct Queued {
+    /// Bytes handed to `send` and not yet received. Relaxed: a counter
+    /// compared with a limit, ordering no other memory.
+    bytes: AtomicUsize,
+    max: usize,
+    /// Set once a message did not fit; never cleared.
+    overflowed: AtomicBool,
+    /// Woken when `overflowed` is set (a stored permit: no wake is lost).
+    notify: tokio::sync::Notify,
 }
 
 impl Peer {
-    /// A peer whose messages arrive, already encoded, on the returned receiver.
-    pub fn channel(buffer: usize) -> (Peer, mpsc::Receiver<Vec<u8>>) {
-        let (tx, rx) = mpsc::channel(buffer.max(1));
-        (Peer { tx }, rx)
+    /// A peer whose messages arrive, already encoded, on the returned
+    /// receiver; at most `buffer` messages wait in the queue.
+    pub fn channel(buffer: usize) -> (Peer, PeerReceiver) {
+        Peer::bounded(buffer, usize::MAX)
     }
 
-    /// Sends one encoded message; false when the client is gone.
+    /// Like [`Peer::channel`], with at most `max_bytes` of messages sent and
+    /// not yet received. A message that would pass it (unless nothing is
+    /// queued) is dropped, `send` returns false, and the receiver's
+    /// [`PeerReceiver::overflowed`] resolves: the transport should close.
+    pub fn bounded(buffer: usize, max_bytes: usize) -> (Peer, PeerReceiver) {
+        let (tx, rx) = mpsc::channel(buffer.max(1));
+        let queued = Arc::new(Queued {
+            bytes: AtomicUsize::new(0),
+            max: max_bytes,
+            overflowed: AtomicBool::new(false),
+            notify: tokio::sync::Notify::new(),
+        });
+        (
+            Peer {
+                tx,
+                queued: Arc::clone(&queued),
+            },
+            PeerReceiver { rx, queued },
+        )
+    }
+
+    /// Sends one encoded message; false when the client is gone or the
+    /// byte bound was passed.
     pub async fn send(&self, message: Vec<u8>) -> bool {
-        self.tx.send(message).await.is_ok()
+        let len = message.len();
+        let q = &self.queued;
+        let before = q.bytes.fetch_add(len, Ordering::Relaxed);
+        if before > 0 && before.saturating_add(len) > q.max {
+            q.bytes.fetch_sub(len, Ordering::Relaxed);
+            q.overflowed.store(true, Ordering::Relaxed);
+            q.notify.notify_one();
+            return false;
+        }
+        if self.tx.send(message).await.is_ok() {
+            true
+        } else {
+            q.bytes.fetch_sub(len, Ordering::Relaxed);
+            false
+        }
+    }
+}
+
+/// The transport's end of a [`Peer`].
+#[derive(Debug)]
+pub struct PeerReceiver {
+    rx: mpsc::Receiver<Vec<u8>>,
+    queued: Arc<Queued>,
+}
+
+impl PeerReceiver {
+    /// The next message; `None` once every [`Peer`] is dropped.
+    pub async fn recv(&mut self) -> Option<Vec<u8>> {
+        let message = self.rx.recv().await?;
+        self.queued
+            .bytes
+            .fetch_sub(message.len(), Ordering::Relaxed);
+        Some(message)
+    }
+
+    /// The next message if one is queued.
+    pub fn try_recv(&mut self) -> Option<Vec<u8>> {
+        let message = self.rx.try_recv().ok()?;
+        self.queued
+            .bytes
+            .fetch_sub(message.len(), Ordering::Relaxed);
+        Some(message)
+    }
+
+    /// Whether no message is queued.
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
+
+    /// Bytes sent and not yet received (waiting senders included).
+    pub fn queued_bytes(&self) -> usize {
+        self.queued.bytes.load(Ordering::Relaxed)
+    }
+
+    /// A handle that tells when a message was dropped for passing the byte
+    /// bound (usable while the receiver is borrowed for `recv`).
+    pub fn overflow(&self) -> Overflow {
+        Overflow {
+            queued: Arc::clone(&self.queued),
+        }
+    }
+}
+
+/// See [`PeerReceiver::overflow`].
+#[derive(Debug)]
+pub struct Overflow {
+    queued: Arc<Queued>,
+}
+
+impl Overflow {
+    /// Resolves once a message was dropped for passing the byte bound.
+    pub async fn wait(&self) {
+        while !self.queued.overflowed.load(Ordering::Relaxed) {
+            self.queued.notify.notified().await;
+        }
+        // Leave a permit for the next waiter: the state is permanent.
+        self.queued.notify.notify_one();
     }
 }
 
@@ -260,19 +376,19 @@ impl Context {
             .is_some_and(|s| s.is_read_only())
     }
 
-    /// A key telling clients apart, for fair scheduling: the client's name,
-    /// and for clients with a session (handshake versions) that session.
+    /// A key telling clients apart, for fair scheduling and limits: the
+    /// principal the transport admitted the session for (a key, or a
+    /// client address), so neither a new session nor a new client name
+    /// buys a bigger share. Sessions made outside a transport fall back to
+    /// the client's name.
     pub fn client_key(&self) -> String {
-        let name = self
-            .client_info()
-            .and_then(|c| c["name"].as_str())
-            .unwrap_or("unknown");
-        match &self.inner.session {
-            Some(session) if !self.inner.version.is_modern() => {
-                format!("{name}#{:x}", Arc::as_ptr(session) as usize)
-            }
-            _ => name.to_owned(),
+        if let Some(principal) = self.inner.session.as_ref().and_then(|s| s.principal()) {
+            return principal.to_owned();
         }
+        self.client_info()
+            .and_then(|c| c["name"].as_str())
+            .unwrap_or("unknown")
+            .to_owned()
     }
 
     /// The JSON-RPC id of the call, as raw JSON.

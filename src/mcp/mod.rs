@@ -26,7 +26,7 @@ mod tool;
 pub mod version;
 
 pub use call::{Call, OwnedCall, RESOURCE_NOT_FOUND, SERVER_STOPPING};
-pub use context::{Context, LogLevel, Peer};
+pub use context::{Context, LogLevel, Overflow, Peer, PeerReceiver};
 pub use listen::SUBSCRIPTION_ID_META_KEY;
 pub use outgoing::{CLIENT_REQUEST_TIMEOUT, InputRequests, MISSING_CLIENT_CAPABILITY};
 pub use prompt::{CompleteFn, Prompt, PromptMessage, PromptOutput, Role};

@@ -29,6 +29,12 @@ use crate::jsonrpc::{
 
 /// JSON-RPC code for a request stamped with a protocol version this server does not speak.
 pub const UNSUPPORTED_PROTOCOL_VERSION: i32 = -32022;
+/// Most messages one JSON-RPC batch (2025-03-26) may hold; a larger batch
+/// is refused whole. Default: 64.
+pub const MAX_BATCH_MEMBERS: usize = 64;
+/// Most bytes of answers one batch may gather: once its answers pass it,
+/// the requests not yet run are answered with an error instead. Default: 4 MiB.
+pub const MAX_BATCH_ANSWER_BYTES: usize = 4 * 1024 * 1024;
 
 /// One client's session.
 #[derive(Debug)]
@@ -57,6 +63,9 @@ pub struct Session {
     /// may run read-only statements only. Once set it stays set (Relaxed:
     /// a lone flag that orders nothing else).
     read_only: std::sync::atomic::AtomicBool,
+    /// Whom the transport admitted this session for (a key, a client
+    /// address): what fair shares and limits count against. Set once.
+    principal: std::sync::OnceLock<Box<str>>,
 }
 
 const ALL_LEVELS: [LogLevel; 8] = [
@@ -211,6 +220,7 @@ impl Session {
             subscriptions: Mutex::new(HashSet::new()),
             outgoing: Outgoing::default(),
             read_only: std::sync::atomic::AtomicBool::new(false),
+            principal: std::sync::OnceLock::new(),
         }
     }
 
@@ -243,6 +253,17 @@ impl Session {
     /// read-only key was used); it cannot be lifted.
     pub fn restrict_to_read_only(&self) {
         self.read_only.store(true, Ordering::Relaxed);
+    }
+
+    /// Names whom this session's calls count against (`key:<name>`,
+    /// `addr:<ip>`: see [`crate::ops::Admitted`]); the first call wins.
+    pub fn set_principal(&self, principal: &str) {
+        let _ = self.principal.set(principal.into());
+    }
+
+    /// Whom this session's calls count against, when the transport said.
+    pub fn principal(&self) -> Option<&str> {
+        self.principal.get().map(|p| &**p)
     }
 
     /// Whether this session's calls may run read-only statements only.
@@ -380,9 +401,36 @@ impl Session {
                 return Some(out);
             }
         };
+        if members.len() > MAX_BATCH_MEMBERS {
+            let e = RpcError::new(
+                INVALID_REQUEST,
+                format!(
+                    "invalid request: the batch has {} messages; at most {MAX_BATCH_MEMBERS} are allowed",
+                    members.len()
+                ),
+            );
+            write_error(&mut out, None, &e);
+            return Some(out);
+        }
         let mut answers = Vec::new();
+        let mut answer_bytes = 0usize;
         for member in members {
             let member = member.get().as_bytes();
+            if answer_bytes > MAX_BATCH_ANSWER_BYTES {
+                // Past the budget nothing more runs; each request still gets an answer.
+                if let Ok(crate::jsonrpc::Message::Request(r)) = crate::jsonrpc::parse(member) {
+                    let e = RpcError::new(
+                        crate::jsonrpc::INTERNAL_ERROR,
+                        format!(
+                            "not run: the batch's answers passed {MAX_BATCH_ANSWER_BYTES} bytes; send the rest in another request"
+                        ),
+                    );
+                    let mut one = Vec::new();
+                    write_error(&mut one, Some(r.id), &e);
+                    answers.push(one);
+                }
+                continue;
+            }
             if is_batch(member) {
                 let e = RpcError::new(INVALID_REQUEST, "invalid request: nested batch");
                 let mut one = Vec::new();
@@ -391,6 +439,7 @@ impl Session {
                 continue;
             }
             if let Some(a) = Box::pin(self.handle(member)).await {
+                answer_bytes += a.len();
                 answers.push(a);
             }
         }

@@ -130,22 +130,27 @@ impl Auth {
     /// The scope of the request's `Authorization: Bearer` token, or why not
     /// ([`AuthError::response`] is the 401 to send).
     pub fn check(&self, req: &Request<'_>) -> Result<Scope, AuthError> {
+        self.identify(req).map(|(scope, _)| scope)
+    }
+
+    /// The scope and the name of the key the request's `Authorization:
+    /// Bearer` token matches, or why not. The scheme is matched without
+    /// regard to case (RFC 9110, 11.1).
+    pub fn identify(&self, req: &Request<'_>) -> Result<(Scope, &str), AuthError> {
         let Some(header) = req.header("authorization") else {
             return Err(AuthError::Missing);
         };
-        let text = std::str::from_utf8(header).unwrap_or_default();
-        let Some(token) = text
-            .strip_prefix("Bearer ")
-            .or_else(|| text.strip_prefix("bearer "))
-        else {
-            return Err(AuthError::NotBearer);
+        let text = std::str::from_utf8(header).unwrap_or_default().trim();
+        let token = match text.split_once(' ') {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+            _ => return Err(AuthError::NotBearer),
         };
-        let presented = digest(token.trim());
+        let presented = digest(token);
         // Every key is compared, match or not: timing says nothing of which.
         let mut found = None;
         for key in &self.keys {
             if crate::mcp::constant_time_eq(&key.digest, &presented) && found.is_none() {
-                found = Some(key.scope);
+                found = Some((key.scope, key.name.as_str()));
             }
         }
         found.ok_or(AuthError::Invalid)
@@ -200,5 +205,36 @@ mod tests {
             "the token is never echoed: {e}"
         );
         assert!(Auth::parse("").expect("empty").is_empty());
+    }
+
+    fn identify(auth: &Auth, authorization: &str) -> Result<(Scope, String), AuthError> {
+        let raw = format!("GET / HTTP/1.1\r\nHost: x\r\nAuthorization: {authorization}\r\n\r\n");
+        crate::http::request::with_parsed(raw.as_bytes(), |req| {
+            auth.identify(&req).map(|(s, n)| (s, n.to_owned()))
+        })
+    }
+
+    #[test]
+    fn the_scheme_is_case_insensitive() {
+        let auth = Auth::new().key("ops", "aaaaaaaaaaaaaaaa", Scope::Full);
+        for header in [
+            "Bearer aaaaaaaaaaaaaaaa",
+            "bearer aaaaaaaaaaaaaaaa",
+            "BEARER aaaaaaaaaaaaaaaa",
+            "bEaReR   aaaaaaaaaaaaaaaa",
+        ] {
+            assert_eq!(
+                identify(&auth, header),
+                Ok((Scope::Full, "ops".to_owned())),
+                "{header}"
+            );
+        }
+        for (header, why) in [
+            ("Basic aaaaaaaaaaaaaaaa", AuthError::NotBearer),
+            ("Bearer", AuthError::NotBearer),
+            ("BEARER bbbbbbbbbbbbbbbb", AuthError::Invalid),
+        ] {
+            assert_eq!(identify(&auth, header), Err(why), "{header}");
+        }
     }
 }

@@ -23,25 +23,45 @@ use crate::registry::{Registry, Transport};
 use crate::requests::RequestManager;
 use crate::warehouse::Warehouse;
 
+/// Who a request comes from, once admitted: what its calls may do, and
+/// whom they count against (fair shares, session caps, session ownership).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Admitted {
+    /// What the key lets it run (full when no key is configured).
+    pub scope: auth::Scope,
+    /// `key:<name>` for a bearer key, else `addr:<client IP>`: clients
+    /// without keys are told apart only by their address.
+    pub principal: String,
+}
+
 /// What the MCP endpoints (`/mcp` and the WebSocket upgrade) check after
-/// the Origin: the bearer key, then the client's rate. Returns the key's
-/// scope (full when no key is configured), or the refusal to send (401 with
-/// `WWW-Authenticate`, 429 with `Retry-After`), boxed: refusals are the cold path.
+/// the Origin: the client's rate first (so a flood of bad keys is throttled
+/// too), then the bearer key. Returns who the request comes from, or the
+/// refusal to send (429 with `Retry-After`, 401 with `WWW-Authenticate`),
+/// boxed: refusals are the cold path.
 pub(crate) fn admit(
     req: &Request<'_>,
     keys: Option<&auth::Auth>,
     limiter: Option<&rate::RateLimiter>,
-) -> Result<auth::Scope, Box<Response>> {
-    let scope = match keys {
-        Some(keys) if !keys.is_empty() => keys.check(req).map_err(|e| Box::new(e.response()))?,
-        _ => auth::Scope::Full,
-    };
+) -> Result<Admitted, Box<Response>> {
     if let Some(limiter) = limiter
         && let Err(wait) = limiter.check(req.remote_addr().ip())
     {
         return Err(Box::new(rate::RateLimiter::refusal(wait)));
     }
-    Ok(scope)
+    match keys {
+        Some(keys) if !keys.is_empty() => {
+            let (scope, name) = keys.identify(req).map_err(|e| Box::new(e.response()))?;
+            Ok(Admitted {
+                scope,
+                principal: format!("key:{name}"),
+            })
+        }
+        _ => Ok(Admitted {
+            scope: auth::Scope::Full,
+            principal: format!("addr:{}", req.remote_addr().ip()),
+        }),
+    }
 }
 
 /// How long a database check may take. Default: 2 s.
@@ -59,6 +79,12 @@ pub struct Ops {
     warehouse: Arc<dyn Warehouse>,
     /// Keys for the protected endpoints, when they are protected.
     auth: Option<Arc<auth::Auth>>,
+    /// Browser origins accepted besides loopback ones (as for `/mcp`).
+    allowed_origins: Vec<String>,
+    /// `Host` names answered (empty: any), as for `/mcp`.
+    allowed_hosts: Vec<String>,
+    /// Per-address request limit, as for `/mcp`.
+    rate_limit: Option<Arc<rate::RateLimiter>>,
     /// The MCP servers' request counters (one per transport's server).
     mcp: std::sync::OnceLock<Vec<crate::mcp::McpServer>>,
     /// The HTTP server's counters, once it is bound.
@@ -88,6 +114,15 @@ struct DbCheck {
     checked_at: SystemTime,
     latency: Duration,
     error: Option<String>,
+}
+
+/// Which kind of operations endpoint a request is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Endpoint {
+    /// `/health`: open, says only "ok".
+    Liveness,
+    /// `/health/detailed`, `/status`, `/metrics`.
+    Report,
 }
 
 /// The overall state `/health/detailed` reports.
@@ -130,6 +165,9 @@ impl Ops {
             http: std::sync::OnceLock::new(),
             mcp: std::sync::OnceLock::new(),
             auth: None,
+            allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
+            rate_limit: None,
             db_check_timeout: DEFAULT_DB_CHECK_TIMEOUT,
             db_check_ttl: DEFAULT_DB_CHECK_TTL,
             db_cache: Mutex::new(None),
@@ -144,8 +182,41 @@ impl Ops {
         self
     }
 
-    /// The 401 for a protected endpoint without a valid key, if any.
-    fn refuse(&self, req: &Request<'_>) -> Option<Response> {
+    /// Applies the MCP endpoints' admission to these endpoints too: the
+    /// per-address rate (every endpoint), then `Host` and `Origin` (every
+    /// endpoint but `/health`, which says nothing and must answer load
+    /// balancers that send no `Host`), so a page on a rebound DNS name cannot
+    /// read `/status` or `/metrics`. Defaults: no limit, any `Host`.
+    pub fn admission(
+        mut self,
+        allowed_origins: Vec<String>,
+        allowed_hosts: Vec<String>,
+        rate_limit: Option<Arc<rate::RateLimiter>>,
+    ) -> Self {
+        self.allowed_origins = allowed_origins;
+        self.allowed_hosts = allowed_hosts;
+        self.rate_limit = rate_limit;
+        self
+    }
+
+    /// The refusal for a request to an endpoint (429, 403, or 401 for a
+    /// protected endpoint without a valid key), if any.
+    fn refuse(&self, req: &Request<'_>, endpoint: Endpoint) -> Option<Response> {
+        if let Some(limiter) = &self.rate_limit
+            && let Err(wait) = limiter.check(req.remote_addr().ip())
+        {
+            return Some(rate::RateLimiter::refusal(wait));
+        }
+        if endpoint == Endpoint::Liveness {
+            return None;
+        }
+        let origin = crate::transport::origin::check_host(req, &self.allowed_hosts)
+            .and_then(|()| crate::transport::origin::check(req, &self.allowed_origins));
+        if let Err(refused) = origin {
+            let e =
+                crate::jsonrpc::RpcError::new(crate::jsonrpc::INVALID_REQUEST, refused.message());
+            return Some(crate::transport::error_response(403, None, &e));
+        }
         self.auth
             .as_ref()
             .and_then(|a| a.check(req).err())
@@ -181,9 +252,13 @@ impl Ops {
 
     /// Adds `GET /health`, `/health/detailed`, `/status` and `/metrics`.
     pub fn routes(self: &Arc<Self>, router: Router) -> Router {
+        let ops = Arc::clone(self);
         router
-            .route(Method::Get, "/health", |_: Request<'_>| {
-                Response::static_body(200, "application/json", br#"{"status":"ok"}"#)
+            .route(Method::Get, "/health", move |req: Request<'_>| {
+                match ops.refuse(&req, Endpoint::Liveness) {
+                    Some(refusal) => refusal,
+                    None => Response::static_body(200, "application/json", br#"{"status":"ok"}"#),
+                }
             })
             .route_shared(
                 Method::Get,
@@ -616,7 +691,7 @@ struct Detailed(Arc<Ops>);
 
 impl Handler for Detailed {
     fn call<'a>(&'a self, req: Request<'a>) -> Reply<'a> {
-        if let Some(refusal) = self.0.refuse(&req) {
+        if let Some(refusal) = self.0.refuse(&req, Endpoint::Report) {
             return Reply::ready(refusal);
         }
         Reply::new(async move {
@@ -635,7 +710,7 @@ struct Status(Arc<Ops>);
 
 impl Handler for Status {
     fn call<'a>(&'a self, req: Request<'a>) -> Reply<'a> {
-        if let Some(refusal) = self.0.refuse(&req) {
+        if let Some(refusal) = self.0.refuse(&req, Endpoint::Report) {
             return Reply::ready(refusal);
         }
         Reply::ready(Response::json(200, self.0.status().to_string()))
@@ -646,7 +721,7 @@ struct Metrics(Arc<Ops>);
 
 impl Handler for Metrics {
     fn call<'a>(&'a self, req: Request<'a>) -> Reply<'a> {
-        if let Some(refusal) = self.0.refuse(&req) {
+        if let Some(refusal) = self.0.refuse(&req, Endpoint::Report) {
             return Reply::ready(refusal);
         }
         Reply::ready(

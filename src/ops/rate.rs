@@ -18,6 +18,10 @@ use crate::jsonrpc::{INVALID_REQUEST, RpcError};
 const SHARDS: usize = 16;
 /// Buckets a shard holds before idle ones are swept.
 const SWEEP_AT: usize = 4096;
+/// Most clients tracked in all: past it (after a sweep) the bucket used
+/// least recently is dropped, so many addresses cannot grow the map
+/// without bound. Default: 65 536 (16 shards of 4 096).
+pub const MAX_TRACKED_CLIENTS: usize = SHARDS * SWEEP_AT;
 
 #[derive(Clone, Copy, Debug)]
 struct Bucket {
@@ -55,6 +59,7 @@ impl RateLimiter {
 
     /// Takes a token for `client`, or says how long until one is back.
     pub fn check(&self, client: IpAddr) -> Result<(), Duration> {
+        let client = bucket_key(client);
         let mut h = self.hasher.build_hasher();
         std::hash::Hash::hash(&client, &mut h);
         let shard = &self.shards[(h.finish() as usize) % SHARDS];
@@ -64,6 +69,15 @@ impl RateLimiter {
             // Full buckets of idle clients carry no state worth keeping.
             let full_after = Duration::from_secs_f64(self.burst / self.per_second);
             buckets.retain(|_, b| now.duration_since(b.at) < full_after);
+            // Still full of clients that are all active: the eighth seen
+            // least recently gives way (a client that returns starts again
+            // with a full bucket), so the next sweeps are far apart.
+            if buckets.len() >= SWEEP_AT {
+                let mut ages: Vec<Instant> = buckets.values().map(|b| b.at).collect();
+                let cut = SWEEP_AT / 8;
+                let (_, &mut threshold, _) = ages.select_nth_unstable(cut);
+                buckets.retain(|_, b| b.at > threshold);
+            }
         }
         let bucket = buckets.entry(client).or_insert(Bucket {
             tokens: self.burst,
@@ -82,6 +96,14 @@ impl RateLimiter {
         }
     }
 
+    /// Clients tracked now.
+    pub fn tracked(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).len())
+            .sum()
+    }
+
     /// The 429 answer for a wait of `retry_after`.
     pub fn refusal(retry_after: Duration) -> Response {
         let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
@@ -95,6 +117,23 @@ impl RateLimiter {
             Ok(r) => r,
             Err(_) => Response::new(429),
         }
+    }
+}
+
+/// The key a client's bucket is kept under: its IPv4 address, or the /64
+/// network of its IPv6 address (one host usually has a whole /64, so
+/// per-address buckets would let it mint clients at will).
+fn bucket_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut octets = v6.octets();
+                octets[8..].fill(0);
+                IpAddr::V6(std::net::Ipv6Addr::from(octets))
+            }
+        },
     }
 }
 
@@ -118,5 +157,26 @@ mod tests {
         let r = RateLimiter::refusal(Duration::from_millis(1500));
         assert_eq!(r.status(), 429);
         assert_eq!(r.header_value("retry-after"), Some(&b"2"[..]));
+    }
+
+    #[test]
+    fn the_map_is_bounded_whatever_the_addresses() {
+        let limiter = RateLimiter::new(1.0, 5);
+        for i in 0..(MAX_TRACKED_CLIENTS as u32 + 20_000) {
+            let ip = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            let _ = limiter.check(ip);
+        }
+        assert!(
+            limiter.tracked() <= MAX_TRACKED_CLIENTS,
+            "{}",
+            limiter.tracked()
+        );
+        // A /64 is one client.
+        let limiter = RateLimiter::new(1.0, 2);
+        let a: IpAddr = "2001:db8::1".parse().unwrap();
+        let b: IpAddr = "2001:db8::ffff:2".parse().unwrap();
+        assert!(limiter.check(a).is_ok());
+        assert!(limiter.check(b).is_ok());
+        assert!(limiter.check(a).is_err(), "same /64, same bucket");
     }
 }

@@ -300,7 +300,7 @@ pub fn register(
                 } else {
                     (&t.config.guard, "")
                 };
-                if let Err(refusal) = guard.check(&args.query) {
+                if let Err(refusal) = guard.check_for(&args.query, t.warehouse.sql_dialect()) {
                     return ToolOutput::error(format!("Refused{whose}: {refusal}"));
                 }
                 let limit = args.limit.unwrap_or(t.config.default_limit);
@@ -549,6 +549,12 @@ fn truncation_notice(result: &QueryResult, config: &ToolsConfig) -> Option<Strin
         Truncation::Bytes(cap) => Some(format!(
             "Showing the first {shown} rows: the result was cut at {cap} bytes. Select fewer \
              columns, or page with LIMIT/OFFSET (for example OFFSET {shown}) to see the rest."
+        )),
+        Truncation::Cells(cap) => Some(format!(
+            "The first row alone is larger than the {cap}-byte result cap: its largest values \
+             were cut (each ends with {}) and no further rows are shown. Select a part of the \
+             value (SUBSTR, LEFT) or fewer columns.",
+            crate::warehouse::CUT_MARKER
         )),
     }
 }

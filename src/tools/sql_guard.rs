@@ -1,22 +1,47 @@
 //! The read-only guard of `execute_query`: SQL classified by a real parser.
 //!
-//! The text is tokenized and parsed with `sqlparser`'s Snowflake dialect,
-//! never matched with patterns. It must be exactly one statement, carry no
-//! comments, and every statement in it (the top one and any nested in a CTE,
-//! a subquery or an `EXPLAIN`) must be of a kind on the allow-list; a
+//! The text is tokenized and parsed with `sqlparser`, in the dialect of the
+//! warehouse that will run it ([`SqlDialect`]: Snowflake's, or SQLite's for
+//! the embedded warehouse, so that string literals and comments are read
+//! the way the engine reads them), never matched with patterns. It must be
+//! exactly one statement (or, on Snowflake, one chain of statements joined
+//! by the flow operator `->>`, each checked on its own), carry no comments,
+//! and every statement in it (the top one and any nested in a CTE, a
+//! subquery or an `EXPLAIN`) must be of a kind on the allow-list; a
 //! `SELECT ... INTO` counts as a write, and `SYSTEM$` functions (which can
 //! act on the account) are refused unless writes are allowed. Anything the
 //! parser cannot read is refused too: what is not understood does not run.
+//!
+//! # Bounded work
+//!
+//! Before anything is parsed, the tokens are measured: parentheses and
+//! brackets may nest at most [`MAX_NESTING`] deep, and one expression may
+//! chain at most [`MAX_OPERATOR_CHAIN`] operators (the parser builds
+//! `1+1+1...` as a tree as deep as the chain is long, and walking or
+//! dropping a deeper tree would need more stack than a worker thread has).
+//! Text past either limit is refused with a message naming it, so the tree
+//! that is built, walked and dropped is never deeper than those limits
+//! allow, whatever a client sends.
 
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{Expr, ObjectName, SetExpr, Statement, Visit, Visitor};
-use sqlparser::dialect::SnowflakeDialect;
+use sqlparser::dialect::{Dialect, SQLiteDialect, SnowflakeDialect};
+use sqlparser::keywords::Keyword;
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
 
+pub use crate::warehouse::SqlDialect;
+
 /// Longest statement the guard reads. Default: 1 MiB.
 pub const MAX_SQL_BYTES: usize = 1024 * 1024;
+/// Deepest nesting of parentheses and brackets a statement may have.
+/// Default: 48 (the parser's own recursion limit sits above it).
+pub const MAX_NESTING: usize = 48;
+/// Most operators one expression may chain along any path of nested
+/// parentheses (`a + b + c` is two; a comma starts a new expression).
+/// Default: 512.
+pub const MAX_OPERATOR_CHAIN: usize = 512;
 /// Deepest nesting the parser may descend into (guards the stack). Default: 64.
 const MAX_RECURSION: usize = 64;
 
@@ -221,6 +246,18 @@ pub enum Refusal {
     /// A `SYSTEM$` function in read-only mode.
     #[error("the function {0} is not allowed in read-only mode")]
     SystemFunction(String),
+    /// Parentheses or brackets nested deeper than [`MAX_NESTING`].
+    #[error("the query nests parentheses or brackets more than {MAX_NESTING} deep")]
+    TooDeep,
+    /// An expression chaining more than [`MAX_OPERATOR_CHAIN`] operators.
+    #[error(
+        "an expression in the query chains more than {MAX_OPERATOR_CHAIN} operators \
+         (use IN (...) lists or split the query)"
+    )]
+    ChainTooLong,
+    /// A flow operator (`->>`) where it cannot join statements.
+    #[error("the flow operator ->> may only join whole statements")]
+    MisplacedFlow,
 }
 
 /// The allow-list `execute_query` checks statements against.
@@ -261,13 +298,31 @@ impl SqlGuard {
             .all(|k| StatementKind::READ_ONLY.contains(k))
     }
 
-    /// Checks `sql`; returns the kind of its one statement when it may run.
+    /// Checks `sql` for Snowflake; returns the kind of its one statement
+    /// when it may run.
     pub fn check(&self, sql: &str) -> Result<StatementKind, Refusal> {
+        self.check_for(sql, SqlDialect::Snowflake)
+    }
+
+    /// Checks `sql` as `dialect` reads it; returns the kind of its statement
+    /// (of the last one of a `->>` chain) when it may run.
+    pub fn check_for(&self, sql: &str, dialect: SqlDialect) -> Result<StatementKind, Refusal> {
         if sql.len() > MAX_SQL_BYTES {
             return Err(Refusal::TooLong);
         }
-        let dialect = SnowflakeDialect {};
-        let tokens = Tokenizer::new(&dialect, sql)
+        match dialect {
+            SqlDialect::Snowflake => self.check_tokens(sql, &SnowflakeDialect {}, true),
+            SqlDialect::Sqlite => self.check_tokens(sql, &SQLiteDialect {}, false),
+        }
+    }
+
+    fn check_tokens(
+        &self,
+        sql: &str,
+        dialect: &dyn Dialect,
+        flow: bool,
+    ) -> Result<StatementKind, Refusal> {
+        let tokens = Tokenizer::new(dialect, sql)
             .tokenize()
             .map_err(|e| Refusal::Unparseable(e.to_string()))?;
         let mut meaningful = 0;
@@ -284,7 +339,28 @@ impl SqlGuard {
         if meaningful == 0 {
             return Err(Refusal::Empty);
         }
-        let statements = Parser::new(&dialect)
+        measure(&tokens)?;
+        // Snowflake's flow operator runs each statement of a chain in turn:
+        // every one of them is checked as a statement of its own.
+        let parts = if flow {
+            split_flow(tokens)?
+        } else {
+            vec![tokens]
+        };
+        let mut kind = StatementKind::Other;
+        for part in parts {
+            kind = self.check_statement(dialect, part)?;
+        }
+        Ok(kind)
+    }
+
+    /// Parses one statement's tokens and checks every statement in its tree.
+    fn check_statement(
+        &self,
+        dialect: &dyn Dialect,
+        tokens: Vec<Token>,
+    ) -> Result<StatementKind, Refusal> {
+        let statements = Parser::new(dialect)
             .with_recursion_limit(MAX_RECURSION)
             .with_tokens(tokens)
             .parse_statements()
@@ -311,6 +387,136 @@ impl SqlGuard {
             allowed: allowed.join(", "),
         }
     }
+}
+
+/// Refuses token streams whose parse tree could be deeper than the limits
+/// allow: nesting past [`MAX_NESTING`], or more than
+/// [`MAX_OPERATOR_CHAIN`] operators along one path of open parentheses
+/// (each level's count restarts at a comma: siblings are not nested).
+fn measure(tokens: &[Token]) -> Result<(), Refusal> {
+    // Operators counted at each open level; the sum is the path's chain.
+    let mut levels: Vec<usize> = vec![0];
+    let mut chain = 0usize;
+    for token in tokens {
+        match token {
+            Token::LParen | Token::LBracket | Token::LBrace => {
+                if levels.len() > MAX_NESTING {
+                    return Err(Refusal::TooDeep);
+                }
+                levels.push(0);
+            }
+            Token::RParen | Token::RBracket | Token::RBrace => {
+                if levels.len() > 1
+                    && let Some(n) = levels.pop()
+                {
+                    chain -= n;
+                }
+            }
+            Token::Comma | Token::SemiColon => {
+                if let Some(n) = levels.last_mut() {
+                    chain -= *n;
+                    *n = 0;
+                }
+            }
+            t if is_operator(t) => {
+                if let Some(n) = levels.last_mut() {
+                    *n += 1;
+                }
+                chain += 1;
+                if chain > MAX_OPERATOR_CHAIN {
+                    return Err(Refusal::ChainTooLong);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Keywords that join two expressions (or follow one) and so add a level
+/// to the tree the parser builds.
+const INFIX_KEYWORDS: [Keyword; 16] = [
+    Keyword::AND,
+    Keyword::OR,
+    Keyword::XOR,
+    Keyword::NOT,
+    Keyword::IS,
+    Keyword::IN,
+    Keyword::LIKE,
+    Keyword::ILIKE,
+    Keyword::RLIKE,
+    Keyword::REGEXP,
+    Keyword::SIMILAR,
+    Keyword::BETWEEN,
+    Keyword::COLLATE,
+    Keyword::AT,
+    Keyword::OVERLAPS,
+    Keyword::DIV,
+];
+
+/// Whether a token may join expressions: every symbol but brackets,
+/// commas and semicolons, and the infix keywords. Words, literals and
+/// whitespace are not.
+fn is_operator(token: &Token) -> bool {
+    match token {
+        Token::Word(w) => w.quote_style.is_none() && INFIX_KEYWORDS.contains(&w.keyword),
+        Token::EOF
+        | Token::Whitespace(_)
+        | Token::Number(..)
+        | Token::Placeholder(_)
+        | Token::SingleQuotedString(_)
+        | Token::DoubleQuotedString(_)
+        | Token::TripleSingleQuotedString(_)
+        | Token::TripleDoubleQuotedString(_)
+        | Token::DollarQuotedString(_)
+        | Token::SingleQuotedByteStringLiteral(_)
+        | Token::DoubleQuotedByteStringLiteral(_)
+        | Token::TripleSingleQuotedByteStringLiteral(_)
+        | Token::TripleDoubleQuotedByteStringLiteral(_)
+        | Token::SingleQuotedRawStringLiteral(_)
+        | Token::DoubleQuotedRawStringLiteral(_)
+        | Token::TripleSingleQuotedRawStringLiteral(_)
+        | Token::TripleDoubleQuotedRawStringLiteral(_)
+        | Token::NationalStringLiteral(_)
+        | Token::QuoteDelimitedStringLiteral(_)
+        | Token::NationalQuoteDelimitedStringLiteral(_)
+        | Token::EscapedStringLiteral(_)
+        | Token::UnicodeStringLiteral(_)
+        | Token::HexStringLiteral(_) => false,
+        _ => true,
+    }
+}
+
+/// Splits a Snowflake token stream at its flow operators (`->>`), which
+/// join whole statements; one inside parentheses joins nothing and is refused.
+fn split_flow(tokens: Vec<Token>) -> Result<Vec<Vec<Token>>, Refusal> {
+    if !tokens.contains(&Token::LongArrow) {
+        return Ok(vec![tokens]);
+    }
+    let mut parts = vec![Vec::new()];
+    let mut depth = 0usize;
+    for token in tokens {
+        match token {
+            Token::LParen | Token::LBracket | Token::LBrace => depth += 1,
+            Token::RParen | Token::RBracket | Token::RBrace => depth = depth.saturating_sub(1),
+            Token::LongArrow if depth > 0 => return Err(Refusal::MisplacedFlow),
+            Token::LongArrow => {
+                parts.push(Vec::new());
+                continue;
+            }
+            _ => {}
+        }
+        if let Some(part) = parts.last_mut() {
+            part.push(token);
+        }
+    }
+    if parts.iter().any(|p| {
+        !p.iter()
+            .any(|t| !matches!(t, Token::Whitespace(_) | Token::EOF))
+    }) {
+        return Err(Refusal::MisplacedFlow);
+    }
+    Ok(parts)
 }
 
 /// Visits every statement and function call in the tree.
@@ -486,7 +692,148 @@ mod tests {
     #[test]
     fn deep_nesting_is_refused_not_a_stack_overflow() {
         let sql = format!("SELECT {}1{}", "(".repeat(5000), ")".repeat(5000));
-        assert!(matches!(check(&sql), Err(Refusal::Unparseable(_))));
+        assert_eq!(check(&sql), Err(Refusal::TooDeep));
+    }
+
+    /// `n` terms joined by `op`.
+    fn chain(op: &str, n: usize) -> String {
+        format!("SELECT {}", vec!["1"; n].join(op))
+    }
+
+    #[test]
+    fn long_operator_chains_are_refused_before_parsing() {
+        for op in ["+", "*", "||", " OR ", " AND ", "-", " = "] {
+            let sql = chain(op, 33_000);
+            assert_eq!(check(&sql), Err(Refusal::ChainTooLong), "{op}");
+            assert_eq!(
+                SqlGuard::read_only().check_for(&sql, SqlDialect::Sqlite),
+                Err(Refusal::ChainTooLong),
+                "{op}"
+            );
+        }
+        let casts = format!("SELECT 1{}", "::INT".repeat(5000));
+        assert_eq!(check(&casts), Err(Refusal::ChainTooLong));
+        let msg = Refusal::ChainTooLong.to_string();
+        assert!(msg.contains(&MAX_OPERATOR_CHAIN.to_string()), "{msg}");
+        // Within the limit, a long chain is fine, and commas start anew.
+        assert!(check(&chain(" OR ", MAX_OPERATOR_CHAIN)).is_ok());
+        let columns = vec![chain("+", 400).replace("SELECT ", ""); 10].join(", ");
+        assert!(check(&format!("SELECT {columns}")).is_ok());
+        // Nested levels add up along the path.
+        let nested = format!("SELECT {} + ({})", chain("+", 300), chain("+", 300));
+        assert_eq!(check(&nested), Err(Refusal::ChainTooLong));
+        let deep = format!("SELECT {}1{}", "[".repeat(100), "]".repeat(100));
+        assert_eq!(check(&deep), Err(Refusal::TooDeep));
+    }
+
+    /// The largest trees the limits let through are checked and dropped on
+    /// a thread with tokio's default worker stack (2 MiB), in any build.
+    #[test]
+    fn the_worst_allowed_shapes_fit_a_worker_stack() {
+        const STACK: usize = 2 * 1024 * 1024;
+        let worst = [
+            chain("+", MAX_OPERATOR_CHAIN),
+            chain(" OR ", MAX_OPERATOR_CHAIN),
+            chain("||", MAX_OPERATOR_CHAIN),
+            format!("SELECT 1{}", "::INT".repeat(MAX_OPERATOR_CHAIN)),
+            format!(
+                "SELECT {}{}{}",
+                "(1+".repeat(MAX_NESTING),
+                "1",
+                ")".repeat(MAX_NESTING)
+            ),
+            format!("SELECT {}1{}", "(SELECT ".repeat(20), ")".repeat(20)),
+            format!(
+                "SELECT {}{}{}",
+                "(".repeat(MAX_NESTING),
+                chain(" AND ", MAX_OPERATOR_CHAIN - 1).replace("SELECT ", ""),
+                ")".repeat(MAX_NESTING)
+            ),
+        ];
+        let ran = std::thread::Builder::new()
+            .stack_size(STACK)
+            .spawn(move || {
+                worst
+                    .iter()
+                    .map(|sql| {
+                        (
+                            sql.len(),
+                            check(sql).is_ok(),
+                            SqlGuard::read_only()
+                                .check_for(sql, SqlDialect::Sqlite)
+                                .is_ok(),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .expect("thread")
+            .join()
+            .expect("no stack overflow");
+        assert!(ran.iter().filter(|r| r.1).count() >= 5, "{ran:?}");
+    }
+
+    #[test]
+    fn every_statement_of_a_flow_chain_is_checked() {
+        let sql = "SELECT 1 ->> DELETE FROM customers WHERE id = 1";
+        assert!(
+            matches!(
+                check(sql),
+                Err(Refusal::NotAllowed {
+                    kind: StatementKind::Delete,
+                    ..
+                })
+            ),
+            "{sql}: {:?}",
+            check(sql)
+        );
+        for sql in [
+            "SHOW TABLES ->> DROP TABLE t",
+            "SELECT 1 ->> SELECT 2 ->> INSERT INTO t VALUES (1)",
+            "SELECT 1 ->>",
+            "->> SELECT 1",
+            "SELECT (SELECT 1 ->> SELECT 2)",
+        ] {
+            assert!(check(sql).is_err(), "{sql}");
+        }
+        assert_eq!(check("SELECT (1 ->> 2)"), Err(Refusal::MisplacedFlow));
+        assert_eq!(check("SELECT 1 ->> SELECT 2"), Ok(StatementKind::Query));
+        // A writer's allow-list lets the chain through, statement by statement.
+        let guard = SqlGuard::allowing([StatementKind::Query, StatementKind::Delete]);
+        assert_eq!(
+            guard.check("SELECT 1 ->> DELETE FROM t"),
+            Ok(StatementKind::Delete)
+        );
+        // In SQLite, ->> extracts JSON: an ordinary read.
+        assert_eq!(
+            SqlGuard::read_only().check_for("SELECT '{\"a\":1}' ->> '$.a'", SqlDialect::Sqlite),
+            Ok(StatementKind::Query)
+        );
+    }
+
+    #[test]
+    fn scripting_and_dynamic_sql_stay_refused() {
+        for sql in [
+            "EXECUTE IMMEDIATE 'DELETE FROM t'",
+            "EXECUTE IMMEDIATE $$ BEGIN DELETE FROM t; END $$",
+            "BEGIN DELETE FROM t; END",
+            "BEGIN",
+            "DECLARE x INT; BEGIN SELECT 1; END",
+            "CALL p()",
+        ] {
+            assert!(check(sql).is_err(), "{sql}: {:?}", check(sql));
+        }
+    }
+
+    #[test]
+    fn string_literals_are_read_as_the_engine_reads_them() {
+        // Snowflake: the backslash escapes the quote, all one literal.
+        let sql = "SELECT 'a\\' , f() --'";
+        assert_eq!(check(sql), Ok(StatementKind::Query));
+        // SQLite: the literal ends at the second quote; a comment follows.
+        assert_eq!(
+            SqlGuard::read_only().check_for(sql, SqlDialect::Sqlite),
+            Err(Refusal::Comment)
+        );
     }
 
     #[test]

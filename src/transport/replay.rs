@@ -1,30 +1,81 @@
 //! A bounded record of a session's response streams, so a client that lost
 //! one can resume it with `GET` + `Last-Event-ID`.
+//!
+//! Events are kept encoded (the SSE bytes, id line included) and shared:
+//! the live stream, the record and every resuming reader send the same
+//! buffer, never a copy. The record is bounded in events per stream,
+//! streams per session, bytes per session and bytes across all sessions
+//! ([`ReplayBudget`]); past a bound the session's oldest events go first
+//! (the new event too, when the session has nothing older to give up). A
+//! reader asking for events that were dropped is told so rather than
+//! handed a stream with a gap.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
+use bytes::Bytes;
 use tokio::sync::Notify;
 
 /// Events kept per stream; older ones cannot be replayed. Default: 256.
 pub const EVENTS_PER_STREAM: usize = 256;
 /// Streams kept per session; the oldest finished ones go first. Default: 64.
 pub const STREAMS_PER_SESSION: usize = 64;
+/// Bytes of events kept per session. Default: 4 MiB.
+pub const DEFAULT_BYTES_PER_SESSION: usize = 4 * 1024 * 1024;
+/// Bytes of events kept across all sessions. Default: 64 MiB.
+pub const DEFAULT_BYTES_TOTAL: usize = 64 * 1024 * 1024;
+
+/// The byte bounds every session's record shares.
+#[derive(Debug)]
+pub(crate) struct ReplayBudget {
+    per_session: usize,
+    total: usize,
+    /// Bytes kept by all sessions. Relaxed: a counter compared with a
+    /// bound; each session's own bytes are exact under its lock.
+    used: AtomicUsize,
+}
+
+impl ReplayBudget {
+    /// Bounds of `per_session` and `total` bytes.
+    pub(crate) fn new(per_session: usize, total: usize) -> Arc<ReplayBudget> {
+        Arc::new(ReplayBudget {
+            per_session,
+            total,
+            used: AtomicUsize::new(0),
+        })
+    }
+
+    /// Bytes kept by all sessions now.
+    #[cfg(test)]
+    pub(crate) fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+}
 
 #[derive(Default)]
 struct Log {
-    /// (event number, data) in order.
-    events: VecDeque<(u64, Vec<u8>)>,
+    /// (event number, encoded event) in order.
+    events: VecDeque<(u64, Bytes)>,
+    /// The highest event number dropped from this stream (0: none).
+    dropped_through: u64,
     done: bool,
     /// When the stream was opened, for eviction order.
     opened: u64,
 }
 
-/// The streams of one session. A std mutex: held to append or copy out, never across `.await`.
 #[derive(Default)]
+struct Logs {
+    streams: HashMap<String, Log>,
+    /// Bytes of all events kept here.
+    bytes: usize,
+}
+
+/// The streams of one session. A std mutex: held to append or copy out, never across `.await`.
 pub(crate) struct Replay {
-    logs: Mutex<HashMap<String, Log>>,
-    opened: std::sync::atomic::AtomicU64,
+    logs: Mutex<Logs>,
+    opened: AtomicU64,
+    budget: Arc<ReplayBudget>,
     /// Woken on every append and finish.
     changed: Notify,
 }
@@ -35,37 +86,53 @@ impl std::fmt::Debug for Replay {
     }
 }
 
-/// What a resuming reader gets: the events after its position, and whether the stream ended.
-pub(crate) struct Catchup {
-    pub(crate) events: Vec<(u64, Vec<u8>)>,
-    pub(crate) done: bool,
+/// What a resuming reader gets.
+pub(crate) enum Catchup {
+    /// The events after its position, and whether the stream ended.
+    Events {
+        /// Encoded events, with their numbers.
+        events: Vec<(u64, Bytes)>,
+        /// The stream ended: nothing more will come.
+        done: bool,
+    },
+    /// Events after its position were dropped to stay within the bounds.
+    Gap,
 }
 
 impl Replay {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Log>> {
+    /// An empty record drawing on `budget`.
+    pub(crate) fn new(budget: Arc<ReplayBudget>) -> Replay {
+        Replay {
+            logs: Mutex::new(Logs::default()),
+            opened: AtomicU64::new(0),
+            budget,
+            changed: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Logs> {
         self.logs.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Starts recording a stream (evicting the oldest finished streams past the limit).
     pub(crate) fn open(&self, stream: &str) {
-        let order = self
-            .opened
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let order = self.opened.fetch_add(1, Ordering::Relaxed);
         let mut logs = self.lock();
-        while logs.len() >= STREAMS_PER_SESSION {
+        while logs.streams.len() >= STREAMS_PER_SESSION {
             let oldest = logs
+                .streams
                 .iter()
                 .filter(|(_, l)| l.done)
                 .min_by_key(|(_, l)| l.opened)
                 .map(|(k, _)| k.clone());
-            match oldest {
-                Some(k) => {
-                    logs.remove(&k);
-                }
-                None => break,
+            let Some(k) = oldest else { break };
+            if let Some(log) = logs.streams.remove(&k) {
+                let freed: usize = log.events.iter().map(|(_, e)| e.len()).sum();
+                logs.bytes -= freed;
+                self.budget.used.fetch_sub(freed, Ordering::Relaxed);
             }
         }
-        logs.insert(
+        logs.streams.insert(
             stream.to_owned(),
             Log {
                 opened: order,
@@ -74,30 +141,71 @@ impl Replay {
         );
     }
 
-    /// Records event `n` of a stream.
-    pub(crate) fn record(&self, stream: &str, n: u64, data: &[u8]) {
-        if let Some(log) = self.lock().get_mut(stream) {
-            if log.events.len() >= EVENTS_PER_STREAM {
-                log.events.pop_front();
+    /// Records event `n` of a stream (its encoded bytes, shared).
+    pub(crate) fn record(&self, stream: &str, n: u64, event: Bytes) {
+        {
+            let mut guard = self.lock();
+            let logs = &mut *guard;
+            if let Some(log) = logs.streams.get_mut(stream) {
+                if log.events.len() >= EVENTS_PER_STREAM
+                    && let Some((old, e)) = log.events.pop_front()
+                {
+                    log.dropped_through = old;
+                    logs.bytes -= e.len();
+                    self.budget.used.fetch_sub(e.len(), Ordering::Relaxed);
+                }
+                logs.bytes += event.len();
+                self.budget.used.fetch_add(event.len(), Ordering::Relaxed);
+                log.events.push_back((n, event));
+                self.shed(logs);
             }
-            log.events.push_back((n, data.to_vec()));
         }
         self.changed.notify_waiters();
     }
 
+    /// Drops this session's oldest events while it is over its own bound or
+    /// all sessions together are over theirs.
+    fn shed(&self, logs: &mut Logs) {
+        let over = |logs: &Logs| {
+            logs.bytes > self.budget.per_session
+                || self.budget.used.load(Ordering::Relaxed) > self.budget.total
+        };
+        while over(logs) {
+            let oldest = logs
+                .streams
+                .values_mut()
+                .filter(|l| !l.events.is_empty())
+                .min_by_key(|l| l.opened);
+            let Some(log) = oldest else { return };
+            if let Some((n, e)) = log.events.pop_front() {
+                log.dropped_through = n;
+                logs.bytes -= e.len();
+                self.budget.used.fetch_sub(e.len(), Ordering::Relaxed);
+            }
+        }
+    }
+
     /// Marks a stream as ended.
     pub(crate) fn finish(&self, stream: &str) {
-        if let Some(log) = self.lock().get_mut(stream) {
+        if let Some(log) = self.lock().streams.get_mut(stream) {
             log.done = true;
         }
         self.changed.notify_waiters();
     }
 
+    /// Whether `stream` is recorded here (kept, possibly with a gap).
+    pub(crate) fn knows(&self, stream: &str) -> bool {
+        self.lock().streams.contains_key(stream)
+    }
+
     /// Events of `stream` after number `after`; `None` for a stream not (or no longer) kept.
     pub(crate) fn after(&self, stream: &str, after: u64) -> Option<Catchup> {
         let logs = self.lock();
-        let log = logs.get(stream)?;
-        Some(Catchup {
+        let log = logs.streams.get(stream)?;
+        if log.dropped_through > after {
+            return Some(Catchup::Gap);
+        }
+        Some(Catchup::Events {
             events: log
                 .events
                 .iter()
@@ -115,6 +223,13 @@ impl Replay {
     }
 }
 
+impl Drop for Replay {
+    fn drop(&mut self) {
+        let bytes = self.lock().bytes;
+        self.budget.used.fetch_sub(bytes, Ordering::Relaxed);
+    }
+}
+
 /// Splits a `Last-Event-ID` of the form `<stream>-<n>`.
 pub(crate) fn parse_event_id(id: &str) -> Option<(&str, u64)> {
     let (stream, n) = id.rsplit_once('-')?;
@@ -125,24 +240,35 @@ pub(crate) fn parse_event_id(id: &str) -> Option<(&str, u64)> {
 mod tests {
     use super::*;
 
+    fn replay() -> Replay {
+        Replay::new(ReplayBudget::new(usize::MAX, usize::MAX))
+    }
+
+    fn events(c: Option<Catchup>) -> (Vec<u64>, bool) {
+        match c {
+            Some(Catchup::Events { events, done }) => (events.iter().map(|e| e.0).collect(), done),
+            Some(Catchup::Gap) => panic!("gap"),
+            None => panic!("not kept"),
+        }
+    }
+
     #[test]
     fn records_bounds_and_replays() {
-        let r = Replay::default();
+        let r = replay();
         r.open("7");
         for n in 1..=(EVENTS_PER_STREAM as u64 + 10) {
-            r.record("7", n, b"x");
+            r.record("7", n, Bytes::from_static(b"x"));
         }
-        let c = r.after("7", 0).unwrap();
-        assert_eq!(c.events.len(), EVENTS_PER_STREAM);
-        assert_eq!(c.events[0].0, 11);
-        assert!(!c.done);
+        assert!(matches!(r.after("7", 0), Some(Catchup::Gap)));
+        let (kept, done) = events(r.after("7", 10));
+        assert_eq!(kept.len(), EVENTS_PER_STREAM);
+        assert_eq!(kept[0], 11);
+        assert!(!done);
         r.finish("7");
-        let c = r.after("7", 260).unwrap();
         assert_eq!(
-            c.events.iter().map(|e| e.0).collect::<Vec<_>>(),
-            [261, 262, 263, 264, 265, 266]
+            events(r.after("7", 260)),
+            (vec![261, 262, 263, 264, 265, 266], true)
         );
-        assert!(c.done);
         assert!(r.after("8", 0).is_none());
         assert_eq!(parse_event_id("\"a-b\"-12"), Some(("\"a-b\"", 12)));
         assert_eq!(parse_event_id("nope"), None);
@@ -150,7 +276,7 @@ mod tests {
 
     #[test]
     fn evicts_the_oldest_finished_streams() {
-        let r = Replay::default();
+        let r = replay();
         for i in 0..STREAMS_PER_SESSION {
             r.open(&i.to_string());
             r.finish(&i.to_string());
@@ -159,5 +285,33 @@ mod tests {
         assert!(r.after("0", 0).is_none());
         assert!(r.after("1", 0).is_some());
         assert!(r.after("new", 0).is_some());
+    }
+
+    #[test]
+    fn bytes_are_bounded_per_session_and_in_total() {
+        let budget = ReplayBudget::new(1000, 1500);
+        let a = Replay::new(Arc::clone(&budget));
+        let b = Replay::new(Arc::clone(&budget));
+        a.open("1");
+        for n in 1..=5 {
+            a.record("1", n, Bytes::from(vec![b'a'; 300]));
+        }
+        // 1500 bytes sent, 1000 kept: the two oldest went first.
+        assert!(matches!(a.after("1", 1), Some(Catchup::Gap)));
+        assert_eq!(events(a.after("1", 2)).0, [3, 4, 5]);
+        assert_eq!(budget.used(), 900);
+        b.open("1");
+        for n in 1..=3 {
+            b.record("1", n, Bytes::from(vec![b'b'; 300]));
+        }
+        // Together past 1500: b gives up its own oldest to stay within it.
+        assert!(budget.used() <= 1500, "{}", budget.used());
+        assert_eq!(events(b.after("1", 2)).0, [3]);
+        // An event bigger than a session's bound is not kept at all.
+        b.record("1", 4, Bytes::from(vec![b'b'; 2000]));
+        assert!(matches!(b.after("1", 3), Some(Catchup::Gap)));
+        drop(a);
+        drop(b);
+        assert_eq!(budget.used(), 0, "a dropped session gives its bytes back");
     }
 }

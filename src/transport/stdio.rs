@@ -69,7 +69,7 @@ where
             message.push(b'\n');
             output.write_all(&message).await?;
             // Drain what is already queued before flushing: fewer syscalls under load.
-            while let Ok(mut more) = outbound.try_recv() {
+            while let Some(mut more) = outbound.try_recv() {
                 more.push(b'\n');
                 output.write_all(&more).await?;
             }

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::replay::{Replay, parse_event_id};
+use super::replay::{Catchup, Replay, ReplayBudget, parse_event_id};
 use crate::http::sse::Event;
 use crate::http::{Handler, Method, Reply, Request, Response, Router};
 use crate::jsonrpc::{
@@ -29,8 +29,14 @@ use crate::mcp::{
 };
 use crate::registry::{self, Registration, Registry, Transport};
 
-/// Most sessions kept at once; `initialize` past it gets 503. Default: 10 000.
+/// Most sessions kept at once; past it the least recently used session of
+/// the principal with the most sessions is closed to make room. Default: 10 000.
 pub const DEFAULT_MAX_SESSIONS: usize = 10_000;
+/// Most sessions one principal (a key, or a client address when there are
+/// no keys) keeps at once; past it its own least recently used session is
+/// closed to make room. Default: 1 000.
+pub const DEFAULT_MAX_SESSIONS_PER_PRINCIPAL: usize = 1_000;
+pub use super::replay::{DEFAULT_BYTES_PER_SESSION, DEFAULT_BYTES_TOTAL};
 /// Messages of one request's stream queued before the call waits. Default: 64.
 const STREAM_QUEUE: usize = 64;
 /// The reconnection delay announced in the priming event, in ms. Default: 1000.
@@ -41,8 +47,20 @@ const RETRY_MS: u64 = 1000;
 pub struct HttpMcpConfig {
     /// Browser origins accepted besides loopback ones (exact `scheme://host[:port]`). Default: none.
     pub allowed_origins: Vec<String>,
-    /// Most sessions at once; `initialize` past it gets 503. Default: [`DEFAULT_MAX_SESSIONS`].
+    /// `Host` names the endpoint answers to (any port); other names get
+    /// 403, which stops DNS rebinding. Default: none (any name): a server on
+    /// loopback should list `localhost`, `127.0.0.1` and `[::1]`.
+    pub allowed_hosts: Vec<String>,
+    /// Most sessions at once. Default: [`DEFAULT_MAX_SESSIONS`].
     pub max_sessions: usize,
+    /// Most sessions of one principal at once. Default: [`DEFAULT_MAX_SESSIONS_PER_PRINCIPAL`].
+    pub max_sessions_per_principal: usize,
+    /// Bytes of answers kept per session for `Last-Event-ID` resumption.
+    /// Default: [`DEFAULT_BYTES_PER_SESSION`].
+    pub replay_bytes_per_session: usize,
+    /// Bytes of answers kept for resumption across all sessions. Default:
+    /// [`DEFAULT_BYTES_TOTAL`].
+    pub replay_bytes_total: usize,
     /// A session unused this long expires (its id then gets 404). Default: [`DEFAULT_SESSION_IDLE`].
     pub session_idle: Duration,
     /// Bearer keys every request must carry (401 otherwise). Default: none (open).
@@ -55,7 +73,11 @@ impl Default for HttpMcpConfig {
     fn default() -> Self {
         HttpMcpConfig {
             allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
             max_sessions: DEFAULT_MAX_SESSIONS,
+            max_sessions_per_principal: DEFAULT_MAX_SESSIONS_PER_PRINCIPAL,
+            replay_bytes_per_session: DEFAULT_BYTES_PER_SESSION,
+            replay_bytes_total: DEFAULT_BYTES_TOTAL,
             session_idle: DEFAULT_SESSION_IDLE,
             auth: None,
             rate_limit: None,
@@ -68,6 +90,8 @@ pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
 
 struct Entry {
     session: Arc<Session>,
+    /// Who opened it: only requests of the same principal may use it.
+    principal: String,
     /// Unregisters the session from the connection manager when the entry goes.
     _registration: Registration,
     last_used: Instant,
@@ -86,6 +110,8 @@ pub struct StreamableHttp {
     sessions: Mutex<HashMap<String, Entry>>,
     config: HttpMcpConfig,
     registry: Arc<Registry>,
+    /// The byte bounds every session's replay record shares.
+    replay_budget: Arc<ReplayBudget>,
 }
 
 impl std::fmt::Debug for StreamableHttp {
@@ -116,11 +142,14 @@ impl StreamableHttp {
         config: HttpMcpConfig,
         registry: Arc<Registry>,
     ) -> Arc<StreamableHttp> {
+        let replay_budget =
+            ReplayBudget::new(config.replay_bytes_per_session, config.replay_bytes_total);
         Arc::new(StreamableHttp {
             server,
             sessions: Mutex::new(HashMap::new()),
             config,
             registry,
+            replay_budget,
         })
     }
 
@@ -146,13 +175,18 @@ impl StreamableHttp {
         self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The live session and a receiver that closes when the session ends.
+    /// The live session `principal` opened, and a receiver that closes
+    /// when the session ends. Another principal's session is not found.
     fn session_entry(
         &self,
         id: &str,
+        principal: &str,
     ) -> Option<(Arc<Session>, tokio::sync::watch::Receiver<()>, Arc<Replay>)> {
         let mut sessions = self.lock();
         let entry = sessions.get_mut(id)?;
+        if entry.principal != principal {
+            return None;
+        }
         if entry.last_used.elapsed() > self.config.session_idle {
             sessions.remove(id);
             self.registry
@@ -167,8 +201,25 @@ impl StreamableHttp {
         ))
     }
 
-    /// Adds a session, first sweeping out expired ones; false when full.
-    fn insert(&self, id: String, session: Arc<Session>, remote: std::net::SocketAddr) -> bool {
+    /// Removes the session `id` if `principal` opened it.
+    fn remove(&self, id: &str, principal: &str) -> bool {
+        let mut sessions = self.lock();
+        match sessions.get(id) {
+            Some(entry) if entry.principal == principal => sessions.remove(id).is_some(),
+            _ => false,
+        }
+    }
+
+    /// Adds a session, first sweeping out expired ones. A principal at its
+    /// cap gives up its least recently used session; a full table gives up
+    /// the least recently used session of the principal holding the most.
+    fn insert(
+        &self,
+        id: String,
+        session: Arc<Session>,
+        remote: std::net::SocketAddr,
+        principal: &str,
+    ) {
         let idle = self.config.session_idle;
         let mut sessions = self.lock();
         let before = sessions.len();
@@ -177,8 +228,24 @@ impl StreamableHttp {
             self.registry
                 .count(Transport::StreamableHttp, registry::Event::Expired);
         }
-        if sessions.len() >= self.config.max_sessions {
-            return false;
+        let mine = sessions
+            .values()
+            .filter(|e| e.principal == principal)
+            .count();
+        if mine >= self.config.max_sessions_per_principal.max(1) {
+            evict_lru(&mut sessions, principal, &self.registry);
+        } else if sessions.len() >= self.config.max_sessions.max(1) {
+            let mut counts: HashMap<&str, usize> = HashMap::new();
+            for e in sessions.values() {
+                *counts.entry(e.principal.as_str()).or_default() += 1;
+            }
+            let busiest = counts
+                .into_iter()
+                .max_by_key(|(_, n)| *n)
+                .map(|(p, _)| p.to_owned());
+            if let Some(busiest) = busiest {
+                evict_lru(&mut sessions, &busiest, &self.registry);
+            }
         }
         let (ended_tx, ended) = tokio::sync::watch::channel(());
         let registration = self
@@ -189,14 +256,28 @@ impl StreamableHttp {
             id,
             Entry {
                 session,
+                principal: principal.to_owned(),
                 _registration: registration,
                 last_used: Instant::now(),
                 _ended: ended_tx,
                 ended,
-                replay: Arc::new(Replay::default()),
+                replay: Arc::new(Replay::new(Arc::clone(&self.replay_budget))),
             },
         );
-        true
+    }
+}
+
+/// Closes the least recently used session of `principal` (its id then gets
+/// 404); counted with the expired sessions.
+fn evict_lru(sessions: &mut HashMap<String, Entry>, principal: &str, registry: &Registry) {
+    let oldest = sessions
+        .iter()
+        .filter(|(_, e)| e.principal == principal)
+        .min_by_key(|(_, e)| e.last_used)
+        .map(|(id, _)| id.clone());
+    if let Some(id) = oldest {
+        sessions.remove(&id);
+        registry.count(Transport::StreamableHttp, registry::Event::Expired);
     }
 }
 
@@ -236,8 +317,10 @@ impl StreamableHttp {
     /// The checks every `/mcp` request passes first: Origin and Host (DNS
     /// rebinding, see [`super::origin`]; 403), then the bearer key (401) and
     /// the client's rate (429). The key's scope, or the refusal to send.
-    fn admit(&self, req: &Request<'_>) -> Result<crate::ops::auth::Scope, Box<Response>> {
-        if let Err(refused) = super::origin::check(req, &self.config.allowed_origins) {
+    fn admit(&self, req: &Request<'_>) -> Result<crate::ops::Admitted, Box<Response>> {
+        let checked = super::origin::check_host(req, &self.config.allowed_hosts)
+            .and_then(|()| super::origin::check(req, &self.config.allowed_origins));
+        if let Err(refused) = checked {
             return Err(Box::new(rpc_error(403, INVALID_REQUEST, refused.message())));
         }
         crate::ops::admit(
@@ -375,8 +458,8 @@ struct Post(Arc<StreamableHttp>);
 impl Handler for Post {
     fn call<'a>(&'a self, req: Request<'a>) -> Reply<'a> {
         let endpoint = &self.0;
-        let scope = match endpoint.admit(&req) {
-            Ok(scope) => scope,
+        let admitted = match endpoint.admit(&req) {
+            Ok(admitted) => admitted,
             Err(refused) => return Reply::ready(*refused),
         };
         if let Some(accept) = req.header("accept")
@@ -424,16 +507,14 @@ impl Handler for Post {
             return Reply::ready(mismatch);
         }
         let (session, new_id, replay) = if modern {
-            (
-                Arc::new(Session::new(endpoint.server.clone(), None)),
-                None,
-                None,
-            )
+            let session = Arc::new(Session::new(endpoint.server.clone(), None));
+            session.set_principal(&admitted.principal);
+            (session, None, None)
         } else {
             match req.header("mcp-session-id") {
                 Some(id) => {
                     let id = std::str::from_utf8(id).unwrap_or_default();
-                    match endpoint.session_entry(id) {
+                    match endpoint.session_entry(id, &admitted.principal) {
                         Some((s, _, replay)) => (s, None, Some(replay)),
                         None => {
                             return Reply::ready(rpc_error(
@@ -463,14 +544,18 @@ impl Handler for Post {
                         ));
                     };
                     let session = Arc::new(Session::new(endpoint.server.clone(), None));
-                    if !endpoint.insert(id.clone(), Arc::clone(&session), req.remote_addr()) {
-                        return Reply::ready(rpc_error(503, INVALID_REQUEST, "too many sessions"));
-                    }
+                    session.set_principal(&admitted.principal);
+                    endpoint.insert(
+                        id.clone(),
+                        Arc::clone(&session),
+                        req.remote_addr(),
+                        &admitted.principal,
+                    );
                     (session, Some(id), None)
                 }
             }
         };
-        if scope == crate::ops::auth::Scope::ReadOnly {
+        if admitted.scope == crate::ops::auth::Scope::ReadOnly {
             session.restrict_to_read_only();
         }
         let mut out = Vec::new();
@@ -557,7 +642,7 @@ impl CallStream {
     async fn run(
         self,
         mut run: RunningCall,
-        mut messages: tokio::sync::mpsc::Receiver<Vec<u8>>,
+        mut messages: crate::mcp::PeerReceiver,
         first: Option<Vec<u8>>,
     ) {
         let CallStream {
@@ -573,13 +658,7 @@ impl CallStream {
         let mut open = true;
         let mut send = async |data: &[u8], open: &mut bool| {
             n += 1;
-            // Kept for a client that comes back with Last-Event-ID, open stream or not.
-            if let Some(r) = &replay
-                && !data.is_empty()
-            {
-                r.record(&stream_id, n, data);
-            }
-            if !*open {
+            if replay.is_none() && !*open {
                 return;
             }
             let id = format!("{stream_id}-{n}");
@@ -591,7 +670,17 @@ impl CallStream {
             } else {
                 Event::new(&text).id(&id)
             };
-            if events.send(&event).await.is_err() {
+            // Encoded once: the live stream and the record share the bytes.
+            let Ok(encoded) = event.to_bytes() else {
+                return;
+            };
+            // Kept for a client that comes back with Last-Event-ID, open stream or not.
+            if let Some(r) = &replay
+                && !data.is_empty()
+            {
+                r.record(&stream_id, n, encoded.clone());
+            }
+            if *open && events.send_encoded(encoded).await.is_err() {
                 *open = false;
             }
         };
@@ -608,7 +697,7 @@ impl CallStream {
                 Some(message) = messages.recv() => send(&message, &mut open).await,
                 answer = &mut run => {
                     // Messages sent just before the answer go first.
-                    while let Ok(message) = messages.try_recv() {
+                    while let Some(message) = messages.try_recv() {
                         send(&message, &mut open).await;
                     }
                     if let Some(answer) = answer {
@@ -626,7 +715,8 @@ impl CallStream {
 }
 
 /// Sends the events of a recorded stream after `after`, then the rest as they
-/// come, until the stream ends or the client leaves.
+/// come, until the stream ends, the client leaves, or events it has not had
+/// yet were dropped (the stream then ends: no gap is sent as if whole).
 async fn resume_stream(
     replay: Arc<Replay>,
     stream: String,
@@ -638,18 +728,16 @@ async fn resume_stream(
         let changed = replay.changed();
         tokio::pin!(changed);
         changed.as_mut().enable();
-        let Some(catchup) = replay.after(&stream, after) else {
+        let Some(Catchup::Events { events: kept, done }) = replay.after(&stream, after) else {
             return;
         };
-        for (n, data) in catchup.events {
-            let text = String::from_utf8_lossy(&data);
-            let id = format!("{stream}-{n}");
-            if events.send(&Event::new(&text).id(&id)).await.is_err() {
+        for (n, encoded) in kept {
+            if events.send_encoded(encoded).await.is_err() {
                 return;
             }
             after = n;
         }
-        if catchup.done {
+        if done {
             return;
         }
         tokio::select! {
@@ -666,9 +754,10 @@ struct Get(Arc<StreamableHttp>);
 impl Handler for Get {
     fn call<'a>(&'a self, req: Request<'a>) -> Reply<'a> {
         let endpoint = &self.0;
-        if let Err(refused) = endpoint.admit(&req) {
-            return Reply::ready(*refused);
-        }
+        let admitted = match endpoint.admit(&req) {
+            Ok(admitted) => admitted,
+            Err(refused) => return Reply::ready(*refused),
+        };
         if req.header("mcp-protocol-version") == Some(&b"2026-07-28"[..]) {
             return Reply::ready(
                 rpc_error(405, INVALID_REQUEST, "2026-07-28 has no GET stream")
@@ -687,7 +776,8 @@ impl Handler for Get {
             return Reply::ready(rpc_error(400, INVALID_REQUEST, "missing MCP-Session-Id"));
         };
         let id = std::str::from_utf8(id).unwrap_or_default();
-        let Some((session, mut ended, replay)) = endpoint.session_entry(id) else {
+        let Some((session, mut ended, replay)) = endpoint.session_entry(id, &admitted.principal)
+        else {
             return Reply::ready(rpc_error(
                 404,
                 INVALID_REQUEST,
@@ -699,8 +789,18 @@ impl Handler for Get {
             .header("last-event-id")
             .and_then(|h| std::str::from_utf8(h).ok())
             .and_then(parse_event_id)
-            .filter(|(stream, n)| replay.after(stream, *n).is_some())
+            .filter(|(stream, _)| replay.knows(stream))
             .map(|(stream, n)| (stream.to_owned(), n));
+        if let Some((stream, after)) = &resume
+            && matches!(replay.after(stream, *after), Some(Catchup::Gap))
+        {
+            return Reply::ready(rpc_error(
+                409,
+                INVALID_REQUEST,
+                "cannot resume: events after this Last-Event-ID are no longer kept \
+                 (the server keeps a bounded number of bytes per session); retry the request",
+            ));
+        }
         if let Some((stream, after)) = resume {
             let (response, events) = Response::sse(STREAM_QUEUE);
             tokio::spawn(resume_stream(replay, stream, after, events));
@@ -755,14 +855,15 @@ struct Delete(Arc<StreamableHttp>);
 
 impl Handler for Delete {
     fn call<'a>(&'a self, req: Request<'a>) -> Reply<'a> {
-        if let Err(refused) = self.0.admit(&req) {
-            return Reply::ready(*refused);
-        }
+        let admitted = match self.0.admit(&req) {
+            Ok(admitted) => admitted,
+            Err(refused) => return Reply::ready(*refused),
+        };
         let Some(id) = req.header("mcp-session-id") else {
             return Reply::ready(rpc_error(400, INVALID_REQUEST, "missing MCP-Session-Id"));
         };
         let id = std::str::from_utf8(id).unwrap_or_default();
-        let removed = self.0.lock().remove(id).is_some();
+        let removed = self.0.remove(id, &admitted.principal);
         Reply::ready(if removed {
             Response::new(204)
         } else {

@@ -11,9 +11,11 @@
 //! text); a socket silent for a ping interval plus the pong timeout is
 //! taken for dead and dropped; at most `max_in_flight` requests run per
 //! socket (the socket is not read past that); answers wait in a bounded
-//! queue, and a client that does not take a message within `send_timeout`
-//! is closed with 1008, so a client that stops reading never makes the
-//! server buffer without bound. On server shutdown the socket stops taking
+//! queue bounded in messages and in bytes (`max_queued_bytes`, finished
+//! answers waiting for room included), and a client that does not take a
+//! message within `send_timeout`, or lets more than those bytes wait, is
+//! closed with 1008, so a client that stops reading never makes the server
+//! buffer without bound. On server shutdown the socket stops taking
 //! requests, sends the answers of those in flight, then closes with 1001.
 //! When the socket closes, the calls still running on it are cancelled.
 
@@ -78,19 +80,25 @@ struct Upgrade(Arc<WebSocketMcp>);
 
 impl Handler for Upgrade {
     fn call<'a>(&'a self, req: Request<'a>) -> Reply<'a> {
+        if let Err(refused) = super::origin::check_host(&req, &self.0.config.allowed_hosts) {
+            return Reply::ready(super::error_response(
+                403,
+                None,
+                &crate::jsonrpc::RpcError::new(crate::jsonrpc::INVALID_REQUEST, refused.message()),
+            ));
+        }
         let accepted = match negotiate(&req, &self.0.config.allowed_origins) {
             Err(refused) => return Reply::ready(refused.response()),
             Ok(accepted) => accepted,
         };
         let config = &self.0.config;
-        let scope =
+        let admitted =
             match crate::ops::admit(&req, config.auth.as_deref(), config.rate_limit.as_deref()) {
-                Ok(scope) => scope,
+                Ok(admitted) => admitted,
                 Err(refused) => return Reply::ready(*refused),
             };
         let endpoint = Arc::clone(&self.0);
-        let read_only = scope == crate::ops::auth::Scope::ReadOnly;
-        let response = Response::upgrade(move |up| endpoint.run(up, read_only));
+        let response = Response::upgrade(move |up| endpoint.run(up, admitted));
         Reply::ready(accepted.headers(response))
     }
 }
@@ -107,7 +115,7 @@ enum End {
 
 impl WebSocketMcp {
     /// Runs one socket's MCP session until it closes.
-    async fn run(self: Arc<Self>, up: Upgraded, read_only: bool) {
+    async fn run(self: Arc<Self>, up: Upgraded, admitted: crate::ops::Admitted) {
         let Upgraded {
             stream,
             read_ahead,
@@ -131,11 +139,14 @@ impl WebSocketMcp {
         )
         .await;
 
-        let (peer, mut outbound) = Peer::channel(cfg.outbound_queue.max(1));
+        let (peer, mut outbound) =
+            Peer::bounded(cfg.outbound_queue.max(1), cfg.max_queued_bytes.max(1));
+        let overflow = outbound.overflow();
         let session = Arc::new(Session::new(self.server.clone(), Some(peer.clone())));
-        if read_only {
+        if admitted.scope == crate::ops::auth::Scope::ReadOnly {
             session.restrict_to_read_only();
         }
+        session.set_principal(&admitted.principal);
         let registration = self
             .registry
             .register(Transport::WebSocket, Some(remote_addr));
@@ -166,6 +177,9 @@ impl WebSocketMcp {
                     self.registry.count(Transport::WebSocket, Event::MessageOut);
                 }
                 Some(_) = calls.join_next(), if !calls.is_empty() => {}
+                () = overflow.wait() => {
+                    break End::Close(CloseCode::Policy, "client is not reading: too many bytes queued");
+                }
                 _ = shutdown.recv(), if !draining => draining = true,
                 incoming = ws.next(), if !draining && calls.len() < cfg.max_in_flight => {
                     last_heard = Instant::now();

@@ -23,6 +23,18 @@ pub mod sqlite;
 /// A boxed future, for the [`Warehouse`] methods.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// Whose SQL a warehouse speaks: the guard reads statements the way the
+/// engine that runs them will (string escapes, comments, operators).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SqlDialect {
+    /// Snowflake: backslash escapes in strings, `->>` joins statements.
+    #[default]
+    Snowflake,
+    /// SQLite: a backslash is an ordinary character, `->>` extracts JSON.
+    Sqlite,
+}
+
 /// A result column.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Column {
@@ -51,12 +63,19 @@ pub struct QueryResult {
 
 /// What cut a result short.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Truncation {
     /// The row limit.
     Rows(usize),
     /// The byte cap.
     Bytes(usize),
+    /// The first row alone passed the byte cap: its largest values were
+    /// cut (each ends with [`CUT_MARKER`]) and no more rows follow.
+    Cells(usize),
 }
+
+/// What ends a value cut to fit the byte cap.
+pub const CUT_MARKER: &str = "…[cut]";
 
 /// How to run a statement.
 #[derive(Clone, Debug)]
@@ -178,6 +197,11 @@ pub trait Warehouse: Send + Sync + 'static {
     /// A short name for status pages (`sqlite`, `snowflake`).
     fn kind(&self) -> &'static str;
 
+    /// Whose SQL this warehouse runs, for the guard. Default: Snowflake's.
+    fn sql_dialect(&self) -> SqlDialect {
+        SqlDialect::Snowflake
+    }
+
     /// The schema tools use when the client names none (`PUBLIC` on Snowflake).
     fn default_schema(&self) -> &str;
 
@@ -230,10 +254,12 @@ pub trait Warehouse: Send + Sync + 'static {
 }
 
 /// Adds a row to `result` unless it would pass the budget; returns false
-/// (and marks the result truncated) once the budget is spent.
+/// (and marks the result truncated) once the budget is spent. The first
+/// row is never dropped for its size: its values are cut to fit instead
+/// (see [`Truncation::Cells`]), so one huge value costs at most the cap.
 pub(crate) fn push_row(
     result: &mut QueryResult,
-    row: Vec<Value>,
+    mut row: Vec<Value>,
     options: &QueryOptions,
     bytes: &mut usize,
 ) -> bool {
@@ -242,10 +268,17 @@ pub(crate) fn push_row(
         result.truncated_by = Some(Truncation::Rows(options.max_rows));
         return false;
     }
-    let size: usize = row.iter().map(json_len).sum::<usize>() + row.len() + 2;
-    if *bytes + size > options.max_bytes && !result.rows.is_empty() {
+    let size = row_len(&row);
+    if *bytes + size > options.max_bytes {
         result.truncated = true;
-        result.truncated_by = Some(Truncation::Bytes(options.max_bytes));
+        if !result.rows.is_empty() {
+            result.truncated_by = Some(Truncation::Bytes(options.max_bytes));
+            return false;
+        }
+        fit_row(&mut row, options.max_bytes);
+        result.truncated_by = Some(Truncation::Cells(options.max_bytes));
+        *bytes += row_len(&row);
+        result.rows.push(row);
         return false;
     }
     *bytes += size;
@@ -253,8 +286,55 @@ pub(crate) fn push_row(
     true
 }
 
+fn row_len(row: &[Value]) -> usize {
+    row.iter().map(json_len).sum::<usize>() + row.len() + 2
+}
+
+/// Cuts the values of a row that alone passes `max_bytes`, largest first,
+/// until it fits: a value too big becomes the start of its JSON text
+/// ending in [`CUT_MARKER`].
+fn fit_row(row: &mut [Value], max_bytes: usize) {
+    let mut size = row_len(row);
+    let mut cut = vec![false; row.len()];
+    while size > max_bytes {
+        let Some((i, len)) = row
+            .iter()
+            .map(json_len)
+            .enumerate()
+            .filter(|(i, _)| !cut[*i])
+            .max_by_key(|(_, len)| *len)
+        else {
+            return;
+        };
+        cut[i] = true;
+        let over = size - max_bytes;
+        let keep = len
+            .saturating_sub(over)
+            .saturating_sub(CUT_MARKER.len() + 2);
+        let text = match &mut row[i] {
+            Value::String(s) => std::mem::take(s),
+            other => other.to_string(),
+        };
+        row[i] = cut_string(&text, keep + CUT_MARKER.len() + 2);
+        size = row_len(row);
+    }
+}
+
+/// `text` cut at a character boundary so that, with the marker and its
+/// quotes, it takes at most `cap` bytes (the marker alone when `cap` is smaller).
+pub(crate) fn cut_string(text: &str, cap: usize) -> Value {
+    let mut keep = cap.saturating_sub(CUT_MARKER.len() + 2).min(text.len());
+    while !text.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    let mut out = String::with_capacity(keep + CUT_MARKER.len());
+    out.push_str(&text[..keep]);
+    out.push_str(CUT_MARKER);
+    Value::String(out)
+}
+
 /// The length of a value as compact JSON (close enough for a budget).
-fn json_len(v: &Value) -> usize {
+pub(crate) fn json_len(v: &Value) -> usize {
     match v {
         Value::Null => 4,
         Value::Bool(b) => 4 + usize::from(!b),

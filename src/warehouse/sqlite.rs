@@ -26,12 +26,20 @@ use serde_json::Value;
 
 use super::{
     BoxFuture, Column, ColumnInfo, ErrorKind, QueryOptions, QueryResult, TableDescription,
-    TableInfo, Warehouse, WarehouseError, push_row,
+    TableInfo, Truncation, Warehouse, WarehouseError, push_row,
 };
 use crate::pool::{Manager, Pool, PoolConfig, PoolStats, Pooled};
 
 /// The only schema of a SQLite warehouse.
 pub const SCHEMA: &str = "MAIN";
+/// Longest string or blob one statement may build or read
+/// (`SQLITE_LIMIT_LENGTH`): past it the statement fails with
+/// `SQLITE_TOOBIG` instead of filling memory. Default: 16 MiB.
+pub const DEFAULT_MAX_VALUE_BYTES: usize = 16 * 1024 * 1024;
+/// SQLite's hard heap limit (`PRAGMA hard_heap_limit`, for the whole
+/// process): an allocation past it fails the statement with `SQLITE_NOMEM`.
+/// Default: 64 MiB.
+pub const DEFAULT_HEAP_LIMIT_BYTES: usize = 64 * 1024 * 1024;
 /// How long a statement waits for a lock held by another connection. Default: 5 s.
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -56,6 +64,12 @@ pub struct SqliteConfig {
     pub allow_writes: bool,
     /// The connection pool's settings.
     pub pool: PoolConfig,
+    /// Longest string or blob a statement may build or read. Default:
+    /// [`DEFAULT_MAX_VALUE_BYTES`].
+    pub max_value_bytes: usize,
+    /// SQLite's heap limit, for the whole process (SQLite keeps one); 0
+    /// leaves SQLite's own (none). Default: [`DEFAULT_HEAP_LIMIT_BYTES`].
+    pub heap_limit_bytes: usize,
 }
 
 impl Default for SqliteConfig {
@@ -65,6 +79,8 @@ impl Default for SqliteConfig {
             database: "DEMO".into(),
             allow_writes: false,
             pool: PoolConfig::default(),
+            max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
+            heap_limit_bytes: DEFAULT_HEAP_LIMIT_BYTES,
         }
     }
 }
@@ -81,6 +97,8 @@ pub struct SqliteManager {
     target: String,
     flags: OpenFlags,
     read_only: bool,
+    max_value_bytes: i32,
+    heap_limit_bytes: usize,
 }
 
 fn sqlite_error(e: rusqlite::Error) -> WarehouseError {
@@ -113,6 +131,16 @@ impl SqliteManager {
     fn open(&self) -> Result<Connection, WarehouseError> {
         let conn = Connection::open_with_flags(&self.target, self.flags).map_err(sqlite_error)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(sqlite_error)?;
+        conn.set_limit(
+            rusqlite::limits::Limit::SQLITE_LIMIT_LENGTH,
+            self.max_value_bytes,
+        )
+        .map_err(sqlite_error)?;
+        if self.heap_limit_bytes > 0 {
+            // Process-wide; setting it again on every connection is harmless.
+            conn.pragma_update(None, "hard_heap_limit", self.heap_limit_bytes as i64)
+                .map_err(sqlite_error)?;
+        }
         if self.read_only {
             conn.pragma_update(None, "query_only", true)
                 .map_err(sqlite_error)?;
@@ -130,6 +158,8 @@ impl Manager for SqliteManager {
             target: self.target.clone(),
             flags: self.flags,
             read_only: self.read_only,
+            max_value_bytes: self.max_value_bytes,
+            heap_limit_bytes: self.heap_limit_bytes,
         };
         Box::pin(async move {
             let conn = tokio::task::spawn_blocking(move || manager.open())
@@ -222,6 +252,8 @@ impl SqliteWarehouse {
             target,
             flags,
             read_only,
+            max_value_bytes: i32::try_from(config.max_value_bytes.max(1)).unwrap_or(i32::MAX),
+            heap_limit_bytes: config.heap_limit_bytes,
         };
         // Fail at start, not on the first call, when the file cannot be opened.
         let probe = manager.create().await?;
@@ -339,6 +371,10 @@ impl Drop for Checkout {
 impl Warehouse for SqliteWarehouse {
     fn kind(&self) -> &'static str {
         "sqlite"
+    }
+
+    fn sql_dialect(&self) -> super::SqlDialect {
+        super::SqlDialect::Sqlite
     }
 
     fn default_schema(&self) -> &str {
@@ -535,6 +571,24 @@ fn render_of(declared: Option<&str>) -> Render {
 /// Largest integer a JSON number carries exactly in every client (2^53).
 const EXACT_INT: i64 = 1 << 53;
 
+/// `v` as JSON, a text or blob cut to at most about `cap` bytes (marked
+/// with [`super::CUT_MARKER`]), so a huge value is never copied whole;
+/// the second value says whether it was cut.
+fn value_capped(v: ValueRef<'_>, render: Render, cap: usize) -> (Value, bool) {
+    match v {
+        ValueRef::Text(t) if t.len() + 2 > cap => {
+            let keep = String::from_utf8_lossy(&t[..cap.saturating_sub(2).min(t.len())]);
+            (super::cut_string(&keep, cap), true)
+        }
+        ValueRef::Blob(b) if b.len().div_ceil(3) * 4 + 2 > cap => {
+            let keep = (cap.saturating_sub(2) / 4 * 3).min(b.len());
+            let encoded = base64::engine::general_purpose::STANDARD.encode(&b[..keep]);
+            (super::cut_string(&encoded, cap), true)
+        }
+        _ => (value_of(v, render), false),
+    }
+}
+
 fn value_of(v: ValueRef<'_>, render: Render) -> Value {
     match (v, render) {
         (ValueRef::Null, _) => Value::Null,
@@ -594,13 +648,37 @@ fn run(
     let mut bytes = 0usize;
     let mut rows = stmt.query([]).map_err(sqlite_error)?;
     while let Some(row) = rows.next().map_err(sqlite_error)? {
+        if result.rows.len() >= options.max_rows {
+            result.truncated = true;
+            result.truncated_by = Some(Truncation::Rows(options.max_rows));
+            break;
+        }
         let mut values = Vec::with_capacity(renders.len());
+        // What this row may still take of the byte budget: no cell is
+        // copied out of SQLite past it.
+        let mut left = options.max_bytes.saturating_sub(bytes);
+        let mut cut = false;
         for (i, render) in renders.iter().enumerate() {
             let v = row.get_ref(i).map_err(sqlite_error)?;
             if inferred[i].is_none() {
                 inferred[i] = type_of(v);
             }
-            values.push(value_of(v, *render));
+            let (value, was_cut) = value_capped(v, *render, left);
+            left = left.saturating_sub(super::json_len(&value) + 1);
+            cut |= was_cut;
+            values.push(value);
+        }
+        if cut {
+            // The row did not fit whole: the first one is kept with its
+            // values cut; after others, the result ends here.
+            result.truncated = true;
+            if result.rows.is_empty() {
+                result.truncated_by = Some(Truncation::Cells(options.max_bytes));
+                result.rows.push(values);
+            } else {
+                result.truncated_by = Some(Truncation::Bytes(options.max_bytes));
+            }
+            break;
         }
         if !push_row(&mut result, values, options, &mut bytes) {
             break;

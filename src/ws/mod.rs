@@ -21,6 +21,11 @@ pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(30);
 pub const DEFAULT_PONG_TIMEOUT: Duration = Duration::from_secs(30);
 /// Messages queued for one socket before the calls producing them wait. Default: 256.
 pub const DEFAULT_OUTBOUND_QUEUE: usize = 256;
+/// Bytes of answers and notifications one socket may have waiting to be
+/// sent (queued, or finished and waiting for room in the queue); past it
+/// the client is taken for one that does not read and is closed with 1008.
+/// Default: 16 MiB.
+pub const DEFAULT_MAX_QUEUED_BYTES: usize = 16 * 1024 * 1024;
 /// How long one message may take to reach the socket before the client is
 /// taken for one that does not read and is closed with 1008. Default: 10 s.
 pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -38,6 +43,9 @@ pub const DEFAULT_READ_BUFFER_BYTES: usize = 8 * 1024;
 pub struct WsConfig {
     /// Browser origins accepted besides loopback ones (exact `scheme://host[:port]`). Default: none.
     pub allowed_origins: Vec<String>,
+    /// `Host` names the endpoint answers to (any port); others get 403.
+    /// Default: none (any name).
+    pub allowed_hosts: Vec<String>,
     /// Default: [`DEFAULT_MAX_MESSAGE_BYTES`].
     pub max_message_bytes: usize,
     /// Default: [`DEFAULT_MAX_OUTGOING_BYTES`].
@@ -48,6 +56,8 @@ pub struct WsConfig {
     pub pong_timeout: Duration,
     /// Default: [`DEFAULT_OUTBOUND_QUEUE`].
     pub outbound_queue: usize,
+    /// Default: [`DEFAULT_MAX_QUEUED_BYTES`].
+    pub max_queued_bytes: usize,
     /// Default: [`DEFAULT_SEND_TIMEOUT`].
     pub send_timeout: Duration,
     /// Default: [`DEFAULT_MAX_IN_FLIGHT`].
@@ -66,11 +76,13 @@ impl Default for WsConfig {
     fn default() -> Self {
         WsConfig {
             allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             max_outgoing_bytes: DEFAULT_MAX_OUTGOING_BYTES,
             ping_interval: DEFAULT_PING_INTERVAL,
             pong_timeout: DEFAULT_PONG_TIMEOUT,
             outbound_queue: DEFAULT_OUTBOUND_QUEUE,
+            max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
             send_timeout: DEFAULT_SEND_TIMEOUT,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             close_timeout: DEFAULT_CLOSE_TIMEOUT,
