@@ -417,6 +417,16 @@ async fn no_secret_reaches_logs_metrics_status_or_errors() {
                     .is_some_and(|t| t.starts_with("hyper") || t.starts_with("reqwest"))),
         "no TRACE line from the HTTP client: {logs}"
     );
+    // ... and no Snowflake token either: snowflake-api logs the login answer
+    // (session and master tokens) at debug, so its lines stop at info. The
+    // stand-in's master tokens start with "master-"; session tokens ride in
+    // `Authorization: Snowflake Token="..."` headers.
+    for marker in ["master-", "masterToken", "Snowflake Token="] {
+        assert!(
+            !logs.contains(marker),
+            "a token reached the log ({marker}): {logs}"
+        );
+    }
     // ... and nothing secret is in it, nor in what the server answered.
     for (what, text) in [
         ("logs", logs.clone()),

@@ -147,6 +147,14 @@ async fn every_tool_against_fakesnow() {
     // Refused before they reach Snowflake; Snowflake's own errors carry its code.
     let (err, text, _) = call(&s, "execute_query", json!({"query": "DELETE FROM orders"})).await;
     assert!(err && text.starts_with("Refused: DELETE"), "{text}");
+    // Snowflake's flow operator runs the statement after it: each one is checked.
+    let (err, text, _) = call(
+        &s,
+        "execute_query",
+        json!({"query": "SELECT 1 ->> DELETE FROM orders WHERE id = 1"}),
+    )
+    .await;
+    assert!(err && text.starts_with("Refused: DELETE"), "{text}");
     let (err, text, _) = call(
         &s,
         "execute_query",

@@ -34,15 +34,20 @@ mod settings;
 
 use settings::{Layered, Problem, Settings, Transport};
 
-/// Log lines on stderr (stdout may carry MCP), text or JSON.
+/// Log lines on stderr (stdout may carry MCP), text or JSON, with the
+/// lines of crates that log secrets below `info` dropped whatever the
+/// filter says (see [`settings::SECRET_BEARING_TARGETS`]).
 fn init_logs(json: bool, filter: tracing_subscriber::EnvFilter) {
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(settings::CapSecretLogs);
+    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     if json {
-        builder.json().init();
+        registry.with(lines.json()).init();
     } else {
-        builder.init();
+        registry.with(lines).init();
     }
 }
 

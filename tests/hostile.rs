@@ -1,0 +1,527 @@
+//! Hostile clients against the example daemon, over real sockets: no
+//! request may crash it, exhaust its memory, slip past the SQL guard or the
+//! admission checks, or starve another client. Each test replays one attack
+//! and asserts the process lives, the attacker gets a clear error, other
+//! clients are served, and the peak resident memory stays under a budget.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use support::Client;
+use support::daemon::Daemon;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Peak resident memory allowed to the daemon under any one attack (the
+/// documented budget for the default settings is 256 MiB).
+const RSS_BUDGET_KIB: u64 = 256 * 1024;
+
+const KEY_A: &str = "attacker-key-0123456789";
+const KEY_B: &str = "victim-key-0123456789ab";
+
+/// A POST to `/mcp` on the 2025-06-18 (or `version`) protocol.
+fn post(
+    addr: SocketAddr,
+    version: &str,
+    session: Option<&str>,
+    body: &str,
+    extra: &str,
+) -> Vec<u8> {
+    let session = session
+        .map(|s| format!("Mcp-Session-Id: {s}\r\n"))
+        .unwrap_or_default();
+    format!(
+        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: {version}\r\n\
+         {session}{extra}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+fn bearer(key: &str) -> String {
+    format!("Authorization: Bearer {key}\r\n")
+}
+
+/// The JSON-RPC messages of a body: plain JSON (one or a batch) or SSE.
+fn messages(body: &[u8]) -> Vec<Value> {
+    let text = String::from_utf8_lossy(body);
+    match serde_json::from_str::<Value>(&text) {
+        Ok(Value::Array(all)) => all,
+        Ok(v) => vec![v],
+        Err(_) => text
+            .lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .filter_map(|d| serde_json::from_str(d.trim()).ok())
+            .collect(),
+    }
+}
+
+fn answer(body: &[u8], id: i64) -> Value {
+    messages(body)
+        .into_iter()
+        .find(|m| m["id"] == json!(id))
+        .unwrap_or_else(|| panic!("no answer to {id} in {:?}", String::from_utf8_lossy(body)))
+}
+
+fn call(id: i64, tool: &str, arguments: Value) -> String {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+           "params": {"name": tool, "arguments": arguments}})
+    .to_string()
+}
+
+fn query(id: i64, sql: &str) -> String {
+    call(id, "execute_query", json!({"query": sql}))
+}
+
+/// The text of a tool result (its first content item).
+fn text_of(a: &Value) -> String {
+    a["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Opens a session on `version`; returns its id.
+async fn open_session(addr: SocketAddr, version: &str, extra: &str) -> String {
+    let mut c = Client::connect(addr).await;
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": version, "capabilities": {},
+        "clientInfo": {"name": "hostile-test <script>", "version": "0"}}})
+    .to_string();
+    c.send(&post(addr, version, None, &init, extra)).await;
+    let r = c.read_response_to("POST").await;
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    let session = r.header("mcp-session-id").expect("session id").to_owned();
+    let done = json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string();
+    c.send(&post(addr, version, Some(&session), &done, extra))
+        .await;
+    assert_eq!(c.read_response_to("POST").await.status, 202);
+    session
+}
+
+/// One call on its own connection; the answer and how long it took.
+async fn timed_call(addr: SocketAddr, session: &str, body: &str, extra: &str) -> (Value, Duration) {
+    let mut c = Client::connect(addr).await;
+    let started = Instant::now();
+    c.send(&post(addr, "2025-06-18", Some(session), body, extra))
+        .await;
+    let r = c.read_response_to("POST").await;
+    let id = serde_json::from_str::<Value>(body).expect("JSON")["id"]
+        .as_i64()
+        .expect("id");
+    (answer(&r.body, id), started.elapsed())
+}
+
+/// A GET with `extra` header lines; the status.
+async fn get_status(addr: SocketAddr, path: &str, host: &str, extra: &str) -> u16 {
+    let mut c = Client::connect(addr).await;
+    c.send(
+        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n")
+            .as_bytes(),
+    )
+    .await;
+    c.read_response_to("GET").await.status
+}
+
+/// The daemon lives and answers a quick call.
+async fn still_serving(daemon: &mut Daemon, session: &str, extra: &str) {
+    assert!(daemon.is_running(), "the daemon died: {}", daemon.stderr());
+    let (a, _) = timed_call(daemon.addr, session, &query(900, "SELECT 1 AS one"), extra).await;
+    assert_eq!(
+        a["result"]["structuredContent"]["rows"],
+        json!([[1]]),
+        "{a}"
+    );
+}
+
+fn report(what: &str, daemon: &Daemon) {
+    let peak = daemon.peak_rss_kib();
+    eprintln!("{what}: peak RSS {} MiB", peak / 1024);
+    assert!(
+        peak < RSS_BUDGET_KIB,
+        "{what}: peak RSS {peak} KiB passed the budget"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deep_expressions_and_documents_are_refused_and_the_daemon_lives() {
+    let mut daemon = Daemon::start(&["--port", "0"], &[]);
+    let addr = daemon.addr;
+    let session = open_session(addr, "2025-06-18", "").await;
+    // About 66 KB of SQL each: a left-deep tree 33,000 levels deep once parsed.
+    for op in ["+", " OR ", " AND ", "||", "*"] {
+        let sql = format!("SELECT {}", vec!["1"; 33_000].join(op));
+        let (a, _) = timed_call(addr, &session, &query(1, &sql), "").await;
+        assert_eq!(a["result"]["isError"], json!(true), "{op}: {a}");
+        let text = text_of(&a);
+        assert!(
+            text.contains("chains more than 512 operators"),
+            "{op}: {text}"
+        );
+    }
+    let nested = format!("SELECT {}1{}", "(".repeat(20_000), ")".repeat(20_000));
+    let (a, _) = timed_call(addr, &session, &query(2, &nested), "").await;
+    assert!(text_of(&a).contains("nests parentheses"), "{a}");
+    // JSON nested far past any parser's depth: a parse error, not a crash.
+    let deep = format!(
+        r#"{{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{{"name":"execute_query","arguments":{{"query":{}1{}}}}}}}"#,
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let mut c = Client::connect(addr).await;
+    c.send(&post(addr, "2025-06-18", Some(&session), &deep, ""))
+        .await;
+    let r = c.read_response_to("POST").await;
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    assert_eq!(messages(&r.body)[0]["error"]["code"], json!(-32700));
+    still_serving(&mut daemon, &session, "").await;
+    report("deep expressions", &daemon);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_values_are_cut_or_refused_within_the_memory_budget() {
+    let mut daemon = Daemon::start(&["--port", "0"], &[]);
+    let addr = daemon.addr;
+    let session = open_session(addr, "2025-06-18", "").await;
+    // Past SQLite's value limit: refused by SQLite itself, nothing built.
+    for sql in [
+        "SELECT zeroblob(50000000)",
+        "SELECT randomblob(500000000)",
+        "SELECT length(printf('%.*c', 100000000, 'x'))",
+    ] {
+        let (a, _) = timed_call(addr, &session, &query(1, sql), "").await;
+        assert_eq!(a["result"]["isError"], json!(true), "{sql}: {a}");
+        assert!(text_of(&a).contains("too big"), "{sql}: {}", text_of(&a));
+    }
+    // Within it, but alone past the result cap: the value is cut, marked, and said.
+    let (a, _) = timed_call(
+        addr,
+        &session,
+        &query(2, "SELECT zeroblob(10000000) AS b, 7 AS n"),
+        "",
+    )
+    .await;
+    let result = &a["result"]["structuredContent"];
+    let cell = result["rows"][0][0].as_str().expect("a string");
+    assert!(cell.ends_with("…[cut]"), "{}", &cell[cell.len() - 20..]);
+    assert!(cell.len() <= 1024 * 1024, "{}", cell.len());
+    assert_eq!(result["rows"][0][1], json!(7));
+    assert_eq!(result["truncated"], json!(true));
+    let answer_bytes = a.to_string().len();
+    assert!(answer_bytes < 4 * 1024 * 1024, "{answer_bytes}");
+    let notice = a["result"]["content"]
+        .as_array()
+        .expect("content")
+        .iter()
+        .filter_map(|c| c["text"].as_str())
+        .any(|t| t.contains("first row alone is larger"));
+    assert!(notice, "{}", a["result"]["content"]);
+    still_serving(&mut daemon, &session, "").await;
+    report("huge values", &daemon);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_are_bounded_in_members_and_answer_bytes() {
+    let mut daemon = Daemon::start(&["--port", "0"], &[]);
+    let addr = daemon.addr;
+    let version = "2025-03-26";
+    let session = open_session(addr, version, "").await;
+    // 89,240 calls in one 4 MiB body: refused whole, at once.
+    let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+    let body = format!("[{}]", vec![list; 89_240].join(","));
+    let mut c = Client::connect(addr).await;
+    c.send(&post(addr, version, Some(&session), &body, ""))
+        .await;
+    let r = c.read_response_to("POST").await;
+    let refused = &messages(&r.body)[0];
+    assert_eq!(refused["error"]["code"], json!(-32600), "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("at most 64")),
+        "{refused}"
+    );
+    // 40 large answers: past 4 MiB, the rest are answered "not run".
+    let members: Vec<String> = (1..=40)
+        .map(|i| query(i, "SELECT zeroblob(600000) AS b"))
+        .collect();
+    let body = format!("[{}]", members.join(","));
+    c.send(&post(addr, version, Some(&session), &body, ""))
+        .await;
+    let r = c.read_response_to("POST").await;
+    let answers = messages(&r.body);
+    assert_eq!(answers.len(), 40, "every request answered once");
+    let not_run = answers
+        .iter()
+        .filter(|a| {
+            a["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("not run"))
+        })
+        .count();
+    assert!((30..40).contains(&not_run), "{not_run} not run");
+    assert!(r.body.len() < 8 * 1024 * 1024, "{}", r.body.len());
+    let session = open_session(addr, "2025-06-18", "").await;
+    still_serving(&mut daemon, &session, "").await;
+    report("batches", &daemon);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_client_that_stops_reading_is_closed_by_bytes_queued() {
+    let mut daemon = Daemon::start(&["--port", "0"], &[]);
+    let addr = daemon.addr;
+    let (mut ws, _) = support::ws_connect(addr).await;
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "slow-reader", "version": "0"}}});
+    ws.send(Message::text(init.to_string()))
+        .await
+        .expect("send");
+    ws.next().await.expect("open").expect("frame");
+    // 60 answers of about 2 MB each, and no reading for 3 s (well inside
+    // the 10 s send timeout): only the byte bound can stop the pile-up.
+    for id in 1..=60 {
+        ws.send(Message::text(query(id, "SELECT zeroblob(700000) AS b")))
+            .await
+            .expect("send");
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut answers = 0;
+    let code = loop {
+        match tokio::time::timeout(Duration::from_secs(20), ws.next()).await {
+            Ok(Some(Ok(Message::Text(_)))) => answers += 1,
+            Ok(Some(Ok(Message::Close(frame)))) => break frame.map(|f| u16::from(f.code)),
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(_)) | None) => break None,
+            Err(_) => panic!("neither closed nor answered: {answers} answers"),
+        }
+    };
+    assert_eq!(code, Some(1008), "after {answers} answers");
+    assert!(answers < 60, "{answers}");
+    let session = open_session(addr, "2025-06-18", "").await;
+    still_serving(&mut daemon, &session, "").await;
+    report("websocket slow reader", &daemon);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_principal_leaves_room_for_others() {
+    let keys = format!("{KEY_A},{KEY_B}");
+    let daemon = Daemon::start(&["--port", "0"], &[("MCP_API_KEYS", &keys)]);
+    let addr = daemon.addr;
+    let (a_auth, b_auth) = (bearer(KEY_A), bearer(KEY_B));
+    let victim = open_session(addr, "2025-06-18", &b_auth).await;
+    // The attacker spreads eight long statements over eight sessions (a
+    // session bought a share of its own before).
+    let long = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 400000000) SELECT count(*) FROM c";
+    let mut attackers = Vec::new();
+    for i in 0..8 {
+        let session = open_session(addr, "2025-06-18", &a_auth).await;
+        let mut c = Client::connect(addr).await;
+        c.send(&post(
+            addr,
+            "2025-06-18",
+            Some(&session),
+            &query(100 + i, long),
+            &a_auth,
+        ))
+        .await;
+        attackers.push(c);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (a, took) = timed_call(addr, &victim, &query(1, "SELECT 1 AS one"), &b_auth).await;
+    assert_eq!(
+        a["result"]["structuredContent"]["rows"],
+        json!([[1]]),
+        "{a}"
+    );
+    assert!(took < Duration::from_secs(3), "the victim waited {took:?}");
+    eprintln!("victim's SELECT 1 beside 8 long statements: {took:?}");
+    // The status page names principals, never what a client called itself.
+    let mut c = Client::connect(addr).await;
+    c.send(format!("GET /status HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
+        .await;
+    let status: Value =
+        serde_json::from_slice(&c.read_response_to("GET").await.body).expect("JSON");
+    let clients: Vec<&str> = status["active_requests"]
+        .as_array()
+        .expect("requests")
+        .iter()
+        .filter_map(|r| r["client"].as_str())
+        .collect();
+    assert!(clients.contains(&"key:key1"), "{status}");
+    assert!(clients.iter().all(|c| c.starts_with("key:")), "{clients:?}");
+    report("busy principal", &daemon);
+    drop(attackers);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_belong_to_their_principal_and_no_one_fills_the_table() {
+    let keys = format!("{KEY_A},{KEY_B}");
+    let mut daemon = Daemon::start(
+        &["--port", "0", "--max-sessions", "20"],
+        &[("MCP_API_KEYS", &keys)],
+    );
+    let addr = daemon.addr;
+    let (a_auth, b_auth) = (bearer(KEY_A), bearer(KEY_B));
+    let mut mine = Vec::new();
+    for _ in 0..25 {
+        mine.push(open_session(addr, "2025-06-18", &a_auth).await);
+    }
+    // The table is full of the attacker's sessions; the victim still gets one.
+    let victim = open_session(addr, "2025-06-18", &b_auth).await;
+    still_serving(&mut daemon, &victim, &b_auth).await;
+    let newest = mine.last().expect("sessions").clone();
+    let ping = r#"{"jsonrpc":"2.0","id":5,"method":"ping"}"#;
+    let status = |session: String, auth: String| async move {
+        let mut c = Client::connect(addr).await;
+        c.send(&post(addr, "2025-06-18", Some(&session), ping, &auth))
+            .await;
+        c.read_response_to("POST").await.status
+    };
+    assert_eq!(
+        status(mine[0].clone(), a_auth.clone()).await,
+        404,
+        "the oldest made room"
+    );
+    assert_eq!(status(newest.clone(), a_auth.clone()).await, 200);
+    // Another key holding the id gets nothing of it.
+    assert_eq!(status(newest.clone(), b_auth.clone()).await, 404);
+    let mut c = Client::connect(addr).await;
+    c.send(
+        format!(
+            "DELETE /mcp HTTP/1.1\r\nHost: {addr}\r\nMcp-Session-Id: {newest}\r\n{b_auth}Content-Length: 0\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert_eq!(c.read_response_to("DELETE").await.status, 404);
+    assert_eq!(status(newest, a_auth).await, 200, "still the owner's");
+    report("session table", &daemon);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_comes_before_the_key_and_covers_every_endpoint() {
+    let mut daemon = Daemon::start(
+        &["--port", "0", "--rate-limit", "1:3"],
+        &[("MCP_API_KEYS", KEY_A)],
+    );
+    let addr = daemon.addr;
+    let wrong = bearer("wrong-key-0123456789abc");
+    let mut statuses = Vec::new();
+    for id in 0..6 {
+        let mut c = Client::connect(addr).await;
+        c.send(&post(
+            addr,
+            "2025-06-18",
+            None,
+            &query(id, "SELECT 1"),
+            &wrong,
+        ))
+        .await;
+        statuses.push(c.read_response_to("POST").await.status);
+    }
+    assert_eq!(&statuses[..3], [401, 401, 401], "{statuses:?}");
+    assert!(statuses[3..].iter().all(|s| *s == 429), "{statuses:?}");
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    for path in ["/metrics", "/health"] {
+        let mut got = Vec::new();
+        for _ in 0..5 {
+            got.push(get_status(addr, path, &addr.to_string(), "").await);
+        }
+        assert!(got.contains(&429), "{path}: {got:?}");
+        tokio::time::sleep(Duration::from_millis(3100)).await;
+    }
+    assert!(daemon.is_running());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemes_origins_and_hosts_are_read_strictly() {
+    let mut daemon = Daemon::start(&["--port", "0"], &[("MCP_API_KEYS", KEY_A)]);
+    let addr = daemon.addr;
+    // RFC 9110: the scheme is case-insensitive.
+    let shouting = format!("Authorization: BEARER {KEY_A}\r\n");
+    let session = open_session(addr, "2025-06-18", &shouting).await;
+    still_serving(&mut daemon, &session, &shouting).await;
+    // User info before an evil host is not a loopback origin.
+    let mut c = Client::connect(addr).await;
+    let sneaky = format!("{shouting}Origin: http://127.0.0.1:80@evil.example\r\n");
+    c.send(&post(
+        addr,
+        "2025-06-18",
+        Some(&session),
+        &query(1, "SELECT 1"),
+        &sneaky,
+    ))
+    .await;
+    assert_eq!(c.read_response_to("POST").await.status, 403);
+    // A rebound DNS name reads nothing, on any endpoint but the liveness probe.
+    let evil = format!("rebound.evil.example:{}", addr.port());
+    for path in ["/status", "/metrics", "/health/detailed"] {
+        assert_eq!(get_status(addr, path, &evil, "").await, 403, "{path}");
+    }
+    assert_eq!(
+        get_status(addr, "/metrics", &addr.to_string(), "").await,
+        200
+    );
+    assert_eq!(get_status(addr, "/health", &evil, "").await, 200);
+    let mut c = Client::connect(addr).await;
+    let rebound = post(
+        addr,
+        "2025-06-18",
+        Some(&session),
+        &query(2, "SELECT 1"),
+        &shouting,
+    )
+    .replace_host(&addr.to_string(), &evil);
+    c.send(&rebound).await;
+    assert_eq!(c.read_response_to("POST").await.status, 403);
+}
+
+/// Rewrites the `Host` line of a request.
+trait ReplaceHost {
+    fn replace_host(self, from: &str, to: &str) -> Vec<u8>;
+}
+
+impl ReplaceHost for Vec<u8> {
+    fn replace_host(self, from: &str, to: &str) -> Vec<u8> {
+        String::from_utf8(self)
+            .expect("text")
+            .replacen(&format!("Host: {from}"), &format!("Host: {to}"), 1)
+            .into_bytes()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_literals_are_read_as_sqlite_reads_them() {
+    let mut daemon = Daemon::start(&["--port", "0"], &[]);
+    let addr = daemon.addr;
+    let session = open_session(addr, "2025-06-18", "").await;
+    // Snowflake reads one string literal; SQLite reads 'a\', a call, a comment.
+    let (a, _) = timed_call(
+        addr,
+        &session,
+        &query(1, r"SELECT 'a\' , sqlite_version() --'"),
+        "",
+    )
+    .await;
+    assert_eq!(a["result"]["isError"], json!(true), "{a}");
+    assert!(text_of(&a).contains("comments are not allowed"), "{a}");
+    // SQLite's own JSON operator is an ordinary read there.
+    let (a, _) = timed_call(
+        addr,
+        &session,
+        &query(2, r#"SELECT '{"a":5}' ->> '$.a' AS v"#),
+        "",
+    )
+    .await;
+    assert_eq!(
+        a["result"]["structuredContent"]["rows"],
+        json!([[5]]),
+        "{a}"
+    );
+    still_serving(&mut daemon, &session, "").await;
+}
