@@ -98,6 +98,8 @@ pub struct ActiveRequest {
 
 struct Entry {
     client: String,
+    /// Its queue: the client's, split by party (see [`RequestManager::run_as`]).
+    party: String,
     tool: String,
     started: SystemTime,
     since: Instant,
@@ -109,13 +111,22 @@ struct Queued {
     tx: oneshot::Sender<()>,
 }
 
+/// The waiting calls of one party of a client.
+struct PartyQueue {
+    client: String,
+    calls: VecDeque<Queued>,
+}
+
 #[derive(Default)]
 struct State {
     entries: HashMap<u64, Entry>,
     running: usize,
     running_by_client: HashMap<String, usize>,
-    queues: HashMap<String, VecDeque<Queued>>,
-    /// Clients with waiting calls, in turn order.
+    /// Waiting calls by party.
+    queues: HashMap<String, PartyQueue>,
+    /// Waiting calls by client (all its parties).
+    queued_by_client: HashMap<String, usize>,
+    /// Parties with waiting calls, in turn order.
     turn: VecDeque<String>,
     queued: usize,
 }
@@ -192,8 +203,26 @@ impl RequestManager {
     where
         F: Future<Output = T>,
     {
+        self.run_as(client, client, tool, work).await
+    }
+
+    /// Like [`RequestManager::run`], for one `party` of `client` (a session
+    /// or connection of it). Limits count per client; waiting calls take
+    /// turns per party, so within one client (all keyless clients of one
+    /// address, say) a party with many calls queued does not hold back
+    /// another's single call.
+    pub async fn run_as<T, F>(
+        &self,
+        client: &str,
+        party: &str,
+        tool: &str,
+        work: F,
+    ) -> Result<T, RequestError>
+    where
+        F: Future<Output = T>,
+    {
         let started = Instant::now();
-        let (id, wait) = self.register(client, tool)?;
+        let (id, wait) = self.register(client, party, tool)?;
         let mut guard = Registered {
             manager: self,
             id,
@@ -239,14 +268,16 @@ impl RequestManager {
     fn register(
         &self,
         client: &str,
+        party: &str,
         tool: &str,
     ) -> Result<(u64, Option<oneshot::Receiver<()>>), RequestError> {
         let mut state = self.lock();
         let mine = state.running_by_client.get(client).copied().unwrap_or(0);
+        let mine_queued = state.queued_by_client.get(client).copied().unwrap_or(0);
+        // While any call of the client waits, a new one does not pass it.
         let can_run = state.running < self.config.max_concurrent
             && mine < self.config.max_per_client
-            && state.queues.get(client).is_none_or(VecDeque::is_empty);
-        let mine_queued = state.queues.get(client).map_or(0, VecDeque::len);
+            && mine_queued == 0;
         if !can_run
             && (state.queued >= self.config.max_queue
                 || mine_queued >= self.config.max_queue_per_client.max(1))
@@ -263,6 +294,7 @@ impl RequestManager {
             id,
             Entry {
                 client: client.to_owned(),
+                party: party_key(client, party),
                 tool: tool.to_owned(),
                 started: SystemTime::now(),
                 since: Instant::now(),
@@ -278,12 +310,20 @@ impl RequestManager {
             return Ok((id, None));
         }
         let (tx, rx) = oneshot::channel();
-        let queue = state.queues.entry(client.to_owned()).or_default();
-        let first = queue.is_empty();
-        queue.push_back(Queued { id, tx });
+        let key = party_key(client, party);
+        let queue = state
+            .queues
+            .entry(key.clone())
+            .or_insert_with(|| PartyQueue {
+                client: client.to_owned(),
+                calls: VecDeque::new(),
+            });
+        let first = queue.calls.is_empty();
+        queue.calls.push_back(Queued { id, tx });
         if first {
-            state.turn.push_back(client.to_owned());
+            state.turn.push_back(key);
         }
+        *state.queued_by_client.entry(client.to_owned()).or_default() += 1;
         state.queued += 1;
         Ok((id, Some(rx)))
     }
@@ -304,49 +344,55 @@ impl RequestManager {
                     state.running_by_client.remove(&entry.client);
                 }
             }
-        } else if let Some(queue) = state.queues.get_mut(&entry.client)
-            && let Some(pos) = queue.iter().position(|q| q.id == id)
+        } else if let Some(queue) = state.queues.get_mut(&entry.party)
+            && let Some(pos) = queue.calls.iter().position(|q| q.id == id)
         {
-            queue.remove(pos);
+            queue.calls.remove(pos);
             state.queued -= 1;
-            if queue.is_empty() {
-                state.queues.remove(&entry.client);
-                state.turn.retain(|c| *c != entry.client);
+            take_queued(&mut state.queued_by_client, &entry.client);
+            if queue.calls.is_empty() {
+                state.queues.remove(&entry.party);
+                state.turn.retain(|c| *c != entry.party);
             }
         }
         self.schedule(state);
     }
 
-    /// Starts waiting calls while there is room: the next client in turn
-    /// that is under its share goes first.
+    /// Starts waiting calls while there is room: the next party in turn
+    /// whose client is under its share goes first.
     fn schedule(&self, state: &mut State) {
         while state.running < self.config.max_concurrent {
             let mut picked = None;
             for _ in 0..state.turn.len() {
-                let Some(client) = state.turn.pop_front() else {
+                let Some(key) = state.turn.pop_front() else {
                     break;
                 };
-                let mine = state.running_by_client.get(&client).copied().unwrap_or(0);
+                let client = state.queues.get(&key).map(|q| q.client.as_str());
+                let mine = client
+                    .and_then(|c| state.running_by_client.get(c))
+                    .copied()
+                    .unwrap_or(0);
                 if mine < self.config.max_per_client {
-                    picked = Some(client);
+                    picked = Some(key);
                     break;
                 }
-                state.turn.push_back(client);
+                state.turn.push_back(key);
             }
-            let Some(client) = picked else { return };
-            let Some(queue) = state.queues.get_mut(&client) else {
+            let Some(key) = picked else { return };
+            let Some(queue) = state.queues.get_mut(&key) else {
                 continue;
             };
-            let Some(next) = queue.pop_front() else {
+            let Some(next) = queue.calls.pop_front() else {
                 continue;
             };
-            let more = !queue.is_empty();
-            if more {
-                // Back of the line for its next call: turns rotate between clients.
-                state.turn.push_back(client.clone());
+            let client = queue.client.clone();
+            if queue.calls.is_empty() {
+                state.queues.remove(&key);
             } else {
-                state.queues.remove(&client);
+                // Back of the line for its next call: turns rotate between parties.
+                state.turn.push_back(key);
             }
+            take_queued(&mut state.queued_by_client, &client);
             state.queued -= 1;
             if next.tx.send(()).is_err() {
                 // Its caller left meanwhile; its entry goes when its guard drops.
@@ -411,6 +457,21 @@ impl Drop for Registered<'_> {
                 .cancelled
                 .fetch_add(1, Ordering::Relaxed);
             self.manager.unregister(self.id);
+        }
+    }
+}
+
+/// The queue key of one party of a client.
+fn party_key(client: &str, party: &str) -> String {
+    format!("{client}\u{0}{party}")
+}
+
+/// One call of `client` left the queue.
+fn take_queued(queued: &mut HashMap<String, usize>, client: &str) {
+    if let Some(n) = queued.get_mut(client) {
+        *n -= 1;
+        if *n == 0 {
+            queued.remove(client);
         }
     }
 }
@@ -515,17 +576,21 @@ mod tests {
         assert_eq!(m.stats().cancelled, 1);
     }
 
-    #[tokio::test]
-    async fn a_quiet_client_is_not_starved_by_a_busy_one() {
+    /// The order calls ran in when `busy` queued nine calls behind its
+    /// first (which holds the only slot) and then `quiet` queued one; each
+    /// is (client, party).
+    async fn run_order(
+        busy: (&'static str, &'static str),
+        quiet: (&'static str, &'static str),
+    ) -> Vec<String> {
         let m = manager(1, 1, 64, Duration::from_secs(10));
         let order = Arc::new(Mutex::new(Vec::new()));
         let (open, gate) = oneshot::channel::<()>();
         let mut tasks = Vec::new();
-        // The busy client's first call holds the only slot until all are queued.
         {
             let (m, order) = (Arc::clone(&m), Arc::clone(&order));
             tasks.push(tokio::spawn(async move {
-                m.run("busy", "t", async move {
+                m.run_as(busy.0, busy.1, "t", async move {
                     let _ = gate.await;
                     order.lock().unwrap().push("busy0".to_owned());
                 })
@@ -536,7 +601,7 @@ mod tests {
         for i in 1..10 {
             let (m, order) = (Arc::clone(&m), Arc::clone(&order));
             tasks.push(tokio::spawn(async move {
-                m.run("busy", "t", async move {
+                m.run_as(busy.0, busy.1, "t", async move {
                     order.lock().unwrap().push(format!("busy{i}"))
                 })
                 .await
@@ -546,7 +611,7 @@ mod tests {
         {
             let (m, order) = (Arc::clone(&m), Arc::clone(&order));
             tasks.push(tokio::spawn(async move {
-                m.run("quiet", "t", async move {
+                m.run_as(quiet.0, quiet.1, "t", async move {
                     order.lock().unwrap().push("quiet".into())
                 })
                 .await
@@ -558,14 +623,68 @@ mod tests {
         for t in tasks {
             assert!(t.await.expect("join").is_ok());
         }
-        let order = order.lock().unwrap();
-        // Turns alternate between clients: the quiet call runs second or
-        // third, not after the busy client's nine queued calls.
-        let quiet_at = order.iter().position(|s| s == "quiet").expect("ran");
-        assert!(
-            quiet_at <= 2,
-            "the quiet client waited behind the busy one: {order:?}"
-        );
+        let order = order.lock().unwrap().clone();
         assert_eq!(order.len(), 11);
+        order
+    }
+
+    #[tokio::test]
+    async fn a_quiet_client_is_not_starved_by_a_busy_one() {
+        // Turns alternate between clients: the quiet call runs second, not
+        // after the busy client's nine queued calls.
+        let order = run_order(("busy", "s1"), ("quiet", "s2")).await;
+        let quiet_at = order.iter().position(|s| s == "quiet").expect("ran");
+        assert!(quiet_at <= 2, "the quiet client waited: {order:?}");
+        // Within one client (keyless clients of one address), turns go by
+        // party: a second session's one call does not wait behind the nine.
+        let order = run_order(("addr:127.0.0.1", "s1"), ("addr:127.0.0.1", "s2")).await;
+        let quiet_at = order.iter().position(|s| s == "quiet").expect("ran");
+        assert!(quiet_at <= 2, "the quiet party waited: {order:?}");
+        // One party alone keeps its own order.
+        let order = run_order(("c", "s1"), ("c", "s1")).await;
+        assert_eq!(order.last().map(String::as_str), Some("quiet"), "{order:?}");
+    }
+
+    #[tokio::test]
+    async fn one_client_cannot_fill_the_queue() {
+        let m = RequestManager::new(RequestsConfig {
+            timeout: Duration::from_secs(10),
+            max_concurrent: 1,
+            max_per_client: 1,
+            max_queue: 8,
+            max_queue_per_client: 3,
+        });
+        let (open, gate) = oneshot::channel::<()>();
+        let holder = {
+            let m = Arc::clone(&m);
+            tokio::spawn(async move { m.run("busy", "t", async move { gate.await.ok() }).await })
+        };
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let mut waiting = Vec::new();
+        for _ in 0..3 {
+            let m = Arc::clone(&m);
+            waiting.push(tokio::spawn(
+                async move { m.run("busy", "t", async {}).await },
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let refused = m.run("busy", "t", async {}).await;
+        assert!(
+            matches!(refused, Err(RequestError::Busy { .. })),
+            "{refused:?}"
+        );
+        // Another client still has room in the queue.
+        let other = {
+            let m = Arc::clone(&m);
+            tokio::spawn(async move { m.run("other", "t", async {}).await })
+        };
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(m.load(), (1, 4));
+        open.send(()).expect("open");
+        assert!(holder.await.expect("join").is_ok());
+        for w in waiting {
+            assert!(w.await.expect("join").is_ok());
+        }
+        assert!(other.await.expect("join").is_ok());
     }
 }

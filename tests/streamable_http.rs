@@ -436,3 +436,33 @@ async fn a_lost_stream_resumes_with_last_event_id() {
         seen.push_str(&String::from_utf8_lossy(&other.read_exact_raw(1).await));
     }
 }
+
+#[tokio::test]
+async fn a_resume_past_what_is_kept_is_refused_not_gapped() {
+    let _turn = SLOW.lock().await;
+    // A session keeps 40 bytes of answers: the call's answer does not fit.
+    let (addr, _endpoint, _mcp) = start_with(HttpMcpConfig {
+        replay_bytes_per_session: 40,
+        ..HttpMcpConfig::default()
+    })
+    .await;
+    let mut c = Client::connect(addr).await;
+    let sid = open_session(&mut c).await;
+    let mut lost = Client::connect(addr).await;
+    let call = r#"{"jsonrpc":"2.0","id":14,"method":"tools/call","params":{"name":"slow"}}"#;
+    lost.send(&post(call, &[("Mcp-Session-Id", &sid)])).await;
+    let mut seen = String::new();
+    while !seen.contains("id: 14-1") {
+        seen.push_str(&String::from_utf8_lossy(&lost.read_exact_raw(1).await));
+    }
+    drop(lost);
+    // Let the call end (its answer is recorded, then dropped for its size).
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let get = format!(
+        "GET /mcp HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\nMcp-Session-Id: {sid}\r\nLast-Event-ID: 14-1\r\n\r\n"
+    );
+    c.send(get.as_bytes()).await;
+    let r = c.read_response().await;
+    assert_eq!(r.status, 409, "{}", r.body_str());
+    assert!(r.body_str().contains("no longer kept"), "{}", r.body_str());
+}

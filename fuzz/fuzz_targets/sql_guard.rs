@@ -1,18 +1,24 @@
-//! Arbitrary text through the read-only SQL guard.
+//! Arbitrary text, and deep or long expressions grown from it, through the
+//! read-only SQL guard, in both dialects.
 //!
-//! Must never panic (nor overflow the stack), and must never let through a
-//! statement whose kind is not on the allow-list: whatever it accepts is
-//! parsed again independently and every statement in the tree (nested ones
-//! included) is checked against the read-only kinds, with no comment
-//! anywhere in the text.
+//! Must never panic nor overflow the stack of a thread the size of a tokio
+//! worker's (2 MiB), and must never let through a statement whose kind is
+//! not on the allow-list: whatever it accepts is tokenized and parsed again
+//! independently (each statement of a Snowflake `->>` chain on its own) and
+//! every statement in each tree (nested ones included) is checked against
+//! the read-only kinds, with no comment anywhere in the text.
+//!
+//! The first byte picks the mode: bit 0 grows the rest (`unit|tail`:
+//! `SELECT` + `unit` repeated up to ~2,500 times (64 KiB) + `tail`, so chains and
+//! nesting far past the limits are tried), bit 1 picks SQLite's dialect.
 #![no_main]
 
 use std::ops::ControlFlow;
 
 use libfuzzer_sys::fuzz_target;
-use snowflake_mcp::tools::sql_guard::{SqlGuard, StatementKind};
+use snowflake_mcp::tools::sql_guard::{SqlDialect, SqlGuard, StatementKind};
 use sqlparser::ast::{Statement, Visit, Visitor};
-use sqlparser::dialect::SnowflakeDialect;
+use sqlparser::dialect::{Dialect, SQLiteDialect, SnowflakeDialect};
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
 
@@ -34,39 +40,97 @@ impl Visitor for Kinds {
 
 const READ_ONLY_VARIANTS: &[&str] = &["Query", "ExplainTable", "Explain"];
 
-fuzz_target!(|data: &[u8]| {
-    let Ok(sql) = std::str::from_utf8(data) else {
-        return;
-    };
-    let guard = SqlGuard::read_only();
-    let Ok(kind) = guard.check(sql) else {
+/// Most bytes a grown statement takes.
+const MAX_GROWN: usize = 64 * 1024;
+
+/// `SELECT` + the part before the first `|` repeated + the rest.
+fn grow(text: &str, mode: u8) -> String {
+    let (unit, tail) = text.split_once('|').unwrap_or((text, ""));
+    // Up to ~2,500 repetitions and 64 KiB: far past the guard's limits
+    // (48 levels, 512 operators), small enough to fuzz quickly.
+    let times = usize::from(mode >> 2) * 40 + unit.len() % 41;
+    let mut sql = String::with_capacity(7 + (unit.len() * times).min(MAX_GROWN) + tail.len());
+    sql.push_str("SELECT ");
+    for _ in 0..times {
+        if sql.len() + unit.len() > MAX_GROWN {
+            break;
+        }
+        sql.push_str(unit);
+    }
+    sql.push_str(tail);
+    sql
+}
+
+/// The guard's verdict, re-checked independently when it accepted.
+fn check(sql: &str, dialect: SqlDialect) {
+    let Ok(kind) = SqlGuard::read_only().check_for(sql, dialect) else {
         return;
     };
     assert!(
         StatementKind::READ_ONLY.contains(&kind),
         "{kind:?} accepted"
     );
-
-    let dialect = SnowflakeDialect {};
-    let tokens = Tokenizer::new(&dialect, sql)
+    let (parser_dialect, flow): (&dyn Dialect, bool) = match dialect {
+        SqlDialect::Sqlite => (&SQLiteDialect {}, false),
+        _ => (&SnowflakeDialect {}, true),
+    };
+    let tokens = Tokenizer::new(parser_dialect, sql)
         .tokenize()
         .expect("accepted text tokenizes");
     assert!(!tokens.iter().any(|t| matches!(
         t,
         Token::Whitespace(Whitespace::SingleLineComment { .. } | Whitespace::MultiLineComment(_))
     )));
-    let statements = Parser::new(&dialect)
-        .with_recursion_limit(64)
-        .try_with_sql(sql)
-        .and_then(|mut p| p.parse_statements())
-        .expect("accepted text parses");
-    assert_eq!(statements.len(), 1);
-    let mut kinds = Kinds(Vec::new());
-    let _ = statements[0].visit(&mut kinds);
-    for k in &kinds.0 {
-        assert!(
-            READ_ONLY_VARIANTS.contains(&k.as_str()) || k.starts_with("Show"),
-            "statement kind {k} accepted inside {sql:?}"
-        );
+    let parts: Vec<Vec<Token>> = if flow {
+        tokens
+            .split(|t| *t == Token::LongArrow)
+            .map(<[Token]>::to_vec)
+            .collect()
+    } else {
+        vec![tokens]
+    };
+    for part in parts {
+        let statements = Parser::new(parser_dialect)
+            .with_recursion_limit(64)
+            .with_tokens(part)
+            .parse_statements()
+            .expect("accepted text parses");
+        assert_eq!(statements.len(), 1);
+        let mut kinds = Kinds(Vec::new());
+        let _ = statements[0].visit(&mut kinds);
+        for k in &kinds.0 {
+            assert!(
+                READ_ONLY_VARIANTS.contains(&k.as_str()) || k.starts_with("Show"),
+                "statement kind {k} accepted inside {sql:?}"
+            );
+        }
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let Ok(text) = std::str::from_utf8(rest) else {
+        return;
+    };
+    let sql = if mode & 1 == 1 {
+        grow(text, mode)
+    } else {
+        text.to_owned()
+    };
+    let dialect = if mode & 2 == 2 {
+        SqlDialect::Sqlite
+    } else {
+        SqlDialect::Snowflake
+    };
+    // On a thread with a tokio worker's stack, as a real call has: an
+    // overflow there kills the process, which the fuzzer reports.
+    let worker = std::thread::Builder::new()
+        .stack_size(2 * 1024 * 1024)
+        .spawn(move || check(&sql, dialect))
+        .expect("a thread");
+    if let Err(panic) = worker.join() {
+        std::panic::resume_unwind(panic);
     }
 });

@@ -391,6 +391,20 @@ impl Context {
             .to_owned()
     }
 
+    /// Which party of [`Context::client_key`]'s client the call comes
+    /// from: the transport's word (a stateless request's connection), else
+    /// the session itself, else the call. Waiting calls of one client take
+    /// turns by party.
+    pub fn party_key(&self) -> String {
+        match &self.inner.session {
+            Some(session) => session
+                .party()
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("session-{:x}", Arc::as_ptr(session) as usize)),
+            None => format!("call-{}", self.inner.request_id),
+        }
+    }
+
     /// The JSON-RPC id of the call, as raw JSON.
     pub fn request_id(&self) -> &str {
         &self.inner.request_id

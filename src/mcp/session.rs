@@ -66,6 +66,10 @@ pub struct Session {
     /// Whom the transport admitted this session for (a key, a client
     /// address): what fair shares and limits count against. Set once.
     principal: std::sync::OnceLock<Box<str>>,
+    /// Which party of the principal this is, when not the session itself
+    /// (a stateless request's connection): calls of one principal take
+    /// turns by party. Set once.
+    party: std::sync::OnceLock<Box<str>>,
 }
 
 const ALL_LEVELS: [LogLevel; 8] = [
@@ -221,6 +225,7 @@ impl Session {
             outgoing: Outgoing::default(),
             read_only: std::sync::atomic::AtomicBool::new(false),
             principal: std::sync::OnceLock::new(),
+            party: std::sync::OnceLock::new(),
         }
     }
 
@@ -259,6 +264,17 @@ impl Session {
     /// `addr:<ip>`: see [`crate::ops::Admitted`]); the first call wins.
     pub fn set_principal(&self, principal: &str) {
         let _ = self.principal.set(principal.into());
+    }
+
+    /// Names the party of the principal this session's calls belong to
+    /// (by default the session itself); the first call wins.
+    pub fn set_party(&self, party: &str) {
+        let _ = self.party.set(party.into());
+    }
+
+    /// The party set with [`Session::set_party`], if any.
+    pub fn party(&self) -> Option<&str> {
+        self.party.get().map(|p| &**p)
     }
 
     /// Whom this session's calls count against, when the transport said.

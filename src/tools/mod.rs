@@ -333,7 +333,7 @@ pub fn register(
                 let (db, schema, table) = (var("database"), var("schema"), var("table"));
                 let described = t
                     .requests
-                    .run(&ctx.client_key(), "resources/read", t.warehouse.describe(&db, &schema, &table))
+                    .run_as(&ctx.client_key(), &ctx.party_key(), "resources/read", t.warehouse.describe(&db, &schema, &table))
                     .await
                     .map_err(|e| ReadError::Failed(e.to_string()))?;
                 match described {
@@ -420,7 +420,11 @@ impl Tools {
         tool: &str,
         work: impl std::future::Future<Output = ToolOutput>,
     ) -> ToolOutput {
-        match self.requests.run(&ctx.client_key(), tool, work).await {
+        match self
+            .requests
+            .run_as(&ctx.client_key(), &ctx.party_key(), tool, work)
+            .await
+        {
             Ok(output) => output,
             Err(e) => ToolOutput::error(e.to_string()),
         }
@@ -493,10 +497,38 @@ impl Tools {
             max_bytes: self.config.max_result_bytes,
         };
         match self.warehouse.query(sql, &options).await {
+            Ok(result) if result_weight(&result) > SHAPE_INLINE_BYTES => {
+                // Shaping a large result (its JSON and text table) takes
+                // milliseconds of CPU: off the async workers, so the other
+                // clients' small calls keep being served meanwhile.
+                let config = self.config.clone();
+                tokio::task::spawn_blocking(move || result_output(&result, &config))
+                    .await
+                    .unwrap_or_else(|e| {
+                        ToolOutput::error(format!("could not shape the result: {e}"))
+                    })
+            }
             Ok(result) => result_output(&result, &self.config),
             Err(e) => warehouse_error(&e),
         }
     }
+}
+
+/// Results heavier than this are shaped on a blocking thread. Default: 64 KiB.
+const SHAPE_INLINE_BYTES: usize = 64 * 1024;
+
+/// About how many bytes of text a result's values hold (strings by length,
+/// anything else counted small), cheaply.
+fn result_weight(result: &QueryResult) -> usize {
+    result
+        .rows
+        .iter()
+        .flatten()
+        .map(|v| match v {
+            Value::String(s) => s.len(),
+            _ => 8,
+        })
+        .sum()
 }
 
 /// The declared shape of a query result's `structuredContent`.

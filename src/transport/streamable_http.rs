@@ -509,6 +509,8 @@ impl Handler for Post {
         let (session, new_id, replay) = if modern {
             let session = Arc::new(Session::new(endpoint.server.clone(), None));
             session.set_principal(&admitted.principal);
+            // No session across requests: the connection is the party.
+            session.set_party(&format!("conn-{}", req.remote_addr()));
             (session, None, None)
         } else {
             match req.header("mcp-session-id") {

@@ -253,6 +253,7 @@ pub trait Warehouse: Send + Sync + 'static {
     fn close(&self);
 }
 
+#[cfg(any(feature = "sqlite", feature = "snowflake"))]
 /// Adds a row to `result` unless it would pass the budget; returns false
 /// (and marks the result truncated) once the budget is spent. The first
 /// row is never dropped for its size: its values are cut to fit instead
@@ -286,10 +287,12 @@ pub(crate) fn push_row(
     true
 }
 
+#[cfg(any(feature = "sqlite", feature = "snowflake"))]
 fn row_len(row: &[Value]) -> usize {
     row.iter().map(json_len).sum::<usize>() + row.len() + 2
 }
 
+#[cfg(any(feature = "sqlite", feature = "snowflake"))]
 /// Cuts the values of a row that alone passes `max_bytes`, largest first,
 /// until it fits: a value too big becomes the start of its JSON text
 /// ending in [`CUT_MARKER`].
@@ -320,6 +323,7 @@ fn fit_row(row: &mut [Value], max_bytes: usize) {
     }
 }
 
+#[cfg(any(feature = "sqlite", feature = "snowflake"))]
 /// `text` cut at a character boundary so that, with the marker and its
 /// quotes, it takes at most `cap` bytes (the marker alone when `cap` is smaller).
 pub(crate) fn cut_string(text: &str, cap: usize) -> Value {
@@ -333,6 +337,7 @@ pub(crate) fn cut_string(text: &str, cap: usize) -> Value {
     Value::String(out)
 }
 
+#[cfg(any(feature = "sqlite", feature = "snowflake"))]
 /// The length of a value as compact JSON (close enough for a budget).
 pub(crate) fn json_len(v: &Value) -> usize {
     match v {
