@@ -646,3 +646,48 @@ async fn sqlite_literals_are_read_as_sqlite_reads_them() {
     );
     still_serving(&mut daemon, &session, "").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resumption_buffers_are_bounded_and_shared() {
+    let _turn = TURN.lock().await;
+    let mut daemon = Daemon::start(&["--port", "0"], &[]);
+    let addr = daemon.addr;
+    let session = open_session(addr, "2025-06-18", "").await;
+    let victim = Victim::start(addr, "").await;
+    let attack = Instant::now();
+    // Sixteen answers of about 2.8 MB each, all kept for resumption before
+    // (45 MB for one session); now 4 MiB per session at most.
+    let mut c = Client::connect(addr).await;
+    for id in 1..=16 {
+        c.send(&post(
+            addr,
+            "2025-06-18",
+            Some(&session),
+            &query(id, "SELECT zeroblob(700000) AS b"),
+            "",
+        ))
+        .await;
+        let r = c.read_response_to("POST").await;
+        assert!(answer(&r.body, id)["result"].is_object());
+    }
+    // Thirty readers resume the last answer and never read: they share its
+    // one buffer instead of a copy each.
+    let resume = format!(
+        "GET /mcp HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\
+         MCP-Protocol-Version: 2025-06-18\r\nMcp-Session-Id: {session}\r\nLast-Event-ID: 16-1\r\n\r\n"
+    );
+    let mut idle = Vec::new();
+    for _ in 0..30 {
+        let mut r = Client::connect(addr).await;
+        r.send(resume.as_bytes()).await;
+        idle.push(r);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // An early answer is gone (409: no gap handed over as a whole stream).
+    let mut c = Client::connect(addr).await;
+    c.send(resume.replace("16-1", "1-1").as_bytes()).await;
+    assert_eq!(c.read_response_to("GET").await.status, 409);
+    still_serving(&mut daemon, &session, "").await;
+    report("resumption buffers", &daemon, victim, attack).await;
+    drop(idle);
+}
