@@ -17,7 +17,6 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout, timeout_at};
 
 use super::chunked::ChunkedDecoder;
@@ -587,7 +586,7 @@ impl Conn {
         &mut self,
         head: &Head,
         response: Response,
-        mut rx: mpsc::Receiver<Bytes>,
+        mut rx: super::response::BodyReceiver,
     ) -> Next {
         let chunked = head.version == Version::Http11;
         let keep = chunked && self.keep_alive(head, &response);
@@ -630,7 +629,7 @@ impl Conn {
                             }
                             self.queue_chunk(&c, chunked);
                             if self.wbuf.len() < STREAM_BATCH_BYTES {
-                                next = rx.try_recv().ok();
+                                next = rx.try_recv();
                             }
                         }
                         let large = self.pending_body.is_some();

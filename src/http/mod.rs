@@ -24,6 +24,8 @@ mod upgrade;
 pub use head::{Method, Version};
 pub use request::Request;
 pub(crate) use response::check_header;
-pub use response::{BodyClosed, BodySender, InvalidHeader, Response, reason};
+pub use response::{
+    BodyClosed, BodySender, InvalidHeader, MAX_QUEUED_BODY_BYTES, Response, reason,
+};
 pub use router::{Handler, Reply, Router};
 pub use upgrade::Upgraded;

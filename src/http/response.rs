@@ -7,6 +7,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -26,7 +28,7 @@ pub(crate) enum Body {
     /// Bytes known when the handler returns.
     Full(Bytes),
     /// Chunks sent later through a [`BodySender`]; the body ends when it is dropped.
-    Stream(mpsc::Receiver<Bytes>),
+    Stream(BodyReceiver),
 }
 
 /// How many compile-time headers a response holds without allocating.
@@ -117,11 +119,20 @@ impl Response {
     /// `buffer` bounds the chunks queued before `send` waits (backpressure).
     /// The body ends when the sender is dropped. On HTTP/1.1 it is sent with
     /// chunked encoding; on HTTP/1.0 it is delimited by closing the connection.
+    ///
+    /// Besides `buffer` chunks, at most [`MAX_QUEUED_BODY_BYTES`] may wait
+    /// for a client that does not read: a chunk past that (unless nothing
+    /// waits) is refused with [`BodyClosed`], and the producer is expected
+    /// to stop, which ends the body once what waits is written.
     pub fn stream(status: u16, buffer: usize) -> (Self, BodySender) {
         let (tx, rx) = mpsc::channel(buffer.max(1));
+        let queued = Arc::new(AtomicUsize::new(0));
         let mut r = Response::new(status);
-        r.body = Body::Stream(rx);
-        (r, BodySender { tx })
+        r.body = Body::Stream(BodyReceiver {
+            rx,
+            queued: Arc::clone(&queued),
+        });
+        (r, BodySender { tx, queued })
     }
 
     /// A `101 Switching Protocols` response that hands the connection to `on_upgrade`.
@@ -255,10 +266,39 @@ pub(crate) fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
+/// Most bytes of one streamed body waiting to be written (queued, or
+/// handed to `send` and waiting for room). Default: 16 MiB.
+pub const MAX_QUEUED_BODY_BYTES: usize = 16 * 1024 * 1024;
+
 /// The sending half of a streamed response body.
 #[derive(Clone, Debug)]
 pub struct BodySender {
     tx: mpsc::Sender<Bytes>,
+    /// Bytes sent and not yet taken by the connection. Relaxed: a counter
+    /// compared with a bound, ordering no other memory.
+    queued: Arc<AtomicUsize>,
+}
+
+/// The connection's end of a streamed body.
+pub(crate) struct BodyReceiver {
+    rx: mpsc::Receiver<Bytes>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl BodyReceiver {
+    /// The next chunk; `None` once every sender is dropped.
+    pub(crate) async fn recv(&mut self) -> Option<Bytes> {
+        let chunk = self.rx.recv().await?;
+        self.queued.fetch_sub(chunk.len(), Ordering::Relaxed);
+        Some(chunk)
+    }
+
+    /// The next chunk if one waits.
+    pub(crate) fn try_recv(&mut self) -> Option<Bytes> {
+        let chunk = self.rx.try_recv().ok()?;
+        self.queued.fetch_sub(chunk.len(), Ordering::Relaxed);
+        Some(chunk)
+    }
 }
 
 /// The client is gone or the response was abandoned; nothing more can be sent.
@@ -277,7 +317,18 @@ impl BodySender {
                 Ok(())
             };
         }
-        self.tx.send(chunk).await.map_err(|_| BodyClosed)
+        let len = chunk.len();
+        let before = self.queued.fetch_add(len, Ordering::Relaxed);
+        if before > 0 && before.saturating_add(len) > MAX_QUEUED_BODY_BYTES {
+            // The client is not reading: nothing more is held for it.
+            self.queued.fetch_sub(len, Ordering::Relaxed);
+            return Err(BodyClosed);
+        }
+        let sent = self.tx.send(chunk).await.map_err(|_| BodyClosed);
+        if sent.is_err() {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
+        }
+        sent
     }
 
     /// Resolves when the connection stops taking this body (the client closed it).
@@ -342,6 +393,30 @@ pub(crate) fn status_has_no_body(status: u16) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_body_nobody_reads_is_bounded_in_bytes() {
+        let (response, sender) = Response::stream(200, 1000);
+        let Body::Stream(mut receiver) = response.body else {
+            panic!("a streamed body");
+        };
+        let chunk = Bytes::from(vec![b'x'; 4 * 1024 * 1024]);
+        for _ in 0..4 {
+            assert_eq!(sender.send(chunk.clone()).await, Ok(()));
+        }
+        // 16 MiB wait unread: the next chunk is refused, not held.
+        assert_eq!(sender.send(chunk.clone()).await, Err(BodyClosed));
+        // Once the connection takes one, there is room again.
+        assert_eq!(receiver.recv().await.map(|c| c.len()), Some(chunk.len()));
+        assert_eq!(sender.send(chunk.clone()).await, Ok(()));
+        // A single chunk larger than the bound still goes when nothing waits.
+        let (response, sender) = Response::stream(200, 4);
+        let Body::Stream(_receiver) = response.body else {
+            panic!("a streamed body");
+        };
+        let huge = Bytes::from(vec![b'y'; MAX_QUEUED_BODY_BYTES + 1]);
+        assert_eq!(sender.send(huge).await, Ok(()));
+    }
 
     #[test]
     fn headers_are_validated() {
