@@ -69,7 +69,7 @@ impl Peer {
     /// Like [`Peer::channel`], with at most `max_bytes` of messages sent and
     /// not yet received. A message that would pass it (unless nothing is
     /// queued) is dropped, `send` returns false, and the receiver's
-    /// [`PeerReceiver::overflowed`] resolves: the transport should close.
+    /// [`PeerReceiver::overflow`] handle resolves: the transport should close.
     pub fn bounded(buffer: usize, max_bytes: usize) -> (Peer, PeerReceiver) {
         let (tx, rx) = mpsc::channel(buffer.max(1));
         let queued = Arc::new(Queued {
