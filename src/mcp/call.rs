@@ -429,29 +429,30 @@ async fn answer(
 ) -> Result<Vec<u8>, RpcError> {
     let mut value = match kind {
         OwnedKind::Tool { tool, arguments } => {
-            let tool = &inner.tools[tool];
+            let def = &inner.tools[tool];
             let marker = ctx.clone();
-            let output = match tool.check_arguments(arguments.as_deref()) {
+            let output = match def.check_arguments(arguments.as_deref()) {
                 Err(why) => ToolOutput::error(format!("invalid arguments: {why}")),
-                Ok(()) => tool.handler.call(ctx, arguments.as_deref()).await,
+                Ok(()) => def.handler.call(ctx, arguments.as_deref()).await,
             };
-            let output = match tool.check_output(&output) {
-                Ok(()) => output,
-                // A tool that breaks its own contract is a tool failure, reported as one.
-                Err(why) => ToolOutput::error(format!(
-                    "tool output does not match its outputSchema: {why}"
-                )),
+            // Checking and encoding a large output takes milliseconds of
+            // CPU: off the async workers, so other clients' calls go on.
+            let (answer, failed) = if output_weight(&output) > BLOCKING_ENCODE_BYTES {
+                let catalog = Arc::clone(inner);
+                tokio::task::spawn_blocking(move || {
+                    encode_tool_output(&catalog, tool, output, version)
+                })
+                .await
+                .map_err(|e| {
+                    RpcError::new(INTERNAL_ERROR, format!("encoding the result failed: {e}"))
+                })?
+            } else {
+                encode_tool_output(inner, tool, output, version)
             };
-            if output.is_error {
+            if failed {
                 marker.mark_tool_failed();
             }
-            let mut v = serde_json::to_value(&output).unwrap_or_default();
-            if !version.has_structured_output()
-                && let Some(obj) = v.as_object_mut()
-            {
-                obj.remove("structuredContent");
-            }
-            v
+            return Ok(answer);
         }
         OwnedKind::Read {
             resource,
@@ -491,6 +492,51 @@ async fn answer(
         obj.insert("resultType".into(), "complete".into());
     }
     Ok(value.to_string().into_bytes())
+}
+
+/// Tool outputs with more text than this are checked and encoded on a
+/// blocking thread. Default: 64 KiB.
+const BLOCKING_ENCODE_BYTES: usize = 64 * 1024;
+
+/// About how much text a tool output carries (its text blocks), cheaply.
+fn output_weight(output: &ToolOutput) -> usize {
+    output
+        .content
+        .iter()
+        .map(|c| match c {
+            super::tool::Content::Text { text } => text.len(),
+            _ => 64,
+        })
+        .sum()
+}
+
+/// Checks tool `tool`'s output against its output schema and encodes the
+/// result object for `version`; the second value says whether it is a tool
+/// failure (`isError`).
+fn encode_tool_output(
+    catalog: &Catalog,
+    tool: usize,
+    output: ToolOutput,
+    version: ProtocolVersion,
+) -> (Vec<u8>, bool) {
+    let output = match catalog.tools[tool].check_output(&output) {
+        Ok(()) => output,
+        // A tool that breaks its own contract is a tool failure, reported as one.
+        Err(why) => ToolOutput::error(format!(
+            "tool output does not match its outputSchema: {why}"
+        )),
+    };
+    let failed = output.is_error;
+    let mut v = serde_json::to_value(&output).unwrap_or_default();
+    if let Some(obj) = v.as_object_mut() {
+        if !version.has_structured_output() {
+            obj.remove("structuredContent");
+        }
+        if version.is_modern() {
+            obj.insert("resultType".into(), "complete".into());
+        }
+    }
+    (v.to_string().into_bytes(), failed)
 }
 
 /// The 2026-07-28 answer of a call that needs the client to answer requests first.

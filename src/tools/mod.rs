@@ -300,7 +300,21 @@ pub fn register(
                 } else {
                     (&t.config.guard, "")
                 };
-                if let Err(refusal) = guard.check_for(&args.query, t.warehouse.sql_dialect()) {
+                let dialect = t.warehouse.sql_dialect();
+                let checked = if args.query.len() > GUARD_INLINE_BYTES {
+                    // Tokenizing a long text takes a while: off the async workers.
+                    let (guard, sql) = (guard.clone(), args.query.clone());
+                    tokio::task::spawn_blocking(move || guard.check_for(&sql, dialect).map(|_| ()))
+                        .await
+                        .unwrap_or_else(|e| {
+                            Err(sql_guard::Refusal::Unparseable(format!(
+                                "the check failed: {e}"
+                            )))
+                        })
+                } else {
+                    guard.check_for(&args.query, dialect).map(|_| ())
+                };
+                if let Err(refusal) = checked {
                     return ToolOutput::error(format!("Refused{whose}: {refusal}"));
                 }
                 let limit = args.limit.unwrap_or(t.config.default_limit);
@@ -513,6 +527,10 @@ impl Tools {
         }
     }
 }
+
+/// Statements longer than this are checked by the guard on a blocking
+/// thread. Default: 16 KiB.
+const GUARD_INLINE_BYTES: usize = 16 * 1024;
 
 /// Results heavier than this are shaped on a blocking thread. Default: 64 KiB.
 const SHAPE_INLINE_BYTES: usize = 64 * 1024;
