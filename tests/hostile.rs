@@ -154,11 +154,28 @@ struct Victim {
 impl Victim {
     async fn start(addr: SocketAddr, extra: &str) -> Victim {
         let extra = extra.to_owned();
-        let session = open_session(addr, "2025-06-18", &extra).await;
+        // From another loopback address: another client even without keys
+        // (keyless clients of one address are one principal).
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(SocketAddr::from(([127, 0, 0, 2], 0)))
+            .expect("bind 127.0.0.2");
+        let mut c = Client::from_stream(socket.connect(addr).await.expect("connect"));
+        let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "victim", "version": "0"}}})
+        .to_string();
+        c.send(&post(addr, "2025-06-18", None, &init, &extra)).await;
+        let r = c.read_response_to("POST").await;
+        assert_eq!(r.status, 200, "{}", r.body_str());
+        let session = r.header("mcp-session-id").expect("session id").to_owned();
+        let done = json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string();
+        c.send(&post(addr, "2025-06-18", Some(&session), &done, &extra))
+            .await;
+        assert_eq!(c.read_response_to("POST").await.status, 202);
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = Arc::clone(&stop);
         let task = tokio::spawn(async move {
-            let mut c = Client::connect(addr).await;
             let mut samples = Vec::new();
             let mut id = 10_000;
             while !stopping.load(Ordering::Relaxed) {

@@ -269,6 +269,12 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if !settings.per_client_set && warehouse.kind() == "sqlite" {
+        // SQLite's statements run on this machine's CPUs: one client gets
+        // at most half of them, so another's calls always find a core.
+        let cpus = std::thread::available_parallelism().map_or(2, usize::from);
+        settings.requests.max_per_client = (cpus / 2).max(1);
+    }
     let requests = RequestManager::new(settings.requests.clone());
     let about = about(warehouse.as_ref()).await;
     if let Transport::Stdio = settings.transport {

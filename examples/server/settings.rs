@@ -261,8 +261,11 @@ fn specs() -> Vec<Spec> {
             "--max-requests-per-client",
             "MCP_MAX_REQUESTS_PER_CLIENT",
             "N",
-            requests::DEFAULT_MAX_PER_CLIENT.to_string(),
-            "warehouse calls one client may run at once",
+            format!(
+                "{} (SQLite: half the CPUs, at least 1)",
+                requests::DEFAULT_MAX_PER_CLIENT
+            ),
+            "warehouse calls one client (key, or address without keys) may run at once",
         ),
         s(
             "max_queued_requests",
@@ -406,6 +409,8 @@ pub struct Settings {
     pub allowed_hosts: Vec<String>,
     /// Bearer keys (empty: open).
     pub auth: Auth,
+    /// Whether `max_requests_per_client` was set (else it follows the warehouse).
+    pub per_client_set: bool,
     /// Per-client limit: requests per second and burst.
     pub rate_limit: Option<(f64, u32)>,
     /// Log lines as JSON.
@@ -727,6 +732,7 @@ impl Given {
             .shutdown_timeout(shutdown_timeout)
             .security_headers(hsts)
             .cors(cors_origins.clone());
+        let per_client_set = self.values.contains_key("max_requests_per_client");
         let requests = RequestsConfig {
             timeout: duration("request_timeout", requests::DEFAULT_TIMEOUT)?,
             max_concurrent: count("max_concurrent_requests", requests::DEFAULT_MAX_CONCURRENT)?,
@@ -759,6 +765,7 @@ impl Given {
             connection,
             cors_origins,
             allowed_hosts,
+            per_client_set,
             auth,
             rate_limit,
             json_logs,

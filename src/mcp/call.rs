@@ -439,13 +439,10 @@ async fn answer(
             // CPU: off the async workers, so other clients' calls go on.
             let (answer, failed) = if output_weight(&output) > BLOCKING_ENCODE_BYTES {
                 let catalog = Arc::clone(inner);
-                tokio::task::spawn_blocking(move || {
-                    encode_tool_output(&catalog, tool, output, version)
-                })
-                .await
-                .map_err(|e| {
-                    RpcError::new(INTERNAL_ERROR, format!("encoding the result failed: {e}"))
-                })?
+                marker
+                    .run_heavy(move || encode_tool_output(&catalog, tool, output, version))
+                    .await
+                    .ok_or_else(|| RpcError::new(INTERNAL_ERROR, "encoding the result failed"))?
             } else {
                 encode_tool_output(inner, tool, output, version)
             };

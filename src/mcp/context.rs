@@ -405,6 +405,22 @@ impl Context {
         }
     }
 
+    /// Runs CPU-heavy `work` (checking a long statement, shaping or
+    /// encoding a large result) on a blocking thread, at most one such job
+    /// at a time per client ([`Context::client_key`]): one client's heavy
+    /// calls take at most one core however many it sends, and the async
+    /// workers stay free. `None` if `work` panicked.
+    pub async fn run_heavy<T, F>(&self, work: F) -> Option<T>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        match &self.inner.session {
+            Some(session) => session.server().0.heavy.run(&self.client_key(), work).await,
+            None => tokio::task::spawn_blocking(work).await.ok(),
+        }
+    }
+
     /// The JSON-RPC id of the call, as raw JSON.
     pub fn request_id(&self) -> &str {
         &self.inner.request_id

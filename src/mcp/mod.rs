@@ -12,6 +12,7 @@
 
 mod call;
 mod context;
+mod heavy;
 mod listen;
 pub mod metrics;
 mod outgoing;

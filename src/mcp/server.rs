@@ -93,6 +93,7 @@ impl McpServerBuilder {
             tasks: super::tasks::TaskStore::default(),
             metrics: Arc::default(),
             abort: tokio::sync::watch::channel(None).0,
+            heavy: super::heavy::HeavyGate::default(),
         }))
     }
 }
@@ -412,6 +413,8 @@ pub(crate) struct Inner {
     /// Set once by [`McpServer::abort_calls`]: the reason every running and
     /// later call is answered with.
     pub(crate) abort: tokio::sync::watch::Sender<Option<Arc<str>>>,
+    /// CPU-heavy work, one job at a time per principal.
+    pub(crate) heavy: super::heavy::HeavyGate,
 }
 
 impl McpServer {

@@ -270,7 +270,7 @@ pub fn register(
                 t.limited(
                     &ctx,
                     "query_view",
-                    t.run(&sql, Some(args.database), Some(schema), limit),
+                    t.run(&ctx, &sql, Some(args.database), Some(schema), limit),
                 )
                 .await
             }
@@ -304,12 +304,10 @@ pub fn register(
                 let checked = if args.query.len() > GUARD_INLINE_BYTES {
                     // Tokenizing a long text takes a while: off the async workers.
                     let (guard, sql) = (guard.clone(), args.query.clone());
-                    tokio::task::spawn_blocking(move || guard.check_for(&sql, dialect).map(|_| ()))
+                    ctx.run_heavy(move || guard.check_for(&sql, dialect).map(|_| ()))
                         .await
-                        .unwrap_or_else(|e| {
-                            Err(sql_guard::Refusal::Unparseable(format!(
-                                "the check failed: {e}"
-                            )))
+                        .unwrap_or_else(|| {
+                            Err(sql_guard::Refusal::Unparseable("the check failed".into()))
                         })
                 } else {
                     guard.check_for(&args.query, dialect).map(|_| ())
@@ -321,7 +319,7 @@ pub fn register(
                 t.limited(
                     &ctx,
                     "execute_query",
-                    t.run(&args.query, args.database, args.schema, limit),
+                    t.run(&ctx, &args.query, args.database, args.schema, limit),
                 )
                 .await
             }
@@ -499,6 +497,7 @@ impl Tools {
 
     async fn run(
         &self,
+        ctx: &Context,
         sql: &str,
         database: Option<String>,
         schema: Option<String>,
@@ -516,11 +515,9 @@ impl Tools {
                 // milliseconds of CPU: off the async workers, so the other
                 // clients' small calls keep being served meanwhile.
                 let config = self.config.clone();
-                tokio::task::spawn_blocking(move || result_output(&result, &config))
+                ctx.run_heavy(move || result_output(&result, &config))
                     .await
-                    .unwrap_or_else(|e| {
-                        ToolOutput::error(format!("could not shape the result: {e}"))
-                    })
+                    .unwrap_or_else(|| ToolOutput::error("could not shape the result"))
             }
             Ok(result) => result_output(&result, &self.config),
             Err(e) => warehouse_error(&e),
