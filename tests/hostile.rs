@@ -230,6 +230,25 @@ impl Victim {
     }
 }
 
+/// The scene of an attack without keys: this test's turn, the daemon on the
+/// demo warehouse, the attacker's session on `version`, a victim calling
+/// beside it, and the moment the attack begins.
+async fn keyless_scene(
+    version: &str,
+) -> (
+    tokio::sync::MutexGuard<'static, ()>,
+    Daemon,
+    String,
+    Victim,
+    Instant,
+) {
+    let turn = TURN.lock().await;
+    let daemon = Daemon::start(&["--port", "0"], &[]);
+    let session = open_session(daemon.addr, version, "").await;
+    let victim = Victim::start(daemon.addr, "").await;
+    (turn, daemon, session, victim, Instant::now())
+}
+
 /// Prints and checks what one attack cost: the daemon's peak RSS against the
 /// budget, and the victim's p99 before and during it (printed: timing is
 /// reported, not asserted).
@@ -249,12 +268,8 @@ async fn report(what: &str, daemon: &Daemon, victim: Victim, attack: Instant) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deep_expressions_and_documents_are_refused_and_the_daemon_lives() {
-    let _turn = TURN.lock().await;
-    let mut daemon = Daemon::start(&["--port", "0"], &[]);
+    let (_turn, mut daemon, session, victim, attack) = keyless_scene("2025-06-18").await;
     let addr = daemon.addr;
-    let session = open_session(addr, "2025-06-18", "").await;
-    let victim = Victim::start(addr, "").await;
-    let attack = Instant::now();
     // About 66 KB of SQL each: a left-deep tree 33,000 levels deep once parsed.
     for op in ["+", " OR ", " AND ", "||", "*"] {
         let sql = format!("SELECT {}", vec!["1"; 33_000].join(op));
@@ -287,12 +302,8 @@ async fn deep_expressions_and_documents_are_refused_and_the_daemon_lives() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn huge_values_are_cut_or_refused_within_the_memory_budget() {
-    let _turn = TURN.lock().await;
-    let mut daemon = Daemon::start(&["--port", "0"], &[]);
+    let (_turn, mut daemon, session, victim, attack) = keyless_scene("2025-06-18").await;
     let addr = daemon.addr;
-    let session = open_session(addr, "2025-06-18", "").await;
-    let victim = Victim::start(addr, "").await;
-    let attack = Instant::now();
     // Past SQLite's value limit: refused by SQLite itself, nothing built.
     for sql in [
         "SELECT zeroblob(50000000)",
@@ -332,13 +343,9 @@ async fn huge_values_are_cut_or_refused_within_the_memory_budget() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_are_bounded_in_members_and_answer_bytes() {
-    let _turn = TURN.lock().await;
-    let mut daemon = Daemon::start(&["--port", "0"], &[]);
-    let addr = daemon.addr;
     let version = "2025-03-26";
-    let session = open_session(addr, version, "").await;
-    let victim = Victim::start(addr, "").await;
-    let attack = Instant::now();
+    let (_turn, mut daemon, session, victim, attack) = keyless_scene(version).await;
+    let addr = daemon.addr;
     // 89,240 calls in one 4 MiB body: refused whole, at once.
     let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
     let body = format!("[{}]", vec![list; 89_240].join(","));
@@ -411,25 +418,30 @@ async fn a_websocket_client_that_stops_reading_is_closed_by_bytes_queued() {
         .await
         .expect("send");
     ws.next().await.expect("open").expect("frame");
-    // 24 answers of about 2.8 MB each (67 MB), and no reading for 3 s (well
-    // inside the 10 s send timeout): only the byte bound can stop the pile-up.
+    // 24 answers of about 2.8 MB each (67 MB), and no reading for 8 s (inside
+    // the 10 s send timeout, which counts from the first send that blocks):
+    // only the byte bound can stop the pile-up, and the close says so.
     for id in 1..=24 {
         ws.send(Message::text(query(id, "SELECT zeroblob(700000) AS b")))
             .await
             .expect("send");
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
     let mut answers = 0;
-    let code = loop {
+    let close = loop {
         match tokio::time::timeout(Duration::from_secs(20), ws.next()).await {
             Ok(Some(Ok(Message::Text(_)))) => answers += 1,
-            Ok(Some(Ok(Message::Close(frame)))) => break frame.map(|f| u16::from(f.code)),
+            Ok(Some(Ok(Message::Close(frame)))) => {
+                break frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+            }
             Ok(Some(Ok(_))) => {}
             Ok(Some(Err(_)) | None) => break None,
             Err(_) => panic!("neither closed nor answered: {answers} answers"),
         }
     };
-    assert_eq!(code, Some(1008), "after {answers} answers");
+    let (code, reason) = close.unwrap_or_else(|| panic!("no close frame after {answers} answers"));
+    assert_eq!(code, 1008, "after {answers} answers: {reason}");
+    assert!(reason.contains("too many bytes queued"), "{reason}");
     assert!(answers < 24, "{answers}");
     let session = open_session(addr, "2025-06-18", &b_auth).await;
     still_serving(&mut daemon, &session, &b_auth).await;
@@ -666,12 +678,8 @@ async fn sqlite_literals_are_read_as_sqlite_reads_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resumption_buffers_are_bounded_and_shared() {
-    let _turn = TURN.lock().await;
-    let mut daemon = Daemon::start(&["--port", "0"], &[]);
+    let (_turn, mut daemon, session, victim, attack) = keyless_scene("2025-06-18").await;
     let addr = daemon.addr;
-    let session = open_session(addr, "2025-06-18", "").await;
-    let victim = Victim::start(addr, "").await;
-    let attack = Instant::now();
     // Sixteen answers of about 2.8 MB each, all kept for resumption before
     // (45 MB for one session); now 4 MiB per session at most.
     let mut c = Client::connect(addr).await;
