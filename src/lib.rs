@@ -63,6 +63,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod budget;
 pub mod config;
 pub mod error;
 pub mod histogram;

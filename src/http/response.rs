@@ -8,9 +8,10 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
+
+use crate::budget::ByteBudget;
 use tokio::sync::mpsc;
 
 use super::upgrade::Upgraded;
@@ -126,7 +127,7 @@ impl Response {
     /// to stop, which ends the body once what waits is written.
     pub fn stream(status: u16, buffer: usize) -> (Self, BodySender) {
         let (tx, rx) = mpsc::channel(buffer.max(1));
-        let queued = Arc::new(AtomicUsize::new(0));
+        let queued = Arc::new(ByteBudget::new(MAX_QUEUED_BODY_BYTES));
         let mut r = Response::new(status);
         r.body = Body::Stream(BodyReceiver {
             rx,
@@ -274,29 +275,28 @@ pub const MAX_QUEUED_BODY_BYTES: usize = 16 * 1024 * 1024;
 #[derive(Clone, Debug)]
 pub struct BodySender {
     tx: mpsc::Sender<Bytes>,
-    /// Bytes sent and not yet taken by the connection. Relaxed: a counter
-    /// compared with a bound, ordering no other memory.
-    queued: Arc<AtomicUsize>,
+    /// Bytes sent and not yet taken by the connection.
+    queued: Arc<ByteBudget>,
 }
 
 /// The connection's end of a streamed body.
 pub(crate) struct BodyReceiver {
     rx: mpsc::Receiver<Bytes>,
-    queued: Arc<AtomicUsize>,
+    queued: Arc<ByteBudget>,
 }
 
 impl BodyReceiver {
     /// The next chunk; `None` once every sender is dropped.
     pub(crate) async fn recv(&mut self) -> Option<Bytes> {
         let chunk = self.rx.recv().await?;
-        self.queued.fetch_sub(chunk.len(), Ordering::Relaxed);
+        self.queued.give_back(chunk.len());
         Some(chunk)
     }
 
     /// The next chunk if one waits.
     pub(crate) fn try_recv(&mut self) -> Option<Bytes> {
         let chunk = self.rx.try_recv().ok()?;
-        self.queued.fetch_sub(chunk.len(), Ordering::Relaxed);
+        self.queued.give_back(chunk.len());
         Some(chunk)
     }
 }
@@ -318,15 +318,13 @@ impl BodySender {
             };
         }
         let len = chunk.len();
-        let before = self.queued.fetch_add(len, Ordering::Relaxed);
-        if before > 0 && before.saturating_add(len) > MAX_QUEUED_BODY_BYTES {
+        if !self.queued.take(len) {
             // The client is not reading: nothing more is held for it.
-            self.queued.fetch_sub(len, Ordering::Relaxed);
             return Err(BodyClosed);
         }
         let sent = self.tx.send(chunk).await.map_err(|_| BodyClosed);
         if sent.is_err() {
-            self.queued.fetch_sub(len, Ordering::Relaxed);
+            self.queued.give_back(len);
         }
         sent
     }

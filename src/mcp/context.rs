@@ -1,7 +1,7 @@
 //! The per-call context a tool handler receives.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -46,14 +46,12 @@ pub struct Peer {
     queued: Arc<Queued>,
 }
 
-/// The byte count shared by a [`Peer`] and its [`PeerReceiver`].
+/// The byte budget shared by a [`Peer`] and its [`PeerReceiver`].
 #[derive(Debug)]
 struct Queued {
-    /// Bytes handed to `send` and not yet received. Relaxed: a counter
-    /// compared with a limit, ordering no other memory.
-    bytes: AtomicUsize,
-    max: usize,
-    /// Set once a message did not fit; never cleared.
+    /// Bytes handed to `send` and not yet received.
+    bytes: crate::budget::ByteBudget,
+    /// Set once a message did not fit; never cleared. Relaxed: a lone flag.
     overflowed: AtomicBool,
     /// Woken when `overflowed` is set (a stored permit: no wake is lost).
     notify: tokio::sync::Notify,
@@ -73,8 +71,7 @@ impl Peer {
     pub fn bounded(buffer: usize, max_bytes: usize) -> (Peer, PeerReceiver) {
         let (tx, rx) = mpsc::channel(buffer.max(1));
         let queued = Arc::new(Queued {
-            bytes: AtomicUsize::new(0),
-            max: max_bytes,
+            bytes: crate::budget::ByteBudget::new(max_bytes),
             overflowed: AtomicBool::new(false),
             notify: tokio::sync::Notify::new(),
         });
@@ -92,9 +89,7 @@ impl Peer {
     pub async fn send(&self, message: Vec<u8>) -> bool {
         let len = message.len();
         let q = &self.queued;
-        let before = q.bytes.fetch_add(len, Ordering::Relaxed);
-        if before > 0 && before.saturating_add(len) > q.max {
-            q.bytes.fetch_sub(len, Ordering::Relaxed);
+        if !q.bytes.take(len) {
             q.overflowed.store(true, Ordering::Relaxed);
             q.notify.notify_one();
             return false;
@@ -102,7 +97,7 @@ impl Peer {
         if self.tx.send(message).await.is_ok() {
             true
         } else {
-            q.bytes.fetch_sub(len, Ordering::Relaxed);
+            q.bytes.give_back(len);
             false
         }
     }
@@ -119,29 +114,20 @@ impl PeerReceiver {
     /// The next message; `None` once every [`Peer`] is dropped.
     pub async fn recv(&mut self) -> Option<Vec<u8>> {
         let message = self.rx.recv().await?;
-        self.queued
-            .bytes
-            .fetch_sub(message.len(), Ordering::Relaxed);
+        self.queued.bytes.give_back(message.len());
         Some(message)
     }
 
     /// The next message if one is queued.
     pub fn try_recv(&mut self) -> Option<Vec<u8>> {
         let message = self.rx.try_recv().ok()?;
-        self.queued
-            .bytes
-            .fetch_sub(message.len(), Ordering::Relaxed);
+        self.queued.bytes.give_back(message.len());
         Some(message)
     }
 
     /// Whether no message is queued.
     pub fn is_empty(&self) -> bool {
         self.rx.is_empty()
-    }
-
-    /// Bytes sent and not yet received (waiting senders included).
-    pub fn queued_bytes(&self) -> usize {
-        self.queued.bytes.load(Ordering::Relaxed)
     }
 
     /// A handle that tells when a message was dropped for passing the byte

@@ -53,20 +53,20 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn one_heavy_job_at_a_time_per_principal() {
         let gate = Arc::new(HeavyGate::default());
-        let running = Arc::new(AtomicUsize::new(0));
-        let most = Arc::new(AtomicUsize::new(0));
+        // Per principal: jobs running now, and the most seen at once.
+        let counts: Arc<[(AtomicUsize, AtomicUsize); 2]> = Arc::new(Default::default());
         let mut jobs = Vec::new();
-        for i in 0..6 {
-            let (gate, running, most) =
-                (Arc::clone(&gate), Arc::clone(&running), Arc::clone(&most));
-            let principal = if i < 4 { "key:a" } else { "key:b" };
+        for i in 0..8 {
+            let (gate, counts) = (Arc::clone(&gate), Arc::clone(&counts));
+            let who = i % 2;
             jobs.push(tokio::spawn(async move {
+                let principal = ["key:a", "key:b"][who];
                 gate.run(principal, move || {
+                    let (running, most) = &counts[who];
                     let now = running.fetch_add(1, Ordering::SeqCst) + 1;
                     most.fetch_max(now, Ordering::SeqCst);
                     std::thread::sleep(Duration::from_millis(30));
                     running.fetch_sub(1, Ordering::SeqCst);
-                    principal
                 })
                 .await
             }));
@@ -74,12 +74,20 @@ mod tests {
         for job in jobs {
             assert!(job.await.expect("join").is_some());
         }
-        // Four of a's and two of b's: never more than one of each at once.
-        assert!(
-            most.load(Ordering::SeqCst) <= 2,
-            "{}",
-            most.load(Ordering::SeqCst)
-        );
+        // Each principal ran its four jobs one at a time.
+        assert_eq!(counts[0].1.load(Ordering::SeqCst), 1);
+        assert_eq!(counts[1].1.load(Ordering::SeqCst), 1);
+        // Two principals are not one gate: b's job runs while a's holds its turn.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let a = {
+            let gate = Arc::clone(&gate);
+            tokio::spawn(async move { gate.run("key:a", move || held.recv().is_ok()).await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let b = tokio::time::timeout(Duration::from_secs(5), gate.run("key:b", || 7)).await;
+        assert_eq!(b, Ok(Some(7)), "b waited for a's turn");
+        release.send(()).expect("a still waits");
+        assert_eq!(a.await.expect("join"), Some(true));
         assert_eq!(gate.run("key:c", || panic!("boom")).await, None::<()>);
     }
 }
