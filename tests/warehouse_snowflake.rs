@@ -26,6 +26,7 @@ fn all() -> QueryOptions {
         schema: None,
         max_rows: 1000,
         max_bytes: 1 << 20,
+        ..QueryOptions::default()
     }
 }
 

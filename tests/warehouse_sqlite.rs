@@ -530,5 +530,6 @@ fn small_query() -> QueryOptions {
         schema: None,
         max_rows: 10,
         max_bytes: 10_000,
+        ..QueryOptions::default()
     }
 }

@@ -445,6 +445,11 @@ impl<M: Manager> Pool<M> {
         }
     }
 
+    /// The manager that creates and checks the sessions.
+    pub fn manager(&self) -> &M {
+        &self.shared.manager
+    }
+
     /// The counters, read without blocking anything.
     pub fn stats(&self) -> PoolStats {
         let c = &self.shared.counters;

@@ -21,7 +21,9 @@ use crate::mcp::{
     Context, McpServerBuilder, ReadError, Resource, ResourceContents, Tool, ToolOutput,
 };
 use crate::requests::RequestManager;
-use crate::warehouse::{QueryOptions, QueryResult, Truncation, Warehouse, WarehouseError};
+use crate::warehouse::{
+    Progress, QueryOptions, QueryOrigin, QueryResult, Truncation, Warehouse, WarehouseError,
+};
 
 pub mod sql_guard;
 
@@ -270,7 +272,14 @@ pub fn register(
                 t.limited(
                     &ctx,
                     "query_view",
-                    t.run(&ctx, &sql, Some(args.database), Some(schema), limit),
+                    t.run(
+                        &ctx,
+                        "query_view",
+                        &sql,
+                        Some(args.database),
+                        Some(schema),
+                        limit,
+                    ),
                 )
                 .await
             }
@@ -319,7 +328,14 @@ pub fn register(
                 t.limited(
                     &ctx,
                     "execute_query",
-                    t.run(&ctx, &args.query, args.database, args.schema, limit),
+                    t.run(
+                        &ctx,
+                        "execute_query",
+                        &args.query,
+                        args.database,
+                        args.schema,
+                        limit,
+                    ),
                 )
                 .await
             }
@@ -498,18 +514,46 @@ impl Tools {
     async fn run(
         &self,
         ctx: &Context,
+        tool: &str,
         sql: &str,
         database: Option<String>,
         schema: Option<String>,
         limit: usize,
     ) -> ToolOutput {
+        // A client that asked for progress hears, while the warehouse
+        // reports the statement still running, how long it has run.
+        let (running_tx, mut running) = tokio::sync::watch::channel(std::time::Duration::ZERO);
+        let progress = ctx.progress_token().is_some().then(|| {
+            Progress::new(move |elapsed| {
+                let _ = running_tx.send(elapsed);
+            })
+        });
         let options = QueryOptions {
             database,
             schema,
             max_rows: limit.clamp(1, self.config.max_limit),
             max_bytes: self.config.max_result_bytes,
+            origin: Some(origin(ctx, tool)),
+            progress,
         };
-        match self.warehouse.query(sql, &options).await {
+        let query = self.warehouse.query(sql, &options);
+        tokio::pin!(query);
+        let mut listening = options.progress.is_some();
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut query => break outcome,
+                changed = running.changed(), if listening => {
+                    if changed.is_err() {
+                        listening = false;
+                        continue;
+                    }
+                    let secs = running.borrow_and_update().as_secs_f64();
+                    let note = format!("the statement is still running ({secs:.0} s)");
+                    ctx.progress(secs, None, Some(&note)).await;
+                }
+            }
+        };
+        match outcome {
             Ok(result) if result_weight(&result) > SHAPE_INLINE_BYTES => {
                 // Shaping a large result (its JSON and text table) takes
                 // milliseconds of CPU: off the async workers, so the other
@@ -522,6 +566,24 @@ impl Tools {
             Ok(result) => result_output(&result, &self.config),
             Err(e) => warehouse_error(&e),
         }
+    }
+}
+
+/// Who a statement runs for, for the warehouse's query history: the
+/// tool, the client's name, and the name of the key it used if any.
+fn origin(ctx: &Context, tool: &str) -> QueryOrigin {
+    let name = ctx
+        .client_info()
+        .and_then(|c| c["name"].as_str())
+        .unwrap_or("unknown");
+    let principal = ctx.client_key();
+    let client = match principal.strip_prefix("key:") {
+        Some(key) => format!("{name} key={key}"),
+        None => name.to_owned(),
+    };
+    QueryOrigin {
+        tool: tool.to_owned(),
+        client: client.chars().take(200).collect(),
     }
 }
 

@@ -88,6 +88,57 @@ pub struct QueryOptions {
     pub max_rows: usize,
     /// Most bytes of row data (as JSON) to return.
     pub max_bytes: usize,
+    /// Who runs the statement (for the warehouse's query history).
+    pub origin: Option<QueryOrigin>,
+    /// Told, now and then, that a long statement is still running.
+    pub progress: Option<Progress>,
+}
+
+impl Default for QueryOptions {
+    /// The default context, 100 rows, 1 MiB, no origin, no progress.
+    fn default() -> Self {
+        QueryOptions {
+            database: None,
+            schema: None,
+            max_rows: 100,
+            max_bytes: 1024 * 1024,
+            origin: None,
+            progress: None,
+        }
+    }
+}
+
+/// Who a statement runs for: the tool and the MCP client, as the
+/// warehouse's query history should name them (Snowflake's `QUERY_TAG`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QueryOrigin {
+    /// The tool (`execute_query`, `query_view`, ...).
+    pub tool: String,
+    /// The client: its `clientInfo` name, or the name of the key it used.
+    pub client: String,
+}
+
+/// A callback told how long a statement has been running, each time the
+/// warehouse learns it is still running.
+#[derive(Clone)]
+pub struct Progress(std::sync::Arc<dyn Fn(std::time::Duration) + Send + Sync>);
+
+impl Progress {
+    /// A progress callback.
+    pub fn new(report: impl Fn(std::time::Duration) + Send + Sync + 'static) -> Progress {
+        Progress(std::sync::Arc::new(report))
+    }
+
+    /// Reports that the statement has been running for `elapsed`.
+    pub fn report(&self, elapsed: std::time::Duration) {
+        (self.0)(elapsed);
+    }
+}
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress")
+    }
 }
 
 /// The kind of a warehouse failure.

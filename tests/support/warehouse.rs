@@ -109,6 +109,7 @@ impl FakeSnow {
                 ..snowflake_mcp::pool::PoolConfig::default()
             },
             statement_timeout: None,
+            query_tag_prefix: None,
         }
     }
 

@@ -30,11 +30,67 @@ impl std::fmt::Debug for Secret {
 
 /// How to log in.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SnowflakeAuth {
     /// User and password.
     Password(Secret),
     /// Key-pair (JWT): an unencrypted PKCS#8 private key in PEM.
     KeyPair(Secret),
+    /// A token obtained elsewhere: a programmatic access token or an
+    /// OAuth access token (`authenticator` `PROGRAMMATIC_ACCESS_TOKEN` or
+    /// `OAUTH` in `connections.toml`).
+    Token {
+        /// Which kind of token.
+        kind: TokenKind,
+        /// Where it is.
+        source: TokenSource,
+    },
+}
+
+/// The kinds of token Snowflake takes at login.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenKind {
+    /// A programmatic access token (PAT), made in Snowflake for a user.
+    Pat,
+    /// An OAuth access token issued for Snowflake (Snowflake OAuth or an
+    /// external authorization server).
+    OAuth,
+}
+
+/// Where a login token comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenSource {
+    /// The token itself (`token`, `SNOWFLAKE_TOKEN`).
+    Value(Secret),
+    /// A file holding it (`token_file_path`, `SNOWFLAKE_TOKEN_FILE_PATH`),
+    /// read again at every login, so a token refreshed on disk by another
+    /// program is picked up by the next session.
+    File(PathBuf),
+}
+
+impl TokenSource {
+    /// The token now (a file's content, trimmed).
+    pub fn read(&self) -> Result<Secret, ConfigError> {
+        match self {
+            TokenSource::Value(s) => Ok(s.clone()),
+            TokenSource::File(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    err(
+                        "SNOWFLAKE_TOKEN_FILE_PATH",
+                        format!("cannot read {}: {e}", path.display()),
+                    )
+                })?;
+                let token = text.trim();
+                if token.is_empty() {
+                    return Err(err(
+                        "SNOWFLAKE_TOKEN_FILE_PATH",
+                        format!("{} is empty", path.display()),
+                    ));
+                }
+                Ok(Secret::new(token))
+            }
+        }
+    }
 }
 
 /// Settings of a Snowflake warehouse.
@@ -62,7 +118,14 @@ pub struct SnowflakeConfig {
     /// Sets `STATEMENT_TIMEOUT_IN_SECONDS` on new sessions, so Snowflake
     /// itself stops statements the client stopped waiting for. Default: none.
     pub statement_timeout: Option<std::time::Duration>,
+    /// The start of every statement's `QUERY_TAG` (then the tool and the
+    /// client), so `QUERY_HISTORY` shows who ran what. Default (`None`):
+    /// [`DEFAULT_QUERY_TAG_PREFIX`].
+    pub query_tag_prefix: Option<String>,
 }
+
+/// The default start of every statement's `QUERY_TAG`.
+pub const DEFAULT_QUERY_TAG_PREFIX: &str = "snowflake-mcp";
 
 /// A setting that is missing or wrong, named.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -148,15 +211,62 @@ impl SnowflakeConfig {
             "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE",
             &["private_key_passphrase", "private_key_file_pwd"],
         );
-        let auth = match (key_path, password) {
-            (Some(path), _) => {
-                SnowflakeAuth::KeyPair(read_key(Path::new(&path), passphrase.as_deref())?)
+        let authenticator =
+            get("SNOWFLAKE_AUTHENTICATOR", &["authenticator"]).map(|a| a.to_ascii_uppercase());
+        let token = match (
+            get("SNOWFLAKE_TOKEN", &["token"]),
+            get("SNOWFLAKE_TOKEN_FILE_PATH", &["token_file_path"]),
+        ) {
+            (Some(t), _) => Some(TokenSource::Value(Secret::new(t))),
+            (None, Some(path)) => Some(TokenSource::File(PathBuf::from(path))),
+            (None, None) => None,
+        };
+        let auth = match authenticator.as_deref() {
+            Some(kind @ ("PROGRAMMATIC_ACCESS_TOKEN" | "OAUTH")) => {
+                let Some(source) = token else {
+                    return Err(err(
+                        "SNOWFLAKE_TOKEN",
+                        format!(
+                            "missing: authenticator {kind} needs SNOWFLAKE_TOKEN or SNOWFLAKE_TOKEN_FILE_PATH"
+                        ),
+                    ));
+                };
+                // A file must be readable now: a wrong path fails at start.
+                source.read()?;
+                let kind = if kind == "OAUTH" {
+                    TokenKind::OAuth
+                } else {
+                    TokenKind::Pat
+                };
+                SnowflakeAuth::Token { kind, source }
             }
-            (None, Some(password)) => SnowflakeAuth::Password(Secret::new(password)),
-            (None, None) => {
+            Some("SNOWFLAKE" | "SNOWFLAKE_JWT") | None => {
+                if token.is_some() && authenticator.is_none() {
+                    return Err(err(
+                        "SNOWFLAKE_AUTHENTICATOR",
+                        "missing: a token needs authenticator PROGRAMMATIC_ACCESS_TOKEN or OAUTH",
+                    ));
+                }
+                match (key_path, password) {
+                    (Some(path), _) => {
+                        SnowflakeAuth::KeyPair(read_key(Path::new(&path), passphrase.as_deref())?)
+                    }
+                    (None, Some(password)) => SnowflakeAuth::Password(Secret::new(password)),
+                    (None, None) => {
+                        return Err(err(
+                            "SNOWFLAKE_PASSWORD",
+                            "missing: set SNOWFLAKE_PASSWORD, SNOWFLAKE_PRIVATE_KEY_PATH or a token",
+                        ));
+                    }
+                }
+            }
+            Some(other) => {
                 return Err(err(
-                    "SNOWFLAKE_PASSWORD",
-                    "missing: set SNOWFLAKE_PASSWORD or SNOWFLAKE_PRIVATE_KEY_PATH",
+                    "SNOWFLAKE_AUTHENTICATOR",
+                    format!(
+                        "{other:?} is not supported here (SNOWFLAKE, SNOWFLAKE_JWT, \
+                         PROGRAMMATIC_ACCESS_TOKEN or OAUTH)"
+                    ),
                 ));
             }
         };
@@ -180,6 +290,7 @@ impl SnowflakeConfig {
             base_url,
             pool: PoolConfig::default(),
             statement_timeout: None,
+            query_tag_prefix: get("SNOWFLAKE_QUERY_TAG_PREFIX", &["query_tag_prefix"]),
         }))
     }
 }

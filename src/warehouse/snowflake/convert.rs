@@ -19,7 +19,7 @@ use arrow_schema::{DataType, Field};
 use base64::Engine as _;
 use serde_json::Value;
 
-use crate::warehouse::{Column, QueryOptions, QueryResult, push_row};
+use crate::warehouse::{Column, QueryOptions, QueryResult, Truncation, push_row};
 
 /// Largest integer a JSON number carries exactly in every client (2^53).
 const EXACT_INT: i128 = 1 << 53;
@@ -48,6 +48,15 @@ impl ColumnKind {
         }
     }
 
+    /// The kind of a `rowtype` entry.
+    fn json(t: &str, precision: Option<i64>, scale: Option<i64>) -> ColumnKind {
+        ColumnKind {
+            logical: t.to_ascii_uppercase(),
+            precision,
+            scale: scale.unwrap_or(0),
+        }
+    }
+
     fn type_name(&self) -> String {
         match self.logical.as_str() {
             "FIXED" => format!("NUMBER({},{})", self.precision.unwrap_or(38), self.scale),
@@ -72,90 +81,128 @@ fn arrow_logical(t: &DataType) -> &'static str {
     }
 }
 
-/// Columns and rows of Arrow batches, within the budget.
-pub(crate) fn from_batches(batches: &[RecordBatch], options: &QueryOptions) -> QueryResult {
-    let mut result = QueryResult::default();
-    let Some(first) = batches.first() else {
-        return result;
-    };
-    let schema = first.schema();
-    let kinds: Vec<ColumnKind> = schema.fields().iter().map(|f| ColumnKind::of(f)).collect();
-    result.columns = schema
-        .fields()
-        .iter()
-        .zip(&kinds)
-        .map(|(f, k)| Column {
-            name: f.name().clone(),
-            type_name: k.type_name(),
-        })
-        .collect();
-    let mut bytes = 0usize;
-    'batches: for batch in batches {
+/// A result filled part by part (the inline part, then chunk after chunk)
+/// until the row limit or the byte cap says stop.
+pub(crate) struct RowSink<'o> {
+    result: QueryResult,
+    bytes: usize,
+    options: &'o QueryOptions,
+}
+
+impl<'o> RowSink<'o> {
+    /// An empty result with these caps.
+    pub fn new(options: &'o QueryOptions) -> RowSink<'o> {
+        RowSink {
+            result: QueryResult::default(),
+            bytes: 0,
+            options,
+        }
+    }
+
+    /// Sets the columns from Snowflake's `rowtype` (name, type, precision, scale).
+    pub fn set_columns(&mut self, rowtype: &[(String, String, Option<i64>, Option<i64>)]) {
+        self.result.columns = rowtype
+            .iter()
+            .map(|(name, t, precision, scale)| Column {
+                name: name.clone(),
+                type_name: ColumnKind::json(t, *precision, *scale).type_name(),
+            })
+            .collect();
+    }
+
+    /// Whether no more rows are wanted (the limit is reached, or a row was
+    /// already refused for the cap).
+    pub fn is_full(&self) -> bool {
+        self.result.truncated || self.result.rows.len() >= self.options.max_rows
+    }
+
+    /// Notes that rows exist beyond what was read (not downloaded since
+    /// the result is full).
+    pub fn more_rows_exist(&mut self) {
+        if !self.result.truncated {
+            self.result.truncated = true;
+            self.result.truncated_by = Some(Truncation::Rows(self.options.max_rows));
+        }
+    }
+
+    /// Adds the rows of an Arrow batch; false once full.
+    pub fn push_batch(&mut self, batch: &RecordBatch) -> bool {
+        if self.result.columns.is_empty() {
+            self.result.columns = batch
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| Column {
+                    name: f.name().clone(),
+                    type_name: ColumnKind::of(f).type_name(),
+                })
+                .collect();
+        }
+        let kinds: Vec<ColumnKind> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| ColumnKind::of(f))
+            .collect();
         for row in 0..batch.num_rows() {
+            if self.is_full() {
+                self.more_rows_exist();
+                return false;
+            }
             let values = batch
                 .columns()
                 .iter()
                 .zip(&kinds)
                 .map(|(col, kind)| value_at(col, row, kind))
                 .collect();
-            if !push_row(&mut result, values, options, &mut bytes) {
-                break 'batches;
+            if !push_row(&mut self.result, values, self.options, &mut self.bytes) {
+                return false;
             }
         }
+        !self.is_full()
     }
-    result
+
+    /// Adds rows of a JSON rowset (`[[text or null, ...], ...]`) typed by
+    /// `rowtype`; false once full.
+    pub fn push_json(
+        &mut self,
+        rows: &[Vec<Value>],
+        rowtype: &[(String, String, Option<i64>, Option<i64>)],
+    ) -> bool {
+        for row in rows {
+            if self.is_full() {
+                self.more_rows_exist();
+                return false;
+            }
+            let values = row
+                .iter()
+                .zip(rowtype)
+                .map(|(v, (_, t, _, scale))| json_value(v, t, *scale))
+                .collect();
+            if !push_row(&mut self.result, values, self.options, &mut self.bytes) {
+                return false;
+            }
+        }
+        !self.is_full()
+    }
+
+    /// The result.
+    pub fn finish(self) -> QueryResult {
+        self.result
+    }
 }
 
-/// Columns and rows of a JSON rowset (`[[text or null, ...], ...]`).
-pub(crate) fn from_json(
-    rows: &Value,
-    schema: &[(String, String, Option<i64>, Option<i64>)],
-    options: &QueryOptions,
-) -> QueryResult {
-    let mut result = QueryResult {
-        columns: schema
-            .iter()
-            .map(|(name, t, precision, scale)| {
-                let kind = ColumnKind {
-                    logical: t.to_ascii_uppercase(),
-                    precision: *precision,
-                    scale: scale.unwrap_or(0),
-                };
-                Column {
-                    name: name.clone(),
-                    type_name: kind.type_name(),
-                }
-            })
-            .collect(),
-        ..QueryResult::default()
-    };
-    let mut bytes = 0usize;
-    for row in rows.as_array().map(Vec::as_slice).unwrap_or_default() {
-        let values = row
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-            .iter()
-            .zip(schema)
-            .map(
-                |(v, (_, t, _, scale))| match (v, t.to_ascii_uppercase().as_str()) {
-                    (Value::String(s), "FIXED") if scale.unwrap_or(0) == 0 => s
-                        .parse::<i64>()
-                        .ok()
-                        .filter(|i| (i128::from(*i)).abs() <= EXACT_INT)
-                        .map_or_else(|| Value::String(s.clone()), Value::from),
-                    (Value::String(s), "BOOLEAN") => {
-                        Value::Bool(s == "1" || s.eq_ignore_ascii_case("true"))
-                    }
-                    (other, _) => other.clone(),
-                },
-            )
-            .collect();
-        if !push_row(&mut result, values, options, &mut bytes) {
-            break;
-        }
+/// A JSON rowset value in its final form.
+fn json_value(v: &Value, t: &str, scale: Option<i64>) -> Value {
+    match (v, t.to_ascii_uppercase().as_str()) {
+        (Value::String(s), "FIXED") if scale.unwrap_or(0) == 0 => s
+            .parse::<i64>()
+            .ok()
+            .filter(|i| (i128::from(*i)).abs() <= EXACT_INT)
+            .map_or_else(|| Value::String(s.clone()), Value::from),
+        (Value::String(s), "BOOLEAN") => Value::Bool(s == "1" || s.eq_ignore_ascii_case("true")),
+        (other, _) => other.clone(),
     }
-    result
 }
 
 fn integer(v: i128, scale: i64) -> Value {

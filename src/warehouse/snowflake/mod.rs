@@ -1,28 +1,32 @@
-//! Snowflake, through the `snowflake-api` crate.
+//! Snowflake, over its REST protocol, spoken by this crate's own client.
 //!
-//! Sessions (a logged-in `SnowflakeApi` each) live in the crate's
+//! Sessions (a login each: session and master tokens) live in the crate's
 //! [`Pool`]. A session's database and schema are tracked: a call that
 //! names another context switches it with `USE` first (identifiers quoted),
 //! and a call that names none gets the configured defaults back, so one
-//! call's context never leaks into the next. When Snowflake answers that
-//! the session or its token expired (390112, 390114, 390104), the session
-//! is dropped, a new one logs in, and a read-only statement is tried once
-//! more. `SNOWFLAKE_BASE_URL` rewrites the account URL of every request
-//! (proxies, PrivateLink, tests) through a client middleware.
+//! call's context never leaks into the next; in a settled context a query
+//! is one request (its query id comes back in its own answer).
 //!
-//! What the API allows for cancellation: `snowflake-api` 0.14 has no call
-//! to abort a running statement, so a dropped query future stops waiting
-//! (the HTTP request is dropped) and its session is retired; with
-//! [`SnowflakeConfig::statement_timeout`] set, Snowflake itself stops
-//! the statement after that long. Query ids: the crate does not return
-//! them in release builds, so the id is read with `SELECT LAST_QUERY_ID()`
-//! on the same session right after the statement.
+//! - Results: the inline part first, then the chunks in order, downloaded
+//!   one at a time and only while the row limit and byte cap want rows
+//!   ([`statement`]).
+//! - Long statements: "still running" answers are polled with backoff until
+//!   the statement ends; each poll reports progress.
+//! - Cancel: a call dropped while its statement runs sends Snowflake's
+//!   abort request; the session goes back to the pool when Snowflake
+//!   confirms, and is retired when it cannot tell.
+//! - Sessions: idle ones send a heartbeat on each health check and renew
+//!   their session token (with the master token) before it expires, so no
+//!   call pays a login or fails on an expired token. When Snowflake still
+//!   answers that the session or its token expired (390112, 390114,
+//!   390104), the session is dropped, a new one logs in, and a read-only
+//!   statement is tried once more.
+//! - Every statement carries a `QUERY_TAG` naming the tool and the client.
+//!
+//! `SNOWFLAKE_BASE_URL` replaces the account URL (proxies, PrivateLink,
+//! tests).
 
 use std::sync::Arc;
-
-use snowflake_api::{
-    AuthArgs, AuthType, CertificateArgs, PasswordArgs, SnowflakeApi, SnowflakeApiError,
-};
 
 use super::{
     BoxFuture, ColumnInfo, ErrorKind, QueryOptions, QueryResult, TableDescription, TableInfo,
@@ -33,59 +37,47 @@ use crate::tools::sql_guard::{SqlGuard, quote_ident};
 
 mod config;
 mod convert;
+mod login;
+mod rest;
+mod statement;
 
-pub use config::{ConfigError, Env, Secret, SnowflakeAuth, SnowflakeConfig, Source};
+pub use config::{
+    ConfigError, DEFAULT_QUERY_TAG_PREFIX, Env, Secret, SnowflakeAuth, SnowflakeConfig, Source,
+    TokenKind, TokenSource,
+};
+use rest::Rest;
+use statement::{RELOGIN_CODES, Ticket};
 
-/// Error codes that mean the session must log in again.
-const RELOGIN_CODES: [&str; 3] = ["390112", "390114", "390104"];
-
-/// Rewrites the scheme, host and port of every request to the base URL.
-struct BaseUrl {
-    base: reqwest::Url,
-}
-
-#[async_trait::async_trait]
-impl reqwest_middleware::Middleware for BaseUrl {
-    async fn handle(
-        &self,
-        mut req: reqwest::Request,
-        extensions: &mut http::Extensions,
-        next: reqwest_middleware::Next<'_>,
-    ) -> reqwest_middleware::Result<reqwest::Response> {
-        let url = req.url_mut();
-        let _ = url.set_scheme(self.base.scheme());
-        let _ = url.set_host(self.base.host_str());
-        let _ = url.set_port(self.base.port());
-        next.run(req, extensions).await
-    }
-}
-
-fn api_error(e: SnowflakeApiError) -> WarehouseError {
-    match e {
-        SnowflakeApiError::ApiError(code, message) => {
-            let kind = if RELOGIN_CODES.contains(&code.as_str()) {
-                ErrorKind::Unavailable
-            } else {
-                ErrorKind::Statement
-            };
-            WarehouseError::new(kind, message).with_code(code)
-        }
-        // Login and transport failures: the message, never the request (it may hold secrets).
-        SnowflakeApiError::AuthError(e) => {
-            WarehouseError::new(ErrorKind::Unavailable, format!("login failed: {e}"))
-        }
-        SnowflakeApiError::RequestError(e) => {
-            WarehouseError::new(ErrorKind::Unavailable, format!("request failed: {e}"))
-        }
-        other => WarehouseError::new(ErrorKind::Unavailable, other.to_string()),
-    }
-}
+/// Most bytes of a `QUERY_TAG` (Snowflake takes up to 2,000 characters).
+const MAX_QUERY_TAG_BYTES: usize = 1000;
 
 /// A logged-in session and the context it is in.
 pub struct SnowflakeSession {
-    api: SnowflakeApi,
+    tokens: login::Tokens,
     database: Option<String>,
     schema: Option<String>,
+    /// False when a context switch was interrupted: the next call switches again.
+    context_known: bool,
+    sequence: u64,
+    rest: Arc<Rest>,
+}
+
+impl Drop for SnowflakeSession {
+    /// A session leaving the pool logs out in the background, so Snowflake
+    /// frees it now rather than when it expires.
+    fn drop(&mut self) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let rest = Arc::clone(&self.rest);
+        let tokens = login::Tokens {
+            session: self.tokens.session.clone(),
+            master: Secret::new(""),
+            session_expires: self.tokens.session_expires,
+            session_validity: self.tokens.session_validity,
+        };
+        handle.spawn(async move { login::logout(&rest, &tokens).await });
+    }
 }
 
 impl std::fmt::Debug for SnowflakeSession {
@@ -97,60 +89,11 @@ impl std::fmt::Debug for SnowflakeSession {
     }
 }
 
-/// Logs sessions in and checks them.
+/// Logs sessions in and keeps them alive.
 #[derive(Debug)]
 pub struct SnowflakeManager {
     config: SnowflakeConfig,
-}
-
-impl SnowflakeManager {
-    fn auth(&self) -> AuthArgs {
-        let c = &self.config;
-        AuthArgs {
-            account_identifier: c.account.clone(),
-            warehouse: c.warehouse.clone(),
-            database: c.database.clone(),
-            schema: c.schema.clone(),
-            username: c.user.clone(),
-            role: c.role.clone(),
-            auth_type: match &c.auth {
-                SnowflakeAuth::Password(p) => AuthType::Password(PasswordArgs {
-                    password: p.expose().to_owned(),
-                }),
-                SnowflakeAuth::KeyPair(k) => AuthType::Certificate(CertificateArgs {
-                    private_key_pem: k.expose().to_owned(),
-                }),
-            },
-        }
-    }
-
-    fn client(&self) -> Result<reqwest_middleware::ClientWithMiddleware, WarehouseError> {
-        // The settings of snowflake-api's own client, but never its
-        // connection-level wire logging (on in its debug builds): that logs
-        // request bodies, passwords and session tokens included, at TRACE.
-        let client = reqwest::ClientBuilder::new()
-            .user_agent("Rust/0.0.1")
-            .gzip(true)
-            .referer(false)
-            .connection_verbose(false)
-            .build()
-            .map_err(|e| WarehouseError::new(ErrorKind::Unavailable, e.to_string()))?;
-        let retries =
-            reqwest_retry::policies::ExponentialBackoff::builder().build_with_max_retries(3);
-        let builder = reqwest_middleware::ClientBuilder::new(client).with(
-            reqwest_retry::RetryTransientMiddleware::new_with_policy(retries),
-        );
-        let builder = match &self.config.base_url {
-            Some(url) => {
-                let base = reqwest::Url::parse(url).map_err(|e| {
-                    WarehouseError::new(ErrorKind::Unavailable, format!("SNOWFLAKE_BASE_URL: {e}"))
-                })?;
-                builder.with(BaseUrl { base })
-            }
-            None => builder,
-        };
-        Ok(builder.build())
-    }
+    rest: Arc<Rest>,
 }
 
 impl Manager for SnowflakeManager {
@@ -159,12 +102,15 @@ impl Manager for SnowflakeManager {
 
     fn create(&self) -> crate::pool::BoxFuture<'_, Result<SnowflakeSession, WarehouseError>> {
         Box::pin(async move {
-            let api = snowflake_api::SnowflakeApiBuilder::new(self.auth())
-                .with_client(self.client()?)
-                .build()
-                .map_err(api_error)?;
-            // The login happens on the first statement: make it now.
-            api.exec("SELECT 1").await.map_err(api_error)?;
+            let tokens = login::login(&self.rest, &self.config).await?;
+            let mut session = SnowflakeSession {
+                tokens,
+                database: self.config.database.clone(),
+                schema: self.config.schema.clone(),
+                context_known: true,
+                sequence: 0,
+                rest: Arc::clone(&self.rest),
+            };
             if let Some(t) = self.config.statement_timeout {
                 let sql = format!(
                     "ALTER SESSION SET STATEMENT_TIMEOUT_IN_SECONDS = {}",
@@ -172,15 +118,11 @@ impl Manager for SnowflakeManager {
                 );
                 // Best effort: a Snowflake-protocol server without it (a test
                 // stand-in) still serves; the client-side timeout still holds.
-                if let Err(e) = api.exec(&sql).await {
-                    tracing::warn!(error = %api_error(e), "could not set the statement timeout");
+                if let Err(e) = self.statement(&mut session, &sql, None, None).await {
+                    tracing::warn!(error = %e, "could not set the statement timeout");
                 }
             }
-            Ok(SnowflakeSession {
-                api,
-                database: self.config.database.clone(),
-                schema: self.config.schema.clone(),
-            })
+            Ok(session)
         })
     }
 
@@ -189,21 +131,52 @@ impl Manager for SnowflakeManager {
         session: &'a mut SnowflakeSession,
     ) -> crate::pool::BoxFuture<'a, Result<(), WarehouseError>> {
         Box::pin(async move {
-            session
-                .api
-                .exec("SELECT 1")
-                .await
-                .map(|_| ())
-                .map_err(api_error)
+            if session.tokens.renewal_due() {
+                login::renew(&self.rest, &mut session.tokens).await
+            } else {
+                login::heartbeat(&self.rest, &session.tokens).await
+            }
         })
+    }
+}
+
+impl SnowflakeManager {
+    /// Runs a statement to its end on `session` (renewing the token first
+    /// when due); its answer, rows not yet read.
+    async fn statement(
+        &self,
+        session: &mut SnowflakeSession,
+        sql: &str,
+        tag: Option<&str>,
+        progress: Option<&super::Progress>,
+    ) -> Result<statement::Answer, WarehouseError> {
+        if session.tokens.renewal_due() {
+            login::renew(&self.rest, &mut session.tokens).await?;
+        }
+        session.sequence += 1;
+        let ticket = Ticket {
+            request_id: rest::request_id(),
+            sql: sql.to_owned(),
+        };
+        statement::run(
+            &self.rest,
+            &session.tokens.session,
+            &ticket,
+            session.sequence,
+            tag,
+            progress,
+        )
+        .await
     }
 }
 
 /// Snowflake as a [`Warehouse`].
 pub struct SnowflakeWarehouse {
     pool: Pool<SnowflakeManager>,
+    rest: Arc<Rest>,
     database: Option<String>,
     schema: Option<String>,
+    tag_prefix: String,
 }
 
 impl std::fmt::Debug for SnowflakeWarehouse {
@@ -237,36 +210,70 @@ impl SnowflakeWarehouse {
         let database = config.database.clone();
         let schema = config.schema.clone();
         let pool_config = config.pool.clone();
-        let manager = SnowflakeManager { config };
-        let probe = manager.create().await?;
-        drop(probe);
+        let tag_prefix = config
+            .query_tag_prefix
+            .clone()
+            .unwrap_or_else(|| DEFAULT_QUERY_TAG_PREFIX.to_owned());
+        let rest = Arc::new(Rest::new(&config.account, config.base_url.as_deref())?);
+        let manager = SnowflakeManager {
+            config,
+            rest: Arc::clone(&rest),
+        };
+        let pool = Pool::new(manager, pool_config);
+        // The first session now: a failed login fails here, and the
+        // session serves the first call.
+        drop(pool.get().await?);
         Ok(Arc::new(SnowflakeWarehouse {
-            pool: Pool::new(manager, pool_config),
+            pool,
+            rest,
             database,
             schema,
+            tag_prefix,
         }))
     }
 
-    /// Runs a statement in the given context (the defaults when `None`),
-    /// logging in again and retrying a read-only statement once if the
-    /// session expired.
-    async fn run(
-        &self,
-        sql: &str,
-        database: Option<&str>,
-        schema: Option<&str>,
-    ) -> Result<(snowflake_api::QueryResult, Option<String>), WarehouseError> {
+    /// The `QUERY_TAG` of a statement run for `options`.
+    fn tag(&self, options: &QueryOptions) -> String {
+        let mut tag = self.tag_prefix.clone();
+        if let Some(o) = &options.origin {
+            tag.push_str(" tool=");
+            tag.push_str(&o.tool);
+            tag.push_str(" client=");
+            tag.push_str(&o.client);
+        }
+        let mut clean: String = tag
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        if clean.len() > MAX_QUERY_TAG_BYTES {
+            let mut cut = MAX_QUERY_TAG_BYTES;
+            while !clean.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            clean.truncate(cut);
+        }
+        clean
+    }
+
+    /// Runs a statement in the given context (the defaults when `None`) and
+    /// reads its rows within the caps, logging in again and retrying a
+    /// read-only statement once if the session expired.
+    async fn run(&self, sql: &str, options: &QueryOptions) -> Result<QueryResult, WarehouseError> {
         let retry_allowed = SqlGuard::read_only().check(sql).is_ok();
+        let tag = self.tag(options);
         let mut attempts = 0;
         loop {
             attempts += 1;
             let session = self.pool.get().await?;
-            let mut guard = Retire {
-                session,
-                done: false,
+            let mut guard = Watch {
+                session: Some(session),
+                running: None,
+                rest: Arc::clone(&self.rest),
             };
-            let outcome = self.run_on(&mut guard.session, sql, database, schema).await;
-            guard.done = true;
+            let outcome = self.run_on(&mut guard, sql, options, &tag).await;
+            let Some(mut session) = guard.release() else {
+                return outcome;
+            };
             match outcome {
                 Err(e)
                     if e.code
@@ -274,7 +281,7 @@ impl SnowflakeWarehouse {
                         .is_some_and(|c| RELOGIN_CODES.contains(&c)) =>
                 {
                     // Expired: this session goes; a fresh one logs in.
-                    guard.session.mark_broken();
+                    session.mark_broken();
                     if !retry_allowed || attempts > 1 {
                         return Err(e);
                     }
@@ -282,7 +289,7 @@ impl SnowflakeWarehouse {
                 Err(e) => {
                     if e.kind == ErrorKind::Unavailable {
                         // A transport failure: the session may be gone too.
-                        guard.session.mark_broken();
+                        session.mark_broken();
                     }
                     return Err(e);
                 }
@@ -291,34 +298,37 @@ impl SnowflakeWarehouse {
         }
     }
 
+    /// One statement, after the context switch it needs.
     async fn run_on(
         &self,
-        session: &mut Pooled<SnowflakeManager>,
+        guard: &mut Watch,
         sql: &str,
-        database: Option<&str>,
-        schema: Option<&str>,
-    ) -> Result<(snowflake_api::QueryResult, Option<String>), WarehouseError> {
-        let want_db = database
-            .map(str::to_owned)
-            .or_else(|| self.database.clone());
-        let want_schema = schema.map(str::to_owned).or_else(|| {
+        options: &QueryOptions,
+        tag: &str,
+    ) -> Result<QueryResult, WarehouseError> {
+        let want_db = options.database.clone().or_else(|| self.database.clone());
+        let want_schema = options.schema.clone().or_else(|| {
             // A database switch without a schema uses that database's default.
-            if database.is_some() {
+            if options.database.is_some() {
                 None
             } else {
                 self.schema.clone()
             }
         });
-        if want_db != session.database || (want_schema.is_some() && want_schema != session.schema) {
-            match (&want_db, &want_schema) {
-                (Some(db), Some(s)) => {
-                    let sql = format!("USE SCHEMA {}.{}", quote_ident(db), quote_ident(s));
-                    session.api.exec(&sql).await.map_err(api_error)?;
-                }
-                (Some(db), None) => {
-                    let sql = format!("USE DATABASE {}", quote_ident(db));
-                    session.api.exec(&sql).await.map_err(api_error)?;
-                }
+        let manager = self.pool.manager();
+        let Watch {
+            session, running, ..
+        } = guard;
+        let Some(session) = session.as_mut() else {
+            return Err(WarehouseError::new(ErrorKind::Unavailable, "no session"));
+        };
+        if !session.context_known
+            || want_db != session.database
+            || (want_schema.is_some() && want_schema != session.schema)
+        {
+            let switch = match (&want_db, &want_schema) {
+                (Some(db), Some(s)) => format!("USE SCHEMA {}.{}", quote_ident(db), quote_ident(s)),
+                (Some(db), None) => format!("USE DATABASE {}", quote_ident(db)),
                 // No default to go back to: this session cannot be reset; a new one is needed.
                 (None, _) => {
                     session.mark_broken();
@@ -327,85 +337,116 @@ impl SnowflakeWarehouse {
                         "session context could not be reset; try again",
                     ));
                 }
-            }
+            };
+            // Unknown until the switch answers: cut short, it is redone.
+            session.context_known = false;
+            let ticket = Ticket::new(switch);
+            run_ticket(manager, session, &ticket, Some(tag), None, running).await?;
             session.database = want_db;
             session.schema = want_schema;
+            session.context_known = true;
         }
-        let result = session.api.exec(sql).await.map_err(api_error)?;
-        let query_id = match session.api.exec("SELECT LAST_QUERY_ID()").await {
-            Ok(snowflake_api::QueryResult::Arrow(batches)) => {
-                let opts = QueryOptions {
-                    database: None,
-                    schema: None,
-                    max_rows: 1,
-                    max_bytes: 1024,
-                };
-                convert::from_batches(&batches, &opts)
-                    .rows
-                    .first()
-                    .and_then(|r| r.first())
-                    .and_then(|v| v.as_str().map(str::to_owned))
-            }
-            _ => None,
-        };
-        Ok((result, query_id))
+        let ticket = Ticket::new(sql.to_owned());
+        let answer = run_ticket(
+            manager,
+            session,
+            &ticket,
+            Some(tag),
+            options.progress.as_ref(),
+            running,
+        )
+        .await?;
+        // The statement is over: a drop from here on only stops the download.
+        let query_id = answer.query_id();
+        let mut result = answer.rows(&self.rest, options).await?;
+        result.query_id = query_id;
+        Ok(result)
     }
 
     /// Runs a metadata query and returns its rows as JSON.
     async fn rows(&self, sql: &str) -> Result<Vec<Vec<serde_json::Value>>, WarehouseError> {
         let options = QueryOptions {
-            database: None,
-            schema: None,
             max_rows: 100_000,
             max_bytes: 64 * 1024 * 1024,
+            ..QueryOptions::default()
         };
-        let (result, _) = self.run(sql, None, None).await?;
-        Ok(to_result(result, &options).rows)
+        Ok(self.run(sql, &options).await?.rows)
     }
 }
 
-/// Retires the session when the statement's future is dropped mid-way.
-struct Retire {
-    session: Pooled<SnowflakeManager>,
-    done: bool,
+/// Submits `ticket` on `session` (renewing its token first when due),
+/// publishing the ticket in `running` while the statement runs.
+async fn run_ticket(
+    manager: &SnowflakeManager,
+    session: &mut SnowflakeSession,
+    ticket: &Ticket,
+    tag: Option<&str>,
+    progress: Option<&super::Progress>,
+    running: &mut Option<Ticket>,
+) -> Result<statement::Answer, WarehouseError> {
+    if session.tokens.renewal_due() {
+        login::renew(&manager.rest, &mut session.tokens).await?;
+    }
+    session.sequence += 1;
+    *running = Some(ticket.clone());
+    let answer = statement::run(
+        &manager.rest,
+        &session.tokens.session,
+        ticket,
+        session.sequence,
+        tag,
+        progress,
+    )
+    .await;
+    *running = None;
+    answer
 }
 
-impl Drop for Retire {
+/// Holds a call's session. Dropped while a statement runs (the call was
+/// cancelled or timed out), it sends Snowflake's abort request for it in
+/// the background, then returns the session to the pool if Snowflake
+/// confirmed, or retires it if it could not tell.
+struct Watch {
+    session: Option<Pooled<SnowflakeManager>>,
+    /// The statement running now, if one is.
+    running: Option<Ticket>,
+    rest: Arc<Rest>,
+}
+
+impl Watch {
+    /// The session back, the call having ended on its own.
+    fn release(&mut self) -> Option<Pooled<SnowflakeManager>> {
+        self.running = None;
+        self.session.take()
+    }
+}
+
+impl Drop for Watch {
     fn drop(&mut self) {
-        if !self.done {
-            self.session.mark_broken();
-        }
+        let Some(mut session) = self.session.take() else {
+            return;
+        };
+        let Some(ticket) = self.running.take() else {
+            // Dropped between statements (or while rows download): the
+            // session is idle on Snowflake's side.
+            return;
+        };
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            session.mark_broken();
+            return;
+        };
+        let rest = Arc::clone(&self.rest);
+        handle.spawn(async move {
+            let token = session.tokens.session.clone();
+            match statement::abort(&rest, &token, &ticket).await {
+                Ok(true) => tracing::debug!("aborted a cancelled statement"),
+                Ok(false) | Err(_) => {
+                    tracing::warn!("could not abort a cancelled statement; its session is retired");
+                    session.mark_broken();
+                }
+            }
+        });
     }
-}
-
-fn to_result(result: snowflake_api::QueryResult, options: &QueryOptions) -> QueryResult {
-    match result {
-        snowflake_api::QueryResult::Arrow(batches) => convert::from_batches(&batches, options),
-        snowflake_api::QueryResult::Json(json) => {
-            let schema: Vec<(String, String, Option<i64>, Option<i64>)> = json
-                .schema
-                .iter()
-                .map(|f| {
-                    let t = snake_upper(&format!("{:?}", f.type_));
-                    (f.name.clone(), t, f.precision, f.scale)
-                })
-                .collect();
-            convert::from_json(&json.value, &schema, options)
-        }
-        snowflake_api::QueryResult::Empty => QueryResult::default(),
-    }
-}
-
-/// `TimestampNtz` to `TIMESTAMP_NTZ`.
-fn snake_upper(camel: &str) -> String {
-    let mut out = String::with_capacity(camel.len() + 4);
-    for (i, c) in camel.chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
-            out.push('_');
-        }
-        out.push(c.to_ascii_uppercase());
-    }
-    out
 }
 
 fn text(v: &serde_json::Value) -> String {
@@ -439,14 +480,7 @@ impl Warehouse for SnowflakeWarehouse {
         sql: &'a str,
         options: &'a QueryOptions,
     ) -> BoxFuture<'a, Result<QueryResult, WarehouseError>> {
-        Box::pin(async move {
-            let (result, query_id) = self
-                .run(sql, options.database.as_deref(), options.schema.as_deref())
-                .await?;
-            let mut out = to_result(result, options);
-            out.query_id = query_id;
-            Ok(out)
-        })
+        Box::pin(self.run(sql, options))
     }
 
     fn databases(&self) -> BoxFuture<'_, Result<Vec<String>, WarehouseError>> {
@@ -632,11 +666,16 @@ impl Warehouse for SnowflakeWarehouse {
     fn ping(&self) -> BoxFuture<'_, Result<(), WarehouseError>> {
         Box::pin(async move {
             let mut session = self.pool.get().await?;
-            match session.api.exec("SELECT 1").await {
+            let manager = self.pool.manager();
+            let tag = self.tag_prefix.clone();
+            match manager
+                .statement(&mut session, "SELECT 1", Some(&tag), None)
+                .await
+            {
                 Ok(_) => Ok(()),
                 Err(e) => {
                     session.mark_broken();
-                    Err(api_error(e))
+                    Err(e)
                 }
             }
         })
@@ -680,7 +719,5 @@ mod tests {
         assert_eq!(quote_literal("PUBLIC"), "'PUBLIC'");
         assert_eq!(quote_literal("it's"), "'it''s'");
         assert_eq!(quote_literal("a\\' OR 1=1 --"), "'a\\\\'' OR 1=1 --'");
-        assert_eq!(snake_upper("TimestampNtz"), "TIMESTAMP_NTZ");
-        assert_eq!(snake_upper("Fixed"), "FIXED");
     }
 }

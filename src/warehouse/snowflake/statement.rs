@@ -1,0 +1,387 @@
+//! One statement over Snowflake's REST protocol: submit it
+//! (`/queries/v1/query-request`, with its request id, sequence number and
+//! `QUERY_TAG`), wait out "still running" answers (codes 333333/333334:
+//! poll the result URL with backoff), abort it
+//! (`/queries/v1/abort-request`), and read its rows in the statement's
+//! order: the inline part first, then the chunks one by one, only as many
+//! as the row limit and the byte cap need.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::json;
+use serde_json::value::RawValue;
+
+use super::config::Secret;
+use super::convert::RowSink;
+use super::rest::{
+    ACCEPT_JSON, ACCEPT_SNOWFLAKE, Call, Envelope, MAX_CHUNK_BYTES, Rest, request_id,
+};
+use crate::warehouse::{ErrorKind, Progress, QueryOptions, QueryResult, WarehouseError};
+
+/// "The statement is still running; ask the result URL."
+const IN_PROGRESS: [&str; 2] = ["333333", "333334"];
+
+/// Error codes that mean the session must log in again.
+pub(crate) const RELOGIN_CODES: [&str; 3] = ["390112", "390114", "390104"];
+
+/// The first pause between polls of a running statement; it doubles up to
+/// [`MAX_POLL_PAUSE`]. (Snowflake itself holds each poll until the
+/// statement ends or about 45 s pass, so pauses add little there.)
+const FIRST_POLL_PAUSE: Duration = Duration::from_millis(50);
+
+/// The longest pause between polls.
+const MAX_POLL_PAUSE: Duration = Duration::from_secs(2);
+
+/// One column of `rowtype`.
+#[derive(Debug, Deserialize)]
+struct RowType {
+    name: String,
+    #[serde(rename = "type")]
+    type_name: String,
+    #[serde(default)]
+    precision: Option<i64>,
+    #[serde(default)]
+    scale: Option<i64>,
+}
+
+/// One downloadable part of a result (a pre-signed URL).
+#[derive(Deserialize)]
+struct ChunkRef {
+    url: String,
+}
+
+/// A finished statement's answer (the fields this client reads).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Answer {
+    #[serde(default)]
+    query_id: Option<String>,
+    #[serde(default)]
+    rowtype: Vec<RowType>,
+    #[serde(default)]
+    rowset: Option<Box<RawValue>>,
+    #[serde(default)]
+    rowset_base64: Option<String>,
+    #[serde(default)]
+    query_result_format: Option<String>,
+    #[serde(default)]
+    chunks: Vec<ChunkRef>,
+    #[serde(default)]
+    chunk_headers: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    qrmk: Option<String>,
+    #[serde(default)]
+    total: Option<u64>,
+}
+
+impl std::fmt::Debug for Answer {
+    // `qrmk` and the chunk headers hold a decryption key: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Answer")
+            .field("query_id", &self.query_id)
+            .field("columns", &self.rowtype.len())
+            .field("chunks", &self.chunks.len())
+            .field("total", &self.total)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Running {
+    #[serde(default)]
+    get_result_url: Option<String>,
+}
+
+/// A statement on its way: what is needed to abort it.
+#[derive(Clone, Debug)]
+pub(crate) struct Ticket {
+    /// The request id the statement was submitted with.
+    pub request_id: String,
+    /// Its text (Snowflake's abort request names both).
+    pub sql: String,
+}
+
+impl Ticket {
+    /// A statement with a fresh request id.
+    pub fn new(sql: String) -> Ticket {
+        Ticket {
+            request_id: request_id(),
+            sql,
+        }
+    }
+}
+
+/// Submits a statement and waits for it to end; its answer.
+pub(crate) async fn run(
+    rest: &Rest,
+    token: &Secret,
+    ticket: &Ticket,
+    sequence: u64,
+    tag: Option<&str>,
+    progress: Option<&Progress>,
+) -> Result<Answer, WarehouseError> {
+    let started = Instant::now();
+    let submitted_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut body = json!({
+        "sqlText": ticket.sql,
+        "asyncExec": false,
+        "sequenceId": sequence,
+        "querySubmissionTime": submitted_ms,
+        "isInternal": false,
+    });
+    if let Some(tag) = tag {
+        body["parameters"] = json!({ "QUERY_TAG": tag });
+    }
+    let guid = request_id();
+    let mut answer = rest
+        .post(
+            Call {
+                path: "/queries/v1/query-request",
+                query: &[
+                    ("requestId", ticket.request_id.as_str()),
+                    ("request_guid", guid.as_str()),
+                ],
+                token: Some(token),
+                accept: ACCEPT_SNOWFLAKE,
+            },
+            &body,
+        )
+        .await?;
+    let mut pause = FIRST_POLL_PAUSE;
+    while answer
+        .code
+        .as_deref()
+        .is_some_and(|c| IN_PROGRESS.contains(&c))
+    {
+        let running: Running = answer.data()?;
+        let Some(url) = running.get_result_url else {
+            return Err(WarehouseError::new(
+                ErrorKind::Unavailable,
+                "Snowflake said the statement is running but named no result URL",
+            ));
+        };
+        if let Some(p) = progress {
+            p.report(started.elapsed());
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(MAX_POLL_PAUSE);
+        let guid = request_id();
+        answer = rest
+            .get(Call {
+                path: &url,
+                query: &[("request_guid", guid.as_str())],
+                token: Some(token),
+                accept: ACCEPT_SNOWFLAKE,
+            })
+            .await?;
+    }
+    if !answer.success {
+        return Err(statement_failure(&answer));
+    }
+    answer.data()
+}
+
+/// A failed statement's error: session codes are "unavailable" (a new
+/// session is needed), the rest are the statement's.
+fn statement_failure(answer: &Envelope) -> WarehouseError {
+    let relogin = answer
+        .code
+        .as_deref()
+        .is_some_and(|c| RELOGIN_CODES.contains(&c));
+    answer.failure(if relogin {
+        ErrorKind::Unavailable
+    } else {
+        ErrorKind::Statement
+    })
+}
+
+/// Asks Snowflake to stop a statement; `Ok(true)` when it confirmed.
+pub(crate) async fn abort(
+    rest: &Rest,
+    token: &Secret,
+    ticket: &Ticket,
+) -> Result<bool, WarehouseError> {
+    let id = request_id();
+    let answer = rest
+        .post(
+            Call {
+                path: "/queries/v1/abort-request",
+                query: &[("requestId", id.as_str())],
+                token: Some(token),
+                accept: ACCEPT_JSON,
+            },
+            &json!({"sqlText": ticket.sql, "requestId": ticket.request_id}),
+        )
+        .await?;
+    Ok(answer.success)
+}
+
+impl Answer {
+    /// The statement's query id.
+    pub fn query_id(&self) -> Option<String> {
+        self.query_id.clone().filter(|q| !q.is_empty())
+    }
+
+    fn rowtype(&self) -> Vec<(String, String, Option<i64>, Option<i64>)> {
+        self.rowtype
+            .iter()
+            .map(|c| (c.name.clone(), c.type_name.clone(), c.precision, c.scale))
+            .collect()
+    }
+
+    /// The headers each chunk download needs: `chunkHeaders` when
+    /// present, else the customer key (`qrmk`) as S3's SSE-C headers.
+    fn chunk_headers(&self) -> Vec<(String, Secret)> {
+        if let Some(h) = &self.chunk_headers
+            && !h.is_empty()
+        {
+            return h
+                .iter()
+                .map(|(k, v)| (k.clone(), Secret::new(v.clone())))
+                .collect();
+        }
+        match &self.qrmk {
+            Some(key) => vec![
+                (
+                    "x-amz-server-side-encryption-customer-algorithm".to_owned(),
+                    Secret::new("AES256"),
+                ),
+                (
+                    "x-amz-server-side-encryption-customer-key".to_owned(),
+                    Secret::new(key.clone()),
+                ),
+            ],
+            None => Vec::new(),
+        }
+    }
+
+    fn is_json(&self) -> bool {
+        self.query_result_format
+            .as_deref()
+            .is_some_and(|f| f.eq_ignore_ascii_case("json"))
+            || (self.rowset_base64.is_none() && self.rowset.is_some())
+    }
+
+    /// The rows, in order, within the caps: the inline part, then chunk
+    /// after chunk while rows are still wanted. Chunks past the caps are
+    /// never downloaded.
+    pub async fn rows(
+        self,
+        rest: &Rest,
+        options: &QueryOptions,
+    ) -> Result<QueryResult, WarehouseError> {
+        let rowtype = self.rowtype();
+        let json = self.is_json();
+        let mut sink = RowSink::new(options);
+        sink.set_columns(&rowtype);
+        let mut read: u64 = 0;
+        let mut wanted = if json {
+            let rows: Vec<Vec<serde_json::Value>> = match &self.rowset {
+                Some(raw) => serde_json::from_str(raw.get()).map_err(|e| bad_part("rowset", e))?,
+                None => Vec::new(),
+            };
+            read += rows.len() as u64;
+            sink.push_json(&rows, &rowtype)
+        } else {
+            let text = self.rowset_base64.as_deref().unwrap_or_default();
+            if text.is_empty() {
+                true
+            } else {
+                use base64::Engine as _;
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(text)
+                    .map_err(|e| bad_part("rowsetBase64", e))?;
+                let (rows, more) = push_arrow(&mut sink, &bytes)?;
+                read += rows;
+                more
+            }
+        };
+        let headers = self.chunk_headers();
+        let mut chunks = self.chunks.iter();
+        while wanted {
+            let Some(chunk) = chunks.next() else { break };
+            let body = rest.chunk(&chunk.url, &headers, MAX_CHUNK_BYTES).await?;
+            if json {
+                let rows = json_chunk(&body)?;
+                read += rows.len() as u64;
+                wanted = sink.push_json(&rows, &rowtype);
+            } else {
+                let (rows, more) = push_arrow(&mut sink, &body)?;
+                read += rows;
+                wanted = more;
+            }
+        }
+        // Full with parts left unread: there were more rows.
+        let left = chunks.next().is_some() || self.total.is_some_and(|t| t > read);
+        if sink.is_full() && left {
+            sink.more_rows_exist();
+        }
+        Ok(sink.finish())
+    }
+}
+
+/// Feeds an Arrow IPC stream's batches to the sink; rows read, and
+/// whether more are wanted.
+fn push_arrow(sink: &mut RowSink<'_>, bytes: &[u8]) -> Result<(u64, bool), WarehouseError> {
+    let reader = arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)
+        .map_err(|e| bad_part("Arrow result", e))?;
+    let mut rows = 0u64;
+    for batch in reader {
+        let batch = batch.map_err(|e| bad_part("Arrow result", e))?;
+        rows += batch.num_rows() as u64;
+        if !sink.push_batch(&batch) {
+            return Ok((rows, false));
+        }
+    }
+    Ok((rows, true))
+}
+
+/// A JSON chunk: rows separated by commas, without the outer brackets.
+fn json_chunk(body: &[u8]) -> Result<Vec<Vec<serde_json::Value>>, WarehouseError> {
+    let mut text = Vec::with_capacity(body.len() + 2);
+    text.push(b'[');
+    text.extend_from_slice(body);
+    text.push(b']');
+    serde_json::from_slice(&text).map_err(|e| bad_part("JSON chunk", e))
+}
+
+fn bad_part(what: &str, e: impl std::fmt::Display) -> WarehouseError {
+    WarehouseError::new(
+        ErrorKind::Unavailable,
+        format!("Snowflake's {what} could not be read: {e}"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_chunks_are_rows_without_brackets() {
+        let rows = json_chunk(br#"["1","a"],["2",null]"#).expect("rows");
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[1][1], serde_json::Value::Null);
+        assert!(json_chunk(b"[1],[").is_err());
+    }
+
+    #[test]
+    fn chunk_headers_prefer_the_named_ones() {
+        let mut a: Answer = serde_json::from_str(
+            r#"{"qrmk":"k","chunkHeaders":{"x-amz-server-side-encryption-customer-key":"named"}}"#,
+        )
+        .expect("answer");
+        let h = a.chunk_headers();
+        assert_eq!(h.len(), 1);
+        assert_eq!(h[0].1.expose(), "named");
+        a.chunk_headers = None;
+        let h = a.chunk_headers();
+        assert_eq!(h.len(), 2);
+        assert_eq!(h[1].1.expose(), "k");
+        assert!(!format!("{a:?}").contains("\"k\""), "{a:?}");
+    }
+}
