@@ -216,12 +216,11 @@ class Shim:
             chunks.extend(message.get("body", b""))
             if not message.get("more_body", False):
                 break
-        body = bytes(chunks)
-        if body[:2] == b"\x1f\x8b":
-            body = gzip.decompress(body)
+        raw = bytes(chunks)
+        body = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
 
         async def replay():
-            return {"type": "http.request", "body": body, "more_body": False}
+            return {"type": "http.request", "body": raw, "more_body": False}
 
         if path == "/__shim/counts":
             return await send_json(send, dict(COUNTS))

@@ -57,6 +57,11 @@ pub struct FakeSnow {
 impl FakeSnow {
     /// Starts it on `port` (0: any free one) and waits until it listens.
     pub fn start(port: u16) -> FakeSnow {
+        FakeSnow::start_with(port, &[])
+    }
+
+    /// Starts it with shim options (`--sync-window 0.3`, `--pat T`, ...).
+    pub fn start_with(port: u16, options: &[&str]) -> FakeSnow {
         use std::io::BufRead as _;
         let root = env!("CARGO_MANIFEST_DIR");
         let python = format!("{root}/.venv-fakesnow/bin/python");
@@ -67,6 +72,7 @@ impl FakeSnow {
         let mut child = std::process::Command::new(python)
             .arg(format!("{root}/tests/fakesnow/serve.py"))
             .args(["--port", &port.to_string()])
+            .args(options)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -111,6 +117,24 @@ impl FakeSnow {
             statement_timeout: None,
             query_tag_prefix: None,
         }
+    }
+
+    /// A JSON document of the shim (`/__shim/counts`, `/__shim/tags`).
+    pub fn shim(&self, path: &str) -> Value {
+        use std::io::{Read as _, Write as _};
+        let mut stream =
+            std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connect to the shim");
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").expect("ask");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).expect("read");
+        let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: {e}: {answer}"))
+    }
+
+    /// How many requests the shim counted under `key` (a path, `chunk`,
+    /// `aborted`, `expired`, `login:PROGRAMMATIC_ACCESS_TOKEN`, ...).
+    pub fn count(&self, key: &str) -> u64 {
+        self.shim("/__shim/counts")[key].as_u64().unwrap_or(0)
     }
 
     /// Stops it now.

@@ -1,0 +1,325 @@
+#![cfg(feature = "snowflake")]
+//! Snowflake's protocol as Snowflake really speaks it, against the shim
+//! over fakesnow (`tests/fakesnow/serve.py`): results in chunks, statements
+//! that outlast the synchronous window, aborts, token renewal, token
+//! logins, one request per query, `QUERY_TAG`. The shim's fidelity is
+//! checked by the official Python connector against the same shim.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use snowflake_mcp::pool::PoolConfig;
+use snowflake_mcp::warehouse::snowflake::{
+    Secret, SnowflakeAuth, SnowflakeConfig, SnowflakeWarehouse, TokenKind, TokenSource,
+};
+use snowflake_mcp::warehouse::{
+    ErrorKind, Progress, QueryOptions, QueryOrigin, Truncation, Warehouse,
+};
+use support::warehouse::FakeSnow;
+
+fn rows(max_rows: usize) -> QueryOptions {
+    QueryOptions {
+        max_rows,
+        max_bytes: 64 << 20,
+        ..QueryOptions::default()
+    }
+}
+
+async fn numbers(w: &SnowflakeWarehouse, n: usize) {
+    let sql = format!(
+        "CREATE OR REPLACE TABLE nums AS SELECT SEQ4() AS n, 'row ' || SEQ4() AS label \
+         FROM TABLE(GENERATOR(ROWCOUNT => {n}))"
+    );
+    w.query(&sql, &rows(10)).await.expect("create nums");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunked_results_come_back_in_order_and_only_needed_chunks_are_fetched() {
+    // 1,000 rows inline, then chunks of 3,000.
+    let fake = FakeSnow::start_with(0, &["--inline-rows", "1000", "--chunk-rows", "3000"]);
+    let w = SnowflakeWarehouse::open(fake.config(1))
+        .await
+        .expect("login");
+    numbers(&w, 10_000).await;
+    let sql = "SELECT n, label FROM nums ORDER BY n";
+
+    let before = fake.count("chunk");
+    let all = w.query(sql, &rows(10_000)).await.expect("all rows");
+    assert_eq!(all.rows.len(), 10_000);
+    for (i, row) in all.rows.iter().enumerate() {
+        assert_eq!(row, &vec![json!(i), json!(format!("row {i}"))], "row {i}");
+    }
+    assert!(!all.truncated, "every row was read");
+    assert_eq!(
+        fake.count("chunk") - before,
+        3,
+        "three chunks after the inline part"
+    );
+
+    // 100 rows: the inline part is enough; nothing is downloaded.
+    let before = fake.count("chunk");
+    let few = w.query(sql, &rows(100)).await.expect("few rows");
+    assert_eq!(few.rows.len(), 100);
+    assert_eq!(few.rows[99][0], json!(99));
+    assert_eq!(few.truncated_by, Some(Truncation::Rows(100)));
+    assert_eq!(fake.count("chunk"), before, "no chunk for 100 rows");
+
+    // Exactly the inline part: still nothing downloaded, still "more rows".
+    let before = fake.count("chunk");
+    let inline = w.query(sql, &rows(1000)).await.expect("inline rows");
+    assert_eq!(inline.rows.len(), 1000);
+    assert!(inline.truncated);
+    assert_eq!(fake.count("chunk"), before);
+
+    // 2,500 rows: the first chunk only, in order across the seam.
+    let before = fake.count("chunk");
+    let some = w.query(sql, &rows(2500)).await.expect("some rows");
+    assert_eq!(some.rows.len(), 2500);
+    assert_eq!(some.rows[999][0], json!(999));
+    assert_eq!(some.rows[1000][0], json!(1000));
+    assert_eq!(some.rows[2499][0], json!(2499));
+    assert_eq!(fake.count("chunk") - before, 1, "one chunk for 2,500 rows");
+
+    // The byte cap stops downloads too.
+    let before = fake.count("chunk");
+    let capped = w
+        .query(
+            sql,
+            &QueryOptions {
+                max_rows: 10_000,
+                max_bytes: 30_000,
+                ..QueryOptions::default()
+            },
+        )
+        .await
+        .expect("capped");
+    assert!(matches!(capped.truncated_by, Some(Truncation::Bytes(_))));
+    assert!(capped.rows.len() < 2000, "{}", capped.rows.len());
+    assert!(fake.count("chunk") - before <= 1);
+    assert_eq!(fake.count("chunk-refused"), 0, "chunk headers were sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settled_query_is_one_request_with_its_query_id_and_tag() {
+    let fake = FakeSnow::start(0);
+    let w = SnowflakeWarehouse::open(fake.config(1))
+        .await
+        .expect("login");
+    w.query("SELECT 1", &rows(10)).await.expect("settle");
+    let before = fake.count("/queries/v1/query-request");
+    let options = QueryOptions {
+        origin: Some(QueryOrigin {
+            tool: "execute_query".into(),
+            client: "probe\nclient".into(),
+        }),
+        ..rows(10)
+    };
+    for i in 0..5 {
+        let r = w
+            .query(&format!("SELECT {i} AS i"), &options)
+            .await
+            .expect("query");
+        assert_eq!(r.rows, vec![vec![json!(i)]]);
+        assert!(
+            r.query_id.as_deref().is_some_and(|q| !q.is_empty()),
+            "{r:?}"
+        );
+    }
+    assert_eq!(
+        fake.count("/queries/v1/query-request") - before,
+        5,
+        "one request per query"
+    );
+    let tags = fake.shim("/__shim/tags");
+    let last = tags.as_array().and_then(|t| t.last()).cloned();
+    assert_eq!(
+        last,
+        Some(json!(
+            "snowflake-mcp tool=execute_query client=probe client"
+        )),
+        "{tags}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_statements_are_polled_and_a_cancelled_one_is_aborted() {
+    let fake = FakeSnow::start_with(0, &["--sync-window", "0.3"]);
+    let w = SnowflakeWarehouse::open(fake.config(1))
+        .await
+        .expect("login");
+    // Six windows long: polled until done, progress reported on the way.
+    let reports = Arc::new(AtomicU64::new(0));
+    let seen = Arc::clone(&reports);
+    let options = QueryOptions {
+        progress: Some(Progress::new(move |_| {
+            seen.fetch_add(1, Ordering::Relaxed);
+        })),
+        ..rows(10)
+    };
+    let r = w
+        .query("SELECT SYSTEM$WAIT(2)", &options)
+        .await
+        .expect("waited");
+    assert_eq!(r.rows, vec![vec![json!("waited 2 seconds")]]);
+    assert!(reports.load(Ordering::Relaxed) >= 3, "{reports:?}");
+
+    // Cancelled (the future dropped) after a second: the abort goes out
+    // at once and the session stays in the pool.
+    let aborted = fake.count("aborted");
+    let cut = tokio::time::timeout(
+        Duration::from_secs(1),
+        w.query("SELECT SYSTEM$WAIT(30)", &rows(10)),
+    )
+    .await;
+    assert!(cut.is_err(), "still running");
+    let dropped = Instant::now();
+    while fake.count("aborted") == aborted {
+        assert!(
+            dropped.elapsed() < Duration::from_secs(1),
+            "no abort within 1 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let r = w.query("SELECT 5 AS five", &rows(10)).await.expect("next");
+    assert_eq!(r.rows, vec![vec![json!(5)]]);
+    let stats = w.pool_stats();
+    assert_eq!(
+        (stats.created, stats.broken),
+        (1, 0),
+        "the session was kept: {stats:?}"
+    );
+    assert_eq!(fake.count("/session/v1/login-request"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sessions_renew_their_token_instead_of_failing_or_logging_in() {
+    // Session tokens last 2 s; the pool checks idle sessions every 250 ms.
+    let fake = FakeSnow::start_with(0, &["--session-validity", "2"]);
+    let mut config = fake.config(1);
+    config.pool = PoolConfig {
+        max_size: 1,
+        min_idle: 1,
+        health_interval: Duration::from_millis(250),
+        ..PoolConfig::default()
+    };
+    let w = SnowflakeWarehouse::open(config).await.expect("login");
+    w.query("SELECT 1", &rows(10)).await.expect("first");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let r = w
+        .query("SELECT 2 AS two", &rows(10))
+        .await
+        .expect("after idling");
+    assert_eq!(r.rows, vec![vec![json!(2)]]);
+    assert_eq!(fake.count("/session/v1/login-request"), 1, "no new login");
+    assert!(fake.count("/session/token-request") >= 2, "renewed");
+    assert!(fake.count("/session/heartbeat") >= 1, "heartbeats");
+    assert_eq!(fake.count("expired"), 0, "no request met an expired token");
+    assert_eq!(w.pool_stats().broken, 0);
+}
+
+fn token_config(fake: &FakeSnow, kind: TokenKind, source: TokenSource) -> SnowflakeConfig {
+    SnowflakeConfig {
+        auth: SnowflakeAuth::Token { kind, source },
+        ..fake.config(1)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn programmatic_access_and_oauth_tokens_log_in() {
+    let fake = FakeSnow::start_with(0, &["--pat", "pat-good", "--oauth-token", "oauth-good"]);
+    let pat = Secret::new("pat-good");
+    let w = SnowflakeWarehouse::open(token_config(&fake, TokenKind::Pat, TokenSource::Value(pat)))
+        .await
+        .expect("PAT login");
+    let r = w.query("SELECT 'pat' AS how", &rows(10)).await.expect("q");
+    assert_eq!(r.rows, vec![vec![json!("pat")]]);
+    assert_eq!(fake.count("login:PROGRAMMATIC_ACCESS_TOKEN"), 1);
+
+    let dir = std::env::temp_dir().join(format!("snowflake-mcp-oauth-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let file = dir.join("token");
+    std::fs::write(&file, "oauth-good\n").expect("write");
+    let w = SnowflakeWarehouse::open(token_config(
+        &fake,
+        TokenKind::OAuth,
+        TokenSource::File(file.clone()),
+    ))
+    .await
+    .expect("OAuth login from a file");
+    let r = w
+        .query("SELECT 'oauth' AS how", &rows(10))
+        .await
+        .expect("q");
+    assert_eq!(r.rows, vec![vec![json!("oauth")]]);
+    assert_eq!(fake.count("login:OAUTH"), 1);
+
+    // Wrong tokens: a clear login failure with Snowflake's code, no token in it.
+    for (kind, bad, code) in [
+        (TokenKind::Pat, "pat-bad", "394400"),
+        (TokenKind::OAuth, "oauth-bad", "390303"),
+    ] {
+        let e = SnowflakeWarehouse::open(token_config(
+            &fake,
+            kind,
+            TokenSource::Value(Secret::new(bad)),
+        ))
+        .await
+        .expect_err("refused");
+        assert_eq!(e.kind, ErrorKind::Unavailable, "{e}");
+        assert!(e.to_string().contains("login failed"), "{e}");
+        assert!(e.to_string().contains(code), "{e}");
+        assert!(!e.to_string().contains(bad), "{e}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_official_connector_reads_the_shim_the_same_way() {
+    let fake = FakeSnow::start_with(
+        0,
+        &[
+            "--inline-rows",
+            "1000",
+            "--chunk-rows",
+            "3000",
+            "--sync-window",
+            "0.3",
+            "--pat",
+            "pat-good",
+        ],
+    );
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = std::process::Command::new(format!("{root}/.venv-fakesnow/bin/python"))
+        .arg(format!("{root}/tests/fakesnow/connector_check.py"))
+        .arg(fake.port.to_string())
+        .output()
+        .expect("run the connector check");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_str(stdout.trim().lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(report["rows"], 10_000, "{report}");
+    assert_eq!(report["in_order"], true, "{report}");
+    assert_eq!(report["waited"], "waited 1 seconds", "{report}");
+    assert_eq!(report["pat"], 1, "{report}");
+    assert_eq!(
+        fake.count("chunk"),
+        3,
+        "the connector fetched the three chunks"
+    );
+    assert!(fake.count("/queries/v1/query-request") >= 3);
+    assert!(
+        fake.shim("/__shim/counts")
+            .as_object()
+            .is_some_and(|c| c.keys().any(|k| k.ends_with("/result"))),
+        "the connector polled the result URL"
+    );
+}
