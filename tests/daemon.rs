@@ -417,10 +417,10 @@ async fn no_secret_reaches_logs_metrics_status_or_errors() {
                     .is_some_and(|t| t.starts_with("hyper") || t.starts_with("reqwest"))),
         "no TRACE line from the HTTP client: {logs}"
     );
-    // ... and no Snowflake token either: snowflake-api logs the login answer
-    // (session and master tokens) at debug, so its lines stop at info. The
-    // stand-in's master tokens start with "master-"; session tokens ride in
-    // `Authorization: Snowflake Token="..."` headers.
+    // ... and no Snowflake token either (the HTTP client's lines stop at
+    // info, and ours never name one). The stand-in's master tokens start
+    // with "master-"; session tokens ride in `Authorization: Snowflake
+    // Token="..."` headers.
     for marker in ["master-", "masterToken", "Snowflake Token="] {
         assert!(
             !logs.contains(marker),
@@ -441,8 +441,6 @@ async fn no_secret_reaches_logs_metrics_status_or_errors() {
         }
     }
     // Statement text is data: nothing at the default level (info) shows it.
-    // (At debug, snowflake-api itself logs each statement it executes: an
-    // operator's choice, said in the README.)
     for line in logs
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -790,4 +788,91 @@ fn stdio_stops_reading_on_a_signal_and_answers_what_it_read() {
         "a line read after the signal"
     );
     drop(stdin);
+}
+
+/// The daemon's resident memory now (`VmRSS`), in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("status")
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_snowflake_result_costs_only_the_rows_returned() {
+    use snowflake_mcp::warehouse::snowflake::SnowflakeWarehouse;
+    use snowflake_mcp::warehouse::{QueryOptions, Warehouse};
+    // 1,000 rows inline, then chunks of 20,000 (about 100 of them).
+    let fakesnow =
+        support::warehouse::FakeSnow::start_with(0, &["--inline-rows", "1000", "--chunk-rows", "20000"]);
+    let setup = SnowflakeWarehouse::open(fakesnow.config(1))
+        .await
+        .expect("login");
+    setup
+        .query(
+            "CREATE OR REPLACE TABLE big AS SELECT SEQ4() AS id, 'row number ' || SEQ4() AS label, \
+             SEQ4() * 1.5 AS amount FROM TABLE(GENERATOR(ROWCOUNT => 2000000))",
+            &QueryOptions::default(),
+        )
+        .await
+        .expect("a 2,000,000-row table");
+    setup.close();
+    let url = fakesnow.url();
+    let daemon = Daemon::start(
+        &["--port", "0"],
+        &[
+            ("SNOWFLAKE_ACCOUNT", "testacct"),
+            ("SNOWFLAKE_USER", "tester"),
+            ("SNOWFLAKE_PASSWORD", "not-checked"),
+            ("SNOWFLAKE_DATABASE", "DB1"),
+            ("SNOWFLAKE_SCHEMA", "S1"),
+            ("SNOWFLAKE_BASE_URL", &url),
+        ],
+    );
+    let addr = daemon.addr;
+    let session = open_session(addr, "").await;
+    let mut c = Client::connect(addr).await;
+    // Warm up (the pool's session, the code paths), then measure.
+    c.send(&post(addr, Some(&session), &query_call(1, "SELECT 1"), ""))
+        .await;
+    assert!(succeeded(&answer(&c.read_response_to("POST").await.body, 1)));
+    let pid = daemon.pid();
+    let before = rss_kib(pid);
+    let chunks = fakesnow.count("chunk");
+    let started = Instant::now();
+    c.send(&post(addr, Some(&session), &query_call(2, "SELECT * FROM big"), ""))
+        .await;
+    let r = c.read_response_to("POST").await;
+    let took = started.elapsed();
+    let a = answer(&r.body, 2);
+    assert!(succeeded(&a), "{a}");
+    let result = &a["result"]["structuredContent"];
+    assert_eq!(result["rows"].as_array().map(Vec::len), Some(100), "{result}");
+    assert_eq!(result["truncated"], json!(true));
+    assert_eq!(fakesnow.count("chunk"), chunks, "no chunk was downloaded");
+    let grown = daemon.peak_rss_kib().saturating_sub(before);
+    assert!(grown < 32 * 1024, "RSS grew by {grown} KiB");
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    eprintln!("2,000,000-row table, default limit: {took:?}, peak RSS +{grown} KiB");
+
+    // 10,000 rows in order: the inline part and one chunk, no more.
+    let chunks = fakesnow.count("chunk");
+    let call = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+        "name": "execute_query",
+        "arguments": {"query": "SELECT id FROM big ORDER BY id", "limit": 10000}}});
+    c.send(&post(addr, Some(&session), &call, "")).await;
+    let a = answer(&c.read_response_to("POST").await.body, 3);
+    assert!(succeeded(&a), "{a}");
+    let rows = a["result"]["structuredContent"]["rows"]
+        .as_array()
+        .expect("rows")
+        .clone();
+    assert_eq!(rows.len(), 10_000);
+    assert!(
+        rows.iter().enumerate().all(|(i, r)| r[0] == json!(i)),
+        "rows out of order"
+    );
+    assert_eq!(fakesnow.count("chunk") - chunks, 1, "one chunk after the inline part");
 }

@@ -15,13 +15,13 @@ from conftest import ROOT, example_binary
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def fakesnow_url():
+def shim(*options):
+    """The Snowflake stand-in (fakesnow and its shim) with `options`; yields its URL."""
     python = ROOT / ".venv-fakesnow" / "bin" / "python"
     if not python.exists():
         pytest.fail(f"{python} is missing: run `bash scripts/test.sh` (it installs fakesnow)")
     proc = subprocess.Popen(
-        [str(python), str(ROOT / "tests" / "fakesnow" / "serve.py")],
+        [str(python), str(ROOT / "tests" / "fakesnow" / "serve.py"), *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -35,17 +35,74 @@ def fakesnow_url():
         proc.wait(timeout=10)
 
 
-def daemon(url, tmp_path, *args):
+@pytest.fixture
+def fakesnow_url():
+    yield from shim()
+
+
+@pytest.fixture
+def token_shim_url():
+    """The stand-in accepting one PAT and one OAuth token, with a short synchronous window."""
+    yield from shim("--pat", "pat-good", "--oauth-token", "oauth-good", "--sync-window", "0.3")
+
+
+def daemon(url, tmp_path, *args, auth=None):
     env = {
         "HOME": str(tmp_path),  # no ~/.snowflake of the machine's user
         "SNOWFLAKE_ACCOUNT": "testacct",
         "SNOWFLAKE_USER": "tester",
-        "SNOWFLAKE_PASSWORD": "not-checked",
         "SNOWFLAKE_DATABASE": "DB1",
         "SNOWFLAKE_SCHEMA": "S1",
         "SNOWFLAKE_BASE_URL": url,
+        **(auth or {"SNOWFLAKE_PASSWORD": "not-checked"}),
     }
     return StdioServerParameters(command=example_binary("server"), args=["--transport", "stdio", *args], env=env)
+
+
+@pytest.mark.parametrize("how", ["pat", "oauth-file"])
+async def test_token_logins_and_progress_of_a_long_statement(token_shim_url, tmp_path, how):
+    if how == "pat":
+        auth = {"SNOWFLAKE_AUTHENTICATOR": "PROGRAMMATIC_ACCESS_TOKEN", "SNOWFLAKE_TOKEN": "pat-good"}
+    else:
+        token_file = tmp_path / "oauth-token"
+        token_file.write_text("oauth-good\n")
+        auth = {"SNOWFLAKE_AUTHENTICATOR": "oauth", "SNOWFLAKE_TOKEN_FILE_PATH": str(token_file)}
+    # SYSTEM$ functions pass the guard once it is not read-only.
+    writes = "SELECT,SHOW,DESCRIBE,EXPLAIN,CREATE"
+    async with Client(daemon(token_shim_url, tmp_path, "--allow", writes, auth=auth), mode="legacy") as client:
+        ok = await client.call_tool("execute_query", {"query": "SELECT 'in' AS how"})
+        assert ok.structured_content["rows"] == [["in"]], ok.content[0].text
+        heard = []
+
+        async def on_progress(progress, total, message):
+            heard.append((progress, message))
+
+        # Several synchronous windows long: polled, and the client hears it is still running.
+        waited = await client.call_tool(
+            "execute_query", {"query": "SELECT SYSTEM$WAIT(2)"}, progress_callback=on_progress
+        )
+        assert not waited.is_error, waited.content[0].text
+        assert waited.structured_content["rows"] == [["waited 2 seconds"]]
+        assert heard, "no progress notification"
+        assert all("still running" in m for _, m in heard), heard
+        assert [p for p, _ in heard] == sorted(p for p, _ in heard)
+
+
+async def test_a_wrong_token_stops_the_start(token_shim_url, tmp_path):
+    env = {
+        "HOME": str(tmp_path),
+        "SNOWFLAKE_ACCOUNT": "testacct",
+        "SNOWFLAKE_USER": "tester",
+        "SNOWFLAKE_AUTHENTICATOR": "PROGRAMMATIC_ACCESS_TOKEN",
+        "SNOWFLAKE_TOKEN": "pat-wrong-SECRET",
+        "SNOWFLAKE_BASE_URL": token_shim_url,
+    }
+    done = subprocess.run(
+        [example_binary("server"), "--transport", "stdio"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode != 0
+    assert "394400" in done.stderr, done.stderr
+    assert "pat-wrong-SECRET" not in done.stderr
 
 
 @pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
