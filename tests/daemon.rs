@@ -805,8 +805,10 @@ async fn a_huge_snowflake_result_costs_only_the_rows_returned() {
     use snowflake_mcp::warehouse::snowflake::SnowflakeWarehouse;
     use snowflake_mcp::warehouse::{QueryOptions, Warehouse};
     // 1,000 rows inline, then chunks of 20,000 (about 100 of them).
-    let fakesnow =
-        support::warehouse::FakeSnow::start_with(0, &["--inline-rows", "1000", "--chunk-rows", "20000"]);
+    let fakesnow = support::warehouse::FakeSnow::start_with(
+        0,
+        &["--inline-rows", "1000", "--chunk-rows", "20000"],
+    );
     let setup = SnowflakeWarehouse::open(fakesnow.config(1))
         .await
         .expect("login");
@@ -837,19 +839,31 @@ async fn a_huge_snowflake_result_costs_only_the_rows_returned() {
     // Warm up (the pool's session, the code paths), then measure.
     c.send(&post(addr, Some(&session), &query_call(1, "SELECT 1"), ""))
         .await;
-    assert!(succeeded(&answer(&c.read_response_to("POST").await.body, 1)));
+    assert!(succeeded(&answer(
+        &c.read_response_to("POST").await.body,
+        1
+    )));
     let pid = daemon.pid();
     let before = rss_kib(pid);
     let chunks = fakesnow.count("chunk");
     let started = Instant::now();
-    c.send(&post(addr, Some(&session), &query_call(2, "SELECT * FROM big"), ""))
-        .await;
+    c.send(&post(
+        addr,
+        Some(&session),
+        &query_call(2, "SELECT * FROM big"),
+        "",
+    ))
+    .await;
     let r = c.read_response_to("POST").await;
     let took = started.elapsed();
     let a = answer(&r.body, 2);
     assert!(succeeded(&a), "{a}");
     let result = &a["result"]["structuredContent"];
-    assert_eq!(result["rows"].as_array().map(Vec::len), Some(100), "{result}");
+    assert_eq!(
+        result["rows"].as_array().map(Vec::len),
+        Some(100),
+        "{result}"
+    );
     assert_eq!(result["truncated"], json!(true));
     assert_eq!(fakesnow.count("chunk"), chunks, "no chunk was downloaded");
     let grown = daemon.peak_rss_kib().saturating_sub(before);
@@ -874,5 +888,9 @@ async fn a_huge_snowflake_result_costs_only_the_rows_returned() {
         rows.iter().enumerate().all(|(i, r)| r[0] == json!(i)),
         "rows out of order"
     );
-    assert_eq!(fakesnow.count("chunk") - chunks, 1, "one chunk after the inline part");
+    assert_eq!(
+        fakesnow.count("chunk") - chunks,
+        1,
+        "one chunk after the inline part"
+    );
 }

@@ -319,12 +319,16 @@ fn specs() -> Vec<Spec> {
 }
 
 /// The Snowflake settings a `[snowflake]` table may hold (`SNOWFLAKE_<KEY>`).
-const SNOWFLAKE_KEYS: [&str; 10] = [
+const SNOWFLAKE_KEYS: [&str; 14] = [
     "account",
     "user",
     "password",
     "private_key_path",
     "private_key_passphrase",
+    "authenticator",
+    "token",
+    "token_file_path",
+    "query_tag_prefix",
     "role",
     "warehouse",
     "database",
@@ -360,9 +364,13 @@ pub fn usage() -> String {
          Snowflake (the environment wins over the file's [snowflake] table, which\n\
          wins over connections.toml in $SNOWFLAKE_HOME, else ~/.snowflake/):\n\
          \x20 SNOWFLAKE_ACCOUNT, SNOWFLAKE_USER, SNOWFLAKE_PASSWORD or\n\
-         \x20 SNOWFLAKE_PRIVATE_KEY_PATH (+ SNOWFLAKE_PRIVATE_KEY_PASSPHRASE),\n\
+         \x20 SNOWFLAKE_PRIVATE_KEY_PATH (+ SNOWFLAKE_PRIVATE_KEY_PASSPHRASE), or\n\
+         \x20 SNOWFLAKE_AUTHENTICATOR=PROGRAMMATIC_ACCESS_TOKEN|OAUTH with SNOWFLAKE_TOKEN\n\
+         \x20 or SNOWFLAKE_TOKEN_FILE_PATH (read again at every login),\n\
          \x20 SNOWFLAKE_ROLE, SNOWFLAKE_WAREHOUSE, SNOWFLAKE_DATABASE, SNOWFLAKE_SCHEMA,\n\
-         \x20 SNOWFLAKE_BASE_URL (replaces https://ACCOUNT.snowflakecomputing.com).\n\
+         \x20 SNOWFLAKE_BASE_URL (replaces https://ACCOUNT.snowflakecomputing.com),\n\
+         \x20 SNOWFLAKE_QUERY_TAG_PREFIX (starts every statement's QUERY_TAG; default\n\
+         \x20 snowflake-mcp, then tool=NAME client=NAME).\n\
          \x20 Without any of them and without --sqlite, the built-in demo warehouse\n\
          \x20 (SQLite, in memory) is served.\n\n\
          Durations: 30s, 500ms, 5m, 1h, or a number of seconds. Sizes in bytes.\n",
@@ -862,17 +870,11 @@ impl Source for Layered<'_> {
     }
 }
 
-/// Crates whose own log lines can carry secrets below `info`: snowflake-api
-/// logs the login answer (session and master tokens) and each statement at
-/// `debug`; the HTTP client and its middleware can log requests (with their
-/// `Authorization` headers) at `debug` and `trace`. Whatever the filter
-/// says, they log at `info` at most.
-pub const SECRET_BEARING_TARGETS: [&str; 4] = [
-    "snowflake_api",
-    "reqwest",
-    "reqwest_middleware",
-    "reqwest_retry",
-];
+/// Crates whose own log lines can carry secrets below `info`: the HTTP
+/// client and its middleware can log requests (with their `Authorization`
+/// headers) at `debug` and `trace`. Whatever the filter says, they log at
+/// `info` at most.
+pub const SECRET_BEARING_TARGETS: [&str; 3] = ["reqwest", "reqwest_middleware", "reqwest_retry"];
 
 /// Whether `target` is one of [`SECRET_BEARING_TARGETS`] or a module of one.
 fn is_secret_bearing(target: &str) -> bool {
