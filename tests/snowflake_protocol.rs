@@ -13,13 +13,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use snowflake_mcp::pool::PoolConfig;
+use snowflake_mcp::requests::RequestsConfig;
+use snowflake_mcp::tools::ToolsConfig;
 use snowflake_mcp::warehouse::snowflake::{
     Secret, SnowflakeAuth, SnowflakeConfig, SnowflakeWarehouse, TokenKind, TokenSource,
 };
 use snowflake_mcp::warehouse::{
     ErrorKind, Progress, QueryOptions, QueryOrigin, Truncation, Warehouse,
 };
-use support::warehouse::FakeSnow;
+use support::warehouse::{FakeSnow, call, tool_session};
 
 fn rows(max_rows: usize) -> QueryOptions {
     QueryOptions {
@@ -219,6 +221,54 @@ async fn idle_sessions_renew_their_token_instead_of_failing_or_logging_in() {
     assert!(fake.count("/session/heartbeat") >= 1, "heartbeats");
     assert_eq!(fake.count("expired"), 0, "no request met an expired token");
     assert_eq!(w.pool_stats().broken, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tool_call_that_times_out_aborts_its_statement_and_keeps_the_session() {
+    let fake = FakeSnow::start_with(0, &["--sync-window", "0.3"]);
+    let mut config = fake.config(1);
+    config.query_tag_prefix = Some("acme-bi".into());
+    let w = SnowflakeWarehouse::open(config).await.expect("login");
+    // SYSTEM$ functions pass a guard that is not read-only.
+    use snowflake_mcp::tools::sql_guard::{SqlGuard, StatementKind};
+    let tools = ToolsConfig {
+        guard: SqlGuard::allowing([StatementKind::Query, StatementKind::Insert]),
+        ..ToolsConfig::default()
+    };
+    let requests = RequestsConfig {
+        timeout: Duration::from_secs(1),
+        ..RequestsConfig::default()
+    };
+    let s = tool_session(Arc::clone(&w) as Arc<dyn Warehouse>, tools, requests);
+    let started = Instant::now();
+    let (err, text, _) = call(
+        &s,
+        "execute_query",
+        json!({"query": "SELECT SYSTEM$WAIT(30)"}),
+    )
+    .await;
+    assert!(err, "{text}");
+    assert!(text.contains("took longer than"), "{text}");
+    let timed_out = started.elapsed();
+    while fake.count("aborted") == 0 {
+        assert!(
+            started.elapsed() < timed_out + Duration::from_secs(1),
+            "no abort within 1 s of the timeout"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (err, text, v) = call(&s, "execute_query", json!({"query": "SELECT 3 AS three"})).await;
+    assert!(!err, "{text}");
+    assert_eq!(v["rows"], json!([[3]]));
+    let stats = w.pool_stats();
+    assert_eq!((stats.created, stats.broken), (1, 0), "{stats:?}");
+    // The configured prefix, the tool and the MCP client's name.
+    let tags = fake.shim("/__shim/tags");
+    assert_eq!(
+        tags.as_array().and_then(|t| t.last()),
+        Some(&json!("acme-bi tool=execute_query client=t")),
+        "{tags}"
+    );
 }
 
 fn token_config(fake: &FakeSnow, kind: TokenKind, source: TokenSource) -> SnowflakeConfig {

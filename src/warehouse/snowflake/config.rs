@@ -518,4 +518,56 @@ mod tests {
         let e = SnowflakeConfig::load(&f, None).expect_err("key");
         assert_eq!(e.setting, "SNOWFLAKE_PRIVATE_KEY_PATH");
     }
+
+    #[test]
+    fn token_logins_from_connections_toml_and_the_environment() {
+        let home = temp_home(&[(
+            "connections.toml",
+            "[pat]\naccount = \"a\"\nuser = \"u\"\nauthenticator = \"programmatic_access_token\"\ntoken = \"pat-secret\"\n\
+             [oauth]\naccount = \"a\"\nuser = \"u\"\nauthenticator = \"OAUTH\"\ntoken_file_path = \"TOKEN_FILE\"\n\
+             [bare]\naccount = \"a\"\nuser = \"u\"\ntoken = \"t\"\n",
+        )]);
+        let file = home.join("oauth-token");
+        std::fs::write(&file, "  oauth-secret\n").expect("write");
+        let text = std::fs::read_to_string(home.join(".snowflake/connections.toml")).expect("read");
+        std::fs::write(
+            home.join(".snowflake/connections.toml"),
+            text.replace("TOKEN_FILE", &file.display().to_string()),
+        )
+        .expect("write");
+        let f = Fake {
+            vars: HashMap::new(),
+            home: Some(home.clone()),
+        };
+        let pat = SnowflakeConfig::load(&f, Some("pat"))
+            .expect("ok")
+            .expect("some");
+        assert_eq!(
+            pat.auth,
+            SnowflakeAuth::Token {
+                kind: TokenKind::Pat,
+                source: TokenSource::Value(Secret::new("pat-secret")),
+            }
+        );
+        assert!(!format!("{pat:?}").contains("pat-secret"));
+        let oauth = SnowflakeConfig::load(&f, Some("oauth"))
+            .expect("ok")
+            .expect("some");
+        let SnowflakeAuth::Token { kind, source } = &oauth.auth else {
+            panic!("{oauth:?}");
+        };
+        assert_eq!(*kind, TokenKind::OAuth);
+        assert_eq!(source.read().expect("read").expose(), "oauth-secret");
+        // A token without an authenticator is refused, naming the setting.
+        let e = SnowflakeConfig::load(&f, Some("bare")).expect_err("no authenticator");
+        assert_eq!(e.setting, "SNOWFLAKE_AUTHENTICATOR");
+        // The environment wins; a missing token file fails at start.
+        let f = Fake {
+            vars: HashMap::from([("SNOWFLAKE_TOKEN_FILE_PATH", "/nonexistent/token".to_owned())]),
+            home: Some(home.clone()),
+        };
+        let e = SnowflakeConfig::load(&f, Some("oauth")).expect_err("missing file");
+        assert_eq!(e.setting, "SNOWFLAKE_TOKEN_FILE_PATH");
+        let _ = std::fs::remove_dir_all(home);
+    }
 }
