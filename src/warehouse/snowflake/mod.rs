@@ -9,7 +9,7 @@
 //!
 //! - Results: the inline part first, then the chunks in order, downloaded
 //!   one at a time and only while the row limit and byte cap want rows
-//!   ([`statement`]).
+//!   (`statement.rs`).
 //! - Long statements: "still running" answers are polled with backoff until
 //!   the statement ends; each poll reports progress.
 //! - Cancel: a call dropped while its statement runs sends Snowflake's
