@@ -9,10 +9,11 @@
 //! per request), and unregistering is a [`Registration`] being dropped, so
 //! nothing can be left behind when a task ends in any way.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use crate::mcp::Session;
@@ -254,8 +255,8 @@ impl Registry {
             .collect()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Entry>> {
-        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> parking_lot::MutexGuard<'_, HashMap<u64, Entry>> {
+        self.entries.lock()
     }
 }
 

@@ -12,10 +12,11 @@
 //! WebSocket), the work future is dropped, which interrupts the running
 //! statement where the warehouse allows it, and the slot is freed.
 
+use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::oneshot;
@@ -192,8 +193,8 @@ impl RequestManager {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> parking_lot::MutexGuard<'_, State> {
+        self.state.lock()
     }
 
     /// Runs `work` for `client`'s call of `tool` under the limits.
@@ -592,7 +593,7 @@ mod tests {
             tasks.push(tokio::spawn(async move {
                 m.run_as(busy.0, busy.1, "t", async move {
                     let _ = gate.await;
-                    order.lock().unwrap().push("busy0".to_owned());
+                    order.lock().push("busy0".to_owned());
                 })
                 .await
             }));
@@ -602,7 +603,7 @@ mod tests {
             let (m, order) = (Arc::clone(&m), Arc::clone(&order));
             tasks.push(tokio::spawn(async move {
                 m.run_as(busy.0, busy.1, "t", async move {
-                    order.lock().unwrap().push(format!("busy{i}"))
+                    order.lock().push(format!("busy{i}"))
                 })
                 .await
             }));
@@ -612,7 +613,7 @@ mod tests {
             let (m, order) = (Arc::clone(&m), Arc::clone(&order));
             tasks.push(tokio::spawn(async move {
                 m.run_as(quiet.0, quiet.1, "t", async move {
-                    order.lock().unwrap().push("quiet".into())
+                    order.lock().push("quiet".into())
                 })
                 .await
             }));
@@ -623,7 +624,7 @@ mod tests {
         for t in tasks {
             assert!(t.await.expect("join").is_ok());
         }
-        let order = order.lock().unwrap().clone();
+        let order = order.lock().clone();
         assert_eq!(order.len(), 11);
         order
     }

@@ -1,6 +1,6 @@
 //! Requests that run a host's code: tool calls, resource reads, prompt renders.
 
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 
 use serde_json::value::RawValue;
 use tokio::sync::watch;
@@ -574,16 +574,10 @@ impl Drop for Tracked<'_> {
 
 impl Session {
     fn track(&self, id: &str, cancel: watch::Sender<bool>) {
-        self.inflight
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id.to_owned(), cancel);
+        self.inflight.lock().insert(id.to_owned(), cancel);
     }
 
     fn untrack(&self, id: &str) {
-        self.inflight
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(id);
+        self.inflight.lock().remove(id);
     }
 }

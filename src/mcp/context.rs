@@ -225,7 +225,7 @@ pub(crate) struct InputRound {
     next: std::sync::atomic::AtomicUsize,
     /// What the run gets instead of an answer, once the handler asked for
     /// input it does not have. A std mutex, held only to set or take it.
-    wanted: std::sync::Mutex<Option<Wanted>>,
+    wanted: parking_lot::Mutex<Option<Wanted>>,
     notify: tokio::sync::Notify,
     /// Set when the call became a task: requests then wait on the task
     /// (answered through `tasks/update`) instead of ending the call.
@@ -254,10 +254,7 @@ impl InputRound {
 
     /// Records what ends the run (the first thing recorded wins) and wakes the call's runner.
     pub(crate) fn want(&self, wanted: Wanted) {
-        let mut slot = self
-            .wanted
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut slot = self.wanted.lock();
         if slot.is_none() {
             *slot = Some(wanted);
         }
@@ -281,12 +278,7 @@ impl InputRound {
     /// Resolves once the handler needs input it does not have (or failed the call).
     pub(crate) async fn wanted(&self) {
         loop {
-            if self
-                .wanted
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .is_some()
-            {
+            if self.wanted.lock().is_some() {
                 return;
             }
             self.notify.notified().await;
@@ -295,10 +287,7 @@ impl InputRound {
 
     /// What the run gets instead of an answer.
     pub(crate) fn take_wanted(&self) -> Option<Wanted> {
-        self.wanted
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take()
+        self.wanted.lock().take()
     }
 }
 

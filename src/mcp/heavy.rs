@@ -3,8 +3,9 @@
 //! principal, so one client's heavy calls take at most one core however
 //! many it sends, and the async workers stay free for everyone's small calls.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
@@ -27,7 +28,7 @@ impl HeavyGate {
         F: FnOnce() -> T + Send + 'static,
     {
         let gate = {
-            let mut gates = self.gates.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut gates = self.gates.lock();
             if gates.len() >= SWEEP_AT {
                 // A gate nobody holds or waits on carries no state.
                 gates.retain(|_, g| Arc::strong_count(g) > 1);

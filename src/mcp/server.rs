@@ -1,7 +1,8 @@
 //! The server a host builds once: its identity, its tools, and every fixed
 //! answer serialized ahead of time.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use parking_lot::Mutex;
+use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use serde_json::{Value, json};
@@ -529,7 +530,7 @@ impl McpServer {
         event: ServerEvent,
         change: impl FnOnce(&mut Vec<Tool>, &mut Vec<Resource>, &mut Vec<Prompt>) -> bool,
     ) -> bool {
-        let guard = self.0.edits.lock().unwrap_or_else(PoisonError::into_inner);
+        let guard = self.0.edits.lock();
         let current = self.0.catalog.load_full();
         let mut tools = current.tools.clone();
         let mut resources = current.resources.clone();

@@ -7,9 +7,10 @@
 //! borrows the input; the transport decides where it runs (inline, or in a
 //! task of its own so that cancellations can reach it).
 
+use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 
 use std::borrow::Cow;
 
@@ -235,10 +236,7 @@ impl Session {
 
     /// The `clientInfo` the client sent in `initialize` (name, version), if any.
     pub fn client_info(&self) -> Option<serde_json::Value> {
-        self.client_info
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.client_info.lock().clone()
     }
 
     pub(crate) fn outgoing(&self) -> &Outgoing {
@@ -248,10 +246,7 @@ impl Session {
     /// Whether the client declared `capability` in `initialize`.
     /// What the client declared in `initialize`.
     pub(crate) fn client_capabilities(&self) -> Option<serde_json::Value> {
-        self.client_capabilities
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.client_capabilities.lock().clone()
     }
 
     /// Restricts this session's calls to read-only statements (a
@@ -295,7 +290,6 @@ impl Session {
     pub(crate) fn client_has_capability(&self, capability: &str) -> bool {
         self.client_capabilities
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
             .is_some_and(|c| c.get(capability).is_some())
     }
@@ -328,10 +322,7 @@ impl Session {
 
     /// Whether the client subscribed to updates of `uri`.
     pub fn is_subscribed(&self, uri: &str) -> bool {
-        self.subscriptions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains(uri)
+        self.subscriptions.lock().contains(uri)
     }
 
     /// The protocol version `initialize` settled on, if it ran.
@@ -477,7 +468,7 @@ impl Session {
         match method {
             "notifications/cancelled" => {
                 if let Some(id) = params.request_id {
-                    let inflight = self.inflight.lock().unwrap_or_else(PoisonError::into_inner);
+                    let inflight = self.inflight.lock();
                     if let Some(cancel) = inflight.get(id.get()) {
                         cancel.send_replace(true);
                     }
@@ -622,10 +613,7 @@ impl Session {
                         "{method} needs a \"uri\""
                     )));
                 };
-                let mut subs = self
-                    .subscriptions
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
+                let mut subs = self.subscriptions.lock();
                 if method == "resources/subscribe" {
                     subs.insert(uri.into_owned());
                 } else {
@@ -772,14 +760,8 @@ impl Session {
         let caps = params
             .capabilities
             .and_then(|c| serde_json::from_str::<serde_json::Value>(c.get()).ok());
-        *self
-            .client_capabilities
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = caps;
-        *self
-            .client_info
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = params
+        *self.client_capabilities.lock() = caps;
+        *self.client_info.lock() = params
             .client_info
             .and_then(|c| serde_json::from_str::<serde_json::Value>(c.get()).ok());
         self.version

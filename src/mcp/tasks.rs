@@ -18,10 +18,11 @@
 //! bits (they are the only key to a task); finished tasks are kept for
 //! `ttlMs` after their last change.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value, json};
@@ -131,8 +132,8 @@ pub(crate) struct Task {
 }
 
 impl Task {
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> parking_lot::MutexGuard<'_, State> {
+        self.state.lock()
     }
 
     /// The fields every task answer carries.
@@ -282,8 +283,8 @@ pub(crate) struct TaskStore {
 }
 
 impl TaskStore {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Task>>> {
-        self.tasks.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> parking_lot::MutexGuard<'_, HashMap<String, Arc<Task>>> {
+        self.tasks.lock()
     }
 
     /// A new task, stored before it is returned (so a `tasks/get` right after

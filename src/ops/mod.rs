@@ -7,8 +7,9 @@
 //! most one prober at a time, so load-balancer probes cannot flood the
 //! warehouse.
 
+use parking_lot::Mutex;
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 pub mod auth;
 pub mod rate;
@@ -270,7 +271,7 @@ impl Ops {
     }
 
     fn cached(&self) -> Option<DbCheck> {
-        let cache = self.db_cache.lock().unwrap_or_else(PoisonError::into_inner);
+        let cache = self.db_cache.lock();
         cache.clone().filter(|c| c.at.elapsed() < self.db_check_ttl)
     }
 
@@ -299,7 +300,7 @@ impl Ops {
             latency: started.elapsed(),
             error,
         };
-        *self.db_cache.lock().unwrap_or_else(PoisonError::into_inner) = Some(check.clone());
+        *self.db_cache.lock() = Some(check.clone());
         (check, false)
     }
 

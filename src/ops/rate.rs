@@ -6,10 +6,10 @@
 //! for a few arithmetic operations (never across an `.await`); idle buckets
 //! are swept as shards grow.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
-use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::http::Response;
@@ -63,7 +63,7 @@ impl RateLimiter {
         let mut h = self.hasher.build_hasher();
         std::hash::Hash::hash(&client, &mut h);
         let shard = &self.shards[(h.finish() as usize) % SHARDS];
-        let mut buckets = shard.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut buckets = shard.lock();
         let now = Instant::now();
         if buckets.len() >= SWEEP_AT {
             // Full buckets of idle clients carry no state worth keeping.
@@ -98,10 +98,7 @@ impl RateLimiter {
 
     /// Clients tracked now.
     pub fn tracked(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).len())
-            .sum()
+        self.shards.iter().map(|s| s.lock().len()).sum()
     }
 
     /// The 429 answer for a wait of `retry_after`.

@@ -16,11 +16,12 @@
 //! dropped on return, never handed out again. Counters are atomics;
 //! [`Pool::stats`] reads them without blocking anything.
 
+use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
@@ -206,8 +207,8 @@ struct Shared<M: Manager> {
 }
 
 impl<M: Manager> Shared<M> {
-    fn lock(&self) -> std::sync::MutexGuard<'_, State<M::Session>> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> parking_lot::MutexGuard<'_, State<M::Session>> {
+        self.state.lock()
     }
 
     /// Mirrors the locked counts into the atomics (plain stores, lock held).

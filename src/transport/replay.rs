@@ -10,9 +10,10 @@
 //! reader asking for events that were dropped is told so rather than
 //! handed a stream with a gap.
 
+use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use tokio::sync::Notify;
@@ -110,8 +111,8 @@ impl Replay {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Logs> {
-        self.logs.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> parking_lot::MutexGuard<'_, Logs> {
+        self.logs.lock()
     }
 
     /// Starts recording a stream (evicting the oldest finished streams past the limit).

@@ -13,8 +13,9 @@
 //! stream the client lost (from a bounded record of the session's streams). 2026-07-28 requests (`MCP-Protocol-Version:
 //! 2026-07-28`) need no session and have no GET stream (405).
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::replay::{Catchup, Replay, ReplayBudget, parse_event_id};
@@ -171,8 +172,8 @@ impl StreamableHttp {
         self.lock().len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
-        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> parking_lot::MutexGuard<'_, HashMap<String, Entry>> {
+        self.sessions.lock()
     }
 
     /// The live session `principal` opened, and a receiver that closes

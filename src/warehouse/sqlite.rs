@@ -195,7 +195,7 @@ pub struct SqliteWarehouse {
     pool: Pool<SqliteManager>,
     database: String,
     /// Keeps the demo's in-memory database alive while the warehouse lives.
-    _keeper: Option<std::sync::Mutex<Connection>>,
+    _keeper: Option<parking_lot::Mutex<Connection>>,
 }
 
 impl std::fmt::Debug for SqliteWarehouse {
@@ -245,7 +245,7 @@ impl SqliteWarehouse {
                 })
                 .await
                 .map_err(join_error)??;
-                (target, flags, Some(std::sync::Mutex::new(keeper)))
+                (target, flags, Some(parking_lot::Mutex::new(keeper)))
             }
         };
         let manager = SqliteManager {
