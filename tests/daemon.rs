@@ -790,6 +790,50 @@ fn stdio_stops_reading_on_a_signal_and_answers_what_it_read() {
     drop(stdin);
 }
 
+/// Over stdio, with stdin open and silent, a signal ends the daemon: no
+/// read of stdin holds the runtime's shutdown (stdin is read on a detached
+/// thread, not on the runtime's blocking pool), and `main` returns.
+#[test]
+fn stdio_ends_on_a_signal_while_stdin_stays_open_and_silent() {
+    use std::io::{BufRead, Write};
+    let mut child = std::process::Command::new(server_binary())
+        .args(["--transport", "stdio"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": VERSION, "capabilities": {},
+        "clientInfo": {"name": "stdio-test", "version": "0"}}});
+    writeln!(stdin, "{init}").expect("write");
+    stdin.flush().expect("flush");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("initialize answered");
+    assert!(line.contains("\"id\":1"), "{line}");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            assert!(status.success(), "{status:?}");
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(5) {
+            let _ = child.kill();
+            panic!("still running 5 s after the signal, stdin open");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(stdin);
+}
+
 /// The daemon's resident memory now (`VmRSS`), in KiB.
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))

@@ -76,3 +76,29 @@ async fn bad_lines_get_errors_and_the_session_goes_on() {
     assert_eq!((&out[3]["id"], &out[3]["result"]), (&json!(3), &json!({})));
     assert_eq!(out[4]["id"], 4);
 }
+
+#[tokio::test]
+async fn a_thread_fed_reader_serves_a_blocking_source_to_its_end() {
+    use snowflake_mcp::transport::stdio::ThreadStdin;
+    // More than one 64 KiB read of the thread, lines split across reads.
+    let mut input = format!("{INIT}\n");
+    for id in 1..=6000 {
+        input.push_str(&format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#));
+        input.push('\n');
+    }
+    assert!(input.len() > 2 * 64 * 1024);
+    let reader = ThreadStdin::spawn(std::io::Cursor::new(input.into_bytes()));
+    let (server_out, client_out) = tokio::io::duplex(1 << 22);
+    tokio::time::timeout(Duration::from_secs(10), serve(server(), reader, server_out))
+        .await
+        .expect("ends at the source's end")
+        .expect("served");
+    let mut lines = BufReader::new(client_out).lines();
+    let mut ids = std::collections::BTreeSet::new();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert!(v.get("error").is_none(), "{v}");
+        ids.insert(v["id"].as_i64().unwrap());
+    }
+    assert_eq!(ids.len(), 6001, "every line answered once");
+}

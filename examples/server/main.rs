@@ -301,7 +301,7 @@ async fn main() -> ExitCode {
         };
         let served = stdio::serve_until(
             server,
-            tokio::io::stdin(),
+            stdio::stdin(),
             tokio::io::stdout(),
             &Registry::new(),
             stop,
@@ -315,9 +315,9 @@ async fn main() -> ExitCode {
                 1
             }
         };
-        // Not a return: the runtime would wait on the blocking read of stdin,
-        // which only a newline or EOF ends.
-        std::process::exit(code);
+        // stdin is read on a detached thread: the runtime ends without
+        // waiting for a line.
+        return ExitCode::from(code);
     }
     // One connection manager for the server and both transports, and one
     // request manager for every statement, whichever transport it came by.

@@ -23,6 +23,99 @@ pub const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
 /// Messages queued for the writer before senders wait. Default: 256.
 const OUTBOUND_QUEUE: usize = 256;
 
+/// The process's standard input, read on a thread of its own.
+///
+/// `tokio::io::stdin()` reads on the runtime's blocking pool, and a
+/// runtime cannot shut down while one of those reads waits for a line: a
+/// host serving stdio had to leave with `process::exit`. This reader's
+/// thread is detached instead, so the runtime (and `main`) can end while
+/// the thread still waits; the thread ends with the process.
+pub fn stdin() -> ThreadStdin {
+    ThreadStdin::spawn(std::io::stdin())
+}
+
+/// An [`AsyncRead`] over a blocking reader that a detached thread drains;
+/// see [`stdin`].
+pub struct ThreadStdin {
+    parts: tokio::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    pending: Vec<u8>,
+    offset: usize,
+    done: bool,
+}
+
+impl std::fmt::Debug for ThreadStdin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ThreadStdin").finish_non_exhaustive()
+    }
+}
+
+/// Bytes one read of the thread takes at most: 64 KiB.
+const THREAD_READ_BYTES: usize = 64 * 1024;
+
+impl ThreadStdin {
+    /// Drains `source` on a new detached thread. At most a few reads wait in
+    /// the channel: a client that writes faster than we read is held back.
+    pub fn spawn<S: io::Read + Send + 'static>(mut source: S) -> ThreadStdin {
+        let (tx, parts) = tokio::sync::mpsc::channel(4);
+        let spawned = std::thread::Builder::new()
+            .name("mcp-stdin".into())
+            .spawn(move || {
+                let mut buf = vec![0u8; THREAD_READ_BYTES];
+                loop {
+                    let part = match source.read(&mut buf) {
+                        Ok(0) => return,
+                        Ok(n) => Ok(buf[..n].to_vec()),
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => Err(e),
+                    };
+                    let failed = part.is_err();
+                    if tx.blocking_send(part).is_err() || failed {
+                        return;
+                    }
+                }
+            });
+        ThreadStdin {
+            parts,
+            pending: Vec::new(),
+            offset: 0,
+            // Without a thread there is nothing to read: end of input.
+            done: spawned.is_err(),
+        }
+    }
+}
+
+impl AsyncRead for ThreadStdin {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        out: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        while this.offset >= this.pending.len() {
+            if this.done {
+                return Poll::Ready(Ok(()));
+            }
+            match this.parts.poll_recv(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => this.done = true,
+                Poll::Ready(Some(Err(e))) => {
+                    this.done = true;
+                    return Poll::Ready(Err(e));
+                }
+                Poll::Ready(Some(Ok(part))) => {
+                    this.pending = part;
+                    this.offset = 0;
+                }
+            }
+        }
+        let n = out.remaining().min(this.pending.len() - this.offset);
+        out.put_slice(&this.pending[this.offset..this.offset + n]);
+        this.offset += n;
+        Poll::Ready(Ok(()))
+    }
+}
+
 /// Serves one client over `input` and `output` until `input` ends.
 pub async fn serve<R, W>(server: McpServer, input: R, output: W) -> io::Result<()>
 where
