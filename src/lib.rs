@@ -66,6 +66,7 @@
 mod budget;
 pub mod config;
 pub mod error;
+pub mod guard;
 pub mod histogram;
 pub mod http;
 pub mod jsonrpc;
@@ -78,6 +79,7 @@ pub mod server;
 pub mod shutdown;
 pub mod tools;
 pub mod transport;
+pub mod util;
 pub mod warehouse;
 pub mod ws;
 

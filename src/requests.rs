@@ -29,7 +29,7 @@ pub const DEFAULT_MAX_CONCURRENT: usize = 8;
 /// Default calls one client may run at once: 4, half the slots, so one
 /// client busy with long statements always leaves room for others. A
 /// "client" is a principal (a key, or a client address): see
-/// [`crate::ops::Admitted`].
+/// [`crate::guard::Admitted`].
 pub const DEFAULT_MAX_PER_CLIENT: usize = 4;
 /// Default calls waiting at most: 256.
 pub const DEFAULT_MAX_QUEUE: usize = 256;

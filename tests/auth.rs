@@ -16,9 +16,9 @@ use snowflake_mcp::tools::sql_guard::{SqlGuard, StatementKind};
 use snowflake_mcp::tools::{self, ToolsConfig};
 use snowflake_mcp::transport::streamable_http::{HttpMcpConfig, StreamableHttp};
 use snowflake_mcp::transport::websocket::WebSocketMcp;
+use snowflake_mcp::transport::websocket::WsConfig;
 use snowflake_mcp::warehouse::Warehouse;
 use snowflake_mcp::warehouse::sqlite::{SqliteConfig, SqliteWarehouse};
-use snowflake_mcp::ws::WsConfig;
 use snowflake_mcp::{Config, Registry, Server};
 use support::Client;
 

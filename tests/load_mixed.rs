@@ -16,7 +16,7 @@ use snowflake_mcp::mcp::{McpServer, Tool, ToolOutput};
 use snowflake_mcp::registry::Transport;
 use snowflake_mcp::transport::streamable_http::{HttpMcpConfig, StreamableHttp};
 use snowflake_mcp::transport::websocket::WebSocketMcp;
-use snowflake_mcp::ws::WsConfig;
+use snowflake_mcp::transport::websocket::WsConfig;
 use snowflake_mcp::{Config, Registry, Server};
 use support::Client;
 use tokio::task::JoinSet;

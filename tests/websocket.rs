@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use snowflake_mcp::http::Router;
 use snowflake_mcp::mcp::{McpServer, Tool, ToolOutput};
 use snowflake_mcp::transport::websocket::WebSocketMcp;
-use snowflake_mcp::ws::WsConfig;
+use snowflake_mcp::transport::websocket::WsConfig;
 use snowflake_mcp::{Config, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

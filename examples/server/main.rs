@@ -24,10 +24,10 @@ use snowflake_mcp::tools::{self, ToolsConfig};
 use snowflake_mcp::transport::stdio;
 use snowflake_mcp::transport::streamable_http::{HttpMcpConfig, StreamableHttp};
 use snowflake_mcp::transport::websocket::WebSocketMcp;
+use snowflake_mcp::transport::websocket::WsConfig;
 use snowflake_mcp::warehouse::Warehouse;
 use snowflake_mcp::warehouse::snowflake::{SnowflakeConfig, SnowflakeWarehouse};
 use snowflake_mcp::warehouse::sqlite::{Source, SqliteConfig, SqliteWarehouse};
-use snowflake_mcp::ws::WsConfig;
 use snowflake_mcp::{Registry, Server};
 
 mod settings;

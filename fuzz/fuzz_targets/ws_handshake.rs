@@ -37,7 +37,9 @@ fuzz_target!(|data: &[u8]| {
     let remote = std::net::SocketAddr::from(([127, 0, 0, 1], 1));
     let req = Request::from_parts(data, &head, &spans, b"", remote);
     let allowed = ["https://app.example".to_owned()];
-    let accepted = match negotiate(&req, &allowed) {
+    let accepted = match negotiate(&req, |req| {
+        snowflake_mcp::guard::origin::check(req, &allowed).map_err(|refused| refused.message())
+    }) {
         Ok(accepted) => accepted,
         Err(refused) => {
             assert!(matches!(refused.status(), 400 | 403 | 426));

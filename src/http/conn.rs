@@ -28,8 +28,8 @@ use super::head::{Expect, Framing, Head, HeaderSpan, Method, Version, parse_head
 use super::request::Request;
 use super::response::{Body, OnUpgrade, Response, status_has_no_body};
 use super::router::{Lookup, Reply};
+use super::stats::Shared;
 use super::upgrade::Upgraded;
-use crate::server::Shared;
 use crate::shutdown::ShutdownSignal;
 
 /// Initial read buffer capacity. Default: 4 KiB (grown on demand up to the head and body limits).
@@ -177,11 +177,11 @@ impl Conn {
             self.cors
                 .extend_from_slice(b"Access-Control-Allow-Methods: ");
             self.cors
-                .extend_from_slice(crate::config::CORS_ALLOW_METHODS.as_bytes());
+                .extend_from_slice(super::config::CORS_ALLOW_METHODS.as_bytes());
             self.cors
                 .extend_from_slice(b"\r\nAccess-Control-Allow-Headers: ");
             self.cors
-                .extend_from_slice(crate::config::CORS_ALLOW_HEADERS.as_bytes());
+                .extend_from_slice(super::config::CORS_ALLOW_HEADERS.as_bytes());
             self.cors.extend_from_slice(b"\r\nAccess-Control-Max-Age: ");
             let mut num = [0u8; 20];
             self.cors
@@ -194,7 +194,7 @@ impl Conn {
             self.cors
                 .extend_from_slice(b"Access-Control-Expose-Headers: ");
             self.cors
-                .extend_from_slice(crate::config::CORS_EXPOSE_HEADERS.as_bytes());
+                .extend_from_slice(super::config::CORS_EXPOSE_HEADERS.as_bytes());
             self.cors.extend_from_slice(b"\r\n");
         }
     }

@@ -1,7 +1,7 @@
 //! Response encoding: status line, server-managed headers, chunk framing.
 
-use super::date::write_date;
 use super::response::reason;
+use crate::util::date::write_date;
 
 /// The interim response sent before reading a body the client is waiting to send.
 pub(crate) const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";

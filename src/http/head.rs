@@ -19,6 +19,13 @@ use std::mem::MaybeUninit;
 /// clamped to it. Default: 256.
 pub const MAX_HEADERS_CAP: usize = 256;
 
+/// Most bytes of request line plus header fields; past it: 431. Default: 16 KiB.
+pub const DEFAULT_MAX_HEAD_BYTES: usize = 16 * 1024;
+/// Most header fields in one request; past it: 431. Default: 100.
+pub const DEFAULT_MAX_HEADERS: usize = 100;
+/// Most bytes of request-target; past it: 414. Default: 8 KiB.
+pub const DEFAULT_MAX_TARGET_BYTES: usize = 8 * 1024;
+
 /// Limits applied while parsing a request head.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HeadLimits {
@@ -33,9 +40,9 @@ pub struct HeadLimits {
 impl Default for HeadLimits {
     fn default() -> Self {
         HeadLimits {
-            max_head_bytes: crate::config::DEFAULT_MAX_HEAD_BYTES,
-            max_headers: crate::config::DEFAULT_MAX_HEADERS,
-            max_target_bytes: crate::config::DEFAULT_MAX_TARGET_BYTES,
+            max_head_bytes: DEFAULT_MAX_HEAD_BYTES,
+            max_headers: DEFAULT_MAX_HEADERS,
+            max_target_bytes: DEFAULT_MAX_TARGET_BYTES,
         }
     }
 }

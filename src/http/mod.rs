@@ -11,14 +11,15 @@
 //! [`sse`] (event encoding), `router`, `request`, `response`, `upgrade`.
 
 pub mod chunked;
+pub mod config;
 pub(crate) mod conn;
-pub(crate) mod date;
 pub(crate) mod encode;
 pub mod head;
 pub(crate) mod request;
 mod response;
 pub(crate) mod router;
 pub mod sse;
+pub(crate) mod stats;
 mod upgrade;
 
 pub use head::{Method, Version};

@@ -34,7 +34,6 @@ pub use prompt::{CompleteFn, Prompt, PromptMessage, PromptOutput, Role};
 pub use resource::{BoxFuture, ReadError, Resource, ResourceContents};
 pub use server::{DEFAULT_PAGE_SIZE, McpServer, McpServerBuilder, ServerEvent};
 pub use session::{Dispatched, Session, UNSUPPORTED_PROTOCOL_VERSION};
-pub(crate) use state::constant_time_eq;
 pub use tasks::TaskSupport;
 pub use tool::{Content, Tool, ToolFuture, ToolHandler, ToolOutput};
 pub use version::ProtocolVersion;

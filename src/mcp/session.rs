@@ -256,7 +256,7 @@ impl Session {
     }
 
     /// Names whom this session's calls count against (`key:<name>`,
-    /// `addr:<ip>`: see [`crate::ops::Admitted`]); the first call wins.
+    /// `addr:<ip>`: see [`crate::guard::Admitted`]); the first call wins.
     pub fn set_principal(&self, principal: &str) {
         let _ = self.principal.set(principal.into());
     }

@@ -7,6 +7,7 @@
 //! built (so state does not survive a restart, by design), and checks the
 //! tag in constant time. Wire form: `base64url(state) "." base64url(tag)`.
 
+use crate::util::constant_time_eq;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest as _, Sha256};
@@ -75,14 +76,6 @@ impl StateKey {
         }
         String::from_utf8(state).ok()
     }
-}
-
-/// Compares without an early exit, so timing says nothing of where bytes differ.
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

@@ -28,8 +28,8 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Map, Value, json};
 use tokio::sync::{Notify, watch};
 
-use crate::http::date::format_rfc3339;
 use crate::jsonrpc::{INTERNAL_ERROR, RpcError};
+use crate::util::date::format_rfc3339;
 
 /// The extension's name, as clients declare it under `capabilities.extensions`.
 pub const TASKS_EXTENSION: &str = "io.modelcontextprotocol/tasks";

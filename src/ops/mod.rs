@@ -11,8 +11,7 @@ use parking_lot::Mutex;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-pub mod auth;
-pub mod rate;
+pub use crate::guard::{Admitted, auth, rate};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Value, json};
@@ -23,47 +22,6 @@ use crate::pool::PoolStats;
 use crate::registry::{Registry, Transport};
 use crate::requests::RequestManager;
 use crate::warehouse::Warehouse;
-
-/// Who a request comes from, once admitted: what its calls may do, and
-/// whom they count against (fair shares, session caps, session ownership).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Admitted {
-    /// What the key lets it run (full when no key is configured).
-    pub scope: auth::Scope,
-    /// `key:<name>` for a bearer key, else `addr:<client IP>`: clients
-    /// without keys are told apart only by their address.
-    pub principal: String,
-}
-
-/// What the MCP endpoints (`/mcp` and the WebSocket upgrade) check after
-/// the Origin: the client's rate first (so a flood of bad keys is throttled
-/// too), then the bearer key. Returns who the request comes from, or the
-/// refusal to send (429 with `Retry-After`, 401 with `WWW-Authenticate`),
-/// boxed: refusals are the cold path.
-pub(crate) fn admit(
-    req: &Request<'_>,
-    keys: Option<&auth::Auth>,
-    limiter: Option<&rate::RateLimiter>,
-) -> Result<Admitted, Box<Response>> {
-    if let Some(limiter) = limiter
-        && let Err(wait) = limiter.check(req.remote_addr().ip())
-    {
-        return Err(Box::new(rate::RateLimiter::refusal(wait)));
-    }
-    match keys {
-        Some(keys) if !keys.is_empty() => {
-            let (scope, name) = keys.identify(req).map_err(|e| Box::new(e.response()))?;
-            Ok(Admitted {
-                scope,
-                principal: format!("key:{name}"),
-            })
-        }
-        _ => Ok(Admitted {
-            scope: auth::Scope::Full,
-            principal: format!("addr:{}", req.remote_addr().ip()),
-        }),
-    }
-}
 
 /// How long a database check may take. Default: 2 s.
 pub const DEFAULT_DB_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -211,12 +169,12 @@ impl Ops {
         if endpoint == Endpoint::Liveness {
             return None;
         }
-        let origin = crate::transport::origin::check_host(req, &self.allowed_hosts)
-            .and_then(|()| crate::transport::origin::check(req, &self.allowed_origins));
+        let origin = crate::guard::origin::check_host(req, &self.allowed_hosts)
+            .and_then(|()| crate::guard::origin::check(req, &self.allowed_origins));
         if let Err(refused) = origin {
             let e =
                 crate::jsonrpc::RpcError::new(crate::jsonrpc::INVALID_REQUEST, refused.message());
-            return Some(crate::transport::error_response(403, None, &e));
+            return Some(crate::guard::error_response(403, None, &e));
         }
         self.auth
             .as_ref()
@@ -330,7 +288,7 @@ impl Ops {
             "status": db_health.as_str(),
             "kind": self.warehouse.kind(),
             "latency_ms": db.latency.as_secs_f64() * 1000.0,
-            "checked_at": crate::http::date::format_rfc3339(db.checked_at),
+            "checked_at": crate::util::date::format_rfc3339(db.checked_at),
             "cached": cached,
         });
         if let Some(e) = &db.error {
@@ -338,7 +296,7 @@ impl Ops {
         }
         let body = json!({
             "overall_status": overall.as_str(),
-            "timestamp": crate::http::date::format_rfc3339(SystemTime::now()),
+            "timestamp": crate::util::date::format_rfc3339(SystemTime::now()),
             "components": {
                 "connection_pool": pool_json(&pool, Some(pool_health)),
                 "database": database,
@@ -391,7 +349,7 @@ impl Ops {
         json!({
             "version": self.version,
             "uptime_seconds": self.started.elapsed().as_secs(),
-            "started_at": crate::http::date::format_rfc3339(self.started_at),
+            "started_at": crate::util::date::format_rfc3339(self.started_at),
             "transports": self.transports.get().map(Vec::as_slice).unwrap_or_default().iter().map(|(name, at)| json!({"name": name, "address": at})).collect::<Vec<_>>(),
             "connections": by_transport,
             "sessions_active": snap.active_sessions(),

@@ -25,7 +25,7 @@ use crate::warehouse::{
     Progress, QueryOptions, QueryOrigin, QueryResult, Truncation, Warehouse, WarehouseError,
 };
 
-pub mod sql_guard;
+pub use crate::util::sql_guard;
 
 use sql_guard::{SqlGuard, StatementKind};
 

@@ -1,6 +1,5 @@
 //! Transports: how MCP messages travel between a client and a [`crate::mcp::Session`].
 
-pub(crate) mod origin;
 mod replay;
 pub mod stdio;
 pub mod streamable_http;
@@ -10,19 +9,9 @@ use std::sync::Arc;
 
 use tokio::task::JoinSet;
 
-use crate::http::Response;
-use crate::jsonrpc::write::write_error;
-use crate::jsonrpc::{Id, RpcError};
 use crate::mcp::{Dispatched, McpServer, Peer, Session};
 
-/// A JSON-RPC error answer to the request `id` (null when unknown) as an
-/// HTTP response with `status`: what the MCP endpoints, the key check and
-/// the rate limiter refuse with.
-pub(crate) fn error_response(status: u16, id: Option<Id<'_>>, error: &RpcError) -> Response {
-    let mut out = Vec::with_capacity(128);
-    write_error(&mut out, id, error);
-    Response::json(status, out)
-}
+pub(crate) use crate::guard::error_response;
 
 /// Handles one message of a transport that carries answers back over a
 /// [`Peer`] (stdio, WebSocket): what dispatch answers at once lands in

@@ -65,9 +65,9 @@ pub struct HttpMcpConfig {
     /// A session unused this long expires (its id then gets 404). Default: [`DEFAULT_SESSION_IDLE`].
     pub session_idle: Duration,
     /// Bearer keys every request must carry (401 otherwise). Default: none (open).
-    pub auth: Option<Arc<crate::ops::auth::Auth>>,
+    pub auth: Option<Arc<crate::guard::auth::Auth>>,
     /// Per-client-address request limit (429 with `Retry-After` past it). Default: none.
-    pub rate_limit: Option<Arc<crate::ops::rate::RateLimiter>>,
+    pub rate_limit: Option<Arc<crate::guard::rate::RateLimiter>>,
 }
 
 impl Default for HttpMcpConfig {
@@ -318,13 +318,13 @@ impl StreamableHttp {
     /// The checks every `/mcp` request passes first: Origin and Host (DNS
     /// rebinding, see [`super::origin`]; 403), then the bearer key (401) and
     /// the client's rate (429). The key's scope, or the refusal to send.
-    fn admit(&self, req: &Request<'_>) -> Result<crate::ops::Admitted, Box<Response>> {
-        let checked = super::origin::check_host(req, &self.config.allowed_hosts)
-            .and_then(|()| super::origin::check(req, &self.config.allowed_origins));
+    fn admit(&self, req: &Request<'_>) -> Result<crate::guard::Admitted, Box<Response>> {
+        let checked = crate::guard::origin::check_host(req, &self.config.allowed_hosts)
+            .and_then(|()| crate::guard::origin::check(req, &self.config.allowed_origins));
         if let Err(refused) = checked {
             return Err(Box::new(rpc_error(403, INVALID_REQUEST, refused.message())));
         }
-        crate::ops::admit(
+        crate::guard::admit(
             req,
             self.config.auth.as_deref(),
             self.config.rate_limit.as_deref(),
@@ -558,7 +558,7 @@ impl Handler for Post {
                 }
             }
         };
-        if admitted.scope == crate::ops::auth::Scope::ReadOnly {
+        if admitted.scope == crate::guard::auth::Scope::ReadOnly {
             session.restrict_to_read_only();
         }
         let mut out = Vec::new();

@@ -34,7 +34,6 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message, error::CapacityE
 use crate::http::{Handler, Method, Reply, Request, Response, Router, Upgraded};
 use crate::mcp::{McpServer, Peer, Session};
 use crate::registry::{Event, Registry, Transport};
-use crate::ws::WsConfig;
 use crate::ws::handshake::negotiate;
 
 /// The WebSocket endpoint, shared by every connection.
@@ -80,20 +79,23 @@ struct Upgrade(Arc<WebSocketMcp>);
 
 impl Handler for Upgrade {
     fn call<'a>(&'a self, req: Request<'a>) -> Reply<'a> {
-        if let Err(refused) = super::origin::check_host(&req, &self.0.config.allowed_hosts) {
+        if let Err(refused) = crate::guard::origin::check_host(&req, &self.0.config.allowed_hosts) {
             return Reply::ready(super::error_response(
                 403,
                 None,
                 &crate::jsonrpc::RpcError::new(crate::jsonrpc::INVALID_REQUEST, refused.message()),
             ));
         }
-        let accepted = match negotiate(&req, &self.0.config.allowed_origins) {
+        let origins = &self.0.config.allowed_origins;
+        let accepted = match negotiate(&req, |req| {
+            crate::guard::origin::check(req, origins).map_err(|refused| refused.message())
+        }) {
             Err(refused) => return Reply::ready(refused.response()),
             Ok(accepted) => accepted,
         };
         let config = &self.0.config;
         let admitted =
-            match crate::ops::admit(&req, config.auth.as_deref(), config.rate_limit.as_deref()) {
+            match crate::guard::admit(&req, config.auth.as_deref(), config.rate_limit.as_deref()) {
                 Ok(admitted) => admitted,
                 Err(refused) => return Reply::ready(*refused),
             };
@@ -115,7 +117,7 @@ enum End {
 
 impl WebSocketMcp {
     /// Runs one socket's MCP session until it closes.
-    async fn run(self: Arc<Self>, up: Upgraded, admitted: crate::ops::Admitted) {
+    async fn run(self: Arc<Self>, up: Upgraded, admitted: crate::guard::Admitted) {
         let Upgraded {
             stream,
             read_ahead,
@@ -143,7 +145,7 @@ impl WebSocketMcp {
             Peer::bounded(cfg.outbound_queue.max(1), cfg.max_queued_bytes.max(1));
         let overflow = outbound.overflow();
         let session = Arc::new(Session::new(self.server.clone(), Some(peer.clone())));
-        if admitted.scope == crate::ops::auth::Scope::ReadOnly {
+        if admitted.scope == crate::guard::auth::Scope::ReadOnly {
             session.restrict_to_read_only();
         }
         session.set_principal(&admitted.principal);
@@ -288,5 +290,60 @@ fn read_error(e: &WsError) -> End {
         WsError::Utf8(_) => End::Close(CloseCode::Invalid, "text frame is not UTF-8"),
         WsError::Protocol(_) => End::Close(CloseCode::Protocol, "protocol error"),
         _ => End::Gone,
+    }
+}
+
+/// Settings of the WebSocket endpoint.
+#[derive(Clone, Debug)]
+pub struct WsConfig {
+    /// Browser origins accepted besides loopback ones (exact `scheme://host[:port]`). Default: none.
+    pub allowed_origins: Vec<String>,
+    /// `Host` names the endpoint answers to (any port); others get 403.
+    /// Default: none (any name).
+    pub allowed_hosts: Vec<String>,
+    /// Default: [`crate::ws::DEFAULT_MAX_MESSAGE_BYTES`].
+    pub max_message_bytes: usize,
+    /// Default: [`crate::ws::DEFAULT_MAX_OUTGOING_BYTES`].
+    pub max_outgoing_bytes: usize,
+    /// Default: [`crate::ws::DEFAULT_PING_INTERVAL`].
+    pub ping_interval: std::time::Duration,
+    /// Default: [`crate::ws::DEFAULT_PONG_TIMEOUT`].
+    pub pong_timeout: std::time::Duration,
+    /// Default: [`crate::ws::DEFAULT_OUTBOUND_QUEUE`].
+    pub outbound_queue: usize,
+    /// Default: [`crate::ws::DEFAULT_MAX_QUEUED_BYTES`].
+    pub max_queued_bytes: usize,
+    /// Default: [`crate::ws::DEFAULT_SEND_TIMEOUT`].
+    pub send_timeout: std::time::Duration,
+    /// Default: [`crate::ws::DEFAULT_MAX_IN_FLIGHT`].
+    pub max_in_flight: usize,
+    /// Default: [`crate::ws::DEFAULT_CLOSE_TIMEOUT`].
+    pub close_timeout: std::time::Duration,
+    /// Default: [`crate::ws::DEFAULT_READ_BUFFER_BYTES`].
+    pub read_buffer_bytes: usize,
+    /// Bearer keys the handshake must carry (401 otherwise). Default: none (open).
+    pub auth: Option<std::sync::Arc<crate::guard::auth::Auth>>,
+    /// Per-client-address limit on handshakes (429 with `Retry-After`). Default: none.
+    pub rate_limit: Option<std::sync::Arc<crate::guard::rate::RateLimiter>>,
+}
+
+impl Default for WsConfig {
+    fn default() -> Self {
+        WsConfig {
+            allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
+            max_message_bytes: crate::ws::DEFAULT_MAX_MESSAGE_BYTES,
+            max_outgoing_bytes: crate::ws::DEFAULT_MAX_OUTGOING_BYTES,
+            ping_interval: crate::ws::DEFAULT_PING_INTERVAL,
+            pong_timeout: crate::ws::DEFAULT_PONG_TIMEOUT,
+            outbound_queue: crate::ws::DEFAULT_OUTBOUND_QUEUE,
+            max_queued_bytes: crate::ws::DEFAULT_MAX_QUEUED_BYTES,
+            send_timeout: crate::ws::DEFAULT_SEND_TIMEOUT,
+            max_in_flight: crate::ws::DEFAULT_MAX_IN_FLIGHT,
+            close_timeout: crate::ws::DEFAULT_CLOSE_TIMEOUT,
+            read_buffer_bytes: crate::ws::DEFAULT_READ_BUFFER_BYTES,
+            auth: None,
+            rate_limit: None,
+        }
     }
 }

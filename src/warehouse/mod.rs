@@ -23,17 +23,7 @@ pub mod sqlite;
 /// A boxed future, for the [`Warehouse`] methods.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Whose SQL a warehouse speaks: the guard reads statements the way the
-/// engine that runs them will (string escapes, comments, operators).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum SqlDialect {
-    /// Snowflake: backslash escapes in strings, `->>` joins statements.
-    #[default]
-    Snowflake,
-    /// SQLite: a backslash is an ordinary character, `->>` extracts JSON.
-    Sqlite,
-}
+pub use crate::util::sql_guard::SqlDialect;
 
 /// A result column.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -257,7 +247,7 @@ pub trait Warehouse: Send + Sync + 'static {
     fn default_schema(&self) -> &str;
 
     /// A table or view's name as it goes into SQL: every part quoted (see
-    /// [`crate::tools::sql_guard::quote_ident`]), qualified as far as the
+    /// [`crate::util::sql_guard::quote_ident`]), qualified as far as the
     /// warehouse supports.
     fn qualified(&self, database: &str, schema: &str, name: &str) -> String;
 

@@ -383,7 +383,7 @@ impl Warehouse for SqliteWarehouse {
 
     fn qualified(&self, _database: &str, _schema: &str, name: &str) -> String {
         // One database, one schema: the name alone (names are checked by `query`).
-        crate::tools::sql_guard::quote_ident(name)
+        crate::util::sql_guard::quote_ident(name)
     }
 
     fn query<'a>(

@@ -109,10 +109,15 @@ impl Refused {
 
 /// Checks a request against the handshake rules and computes the answer.
 ///
-/// `allowed_origins` are browser origins accepted besides loopback ones.
+/// `origin_allowed` is the caller's Origin policy (the handshake is
+/// mechanism only): it gets the request once the handshake headers are
+/// valid, and its refusal's message becomes a 403.
 /// The request's method must be GET (the router only sends GETs here;
 /// anything else is refused as [`Refused::NoUpgrade`]).
-pub fn negotiate(req: &Request<'_>, allowed_origins: &[String]) -> Result<Accepted, Refused> {
+pub fn negotiate(
+    req: &Request<'_>,
+    origin_allowed: impl FnOnce(&Request<'_>) -> Result<(), &'static str>,
+) -> Result<Accepted, Refused> {
     if req.method() != Method::Get || !has_token(req, "upgrade", "websocket") {
         return Err(Refused::NoUpgrade);
     }
@@ -133,8 +138,7 @@ pub fn negotiate(req: &Request<'_>, allowed_origins: &[String]) -> Result<Accept
     if !key_is_valid(key) {
         return Err(Refused::Key);
     }
-    crate::transport::origin::check(req, allowed_origins)
-        .map_err(|refused| Refused::Origin(refused.message()))?;
+    origin_allowed(req).map_err(Refused::Origin)?;
     let offered = req.header_all("sec-websocket-protocol").next().is_some();
     let subprotocol = has_token(req, "sec-websocket-protocol", SUBPROTOCOL);
     if offered && !subprotocol {
@@ -190,7 +194,11 @@ mod tests {
             .expect("complete head");
         let remote = "127.0.0.1:1".parse().expect("addr");
         let req = Request::from_parts(head.as_bytes(), &parsed, &spans, b"", remote);
-        negotiate(&req, &["https://app.example".to_string()])
+        // A policy for the test: one origin refused, any other allowed.
+        negotiate(&req, |req| match req.header("origin") {
+            Some(b"https://evil.example") => Err("Origin not allowed"),
+            _ => Ok(()),
+        })
     }
 
     const GOOD: &str = "GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";

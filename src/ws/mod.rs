@@ -5,7 +5,8 @@
 //! extensions are declined. After the `101`, frames are tokio-tungstenite's
 //! (`WebSocketStream::from_partially_read`, so bytes the client sent right
 //! after its handshake are not lost). The MCP session loop on top is
-//! [`crate::transport::websocket`].
+//! `transport::websocket`, which also holds the endpoint's settings
+//! (`WsConfig`: these limits, and the admission policy).
 
 use std::time::Duration;
 
@@ -37,58 +38,3 @@ pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bytes read from the socket at a time (tungstenite's default, 128 KiB, is
 /// zero-filled on the first read and dominates an idle socket's memory). Default: 8 KiB.
 pub const DEFAULT_READ_BUFFER_BYTES: usize = 8 * 1024;
-
-/// Settings of the WebSocket endpoint.
-#[derive(Clone, Debug)]
-pub struct WsConfig {
-    /// Browser origins accepted besides loopback ones (exact `scheme://host[:port]`). Default: none.
-    pub allowed_origins: Vec<String>,
-    /// `Host` names the endpoint answers to (any port); others get 403.
-    /// Default: none (any name).
-    pub allowed_hosts: Vec<String>,
-    /// Default: [`DEFAULT_MAX_MESSAGE_BYTES`].
-    pub max_message_bytes: usize,
-    /// Default: [`DEFAULT_MAX_OUTGOING_BYTES`].
-    pub max_outgoing_bytes: usize,
-    /// Default: [`DEFAULT_PING_INTERVAL`].
-    pub ping_interval: Duration,
-    /// Default: [`DEFAULT_PONG_TIMEOUT`].
-    pub pong_timeout: Duration,
-    /// Default: [`DEFAULT_OUTBOUND_QUEUE`].
-    pub outbound_queue: usize,
-    /// Default: [`DEFAULT_MAX_QUEUED_BYTES`].
-    pub max_queued_bytes: usize,
-    /// Default: [`DEFAULT_SEND_TIMEOUT`].
-    pub send_timeout: Duration,
-    /// Default: [`DEFAULT_MAX_IN_FLIGHT`].
-    pub max_in_flight: usize,
-    /// Default: [`DEFAULT_CLOSE_TIMEOUT`].
-    pub close_timeout: Duration,
-    /// Default: [`DEFAULT_READ_BUFFER_BYTES`].
-    pub read_buffer_bytes: usize,
-    /// Bearer keys the handshake must carry (401 otherwise). Default: none (open).
-    pub auth: Option<std::sync::Arc<crate::ops::auth::Auth>>,
-    /// Per-client-address limit on handshakes (429 with `Retry-After`). Default: none.
-    pub rate_limit: Option<std::sync::Arc<crate::ops::rate::RateLimiter>>,
-}
-
-impl Default for WsConfig {
-    fn default() -> Self {
-        WsConfig {
-            allowed_origins: Vec::new(),
-            allowed_hosts: Vec::new(),
-            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
-            max_outgoing_bytes: DEFAULT_MAX_OUTGOING_BYTES,
-            ping_interval: DEFAULT_PING_INTERVAL,
-            pong_timeout: DEFAULT_PONG_TIMEOUT,
-            outbound_queue: DEFAULT_OUTBOUND_QUEUE,
-            max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
-            send_timeout: DEFAULT_SEND_TIMEOUT,
-            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
-            close_timeout: DEFAULT_CLOSE_TIMEOUT,
-            read_buffer_bytes: DEFAULT_READ_BUFFER_BYTES,
-            auth: None,
-            rate_limit: None,
-        }
-    }
-}

@@ -364,7 +364,7 @@ fn clock(secs: i64, nanos: i64) -> String {
 
 /// `YYYY-MM-DD` of a day count since 1970-01-01.
 fn date(days: i64) -> String {
-    let (y, m, d) = crate::http::date::civil_from_days(days);
+    let (y, m, d) = crate::util::date::civil_from_days(days);
     format!("{y:04}-{m:02}-{d:02}")
 }
 

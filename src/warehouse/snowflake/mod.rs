@@ -33,7 +33,7 @@ use super::{
     Warehouse, WarehouseError,
 };
 use crate::pool::{Manager, Pool, PoolStats, Pooled};
-use crate::tools::sql_guard::{SqlGuard, quote_ident};
+use crate::util::sql_guard::{SqlGuard, quote_ident};
 
 mod config;
 mod convert;

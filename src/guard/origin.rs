@@ -17,7 +17,7 @@ use crate::http::Request;
 
 /// Why a request's origin was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum OriginRefused {
+pub enum OriginRefused {
     /// The `Origin` is neither loopback nor allow-listed.
     Origin,
     /// A loopback `Origin` with a `Host` that is not loopback.
@@ -28,7 +28,7 @@ pub(crate) enum OriginRefused {
 
 impl OriginRefused {
     /// The message sent back with the 403.
-    pub(crate) fn message(self) -> &'static str {
+    pub fn message(self) -> &'static str {
         match self {
             OriginRefused::Origin => "Origin not allowed",
             OriginRefused::Host => "Host not allowed for a loopback Origin",
@@ -46,7 +46,7 @@ fn host_of<'a>(req: &Request<'a>) -> &'a str {
 
 /// Checks `Host` against `allowed_hosts` (host names, any port; an empty
 /// list allows any).
-pub(crate) fn check_host(req: &Request<'_>, allowed_hosts: &[String]) -> Result<(), OriginRefused> {
+pub fn check_host(req: &Request<'_>, allowed_hosts: &[String]) -> Result<(), OriginRefused> {
     if allowed_hosts.is_empty() {
         return Ok(());
     }
@@ -60,7 +60,7 @@ pub(crate) fn check_host(req: &Request<'_>, allowed_hosts: &[String]) -> Result<
 
 /// Checks `Origin` (and `Host` for loopback origins) against `allowed`
 /// (exact `scheme://host[:port]` strings).
-pub(crate) fn check(req: &Request<'_>, allowed: &[String]) -> Result<(), OriginRefused> {
+pub fn check(req: &Request<'_>, allowed: &[String]) -> Result<(), OriginRefused> {
     let host = host_of(req);
     let Some(origin) = req.header("origin") else {
         return Ok(());

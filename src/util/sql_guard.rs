@@ -31,7 +31,17 @@ use sqlparser::keywords::Keyword;
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
 
-pub use crate::warehouse::SqlDialect;
+/// Whose SQL a warehouse speaks: the guard reads statements the way the
+/// engine that runs them will (string escapes, comments, operators).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SqlDialect {
+    /// Snowflake: backslash escapes in strings, `->>` joins statements.
+    #[default]
+    Snowflake,
+    /// SQLite: a backslash is an ordinary character, `->>` extracts JSON.
+    Sqlite,
+}
 
 /// Longest statement the guard reads. Default: 1 MiB.
 pub const MAX_SQL_BYTES: usize = 1024 * 1024;

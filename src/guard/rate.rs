@@ -108,9 +108,7 @@ impl RateLimiter {
             INVALID_REQUEST,
             format!("rate limited: too many requests; retry in {secs}s"),
         );
-        match crate::transport::error_response(429, None, &e)
-            .try_header("retry-after", secs.to_string())
-        {
+        match super::error_response(429, None, &e).try_header("retry-after", secs.to_string()) {
             Ok(r) => r,
             Err(_) => Response::new(429),
         }

@@ -149,7 +149,7 @@ impl Auth {
         // Every key is compared, match or not: timing says nothing of which.
         let mut found = None;
         for key in &self.keys {
-            if crate::mcp::constant_time_eq(&key.digest, &presented) && found.is_none() {
+            if crate::util::constant_time_eq(&key.digest, &presented) && found.is_none() {
                 found = Some((key.scope, key.name.as_str()));
             }
         }
@@ -185,7 +185,7 @@ fn unauthorized(why: &str, invalid: bool) -> Response {
     } else {
         "Bearer realm=\"snowflake-mcp\""
     };
-    crate::transport::error_response(401, None, &e).header("www-authenticate", challenge)
+    super::error_response(401, None, &e).header("www-authenticate", challenge)
 }
 
 #[cfg(test)]

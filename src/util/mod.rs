@@ -1,0 +1,14 @@
+//! Leaf utilities every layer may use, and that use no other module of the
+//! crate: dates, constant-time comparison, and the SQL guard (with its
+//! identifier quoting), which both the tools and the warehouses need.
+
+pub(crate) mod date;
+pub mod sql_guard;
+
+/// Compares without an early exit, so timing says nothing of where bytes differ.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
