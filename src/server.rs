@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
+
+use crate::http::Io;
 use tokio::sync::Semaphore;
 
 use crate::error::Error;
@@ -47,9 +49,10 @@ const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(5), Duration
 /// server.serve(async { let _ = tokio::signal::ctrl_c().await; }).await
 /// # }
 /// ```
-pub struct Server {
-    listener: TcpListener,
-    local_addr: SocketAddr,
+pub struct Server<L: Listener = TcpListener> {
+    listener: L,
+    /// The bound TCP address (none for other listeners).
+    local_addr: Option<SocketAddr>,
     shared: Arc<Shared>,
     /// Where each connection registers (see [`Server::with_registry`]).
     registry: Arc<Registry>,
@@ -57,7 +60,7 @@ pub struct Server {
     on_deadline: Option<Box<dyn FnOnce() + Send>>,
 }
 
-impl std::fmt::Debug for Server {
+impl<L: Listener> std::fmt::Debug for Server<L> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
             .field("local_addr", &self.local_addr)
@@ -74,9 +77,46 @@ impl Server {
             .await
             .map_err(|source| Error::Bind { addr, source })?;
         let local_addr = listener.local_addr().map_err(Error::Io)?;
-        Ok(Server {
+        let mut server = Server::from_listener(listener, config, router);
+        server.local_addr = Some(local_addr);
+        Ok(server)
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr.unwrap_or_else(self_addr_unknown)
+    }
+}
+
+/// What `local_addr` says when nothing was bound by TCP (never for `bind`).
+fn self_addr_unknown() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 0))
+}
+
+#[cfg(unix)]
+impl Server<tokio::net::UnixListener> {
+    /// Binds a Unix socket at `path` (the file must not exist). Peers of a
+    /// Unix socket are local: their address reads as 127.0.0.1 port 0 (for
+    /// rate limits and the principal of clients without keys), so every
+    /// client of the socket counts as one address.
+    pub fn bind_unix(
+        path: impl AsRef<std::path::Path>,
+        config: Config,
+        router: Router,
+    ) -> Result<Server<tokio::net::UnixListener>, Error> {
+        let listener = tokio::net::UnixListener::bind(path.as_ref()).map_err(Error::Io)?;
+        Ok(Server::from_listener(listener, config, router))
+    }
+}
+
+impl<L: Listener> Server<L> {
+    /// A server over connections from `listener`: a pre-bound socket, a
+    /// TLS acceptor of the host's, or a channel of streams the host
+    /// accepted itself (see [`Listener`]). `config`'s address is not used.
+    pub fn from_listener(listener: L, config: Config, router: Router) -> Server<L> {
+        Server {
             listener,
-            local_addr,
+            local_addr: None,
             shared: Arc::new(Shared {
                 config,
                 router,
@@ -84,7 +124,7 @@ impl Server {
             }),
             registry: Registry::new(),
             on_deadline: None,
-        })
+        }
     }
 
     /// Registers connections in `registry` (shared with the transports, so
@@ -110,11 +150,6 @@ impl Server {
         Arc::clone(&self.registry)
     }
 
-    /// The address actually bound (useful with port 0).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
-    }
-
     /// A handle to the connection counters, valid after `serve` starts.
     pub fn stats(&self) -> StatsHandle {
         StatsHandle(Arc::clone(&self.shared))
@@ -127,7 +162,7 @@ impl Server {
     /// `Connection: close`; upgraded connections see their
     /// [`ShutdownSignal`]. Whatever is still open after the configured
     /// shutdown timeout is dropped.
-    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    pub async fn serve(mut self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
         let (trigger, _signal) = Trigger::new();
         let (force, _) = Trigger::new();
         let (guard, mut done) = completion();
@@ -144,7 +179,6 @@ impl Server {
             match accepted {
                 Ok((stream, peer)) => {
                     backoff = ACCEPT_BACKOFF.0;
-                    let _ = stream.set_nodelay(true);
                     match Arc::clone(&limit).try_acquire_owned() {
                         Ok(permit) => {
                             let task = ConnTask {
@@ -163,6 +197,9 @@ impl Server {
                     }
                 }
                 Err(e) if is_per_connection(&e) => {}
+                // The listener has no more connections to give (a host's
+                // channel closed): stop accepting, as at shutdown.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
                 Err(e) => {
                     tracing::warn!(error = %e, pause_ms = backoff.as_millis() as u64, "accept failed");
                     tokio::select! {
@@ -195,7 +232,7 @@ impl Server {
         Ok(())
     }
 
-    fn reject(&self, mut stream: TcpStream, rejecting: &Arc<Semaphore>) {
+    fn reject(&self, mut stream: L::Io, rejecting: &Arc<Semaphore>) {
         self.shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
         let Ok(permit) = Arc::clone(rejecting).try_acquire_owned() else {
             return;
@@ -212,6 +249,51 @@ impl Server {
             .await;
             drop(permit);
         });
+    }
+}
+
+/// Where a [`Server`]'s connections come from: TCP and Unix listeners are
+/// built in; a host implements it for its own acceptor (TLS, say), or
+/// sends streams it accepted itself through a channel
+/// (`tokio::sync::mpsc::Receiver<(S, SocketAddr)>` is a listener).
+pub trait Listener: Send + 'static {
+    /// The stream of an accepted connection.
+    type Io: Io;
+
+    /// Waits for the next connection: its stream and its peer's address.
+    /// An `UnexpectedEof` error means no more will come: the server stops
+    /// accepting and shuts down gracefully.
+    fn accept(&mut self) -> impl Future<Output = io::Result<(Self::Io, SocketAddr)>> + Send;
+}
+
+impl Listener for TcpListener {
+    type Io = TcpStream;
+
+    async fn accept(&mut self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (stream, peer) = TcpListener::accept(self).await?;
+        // Small answers go out at once (no Nagle delay).
+        let _ = stream.set_nodelay(true);
+        Ok((stream, peer))
+    }
+}
+
+#[cfg(unix)]
+impl Listener for tokio::net::UnixListener {
+    type Io = tokio::net::UnixStream;
+
+    async fn accept(&mut self) -> io::Result<(tokio::net::UnixStream, SocketAddr)> {
+        let (stream, _) = tokio::net::UnixListener::accept(self).await?;
+        Ok((stream, SocketAddr::from(([127, 0, 0, 1], 0))))
+    }
+}
+
+impl<S: Io> Listener for tokio::sync::mpsc::Receiver<(S, SocketAddr)> {
+    type Io = S;
+
+    async fn accept(&mut self) -> io::Result<(S, SocketAddr)> {
+        self.recv()
+            .await
+            .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "no more streams"))
     }
 }
 
@@ -235,7 +317,7 @@ struct ConnTask {
 }
 
 impl ConnTask {
-    async fn run(mut self, stream: TcpStream, peer: SocketAddr) {
+    async fn run<S: Io>(mut self, stream: S, peer: SocketAddr) {
         let stats = &self.shared.stats;
         stats.accepted.fetch_add(1, Ordering::Relaxed);
         stats.active.fetch_add(1, Ordering::Relaxed);

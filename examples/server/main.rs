@@ -382,29 +382,52 @@ async fn main() -> ExitCode {
     );
     let router = ws.routes(http.routes(ops.routes(Router::new()), "/mcp"), "/ws");
     let deadline = settings.shutdown_timeout;
-    let server = match Server::bind(settings.config.clone(), router).await {
-        Ok(s) => s.with_registry(registry),
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     // Past the shutdown deadline, calls still running end with an error
     // that says why, before their connections close.
-    let server = server.on_deadline(move || {
+    let on_deadline = move || {
         let reason = deadline_reason(deadline);
         http_mcp.abort_calls(&reason);
         ws_mcp.abort_calls(&reason);
-    });
-    let addr = server.local_addr();
-    ops.set_http_stats(server.stats());
-    ops.set_transports(vec![
-        ("streamable_http".into(), format!("http://{addr}/mcp")),
-        ("websocket".into(), format!("ws://{addr}/ws")),
-    ]);
-    tracing::info!(address = %addr, warehouse = warehouse_kind, "listening");
-    println!("listening on http://{addr}");
-    let served = server.serve(shutdown_signal(signals)).await;
+    };
+    let served = if let Some(path) = &settings.unix_socket {
+        let server = match Server::bind_unix(path, settings.config.clone(), router) {
+            Ok(s) => s.with_registry(registry).on_deadline(on_deadline),
+            Err(e) => {
+                eprintln!("error: {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        };
+        ops.set_http_stats(server.stats());
+        ops.set_transports(vec![
+            (
+                "streamable_http".into(),
+                format!("unix:{}:/mcp", path.display()),
+            ),
+            ("websocket".into(), format!("unix:{}:/ws", path.display())),
+        ]);
+        tracing::info!(socket = %path.display(), warehouse = warehouse_kind, "listening");
+        println!("listening on unix:{}", path.display());
+        let served = server.serve(shutdown_signal(signals)).await;
+        let _ = std::fs::remove_file(path);
+        served
+    } else {
+        let server = match Server::bind(settings.config.clone(), router).await {
+            Ok(s) => s.with_registry(registry).on_deadline(on_deadline),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let addr = server.local_addr();
+        ops.set_http_stats(server.stats());
+        ops.set_transports(vec![
+            ("streamable_http".into(), format!("http://{addr}/mcp")),
+            ("websocket".into(), format!("ws://{addr}/ws")),
+        ]);
+        tracing::info!(address = %addr, warehouse = warehouse_kind, "listening");
+        println!("listening on http://{addr}");
+        server.serve(shutdown_signal(signals)).await
+    };
     // Every connection is closed: the warehouse sessions go too.
     warehouse.close();
     tracing::info!(

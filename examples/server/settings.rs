@@ -83,6 +83,14 @@ fn specs() -> Vec<Spec> {
             "port to listen on, 0 for any free port",
         ),
         s(
+            "unix_socket",
+            "--unix-socket",
+            "MCP_UNIX_SOCKET",
+            "PATH",
+            "none".into(),
+            "serve HTTP on this Unix socket (a new file) instead of host:port",
+        ),
+        s(
             "sqlite",
             "--sqlite",
             "MCP_SQLITE",
@@ -407,6 +415,8 @@ pub struct Settings {
     pub config: Config,
     /// Where to serve.
     pub transport: Transport,
+    /// A Unix socket to serve HTTP on instead of host:port.
+    pub unix_socket: Option<PathBuf>,
     /// A SQLite file to serve instead of Snowflake or the demo.
     pub sqlite: Option<PathBuf>,
     /// The named connection of `connections.toml`.
@@ -611,6 +621,7 @@ impl Given {
                 .map_err(|_| format!("{v:?} is not a port number (0-65535)"))
         })?;
         let sqlite = self.get("sqlite", None, |v| Ok(Some(PathBuf::from(v))))?;
+        let unix_socket = self.get("unix_socket", None, |v| Ok(Some(PathBuf::from(v))))?;
         let connection = self.get("connection", None, |v| Ok(Some(v.to_owned())))?;
         let guard = self.get("allow", SqlGuard::read_only(), |v| {
             let kinds = v
@@ -769,6 +780,7 @@ impl Given {
         Ok(Settings {
             config,
             transport,
+            unix_socket,
             sqlite,
             connection,
             cors_origins,

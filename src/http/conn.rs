@@ -16,7 +16,6 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout, timeout_at};
 
 use super::chunked::ChunkedDecoder;
@@ -25,12 +24,14 @@ use super::encode::{
     write_head,
 };
 use super::head::{Expect, Framing, Head, HeaderSpan, Method, Version, parse_head};
+use super::io::Io;
 use super::request::Request;
 use super::response::{Body, OnUpgrade, Response, status_has_no_body};
 use super::router::{Lookup, Reply};
 use super::stats::Shared;
 use super::upgrade::Upgraded;
 use crate::shutdown::ShutdownSignal;
+use futures_util::FutureExt as _;
 
 /// Initial read buffer capacity. Default: 4 KiB (grown on demand up to the head and body limits).
 const INITIAL_READ_BUFFER: usize = 4 * 1024;
@@ -87,8 +88,8 @@ enum BodyAt {
     Decoded,
 }
 
-pub(crate) struct Conn {
-    stream: TcpStream,
+pub(crate) struct Conn<S> {
+    stream: S,
     remote: SocketAddr,
     shared: Arc<Shared>,
     shutdown: ShutdownSignal,
@@ -111,13 +112,13 @@ pub(crate) struct Conn {
     cors: Vec<u8>,
 }
 
-impl Conn {
+impl<S: Io> Conn<S> {
     pub(crate) fn new(
-        stream: TcpStream,
+        stream: S,
         remote: SocketAddr,
         shared: Arc<Shared>,
         shutdown: ShutdownSignal,
-    ) -> Conn {
+    ) -> Conn<S> {
         let max_body = shared.config.max_body_bytes as u64;
         Conn {
             stream,
@@ -208,7 +209,7 @@ impl Conn {
                 Next::Upgrade(on_upgrade) => {
                     let read_ahead = Bytes::copy_from_slice(&self.rbuf[self.start..]);
                     let upgraded = Upgraded {
-                        stream: self.stream,
+                        stream: Box::new(self.stream),
                         read_ahead,
                         shutdown: self.shutdown,
                         remote_addr: self.remote,
@@ -389,8 +390,9 @@ impl Conn {
                 _ = self.shutdown.recv(), if !pending => {
                     // A request the client already sent is answered (503
                     // below), not dropped unread; an idle connection closes.
-                    match self.stream.try_read_buf(&mut self.rbuf) {
-                        Ok(n) if n > 0 => Ok(self.counted_in(Ok(n))),
+                    // What is readable right now, without waiting.
+                    match self.stream.read_buf(&mut self.rbuf).now_or_never() {
+                        Some(Ok(n)) if n > 0 => Ok(self.counted_in(Ok(n))),
                         _ => return Err(Stop::Quiet),
                     }
                 }
@@ -711,7 +713,7 @@ const MAX_EARLY_BYTES: usize = 64 * 1024;
 
 /// Resolves when the client closes the connection (or it fails); keeps what
 /// the client sends meanwhile in `early`.
-async fn watch_for_close(stream: &mut TcpStream, early: &mut Vec<u8>) {
+async fn watch_for_close<S: Io>(stream: &mut S, early: &mut Vec<u8>) {
     while early.len() < MAX_EARLY_BYTES {
         match stream.read_buf(early).await {
             Ok(0) | Err(_) => return,
@@ -737,8 +739,8 @@ impl Future for CatchPanic<'_> {
     }
 }
 
-async fn write_all_progress(
-    stream: &mut TcpStream,
+async fn write_all_progress<S: Io>(
+    stream: &mut S,
     mut bytes: &[u8],
     limit: std::time::Duration,
 ) -> io::Result<()> {

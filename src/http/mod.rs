@@ -15,6 +15,7 @@ pub mod config;
 pub(crate) mod conn;
 pub(crate) mod encode;
 pub mod head;
+mod io;
 pub(crate) mod request;
 mod response;
 pub(crate) mod router;
@@ -23,6 +24,7 @@ pub(crate) mod stats;
 mod upgrade;
 
 pub use head::{Method, Version};
+pub use io::{BoxedIo, Io};
 pub use request::Request;
 pub(crate) use response::check_header;
 pub use response::{

@@ -3,18 +3,26 @@
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use tokio::net::TcpStream;
 
 use crate::shutdown::ShutdownSignal;
 
-/// The socket of an upgraded connection and everything needed to go on with it.
+impl std::fmt::Debug for Upgraded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upgraded")
+            .field("read_ahead", &self.read_ahead.len())
+            .field("remote_addr", &self.remote_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The stream of an upgraded connection and everything needed to go on with it.
 ///
 /// The connection still counts against the server's connection limit and
 /// keeps a graceful shutdown waiting until the task that owns it ends.
-#[derive(Debug)]
 pub struct Upgraded {
-    /// The socket; the 101 response has been written and flushed.
-    pub stream: TcpStream,
+    /// The stream (a TCP or Unix socket, a TLS stream, an in-memory pipe);
+    /// the 101 response has been written and flushed.
+    pub stream: super::io::BoxedIo,
     /// Bytes the client sent after the request head, before the switch (feed
     /// them to the new protocol first).
     pub read_ahead: Bytes,

@@ -22,8 +22,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::http::BoxedIo;
 use futures_util::{SinkExt as _, StreamExt as _};
-use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use tokio::time::timeout;
 use tokio_tungstenite::WebSocketStream;
@@ -251,7 +251,7 @@ impl WebSocketMcp {
 
 /// Sends one JSON-RPC message as a text frame.
 async fn send(
-    ws: &mut WebSocketStream<TcpStream>,
+    ws: &mut WebSocketStream<BoxedIo>,
     message: Vec<u8>,
     cfg: &WsConfig,
 ) -> Result<(), End> {
@@ -265,7 +265,7 @@ async fn send(
 /// Sends a frame, taking a client that does not read within the send
 /// timeout for one that never will (close 1008).
 async fn send_message(
-    ws: &mut WebSocketStream<TcpStream>,
+    ws: &mut WebSocketStream<BoxedIo>,
     message: Message,
     cfg: &WsConfig,
 ) -> Result<(), End> {

@@ -1,0 +1,198 @@
+//! Whole connections over in-memory streams (`tokio::io::duplex`), no
+//! socket: the server takes streams from a channel (a host's own accepted
+//! streams), serves Streamable HTTP with keep-alive, upgrades to WebSocket
+//! and runs an MCP session on it, and shuts down gracefully when the
+//! channel closes.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use snowflake_mcp::http::Router;
+use snowflake_mcp::mcp::{McpServer, Tool, ToolOutput};
+use snowflake_mcp::transport::streamable_http::StreamableHttp;
+use snowflake_mcp::transport::websocket::WebSocketMcp;
+use snowflake_mcp::{Config, Server};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio_tungstenite::tungstenite::Message;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+fn mcp() -> McpServer {
+    McpServer::builder("in-memory", "0")
+        .tool(Tool::raw(
+            "echo",
+            "Echoes its text.",
+            json!({"type": "object", "properties": {"text": {"type": "string"}}}),
+            |_ctx, args| async move {
+                ToolOutput::text(args["text"].as_str().unwrap_or_default().to_owned())
+            },
+        ))
+        .build()
+}
+
+/// Where the test hands the server its streams.
+type Streams = tokio::sync::mpsc::Sender<(DuplexStream, SocketAddr)>;
+/// The running server.
+type Serving = tokio::task::JoinHandle<Result<(), snowflake_mcp::Error>>;
+
+/// A server fed by a channel of in-memory streams; the sender and its task.
+fn start() -> (Streams, Serving) {
+    let server = mcp();
+    let http = StreamableHttp::new(server.clone());
+    let ws = WebSocketMcp::new(server);
+    let router = ws.routes(http.routes(Router::new(), "/mcp"), "/ws");
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let server = Server::from_listener(rx, Config::new(), router);
+    let task = tokio::spawn(server.serve(std::future::pending()));
+    (tx, task)
+}
+
+fn peer() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 40_000))
+}
+
+/// Reads one HTTP response with a `Content-Length` body; (status, body).
+async fn response(client: &mut DuplexStream) -> (u16, Value) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(WAIT, client.read(&mut chunk))
+            .await
+            .expect("an answer in time")
+            .expect("read");
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&buf));
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        let Some((head, body)) = text.split_once("\r\n\r\n") else {
+            continue;
+        };
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse().ok())?
+            })
+            .expect("content-length");
+        if body.len() >= length {
+            let status = head[9..12].parse().expect("status");
+            return (status, serde_json::from_str(&body[..length]).expect("JSON"));
+        }
+    }
+}
+
+fn post(body: &Value) -> Vec<u8> {
+    let body = body.to_string();
+    format!(
+        "POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\n\
+         Mcp-Method: tools/call\r\nMcp-Name: echo\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+fn call(id: i64, text: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+    "name": "echo", "arguments": {"text": text},
+    "_meta": {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "in-memory", "version": "0"},
+        "io.modelcontextprotocol/clientCapabilities": {}
+    }}})
+}
+
+#[tokio::test]
+async fn streamable_http_keep_alive_over_an_in_memory_stream() {
+    let (tx, task) = start();
+    let (mut client, server_end) = tokio::io::duplex(64 * 1024);
+    tx.send((server_end, peer())).await.expect("handed over");
+    for id in 1..=3 {
+        client
+            .write_all(&post(&call(id, &format!("hello {id}"))))
+            .await
+            .expect("write");
+        let (status, answer) = response(&mut client).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["id"], json!(id));
+        assert_eq!(
+            answer["result"]["content"][0]["text"],
+            json!(format!("hello {id}")),
+            "{answer}"
+        );
+    }
+    // A request split in two writes is read whole.
+    let bytes = post(&call(4, "split"));
+    client.write_all(&bytes[..20]).await.expect("write");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    client.write_all(&bytes[20..]).await.expect("write");
+    let (_, answer) = response(&mut client).await;
+    assert_eq!(answer["result"]["content"][0]["text"], "split");
+    // The host closes its channel: the server stops accepting and, once
+    // the connection closes, returns.
+    drop(tx);
+    drop(client);
+    tokio::time::timeout(WAIT, task)
+        .await
+        .expect("the server ends")
+        .expect("task")
+        .expect("served");
+}
+
+#[tokio::test]
+async fn a_websocket_session_over_an_in_memory_stream() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let (tx, task) = start();
+    let (client, server_end) = tokio::io::duplex(64 * 1024);
+    tx.send((server_end, peer())).await.expect("handed over");
+    let mut request = "ws://localhost/ws".into_client_request().expect("request");
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", "mcp".parse().expect("header"));
+    let (mut ws, answer) =
+        tokio::time::timeout(WAIT, tokio_tungstenite::client_async(request, client))
+            .await
+            .expect("handshake in time")
+            .expect("handshake");
+    assert_eq!(answer.status(), 101);
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "in-memory", "version": "0"}}});
+    ws.send(Message::text(init.to_string()))
+        .await
+        .expect("send");
+    ws.send(Message::text(
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string(),
+    ))
+    .await
+    .expect("send");
+    let echo = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                      "params": {"name": "echo", "arguments": {"text": "over ws"}}});
+    ws.send(Message::text(echo.to_string()))
+        .await
+        .expect("send");
+    let mut answers = Vec::new();
+    while answers.len() < 2 {
+        let message = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("an answer in time")
+            .expect("open")
+            .expect("frame");
+        if let Message::Text(text) = message {
+            answers.push(serde_json::from_str::<Value>(&text).expect("JSON"));
+        }
+    }
+    assert_eq!(answers[0]["id"], 0, "{answers:?}");
+    assert_eq!(answers[1]["id"], 1, "{answers:?}");
+    assert_eq!(answers[1]["result"]["content"][0]["text"], "over ws");
+    ws.close(None).await.expect("close");
+    drop(ws);
+    drop(tx);
+    tokio::time::timeout(WAIT, task)
+        .await
+        .expect("the server ends")
+        .expect("task")
+        .expect("served");
+}
