@@ -2,7 +2,8 @@
 //! socket: the server takes streams from a channel (a host's own accepted
 //! streams), serves Streamable HTTP with keep-alive, upgrades to WebSocket
 //! and runs an MCP session on it, and shuts down gracefully when the
-//! channel closes.
+//! channel closes. One `McpServer` serves both transports, and a call can
+//! tell which one it came by.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -25,8 +26,13 @@ fn mcp() -> McpServer {
             "echo",
             "Echoes its text.",
             json!({"type": "object", "properties": {"text": {"type": "string"}}}),
-            |_ctx, args| async move {
-                ToolOutput::text(args["text"].as_str().unwrap_or_default().to_owned())
+            |ctx, args| async move {
+                // One server for both transports: the call says which it came by.
+                let by = ctx.transport().unwrap_or("none");
+                ToolOutput::text(format!(
+                    "{} via {by}",
+                    args["text"].as_str().unwrap_or_default()
+                ))
             },
         ))
         .build()
@@ -119,7 +125,7 @@ async fn streamable_http_keep_alive_over_an_in_memory_stream() {
         assert_eq!(answer["id"], json!(id));
         assert_eq!(
             answer["result"]["content"][0]["text"],
-            json!(format!("hello {id}")),
+            json!(format!("hello {id} via http")),
             "{answer}"
         );
     }
@@ -129,7 +135,7 @@ async fn streamable_http_keep_alive_over_an_in_memory_stream() {
     tokio::time::sleep(Duration::from_millis(20)).await;
     client.write_all(&bytes[20..]).await.expect("write");
     let (_, answer) = response(&mut client).await;
-    assert_eq!(answer["result"]["content"][0]["text"], "split");
+    assert_eq!(answer["result"]["content"][0]["text"], "split via http");
     // The host closes its channel: the server stops accepting and, once
     // the connection closes, returns.
     drop(tx);
@@ -186,7 +192,10 @@ async fn a_websocket_session_over_an_in_memory_stream() {
     }
     assert_eq!(answers[0]["id"], 0, "{answers:?}");
     assert_eq!(answers[1]["id"], 1, "{answers:?}");
-    assert_eq!(answers[1]["result"]["content"][0]["text"], "over ws");
+    assert_eq!(
+        answers[1]["result"]["content"][0]["text"],
+        "over ws via websocket"
+    );
     ws.close(None).await.expect("close");
     drop(ws);
     drop(tx);

@@ -115,7 +115,6 @@ fn server_info(
 /// The MCP server this daemon offers: the warehouse tools, and what it can
 /// say about itself.
 fn mcp_server(
-    transport: &'static str,
     warehouse: Arc<dyn Warehouse>,
     about: serde_json::Value,
     requests: Arc<RequestManager>,
@@ -127,8 +126,10 @@ fn mcp_server(
         "server_info",
         "Version, supported protocol versions, transport, uptime and warehouse of this server.",
         serde_json::json!({"type": "object", "properties": {}}),
-        move |_ctx, _args| {
+        move |ctx, _args| {
             let about = about_tool.clone();
+            // One server for every transport: the call says which it came by.
+            let transport = ctx.transport().unwrap_or("unknown");
             async move { ToolOutput::structured(server_info(started, transport, &about)) }
         },
     )
@@ -146,8 +147,9 @@ fn mcp_server(
         "required": ["name", "version", "transport", "protocolVersions", "uptimeSeconds"]
     }))
     .annotations(serde_json::json!({"readOnlyHint": true, "openWorldHint": false}));
-    let info_resource = Resource::new(INFO_URI, "server-info", move |_ctx, uri| {
+    let info_resource = Resource::new(INFO_URI, "server-info", move |ctx, uri| {
         let about = about.clone();
+        let transport = ctx.transport().unwrap_or("unknown");
         async move {
             Ok(vec![ResourceContents::Text {
                 uri,
@@ -280,7 +282,6 @@ async fn main() -> ExitCode {
     if let Transport::Stdio = settings.transport {
         // stdout carries MCP only; anything for people goes to stderr.
         let server = mcp_server(
-            "stdio",
             Arc::clone(&warehouse),
             about,
             requests,
@@ -341,23 +342,16 @@ async fn main() -> ExitCode {
         ),
     );
     let warehouse_kind = warehouse.kind();
-    let http_mcp = mcp_server(
-        "http",
-        Arc::clone(&warehouse),
-        about.clone(),
-        Arc::clone(&requests),
-        settings.tools.clone(),
-    );
-    let ws_mcp = mcp_server(
-        "websocket",
+    // One MCP server for both transports: one set of metrics, one abort.
+    let mcp = mcp_server(
         Arc::clone(&warehouse),
         about,
         Arc::clone(&requests),
         settings.tools.clone(),
     );
-    ops.set_mcp_servers(vec![http_mcp.clone(), ws_mcp.clone()]);
+    ops.set_mcp_servers(vec![mcp.clone()]);
     let http = StreamableHttp::with_registry(
-        http_mcp.clone(),
+        mcp.clone(),
         HttpMcpConfig {
             allowed_origins: settings.cors_origins.clone(),
             allowed_hosts: settings.allowed_hosts.clone(),
@@ -370,7 +364,7 @@ async fn main() -> ExitCode {
         Arc::clone(&registry),
     );
     let ws = WebSocketMcp::with_registry(
-        ws_mcp.clone(),
+        mcp.clone(),
         WsConfig {
             allowed_origins: settings.cors_origins.clone(),
             allowed_hosts: settings.allowed_hosts.clone(),
@@ -386,8 +380,7 @@ async fn main() -> ExitCode {
     // that says why, before their connections close.
     let on_deadline = move || {
         let reason = deadline_reason(deadline);
-        http_mcp.abort_calls(&reason);
-        ws_mcp.abort_calls(&reason);
+        mcp.abort_calls(&reason);
     };
     let served = if let Some(path) = &settings.unix_socket {
         let server = match Server::bind_unix(path, settings.config.clone(), router) {

@@ -342,6 +342,15 @@ impl Context {
         self.inner.client_info.as_ref()
     }
 
+    /// The transport the call came by (`stdio`, `http`, `websocket`), when
+    /// it came through one of the crate's transports: one [`McpServer`]
+    /// serves them all, and a tool can still say which one it was.
+    ///
+    /// [`McpServer`]: crate::mcp::McpServer
+    pub fn transport(&self) -> Option<&'static str> {
+        self.inner.session.as_ref().and_then(|s| s.transport())
+    }
+
     /// Whether the caller may run read-only statements only (it
     /// authenticated with a read-only key).
     pub fn is_read_only(&self) -> bool {

@@ -71,6 +71,9 @@ pub struct Session {
     /// (a stateless request's connection): calls of one principal take
     /// turns by party. Set once.
     party: std::sync::OnceLock<Box<str>>,
+    /// The transport the session came by (`stdio`, `http`, `websocket`),
+    /// when the transport said. Set once.
+    transport: std::sync::OnceLock<&'static str>,
 }
 
 const ALL_LEVELS: [LogLevel; 8] = [
@@ -227,6 +230,7 @@ impl Session {
             read_only: std::sync::atomic::AtomicBool::new(false),
             principal: std::sync::OnceLock::new(),
             party: std::sync::OnceLock::new(),
+            transport: std::sync::OnceLock::new(),
         }
     }
 
@@ -265,6 +269,17 @@ impl Session {
     /// (by default the session itself); the first call wins.
     pub fn set_party(&self, party: &str) {
         let _ = self.party.set(party.into());
+    }
+
+    /// Names the transport this session came by (`stdio`, `http`,
+    /// `websocket`); the first call wins. The transports set it.
+    pub fn set_transport(&self, transport: &'static str) {
+        let _ = self.transport.set(transport);
+    }
+
+    /// The transport set with [`Session::set_transport`], if any.
+    pub fn transport(&self) -> Option<&'static str> {
+        self.transport.get().copied()
     }
 
     /// The party set with [`Session::set_party`], if any.

@@ -171,6 +171,7 @@ where
         io::Result::Ok(())
     });
     let session = Arc::new(Session::new(server.clone(), Some(peer.clone())));
+    session.set_transport("stdio");
     let registration = registry.register(Transport::Stdio, None);
     registration.attach(&session);
     let forwarder = tokio::spawn(super::forward_updates(

@@ -509,6 +509,7 @@ impl Handler for Post {
         }
         let (session, new_id, replay) = if modern {
             let session = Arc::new(Session::new(endpoint.server.clone(), None));
+            session.set_transport("http");
             session.set_principal(&admitted.principal);
             // No session across requests: the connection is the party.
             session.set_party(&format!("conn-{}", req.remote_addr()));
@@ -547,6 +548,7 @@ impl Handler for Post {
                         ));
                     };
                     let session = Arc::new(Session::new(endpoint.server.clone(), None));
+                    session.set_transport("http");
                     session.set_principal(&admitted.principal);
                     endpoint.insert(
                         id.clone(),

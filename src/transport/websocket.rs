@@ -145,6 +145,7 @@ impl WebSocketMcp {
             Peer::bounded(cfg.outbound_queue.max(1), cfg.max_queued_bytes.max(1));
         let overflow = outbound.overflow();
         let session = Arc::new(Session::new(self.server.clone(), Some(peer.clone())));
+        session.set_transport("websocket");
         if admitted.scope == crate::guard::auth::Scope::ReadOnly {
             session.restrict_to_read_only();
         }
