@@ -9,14 +9,11 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use snowflake_mcp::http::Router;
 use snowflake_mcp::mcp::{
     Content, Context, InputRequests, LogLevel, McpServer, McpServerBuilder, Prompt, PromptMessage,
     PromptOutput, Resource, ResourceContents, Role, TaskSupport, Tool, ToolOutput,
 };
-use snowflake_mcp::transport::streamable_http::StreamableHttp;
-use snowflake_mcp::transport::websocket::WebSocketMcp;
-use snowflake_mcp::{Config, Server};
+use snowflake_mcp::{Config, Service};
 
 /// A 1x1 red PNG.
 const IMAGE_PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==";
@@ -982,10 +979,12 @@ async fn main() -> std::io::Result<()> {
         )
         .await;
     };
-    let http_endpoint = StreamableHttp::new(server.clone());
-    let ws_endpoint = WebSocketMcp::new(server);
-    let router = ws_endpoint.routes(http_endpoint.routes(Router::new(), "/mcp"), "/ws");
-    let http = Server::bind(Config::new().port(port), router)
+    let http = Service::from_server(server)
+        .streamable_http("/mcp")
+        .websocket("/ws")
+        .config(Config::new().port(port))
+        .build()
+        .bind()
         .await
         .map_err(std::io::Error::other)?;
     println!("listening on http://{}", http.local_addr());

@@ -14,21 +14,18 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use snowflake_mcp::http::Router;
-use snowflake_mcp::mcp::{McpServer, Resource, ResourceContents, Tool, ToolOutput};
-use snowflake_mcp::ops::Ops;
-use snowflake_mcp::ops::auth::Auth;
-use snowflake_mcp::ops::rate::RateLimiter;
+use snowflake_mcp::guard::auth::Auth;
+use snowflake_mcp::mcp::{
+    McpServer, McpServerBuilder, Resource, ResourceContents, Tool, ToolOutput,
+};
 use snowflake_mcp::requests::RequestManager;
-use snowflake_mcp::tools::{self, ToolsConfig};
+use snowflake_mcp::tools;
 use snowflake_mcp::transport::stdio;
-use snowflake_mcp::transport::streamable_http::{HttpMcpConfig, StreamableHttp};
-use snowflake_mcp::transport::websocket::WebSocketMcp;
-use snowflake_mcp::transport::websocket::WsConfig;
+use snowflake_mcp::transport::streamable_http::HttpMcpConfig;
 use snowflake_mcp::warehouse::Warehouse;
 use snowflake_mcp::warehouse::snowflake::{SnowflakeConfig, SnowflakeWarehouse};
 use snowflake_mcp::warehouse::sqlite::{Source, SqliteConfig, SqliteWarehouse};
-use snowflake_mcp::{Registry, Server};
+use snowflake_mcp::{Registry, Service};
 
 mod settings;
 
@@ -112,14 +109,9 @@ fn server_info(
     })
 }
 
-/// The MCP server this daemon offers: the warehouse tools, and what it can
-/// say about itself.
-fn mcp_server(
-    warehouse: Arc<dyn Warehouse>,
-    about: serde_json::Value,
-    requests: Arc<RequestManager>,
-    tools_config: ToolsConfig,
-) -> McpServer {
+/// What this daemon says about itself (the `server_info` tool and
+/// resource) and its instructions; the warehouse tools join them.
+fn mcp_builder(about: serde_json::Value) -> McpServerBuilder {
     let started = std::time::Instant::now();
     let about_tool = about.clone();
     let info_tool = Tool::raw(
@@ -160,15 +152,14 @@ fn mcp_server(
     })
     .title("Server info")
     .mime_type("application/json");
-    let builder = McpServer::builder("snowflake-mcp", env!("CARGO_PKG_VERSION")).instructions(
-        "A data warehouse over MCP. Start with list_databases, list_schemas and list_tables; \
-         describe_table shows columns and types; execute_query runs one read-only statement \
-         (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN).",
-    );
-    tools::register(builder, warehouse, tools_config, requests)
+    McpServer::builder("snowflake-mcp", env!("CARGO_PKG_VERSION"))
+        .instructions(
+            "A data warehouse over MCP. Start with list_databases, list_schemas and list_tables; \
+             describe_table shows columns and types; execute_query runs one read-only statement \
+             (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN).",
+        )
         .tool(info_tool)
         .resource(info_resource)
-        .build()
 }
 
 /// What `server_info` says of the warehouse: its kind and databases (read once at start).
@@ -277,16 +268,17 @@ async fn main() -> ExitCode {
         let cpus = std::thread::available_parallelism().map_or(2, usize::from);
         settings.requests.max_per_client = (cpus / 2).max(1);
     }
-    let requests = RequestManager::new(settings.requests.clone());
     let about = about(warehouse.as_ref()).await;
     if let Transport::Stdio = settings.transport {
         // stdout carries MCP only; anything for people goes to stderr.
-        let server = mcp_server(
+        let requests = RequestManager::new(settings.requests.clone());
+        let server = tools::register(
+            mcp_builder(about),
             Arc::clone(&warehouse),
-            about,
-            requests,
             settings.tools.clone(),
-        );
+            requests,
+        )
+        .build();
         // A signal stops the reading; calls already read finish, and past
         // the deadline they end with an error saying why.
         let deadline = settings.shutdown_timeout;
@@ -320,103 +312,53 @@ async fn main() -> ExitCode {
         // waiting for a line.
         return ExitCode::from(code);
     }
-    // One connection manager for the server and both transports, and one
-    // request manager for every statement, whichever transport it came by.
-    let registry = Registry::new();
-    let auth = Arc::new(std::mem::replace(&mut settings.auth, Auth::new()));
-    let rate_limit = settings
-        .rate_limit
-        .map(|(rate, burst)| Arc::new(RateLimiter::new(rate, burst)));
-    let ops = Arc::new(
-        Ops::new(
-            env!("CARGO_PKG_VERSION"),
-            Arc::clone(&registry),
-            Arc::clone(&requests),
-            Arc::clone(&warehouse),
-        )
-        .auth(Arc::clone(&auth))
-        .admission(
-            settings.cors_origins.clone(),
-            settings.allowed_hosts.clone(),
-            rate_limit.clone(),
-        ),
-    );
+    // The library's composition root: one registry, one request manager,
+    // one MCP server for both transports, admission applied alike.
     let warehouse_kind = warehouse.kind();
-    // One MCP server for both transports: one set of metrics, one abort.
-    let mcp = mcp_server(
-        Arc::clone(&warehouse),
-        about,
-        Arc::clone(&requests),
-        settings.tools.clone(),
-    );
-    ops.set_mcp_servers(vec![mcp.clone()]);
-    let http = StreamableHttp::with_registry(
-        mcp.clone(),
-        HttpMcpConfig {
-            allowed_origins: settings.cors_origins.clone(),
-            allowed_hosts: settings.allowed_hosts.clone(),
-            auth: Some(Arc::clone(&auth)),
-            rate_limit: rate_limit.clone(),
-            max_sessions: settings.max_sessions,
-            session_idle: settings.session_idle,
-            ..HttpMcpConfig::default()
-        },
-        Arc::clone(&registry),
-    );
-    let ws = WebSocketMcp::with_registry(
-        mcp.clone(),
-        WsConfig {
-            allowed_origins: settings.cors_origins.clone(),
-            allowed_hosts: settings.allowed_hosts.clone(),
-            auth: Some(auth),
-            rate_limit,
-            ..WsConfig::default()
-        },
-        Arc::clone(&registry),
-    );
-    let router = ws.routes(http.routes(ops.routes(Router::new()), "/mcp"), "/ws");
-    let deadline = settings.shutdown_timeout;
-    // Past the shutdown deadline, calls still running end with an error
-    // that says why, before their connections close.
-    let on_deadline = move || {
-        let reason = deadline_reason(deadline);
-        mcp.abort_calls(&reason);
-    };
+    let auth = std::mem::replace(&mut settings.auth, Auth::new());
+    let mut service = Service::new(mcp_builder(about))
+        .warehouse(Arc::clone(&warehouse), settings.tools.clone())
+        .requests(settings.requests.clone())
+        .streamable_http_with(
+            "/mcp",
+            HttpMcpConfig {
+                max_sessions: settings.max_sessions,
+                session_idle: settings.session_idle,
+                ..HttpMcpConfig::default()
+            },
+        )
+        .websocket("/ws")
+        .ops()
+        .keys(auth)
+        .allowed_origins(settings.cors_origins.clone())
+        .allowed_hosts(settings.allowed_hosts.clone())
+        .config(settings.config.clone());
+    if let Some((rate, burst)) = settings.rate_limit {
+        service = service.rate_limit(rate, burst);
+    }
+    let built = service.build();
     let served = if let Some(path) = &settings.unix_socket {
-        let server = match Server::bind_unix(path, settings.config.clone(), router) {
-            Ok(s) => s.with_registry(registry).on_deadline(on_deadline),
+        let server = match built.bind_unix(path) {
+            Ok(s) => s,
             Err(e) => {
                 eprintln!("error: {}: {e}", path.display());
                 return ExitCode::FAILURE;
             }
         };
-        ops.set_http_stats(server.stats());
-        ops.set_transports(vec![
-            (
-                "streamable_http".into(),
-                format!("unix:{}:/mcp", path.display()),
-            ),
-            ("websocket".into(), format!("unix:{}:/ws", path.display())),
-        ]);
         tracing::info!(socket = %path.display(), warehouse = warehouse_kind, "listening");
         println!("listening on unix:{}", path.display());
         let served = server.serve(shutdown_signal(signals)).await;
         let _ = std::fs::remove_file(path);
         served
     } else {
-        let server = match Server::bind(settings.config.clone(), router).await {
-            Ok(s) => s.with_registry(registry).on_deadline(on_deadline),
+        let server = match built.bind().await {
+            Ok(s) => s,
             Err(e) => {
                 eprintln!("error: {e}");
                 return ExitCode::FAILURE;
             }
         };
         let addr = server.local_addr();
-        ops.set_http_stats(server.stats());
-        ops.set_transports(vec![
-            ("streamable_http".into(), format!("http://{addr}/mcp")),
-            ("websocket".into(), format!("ws://{addr}/ws")),
-        ]);
         tracing::info!(address = %addr, warehouse = warehouse_kind, "listening");
         println!("listening on http://{addr}");
         server.serve(shutdown_signal(signals)).await

@@ -43,6 +43,11 @@ pub struct McpServerBuilder {
 }
 
 impl McpServerBuilder {
+    /// The version the server will report.
+    pub(crate) fn server_version(&self) -> &str {
+        &self.version
+    }
+
     /// Adds a resource or resource template.
     pub fn resource(mut self, resource: Resource) -> Self {
         self.resources.push(resource);
@@ -419,6 +424,11 @@ pub(crate) struct Inner {
 }
 
 impl McpServer {
+    /// The version clients see in `serverInfo`.
+    pub(crate) fn server_version(&self) -> &str {
+        &self.0.settings.version
+    }
+
     /// Starts a builder with the name and version clients see in `serverInfo`.
     pub fn builder(name: impl Into<String>, version: impl Into<String>) -> McpServerBuilder {
         McpServerBuilder {

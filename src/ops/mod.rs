@@ -35,7 +35,9 @@ pub struct Ops {
     version: String,
     registry: Arc<Registry>,
     requests: Arc<RequestManager>,
-    warehouse: Arc<dyn Warehouse>,
+    /// The warehouse checked and reported on (none for a host that serves
+    /// only its own tools).
+    warehouse: Option<Arc<dyn Warehouse>>,
     /// Keys for the protected endpoints, when they are protected.
     auth: Option<Arc<auth::Auth>>,
     /// Browser origins accepted besides loopback ones (as for `/mcp`).
@@ -112,6 +114,25 @@ impl Ops {
         registry: Arc<Registry>,
         requests: Arc<RequestManager>,
         warehouse: Arc<dyn Warehouse>,
+    ) -> Ops {
+        Ops::reporting(version, registry, requests, Some(warehouse))
+    }
+
+    /// Reports on a server without a warehouse: `/health/detailed` and
+    /// `/status` show none, and no database check runs.
+    pub fn without_warehouse(
+        version: impl Into<String>,
+        registry: Arc<Registry>,
+        requests: Arc<RequestManager>,
+    ) -> Ops {
+        Ops::reporting(version, registry, requests, None)
+    }
+
+    fn reporting(
+        version: impl Into<String>,
+        registry: Arc<Registry>,
+        requests: Arc<RequestManager>,
+        warehouse: Option<Arc<dyn Warehouse>>,
     ) -> Ops {
         Ops {
             started: Instant::now(),
@@ -244,7 +265,13 @@ impl Ops {
             return (c, true);
         }
         let started = Instant::now();
-        let error = match tokio::time::timeout(self.db_check_timeout, self.warehouse.ping()).await {
+        let ping = async {
+            match &self.warehouse {
+                Some(w) => w.ping().await,
+                None => Ok(()),
+            }
+        };
+        let error = match tokio::time::timeout(self.db_check_timeout, ping).await {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(e.to_string()),
             Err(_) => Some(format!(
@@ -265,7 +292,7 @@ impl Ops {
     /// The `/health/detailed` body and its overall state.
     pub async fn detailed(&self) -> (Health, Value) {
         let (db, cached) = self.check_database().await;
-        let pool = self.warehouse.pool_stats();
+        let pool = self.pool_stats();
         let (running, queued) = self.requests.load();
         let snap = self.registry.snapshot();
         let db_health = if db.error.is_some() {
@@ -273,7 +300,9 @@ impl Ops {
         } else {
             Health::Healthy
         };
-        let pool_health = if !pool.healthy || (pool.waiting > 0 && pool.active >= pool.max_size) {
+        let pool_health = if self.warehouse.is_some()
+            && (!pool.healthy || (pool.waiting > 0 && pool.active >= pool.max_size))
+        {
             Health::Degraded
         } else {
             Health::Healthy
@@ -286,7 +315,7 @@ impl Ops {
         let overall = db_health.max(pool_health).max(requests_health);
         let mut database = json!({
             "status": db_health.as_str(),
-            "kind": self.warehouse.kind(),
+            "kind": self.kind(),
             "latency_ms": db.latency.as_secs_f64() * 1000.0,
             "checked_at": crate::util::date::format_rfc3339(db.checked_at),
             "cached": cached,
@@ -298,8 +327,8 @@ impl Ops {
             "overall_status": overall.as_str(),
             "timestamp": crate::util::date::format_rfc3339(SystemTime::now()),
             "components": {
-                "connection_pool": pool_json(&pool, Some(pool_health)),
-                "database": database,
+                "connection_pool": self.warehouse.as_ref().map(|_| pool_json(&pool, Some(pool_health))),
+                "database": self.warehouse.as_ref().map(|_| database),
                 "request_manager": {
                     "status": requests_health.as_str(),
                     "running": running,
@@ -316,6 +345,19 @@ impl Ops {
             }
         });
         (overall, body)
+    }
+
+    /// The warehouse's pool counters (zeros without a warehouse).
+    fn pool_stats(&self) -> PoolStats {
+        self.warehouse
+            .as_ref()
+            .map(|w| w.pool_stats())
+            .unwrap_or_default()
+    }
+
+    /// The warehouse's kind, if there is one.
+    fn kind(&self) -> Option<&'static str> {
+        self.warehouse.as_ref().map(|w| w.kind())
     }
 
     /// The `/status` body.
@@ -345,7 +387,7 @@ impl Ops {
                 })
             })
             .collect();
-        let pool = self.warehouse.pool_stats();
+        let pool = self.pool_stats();
         json!({
             "version": self.version,
             "uptime_seconds": self.started.elapsed().as_secs(),
@@ -354,8 +396,8 @@ impl Ops {
             "connections": by_transport,
             "sessions_active": snap.active_sessions(),
             "active_requests": active,
-            "warehouse": self.warehouse.kind(),
-            "pool": pool_json(&pool, None),
+            "warehouse": self.kind(),
+            "pool": self.warehouse.as_ref().map(|_| pool_json(&pool, None)),
         })
     }
 
@@ -365,7 +407,7 @@ impl Ops {
         let snap = self.registry.snapshot();
         let http = snap.get(Transport::Http);
         let ws = snap.get(Transport::WebSocket);
-        let pool = self.warehouse.pool_stats();
+        let pool = self.pool_stats();
         let (running, queued) = self.requests.load();
         let rs = self.requests.stats();
         let one = |v: u64| [(String::new(), v as f64)];

@@ -1,0 +1,47 @@
+//! A host serving its own typed tool over Streamable HTTP (`/mcp`) and
+//! WebSocket (`/ws`), with `/health`, `/health/detailed`, `/status` and
+//! `/metrics`, through the library's composition root (`Service`).
+//!
+//! ```text
+//! cargo run --example embed_http            # 127.0.0.1:8000
+//! cargo run --example embed_http -- 9000    # another port
+//! ```
+
+use serde::Deserialize;
+use serde_json::json;
+use snowflake_mcp::mcp::{Context, McpServer, Tool, ToolOutput};
+use snowflake_mcp::{Config, Service};
+
+#[derive(Deserialize)]
+struct Greet {
+    name: String,
+}
+
+async fn greet(_ctx: Context, args: Greet) -> ToolOutput {
+    ToolOutput::text(format!("Hello, {}!", args.name))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), snowflake_mcp::Error> {
+    let schema = json!({"type": "object", "properties": {"name": {"type": "string"}}});
+    let greet = Tool::typed("greet", "Greets someone by name.", schema, greet);
+    Service::new(McpServer::builder("my-host", "1.0").tool(greet))
+        .streamable_http("/mcp")
+        .websocket("/ws")
+        .ops()
+        .config(Config::new().port(port()))
+        .serve(ctrl_c())
+        .await
+}
+
+/// The port: the first argument, else 8000.
+fn port() -> u16 {
+    std::env::args()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(8000)
+}
+
+async fn ctrl_c() {
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,402 @@
+//! The composition root: from an MCP server (the host's tools, and
+//! optionally the warehouse tools) to routes to mount or a running server.
+//!
+//! [`Service`] owns the parts that must be one per process: the
+//! [`Registry`] (connections, sessions, WebSockets), the
+//! [`RequestManager`] (warehouse call limits), the one [`McpServer`] every
+//! transport serves (so `/metrics` counts each call once and the shutdown
+//! deadline cancels calls once), and the admission settings every endpoint
+//! applies alike. Nothing is handed around by hand.
+//!
+//! ```no_run
+//! use serde::Deserialize;
+//! use serde_json::json;
+//! use snowflake_mcp::mcp::{Context, McpServer, Tool, ToolOutput};
+//! use snowflake_mcp::{Config, Service};
+//!
+//! #[derive(Deserialize)]
+//! struct Greet {
+//!     name: String,
+//! }
+//!
+//! # async fn run() -> Result<(), snowflake_mcp::Error> {
+//! let schema = json!({"type": "object", "properties": {"name": {"type": "string"}}});
+//! let greet = Tool::typed("greet", "Greets.", schema, |_: Context, a: Greet| async move {
+//!     ToolOutput::text(format!("Hello, {}!", a.name))
+//! });
+//! Service::new(McpServer::builder("host", "1.0").tool(greet))
+//!     .streamable_http("/mcp")
+//!     .websocket("/ws")
+//!     .ops()
+//!     .config(Config::new().port(8000))
+//!     .serve(async { let _ = tokio::signal::ctrl_c().await; })
+//!     .await
+//! # }
+//! ```
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::guard::auth::Auth;
+use crate::guard::rate::RateLimiter;
+use crate::http::Router;
+use crate::http::config::Config;
+use crate::mcp::{McpServer, McpServerBuilder};
+use crate::ops::Ops;
+use crate::registry::Registry;
+use crate::requests::{RequestManager, RequestsConfig};
+use crate::server::{Listener, Server};
+use crate::tools::{self, ToolsConfig};
+use crate::transport::streamable_http::{HttpMcpConfig, StreamableHttp};
+use crate::transport::websocket::{WebSocketMcp, WsConfig};
+use crate::warehouse::Warehouse;
+
+/// The MCP server a service serves: still to build (the warehouse tools
+/// can join it), or built by the host.
+enum Mcp {
+    Builder(McpServerBuilder),
+    Built(McpServer),
+}
+
+/// One builder for the whole service. See the [module docs](self).
+pub struct Service {
+    mcp: Mcp,
+    version: String,
+    warehouse: Option<(Arc<dyn Warehouse>, ToolsConfig)>,
+    requests: RequestsConfig,
+    http: Option<(String, HttpMcpConfig)>,
+    ws: Option<(String, WsConfig)>,
+    ops: bool,
+    db_check: Option<(Duration, Duration)>,
+    keys: Option<Arc<Auth>>,
+    rate_limit: Option<Arc<RateLimiter>>,
+    origins: Vec<String>,
+    hosts: Vec<String>,
+    config: Config,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("http", &self.http.as_ref().map(|(p, _)| p))
+            .field("ws", &self.ws.as_ref().map(|(p, _)| p))
+            .field("ops", &self.ops)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Service {
+    /// A service over `mcp` (the host's tools, resources and prompts). No
+    /// endpoint is mounted until asked for.
+    pub fn new(mcp: McpServerBuilder) -> Service {
+        let version = mcp.server_version().to_owned();
+        Service::over(Mcp::Builder(mcp), version)
+    }
+
+    /// A service over an MCP server the host already built (and may keep a
+    /// handle to, for `resource_updated` and the like). The warehouse tools
+    /// cannot join a built server: with [`Service::warehouse`] the
+    /// warehouse is only reported on by the operations endpoints, so
+    /// register its tools first (`tools::register`) if it should serve them.
+    pub fn from_server(mcp: McpServer) -> Service {
+        let version = mcp.server_version().to_owned();
+        Service::over(Mcp::Built(mcp), version)
+    }
+
+    fn over(mcp: Mcp, version: String) -> Service {
+        Service {
+            mcp,
+            version,
+            warehouse: None,
+            requests: RequestsConfig::default(),
+            http: None,
+            ws: None,
+            ops: false,
+            db_check: None,
+            keys: None,
+            rate_limit: None,
+            origins: Vec::new(),
+            hosts: Vec::new(),
+            config: Config::new(),
+        }
+    }
+
+    /// Adds the warehouse tools over `warehouse` (and reports on it in the
+    /// operations endpoints).
+    pub fn warehouse(mut self, warehouse: Arc<dyn Warehouse>, tools: ToolsConfig) -> Self {
+        self.warehouse = Some((warehouse, tools));
+        self
+    }
+
+    /// The limits of warehouse calls (the one request manager).
+    pub fn requests(mut self, requests: RequestsConfig) -> Self {
+        self.requests = requests;
+        self
+    }
+
+    /// Serves MCP's Streamable HTTP at `path` with the default settings.
+    pub fn streamable_http(self, path: &str) -> Self {
+        self.streamable_http_with(path, HttpMcpConfig::default())
+    }
+
+    /// Serves Streamable HTTP at `path` with these settings (its admission
+    /// fields are replaced by the service's: see [`Service::keys`]).
+    pub fn streamable_http_with(mut self, path: &str, config: HttpMcpConfig) -> Self {
+        self.http = Some((path.to_owned(), config));
+        self
+    }
+
+    /// Serves MCP over WebSocket at `path` with the default settings.
+    pub fn websocket(self, path: &str) -> Self {
+        self.websocket_with(path, WsConfig::default())
+    }
+
+    /// Serves WebSocket at `path` with these settings (admission fields
+    /// replaced by the service's).
+    pub fn websocket_with(mut self, path: &str, config: WsConfig) -> Self {
+        self.ws = Some((path.to_owned(), config));
+        self
+    }
+
+    /// Mounts `/health`, `/health/detailed`, `/status` and `/metrics`.
+    pub fn ops(mut self) -> Self {
+        self.ops = true;
+        self
+    }
+
+    /// How long the operations endpoints' database check may take, and
+    /// how long its result is reused.
+    pub fn db_check(mut self, timeout: Duration, ttl: Duration) -> Self {
+        self.db_check = Some((timeout, ttl));
+        self
+    }
+
+    /// Bearer keys every MCP endpoint (and the operations endpoints but
+    /// `/health`) requires.
+    pub fn keys(mut self, keys: Auth) -> Self {
+        self.keys = Some(Arc::new(keys));
+        self
+    }
+
+    /// A per-client-address rate limit (requests per second, burst) on
+    /// every endpoint.
+    pub fn rate_limit(mut self, per_second: f64, burst: u32) -> Self {
+        self.rate_limit = Some(Arc::new(RateLimiter::new(per_second, burst)));
+        self
+    }
+
+    /// Browser origins accepted besides loopback ones, on every endpoint
+    /// (and in CORS answers, unless [`Service::config`] set its own).
+    pub fn allowed_origins(mut self, origins: Vec<String>) -> Self {
+        self.origins = origins;
+        self
+    }
+
+    /// `Host` names answered (DNS-rebinding defence); empty: any.
+    pub fn allowed_hosts(mut self, hosts: Vec<String>) -> Self {
+        self.hosts = hosts;
+        self
+    }
+
+    /// The HTTP server's settings (address, limits, headers, CORS).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Builds every part: the routes to mount on a router of the host's or
+    /// to serve with [`Built::bind`].
+    pub fn build(self) -> Built {
+        let registry = Registry::new();
+        let requests = RequestManager::new(self.requests);
+        let warehouse = self.warehouse.as_ref().map(|(w, _)| Arc::clone(w));
+        let mcp = match (self.mcp, self.warehouse) {
+            (Mcp::Builder(b), Some((warehouse, tools))) => {
+                tools::register(b, warehouse, tools, Arc::clone(&requests)).build()
+            }
+            (Mcp::Builder(b), None) => b.build(),
+            (Mcp::Built(server), _) => server,
+        };
+        let mut router = Router::new();
+        let ops = self.ops.then(|| {
+            let ops = match &warehouse {
+                Some(w) => Ops::new(
+                    self.version.clone(),
+                    Arc::clone(&registry),
+                    Arc::clone(&requests),
+                    Arc::clone(w),
+                ),
+                None => Ops::without_warehouse(
+                    self.version.clone(),
+                    Arc::clone(&registry),
+                    Arc::clone(&requests),
+                ),
+            };
+            let ops = match self.db_check {
+                Some((timeout, ttl)) => ops.db_check(timeout, ttl),
+                None => ops,
+            };
+            let ops = match &self.keys {
+                Some(keys) => ops.auth(Arc::clone(keys)),
+                None => ops,
+            };
+            let ops = Arc::new(ops.admission(
+                self.origins.clone(),
+                self.hosts.clone(),
+                self.rate_limit.clone(),
+            ));
+            ops.set_mcp_servers(vec![mcp.clone()]);
+            ops
+        });
+        if let Some(ops) = &ops {
+            router = ops.routes(router);
+        }
+        let mut paths = Vec::new();
+        if let Some((path, mut config)) = self.http {
+            config.allowed_origins = self.origins.clone();
+            config.allowed_hosts = self.hosts.clone();
+            config.auth = self.keys.clone();
+            config.rate_limit = self.rate_limit.clone();
+            let http = StreamableHttp::with_registry(mcp.clone(), config, Arc::clone(&registry));
+            router = http.routes(router, &path);
+            paths.push(("streamable_http", "http", path));
+        }
+        if let Some((path, mut config)) = self.ws {
+            config.allowed_origins = self.origins.clone();
+            config.allowed_hosts = self.hosts.clone();
+            config.auth = self.keys.clone();
+            config.rate_limit = self.rate_limit.clone();
+            let ws = WebSocketMcp::with_registry(mcp.clone(), config, Arc::clone(&registry));
+            router = ws.routes(router, &path);
+            paths.push(("websocket", "ws", path));
+        }
+        let mut config = self.config;
+        if !self.origins.is_empty() && config.cors.is_none() {
+            config = config.cors(self.origins);
+        }
+        Built {
+            router,
+            mcp,
+            registry,
+            requests,
+            ops,
+            config,
+            paths,
+        }
+    }
+
+    /// Builds, binds the configured TCP address and serves until
+    /// `shutdown` resolves (then shuts down gracefully).
+    pub async fn serve(self, shutdown: impl std::future::Future<Output = ()>) -> Result<(), Error> {
+        self.build().bind().await?.serve(shutdown).await
+    }
+}
+
+/// A built service: its parts, and the routes to mount or serve.
+pub struct Built {
+    /// Every route of the service (MCP endpoints, operations endpoints).
+    pub router: Router,
+    /// The one MCP server every transport serves.
+    pub mcp: McpServer,
+    /// The one connection manager.
+    pub registry: Arc<Registry>,
+    /// The one request manager.
+    pub requests: Arc<RequestManager>,
+    /// The operations endpoints' state, when mounted.
+    pub ops: Option<Arc<Ops>>,
+    config: Config,
+    paths: Vec<(&'static str, &'static str, String)>,
+}
+
+impl std::fmt::Debug for Built {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Built")
+            .field("paths", &self.paths)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The message of a call cancelled by the shutdown deadline.
+fn deadline_reason(deadline: Duration) -> String {
+    format!(
+        "server shutting down: the call was still running when the {}s shutdown deadline passed and was cancelled",
+        deadline.as_secs_f64()
+    )
+}
+
+impl Built {
+    /// Binds the configured TCP address; the server is wired to the
+    /// service (its registry, the deadline's cancel, the operations
+    /// endpoints' counters and addresses).
+    pub async fn bind(self) -> Result<Server, Error> {
+        let (rest, router) = self.split();
+        let server = Server::bind(rest.config.clone(), router).await?;
+        let addr = server.local_addr();
+        Ok(rest.wire(server, |scheme| format!("{scheme}://{addr}")))
+    }
+
+    /// Serves on a Unix socket at `path` (a new file).
+    #[cfg(unix)]
+    pub fn bind_unix(
+        self,
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<Server<tokio::net::UnixListener>, Error> {
+        let shown = path.as_ref().display().to_string();
+        let (rest, router) = self.split();
+        let server = Server::bind_unix(path, rest.config.clone(), router)?;
+        Ok(rest.wire(server, |_| format!("unix:{shown}:")))
+    }
+
+    /// Serves the connections of `listener` (a host's acceptor, or a
+    /// channel of streams it accepted itself).
+    pub fn on_listener<L: Listener>(self, listener: L) -> Server<L> {
+        let (rest, router) = self.split();
+        let server = Server::from_listener(listener, rest.config.clone(), router);
+        rest.wire(server, |_| String::new())
+    }
+
+    fn split(self) -> (Parts, Router) {
+        (
+            Parts {
+                mcp: self.mcp,
+                registry: self.registry,
+                ops: self.ops,
+                config: self.config,
+                paths: self.paths,
+            },
+            self.router,
+        )
+    }
+}
+
+/// What wiring a server needs of a built service (its routes gone to the server).
+struct Parts {
+    mcp: McpServer,
+    registry: Arc<Registry>,
+    ops: Option<Arc<Ops>>,
+    config: Config,
+    paths: Vec<(&'static str, &'static str, String)>,
+}
+
+impl Parts {
+    fn wire<L: Listener>(self, server: Server<L>, base: impl Fn(&str) -> String) -> Server<L> {
+        let deadline = self.config.shutdown_timeout;
+        let mcp = self.mcp;
+        let server = server
+            .with_registry(self.registry)
+            .on_deadline(move || mcp.abort_calls(&deadline_reason(deadline)));
+        if let Some(ops) = &self.ops {
+            ops.set_http_stats(server.stats());
+            ops.set_transports(
+                self.paths
+                    .iter()
+                    .map(|(name, scheme, path)| {
+                        ((*name).to_owned(), format!("{}{path}", base(scheme)))
+                    })
+                    .collect(),
+            );
+        }
+        server
+    }
+}
