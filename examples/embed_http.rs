@@ -7,13 +7,15 @@
 //! cargo run --example embed_http -- 9000    # another port
 //! ```
 
+use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::json;
 use snowflake_mcp::mcp::{Context, McpServer, Tool, ToolOutput};
 use snowflake_mcp::{Config, Service};
 
-#[derive(Deserialize)]
+/// Whom to greet (the tool's input schema is derived from this type).
+#[derive(Deserialize, JsonSchema)]
 struct Greet {
+    /// A name.
     name: String,
 }
 
@@ -23,8 +25,7 @@ async fn greet(_ctx: Context, args: Greet) -> ToolOutput {
 
 #[tokio::main]
 async fn main() -> Result<(), snowflake_mcp::Error> {
-    let schema = json!({"type": "object", "properties": {"name": {"type": "string"}}});
-    let greet = Tool::typed("greet", "Greets someone by name.", schema, greet);
+    let greet = Tool::derived("greet", "Greets someone by name.", greet);
     Service::new(McpServer::builder("my-host", "1.0").tool(greet))
         .streamable_http("/mcp")
         .websocket("/ws")

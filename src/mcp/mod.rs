@@ -35,5 +35,6 @@ pub use resource::{BoxFuture, ReadError, Resource, ResourceContents};
 pub use server::{DEFAULT_PAGE_SIZE, McpServer, McpServerBuilder, ServerEvent};
 pub use session::{Dispatched, Session, UNSUPPORTED_PROTOCOL_VERSION};
 pub use tasks::TaskSupport;
+pub use tool::schema_of;
 pub use tool::{Content, Tool, ToolFuture, ToolHandler, ToolOutput};
 pub use version::ProtocolVersion;

@@ -78,7 +78,55 @@ pub(crate) struct ToolDef {
     pub(crate) execution: Option<Value>,
 }
 
+/// The JSON Schema of `T`, as a tool's input or output schema: derived by
+/// `schemars` from the type (doc comments become descriptions), draft
+/// 2020-12 (MCP's default dialect), every subschema inlined, no `$schema`.
+pub fn schema_of<T: schemars::JsonSchema>() -> Value {
+    let mut settings = schemars::generate::SchemaSettings::draft2020_12();
+    settings.inline_subschemas = true;
+    settings.meta_schema = None;
+    settings.into_generator().into_root_schema_for::<T>().into()
+}
+
 impl Tool {
+    /// A tool whose arguments are deserialized into `A` and whose input
+    /// schema is derived from `A` ([`schema_of`]): no schema to write by
+    /// hand. [`Tool::typed`] takes a declared one instead.
+    ///
+    /// ```
+    /// use schemars::JsonSchema;
+    /// use serde::Deserialize;
+    /// use snowflake_mcp::mcp::{Context, Tool, ToolOutput};
+    ///
+    /// /// What to greet.
+    /// #[derive(Deserialize, JsonSchema)]
+    /// struct Greet {
+    ///     /// Whom to greet.
+    ///     name: String,
+    /// }
+    ///
+    /// let tool = Tool::derived("greet", "Greets someone.", |_: Context, a: Greet| async move {
+    ///     ToolOutput::text(format!("Hello, {}!", a.name))
+    /// });
+    /// ```
+    pub fn derived<A, F, Fut>(
+        name: impl Into<String>,
+        description: impl Into<String>,
+        handler: F,
+    ) -> Tool
+    where
+        A: DeserializeOwned + schemars::JsonSchema + Send + 'static,
+        F: Fn(Context, A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ToolOutput> + Send + 'static,
+    {
+        Tool::typed(name, description, schema_of::<A>(), handler)
+    }
+
+    /// Sets the output schema to the one derived from `O` ([`schema_of`]).
+    pub fn output_of<O: schemars::JsonSchema>(self) -> Self {
+        self.output_schema(schema_of::<O>())
+    }
+
     /// A tool whose arguments are deserialized into `A`.
     ///
     /// `input_schema` is the JSON Schema clients see and the arguments are

@@ -14,6 +14,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -93,16 +94,6 @@ pub fn register(
         read_only_guard,
         requests,
     });
-    let limit_schema = json!({
-        "type": "integer",
-        "minimum": 1,
-        "maximum": tools.config.max_limit,
-        "description": format!(
-            "Most rows to return (default {}, at most {})",
-            tools.config.default_limit, tools.config.max_limit
-        )
-    });
-    let string = |description: &str| json!({"type": "string", "description": description});
     let read_only = json!({"readOnlyHint": true, "openWorldHint": false});
     let query_hints = if tools
         .config
@@ -138,22 +129,21 @@ pub fn register(
     .annotations(read_only.clone());
 
     let t = Arc::clone(&tools);
-    let list_schemas = Tool::typed(
+    let list_schemas = Tool::derived(
         "list_schemas",
         "List the schemas of a database.",
-        json!({"type": "object", "properties": {"database": string("Database name")}, "required": ["database"]}),
         move |ctx: Context, args: DatabaseArg| {
             let t = Arc::clone(&t);
             async move {
                 t.limited(&ctx, "list_schemas", async {
-                match t.warehouse.schemas(&args.database).await {
-                    Ok(s) => names_output(
-                        "schemas",
-                        &s,
-                        json!({"database": args.database, "schemas": s}),
-                    ),
-                    Err(e) => warehouse_error(&e),
-                }
+                    match t.warehouse.schemas(&args.database).await {
+                        Ok(s) => names_output(
+                            "schemas",
+                            &s,
+                            json!({"database": args.database, "schemas": s}),
+                        ),
+                        Err(e) => warehouse_error(&e),
+                    }
                 })
                 .await
             }
@@ -163,13 +153,9 @@ pub fn register(
     .annotations(read_only.clone());
 
     let t = Arc::clone(&tools);
-    let list_tables = Tool::typed(
+    let list_tables = Tool::derived(
         "list_tables",
         "List the tables of a schema (views: list_views).",
-        json!({"type": "object", "properties": {
-            "database": string("Database name"),
-            "schema": string("Schema name")
-        }, "required": ["database", "schema"]}),
         move |ctx: Context, args: SchemaArgs| {
             let t = Arc::clone(&t);
             async move {
@@ -182,13 +168,9 @@ pub fn register(
     .annotations(read_only.clone());
 
     let t = Arc::clone(&tools);
-    let list_views = Tool::typed(
+    let list_views = Tool::derived(
         "list_views",
         "List the views of a database, or of one schema.",
-        json!({"type": "object", "properties": {
-            "database": string("Database name"),
-            "schema": string("Schema name (all schemas when omitted)")
-        }, "required": ["database"]}),
         move |ctx: Context, args: OptionalSchemaArgs| {
             let t = Arc::clone(&t);
             async move {
@@ -201,14 +183,9 @@ pub fn register(
     .annotations(read_only.clone());
 
     let t = Arc::clone(&tools);
-    let describe_table = Tool::typed(
+    let describe_table = Tool::derived(
         "describe_table",
         "Describe a table: columns (name, type, nullability, default, comment) and its DDL where the warehouse has it.",
-        json!({"type": "object", "properties": {
-            "database": string("Database name"),
-            "schema": string("Schema name"),
-            "table": string("Table name")
-        }, "required": ["database", "schema", "table"]}),
         move |ctx: Context, args: TableArgs| {
             let t = Arc::clone(&t);
             async move {
@@ -221,14 +198,9 @@ pub fn register(
     .annotations(read_only.clone());
 
     let t = Arc::clone(&tools);
-    let describe_view = Tool::typed(
+    let describe_view = Tool::derived(
         "describe_view",
         "Describe a view: its columns and definition.",
-        json!({"type": "object", "properties": {
-            "database": string("Database name"),
-            "view_name": string("View name"),
-            "schema": string("Schema name (the warehouse's default schema when omitted)")
-        }, "required": ["database", "view_name"]}),
         move |ctx: Context, args: ViewArgs| {
             let t = Arc::clone(&t);
             async move {
@@ -251,12 +223,7 @@ pub fn register(
     let query_view = Tool::typed(
         "query_view",
         "Read rows of a view.",
-        json!({"type": "object", "properties": {
-            "database": string("Database name"),
-            "view_name": string("View name"),
-            "schema": string("Schema name (the warehouse's default schema when omitted)"),
-            "limit": limit_schema.clone()
-        }, "required": ["database", "view_name"]}),
+        with_limit::<QueryViewArgs>(&tools.config),
         move |ctx: Context, args: QueryViewArgs| {
             let t = Arc::clone(&t);
             async move {
@@ -294,12 +261,7 @@ pub fn register(
         "execute_query",
         "Run one SQL statement. Read-only by default: SELECT (and WITH), SHOW, DESCRIBE, EXPLAIN; \
          one statement, no comments. Rows beyond the limit are cut, with a notice.",
-        json!({"type": "object", "properties": {
-            "query": string("One SQL statement"),
-            "database": string("Database to run it in"),
-            "schema": string("Schema to run it in"),
-            "limit": limit_schema
-        }, "required": ["query"]}),
+        with_limit::<ExecuteArgs>(&tools.config),
         move |ctx: Context, args: ExecuteArgs| {
             let t = Arc::clone(&t);
             async move {
@@ -393,51 +355,96 @@ pub fn register(
         .resource(tables)
 }
 
-#[derive(Deserialize)]
+// The tools' arguments: their input schemas are derived from these types
+// (`Tool::derived`; doc comments become the descriptions clients see).
+
+/// A database.
+#[derive(Deserialize, JsonSchema)]
 struct DatabaseArg {
+    /// Database name
     database: String,
 }
 
-#[derive(Deserialize)]
+/// A schema of a database.
+#[derive(Deserialize, JsonSchema)]
 struct SchemaArgs {
+    /// Database name
     database: String,
+    /// Schema name
     schema: String,
 }
 
-#[derive(Deserialize)]
+/// A database, and optionally one of its schemas.
+#[derive(Deserialize, JsonSchema)]
 struct OptionalSchemaArgs {
+    /// Database name
     database: String,
+    /// Schema name (all schemas when omitted)
     schema: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// A table.
+#[derive(Deserialize, JsonSchema)]
 struct TableArgs {
+    /// Database name
     database: String,
+    /// Schema name
     schema: String,
+    /// Table name
     table: String,
 }
 
-#[derive(Deserialize)]
+/// A view.
+#[derive(Deserialize, JsonSchema)]
 struct ViewArgs {
+    /// Database name
     database: String,
+    /// View name
     view_name: String,
+    /// Schema name (the warehouse's default schema when omitted)
     schema: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// A view to read rows of.
+#[derive(Deserialize, JsonSchema)]
 struct QueryViewArgs {
+    /// Database name
     database: String,
+    /// View name
     view_name: String,
+    /// Schema name (the warehouse's default schema when omitted)
     schema: Option<String>,
+    /// Most rows to return
     limit: Option<usize>,
 }
 
-#[derive(Deserialize)]
+/// One statement to run.
+#[derive(Deserialize, JsonSchema)]
 struct ExecuteArgs {
+    /// One SQL statement
     query: String,
+    /// Database to run it in
     database: Option<String>,
+    /// Schema to run it in
     schema: Option<String>,
+    /// Most rows to return
     limit: Option<usize>,
+}
+
+/// `A`'s derived schema with its `limit` bounded by the configured
+/// maximum (known only at run time).
+fn with_limit<A: JsonSchema>(config: &ToolsConfig) -> Value {
+    let mut schema = crate::mcp::schema_of::<A>();
+    schema["properties"]["limit"] = json!({
+        "type": "integer",
+        "minimum": 1,
+        "maximum": config.max_limit,
+        "description": format!(
+            "Most rows to return (default {}, at most {})",
+            config.default_limit, config.max_limit
+        )
+    });
+    schema
 }
 
 impl Tools {
@@ -709,4 +716,38 @@ fn text_table(result: &QueryResult) -> String {
     let n = result.rows.len();
     let _ = write!(out, "({n} row{})", if n == 1 { "" } else { "s" });
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_schemas_say_what_the_hand_written_ones_said() {
+        let schema = crate::mcp::schema_of::<ViewArgs>();
+        assert_eq!(schema["type"], "object", "{schema}");
+        assert_eq!(
+            schema["required"],
+            json!(["database", "view_name"]),
+            "{schema}"
+        );
+        assert_eq!(
+            schema["properties"]["database"],
+            json!({"type": "string", "description": "Database name"})
+        );
+        // Optional: a string or null, not required.
+        assert_eq!(
+            schema["properties"]["schema"]["type"],
+            json!(["string", "null"])
+        );
+        assert!(schema.get("$schema").is_none() && schema.get("$defs").is_none());
+        let config = ToolsConfig::default();
+        let limited = with_limit::<ExecuteArgs>(&config);
+        assert_eq!(limited["required"], json!(["query"]));
+        assert_eq!(
+            limited["properties"]["limit"]["maximum"],
+            json!(config.max_limit)
+        );
+        assert_eq!(limited["properties"]["limit"]["minimum"], json!(1));
+    }
 }
