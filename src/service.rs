@@ -275,6 +275,13 @@ impl Service {
         if !self.origins.is_empty() && config.cors.is_none() {
             config = config.cors(self.origins);
         }
+        if !paths.is_empty() {
+            // Browsers may send and read MCP's own headers.
+            config = config.cors_headers(
+                crate::transport::MCP_CORS_ALLOW_HEADERS,
+                crate::transport::MCP_CORS_EXPOSE_HEADERS,
+            );
+        }
         Built {
             router,
             mcp,

@@ -15,6 +15,10 @@ fn config() -> Config {
     Config::new()
         .security_headers(Some(std::time::Duration::from_secs(31_536_000)))
         .cors(vec!["https://app.example".into()])
+        .cors_headers(
+            snowflake_mcp::transport::MCP_CORS_ALLOW_HEADERS,
+            snowflake_mcp::transport::MCP_CORS_EXPOSE_HEADERS,
+        )
 }
 
 #[tokio::test]

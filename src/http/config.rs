@@ -69,14 +69,18 @@ pub struct Cors {
     pub origins: Vec<String>,
     /// How long browsers may cache a preflight answer, in seconds. Default: 600.
     pub max_age_secs: u32,
+    /// Request headers a preflight may ask to send. Default:
+    /// [`CORS_ALLOW_HEADERS`]; the protocol on top adds its own (see
+    /// [`Config::cors_headers`]).
+    pub allow_headers: String,
+    /// Response headers browsers may show to the page (none by default).
+    pub expose_headers: String,
 }
 
-/// Headers a preflight may ask to send: the ones MCP clients use.
-pub const CORS_ALLOW_HEADERS: &str = "Content-Type, Authorization, Mcp-Session-Id, MCP-Protocol-Version, Mcp-Method, Mcp-Name, Last-Event-ID";
+/// Headers a preflight may ask to send, by default.
+pub const CORS_ALLOW_HEADERS: &str = "Content-Type, Authorization";
 /// Methods a preflight may ask for.
 pub const CORS_ALLOW_METHODS: &str = "GET, POST, DELETE, OPTIONS";
-/// Response headers browsers may show to the page.
-pub const CORS_EXPOSE_HEADERS: &str = "Mcp-Session-Id";
 
 /// The security headers [`Config::security_headers`] adds to every response.
 pub const SECURITY_HEADERS: [(&str, &str); 5] = [
@@ -232,17 +236,37 @@ impl Config {
     }
 
     /// Allows these browser origins: their requests get
-    /// `Access-Control-Allow-Origin` (with `Vary: Origin` and
-    /// `Access-Control-Expose-Headers: Mcp-Session-Id`), and their preflight
-    /// `OPTIONS` gets 204 with the allowed methods and headers and a
-    /// `Max-Age`. Other origins get no CORS headers. Default: no origins.
+    /// `Access-Control-Allow-Origin` (with `Vary: Origin`, and
+    /// `Access-Control-Expose-Headers` when some are set), and their
+    /// preflight `OPTIONS` gets 204 with the allowed methods and headers and
+    /// a `Max-Age`. Other origins get no CORS headers. Default: no origins.
     pub fn cors(mut self, origins: Vec<String>) -> Self {
+        let (allow_headers, expose_headers) = match &self.cors {
+            Some(c) => (c.allow_headers.clone(), c.expose_headers.clone()),
+            None => (CORS_ALLOW_HEADERS.to_owned(), String::new()),
+        };
         self.cors = (!origins.is_empty()).then(|| {
             std::sync::Arc::new(Cors {
                 origins,
                 max_age_secs: 600,
+                allow_headers,
+                expose_headers,
             })
         });
+        self
+    }
+
+    /// Sets the request headers a CORS preflight may ask for (beyond
+    /// [`CORS_ALLOW_HEADERS`]) and the response headers browsers may show:
+    /// the protocol served decides (MCP's transports name theirs). No effect
+    /// without allowed origins ([`Config::cors`]).
+    pub fn cors_headers(mut self, allow: &str, expose: &str) -> Self {
+        if let Some(c) = &self.cors {
+            let mut cors = Cors::clone(c);
+            cors.allow_headers = format!("{CORS_ALLOW_HEADERS}, {allow}");
+            cors.expose_headers = expose.to_owned();
+            self.cors = Some(std::sync::Arc::new(cors));
+        }
         self
     }
 }

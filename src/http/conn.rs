@@ -181,8 +181,7 @@ impl<S: Io> Conn<S> {
                 .extend_from_slice(super::config::CORS_ALLOW_METHODS.as_bytes());
             self.cors
                 .extend_from_slice(b"\r\nAccess-Control-Allow-Headers: ");
-            self.cors
-                .extend_from_slice(super::config::CORS_ALLOW_HEADERS.as_bytes());
+            self.cors.extend_from_slice(cors.allow_headers.as_bytes());
             self.cors.extend_from_slice(b"\r\nAccess-Control-Max-Age: ");
             let mut num = [0u8; 20];
             self.cors
@@ -191,11 +190,10 @@ impl<S: Io> Conn<S> {
                     &mut num,
                 ));
             self.cors.extend_from_slice(b"\r\n");
-        } else {
+        } else if !cors.expose_headers.is_empty() {
             self.cors
                 .extend_from_slice(b"Access-Control-Expose-Headers: ");
-            self.cors
-                .extend_from_slice(super::config::CORS_EXPOSE_HEADERS.as_bytes());
+            self.cors.extend_from_slice(cors.expose_headers.as_bytes());
             self.cors.extend_from_slice(b"\r\n");
         }
     }

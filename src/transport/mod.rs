@@ -13,6 +13,14 @@ use crate::mcp::{Dispatched, McpServer, Peer, Session};
 
 pub(crate) use crate::guard::error_response;
 
+/// Request headers MCP clients send that a CORS preflight must allow (see
+/// [`crate::Config::cors_headers`]).
+pub const MCP_CORS_ALLOW_HEADERS: &str =
+    "Mcp-Session-Id, MCP-Protocol-Version, Mcp-Method, Mcp-Name, Last-Event-ID";
+
+/// Response headers of MCP a browser page must be able to read.
+pub const MCP_CORS_EXPOSE_HEADERS: &str = "Mcp-Session-Id";
+
 /// Handles one message of a transport that carries answers back over a
 /// [`Peer`] (stdio, WebSocket): what dispatch answers at once lands in
 /// `out` for the caller to send; a call or a batch runs in `calls`, its
