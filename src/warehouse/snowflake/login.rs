@@ -184,17 +184,9 @@ pub(crate) async fn login(rest: &Rest, config: &SnowflakeConfig) -> Result<Token
 
 /// Renews the session token with the master token (no new login).
 pub(crate) async fn renew(rest: &Rest, tokens: &mut Tokens) -> Result<(), WarehouseError> {
-    let id = request_id();
+    let body = json!({"oldSessionToken": tokens.session.expose(), "requestType": "RENEW"});
     let answer = rest
-        .post(
-            Call {
-                path: "/session/token-request",
-                query: &[("requestId", id.as_str())],
-                token: Some(&tokens.master),
-                accept: ACCEPT_JSON,
-            },
-            &json!({"oldSessionToken": tokens.session.expose(), "requestType": "RENEW"}),
-        )
+        .post_session("/session/token-request", &tokens.master, &body)
         .await?;
     if !answer.success {
         return Err(answer.failure(ErrorKind::Unavailable));
@@ -215,17 +207,8 @@ pub(crate) async fn renew(rest: &Rest, tokens: &mut Tokens) -> Result<(), Wareho
 
 /// Tells Snowflake the session is still in use (no statement, no warehouse).
 pub(crate) async fn heartbeat(rest: &Rest, tokens: &Tokens) -> Result<(), WarehouseError> {
-    let id = request_id();
     let answer = rest
-        .post(
-            Call {
-                path: "/session/heartbeat",
-                query: &[("requestId", id.as_str())],
-                token: Some(&tokens.session),
-                accept: ACCEPT_JSON,
-            },
-            &json!({}),
-        )
+        .post_session("/session/heartbeat", &tokens.session, &json!({}))
         .await?;
     if answer.success {
         Ok(())

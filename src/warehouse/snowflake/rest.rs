@@ -212,6 +212,27 @@ impl Rest {
         envelope(response).await
     }
 
+    /// POSTs `body` to a session request at `path` (renewal, heartbeat,
+    /// abort, logout) with a fresh request id and JSON answers.
+    pub async fn post_session(
+        &self,
+        path: &str,
+        token: &Secret,
+        body: &serde_json::Value,
+    ) -> Result<Envelope, WarehouseError> {
+        let id = request_id();
+        self.post(
+            Call {
+                path,
+                query: &[("requestId", id.as_str())],
+                token: Some(token),
+                accept: ACCEPT_JSON,
+            },
+            body,
+        )
+        .await
+    }
+
     /// GETs a path of the account (a result URL); the answer's envelope.
     pub async fn get(&self, call: Call<'_>) -> Result<Envelope, WarehouseError> {
         let url = self.url(&call)?;

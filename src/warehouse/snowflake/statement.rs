@@ -15,9 +15,7 @@ use serde_json::value::RawValue;
 
 use super::config::Secret;
 use super::convert::RowSink;
-use super::rest::{
-    ACCEPT_JSON, ACCEPT_SNOWFLAKE, Call, Envelope, MAX_CHUNK_BYTES, Rest, request_id,
-};
+use super::rest::{ACCEPT_SNOWFLAKE, Call, Envelope, MAX_CHUNK_BYTES, Rest, request_id};
 use crate::warehouse::{ErrorKind, Progress, QueryOptions, QueryResult, WarehouseError};
 
 /// "The statement is still running; ask the result URL."
@@ -206,17 +204,9 @@ pub(crate) async fn abort(
     token: &Secret,
     ticket: &Ticket,
 ) -> Result<bool, WarehouseError> {
-    let id = request_id();
+    let body = json!({"sqlText": ticket.sql, "requestId": ticket.request_id});
     let answer = rest
-        .post(
-            Call {
-                path: "/queries/v1/abort-request",
-                query: &[("requestId", id.as_str())],
-                token: Some(token),
-                accept: ACCEPT_JSON,
-            },
-            &json!({"sqlText": ticket.sql, "requestId": ticket.request_id}),
-        )
+        .post_session("/queries/v1/abort-request", token, &body)
         .await?;
     Ok(answer.success)
 }
