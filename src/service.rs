@@ -38,6 +38,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::Error;
+use crate::guard::Admission;
 use crate::guard::auth::Auth;
 use crate::guard::rate::RateLimiter;
 use crate::http::Router;
@@ -69,10 +70,7 @@ pub struct Service {
     ws: Option<(String, WsConfig)>,
     ops: bool,
     db_check: Option<(Duration, Duration)>,
-    keys: Option<Arc<Auth>>,
-    rate_limit: Option<Arc<RateLimiter>>,
-    origins: Vec<String>,
-    hosts: Vec<String>,
+    admission: Admission,
     config: Config,
 }
 
@@ -114,10 +112,7 @@ impl Service {
             ws: None,
             ops: false,
             db_check: None,
-            keys: None,
-            rate_limit: None,
-            origins: Vec::new(),
-            hosts: Vec::new(),
+            admission: Admission::default(),
             config: Config::new(),
         }
     }
@@ -175,27 +170,27 @@ impl Service {
     /// Bearer keys every MCP endpoint (and the operations endpoints but
     /// `/health`) requires.
     pub fn keys(mut self, keys: Auth) -> Self {
-        self.keys = Some(Arc::new(keys));
+        self.admission.keys = Some(Arc::new(keys));
         self
     }
 
     /// A per-client-address rate limit (requests per second, burst) on
     /// every endpoint.
     pub fn rate_limit(mut self, per_second: f64, burst: u32) -> Self {
-        self.rate_limit = Some(Arc::new(RateLimiter::new(per_second, burst)));
+        self.admission.rate_limit = Some(Arc::new(RateLimiter::new(per_second, burst)));
         self
     }
 
     /// Browser origins accepted besides loopback ones, on every endpoint
     /// (and in CORS answers, unless [`Service::config`] set its own).
     pub fn allowed_origins(mut self, origins: Vec<String>) -> Self {
-        self.origins = origins;
+        self.admission.allowed_origins = origins;
         self
     }
 
     /// `Host` names answered (DNS-rebinding defence); empty: any.
     pub fn allowed_hosts(mut self, hosts: Vec<String>) -> Self {
-        self.hosts = hosts;
+        self.admission.allowed_hosts = hosts;
         self
     }
 
@@ -237,15 +232,7 @@ impl Service {
                 Some((timeout, ttl)) => ops.db_check(timeout, ttl),
                 None => ops,
             };
-            let ops = match &self.keys {
-                Some(keys) => ops.auth(Arc::clone(keys)),
-                None => ops,
-            };
-            let ops = Arc::new(ops.admission(
-                self.origins.clone(),
-                self.hosts.clone(),
-                self.rate_limit.clone(),
-            ));
+            let ops = Arc::new(ops.admission(self.admission.clone()));
             ops.set_mcp_servers(vec![mcp.clone()]);
             ops
         });
@@ -254,26 +241,20 @@ impl Service {
         }
         let mut paths = Vec::new();
         if let Some((path, mut config)) = self.http {
-            config.allowed_origins = self.origins.clone();
-            config.allowed_hosts = self.hosts.clone();
-            config.auth = self.keys.clone();
-            config.rate_limit = self.rate_limit.clone();
+            config.admission = self.admission.clone();
             let http = StreamableHttp::with_registry(mcp.clone(), config, Arc::clone(&registry));
             router = http.routes(router, &path);
             paths.push(("streamable_http", "http", path));
         }
         if let Some((path, mut config)) = self.ws {
-            config.allowed_origins = self.origins.clone();
-            config.allowed_hosts = self.hosts.clone();
-            config.auth = self.keys.clone();
-            config.rate_limit = self.rate_limit.clone();
+            config.admission = self.admission.clone();
             let ws = WebSocketMcp::with_registry(mcp.clone(), config, Arc::clone(&registry));
             router = ws.routes(router, &path);
             paths.push(("websocket", "ws", path));
         }
         let mut config = self.config;
-        if !self.origins.is_empty() && config.cors.is_none() {
-            config = config.cors(self.origins);
+        if !self.admission.allowed_origins.is_empty() && config.cors.is_none() {
+            config = config.cors(self.admission.allowed_origins);
         }
         if !paths.is_empty() {
             // Browsers may send and read MCP's own headers.

@@ -7,6 +7,7 @@ mod support;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
+use snowflake_mcp::guard::Admission;
 use snowflake_mcp::http::Router;
 use snowflake_mcp::mcp::McpServer;
 use snowflake_mcp::ops::Ops;
@@ -38,6 +39,10 @@ async fn serve() -> std::net::SocketAddr {
             .key("analysts", READ, Scope::ReadOnly)
             .protect_ops(true),
     );
+    let admission = Admission {
+        keys: Some(Arc::clone(&auth)),
+        ..Admission::default()
+    };
     let registry = Registry::new();
     let requests = RequestManager::new(RequestsConfig::default());
     let guard = SqlGuard::allowing(
@@ -58,7 +63,7 @@ async fn serve() -> std::net::SocketAddr {
     let http = StreamableHttp::with_registry(
         mcp.clone(),
         HttpMcpConfig {
-            auth: Some(Arc::clone(&auth)),
+            admission: admission.clone(),
             ..HttpMcpConfig::default()
         },
         Arc::clone(&registry),
@@ -66,12 +71,13 @@ async fn serve() -> std::net::SocketAddr {
     let ws = WebSocketMcp::with_registry(
         mcp,
         WsConfig {
-            auth: Some(Arc::clone(&auth)),
+            admission: admission.clone(),
             ..WsConfig::default()
         },
         Arc::clone(&registry),
     );
-    let ops = Arc::new(Ops::new("t", Arc::clone(&registry), requests, warehouse).auth(auth));
+    let ops =
+        Arc::new(Ops::new("t", Arc::clone(&registry), requests, warehouse).admission(admission));
     let router = ws.routes(http.routes(ops.routes(Router::new()), "/mcp"), "/ws");
     let server = Server::bind(Config::new().port(0), router)
         .await
@@ -224,7 +230,10 @@ async fn rate_limits_answer_429_with_retry_after() {
     let http = StreamableHttp::with_config(
         mcp,
         HttpMcpConfig {
-            rate_limit: Some(Arc::new(RateLimiter::new(0.5, 2))),
+            admission: Admission {
+                rate_limit: Some(Arc::new(RateLimiter::new(0.5, 2))),
+                ..Admission::default()
+            },
             ..HttpMcpConfig::default()
         },
     );

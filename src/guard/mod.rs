@@ -10,6 +10,8 @@ pub mod auth;
 pub mod origin;
 pub mod rate;
 
+use std::sync::Arc;
+
 use crate::http::{Request, Response};
 use crate::jsonrpc::write::write_error;
 use crate::jsonrpc::{Id, RpcError};
@@ -61,5 +63,59 @@ pub(crate) fn admit(
             scope: auth::Scope::Full,
             principal: format!("addr:{}", req.remote_addr().ip()),
         }),
+    }
+}
+
+/// Who may use an endpoint and how often: the one admission policy every
+/// endpoint (`/mcp`, `/ws`, the operations endpoints) applies alike.
+#[derive(Clone, Debug, Default)]
+pub struct Admission {
+    /// Browser origins accepted besides loopback ones (exact
+    /// `scheme://host[:port]`). Default: none.
+    pub allowed_origins: Vec<String>,
+    /// `Host` names answered (any port); others get 403. Default: none
+    /// (any name).
+    pub allowed_hosts: Vec<String>,
+    /// Bearer keys requests must carry (401 otherwise). Default: none (open).
+    pub keys: Option<Arc<auth::Auth>>,
+    /// Per-client-address limit (429 with `Retry-After`). Default: none.
+    pub rate_limit: Option<Arc<rate::RateLimiter>>,
+}
+
+impl Admission {
+    /// `Host` (DNS rebinding) and, when `origin` is true, `Origin`: the
+    /// refusal (403 with a JSON-RPC error naming the rule), if any.
+    pub(crate) fn check_host(&self, req: &Request<'_>, origin: bool) -> Result<(), Box<Response>> {
+        let checked = origin::check_host(req, &self.allowed_hosts).and_then(|()| {
+            if origin {
+                origin::check(req, &self.allowed_origins)
+            } else {
+                Ok(())
+            }
+        });
+        checked.map_err(|refused| {
+            let e = RpcError::new(crate::jsonrpc::INVALID_REQUEST, refused.message());
+            Box::new(error_response(403, None, &e))
+        })
+    }
+
+    /// The `Origin` rule alone, as the WebSocket handshake's policy.
+    pub(crate) fn check_origin(&self, req: &Request<'_>) -> Result<(), &'static str> {
+        origin::check(req, &self.allowed_origins).map_err(|refused| refused.message())
+    }
+
+    /// The client's rate, then its key: who it is, or the refusal.
+    pub(crate) fn admit(&self, req: &Request<'_>) -> Result<Admitted, Box<Response>> {
+        admit(req, self.keys.as_deref(), self.rate_limit.as_deref())
+    }
+
+    /// The client's rate alone: the refusal (429), if any.
+    pub(crate) fn check_rate(&self, req: &Request<'_>) -> Result<(), Box<Response>> {
+        match &self.rate_limit {
+            Some(limiter) => limiter
+                .check(req.remote_addr().ip())
+                .map_err(|wait| Box::new(rate::RateLimiter::refusal(wait))),
+            None => Ok(()),
+        }
     }
 }

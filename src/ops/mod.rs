@@ -39,13 +39,9 @@ pub struct Ops {
     /// only its own tools).
     warehouse: Option<Arc<dyn Warehouse>>,
     /// Keys for the protected endpoints, when they are protected.
-    auth: Option<Arc<auth::Auth>>,
-    /// Browser origins accepted besides loopback ones (as for `/mcp`).
-    allowed_origins: Vec<String>,
-    /// `Host` names answered (empty: any), as for `/mcp`.
-    allowed_hosts: Vec<String>,
-    /// Per-address request limit, as for `/mcp`.
-    rate_limit: Option<Arc<rate::RateLimiter>>,
+    /// The admission of the MCP endpoints, applied here too (keys only
+    /// when they protect these endpoints).
+    admission: crate::guard::Admission,
     /// The MCP servers' request counters (one per transport's server).
     mcp: std::sync::OnceLock<Vec<crate::mcp::McpServer>>,
     /// The HTTP server's counters, once it is bound.
@@ -144,10 +140,7 @@ impl Ops {
             transports: std::sync::OnceLock::new(),
             http: std::sync::OnceLock::new(),
             mcp: std::sync::OnceLock::new(),
-            auth: None,
-            allowed_origins: Vec::new(),
-            allowed_hosts: Vec::new(),
-            rate_limit: None,
+            admission: crate::guard::Admission::default(),
             db_check_timeout: DEFAULT_DB_CHECK_TIMEOUT,
             db_check_ttl: DEFAULT_DB_CHECK_TTL,
             db_cache: Mutex::new(None),
@@ -156,48 +149,34 @@ impl Ops {
     }
 
     /// Requires a key for `/health/detailed`, `/status` and `/metrics` when
-    /// `auth` says so ([`auth::Auth::protect_ops`]); `/health` stays open.
-    pub fn auth(mut self, auth: Arc<auth::Auth>) -> Self {
-        self.auth = Some(auth).filter(|a| a.ops_protected() && !a.is_empty());
-        self
-    }
-
     /// Applies the MCP endpoints' admission to these endpoints too: the
     /// per-address rate (every endpoint), then `Host` and `Origin` (every
     /// endpoint but `/health`, which says nothing and must answer load
     /// balancers that send no `Host`), so a page on a rebound DNS name cannot
-    /// read `/status` or `/metrics`. Defaults: no limit, any `Host`.
-    pub fn admission(
-        mut self,
-        allowed_origins: Vec<String>,
-        allowed_hosts: Vec<String>,
-        rate_limit: Option<Arc<rate::RateLimiter>>,
-    ) -> Self {
-        self.allowed_origins = allowed_origins;
-        self.allowed_hosts = allowed_hosts;
-        self.rate_limit = rate_limit;
+    /// read `/status` or `/metrics`; then the keys, when they protect these
+    /// endpoints ([`auth::Auth::protect_ops`]). Default: open.
+    pub fn admission(mut self, mut admission: crate::guard::Admission) -> Self {
+        admission.keys = admission
+            .keys
+            .filter(|a| a.ops_protected() && !a.is_empty());
+        self.admission = admission;
         self
     }
 
     /// The refusal for a request to an endpoint (429, 403, or 401 for a
     /// protected endpoint without a valid key), if any.
     fn refuse(&self, req: &Request<'_>, endpoint: Endpoint) -> Option<Response> {
-        if let Some(limiter) = &self.rate_limit
-            && let Err(wait) = limiter.check(req.remote_addr().ip())
-        {
-            return Some(rate::RateLimiter::refusal(wait));
+        if let Err(refused) = self.admission.check_rate(req) {
+            return Some(*refused);
         }
         if endpoint == Endpoint::Liveness {
             return None;
         }
-        let origin = crate::guard::origin::check_host(req, &self.allowed_hosts)
-            .and_then(|()| crate::guard::origin::check(req, &self.allowed_origins));
-        if let Err(refused) = origin {
-            let e =
-                crate::jsonrpc::RpcError::new(crate::jsonrpc::INVALID_REQUEST, refused.message());
-            return Some(crate::guard::error_response(403, None, &e));
+        if let Err(refused) = self.admission.check_host(req, true) {
+            return Some(*refused);
         }
-        self.auth
+        self.admission
+            .keys
             .as_ref()
             .and_then(|a| a.check(req).err())
             .map(auth::AuthError::response)

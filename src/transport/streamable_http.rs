@@ -46,12 +46,10 @@ const RETRY_MS: u64 = 1000;
 /// Settings of the Streamable HTTP endpoint.
 #[derive(Clone, Debug)]
 pub struct HttpMcpConfig {
-    /// Browser origins accepted besides loopback ones (exact `scheme://host[:port]`). Default: none.
-    pub allowed_origins: Vec<String>,
-    /// `Host` names the endpoint answers to (any port); other names get
-    /// 403, which stops DNS rebinding. Default: none (any name): a server on
-    /// loopback should list `localhost`, `127.0.0.1` and `[::1]`.
-    pub allowed_hosts: Vec<String>,
+    /// Who may use the endpoint: `Host` and `Origin` (403; a server on
+    /// loopback should list `localhost`, `127.0.0.1` and `[::1]` as hosts),
+    /// bearer keys (401), per-address rate (429). Default: open.
+    pub admission: crate::guard::Admission,
     /// Most sessions at once. Default: [`DEFAULT_MAX_SESSIONS`].
     pub max_sessions: usize,
     /// Most sessions of one principal at once. Default: [`DEFAULT_MAX_SESSIONS_PER_PRINCIPAL`].
@@ -64,24 +62,17 @@ pub struct HttpMcpConfig {
     pub replay_bytes_total: usize,
     /// A session unused this long expires (its id then gets 404). Default: [`DEFAULT_SESSION_IDLE`].
     pub session_idle: Duration,
-    /// Bearer keys every request must carry (401 otherwise). Default: none (open).
-    pub auth: Option<Arc<crate::guard::auth::Auth>>,
-    /// Per-client-address request limit (429 with `Retry-After` past it). Default: none.
-    pub rate_limit: Option<Arc<crate::guard::rate::RateLimiter>>,
 }
 
 impl Default for HttpMcpConfig {
     fn default() -> Self {
         HttpMcpConfig {
-            allowed_origins: Vec::new(),
-            allowed_hosts: Vec::new(),
+            admission: crate::guard::Admission::default(),
             max_sessions: DEFAULT_MAX_SESSIONS,
             max_sessions_per_principal: DEFAULT_MAX_SESSIONS_PER_PRINCIPAL,
             replay_bytes_per_session: DEFAULT_BYTES_PER_SESSION,
             replay_bytes_total: DEFAULT_BYTES_TOTAL,
             session_idle: DEFAULT_SESSION_IDLE,
-            auth: None,
-            rate_limit: None,
         }
     }
 }
@@ -319,16 +310,8 @@ impl StreamableHttp {
     /// rebinding, see [`super::origin`]; 403), then the bearer key (401) and
     /// the client's rate (429). The key's scope, or the refusal to send.
     fn admit(&self, req: &Request<'_>) -> Result<crate::guard::Admitted, Box<Response>> {
-        let checked = crate::guard::origin::check_host(req, &self.config.allowed_hosts)
-            .and_then(|()| crate::guard::origin::check(req, &self.config.allowed_origins));
-        if let Err(refused) = checked {
-            return Err(Box::new(rpc_error(403, INVALID_REQUEST, refused.message())));
-        }
-        crate::guard::admit(
-            req,
-            self.config.auth.as_deref(),
-            self.config.rate_limit.as_deref(),
-        )
+        self.config.admission.check_host(req, true)?;
+        self.config.admission.admit(req)
     }
 }
 

@@ -79,26 +79,20 @@ struct Upgrade(Arc<WebSocketMcp>);
 
 impl Handler for Upgrade {
     fn call<'a>(&'a self, req: Request<'a>) -> Reply<'a> {
-        if let Err(refused) = crate::guard::origin::check_host(&req, &self.0.config.allowed_hosts) {
-            return Reply::ready(super::error_response(
-                403,
-                None,
-                &crate::jsonrpc::RpcError::new(crate::jsonrpc::INVALID_REQUEST, refused.message()),
-            ));
+        // Host first (403), then the handshake with the Origin policy
+        // passed in, then rate and key: the admission of every endpoint.
+        let admission = &self.0.config.admission;
+        if let Err(refused) = admission.check_host(&req, false) {
+            return Reply::ready(*refused);
         }
-        let origins = &self.0.config.allowed_origins;
-        let accepted = match negotiate(&req, |req| {
-            crate::guard::origin::check(req, origins).map_err(|refused| refused.message())
-        }) {
+        let accepted = match negotiate(&req, |req| admission.check_origin(req)) {
             Err(refused) => return Reply::ready(refused.response()),
             Ok(accepted) => accepted,
         };
-        let config = &self.0.config;
-        let admitted =
-            match crate::guard::admit(&req, config.auth.as_deref(), config.rate_limit.as_deref()) {
-                Ok(admitted) => admitted,
-                Err(refused) => return Reply::ready(*refused),
-            };
+        let admitted = match admission.admit(&req) {
+            Ok(admitted) => admitted,
+            Err(refused) => return Reply::ready(*refused),
+        };
         let endpoint = Arc::clone(&self.0);
         let response = Response::upgrade(move |up| endpoint.run(up, admitted));
         Reply::ready(accepted.headers(response))
@@ -297,11 +291,9 @@ fn read_error(e: &WsError) -> End {
 /// Settings of the WebSocket endpoint.
 #[derive(Clone, Debug)]
 pub struct WsConfig {
-    /// Browser origins accepted besides loopback ones (exact `scheme://host[:port]`). Default: none.
-    pub allowed_origins: Vec<String>,
-    /// `Host` names the endpoint answers to (any port); others get 403.
-    /// Default: none (any name).
-    pub allowed_hosts: Vec<String>,
+    /// Who may open a socket: `Host` and `Origin` (403), bearer keys
+    /// (401), per-address rate of handshakes (429). Default: open.
+    pub admission: crate::guard::Admission,
     /// Default: [`crate::ws::DEFAULT_MAX_MESSAGE_BYTES`].
     pub max_message_bytes: usize,
     /// Default: [`crate::ws::DEFAULT_MAX_OUTGOING_BYTES`].
@@ -322,17 +314,12 @@ pub struct WsConfig {
     pub close_timeout: std::time::Duration,
     /// Default: [`crate::ws::DEFAULT_READ_BUFFER_BYTES`].
     pub read_buffer_bytes: usize,
-    /// Bearer keys the handshake must carry (401 otherwise). Default: none (open).
-    pub auth: Option<std::sync::Arc<crate::guard::auth::Auth>>,
-    /// Per-client-address limit on handshakes (429 with `Retry-After`). Default: none.
-    pub rate_limit: Option<std::sync::Arc<crate::guard::rate::RateLimiter>>,
 }
 
 impl Default for WsConfig {
     fn default() -> Self {
         WsConfig {
-            allowed_origins: Vec::new(),
-            allowed_hosts: Vec::new(),
+            admission: crate::guard::Admission::default(),
             max_message_bytes: crate::ws::DEFAULT_MAX_MESSAGE_BYTES,
             max_outgoing_bytes: crate::ws::DEFAULT_MAX_OUTGOING_BYTES,
             ping_interval: crate::ws::DEFAULT_PING_INTERVAL,
@@ -343,8 +330,6 @@ impl Default for WsConfig {
             max_in_flight: crate::ws::DEFAULT_MAX_IN_FLIGHT,
             close_timeout: crate::ws::DEFAULT_CLOSE_TIMEOUT,
             read_buffer_bytes: crate::ws::DEFAULT_READ_BUFFER_BYTES,
-            auth: None,
-            rate_limit: None,
         }
     }
 }
