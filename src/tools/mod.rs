@@ -14,19 +14,23 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use schemars::JsonSchema;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::mcp::{
     Context, McpServerBuilder, ReadError, Resource, ResourceContents, Tool, ToolOutput,
 };
 use crate::requests::RequestManager;
-use crate::warehouse::{
-    Progress, QueryOptions, QueryOrigin, QueryResult, Truncation, Warehouse, WarehouseError,
-};
+use crate::warehouse::{Progress, QueryOptions, QueryOrigin, Warehouse};
 
 pub use crate::util::sql_guard;
+
+mod args;
+mod shape;
+use args::{
+    DatabaseArg, ExecuteArgs, OptionalSchemaArgs, QueryViewArgs, SchemaArgs, TableArgs, ViewArgs,
+    with_limit,
+};
+use shape::{names_output, result_output, result_schema, result_weight, warehouse_error};
 
 use sql_guard::{SqlGuard, StatementKind};
 
@@ -94,21 +98,22 @@ pub fn register(
         read_only_guard,
         requests,
     });
-    let read_only = json!({"readOnlyHint": true, "openWorldHint": false});
-    let query_hints = if tools
-        .config
-        .guard
-        .allowed()
-        .iter()
-        .all(|k| StatementKind::READ_ONLY.contains(k))
-    {
-        json!({"readOnlyHint": true, "openWorldHint": false})
-    } else {
-        json!({"readOnlyHint": false, "destructiveHint": true, "openWorldHint": false})
-    };
+    builder
+        .tool(list_databases_tool(&tools))
+        .tool(list_schemas_tool(&tools))
+        .tool(list_tables_tool(&tools))
+        .tool(list_views_tool(&tools))
+        .tool(describe_table_tool(&tools))
+        .tool(describe_view_tool(&tools))
+        .tool(query_view_tool(&tools))
+        .tool(execute_query_tool(&tools))
+        .resource(tables_resource(&tools))
+}
 
-    let t = Arc::clone(&tools);
-    let list_databases = Tool::raw(
+/// The `list_databases` tool.
+fn list_databases_tool(tools: &Arc<Tools>) -> Tool {
+    let t = Arc::clone(tools);
+    Tool::raw(
         "list_databases",
         "List the databases of the warehouse.",
         json!({"type": "object", "properties": {}}),
@@ -126,10 +131,13 @@ pub fn register(
         },
     )
     .title("List databases")
-    .annotations(read_only.clone());
+    .annotations(read_only())
+}
 
-    let t = Arc::clone(&tools);
-    let list_schemas = Tool::derived(
+/// The `list_schemas` tool.
+fn list_schemas_tool(tools: &Arc<Tools>) -> Tool {
+    let t = Arc::clone(tools);
+    Tool::derived(
         "list_schemas",
         "List the schemas of a database.",
         move |ctx: Context, args: DatabaseArg| {
@@ -150,10 +158,13 @@ pub fn register(
         },
     )
     .title("List schemas")
-    .annotations(read_only.clone());
+    .annotations(read_only())
+}
 
-    let t = Arc::clone(&tools);
-    let list_tables = Tool::derived(
+/// The `list_tables` tool.
+fn list_tables_tool(tools: &Arc<Tools>) -> Tool {
+    let t = Arc::clone(tools);
+    Tool::derived(
         "list_tables",
         "List the tables of a schema (views: list_views).",
         move |ctx: Context, args: SchemaArgs| {
@@ -165,10 +176,13 @@ pub fn register(
         },
     )
     .title("List tables")
-    .annotations(read_only.clone());
+    .annotations(read_only())
+}
 
-    let t = Arc::clone(&tools);
-    let list_views = Tool::derived(
+/// The `list_views` tool.
+fn list_views_tool(tools: &Arc<Tools>) -> Tool {
+    let t = Arc::clone(tools);
+    Tool::derived(
         "list_views",
         "List the views of a database, or of one schema.",
         move |ctx: Context, args: OptionalSchemaArgs| {
@@ -180,10 +194,13 @@ pub fn register(
         },
     )
     .title("List views")
-    .annotations(read_only.clone());
+    .annotations(read_only())
+}
 
-    let t = Arc::clone(&tools);
-    let describe_table = Tool::derived(
+/// The `describe_table` tool.
+fn describe_table_tool(tools: &Arc<Tools>) -> Tool {
+    let t = Arc::clone(tools);
+    Tool::derived(
         "describe_table",
         "Describe a table: columns (name, type, nullability, default, comment) and its DDL where the warehouse has it.",
         move |ctx: Context, args: TableArgs| {
@@ -195,10 +212,13 @@ pub fn register(
         },
     )
     .title("Describe a table")
-    .annotations(read_only.clone());
+    .annotations(read_only())
+}
 
-    let t = Arc::clone(&tools);
-    let describe_view = Tool::derived(
+/// The `describe_view` tool.
+fn describe_view_tool(tools: &Arc<Tools>) -> Tool {
+    let t = Arc::clone(tools);
+    Tool::derived(
         "describe_view",
         "Describe a view: its columns and definition.",
         move |ctx: Context, args: ViewArgs| {
@@ -217,10 +237,13 @@ pub fn register(
         },
     )
     .title("Describe a view")
-    .annotations(read_only.clone());
+    .annotations(read_only())
+}
 
-    let t = Arc::clone(&tools);
-    let query_view = Tool::typed(
+/// The `query_view` tool.
+fn query_view_tool(tools: &Arc<Tools>) -> Tool {
+    let t = Arc::clone(tools);
+    Tool::typed(
         "query_view",
         "Read rows of a view.",
         with_limit::<QueryViewArgs>(&tools.config),
@@ -254,10 +277,13 @@ pub fn register(
     )
     .title("Query a view")
     .output_schema(result_schema())
-    .annotations(read_only.clone());
+    .annotations(read_only())
+}
 
-    let t = Arc::clone(&tools);
-    let execute_query = Tool::typed(
+/// The `execute_query` tool.
+fn execute_query_tool(tools: &Arc<Tools>) -> Tool {
+    let t = Arc::clone(tools);
+    Tool::typed(
         "execute_query",
         "Run one SQL statement. Read-only by default: SELECT (and WITH), SHOW, DESCRIBE, EXPLAIN; \
          one statement, no comments. Rows beyond the limit are cut, with a notice.",
@@ -305,10 +331,13 @@ pub fn register(
     )
     .title("Execute a SQL query")
     .output_schema(result_schema())
-    .annotations(query_hints);
+    .annotations(query_hints(&tools.config))
+}
 
-    let t = Arc::clone(&tools);
-    let tables = Resource::template(
+/// The `tables` resource template.
+fn tables_resource(tools: &Arc<Tools>) -> Resource {
+    let t = Arc::clone(tools);
+    Resource::template(
         "snowflake://{database}/{schema}/{table}",
         "table",
         move |ctx: Context, uri: String, vars: Vec<(String, String)>| {
@@ -341,110 +370,26 @@ pub fn register(
         },
     )
     .description("A table or view of the warehouse; its content is the table's description (columns, types, DDL) as JSON.")
-    .mime_type("application/json");
-
-    builder
-        .tool(list_databases)
-        .tool(list_schemas)
-        .tool(list_tables)
-        .tool(list_views)
-        .tool(describe_table)
-        .tool(describe_view)
-        .tool(query_view)
-        .tool(execute_query)
-        .resource(tables)
+    .mime_type("application/json")
 }
 
-// The tools' arguments: their input schemas are derived from these types
-// (`Tool::derived`; doc comments become the descriptions clients see).
-
-/// A database.
-#[derive(Deserialize, JsonSchema)]
-struct DatabaseArg {
-    /// Database name
-    database: String,
+/// The annotations of the tools that only read.
+fn read_only() -> Value {
+    json!({"readOnlyHint": true, "openWorldHint": false})
 }
 
-/// A schema of a database.
-#[derive(Deserialize, JsonSchema)]
-struct SchemaArgs {
-    /// Database name
-    database: String,
-    /// Schema name
-    schema: String,
-}
-
-/// A database, and optionally one of its schemas.
-#[derive(Deserialize, JsonSchema)]
-struct OptionalSchemaArgs {
-    /// Database name
-    database: String,
-    /// Schema name (all schemas when omitted)
-    schema: Option<String>,
-}
-
-/// A table.
-#[derive(Deserialize, JsonSchema)]
-struct TableArgs {
-    /// Database name
-    database: String,
-    /// Schema name
-    schema: String,
-    /// Table name
-    table: String,
-}
-
-/// A view.
-#[derive(Deserialize, JsonSchema)]
-struct ViewArgs {
-    /// Database name
-    database: String,
-    /// View name
-    view_name: String,
-    /// Schema name (the warehouse's default schema when omitted)
-    schema: Option<String>,
-}
-
-/// A view to read rows of.
-#[derive(Deserialize, JsonSchema)]
-struct QueryViewArgs {
-    /// Database name
-    database: String,
-    /// View name
-    view_name: String,
-    /// Schema name (the warehouse's default schema when omitted)
-    schema: Option<String>,
-    /// Most rows to return
-    limit: Option<usize>,
-}
-
-/// One statement to run.
-#[derive(Deserialize, JsonSchema)]
-struct ExecuteArgs {
-    /// One SQL statement
-    query: String,
-    /// Database to run it in
-    database: Option<String>,
-    /// Schema to run it in
-    schema: Option<String>,
-    /// Most rows to return
-    limit: Option<usize>,
-}
-
-/// `A`'s derived schema with its `limit` bounded by the configured
-/// maximum (known only at run time).
-fn with_limit<A: JsonSchema>(config: &ToolsConfig) -> Value {
-    let mut schema = crate::mcp::schema_of::<A>();
-    schema["properties"]["limit"] = json!({
-        "type": "integer",
-        "minimum": 1,
-        "maximum": config.max_limit,
-        "description": format!(
-            "Most rows to return (default {}, at most {})",
-            config.default_limit, config.max_limit
-        )
-    });
-    schema
+/// `execute_query`'s annotations: read-only unless writes are allowed.
+fn query_hints(config: &ToolsConfig) -> Value {
+    if config
+        .guard
+        .allowed()
+        .iter()
+        .all(|k| StatementKind::READ_ONLY.contains(k))
+    {
+        read_only()
+    } else {
+        json!({"readOnlyHint": false, "destructiveHint": true, "openWorldHint": false})
+    }
 }
 
 impl Tools {
@@ -600,123 +545,6 @@ const GUARD_INLINE_BYTES: usize = 16 * 1024;
 
 /// Results heavier than this are shaped on a blocking thread. Default: 64 KiB.
 const SHAPE_INLINE_BYTES: usize = 64 * 1024;
-
-/// About how many bytes of text a result's values hold (strings by length,
-/// anything else counted small), cheaply.
-fn result_weight(result: &QueryResult) -> usize {
-    result
-        .rows
-        .iter()
-        .flatten()
-        .map(|v| match v {
-            Value::String(s) => s.len(),
-            _ => 8,
-        })
-        .sum()
-}
-
-/// The declared shape of a query result's `structuredContent`.
-fn result_schema() -> Value {
-    json!({
-        "type": "object",
-        "properties": {
-            "columns": {"type": "array", "items": {"type": "object", "properties": {
-                "name": {"type": "string"}, "type": {"type": "string"}
-            }, "required": ["name", "type"]}},
-            "rows": {"type": "array", "items": {"type": "array"}},
-            "rowCount": {"type": "integer"},
-            "truncated": {"type": "boolean"},
-            "queryId": {"type": ["string", "null"]},
-            "notice": {"type": "string"}
-        },
-        "required": ["columns", "rows", "rowCount", "truncated"]
-    })
-}
-
-fn names_output(what: &str, names: &[String], structured: Value) -> ToolOutput {
-    let text = if names.is_empty() {
-        format!("No {what}")
-    } else {
-        names.join("\n")
-    };
-    ToolOutput::structured(structured).with_text(text)
-}
-
-fn warehouse_error(e: &WarehouseError) -> ToolOutput {
-    ToolOutput::error(format!("Warehouse error: {e}"))
-}
-
-/// The notice for a cut result: what cut it and how to get the rest.
-fn truncation_notice(result: &QueryResult, config: &ToolsConfig) -> Option<String> {
-    let shown = result.rows.len();
-    match result.truncated_by? {
-        Truncation::Rows(limit) => Some(if limit < config.max_limit {
-            format!(
-                "Showing the first {shown} rows; there are more. Pass a larger limit (up to {}), \
-                 or narrow the query (WHERE, LIMIT/OFFSET) to see the rest.",
-                config.max_limit
-            )
-        } else {
-            format!(
-                "Showing the first {shown} rows; there are more. Page through the rest with \
-                 LIMIT/OFFSET, or aggregate."
-            )
-        }),
-        Truncation::Bytes(cap) => Some(format!(
-            "Showing the first {shown} rows: the result was cut at {cap} bytes. Select fewer \
-             columns, or page with LIMIT/OFFSET (for example OFFSET {shown}) to see the rest."
-        )),
-        Truncation::Cells(cap) => Some(format!(
-            "The first row alone is larger than the {cap}-byte result cap: its largest values \
-             were cut (each ends with {}) and no further rows are shown. Select a part of the \
-             value (SUBSTR, LEFT) or fewer columns.",
-            crate::warehouse::CUT_MARKER
-        )),
-    }
-}
-
-fn result_output(result: &QueryResult, config: &ToolsConfig) -> ToolOutput {
-    let notice = truncation_notice(result, config);
-    let mut structured = json!({
-        "columns": result.columns,
-        "rows": result.rows,
-        "rowCount": result.rows.len(),
-        "truncated": result.truncated,
-        "queryId": result.query_id,
-    });
-    if let Some(n) = &notice {
-        structured["notice"] = n.clone().into();
-    }
-    let mut text = text_table(result);
-    if let Some(n) = notice {
-        text.push_str("\n\n");
-        text.push_str(&n);
-    }
-    ToolOutput::structured(structured).with_text(text)
-}
-
-/// A readable table: a header, a rule, the rows; NULL for nulls.
-fn text_table(result: &QueryResult) -> String {
-    if result.columns.is_empty() {
-        return "(statement ran; no result set)".into();
-    }
-    let cell = |v: &Value| match v {
-        Value::Null => "NULL".to_owned(),
-        Value::String(s) => s.replace(['\n', '\r', '|'], " "),
-        other => other.to_string(),
-    };
-    let mut out = String::new();
-    let header: Vec<&str> = result.columns.iter().map(|c| c.name.as_str()).collect();
-    let _ = writeln!(out, "| {} |", header.join(" | "));
-    let _ = writeln!(out, "|{}", "---|".repeat(header.len()));
-    for row in &result.rows {
-        let cells: Vec<String> = row.iter().map(cell).collect();
-        let _ = writeln!(out, "| {} |", cells.join(" | "));
-    }
-    let n = result.rows.len();
-    let _ = write!(out, "({n} row{})", if n == 1 { "" } else { "s" });
-    out
-}
 
 #[cfg(test)]
 mod tests {
