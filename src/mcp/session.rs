@@ -510,51 +510,11 @@ impl Session {
             None => Meta::default(),
             Some(raw) => Meta::read(raw)?,
         };
-        let stamped = match &meta.version {
-            None => None,
-            Some(v) => match ProtocolVersion::parse(v) {
-                Some(v) if v.is_modern() => Some(v),
-                _ => {
-                    return Err(RpcError::new(
-                        UNSUPPORTED_PROTOCOL_VERSION,
-                        format!("unsupported protocol version {v:?}"),
-                    )
-                    .with_data(format!(
-                        r#"{{"supported":{},"requested":{}}}"#,
-                        supported_json(),
-                        json_str(v)
-                    )));
-                }
-            },
+        let (version, log_level) = match self.version_of(&req, &meta, params, out)? {
+            Ok(settled) => settled,
+            Err(answered) => return Ok(answered),
         };
         let method: &str = &req.method;
-        let (version, log_level) = match stamped {
-            Some(v) => (v, meta.log_level),
-            None => {
-                if method == "initialize" {
-                    return Ok(self.initialize(req.id, params, out));
-                }
-                if method == "ping" {
-                    write_result(out, req.id, b"{}");
-                    return Ok(Dispatched::Done);
-                }
-                if method == "server/discover" {
-                    write_result(out, req.id, &self.server.catalog().discover);
-                    return Ok(Dispatched::Done);
-                }
-                match self.protocol_version() {
-                    Some(v) => (v, self.log_level()),
-                    None => {
-                        return Err(RpcError::new(
-                            INVALID_REQUEST,
-                            format!(
-                                "session not initialized: send \"initialize\" before {method:?}"
-                            ),
-                        ));
-                    }
-                }
-            }
-        };
         let catalog = self.server.catalog();
         let call = |kind, catalog: &Arc<Catalog>| {
             Ok(Dispatched::Call(Call {
@@ -638,42 +598,9 @@ impl Session {
                 write_result(out, req.id, b"{}");
             }
             "tasks/get" | "tasks/update" | "tasks/cancel" if version.is_modern() => {
-                let caps = meta
-                    .client_capabilities
-                    .and_then(|c| serde_json::from_str::<serde_json::Value>(c.get()).ok());
-                if !super::tasks::negotiated(caps.as_ref()) {
-                    return Err(super::tasks::extension_required(method));
+                if let Some(done) = self.task_request(method, req.id, params, &meta, out)? {
+                    return Ok(done);
                 }
-                let Some(task_id) = Params::string(params.task_id, "taskId")? else {
-                    return Err(RpcError::invalid_params(format!(
-                        "{method} needs a \"taskId\""
-                    )));
-                };
-                let task = self.server.0.tasks.get(&task_id).ok_or_else(|| {
-                    RpcError::invalid_params(format!("unknown taskId {task_id:?}"))
-                })?;
-                match method {
-                    "tasks/get" => {
-                        write_result(out, req.id, task.detailed().to_string().as_bytes());
-                        return Ok(Dispatched::Done);
-                    }
-                    "tasks/update" => {
-                        let responses = match params.input_responses {
-                            None => serde_json::Map::new(),
-                            Some(raw) => match serde_json::from_str(raw.get()) {
-                                Ok(serde_json::Value::Object(m)) => m,
-                                _ => {
-                                    return Err(RpcError::invalid_params(
-                                        "\"inputResponses\" must be an object",
-                                    ));
-                                }
-                            },
-                        };
-                        task.update(responses);
-                    }
-                    _ => task.cancel(),
-                }
-                write_result(out, req.id, br#"{"resultType":"complete"}"#);
             }
             "subscriptions/listen" if version.is_modern() => {
                 let filter = super::listen::ListenFilter::read(params.notifications)?;
@@ -709,6 +636,117 @@ impl Session {
             _ => return Err(RpcError::method_not_found(method)),
         }
         Ok(Dispatched::Done)
+    }
+
+    /// The protocol version and log level a request runs under: its own
+    /// `_meta` stamp (2026-07-28), else the session's; `Err` with the
+    /// answer for the requests that need no session (`initialize`, `ping`,
+    /// `server/discover`), and an error for the rest before `initialize`.
+    #[allow(clippy::type_complexity)]
+    fn version_of<'a>(
+        &self,
+        req: &Request<'a>,
+        meta: &Meta<'a>,
+        params: &Params<'a>,
+        out: &mut Vec<u8>,
+    ) -> Result<Result<(ProtocolVersion, Option<LogLevel>), Dispatched<'a>>, RpcError> {
+        let stamped = match &meta.version {
+            None => None,
+            Some(v) => match ProtocolVersion::parse(v) {
+                Some(v) if v.is_modern() => Some(v),
+                _ => {
+                    return Err(RpcError::new(
+                        UNSUPPORTED_PROTOCOL_VERSION,
+                        format!("unsupported protocol version {v:?}"),
+                    )
+                    .with_data(format!(
+                        r#"{{"supported":{},"requested":{}}}"#,
+                        supported_json(),
+                        json_str(v)
+                    )));
+                }
+            },
+        };
+        let method: &str = &req.method;
+        Ok(Ok(match stamped {
+            Some(v) => (v, meta.log_level),
+            None => {
+                if method == "initialize" {
+                    return Ok(Err(self.initialize(req.id, params, out)));
+                }
+                if method == "ping" {
+                    write_result(out, req.id, b"{}");
+                    return Ok(Err(Dispatched::Done));
+                }
+                if method == "server/discover" {
+                    write_result(out, req.id, &self.server.catalog().discover);
+                    return Ok(Err(Dispatched::Done));
+                }
+                match self.protocol_version() {
+                    Some(v) => (v, self.log_level()),
+                    None => {
+                        return Err(RpcError::new(
+                            INVALID_REQUEST,
+                            format!(
+                                "session not initialized: send \"initialize\" before {method:?}"
+                            ),
+                        ));
+                    }
+                }
+            }
+        }))
+    }
+
+    /// `tasks/get`, `tasks/update`, `tasks/cancel` (the tasks extension);
+    /// `Some` when the answer is complete already.
+    fn task_request<'a>(
+        &self,
+        method: &str,
+        id: Id<'a>,
+        params: &Params<'a>,
+        meta: &Meta<'a>,
+        out: &mut Vec<u8>,
+    ) -> Result<Option<Dispatched<'a>>, RpcError> {
+        let caps = meta
+            .client_capabilities
+            .and_then(|c| serde_json::from_str::<serde_json::Value>(c.get()).ok());
+        if !super::tasks::negotiated(caps.as_ref()) {
+            return Err(super::tasks::extension_required(method));
+        }
+        let Some(task_id) = Params::string(params.task_id, "taskId")? else {
+            return Err(RpcError::invalid_params(format!(
+                "{method} needs a \"taskId\""
+            )));
+        };
+        let task = self
+            .server
+            .0
+            .tasks
+            .get(&task_id)
+            .ok_or_else(|| RpcError::invalid_params(format!("unknown taskId {task_id:?}")))?;
+        match method {
+            "tasks/get" => {
+                write_result(out, id, task.detailed().to_string().as_bytes());
+                return Ok(Some(Dispatched::Done));
+            }
+            "tasks/update" => {
+                let responses = match params.input_responses {
+                    None => serde_json::Map::new(),
+                    Some(raw) => match serde_json::from_str(raw.get()) {
+                        Ok(serde_json::Value::Object(m)) => m,
+                        _ => {
+                            return Err(RpcError::invalid_params(
+                                "\"inputResponses\" must be an object",
+                            ));
+                        }
+                    },
+                };
+                task.update(responses);
+            }
+            _ => task.cancel(),
+        }
+        write_result(out, id, br#"{"resultType":"complete"}"#);
+        Ok(None)
     }
 }
 
