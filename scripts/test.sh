@@ -140,13 +140,17 @@ cargo fmt --all -- --check
 
 step "lints"
 cargo clippy --locked --all-targets -- -D warnings
+# With the engine internals exposed too (the fuzz targets', benches' and
+# allocation tests' view).
+cargo clippy --locked --all-targets --features fuzzing -- -D warnings
 
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps
 
 step "tests (unit, integration, doc; the Snowflake ones against fakesnow)"
 install_fakesnow
-bounded 20m cargo test --locked
+# `fuzzing` exposes the engine internals the allocation tests measure.
+bounded 20m cargo test --locked --features fuzzing
 
 step "real MCP clients (Python SDK), promtool and headless Chromium against the example servers"
 install_python
@@ -168,7 +172,7 @@ step "official MCP conformance suite against examples/conformance.rs (Streamable
 bounded 15m bash tests/conformance/run.sh
 
 step "benches in test mode"
-bounded 15m cargo test --locked --benches
+bounded 15m cargo test --locked --benches --features fuzzing
 
 step "fuzz (${FUZZ_SECONDS}s per target)"
 install_cargo_fuzz

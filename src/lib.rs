@@ -45,7 +45,7 @@
 //! - [`server`]: [`Server`] binds (127.0.0.1 by default), accepts under a
 //!   connection limit, and shuts down gracefully.
 //! - [`http`]: the HTTP/1.1 engine, one module per protocol stage: request
-//!   head ([`http::head`]), chunked bodies ([`http::chunked`]), the
+//!   head (`http::head`), chunked bodies (`http::chunked`), the
 //!   connection loop with its limits and timeouts, response encoding,
 //!   Server-Sent Events ([`http::sse`]), and the [`http::Router`] that later
 //!   layers (MCP, WebSocket upgrade, operations endpoints) plug into.

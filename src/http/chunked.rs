@@ -124,11 +124,13 @@ impl ChunkedDecoder {
     }
 
     /// Starts a new body with the same limit.
+    #[cfg(any(test, feature = "fuzzing"))]
     pub fn reset(&mut self) {
         *self = ChunkedDecoder::new(self.max_body);
     }
 
     /// Whether the last chunk and trailers have been read.
+    #[cfg(any(test, feature = "fuzzing"))]
     pub fn is_done(&self) -> bool {
         self.state == State::Done
     }

@@ -142,7 +142,7 @@ impl Config {
         self
     }
 
-    /// Sets the header count limit, at most [`crate::http::head::MAX_HEADERS_CAP`].
+    /// Sets the header count limit, at most 256 (`http::head::MAX_HEADERS_CAP`).
     /// Default: [`DEFAULT_MAX_HEADERS`].
     pub fn max_headers(mut self, count: usize) -> Self {
         self.head.max_headers = count.min(crate::http::head::MAX_HEADERS_CAP);

@@ -5,16 +5,22 @@
 //! whole, streamed (chunked or [`sse`]), or an upgrade that takes over the
 //! socket ([`Upgraded`]).
 //!
-//! Stages, one file each: [`head`] (request line and header fields),
-//! [`chunked`] (chunked body decoding), `conn` (the per-connection loop,
+//! Stages, one file each: `head` (request line and header fields),
+//! `chunked` (chunked body decoding), `conn` (the per-connection loop,
 //! limits and timeouts), `encode` (status line, framing headers, chunks),
 //! [`sse`] (event encoding), `router`, `request`, `response`, `upgrade`.
 
+#[cfg(feature = "fuzzing")]
 pub mod chunked;
+#[cfg(not(feature = "fuzzing"))]
+pub(crate) mod chunked;
 pub mod config;
 pub(crate) mod conn;
 pub(crate) mod encode;
+#[cfg(feature = "fuzzing")]
 pub mod head;
+#[cfg(not(feature = "fuzzing"))]
+pub(crate) mod head;
 mod io;
 pub(crate) mod request;
 mod response;

@@ -36,7 +36,7 @@ impl std::fmt::Debug for Request<'_> {
 }
 
 impl<'a> Request<'a> {
-    /// A request over a head parsed by [`super::head::parse_head`] from `buf`.
+    /// A request over a head parsed by `head::parse_head` from `buf`.
     ///
     /// The server builds requests itself; this is for fuzzing and testing
     /// handlers (the WebSocket handshake, say) without a socket.

@@ -4,14 +4,20 @@
 //! scanner validates it, `id`, `params`, `result` and `error` stay
 //! [`RawJson`] slices of the input, and `method` is a `Cow<str>` that only
 //! allocates when the method name holds escapes. The
-//! writers in [`write`](mod@write) put answers straight into an output buffer, echoing
+//! writers in `write` put answers straight into an output buffer, echoing
 //! the request's `id` bytes as they came.
 //!
 //! Nothing here knows about HTTP or MCP.
 
 mod parse;
+#[cfg(feature = "fuzzing")]
 pub mod scan;
+#[cfg(not(feature = "fuzzing"))]
+pub(crate) mod scan;
+#[cfg(feature = "fuzzing")]
 pub mod write;
+#[cfg(not(feature = "fuzzing"))]
+pub(crate) mod write;
 
 pub(crate) use parse::is_batch;
 pub use parse::{Id, Message, ParseError, Request, Response, parse, parse_batch, parse_with};
