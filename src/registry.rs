@@ -20,6 +20,7 @@ use crate::mcp::Session;
 
 /// What a registered entry is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Transport {
     /// An HTTP/1.1 connection (a TCP socket the HTTP engine serves).
     Http,
@@ -76,6 +77,7 @@ struct Counters {
 
 /// Something counted per transport besides opening and closing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// A session ended because it went unused too long.
     Expired,

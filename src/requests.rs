@@ -66,6 +66,7 @@ impl Default for RequestsConfig {
 
 /// Why a call did not run to its end.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RequestError {
     /// The queue was full.
     #[error("server busy: {running} calls running and {queued} waiting; try again shortly")]

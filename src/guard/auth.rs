@@ -159,6 +159,7 @@ impl Auth {
 
 /// Why a request was not let in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum AuthError {
     /// No `Authorization` header.
     #[error("missing bearer token")]

@@ -17,6 +17,7 @@ use crate::http::Request;
 
 /// Why a request's origin was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum OriginRefused {
     /// The `Origin` is neither loopback nor allow-listed.
     Origin,

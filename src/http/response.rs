@@ -62,6 +62,7 @@ impl std::fmt::Debug for Response {
 
 /// A header name or value a handler tried to set was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum InvalidHeader {
     /// The name is not a token.
     #[error("invalid header name")]

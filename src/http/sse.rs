@@ -137,6 +137,7 @@ impl Response {
 
 /// Why an event could not be sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SendError {
     /// The event was malformed.
     #[error(transparent)]

@@ -29,6 +29,7 @@ pub const METHODS: [&str; 17] = [
 
 /// How a request ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Outcome {
     /// A result was sent.
     Ok,
@@ -113,6 +114,7 @@ impl McpMetrics {
 
 /// How a tool call ended, as `snowflake_mcp_tool_calls_total` counts it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ToolOutcome {
     /// A result that is not an error.
     Ok,

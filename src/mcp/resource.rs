@@ -14,6 +14,7 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 /// One item of a `resources/read` answer.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
+#[non_exhaustive]
 pub enum ResourceContents {
     /// Text contents.
     Text {
@@ -39,6 +40,7 @@ pub enum ResourceContents {
 
 /// Why a resource could not be read.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ReadError {
     /// There is nothing at that URI (answered with -32002).
     NotFound,

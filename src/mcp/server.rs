@@ -382,6 +382,7 @@ pub(crate) fn page_of(cursor: &str, pages: usize) -> Option<usize> {
 
 /// Something that changed on the server, for transports to tell their clients.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ServerEvent {
     /// A resource's contents changed (`notifications/resources/updated` to subscribers).
     ResourceUpdated(Arc<str>),

@@ -45,6 +45,7 @@ pub const MAX_TASKS: usize = 10_000;
 
 /// Whether a tool can run as a task.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TaskSupport {
     /// It becomes a task for clients that negotiated the extension, and runs
     /// as a plain call for others.

@@ -290,6 +290,7 @@ impl Tool {
 /// One content block of a tool result.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
+#[non_exhaustive]
 pub enum Content {
     /// Text.
     Text {

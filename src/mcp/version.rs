@@ -2,6 +2,7 @@
 
 /// A protocol version this library speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
 pub enum ProtocolVersion {
     /// 2024-11-05: the first published version.
     V2024_11_05,

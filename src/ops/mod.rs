@@ -84,6 +84,7 @@ enum Endpoint {
 
 /// The overall state `/health/detailed` reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum Health {
     /// Everything works.
     Healthy,

@@ -94,6 +94,7 @@ impl Default for PoolConfig {
 
 /// Why a session could not be had.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PoolError {
     /// Every session stayed busy for the whole acquire timeout.
     #[error("all {max_size} warehouse sessions busy for {}s", waited.as_secs_f64().round())]

@@ -57,6 +57,7 @@ const MAX_RECURSION: usize = 64;
 
 /// What kind of statement a piece of SQL is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum StatementKind {
     /// `SELECT`, `WITH ... SELECT`, `VALUES`, set operations.
     Query,
@@ -227,6 +228,7 @@ fn select_into(body: &SetExpr) -> bool {
 
 /// Why a statement was refused. The message is what the client is told.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Refusal {
     /// Nothing but whitespace.
     #[error("the query is empty")]

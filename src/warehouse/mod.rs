@@ -133,6 +133,7 @@ impl std::fmt::Debug for Progress {
 
 /// The kind of a warehouse failure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// The statement failed (bad SQL, missing table, type error): the
     /// client's to fix.

@@ -45,6 +45,7 @@ const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Where the data is.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub enum Source {
     /// A database file.
     File(PathBuf),

@@ -59,6 +59,7 @@ impl Accepted {
 
 /// Why a handshake was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Refused {
     /// The request is not `HTTP/1.1` (or later).
     #[error("a WebSocket handshake needs HTTP/1.1")]

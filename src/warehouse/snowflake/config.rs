@@ -49,6 +49,7 @@ pub enum SnowflakeAuth {
 
 /// The kinds of token Snowflake takes at login.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TokenKind {
     /// A programmatic access token (PAT), made in Snowflake for a user.
     Pat,
@@ -59,6 +60,7 @@ pub enum TokenKind {
 
 /// Where a login token comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TokenSource {
     /// The token itself (`token`, `SNOWFLAKE_TOKEN`).
     Value(Secret),
