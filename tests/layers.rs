@@ -12,34 +12,22 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+/// What the HTTP engine and the WebSocket handshake must never name.
+const ENGINE_NEVER: &[&str] = &[
+    "mcp",
+    "transport",
+    "ops",
+    "registry",
+    "server",
+    "warehouse",
+    "guard",
+    "tools",
+];
+
 /// Modules each module must never name.
 const FORBIDDEN: &[(&str, &[&str])] = &[
-    (
-        "http",
-        &[
-            "mcp",
-            "transport",
-            "ops",
-            "registry",
-            "server",
-            "warehouse",
-            "guard",
-            "tools",
-        ],
-    ),
-    (
-        "ws",
-        &[
-            "mcp",
-            "transport",
-            "ops",
-            "registry",
-            "server",
-            "warehouse",
-            "guard",
-            "tools",
-        ],
-    ),
+    ("http", ENGINE_NEVER),
+    ("ws", ENGINE_NEVER),
     ("jsonrpc", &["http", "mcp"]),
     (
         "mcp",
