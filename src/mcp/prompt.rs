@@ -12,8 +12,9 @@ use super::tool::Content;
 /// Completes a partly typed argument value into suggestions.
 pub type CompleteFn = dyn Fn(&str) -> Vec<String> + Send + Sync;
 
-type GetFn =
-    dyn Fn(Context, Vec<(String, String)>) -> BoxFuture<Result<PromptOutput, String>> + Send + Sync;
+type GetFn = dyn Fn(Context, Vec<(String, String)>) -> BoxFuture<'static, Result<PromptOutput, String>>
+    + Send
+    + Sync;
 
 /// Who a prompt message speaks as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -178,7 +179,7 @@ impl Prompt {
         &self,
         ctx: Context,
         args: Vec<(String, String)>,
-    ) -> BoxFuture<Result<PromptOutput, String>> {
+    ) -> BoxFuture<'static, Result<PromptOutput, String>> {
         (self.get)(ctx, args)
     }
 }

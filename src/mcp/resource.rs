@@ -1,15 +1,13 @@
 //! Resources (fixed URIs), resource templates (`{var}` URIs), and their contents.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use serde::Serialize;
 
 use super::context::Context;
 
-/// A boxed future, as resource and prompt handlers return.
-pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+pub use crate::util::BoxFuture;
 
 /// One item of a `resources/read` answer.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -52,7 +50,7 @@ type ReadFn = dyn Fn(
         Context,
         String,
         Vec<(String, String)>,
-    ) -> BoxFuture<Result<Vec<ResourceContents>, ReadError>>
+    ) -> BoxFuture<'static, Result<Vec<ResourceContents>, ReadError>>
     + Send
     + Sync;
 
@@ -212,7 +210,7 @@ impl Resource {
         ctx: Context,
         uri: String,
         vars: Vec<(String, String)>,
-    ) -> BoxFuture<Result<Vec<ResourceContents>, ReadError>> {
+    ) -> BoxFuture<'static, Result<Vec<ResourceContents>, ReadError>> {
         (self.read)(ctx, uri, vars)
     }
 }

@@ -5,6 +5,10 @@
 pub(crate) mod date;
 pub mod sql_guard;
 
+/// A boxed future that can move between threads: the one the crate's
+/// trait methods and handlers return (`'static` where nothing is borrowed).
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
 /// Compares without an early exit, so timing says nothing of where bytes differ.
 pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {

@@ -7,9 +7,6 @@
 //! back as JSON already in its final form: exact decimals as strings,
 //! dates and timestamps as ISO 8601 text, binary as base64.
 
-use std::future::Future;
-use std::pin::Pin;
-
 use serde::Serialize;
 use serde_json::Value;
 
@@ -20,8 +17,7 @@ pub mod snowflake;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
-/// A boxed future, for the [`Warehouse`] methods.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use crate::util::BoxFuture;
 
 pub use crate::util::sql_guard::SqlDialect;
 
