@@ -368,7 +368,11 @@ static HOST_BYTE: [bool; 256] = {
 /// The header fields' offsets are left in `headers` (cleared first), so a
 /// caller that keeps that `Vec` between requests parses without allocating.
 ///
+/// (The module is public with the `fuzzing` feature only; so is this example.)
+///
 /// ```
+/// # #[cfg(feature = "fuzzing")]
+/// # {
 /// use snowflake_mcp::http::head::{parse_head, Framing, HeadLimits};
 ///
 /// let mut spans = Vec::new();
@@ -376,6 +380,7 @@ static HOST_BYTE: [bool; 256] = {
 /// let head = parse_head(buf, &HeadLimits::default(), &mut spans).unwrap().unwrap();
 /// assert_eq!(head.framing, Framing::Length(2));
 /// assert_eq!(&buf[head.len..], b"{}");
+/// # }
 /// ```
 pub fn parse_head(
     buf: &[u8],
