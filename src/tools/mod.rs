@@ -474,12 +474,17 @@ impl Tools {
     ) -> ToolOutput {
         // A client that asked for progress hears, while the warehouse
         // reports the statement still running, how long it has run.
-        let (running_tx, mut running) = tokio::sync::watch::channel(std::time::Duration::ZERO);
-        let progress = ctx.progress_token().is_some().then(|| {
-            Progress::new(move |elapsed| {
-                let _ = running_tx.send(elapsed);
-            })
-        });
+        // (Nothing is set up for the others: no channel per call.)
+        let (progress, mut running) = match ctx.progress_token() {
+            Some(_) => {
+                let (tx, rx) = tokio::sync::watch::channel(std::time::Duration::ZERO);
+                let report = Progress::new(move |elapsed| {
+                    let _ = tx.send(elapsed);
+                });
+                (Some(report), Some(rx))
+            }
+            None => (None, None),
+        };
         let options = QueryOptions {
             database,
             schema,
@@ -490,16 +495,18 @@ impl Tools {
         };
         let query = self.warehouse.query(sql, &options);
         tokio::pin!(query);
-        let mut listening = options.progress.is_some();
         let outcome = loop {
+            let Some(rx) = running.as_mut() else {
+                break query.await;
+            };
             tokio::select! {
                 outcome = &mut query => break outcome,
-                changed = running.changed(), if listening => {
+                changed = rx.changed() => {
                     if changed.is_err() {
-                        listening = false;
+                        running = None;
                         continue;
                     }
-                    let secs = running.borrow_and_update().as_secs_f64();
+                    let secs = rx.borrow_and_update().as_secs_f64();
                     let note = format!("the statement is still running ({secs:.0} s)");
                     ctx.progress(secs, None, Some(&note)).await;
                 }

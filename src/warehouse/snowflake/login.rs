@@ -218,14 +218,14 @@ pub(crate) async fn heartbeat(rest: &Rest, tokens: &Tokens) -> Result<(), Wareho
 }
 
 /// Ends the session on Snowflake's side (best effort).
-pub(crate) async fn logout(rest: &Rest, tokens: &Tokens) {
+pub(crate) async fn logout(rest: &Rest, session: &Secret) {
     let id = request_id();
     let _ = rest
         .post(
             Call {
                 path: "/session",
                 query: &[("delete", "true"), ("request_id", id.as_str())],
-                token: Some(&tokens.session),
+                token: Some(session),
                 accept: ACCEPT_JSON,
             },
             &json!({}),

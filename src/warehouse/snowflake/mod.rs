@@ -70,13 +70,8 @@ impl Drop for SnowflakeSession {
             return;
         };
         let rest = Arc::clone(&self.rest);
-        let tokens = login::Tokens {
-            session: self.tokens.session.clone(),
-            master: Secret::new(""),
-            session_expires: self.tokens.session_expires,
-            session_validity: self.tokens.session_validity,
-        };
-        handle.spawn(async move { login::logout(&rest, &tokens).await });
+        let token = self.tokens.session.clone();
+        handle.spawn(async move { login::logout(&rest, &token).await });
     }
 }
 
@@ -118,7 +113,7 @@ impl Manager for SnowflakeManager {
                 );
                 // Best effort: a Snowflake-protocol server without it (a test
                 // stand-in) still serves; the client-side timeout still holds.
-                if let Err(e) = self.statement(&mut session, &sql, None, None).await {
+                if let Err(e) = self.statement(&mut session, &sql, None).await {
                     tracing::warn!(error = %e, "could not set the statement timeout");
                 }
             }
@@ -148,25 +143,9 @@ impl SnowflakeManager {
         session: &mut SnowflakeSession,
         sql: &str,
         tag: Option<&str>,
-        progress: Option<&super::Progress>,
     ) -> Result<statement::Answer, WarehouseError> {
-        if session.tokens.renewal_due() {
-            login::renew(&self.rest, &mut session.tokens).await?;
-        }
-        session.sequence += 1;
-        let ticket = Ticket {
-            request_id: rest::request_id(),
-            sql: sql.to_owned(),
-        };
-        statement::run(
-            &self.rest,
-            &session.tokens.session,
-            &ticket,
-            session.sequence,
-            tag,
-            progress,
-        )
-        .await
+        let ticket = Ticket::new(sql.to_owned());
+        run_ticket(self, session, &ticket, tag, None, &mut None).await
     }
 }
 
@@ -669,7 +648,7 @@ impl Warehouse for SnowflakeWarehouse {
             let manager = self.pool.manager();
             let tag = self.tag_prefix.clone();
             match manager
-                .statement(&mut session, "SELECT 1", Some(&tag), None)
+                .statement(&mut session, "SELECT 1", Some(&tag))
                 .await
             {
                 Ok(_) => Ok(()),
