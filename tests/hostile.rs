@@ -146,14 +146,41 @@ async fn still_serving(daemon: &mut Daemon, session: &str, extra: &str) {
 
 /// Another client calling `SELECT 1` without pause on its own session and
 /// connection while an attack runs, so the attack's cost to others is seen.
+/// It runs on a thread and runtime of its own: the attacker's client work in
+/// this process (building large bodies, reading large answers) must not
+/// delay the victim's polling, or the figure would measure the test harness.
 struct Victim {
     stop: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<Vec<(Instant, Duration)>>,
+    thread: std::thread::JoinHandle<Vec<(Instant, Duration)>>,
 }
 
 impl Victim {
     async fn start(addr: SocketAddr, extra: &str) -> Victim {
         let extra = extra.to_owned();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = Arc::clone(&stop);
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("victim runtime");
+            runtime.block_on(Victim::calls(addr, extra, stopping, ready_tx))
+        });
+        ready_rx.await.expect("the victim opened its session");
+        // A baseline before the attack begins.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        Victim { stop, thread }
+    }
+
+    /// The victim's loop: opens its session, says so on `ready`, then calls
+    /// until `stop`; each call's start and duration.
+    async fn calls(
+        addr: SocketAddr,
+        extra: String,
+        stop: Arc<AtomicBool>,
+        ready: tokio::sync::oneshot::Sender<()>,
+    ) -> Vec<(Instant, Duration)> {
         // From another loopback address: another client even without keys
         // (keyless clients of one address are one principal).
         let socket = tokio::net::TcpSocket::new_v4().expect("socket");
@@ -173,42 +200,40 @@ impl Victim {
         c.send(&post(addr, "2025-06-18", Some(&session), &done, &extra))
             .await;
         assert_eq!(c.read_response_to("POST").await.status, 202);
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopping = Arc::clone(&stop);
-        let task = tokio::spawn(async move {
-            let mut samples = Vec::new();
-            let mut id = 10_000;
-            while !stopping.load(Ordering::Relaxed) {
-                id += 1;
-                let started = Instant::now();
-                c.send(&post(
-                    addr,
-                    "2025-06-18",
-                    Some(&session),
-                    &query(id, "SELECT 1 AS one"),
-                    &extra,
-                ))
-                .await;
-                let r = c.read_response_to("POST").await;
-                assert_eq!(
-                    answer(&r.body, id)["result"]["structuredContent"]["rows"],
-                    json!([[1]])
-                );
-                samples.push((started, started.elapsed()));
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            samples
-        });
-        // A baseline before the attack begins.
-        tokio::time::sleep(Duration::from_millis(400)).await;
-        Victim { stop, task }
+        let _ = ready.send(());
+        let mut samples = Vec::new();
+        let mut id = 10_000;
+        while !stop.load(Ordering::Relaxed) {
+            id += 1;
+            let started = Instant::now();
+            c.send(&post(
+                addr,
+                "2025-06-18",
+                Some(&session),
+                &query(id, "SELECT 1 AS one"),
+                &extra,
+            ))
+            .await;
+            let r = c.read_response_to("POST").await;
+            assert_eq!(
+                answer(&r.body, id)["result"]["structuredContent"]["rows"],
+                json!([[1]])
+            );
+            samples.push((started, started.elapsed()));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        samples
     }
 
     /// Stops; the victim's p99 before `attack` began and from then on, and
     /// how many calls it made during the attack.
     async fn finish(self, attack: Instant) -> (Duration, Duration, usize) {
         self.stop.store(true, Ordering::Relaxed);
-        let samples = self.task.await.expect("the victim was served throughout");
+        let thread = self.thread;
+        let samples = tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .expect("joined")
+            .expect("the victim was served throughout");
         let p99 = |mut v: Vec<Duration>| {
             v.sort();
             v.get((v.len() * 99).div_ceil(100).saturating_sub(1))
