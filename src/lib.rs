@@ -47,16 +47,16 @@
 //! - [`http`]: the HTTP/1.1 engine, one module per protocol stage: request
 //!   head (`http::head`), chunked bodies (`http::chunked`), the
 //!   connection loop with its limits and timeouts, response encoding,
-//!   Server-Sent Events ([`http::sse`]), and the [`http::Router`] that later
+//!   Server-Sent Events (`sse`), and the [`http::Router`] that later
 //!   layers (MCP, WebSocket upgrade, operations endpoints) plug into.
 //! - [`config`]: [`Config`], every limit and timeout as a named constant with
 //!   its default and a setter.
 //! - [`shutdown`]: the shutdown signal fanned out to connections.
-//! - [`registry`]: the connection manager; every connection, MCP session and
+//! - `registry`: the connection manager; every connection, MCP session and
 //!   WebSocket with its transport and age, and counters read without a lock.
-//! - [`jsonrpc`], [`mcp`]: JSON-RPC parsing and writing, and the MCP protocol
+//! - `jsonrpc`, [`mcp`]: JSON-RPC parsing and writing, and the MCP protocol
 //!   (versions, lifecycle, tools, resources, prompts) on top.
-//! - [`transport`]: stdio, Streamable HTTP and WebSocket; [`ws`]: the
+//! - [`transport`]: stdio, Streamable HTTP and WebSocket; `ws`: the
 //!   WebSocket handshake and limits.
 //! - [`error`]: the public [`Error`].
 
@@ -67,25 +67,36 @@ mod budget;
 pub mod config;
 pub mod error;
 pub mod guard;
+#[cfg(feature = "fuzzing")]
 pub mod histogram;
+#[cfg(not(feature = "fuzzing"))]
+pub(crate) mod histogram;
 pub mod http;
+#[cfg(feature = "fuzzing")]
 pub mod jsonrpc;
+#[cfg(not(feature = "fuzzing"))]
+pub(crate) mod jsonrpc;
 pub mod mcp;
-pub mod ops;
+pub(crate) mod ops;
 pub mod pool;
-pub mod registry;
+pub(crate) mod registry;
 pub mod requests;
 pub mod server;
 pub mod service;
 pub mod shutdown;
 pub mod tools;
 pub mod transport;
+#[cfg(feature = "fuzzing")]
 pub mod util;
+#[cfg(not(feature = "fuzzing"))]
+pub(crate) mod util;
 pub mod warehouse;
+#[cfg(feature = "fuzzing")]
 pub mod ws;
+#[cfg(not(feature = "fuzzing"))]
+pub(crate) mod ws;
 
 pub use config::Config;
 pub use error::Error;
-pub use registry::Registry;
 pub use server::Server;
 pub use service::Service;

@@ -1,22 +1,15 @@
 //! The connection manager: every HTTP connection, MCP session and WebSocket
-//! is registered here with its transport, peer and age.
+//! is counted here by transport.
 //!
-//! Counters (active, opened, closed, per transport) are atomics: reading
-//! them is a [`Registry::snapshot`] that takes no lock and is cheap enough
-//! for every scrape of an ops endpoint. The list of what is open
-//! ([`Registry::list`]) takes a short lock; it is for status pages, not for
-//! the hot path. Registering happens once per connection or session (never
-//! per request), and unregistering is a [`Registration`] being dropped, so
-//! nothing can be left behind when a task ends in any way.
+//! Counters (active, opened, closed, messages, per transport) are atomics:
+//! reading them is a `Registry::snapshot` that takes no lock and is cheap
+//! enough for every scrape of an ops endpoint. Registering happens once per
+//! connection or session (never per request), and unregistering is a
+//! `Registration` being dropped, so nothing can be left behind when a task
+//! ends in any way.
 
-use parking_lot::Mutex;
-use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
-
-use crate::mcp::Session;
 
 /// What a registered entry is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -78,7 +71,7 @@ struct Counters {
 /// Something counted per transport besides opening and closing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Event {
+pub(crate) enum Event {
     /// A session ended because it went unused too long.
     Expired,
     /// A message was received (WebSocket frames carrying MCP).
@@ -89,7 +82,7 @@ pub enum Event {
 
 /// One transport's counters at a moment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TransportStats {
+pub(crate) struct TransportStats {
     /// Open now.
     pub active: u64,
     /// Opened since start.
@@ -106,7 +99,7 @@ pub struct TransportStats {
 
 /// Every transport's counters at a moment (no lock taken to read them).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RegistrySnapshot {
+pub(crate) struct RegistrySnapshot {
     by_transport: [TransportStats; 4],
 }
 
@@ -125,38 +118,11 @@ impl RegistrySnapshot {
     }
 }
 
-struct Entry {
-    transport: Transport,
-    remote: Option<SocketAddr>,
-    opened: Instant,
-    /// Read for the client's name; weak so the registry never keeps a session alive.
-    session: Option<Weak<Session>>,
-}
-
-/// One open connection or session, as [`Registry::list`] reports it.
-#[derive(Clone, Debug)]
-pub struct ConnectionInfo {
-    /// The registration's number (unique for the registry's life).
-    pub id: u64,
-    /// What it is.
-    pub transport: Transport,
-    /// The peer's address, when there is one.
-    pub remote: Option<SocketAddr>,
-    /// How long it has been open.
-    pub age: Duration,
-    /// The client's `clientInfo` (name, version), once it said.
-    pub client: Option<serde_json::Value>,
-}
-
 /// The connection manager. Share it (`Arc`) between the [`crate::Server`]
 /// and the transports so one snapshot covers them all.
 #[derive(Default)]
 pub struct Registry {
     counters: [Counters; 4],
-    next_id: AtomicU64,
-    /// What is open, by registration id. A std mutex: held to insert,
-    /// remove or copy out, never across an `.await`.
-    entries: Mutex<HashMap<u64, Entry>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -175,33 +141,18 @@ impl Registry {
 
     /// Registers something open; it stays registered until the returned
     /// [`Registration`] is dropped.
-    pub fn register(
-        self: &Arc<Self>,
-        transport: Transport,
-        remote: Option<SocketAddr>,
-    ) -> Registration {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn register(self: &Arc<Self>, transport: Transport) -> Registration {
         let counters = &self.counters[transport.index()];
         counters.opened.fetch_add(1, Ordering::Relaxed);
         counters.active.fetch_add(1, Ordering::Relaxed);
-        self.lock().insert(
-            id,
-            Entry {
-                transport,
-                remote,
-                opened: Instant::now(),
-                session: None,
-            },
-        );
         Registration {
             registry: Arc::clone(self),
-            id,
             transport,
         }
     }
 
     /// Counts `event` for `transport` (one atomic add).
-    pub fn count(&self, transport: Transport, event: Event) {
+    pub(crate) fn count(&self, transport: Transport, event: Event) {
         let c = &self.counters[transport.index()];
         let counter = match event {
             Event::Expired => &c.expired,
@@ -212,7 +163,7 @@ impl Registry {
     }
 
     /// The counters of every transport, read without a lock.
-    pub fn snapshot(&self) -> RegistrySnapshot {
+    pub(crate) fn snapshot(&self) -> RegistrySnapshot {
         let mut snapshot = RegistrySnapshot::default();
         for t in Transport::ALL {
             let c = &self.counters[t.index()];
@@ -227,74 +178,24 @@ impl Registry {
         }
         snapshot
     }
-
-    /// What is open now, oldest first.
-    pub fn list(&self) -> Vec<ConnectionInfo> {
-        let now = Instant::now();
-        // Copy out under the lock; read client info after releasing it.
-        let mut open: Vec<(ConnectionInfo, Option<Weak<Session>>)> = self
-            .lock()
-            .iter()
-            .map(|(&id, e)| {
-                let info = ConnectionInfo {
-                    id,
-                    transport: e.transport,
-                    remote: e.remote,
-                    age: now.saturating_duration_since(e.opened),
-                    client: None,
-                };
-                (info, e.session.clone())
-            })
-            .collect();
-        open.sort_by_key(|(info, _)| info.id);
-        open.into_iter()
-            .map(|(mut info, session)| {
-                info.client = session
-                    .and_then(|s| s.upgrade())
-                    .and_then(|s| s.client_info());
-                info
-            })
-            .collect()
-    }
-
-    fn lock(&self) -> parking_lot::MutexGuard<'_, HashMap<u64, Entry>> {
-        self.entries.lock()
-    }
 }
 
 /// Keeps an entry registered; dropping it unregisters.
-pub struct Registration {
+pub(crate) struct Registration {
     registry: Arc<Registry>,
-    id: u64,
     transport: Transport,
 }
 
 impl std::fmt::Debug for Registration {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Registration")
-            .field("id", &self.id)
             .field("transport", &self.transport)
             .finish()
     }
 }
 
-impl Registration {
-    /// The registration's number.
-    pub fn id(&self) -> u64 {
-        self.id
-    }
-
-    /// Ties the MCP session to this entry, so listings show its client.
-    pub fn attach(&self, session: &Arc<Session>) {
-        if let Some(entry) = self.registry.lock().get_mut(&self.id) {
-            entry.session = Some(Arc::downgrade(session));
-        }
-    }
-}
-
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.registry.lock().remove(&self.id);
         let counters = &self.registry.counters[self.transport.index()];
         counters.active.fetch_sub(1, Ordering::Relaxed);
         counters.closed.fetch_add(1, Ordering::Relaxed);
@@ -306,11 +207,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counts_and_lists_what_is_open() {
+    fn counts_what_is_open() {
         let registry = Registry::new();
-        let a = registry.register(Transport::Http, "127.0.0.1:9".parse().ok());
-        let b = registry.register(Transport::WebSocket, None);
-        let c = registry.register(Transport::WebSocket, None);
+        let a = registry.register(Transport::Http);
+        let b = registry.register(Transport::WebSocket);
+        let c = registry.register(Transport::WebSocket);
         let snap = registry.snapshot();
         assert_eq!(
             snap.get(Transport::Http),
@@ -322,19 +223,6 @@ mod tests {
         );
         assert_eq!(snap.get(Transport::WebSocket).active, 2);
         assert_eq!(snap.active_sessions(), 2);
-        let listed: Vec<_> = registry
-            .list()
-            .iter()
-            .map(|i| (i.id, i.transport))
-            .collect();
-        assert_eq!(
-            listed,
-            [
-                (a.id(), Transport::Http),
-                (b.id(), Transport::WebSocket),
-                (c.id(), Transport::WebSocket)
-            ]
-        );
         drop(b);
         let snap = registry.snapshot();
         assert_eq!(
@@ -355,9 +243,9 @@ mod tests {
         assert_eq!(snap.get(Transport::WebSocket).messages_out, 2);
         assert_eq!(snap.get(Transport::StreamableHttp).expired, 1);
         assert_eq!(snap.get(Transport::Http).expired, 0);
-        assert_eq!(registry.list().len(), 2);
+        assert_eq!(registry.snapshot().get(Transport::WebSocket).active, 1);
         drop((a, c));
-        assert!(registry.list().is_empty());
+        assert_eq!(registry.snapshot().active_sessions(), 0);
         assert_eq!(registry.snapshot().get(Transport::Http).closed, 1);
     }
 }

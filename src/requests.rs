@@ -22,33 +22,33 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::oneshot;
 
 /// Default longest a call may take, queue included: 5 minutes.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 /// Default calls running at once: 8 (the default pool size: more would
 /// only wait for a session).
-pub const DEFAULT_MAX_CONCURRENT: usize = 8;
+pub(crate) const DEFAULT_MAX_CONCURRENT: usize = 8;
 /// Default calls one client may run at once: 4, half the slots, so one
 /// client busy with long statements always leaves room for others. A
 /// "client" is a principal (a key, or a client address): see
 /// [`crate::guard::Admitted`].
-pub const DEFAULT_MAX_PER_CLIENT: usize = 4;
+pub(crate) const DEFAULT_MAX_PER_CLIENT: usize = 4;
 /// Default calls waiting at most: 256.
-pub const DEFAULT_MAX_QUEUE: usize = 256;
+pub(crate) const DEFAULT_MAX_QUEUE: usize = 256;
 /// Default calls of one client waiting at most: 64, a quarter of the
 /// queue, so one client cannot fill it and turn everyone else away.
-pub const DEFAULT_MAX_QUEUE_PER_CLIENT: usize = 64;
+pub(crate) const DEFAULT_MAX_QUEUE_PER_CLIENT: usize = 64;
 
 /// Settings of the request manager.
 #[derive(Clone, Debug)]
 pub struct RequestsConfig {
-    /// Default: [`DEFAULT_TIMEOUT`].
+    /// Default: 5 minutes.
     pub timeout: Duration,
-    /// Default: [`DEFAULT_MAX_CONCURRENT`].
+    /// Default: 8.
     pub max_concurrent: usize,
-    /// Default: [`DEFAULT_MAX_PER_CLIENT`].
+    /// Default: 4.
     pub max_per_client: usize,
-    /// Default: [`DEFAULT_MAX_QUEUE`].
+    /// Default: 256.
     pub max_queue: usize,
-    /// Default: [`DEFAULT_MAX_QUEUE_PER_CLIENT`].
+    /// Default: 64.
     pub max_queue_per_client: usize,
 }
 
@@ -67,7 +67,7 @@ impl Default for RequestsConfig {
 /// Why a call did not run to its end.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum RequestError {
+pub(crate) enum RequestError {
     /// The queue was full.
     #[error("server busy: {running} calls running and {queued} waiting; try again shortly")]
     Busy {
@@ -83,7 +83,7 @@ pub enum RequestError {
 
 /// One registered call, as the status endpoint shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ActiveRequest {
+pub(crate) struct ActiveRequest {
     /// The manager's number for it.
     pub id: u64,
     /// Who asked (the client's name, and its session).
@@ -144,7 +144,7 @@ struct Counters {
 
 /// The request manager's counters at a moment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RequestStats {
+pub(crate) struct RequestStats {
     /// Calls registered since start.
     pub started: u64,
     /// Calls refused because the queue was full.
@@ -156,12 +156,12 @@ pub struct RequestStats {
 }
 
 /// The request manager. Share it (`Arc`).
-pub struct RequestManager {
+pub(crate) struct RequestManager {
     config: RequestsConfig,
     /// How long calls ran (their work, after the queue).
-    pub statement_duration: crate::histogram::Histogram,
+    pub(crate) statement_duration: crate::histogram::Histogram,
     /// How long calls waited for a slot (those that waited).
-    pub queue_wait: crate::histogram::Histogram,
+    pub(crate) queue_wait: crate::histogram::Histogram,
     next_id: AtomicU64,
     /// A std mutex: held to register, schedule or unregister, never across an `.await`.
     state: Mutex<State>,
@@ -201,7 +201,13 @@ impl RequestManager {
     /// Runs `work` for `client`'s call of `tool` under the limits.
     ///
     /// Dropping the returned future (a cancel) drops `work` and frees the slot.
-    pub async fn run<T, F>(&self, client: &str, tool: &str, work: F) -> Result<T, RequestError>
+    #[cfg(test)]
+    pub(crate) async fn run<T, F>(
+        &self,
+        client: &str,
+        tool: &str,
+        work: F,
+    ) -> Result<T, RequestError>
     where
         F: Future<Output = T>,
     {
@@ -213,7 +219,7 @@ impl RequestManager {
     /// turns per party, so within one client (all keyless clients of one
     /// address, say) a party with many calls queued does not hold back
     /// another's single call.
-    pub async fn run_as<T, F>(
+    pub(crate) async fn run_as<T, F>(
         &self,
         client: &str,
         party: &str,
@@ -409,7 +415,7 @@ impl RequestManager {
     }
 
     /// The calls registered now, oldest first.
-    pub fn active(&self) -> Vec<ActiveRequest> {
+    pub(crate) fn active(&self) -> Vec<ActiveRequest> {
         let state = self.lock();
         let mut list: Vec<ActiveRequest> = state
             .entries
@@ -428,13 +434,13 @@ impl RequestManager {
     }
 
     /// Calls running and waiting now.
-    pub fn load(&self) -> (usize, usize) {
+    pub(crate) fn load(&self) -> (usize, usize) {
         let state = self.lock();
         (state.running, state.queued)
     }
 
     /// The counters.
-    pub fn stats(&self) -> RequestStats {
+    pub(crate) fn stats(&self) -> RequestStats {
         RequestStats {
             started: self.counters.started.load(Ordering::Relaxed),
             busy: self.counters.busy.load(Ordering::Relaxed),

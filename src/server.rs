@@ -18,7 +18,8 @@ use crate::http::config::Config;
 use crate::http::conn::Conn;
 use crate::http::router::Router;
 use crate::http::stats::Shared;
-pub use crate::http::stats::{Stats, StatsSnapshot};
+pub(crate) use crate::http::stats::Stats;
+pub use crate::http::stats::StatsSnapshot;
 use crate::registry::{Registry, Transport};
 use crate::shutdown::{Guard, ShutdownSignal, Trigger, completion};
 
@@ -28,7 +29,7 @@ const OVERLOADED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: te
 const MAX_REJECTING: usize = 64;
 /// How long the answers of work cancelled at the shutdown deadline (see
 /// [`Server::on_deadline`]) get to be written before connections are closed.
-pub const ABORT_GRACE: Duration = Duration::from_secs(2);
+pub(crate) const ABORT_GRACE: Duration = Duration::from_secs(2);
 /// How long an over-limit connection is given to take its 503.
 const REJECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// First and longest pause after an accept error such as EMFILE.
@@ -130,7 +131,7 @@ impl<L: Listener> Server<L> {
     /// Registers connections in `registry` (shared with the transports, so
     /// one snapshot covers connections, sessions and WebSockets) instead of
     /// the server's own.
-    pub fn with_registry(mut self, registry: Arc<Registry>) -> Self {
+    pub(crate) fn with_registry(mut self, registry: Arc<Registry>) -> Self {
         self.registry = registry;
         self
     }
@@ -139,15 +140,10 @@ impl<L: Listener> Server<L> {
     /// running, before the connections are closed: the place to end that
     /// work with an answer the clients can read (for MCP,
     /// [`crate::mcp::McpServer::abort_calls`]). The answers then get up to
-    /// [`ABORT_GRACE`] to be written.
+    /// 2 s to be written.
     pub fn on_deadline(mut self, stop: impl FnOnce() + Send + 'static) -> Self {
         self.on_deadline = Some(Box::new(stop));
         self
-    }
-
-    /// The registry connections are registered in.
-    pub fn registry(&self) -> Arc<Registry> {
-        Arc::clone(&self.registry)
     }
 
     /// A handle to the connection counters, valid after `serve` starts.
@@ -321,7 +317,7 @@ impl ConnTask {
         let stats = &self.shared.stats;
         stats.accepted.fetch_add(1, Ordering::Relaxed);
         stats.active.fetch_add(1, Ordering::Relaxed);
-        let _registration = self.registry.register(Transport::Http, Some(peer));
+        let _registration = self.registry.register(Transport::Http);
         let conn = Conn::new(stream, peer, Arc::clone(&self.shared), self.shutdown);
         tokio::select! {
             () = conn.run() => {}

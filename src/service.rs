@@ -2,8 +2,8 @@
 //! optionally the warehouse tools) to routes to mount or a running server.
 //!
 //! [`Service`] owns the parts that must be one per process: the
-//! [`Registry`] (connections, sessions, WebSockets), the
-//! [`RequestManager`] (warehouse call limits), the one [`McpServer`] every
+//! `Registry` (connections, sessions, WebSockets), the
+//! `RequestManager` (warehouse call limits), the one [`McpServer`] every
 //! transport serves (so `/metrics` counts each call once and the shutdown
 //! deadline cancels calls once), and the admission settings every endpoint
 //! applies alike. Nothing is handed around by hand.
@@ -240,15 +240,23 @@ impl Service {
             router = ops.routes(router);
         }
         let mut paths = Vec::new();
-        if let Some((path, mut config)) = self.http {
-            config.admission = self.admission.clone();
-            let http = StreamableHttp::with_registry(mcp.clone(), config, Arc::clone(&registry));
+        if let Some((path, config)) = self.http {
+            let http = StreamableHttp::wired(
+                mcp.clone(),
+                config,
+                self.admission.clone(),
+                Arc::clone(&registry),
+            );
             router = http.routes(router, &path);
             paths.push(("streamable_http", "http", path));
         }
-        if let Some((path, mut config)) = self.ws {
-            config.admission = self.admission.clone();
-            let ws = WebSocketMcp::with_registry(mcp.clone(), config, Arc::clone(&registry));
+        if let Some((path, config)) = self.ws {
+            let ws = WebSocketMcp::wired(
+                mcp.clone(),
+                config,
+                self.admission.clone(),
+                Arc::clone(&registry),
+            );
             router = ws.routes(router, &path);
             paths.push(("websocket", "ws", path));
         }
@@ -267,7 +275,6 @@ impl Service {
             router,
             mcp,
             registry,
-            requests,
             ops,
             config,
             paths,
@@ -287,12 +294,8 @@ pub struct Built {
     pub router: Router,
     /// The one MCP server every transport serves.
     pub mcp: McpServer,
-    /// The one connection manager.
-    pub registry: Arc<Registry>,
-    /// The one request manager.
-    pub requests: Arc<RequestManager>,
-    /// The operations endpoints' state, when mounted.
-    pub ops: Option<Arc<Ops>>,
+    registry: Arc<Registry>,
+    ops: Option<Arc<Ops>>,
     config: Config,
     paths: Vec<(&'static str, &'static str, String)>,
 }
@@ -342,6 +345,34 @@ impl Built {
         let (rest, router) = self.split();
         let server = Server::from_listener(listener, rest.config.clone(), router);
         rest.wire(server, |_| String::new())
+    }
+
+    /// Serves MCP over one byte stream pair (the process's stdin and stdout:
+    /// [`crate::transport::stdio::stdin`] and `tokio::io::stdout()`) until
+    /// the input ends or `stop` resolves. Calls already read then finish;
+    /// those still running when the shutdown deadline
+    /// ([`Config::shutdown_timeout`]) passes end with an error saying why.
+    /// The routes are not served.
+    pub async fn serve_stdio<R, W>(
+        self,
+        input: R,
+        output: W,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> std::io::Result<()>
+    where
+        R: tokio::io::AsyncRead + Unpin,
+        W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let deadline = self.config.shutdown_timeout;
+        let mcp = self.mcp.clone();
+        let stop = async move {
+            stop.await;
+            tokio::spawn(async move {
+                tokio::time::sleep(deadline).await;
+                mcp.abort_calls(&deadline_reason(deadline));
+            });
+        };
+        crate::transport::stdio::serve_until(self.mcp, input, output, &self.registry, stop).await
     }
 
     fn split(self) -> (Parts, Router) {

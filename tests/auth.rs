@@ -7,20 +7,13 @@ mod support;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use snowflake_mcp::guard::Admission;
-use snowflake_mcp::http::Router;
+use snowflake_mcp::guard::auth::{Auth, Scope};
 use snowflake_mcp::mcp::McpServer;
-use snowflake_mcp::ops::Ops;
-use snowflake_mcp::ops::auth::{Auth, Scope};
-use snowflake_mcp::requests::{RequestManager, RequestsConfig};
+use snowflake_mcp::tools::ToolsConfig;
 use snowflake_mcp::tools::sql_guard::{SqlGuard, StatementKind};
-use snowflake_mcp::tools::{self, ToolsConfig};
-use snowflake_mcp::transport::streamable_http::{HttpMcpConfig, StreamableHttp};
-use snowflake_mcp::transport::websocket::WebSocketMcp;
-use snowflake_mcp::transport::websocket::WsConfig;
 use snowflake_mcp::warehouse::Warehouse;
 use snowflake_mcp::warehouse::sqlite::{SqliteConfig, SqliteWarehouse};
-use snowflake_mcp::{Config, Registry, Server};
+use snowflake_mcp::{Config, Service};
 use support::Client;
 
 const FULL: &str = "full-key-0123456789abcdef";
@@ -33,53 +26,28 @@ async fn serve() -> std::net::SocketAddr {
     })
     .await
     .expect("demo");
-    let auth = Arc::new(
-        Auth::new()
-            .key("ops-team", FULL, Scope::Full)
-            .key("analysts", READ, Scope::ReadOnly)
-            .protect_ops(true),
-    );
-    let admission = Admission {
-        keys: Some(Arc::clone(&auth)),
-        ..Admission::default()
-    };
-    let registry = Registry::new();
-    let requests = RequestManager::new(RequestsConfig::default());
+    let auth = Auth::new()
+        .key("ops-team", FULL, Scope::Full)
+        .key("analysts", READ, Scope::ReadOnly)
+        .protect_ops(true);
     let guard = SqlGuard::allowing(
         StatementKind::READ_ONLY
             .into_iter()
             .chain([StatementKind::Create, StatementKind::Delete]),
     );
-    let mcp = tools::register(
-        McpServer::builder("t", "0"),
-        Arc::clone(&warehouse),
-        ToolsConfig {
-            guard,
-            ..ToolsConfig::default()
-        },
-        Arc::clone(&requests),
-    )
-    .build();
-    let http = StreamableHttp::with_registry(
-        mcp.clone(),
-        HttpMcpConfig {
-            admission: admission.clone(),
-            ..HttpMcpConfig::default()
-        },
-        Arc::clone(&registry),
-    );
-    let ws = WebSocketMcp::with_registry(
-        mcp,
-        WsConfig {
-            admission: admission.clone(),
-            ..WsConfig::default()
-        },
-        Arc::clone(&registry),
-    );
-    let ops =
-        Arc::new(Ops::new("t", Arc::clone(&registry), requests, warehouse).admission(admission));
-    let router = ws.routes(http.routes(ops.routes(Router::new()), "/mcp"), "/ws");
-    let server = Server::bind(Config::new().port(0), router)
+    let tools = ToolsConfig {
+        guard,
+        ..ToolsConfig::default()
+    };
+    let server = Service::new(McpServer::builder("t", "0"))
+        .warehouse(warehouse, tools)
+        .streamable_http("/mcp")
+        .websocket("/ws")
+        .ops()
+        .keys(auth)
+        .config(Config::new().port(0))
+        .build()
+        .bind()
         .await
         .expect("bind");
     let addr = server.local_addr();
@@ -215,29 +183,16 @@ async fn protected_ops_endpoints() {
 
 #[tokio::test]
 async fn rate_limits_answer_429_with_retry_after() {
-    use snowflake_mcp::ops::rate::RateLimiter;
     let warehouse: Arc<dyn Warehouse> = SqliteWarehouse::open(SqliteConfig::default())
         .await
         .expect("demo");
-    let requests = RequestManager::new(RequestsConfig::default());
-    let mcp = tools::register(
-        McpServer::builder("t", "0"),
-        warehouse,
-        ToolsConfig::default(),
-        requests,
-    )
-    .build();
-    let http = StreamableHttp::with_config(
-        mcp,
-        HttpMcpConfig {
-            admission: Admission {
-                rate_limit: Some(Arc::new(RateLimiter::new(0.5, 2))),
-                ..Admission::default()
-            },
-            ..HttpMcpConfig::default()
-        },
-    );
-    let server = Server::bind(Config::new().port(0), http.routes(Router::new(), "/mcp"))
+    let server = Service::new(McpServer::builder("t", "0"))
+        .warehouse(warehouse, ToolsConfig::default())
+        .streamable_http("/mcp")
+        .rate_limit(0.5, 2)
+        .config(Config::new().port(0))
+        .build()
+        .bind()
         .await
         .expect("bind");
     let addr = server.local_addr();

@@ -313,14 +313,20 @@ async fn settings_come_from_file_then_environment_then_flags() {
         .expect("run");
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
-    let settings: Vec<&str> = help
-        .lines()
-        .filter(|l| l.starts_with("  --") || l.starts_with("  [no flag]"))
-        .filter(|l| !l.starts_with("  --config"))
+    // clap's layout: each flag on a line, its help (with the default) under it.
+    let lines: Vec<&str> = help.lines().collect();
+    let flags: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].trim_start().starts_with("--"))
+        .filter(|&i| !lines[i].contains("--config") && !lines[i].contains("--help"))
         .collect();
-    assert!(settings.len() >= 25, "{help}");
-    for line in &settings {
-        assert!(line.contains("default: "), "no default in {line:?}");
+    assert!(flags.len() >= 25, "{help}");
+    for i in flags {
+        let described = lines.get(i + 1).copied().unwrap_or_default();
+        assert!(
+            described.contains("[default: "),
+            "no default for {:?}",
+            lines[i]
+        );
     }
     for name in [
         "MCP_HTTP_HOST",

@@ -412,7 +412,6 @@ async fn streamed_bodies_use_chunked_encoding() {
     let r = c.read_response().await;
     assert_eq!(r.header("content-type"), Some("text/event-stream"));
     assert_eq!(r.header("cache-control"), Some("no-cache"));
-    assert_eq!(r.header("x-accel-buffering"), Some("no"));
     assert_eq!(
         r.body_str(),
         "id: 0\ndata: \n\nid: 1\nevent: message\ndata: {\"n\":1}\n\nid: 2\nevent: message\ndata: {\"n\":2}\n\nid: 3\nevent: message\ndata: {\"n\":3}\n\n"

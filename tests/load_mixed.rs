@@ -6,18 +6,12 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
-use snowflake_mcp::http::Router;
 use snowflake_mcp::mcp::{McpServer, Tool, ToolOutput};
-use snowflake_mcp::registry::Transport;
-use snowflake_mcp::transport::streamable_http::{HttpMcpConfig, StreamableHttp};
-use snowflake_mcp::transport::websocket::WebSocketMcp;
-use snowflake_mcp::transport::websocket::WsConfig;
-use snowflake_mcp::{Config, Registry, Server};
+use snowflake_mcp::{Config, Service};
 use support::Client;
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Message;
@@ -178,16 +172,15 @@ async fn ws_client(addr: SocketAddr, client: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_clients_half_http_half_websocket() {
-    let registry = Registry::new();
-    let mcp = server();
-    let http =
-        StreamableHttp::with_registry(mcp.clone(), HttpMcpConfig::default(), Arc::clone(&registry));
-    let ws = WebSocketMcp::with_registry(mcp, WsConfig::default(), Arc::clone(&registry));
-    let router = ws.routes(http.routes(Router::new(), "/mcp"), "/ws");
-    let server = Server::bind(Config::new().port(0), router)
+    let server = Service::from_server(server())
+        .streamable_http("/mcp")
+        .websocket("/ws")
+        .ops()
+        .config(Config::new().port(0))
+        .build()
+        .bind()
         .await
-        .expect("bind")
-        .with_registry(Arc::clone(&registry));
+        .expect("bind");
     let addr = server.local_addr();
     tokio::spawn(server.serve(std::future::pending()));
 
@@ -213,7 +206,8 @@ async fn two_hundred_clients_half_http_half_websocket() {
         HTTP_CLIENTS + WS_CLIENTS,
         started.elapsed()
     );
-    let snap = registry.snapshot();
-    assert_eq!(snap.get(Transport::WebSocket).opened, WS_CLIENTS);
-    assert_eq!(snap.get(Transport::StreamableHttp).opened, HTTP_CLIENTS);
+    let opened = |t: &str| format!("snowflake_mcp_sessions_opened_total{{transport=\"{t}\"}}");
+    let ws = support::metric(addr, &opened("websocket")).await;
+    let http = support::metric(addr, &opened("streamable_http")).await;
+    assert_eq!((ws, http), (WS_CLIENTS as f64, HTTP_CLIENTS as f64));
 }

@@ -4,7 +4,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use snowflake_mcp::mcp::{McpServer, Tool, ToolOutput};
-use snowflake_mcp::transport::stdio::{MAX_LINE_BYTES, serve};
+use snowflake_mcp::transport::stdio::serve;
+
+/// The longest line the stdio transport accepts (4 MiB, as documented).
+const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 fn server() -> McpServer {

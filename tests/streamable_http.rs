@@ -289,7 +289,17 @@ async fn sessions_expire_and_are_bounded() {
         session_idle: std::time::Duration::from_millis(300),
         ..HttpMcpConfig::default()
     };
-    let (addr, endpoint, _mcp) = start_with(config).await;
+    // Through the composition root, so the counters show on `/metrics`.
+    let server = snowflake_mcp::Service::new(McpServer::builder("http-test", "0"))
+        .streamable_http_with("/mcp", config)
+        .ops()
+        .config(Config::new().port(0))
+        .build()
+        .bind()
+        .await
+        .expect("bind");
+    let addr = server.local_addr();
+    tokio::spawn(server.serve(std::future::pending()));
     let mut c = Client::connect(addr).await;
     c.send(&post(INIT, &[])).await;
     let first = c.read_response().await;
@@ -308,18 +318,23 @@ async fn sessions_expire_and_are_bounded() {
         404,
         "the evicted session is gone"
     );
-    assert_eq!(endpoint.session_count(), 1);
     c.send(&post(ping, &[("Mcp-Session-Id", &sid)])).await;
     assert_eq!(c.read_response().await.status, 200);
     // Idle past the limit: the id is gone, and the slot is free again.
     tokio::time::sleep(std::time::Duration::from_millis(450)).await;
     c.send(&post(ping, &[("Mcp-Session-Id", &sid)])).await;
     assert_eq!(c.read_response().await.status, 404);
-    assert_eq!(endpoint.session_count(), 0);
-    let expired = endpoint.registry().snapshot();
-    let expired = expired.get(snowflake_mcp::registry::Transport::StreamableHttp);
-    // One evicted, one expired: both counted.
-    assert_eq!((expired.expired, expired.closed), (2, 2));
+    c.send(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await;
+    let metrics = c.read_response_to("GET").await.body_str();
+    // One evicted, one expired: both counted, and none left open.
+    for line in [
+        "snowflake_mcp_sessions_expired_total{transport=\"streamable_http\"} 2",
+        "snowflake_mcp_sessions_closed_total{transport=\"streamable_http\"} 2",
+        "snowflake_mcp_sessions_active{transport=\"streamable_http\"} 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
     c.send(&post(INIT, &[])).await;
     assert_eq!(c.read_response().await.status, 200);
 }

@@ -4,7 +4,6 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -14,7 +13,7 @@ use snowflake_mcp::http::Router;
 use snowflake_mcp::mcp::{McpServer, Tool, ToolOutput};
 use snowflake_mcp::transport::websocket::WebSocketMcp;
 use snowflake_mcp::transport::websocket::WsConfig;
-use snowflake_mcp::{Config, Server};
+use snowflake_mcp::{Config, Server, Service};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
@@ -491,27 +490,15 @@ async fn server_notifications_reach_the_socket() {
 
 #[tokio::test]
 async fn the_connection_manager_sees_every_transport() {
-    use snowflake_mcp::Registry;
-    use snowflake_mcp::registry::Transport;
-    use snowflake_mcp::transport::streamable_http::{HttpMcpConfig, StreamableHttp};
-
-    let registry = Registry::new();
-    let server_state = mcp_server();
-    let ws_endpoint = WebSocketMcp::with_registry(
-        server_state.clone(),
-        WsConfig::default(),
-        Arc::clone(&registry),
-    );
-    let http_endpoint = StreamableHttp::with_registry(
-        server_state,
-        HttpMcpConfig::default(),
-        Arc::clone(&registry),
-    );
-    let router = ws_endpoint.routes(http_endpoint.routes(Router::new(), "/mcp"), "/ws");
-    let http = Server::bind(Config::new().port(0), router)
+    let http = Service::from_server(mcp_server())
+        .streamable_http("/mcp")
+        .websocket("/ws")
+        .ops()
+        .config(Config::new().port(0))
+        .build()
+        .bind()
         .await
-        .expect("bind")
-        .with_registry(Arc::clone(&registry));
+        .expect("bind");
     let addr = http.local_addr();
     tokio::spawn(http.serve(std::future::pending()));
 
@@ -530,45 +517,38 @@ async fn the_connection_manager_sees_every_transport() {
     raw.read_to_string(&mut answer).await.expect("read");
     assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
 
-    let snap = registry.snapshot();
-    assert_eq!(snap.get(Transport::WebSocket).active, 2);
+    let sessions = |t: &str| format!("snowflake_mcp_sessions_active{{transport=\"{t}\"}}");
+    assert_eq!(
+        support::metric(addr, "snowflake_mcp_websockets_active").await,
+        2.0
+    );
+    assert_eq!(support::metric(addr, &sessions("websocket")).await, 2.0);
+    assert_eq!(
+        support::metric(addr, &sessions("streamable_http")).await,
+        1.0
+    );
     // One request read, one answer sent (so far) on the initialized socket.
-    assert!(snap.get(Transport::WebSocket).messages_in >= 1, "{snap:?}");
-    assert_eq!(snap.get(Transport::WebSocket).messages_out, 1, "{snap:?}");
-    assert_eq!(snap.get(Transport::StreamableHttp).active, 1);
-    assert_eq!(snap.active_sessions(), 3);
-    // The two upgraded sockets stay counted as HTTP connections too.
-    assert_eq!(snap.get(Transport::Http).opened, 3);
-    let listed = registry.list();
-    let clients: Vec<_> = listed
-        .iter()
-        .filter_map(|c| c.client.as_ref().map(|v| (c.transport, v["name"].clone())))
-        .collect();
-    assert!(
-        clients.contains(&(Transport::WebSocket, json!("ws-test"))),
-        "{listed:?}"
+    let messages = |d: &str| format!("snowflake_mcp_websocket_messages_total{{direction=\"{d}\"}}");
+    assert!(support::metric(addr, &messages("in")).await >= 1.0);
+    assert_eq!(support::metric(addr, &messages("out")).await, 1.0);
+    // The two upgraded sockets stay counted as HTTP connections too: three
+    // clients, and the scrapes so far (this one included).
+    assert_eq!(
+        support::metric(addr, "snowflake_mcp_connections_total").await,
+        3.0 + 6.0
     );
-    assert!(
-        clients.contains(&(Transport::StreamableHttp, json!("http-client"))),
-        "{listed:?}"
-    );
-    assert!(listed.iter().all(|c| c.age < Duration::from_secs(60)));
 
     a.close(None).await.expect("close");
     drop(b);
     let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let snap = registry.snapshot();
-        if snap.get(Transport::WebSocket).active == 0 && snap.get(Transport::Http).active == 0 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "still registered: {snap:?}"
-        );
+    // Nothing open but the scrape itself.
+    while support::metric(addr, "snowflake_mcp_websockets_active").await != 0.0
+        || support::metric(addr, "snowflake_mcp_connections_active").await != 1.0
+    {
+        assert!(tokio::time::Instant::now() < deadline, "still registered");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let snap = registry.snapshot();
-    assert_eq!(snap.get(Transport::WebSocket).closed, 2);
-    assert_eq!(snap.get(Transport::Http).closed, 3);
+    let closed = |t: &str| format!("snowflake_mcp_sessions_closed_total{{transport=\"{t}\"}}");
+    assert_eq!(support::metric(addr, &closed("websocket")).await, 2.0);
+    assert_eq!(support::metric(addr, &closed("streamable_http")).await, 0.0);
 }

@@ -14,18 +14,16 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use snowflake_mcp::Service;
 use snowflake_mcp::guard::auth::Auth;
 use snowflake_mcp::mcp::{
     McpServer, McpServerBuilder, Resource, ResourceContents, Tool, ToolOutput,
 };
-use snowflake_mcp::requests::RequestManager;
-use snowflake_mcp::tools;
 use snowflake_mcp::transport::stdio;
 use snowflake_mcp::transport::streamable_http::HttpMcpConfig;
 use snowflake_mcp::warehouse::Warehouse;
 use snowflake_mcp::warehouse::snowflake::{SnowflakeConfig, SnowflakeWarehouse};
 use snowflake_mcp::warehouse::sqlite::{Source, SqliteConfig, SqliteWarehouse};
-use snowflake_mcp::{Registry, Service};
 
 mod settings;
 
@@ -171,14 +169,6 @@ async fn about(warehouse: &dyn Warehouse) -> serde_json::Value {
 /// Where the `server_info` resource lives.
 const INFO_URI: &str = "snowflake-mcp://server/info";
 
-/// What a call still running at the shutdown deadline is answered with.
-fn deadline_reason(deadline: std::time::Duration) -> String {
-    format!(
-        "server shutting down: the call was still running when the {}s shutdown deadline passed and was cancelled",
-        deadline.as_secs_f64()
-    )
-}
-
 /// SIGINT and SIGTERM, listened for from the moment this is made (so a
 /// signal that arrives before the first poll is not lost to the default
 /// action, which would kill the process).
@@ -241,11 +231,10 @@ async fn shutdown_signal(mut signals: Signals) {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let env = |name: &str| std::env::var(name).ok();
-    let mut settings = match Settings::load(std::env::args().skip(1), &env) {
+    let mut settings = match Settings::load(std::env::args().skip(1)) {
         Ok(s) => s,
-        Err(Problem::Help) => {
-            print!("{}", settings::usage());
+        Err(Problem::Help(help)) => {
+            print!("{help}");
             return ExitCode::SUCCESS;
         }
         Err(Problem::Bad(msg)) => {
@@ -269,49 +258,6 @@ async fn main() -> ExitCode {
         settings.requests.max_per_client = (cpus / 2).max(1);
     }
     let about = about(warehouse.as_ref()).await;
-    if let Transport::Stdio = settings.transport {
-        // stdout carries MCP only; anything for people goes to stderr.
-        let requests = RequestManager::new(settings.requests.clone());
-        let server = tools::register(
-            mcp_builder(about),
-            Arc::clone(&warehouse),
-            settings.tools.clone(),
-            requests,
-        )
-        .build();
-        // A signal stops the reading; calls already read finish, and past
-        // the deadline they end with an error saying why.
-        let deadline = settings.shutdown_timeout;
-        let stop = {
-            let server = server.clone();
-            async move {
-                shutdown_signal(signals).await;
-                tokio::spawn(async move {
-                    tokio::time::sleep(deadline).await;
-                    server.abort_calls(&deadline_reason(deadline));
-                });
-            }
-        };
-        let served = stdio::serve_until(
-            server,
-            stdio::stdin(),
-            tokio::io::stdout(),
-            &Registry::new(),
-            stop,
-        )
-        .await;
-        warehouse.close();
-        let code = match served {
-            Ok(()) => 0,
-            Err(e) => {
-                eprintln!("error: {e}");
-                1
-            }
-        };
-        // stdin is read on a detached thread: the runtime ends without
-        // waiting for a line.
-        return ExitCode::from(code);
-    }
     // The library's composition root: one registry, one request manager,
     // one MCP server for both transports, admission applied alike.
     let warehouse_kind = warehouse.kind();
@@ -337,6 +283,27 @@ async fn main() -> ExitCode {
         service = service.rate_limit(rate, burst);
     }
     let built = service.build();
+    if let Transport::Stdio = settings.transport {
+        // stdout carries MCP only; anything for people goes to stderr. A
+        // signal stops the reading; calls already read finish, and past
+        // the deadline they end with an error saying why. stdin is read on
+        // a detached thread: the runtime ends without waiting for a line.
+        let served = built
+            .serve_stdio(
+                stdio::stdin(),
+                tokio::io::stdout(),
+                shutdown_signal(signals),
+            )
+            .await;
+        warehouse.close();
+        return match served {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let served = if let Some(path) = &settings.unix_socket {
         let server = match built.bind_unix(path) {
             Ok(s) => s,

@@ -2,11 +2,14 @@
 //!
 //! Each setting has a default, a key in the TOML file named by `--config`
 //! (or `MCP_CONFIG`), an environment variable and (but for secrets) a flag.
-//! Later sources win: default < file < environment < flag. Every value is
-//! checked before anything starts, and a bad one stops start-up with a
-//! message naming where it came from and what is wrong.
+//! Later sources win: default < file < environment < flag. clap reads the
+//! flags and the environment (and writes `--help` from the table); serde and
+//! toml read the file. Values stay text until one check parses them all, so
+//! every value is checked before anything starts, and a bad one stops
+//! start-up with a message naming where it came from and what is wrong.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -14,11 +17,11 @@ use std::time::Duration;
 
 use snowflake_mcp::Config;
 use snowflake_mcp::config;
-use snowflake_mcp::ops::auth::Auth;
-use snowflake_mcp::pool::{self, PoolConfig};
-use snowflake_mcp::requests::{self, RequestsConfig};
+use snowflake_mcp::guard::auth::Auth;
+use snowflake_mcp::pool::PoolConfig;
+use snowflake_mcp::requests::RequestsConfig;
+use snowflake_mcp::tools::ToolsConfig;
 use snowflake_mcp::tools::sql_guard::{SqlGuard, StatementKind};
-use snowflake_mcp::tools::{self as mcp_tools, ToolsConfig};
 use snowflake_mcp::transport::streamable_http;
 use snowflake_mcp::warehouse::snowflake::Source;
 
@@ -245,7 +248,7 @@ fn specs() -> Vec<Spec> {
             "--session-idle-timeout",
             "MCP_SESSION_IDLE_TIMEOUT",
             "DURATION",
-            d(streamable_http::DEFAULT_SESSION_IDLE),
+            d(streamable_http::HttpMcpConfig::default().session_idle),
             "Streamable HTTP sessions unused this long expire",
         ),
         s(
@@ -253,7 +256,7 @@ fn specs() -> Vec<Spec> {
             "--request-timeout",
             "MCP_REQUEST_TIMEOUT",
             "DURATION",
-            d(requests::DEFAULT_TIMEOUT),
+            d(RequestsConfig::default().timeout),
             "longest a warehouse call may take, queue included",
         ),
         s(
@@ -261,7 +264,7 @@ fn specs() -> Vec<Spec> {
             "--max-concurrent-requests",
             "MCP_MAX_CONCURRENT_REQUESTS",
             "N",
-            requests::DEFAULT_MAX_CONCURRENT.to_string(),
+            RequestsConfig::default().max_concurrent.to_string(),
             "warehouse calls running at once",
         ),
         s(
@@ -271,7 +274,7 @@ fn specs() -> Vec<Spec> {
             "N",
             format!(
                 "{} (SQLite: half the CPUs, at least 1)",
-                requests::DEFAULT_MAX_PER_CLIENT
+                RequestsConfig::default().max_per_client
             ),
             "warehouse calls one client (key, or address without keys) may run at once",
         ),
@@ -280,7 +283,7 @@ fn specs() -> Vec<Spec> {
             "--max-queued-requests",
             "MCP_MAX_QUEUED_REQUESTS",
             "N",
-            requests::DEFAULT_MAX_QUEUE.to_string(),
+            RequestsConfig::default().max_queue.to_string(),
             "warehouse calls waiting (\"server busy\" past it)",
         ),
         s(
@@ -288,7 +291,7 @@ fn specs() -> Vec<Spec> {
             "--pool-size",
             "MCP_POOL_SIZE",
             "N",
-            pool::DEFAULT_MAX_SIZE.to_string(),
+            PoolConfig::default().max_size.to_string(),
             "warehouse sessions at most",
         ),
         s(
@@ -296,7 +299,7 @@ fn specs() -> Vec<Spec> {
             "--pool-acquire-timeout",
             "MCP_POOL_ACQUIRE_TIMEOUT",
             "DURATION",
-            d(pool::DEFAULT_ACQUIRE_TIMEOUT),
+            d(PoolConfig::default().acquire_timeout),
             "longest wait for a free warehouse session",
         ),
         s(
@@ -304,7 +307,7 @@ fn specs() -> Vec<Spec> {
             "--row-limit",
             "MCP_ROW_LIMIT",
             "N",
-            mcp_tools::DEFAULT_ROW_LIMIT.to_string(),
+            ToolsConfig::default().default_limit.to_string(),
             "rows execute_query returns when the call names no limit",
         ),
         s(
@@ -312,7 +315,7 @@ fn specs() -> Vec<Spec> {
             "--max-rows",
             "MCP_MAX_ROWS",
             "N",
-            mcp_tools::MAX_ROW_LIMIT.to_string(),
+            ToolsConfig::default().max_limit.to_string(),
             "most rows a call may ask for",
         ),
         s(
@@ -320,7 +323,7 @@ fn specs() -> Vec<Spec> {
             "--max-result-bytes",
             "MCP_MAX_RESULT_BYTES",
             "BYTES",
-            mcp_tools::DEFAULT_MAX_RESULT_BYTES.to_string(),
+            ToolsConfig::default().max_result_bytes.to_string(),
             "largest result a call returns",
         ),
     ]
@@ -344,46 +347,64 @@ const SNOWFLAKE_KEYS: [&str; 14] = [
     "base_url",
 ];
 
-/// The help text, built from the table so it lists every setting with its
-/// real default.
-pub fn usage() -> String {
-    let mut out = String::from(
-        "usage: server [--config FILE] [--SETTING VALUE ...]\n\n\
-         Every setting comes from, in increasing precedence: its default, the TOML\n\
-         file named by --config (or MCP_CONFIG; keys as below), its environment\n\
-         variable, its flag. A bad value stops start-up and names the setting.\n\n\
-         \x20 --config FILE (MCP_CONFIG)\n\
-         \x20     a TOML file of settings; its [snowflake] table takes the Snowflake\n\
-         \x20     settings below by their lower-case names (account = \"...\")\n",
-    );
-    for spec in specs() {
-        let flag = match spec.flag {
-            Some(f) if spec.boolean => format!("{f}[=BOOL]"),
-            Some(f) => format!("{f} {}", spec.hint),
-            None => format!("[no flag] {}", spec.hint),
-        };
-        out.push_str(&format!(
-            "  {flag} ({}, {} in the file)  default: {}\n      {}\n",
-            spec.env, spec.key, spec.default, spec.help
-        ));
+/// What `--help` says after the settings: the secrets that have no flag,
+/// Snowflake's settings, and the value formats.
+const AFTER_HELP: &str = "\
+Every setting comes from, in increasing precedence: its default, the TOML file named by
+--config (or MCP_CONFIG; keys are the settings' names with _, as in max_body_bytes = 1024),
+its environment variable, its flag. A bad value stops start-up and names the setting.
+
+Keys (no flag: a command line is visible to every user of the machine):
+  MCP_API_KEYS (api_keys in the file)  default: none (open)
+      bearer tokens required on /mcp and /ws, comma-separated, each token[:readonly],
+      16+ characters
+
+Snowflake (the environment wins over the file's [snowflake] table, which wins over
+connections.toml in $SNOWFLAKE_HOME, else ~/.snowflake/):
+  SNOWFLAKE_ACCOUNT, SNOWFLAKE_USER, SNOWFLAKE_PASSWORD or
+  SNOWFLAKE_PRIVATE_KEY_PATH (+ SNOWFLAKE_PRIVATE_KEY_PASSPHRASE), or
+  SNOWFLAKE_AUTHENTICATOR=PROGRAMMATIC_ACCESS_TOKEN|OAUTH with SNOWFLAKE_TOKEN
+  or SNOWFLAKE_TOKEN_FILE_PATH (read again at every login),
+  SNOWFLAKE_ROLE, SNOWFLAKE_WAREHOUSE, SNOWFLAKE_DATABASE, SNOWFLAKE_SCHEMA,
+  SNOWFLAKE_BASE_URL (replaces https://ACCOUNT.snowflakecomputing.com),
+  SNOWFLAKE_QUERY_TAG_PREFIX (starts every statement's QUERY_TAG; default
+  snowflake-mcp, then tool=NAME client=NAME).
+  Without any of them and without --sqlite, the built-in demo warehouse
+  (SQLite, in memory) is served.
+
+Durations: 30s, 500ms, 5m, 1h, or a number of seconds. Sizes in bytes.";
+
+/// The command line and environment, as clap reads them: one argument per
+/// setting of the table (but the keys), plus `--config`. Every value is
+/// text here; the shown default is for `--help` only (a value clap took
+/// from it counts as not given, so the file can still set it).
+fn command(specs: &[Spec]) -> clap::Command {
+    let mut command = clap::Command::new("server")
+        .about("The snowflake-mcp daemon: MCP over Streamable HTTP, WebSocket or stdio.")
+        .after_help(AFTER_HELP)
+        .allow_negative_numbers(true)
+        .arg(
+            clap::Arg::new("config")
+                .long("config")
+                .env("MCP_CONFIG")
+                .value_name("FILE")
+                .help("a TOML file of settings; its [snowflake] table takes the Snowflake settings below by their lower-case names (account = \"...\")"),
+        );
+    for spec in specs {
+        let Some(flag) = spec.flag else { continue };
+        let mut arg = clap::Arg::new(spec.key)
+            .long(flag.trim_start_matches("--"))
+            .env(spec.env)
+            .value_name(spec.hint)
+            .help(spec.help)
+            .default_value(spec.default.clone());
+        if spec.boolean {
+            // `--protect-ops` alone means true.
+            arg = arg.num_args(0..=1).default_missing_value("true");
+        }
+        command = command.arg(arg);
     }
-    out.push_str(
-        "  -h, --help\n      print this help\n\n\
-         Snowflake (the environment wins over the file's [snowflake] table, which\n\
-         wins over connections.toml in $SNOWFLAKE_HOME, else ~/.snowflake/):\n\
-         \x20 SNOWFLAKE_ACCOUNT, SNOWFLAKE_USER, SNOWFLAKE_PASSWORD or\n\
-         \x20 SNOWFLAKE_PRIVATE_KEY_PATH (+ SNOWFLAKE_PRIVATE_KEY_PASSPHRASE), or\n\
-         \x20 SNOWFLAKE_AUTHENTICATOR=PROGRAMMATIC_ACCESS_TOKEN|OAUTH with SNOWFLAKE_TOKEN\n\
-         \x20 or SNOWFLAKE_TOKEN_FILE_PATH (read again at every login),\n\
-         \x20 SNOWFLAKE_ROLE, SNOWFLAKE_WAREHOUSE, SNOWFLAKE_DATABASE, SNOWFLAKE_SCHEMA,\n\
-         \x20 SNOWFLAKE_BASE_URL (replaces https://ACCOUNT.snowflakecomputing.com),\n\
-         \x20 SNOWFLAKE_QUERY_TAG_PREFIX (starts every statement's QUERY_TAG; default\n\
-         \x20 snowflake-mcp, then tool=NAME client=NAME).\n\
-         \x20 Without any of them and without --sqlite, the built-in demo warehouse\n\
-         \x20 (SQLite, in memory) is served.\n\n\
-         Durations: 30s, 500ms, 5m, 1h, or a number of seconds. Sizes in bytes.\n",
-    );
-    out
+    command
 }
 
 /// Where a value came from, for messages.
@@ -445,16 +466,14 @@ pub struct Settings {
     pub max_sessions: usize,
     /// Streamable HTTP session idle expiry.
     pub session_idle: Duration,
-    /// How long a graceful shutdown waits (also in `config`).
-    pub shutdown_timeout: Duration,
     /// The `[snowflake]` table of the file.
     pub snowflake_file: BTreeMap<String, String>,
 }
 
 /// Why the settings could not be read; `Help` when `--help` was asked for.
 pub enum Problem {
-    /// Print the usage and exit 0.
-    Help,
+    /// Print this (the help) and exit 0.
+    Help(String),
     /// A bad setting: the message names it.
     Bad(String),
 }
@@ -465,131 +484,151 @@ impl From<String> for Problem {
     }
 }
 
-impl Settings {
-    /// Reads the file, `env` and `args` (without the program name).
-    pub fn load(
-        args: impl IntoIterator<Item = String>,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Settings, Problem> {
-        let specs = specs();
-        let mut flags: Vec<(&'static str, String, &'static str)> = Vec::new();
-        let mut config_file: Option<(PathBuf, Origin)> = env("MCP_CONFIG")
-            .filter(|v| !v.is_empty())
-            .map(|p| (PathBuf::from(p), Origin::Env("MCP_CONFIG")));
-        let mut args = args.into_iter();
-        while let Some(arg) = args.next() {
-            let (flag, inline) = match arg.split_once('=') {
-                Some((f, v)) => (f.to_owned(), Some(v.to_owned())),
-                None => (arg, None),
-            };
-            if flag == "-h" || flag == "--help" {
-                return Err(Problem::Help);
-            }
-            if flag == "--config" {
-                let path = inline
-                    .or_else(|| args.next())
-                    .ok_or_else(|| "--config needs a file".to_owned())?;
-                config_file = Some((PathBuf::from(path), Origin::Flag("--config")));
-                continue;
-            }
-            let Some(spec) = specs.iter().find(|s| s.flag == Some(flag.as_str())) else {
-                if flag == "--api-keys" {
-                    return Err(Problem::Bad(
-                        "--api-keys: keys are not taken on the command line (other users can read it); use MCP_API_KEYS or api_keys in the --config file".into(),
-                    ));
-                }
-                return Err(Problem::Bad(format!(
-                    "unknown argument {flag:?} (--help lists the settings)"
-                )));
-            };
-            let name = spec.flag.unwrap_or_default();
-            let value = match inline {
-                Some(v) => v,
-                None if spec.boolean => "true".into(),
-                None => args
-                    .next()
-                    .ok_or_else(|| format!("{name} needs a value ({})", spec.hint))?,
-            };
-            flags.push((spec.key, value, name));
+/// A value of the settings file: text, a number, a boolean or a list of
+/// them, read as the text an environment variable would hold.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum FileValue {
+    Text(String),
+    Integer(i64),
+    Float(f64),
+    Boolean(bool),
+    List(Vec<FileValue>),
+}
+
+impl FileValue {
+    fn text(&self) -> String {
+        match self {
+            FileValue::Text(s) => s.clone(),
+            FileValue::Integer(i) => i.to_string(),
+            FileValue::Float(f) => f.to_string(),
+            FileValue::Boolean(b) => b.to_string(),
+            FileValue::List(items) => items
+                .iter()
+                .map(FileValue::text)
+                .collect::<Vec<_>>()
+                .join(","),
         }
+    }
+}
+
+/// The settings file: settings by key, and the `[snowflake]` table.
+#[derive(serde::Deserialize)]
+struct File {
+    #[serde(default)]
+    snowflake: BTreeMap<String, String>,
+    #[serde(flatten)]
+    settings: BTreeMap<String, FileValue>,
+}
+
+impl File {
+    /// Reads and checks the file at `path` (named by `origin`).
+    fn read(path: &std::path::Path, origin: &Origin) -> Result<File, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("{origin}: cannot read {}: {e}", path.display()))?;
+        text.parse::<toml::Table>()
+            .map_err(|e| format!("{}: not valid TOML: {e}", path.display()))?;
+        let file: File = toml::from_str(&text).map_err(|e| {
+            format!(
+                "{}: settings are text, numbers, booleans or lists, and [snowflake] holds text: {e}",
+                path.display()
+            )
+        })?;
+        for key in file.snowflake.keys() {
+            if !SNOWFLAKE_KEYS.contains(&key.as_str()) {
+                return Err(format!(
+                    "snowflake.{key} (in {}): not a Snowflake setting (one of {})",
+                    path.display(),
+                    SNOWFLAKE_KEYS.join(", ")
+                ));
+            }
+        }
+        Ok(file)
+    }
+}
+
+impl Settings {
+    /// Reads the file, the environment and `args` (without the program name).
+    pub fn load(args: impl IntoIterator<Item = String>) -> Result<Settings, Problem> {
+        let specs = specs();
+        let args: Vec<String> = args.into_iter().collect();
+        if args
+            .iter()
+            .any(|a| a == "--api-keys" || a.starts_with("--api-keys="))
+        {
+            return Err(Problem::Bad(
+                "--api-keys: keys are not taken on the command line (other users can read it); use MCP_API_KEYS or api_keys in the --config file".into(),
+            ));
+        }
+        let matches = match command(&specs).try_get_matches_from(
+            std::iter::once(OsString::from("server")).chain(args.into_iter().map(OsString::from)),
+        ) {
+            Ok(m) => m,
+            Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => {
+                return Err(Problem::Help(e.render().to_string()));
+            }
+            Err(e) => {
+                // clap's first line says what is wrong; main adds where help is.
+                let text = e.render().to_string();
+                let first = text.lines().next().unwrap_or_default();
+                return Err(Problem::Bad(first.trim_start_matches("error: ").to_owned()));
+            }
+        };
+        // Only what a flag or a variable set: clap's defaults are for `--help`.
+        let given_by = |id: &str| -> Option<(String, clap::parser::ValueSource)> {
+            let source = matches.value_source(id)?;
+            if source == clap::parser::ValueSource::DefaultValue {
+                return None;
+            }
+            let value = matches.get_one::<String>(id)?.clone();
+            (source != clap::parser::ValueSource::EnvVariable || !value.is_empty())
+                .then_some((value, source))
+        };
         let mut given = Given {
             values: BTreeMap::new(),
         };
         let mut snowflake_file = BTreeMap::new();
-        if let Some((path, origin)) = config_file {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| format!("{origin}: cannot read {}: {e}", path.display()))?;
-            let table: toml::Table = text
-                .parse()
-                .map_err(|e| format!("{}: not valid TOML: {e}", path.display()))?;
-            for (key, value) in table {
-                if key == "snowflake" {
-                    let toml::Value::Table(t) = value else {
-                        return Err(Problem::Bad(format!(
-                            "snowflake (in {}): must be a table ([snowflake])",
-                            path.display()
-                        )));
-                    };
-                    for (k, v) in t {
-                        if !SNOWFLAKE_KEYS.contains(&k.as_str()) {
-                            return Err(Problem::Bad(format!(
-                                "snowflake.{k} (in {}): not a Snowflake setting (one of {})",
-                                path.display(),
-                                SNOWFLAKE_KEYS.join(", ")
-                            )));
-                        }
-                        let v = toml_text(&v).ok_or_else(|| {
-                            format!("snowflake.{k} (in {}): must be a string", path.display())
-                        })?;
-                        snowflake_file.insert(k, v);
-                    }
-                    continue;
-                }
+        if let Some((path, source)) = given_by("config") {
+            let origin = match source {
+                clap::parser::ValueSource::CommandLine => Origin::Flag("--config"),
+                _ => Origin::Env("MCP_CONFIG"),
+            };
+            let path = PathBuf::from(path);
+            let file = File::read(&path, &origin)?;
+            for (key, value) in &file.settings {
                 let Some(spec) = specs.iter().find(|s| s.key == key) else {
                     return Err(Problem::Bad(format!(
                         "{key} (in {}): not a setting (--help lists them)",
                         path.display()
                     )));
                 };
-                let text = toml_text(&value).ok_or_else(|| {
-                    format!(
-                        "{key} (in {}): must be a string, number, boolean or list",
-                        path.display()
-                    )
-                })?;
-                given
-                    .values
-                    .insert(spec.key, (text, Origin::File(spec.key, path.clone())));
+                given.values.insert(
+                    spec.key,
+                    (value.text(), Origin::File(spec.key, path.clone())),
+                );
             }
+            snowflake_file = file.snowflake;
         }
         for spec in &specs {
-            if let Some(v) = env(spec.env).filter(|v| !v.is_empty()) {
-                given.values.insert(spec.key, (v, Origin::Env(spec.env)));
+            let Some(flag) = spec.flag else {
+                // The keys: from the environment only (never a flag).
+                if let Some(v) = std::env::var(spec.env).ok().filter(|v| !v.is_empty()) {
+                    given.values.insert(spec.key, (v, Origin::Env(spec.env)));
+                }
+                continue;
+            };
+            if let Some((value, source)) = given_by(spec.key) {
+                let origin = match source {
+                    clap::parser::ValueSource::CommandLine => Origin::Flag(flag),
+                    _ => Origin::Env(spec.env),
+                };
+                given.values.insert(spec.key, (value, origin));
             }
-        }
-        for (key, value, flag) in flags {
-            given.values.insert(key, (value, Origin::Flag(flag)));
         }
         let mut settings = given.check()?;
         settings.snowflake_file = snowflake_file;
         Ok(settings)
     }
-}
-
-/// A TOML value as the text an environment variable would hold.
-fn toml_text(value: &toml::Value) -> Option<String> {
-    Some(match value {
-        toml::Value::String(s) => s.clone(),
-        toml::Value::Integer(i) => i.to_string(),
-        toml::Value::Float(f) => f.to_string(),
-        toml::Value::Boolean(b) => b.to_string(),
-        toml::Value::Array(items) => items
-            .iter()
-            .map(toml_text)
-            .collect::<Option<Vec<_>>>()?
-            .join(","),
-        _ => return None,
-    })
 }
 
 impl Given {
@@ -753,19 +792,28 @@ impl Given {
             .cors(cors_origins.clone());
         let per_client_set = self.values.contains_key("max_requests_per_client");
         let requests = RequestsConfig {
-            timeout: duration("request_timeout", requests::DEFAULT_TIMEOUT)?,
-            max_concurrent: count("max_concurrent_requests", requests::DEFAULT_MAX_CONCURRENT)?,
-            max_per_client: count("max_requests_per_client", requests::DEFAULT_MAX_PER_CLIENT)?,
-            max_queue: count("max_queued_requests", requests::DEFAULT_MAX_QUEUE)?,
+            timeout: duration("request_timeout", RequestsConfig::default().timeout)?,
+            max_concurrent: count(
+                "max_concurrent_requests",
+                RequestsConfig::default().max_concurrent,
+            )?,
+            max_per_client: count(
+                "max_requests_per_client",
+                RequestsConfig::default().max_per_client,
+            )?,
+            max_queue: count("max_queued_requests", RequestsConfig::default().max_queue)?,
             ..RequestsConfig::default()
         };
         let pool = PoolConfig {
-            max_size: count("pool_size", pool::DEFAULT_MAX_SIZE)?,
-            acquire_timeout: duration("pool_acquire_timeout", pool::DEFAULT_ACQUIRE_TIMEOUT)?,
+            max_size: count("pool_size", PoolConfig::default().max_size)?,
+            acquire_timeout: duration(
+                "pool_acquire_timeout",
+                PoolConfig::default().acquire_timeout,
+            )?,
             ..PoolConfig::default()
         };
-        let max_rows = count("max_rows", mcp_tools::MAX_ROW_LIMIT)?;
-        let row_limit = count("row_limit", mcp_tools::DEFAULT_ROW_LIMIT)?;
+        let max_rows = count("max_rows", ToolsConfig::default().max_limit)?;
+        let row_limit = count("row_limit", ToolsConfig::default().default_limit)?;
         if row_limit > max_rows {
             return Err(format!(
                 "row_limit: {row_limit} is more than max_rows ({max_rows})"
@@ -775,7 +823,7 @@ impl Given {
             guard,
             default_limit: row_limit,
             max_limit: max_rows,
-            max_result_bytes: count("max_result_bytes", mcp_tools::DEFAULT_MAX_RESULT_BYTES)?,
+            max_result_bytes: count("max_result_bytes", ToolsConfig::default().max_result_bytes)?,
         };
         Ok(Settings {
             config,
@@ -799,9 +847,8 @@ impl Given {
             )?,
             session_idle: duration(
                 "session_idle_timeout",
-                streamable_http::DEFAULT_SESSION_IDLE,
+                streamable_http::HttpMcpConfig::default().session_idle,
             )?,
-            shutdown_timeout,
             snowflake_file: BTreeMap::new(),
         })
     }

@@ -129,14 +129,14 @@ impl Auth {
 
     /// The scope of the request's `Authorization: Bearer` token, or why not
     /// ([`AuthError::response`] is the 401 to send).
-    pub fn check(&self, req: &Request<'_>) -> Result<Scope, AuthError> {
+    pub(crate) fn check(&self, req: &Request<'_>) -> Result<Scope, AuthError> {
         self.identify(req).map(|(scope, _)| scope)
     }
 
     /// The scope and the name of the key the request's `Authorization:
     /// Bearer` token matches, or why not. The scheme is matched without
     /// regard to case (RFC 9110, 11.1).
-    pub fn identify(&self, req: &Request<'_>) -> Result<(Scope, &str), AuthError> {
+    pub(crate) fn identify(&self, req: &Request<'_>) -> Result<(Scope, &str), AuthError> {
         let Some(header) = req.header("authorization") else {
             return Err(AuthError::Missing);
         };
@@ -160,7 +160,7 @@ impl Auth {
 /// Why a request was not let in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum AuthError {
+pub(crate) enum AuthError {
     /// No `Authorization` header.
     #[error("missing bearer token")]
     Missing,

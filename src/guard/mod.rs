@@ -1,14 +1,17 @@
 //! Admission: who may talk to the server and how often, in one place.
 //!
-//! [`origin`] checks `Origin` and `Host` (DNS rebinding), [`auth`] bearer
-//! keys, [`rate`] per-address rate limits; `admit` runs rate then key in
-//! that order and says who the request comes from ([`Admitted`]). The
+//! `origin` checks `Origin` and `Host` (DNS rebinding), [`auth`] bearer
+//! keys, `rate` per-address rate limits; `admit` runs rate then key in
+//! that order and says who the request comes from (`Admitted`). The
 //! transports (`/mcp`, `/ws`) and the operations endpoints call this module;
 //! the HTTP engine and the WebSocket handshake know nothing of it.
 
 pub mod auth;
+#[cfg(feature = "fuzzing")]
 pub mod origin;
-pub mod rate;
+#[cfg(not(feature = "fuzzing"))]
+pub(crate) mod origin;
+pub(crate) mod rate;
 
 use std::sync::Arc;
 
@@ -28,7 +31,7 @@ pub(crate) fn error_response(status: u16, id: Option<Id<'_>>, error: &RpcError) 
 /// Who a request comes from, once admitted: what its calls may do, and
 /// whom they count against (fair shares, session caps, session ownership).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Admitted {
+pub(crate) struct Admitted {
     /// What the key lets it run (full when no key is configured).
     pub scope: auth::Scope,
     /// `key:<name>` for a bearer key, else `addr:<client IP>`: clients
@@ -69,7 +72,7 @@ pub(crate) fn admit(
 /// Who may use an endpoint and how often: the one admission policy every
 /// endpoint (`/mcp`, `/ws`, the operations endpoints) applies alike.
 #[derive(Clone, Debug, Default)]
-pub struct Admission {
+pub(crate) struct Admission {
     /// Browser origins accepted besides loopback ones (exact
     /// `scheme://host[:port]`). Default: none.
     pub allowed_origins: Vec<String>,

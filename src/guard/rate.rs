@@ -21,7 +21,8 @@ const SWEEP_AT: usize = 4096;
 /// Most clients tracked in all: past it (after a sweep) the bucket used
 /// least recently is dropped, so many addresses cannot grow the map
 /// without bound. Default: 65 536 (16 shards of 4 096).
-pub const MAX_TRACKED_CLIENTS: usize = SHARDS * SWEEP_AT;
+#[cfg(test)]
+const MAX_TRACKED_CLIENTS: usize = SHARDS * SWEEP_AT;
 
 #[derive(Clone, Copy, Debug)]
 struct Bucket {
@@ -97,7 +98,8 @@ impl RateLimiter {
     }
 
     /// Clients tracked now.
-    pub fn tracked(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn tracked(&self) -> usize {
         self.shards.iter().map(|s| s.lock().len()).sum()
     }
 

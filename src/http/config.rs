@@ -7,9 +7,6 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use crate::http::head::HeadLimits;
-pub use crate::http::head::{
-    DEFAULT_MAX_HEAD_BYTES, DEFAULT_MAX_HEADERS, DEFAULT_MAX_TARGET_BYTES,
-};
 
 /// Address the server binds to. Default: 127.0.0.1 (loopback only).
 pub const DEFAULT_HOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -25,7 +22,7 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// byte at a time (slowloris) is cut off all the same.
 pub const DEFAULT_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest wait for the next bytes of a request body; past it: 408 and close. Default: 30 s.
-pub const DEFAULT_BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest an idle keep-alive connection is kept open between requests. Default: 75 s.
 pub const DEFAULT_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(75);
 /// Longest a write to a client may make no progress before the connection is closed. Default: 30 s.
@@ -70,7 +67,7 @@ pub struct Cors {
     /// How long browsers may cache a preflight answer, in seconds. Default: 600.
     pub max_age_secs: u32,
     /// Request headers a preflight may ask to send. Default:
-    /// [`CORS_ALLOW_HEADERS`]; the protocol on top adds its own (see
+    /// `"Content-Type, Authorization"`; the protocol on top adds its own (see
     /// [`Config::cors_headers`]).
     pub allow_headers: String,
     /// Response headers browsers may show to the page (none by default).
@@ -78,12 +75,12 @@ pub struct Cors {
 }
 
 /// Headers a preflight may ask to send, by default.
-pub const CORS_ALLOW_HEADERS: &str = "Content-Type, Authorization";
+pub(crate) const CORS_ALLOW_HEADERS: &str = "Content-Type, Authorization";
 /// Methods a preflight may ask for.
-pub const CORS_ALLOW_METHODS: &str = "GET, POST, DELETE, OPTIONS";
+pub(crate) const CORS_ALLOW_METHODS: &str = "GET, POST, DELETE, OPTIONS";
 
 /// The security headers [`Config::security_headers`] adds to every response.
-pub const SECURITY_HEADERS: [(&str, &str); 5] = [
+pub(crate) const SECURITY_HEADERS: [(&str, &str); 5] = [
     ("X-Content-Type-Options", "nosniff"),
     ("X-Frame-Options", "DENY"),
     ("Referrer-Policy", "no-referrer"),
@@ -136,20 +133,20 @@ impl Config {
         self
     }
 
-    /// Sets the request head limit. Default: [`DEFAULT_MAX_HEAD_BYTES`].
+    /// Sets the request head limit. Default: 16 KiB.
     pub fn max_head_bytes(mut self, bytes: usize) -> Self {
         self.head.max_head_bytes = bytes.max(64);
         self
     }
 
     /// Sets the header count limit, at most 256 (`http::head::MAX_HEADERS_CAP`).
-    /// Default: [`DEFAULT_MAX_HEADERS`].
+    /// Default: 100.
     pub fn max_headers(mut self, count: usize) -> Self {
         self.head.max_headers = count.min(crate::http::head::MAX_HEADERS_CAP);
         self
     }
 
-    /// Sets the request-target length limit. Default: [`DEFAULT_MAX_TARGET_BYTES`].
+    /// Sets the request-target length limit. Default: 8 KiB.
     pub fn max_target_bytes(mut self, bytes: usize) -> Self {
         self.head.max_target_bytes = bytes.max(1);
         self
@@ -173,7 +170,7 @@ impl Config {
         self
     }
 
-    /// Sets the body read idle timeout. Default: [`DEFAULT_BODY_IDLE_TIMEOUT`].
+    /// Sets the body read idle timeout. Default: 30 s.
     pub fn body_idle_timeout(mut self, timeout: Duration) -> Self {
         self.body_idle_timeout = timeout;
         self
@@ -214,7 +211,9 @@ impl Config {
         Ok(self)
     }
 
-    /// Adds [`SECURITY_HEADERS`] to every response, and
+    /// Adds `X-Content-Type-Options: nosniff`, `X-Frame-Options: DENY`,
+    /// `Referrer-Policy: no-referrer`, a `Content-Security-Policy` that
+    /// allows nothing and `Cache-Control: no-store` to every response, and
     /// `Strict-Transport-Security` when `hsts_max_age` is given (for
     /// deployments behind a TLS terminator). Default: none.
     pub fn security_headers(self, hsts_max_age: Option<Duration>) -> Self {
@@ -257,7 +256,7 @@ impl Config {
     }
 
     /// Sets the request headers a CORS preflight may ask for (beyond
-    /// [`CORS_ALLOW_HEADERS`]) and the response headers browsers may show:
+    /// `"Content-Type, Authorization"`) and the response headers browsers may show:
     /// the protocol served decides (MCP's transports name theirs). No effect
     /// without allowed origins ([`Config::cors`]).
     pub fn cors_headers(mut self, allow: &str, expose: &str) -> Self {

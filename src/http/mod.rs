@@ -2,13 +2,13 @@
 //!
 //! Nothing here knows about MCP. Later layers plug in through the [`Router`]:
 //! a [`Handler`] gets a borrowed [`Request`] and returns a [`Response`] that is
-//! whole, streamed (chunked or [`sse`]), or an upgrade that takes over the
+//! whole, streamed (chunked or `sse`), or an upgrade that takes over the
 //! socket ([`Upgraded`]).
 //!
 //! Stages, one file each: `head` (request line and header fields),
 //! `chunked` (chunked body decoding), `conn` (the per-connection loop,
 //! limits and timeouts), `encode` (status line, framing headers, chunks),
-//! [`sse`] (event encoding), `router`, `request`, `response`, `upgrade`.
+//! `sse` (event encoding), `router`, `request`, `response`, `upgrade`.
 
 #[cfg(feature = "fuzzing")]
 pub mod chunked;
@@ -25,7 +25,7 @@ mod io;
 pub(crate) mod request;
 mod response;
 pub(crate) mod router;
-pub mod sse;
+pub(crate) mod sse;
 pub(crate) mod stats;
 mod upgrade;
 
@@ -33,8 +33,6 @@ pub use head::{Method, Version};
 pub use io::{BoxedIo, Io};
 pub use request::Request;
 pub(crate) use response::check_header;
-pub use response::{
-    BodyClosed, BodySender, InvalidHeader, MAX_QUEUED_BODY_BYTES, Response, reason,
-};
+pub use response::{BodyClosed, BodySender, InvalidHeader, Response};
 pub use router::{Handler, Reply, Router};
 pub use upgrade::Upgraded;

@@ -40,6 +40,7 @@ impl<'a> Request<'a> {
     ///
     /// The server builds requests itself; this is for fuzzing and testing
     /// handlers (the WebSocket handshake, say) without a socket.
+    #[cfg(any(test, feature = "fuzzing"))]
     pub fn from_parts(
         buf: &'a [u8],
         head: &'a Head,
@@ -122,7 +123,7 @@ impl<'a> Request<'a> {
 
     /// The server's shutdown signal, for handlers that start long-lived
     /// work (an event stream, say) that must end when the server stops.
-    /// `None` for requests built with [`Request::from_parts`].
+    /// `None` for requests built with `from_parts`.
     pub fn shutdown(&self) -> Option<ShutdownSignal> {
         self.shutdown.cloned()
     }

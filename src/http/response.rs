@@ -122,7 +122,7 @@ impl Response {
     /// The body ends when the sender is dropped. On HTTP/1.1 it is sent with
     /// chunked encoding; on HTTP/1.0 it is delimited by closing the connection.
     ///
-    /// Besides `buffer` chunks, at most [`MAX_QUEUED_BODY_BYTES`] may wait
+    /// Besides `buffer` chunks, at most 16 MiB may wait
     /// for a client that does not read: a chunk past that (unless nothing
     /// waits) is refused with [`BodyClosed`], and the producer is expected
     /// to stop, which ends the body once what waits is written.

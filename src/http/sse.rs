@@ -11,15 +11,8 @@ use bytes::Bytes;
 use super::encode::format_decimal;
 use super::response::{BodyClosed, BodySender, Response};
 
-/// One Server-Sent Event.
-///
-/// ```
-/// use snowflake_mcp::http::sse::Event;
-///
-/// let mut out = Vec::new();
-/// Event::new("line one\nline two").id("7").encode(&mut out).unwrap();
-/// assert_eq!(out, b"id: 7\ndata: line one\ndata: line two\n\n");
-/// ```
+/// One Server-Sent Event: `Event::new("line one\nline two").id("7")`
+/// encodes as `id: 7\ndata: line one\ndata: line two\n\n`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Event<'a> {
     id: Option<&'a str>,
@@ -49,6 +42,7 @@ impl<'a> Event<'a> {
     }
 
     /// Sets the event type.
+    #[cfg(test)]
     pub fn event(mut self, event: &'a str) -> Self {
         self.event = Some(event);
         self
@@ -61,7 +55,7 @@ impl<'a> Event<'a> {
     }
 
     /// The event as SSE bytes, ready for [`SseSender::send_encoded`].
-    pub fn to_bytes(&self) -> Result<Bytes, InvalidEvent> {
+    pub fn to_bytes(self) -> Result<Bytes, InvalidEvent> {
         let mut out = Vec::with_capacity(self.data.len() + 32);
         self.encode(&mut out)?;
         Ok(Bytes::from(out))
@@ -125,7 +119,7 @@ impl Response {
     /// A `200 text/event-stream` response and the sender that feeds it.
     ///
     /// `buffer` bounds the events queued before [`SseSender::send`] waits.
-    pub fn sse(buffer: usize) -> (Response, SseSender) {
+    pub(crate) fn sse(buffer: usize) -> (Response, SseSender) {
         let (resp, body) = Response::stream(200, buffer);
         let resp = resp
             .header("content-type", "text/event-stream")
@@ -161,23 +155,9 @@ impl SseSender {
         Ok(self.body.send(event).await?)
     }
 
-    /// Sends a comment line (`: text`), which clients ignore; useful as a keep-alive.
-    pub async fn comment(&self, text: &str) -> Result<(), SendError> {
-        let mut out = Vec::with_capacity(text.len() + 4);
-        out.extend_from_slice(b": ");
-        out.extend(text.bytes().filter(|b| !matches!(b, b'\r' | b'\n')));
-        out.extend_from_slice(b"\n\n");
-        Ok(self.body.send(Bytes::from(out)).await?)
-    }
-
     /// Resolves when the client has gone away.
     pub async fn closed(&self) {
         self.body.closed().await
-    }
-
-    /// Whether the client has gone away.
-    pub fn is_closed(&self) -> bool {
-        self.body.is_closed()
     }
 }
 
@@ -201,6 +181,19 @@ mod tests {
             enc(e),
             "id: s1-3\nevent: message\nretry: 1500\ndata: {}\n\n"
         );
+    }
+
+    #[test]
+    fn event_streams_are_neither_cached_nor_buffered_by_proxies() {
+        let (resp, _events) = Response::sse(1);
+        assert_eq!(resp.status(), 200);
+        for (name, value) in [
+            ("content-type", "text/event-stream"),
+            ("cache-control", "no-cache"),
+            ("x-accel-buffering", "no"),
+        ] {
+            assert_eq!(resp.header_value(name), Some(value.as_bytes()), "{name}");
+        }
     }
 
     #[test]

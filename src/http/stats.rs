@@ -17,7 +17,7 @@ pub(crate) struct Shared {
 ///
 /// Every counter is updated with `Relaxed` ordering: each is a standalone
 /// tally that orders nothing else.
-pub struct Stats {
+pub(crate) struct Stats {
     pub(crate) accepted: AtomicU64,
     pub(crate) active: AtomicU64,
     pub(crate) rejected: AtomicU64,

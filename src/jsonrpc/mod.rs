@@ -20,9 +20,10 @@ pub mod write;
 pub(crate) mod write;
 
 pub(crate) use parse::is_batch;
-pub use parse::{Id, Message, ParseError, Request, Response, parse, parse_batch, parse_with};
+pub use parse::{Id, Message, Request, parse, parse_batch, parse_with};
+#[cfg(feature = "fuzzing")]
+pub use parse::{ParseError, Response};
 pub use scan::RawJson;
-pub use serde_json::value::RawValue;
 
 /// Invalid JSON was received.
 pub const PARSE_ERROR: i32 = -32700;

@@ -57,7 +57,8 @@ pub enum Message<'a> {
     Notification {
         /// The method name.
         method: Cow<'a, str>,
-        /// The params, if any.
+        /// The params, if any (no notification the server reads has any).
+        #[cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))]
         params: Option<RawJson<'a>>,
     },
     /// A response to one of our requests.
@@ -66,6 +67,7 @@ pub enum Message<'a> {
 
 impl Message<'_> {
     /// The method name of a request or notification.
+    #[cfg(any(test, feature = "fuzzing"))]
     pub fn method(&self) -> Option<&str> {
         match self {
             Message::Request(r) => Some(&r.method),

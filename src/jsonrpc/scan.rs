@@ -26,6 +26,7 @@ impl<'a> RawJson<'a> {
     }
 
     /// Whether the value is a JSON string.
+    #[cfg(feature = "fuzzing")]
     pub fn is_string(&self) -> bool {
         self.0.starts_with('"')
     }
@@ -56,7 +57,7 @@ impl<'a> RawJson<'a> {
     }
 
     /// An owned copy as serde_json's `RawValue`.
-    pub fn to_raw_value(&self) -> Box<serde_json::value::RawValue> {
+    pub fn to_raw_value(self) -> Box<serde_json::value::RawValue> {
         // The text was validated by the scanner, so this cannot fail; fall back to null.
         serde_json::value::RawValue::from_string(self.0.to_owned()).unwrap_or_else(|_| {
             serde_json::value::RawValue::from_string("null".to_owned()).unwrap_or_default()

@@ -287,7 +287,7 @@ impl Context {
     /// Fails with -32601 when the client did not declare the capability the
     /// method needs (on 2026-07-28 the whole call fails with -32021 instead)
     /// or the transport cannot carry requests to the client; with -32001
-    /// after [`CLIENT_REQUEST_TIMEOUT`]. If this call is cancelled meanwhile,
+    /// after 60 s. If this call is cancelled meanwhile,
     /// the request to the client is cancelled too.
     pub async fn request(&self, method: &str, params: Value) -> Result<Value, RpcError> {
         let unavailable = |why: &str| RpcError::new(METHOD_NOT_FOUND, format!("{method}: {why}"));

@@ -74,7 +74,7 @@ impl McpServerBuilder {
         self
     }
 
-    /// Sets how many tools one `tools/list` page holds. Default: [`DEFAULT_PAGE_SIZE`].
+    /// Sets how many tools one `tools/list` page holds. Default: 100.
     pub fn page_size(mut self, size: usize) -> Self {
         self.page_size = size.max(1);
         self
@@ -457,11 +457,11 @@ impl McpServer {
     }
 
     /// Requests served by every session of this server, by method and outcome.
-    pub fn metrics(&self) -> Arc<super::metrics::McpMetrics> {
+    pub(crate) fn metrics(&self) -> Arc<super::metrics::McpMetrics> {
         Arc::clone(&self.0.metrics)
     }
 
-    /// Every registered tool's calls by outcome ([`super::metrics::ToolOutcome::ALL`] order).
+    /// Every registered tool's calls by outcome (`ALL` order).
     pub fn tool_calls(&self) -> Vec<(String, [u64; 4])> {
         self.catalog()
             .tools

@@ -260,7 +260,7 @@ impl Session {
     }
 
     /// Names whom this session's calls count against (`key:<name>`,
-    /// `addr:<ip>`: see [`crate::guard::Admitted`]); the first call wins.
+    /// `addr:<ip>`: see `Admitted`); the first call wins.
     pub fn set_principal(&self, principal: &str) {
         let _ = self.principal.set(principal.into());
     }

@@ -225,8 +225,8 @@ impl Tool {
     }
 
     /// Lets the tool run as a task for clients that negotiated the tasks
-    /// extension (see [`super::tasks`]): a call still running after
-    /// [`super::tasks::DEFAULT_TASK_AFTER`] becomes a task.
+    /// extension (see `tasks`): a call still running after
+    /// 100 ms becomes a task.
     pub fn task_support(mut self, support: super::tasks::TaskSupport) -> Self {
         let after = self
             .task

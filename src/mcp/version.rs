@@ -25,6 +25,7 @@ pub const HANDSHAKE_VERSIONS: [ProtocolVersion; 4] = [
 ];
 
 /// Versions without a handshake (`server/discover`, per-request `_meta`).
+#[cfg(test)]
 pub const MODERN_VERSIONS: [ProtocolVersion; 1] = [ProtocolVersion::V2026_07_28];
 
 /// Every version this library speaks, oldest first.

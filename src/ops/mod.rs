@@ -12,7 +12,6 @@ use parking_lot::Mutex;
 mod metrics;
 use std::sync::Arc;
 
-pub use crate::guard::{Admitted, auth, rate};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Value, json};
@@ -24,9 +23,9 @@ use crate::requests::RequestManager;
 use crate::warehouse::Warehouse;
 
 /// How long a database check may take. Default: 2 s.
-pub const DEFAULT_DB_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const DEFAULT_DB_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a database check's result is reused. Default: 5 s.
-pub const DEFAULT_DB_CHECK_TTL: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_DB_CHECK_TTL: Duration = Duration::from_secs(5);
 
 /// What the operations endpoints report on.
 pub struct Ops {
@@ -106,7 +105,7 @@ impl Health {
 
 impl Ops {
     /// Reports on these parts (wrap it in an `Arc` to mount its routes).
-    pub fn new(
+    pub(crate) fn new(
         version: impl Into<String>,
         registry: Arc<Registry>,
         requests: Arc<RequestManager>,
@@ -117,7 +116,7 @@ impl Ops {
 
     /// Reports on a server without a warehouse: `/health/detailed` and
     /// `/status` show none, and no database check runs.
-    pub fn without_warehouse(
+    pub(crate) fn without_warehouse(
         version: impl Into<String>,
         registry: Arc<Registry>,
         requests: Arc<RequestManager>,
@@ -180,7 +179,7 @@ impl Ops {
             .keys
             .as_ref()
             .and_then(|a| a.check(req).err())
-            .map(auth::AuthError::response)
+            .map(crate::guard::auth::AuthError::response)
     }
 
     /// Sets the database check's timeout and how long its result is reused.

@@ -7,7 +7,7 @@
 //! the session straight to the longest waiting caller, or pushes it back.
 //! There is no semaphore and no timer per wait: waiters queue in order and
 //! a single background tick fails those past the acquire timeout (so the
-//! timeout is honoured to within [`REAPER_TICK`]). Sessions are not
+//! timeout is honoured to within 50 ms). Sessions are not
 //! checked on every checkout (that is what makes a checkout cheap); the
 //! background task pings idle ones every `health_interval`, replaces the
 //! broken, retires those past their lifetime or idle timeout (both counted
@@ -44,35 +44,36 @@ pub trait Manager: Send + Sync + 'static {
 }
 
 /// How often waiters past their deadline are failed. Default: 50 ms.
-pub const REAPER_TICK: Duration = Duration::from_millis(50);
+pub(crate) const REAPER_TICK: Duration = Duration::from_millis(50);
 
 /// Default most sessions at once: 8.
-pub const DEFAULT_MAX_SIZE: usize = 8;
+pub(crate) const DEFAULT_MAX_SIZE: usize = 8;
 /// Default sessions kept ready: 1.
-pub const DEFAULT_MIN_IDLE: usize = 1;
+pub(crate) const DEFAULT_MIN_IDLE: usize = 1;
 /// Default wait for a session before giving up: 30 s.
-pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default session lifetime: 1 hour (Snowflake sessions expire after 4 hours idle).
-pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(60 * 60);
+pub(crate) const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(60 * 60);
 /// Default idle time after which a session beyond `min_idle` is closed: 10 minutes.
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// Default interval of the background health check: 30 s.
-pub const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Pool settings.
 #[derive(Clone, Debug)]
 pub struct PoolConfig {
-    /// Most sessions at once. Default: [`DEFAULT_MAX_SIZE`].
+    /// Most sessions at once. Default: 8.
     pub max_size: usize,
-    /// Sessions kept ready. Default: [`DEFAULT_MIN_IDLE`].
+    /// Sessions kept ready. Default: 1.
     pub min_idle: usize,
-    /// How long `get` waits. Default: [`DEFAULT_ACQUIRE_TIMEOUT`].
+    /// How long `get` waits. Default: 30 s.
     pub acquire_timeout: Duration,
-    /// Sessions older than this are closed. Default: [`DEFAULT_MAX_LIFETIME`].
+    /// Sessions older than this are closed. Default: 1 hour.
     pub max_lifetime: Duration,
-    /// Idle sessions beyond `min_idle` unused this long are closed. Default: [`DEFAULT_IDLE_TIMEOUT`].
+    /// Idle sessions beyond `min_idle` unused this long are closed.
+    /// Default: 10 minutes.
     pub idle_timeout: Duration,
-    /// How often idle sessions are checked. Default: [`DEFAULT_HEALTH_INTERVAL`].
+    /// How often idle sessions are checked. Default: 30 s.
     pub health_interval: Duration,
 }
 
@@ -158,7 +159,7 @@ pub struct PoolStats {
     /// Total wait for sessions.
     pub wait_time: Duration,
     /// Waits of callers that found no session free.
-    pub waits: crate::histogram::HistogramSnapshot,
+    pub(crate) waits: crate::histogram::HistogramSnapshot,
 }
 
 struct Idle<S> {

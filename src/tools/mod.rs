@@ -1,6 +1,6 @@
 //! The Snowflake tools, registered through the public tool API like any host's.
 //!
-//! [`register`] adds to an [`McpServerBuilder`]: `list_databases`,
+//! `register` adds to an [`McpServerBuilder`]: `list_databases`,
 //! `list_schemas`, `list_tables`, `list_views`, `describe_table`,
 //! `describe_view`, `query_view` and `execute_query` (the names and
 //! arguments of the Python server this project replaces, plus the new
@@ -35,22 +35,22 @@ use shape::{names_output, result_output, result_schema, result_weight, warehouse
 use sql_guard::{SqlGuard, StatementKind};
 
 /// Rows a query returns when the client names no limit. Default: 100.
-pub const DEFAULT_ROW_LIMIT: usize = 100;
+pub(crate) const DEFAULT_ROW_LIMIT: usize = 100;
 /// The largest `limit` a client may ask for. Default: 10 000.
-pub const MAX_ROW_LIMIT: usize = 10_000;
+pub(crate) const MAX_ROW_LIMIT: usize = 10_000;
 /// Most bytes of row data (as JSON) in one result. Default: 1 MiB.
-pub const DEFAULT_MAX_RESULT_BYTES: usize = 1024 * 1024;
+pub(crate) const DEFAULT_MAX_RESULT_BYTES: usize = 1024 * 1024;
 
 /// Settings of the tools.
 #[derive(Clone, Debug)]
 pub struct ToolsConfig {
     /// What `execute_query` may run. Default: read-only.
     pub guard: SqlGuard,
-    /// Default: [`DEFAULT_ROW_LIMIT`].
+    /// Default: 100.
     pub default_limit: usize,
-    /// Default: [`MAX_ROW_LIMIT`].
+    /// Default: 10 000.
     pub max_limit: usize,
-    /// Default: [`DEFAULT_MAX_RESULT_BYTES`].
+    /// Default: 1 MiB.
     pub max_result_bytes: usize,
 }
 
@@ -78,7 +78,7 @@ struct Tools {
 ///
 /// Every call that reaches the warehouse runs under `requests` (limits,
 /// fair share, timeout; its list is what a status page shows).
-pub fn register(
+pub(crate) fn register(
     builder: McpServerBuilder,
     warehouse: Arc<dyn Warehouse>,
     config: ToolsConfig,

@@ -23,9 +23,9 @@ pub const EVENTS_PER_STREAM: usize = 256;
 /// Streams kept per session; the oldest finished ones go first. Default: 64.
 pub const STREAMS_PER_SESSION: usize = 64;
 /// Bytes of events kept per session. Default: 4 MiB.
-pub const DEFAULT_BYTES_PER_SESSION: usize = 4 * 1024 * 1024;
+pub(crate) const DEFAULT_BYTES_PER_SESSION: usize = 4 * 1024 * 1024;
 /// Bytes of events kept across all sessions. Default: 64 MiB.
-pub const DEFAULT_BYTES_TOTAL: usize = 64 * 1024 * 1024;
+pub(crate) const DEFAULT_BYTES_TOTAL: usize = 64 * 1024 * 1024;
 
 /// The byte bounds every session's record shares.
 #[derive(Debug)]

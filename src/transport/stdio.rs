@@ -19,7 +19,7 @@ use crate::mcp::{McpServer, Peer, Session};
 use crate::registry::{Registry, Transport};
 
 /// Longest accepted line. Default: 4 MiB.
-pub const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
+pub(crate) const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
 /// Messages queued for the writer before senders wait. Default: 256.
 const OUTBOUND_QUEUE: usize = 256;
 
@@ -126,7 +126,7 @@ where
 }
 
 /// [`serve`], with the session registered in `registry` while it lasts.
-pub async fn serve_with_registry<R, W>(
+pub(crate) async fn serve_with_registry<R, W>(
     server: McpServer,
     input: R,
     output: W,
@@ -143,7 +143,7 @@ where
 /// shutdown signal): calls already read still run to their end and their
 /// answers are written before it returns. To bound that wait, end them with
 /// [`McpServer::abort_calls`].
-pub async fn serve_until<R, W>(
+pub(crate) async fn serve_until<R, W>(
     server: McpServer,
     input: R,
     output: W,
@@ -172,8 +172,7 @@ where
     });
     let session = Arc::new(Session::new(server.clone(), Some(peer.clone())));
     session.set_transport("stdio");
-    let registration = registry.register(Transport::Stdio, None);
-    registration.attach(&session);
+    let _registration = registry.register(Transport::Stdio);
     let forwarder = tokio::spawn(super::forward_updates(
         server,
         Arc::clone(&session),

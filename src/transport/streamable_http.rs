@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::replay::{Catchup, Replay, ReplayBudget, parse_event_id};
+use crate::guard::Admission;
 use crate::http::sse::Event;
 use crate::http::{Handler, Method, Reply, Request, Response, Router};
 use crate::jsonrpc::{
@@ -32,12 +33,12 @@ use crate::registry::{self, Registration, Registry, Transport};
 
 /// Most sessions kept at once; past it the least recently used session of
 /// the principal with the most sessions is closed to make room. Default: 10 000.
-pub const DEFAULT_MAX_SESSIONS: usize = 10_000;
+pub(crate) const DEFAULT_MAX_SESSIONS: usize = 10_000;
 /// Most sessions one principal (a key, or a client address when there are
 /// no keys) keeps at once; past it its own least recently used session is
 /// closed to make room. Default: 1 000.
-pub const DEFAULT_MAX_SESSIONS_PER_PRINCIPAL: usize = 1_000;
-pub use super::replay::{DEFAULT_BYTES_PER_SESSION, DEFAULT_BYTES_TOTAL};
+pub(crate) const DEFAULT_MAX_SESSIONS_PER_PRINCIPAL: usize = 1_000;
+pub(crate) use super::replay::{DEFAULT_BYTES_PER_SESSION, DEFAULT_BYTES_TOTAL};
 /// Messages of one request's stream queued before the call waits. Default: 64.
 const STREAM_QUEUE: usize = 64;
 /// The reconnection delay announced in the priming event, in ms. Default: 1000.
@@ -46,28 +47,23 @@ const RETRY_MS: u64 = 1000;
 /// Settings of the Streamable HTTP endpoint.
 #[derive(Clone, Debug)]
 pub struct HttpMcpConfig {
-    /// Who may use the endpoint: `Host` and `Origin` (403; a server on
-    /// loopback should list `localhost`, `127.0.0.1` and `[::1]` as hosts),
-    /// bearer keys (401), per-address rate (429). Default: open.
-    pub admission: crate::guard::Admission,
-    /// Most sessions at once. Default: [`DEFAULT_MAX_SESSIONS`].
+    /// Most sessions at once. Default: 10 000.
     pub max_sessions: usize,
-    /// Most sessions of one principal at once. Default: [`DEFAULT_MAX_SESSIONS_PER_PRINCIPAL`].
+    /// Most sessions of one principal at once. Default: 1 000.
     pub max_sessions_per_principal: usize,
     /// Bytes of answers kept per session for `Last-Event-ID` resumption.
-    /// Default: [`DEFAULT_BYTES_PER_SESSION`].
+    /// Default: 4 MiB.
     pub replay_bytes_per_session: usize,
     /// Bytes of answers kept for resumption across all sessions. Default:
-    /// [`DEFAULT_BYTES_TOTAL`].
+    /// 64 MiB.
     pub replay_bytes_total: usize,
-    /// A session unused this long expires (its id then gets 404). Default: [`DEFAULT_SESSION_IDLE`].
+    /// A session unused this long expires (its id then gets 404). Default: 30 minutes.
     pub session_idle: Duration,
 }
 
 impl Default for HttpMcpConfig {
     fn default() -> Self {
         HttpMcpConfig {
-            admission: crate::guard::Admission::default(),
             max_sessions: DEFAULT_MAX_SESSIONS,
             max_sessions_per_principal: DEFAULT_MAX_SESSIONS_PER_PRINCIPAL,
             replay_bytes_per_session: DEFAULT_BYTES_PER_SESSION,
@@ -78,7 +74,7 @@ impl Default for HttpMcpConfig {
 }
 
 /// How long an unused session lives. Default: 30 minutes.
-pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
+pub(crate) const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
 
 struct Entry {
     session: Arc<Session>,
@@ -101,6 +97,7 @@ pub struct StreamableHttp {
     /// never across an `.await`.
     sessions: Mutex<HashMap<String, Entry>>,
     config: HttpMcpConfig,
+    admission: Admission,
     registry: Arc<Registry>,
     /// The byte bounds every session's replay record shares.
     replay_budget: Arc<ReplayBudget>,
@@ -124,14 +121,17 @@ impl StreamableHttp {
 
     /// An endpoint serving `server` with these settings.
     pub fn with_config(server: McpServer, config: HttpMcpConfig) -> Arc<StreamableHttp> {
-        StreamableHttp::with_registry(server, config, Registry::new())
+        StreamableHttp::wired(server, config, Admission::default(), Registry::new())
     }
 
-    /// An endpoint whose sessions are registered in `registry` (shared with
-    /// the [`crate::Server`] and other transports).
-    pub fn with_registry(
+    /// An endpoint that admits requests by `admission` (the service's one
+    /// policy: `Host` and `Origin` 403, bearer keys 401, per-address rate
+    /// 429) and registers its sessions in `registry` (shared with the
+    /// [`crate::Server`] and other transports).
+    pub(crate) fn wired(
         server: McpServer,
         config: HttpMcpConfig,
+        admission: Admission,
         registry: Arc<Registry>,
     ) -> Arc<StreamableHttp> {
         let replay_budget =
@@ -140,14 +140,10 @@ impl StreamableHttp {
             server,
             sessions: Mutex::new(HashMap::new()),
             config,
+            admission,
             registry,
             replay_budget,
         })
-    }
-
-    /// The registry its sessions are registered (and their expiries counted) in.
-    pub fn registry(&self) -> Arc<Registry> {
-        Arc::clone(&self.registry)
     }
 
     /// Adds the endpoint's routes at `path` to `router`.
@@ -205,13 +201,7 @@ impl StreamableHttp {
     /// Adds a session, first sweeping out expired ones. A principal at its
     /// cap gives up its least recently used session; a full table gives up
     /// the least recently used session of the principal holding the most.
-    fn insert(
-        &self,
-        id: String,
-        session: Arc<Session>,
-        remote: std::net::SocketAddr,
-        principal: &str,
-    ) {
+    fn insert(&self, id: String, session: Arc<Session>, principal: &str) {
         let idle = self.config.session_idle;
         let mut sessions = self.lock();
         let before = sessions.len();
@@ -240,10 +230,7 @@ impl StreamableHttp {
             }
         }
         let (ended_tx, ended) = tokio::sync::watch::channel(());
-        let registration = self
-            .registry
-            .register(Transport::StreamableHttp, Some(remote));
-        registration.attach(&session);
+        let registration = self.registry.register(Transport::StreamableHttp);
         sessions.insert(
             id,
             Entry {
@@ -310,8 +297,8 @@ impl StreamableHttp {
     /// rebinding, see [`super::origin`]; 403), then the bearer key (401) and
     /// the client's rate (429). The key's scope, or the refusal to send.
     fn admit(&self, req: &Request<'_>) -> Result<crate::guard::Admitted, Box<Response>> {
-        self.config.admission.check_host(req, true)?;
-        self.config.admission.admit(req)
+        self.admission.check_host(req, true)?;
+        self.admission.admit(req)
     }
 }
 
@@ -428,7 +415,7 @@ fn check_param_header(
 }
 
 /// JSON-RPC code for a header that disagrees with the body (2026-07-28).
-pub const HEADER_MISMATCH: i32 = -32020;
+pub(crate) const HEADER_MISMATCH: i32 = -32020;
 
 /// A session id: 128 bits from the operating system's CSPRNG, as hex.
 fn new_session_id() -> Option<String> {
@@ -533,12 +520,7 @@ impl Handler for Post {
                     let session = Arc::new(Session::new(endpoint.server.clone(), None));
                     session.set_transport("http");
                     session.set_principal(&admitted.principal);
-                    endpoint.insert(
-                        id.clone(),
-                        Arc::clone(&session),
-                        req.remote_addr(),
-                        &admitted.principal,
-                    );
+                    endpoint.insert(id.clone(), Arc::clone(&session), &admitted.principal);
                     (session, Some(id), None)
                 }
             }

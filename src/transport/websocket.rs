@@ -1,6 +1,6 @@
 //! MCP over WebSocket: one JSON-RPC message per text frame, subprotocol `mcp`.
 //!
-//! A GET on the endpoint runs our handshake ([`crate::ws::handshake`]); on a
+//! A GET on the endpoint runs our handshake (`handshake`); on a
 //! `101` the socket becomes one MCP session. Requests run concurrently and
 //! their answers go out as they finish (possibly out of order, each with
 //! its own id); server notifications (list changes, resource updates) and
@@ -31,6 +31,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, error::CapacityError};
 
+use crate::guard::Admission;
 use crate::http::{Handler, Method, Reply, Request, Response, Router, Upgraded};
 use crate::mcp::{McpServer, Peer, Session};
 use crate::registry::{Event, Registry, Transport};
@@ -41,6 +42,7 @@ use crate::ws::handshake::negotiate;
 pub struct WebSocketMcp {
     server: McpServer,
     config: WsConfig,
+    admission: Admission,
     registry: Arc<Registry>,
 }
 
@@ -52,19 +54,23 @@ impl WebSocketMcp {
 
     /// An endpoint serving `server` with these settings.
     pub fn with_config(server: McpServer, config: WsConfig) -> Arc<WebSocketMcp> {
-        WebSocketMcp::with_registry(server, config, Registry::new())
+        WebSocketMcp::wired(server, config, Admission::default(), Registry::new())
     }
 
-    /// An endpoint whose sockets are registered in `registry` (shared with
-    /// the [`crate::Server`] and other transports).
-    pub fn with_registry(
+    /// An endpoint that admits sockets by `admission` (`Host` and `Origin`
+    /// 403, bearer keys 401, per-address rate of handshakes 429) and
+    /// registers them in `registry` (shared with the [`crate::Server`] and
+    /// other transports).
+    pub(crate) fn wired(
         server: McpServer,
         config: WsConfig,
+        admission: Admission,
         registry: Arc<Registry>,
     ) -> Arc<WebSocketMcp> {
         Arc::new(WebSocketMcp {
             server,
             config,
+            admission,
             registry,
         })
     }
@@ -81,7 +87,7 @@ impl Handler for Upgrade {
     fn call<'a>(&'a self, req: Request<'a>) -> Reply<'a> {
         // Host first (403), then the handshake with the Origin policy
         // passed in, then rate and key: the admission of every endpoint.
-        let admission = &self.0.config.admission;
+        let admission = &self.0.admission;
         if let Err(refused) = admission.check_host(&req, false) {
             return Reply::ready(*refused);
         }
@@ -116,7 +122,7 @@ impl WebSocketMcp {
             stream,
             read_ahead,
             mut shutdown,
-            remote_addr,
+            remote_addr: _,
         } = up;
         let cfg = &self.config;
         let ws_config = WebSocketConfig::default()
@@ -144,10 +150,7 @@ impl WebSocketMcp {
             session.restrict_to_read_only();
         }
         session.set_principal(&admitted.principal);
-        let registration = self
-            .registry
-            .register(Transport::WebSocket, Some(remote_addr));
-        registration.attach(&session);
+        let _registration = self.registry.register(Transport::WebSocket);
         let forwarder = tokio::spawn(super::forward_updates(
             self.server.clone(),
             Arc::clone(&session),
@@ -291,35 +294,31 @@ fn read_error(e: &WsError) -> End {
 /// Settings of the WebSocket endpoint.
 #[derive(Clone, Debug)]
 pub struct WsConfig {
-    /// Who may open a socket: `Host` and `Origin` (403), bearer keys
-    /// (401), per-address rate of handshakes (429). Default: open.
-    pub admission: crate::guard::Admission,
-    /// Default: [`crate::ws::DEFAULT_MAX_MESSAGE_BYTES`].
+    /// Default: 4 MiB.
     pub max_message_bytes: usize,
-    /// Default: [`crate::ws::DEFAULT_MAX_OUTGOING_BYTES`].
+    /// Default: 64 MiB.
     pub max_outgoing_bytes: usize,
-    /// Default: [`crate::ws::DEFAULT_PING_INTERVAL`].
+    /// Default: 30 s.
     pub ping_interval: std::time::Duration,
-    /// Default: [`crate::ws::DEFAULT_PONG_TIMEOUT`].
+    /// Default: 30 s.
     pub pong_timeout: std::time::Duration,
-    /// Default: [`crate::ws::DEFAULT_OUTBOUND_QUEUE`].
+    /// Default: 256.
     pub outbound_queue: usize,
-    /// Default: [`crate::ws::DEFAULT_MAX_QUEUED_BYTES`].
+    /// Default: 16 MiB.
     pub max_queued_bytes: usize,
-    /// Default: [`crate::ws::DEFAULT_SEND_TIMEOUT`].
+    /// Default: 10 s.
     pub send_timeout: std::time::Duration,
-    /// Default: [`crate::ws::DEFAULT_MAX_IN_FLIGHT`].
+    /// Default: 256.
     pub max_in_flight: usize,
-    /// Default: [`crate::ws::DEFAULT_CLOSE_TIMEOUT`].
+    /// Default: 5 s.
     pub close_timeout: std::time::Duration,
-    /// Default: [`crate::ws::DEFAULT_READ_BUFFER_BYTES`].
+    /// Default: 8 KiB.
     pub read_buffer_bytes: usize,
 }
 
 impl Default for WsConfig {
     fn default() -> Self {
         WsConfig {
-            admission: crate::guard::Admission::default(),
             max_message_bytes: crate::ws::DEFAULT_MAX_MESSAGE_BYTES,
             max_outgoing_bytes: crate::ws::DEFAULT_MAX_OUTGOING_BYTES,
             ping_interval: crate::ws::DEFAULT_PING_INTERVAL,

@@ -15,8 +15,9 @@
 //! # Bounded work
 //!
 //! Before anything is parsed, the tokens are measured: parentheses and
-//! brackets may nest at most [`MAX_NESTING`] deep, and one expression may
-//! chain at most [`MAX_OPERATOR_CHAIN`] operators (the parser builds
+//! brackets may nest at most 48 deep (the parser's own recursion limit sits
+//! above it), and one expression may
+//! chain at most 512 operators (the parser builds
 //! `1+1+1...` as a tree as deep as the chain is long, and walking or
 //! dropping a deeper tree would need more stack than a worker thread has).
 //! Text past either limit is refused with a message naming it, so the tree
@@ -44,14 +45,14 @@ pub enum SqlDialect {
 }
 
 /// Longest statement the guard reads. Default: 1 MiB.
-pub const MAX_SQL_BYTES: usize = 1024 * 1024;
+pub(crate) const MAX_SQL_BYTES: usize = 1024 * 1024;
 /// Deepest nesting of parentheses and brackets a statement may have.
 /// Default: 48 (the parser's own recursion limit sits above it).
-pub const MAX_NESTING: usize = 48;
+pub(crate) const MAX_NESTING: usize = 48;
 /// Most operators one expression may chain along any path of nested
 /// parentheses (`a + b + c` is two; a comma starts a new expression).
 /// Default: 512.
-pub const MAX_OPERATOR_CHAIN: usize = 512;
+pub(crate) const MAX_OPERATOR_CHAIN: usize = 512;
 /// Deepest nesting the parser may descend into (guards the stack). Default: 64.
 const MAX_RECURSION: usize = 64;
 
@@ -233,7 +234,7 @@ pub enum Refusal {
     /// Nothing but whitespace.
     #[error("the query is empty")]
     Empty,
-    /// Longer than [`MAX_SQL_BYTES`].
+    /// Longer than 1 MiB.
     #[error("the query is longer than {MAX_SQL_BYTES} bytes")]
     TooLong,
     /// The text holds a comment.
@@ -258,10 +259,10 @@ pub enum Refusal {
     /// A `SYSTEM$` function in read-only mode.
     #[error("the function {0} is not allowed in read-only mode")]
     SystemFunction(String),
-    /// Parentheses or brackets nested deeper than [`MAX_NESTING`].
+    /// Parentheses or brackets nested deeper than 48 (the parser's own recursion limit sits above it).
     #[error("the query nests parentheses or brackets more than {MAX_NESTING} deep")]
     TooDeep,
-    /// An expression chaining more than [`MAX_OPERATOR_CHAIN`] operators.
+    /// An expression chaining more than 512 operators.
     #[error(
         "an expression in the query chains more than {MAX_OPERATOR_CHAIN} operators \
          (use IN (...) lists or split the query)"
@@ -585,7 +586,7 @@ fn is_system_function(name: &ObjectName) -> bool {
 
 /// Quotes an identifier for Snowflake (and SQLite): wrapped in double
 /// quotes, inner double quotes doubled. Never splice an identifier otherwise.
-pub fn quote_ident(ident: &str) -> String {
+pub(crate) fn quote_ident(ident: &str) -> String {
     let mut out = String::with_capacity(ident.len() + 2);
     out.push('"');
     for c in ident.chars() {

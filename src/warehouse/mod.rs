@@ -56,12 +56,12 @@ pub enum Truncation {
     /// The byte cap.
     Bytes(usize),
     /// The first row alone passed the byte cap: its largest values were
-    /// cut (each ends with [`CUT_MARKER`]) and no more rows follow.
+    /// cut (each ends with `"…[cut]"`) and no more rows follow.
     Cells(usize),
 }
 
 /// What ends a value cut to fit the byte cap.
-pub const CUT_MARKER: &str = "…[cut]";
+pub(crate) const CUT_MARKER: &str = "…[cut]";
 
 /// How to run a statement.
 #[derive(Clone, Debug)]
@@ -244,7 +244,7 @@ pub trait Warehouse: Send + Sync + 'static {
     fn default_schema(&self) -> &str;
 
     /// A table or view's name as it goes into SQL: every part quoted (see
-    /// [`crate::util::sql_guard::quote_ident`]), qualified as far as the
+    /// `quote_ident`), qualified as far as the
     /// warehouse supports.
     fn qualified(&self, database: &str, schema: &str, name: &str) -> String;
 

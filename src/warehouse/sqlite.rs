@@ -31,15 +31,15 @@ use super::{
 use crate::pool::{Manager, Pool, PoolConfig, PoolStats, Pooled};
 
 /// The only schema of a SQLite warehouse.
-pub const SCHEMA: &str = "MAIN";
+pub(crate) const SCHEMA: &str = "MAIN";
 /// Longest string or blob one statement may build or read
 /// (`SQLITE_LIMIT_LENGTH`): past it the statement fails with
 /// `SQLITE_TOOBIG` instead of filling memory. Default: 16 MiB.
-pub const DEFAULT_MAX_VALUE_BYTES: usize = 16 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_VALUE_BYTES: usize = 16 * 1024 * 1024;
 /// SQLite's hard heap limit (`PRAGMA hard_heap_limit`, for the whole
 /// process): an allocation past it fails the statement with `SQLITE_NOMEM`.
 /// Default: 64 MiB.
-pub const DEFAULT_HEAP_LIMIT_BYTES: usize = 64 * 1024 * 1024;
+pub(crate) const DEFAULT_HEAP_LIMIT_BYTES: usize = 64 * 1024 * 1024;
 /// How long a statement waits for a lock held by another connection. Default: 5 s.
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -49,7 +49,7 @@ const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 pub enum Source {
     /// A database file.
     File(PathBuf),
-    /// The demo database, built in memory at start (see [`super::sqlite::demo`]).
+    /// The demo database, built in memory at start (see `demo`).
     Demo,
 }
 
@@ -66,10 +66,10 @@ pub struct SqliteConfig {
     /// The connection pool's settings.
     pub pool: PoolConfig,
     /// Longest string or blob a statement may build or read. Default:
-    /// [`DEFAULT_MAX_VALUE_BYTES`].
+    /// 16 MiB.
     pub max_value_bytes: usize,
     /// SQLite's heap limit, for the whole process (SQLite keeps one); 0
-    /// leaves SQLite's own (none). Default: [`DEFAULT_HEAP_LIMIT_BYTES`].
+    /// leaves SQLite's own (none). Default: 64 MiB.
     pub heap_limit_bytes: usize,
 }
 
@@ -88,13 +88,13 @@ impl Default for SqliteConfig {
 
 /// A pooled connection. `None` only while a statement has it on a blocking thread.
 #[derive(Debug)]
-pub struct SqliteSession {
+pub(crate) struct SqliteSession {
     conn: Option<Connection>,
 }
 
 /// Opens and checks connections.
 #[derive(Debug)]
-pub struct SqliteManager {
+pub(crate) struct SqliteManager {
     target: String,
     flags: OpenFlags,
     read_only: bool,
@@ -696,7 +696,7 @@ fn run(
     Ok(result)
 }
 
-pub mod demo;
+pub(crate) mod demo;
 
 #[cfg(test)]
 mod tests {

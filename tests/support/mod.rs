@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use snowflake_mcp::http::sse::Event;
-use snowflake_mcp::http::{Handler, Method, Reply, Request, Response, Router, Upgraded};
+use snowflake_mcp::http::{
+    BodySender, Handler, Method, Reply, Request, Response, Router, Upgraded,
+};
 use snowflake_mcp::server::StatsHandle;
 use snowflake_mcp::{Config, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -137,21 +138,26 @@ impl Handler for Stream {
     }
 }
 
+/// A `200 text/event-stream` response streamed in chunks, and its sender
+/// (the MCP layer encodes events itself; here they are written out whole).
+fn event_stream() -> (Response, BodySender) {
+    let (resp, tx) = Response::stream(200, 4);
+    let resp = resp
+        .header("content-type", "text/event-stream")
+        .header("cache-control", "no-cache");
+    (resp, tx)
+}
+
 struct Sse;
 
 impl Handler for Sse {
     fn call<'a>(&'a self, _req: Request<'a>) -> Reply<'a> {
-        let (resp, tx) = Response::sse(4);
+        let (resp, tx) = event_stream();
         tokio::spawn(async move {
-            let _ = tx.send(&Event::new("").id("0")).await;
+            let _ = tx.send("id: 0\ndata: \n\n").await;
             for i in 1..=3 {
-                let id = i.to_string();
-                let data = format!("{{\"n\":{i}}}");
-                if tx
-                    .send(&Event::new(&data).id(&id).event("message"))
-                    .await
-                    .is_err()
-                {
+                let event = format!("id: {i}\nevent: message\ndata: {{\"n\":{i}}}\n\n");
+                if tx.send(event).await.is_err() {
                     return;
                 }
             }
@@ -165,10 +171,10 @@ struct Forever(Arc<AtomicBool>);
 
 impl Handler for Forever {
     fn call<'a>(&'a self, _req: Request<'a>) -> Reply<'a> {
-        let (resp, tx) = Response::sse(4);
+        let (resp, tx) = event_stream();
         let flag = Arc::clone(&self.0);
         tokio::spawn(async move {
-            let _ = tx.send(&Event::new("hello")).await;
+            let _ = tx.send("data: hello\n\n").await;
             tx.closed().await;
             flag.store(true, Ordering::SeqCst);
         });
@@ -493,4 +499,22 @@ fn decode_chunked(mut b: &[u8]) -> Option<(Vec<u8>, usize)> {
         assert_eq!(&b[size..size + 2], b"\r\n");
         b = &b[size + 2..];
     }
+}
+
+/// One sample of `/metrics` (`name` with its labels, as exposed), read
+/// over a connection of its own.
+pub async fn metric(addr: std::net::SocketAddr, name: &str) -> f64 {
+    let mut c = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    tokio::io::AsyncWriteExt::write_all(
+        &mut c,
+        b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .expect("write");
+    use tokio::io::AsyncReadExt as _;
+    let mut text = String::new();
+    c.read_to_string(&mut text).await.expect("read");
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} in {text}"))
 }

@@ -5,9 +5,10 @@
 use std::sync::Arc;
 
 use serde_json::{Value, json};
+use snowflake_mcp::Service;
 use snowflake_mcp::mcp::{McpServer, Session};
-use snowflake_mcp::requests::{RequestManager, RequestsConfig};
-use snowflake_mcp::tools::{self, ToolsConfig};
+use snowflake_mcp::requests::RequestsConfig;
+use snowflake_mcp::tools::ToolsConfig;
 use snowflake_mcp::warehouse::Warehouse;
 
 /// An initialized MCP session over the warehouse tools.
@@ -16,8 +17,11 @@ pub fn tool_session(
     config: ToolsConfig,
     requests: RequestsConfig,
 ) -> Arc<Session> {
-    let requests = RequestManager::new(requests);
-    let server = tools::register(McpServer::builder("t", "0"), warehouse, config, requests).build();
+    let server = Service::new(McpServer::builder("t", "0"))
+        .warehouse(warehouse, config)
+        .requests(requests)
+        .build()
+        .mcp;
     let session = Arc::new(Session::new(server, None));
     let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
         "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}});

@@ -122,12 +122,12 @@ pub struct SnowflakeConfig {
     pub statement_timeout: Option<std::time::Duration>,
     /// The start of every statement's `QUERY_TAG` (then the tool and the
     /// client), so `QUERY_HISTORY` shows who ran what. Default (`None`):
-    /// [`DEFAULT_QUERY_TAG_PREFIX`].
+    /// `"snowflake-mcp"`.
     pub query_tag_prefix: Option<String>,
 }
 
 /// The default start of every statement's `QUERY_TAG`.
-pub const DEFAULT_QUERY_TAG_PREFIX: &str = "snowflake-mcp";
+pub(crate) const DEFAULT_QUERY_TAG_PREFIX: &str = "snowflake-mcp";
 
 /// A setting that is missing or wrong, named.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -41,9 +41,9 @@ mod login;
 mod rest;
 mod statement;
 
+use config::DEFAULT_QUERY_TAG_PREFIX;
 pub use config::{
-    ConfigError, DEFAULT_QUERY_TAG_PREFIX, Env, Secret, SnowflakeAuth, SnowflakeConfig, Source,
-    TokenKind, TokenSource,
+    ConfigError, Env, Secret, SnowflakeAuth, SnowflakeConfig, Source, TokenKind, TokenSource,
 };
 use rest::Rest;
 use statement::{RELOGIN_CODES, Ticket};
@@ -52,7 +52,7 @@ use statement::{RELOGIN_CODES, Ticket};
 const MAX_QUERY_TAG_BYTES: usize = 1000;
 
 /// A logged-in session and the context it is in.
-pub struct SnowflakeSession {
+pub(crate) struct SnowflakeSession {
     tokens: login::Tokens,
     database: Option<String>,
     schema: Option<String>,
@@ -86,7 +86,7 @@ impl std::fmt::Debug for SnowflakeSession {
 
 /// Logs sessions in and keeps them alive.
 #[derive(Debug)]
-pub struct SnowflakeManager {
+pub(crate) struct SnowflakeManager {
     config: SnowflakeConfig,
     rest: Arc<Rest>,
 }
@@ -168,7 +168,7 @@ impl std::fmt::Debug for SnowflakeWarehouse {
 
 /// A string literal for Snowflake: single quotes doubled and backslashes
 /// escaped (Snowflake reads backslash escapes inside literals).
-pub fn quote_literal(s: &str) -> String {
+pub(crate) fn quote_literal(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('\'');
     for c in s.chars() {
