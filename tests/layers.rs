@@ -7,7 +7,9 @@
 //! `server`, `warehouse`, `guard` or `tools`; `jsonrpc` never names `http`
 //! or `mcp`; `mcp` never names `http`, `ws`, `transport`, `server`, `ops`,
 //! `warehouse`, `guard` or `tools`; `warehouse` and `pool` never name `mcp`
-//! or `tools`; `util` names no one; no cycle between top-level modules.
+//! or `tools`; `util` names no one; no cycle between top-level modules, and
+//! none between the files of one module (`mcp/context.rs` naming
+//! `mcp/session.rs`, which names it back, is a cycle too).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -199,6 +201,100 @@ fn violations(files: &[(String, String)]) -> Vec<String> {
     found
 }
 
+/// For each directory of `src/`, which of its entries (files, and
+/// subdirectories as one) name which others: through `super::` (from a file
+/// of the directory, or as many as lead back to it from deeper), `self::`
+/// (from its `mod.rs`) or `crate::` and the directory's path.
+fn sibling_graphs(
+    files: &[(String, String)],
+) -> BTreeMap<String, BTreeMap<String, BTreeSet<String>>> {
+    let mut dirs: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (rel, _) in files {
+        let parts: Vec<&str> = rel.split('/').collect();
+        for depth in 0..parts.len() {
+            let dir = parts[..depth].join("/");
+            let entry = parts[depth].trim_end_matches(".rs");
+            if entry != "mod" && entry != "lib" {
+                dirs.entry(dir).or_default().insert(entry.to_owned());
+            }
+        }
+    }
+    let mut graphs: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
+    for (rel, text) in files {
+        let parts: Vec<&str> = rel.split('/').collect();
+        let code = code_of(text);
+        for depth in 0..parts.len() {
+            let dir = parts[..depth].join("/");
+            let Some(entries) = dirs.get(&dir) else {
+                continue;
+            };
+            let node = parts[depth].trim_end_matches(".rs");
+            if node == "mod" || node == "lib" {
+                continue;
+            }
+            // How this file names its ancestor directory `dir`.
+            let below = parts.len() - depth - 1;
+            let is_mod = parts.last().is_some_and(|f| *f == "mod.rs");
+            let supers = if is_mod { below } else { below + 1 };
+            let mut named = BTreeSet::new();
+            if depth > 0 {
+                named_through(
+                    &code,
+                    &format!("crate::{}::", dir.replace('/', "::")),
+                    &mut named,
+                );
+            } else {
+                named_through(&code, "crate::", &mut named);
+            }
+            if supers == 0 {
+                named_through(&code, "self::", &mut named);
+            } else {
+                named_through(&code, &"super::".repeat(supers), &mut named);
+            }
+            named.retain(|n| n != node && entries.contains(n));
+            graphs
+                .entry(dir)
+                .or_default()
+                .entry(node.to_owned())
+                .or_default()
+                .extend(named);
+        }
+    }
+    graphs
+}
+
+/// Cycles between the entries of one directory, as readable lines.
+fn file_cycles(files: &[(String, String)]) -> Vec<String> {
+    let mut found = Vec::new();
+    for (dir, edges) in sibling_graphs(files) {
+        if dir.is_empty() {
+            continue; // Top-level modules: `violations` reports those.
+        }
+        for start in edges.keys() {
+            let mut seen = BTreeSet::new();
+            let mut stack: Vec<(&String, Vec<&String>)> = vec![(start, vec![start])];
+            while let Some((at, path)) = stack.pop() {
+                for next in edges.get(at).into_iter().flatten() {
+                    if next == start {
+                        if path.iter().all(|m| *m >= start) {
+                            let mut cycle: Vec<&str> = path.iter().map(|s| s.as_str()).collect();
+                            cycle.push(start);
+                            found.push(format!("cycle in {dir}/: {}", cycle.join(" -> ")));
+                        }
+                    } else if seen.insert(next) {
+                        let mut longer = path.clone();
+                        longer.push(next);
+                        stack.push((next, longer));
+                    }
+                }
+            }
+        }
+    }
+    found.sort();
+    found.dedup();
+    found
+}
+
 fn read_src() -> Vec<(String, String)> {
     fn walk(dir: &Path, root: &Path, out: &mut Vec<(String, String)>) {
         for entry in std::fs::read_dir(dir).expect("read src") {
@@ -231,6 +327,38 @@ fn the_layers_hold_and_no_module_cycle_exists() {
         found.is_empty(),
         "layer rules broken:\n{}",
         found.join("\n")
+    );
+}
+
+#[test]
+fn no_cycle_between_the_files_of_a_module() {
+    let files = read_src();
+    let graphs = sibling_graphs(&files);
+    // The reader sees real imports between files.
+    assert!(graphs["mcp"]["session"].contains("call"), "{graphs:?}");
+    assert!(graphs["http"]["conn"].contains("head"), "{graphs:?}");
+    let found = file_cycles(&files);
+    assert!(found.is_empty(), "file cycles:\n{}", found.join("\n"));
+}
+
+#[test]
+fn a_cycle_between_files_is_caught() {
+    let files = vec![
+        file("mcp/mod.rs", "mod a;\nmod b;\nmod c;\n"),
+        file("mcp/a.rs", "use super::b::B;\n"),
+        file("mcp/b.rs", "use crate::mcp::{c::C, x};\n"),
+        file(
+            "mcp/c.rs",
+            "// use super::a::A;\nfn f() -> super::a::A { todo!() }\n",
+        ),
+        file("mcp/d/mod.rs", "use super::a::A;\n"),
+        file("mcp/d/e.rs", "use super::super::c::C;\n"),
+    ];
+    assert_eq!(file_cycles(&files), ["cycle in mcp/: a -> b -> c -> a"]);
+    let graphs = sibling_graphs(&files);
+    assert_eq!(
+        graphs["mcp"]["d"],
+        ["a", "c"].into_iter().map(String::from).collect()
     );
 }
 

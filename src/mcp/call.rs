@@ -5,11 +5,11 @@ use std::sync::Arc;
 use serde_json::value::RawValue;
 use tokio::sync::watch;
 
-use super::context::{CallSetup, Context, InputRound, LogLevel, Peer, Wanted};
+use super::context::{CallSetup, Context, InputRound, LogLevel, Peer, SessionLink, Wanted};
 use super::listen::ListenFilter;
 use super::resource::ReadError;
 use super::server::Catalog;
-use super::session::Session;
+use super::server::McpServer;
 use super::tasks::TaskSupport;
 use super::tool::ToolOutput;
 use super::version::ProtocolVersion;
@@ -93,7 +93,8 @@ impl OwnedKind {
 /// A [`Call`] that owns what it needs, to run on a task of its own.
 #[derive(Debug)]
 pub struct OwnedCall {
-    session: Arc<Session>,
+    session: Arc<dyn SessionLink>,
+    server: McpServer,
     catalog: Arc<Catalog>,
     id: String,
     kind: OwnedKind,
@@ -118,8 +119,9 @@ impl Call<'_> {
         }
     }
 
-    /// Copies what the call borrows so it can run on a task of its own.
-    pub fn into_owned(self, session: &Arc<Session>) -> OwnedCall {
+    /// Copies what the call borrows so it can run on a task of its own, in
+    /// `session` of `server` (`Session::own` is the public form).
+    pub(crate) fn own(self, session: Arc<dyn SessionLink>, server: McpServer) -> OwnedCall {
         let kind = match self.kind {
             CallKind::Tool { tool, arguments } => OwnedKind::Tool {
                 tool,
@@ -137,8 +139,13 @@ impl Call<'_> {
             CallKind::Prompt { prompt, args } => OwnedKind::Prompt { prompt, args },
             CallKind::Listen(filter) => OwnedKind::Listen(filter),
         };
+        let client_info = match self.client_info {
+            Some(info) => serde_json::from_str(info.get()).ok(),
+            None => session.client_info(),
+        };
         OwnedCall {
-            session: Arc::clone(session),
+            session,
+            server,
             catalog: self.catalog,
             id: self.id.raw().to_owned(),
             kind,
@@ -153,10 +160,7 @@ impl Call<'_> {
                 None => Ok(None),
                 Some(raw) => raw.as_str().map(|s| Some(s.into_owned())).ok_or(()),
             },
-            client_info: match self.client_info {
-                Some(info) => serde_json::from_str(info.get()).ok(),
-                None => session.client_info(),
-            },
+            client_info,
             input_responses: self
                 .input_responses
                 .and_then(|r| serde_json::from_str(r.get()).ok())
@@ -194,7 +198,7 @@ impl OwnedCall {
 
     /// Runs the call and encodes its answer; `None` if the client cancelled it.
     pub async fn run(self) -> Option<Vec<u8>> {
-        let metrics = self.session.server().metrics();
+        let metrics = self.server.metrics();
         // Counted however the call ends; a drop (a cancel) counts as cancelled.
         let mut tally = Tally {
             metrics: &metrics,
@@ -230,7 +234,7 @@ impl OwnedCall {
     async fn run_inner(self) -> Option<Ran> {
         Id::from_raw(RawJson(&self.id))?;
         let binding = self.binding();
-        let key = &self.session.server().0.state_key;
+        let key = &self.server.0.state_key;
         let request_state = match &self.request_state {
             Ok(None) => None,
             Ok(Some(sealed)) => match key.open(&binding, sealed) {
@@ -263,11 +267,12 @@ impl OwnedCall {
         }
         let escalate_after = task_policy.filter(|_| negotiated).map(|(_, after)| after);
         let session = Arc::clone(&self.session);
+        let server = self.server.clone();
         let (cancel_tx, cancel_rx) = watch::channel(false);
         session.track(&self.id, cancel_tx);
         // Untracked however the call ends, dropped mid-way (a closed stream) included.
         let _tracked = Tracked {
-            session: &session,
+            session: &*session,
             id: &self.id,
         };
         let input = InputRound::new(
@@ -288,8 +293,9 @@ impl OwnedCall {
         let ctx = Context::new(setup, cancel_rx);
         let watcher = ctx.clone();
         let catalog = Arc::clone(&self.catalog);
+        let answering = server.clone();
         let (kind, version) = (self.kind, self.version);
-        let mut abort = session.server().0.abort.subscribe();
+        let mut abort = server.0.abort.subscribe();
         let aborted = async move {
             let reason = abort
                 .wait_for(Option::is_some)
@@ -303,7 +309,7 @@ impl OwnedCall {
             }
         };
         let mut work: super::tasks::Work =
-            Box::pin(async move { answer(&catalog, kind, ctx, version).await });
+            Box::pin(async move { answer(&catalog, &answering, kind, ctx, version).await });
         let threshold = async {
             match escalate_after {
                 Some(after) => tokio::time::sleep(after).await,
@@ -322,7 +328,7 @@ impl OwnedCall {
                 () = watcher.round().wanted() => Outcome::Answer(match watcher.round().take_wanted() {
                     Some(Wanted::Fail(e)) => Err(e),
                     Some(Wanted::Input { requests, state }) => {
-                        let state = state.map(|s| session.server().0.state_key.seal(&binding, &s));
+                        let state = state.map(|s| server.0.state_key.seal(&binding, &s));
                         Ok(input_required(requests, state))
                     }
                     None => Err(RpcError::new(INTERNAL_ERROR, "input wanted but not recorded")),
@@ -336,7 +342,7 @@ impl OwnedCall {
         let output = match output {
             Outcome::Cancelled => None,
             Outcome::Answer(a) => Some(a),
-            Outcome::Escalate => match session.server().0.tasks.create() {
+            Outcome::Escalate => match server.0.tasks.create() {
                 // The handler goes on in the background; its requests to the
                 // client now wait on the task (answered via tasks/update).
                 Some(task) => {
@@ -423,6 +429,7 @@ enum Outcome {
 /// Runs the host code and encodes the result object (or the error).
 async fn answer(
     inner: &Arc<Catalog>,
+    server: &McpServer,
     kind: OwnedKind,
     ctx: Context,
     version: ProtocolVersion,
@@ -472,7 +479,7 @@ async fn answer(
                 ));
             }
         },
-        OwnedKind::Listen(filter) => super::listen::listen(inner, filter, &ctx).await?,
+        OwnedKind::Listen(filter) => super::listen::listen(inner, server, filter, &ctx).await?,
         OwnedKind::Prompt { prompt, args } => match inner.prompts[prompt].get(ctx, args).await {
             Ok(output) => serde_json::to_value(&output).unwrap_or_default(),
             Err(why) => {
@@ -562,22 +569,12 @@ pub(crate) fn not_found(uri: &str, version: ProtocolVersion) -> RpcError {
 
 /// Removes a call from its session's in-flight table when dropped.
 struct Tracked<'s> {
-    session: &'s Session,
+    session: &'s dyn SessionLink,
     id: &'s str,
 }
 
 impl Drop for Tracked<'_> {
     fn drop(&mut self) {
         self.session.untrack(self.id);
-    }
-}
-
-impl Session {
-    fn track(&self, id: &str, cancel: watch::Sender<bool>) {
-        self.inflight.lock().insert(id.to_owned(), cancel);
-    }
-
-    fn untrack(&self, id: &str) {
-        self.inflight.lock().remove(id);
     }
 }

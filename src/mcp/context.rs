@@ -8,8 +8,41 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use tokio::sync::{mpsc, watch};
 
+use super::heavy::HeavyGate;
+use super::pending::Outgoing;
 use super::version::ProtocolVersion;
 use crate::jsonrpc::write::write_notification;
+
+/// What a call's context (and the call running it) may ask of the session
+/// the call came in on. The session implements it; the context holds it as
+/// a trait object, so this file (which tools, prompts and resources name)
+/// never names the session (which names them all): no import cycle.
+pub(crate) trait SessionLink: Send + Sync + std::fmt::Debug {
+    /// The transport the session came by, once it said.
+    fn transport(&self) -> Option<&'static str>;
+    /// Whether the session's calls may run read-only statements only.
+    fn is_read_only(&self) -> bool;
+    /// Whom the session's calls count against, when the transport said.
+    fn principal(&self) -> Option<&str>;
+    /// The party of the principal the session belongs to, when set.
+    fn party(&self) -> Option<&str>;
+    /// The server's gate for CPU-heavy work.
+    fn heavy(&self) -> &HeavyGate;
+    /// What the client declared in `initialize`.
+    fn client_capabilities(&self) -> Option<Value>;
+    /// Whether the client declared `capability` in `initialize`.
+    fn client_has_capability(&self, capability: &str) -> bool;
+    /// The client's `clientInfo` from `initialize`.
+    fn client_info(&self) -> Option<Value>;
+    /// Requests sent to the client and waiting for answers.
+    fn outgoing(&self) -> &Outgoing;
+    /// Where the session's own messages go, when it has a stream.
+    fn peer(&self) -> Option<&Peer>;
+    /// Tracks a running call so `notifications/cancelled` can reach it.
+    fn track(&self, id: &str, cancel: watch::Sender<bool>);
+    /// Forgets a call that ended.
+    fn untrack(&self, id: &str);
+}
 
 /// Severity of a log message (RFC 5424 levels, as MCP names them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -165,7 +198,7 @@ pub struct Context {
 #[derive(Debug)]
 struct Inner {
     /// The session, for requests to the client; None in contexts made outside one.
-    session: Option<std::sync::Arc<super::session::Session>>,
+    session: Option<Arc<dyn SessionLink>>,
     request_id: String,
     version: ProtocolVersion,
     progress_token: Option<Box<RawValue>>,
@@ -185,7 +218,7 @@ struct Inner {
 
 /// What a call's context is made from.
 pub(crate) struct CallSetup {
-    pub(crate) session: Option<std::sync::Arc<super::session::Session>>,
+    pub(crate) session: Option<Arc<dyn SessionLink>>,
     pub(crate) request_id: String,
     pub(crate) version: ProtocolVersion,
     pub(crate) progress_token: Option<Box<RawValue>>,
@@ -328,7 +361,7 @@ impl Context {
         &self.inner.input
     }
 
-    pub(crate) fn session(&self) -> Option<&super::session::Session> {
+    pub(crate) fn session(&self) -> Option<&dyn SessionLink> {
         self.inner.session.as_deref()
     }
 
@@ -381,10 +414,9 @@ impl Context {
     /// turns by party.
     pub fn party_key(&self) -> String {
         match &self.inner.session {
-            Some(session) => session
-                .party()
-                .map(str::to_owned)
-                .unwrap_or_else(|| format!("session-{:x}", Arc::as_ptr(session) as usize)),
+            Some(session) => session.party().map(str::to_owned).unwrap_or_else(|| {
+                format!("session-{:x}", Arc::as_ptr(session).cast::<()>() as usize)
+            }),
             None => format!("call-{}", self.inner.request_id),
         }
     }
@@ -400,7 +432,7 @@ impl Context {
         F: FnOnce() -> T + Send + 'static,
     {
         match &self.inner.session {
-            Some(session) => session.server().0.heavy.run(&self.client_key(), work).await,
+            Some(session) => session.heavy().run(&self.client_key(), work).await,
             None => tokio::task::spawn_blocking(work).await.ok(),
         }
     }

@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::context::Context;
-use super::server::{Catalog, ServerEvent};
+use super::server::{Catalog, McpServer, ServerEvent};
 use crate::jsonrpc::write::write_notification;
 use crate::jsonrpc::{RawJson, RpcError};
 
@@ -119,10 +119,11 @@ impl ListenFilter {
 /// Runs a listen stream; returns its closing result when the server stops.
 pub(crate) async fn listen(
     catalog: &Catalog,
+    server: &McpServer,
     filter: ListenFilter,
     ctx: &Context,
 ) -> Result<Value, RpcError> {
-    let (Some(session), Some(peer)) = (ctx.session(), ctx.peer()) else {
+    let (Some(_), Some(peer)) = (ctx.session(), ctx.peer()) else {
         return Err(RpcError::new(
             crate::jsonrpc::INTERNAL_ERROR,
             "subscriptions/listen needs a transport that can stream",
@@ -136,7 +137,7 @@ pub(crate) async fn listen(
         Value::Object(params)
     };
     // Listen before acknowledging, so no change after the ack is missed.
-    let mut events = session.server().events();
+    let mut events = server.events();
     let agreed = filter.agreed(catalog);
     let mut ack = Map::new();
     ack.insert("notifications".into(), agreed.to_json());

@@ -16,6 +16,7 @@ mod heavy;
 mod listen;
 pub(crate) mod metrics;
 mod outgoing;
+mod pending;
 mod prompt;
 mod resource;
 mod schema;

@@ -1,81 +1,16 @@
 //! Requests from the server to the client (sampling, elicitation, roots) and
 //! the matching of their answers.
 
-use parking_lot::Mutex;
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::sync::oneshot;
 
 use super::context::{Context, InputRound, Wanted};
 use crate::jsonrpc::write::{write_notification, write_request};
-use crate::jsonrpc::{INTERNAL_ERROR, METHOD_NOT_FOUND, RawJson, RpcError};
+use crate::jsonrpc::{INTERNAL_ERROR, METHOD_NOT_FOUND, RpcError};
 
 /// How long a server-to-client request waits for its answer. Default: 60 s.
 pub const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-
-type Answer = Result<Value, RpcError>;
-
-/// Requests this session sent and is waiting on.
-#[derive(Debug, Default)]
-pub(crate) struct Outgoing {
-    /// Ids are numbers counting up; Relaxed: uniqueness is all that matters.
-    next: AtomicU64,
-    /// Waiting requests. A std mutex: held only to insert or remove, never across `.await`.
-    pending: Mutex<HashMap<u64, oneshot::Sender<Answer>>>,
-}
-
-impl Outgoing {
-    fn register(&self) -> (u64, oneshot::Receiver<Answer>) {
-        let id = self.next.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        self.lock().insert(id, tx);
-        (id, rx)
-    }
-
-    fn forget(&self, id: u64) {
-        self.lock().remove(&id);
-    }
-
-    fn lock(&self) -> parking_lot::MutexGuard<'_, HashMap<u64, oneshot::Sender<Answer>>> {
-        self.pending.lock()
-    }
-
-    /// Hands a response from the client to the request waiting for it (ids not ours are ignored).
-    pub(crate) fn resolve(&self, id: Option<&str>, outcome: Result<RawJson<'_>, RawJson<'_>>) {
-        let Some(id) = id.and_then(|i| i.parse::<u64>().ok()) else {
-            return;
-        };
-        let Some(tx) = self.lock().remove(&id) else {
-            return;
-        };
-        let answer = match outcome {
-            Ok(result) => serde_json::from_str(result.get())
-                .map_err(|e| RpcError::new(INTERNAL_ERROR, e.to_string())),
-            Err(error) => Err(client_error(error)),
-        };
-        let _ = tx.send(answer);
-    }
-}
-
-fn client_error(error: RawJson<'_>) -> RpcError {
-    let v: Value = serde_json::from_str(error.get()).unwrap_or_default();
-    let code = v["code"]
-        .as_i64()
-        .and_then(|c| i32::try_from(c).ok())
-        .unwrap_or(INTERNAL_ERROR);
-    let message = v["message"]
-        .as_str()
-        .unwrap_or("the client answered with an error")
-        .to_owned();
-    let mut e = RpcError::new(code, message);
-    if let Some(data) = v.get("data") {
-        e = e.with_data(data.to_string());
-    }
-    e
-}
 
 /// JSON-RPC code (2026-07-28) for a request that needs a client capability
 /// the client did not declare; `data.requiredCapabilities` names it.

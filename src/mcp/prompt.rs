@@ -6,8 +6,8 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::context::Context;
-use super::resource::BoxFuture;
 use super::tool::Content;
+use crate::util::BoxFuture;
 
 /// Completes a partly typed argument value into suggestions.
 pub type CompleteFn = dyn Fn(&str) -> Vec<String> + Send + Sync;

@@ -17,8 +17,8 @@ use std::borrow::Cow;
 use tokio::sync::watch;
 
 use super::call::{Call, CallKind, not_found};
-use super::context::{LogLevel, Peer};
-use super::outgoing::Outgoing;
+use super::context::{LogLevel, Peer, SessionLink};
+use super::pending::Outgoing;
 use super::server::{Catalog, List, ListVariant, McpServer, ServerEvent, page_of};
 use super::version::{ALL_VERSIONS, ProtocolVersion, supported_json};
 use crate::jsonrpc::scan::each_member;
@@ -234,17 +234,9 @@ impl Session {
         }
     }
 
-    pub(crate) fn peer(&self) -> Option<&Peer> {
-        self.peer.as_ref()
-    }
-
     /// The `clientInfo` the client sent in `initialize` (name, version), if any.
     pub fn client_info(&self) -> Option<serde_json::Value> {
         self.client_info.lock().clone()
-    }
-
-    pub(crate) fn outgoing(&self) -> &Outgoing {
-        &self.outgoing
     }
 
     /// Whether the client declared `capability` in `initialize`.
@@ -295,11 +287,6 @@ impl Session {
     /// Whether this session's calls may run read-only statements only.
     pub fn is_read_only(&self) -> bool {
         self.read_only.load(Ordering::Relaxed)
-    }
-
-    /// The server this session serves.
-    pub(crate) fn server(&self) -> &McpServer {
-        &self.server
     }
 
     pub(crate) fn client_has_capability(&self, capability: &str) -> bool {
@@ -870,3 +857,62 @@ fn json_str(s: &str) -> String {
 #[cfg(test)]
 #[path = "session_tests.rs"]
 mod tests;
+
+impl SessionLink for Session {
+    fn transport(&self) -> Option<&'static str> {
+        Session::transport(self)
+    }
+
+    fn is_read_only(&self) -> bool {
+        Session::is_read_only(self)
+    }
+
+    fn principal(&self) -> Option<&str> {
+        Session::principal(self)
+    }
+
+    fn party(&self) -> Option<&str> {
+        Session::party(self)
+    }
+
+    fn heavy(&self) -> &super::heavy::HeavyGate {
+        &self.server.0.heavy
+    }
+
+    fn client_capabilities(&self) -> Option<serde_json::Value> {
+        Session::client_capabilities(self)
+    }
+
+    fn client_has_capability(&self, capability: &str) -> bool {
+        Session::client_has_capability(self, capability)
+    }
+
+    fn client_info(&self) -> Option<serde_json::Value> {
+        Session::client_info(self)
+    }
+
+    fn outgoing(&self) -> &Outgoing {
+        &self.outgoing
+    }
+
+    fn peer(&self) -> Option<&Peer> {
+        self.peer.as_ref()
+    }
+
+    fn track(&self, id: &str, cancel: tokio::sync::watch::Sender<bool>) {
+        self.inflight.lock().insert(id.to_owned(), cancel);
+    }
+
+    fn untrack(&self, id: &str) {
+        self.inflight.lock().remove(id);
+    }
+}
+
+impl Call<'_> {
+    /// Copies what the call borrows so it can run on a task of its own, in
+    /// `session` (the one that dispatched it).
+    pub fn into_owned(self, session: &Arc<Session>) -> super::call::OwnedCall {
+        let link: Arc<dyn SessionLink> = Arc::clone(session) as Arc<dyn SessionLink>;
+        self.own(link, session.server.clone())
+    }
+}
