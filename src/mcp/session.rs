@@ -855,7 +855,6 @@ fn json_str(s: &str) -> String {
 }
 
 #[cfg(test)]
-#[path = "session_tests.rs"]
 mod tests;
 
 impl SessionLink for Session {
