@@ -1,0 +1,63 @@
+//! What a call reaches of its session ([`SessionLink`]), and calls made
+//! ready to run on a task of their own.
+
+use super::*;
+
+impl SessionLink for Session {
+    fn transport(&self) -> Option<&'static str> {
+        Session::transport(self)
+    }
+
+    fn is_read_only(&self) -> bool {
+        Session::is_read_only(self)
+    }
+
+    fn principal(&self) -> Option<&str> {
+        Session::principal(self)
+    }
+
+    fn party(&self) -> Option<&str> {
+        Session::party(self)
+    }
+
+    fn heavy(&self) -> &super::super::heavy::HeavyGate {
+        &self.server.0.heavy
+    }
+
+    fn client_capabilities(&self) -> Option<serde_json::Value> {
+        Session::client_capabilities(self)
+    }
+
+    fn client_has_capability(&self, capability: &str) -> bool {
+        Session::client_has_capability(self, capability)
+    }
+
+    fn client_info(&self) -> Option<serde_json::Value> {
+        Session::client_info(self)
+    }
+
+    fn outgoing(&self) -> &Outgoing {
+        &self.outgoing
+    }
+
+    fn peer(&self) -> Option<&Peer> {
+        self.peer.as_ref()
+    }
+
+    fn track(&self, id: &str, cancel: tokio::sync::watch::Sender<bool>) {
+        self.inflight.lock().insert(id.to_owned(), cancel);
+    }
+
+    fn untrack(&self, id: &str) {
+        self.inflight.lock().remove(id);
+    }
+}
+
+impl Call<'_> {
+    /// Copies what the call borrows so it can run on a task of its own, in
+    /// `session` (the one that dispatched it).
+    pub fn into_owned(self, session: &Arc<Session>) -> super::super::call::OwnedCall {
+        let link: Arc<dyn SessionLink> = Arc::clone(session) as Arc<dyn SessionLink>;
+        self.own(link, session.server.clone())
+    }
+}

@@ -1,0 +1,352 @@
+//! Requests: the lifecycle, lists, completion and tasks answered at once,
+//! and the calls handed back to the transport.
+
+use super::params::{Params, json_str, read_log_level, string_pairs};
+use super::*;
+
+impl Session {
+    pub(super) fn request<'a>(
+        &self,
+        req: Request<'a>,
+        params: &Params<'a>,
+        out: &mut Vec<u8>,
+    ) -> Result<Dispatched<'a>, RpcError> {
+        if params.duplicate {
+            return Err(RpcError::invalid_params(
+                "a member of \"params\" appears twice",
+            ));
+        }
+        let meta = match params.meta {
+            None => Meta::default(),
+            Some(raw) => Meta::read(raw)?,
+        };
+        let (version, log_level) = match self.version_of(&req, &meta, params, out)? {
+            Ok(settled) => settled,
+            Err(answered) => return Ok(answered),
+        };
+        let method: &str = &req.method;
+        let catalog = self.server.catalog();
+        let call = |kind, catalog: &Arc<Catalog>| {
+            Ok(Dispatched::Call(Call {
+                catalog: Arc::clone(catalog),
+                id: req.id,
+                kind,
+                progress_token: meta.progress_token,
+                version,
+                log_level,
+                client_capabilities: meta.client_capabilities,
+                client_info: meta.client_info,
+                input_responses: params.input_responses,
+                request_state: params.request_state,
+            }))
+        };
+        let list = match method {
+            "tools/list" => Some(List::Tools),
+            "resources/list" => Some(List::Resources),
+            "resources/templates/list" => Some(List::ResourceTemplates),
+            "prompts/list" => Some(List::Prompts),
+            _ => None,
+        };
+        if let Some(list) = list {
+            let page = match Params::string(params.cursor, "cursor")? {
+                None => 0,
+                Some(c) => page_of(&c, catalog.page_count(list)).ok_or_else(|| {
+                    RpcError::new(INVALID_PARAMS, format!("invalid cursor {c:?}"))
+                })?,
+            };
+            let answer = catalog.list_page(list, page, ListVariant::of(version));
+            write_result(out, req.id, answer);
+            return Ok(Dispatched::Done);
+        }
+        match method {
+            "server/discover" => write_result(out, req.id, &catalog.discover),
+            "tools/call" => {
+                let Some(name) = Params::string(params.name, "name")? else {
+                    return Err(RpcError::invalid_params("tools/call needs a \"name\""));
+                };
+                let tool = catalog
+                    .tool_index(&name)
+                    .ok_or_else(|| RpcError::invalid_params(format!("unknown tool {name:?}")))?;
+                return call(
+                    CallKind::Tool {
+                        tool,
+                        arguments: params.arguments,
+                    },
+                    &catalog,
+                );
+            }
+            "resources/read" => {
+                let Some(uri) = Params::string(params.uri, "uri")? else {
+                    return Err(RpcError::invalid_params("resources/read needs a \"uri\""));
+                };
+                let (resource, vars) = catalog
+                    .find_resource(&uri)
+                    .ok_or_else(|| not_found(&uri, version))?;
+                return call(
+                    CallKind::Read {
+                        resource,
+                        uri,
+                        vars,
+                    },
+                    &catalog,
+                );
+            }
+            // 2026-07-28 replaced subscriptions with a listen stream.
+            "resources/subscribe" | "resources/unsubscribe" if !version.is_modern() => {
+                let Some(uri) = Params::string(params.uri, "uri")? else {
+                    return Err(RpcError::invalid_params(format!(
+                        "{method} needs a \"uri\""
+                    )));
+                };
+                let mut subs = self.subscriptions.lock();
+                if method == "resources/subscribe" {
+                    subs.insert(uri.into_owned());
+                } else {
+                    subs.remove(&*uri);
+                }
+                drop(subs);
+                write_result(out, req.id, b"{}");
+            }
+            "tasks/get" | "tasks/update" | "tasks/cancel" if version.is_modern() => {
+                if let Some(done) = self.task_request(method, req.id, params, &meta, out)? {
+                    return Ok(done);
+                }
+            }
+            "subscriptions/listen" if version.is_modern() => {
+                let filter = super::super::listen::ListenFilter::read(params.notifications)?;
+                return call(CallKind::Listen(filter), &catalog);
+            }
+            "prompts/get" => {
+                let Some(name) = Params::string(params.name, "name")? else {
+                    return Err(RpcError::invalid_params("prompts/get needs a \"name\""));
+                };
+                let prompt = catalog
+                    .prompt_index(&name)
+                    .ok_or_else(|| RpcError::invalid_params(format!("unknown prompt {name:?}")))?;
+                let args = string_pairs(params.arguments, "arguments")?;
+                catalog.prompts[prompt]
+                    .check(&args)
+                    .map_err(RpcError::invalid_params)?;
+                return call(CallKind::Prompt { prompt, args }, &catalog);
+            }
+            "completion/complete" => {
+                let values = complete(&catalog, params.reference, params.argument)?;
+                let answer = complete_result(&values, version);
+                write_result(out, req.id, answer.as_bytes());
+            }
+            "logging/setLevel" if !version.is_modern() => {
+                let level = params.level.and_then(read_log_level).ok_or_else(|| {
+                    RpcError::invalid_params("logging/setLevel needs a valid \"level\"")
+                })?;
+                self.log_level
+                    .store(encode(&ALL_LEVELS, Some(level)), Ordering::Relaxed);
+                write_result(out, req.id, b"{}");
+            }
+            "ping" if !version.is_modern() => write_result(out, req.id, b"{}"),
+            _ => return Err(RpcError::method_not_found(method)),
+        }
+        Ok(Dispatched::Done)
+    }
+
+    /// The protocol version and log level a request runs under: its own
+    /// `_meta` stamp (2026-07-28), else the session's; `Err` with the
+    /// answer for the requests that need no session (`initialize`, `ping`,
+    /// `server/discover`), and an error for the rest before `initialize`.
+    #[allow(clippy::type_complexity)]
+    pub(super) fn version_of<'a>(
+        &self,
+        req: &Request<'a>,
+        meta: &Meta<'a>,
+        params: &Params<'a>,
+        out: &mut Vec<u8>,
+    ) -> Result<Result<(ProtocolVersion, Option<LogLevel>), Dispatched<'a>>, RpcError> {
+        let stamped = match &meta.version {
+            None => None,
+            Some(v) => match ProtocolVersion::parse(v) {
+                Some(v) if v.is_modern() => Some(v),
+                _ => {
+                    return Err(RpcError::new(
+                        UNSUPPORTED_PROTOCOL_VERSION,
+                        format!("unsupported protocol version {v:?}"),
+                    )
+                    .with_data(format!(
+                        r#"{{"supported":{},"requested":{}}}"#,
+                        supported_json(),
+                        json_str(v)
+                    )));
+                }
+            },
+        };
+        let method: &str = &req.method;
+        Ok(Ok(match stamped {
+            Some(v) => (v, meta.log_level),
+            None => {
+                if method == "initialize" {
+                    return Ok(Err(self.initialize(req.id, params, out)));
+                }
+                if method == "ping" {
+                    write_result(out, req.id, b"{}");
+                    return Ok(Err(Dispatched::Done));
+                }
+                if method == "server/discover" {
+                    write_result(out, req.id, &self.server.catalog().discover);
+                    return Ok(Err(Dispatched::Done));
+                }
+                match self.protocol_version() {
+                    Some(v) => (v, self.log_level()),
+                    None => {
+                        return Err(RpcError::new(
+                            INVALID_REQUEST,
+                            format!(
+                                "session not initialized: send \"initialize\" before {method:?}"
+                            ),
+                        ));
+                    }
+                }
+            }
+        }))
+    }
+
+    /// `tasks/get`, `tasks/update`, `tasks/cancel` (the tasks extension);
+    /// `Some` when the answer is complete already.
+    pub(super) fn task_request<'a>(
+        &self,
+        method: &str,
+        id: Id<'a>,
+        params: &Params<'a>,
+        meta: &Meta<'a>,
+        out: &mut Vec<u8>,
+    ) -> Result<Option<Dispatched<'a>>, RpcError> {
+        let caps = meta
+            .client_capabilities
+            .and_then(|c| serde_json::from_str::<serde_json::Value>(c.get()).ok());
+        if !super::super::tasks::negotiated(caps.as_ref()) {
+            return Err(super::super::tasks::extension_required(method));
+        }
+        let Some(task_id) = Params::string(params.task_id, "taskId")? else {
+            return Err(RpcError::invalid_params(format!(
+                "{method} needs a \"taskId\""
+            )));
+        };
+        let task = self
+            .server
+            .0
+            .tasks
+            .get(&task_id)
+            .ok_or_else(|| RpcError::invalid_params(format!("unknown taskId {task_id:?}")))?;
+        match method {
+            "tasks/get" => {
+                write_result(out, id, task.detailed().to_string().as_bytes());
+                return Ok(Some(Dispatched::Done));
+            }
+            "tasks/update" => {
+                let responses = match params.input_responses {
+                    None => serde_json::Map::new(),
+                    Some(raw) => match serde_json::from_str(raw.get()) {
+                        Ok(serde_json::Value::Object(m)) => m,
+                        _ => {
+                            return Err(RpcError::invalid_params(
+                                "\"inputResponses\" must be an object",
+                            ));
+                        }
+                    },
+                };
+                task.update(responses);
+            }
+            _ => task.cancel(),
+        }
+        write_result(out, id, br#"{"resultType":"complete"}"#);
+        Ok(None)
+    }
+}
+
+/// Suggestions for `completion/complete` from the prompt or template it names.
+fn complete(
+    catalog: &Catalog,
+    reference: Option<RawJson<'_>>,
+    argument: Option<RawJson<'_>>,
+) -> Result<Vec<String>, RpcError> {
+    let bad = |why: &str| RpcError::invalid_params(format!("completion/complete: {why}"));
+    let reference = reference.ok_or_else(|| bad("needs a \"ref\""))?;
+    let argument = argument.ok_or_else(|| bad("needs an \"argument\""))?;
+    let r: serde_json::Value =
+        serde_json::from_str(reference.get()).map_err(|_| bad("bad \"ref\""))?;
+    let a: serde_json::Value =
+        serde_json::from_str(argument.get()).map_err(|_| bad("bad \"argument\""))?;
+    let (Some(arg), Some(value)) = (a["name"].as_str(), a["value"].as_str()) else {
+        return Err(bad("\"argument\" needs a \"name\" and a \"value\""));
+    };
+    let completer = match r["type"].as_str() {
+        Some("ref/prompt") => {
+            let name = r["name"]
+                .as_str()
+                .ok_or_else(|| bad("a prompt ref needs a \"name\""))?;
+            let p = catalog
+                .prompt_index(name)
+                .ok_or_else(|| bad(&format!("unknown prompt {name:?}")))?;
+            catalog.prompts[p]
+                .completions
+                .iter()
+                .find(|(n, _)| n == arg)
+                .map(|(_, f)| f.clone())
+        }
+        Some("ref/resource") => {
+            let uri = r["uri"]
+                .as_str()
+                .ok_or_else(|| bad("a resource ref needs a \"uri\""))?;
+            let template = catalog
+                .resources
+                .iter()
+                .find(|t| {
+                    t.def.uri_template.as_deref() == Some(uri) || t.def.uri.as_deref() == Some(uri)
+                })
+                .ok_or_else(|| bad(&format!("unknown resource {uri:?}")))?;
+            template
+                .completions
+                .iter()
+                .find(|(n, _)| n == arg)
+                .map(|(_, f)| f.clone())
+        }
+        _ => {
+            return Err(bad(
+                "\"ref.type\" must be \"ref/prompt\" or \"ref/resource\"",
+            ));
+        }
+    };
+    Ok(completer.map(|f| f(value)).unwrap_or_default())
+}
+
+impl Session {
+    pub(super) fn initialize<'a>(
+        &self,
+        id: Id<'a>,
+        params: &Params<'_>,
+        out: &mut Vec<u8>,
+    ) -> Dispatched<'a> {
+        let requested = params.protocol_version.and_then(|v| v.as_str());
+        let version = ProtocolVersion::negotiate(requested.as_deref().unwrap_or(""));
+        let caps = params
+            .capabilities
+            .and_then(|c| serde_json::from_str::<serde_json::Value>(c.get()).ok());
+        *self.client_capabilities.lock() = caps;
+        *self.client_info.lock() = params
+            .client_info
+            .and_then(|c| serde_json::from_str::<serde_json::Value>(c.get()).ok());
+        self.version
+            .store(encode(&ALL_VERSIONS, Some(version)), Ordering::Release);
+        write_result(out, id, self.server.catalog().initialize_result(version));
+        Dispatched::Done
+    }
+}
+
+/// A `completion/complete` result: at most 100 values, with the total and whether more exist.
+fn complete_result(values: &[String], version: ProtocolVersion) -> String {
+    let shown = &values[..values.len().min(100)];
+    let mut v = serde_json::json!({
+        "completion": { "values": shown, "total": values.len(), "hasMore": values.len() > shown.len() }
+    });
+    if version.is_modern() {
+        v["resultType"] = "complete".into();
+    }
+    v.to_string()
+}
