@@ -24,11 +24,14 @@ impl Session {
             Ok(settled) => settled,
             Err(answered) => return Ok(answered),
         };
-        let method: &str = &req.method;
         let catalog = self.server.catalog();
-        let call = |kind, catalog: &Arc<Catalog>| {
-            Ok(Dispatched::Call(Call {
-                catalog: Arc::clone(catalog),
+        if let Some(list) = list_named(&req.method) {
+            write_list(out, req.id, &catalog, list, params, version)?;
+            return Ok(Dispatched::Done);
+        }
+        if let Some(kind) = call_kind(&catalog, &req.method, params, version)? {
+            return Ok(Dispatched::Call(Call {
+                catalog: Arc::clone(&catalog),
                 id: req.id,
                 kind,
                 progress_token: meta.progress_token,
@@ -38,59 +41,25 @@ impl Session {
                 client_info: meta.client_info,
                 input_responses: params.input_responses,
                 request_state: params.request_state,
-            }))
-        };
-        let list = match method {
-            "tools/list" => Some(List::Tools),
-            "resources/list" => Some(List::Resources),
-            "resources/templates/list" => Some(List::ResourceTemplates),
-            "prompts/list" => Some(List::Prompts),
-            _ => None,
-        };
-        if let Some(list) = list {
-            let page = match Params::string(params.cursor, "cursor")? {
-                None => 0,
-                Some(c) => page_of(&c, catalog.page_count(list)).ok_or_else(|| {
-                    RpcError::new(INVALID_PARAMS, format!("invalid cursor {c:?}"))
-                })?,
-            };
-            let answer = catalog.list_page(list, page, ListVariant::of(version));
-            write_result(out, req.id, answer);
-            return Ok(Dispatched::Done);
+            }));
         }
+        self.answer_now(&req, params, &meta, &catalog, version, out)
+    }
+
+    /// The requests answered at once that are not lists: subscriptions,
+    /// tasks, discovery, completion, the log level, `ping`.
+    fn answer_now<'a>(
+        &self,
+        req: &Request<'a>,
+        params: &Params<'a>,
+        meta: &Meta<'a>,
+        catalog: &Catalog,
+        version: ProtocolVersion,
+        out: &mut Vec<u8>,
+    ) -> Result<Dispatched<'a>, RpcError> {
+        let method: &str = &req.method;
         match method {
             "server/discover" => write_result(out, req.id, &catalog.discover),
-            "tools/call" => {
-                let Some(name) = Params::string(params.name, "name")? else {
-                    return Err(RpcError::invalid_params("tools/call needs a \"name\""));
-                };
-                let tool = catalog
-                    .tool_index(&name)
-                    .ok_or_else(|| RpcError::invalid_params(format!("unknown tool {name:?}")))?;
-                return call(
-                    CallKind::Tool {
-                        tool,
-                        arguments: params.arguments,
-                    },
-                    &catalog,
-                );
-            }
-            "resources/read" => {
-                let Some(uri) = Params::string(params.uri, "uri")? else {
-                    return Err(RpcError::invalid_params("resources/read needs a \"uri\""));
-                };
-                let (resource, vars) = catalog
-                    .find_resource(&uri)
-                    .ok_or_else(|| not_found(&uri, version))?;
-                return call(
-                    CallKind::Read {
-                        resource,
-                        uri,
-                        vars,
-                    },
-                    &catalog,
-                );
-            }
             // 2026-07-28 replaced subscriptions with a listen stream.
             "resources/subscribe" | "resources/unsubscribe" if !version.is_modern() => {
                 let Some(uri) = Params::string(params.uri, "uri")? else {
@@ -108,29 +77,12 @@ impl Session {
                 write_result(out, req.id, b"{}");
             }
             "tasks/get" | "tasks/update" | "tasks/cancel" if version.is_modern() => {
-                if let Some(done) = self.task_request(method, req.id, params, &meta, out)? {
+                if let Some(done) = self.task_request(method, req.id, params, meta, out)? {
                     return Ok(done);
                 }
             }
-            "subscriptions/listen" if version.is_modern() => {
-                let filter = super::super::listen::ListenFilter::read(params.notifications)?;
-                return call(CallKind::Listen(filter), &catalog);
-            }
-            "prompts/get" => {
-                let Some(name) = Params::string(params.name, "name")? else {
-                    return Err(RpcError::invalid_params("prompts/get needs a \"name\""));
-                };
-                let prompt = catalog
-                    .prompt_index(&name)
-                    .ok_or_else(|| RpcError::invalid_params(format!("unknown prompt {name:?}")))?;
-                let args = string_pairs(params.arguments, "arguments")?;
-                catalog.prompts[prompt]
-                    .check(&args)
-                    .map_err(RpcError::invalid_params)?;
-                return call(CallKind::Prompt { prompt, args }, &catalog);
-            }
             "completion/complete" => {
-                let values = complete(&catalog, params.reference, params.argument)?;
+                let values = complete(catalog, params.reference, params.argument)?;
                 let answer = complete_result(&values, version);
                 write_result(out, req.id, answer.as_bytes());
             }
@@ -258,6 +210,94 @@ impl Session {
         write_result(out, id, br#"{"resultType":"complete"}"#);
         Ok(None)
     }
+}
+
+/// The list a method asks for, if it is a list method.
+fn list_named(method: &str) -> Option<List> {
+    match method {
+        "tools/list" => Some(List::Tools),
+        "resources/list" => Some(List::Resources),
+        "resources/templates/list" => Some(List::ResourceTemplates),
+        "prompts/list" => Some(List::Prompts),
+        _ => None,
+    }
+}
+
+/// Writes the page of `list` the request's `cursor` names.
+fn write_list(
+    out: &mut Vec<u8>,
+    id: Id<'_>,
+    catalog: &Catalog,
+    list: List,
+    params: &Params<'_>,
+    version: ProtocolVersion,
+) -> Result<(), RpcError> {
+    let page = match Params::string(params.cursor, "cursor")? {
+        None => 0,
+        Some(c) => page_of(&c, catalog.page_count(list))
+            .ok_or_else(|| RpcError::new(INVALID_PARAMS, format!("invalid cursor {c:?}")))?,
+    };
+    write_result(
+        out,
+        id,
+        catalog.list_page(list, page, ListVariant::of(version)),
+    );
+    Ok(())
+}
+
+/// The host code a request runs (a tool, a resource read, a prompt, a
+/// listen stream), checked against the catalog; `None` for the methods
+/// answered at once.
+fn call_kind<'a>(
+    catalog: &Catalog,
+    method: &str,
+    params: &Params<'a>,
+    version: ProtocolVersion,
+) -> Result<Option<CallKind<'a>>, RpcError> {
+    Ok(Some(match method {
+        "tools/call" => {
+            let Some(name) = Params::string(params.name, "name")? else {
+                return Err(RpcError::invalid_params("tools/call needs a \"name\""));
+            };
+            let tool = catalog
+                .tool_index(&name)
+                .ok_or_else(|| RpcError::invalid_params(format!("unknown tool {name:?}")))?;
+            CallKind::Tool {
+                tool,
+                arguments: params.arguments,
+            }
+        }
+        "resources/read" => {
+            let Some(uri) = Params::string(params.uri, "uri")? else {
+                return Err(RpcError::invalid_params("resources/read needs a \"uri\""));
+            };
+            let (resource, vars) = catalog
+                .find_resource(&uri)
+                .ok_or_else(|| not_found(&uri, version))?;
+            CallKind::Read {
+                resource,
+                uri,
+                vars,
+            }
+        }
+        "subscriptions/listen" if version.is_modern() => CallKind::Listen(
+            super::super::listen::ListenFilter::read(params.notifications)?,
+        ),
+        "prompts/get" => {
+            let Some(name) = Params::string(params.name, "name")? else {
+                return Err(RpcError::invalid_params("prompts/get needs a \"name\""));
+            };
+            let prompt = catalog
+                .prompt_index(&name)
+                .ok_or_else(|| RpcError::invalid_params(format!("unknown prompt {name:?}")))?;
+            let args = string_pairs(params.arguments, "arguments")?;
+            catalog.prompts[prompt]
+                .check(&args)
+                .map_err(RpcError::invalid_params)?;
+            CallKind::Prompt { prompt, args }
+        }
+        _ => return Ok(None),
+    }))
 }
 
 /// Suggestions for `completion/complete` from the prompt or template it names.
