@@ -1,0 +1,308 @@
+//! POST: one JSON-RPC message in, its answer (JSON or a stream of the
+//! call's messages) out.
+
+use super::headers::{accepts_mcp, check_modern_headers, modern_status};
+use super::*;
+
+/// A session id: 128 bits from the operating system's CSPRNG, as hex.
+fn new_session_id() -> Option<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).ok()?;
+    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+pub(super) struct Post(pub(super) Arc<StreamableHttp>);
+
+impl Handler for Post {
+    fn call<'a>(&'a self, req: Request<'a>) -> Reply<'a> {
+        let endpoint = &self.0;
+        let admitted = match endpoint.admit(&req) {
+            Ok(admitted) => admitted,
+            Err(refused) => return Reply::ready(*refused),
+        };
+        let modern = match check_post(&req, &endpoint.server) {
+            Ok(modern) => modern,
+            Err(refused) => return Reply::ready(*refused),
+        };
+        let body = req.body();
+        let (session, new_id, replay) = match endpoint.session_for(&req, &admitted, modern) {
+            Ok(found) => found,
+            Err(refused) => return Reply::ready(*refused),
+        };
+        if admitted.scope == crate::guard::auth::Scope::ReadOnly {
+            session.restrict_to_read_only();
+        }
+        let mut out = Vec::new();
+        let dispatched = session.dispatch(body, &mut out);
+        let with_id = move |r: Response| match &new_id {
+            Some(id) => r
+                .try_header("mcp-session-id", id)
+                .unwrap_or_else(|_| Response::new(500)),
+            None => r,
+        };
+        match dispatched {
+            Dispatched::Done if out.is_empty() => Reply::ready(with_id(Response::new(202))),
+            Dispatched::Done => {
+                let status = if modern { modern_status(&out) } else { 200 };
+                Reply::ready(with_id(Response::json(status, out)))
+            }
+            Dispatched::Batch => Reply::new(async move {
+                match session.handle(body).await {
+                    Some(answer) => Response::json(200, answer),
+                    None => Response::new(202),
+                }
+            }),
+            Dispatched::Call(call) => {
+                let (peer, messages) = Peer::channel(STREAM_QUEUE);
+                let call = call.into_owned(&session).with_peer(peer);
+                let stream_id = call.id().to_owned();
+                let run: RunningCall = Box::pin(call.run());
+                if modern {
+                    return Reply::new(answer_modern(run, messages, stream_id, replay));
+                }
+                let (response, events) = Response::sse(STREAM_QUEUE);
+                let stream = CallStream {
+                    id: stream_id,
+                    events,
+                    replay,
+                    cancel_on_close: false,
+                };
+                tokio::spawn(stream.run(run, messages, None));
+                Reply::ready(with_id(response))
+            }
+        }
+    }
+}
+
+/// The checks of a POST before its body is read as MCP: `Accept`,
+/// `Content-Type`, a known `MCP-Protocol-Version` and (2026-07-28) the
+/// headers that repeat the body. Whether the request is a 2026-07-28 one,
+/// or the refusal.
+fn check_post(req: &Request<'_>, server: &McpServer) -> Result<bool, Box<Response>> {
+    if let Some(accept) = req.header("accept")
+        && !accepts_mcp(accept)
+    {
+        return Err(Box::new(rpc_error(
+            406,
+            INVALID_REQUEST,
+            "Accept must allow application/json and text/event-stream",
+        )));
+    }
+    let content_type = req.header("content-type").unwrap_or_default();
+    if !content_type.starts_with(b"application/json") {
+        return Err(Box::new(rpc_error(
+            415,
+            INVALID_REQUEST,
+            "Content-Type must be application/json",
+        )));
+    }
+    let version = req.header("mcp-protocol-version");
+    if let Some(v) = version
+        && std::str::from_utf8(v)
+            .ok()
+            .and_then(ProtocolVersion::parse)
+            .is_none()
+    {
+        let error = RpcError::new(
+            UNSUPPORTED_PROTOCOL_VERSION,
+            "unsupported MCP-Protocol-Version",
+        )
+        .with_data(format!(
+            r#"{{"supported":{},"requested":{}}}"#,
+            crate::mcp::version::supported_json(),
+            serde_json::Value::from(String::from_utf8_lossy(v))
+        ));
+        let id = match parse(req.body()) {
+            Ok(Message::Request(r)) => Some(r.id),
+            _ => None,
+        };
+        return Err(Box::new(super::super::error_response(400, id, &error)));
+    }
+    let modern = version == Some(&b"2026-07-28"[..]);
+    if modern && let Some(mismatch) = check_modern_headers(req, req.body(), server) {
+        return Err(Box::new(mismatch));
+    }
+    Ok(modern)
+}
+
+/// What a session-bound POST runs in: its session, the id of a session it
+/// creates (an `initialize` without one), and the replay record of its
+/// streams.
+type SessionFor = (Arc<Session>, Option<String>, Option<Arc<Replay>>);
+
+impl StreamableHttp {
+    /// The session a POST runs in: a throwaway one for 2026-07-28 (no
+    /// session across requests), the one its `MCP-Session-Id` names, or a
+    /// new one for an `initialize`; else the refusal (404 for an unknown
+    /// id, 400 for a request that is not `initialize` without one).
+    fn session_for(
+        &self,
+        req: &Request<'_>,
+        admitted: &crate::guard::Admitted,
+        modern: bool,
+    ) -> Result<SessionFor, Box<Response>> {
+        let fresh = || {
+            let session = Arc::new(Session::new(self.server.clone(), None));
+            session.set_transport("http");
+            session.set_principal(&admitted.principal);
+            session
+        };
+        if modern {
+            let session = fresh();
+            // No session across requests: the connection is the party.
+            session.set_party(&format!("conn-{}", req.remote_addr()));
+            return Ok((session, None, None));
+        }
+        if let Some(id) = req.header("mcp-session-id") {
+            let id = std::str::from_utf8(id).unwrap_or_default();
+            return match self.session_entry(id, &admitted.principal) {
+                Some((session, _, replay)) => Ok((session, None, Some(replay))),
+                None => Err(Box::new(rpc_error(
+                    404,
+                    INVALID_REQUEST,
+                    "unknown or expired session",
+                ))),
+            };
+        }
+        let is_initialize =
+            matches!(parse(req.body()), Ok(Message::Request(r)) if r.method == "initialize");
+        if !is_initialize {
+            return Err(Box::new(rpc_error(
+                400,
+                INVALID_REQUEST,
+                "missing MCP-Session-Id (send initialize first)",
+            )));
+        }
+        let Some(id) = new_session_id() else {
+            return Err(Box::new(rpc_error(
+                500,
+                INVALID_REQUEST,
+                "no randomness for a session id",
+            )));
+        };
+        let session = fresh();
+        self.insert(id.clone(), Arc::clone(&session), &admitted.principal);
+        Ok((session, Some(id), None))
+    }
+}
+
+/// 2026-07-28: a call that says nothing before its answer gets a plain
+/// JSON answer (with the HTTP status its error calls for); one that
+/// streams first gets SSE.
+async fn answer_modern(
+    mut run: RunningCall,
+    mut messages: crate::mcp::PeerReceiver,
+    stream_id: String,
+    replay: Option<Arc<Replay>>,
+) -> Response {
+    tokio::select! {
+        answer = &mut run => match answer {
+            Some(answer) => Response::json(modern_status(&answer), answer),
+            None => Response::new(202),
+        },
+        Some(first) = messages.recv() => {
+            let (response, events) = Response::sse(STREAM_QUEUE);
+            let stream = CallStream {
+                id: stream_id,
+                events,
+                replay,
+                cancel_on_close: true,
+            };
+            tokio::spawn(stream.run(run, messages, Some(first)));
+            response
+        }
+    }
+}
+
+/// A call's answer, once it runs to its end (`None`: cancelled).
+type RunningCall = std::pin::Pin<Box<dyn std::future::Future<Output = Option<Vec<u8>>> + Send>>;
+
+/// The SSE stream of one call: its messages, then its answer.
+struct CallStream {
+    /// The call's request id; event ids are `<id>-<n>`.
+    id: String,
+    events: crate::http::sse::SseSender,
+    replay: Option<Arc<Replay>>,
+    /// 2026-07-28: the client closing the stream cancels the call. Before,
+    /// a dropped stream is not a cancellation: the call runs to its end and
+    /// what it would have sent is discarded (and kept for resumption).
+    cancel_on_close: bool,
+}
+
+impl CallStream {
+    /// Sends the priming event, `first` (a message already taken from the
+    /// call), then the call's messages and answer as they come.
+    async fn run(
+        self,
+        mut run: RunningCall,
+        mut messages: crate::mcp::PeerReceiver,
+        first: Option<Vec<u8>>,
+    ) {
+        let CallStream {
+            id: stream_id,
+            events,
+            replay,
+            cancel_on_close,
+        } = self;
+        if let Some(r) = &replay {
+            r.open(&stream_id);
+        }
+        let mut n = 0u64;
+        let mut open = true;
+        let mut send = async |data: &[u8], open: &mut bool| {
+            n += 1;
+            if replay.is_none() && !*open {
+                return;
+            }
+            let id = format!("{stream_id}-{n}");
+            let text = String::from_utf8_lossy(data);
+            let event = if data.is_empty() {
+                Event::new("")
+                    .id(&id)
+                    .retry(Duration::from_millis(RETRY_MS))
+            } else {
+                Event::new(&text).id(&id)
+            };
+            // Encoded once: the live stream and the record share the bytes.
+            let Ok(encoded) = event.to_bytes() else {
+                return;
+            };
+            // Kept for a client that comes back with Last-Event-ID, open stream or not.
+            if let Some(r) = &replay
+                && !data.is_empty()
+            {
+                r.record(&stream_id, n, encoded.clone());
+            }
+            if *open && events.send_encoded(encoded).await.is_err() {
+                *open = false;
+            }
+        };
+        // The priming event: an id to resume from and the retry delay.
+        send(b"", &mut open).await;
+        if let Some(first) = first {
+            send(&first, &mut open).await;
+        }
+        loop {
+            if !open && cancel_on_close {
+                return;
+            }
+            tokio::select! {
+                Some(message) = messages.recv() => send(&message, &mut open).await,
+                answer = &mut run => {
+                    // Messages sent just before the answer go first.
+                    while let Some(message) = messages.try_recv() {
+                        send(&message, &mut open).await;
+                    }
+                    if let Some(answer) = answer {
+                        send(&answer, &mut open).await;
+                    }
+                    if let Some(r) = &replay {
+                        r.finish(&stream_id);
+                    }
+                    return;
+                }
+                () = events.closed(), if open => open = false,
+            }
+        }
+    }
+}
