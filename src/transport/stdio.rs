@@ -155,21 +155,8 @@ where
     W: AsyncWrite + Unpin + Send + 'static,
 {
     tokio::pin!(stop);
-    let (peer, mut outbound) = Peer::channel(OUTBOUND_QUEUE);
-    let writer = tokio::spawn(async move {
-        let mut output = output;
-        while let Some(mut message) = outbound.recv().await {
-            message.push(b'\n');
-            output.write_all(&message).await?;
-            // Drain what is already queued before flushing: fewer syscalls under load.
-            while let Some(mut more) = outbound.try_recv() {
-                more.push(b'\n');
-                output.write_all(&more).await?;
-            }
-            output.flush().await?;
-        }
-        io::Result::Ok(())
-    });
+    let (peer, outbound) = Peer::channel(OUTBOUND_QUEUE);
+    let writer = tokio::spawn(write_lines(outbound, output));
     let session = Arc::new(Session::new(server.clone(), Some(peer.clone())));
     session.set_transport("stdio");
     let _registration = registry.register(Transport::Stdio);
@@ -224,6 +211,24 @@ where
     drop(session);
     drop(peer);
     writer.await.map_err(io::Error::other)?
+}
+
+/// Writes each queued message as one line, flushing once the queue is
+/// drained (fewer syscalls under load).
+async fn write_lines<W>(mut outbound: crate::mcp::PeerReceiver, mut output: W) -> io::Result<()>
+where
+    W: AsyncWrite + Unpin,
+{
+    while let Some(mut message) = outbound.recv().await {
+        message.push(b'\n');
+        output.write_all(&message).await?;
+        while let Some(mut more) = outbound.try_recv() {
+            more.push(b'\n');
+            output.write_all(&more).await?;
+        }
+        output.flush().await?;
+    }
+    Ok(())
 }
 
 /// Reads up to and including the next newline, keeping at most

@@ -116,6 +116,18 @@ enum End {
 }
 
 impl WebSocketMcp {
+    /// The MCP session of one socket, for the principal its handshake was
+    /// admitted as (read-only when its key is).
+    fn open_session(&self, peer: &Peer, admitted: &crate::guard::Admitted) -> Arc<Session> {
+        let session = Arc::new(Session::new(self.server.clone(), Some(peer.clone())));
+        session.set_transport("websocket");
+        if admitted.scope == crate::guard::auth::Scope::ReadOnly {
+            session.restrict_to_read_only();
+        }
+        session.set_principal(&admitted.principal);
+        session
+    }
+
     /// Runs one socket's MCP session until it closes.
     async fn run(self: Arc<Self>, up: Upgraded, admitted: crate::guard::Admitted) {
         let Upgraded {
@@ -125,31 +137,12 @@ impl WebSocketMcp {
             remote_addr: _,
         } = up;
         let cfg = &self.config;
-        let ws_config = WebSocketConfig::default()
-            .read_buffer_size(cfg.read_buffer_bytes)
-            // Every message is flushed as it is sent; the bound below then
-            // caps what one message may hold.
-            .write_buffer_size(0)
-            .max_write_buffer_size(cfg.max_outgoing_bytes.max(1))
-            .max_message_size(Some(cfg.max_message_bytes))
-            .max_frame_size(Some(cfg.max_message_bytes));
-        let mut ws = WebSocketStream::from_partially_read(
-            stream,
-            read_ahead.to_vec(),
-            Role::Server,
-            Some(ws_config),
-        )
-        .await;
+        let mut ws = open_stream(stream, &read_ahead, cfg).await;
 
         let (peer, mut outbound) =
             Peer::bounded(cfg.outbound_queue.max(1), cfg.max_queued_bytes.max(1));
         let overflow = outbound.overflow();
-        let session = Arc::new(Session::new(self.server.clone(), Some(peer.clone())));
-        session.set_transport("websocket");
-        if admitted.scope == crate::guard::auth::Scope::ReadOnly {
-            session.restrict_to_read_only();
-        }
-        session.set_principal(&admitted.principal);
+        let session = self.open_session(&peer, &admitted);
         let _registration = self.registry.register(Transport::WebSocket);
         let forwarder = tokio::spawn(super::forward_updates(
             self.server.clone(),
@@ -183,20 +176,12 @@ impl WebSocketMcp {
                 _ = shutdown.recv(), if !draining => draining = true,
                 incoming = ws.next(), if !draining && calls.len() < cfg.max_in_flight => {
                     last_heard = Instant::now();
-                    let text = match incoming {
-                        None => break End::Gone,
-                        Some(Err(e)) => break read_error(&e),
-                        Some(Ok(Message::Text(text))) => {
-                            self.registry.count(Transport::WebSocket, Event::MessageIn);
-                            text
-                        }
-                        Some(Ok(Message::Binary(_))) => {
-                            break End::Close(CloseCode::Unsupported, "binary frames are not MCP messages");
-                        }
-                        // The close reply is queued by tungstenite and sent as the stream is polled on.
-                        Some(Ok(Message::Close(_))) => break End::Gone,
-                        Some(Ok(_)) => continue,
+                    let text = match text_of(incoming) {
+                        Ok(Some(text)) => text,
+                        Ok(None) => continue,
+                        Err(end) => break end,
                     };
+                    self.registry.count(Transport::WebSocket, Event::MessageIn);
                     super::dispatch_to_peer(&session, &peer, text.as_bytes(), &mut out, &mut calls);
                     if !out.is_empty() {
                         let answer = std::mem::replace(&mut out, Vec::with_capacity(256));
@@ -220,31 +205,74 @@ impl WebSocketMcp {
         calls.abort_all();
         forwarder.abort();
         drop(session);
-        match end {
-            End::Gone => {}
-            End::Close(code, reason) => {
-                let frame = CloseFrame {
-                    code,
-                    reason: reason.into(),
-                };
-                let _ = timeout(cfg.close_timeout, ws.close(Some(frame))).await;
-            }
-            End::Dead => {
-                let frame = CloseFrame {
-                    code: CloseCode::Away,
-                    reason: "no answer to ping".into(),
-                };
-                let _ = timeout(cfg.send_timeout, ws.close(Some(frame))).await;
-                return;
-            }
-        }
-        // Poll on until the peer's close arrives (or ours is answered), so the
-        // closing handshake completes cleanly; bounded by the close timeout.
-        let _ = timeout(cfg.close_timeout, async {
-            while let Some(Ok(_)) = ws.next().await {}
-        })
-        .await;
+        close(ws, end, cfg).await;
     }
+}
+
+/// A received frame's text; `Ok(None)` for frames that carry no message
+/// (pings, pongs), or how the session ends.
+fn text_of(
+    incoming: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+) -> Result<Option<tokio_tungstenite::tungstenite::Utf8Bytes>, End> {
+    match incoming {
+        None => Err(End::Gone),
+        Some(Err(e)) => Err(read_error(&e)),
+        Some(Ok(Message::Text(text))) => Ok(Some(text)),
+        Some(Ok(Message::Binary(_))) => Err(End::Close(
+            CloseCode::Unsupported,
+            "binary frames are not MCP messages",
+        )),
+        // The close reply is queued by tungstenite and sent as the stream is polled on.
+        Some(Ok(Message::Close(_))) => Err(End::Gone),
+        Some(Ok(_)) => Ok(None),
+    }
+}
+
+/// The WebSocket over the upgraded stream, with the endpoint's limits
+/// (bytes the client sent right after its handshake are read first).
+async fn open_stream(
+    stream: crate::http::BoxedIo,
+    read_ahead: &[u8],
+    cfg: &WsConfig,
+) -> WebSocketStream<crate::http::BoxedIo> {
+    let ws_config = WebSocketConfig::default()
+        .read_buffer_size(cfg.read_buffer_bytes)
+        // Every message is flushed as it is sent; the bound below then
+        // caps what one message may hold.
+        .write_buffer_size(0)
+        .max_write_buffer_size(cfg.max_outgoing_bytes.max(1))
+        .max_message_size(Some(cfg.max_message_bytes))
+        .max_frame_size(Some(cfg.max_message_bytes));
+    WebSocketStream::from_partially_read(stream, read_ahead.to_vec(), Role::Server, Some(ws_config))
+        .await
+}
+
+/// Ends a socket as `end` says: a close frame where one is due, then
+/// reading on until the peer's close arrives (bounded by the close
+/// timeout), so the closing handshake completes cleanly.
+async fn close(mut ws: WebSocketStream<crate::http::BoxedIo>, end: End, cfg: &WsConfig) {
+    match end {
+        End::Gone => {}
+        End::Close(code, reason) => {
+            let frame = CloseFrame {
+                code,
+                reason: reason.into(),
+            };
+            let _ = timeout(cfg.close_timeout, ws.close(Some(frame))).await;
+        }
+        End::Dead => {
+            let frame = CloseFrame {
+                code: CloseCode::Away,
+                reason: "no answer to ping".into(),
+            };
+            let _ = timeout(cfg.send_timeout, ws.close(Some(frame))).await;
+            return;
+        }
+    }
+    let _ = timeout(cfg.close_timeout, async {
+        while let Some(Ok(_)) = ws.next().await {}
+    })
+    .await;
 }
 
 /// Sends one JSON-RPC message as a text frame.
