@@ -229,30 +229,26 @@ impl OwnedCall {
         Some(out)
     }
 
-    /// Runs the call to its answer (not yet encoded); `None` if the client
-    /// cancelled it.
-    async fn run_inner(self) -> Option<Ran> {
-        Id::from_raw(RawJson(&self.id))?;
-        let binding = self.binding();
-        let key = &self.server.0.state_key;
-        let request_state = match &self.request_state {
-            Ok(None) => None,
-            Ok(Some(sealed)) => match key.open(&binding, sealed) {
-                Some(state) => Some(state),
-                None => {
-                    return Some(Ran::error(RpcError::invalid_params(
-                        "requestState failed its integrity check (altered, from another request, or from before a restart)",
-                    )));
-                }
-            },
-            Err(()) => {
-                return Some(Ran::error(RpcError::invalid_params(
-                    "requestState must be a string",
-                )));
-            }
-        };
-        // The tasks extension: a task-supporting tool called by a client that
-        // negotiated it may become a task; a `required` one needs the extension.
+    /// The `requestState` of an earlier round, unsealed and checked (it
+    /// must be this request's, sealed by this server), or the refusal.
+    fn unsealed_state(&self, binding: &str) -> Result<Option<String>, Ran> {
+        match &self.request_state {
+            Ok(None) => Ok(None),
+            Ok(Some(sealed)) => self.server.0.state_key.open(binding, sealed).map(Some).ok_or_else(|| {
+                Ran::error(RpcError::invalid_params(
+                    "requestState failed its integrity check (altered, from another request, or from before a restart)",
+                ))
+            }),
+            Err(()) => Err(Ran::error(RpcError::invalid_params(
+                "requestState must be a string",
+            ))),
+        }
+    }
+
+    /// The tasks extension: after how long a task-supporting tool called by
+    /// a client that negotiated it becomes a task; a `required` one called
+    /// without the extension is refused.
+    fn escalation(&self) -> Result<Option<std::time::Duration>, Ran> {
         let task_policy = match &self.kind {
             OwnedKind::Tool { tool, .. } if self.version.is_modern() => {
                 self.catalog.tools[*tool].task
@@ -263,9 +259,22 @@ impl OwnedCall {
         if let Some((TaskSupport::Required, _)) = task_policy
             && !negotiated
         {
-            return Some(Ran::error(super::tasks::extension_required("this tool")));
+            return Err(Ran::error(super::tasks::extension_required("this tool")));
         }
-        let escalate_after = task_policy.filter(|_| negotiated).map(|(_, after)| after);
+        Ok(task_policy.filter(|_| negotiated).map(|(_, after)| after))
+    }
+
+    /// Runs the call to its answer (not yet encoded); `None` if the client
+    /// cancelled it.
+    async fn run_inner(self) -> Option<Ran> {
+        Id::from_raw(RawJson(&self.id))?;
+        let binding = self.binding();
+        let checked = self.unsealed_state(&binding);
+        let (request_state, escalate_after) =
+            match checked.and_then(|s| Ok((s, self.escalation()?))) {
+                Ok(checked) => checked,
+                Err(refused) => return Some(refused),
+            };
         let session = Arc::clone(&self.session);
         let server = self.server.clone();
         let (cancel_tx, cancel_rx) = watch::channel(false);
@@ -295,19 +304,7 @@ impl OwnedCall {
         let catalog = Arc::clone(&self.catalog);
         let answering = server.clone();
         let (kind, version) = (self.kind, self.version);
-        let mut abort = server.0.abort.subscribe();
-        let aborted = async move {
-            let reason = abort
-                .wait_for(Option::is_some)
-                .await
-                .ok()
-                .and_then(|r| r.as_deref().map(str::to_owned));
-            match reason {
-                Some(reason) => reason,
-                // The server is gone: nothing will abort this call.
-                None => std::future::pending().await,
-            }
-        };
+        let aborted = abort_reason(&server);
         let mut work: super::tasks::Work =
             Box::pin(async move { answer(&catalog, &answering, kind, ctx, version).await });
         let threshold = async {
@@ -342,24 +339,49 @@ impl OwnedCall {
         let output = match output {
             Outcome::Cancelled => None,
             Outcome::Answer(a) => Some(a),
-            Outcome::Escalate => match server.0.tasks.create() {
-                // The handler goes on in the background; its requests to the
-                // client now wait on the task (answered via tasks/update).
-                Some(task) => {
-                    let _ = watcher.round().task.set(Arc::clone(&task));
-                    let created = task.create_result().to_string().into_bytes();
-                    super::tasks::run(task, work);
-                    Some(Ok(created))
-                }
-                // No room for another task: the call just runs to its end here.
-                None => Some(work.await),
-            },
+            Outcome::Escalate => Some(escalate(&server, &watcher, work).await),
         };
         let answer = output.filter(|_| !watcher.is_cancelled())?;
         Some(Ran {
             answer,
             tool_failed: watcher.tool_failed(),
         })
+    }
+}
+
+/// A call that became a task: the handler goes on in the background (its
+/// requests to the client now wait on the task, answered through
+/// `tasks/update`) and the call answers with the task; with no room for
+/// another task, the call just runs to its end here.
+async fn escalate(
+    server: &McpServer,
+    ctx: &Context,
+    work: super::tasks::Work,
+) -> Result<Vec<u8>, RpcError> {
+    match server.0.tasks.create() {
+        Some(task) => {
+            let _ = ctx.round().task.set(Arc::clone(&task));
+            let created = task.create_result().to_string().into_bytes();
+            super::tasks::run(task, work);
+            Ok(created)
+        }
+        None => work.await,
+    }
+}
+
+/// Resolves with the reason once the server aborts its calls
+/// ([`McpServer::abort_calls`]); never if the server is gone.
+async fn abort_reason(server: &McpServer) -> String {
+    let mut abort = server.0.abort.subscribe();
+    let reason = abort
+        .wait_for(Option::is_some)
+        .await
+        .ok()
+        .and_then(|r| r.as_deref().map(str::to_owned));
+    match reason {
+        Some(reason) => reason,
+        // The server is gone: nothing will abort this call.
+        None => std::future::pending().await,
     }
 }
 
