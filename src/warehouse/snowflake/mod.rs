@@ -35,10 +35,12 @@ use super::{
 use crate::pool::{Manager, Pool, PoolStats, Pooled};
 use crate::util::sql_guard::{SqlGuard, quote_ident};
 
+mod catalog;
 mod config;
 mod convert;
 mod login;
 mod rest;
+mod session;
 mod statement;
 
 use config::DEFAULT_QUERY_TAG_PREFIX;
@@ -46,108 +48,11 @@ pub use config::{
     ConfigError, Env, Secret, SnowflakeAuth, SnowflakeConfig, Source, TokenKind, TokenSource,
 };
 use rest::Rest;
+pub(crate) use session::{SnowflakeManager, SnowflakeSession};
 use statement::{RELOGIN_CODES, Ticket};
 
 /// Most bytes of a `QUERY_TAG` (Snowflake takes up to 2,000 characters).
 const MAX_QUERY_TAG_BYTES: usize = 1000;
-
-/// A logged-in session and the context it is in.
-pub(crate) struct SnowflakeSession {
-    tokens: login::Tokens,
-    database: Option<String>,
-    schema: Option<String>,
-    /// False when a context switch was interrupted: the next call switches again.
-    context_known: bool,
-    sequence: u64,
-    rest: Arc<Rest>,
-}
-
-impl Drop for SnowflakeSession {
-    /// A session leaving the pool logs out in the background, so Snowflake
-    /// frees it now rather than when it expires.
-    fn drop(&mut self) {
-        let Ok(handle) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let rest = Arc::clone(&self.rest);
-        let token = self.tokens.session.clone();
-        handle.spawn(async move { login::logout(&rest, &token).await });
-    }
-}
-
-impl std::fmt::Debug for SnowflakeSession {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SnowflakeSession")
-            .field("database", &self.database)
-            .field("schema", &self.schema)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Logs sessions in and keeps them alive.
-#[derive(Debug)]
-pub(crate) struct SnowflakeManager {
-    config: SnowflakeConfig,
-    rest: Arc<Rest>,
-}
-
-impl Manager for SnowflakeManager {
-    type Session = SnowflakeSession;
-    type Error = WarehouseError;
-
-    fn create(&self) -> crate::pool::BoxFuture<'_, Result<SnowflakeSession, WarehouseError>> {
-        Box::pin(async move {
-            let tokens = login::login(&self.rest, &self.config).await?;
-            let mut session = SnowflakeSession {
-                tokens,
-                database: self.config.database.clone(),
-                schema: self.config.schema.clone(),
-                context_known: true,
-                sequence: 0,
-                rest: Arc::clone(&self.rest),
-            };
-            if let Some(t) = self.config.statement_timeout {
-                let sql = format!(
-                    "ALTER SESSION SET STATEMENT_TIMEOUT_IN_SECONDS = {}",
-                    t.as_secs().max(1)
-                );
-                // Best effort: a Snowflake-protocol server without it (a test
-                // stand-in) still serves; the client-side timeout still holds.
-                if let Err(e) = self.statement(&mut session, &sql, None).await {
-                    tracing::warn!(error = %e, "could not set the statement timeout");
-                }
-            }
-            Ok(session)
-        })
-    }
-
-    fn check<'a>(
-        &'a self,
-        session: &'a mut SnowflakeSession,
-    ) -> crate::pool::BoxFuture<'a, Result<(), WarehouseError>> {
-        Box::pin(async move {
-            if session.tokens.renewal_due() {
-                login::renew(&self.rest, &mut session.tokens).await
-            } else {
-                login::heartbeat(&self.rest, &session.tokens).await
-            }
-        })
-    }
-}
-
-impl SnowflakeManager {
-    /// Runs a statement to its end on `session` (renewing the token first
-    /// when due); its answer, rows not yet read.
-    async fn statement(
-        &self,
-        session: &mut SnowflakeSession,
-        sql: &str,
-        tag: Option<&str>,
-    ) -> Result<statement::Answer, WarehouseError> {
-        let ticket = Ticket::new(sql.to_owned());
-        run_ticket(self, session, &ticket, tag, None, &mut None).await
-    }
-}
 
 /// Snowflake as a [`Warehouse`].
 pub struct SnowflakeWarehouse {
@@ -546,100 +451,7 @@ impl Warehouse for SnowflakeWarehouse {
         schema: &'a str,
         table: &'a str,
     ) -> BoxFuture<'a, Result<TableDescription, WarehouseError>> {
-        Box::pin(async move {
-            let found = format!(
-                "SELECT table_type, comment FROM {}.information_schema.tables \
-                 WHERE table_schema = {} AND table_name = {}",
-                quote_ident(database),
-                quote_literal(schema),
-                quote_literal(table)
-            );
-            let mut rows = self
-                .rows(&found)
-                .await
-                .map_err(|e| not_found(e, database))?;
-            if rows.is_empty() {
-                let view = format!(
-                    "SELECT 'VIEW', comment FROM {}.information_schema.views \
-                     WHERE table_schema = {} AND table_name = {}",
-                    quote_ident(database),
-                    quote_literal(schema),
-                    quote_literal(table)
-                );
-                rows = self.rows(&view).await?;
-            }
-            let Some(row) = rows.first() else {
-                return Err(WarehouseError::new(
-                    ErrorKind::NotFound,
-                    format!("table or view {database}.{schema}.{table} does not exist"),
-                ));
-            };
-            let kind = if text(&row[0]).to_ascii_uppercase().contains("VIEW") {
-                "VIEW"
-            } else {
-                "TABLE"
-            };
-            let comment = row.get(1).map(text).filter(|c| !c.is_empty());
-            let columns_sql = format!(
-                "SELECT column_name, data_type, is_nullable, column_default, comment, \
-                 numeric_precision, numeric_scale, character_maximum_length \
-                 FROM {}.information_schema.columns \
-                 WHERE table_schema = {} AND table_name = {} ORDER BY ordinal_position",
-                quote_ident(database),
-                quote_literal(schema),
-                quote_literal(table)
-            );
-            let columns = self
-                .rows(&columns_sql)
-                .await?
-                .iter()
-                .map(|r| {
-                    let base = text(&r[1]).to_ascii_uppercase();
-                    let type_name = match (base.as_str(), r.get(5), r.get(6), r.get(7)) {
-                        ("NUMBER", Some(p), Some(s), _) if !p.is_null() => {
-                            format!("NUMBER({},{})", text(p), text(s))
-                        }
-                        ("TEXT" | "VARCHAR", _, _, Some(l)) if !l.is_null() => {
-                            format!("VARCHAR({})", text(l))
-                        }
-                        _ => base,
-                    };
-                    ColumnInfo {
-                        name: text(&r[0]),
-                        type_name,
-                        nullable: text(&r[2]).eq_ignore_ascii_case("YES"),
-                        default: r.get(3).map(text).filter(|d| !d.is_empty()),
-                        comment: r.get(4).map(text).filter(|c| !c.is_empty()),
-                    }
-                })
-                .collect();
-            let ddl_sql = format!(
-                "SELECT GET_DDL({}, {})",
-                quote_literal(kind),
-                quote_literal(&format!(
-                    "{}.{}.{}",
-                    quote_ident(database),
-                    quote_ident(schema),
-                    quote_ident(table)
-                ))
-            );
-            // DDL where the warehouse has it; its absence is not an error.
-            let ddl = self
-                .rows(&ddl_sql)
-                .await
-                .ok()
-                .and_then(|r| r.first().and_then(|r| r.first()).map(text))
-                .filter(|d| !d.is_empty());
-            Ok(TableDescription {
-                database: database.to_owned(),
-                schema: schema.to_owned(),
-                name: table.to_owned(),
-                kind: kind.to_owned(),
-                columns,
-                ddl,
-                comment,
-            })
-        })
+        Box::pin(catalog::describe(self, database, schema, table))
     }
 
     fn ping(&self) -> BoxFuture<'_, Result<(), WarehouseError>> {
