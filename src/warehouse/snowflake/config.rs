@@ -204,74 +204,7 @@ impl SnowflakeConfig {
         };
         let user = get("SNOWFLAKE_USER", &["user", "username"])
             .ok_or_else(|| err("SNOWFLAKE_USER", "missing (needed with SNOWFLAKE_ACCOUNT)"))?;
-        let password = get("SNOWFLAKE_PASSWORD", &["password"]);
-        let key_path = get(
-            "SNOWFLAKE_PRIVATE_KEY_PATH",
-            &["private_key_path", "private_key_file"],
-        );
-        let passphrase = get(
-            "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE",
-            &["private_key_passphrase", "private_key_file_pwd"],
-        );
-        let authenticator =
-            get("SNOWFLAKE_AUTHENTICATOR", &["authenticator"]).map(|a| a.to_ascii_uppercase());
-        let token = match (
-            get("SNOWFLAKE_TOKEN", &["token"]),
-            get("SNOWFLAKE_TOKEN_FILE_PATH", &["token_file_path"]),
-        ) {
-            (Some(t), _) => Some(TokenSource::Value(Secret::new(t))),
-            (None, Some(path)) => Some(TokenSource::File(PathBuf::from(path))),
-            (None, None) => None,
-        };
-        let auth = match authenticator.as_deref() {
-            Some(kind @ ("PROGRAMMATIC_ACCESS_TOKEN" | "OAUTH")) => {
-                let Some(source) = token else {
-                    return Err(err(
-                        "SNOWFLAKE_TOKEN",
-                        format!(
-                            "missing: authenticator {kind} needs SNOWFLAKE_TOKEN or SNOWFLAKE_TOKEN_FILE_PATH"
-                        ),
-                    ));
-                };
-                // A file must be readable now: a wrong path fails at start.
-                source.read()?;
-                let kind = if kind == "OAUTH" {
-                    TokenKind::OAuth
-                } else {
-                    TokenKind::Pat
-                };
-                SnowflakeAuth::Token { kind, source }
-            }
-            Some("SNOWFLAKE" | "SNOWFLAKE_JWT") | None => {
-                if token.is_some() && authenticator.is_none() {
-                    return Err(err(
-                        "SNOWFLAKE_AUTHENTICATOR",
-                        "missing: a token needs authenticator PROGRAMMATIC_ACCESS_TOKEN or OAUTH",
-                    ));
-                }
-                match (key_path, password) {
-                    (Some(path), _) => {
-                        SnowflakeAuth::KeyPair(read_key(Path::new(&path), passphrase.as_deref())?)
-                    }
-                    (None, Some(password)) => SnowflakeAuth::Password(Secret::new(password)),
-                    (None, None) => {
-                        return Err(err(
-                            "SNOWFLAKE_PASSWORD",
-                            "missing: set SNOWFLAKE_PASSWORD, SNOWFLAKE_PRIVATE_KEY_PATH or a token",
-                        ));
-                    }
-                }
-            }
-            Some(other) => {
-                return Err(err(
-                    "SNOWFLAKE_AUTHENTICATOR",
-                    format!(
-                        "{other:?} is not supported here (SNOWFLAKE, SNOWFLAKE_JWT, \
-                         PROGRAMMATIC_ACCESS_TOKEN or OAUTH)"
-                    ),
-                ));
-            }
-        };
+        let auth = auth_of(&get)?;
         let base_url = get("SNOWFLAKE_BASE_URL", &["base_url"]);
         if let Some(url) = &base_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
@@ -295,6 +228,79 @@ impl SnowflakeConfig {
             query_tag_prefix: get("SNOWFLAKE_QUERY_TAG_PREFIX", &["query_tag_prefix"]),
         }))
     }
+}
+
+/// How to log in, from the settings `get` reads: a token (PAT or OAuth,
+/// named by the authenticator), a key pair, or a password.
+fn auth_of(get: &dyn Fn(&str, &[&str]) -> Option<String>) -> Result<SnowflakeAuth, ConfigError> {
+    let password = get("SNOWFLAKE_PASSWORD", &["password"]);
+    let key_path = get(
+        "SNOWFLAKE_PRIVATE_KEY_PATH",
+        &["private_key_path", "private_key_file"],
+    );
+    let passphrase = get(
+        "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE",
+        &["private_key_passphrase", "private_key_file_pwd"],
+    );
+    let authenticator =
+        get("SNOWFLAKE_AUTHENTICATOR", &["authenticator"]).map(|a| a.to_ascii_uppercase());
+    let token = match (
+        get("SNOWFLAKE_TOKEN", &["token"]),
+        get("SNOWFLAKE_TOKEN_FILE_PATH", &["token_file_path"]),
+    ) {
+        (Some(t), _) => Some(TokenSource::Value(Secret::new(t))),
+        (None, Some(path)) => Some(TokenSource::File(PathBuf::from(path))),
+        (None, None) => None,
+    };
+    Ok(match authenticator.as_deref() {
+        Some(kind @ ("PROGRAMMATIC_ACCESS_TOKEN" | "OAUTH")) => {
+            let Some(source) = token else {
+                return Err(err(
+                    "SNOWFLAKE_TOKEN",
+                    format!(
+                        "missing: authenticator {kind} needs SNOWFLAKE_TOKEN or SNOWFLAKE_TOKEN_FILE_PATH"
+                    ),
+                ));
+            };
+            // A file must be readable now: a wrong path fails at start.
+            source.read()?;
+            let kind = if kind == "OAUTH" {
+                TokenKind::OAuth
+            } else {
+                TokenKind::Pat
+            };
+            SnowflakeAuth::Token { kind, source }
+        }
+        Some("SNOWFLAKE" | "SNOWFLAKE_JWT") | None => {
+            if token.is_some() && authenticator.is_none() {
+                return Err(err(
+                    "SNOWFLAKE_AUTHENTICATOR",
+                    "missing: a token needs authenticator PROGRAMMATIC_ACCESS_TOKEN or OAUTH",
+                ));
+            }
+            match (key_path, password) {
+                (Some(path), _) => {
+                    SnowflakeAuth::KeyPair(read_key(Path::new(&path), passphrase.as_deref())?)
+                }
+                (None, Some(password)) => SnowflakeAuth::Password(Secret::new(password)),
+                (None, None) => {
+                    return Err(err(
+                        "SNOWFLAKE_PASSWORD",
+                        "missing: set SNOWFLAKE_PASSWORD, SNOWFLAKE_PRIVATE_KEY_PATH or a token",
+                    ));
+                }
+            }
+        }
+        Some(other) => {
+            return Err(err(
+                "SNOWFLAKE_AUTHENTICATOR",
+                format!(
+                    "{other:?} is not supported here (SNOWFLAKE, SNOWFLAKE_JWT, \
+                     PROGRAMMATIC_ACCESS_TOKEN or OAUTH)"
+                ),
+            ));
+        }
+    })
 }
 
 /// The string settings of the chosen connection of `connections.toml`.
