@@ -43,59 +43,70 @@ pub(crate) fn check(schema: &Value, value: &Value, path: &str) -> Result<(), Str
         return Err(format!("{path}: must be {c}"));
     }
     match value {
-        Value::Object(map) => {
-            if let Some(Value::Array(required)) = schema.get("required") {
-                for name in required.iter().filter_map(Value::as_str) {
-                    if !map.contains_key(name) {
-                        return Err(format!("{path}.{name}: required"));
-                    }
-                }
-            }
-            let props = schema.get("properties").and_then(Value::as_object);
-            for (k, v) in map {
-                match props.and_then(|p| p.get(k)) {
-                    Some(sub) => check(sub, v, &format!("{path}.{k}"))?,
-                    None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
-                        return Err(format!("{path}.{k}: unknown property"));
-                    }
-                    None => {}
-                }
-            }
-        }
-        Value::Array(items) => {
-            if let Some(item_schema) = schema.get("items") {
-                for (i, item) in items.iter().enumerate() {
-                    check(item_schema, item, &format!("{path}[{i}]"))?;
-                }
+        Value::Object(map) => check_object(schema, map, path),
+        Value::Array(items) => match schema.get("items") {
+            Some(item_schema) => items
+                .iter()
+                .enumerate()
+                .try_for_each(|(i, item)| check(item_schema, item, &format!("{path}[{i}]"))),
+            None => Ok(()),
+        },
+        Value::Number(n) => check_number(schema, n.as_f64().unwrap_or(0.0), path),
+        Value::String(s) => check_length(schema, s.chars().count() as u64, path),
+        _ => Ok(()),
+    }
+}
+
+type Schema = serde_json::Map<String, Value>;
+
+/// `required`, `properties` (each checked) and `additionalProperties: false`.
+fn check_object(schema: &Schema, map: &Schema, path: &str) -> Result<(), String> {
+    if let Some(Value::Array(required)) = schema.get("required") {
+        for name in required.iter().filter_map(Value::as_str) {
+            if !map.contains_key(name) {
+                return Err(format!("{path}.{name}: required"));
             }
         }
-        Value::Number(n) => {
-            let n = n.as_f64().unwrap_or(0.0);
-            if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
-                && n < min
-            {
-                return Err(format!("{path}: must be at least {min}"));
+    }
+    let props = schema.get("properties").and_then(Value::as_object);
+    for (k, v) in map {
+        match props.and_then(|p| p.get(k)) {
+            Some(sub) => check(sub, v, &format!("{path}.{k}"))?,
+            None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
+                return Err(format!("{path}.{k}: unknown property"));
             }
-            if let Some(max) = schema.get("maximum").and_then(Value::as_f64)
-                && n > max
-            {
-                return Err(format!("{path}: must be at most {max}"));
-            }
+            None => {}
         }
-        Value::String(s) => {
-            let len = s.chars().count() as u64;
-            if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
-                && len < min
-            {
-                return Err(format!("{path}: must have at least {min} characters"));
-            }
-            if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
-                && len > max
-            {
-                return Err(format!("{path}: must have at most {max} characters"));
-            }
-        }
-        _ => {}
+    }
+    Ok(())
+}
+
+/// `minimum` and `maximum`.
+fn check_number(schema: &Schema, n: f64, path: &str) -> Result<(), String> {
+    if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
+        && n < min
+    {
+        return Err(format!("{path}: must be at least {min}"));
+    }
+    if let Some(max) = schema.get("maximum").and_then(Value::as_f64)
+        && n > max
+    {
+        return Err(format!("{path}: must be at most {max}"));
+    }
+    Ok(())
+}
+
+/// `minLength` and `maxLength`, in characters.
+fn check_length(schema: &Schema, len: u64, path: &str) -> Result<(), String> {
+    if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
+        && len < min
+    {
+        return Err(format!("{path}: must have at least {min} characters"));
+    }
+    if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
+        && len > max
+    {
+        return Err(format!("{path}: must have at most {max} characters"));
     }
     Ok(())
 }

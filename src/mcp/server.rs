@@ -130,6 +130,41 @@ pub(crate) struct Catalog {
     lists: [Vec<[Vec<u8>; 3]>; 4],
 }
 
+/// The `initialize` answer for each handshake version, and the
+/// 2026-07-28 `server/discover` answer, encoded once.
+fn handshakes(
+    settings: &Settings,
+    capabilities: &Value,
+) -> (Vec<(ProtocolVersion, Vec<u8>)>, Vec<u8>) {
+    let server_info = json!({ "name": settings.name, "version": settings.version });
+    let initialize = HANDSHAKE_VERSIONS
+        .iter()
+        .map(|v| {
+            let mut r = json!({
+                "protocolVersion": v.as_str(),
+                "capabilities": capabilities,
+                "serverInfo": server_info,
+            });
+            if let Some(text) = &settings.instructions {
+                r["instructions"] = text.clone().into();
+            }
+            (*v, r.to_string().into_bytes())
+        })
+        .collect();
+    let mut discover = json!({
+        "supportedVersions": serde_json::from_str::<Value>(supported_json()).unwrap_or_default(),
+        "capabilities": capabilities,
+        "_meta": { "io.modelcontextprotocol/serverInfo": server_info },
+        "resultType": "complete",
+        "ttlMs": 0,
+        "cacheScope": "public",
+    });
+    if let Some(text) = &settings.instructions {
+        discover["instructions"] = text.clone().into();
+    }
+    (initialize, discover.to_string().into_bytes())
+}
+
 impl Catalog {
     fn build(
         settings: &Settings,
@@ -144,32 +179,7 @@ impl Catalog {
             .collect();
         index.sort();
         let capabilities = capabilities(&tools, &resources, &prompts);
-        let server_info = json!({ "name": settings.name, "version": settings.version });
-        let initialize = HANDSHAKE_VERSIONS
-            .iter()
-            .map(|v| {
-                let mut r = json!({
-                    "protocolVersion": v.as_str(),
-                    "capabilities": capabilities,
-                    "serverInfo": server_info,
-                });
-                if let Some(text) = &settings.instructions {
-                    r["instructions"] = text.clone().into();
-                }
-                (*v, r.to_string().into_bytes())
-            })
-            .collect();
-        let mut discover = json!({
-            "supportedVersions": serde_json::from_str::<Value>(supported_json()).unwrap_or_default(),
-            "capabilities": capabilities,
-            "_meta": { "io.modelcontextprotocol/serverInfo": server_info },
-            "resultType": "complete",
-            "ttlMs": 0,
-            "cacheScope": "public",
-        });
-        if let Some(text) = &settings.instructions {
-            discover["instructions"] = text.clone().into();
-        }
+        let (initialize, discover) = handshakes(settings, &capabilities);
         let size = settings.page_size;
         let tool_list = list_pages(
             tools
@@ -219,7 +229,7 @@ impl Catalog {
             prompts,
             index,
             initialize,
-            discover: discover.to_string().into_bytes(),
+            discover,
             lists: [tool_list, resource_list, template_list, prompt_list],
         }
     }

@@ -39,8 +39,6 @@ impl Ops {
         let snap = self.registry.snapshot();
         let http = snap.get(Transport::Http);
         let ws = snap.get(Transport::WebSocket);
-        let (running, queued) = self.requests.load();
-        let rs = self.requests.stats();
         let sessions = |f: fn(crate::registry::TransportStats) -> u64| {
             let pairs: Vec<(&str, u64)> = Transport::SESSIONS
                 .iter()
@@ -65,18 +63,6 @@ impl Ops {
             "gauge",
             "WebSocket sessions open now.",
             one(ws.active),
-        );
-        out.family(
-            "snowflake_mcp_requests_active",
-            "gauge",
-            "Warehouse calls running now.",
-            one(running as u64),
-        );
-        out.family(
-            "snowflake_mcp_requests_queued",
-            "gauge",
-            "Warehouse calls waiting for a slot.",
-            one(queued as u64),
         );
         out.family(
             "snowflake_mcp_sessions_active",
@@ -110,6 +96,25 @@ impl Ops {
                 "direction",
                 &[("in", ws.messages_in), ("out", ws.messages_out)],
             ),
+        );
+        self.request_metrics(out);
+    }
+
+    /// Warehouse calls: running, waiting, and by outcome.
+    fn request_metrics(&self, out: &mut Exposition) {
+        let (running, queued) = self.requests.load();
+        let rs = self.requests.stats();
+        out.family(
+            "snowflake_mcp_requests_active",
+            "gauge",
+            "Warehouse calls running now.",
+            one(running as u64),
+        );
+        out.family(
+            "snowflake_mcp_requests_queued",
+            "gauge",
+            "Warehouse calls waiting for a slot.",
+            one(queued as u64),
         );
         out.family(
             "snowflake_mcp_warehouse_calls_total",

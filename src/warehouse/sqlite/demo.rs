@@ -141,11 +141,20 @@ fn date(day: u64) -> String {
     format!("{year}-{:02}-{:02}", month + 1, d + 1)
 }
 
-/// Creates and fills the demo tables on `conn`.
+/// Creates and fills the demo tables on `conn` (one seed: the same data
+/// every time).
 pub fn build(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(SCHEMA)?;
     let mut rng = Rng(0x5eed_cafe_f00d_d00d);
     let tx = conn.unchecked_transaction()?;
+    customers(&tx, &mut rng)?;
+    products(&tx, &mut rng)?;
+    orders(&tx, &mut rng)?;
+    tx.commit()
+}
+
+/// 24 customers, some without an email or a credit limit.
+fn customers(tx: &Connection, rng: &mut Rng) -> rusqlite::Result<()> {
     for id in 1..=24u64 {
         let first = FIRST[rng.below(FIRST.len() as u64) as usize];
         let last = LAST[rng.below(LAST.len() as u64) as usize];
@@ -177,6 +186,11 @@ pub fn build(conn: &Connection) -> rusqlite::Result<()> {
             ],
         )?;
     }
+    Ok(())
+}
+
+/// The catalog of products.
+fn products(tx: &Connection, rng: &mut Rng) -> rusqlite::Result<()> {
     for (i, (name, category, price)) in PRODUCTS.iter().enumerate() {
         let id = i as u64 + 1;
         let weight = (*category != "services").then(|| (rng.below(5_000) as f64 + 50.0) / 1000.0);
@@ -195,6 +209,11 @@ pub fn build(conn: &Connection) -> rusqlite::Result<()> {
             ],
         )?;
     }
+    Ok(())
+}
+
+/// 200 orders of one to four lines each.
+fn orders(tx: &Connection, rng: &mut Rng) -> rusqlite::Result<()> {
     for order in 1..=200u64 {
         let customer = 1 + rng.below(24);
         let day = rng.below(700);
@@ -240,7 +259,7 @@ pub fn build(conn: &Connection) -> rusqlite::Result<()> {
             )?;
         }
     }
-    tx.commit()
+    Ok(())
 }
 
 #[cfg(test)]
