@@ -19,6 +19,7 @@ use snowflake_mcp::guard::auth::Auth;
 use snowflake_mcp::mcp::{
     McpServer, McpServerBuilder, Resource, ResourceContents, Tool, ToolOutput,
 };
+use snowflake_mcp::service::Built;
 use snowflake_mcp::transport::stdio;
 use snowflake_mcp::transport::streamable_http::HttpMcpConfig;
 use snowflake_mcp::warehouse::Warehouse;
@@ -229,6 +230,80 @@ async fn shutdown_signal(mut signals: Signals) {
     });
 }
 
+/// The library's composition root over the settings: one registry, one
+/// request manager, one MCP server for every transport, admission applied
+/// alike.
+fn service(
+    settings: &mut Settings,
+    warehouse: &Arc<dyn Warehouse>,
+    about: serde_json::Value,
+) -> Service {
+    let auth = std::mem::replace(&mut settings.auth, Auth::new());
+    let service = Service::new(mcp_builder(about))
+        .warehouse(Arc::clone(warehouse), settings.tools.clone())
+        .requests(settings.requests.clone())
+        .streamable_http_with(
+            "/mcp",
+            HttpMcpConfig {
+                max_sessions: settings.max_sessions,
+                session_idle: settings.session_idle,
+                ..HttpMcpConfig::default()
+            },
+        )
+        .websocket("/ws")
+        .ops()
+        .keys(auth)
+        .allowed_origins(settings.cors_origins.clone())
+        .allowed_hosts(settings.allowed_hosts.clone())
+        .config(settings.config.clone());
+    match settings.rate_limit {
+        Some((rate, burst)) => service.rate_limit(rate, burst),
+        None => service,
+    }
+}
+
+/// Serves where the settings say until a signal: stdin/stdout (stdout
+/// carries MCP only; anything for people goes to stderr), a Unix socket or
+/// host:port. The error, said for people, when it cannot.
+async fn serve(
+    built: Built,
+    settings: &Settings,
+    signals: Signals,
+    kind: &str,
+) -> Result<(), String> {
+    if let Transport::Stdio = settings.transport {
+        // A signal stops the reading; calls already read finish, and past
+        // the deadline they end with an error saying why. stdin is read on
+        // a detached thread: the runtime ends without waiting for a line.
+        return built
+            .serve_stdio(
+                stdio::stdin(),
+                tokio::io::stdout(),
+                shutdown_signal(signals),
+            )
+            .await
+            .map_err(|e| e.to_string());
+    }
+    if let Some(path) = &settings.unix_socket {
+        let server = built
+            .bind_unix(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        tracing::info!(socket = %path.display(), warehouse = kind, "listening");
+        println!("listening on unix:{}", path.display());
+        let served = server.serve(shutdown_signal(signals)).await;
+        let _ = std::fs::remove_file(path);
+        return served.map_err(|e| e.to_string());
+    }
+    let server = built.bind().await.map_err(|e| e.to_string())?;
+    let addr = server.local_addr();
+    tracing::info!(address = %addr, warehouse = kind, "listening");
+    println!("listening on http://{addr}");
+    server
+        .serve(shutdown_signal(signals))
+        .await
+        .map_err(|e| e.to_string())
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let mut settings = match Settings::load(std::env::args().skip(1)) {
@@ -258,78 +333,8 @@ async fn main() -> ExitCode {
         settings.requests.max_per_client = (cpus / 2).max(1);
     }
     let about = about(warehouse.as_ref()).await;
-    // The library's composition root: one registry, one request manager,
-    // one MCP server for both transports, admission applied alike.
-    let warehouse_kind = warehouse.kind();
-    let auth = std::mem::replace(&mut settings.auth, Auth::new());
-    let mut service = Service::new(mcp_builder(about))
-        .warehouse(Arc::clone(&warehouse), settings.tools.clone())
-        .requests(settings.requests.clone())
-        .streamable_http_with(
-            "/mcp",
-            HttpMcpConfig {
-                max_sessions: settings.max_sessions,
-                session_idle: settings.session_idle,
-                ..HttpMcpConfig::default()
-            },
-        )
-        .websocket("/ws")
-        .ops()
-        .keys(auth)
-        .allowed_origins(settings.cors_origins.clone())
-        .allowed_hosts(settings.allowed_hosts.clone())
-        .config(settings.config.clone());
-    if let Some((rate, burst)) = settings.rate_limit {
-        service = service.rate_limit(rate, burst);
-    }
-    let built = service.build();
-    if let Transport::Stdio = settings.transport {
-        // stdout carries MCP only; anything for people goes to stderr. A
-        // signal stops the reading; calls already read finish, and past
-        // the deadline they end with an error saying why. stdin is read on
-        // a detached thread: the runtime ends without waiting for a line.
-        let served = built
-            .serve_stdio(
-                stdio::stdin(),
-                tokio::io::stdout(),
-                shutdown_signal(signals),
-            )
-            .await;
-        warehouse.close();
-        return match served {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(1)
-            }
-        };
-    }
-    let served = if let Some(path) = &settings.unix_socket {
-        let server = match built.bind_unix(path) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("error: {}: {e}", path.display());
-                return ExitCode::FAILURE;
-            }
-        };
-        tracing::info!(socket = %path.display(), warehouse = warehouse_kind, "listening");
-        println!("listening on unix:{}", path.display());
-        let served = server.serve(shutdown_signal(signals)).await;
-        let _ = std::fs::remove_file(path);
-        served
-    } else {
-        let server = match built.bind().await {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        let addr = server.local_addr();
-        tracing::info!(address = %addr, warehouse = warehouse_kind, "listening");
-        println!("listening on http://{addr}");
-        server.serve(shutdown_signal(signals)).await
-    };
+    let built = service(&mut settings, &warehouse, about).build();
+    let served = serve(built, &settings, signals, warehouse.kind()).await;
     // Every connection is closed: the warehouse sessions go too.
     warehouse.close();
     tracing::info!(

@@ -632,62 +632,68 @@ impl Settings {
 }
 
 impl Given {
-    /// The value of `key` parsed by `parse`, or `default` when no source set it.
-    fn get<T>(
-        &self,
-        key: &str,
-        default: T,
-        parse: impl FnOnce(&str) -> Result<T, String>,
-    ) -> Result<T, String> {
-        match self.values.get(key) {
-            None => Ok(default),
-            Some((value, origin)) => parse(value.trim()).map_err(|why| format!("{origin}: {why}")),
-        }
-    }
-
-    fn check(&self) -> Result<Settings, String> {
-        let transport = self.get("transport", Transport::Http, |v| match v {
-            "http" => Ok(Transport::Http),
-            "stdio" => Ok(Transport::Stdio),
-            _ => Err(format!("{v:?} is not one of http, stdio")),
-        })?;
-        let host = self.get("host", config::DEFAULT_HOST, |v| {
+    /// The address to listen on.
+    fn host(&self) -> Result<IpAddr, String> {
+        self.get("host", config::DEFAULT_HOST, |v| {
             v.parse::<IpAddr>()
                 .map_err(|_| format!("{v:?} is not an IP address"))
-        })?;
+        })
+    }
+
+    /// The HTTP server's configuration: address, limits, timeouts, headers, CORS.
+    fn http_config(&self, cors_origins: &[String]) -> Result<Config, String> {
         let port = self.get("port", config::DEFAULT_PORT, |v| {
             v.parse::<u16>()
                 .map_err(|_| format!("{v:?} is not a port number (0-65535)"))
         })?;
-        let sqlite = self.get("sqlite", None, |v| Ok(Some(PathBuf::from(v))))?;
-        let unix_socket = self.get("unix_socket", None, |v| Ok(Some(PathBuf::from(v))))?;
-        let connection = self.get("connection", None, |v| Ok(Some(v.to_owned())))?;
-        let guard = self.get("allow", SqlGuard::read_only(), |v| {
-            let kinds = v
-                .split(',')
-                .map(|k| {
-                    StatementKind::parse(k).ok_or_else(|| format!("{k:?} is not a statement kind"))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(SqlGuard::allowing(kinds))
+        let hsts = self.get("hsts_max_age", None, |v| {
+            if v == "off" {
+                Ok(None)
+            } else {
+                parse_duration(v).map(Some)
+            }
         })?;
-        let json_logs = self.get("log_format", false, |v| match v {
-            "json" => Ok(true),
-            "text" => Ok(false),
-            _ => Err(format!("{v:?} is not one of text, json")),
-        })?;
-        let log_filter = self.get("log", tracing_subscriber::EnvFilter::new("info"), |v| {
-            tracing_subscriber::EnvFilter::try_new(v)
-                .map_err(|e| format!("{v:?} is not a log filter: {e}"))
-        })?;
-        let log_filter = cap_secret_logs(log_filter);
-        let cors_origins = self.get("cors_origins", Vec::new(), |v| {
-            v.split(',')
-                .map(str::trim)
-                .filter(|o| !o.is_empty())
-                .map(|o| check_origin(o).map(|()| o.to_owned()))
-                .collect()
-        })?;
+        let count = |key: &str, default: usize| self.count(key, default);
+        let duration = |key: &str, default: Duration| self.duration(key, default);
+        let shutdown_timeout = duration("shutdown_timeout", config::DEFAULT_SHUTDOWN_TIMEOUT)?;
+        Ok(Config::new()
+            .host(self.host()?)
+            .port(port)
+            .max_connections(count("max_connections", config::DEFAULT_MAX_CONNECTIONS)?)
+            .max_body_bytes(count("max_body_bytes", config::DEFAULT_MAX_BODY_BYTES)?)
+            .head_timeout(duration("head_timeout", config::DEFAULT_HEAD_TIMEOUT)?)
+            .keep_alive_timeout(duration(
+                "keep_alive_timeout",
+                config::DEFAULT_KEEP_ALIVE_TIMEOUT,
+            )?)
+            .write_timeout(duration("write_timeout", config::DEFAULT_WRITE_TIMEOUT)?)
+            .shutdown_timeout(shutdown_timeout)
+            .security_headers(hsts)
+            .cors(cors_origins.to_vec()))
+    }
+
+    /// A positive whole number.
+    fn count(&self, key: &str, default: usize) -> Result<usize, String> {
+        self.get(key, default, |v| match v.parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(format!("{v:?} is not a positive whole number")),
+        })
+    }
+
+    /// A duration of more than zero.
+    fn duration(&self, key: &str, default: Duration) -> Result<Duration, String> {
+        self.get(key, default, |v| {
+            let d = parse_duration(v)?;
+            if d.is_zero() {
+                return Err(format!("{v:?}: must be more than zero"));
+            }
+            Ok(d)
+        })
+    }
+
+    /// `Host` names answered: as set, else loopback names on loopback; the
+    /// hosts of the CORS origins are added.
+    fn allowed_hosts(&self, host: IpAddr, cors_origins: &[String]) -> Result<Vec<String>, String> {
         let mut allowed_hosts = self.get("allowed_hosts", Vec::new(), |v| {
             v.split(',')
                 .map(str::trim)
@@ -711,7 +717,7 @@ impl Given {
                 .to_vec();
         }
         if !allowed_hosts.is_empty() {
-            for origin in &cors_origins {
+            for origin in cors_origins {
                 if let Some((_, authority)) = origin.split_once("://") {
                     let name = authority.rsplit_once(':').map_or(authority, |(h, p)| {
                         if p.bytes().all(|b| b.is_ascii_digit()) {
@@ -724,73 +730,13 @@ impl Given {
                 }
             }
         }
-        // Keys are never echoed back: a message names the entry, not the token.
-        let auth = self.get("api_keys", Auth::new(), |v| {
-            Auth::parse(v).map_err(|e| e.to_string())
-        })?;
-        let protect_ops = self.get("protect_ops", false, parse_bool)?;
-        let auth = auth.protect_ops(protect_ops);
-        let rate_limit = self.get("rate_limit", None, |v| {
-            if v == "off" {
-                return Ok(None);
-            }
-            let (rate, burst) = v.split_once(':').unwrap_or((v, ""));
-            let rate: f64 = match rate.parse() {
-                Ok(r) if r > 0.0 && f64::is_finite(r) => r,
-                _ => {
-                    return Err(format!(
-                        "{rate:?} is not a positive number of requests per second"
-                    ));
-                }
-            };
-            let burst = if burst.is_empty() {
-                (rate * 2.0).ceil().min(f64::from(u32::MAX)) as u32
-            } else {
-                match burst.parse::<u32>() {
-                    Ok(b) if b > 0 => b,
-                    _ => return Err(format!("burst {burst:?} is not a positive whole number")),
-                }
-            };
-            Ok(Some((rate, burst)))
-        })?;
-        let hsts = self.get("hsts_max_age", None, |v| {
-            if v == "off" {
-                Ok(None)
-            } else {
-                parse_duration(v).map(Some)
-            }
-        })?;
-        let count = |key: &str, default: usize| {
-            self.get(key, default, |v| match v.parse::<usize>() {
-                Ok(n) if n > 0 => Ok(n),
-                _ => Err(format!("{v:?} is not a positive whole number")),
-            })
-        };
-        let duration = |key: &str, default: Duration| {
-            self.get(key, default, |v| {
-                let d = parse_duration(v)?;
-                if d.is_zero() {
-                    return Err(format!("{v:?}: must be more than zero"));
-                }
-                Ok(d)
-            })
-        };
-        let shutdown_timeout = duration("shutdown_timeout", config::DEFAULT_SHUTDOWN_TIMEOUT)?;
-        let config = Config::new()
-            .host(host)
-            .port(port)
-            .max_connections(count("max_connections", config::DEFAULT_MAX_CONNECTIONS)?)
-            .max_body_bytes(count("max_body_bytes", config::DEFAULT_MAX_BODY_BYTES)?)
-            .head_timeout(duration("head_timeout", config::DEFAULT_HEAD_TIMEOUT)?)
-            .keep_alive_timeout(duration(
-                "keep_alive_timeout",
-                config::DEFAULT_KEEP_ALIVE_TIMEOUT,
-            )?)
-            .write_timeout(duration("write_timeout", config::DEFAULT_WRITE_TIMEOUT)?)
-            .shutdown_timeout(shutdown_timeout)
-            .security_headers(hsts)
-            .cors(cors_origins.clone());
-        let per_client_set = self.values.contains_key("max_requests_per_client");
+        Ok(allowed_hosts)
+    }
+
+    /// The request manager's and the pool's limits.
+    fn limits(&self) -> Result<(RequestsConfig, PoolConfig), String> {
+        let count = |key: &str, default: usize| self.count(key, default);
+        let duration = |key: &str, default: Duration| self.duration(key, default);
         let requests = RequestsConfig {
             timeout: duration("request_timeout", RequestsConfig::default().timeout)?,
             max_concurrent: count(
@@ -812,6 +758,12 @@ impl Given {
             )?,
             ..PoolConfig::default()
         };
+        Ok((requests, pool))
+    }
+
+    /// The tools' row limits, byte cap and statement allow-list.
+    fn tools(&self, guard: SqlGuard) -> Result<ToolsConfig, String> {
+        let count = |key: &str, default: usize| self.count(key, default);
         let max_rows = count("max_rows", ToolsConfig::default().max_limit)?;
         let row_limit = count("row_limit", ToolsConfig::default().default_limit)?;
         if row_limit > max_rows {
@@ -825,6 +777,61 @@ impl Given {
             max_limit: max_rows,
             max_result_bytes: count("max_result_bytes", ToolsConfig::default().max_result_bytes)?,
         };
+        Ok(tools)
+    }
+
+    /// The value of `key` parsed by `parse`, or `default` when no source set it.
+    fn get<T>(
+        &self,
+        key: &str,
+        default: T,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<T, String> {
+        match self.values.get(key) {
+            None => Ok(default),
+            Some((value, origin)) => parse(value.trim()).map_err(|why| format!("{origin}: {why}")),
+        }
+    }
+
+    fn check(&self) -> Result<Settings, String> {
+        let transport = self.get("transport", Transport::Http, |v| match v {
+            "http" => Ok(Transport::Http),
+            "stdio" => Ok(Transport::Stdio),
+            _ => Err(format!("{v:?} is not one of http, stdio")),
+        })?;
+        let sqlite = self.get("sqlite", None, |v| Ok(Some(PathBuf::from(v))))?;
+        let unix_socket = self.get("unix_socket", None, |v| Ok(Some(PathBuf::from(v))))?;
+        let connection = self.get("connection", None, |v| Ok(Some(v.to_owned())))?;
+        let guard = self.get("allow", SqlGuard::read_only(), parse_allow)?;
+        let json_logs = self.get("log_format", false, |v| match v {
+            "json" => Ok(true),
+            "text" => Ok(false),
+            _ => Err(format!("{v:?} is not one of text, json")),
+        })?;
+        let log_filter = self.get("log", tracing_subscriber::EnvFilter::new("info"), |v| {
+            tracing_subscriber::EnvFilter::try_new(v)
+                .map_err(|e| format!("{v:?} is not a log filter: {e}"))
+        })?;
+        let log_filter = cap_secret_logs(log_filter);
+        let cors_origins = self.get("cors_origins", Vec::new(), |v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|o| !o.is_empty())
+                .map(|o| check_origin(o).map(|()| o.to_owned()))
+                .collect()
+        })?;
+        // Keys are never echoed back: a message names the entry, not the token.
+        let auth = self.get("api_keys", Auth::new(), |v| {
+            Auth::parse(v).map_err(|e| e.to_string())
+        })?;
+        let protect_ops = self.get("protect_ops", false, parse_bool)?;
+        let auth = auth.protect_ops(protect_ops);
+        let rate_limit = self.get("rate_limit", None, parse_rate)?;
+        let config = self.http_config(&cors_origins)?;
+        let allowed_hosts = self.allowed_hosts(self.host()?, &cors_origins)?;
+        let per_client_set = self.values.contains_key("max_requests_per_client");
+        let (requests, pool) = self.limits()?;
+        let tools = self.tools(guard)?;
         Ok(Settings {
             config,
             transport,
@@ -841,17 +848,51 @@ impl Given {
             requests,
             pool,
             tools,
-            max_sessions: count(
+            max_sessions: self.count(
                 "max_sessions",
                 streamable_http::HttpMcpConfig::default().max_sessions,
             )?,
-            session_idle: duration(
+            session_idle: self.duration(
                 "session_idle_timeout",
                 streamable_http::HttpMcpConfig::default().session_idle,
             )?,
             snowflake_file: BTreeMap::new(),
         })
     }
+}
+
+/// `off`, or `RATE[:BURST]` requests per second (burst default: twice the rate).
+fn parse_rate(v: &str) -> Result<Option<(f64, u32)>, String> {
+    if v == "off" {
+        return Ok(None);
+    }
+    let (rate, burst) = v.split_once(':').unwrap_or((v, ""));
+    let rate: f64 = match rate.parse() {
+        Ok(r) if r > 0.0 && f64::is_finite(r) => r,
+        _ => {
+            return Err(format!(
+                "{rate:?} is not a positive number of requests per second"
+            ));
+        }
+    };
+    let burst = if burst.is_empty() {
+        (rate * 2.0).ceil().min(f64::from(u32::MAX)) as u32
+    } else {
+        match burst.parse::<u32>() {
+            Ok(b) if b > 0 => b,
+            _ => return Err(format!("burst {burst:?} is not a positive whole number")),
+        }
+    };
+    Ok(Some((rate, burst)))
+}
+
+/// Statement kinds, comma-separated.
+fn parse_allow(v: &str) -> Result<SqlGuard, String> {
+    let kinds = v
+        .split(',')
+        .map(|k| StatementKind::parse(k).ok_or_else(|| format!("{k:?} is not a statement kind")))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(SqlGuard::allowing(kinds))
 }
 
 fn parse_bool(v: &str) -> Result<bool, String> {
