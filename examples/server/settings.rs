@@ -48,9 +48,16 @@ struct Spec {
     boolean: bool,
 }
 
-fn specs() -> Vec<Spec> {
-    let d = |d: Duration| format_duration(d);
-    let s = |key, flag, env, hint, default: String, help| Spec {
+/// One setting with a flag: `key` in the file, `flag`, variable `env`.
+fn spec(
+    key: &'static str,
+    flag: &'static str,
+    env: &'static str,
+    hint: &'static str,
+    default: String,
+    help: &'static str,
+) -> Spec {
+    Spec {
         key,
         flag: Some(flag),
         env,
@@ -58,7 +65,21 @@ fn specs() -> Vec<Spec> {
         default,
         help,
         boolean: false,
-    };
+    }
+}
+
+/// Every setting: where and how to serve, who may use it, and limits.
+fn specs() -> Vec<Spec> {
+    let mut all = serving_specs();
+    all.extend(admission_specs());
+    all.extend(limit_specs());
+    all.extend(call_limit_specs());
+    all
+}
+
+/// Where and how to serve, and the logs.
+fn serving_specs() -> Vec<Spec> {
+    let s = spec;
     let read_only: Vec<&str> = StatementKind::READ_ONLY.iter().map(|k| k.name()).collect();
     vec![
         s(
@@ -133,6 +154,13 @@ fn specs() -> Vec<Spec> {
             "info".into(),
             "log level filter (tracing's syntax: info, debug, snowflake_mcp=debug, ...)",
         ),
+    ]
+}
+
+/// Who may use the server: origins, hosts, keys, rate.
+fn admission_specs() -> Vec<Spec> {
+    let s = spec;
+    vec![
         s(
             "cors_origins",
             "--cors-origins",
@@ -185,6 +213,14 @@ fn specs() -> Vec<Spec> {
             "off".into(),
             "send Strict-Transport-Security (behind a TLS terminator)",
         ),
+    ]
+}
+
+/// Limits on connections, bytes, time and sessions.
+fn limit_specs() -> Vec<Spec> {
+    let s = spec;
+    let d = |d: Duration| format_duration(d);
+    vec![
         s(
             "max_connections",
             "--max-connections",
@@ -251,6 +287,14 @@ fn specs() -> Vec<Spec> {
             d(streamable_http::HttpMcpConfig::default().session_idle),
             "Streamable HTTP sessions unused this long expire",
         ),
+    ]
+}
+
+/// Limits on warehouse calls, sessions and rows.
+fn call_limit_specs() -> Vec<Spec> {
+    let s = spec;
+    let d = |d: Duration| format_duration(d);
+    vec![
         s(
             "request_timeout",
             "--request-timeout",
