@@ -982,7 +982,10 @@ async fn main() -> std::io::Result<()> {
     let http = Service::from_server(server)
         .streamable_http("/mcp")
         .websocket("/ws")
-        .config(Config::new().port(port))
+        .config(Config {
+            port,
+            ..Config::default()
+        })
         .build()
         .bind()
         .await

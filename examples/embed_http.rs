@@ -30,7 +30,10 @@ async fn main() -> Result<(), snowflake_mcp::Error> {
         .streamable_http("/mcp")
         .websocket("/ws")
         .ops()
-        .config(Config::new().port(port()))
+        .config(Config {
+            port: port(),
+            ..Config::default()
+        })
         .serve(ctrl_c())
         .await
 }

@@ -17,4 +17,12 @@ pub enum Error {
     /// Another I/O failure of the server itself (not of one connection).
     #[error("server I/O error: {0}")]
     Io(#[source] std::io::Error),
+    /// A setting the server cannot work with.
+    #[error("{setting}: {why}")]
+    Config {
+        /// The setting, as the settings struct names it.
+        setting: &'static str,
+        /// What is wrong with it.
+        why: String,
+    },
 }

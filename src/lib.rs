@@ -20,7 +20,7 @@
 //! let router = Router::new().route(Method::Get, "/health", |_: Request<'_>| {
 //!     Response::json(200, r#"{"status":"ok"}"#)
 //! });
-//! let server = Server::bind(Config::new().port(0), router).await?;
+//! let server = Server::bind(Config { port: 0, ..Config::default() }, router).await?;
 //! let addr = server.local_addr();
 //! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
 //! let serving = tokio::spawn(server.serve(async { let _ = stopped.await; }));

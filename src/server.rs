@@ -45,7 +45,7 @@ const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(5), Duration
 /// let router = Router::new().route(Method::Get, "/health", |_: Request<'_>| {
 ///     Response::json(200, r#"{"status":"ok"}"#)
 /// });
-/// let server = Server::bind(Config::new().port(8000), router).await?;
+/// let server = Server::bind(Config { port: 8000, ..Config::default() }, router).await?;
 /// println!("listening on http://{}", server.local_addr());
 /// server.serve(async { let _ = tokio::signal::ctrl_c().await; }).await
 /// # }
@@ -73,12 +73,12 @@ impl<L: Listener> std::fmt::Debug for Server<L> {
 impl Server {
     /// Binds the configured address (127.0.0.1:8000 by default).
     pub async fn bind(config: Config, router: Router) -> Result<Server, Error> {
-        let addr = config.addr;
+        let addr = config.addr();
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| Error::Bind { addr, source })?;
         let local_addr = listener.local_addr().map_err(Error::Io)?;
-        let mut server = Server::from_listener(listener, config, router);
+        let mut server = Server::from_listener(listener, config, router)?;
         server.local_addr = Some(local_addr);
         Ok(server)
     }
@@ -105,21 +105,34 @@ impl Server<tokio::net::UnixListener> {
         config: Config,
         router: Router,
     ) -> Result<Server<tokio::net::UnixListener>, Error> {
+        let prepared = config.prepare()?;
         let listener = tokio::net::UnixListener::bind(path.as_ref()).map_err(Error::Io)?;
-        Ok(Server::from_listener(listener, config, router))
+        Ok(Server::prepared(listener, config, prepared, router))
     }
 }
 
 impl<L: Listener> Server<L> {
     /// A server over connections from `listener`: a pre-bound socket, a
     /// TLS acceptor of the host's, or a channel of streams the host
-    /// accepted itself (see [`Listener`]). `config`'s address is not used.
-    pub fn from_listener(listener: L, config: Config, router: Router) -> Server<L> {
+    /// accepted itself (see [`Listener`]). `config`'s address is not used;
+    /// a setting it cannot work with is refused ([`Error::Config`]).
+    pub fn from_listener(listener: L, config: Config, router: Router) -> Result<Server<L>, Error> {
+        let prepared = config.prepare()?;
+        Ok(Server::prepared(listener, config, prepared, router))
+    }
+
+    fn prepared(
+        listener: L,
+        config: Config,
+        prepared: crate::http::config::Prepared,
+        router: Router,
+    ) -> Server<L> {
         Server {
             listener,
             local_addr: None,
             shared: Arc::new(Shared {
                 config,
+                prepared,
                 router,
                 stats: Stats::default(),
             }),
@@ -162,7 +175,7 @@ impl<L: Listener> Server<L> {
         let (trigger, _signal) = Trigger::new();
         let (force, _) = Trigger::new();
         let (guard, mut done) = completion();
-        let limit = Arc::new(Semaphore::new(self.shared.config.max_connections));
+        let limit = Arc::new(Semaphore::new(self.shared.prepared.max_connections));
         let rejecting = Arc::new(Semaphore::new(MAX_REJECTING));
         let mut backoff = ACCEPT_BACKOFF.0;
         tokio::pin!(shutdown);

@@ -28,7 +28,7 @@
 //!     .streamable_http("/mcp")
 //!     .websocket("/ws")
 //!     .ops()
-//!     .config(Config::new().port(8000))
+//!     .config(Config { port: 8000, ..Config::default() })
 //!     .serve(async { let _ = tokio::signal::ctrl_c().await; })
 //!     .await
 //! # }
@@ -42,7 +42,7 @@ use crate::guard::Admission;
 use crate::guard::auth::Auth;
 use crate::guard::rate::RateLimiter;
 use crate::http::Router;
-use crate::http::config::Config;
+use crate::http::config::{Config, Cors};
 use crate::mcp::{McpServer, McpServerBuilder};
 use crate::ops::Ops;
 use crate::registry::Registry;
@@ -113,7 +113,7 @@ impl Service {
             ops: false,
             db_check: None,
             admission: Admission::default(),
-            config: Config::new(),
+            config: Config::default(),
         }
     }
 
@@ -262,14 +262,16 @@ impl Service {
         }
         let mut config = self.config;
         if !self.admission.allowed_origins.is_empty() && config.cors.is_none() {
-            config = config.cors(self.admission.allowed_origins);
+            config.cors = Some(Cors::origins(self.admission.allowed_origins));
         }
-        if !paths.is_empty() {
+        if let Some(cors) = config.cors.as_mut().filter(|_| !paths.is_empty()) {
             // Browsers may send and read MCP's own headers.
-            config = config.cors_headers(
-                crate::transport::MCP_CORS_ALLOW_HEADERS,
-                crate::transport::MCP_CORS_EXPOSE_HEADERS,
+            cors.allow_headers = format!(
+                "{}, {}",
+                cors.allow_headers,
+                crate::transport::MCP_CORS_ALLOW_HEADERS
             );
+            cors.expose_headers = crate::transport::MCP_CORS_EXPOSE_HEADERS.to_owned();
         }
         Built {
             router,
@@ -341,10 +343,10 @@ impl Built {
 
     /// Serves the connections of `listener` (a host's acceptor, or a
     /// channel of streams it accepted itself).
-    pub fn on_listener<L: Listener>(self, listener: L) -> Server<L> {
+    pub fn on_listener<L: Listener>(self, listener: L) -> Result<Server<L>, Error> {
         let (rest, router) = self.split();
-        let server = Server::from_listener(listener, rest.config.clone(), router);
-        rest.wire(server, |_| String::new())
+        let server = Server::from_listener(listener, rest.config.clone(), router)?;
+        Ok(rest.wire(server, |_| String::new()))
     }
 
     /// Serves MCP over one byte stream pair (the process's stdin and stdout:

@@ -124,7 +124,15 @@ fn server_allocations_per_request(path: &'static str) -> f64 {
                 copy.extend_from_slice(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#);
                 Response::json(200, copy)
             });
-        let server = Server::bind(Config::new().port(0), router).await.unwrap();
+        let server = Server::bind(
+            Config {
+                port: 0,
+                ..Config::default()
+            },
+            router,
+        )
+        .await
+        .unwrap();
         let addr = server.local_addr();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let serving = tokio::spawn(server.serve(async {

@@ -45,7 +45,10 @@ async fn serve() -> std::net::SocketAddr {
         .websocket("/ws")
         .ops()
         .keys(auth)
-        .config(Config::new().port(0))
+        .config(Config {
+            port: 0,
+            ..Config::default()
+        })
         .build()
         .bind()
         .await
@@ -190,7 +193,10 @@ async fn rate_limits_answer_429_with_retry_after() {
         .warehouse(warehouse, ToolsConfig::default())
         .streamable_http("/mcp")
         .rate_limit(0.5, 2)
-        .config(Config::new().port(0))
+        .config(Config {
+            port: 0,
+            ..Config::default()
+        })
         .build()
         .bind()
         .await

@@ -14,7 +14,7 @@ const HEALTH_REPLY: &str = "HTTP/1.1 200 OK\r\nDate: <date>\r\ncontent-type: app
 
 #[tokio::test]
 async fn exact_bytes_for_a_simple_get() {
-    let server = TestServer::start(Config::new()).await;
+    let server = TestServer::start(Config::default()).await;
     let mut c = server.connect().await;
     c.send(HEALTH).await;
     let r = c.read_response().await;
@@ -27,7 +27,7 @@ async fn exact_bytes_for_a_simple_get() {
 
 #[tokio::test]
 async fn requests_split_at_every_byte_boundary() {
-    let server = TestServer::start(Config::new()).await;
+    let server = TestServer::start(Config::default()).await;
     let cases: [(&[u8], &str); 2] = [
         (
             b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello",
@@ -57,7 +57,7 @@ async fn requests_split_at_every_byte_boundary() {
 
 #[tokio::test]
 async fn pipelined_requests_are_answered_in_order() {
-    let server = TestServer::start(Config::new()).await;
+    let server = TestServer::start(Config::default()).await;
     let mut c = server.connect().await;
     let mut batch = Vec::new();
     batch.extend_from_slice(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nfirst");
@@ -93,7 +93,7 @@ async fn pipelined_requests_are_answered_in_order() {
 
 #[tokio::test]
 async fn keep_alive_reuses_one_connection() {
-    let server = TestServer::start(Config::new()).await;
+    let server = TestServer::start(Config::default()).await;
     let mut c = server.connect().await;
     for _ in 0..20 {
         c.send(HEALTH).await;
@@ -108,7 +108,7 @@ async fn keep_alive_reuses_one_connection() {
 
 #[tokio::test]
 async fn http10_closes_unless_keep_alive_is_asked() {
-    let server = TestServer::start(Config::new()).await;
+    let server = TestServer::start(Config::default()).await;
     let mut c = server.connect().await;
     c.send(b"GET /health HTTP/1.0\r\n\r\n").await;
     let r = c.read_response().await;
@@ -137,7 +137,7 @@ async fn http10_closes_unless_keep_alive_is_asked() {
 
 #[tokio::test]
 async fn client_connection_close_is_honoured() {
-    let server = TestServer::start(Config::new()).await;
+    let server = TestServer::start(Config::default()).await;
     let mut c = server.connect().await;
     c.send(b"GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         .await;
@@ -155,7 +155,7 @@ async fn client_connection_close_is_honoured() {
 
 #[tokio::test]
 async fn head_404_405_options_and_204() {
-    let server = TestServer::start(Config::new()).await;
+    let server = TestServer::start(Config::default()).await;
     let mut c = server.connect().await;
     c.send(b"HEAD /health HTTP/1.1\r\nHost: t\r\n\r\n").await;
     let r = c.read_response_to("HEAD").await;
@@ -194,7 +194,7 @@ async fn head_404_405_options_and_204() {
 
 #[tokio::test]
 async fn expect_100_continue() {
-    let server = TestServer::start(Config::new()).await;
+    let server = TestServer::start(Config::default()).await;
     let mut c = server.connect().await;
     c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n")
         .await;
@@ -232,7 +232,11 @@ async fn expect_100_continue() {
 
 #[tokio::test]
 async fn size_limits() {
-    let server = TestServer::start(Config::new().max_body_bytes(1024)).await;
+    let server = TestServer::start(Config {
+        max_body_bytes: 1024,
+        ..Config::default()
+    })
+    .await;
     // Head over 16 KiB.
     let mut c = server.connect().await;
     let big = format!(
@@ -294,7 +298,11 @@ async fn size_limits() {
 
 #[tokio::test]
 async fn connection_limit_answers_503() {
-    let server = TestServer::start(Config::new().max_connections(2)).await;
+    let server = TestServer::start(Config {
+        max_connections: 2,
+        ..Config::default()
+    })
+    .await;
     let mut held = Vec::new();
     for _ in 0..2 {
         let mut c = server.connect().await;
@@ -325,7 +333,11 @@ async fn connection_limit_answers_503() {
 #[tokio::test]
 async fn head_deadline_is_not_reset_by_each_byte() {
     let timeout = Duration::from_millis(400);
-    let server = TestServer::start(Config::new().head_timeout(timeout)).await;
+    let server = TestServer::start(Config {
+        head_timeout: timeout,
+        ..Config::default()
+    })
+    .await;
     let mut c = server.connect().await;
     let start = Instant::now();
     // Slowloris: one byte every 50 ms, forever.
@@ -358,11 +370,11 @@ async fn head_deadline_is_not_reset_by_each_byte() {
 
 #[tokio::test]
 async fn idle_connections_close_quietly() {
-    let server = TestServer::start(
-        Config::new()
-            .head_timeout(Duration::from_millis(200))
-            .keep_alive_timeout(Duration::from_millis(300)),
-    )
+    let server = TestServer::start(Config {
+        head_timeout: Duration::from_millis(200),
+        keep_alive_timeout: Duration::from_millis(300),
+        ..Config::default()
+    })
     .await;
     // A connection that never sends anything is closed without a response.
     let mut c = server.connect().await;
@@ -379,8 +391,11 @@ async fn idle_connections_close_quietly() {
 
 #[tokio::test]
 async fn body_idle_timeout_answers_408() {
-    let server =
-        TestServer::start(Config::new().body_idle_timeout(Duration::from_millis(200))).await;
+    let server = TestServer::start(Config {
+        body_idle_timeout: Duration::from_millis(200),
+        ..Config::default()
+    })
+    .await;
     let mut c = server.connect().await;
     c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")
         .await;
@@ -393,7 +408,7 @@ async fn body_idle_timeout_answers_408() {
 
 #[tokio::test]
 async fn streamed_bodies_use_chunked_encoding() {
-    let server = TestServer::start(Config::new()).await;
+    let server = TestServer::start(Config::default()).await;
     let mut c = server.connect().await;
     c.send(b"GET /stream HTTP/1.1\r\nHost: t\r\n\r\n").await;
     let r = c.read_response().await;
@@ -421,7 +436,7 @@ async fn streamed_bodies_use_chunked_encoding() {
 
 #[tokio::test]
 async fn closing_a_stream_tells_the_producer() {
-    let server = TestServer::start(Config::new()).await;
+    let server = TestServer::start(Config::default()).await;
     let mut c = server.connect().await;
     c.send(b"GET /forever HTTP/1.1\r\nHost: t\r\n\r\n").await;
     let first = c.read_exact_raw(20).await;
@@ -438,7 +453,7 @@ async fn closing_a_stream_tells_the_producer() {
 
 #[tokio::test]
 async fn large_bodies_are_written_whole() {
-    let server = TestServer::start(Config::new()).await;
+    let server = TestServer::start(Config::default()).await;
     let mut c = server.connect().await;
     c.send(b"GET /big HTTP/1.1\r\nHost: t\r\n\r\nGET /health HTTP/1.1\r\nHost: t\r\n\r\n")
         .await;
@@ -451,7 +466,7 @@ async fn large_bodies_are_written_whole() {
 
 #[tokio::test]
 async fn upgrade_hands_over_socket_and_read_ahead() {
-    let server = TestServer::start(Config::new()).await;
+    let server = TestServer::start(Config::default()).await;
     let mut c = server.connect().await;
     c.send(b"GET /upgrade HTTP/1.1\r\nHost: t\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\nearly bytes|").await;
     let r = c.read_response().await;
@@ -470,7 +485,7 @@ async fn upgrade_hands_over_socket_and_read_ahead() {
 
 #[tokio::test]
 async fn shutdown_lets_a_request_in_flight_finish() {
-    let mut server = TestServer::start(Config::new()).await;
+    let mut server = TestServer::start(Config::default()).await;
     let addr = server.addr;
     let mut busy = server.connect().await;
     let mut idle = server.connect().await;
@@ -496,8 +511,11 @@ async fn shutdown_lets_a_request_in_flight_finish() {
 
 #[tokio::test]
 async fn shutdown_gives_up_after_its_timeout() {
-    let mut server =
-        TestServer::start(Config::new().shutdown_timeout(Duration::from_millis(200))).await;
+    let mut server = TestServer::start(Config {
+        shutdown_timeout: Duration::from_millis(200),
+        ..Config::default()
+    })
+    .await;
     let mut c = server.connect().await;
     c.send(b"GET /slow?ms=30000 HTTP/1.1\r\nHost: t\r\n\r\n")
         .await;
@@ -515,7 +533,7 @@ async fn shutdown_gives_up_after_its_timeout() {
 
 #[tokio::test]
 async fn a_panicking_handler_gets_a_500_and_the_server_goes_on() {
-    let server = TestServer::start(Config::new()).await;
+    let server = TestServer::start(Config::default()).await;
     let mut c = server.connect().await;
     c.send(b"GET /panic HTTP/1.1\r\nHost: t\r\n\r\n").await;
     let r = c.read_response().await;

@@ -110,7 +110,7 @@ fn method_of(raw: &[u8]) -> String {
 async fn request_corpus() {
     let cases = load();
     assert!(cases.len() >= 80, "corpus has only {} cases", cases.len());
-    let server = TestServer::start(Config::new()).await;
+    let server = TestServer::start(Config::default()).await;
     let mut failures = Vec::new();
     for case in &cases {
         let mut c = server.connect().await;

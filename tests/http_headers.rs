@@ -2,7 +2,8 @@
 
 mod support;
 
-use snowflake_mcp::Config;
+use snowflake_mcp::http::{Cors, Router};
+use snowflake_mcp::{Config, Server};
 use support::TestServer;
 
 async fn ask(server: &TestServer, request: &str) -> support::Resp {
@@ -12,13 +13,20 @@ async fn ask(server: &TestServer, request: &str) -> support::Resp {
 }
 
 fn config() -> Config {
-    Config::new()
-        .security_headers(Some(std::time::Duration::from_secs(31_536_000)))
-        .cors(vec!["https://app.example".into()])
-        .cors_headers(
-            snowflake_mcp::transport::MCP_CORS_ALLOW_HEADERS,
-            snowflake_mcp::transport::MCP_CORS_EXPOSE_HEADERS,
-        )
+    let cors = Cors {
+        allow_headers: format!(
+            "Content-Type, Authorization, {}",
+            snowflake_mcp::transport::MCP_CORS_ALLOW_HEADERS
+        ),
+        expose_headers: snowflake_mcp::transport::MCP_CORS_EXPOSE_HEADERS.into(),
+        ..Cors::origins(vec!["https://app.example".into()])
+    };
+    Config {
+        security_headers: true,
+        hsts_max_age: Some(std::time::Duration::from_secs(31_536_000)),
+        cors: Some(cors),
+        ..Config::default()
+    }
 }
 
 #[tokio::test]
@@ -115,13 +123,22 @@ async fn allowed_origins_get_cors_headers_and_others_do_not() {
     server.shutdown().await;
 }
 
-#[test]
-fn bad_header_values_are_refused() {
-    assert!(Config::new().response_header("X-Ok", "fine").is_ok());
-    assert!(
-        Config::new()
-            .response_header("X-Bad", "a\r\nInjected: yes")
-            .is_err()
-    );
-    assert!(Config::new().response_header("Bad Name", "v").is_err());
+#[tokio::test]
+async fn bad_header_values_are_refused() {
+    let with = |name: &str, value: &str| Config {
+        port: 0,
+        response_headers: vec![(name.into(), value.into())],
+        ..Config::default()
+    };
+    let bind = |config| Server::bind(config, Router::new());
+    assert!(bind(with("X-Ok", "fine")).await.is_ok());
+    for (name, value) in [("X-Bad", "a\r\nInjected: yes"), ("Bad Name", "v")] {
+        match bind(with(name, value)).await {
+            Err(snowflake_mcp::Error::Config { setting, why }) => {
+                assert_eq!(setting, "response_headers");
+                assert!(why.starts_with(name), "{why}");
+            }
+            other => panic!("{name:?}: {other:?}"),
+        }
+    }
 }

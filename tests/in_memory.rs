@@ -50,7 +50,7 @@ fn start() -> (Streams, Serving) {
     let ws = WebSocketMcp::new(server);
     let router = ws.routes(http.routes(Router::new(), "/mcp"), "/ws");
     let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let server = Server::from_listener(rx, Config::new(), router);
+    let server = Server::from_listener(rx, Config::default(), router).expect("valid settings");
     let task = tokio::spawn(server.serve(std::future::pending()));
     (tx, task)
 }

@@ -176,7 +176,10 @@ async fn two_hundred_clients_half_http_half_websocket() {
         .streamable_http("/mcp")
         .websocket("/ws")
         .ops()
-        .config(Config::new().port(0))
+        .config(Config {
+            port: 0,
+            ..Config::default()
+        })
         .build()
         .bind()
         .await

@@ -46,7 +46,15 @@ async fn start_with(
         .build();
     let endpoint = StreamableHttp::with_config(server.clone(), config);
     let router = endpoint.routes(Router::new(), "/mcp");
-    let http = Server::bind(Config::new().port(0), router).await.unwrap();
+    let http = Server::bind(
+        Config {
+            port: 0,
+            ..Config::default()
+        },
+        router,
+    )
+    .await
+    .unwrap();
     let addr = http.local_addr();
     tokio::spawn(http.serve(std::future::pending()));
     (addr, endpoint, server)
@@ -293,7 +301,10 @@ async fn sessions_expire_and_are_bounded() {
     let server = snowflake_mcp::Service::new(McpServer::builder("http-test", "0"))
         .streamable_http_with("/mcp", config)
         .ops()
-        .config(Config::new().port(0))
+        .config(Config {
+            port: 0,
+            ..Config::default()
+        })
         .build()
         .bind()
         .await

@@ -70,9 +70,11 @@ async fn start(config: WsConfig) -> Running {
     let endpoint = WebSocketMcp::with_config(mcp_server(), config);
     let router = endpoint.routes(Router::new(), "/ws");
     let server = Server::bind(
-        Config::new()
-            .port(0)
-            .shutdown_timeout(Duration::from_secs(5)),
+        Config {
+            port: 0,
+            shutdown_timeout: Duration::from_secs(5),
+            ..Config::default()
+        },
         router,
     )
     .await
@@ -464,9 +466,15 @@ async fn closing_the_socket_cancels_its_calls() {
 async fn server_notifications_reach_the_socket() {
     let server_state = mcp_server();
     let endpoint = WebSocketMcp::new(server_state.clone());
-    let http = Server::bind(Config::new().port(0), endpoint.routes(Router::new(), "/ws"))
-        .await
-        .expect("bind");
+    let http = Server::bind(
+        Config {
+            port: 0,
+            ..Config::default()
+        },
+        endpoint.routes(Router::new(), "/ws"),
+    )
+    .await
+    .expect("bind");
     let addr = http.local_addr();
     tokio::spawn(http.serve(std::future::pending()));
     let mut ws = connect(addr).await;
@@ -494,7 +502,10 @@ async fn the_connection_manager_sees_every_transport() {
         .streamable_http("/mcp")
         .websocket("/ws")
         .ops()
-        .config(Config::new().port(0))
+        .config(Config {
+            port: 0,
+            ..Config::default()
+        })
         .build()
         .bind()
         .await

@@ -16,8 +16,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use snowflake_mcp::Config;
-use snowflake_mcp::config;
 use snowflake_mcp::guard::auth::Auth;
+use snowflake_mcp::http::Cors;
 use snowflake_mcp::pool::PoolConfig;
 use snowflake_mcp::requests::RequestsConfig;
 use snowflake_mcp::tools::ToolsConfig;
@@ -95,7 +95,7 @@ fn serving_specs() -> Vec<Spec> {
             "--host",
             "MCP_HTTP_HOST",
             "IP",
-            config::DEFAULT_HOST.to_string(),
+            Config::default().host.to_string(),
             "address to listen on",
         ),
         s(
@@ -103,7 +103,7 @@ fn serving_specs() -> Vec<Spec> {
             "--port",
             "MCP_HTTP_PORT",
             "N",
-            config::DEFAULT_PORT.to_string(),
+            Config::default().port.to_string(),
             "port to listen on, 0 for any free port",
         ),
         s(
@@ -226,7 +226,7 @@ fn limit_specs() -> Vec<Spec> {
             "--max-connections",
             "MCP_MAX_CONNECTIONS",
             "N",
-            config::DEFAULT_MAX_CONNECTIONS.to_string(),
+            Config::default().max_connections.to_string(),
             "connections served at once (503 past it)",
         ),
         s(
@@ -234,7 +234,7 @@ fn limit_specs() -> Vec<Spec> {
             "--max-body-bytes",
             "MCP_MAX_BODY_BYTES",
             "BYTES",
-            config::DEFAULT_MAX_BODY_BYTES.to_string(),
+            Config::default().max_body_bytes.to_string(),
             "largest request body (413 past it)",
         ),
         s(
@@ -242,7 +242,7 @@ fn limit_specs() -> Vec<Spec> {
             "--head-timeout",
             "MCP_HEAD_TIMEOUT",
             "DURATION",
-            d(config::DEFAULT_HEAD_TIMEOUT),
+            d(Config::default().head_timeout),
             "time to receive a request head (408 past it)",
         ),
         s(
@@ -250,7 +250,7 @@ fn limit_specs() -> Vec<Spec> {
             "--keep-alive-timeout",
             "MCP_KEEP_ALIVE_TIMEOUT",
             "DURATION",
-            d(config::DEFAULT_KEEP_ALIVE_TIMEOUT),
+            d(Config::default().keep_alive_timeout),
             "idle keep-alive connections close after this",
         ),
         s(
@@ -258,7 +258,7 @@ fn limit_specs() -> Vec<Spec> {
             "--write-timeout",
             "MCP_WRITE_TIMEOUT",
             "DURATION",
-            d(config::DEFAULT_WRITE_TIMEOUT),
+            d(Config::default().write_timeout),
             "a client not reading for this long is dropped",
         ),
         s(
@@ -266,7 +266,7 @@ fn limit_specs() -> Vec<Spec> {
             "--shutdown-timeout",
             "MCP_SHUTDOWN_TIMEOUT",
             "DURATION",
-            d(config::DEFAULT_SHUTDOWN_TIMEOUT),
+            d(Config::default().shutdown_timeout),
             "on SIGINT/SIGTERM, how long requests in flight may finish; past it they are cancelled with an error (a second signal exits at once)",
         ),
         s(
@@ -678,7 +678,7 @@ impl Settings {
 impl Given {
     /// The address to listen on.
     fn host(&self) -> Result<IpAddr, String> {
-        self.get("host", config::DEFAULT_HOST, |v| {
+        self.get("host", Config::default().host, |v| {
             v.parse::<IpAddr>()
                 .map_err(|_| format!("{v:?} is not an IP address"))
         })
@@ -686,7 +686,7 @@ impl Given {
 
     /// The HTTP server's configuration: address, limits, timeouts, headers, CORS.
     fn http_config(&self, cors_origins: &[String]) -> Result<Config, String> {
-        let port = self.get("port", config::DEFAULT_PORT, |v| {
+        let port = self.get("port", Config::default().port, |v| {
             v.parse::<u16>()
                 .map_err(|_| format!("{v:?} is not a port number (0-65535)"))
         })?;
@@ -699,21 +699,23 @@ impl Given {
         })?;
         let count = |key: &str, default: usize| self.count(key, default);
         let duration = |key: &str, default: Duration| self.duration(key, default);
-        let shutdown_timeout = duration("shutdown_timeout", config::DEFAULT_SHUTDOWN_TIMEOUT)?;
-        Ok(Config::new()
-            .host(self.host()?)
-            .port(port)
-            .max_connections(count("max_connections", config::DEFAULT_MAX_CONNECTIONS)?)
-            .max_body_bytes(count("max_body_bytes", config::DEFAULT_MAX_BODY_BYTES)?)
-            .head_timeout(duration("head_timeout", config::DEFAULT_HEAD_TIMEOUT)?)
-            .keep_alive_timeout(duration(
+        Ok(Config {
+            host: self.host()?,
+            port,
+            max_connections: count("max_connections", Config::default().max_connections)?,
+            max_body_bytes: count("max_body_bytes", Config::default().max_body_bytes)?,
+            head_timeout: duration("head_timeout", Config::default().head_timeout)?,
+            keep_alive_timeout: duration(
                 "keep_alive_timeout",
-                config::DEFAULT_KEEP_ALIVE_TIMEOUT,
-            )?)
-            .write_timeout(duration("write_timeout", config::DEFAULT_WRITE_TIMEOUT)?)
-            .shutdown_timeout(shutdown_timeout)
-            .security_headers(hsts)
-            .cors(cors_origins.to_vec()))
+                Config::default().keep_alive_timeout,
+            )?,
+            write_timeout: duration("write_timeout", Config::default().write_timeout)?,
+            shutdown_timeout: duration("shutdown_timeout", Config::default().shutdown_timeout)?,
+            security_headers: true,
+            hsts_max_age: hsts,
+            cors: (!cors_origins.is_empty()).then(|| Cors::origins(cors_origins.to_vec())),
+            ..Config::default()
+        })
     }
 
     /// A positive whole number.

@@ -1,7 +1,7 @@
 //! Server configuration: every limit and timeout, with its default.
 //!
-//! The library never reads the environment or files by itself; a host builds
-//! a [`Config`] and passes it to [`crate::Server::bind`].
+//! The library never reads the environment or files by itself; a host fills
+//! in a [`Config`] and passes it to [`crate::Server::bind`] (or the service).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -9,54 +9,91 @@ use std::time::Duration;
 use crate::http::head::HeadLimits;
 
 /// Address the server binds to. Default: 127.0.0.1 (loopback only).
-pub const DEFAULT_HOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+pub(crate) const DEFAULT_HOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 /// Port the server binds to. Default: 8000.
-pub const DEFAULT_PORT: u16 = 8000;
+pub(crate) const DEFAULT_PORT: u16 = 8000;
 /// Most bytes of request body (after chunked decoding); past it: 413. Default: 4 MiB.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// Most connections served at once; past it: 503 and close. Default: 1024.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// Deadline for a whole request head, from its first byte; past it: 408 and close. Default: 10 s.
 ///
 /// It is one deadline, not a per-read timeout, so a client that trickles a
 /// byte at a time (slowloris) is cut off all the same.
-pub const DEFAULT_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest wait for the next bytes of a request body; past it: 408 and close. Default: 30 s.
 pub(crate) const DEFAULT_BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest an idle keep-alive connection is kept open between requests. Default: 75 s.
-pub const DEFAULT_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(75);
+pub(crate) const DEFAULT_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(75);
 /// Longest a write to a client may make no progress before the connection is closed. Default: 30 s.
-pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest a graceful shutdown waits for requests in flight before closing them. Default: 30 s.
-pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Everything a [`crate::Server`] needs to know, built with setters.
+/// Everything a [`crate::Server`] needs to know: a plain struct, like every
+/// settings type of the crate; fill in what differs from the defaults.
 ///
 /// ```
 /// use std::time::Duration;
 /// use snowflake_mcp::Config;
 ///
-/// let config = Config::new()
-///     .port(0)
-///     .max_body_bytes(1 << 20)
-///     .head_timeout(Duration::from_secs(5));
-/// assert_eq!(config, Config::new().port(0).max_body_bytes(1 << 20).head_timeout(Duration::from_secs(5)));
+/// let config = Config {
+///     port: 0,
+///     max_body_bytes: 1 << 20,
+///     head_timeout: Duration::from_secs(5),
+///     ..Config::default()
+/// };
+/// assert_eq!(config.addr().ip().to_string(), "127.0.0.1");
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
-    pub(crate) addr: SocketAddr,
-    pub(crate) head: HeadLimits,
-    pub(crate) max_body_bytes: usize,
-    pub(crate) max_connections: usize,
-    pub(crate) head_timeout: Duration,
-    pub(crate) body_idle_timeout: Duration,
-    pub(crate) keep_alive_timeout: Duration,
-    pub(crate) write_timeout: Duration,
-    pub(crate) shutdown_timeout: Duration,
-    /// Header lines added to every response, encoded (`name: value\r\n`).
-    pub(crate) response_headers: bytes::Bytes,
-    /// Cross-origin settings; `None`: no CORS headers at all.
-    pub(crate) cors: Option<std::sync::Arc<Cors>>,
+    /// Address to bind. Default: 127.0.0.1 (loopback only).
+    pub host: IpAddr,
+    /// Port to bind (0 picks a free one). Default: 8000.
+    pub port: u16,
+    /// Most bytes of a request head; past it: 431. Default: 16 KiB (at least 64).
+    pub max_head_bytes: usize,
+    /// Most header fields of a request; past it: 431. Default: 100 (at most 256).
+    pub max_headers: usize,
+    /// Longest request-target; past it: 414. Default: 8 KiB.
+    pub max_target_bytes: usize,
+    /// Most bytes of request body (after chunked decoding); past it: 413. Default: 4 MiB.
+    pub max_body_bytes: usize,
+    /// Most connections served at once; past it: 503 and close. Default: 1024.
+    pub max_connections: usize,
+    /// Deadline for a whole request head, from its first byte; past it: 408
+    /// and close. Default: 10 s. One deadline, not a per-read timeout, so a
+    /// client that trickles a byte at a time (slowloris) is cut off all the same.
+    pub head_timeout: Duration,
+    /// Longest wait for the next bytes of a request body; past it: 408 and close. Default: 30 s.
+    pub body_idle_timeout: Duration,
+    /// Longest an idle keep-alive connection is kept open between requests. Default: 75 s.
+    pub keep_alive_timeout: Duration,
+    /// Longest a write to a client may make no progress before the
+    /// connection is closed. Default: 30 s.
+    pub write_timeout: Duration,
+    /// Longest a graceful shutdown waits for requests in flight before
+    /// closing them. Default: 30 s.
+    pub shutdown_timeout: Duration,
+    /// Headers added to every response (the HTTP layer's own error answers
+    /// included), as (name, value). Checked like
+    /// [`crate::http::Response::try_header`] when the server is made: a bad
+    /// one is [`crate::Error::Config`]. Default: none.
+    pub response_headers: Vec<(String, String)>,
+    /// Adds `X-Content-Type-Options: nosniff`, `X-Frame-Options: DENY`,
+    /// `Referrer-Policy: no-referrer`, a `Content-Security-Policy` that
+    /// allows nothing and `Cache-Control: no-store` to every response.
+    /// Default: false.
+    pub security_headers: bool,
+    /// Sends `Strict-Transport-Security` with this `max-age` (for
+    /// deployments behind a TLS terminator). Default: none.
+    pub hsts_max_age: Option<Duration>,
+    /// Which browser origins may call the server: their requests get
+    /// `Access-Control-Allow-Origin` (with `Vary: Origin`, and
+    /// `Access-Control-Expose-Headers` when some are set), and their
+    /// preflight `OPTIONS` gets 204 with the allowed methods and headers and
+    /// a `Max-Age`. Other origins get no CORS headers. Default: none.
+    pub cors: Option<Cors>,
 }
 
 /// Cross-origin resource sharing: which browser origins may call the server.
@@ -67,8 +104,7 @@ pub struct Cors {
     /// How long browsers may cache a preflight answer, in seconds. Default: 600.
     pub max_age_secs: u32,
     /// Request headers a preflight may ask to send. Default:
-    /// `"Content-Type, Authorization"`; the protocol on top adds its own (see
-    /// [`Config::cors_headers`]).
+    /// `"Content-Type, Authorization"`; the MCP service adds its own.
     pub allow_headers: String,
     /// Response headers browsers may show to the page (none by default).
     pub expose_headers: String,
@@ -94,8 +130,11 @@ pub(crate) const SECURITY_HEADERS: [(&str, &str); 5] = [
 impl Default for Config {
     fn default() -> Self {
         Config {
-            addr: SocketAddr::new(DEFAULT_HOST, DEFAULT_PORT),
-            head: HeadLimits::default(),
+            host: DEFAULT_HOST,
+            port: DEFAULT_PORT,
+            max_head_bytes: HeadLimits::default().max_head_bytes,
+            max_headers: HeadLimits::default().max_headers,
+            max_target_bytes: HeadLimits::default().max_target_bytes,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             head_timeout: DEFAULT_HEAD_TIMEOUT,
@@ -103,169 +142,97 @@ impl Default for Config {
             keep_alive_timeout: DEFAULT_KEEP_ALIVE_TIMEOUT,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
-            response_headers: bytes::Bytes::new(),
+            response_headers: Vec::new(),
+            security_headers: false,
+            hsts_max_age: None,
             cors: None,
         }
     }
 }
 
+impl Default for Cors {
+    fn default() -> Self {
+        Cors {
+            origins: Vec::new(),
+            max_age_secs: 600,
+            allow_headers: CORS_ALLOW_HEADERS.to_owned(),
+            expose_headers: String::new(),
+        }
+    }
+}
+
+impl Cors {
+    /// These origins, with the default headers and `Max-Age`.
+    pub fn origins(origins: Vec<String>) -> Cors {
+        Cors {
+            origins,
+            ..Cors::default()
+        }
+    }
+}
+
 impl Config {
-    /// The defaults: 127.0.0.1:8000 and every `DEFAULT_*` limit of this module.
-    pub fn new() -> Self {
-        Config::default()
+    /// The address to bind: [`Config::host`] and [`Config::port`].
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::new(self.host, self.port)
     }
 
-    /// Sets the address to bind. Default: 127.0.0.1:8000.
-    pub fn addr(mut self, addr: SocketAddr) -> Self {
-        self.addr = addr;
-        self
-    }
-
-    /// Sets the IP address to bind, keeping the port. Default: [`DEFAULT_HOST`].
-    pub fn host(mut self, host: IpAddr) -> Self {
-        self.addr.set_ip(host);
-        self
-    }
-
-    /// Sets the port to bind (0 picks a free one), keeping the host. Default: [`DEFAULT_PORT`].
-    pub fn port(mut self, port: u16) -> Self {
-        self.addr.set_port(port);
-        self
-    }
-
-    /// Sets the request head limit. Default: 16 KiB.
-    pub fn max_head_bytes(mut self, bytes: usize) -> Self {
-        self.head.max_head_bytes = bytes.max(64);
-        self
-    }
-
-    /// Sets the header count limit, at most 256 (`http::head::MAX_HEADERS_CAP`).
-    /// Default: 100.
-    pub fn max_headers(mut self, count: usize) -> Self {
-        self.head.max_headers = count.min(crate::http::head::MAX_HEADERS_CAP);
-        self
-    }
-
-    /// Sets the request-target length limit. Default: 8 KiB.
-    pub fn max_target_bytes(mut self, bytes: usize) -> Self {
-        self.head.max_target_bytes = bytes.max(1);
-        self
-    }
-
-    /// Sets the request body limit. Default: [`DEFAULT_MAX_BODY_BYTES`].
-    pub fn max_body_bytes(mut self, bytes: usize) -> Self {
-        self.max_body_bytes = bytes;
-        self
-    }
-
-    /// Sets the concurrent connection limit. Default: [`DEFAULT_MAX_CONNECTIONS`].
-    pub fn max_connections(mut self, count: usize) -> Self {
-        self.max_connections = count.max(1);
-        self
-    }
-
-    /// Sets the request head deadline. Default: [`DEFAULT_HEAD_TIMEOUT`].
-    pub fn head_timeout(mut self, timeout: Duration) -> Self {
-        self.head_timeout = timeout;
-        self
-    }
-
-    /// Sets the body read idle timeout. Default: 30 s.
-    pub fn body_idle_timeout(mut self, timeout: Duration) -> Self {
-        self.body_idle_timeout = timeout;
-        self
-    }
-
-    /// Sets the keep-alive idle timeout. Default: [`DEFAULT_KEEP_ALIVE_TIMEOUT`].
-    pub fn keep_alive_timeout(mut self, timeout: Duration) -> Self {
-        self.keep_alive_timeout = timeout;
-        self
-    }
-
-    /// Sets the write progress timeout. Default: [`DEFAULT_WRITE_TIMEOUT`].
-    pub fn write_timeout(mut self, timeout: Duration) -> Self {
-        self.write_timeout = timeout;
-        self
-    }
-
-    /// Sets how long a graceful shutdown waits. Default: [`DEFAULT_SHUTDOWN_TIMEOUT`].
-    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
-        self.shutdown_timeout = timeout;
-        self
-    }
-
-    /// Adds a header to every response (error answers of the HTTP layer
-    /// included). Names and values are checked like [`crate::http::Response::try_header`].
-    pub fn response_header(
-        mut self,
-        name: &str,
-        value: &str,
-    ) -> Result<Self, crate::http::InvalidHeader> {
-        crate::http::check_header(name, value.as_bytes())?;
-        let mut lines = self.response_headers.to_vec();
-        lines.extend_from_slice(name.as_bytes());
-        lines.extend_from_slice(b": ");
-        lines.extend_from_slice(value.as_bytes());
-        lines.extend_from_slice(b"\r\n");
-        self.response_headers = lines.into();
-        Ok(self)
-    }
-
-    /// Adds `X-Content-Type-Options: nosniff`, `X-Frame-Options: DENY`,
-    /// `Referrer-Policy: no-referrer`, a `Content-Security-Policy` that
-    /// allows nothing and `Cache-Control: no-store` to every response, and
-    /// `Strict-Transport-Security` when `hsts_max_age` is given (for
-    /// deployments behind a TLS terminator). Default: none.
-    pub fn security_headers(self, hsts_max_age: Option<Duration>) -> Self {
-        let mut config = self;
-        for (name, value) in SECURITY_HEADERS {
-            config = match config.response_header(name, value) {
-                Ok(c) => c,
-                Err(_) => unreachable!("the security headers are valid"),
-            };
+    /// What the engine reads on every request, worked out once: the head
+    /// limits (clamped to what the parser allows), the response header
+    /// lines encoded, CORS shared. A bad response header is refused.
+    pub(crate) fn prepare(&self) -> Result<Prepared, crate::Error> {
+        let mut headers: Vec<(&str, String)> = Vec::new();
+        if self.security_headers {
+            headers.extend(SECURITY_HEADERS.iter().map(|(n, v)| (*n, (*v).to_owned())));
         }
-        if let Some(age) = hsts_max_age {
-            let value = format!("max-age={}", age.as_secs());
-            config = match config.response_header("Strict-Transport-Security", &value) {
-                Ok(c) => c,
-                Err(_) => unreachable!("a number is a valid header value"),
-            };
+        if let Some(age) = self.hsts_max_age {
+            headers.push((
+                "Strict-Transport-Security",
+                format!("max-age={}", age.as_secs()),
+            ));
         }
-        config
-    }
-
-    /// Allows these browser origins: their requests get
-    /// `Access-Control-Allow-Origin` (with `Vary: Origin`, and
-    /// `Access-Control-Expose-Headers` when some are set), and their
-    /// preflight `OPTIONS` gets 204 with the allowed methods and headers and
-    /// a `Max-Age`. Other origins get no CORS headers. Default: no origins.
-    pub fn cors(mut self, origins: Vec<String>) -> Self {
-        let (allow_headers, expose_headers) = match &self.cors {
-            Some(c) => (c.allow_headers.clone(), c.expose_headers.clone()),
-            None => (CORS_ALLOW_HEADERS.to_owned(), String::new()),
-        };
-        self.cors = (!origins.is_empty()).then(|| {
-            std::sync::Arc::new(Cors {
-                origins,
-                max_age_secs: 600,
-                allow_headers,
-                expose_headers,
-            })
-        });
-        self
-    }
-
-    /// Sets the request headers a CORS preflight may ask for (beyond
-    /// `"Content-Type, Authorization"`) and the response headers browsers may show:
-    /// the protocol served decides (MCP's transports name theirs). No effect
-    /// without allowed origins ([`Config::cors`]).
-    pub fn cors_headers(mut self, allow: &str, expose: &str) -> Self {
-        if let Some(c) = &self.cors {
-            let mut cors = Cors::clone(c);
-            cors.allow_headers = format!("{CORS_ALLOW_HEADERS}, {allow}");
-            cors.expose_headers = expose.to_owned();
-            self.cors = Some(std::sync::Arc::new(cors));
+        headers.extend(
+            self.response_headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.clone())),
+        );
+        let mut lines = Vec::new();
+        for (name, value) in headers {
+            crate::http::check_header(name, value.as_bytes()).map_err(|e| {
+                crate::Error::Config {
+                    setting: "response_headers",
+                    why: format!("{name}: {e}"),
+                }
+            })?;
+            lines.extend_from_slice(name.as_bytes());
+            lines.extend_from_slice(b": ");
+            lines.extend_from_slice(value.as_bytes());
+            lines.extend_from_slice(b"\r\n");
         }
-        self
+        Ok(Prepared {
+            head: HeadLimits {
+                max_head_bytes: self.max_head_bytes.max(64),
+                max_headers: self.max_headers.min(crate::http::head::MAX_HEADERS_CAP),
+                max_target_bytes: self.max_target_bytes.max(1),
+            },
+            max_connections: self.max_connections.max(1),
+            response_headers: lines.into(),
+            cors: self
+                .cors
+                .clone()
+                .filter(|c| !c.origins.is_empty())
+                .map(std::sync::Arc::new),
+        })
     }
+}
+
+/// A [`Config`] as the engine reads it on every request.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    pub(crate) head: HeadLimits,
+    pub(crate) max_connections: usize,
+    /// Header lines added to every response, encoded (`name: value\r\n`).
+    pub(crate) response_headers: bytes::Bytes,
+    /// Cross-origin settings; `None`: no CORS headers at all.
+    pub(crate) cors: Option<std::sync::Arc<Cors>>,
 }

@@ -152,7 +152,7 @@ impl<S: Io> Conn<S> {
     /// answers for an `OPTIONS` that asks for a method).
     fn prepare_cors(&mut self, head: &Head) {
         self.cors.clear();
-        let Some(cors) = self.shared.config.cors.as_deref() else {
+        let Some(cors) = self.shared.prepared.cors.as_deref() else {
             return;
         };
         let buf = &self.rbuf[self.start..self.start + head.len];
@@ -339,7 +339,7 @@ impl<S: Io> Conn<S> {
         conn: ConnHeader,
     ) {
         self.shared.stats.response(status);
-        let headers = headers.with(&self.shared.config.response_headers, &self.cors);
+        let headers = headers.with(&self.shared.prepared.response_headers, &self.cors);
         write_head(&mut self.wbuf, status, headers, framing, conn);
     }
 

@@ -29,6 +29,7 @@ pub(crate) mod sse;
 pub(crate) mod stats;
 mod upgrade;
 
+pub use config::Cors;
 pub use head::{Method, Version};
 pub use io::{BoxedIo, Io};
 pub use request::Request;

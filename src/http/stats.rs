@@ -9,6 +9,8 @@ use super::router::Router;
 /// What every connection task shares.
 pub(crate) struct Shared {
     pub(crate) config: Config,
+    /// What the engine reads of `config` on every request, worked out once.
+    pub(crate) prepared: crate::http::config::Prepared,
     pub(crate) router: Router,
     pub(crate) stats: Stats,
 }

@@ -13,8 +13,8 @@ use crate::mcp::{Dispatched, McpServer, Peer, Session};
 
 pub(crate) use crate::guard::error_response;
 
-/// Request headers MCP clients send that a CORS preflight must allow (see
-/// [`crate::Config::cors_headers`]).
+/// Request headers MCP clients send that a CORS preflight must allow (the
+/// service adds them to [`crate::http::Cors::allow_headers`]).
 pub const MCP_CORS_ALLOW_HEADERS: &str =
     "Mcp-Session-Id, MCP-Protocol-Version, Mcp-Method, Mcp-Name, Last-Event-ID";
 

@@ -59,7 +59,8 @@ pub struct TestServer {
 impl TestServer {
     pub async fn start(config: Config) -> TestServer {
         let stream_closed = Arc::new(AtomicBool::new(false));
-        let server = Server::bind(config.port(0), router(Arc::clone(&stream_closed)))
+        let config = Config { port: 0, ..config };
+        let server = Server::bind(config, router(Arc::clone(&stream_closed)))
             .await
             .expect("bind");
         let addr = server.local_addr();

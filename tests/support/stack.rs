@@ -25,7 +25,12 @@ pub async fn serve(
         .streamable_http("/mcp")
         .ops()
         .db_check(Duration::from_secs(2), ttl)
-        .config(Config::new().port(0).security_headers(None))
+        .config(Config {
+            port: 0,
+            security_headers: true,
+            hsts_max_age: None,
+            ..Config::default()
+        })
         .build()
         .bind()
         .await

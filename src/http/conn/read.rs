@@ -6,7 +6,7 @@ use super::*;
 impl<S: Io> Conn<S> {
     pub(super) async fn read_head(&mut self) -> Result<Head, Stop> {
         let config = &self.shared.config;
-        let (limits, head_timeout) = (config.head, config.head_timeout);
+        let (limits, head_timeout) = (self.shared.prepared.head, config.head_timeout);
         let idle = if self.served == 0 {
             head_timeout
         } else {

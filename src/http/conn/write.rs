@@ -104,7 +104,7 @@ impl<S: Io> Conn<S> {
         if self.flush().await.is_err() {
             return Next::Close;
         }
-        let max_pending = self.shared.config.head.max_head_bytes;
+        let max_pending = self.shared.prepared.head.max_head_bytes;
         loop {
             // Pipelined bytes are kept for later, up to one head's worth.
             let can_read = self.rbuf.len() - self.start < max_pending;
