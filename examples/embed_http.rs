@@ -9,8 +9,7 @@
 
 use schemars::JsonSchema;
 use serde::Deserialize;
-use snowflake_mcp::mcp::{Context, McpServer, Tool, ToolOutput};
-use snowflake_mcp::{Config, Service};
+use snowflake_mcp::prelude::*;
 
 /// Whom to greet (the tool's input schema is derived from this type).
 #[derive(Deserialize, JsonSchema)]
@@ -24,7 +23,7 @@ async fn greet(_ctx: Context, args: Greet) -> ToolOutput {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), snowflake_mcp::Error> {
+async fn main() -> Result<(), Error> {
     let greet = Tool::derived("greet", "Greets someone by name.", greet);
     Service::new(McpServer::builder("my-host", "1.0").tool(greet))
         .streamable_http("/mcp")

@@ -100,3 +100,20 @@ pub use config::Config;
 pub use error::Error;
 pub use server::Server;
 pub use service::Service;
+
+/// What a host embedding the server usually needs, in one import:
+/// `use snowflake_mcp::prelude::*;`.
+pub mod prelude {
+    pub use crate::http::Cors;
+    pub use crate::mcp::{
+        Content, Context, McpServer, McpServerBuilder, Prompt, PromptMessage, PromptOutput,
+        Resource, ResourceContents, Tool, ToolOutput,
+    };
+    pub use crate::pool::PoolConfig;
+    pub use crate::requests::RequestsConfig;
+    pub use crate::tools::ToolsConfig;
+    pub use crate::transport::streamable_http::HttpMcpConfig;
+    pub use crate::transport::websocket::WsConfig;
+    pub use crate::warehouse::Warehouse;
+    pub use crate::{Config, Error, Server, Service};
+}

@@ -118,12 +118,17 @@ impl<'a> Envelope<'a> {
 
 /// Parses one message (not a batch).
 ///
+/// (The module is public with the `fuzzing` feature only; so is this example.)
+///
 /// ```
+/// # #[cfg(feature = "fuzzing")]
+/// # {
 /// use snowflake_mcp::jsonrpc::{parse, Message};
 ///
 /// let msg = parse(br#"{"jsonrpc":"2.0","id":7,"method":"ping"}"#).unwrap();
 /// let Message::Request(req) = msg else { panic!() };
 /// assert_eq!((req.id.raw(), &*req.method), ("7", "ping"));
+/// # }
 /// ```
 pub fn parse(bytes: &[u8]) -> Result<Message<'_>, ParseError<'_>> {
     parse_with(bytes, |_, _| {})
