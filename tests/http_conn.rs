@@ -25,6 +25,33 @@ async fn exact_bytes_for_a_simple_get() {
     server.shutdown().await;
 }
 
+/// Chunk extensions are held to RFC 9112 7.1.1 over a real socket: the
+/// malformed ones (no name, no value after `=`, an open quoted string) get
+/// 400 and a closed connection; well-formed ones are skipped.
+#[tokio::test]
+async fn malformed_chunk_extensions_are_refused() {
+    let server = TestServer::start(Config::default()).await;
+    let post = |ext: &str| {
+        format!(
+            "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n2{ext}\r\nhi\r\n0\r\n\r\n"
+        )
+    };
+    for ext in [";", ";=x", ";a=", ";a=\"unterminated", ";a b"] {
+        let mut c = server.connect().await;
+        c.send(post(ext).as_bytes()).await;
+        let r = c.read_response().await;
+        assert_eq!(r.status, 400, "{ext:?}: {}", r.body_str());
+        assert!(c.is_closed_within(Duration::from_secs(2)).await, "{ext:?}");
+    }
+    for ext in [";a", "; a = b ; c", ";a=\"x \\\" y\""] {
+        let mut c = server.connect().await;
+        c.send(post(ext).as_bytes()).await;
+        let r = c.read_response().await;
+        assert_eq!((r.status, r.body_str()), (200, "hi".to_owned()), "{ext:?}");
+    }
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn requests_split_at_every_byte_boundary() {
     let server = TestServer::start(Config::default()).await;

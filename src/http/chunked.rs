@@ -73,8 +73,23 @@ enum State {
     Size { digits: u8 },
     /// Whitespace after the size: only more whitespace or `;` may follow.
     SizeSpace,
-    /// Inside chunk extensions, up to the CR.
-    Extension,
+    /// After a `;`: optional whitespace, then an extension name (RFC 9112
+    /// 7.1.1: `BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ]`).
+    ExtStart,
+    /// In an extension name (a token).
+    ExtName,
+    /// Whitespace after a name: `=`, `;` or the end of the line may follow.
+    ExtAfterName,
+    /// After `=`: optional whitespace, then a token or a quoted string.
+    ExtValueStart,
+    /// In a token value.
+    ExtToken,
+    /// In a quoted-string value.
+    ExtQuoted,
+    /// After a backslash in a quoted string.
+    ExtQuotedPair,
+    /// After a value: whitespace, `;` or the end of the line.
+    ExtAfterValue,
     /// Saw the CR ending a size line.
     SizeLf,
     /// Copying chunk data; `self.remaining` bytes left.
@@ -180,13 +195,17 @@ impl ChunkedDecoder {
             State::Size { digits } => self.size_byte(digits, b)?,
             State::SizeSpace => match b {
                 b' ' | b'\t' => State::SizeSpace,
-                b';' => self.extension_byte(b)?,
+                b';' => self.extension_byte(State::ExtStart)?,
                 _ => return Err(ChunkedError::BadSize),
             },
-            State::Extension => match b {
-                b'\r' => State::SizeLf,
-                _ => self.extension_byte(b)?,
-            },
+            State::ExtStart
+            | State::ExtName
+            | State::ExtAfterName
+            | State::ExtValueStart
+            | State::ExtToken
+            | State::ExtQuoted
+            | State::ExtQuotedPair
+            | State::ExtAfterValue => self.extension_step(b)?,
             State::SizeLf => match b {
                 b'\n' => self.end_size_line()?,
                 _ => return Err(ChunkedError::BadLineEnding),
@@ -235,7 +254,7 @@ impl ChunkedDecoder {
             b'A'..=b'F' => b - b'A' + 10,
             _ if digits == 0 => return Err(ChunkedError::BadSize),
             b'\r' => return Ok(State::SizeLf),
-            b';' => return self.extension_byte(b),
+            b';' => return self.extension_byte(State::ExtStart),
             b' ' | b'\t' => return Ok(State::SizeSpace),
             _ => return Err(ChunkedError::BadSize),
         };
@@ -248,15 +267,49 @@ impl ChunkedDecoder {
         })
     }
 
-    fn extension_byte(&mut self, b: u8) -> Result<State, ChunkedError> {
-        if !matches!(b, b'\t' | b' '..=b'~' | 0x80..=0xff) {
-            return Err(ChunkedError::BadExtension);
-        }
+    /// One byte of the chunk extensions, held to RFC 9112 7.1.1: names are
+    /// tokens, values tokens or quoted strings, whitespace only around `;`
+    /// and `=`, and the line ends outside a quoted string.
+    fn extension_step(&mut self, b: u8) -> Result<State, ChunkedError> {
+        let ws = matches!(b, b' ' | b'\t');
+        let next = match (self.state, b) {
+            // The line may end after a name or a value, never inside one's
+            // syntax (`2;`, `2;a=`, an open quoted string).
+            (
+                State::ExtName | State::ExtAfterName | State::ExtToken | State::ExtAfterValue,
+                b'\r',
+            ) => {
+                return Ok(State::SizeLf);
+            }
+            (
+                State::ExtName | State::ExtAfterName | State::ExtToken | State::ExtAfterValue,
+                b';',
+            ) => State::ExtStart,
+            (State::ExtStart, _) if ws => State::ExtStart,
+            (State::ExtStart | State::ExtName, _) if is_token(b) => State::ExtName,
+            (State::ExtName | State::ExtAfterName, _) if ws => State::ExtAfterName,
+            (State::ExtName | State::ExtAfterName, b'=') => State::ExtValueStart,
+            (State::ExtValueStart, _) if ws => State::ExtValueStart,
+            (State::ExtValueStart, b'"') => State::ExtQuoted,
+            (State::ExtValueStart | State::ExtToken, _) if is_token(b) => State::ExtToken,
+            (State::ExtToken | State::ExtAfterValue, _) if ws => State::ExtAfterValue,
+            (State::ExtQuoted, b'"') => State::ExtAfterValue,
+            (State::ExtQuoted, b'\\') => State::ExtQuotedPair,
+            // qdtext: HTAB, SP, VCHAR but `"` and `\`, obs-text.
+            (State::ExtQuoted, b'\t' | b' '..=b'~' | 0x80..=0xff) => State::ExtQuoted,
+            (State::ExtQuotedPair, b'\t' | b' '..=b'~' | 0x80..=0xff) => State::ExtQuoted,
+            _ => return Err(ChunkedError::BadExtension),
+        };
+        self.extension_byte(next)
+    }
+
+    /// Counts one byte of the extensions against their budget.
+    fn extension_byte(&mut self, next: State) -> Result<State, ChunkedError> {
         self.extension_bytes += 1;
         if self.extension_bytes > MAX_EXTENSION_BYTES {
             return Err(ChunkedError::ExtensionsTooLarge);
         }
-        Ok(State::Extension)
+        Ok(next)
     }
 
     fn trailer_byte(&mut self, next: State) -> Result<State, ChunkedError> {
@@ -338,6 +391,13 @@ mod tests {
             (b"005\r\nhello\r\n0\r\n\r\n", b"hello"),
             (b"5;name=value\r\nhello\r\n0\r\n\r\n", b"hello"),
             (b"5 ;name\r\nhello\r\n0;x=\"q s\"\r\n\r\n", b"hello"),
+            // RFC 9112 7.1.1: whitespace around `;` and `=`, several
+            // extensions, quoted pairs and obs-text in quoted strings.
+            (
+                b"5 ; a = b ;c\t;d=\"x\\\"y\\\\\"\r\nhello\r\n0\r\n\r\n",
+                b"hello",
+            ),
+            (b"5;a=\"\xe9;=\"\r\nhello\r\n0;last\r\n\r\n", b"hello"),
             (b"5\r\nhello\r\n0\r\nX-Sum: abc\r\n\r\n", b"hello"),
             (b"5\r\nhello\r\n0\r\nA: 1\r\nB:\r\n\r\n", b"hello"),
         ];
@@ -377,6 +437,19 @@ mod tests {
             (b"5\r\nhello\r\r\n", ChunkedError::BadLineEnding),
             (b"5;a\x00\r\n", ChunkedError::BadExtension),
             (b"5;a\nb\r\n", ChunkedError::BadExtension),
+            // Not the grammar of RFC 9112 7.1.1 (llhttp's strict mode refuses
+            // them too): no name, an empty value, an unterminated quoted
+            // string, a name that is not a token, a value with a space in it,
+            // a control byte in a quoted string.
+            (b"2;\r\n", ChunkedError::BadExtension),
+            (b"2;=x\r\n", ChunkedError::BadExtension),
+            (b"2;a=\r\n", ChunkedError::BadExtension),
+            (b"2;a=\"unterminated\r\n", ChunkedError::BadExtension),
+            (b"2;a b\r\n", ChunkedError::BadExtension),
+            (b"2;a=b c\r\n", ChunkedError::BadExtension),
+            (b"2;a@b\r\n", ChunkedError::BadExtension),
+            (b"2;a=\"x\x01\"\r\n", ChunkedError::BadExtension),
+            (b"2;;a\r\n", ChunkedError::BadExtension),
             (b"0\r\n X: 1\r\n\r\n", ChunkedError::BadTrailer),
             (b"0\r\nX : 1\r\n\r\n", ChunkedError::BadTrailer),
             (b"0\r\nX\r\n\r\n", ChunkedError::BadTrailer),
