@@ -32,7 +32,7 @@ use settings::{Layered, Problem, Settings, Transport};
 
 /// Log lines on stderr (stdout may carry MCP), text or JSON, with the
 /// lines of crates that log secrets below `info` dropped whatever the
-/// filter says (see [`settings::SECRET_BEARING_TARGETS`]).
+/// filter says (the `reqwest` crates'; see `settings/logs.rs`).
 fn init_logs(json: bool, filter: tracing_subscriber::EnvFilter) {
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
