@@ -7,13 +7,13 @@ mod support;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
+use snowflake_mcp::Service;
 use snowflake_mcp::guard::auth::{Auth, Scope};
 use snowflake_mcp::mcp::McpServer;
 use snowflake_mcp::tools::ToolsConfig;
 use snowflake_mcp::tools::sql_guard::{SqlGuard, StatementKind};
 use snowflake_mcp::warehouse::Warehouse;
 use snowflake_mcp::warehouse::sqlite::{SqliteConfig, SqliteWarehouse};
-use snowflake_mcp::{Config, Service};
 use support::Client;
 
 const FULL: &str = "full-key-0123456789abcdef";
@@ -39,23 +39,15 @@ async fn serve() -> std::net::SocketAddr {
         guard,
         ..ToolsConfig::default()
     };
-    let server = Service::new(McpServer::builder("t", "0"))
-        .warehouse(warehouse, tools)
-        .streamable_http("/mcp")
-        .websocket("/ws")
-        .ops()
-        .keys(auth)
-        .config(Config {
-            port: 0,
-            ..Config::default()
-        })
-        .build()
-        .bind()
-        .await
-        .expect("bind");
-    let addr = server.local_addr();
-    tokio::spawn(server.serve(std::future::pending()));
-    addr
+    support::serve(
+        Service::new(McpServer::builder("t", "0"))
+            .warehouse(warehouse, tools)
+            .streamable_http("/mcp")
+            .websocket("/ws")
+            .ops()
+            .keys(auth),
+    )
+    .await
 }
 
 async fn post(
@@ -189,20 +181,13 @@ async fn rate_limits_answer_429_with_retry_after() {
     let warehouse: Arc<dyn Warehouse> = SqliteWarehouse::open(SqliteConfig::default())
         .await
         .expect("demo");
-    let server = Service::new(McpServer::builder("t", "0"))
-        .warehouse(warehouse, ToolsConfig::default())
-        .streamable_http("/mcp")
-        .rate_limit(0.5, 2)
-        .config(Config {
-            port: 0,
-            ..Config::default()
-        })
-        .build()
-        .bind()
-        .await
-        .expect("bind");
-    let addr = server.local_addr();
-    tokio::spawn(server.serve(std::future::pending()));
+    let addr = support::serve(
+        Service::new(McpServer::builder("t", "0"))
+            .warehouse(warehouse, ToolsConfig::default())
+            .streamable_http("/mcp")
+            .rate_limit(0.5, 2),
+    )
+    .await;
     assert_eq!(post(addr, None, None, INIT).await.status, 200);
     assert_eq!(post(addr, None, None, INIT).await.status, 200);
     let r = post(addr, None, None, INIT).await;

@@ -176,19 +176,30 @@ fn violations(files: &[(String, String)]) -> Vec<String> {
         }
     }
     // Cycles: a module that reaches itself.
-    for start in &modules {
+    for cycle in cycles(&edges) {
+        found.push(format!("cycle: {cycle}"));
+    }
+    found.sort();
+    found.dedup();
+    found
+}
+
+/// Every cycle of `edges` (between its keys: other names are ignored), as
+/// `a -> b -> a`, each reported once, from its smallest node.
+fn cycles(edges: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
+    let mut found = Vec::new();
+    for start in edges.keys() {
         let mut seen = BTreeSet::new();
         let mut stack: Vec<(&String, Vec<&String>)> = vec![(start, vec![start])];
         while let Some((at, path)) = stack.pop() {
             for next in edges.get(at).into_iter().flatten() {
-                if next == *start {
-                    let mut cycle: Vec<&str> = path.iter().map(|s| s.as_str()).collect();
-                    cycle.push(start);
-                    // Reported once, from its smallest module.
-                    if path.iter().all(|m| m >= start) {
-                        found.push(format!("cycle: {}", cycle.join(" -> ")));
+                if next == start {
+                    if path.iter().all(|m| *m >= start) {
+                        let mut cycle: Vec<&str> = path.iter().map(|s| s.as_str()).collect();
+                        cycle.push(start);
+                        found.push(cycle.join(" -> "));
                     }
-                } else if modules.contains(next) && seen.insert(next) {
+                } else if edges.contains_key(next) && seen.insert(next) {
                     let mut longer = path.clone();
                     longer.push(next);
                     stack.push((next, longer));
@@ -196,8 +207,6 @@ fn violations(files: &[(String, String)]) -> Vec<String> {
             }
         }
     }
-    found.sort();
-    found.dedup();
     found
 }
 
@@ -270,24 +279,8 @@ fn file_cycles(files: &[(String, String)]) -> Vec<String> {
         if dir.is_empty() {
             continue; // Top-level modules: `violations` reports those.
         }
-        for start in edges.keys() {
-            let mut seen = BTreeSet::new();
-            let mut stack: Vec<(&String, Vec<&String>)> = vec![(start, vec![start])];
-            while let Some((at, path)) = stack.pop() {
-                for next in edges.get(at).into_iter().flatten() {
-                    if next == start {
-                        if path.iter().all(|m| *m >= start) {
-                            let mut cycle: Vec<&str> = path.iter().map(|s| s.as_str()).collect();
-                            cycle.push(start);
-                            found.push(format!("cycle in {dir}/: {}", cycle.join(" -> ")));
-                        }
-                    } else if seen.insert(next) {
-                        let mut longer = path.clone();
-                        longer.push(next);
-                        stack.push((next, longer));
-                    }
-                }
-            }
+        for cycle in cycles(&edges) {
+            found.push(format!("cycle in {dir}/: {cycle}"));
         }
     }
     found.sort();

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
+use snowflake_mcp::Service;
 use snowflake_mcp::mcp::{McpServer, Tool, ToolOutput};
-use snowflake_mcp::{Config, Service};
 use support::Client;
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Message;
@@ -172,20 +172,13 @@ async fn ws_client(addr: SocketAddr, client: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_clients_half_http_half_websocket() {
-    let server = Service::from_server(server())
-        .streamable_http("/mcp")
-        .websocket("/ws")
-        .ops()
-        .config(Config {
-            port: 0,
-            ..Config::default()
-        })
-        .build()
-        .bind()
-        .await
-        .expect("bind");
-    let addr = server.local_addr();
-    tokio::spawn(server.serve(std::future::pending()));
+    let addr = support::serve(
+        Service::from_server(server())
+            .streamable_http("/mcp")
+            .websocket("/ws")
+            .ops(),
+    )
+    .await;
 
     let started = std::time::Instant::now();
     let mut clients = JoinSet::new();

@@ -298,19 +298,12 @@ async fn sessions_expire_and_are_bounded() {
         ..HttpMcpConfig::default()
     };
     // Through the composition root, so the counters show on `/metrics`.
-    let server = snowflake_mcp::Service::new(McpServer::builder("http-test", "0"))
-        .streamable_http_with("/mcp", config)
-        .ops()
-        .config(Config {
-            port: 0,
-            ..Config::default()
-        })
-        .build()
-        .bind()
-        .await
-        .expect("bind");
-    let addr = server.local_addr();
-    tokio::spawn(server.serve(std::future::pending()));
+    let addr = support::serve(
+        snowflake_mcp::Service::new(McpServer::builder("http-test", "0"))
+            .streamable_http_with("/mcp", config)
+            .ops(),
+    )
+    .await;
     let mut c = Client::connect(addr).await;
     c.send(&post(INIT, &[])).await;
     let first = c.read_response().await;

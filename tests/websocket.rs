@@ -498,20 +498,13 @@ async fn server_notifications_reach_the_socket() {
 
 #[tokio::test]
 async fn the_connection_manager_sees_every_transport() {
-    let http = Service::from_server(mcp_server())
-        .streamable_http("/mcp")
-        .websocket("/ws")
-        .ops()
-        .config(Config {
-            port: 0,
-            ..Config::default()
-        })
-        .build()
-        .bind()
-        .await
-        .expect("bind");
-    let addr = http.local_addr();
-    tokio::spawn(http.serve(std::future::pending()));
+    let addr = support::serve(
+        Service::from_server(mcp_server())
+            .streamable_http("/mcp")
+            .websocket("/ws")
+            .ops(),
+    )
+    .await;
 
     let mut a = connect(addr).await;
     initialize(&mut a).await;

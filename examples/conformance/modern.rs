@@ -15,12 +15,8 @@ fn single_inputs(b: McpServerBuilder) -> McpServerBuilder {
 
 /// Part 1 of [`single_inputs`].
 fn single_inputs_1(b: McpServerBuilder) -> McpServerBuilder {
-    let form = |field: &str, kind: &str| json!({"type": "object", "properties": {field: {"type": kind}}, "required": [field]});
     let name_form = form("name", "string");
-    let capital = json!({
-        "messages": [{"role": "user", "content": {"type": "text", "text": "What is the capital of France?"}}],
-        "maxTokens": 100
-    });
+    let capital = capital_question();
     let n1 = name_form.clone();
     b.tool(Tool::raw(
         "test_input_required_result_elicitation",
@@ -88,7 +84,6 @@ fn single_inputs_1(b: McpServerBuilder) -> McpServerBuilder {
 
 /// Part 2 of [`single_inputs`].
 fn single_inputs_2(b: McpServerBuilder) -> McpServerBuilder {
-    let form = |field: &str, kind: &str| json!({"type": "object", "properties": {field: {"type": kind}}, "required": [field]});
     let ok_form = form("ok", "boolean");
     b.tool(Tool::raw(
         "test_input_required_result_request_state",
@@ -119,14 +114,10 @@ fn input_rounds(b: McpServerBuilder) -> McpServerBuilder {
 
 /// Part 1 of [`input_rounds`].
 fn input_rounds_1(b: McpServerBuilder) -> McpServerBuilder {
-    let form = |field: &str, kind: &str| json!({"type": "object", "properties": {field: {"type": kind}}, "required": [field]});
     let name_form = form("name", "string");
     let color_form = form("color", "string");
     let ok_form = form("ok", "boolean");
-    let greeting = json!({
-        "messages": [{"role": "user", "content": {"type": "text", "text": "Generate a greeting"}}],
-        "maxTokens": 50
-    });
+    let greeting = greeting_request();
     let n2 = name_form.clone();
     let n3 = name_form.clone();
     let ok2 = ok_form.clone();
@@ -200,13 +191,9 @@ fn input_rounds_1(b: McpServerBuilder) -> McpServerBuilder {
 
 /// Part 2 of [`input_rounds`].
 fn input_rounds_2(b: McpServerBuilder) -> McpServerBuilder {
-    let form = |field: &str, kind: &str| json!({"type": "object", "properties": {field: {"type": kind}}, "required": [field]});
     let name_form = form("name", "string");
     let context_form = form("context", "string");
-    let capital = json!({
-        "messages": [{"role": "user", "content": {"type": "text", "text": "What is the capital of France?"}}],
-        "maxTokens": 100
-    });
+    let capital = capital_question();
     let capital2 = capital.clone();
     b.tool(Tool::raw(
         "test_input_required_result_capabilities",
@@ -333,4 +320,25 @@ fn catalog_changes(b: McpServerBuilder) -> McpServerBuilder {
             ToolOutput::text("added dynamic_prompt")
         },
     ))
+}
+
+/// A form asking for one `field` of JSON type `kind`.
+fn form(field: &str, kind: &str) -> Value {
+    json!({"type": "object", "properties": {field: {"type": kind}}, "required": [field]})
+}
+
+/// A sampling request asking for the capital of France.
+fn capital_question() -> Value {
+    json!({
+        "messages": [{"role": "user", "content": {"type": "text", "text": "What is the capital of France?"}}],
+        "maxTokens": 100
+    })
+}
+
+/// A sampling request asking for a greeting.
+fn greeting_request() -> Value {
+    json!({
+        "messages": [{"role": "user", "content": {"type": "text", "text": "Generate a greeting"}}],
+        "maxTokens": 50
+    })
 }

@@ -519,3 +519,20 @@ pub async fn metric(addr: std::net::SocketAddr, name: &str) -> f64 {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or_else(|| panic!("{name} in {text}"))
 }
+
+/// Serves `service` on a free loopback port until the test ends; its address.
+#[allow(dead_code)]
+pub async fn serve(service: snowflake_mcp::Service) -> std::net::SocketAddr {
+    let server = service
+        .config(Config {
+            port: 0,
+            ..Config::default()
+        })
+        .build()
+        .bind()
+        .await
+        .expect("bind");
+    let addr = server.local_addr();
+    tokio::spawn(server.serve(std::future::pending()));
+    addr
+}

@@ -5,37 +5,7 @@
 use super::*;
 
 /// Bytes allowed in a Host value or an authority (reg-name, IP literal, port).
-pub(super) static HOST_BYTE: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        t[b] = c.is_ascii_alphanumeric()
-            || matches!(
-                c,
-                b'-' | b'.'
-                    | b'_'
-                    | b'~'
-                    | b'%'
-                    | b'!'
-                    | b'$'
-                    | b'&'
-                    | b'\''
-                    | b'('
-                    | b')'
-                    | b'*'
-                    | b'+'
-                    | b','
-                    | b';'
-                    | b'='
-                    | b':'
-                    | b'['
-                    | b']'
-            );
-        b += 1;
-    }
-    t
-};
+pub(super) static HOST_BYTE: [bool; 256] = uri_bytes(b"[]");
 
 /// What the framing-relevant header fields said.
 #[derive(Default)]

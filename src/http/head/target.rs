@@ -5,38 +5,7 @@ use super::fields::HOST_BYTE;
 use super::*;
 
 /// Bytes allowed in an origin-form path and query (RFC 3986 pchar, `/` and `?`).
-pub(super) static TARGET_BYTE: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        t[b] = c.is_ascii_alphanumeric()
-            || matches!(
-                c,
-                b'-' | b'.'
-                    | b'_'
-                    | b'~'
-                    | b'%'
-                    | b'!'
-                    | b'$'
-                    | b'&'
-                    | b'\''
-                    | b'('
-                    | b')'
-                    | b'*'
-                    | b'+'
-                    | b','
-                    | b';'
-                    | b'='
-                    | b':'
-                    | b'@'
-                    | b'/'
-                    | b'?'
-            );
-        b += 1;
-    }
-    t
-};
+pub(super) static TARGET_BYTE: [bool; 256] = uri_bytes(b"@/?");
 
 /// Splits a request-target into path and query, checking its form (RFC 9112 3.2).
 pub(super) fn split_target(
