@@ -29,20 +29,18 @@ async fn main() -> Result<(), Error> {
         .streamable_http("/mcp")
         .websocket("/ws")
         .ops()
-        .config(Config {
-            port: port(),
-            ..Config::default()
-        })
+        .config(config())
         .serve(ctrl_c())
         .await
 }
 
-/// The port: the first argument, else 8000.
-fn port() -> u16 {
-    std::env::args()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(8000)
+/// The defaults, on the port the first argument names (else 8000).
+fn config() -> Config {
+    let port = std::env::args().nth(1).and_then(|p| p.parse().ok());
+    Config {
+        port: port.unwrap_or(8000),
+        ..Config::default()
+    }
 }
 
 async fn ctrl_c() {
