@@ -9,11 +9,18 @@
 //! the read-only kinds, with no comment anywhere in the text.
 //!
 //! The first byte picks the mode: bit 0 grows the rest (`unit|tail`:
-//! `SELECT` + `unit` repeated up to ~2,500 times (64 KiB) + `tail`, so chains and
+//! `SELECT` + `unit` repeated up to ~2,500 times (8 KiB) + `tail`, so chains and
 //! nesting far past the limits are tried), bit 1 picks SQLite's dialect.
+//!
+//! Inputs run on one long-lived thread with a tokio worker's stack (not a
+//! thread per input), and grown statements stop at 8 KiB (five times the
+//! longest chain the guard lets through): a long run reaches millions of
+//! executions.
 #![no_main]
 
 use std::ops::ControlFlow;
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Mutex, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
 use snowflake_mcp::tools::sql_guard::{SqlDialect, SqlGuard, StatementKind};
@@ -40,13 +47,14 @@ impl Visitor for Kinds {
 
 const READ_ONLY_VARIANTS: &[&str] = &["Query", "ExplainTable", "Explain"];
 
-/// Most bytes a grown statement takes.
-const MAX_GROWN: usize = 64 * 1024;
+/// Most bytes a grown statement takes: 512 operators (the guard's limit)
+/// of `+1` are about 1 KiB; 8 KiB is far past it and quick to fuzz.
+const MAX_GROWN: usize = 8 * 1024;
 
 /// `SELECT` + the part before the first `|` repeated + the rest.
 fn grow(text: &str, mode: u8) -> String {
     let (unit, tail) = text.split_once('|').unwrap_or((text, ""));
-    // Up to ~2,500 repetitions and 64 KiB: far past the guard's limits
+    // Up to ~2,500 repetitions and 8 KiB: far past the guard's limits
     // (48 levels, 512 operators), small enough to fuzz quickly.
     let times = usize::from(mode >> 2) * 40 + unit.len() % 41;
     let mut sql = String::with_capacity(7 + (unit.len() * times).min(MAX_GROWN) + tail.len());
@@ -125,12 +133,45 @@ fuzz_target!(|data: &[u8]| {
         SqlDialect::Snowflake
     };
     // On a thread with a tokio worker's stack, as a real call has: an
-    // overflow there kills the process, which the fuzzer reports.
-    let worker = std::thread::Builder::new()
-        .stack_size(2 * 1024 * 1024)
-        .spawn(move || check(&sql, dialect))
-        .expect("a thread");
-    if let Err(panic) = worker.join() {
+    // overflow there kills the process, which the fuzzer reports; a panic
+    // comes back here and is raised again.
+    let worker = WORKER
+        .get_or_init(Worker::start)
+        .lock()
+        .expect("the worker");
+    worker.jobs.send((sql, dialect)).expect("the worker runs");
+    if let Err(panic) = worker.done.recv().expect("the worker answers") {
         std::panic::resume_unwind(panic);
     }
 });
+
+type Outcome = std::thread::Result<()>;
+
+/// The long-lived thread inputs are checked on, and its channels.
+struct Worker {
+    jobs: Sender<(String, SqlDialect)>,
+    done: Receiver<Outcome>,
+}
+
+static WORKER: OnceLock<Mutex<Worker>> = OnceLock::new();
+
+impl Worker {
+    fn start() -> Mutex<Worker> {
+        let (jobs, inbox) = channel::<(String, SqlDialect)>();
+        let (outbox, done) = channel::<Outcome>();
+        std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(move || {
+                for (sql, dialect) in inbox {
+                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        check(&sql, dialect)
+                    }));
+                    if outbox.send(outcome).is_err() {
+                        return;
+                    }
+                }
+            })
+            .expect("a thread");
+        Mutex::new(Worker { jobs, done })
+    }
+}

@@ -586,6 +586,7 @@ fn is_system_function(name: &ObjectName) -> bool {
 
 /// Quotes an identifier for Snowflake (and SQLite): wrapped in double
 /// quotes, inner double quotes doubled. Never splice an identifier otherwise.
+#[cfg_attr(not(any(feature = "sqlite", feature = "snowflake")), allow(dead_code))]
 pub(crate) fn quote_ident(ident: &str) -> String {
     let mut out = String::with_capacity(ident.len() + 2);
     out.push('"');
