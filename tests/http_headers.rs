@@ -141,4 +141,14 @@ async fn bad_header_values_are_refused() {
             other => panic!("{name:?}: {other:?}"),
         }
     }
+    let cors = |origin: &str| Config {
+        port: 0,
+        cors: Some(Cors::origins(vec![origin.into()])),
+        ..Config::default()
+    };
+    assert!(bind(cors("https://app.example")).await.is_ok());
+    match bind(cors("https://app.example\r\nSet-Cookie: x=1")).await {
+        Err(snowflake_mcp::Error::Config { setting, .. }) => assert_eq!(setting, "cors"),
+        other => panic!("{other:?}"),
+    }
 }

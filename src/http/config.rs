@@ -92,7 +92,8 @@ pub struct Config {
     /// `Access-Control-Allow-Origin` (with `Vary: Origin`, and
     /// `Access-Control-Expose-Headers` when some are set), and their
     /// preflight `OPTIONS` gets 204 with the allowed methods and headers and
-    /// a `Max-Age`. Other origins get no CORS headers. Default: none.
+    /// a `Max-Age`. Other origins get no CORS headers. A value that cannot go
+    /// in a header is refused when the server is made. Default: none.
     pub cors: Option<Cors>,
 }
 
@@ -208,6 +209,28 @@ impl Config {
             lines.extend_from_slice(b": ");
             lines.extend_from_slice(value.as_bytes());
             lines.extend_from_slice(b"\r\n");
+        }
+        if let Some(cors) = &self.cors {
+            // Each goes out in a header: no line break may hide in one.
+            let fields = cors
+                .origins
+                .iter()
+                .map(|o| ("Access-Control-Allow-Origin", o.as_str()))
+                .chain([
+                    ("Access-Control-Allow-Headers", cors.allow_headers.as_str()),
+                    (
+                        "Access-Control-Expose-Headers",
+                        cors.expose_headers.as_str(),
+                    ),
+                ]);
+            for (name, value) in fields {
+                crate::http::check_header(name, value.as_bytes()).map_err(|e| {
+                    crate::Error::Config {
+                        setting: "cors",
+                        why: format!("{name}: {e}"),
+                    }
+                })?;
+            }
         }
         Ok(Prepared {
             head: HeadLimits {
