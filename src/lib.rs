@@ -42,6 +42,10 @@
 //!
 //! # Layout
 //!
+//! - [`service`]: [`Service`], the composition root: one MCP server (the
+//!   host's tools, and optionally the warehouse's) on Streamable HTTP,
+//!   WebSocket, stdio and the operations endpoints; [`prelude`] imports
+//!   what a host uses.
 //! - [`server`]: [`Server`] binds (127.0.0.1 by default), accepts under a
 //!   connection limit, and shuts down gracefully.
 //! - [`http`]: the HTTP/1.1 engine, one module per protocol stage: request
@@ -49,11 +53,11 @@
 //!   connection loop with its limits and timeouts, response encoding,
 //!   Server-Sent Events (`sse`), and the [`http::Router`] that later
 //!   layers (MCP, WebSocket upgrade, operations endpoints) plug into.
-//! - [`config`]: [`Config`], every limit and timeout as a named constant with
-//!   its default and a setter.
+//! - [`config`]: [`Config`], every limit and timeout, a plain struct with
+//!   its defaults.
 //! - [`shutdown`]: the shutdown signal fanned out to connections.
-//! - `registry`: the connection manager; every connection, MCP session and
-//!   WebSocket with its transport and age, and counters read without a lock.
+//! - `registry` (crate-internal): the connection manager; counters of every
+//!   connection, MCP session and WebSocket by transport, read without a lock.
 //! - `jsonrpc`, [`mcp`]: JSON-RPC parsing and writing, and the MCP protocol
 //!   (versions, lifecycle, tools, resources, prompts) on top.
 //! - [`transport`]: stdio, Streamable HTTP and WebSocket; `ws`: the
