@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs every test dependency locally, then runs all the checks CI runs:
-# format, lints, docs, unit/integration/doc tests, benches in test mode, and
-# bounded fuzz runs. Safe to run again: installs are skipped when present.
+# format, lints, docs, unit/integration/doc tests, real clients, the Autobahn
+# WebSocket cases, the conformance suite, benches in test mode, and bounded
+# fuzz runs. Safe to run again: installs are skipped when present.
 #
 #   bash scripts/test.sh            # everything
 #   FUZZ_SECONDS=120 bash scripts/test.sh
 #
 # Installs go to ignored folders of the repo (.venv and .venv-ws for the Python clients,
-# .venv-fakesnow for the Snowflake stand-in,
+# .venv-fakesnow for the Snowflake stand-in, .venv-autobahn for the Autobahn cases,
 # .tools/conformance for the conformance suite and its Node 22, .tools/deb for
 # promtool unpacked from Debian's package, .tools/browser for playwright-core)
 # or tool caches (cargo's bin directory), never by hand. One system package is
@@ -61,6 +62,9 @@ install_python() { install_venv .venv tests/python/requirements.txt; }
 # The Python SDK 1.x, the one with a WebSocket client, in its own .venv-ws
 # (it cannot share a venv with the 2.x SDK).
 install_python_ws() { install_venv .venv-ws tests/python_ws/requirements.txt; }
+
+# kosoku, a runner of the Autobahn WebSocket cases, in its own .venv-autobahn.
+install_autobahn() { install_venv .venv-autobahn tests/autobahn/requirements.txt; }
 
 # fakesnow, a Snowflake-protocol server on DuckDB, in its own .venv-fakesnow
 # (its pins do not mix with the MCP SDKs'); the Snowflake tests start it.
@@ -167,6 +171,10 @@ cargo build --locked --examples
 step "real MCP WebSocket client (Python SDK 1.x) against the example servers"
 install_python_ws
 (cd tests/python_ws && bounded 10m ../../.venv-ws/bin/python -m pytest -q)
+
+step "Autobahn WebSocket cases (1-10) against examples/ws_echo.rs"
+install_autobahn
+bounded 10m bash tests/autobahn/run.sh
 
 step "official MCP conformance suite against examples/conformance.rs (Streamable HTTP)"
 bounded 15m bash tests/conformance/run.sh
