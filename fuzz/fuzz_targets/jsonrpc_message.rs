@@ -98,10 +98,45 @@ impl<'de> serde::Deserialize<'de> for HasDuplicate {
     }
 }
 
+/// `bytes` with every `\uD800`-`\uDFFF` escape replaced by `\uFFFD`: RFC
+/// 8259's grammar allows a lone surrogate escape (our scanner accepts it,
+/// and echoes such ids as they came), serde_json refuses one; the oracle
+/// judges what remains.
+fn without_surrogates(bytes: &[u8]) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    let mut i = 0;
+    while i + 6 <= out.len() {
+        if out[i] == b'\\' {
+            let hex = &out[i + 2..i + 6];
+            let surrogate = out[i + 1] == b'u'
+                && std::str::from_utf8(hex)
+                    .ok()
+                    .and_then(|h| u16::from_str_radix(h, 16).ok())
+                    .is_some_and(|c| (0xD800..=0xDFFF).contains(&c));
+            if surrogate {
+                out[i + 2..i + 6].copy_from_slice(b"FFFD");
+            }
+            // Skip the escaped character either way.
+            i += 2;
+            continue;
+        }
+        i += 1;
+    }
+    out
+}
+
+/// `bytes` as a JSON value, lone surrogate escapes allowed.
+fn lenient(bytes: &[u8]) -> Option<Value> {
+    serde_json::from_slice(bytes)
+        .ok()
+        .or_else(|| serde_json::from_slice(&without_surrogates(bytes)).ok())
+}
+
 fn expect(line: &[u8]) -> Expect {
-    let Ok(v) = serde_json::from_slice::<Value>(line) else {
+    let Some(v) = lenient(line) else {
         return Expect::Answer(Value::Null);
     };
+    let line = &without_surrogates(line)[..];
     // Our parser refuses duplicate members (serde's Value keeps the last one).
     if v.is_object() && serde_json::from_slice::<HasDuplicate>(line).is_ok_and(|d| d.0) {
         return Expect::Answer(Value::Null);
@@ -152,7 +187,7 @@ fn expect(line: &[u8]) -> Expect {
 }
 
 fn check_answer(answer: &[u8], id: &Value) {
-    let v: Value = serde_json::from_slice(answer).expect("answer is JSON");
+    let v: Value = lenient(answer).expect("answer is JSON");
     assert_eq!(v["jsonrpc"], "2.0");
     assert!(
         v.get("result").is_some() != v.get("error").is_some(),
