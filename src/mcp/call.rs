@@ -276,7 +276,7 @@ impl OwnedCall {
                 Err(refused) => return Some(refused),
             };
         let session = Arc::clone(&self.session);
-        let server = self.server.clone();
+        let server = self.server;
         let (cancel_tx, cancel_rx) = watch::channel(false);
         session.track(&self.id, cancel_tx);
         // Untracked however the call ends, dropped mid-way (a closed stream) included.

@@ -136,12 +136,6 @@ impl Session {
         self.client_info.lock().clone()
     }
 
-    /// Whether the client declared `capability` in `initialize`.
-    /// What the client declared in `initialize`.
-    pub(crate) fn client_capabilities(&self) -> Option<serde_json::Value> {
-        self.client_capabilities.lock().clone()
-    }
-
     /// Restricts this session's calls to read-only statements (a
     /// read-only key was used); it cannot be lifted.
     pub fn restrict_to_read_only(&self) {
@@ -184,13 +178,6 @@ impl Session {
     /// Whether this session's calls may run read-only statements only.
     pub fn is_read_only(&self) -> bool {
         self.read_only.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn client_has_capability(&self, capability: &str) -> bool {
-        self.client_capabilities
-            .lock()
-            .as_ref()
-            .is_some_and(|c| c.get(capability).is_some())
     }
 
     /// The notification this session's client should get for a server change, if any.

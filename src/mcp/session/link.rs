@@ -25,11 +25,14 @@ impl SessionLink for Session {
     }
 
     fn client_capabilities(&self) -> Option<serde_json::Value> {
-        Session::client_capabilities(self)
+        self.client_capabilities.lock().clone()
     }
 
     fn client_has_capability(&self, capability: &str) -> bool {
-        Session::client_has_capability(self, capability)
+        self.client_capabilities
+            .lock()
+            .as_ref()
+            .is_some_and(|c| c.get(capability).is_some())
     }
 
     fn client_info(&self) -> Option<serde_json::Value> {
