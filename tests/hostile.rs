@@ -17,6 +17,30 @@ use support::Client;
 use support::daemon::Daemon;
 use tokio_tungstenite::tungstenite::Message;
 
+/// How long each attack is kept up (repeated when it is quicker), so the
+/// victim's p99 during it rests on a few hundred calls, not a handful.
+const WINDOW: Duration = Duration::from_secs(2);
+
+/// Whether to run the attack once more: always the first time, then until
+/// the window since `attack` has passed.
+fn again(attack: Instant, round: &mut u32) -> bool {
+    *round += 1;
+    *round == 1 || attack.elapsed() < WINDOW
+}
+
+/// Lowers this thread (the test's, which runs the attacker's client) to
+/// Linux's idle scheduling class: the attacker stands in for a client on
+/// another machine, so its own client work (building bodies, reading
+/// answers) must not take CPU from the daemon or the victim on this shared
+/// 2-core box. Called after the daemon and the victim are started, which
+/// would otherwise inherit the class.
+fn attacker_elsewhere() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `sched_setscheduler` reads `param` only; pid 0 is this thread.
+    let done = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+    assert_eq!(done, 0, "SCHED_IDLE: {}", std::io::Error::last_os_error());
+}
+
 /// Peak resident memory allowed to the daemon under any one attack (the
 /// documented budget for the default settings is 256 MiB).
 const RSS_BUDGET_KIB: u64 = 256 * 1024;
@@ -169,7 +193,7 @@ impl Victim {
         });
         ready_rx.await.expect("the victim opened its session");
         // A baseline before the attack begins.
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
         Victim { stop, thread }
     }
 
@@ -271,6 +295,7 @@ async fn keyless_scene(
     let daemon = Daemon::start(&["--port", "0"], &[]);
     let session = open_session(daemon.addr, version, "").await;
     let victim = Victim::start(daemon.addr, "").await;
+    attacker_elsewhere();
     (turn, daemon, session, victim, Instant::now())
 }
 
@@ -295,32 +320,35 @@ async fn report(what: &str, daemon: &Daemon, victim: Victim, attack: Instant) {
 async fn deep_expressions_and_documents_are_refused_and_the_daemon_lives() {
     let (_turn, mut daemon, session, victim, attack) = keyless_scene("2025-06-18").await;
     let addr = daemon.addr;
-    // About 66 KB of SQL each: a left-deep tree 33,000 levels deep once parsed.
-    for op in ["+", " OR ", " AND ", "||", "*"] {
-        let sql = format!("SELECT {}", vec!["1"; 33_000].join(op));
-        let (a, _) = timed_call(addr, &session, &query(1, &sql), "").await;
-        assert_eq!(a["result"]["isError"], json!(true), "{op}: {a}");
-        let text = text_of(&a);
-        assert!(
-            text.contains("chains more than 512 operators"),
-            "{op}: {text}"
+    let mut round = 0;
+    while again(attack, &mut round) {
+        // About 66 KB of SQL each: a left-deep tree 33,000 levels deep once parsed.
+        for op in ["+", " OR ", " AND ", "||", "*"] {
+            let sql = format!("SELECT {}", vec!["1"; 33_000].join(op));
+            let (a, _) = timed_call(addr, &session, &query(1, &sql), "").await;
+            assert_eq!(a["result"]["isError"], json!(true), "{op}: {a}");
+            let text = text_of(&a);
+            assert!(
+                text.contains("chains more than 512 operators"),
+                "{op}: {text}"
+            );
+        }
+        let nested = format!("SELECT {}1{}", "(".repeat(20_000), ")".repeat(20_000));
+        let (a, _) = timed_call(addr, &session, &query(2, &nested), "").await;
+        assert!(text_of(&a).contains("nests parentheses"), "{a}");
+        // JSON nested far past any parser's depth: a parse error, not a crash.
+        let deep = format!(
+            r#"{{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{{"name":"execute_query","arguments":{{"query":{}1{}}}}}}}"#,
+            "[".repeat(100_000),
+            "]".repeat(100_000)
         );
+        let mut c = Client::connect(addr).await;
+        c.send(&post(addr, "2025-06-18", Some(&session), &deep, ""))
+            .await;
+        let r = c.read_response_to("POST").await;
+        assert_eq!(r.status, 200, "{}", r.body_str());
+        assert_eq!(messages(&r.body)[0]["error"]["code"], json!(-32700));
     }
-    let nested = format!("SELECT {}1{}", "(".repeat(20_000), ")".repeat(20_000));
-    let (a, _) = timed_call(addr, &session, &query(2, &nested), "").await;
-    assert!(text_of(&a).contains("nests parentheses"), "{a}");
-    // JSON nested far past any parser's depth: a parse error, not a crash.
-    let deep = format!(
-        r#"{{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{{"name":"execute_query","arguments":{{"query":{}1{}}}}}}}"#,
-        "[".repeat(100_000),
-        "]".repeat(100_000)
-    );
-    let mut c = Client::connect(addr).await;
-    c.send(&post(addr, "2025-06-18", Some(&session), &deep, ""))
-        .await;
-    let r = c.read_response_to("POST").await;
-    assert_eq!(r.status, 200, "{}", r.body_str());
-    assert_eq!(messages(&r.body)[0]["error"]["code"], json!(-32700));
     still_serving(&mut daemon, &session, "").await;
     report("deep expressions", &daemon, victim, attack).await;
 }
@@ -329,39 +357,42 @@ async fn deep_expressions_and_documents_are_refused_and_the_daemon_lives() {
 async fn huge_values_are_cut_or_refused_within_the_memory_budget() {
     let (_turn, mut daemon, session, victim, attack) = keyless_scene("2025-06-18").await;
     let addr = daemon.addr;
-    // Past SQLite's value limit: refused by SQLite itself, nothing built.
-    for sql in [
-        "SELECT zeroblob(50000000)",
-        "SELECT randomblob(500000000)",
-        "SELECT length(printf('%.*c', 100000000, 'x'))",
-    ] {
-        let (a, _) = timed_call(addr, &session, &query(1, sql), "").await;
-        assert_eq!(a["result"]["isError"], json!(true), "{sql}: {a}");
-        assert!(text_of(&a).contains("too big"), "{sql}: {}", text_of(&a));
+    let mut round = 0;
+    while again(attack, &mut round) {
+        // Past SQLite's value limit: refused by SQLite itself, nothing built.
+        for sql in [
+            "SELECT zeroblob(50000000)",
+            "SELECT randomblob(500000000)",
+            "SELECT length(printf('%.*c', 100000000, 'x'))",
+        ] {
+            let (a, _) = timed_call(addr, &session, &query(1, sql), "").await;
+            assert_eq!(a["result"]["isError"], json!(true), "{sql}: {a}");
+            assert!(text_of(&a).contains("too big"), "{sql}: {}", text_of(&a));
+        }
+        // Within it, but alone past the result cap: the value is cut, marked, and said.
+        let (a, _) = timed_call(
+            addr,
+            &session,
+            &query(2, "SELECT zeroblob(10000000) AS b, 7 AS n"),
+            "",
+        )
+        .await;
+        let result = &a["result"]["structuredContent"];
+        let cell = result["rows"][0][0].as_str().expect("a string");
+        assert!(cell.ends_with("…[cut]"), "{}", &cell[cell.len() - 20..]);
+        assert!(cell.len() <= 1024 * 1024, "{}", cell.len());
+        assert_eq!(result["rows"][0][1], json!(7));
+        assert_eq!(result["truncated"], json!(true));
+        let answer_bytes = a.to_string().len();
+        assert!(answer_bytes < 4 * 1024 * 1024, "{answer_bytes}");
+        let notice = a["result"]["content"]
+            .as_array()
+            .expect("content")
+            .iter()
+            .filter_map(|c| c["text"].as_str())
+            .any(|t| t.contains("first row alone is larger"));
+        assert!(notice, "{}", a["result"]["content"]);
     }
-    // Within it, but alone past the result cap: the value is cut, marked, and said.
-    let (a, _) = timed_call(
-        addr,
-        &session,
-        &query(2, "SELECT zeroblob(10000000) AS b, 7 AS n"),
-        "",
-    )
-    .await;
-    let result = &a["result"]["structuredContent"];
-    let cell = result["rows"][0][0].as_str().expect("a string");
-    assert!(cell.ends_with("…[cut]"), "{}", &cell[cell.len() - 20..]);
-    assert!(cell.len() <= 1024 * 1024, "{}", cell.len());
-    assert_eq!(result["rows"][0][1], json!(7));
-    assert_eq!(result["truncated"], json!(true));
-    let answer_bytes = a.to_string().len();
-    assert!(answer_bytes < 4 * 1024 * 1024, "{answer_bytes}");
-    let notice = a["result"]["content"]
-        .as_array()
-        .expect("content")
-        .iter()
-        .filter_map(|c| c["text"].as_str())
-        .any(|t| t.contains("first row alone is larger"));
-    assert!(notice, "{}", a["result"]["content"]);
     still_serving(&mut daemon, &session, "").await;
     report("huge values", &daemon, victim, attack).await;
 }
@@ -371,41 +402,51 @@ async fn batches_are_bounded_in_members_and_answer_bytes() {
     let version = "2025-03-26";
     let (_turn, mut daemon, session, victim, attack) = keyless_scene(version).await;
     let addr = daemon.addr;
-    // 89,240 calls in one 4 MiB body: refused whole, at once.
-    let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
-    let body = format!("[{}]", vec![list; 89_240].join(","));
-    let mut c = Client::connect(addr).await;
-    c.send(&post(addr, version, Some(&session), &body, ""))
-        .await;
-    let r = c.read_response_to("POST").await;
-    let refused = &messages(&r.body)[0];
-    assert_eq!(refused["error"]["code"], json!(-32600), "{refused}");
-    assert!(
-        refused["error"]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("at most 64")),
-        "{refused}"
-    );
-    // 40 large answers: past 4 MiB, the rest are answered "not run".
-    let members: Vec<String> = (1..=40)
-        .map(|i| query(i, "SELECT zeroblob(600000) AS b"))
-        .collect();
-    let body = format!("[{}]", members.join(","));
-    c.send(&post(addr, version, Some(&session), &body, ""))
-        .await;
-    let r = c.read_response_to("POST").await;
-    let answers = messages(&r.body);
-    assert_eq!(answers.len(), 40, "every request answered once");
-    let not_run = answers
-        .iter()
-        .filter(|a| {
-            a["error"]["message"]
+    let mut round = 0;
+    while again(attack, &mut round) {
+        // 89,240 calls in one 4 MiB body: refused whole, at once.
+        let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+        let body = format!("[{}]", vec![list; 89_240].join(","));
+        let mut c = Client::connect(addr).await;
+        c.send(&post(addr, version, Some(&session), &body, ""))
+            .await;
+        let r = c.read_response_to("POST").await;
+        let refused = &messages(&r.body)[0];
+        assert_eq!(refused["error"]["code"], json!(-32600), "{refused}");
+        assert!(
+            refused["error"]["message"]
                 .as_str()
-                .is_some_and(|m| m.contains("not run"))
-        })
-        .count();
-    assert!((30..40).contains(&not_run), "{not_run} not run");
-    assert!(r.body.len() < 8 * 1024 * 1024, "{}", r.body.len());
+                .is_some_and(|m| m.contains("at most 64")),
+            "{refused}"
+        );
+        // The count is known at the 65th member: nothing after it is read,
+        // not even to see that it is broken.
+        let body = format!("[{},{{\"broken", vec![list; 65].join(","));
+        c.send(&post(addr, version, Some(&session), &body, ""))
+            .await;
+        let refused = &messages(&c.read_response_to("POST").await.body)[0];
+        assert_eq!(refused["error"]["code"], json!(-32600), "{refused}");
+        // 40 large answers: past 4 MiB, the rest are answered "not run".
+        let members: Vec<String> = (1..=40)
+            .map(|i| query(i, "SELECT zeroblob(600000) AS b"))
+            .collect();
+        let body = format!("[{}]", members.join(","));
+        c.send(&post(addr, version, Some(&session), &body, ""))
+            .await;
+        let r = c.read_response_to("POST").await;
+        let answers = messages(&r.body);
+        assert_eq!(answers.len(), 40, "every request answered once");
+        let not_run = answers
+            .iter()
+            .filter(|a| {
+                a["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("not run"))
+            })
+            .count();
+        assert!((30..40).contains(&not_run), "{not_run} not run");
+        assert!(r.body.len() < 8 * 1024 * 1024, "{}", r.body.len());
+    }
     let session = open_session(addr, "2025-06-18", "").await;
     still_serving(&mut daemon, &session, "").await;
     report("batches", &daemon, victim, attack).await;
@@ -419,6 +460,7 @@ async fn a_websocket_client_that_stops_reading_is_closed_by_bytes_queued() {
     let addr = daemon.addr;
     let b_auth = bearer(KEY_B);
     let victim = Victim::start(addr, &b_auth).await;
+    attacker_elsewhere();
     let attack = Instant::now();
     let mut ws = {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
@@ -482,6 +524,7 @@ async fn a_busy_principal_leaves_room_for_others() {
     let (a_auth, b_auth) = (bearer(KEY_A), bearer(KEY_B));
     let victim = open_session(addr, "2025-06-18", &b_auth).await;
     let prober = Victim::start(addr, &b_auth).await;
+    attacker_elsewhere();
     let attack = Instant::now();
     // The attacker spreads eight long statements over eight sessions (a
     // session bought a share of its own before).
@@ -509,6 +552,7 @@ async fn a_busy_principal_leaves_room_for_others() {
     );
     assert!(took < Duration::from_secs(3), "the victim waited {took:?}");
     eprintln!("victim's SELECT 1 beside 8 long statements: {took:?}");
+    tokio::time::sleep_until((attack + WINDOW).into()).await;
     // The status page names principals, never what a client called itself.
     let mut c = Client::connect(addr).await;
     c.send(format!("GET /status HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
@@ -538,10 +582,14 @@ async fn sessions_belong_to_their_principal_and_no_one_fills_the_table() {
     let addr = daemon.addr;
     let (a_auth, b_auth) = (bearer(KEY_A), bearer(KEY_B));
     let prober = Victim::start(addr, &b_auth).await;
+    attacker_elsewhere();
     let attack = Instant::now();
     let mut mine = Vec::new();
-    for _ in 0..25 {
-        mine.push(open_session(addr, "2025-06-18", &a_auth).await);
+    let mut round = 0;
+    while again(attack, &mut round) {
+        for _ in 0..25 {
+            mine.push(open_session(addr, "2025-06-18", &a_auth).await);
+        }
     }
     // The table is full of the attacker's sessions; the victim still gets one.
     let victim = open_session(addr, "2025-06-18", &b_auth).await;
@@ -705,26 +753,30 @@ async fn sqlite_literals_are_read_as_sqlite_reads_them() {
 async fn resumption_buffers_are_bounded_and_shared() {
     let (_turn, mut daemon, session, victim, attack) = keyless_scene("2025-06-18").await;
     let addr = daemon.addr;
-    // Sixteen answers of about 2.8 MB each, all kept for resumption before
-    // (45 MB for one session); now 4 MiB per session at most.
-    let mut c = Client::connect(addr).await;
-    for id in 1..=16 {
-        c.send(&post(
-            addr,
-            "2025-06-18",
-            Some(&session),
-            &query(id, "SELECT zeroblob(700000) AS b"),
-            "",
-        ))
-        .await;
-        let r = c.read_response_to("POST").await;
-        assert!(answer(&r.body, id)["result"].is_object());
+    let (mut round, mut last) = (0, 0);
+    while again(attack, &mut round) {
+        // Sixteen answers of about 2.8 MB each, all kept for resumption before
+        // (45 MB for one session); now 4 MiB per session at most.
+        let mut c = Client::connect(addr).await;
+        for id in (1..=16).map(|i| i64::from(round) * 100 + i) {
+            c.send(&post(
+                addr,
+                "2025-06-18",
+                Some(&session),
+                &query(id, "SELECT zeroblob(700000) AS b"),
+                "",
+            ))
+            .await;
+            let r = c.read_response_to("POST").await;
+            assert!(answer(&r.body, id)["result"].is_object());
+            last = id;
+        }
     }
     // Thirty readers resume the last answer and never read: they share its
     // one buffer instead of a copy each.
     let resume = format!(
         "GET /mcp HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\
-         MCP-Protocol-Version: 2025-06-18\r\nMcp-Session-Id: {session}\r\nLast-Event-ID: 16-1\r\n\r\n"
+         MCP-Protocol-Version: 2025-06-18\r\nMcp-Session-Id: {session}\r\nLast-Event-ID: {last}-1\r\n\r\n"
     );
     let mut idle = Vec::new();
     for _ in 0..30 {
@@ -733,9 +785,14 @@ async fn resumption_buffers_are_bounded_and_shared() {
         idle.push(r);
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    // An early answer is gone (409: no gap handed over as a whole stream).
+    // An early answer (of the last round) is gone (409: no gap handed over as a whole stream).
     let mut c = Client::connect(addr).await;
-    c.send(resume.replace("16-1", "1-1").as_bytes()).await;
+    c.send(
+        resume
+            .replace(&format!("{last}-1"), &format!("{}-1", last - 15))
+            .as_bytes(),
+    )
+    .await;
     assert_eq!(c.read_response_to("GET").await.status, 409);
     still_serving(&mut daemon, &session, "").await;
     report("resumption buffers", &daemon, victim, attack).await;

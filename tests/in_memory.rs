@@ -205,3 +205,85 @@ async fn a_websocket_session_over_an_in_memory_stream() {
         .expect("task")
         .expect("served");
 }
+
+/// Messages from 64 KiB on are read off the async workers: answered the
+/// same, and over WebSocket still dispatched in the order they came (a
+/// large `initialize` is done before the calls sent right behind it).
+#[tokio::test]
+async fn large_messages_are_answered_in_order_on_both_transports() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let big = "x".repeat(200 * 1024);
+    let (tx, task) = start();
+    let (mut client, server_end) = tokio::io::duplex(64 * 1024);
+    tx.send((server_end, peer())).await.expect("handed over");
+    for (id, text) in [(1, big.as_str()), (2, "small")] {
+        client
+            .write_all(&post(&call(id, text)))
+            .await
+            .expect("write");
+        let (status, answer) = response(&mut client).await;
+        assert_eq!(status, 200);
+        assert_eq!(answer["id"], json!(id));
+        assert_eq!(
+            answer["result"]["content"][0]["text"],
+            json!(format!("{text} via http"))
+        );
+    }
+    drop(client);
+
+    let (client, server_end) = tokio::io::duplex(64 * 1024);
+    tx.send((server_end, peer())).await.expect("handed over");
+    let mut request = "ws://localhost/ws".into_client_request().expect("request");
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", "mcp".parse().expect("header"));
+    let (mut ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::client_async(request, client))
+        .await
+        .expect("handshake in time")
+        .expect("handshake");
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {"experimental": {"pad": {"text": &big}}},
+        "clientInfo": {"name": "in-memory", "version": "0"}}});
+    let echo = |id: i64, text: &str| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+               "params": {"name": "echo", "arguments": {"text": text}}})
+        .to_string()
+    };
+    for message in [
+        init.to_string(),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string(),
+        echo(1, &big),
+        echo(2, "small"),
+    ] {
+        ws.send(Message::text(message)).await.expect("send");
+    }
+    let mut answers = std::collections::HashMap::new();
+    while answers.len() < 3 {
+        let message = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("an answer in time")
+            .expect("open")
+            .expect("frame");
+        if let Message::Text(text) = message {
+            let v: Value = serde_json::from_str(&text).expect("JSON");
+            answers.insert(v["id"].as_i64().expect("an id"), v);
+        }
+    }
+    assert_eq!(answers[&0]["result"]["protocolVersion"], "2025-11-25");
+    assert_eq!(
+        answers[&1]["result"]["content"][0]["text"],
+        json!(format!("{big} via websocket"))
+    );
+    assert_eq!(
+        answers[&2]["result"]["content"][0]["text"],
+        "small via websocket"
+    );
+    ws.close(None).await.expect("close");
+    drop(ws);
+    drop(tx);
+    tokio::time::timeout(WAIT, task)
+        .await
+        .expect("the server ends")
+        .expect("task")
+        .expect("served");
+}

@@ -215,21 +215,34 @@ fn scan_envelope<'a>(
     Ok(())
 }
 
-/// Parses a batch (a JSON array of messages) into its members.
+/// Parses a batch (a JSON array of messages) into its members, at most
+/// `max_members` of them: the scan stops at the first member past that (an
+/// invalid request), so a huge batch costs no more than a refused one.
 ///
 /// Each member is then read with [`parse`]. An empty array is an invalid request.
-pub fn parse_batch(bytes: &[u8]) -> Result<Vec<RawJson<'_>>, ParseError<'_>> {
+pub fn parse_batch(bytes: &[u8], max_members: usize) -> Result<Vec<RawJson<'_>>, ParseError<'_>> {
     let Ok(text) = std::str::from_utf8(bytes) else {
         return Err(parse_error("message is not valid UTF-8".into()));
     };
     let mut s = Scanner::new(text);
     let mut members = Vec::new();
+    let mut too_many = false;
     let scanned = (|| {
         s.ws();
         if s.peek() != Some(b'[') {
             return s.err("expected '['");
         }
-        s.array_with(1, |m| members.push(m))?;
+        s.array_with(1, |m| {
+            if members.len() == max_members {
+                too_many = true;
+                return Err(ScanError {
+                    at: 0,
+                    what: "too many members",
+                });
+            }
+            members.push(m);
+            Ok(())
+        })?;
         s.ws();
         if !s.at_end() {
             return s.err("trailing characters after the batch");
@@ -237,6 +250,12 @@ pub fn parse_batch(bytes: &[u8]) -> Result<Vec<RawJson<'_>>, ParseError<'_>> {
         Ok(())
     })();
     match scanned {
+        Err(_) if too_many => Err(invalid(
+            None,
+            &format!(
+                "the batch has more than {max_members} messages; at most {max_members} are allowed"
+            ),
+        )),
         Err(e) => Err(parse_error(e.to_string())),
         Ok(()) if members.is_empty() => Err(invalid(None, "empty batch")),
         Ok(()) => Ok(members),
@@ -518,16 +537,25 @@ mod tests {
         assert!(!is_batch(b" {}"));
         let members = parse_batch(
             br#"[{"jsonrpc":"2.0","id":1,"method":"ping"}, {"jsonrpc":"2.0","method":"n"}]"#,
+            2,
         )
         .unwrap();
         assert_eq!(members.len(), 2);
+        // Past the bound the scan stops: the rest is never read, broken or not.
+        let e = parse_batch(br#"[1,2,3,{"#, 2).unwrap_err();
+        assert_eq!(e.error.code, INVALID_REQUEST);
+        assert!(
+            e.error.message.contains("more than 2"),
+            "{}",
+            e.error.message
+        );
         assert!(matches!(
             parse(members[0].get().as_bytes()),
             Ok(Message::Request(_))
         ));
-        let e = parse_batch(b"[]").unwrap_err();
+        let e = parse_batch(b"[]", 64).unwrap_err();
         assert_eq!(e.error.code, INVALID_REQUEST);
-        let e = parse_batch(b"[{]").unwrap_err();
+        let e = parse_batch(b"[{]", 64).unwrap_err();
         assert_eq!(e.error.code, PARSE_ERROR);
     }
 }

@@ -215,14 +215,15 @@ impl<'a> Scanner<'a> {
     }
 
     pub(crate) fn array(&mut self, depth: usize) -> Result<(), ScanError> {
-        self.array_with(depth, |_| {})
+        self.array_with(depth, |_| Ok(()))
     }
 
-    /// Scans an array at `pos` (on its bracket), reporting each element.
+    /// Scans an array at `pos` (on its bracket), reporting each element;
+    /// an error from `element` ends the scan there.
     pub(crate) fn array_with(
         &mut self,
         depth: usize,
-        mut element: impl FnMut(RawJson<'a>),
+        mut element: impl FnMut(RawJson<'a>) -> Result<(), ScanError>,
     ) -> Result<(), ScanError> {
         if depth > MAX_DEPTH {
             return self.err("nesting too deep");
@@ -234,7 +235,7 @@ impl<'a> Scanner<'a> {
             return Ok(());
         }
         loop {
-            element(self.value(depth)?);
+            element(self.value(depth)?)?;
             self.ws();
             match self.peek() {
                 Some(b',') => self.pos += 1,

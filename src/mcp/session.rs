@@ -24,8 +24,7 @@ use super::version::{ALL_VERSIONS, ProtocolVersion, supported_json};
 use crate::jsonrpc::scan::each_member;
 use crate::jsonrpc::write::{write_error, write_result};
 use crate::jsonrpc::{
-    INVALID_PARAMS, INVALID_REQUEST, Id, Message, RawJson, Request, RpcError, is_batch,
-    parse_batch, parse_with,
+    INVALID_PARAMS, INVALID_REQUEST, Id, Message, RawJson, Request, RpcError, is_batch, parse_with,
 };
 
 /// JSON-RPC code for a request stamped with a protocol version this server does not speak.
@@ -266,88 +265,22 @@ impl Session {
     /// Returns the answer, or `None` when there is none (notifications,
     /// responses, cancelled calls).
     pub async fn handle(self: &Arc<Self>, bytes: &[u8]) -> Option<Vec<u8>> {
+        if bytes.len() >= LARGE_MESSAGE {
+            return match self.dispatch_large(Arc::from(bytes)).await {
+                Handled::Done(out) => (!out.is_empty()).then_some(out),
+                Handled::Call(call) => call.run().await,
+                Handled::Batch(plan) => self.run_batch(bytes, plan).await,
+            };
+        }
         let mut out = Vec::new();
         match self.dispatch(bytes, &mut out) {
             Dispatched::Done => (!out.is_empty()).then_some(out),
             Dispatched::Call(call) => call.into_owned(self).run().await,
-            Dispatched::Batch => self.batch(bytes).await,
-        }
-    }
-
-    async fn batch(self: &Arc<Self>, bytes: &[u8]) -> Option<Vec<u8>> {
-        let mut out = Vec::new();
-        if !self
-            .protocol_version()
-            .is_some_and(ProtocolVersion::allows_batches)
-        {
-            let e = RpcError::new(
-                INVALID_REQUEST,
-                "invalid request: JSON-RPC batches are only allowed in protocol version 2025-03-26",
-            );
-            write_error(&mut out, None, &e);
-            return Some(out);
-        }
-        let members = match parse_batch(bytes) {
-            Ok(m) => m,
-            Err(e) => {
-                write_error(&mut out, e.id, &e.error);
-                return Some(out);
-            }
-        };
-        if members.len() > MAX_BATCH_MEMBERS {
-            let e = RpcError::new(
-                INVALID_REQUEST,
-                format!(
-                    "invalid request: the batch has {} messages; at most {MAX_BATCH_MEMBERS} are allowed",
-                    members.len()
-                ),
-            );
-            write_error(&mut out, None, &e);
-            return Some(out);
-        }
-        let mut answers = Vec::new();
-        let mut answer_bytes = 0usize;
-        for member in members {
-            let member = member.get().as_bytes();
-            if answer_bytes > MAX_BATCH_ANSWER_BYTES {
-                // Past the budget nothing more runs; each request still gets an answer.
-                if let Ok(crate::jsonrpc::Message::Request(r)) = crate::jsonrpc::parse(member) {
-                    let e = RpcError::new(
-                        crate::jsonrpc::INTERNAL_ERROR,
-                        format!(
-                            "not run: the batch's answers passed {MAX_BATCH_ANSWER_BYTES} bytes; send the rest in another request"
-                        ),
-                    );
-                    let mut one = Vec::new();
-                    write_error(&mut one, Some(r.id), &e);
-                    answers.push(one);
-                }
-                continue;
-            }
-            if is_batch(member) {
-                let e = RpcError::new(INVALID_REQUEST, "invalid request: nested batch");
-                let mut one = Vec::new();
-                write_error(&mut one, None, &e);
-                answers.push(one);
-                continue;
-            }
-            if let Some(a) = Box::pin(self.handle(member)).await {
-                answer_bytes += a.len();
-                answers.push(a);
+            Dispatched::Batch => {
+                let plan = self.plan_batch(bytes);
+                self.run_batch(bytes, plan).await
             }
         }
-        if answers.is_empty() {
-            return None;
-        }
-        out.push(b'[');
-        for (i, a) in answers.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.extend_from_slice(a);
-        }
-        out.push(b']');
-        Some(out)
     }
 
     fn notification(&self, method: &str, params: &Params<'_>) {
@@ -370,8 +303,11 @@ impl Session {
 #[cfg(test)]
 mod tests;
 
+mod batch;
+mod large;
 mod link;
 mod params;
 mod request;
 
+pub(crate) use large::{Handled, LARGE_MESSAGE};
 use params::{Meta, Params};

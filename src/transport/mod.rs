@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use tokio::task::JoinSet;
 
-use crate::mcp::{Dispatched, McpServer, Peer, Session};
+use crate::mcp::{Dispatched, Handled, LARGE_MESSAGE, McpServer, OwnedCall, Peer, Session};
 
 pub(crate) use crate::guard::error_response;
 
@@ -24,36 +24,57 @@ pub const MCP_CORS_EXPOSE_HEADERS: &str = "Mcp-Session-Id";
 /// Handles one message of a transport that carries answers back over a
 /// [`Peer`] (stdio, WebSocket): what dispatch answers at once lands in
 /// `out` for the caller to send; a call or a batch runs in `calls`, its
-/// answer sent to `peer` when it ends.
-pub(crate) fn dispatch_to_peer(
+/// answer sent to `peer` when it ends. A large message is read off the
+/// async workers (`Session::dispatch_large`); the caller waits for that, so
+/// the connection's messages are still dispatched in order.
+pub(crate) async fn dispatch_to_peer(
     session: &Arc<Session>,
     peer: &Peer,
     message: &[u8],
     out: &mut Vec<u8>,
     calls: &mut JoinSet<()>,
 ) {
+    if message.len() >= LARGE_MESSAGE {
+        let message: Arc<[u8]> = Arc::from(message);
+        match session.dispatch_large(Arc::clone(&message)).await {
+            Handled::Done(answer) => out.extend_from_slice(&answer),
+            Handled::Call(call) => run_to_peer(*call, peer, calls),
+            Handled::Batch(plan) => {
+                let (session, peer) = (Arc::clone(session), peer.clone());
+                calls.spawn(async move {
+                    if let Some(answer) = session.run_batch(&message, plan).await {
+                        peer.send(answer).await;
+                    }
+                });
+            }
+        }
+        return;
+    }
     match session.dispatch(message, out) {
         Dispatched::Done => {}
-        Dispatched::Call(call) => {
-            let call = call.into_owned(session);
-            let peer = peer.clone();
-            calls.spawn(async move {
-                if let Some(answer) = call.run().await {
-                    peer.send(answer).await;
-                }
-            });
-        }
+        Dispatched::Call(call) => run_to_peer(call.into_owned(session), peer, calls),
         Dispatched::Batch => {
             let session = Arc::clone(session);
             let peer = peer.clone();
             let batch = message.to_vec();
             calls.spawn(async move {
-                if let Some(answer) = session.handle(&batch).await {
+                let plan = session.plan_batch(&batch);
+                if let Some(answer) = session.run_batch(&batch, plan).await {
                     peer.send(answer).await;
                 }
             });
         }
     }
+}
+
+/// Runs a call in `calls`; its answer goes to `peer`.
+fn run_to_peer(call: OwnedCall, peer: &Peer, calls: &mut JoinSet<()>) {
+    let peer = peer.clone();
+    calls.spawn(async move {
+        if let Some(answer) = call.run().await {
+            peer.send(answer).await;
+        }
+    });
 }
 
 /// Tells the client about server changes it should hear of (list changes,

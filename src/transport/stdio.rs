@@ -197,7 +197,7 @@ where
         if message.is_empty() {
             continue;
         }
-        super::dispatch_to_peer(&session, &peer, message, &mut out, &mut calls);
+        super::dispatch_to_peer(&session, &peer, message, &mut out, &mut calls).await;
         if !out.is_empty() {
             let answer = std::mem::replace(&mut out, Vec::with_capacity(256));
             if !peer.send(answer).await {

@@ -182,7 +182,7 @@ impl WebSocketMcp {
                         Err(end) => break end,
                     };
                     self.registry.count(Transport::WebSocket, Event::MessageIn);
-                    super::dispatch_to_peer(&session, &peer, text.as_bytes(), &mut out, &mut calls);
+                    super::dispatch_to_peer(&session, &peer, text.as_bytes(), &mut out, &mut calls).await;
                     if !out.is_empty() {
                         let answer = std::mem::replace(&mut out, Vec::with_capacity(256));
                         if let Err(end) = send(&mut ws, answer, cfg).await {

@@ -3,6 +3,7 @@
 
 use super::headers::{accepts_mcp, check_modern_headers, modern_status};
 use super::*;
+use crate::mcp::{Handled, LARGE_MESSAGE, OwnedCall};
 
 /// A session id: 128 bits from the operating system's CSPRNG, as hex.
 fn new_session_id() -> Option<String> {
@@ -32,45 +33,98 @@ impl Handler for Post {
         if admitted.scope == crate::guard::auth::Scope::ReadOnly {
             session.restrict_to_read_only();
         }
+        if body.len() >= LARGE_MESSAGE {
+            // Read off the async workers (see `Session::dispatch_large`).
+            let body: Arc<[u8]> = Arc::from(body);
+            return Reply::new(async move {
+                let to_start = Starting {
+                    modern,
+                    new_id,
+                    replay,
+                };
+                match session.dispatch_large(Arc::clone(&body)).await {
+                    Handled::Done(out) => to_start.done(out),
+                    Handled::Batch(plan) => to_start.batch(session.run_batch(&body, plan).await),
+                    Handled::Call(call) => to_start.call(*call).await,
+                }
+            });
+        }
+        let to_start = Starting {
+            modern,
+            new_id,
+            replay,
+        };
         let mut out = Vec::new();
-        let dispatched = session.dispatch(body, &mut out);
-        let with_id = move |r: Response| match &new_id {
+        match session.dispatch(body, &mut out) {
+            Dispatched::Done => Reply::ready(to_start.done(out)),
+            Dispatched::Batch => Reply::new(async move {
+                let plan = session.plan_batch(body);
+                to_start.batch(session.run_batch(body, plan).await)
+            }),
+            Dispatched::Call(call) => to_start.call(call.into_owned(&session)),
+        }
+    }
+}
+
+/// How a dispatched POST is answered: whether it is a 2026-07-28 one, the
+/// id of the session it created, and the replay record of its streams.
+struct Starting {
+    modern: bool,
+    new_id: Option<String>,
+    replay: Option<Arc<Replay>>,
+}
+
+impl Starting {
+    /// Adds the new session's id, if the request created one.
+    fn with_id(&self, r: Response) -> Response {
+        match &self.new_id {
             Some(id) => r
                 .try_header("mcp-session-id", id)
                 .unwrap_or_else(|_| Response::new(500)),
             None => r,
-        };
-        match dispatched {
-            Dispatched::Done if out.is_empty() => Reply::ready(with_id(Response::new(202))),
-            Dispatched::Done => {
-                let status = if modern { modern_status(&out) } else { 200 };
-                Reply::ready(with_id(Response::json(status, out)))
-            }
-            Dispatched::Batch => Reply::new(async move {
-                match session.handle(body).await {
-                    Some(answer) => Response::json(200, answer),
-                    None => Response::new(202),
-                }
-            }),
-            Dispatched::Call(call) => {
-                let (peer, messages) = Peer::channel(STREAM_QUEUE);
-                let call = call.into_owned(&session).with_peer(peer);
-                let stream_id = call.id().to_owned();
-                let run: RunningCall = Box::pin(call.run());
-                if modern {
-                    return Reply::new(answer_modern(run, messages, stream_id, replay));
-                }
-                let (response, events) = Response::sse(STREAM_QUEUE);
-                let stream = CallStream {
-                    id: stream_id,
-                    events,
-                    replay,
-                    cancel_on_close: false,
-                };
-                tokio::spawn(stream.run(run, messages, None));
-                Reply::ready(with_id(response))
-            }
         }
+    }
+
+    /// A message handled at once: its answer as JSON, or 202 without one.
+    fn done(self, out: Vec<u8>) -> Response {
+        if out.is_empty() {
+            return self.with_id(Response::new(202));
+        }
+        let status = if self.modern {
+            modern_status(&out)
+        } else {
+            200
+        };
+        self.with_id(Response::json(status, out))
+    }
+
+    /// A batch's answers as JSON, or 202 when none has one.
+    fn batch(self, answers: Option<Vec<u8>>) -> Response {
+        match answers {
+            Some(answer) => Response::json(200, answer),
+            None => Response::new(202),
+        }
+    }
+
+    /// Starts a call: 2026-07-28 answers with JSON or SSE as the call goes;
+    /// older versions get an SSE stream of the call's messages at once.
+    fn call(self, call: OwnedCall) -> Reply<'static> {
+        let (peer, messages) = Peer::channel(STREAM_QUEUE);
+        let call = call.with_peer(peer);
+        let stream_id = call.id().to_owned();
+        let run: RunningCall = Box::pin(call.run());
+        if self.modern {
+            return Reply::new(answer_modern(run, messages, stream_id, self.replay));
+        }
+        let (response, events) = Response::sse(STREAM_QUEUE);
+        let stream = CallStream {
+            id: stream_id,
+            events,
+            replay: self.replay.clone(),
+            cancel_on_close: false,
+        };
+        tokio::spawn(stream.run(run, messages, None));
+        Reply::ready(self.with_id(response))
     }
 }
 
