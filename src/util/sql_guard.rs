@@ -335,6 +335,7 @@ impl SqlGuard {
         dialect: &dyn Dialect,
         flow: bool,
     ) -> Result<StatementKind, Refusal> {
+        refuse_by_prefix(sql, dialect)?;
         let tokens = Tokenizer::new(dialect, sql)
             .tokenize()
             .map_err(|e| Refusal::Unparseable(e.to_string()))?;
@@ -399,6 +400,37 @@ impl SqlGuard {
             nested,
             allowed: allowed.join(", "),
         }
+    }
+}
+
+/// Text measured on its own before a long statement is tokenized whole.
+/// Default: 16 KiB.
+const PREFIX_BYTES: usize = 16 * 1024;
+
+/// Refuses a long statement whose first [`PREFIX_BYTES`] already nest or
+/// chain past the limits, so a refusal costs the same whatever the length
+/// (a megabyte of `1+1+...` is not tokenized whole to be turned down).
+///
+/// Sound because the tokenizer reads left to right: every token that ends
+/// before the cut is a token of the whole text too, so what the prefix
+/// nests and chains, the whole text does (the last token, perhaps cut in
+/// two, is at most one operator more or less, far inside the margin of
+/// the limits). A prefix that does not tokenize (cut inside a string
+/// literal or a comment) decides nothing: the whole text is checked.
+fn refuse_by_prefix(sql: &str, dialect: &dyn Dialect) -> Result<(), Refusal> {
+    if sql.len() <= PREFIX_BYTES {
+        return Ok(());
+    }
+    let mut cut = PREFIX_BYTES;
+    while !sql.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let Ok(tokens) = Tokenizer::new(dialect, &sql[..cut]).tokenize() else {
+        return Ok(());
+    };
+    match measure(&tokens[..tokens.len().saturating_sub(1)]) {
+        Err(refusal @ (Refusal::TooDeep | Refusal::ChainTooLong)) => Err(refusal),
+        _ => Ok(()),
     }
 }
 

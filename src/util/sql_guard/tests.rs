@@ -138,6 +138,38 @@ fn long_operator_chains_are_refused_before_parsing() {
     assert_eq!(check(&deep), Err(Refusal::TooDeep));
 }
 
+#[test]
+fn a_long_statement_is_refused_by_its_prefix() {
+    // The chain is refused from the first 16 KiB alone: the broken string
+    // at the end, which tokenizing the whole text would report first, is
+    // never reached.
+    for op in ["+", " OR ", "||"] {
+        let sql = format!("{} + 'unterminated", chain(op, 33_000));
+        assert_eq!(check(&sql), Err(Refusal::ChainTooLong), "{op}");
+    }
+    let sql = format!(
+        "SELECT {}1{} + 'unterminated",
+        "(".repeat(20_000),
+        ")".repeat(20_000)
+    );
+    assert_eq!(check(&sql), Err(Refusal::TooDeep));
+    // A prefix cut inside a string literal decides nothing; a long
+    // statement within the limits passes, and one past them only after
+    // its prefix is still refused.
+    let literal = format!("SELECT '{}' AS s", "x".repeat(40_000));
+    assert!(check(&literal).is_ok());
+    let list: Vec<String> = (0..6_000).map(|i| i.to_string()).collect();
+    let long_in = format!("SELECT 1 WHERE 1 IN ({})", list.join(", "));
+    assert!(long_in.len() > 16 * 1024);
+    assert!(check(&long_in).is_ok());
+    let late = format!(
+        "SELECT '{}' AS s, {}",
+        "x".repeat(20_000),
+        chain("+", 600).replace("SELECT ", "")
+    );
+    assert_eq!(check(&late), Err(Refusal::ChainTooLong));
+}
+
 /// The largest trees the limits let through are checked and dropped on
 /// a thread with tokio's default worker stack (2 MiB), in any build.
 #[test]
