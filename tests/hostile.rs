@@ -7,14 +7,13 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use support::Client;
 use support::daemon::Daemon;
+use support::victim::{Victim, answer, messages, post, query, report};
 use tokio_tungstenite::tungstenite::Message;
 
 /// How long each attack is kept up (repeated when it is quicker), so the
@@ -41,10 +40,6 @@ fn attacker_elsewhere() {
     assert_eq!(done, 0, "SCHED_IDLE: {}", std::io::Error::last_os_error());
 }
 
-/// Peak resident memory allowed to the daemon under any one attack (the
-/// documented budget for the default settings is 256 MiB).
-const RSS_BUDGET_KIB: u64 = 256 * 1024;
-
 /// One attack at a time: each loads both cores, and a victim's latency is
 /// only meaningful when its attack is the only one running.
 static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -52,59 +47,8 @@ static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const KEY_A: &str = "attacker-key-0123456789";
 const KEY_B: &str = "victim-key-0123456789ab";
 
-/// A POST to `/mcp` on the 2025-06-18 (or `version`) protocol.
-fn post(
-    addr: SocketAddr,
-    version: &str,
-    session: Option<&str>,
-    body: &str,
-    extra: &str,
-) -> Vec<u8> {
-    let session = session
-        .map(|s| format!("Mcp-Session-Id: {s}\r\n"))
-        .unwrap_or_default();
-    format!(
-        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-         Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: {version}\r\n\
-         {session}{extra}Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
-}
-
 fn bearer(key: &str) -> String {
     format!("Authorization: Bearer {key}\r\n")
-}
-
-/// The JSON-RPC messages of a body: plain JSON (one or a batch) or SSE.
-fn messages(body: &[u8]) -> Vec<Value> {
-    let text = String::from_utf8_lossy(body);
-    match serde_json::from_str::<Value>(&text) {
-        Ok(Value::Array(all)) => all,
-        Ok(v) => vec![v],
-        Err(_) => text
-            .lines()
-            .filter_map(|l| l.strip_prefix("data:"))
-            .filter_map(|d| serde_json::from_str(d.trim()).ok())
-            .collect(),
-    }
-}
-
-fn answer(body: &[u8], id: i64) -> Value {
-    messages(body)
-        .into_iter()
-        .find(|m| m["id"] == json!(id))
-        .unwrap_or_else(|| panic!("no answer to {id} in {:?}", String::from_utf8_lossy(body)))
-}
-
-fn call(id: i64, tool: &str, arguments: Value) -> String {
-    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
-           "params": {"name": tool, "arguments": arguments}})
-    .to_string()
-}
-
-fn query(id: i64, sql: &str) -> String {
-    call(id, "execute_query", json!({"query": sql}))
 }
 
 /// The text of a tool result (its first content item).
@@ -168,117 +112,6 @@ async fn still_serving(daemon: &mut Daemon, session: &str, extra: &str) {
     );
 }
 
-/// Another client calling `SELECT 1` without pause on its own session and
-/// connection while an attack runs, so the attack's cost to others is seen.
-/// It runs on a thread and runtime of its own: the attacker's client work in
-/// this process (building large bodies, reading large answers) must not
-/// delay the victim's polling, or the figure would measure the test harness.
-struct Victim {
-    stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<Vec<(Instant, Duration)>>,
-}
-
-impl Victim {
-    async fn start(addr: SocketAddr, extra: &str) -> Victim {
-        let extra = extra.to_owned();
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopping = Arc::clone(&stop);
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("victim runtime");
-            runtime.block_on(Victim::calls(addr, extra, stopping, ready_tx))
-        });
-        ready_rx.await.expect("the victim opened its session");
-        // A baseline before the attack begins.
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        Victim { stop, thread }
-    }
-
-    /// The victim's loop: opens its session, says so on `ready`, then calls
-    /// until `stop`; each call's start and duration.
-    async fn calls(
-        addr: SocketAddr,
-        extra: String,
-        stop: Arc<AtomicBool>,
-        ready: tokio::sync::oneshot::Sender<()>,
-    ) -> Vec<(Instant, Duration)> {
-        // From another loopback address: another client even without keys
-        // (keyless clients of one address are one principal).
-        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-        socket
-            .bind(SocketAddr::from(([127, 0, 0, 2], 0)))
-            .expect("bind 127.0.0.2");
-        let mut c = Client::from_stream(socket.connect(addr).await.expect("connect"));
-        let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {},
-            "clientInfo": {"name": "victim", "version": "0"}}})
-        .to_string();
-        c.send(&post(addr, "2025-06-18", None, &init, &extra)).await;
-        let r = c.read_response_to("POST").await;
-        assert_eq!(r.status, 200, "{}", r.body_str());
-        let session = r.header("mcp-session-id").expect("session id").to_owned();
-        let done = json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string();
-        c.send(&post(addr, "2025-06-18", Some(&session), &done, &extra))
-            .await;
-        assert_eq!(c.read_response_to("POST").await.status, 202);
-        let _ = ready.send(());
-        let mut samples = Vec::new();
-        let mut id = 10_000;
-        while !stop.load(Ordering::Relaxed) {
-            id += 1;
-            let started = Instant::now();
-            c.send(&post(
-                addr,
-                "2025-06-18",
-                Some(&session),
-                &query(id, "SELECT 1 AS one"),
-                &extra,
-            ))
-            .await;
-            let r = c.read_response_to("POST").await;
-            assert_eq!(
-                answer(&r.body, id)["result"]["structuredContent"]["rows"],
-                json!([[1]])
-            );
-            samples.push((started, started.elapsed()));
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        samples
-    }
-
-    /// Stops; the victim's p99 before `attack` began and from then on, and
-    /// how many calls it made during the attack.
-    async fn finish(self, attack: Instant) -> (Duration, Duration, usize) {
-        self.stop.store(true, Ordering::Relaxed);
-        let thread = self.thread;
-        let samples = tokio::task::spawn_blocking(move || thread.join())
-            .await
-            .expect("joined")
-            .expect("the victim was served throughout");
-        let p99 = |mut v: Vec<Duration>| {
-            v.sort();
-            v.get((v.len() * 99).div_ceil(100).saturating_sub(1))
-                .copied()
-                .unwrap_or_default()
-        };
-        let before: Vec<Duration> = samples
-            .iter()
-            .filter(|s| s.0 < attack)
-            .map(|s| s.1)
-            .collect();
-        let during: Vec<Duration> = samples
-            .iter()
-            .filter(|s| s.0 >= attack)
-            .map(|s| s.1)
-            .collect();
-        let n = during.len();
-        (p99(before), p99(during), n)
-    }
-}
-
 /// The scene of an attack without keys: this test's turn, the daemon on the
 /// demo warehouse, the attacker's session on `version`, a victim calling
 /// beside it, and the moment the attack begins.
@@ -297,23 +130,6 @@ async fn keyless_scene(
     let victim = Victim::start(daemon.addr, "").await;
     attacker_elsewhere();
     (turn, daemon, session, victim, Instant::now())
-}
-
-/// Prints and checks what one attack cost: the daemon's peak RSS against the
-/// budget, and the victim's p99 before and during it (printed: timing is
-/// reported, not asserted).
-async fn report(what: &str, daemon: &Daemon, victim: Victim, attack: Instant) {
-    let (before, during, n) = victim.finish(attack).await;
-    let peak = daemon.peak_rss_kib();
-    eprintln!(
-        "{what}: peak RSS {} MiB; victim p99 {before:?} before, {during:?} during ({n} calls)",
-        peak / 1024
-    );
-    assert!(n > 0, "{what}: the victim made no call during the attack");
-    assert!(
-        peak < RSS_BUDGET_KIB,
-        "{what}: peak RSS {peak} KiB passed the budget"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

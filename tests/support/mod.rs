@@ -3,6 +3,7 @@
 
 pub mod daemon;
 pub mod stack;
+pub mod victim;
 pub mod warehouse;
 
 use std::sync::Arc;
