@@ -13,7 +13,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use support::Client;
 use support::daemon::Daemon;
-use support::victim::{Victim, answer, messages, post, query, report};
+use support::victim::{Victim, answer, messages, open_session, post, query, report};
 use tokio_tungstenite::tungstenite::Message;
 
 /// How long each attack is kept up (repeated when it is quicker), so the
@@ -57,24 +57,6 @@ fn text_of(a: &Value) -> String {
         .as_str()
         .unwrap_or_default()
         .to_owned()
-}
-
-/// Opens a session on `version`; returns its id.
-async fn open_session(addr: SocketAddr, version: &str, extra: &str) -> String {
-    let mut c = Client::connect(addr).await;
-    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-        "protocolVersion": version, "capabilities": {},
-        "clientInfo": {"name": "hostile-test <script>", "version": "0"}}})
-    .to_string();
-    c.send(&post(addr, version, None, &init, extra)).await;
-    let r = c.read_response_to("POST").await;
-    assert_eq!(r.status, 200, "{}", r.body_str());
-    let session = r.header("mcp-session-id").expect("session id").to_owned();
-    let done = json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string();
-    c.send(&post(addr, version, Some(&session), &done, extra))
-        .await;
-    assert_eq!(c.read_response_to("POST").await.status, 202);
-    session
 }
 
 /// One call on its own connection; the answer and how long it took.

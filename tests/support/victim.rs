@@ -193,3 +193,21 @@ pub async fn report(what: &str, daemon: &super::daemon::Daemon, victim: Victim, 
         "{what}: peak RSS {peak} KiB passed the budget"
     );
 }
+
+/// Opens a session on `version`; returns its id.
+pub async fn open_session(addr: SocketAddr, version: &str, extra: &str) -> String {
+    let mut c = Client::connect(addr).await;
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": version, "capabilities": {},
+        "clientInfo": {"name": "hostile-test <script>", "version": "0"}}})
+    .to_string();
+    c.send(&post(addr, version, None, &init, extra)).await;
+    let r = c.read_response_to("POST").await;
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    let session = r.header("mcp-session-id").expect("session id").to_owned();
+    let done = json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string();
+    c.send(&post(addr, version, Some(&session), &done, extra))
+        .await;
+    assert_eq!(c.read_response_to("POST").await.status, 202);
+    session
+}

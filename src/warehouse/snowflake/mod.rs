@@ -286,6 +286,10 @@ async fn run_ticket(
     answer
 }
 
+/// Longest a cancelled statement's abort may take (its retries included)
+/// before its session is retired instead. Default: 10 s.
+const ABORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Holds a call's session. Dropped while a statement runs (the call was
 /// cancelled or timed out), it sends Snowflake's abort request for it in
 /// the background, then returns the session to the pool if Snowflake
@@ -322,9 +326,13 @@ impl Drop for Watch {
         let rest = Arc::clone(&self.rest);
         handle.spawn(async move {
             let token = session.tokens.session.clone();
-            match statement::abort(&rest, &token, &ticket).await {
-                Ok(true) => tracing::debug!("aborted a cancelled statement"),
-                Ok(false) | Err(_) => {
+            // Bounded: the session holds a pool slot until this ends, and
+            // on a stalled network one exchange alone may wait minutes.
+            let aborted =
+                tokio::time::timeout(ABORT_TIMEOUT, statement::abort(&rest, &token, &ticket)).await;
+            match aborted {
+                Ok(Ok(true)) => tracing::debug!("aborted a cancelled statement"),
+                Ok(Ok(false) | Err(_)) | Err(_) => {
                     tracing::warn!("could not abort a cancelled statement; its session is retired");
                     session.mark_broken();
                 }

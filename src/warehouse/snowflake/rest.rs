@@ -293,12 +293,30 @@ impl Rest {
 }
 
 fn transport(e: reqwest_middleware::Error) -> WarehouseError {
-    // The error names the URL (no secrets: tokens travel in headers) and the cause.
-    let e = match e {
+    // What actually failed (refused, reset, timed out) is in the causes:
+    // "after 3 retries" alone says nothing. The HTTP client's own errors in
+    // the chain are skipped (they name the URL; their causes are kept).
+    let mut causes = Vec::new();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<reqwest::Error>().is_none()
+            && c.downcast_ref::<reqwest_middleware::Error>().is_none()
+        {
+            causes.push(c.to_string());
+        }
+        cause = c.source();
+    }
+    let mut text = match e {
         reqwest_middleware::Error::Reqwest(e) => e.without_url().to_string(),
         other => other.to_string(),
     };
-    WarehouseError::new(ErrorKind::Unavailable, format!("request failed: {e}"))
+    for c in causes {
+        if !text.contains(&c) {
+            text.push_str(": ");
+            text.push_str(&c);
+        }
+    }
+    WarehouseError::new(ErrorKind::Unavailable, format!("request failed: {text}"))
 }
 
 /// Reads a response body, failing past `limit` bytes.
