@@ -21,7 +21,7 @@ FUZZ_SANITIZER="${FUZZ_SANITIZER:-none}"
 if [ "$#" -gt 0 ]; then
   targets=("$@")
 else
-  targets=(http_head jsonrpc_message ws_handshake sql_guard http_conn)
+  targets=(http_head jsonrpc_message ws_handshake sql_guard http_conn mcp_session)
 fi
 
 toolchain=""

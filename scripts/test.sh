@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
-FUZZ_TARGETS=(http_head jsonrpc_message ws_handshake sql_guard http_conn)
+FUZZ_TARGETS=(http_head jsonrpc_message ws_handshake sql_guard http_conn mcp_session)
 
 step() { printf '\n==> %s\n' "$*"; }
 
