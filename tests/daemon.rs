@@ -844,16 +844,6 @@ fn stdio_ends_on_a_signal_while_stdin_stays_open_and_silent() {
     drop(stdin);
 }
 
-/// The daemon's resident memory now (`VmRSS`), in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .expect("status")
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_huge_snowflake_result_costs_only_the_rows_returned() {
     use snowflake_mcp::warehouse::snowflake::SnowflakeWarehouse;
@@ -875,17 +865,12 @@ async fn a_huge_snowflake_result_costs_only_the_rows_returned() {
         .await
         .expect("a 2,000,000-row table");
     setup.close();
-    let url = fakesnow.url();
+    let env = support::warehouse::FakeSnow::daemon_env(&fakesnow.url());
     let daemon = Daemon::start(
         &["--port", "0"],
-        &[
-            ("SNOWFLAKE_ACCOUNT", "testacct"),
-            ("SNOWFLAKE_USER", "tester"),
-            ("SNOWFLAKE_PASSWORD", "not-checked"),
-            ("SNOWFLAKE_DATABASE", "DB1"),
-            ("SNOWFLAKE_SCHEMA", "S1"),
-            ("SNOWFLAKE_BASE_URL", &url),
-        ],
+        &env.iter()
+            .map(|(k, v)| (*k, v.as_str()))
+            .collect::<Vec<_>>(),
     );
     let addr = daemon.addr;
     let session = open_session(addr, "").await;
@@ -897,8 +882,7 @@ async fn a_huge_snowflake_result_costs_only_the_rows_returned() {
         &c.read_response_to("POST").await.body,
         1
     )));
-    let pid = daemon.pid();
-    let before = rss_kib(pid);
+    let before = daemon.rss_kib();
     let chunks = fakesnow.count("chunk");
     let started = Instant::now();
     c.send(&post(

@@ -207,24 +207,19 @@ async fn warehouse_faults_give_clear_errors_and_the_pool_heals() {
     let mut fake = FakeSnow::start(0);
     let shim_port = fake.port;
     let mut proxy = FaultProxy::start(shim_port).await;
-    let url = format!("http://127.0.0.1:{}", proxy.port);
+    let env = FakeSnow::daemon_env(&format!("http://127.0.0.1:{}", proxy.port));
     let daemon = Daemon::start(
         &["--port", "0", "--request-timeout", "3s", "--pool-size", "2"],
-        &[
-            ("SNOWFLAKE_ACCOUNT", "testacct"),
-            ("SNOWFLAKE_USER", "tester"),
-            ("SNOWFLAKE_PASSWORD", "not-checked"),
-            ("SNOWFLAKE_DATABASE", "DB1"),
-            ("SNOWFLAKE_SCHEMA", "S1"),
-            ("SNOWFLAKE_BASE_URL", &url),
-        ],
+        &env.iter()
+            .map(|(k, v)| (*k, v.as_str()))
+            .collect::<Vec<_>>(),
     );
     let addr = daemon.addr;
     let session = open_session(addr, "2025-06-18", "").await;
     let (ok, text, _) = run(addr, &session, 1, "SELECT 1 AS one").await;
     assert!(ok, "{text}");
     assert_eq!(database_becomes(addr, "healthy").await, None);
-    let fds_before = open_fds(daemon.pid());
+    let fds_before = daemon.open_fds();
 
     // The network stalls: calls end at the request timeout, clearly. Two at
     // once, so both pooled sessions are left with a statement to abort over
@@ -296,19 +291,12 @@ async fn warehouse_faults_give_clear_errors_and_the_pool_heals() {
 
     // Nothing left running or open.
     assert_eq!(metric(addr, "snowflake_mcp_requests_active").await, 0.0);
-    let fds_after = open_fds(daemon.pid());
+    let fds_after = daemon.open_fds();
     assert!(
         fds_after <= fds_before + 4,
         "file descriptors {fds_before} -> {fds_after}"
     );
     drop(fake);
-}
-
-/// Open file descriptors of a process.
-fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .expect("the daemon's fds")
-        .count()
 }
 
 /// Killed mid-statement (at the warehouse layer, where the stand-in's

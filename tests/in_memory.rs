@@ -110,6 +110,34 @@ fn call(id: i64, text: &str) -> Value {
     }}})
 }
 
+/// The WebSocket handshake (subprotocol `mcp`) over an in-memory stream;
+/// the socket and the answer's status.
+async fn websocket(
+    client: DuplexStream,
+) -> (tokio_tungstenite::WebSocketStream<DuplexStream>, u16) {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let mut request = "ws://localhost/ws".into_client_request().expect("request");
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", "mcp".parse().expect("header"));
+    let (ws, answer) = tokio::time::timeout(WAIT, tokio_tungstenite::client_async(request, client))
+        .await
+        .expect("handshake in time")
+        .expect("handshake");
+    (ws, answer.status().as_u16())
+}
+
+/// The host closes its channel of streams: the server stops accepting and,
+/// its connections closed, returns.
+async fn server_ends(tx: Streams, task: Serving) {
+    drop(tx);
+    tokio::time::timeout(WAIT, task)
+        .await
+        .expect("the server ends")
+        .expect("task")
+        .expect("served");
+}
+
 #[tokio::test]
 async fn streamable_http_keep_alive_over_an_in_memory_stream() {
     let (tx, task) = start();
@@ -149,20 +177,11 @@ async fn streamable_http_keep_alive_over_an_in_memory_stream() {
 
 #[tokio::test]
 async fn a_websocket_session_over_an_in_memory_stream() {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
     let (tx, task) = start();
     let (client, server_end) = tokio::io::duplex(64 * 1024);
     tx.send((server_end, peer())).await.expect("handed over");
-    let mut request = "ws://localhost/ws".into_client_request().expect("request");
-    request
-        .headers_mut()
-        .insert("sec-websocket-protocol", "mcp".parse().expect("header"));
-    let (mut ws, answer) =
-        tokio::time::timeout(WAIT, tokio_tungstenite::client_async(request, client))
-            .await
-            .expect("handshake in time")
-            .expect("handshake");
-    assert_eq!(answer.status(), 101);
+    let (mut ws, status) = websocket(client).await;
+    assert_eq!(status, 101);
     let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
         "protocolVersion": "2025-11-25", "capabilities": {},
         "clientInfo": {"name": "in-memory", "version": "0"}}});
@@ -198,12 +217,7 @@ async fn a_websocket_session_over_an_in_memory_stream() {
     );
     ws.close(None).await.expect("close");
     drop(ws);
-    drop(tx);
-    tokio::time::timeout(WAIT, task)
-        .await
-        .expect("the server ends")
-        .expect("task")
-        .expect("served");
+    server_ends(tx, task).await;
 }
 
 /// Messages from 64 KiB on are read off the async workers: answered the
@@ -211,7 +225,6 @@ async fn a_websocket_session_over_an_in_memory_stream() {
 /// large `initialize` is done before the calls sent right behind it).
 #[tokio::test]
 async fn large_messages_are_answered_in_order_on_both_transports() {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
     let big = "x".repeat(200 * 1024);
     let (tx, task) = start();
     let (mut client, server_end) = tokio::io::duplex(64 * 1024);
@@ -233,14 +246,7 @@ async fn large_messages_are_answered_in_order_on_both_transports() {
 
     let (client, server_end) = tokio::io::duplex(64 * 1024);
     tx.send((server_end, peer())).await.expect("handed over");
-    let mut request = "ws://localhost/ws".into_client_request().expect("request");
-    request
-        .headers_mut()
-        .insert("sec-websocket-protocol", "mcp".parse().expect("header"));
-    let (mut ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::client_async(request, client))
-        .await
-        .expect("handshake in time")
-        .expect("handshake");
+    let (mut ws, _) = websocket(client).await;
     let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
         "protocolVersion": "2025-11-25", "capabilities": {"experimental": {"pad": {"text": &big}}},
         "clientInfo": {"name": "in-memory", "version": "0"}}});
@@ -280,10 +286,5 @@ async fn large_messages_are_answered_in_order_on_both_transports() {
     );
     ws.close(None).await.expect("close");
     drop(ws);
-    drop(tx);
-    tokio::time::timeout(WAIT, task)
-        .await
-        .expect("the server ends")
-        .expect("task")
-        .expect("served");
+    server_ends(tx, task).await;
 }

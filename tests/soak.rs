@@ -21,7 +21,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use support::daemon::Daemon;
 use support::victim::{answer, post};
-use support::{Client, metric};
+use support::{Client, metric, ws_request};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Message;
@@ -80,15 +80,8 @@ fn select(id: u64, n: u64, meta: bool) -> String {
 }
 
 async fn websocket_client(i: u64, addr: SocketAddr, until: Instant, tally: Arc<Tally>) {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-    let mut request = format!("ws://{addr}/ws")
-        .into_client_request()
-        .expect("request");
-    request
-        .headers_mut()
-        .insert("sec-websocket-protocol", "mcp".parse().expect("header"));
     let stream = connect_from(i, addr).await;
-    let (mut ws, _) = tokio_tungstenite::client_async(request, stream)
+    let (mut ws, _) = tokio_tungstenite::client_async(ws_request(&addr.to_string()), stream)
         .await
         .expect("handshake");
     let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
@@ -175,23 +168,6 @@ async fn http_client(i: u64, addr: SocketAddr, until: Instant, tally: Arc<Tally>
     }
 }
 
-/// Open file descriptors of a process.
-fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .expect("the daemon's fds")
-        .count()
-}
-
-/// Resident memory of a process, KiB.
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .expect("status")
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_clients_for_a_while_then_nothing_left_behind() {
     let (ws_clients, http_clients, seconds) = (
@@ -211,8 +187,8 @@ async fn many_clients_for_a_while_then_nothing_left_behind() {
         ],
         &[],
     );
-    let (addr, pid) = (daemon.addr, daemon.pid());
-    let fds_before = open_fds(pid);
+    let addr = daemon.addr;
+    let fds_before = daemon.open_fds();
     let tally = Arc::new(Tally::default());
     let started = Instant::now();
     let until = started + Duration::from_secs(seconds);
@@ -233,7 +209,7 @@ async fn many_clients_for_a_while_then_nothing_left_behind() {
     // RSS each half second while the load runs.
     let mut samples = Vec::new();
     while Instant::now() < until {
-        samples.push((started.elapsed(), rss_kib(pid)));
+        samples.push((started.elapsed(), daemon.rss_kib()));
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     while let Some(done) = clients.join_next().await {
@@ -286,7 +262,7 @@ async fn many_clients_for_a_while_then_nothing_left_behind() {
                 )
                 .await,
             metric(addr, "snowflake_mcp_requests_active").await,
-            open_fds(pid).saturating_sub(fds_before),
+            daemon.open_fds().saturating_sub(fds_before),
         );
         if left == (0.0, 0.0, 0.0, 0.0, 0) {
             break;

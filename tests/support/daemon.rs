@@ -110,15 +110,32 @@ impl Daemon {
         }
     }
 
-    /// The process's peak resident memory so far (`VmHWM`), in KiB.
+    /// Its peak resident memory so far (`VmHWM`), in KiB.
     pub fn peak_rss_kib(&self) -> u64 {
+        self.status_kib("VmHWM:")
+    }
+
+    /// Its resident memory now (`VmRSS`), in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        self.status_kib("VmRSS:")
+    }
+
+    /// A memory figure of its `/proc` status, in KiB.
+    fn status_kib(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .expect("the daemon's /proc status");
         status
             .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .find_map(|l| l.strip_prefix(field))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmHWM")
+            .unwrap_or_else(|| panic!("{field} in {status}"))
+    }
+
+    /// How many file descriptors it has open.
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .expect("the daemon's fds")
+            .count()
     }
 
     /// Its process id.

@@ -23,6 +23,19 @@ use tokio::task::JoinHandle;
 /// A WebSocket client stream.
 pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
 
+/// A WebSocket upgrade request for `/ws` on `host`, asking for the `mcp`
+/// subprotocol.
+pub fn ws_request(host: &str) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let mut request = format!("ws://{host}/ws")
+        .into_client_request()
+        .expect("request");
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", "mcp".parse().expect("header"));
+    request
+}
+
 /// Opens `ws://ADDR/ws` offering the `mcp` subprotocol; the handshake's
 /// answer comes back for checking.
 pub async fn ws_connect(
@@ -31,17 +44,13 @@ pub async fn ws_connect(
     Ws,
     tokio_tungstenite::tungstenite::handshake::client::Response,
 ) {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-    let mut request = format!("ws://{addr}/ws")
-        .into_client_request()
-        .expect("request");
-    request
-        .headers_mut()
-        .insert("sec-websocket-protocol", "mcp".parse().expect("header"));
-    tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
-        .await
-        .expect("connect in time")
-        .expect("handshake")
+    tokio::time::timeout(
+        WAIT,
+        tokio_tungstenite::connect_async(ws_request(&addr.to_string())),
+    )
+    .await
+    .expect("connect in time")
+    .expect("handshake")
 }
 
 /// How long a test waits for any single answer before failing.

@@ -94,6 +94,19 @@ impl FakeSnow {
         FakeSnow { child, port }
     }
 
+    /// The daemon's environment for a warehouse at `url` (this stand-in,
+    /// or a proxy in front of it): account, user, password, DB1.S1.
+    pub fn daemon_env(url: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("SNOWFLAKE_ACCOUNT", "testacct".into()),
+            ("SNOWFLAKE_USER", "tester".into()),
+            ("SNOWFLAKE_PASSWORD", "not-checked".into()),
+            ("SNOWFLAKE_DATABASE", "DB1".into()),
+            ("SNOWFLAKE_SCHEMA", "S1".into()),
+            ("SNOWFLAKE_BASE_URL", url.into()),
+        ]
+    }
+
     /// Its base URL.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
