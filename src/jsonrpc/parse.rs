@@ -532,6 +532,22 @@ mod tests {
     }
 
     #[test]
+    fn a_lone_surrogate_in_a_member_name_reads_as_an_unknown_member() {
+        // Found by the jsonrpc_message fuzz target: such a notification was
+        // answered with a parse error, though its JSON is valid grammar.
+        let m = parse(br#"{"jsonrpc":"2.0","method":"notifications/x","params":{"a\udddd":0}}"#)
+            .unwrap();
+        assert_eq!(m.method(), Some("notifications/x"));
+        let mut seen = Vec::new();
+        parse_with(
+            br#"{"params":{"k\ud800":1,"\\udddd":2},"jsonrpc":"2.0","id":1,"method":"m"}"#,
+            |k, _| seen.push(k.into_owned()),
+        )
+        .unwrap();
+        assert_eq!(seen, ["k\u{FFFD}", "\\udddd"]);
+    }
+
+    #[test]
     fn batches() {
         assert!(is_batch(b"  [{}]"));
         assert!(!is_batch(b" {}"));

@@ -65,6 +65,30 @@ impl<'a> RawJson<'a> {
     }
 }
 
+/// A quoted JSON string with every surrogate escape (`\uD800`-`\uDFFF`,
+/// paired or not) replaced by `\uFFFD`, decoded.
+fn lossy_name(quoted: &str) -> Option<Cow<'_, str>> {
+    let mut text = quoted.as_bytes().to_vec();
+    let mut i = 0;
+    while i + 6 <= text.len() {
+        if text[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        let surrogate = text[i + 1] == b'u'
+            && std::str::from_utf8(&text[i + 2..i + 6])
+                .ok()
+                .and_then(|h| u16::from_str_radix(h, 16).ok())
+                .is_some_and(|c| (0xD800..=0xDFFF).contains(&c));
+        if surrogate {
+            text[i + 2..i + 6].copy_from_slice(b"FFFD");
+        }
+        // Past the escaped character either way.
+        i += 2;
+    }
+    serde_json::from_slice::<String>(&text).ok().map(Cow::Owned)
+}
+
 /// Where and why JSON text is malformed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ScanError {
@@ -256,7 +280,15 @@ impl<'a> Scanner<'a> {
         if !escaped {
             return Ok(Cow::Borrowed(&self.text[start + 1..self.pos - 1]));
         }
-        raw.as_str().ok_or(ScanError {
+        if let Some(name) = raw.as_str() {
+            return Ok(name);
+        }
+        // The escapes are well-formed (the scan checked them), so what did
+        // not decode is a lone surrogate (`\uD800`): valid JSON grammar,
+        // no Unicode text. Such a name can be no member we know; it is
+        // read with U+FFFD in place, as a string value with one is echoed
+        // rather than refused, so the message stays readable.
+        lossy_name(raw.0).ok_or(ScanError {
             at: start,
             what: "invalid member name",
         })
