@@ -297,7 +297,7 @@ fn classify(e: Envelope<'_>) -> Result<Message<'_>, ParseError<'_>> {
         return Err(invalid(id, "\"jsonrpc\" must be \"2.0\""));
     }
     if let Some(method) = e.method {
-        let Some(method) = method.as_str() else {
+        let Some(method) = method.as_str_lossy() else {
             return Err(invalid(id, "\"method\" must be a string"));
         };
         if e.result.is_some() || e.error.is_some() {
@@ -532,12 +532,15 @@ mod tests {
     }
 
     #[test]
-    fn a_lone_surrogate_in_a_member_name_reads_as_an_unknown_member() {
+    fn a_lone_surrogate_in_a_name_reads_as_an_unknown_name() {
         // Found by the jsonrpc_message fuzz target: such a notification was
         // answered with a parse error, though its JSON is valid grammar.
         let m = parse(br#"{"jsonrpc":"2.0","method":"notifications/x","params":{"a\udddd":0}}"#)
             .unwrap();
         assert_eq!(m.method(), Some("notifications/x"));
+        // So does a method with one: an unknown method.
+        let m = parse(br#"{"jsonrpc":"2.0","method":"x\udbdd"}"#).unwrap();
+        assert_eq!(m.method(), Some("x\u{FFFD}"));
         let mut seen = Vec::new();
         parse_with(
             br#"{"params":{"k\ud800":1,"\\udddd":2},"jsonrpc":"2.0","id":1,"method":"m"}"#,

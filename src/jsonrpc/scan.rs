@@ -56,6 +56,15 @@ impl<'a> RawJson<'a> {
         serde_json::from_str::<String>(self.0).ok().map(Cow::Owned)
     }
 
+    /// The decoded string, a lone surrogate escape (`\uD800`: valid JSON
+    /// grammar, no Unicode text) read as U+FFFD; `None` if not a string.
+    /// For names the server only compares with its own (member names,
+    /// methods): such a name is an unknown one, not a broken message, as a
+    /// string value with one is echoed rather than refused.
+    pub fn as_str_lossy(&self) -> Option<Cow<'a, str>> {
+        self.as_str().or_else(|| lossy_string(self.0))
+    }
+
     /// An owned copy as serde_json's `RawValue`.
     pub fn to_raw_value(self) -> Box<serde_json::value::RawValue> {
         // The text was validated by the scanner, so this cannot fail; fall back to null.
@@ -67,7 +76,7 @@ impl<'a> RawJson<'a> {
 
 /// A quoted JSON string with every surrogate escape (`\uD800`-`\uDFFF`,
 /// paired or not) replaced by `\uFFFD`, decoded.
-fn lossy_name(quoted: &str) -> Option<Cow<'_, str>> {
+fn lossy_string(quoted: &str) -> Option<Cow<'static, str>> {
     let mut text = quoted.as_bytes().to_vec();
     let mut i = 0;
     while i + 6 <= text.len() {
@@ -280,15 +289,9 @@ impl<'a> Scanner<'a> {
         if !escaped {
             return Ok(Cow::Borrowed(&self.text[start + 1..self.pos - 1]));
         }
-        if let Some(name) = raw.as_str() {
-            return Ok(name);
-        }
-        // The escapes are well-formed (the scan checked them), so what did
-        // not decode is a lone surrogate (`\uD800`): valid JSON grammar,
-        // no Unicode text. Such a name can be no member we know; it is
-        // read with U+FFFD in place, as a string value with one is echoed
-        // rather than refused, so the message stays readable.
-        lossy_name(raw.0).ok_or(ScanError {
+        // A name with a lone surrogate can be no member we know: it is read
+        // with U+FFFD in place (see `RawJson::as_str_lossy`).
+        raw.as_str_lossy().ok_or(ScanError {
             at: start,
             what: "invalid member name",
         })
