@@ -134,7 +134,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 /// text, and how long it took.
 async fn run(addr: SocketAddr, session: &str, id: i64, sql: &str) -> (bool, String, Duration) {
     let started = Instant::now();
-    let mut c = Client::connect(addr).await;
+    let mut c = Client::connect(addr)
+        .await
+        .waiting(REQUEST_TIMEOUT + Duration::from_secs(5));
     c.send(&post(
         addr,
         "2025-06-18",
@@ -173,17 +175,24 @@ async fn health(addr: SocketAddr) -> (String, Value) {
 }
 
 /// Calls until one succeeds (the pool healed), at most `within`.
-async fn healed(addr: SocketAddr, session: &str, within: Duration) -> Duration {
+async fn healed(daemon: &Daemon, session: &str, within: Duration) -> Duration {
     let started = Instant::now();
     let mut id = 9_000;
     loop {
         id += 1;
-        let (ok, text, _) = run(addr, session, id, "SELECT 42 AS answer").await;
+        let (ok, text, _) = run(daemon.addr, session, id, "SELECT 42 AS answer").await;
         if ok {
             assert!(text.contains("42"), "{text}");
             return started.elapsed();
         }
-        assert!(started.elapsed() < within, "never healed: {text}");
+        if started.elapsed() >= within {
+            let log = daemon.stderr();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            panic!(
+                "never healed: {text}; the daemon's last lines, newest first:\n{}",
+                tail.join("\n")
+            );
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -242,7 +251,7 @@ async fn warehouse_faults_give_clear_errors_and_the_pool_heals() {
     proxy.set(Mode::Pass);
     eprintln!(
         "healed after a stall in {:?}",
-        healed(addr, &session, Duration::from_secs(30)).await
+        healed(&daemon, &session, Duration::from_secs(60)).await
     );
 
     // Connections are reset.
@@ -256,7 +265,7 @@ async fn warehouse_faults_give_clear_errors_and_the_pool_heals() {
     proxy.set(Mode::Pass);
     eprintln!(
         "healed after resets in {:?}",
-        healed(addr, &session, Duration::from_secs(30)).await
+        healed(&daemon, &session, Duration::from_secs(60)).await
     );
 
     // Nobody listens: connection refused.
@@ -270,7 +279,7 @@ async fn warehouse_faults_give_clear_errors_and_the_pool_heals() {
     proxy.listen().await;
     eprintln!(
         "healed after refusals in {:?}",
-        healed(addr, &session, Duration::from_secs(30)).await
+        healed(&daemon, &session, Duration::from_secs(60)).await
     );
 
     // The stand-in dies and comes back without its sessions: calls fail
@@ -285,7 +294,7 @@ async fn warehouse_faults_give_clear_errors_and_the_pool_heals() {
     let fake = FakeSnow::start(shim_port);
     eprintln!(
         "healed after a restart in {:?}",
-        healed(addr, &session, Duration::from_secs(30)).await
+        healed(&daemon, &session, Duration::from_secs(60)).await
     );
     assert_eq!(database_becomes(addr, "healthy").await, None);
 

@@ -303,15 +303,25 @@ pub fn normalize_date(s: &str) -> String {
 pub struct Client {
     pub stream: TcpStream,
     buf: Vec<u8>,
+    /// Longest wait for the next bytes of an answer (default [`WAIT`]).
+    wait: Duration,
 }
 
 impl Client {
+    /// The same client, waiting at most `wait` for the next bytes of an
+    /// answer (for calls that may take their whole timeout).
+    pub fn waiting(mut self, wait: Duration) -> Client {
+        self.wait = wait;
+        self
+    }
+
     pub async fn connect(addr: std::net::SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).await.expect("connect");
         stream.set_nodelay(true).unwrap();
         Client {
             stream,
             buf: Vec::new(),
+            wait: WAIT,
         }
     }
 
@@ -321,6 +331,7 @@ impl Client {
         Client {
             stream,
             buf: Vec::new(),
+            wait: WAIT,
         }
     }
 
@@ -346,14 +357,15 @@ impl Client {
 
     async fn fill(&mut self) -> usize {
         let mut chunk = [0u8; 8192];
-        match tokio::time::timeout(WAIT, self.stream.read(&mut chunk)).await {
+        match tokio::time::timeout(self.wait, self.stream.read(&mut chunk)).await {
             Ok(Ok(n)) => {
                 self.buf.extend_from_slice(&chunk[..n]);
                 n
             }
             Ok(Err(_)) => 0,
             Err(_) => panic!(
-                "no answer within {WAIT:?}; have {:?}",
+                "no answer within {:?}; have {:?}",
+                self.wait,
                 String::from_utf8_lossy(&self.buf)
             ),
         }
