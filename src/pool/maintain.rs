@@ -73,13 +73,16 @@ pub(super) async fn health_pass<M: Manager>(shared: &Arc<Shared<M>>) {
             shared.free_slot();
             continue;
         }
-        match shared.manager.check(&mut idle.session).await {
-            Ok(()) => {
+        // Bounded: a stalled warehouse must not stall the upkeep (the
+        // reaper included) with it.
+        let limit = shared.config.acquire_timeout;
+        match tokio::time::timeout(limit, shared.manager.check(&mut idle.session)).await {
+            Ok(Ok(())) => {
                 shared.counters.healthy.store(true, Ordering::Relaxed);
                 kept += 1;
                 shared.give_back(idle);
             }
-            Err(_) => {
+            Ok(Err(_)) | Err(_) => {
                 shared.counters.healthy.store(false, Ordering::Relaxed);
                 shared.counters.broken.fetch_add(1, Ordering::Relaxed);
                 drop(idle);
@@ -98,8 +101,8 @@ pub(super) async fn health_pass<M: Manager>(shared: &Arc<Shared<M>>) {
             state.out += 1;
             shared.publish(&state);
         }
-        match shared.manager.create().await {
-            Ok(session) => {
+        match tokio::time::timeout(shared.config.acquire_timeout, shared.manager.create()).await {
+            Ok(Ok(session)) => {
                 shared.counters.created.fetch_add(1, Ordering::Relaxed);
                 shared.counters.healthy.store(true, Ordering::Relaxed);
                 shared.give_back(Idle {
@@ -108,7 +111,7 @@ pub(super) async fn health_pass<M: Manager>(shared: &Arc<Shared<M>>) {
                     used_pass: pass,
                 });
             }
-            Err(_) => {
+            Ok(Err(_)) | Err(_) => {
                 shared.counters.failed.fetch_add(1, Ordering::Relaxed);
                 shared.counters.healthy.store(false, Ordering::Relaxed);
                 shared.free_slot();

@@ -277,6 +277,42 @@ impl<M: Manager> Shared<M> {
     }
 }
 
+/// A slot reserved for a session being opened; freed if the opener gives
+/// up (its future is dropped mid-open).
+struct Reserved<'a, M: Manager> {
+    shared: &'a Shared<M>,
+    held: bool,
+}
+
+impl<M: Manager> Drop for Reserved<'_, M> {
+    fn drop(&mut self) {
+        if self.held {
+            self.shared.free_slot();
+        }
+    }
+}
+
+/// A caller waiting for a grant, counted in `waiting` while it waits. If
+/// it gives up after a grant was sent but before it was read, the grant
+/// goes back to the pool (a session to the
+/// next caller or the idle list, a slot freed) instead of being lost.
+struct Waiting<'a, M: Manager> {
+    rx: oneshot::Receiver<Grant<M::Session>>,
+    shared: &'a Shared<M>,
+}
+
+impl<M: Manager> Drop for Waiting<'_, M> {
+    fn drop(&mut self) {
+        self.shared.counters.waiting.fetch_sub(1, Ordering::Relaxed);
+        self.rx.close();
+        match self.rx.try_recv() {
+            Ok(Grant::Session(idle)) => self.shared.give_back(idle),
+            Ok(Grant::Slot) => self.shared.free_slot(),
+            Ok(Grant::Timeout) | Err(_) => {}
+        }
+    }
+}
+
 /// The pool. Cheap to clone.
 pub struct Pool<M: Manager> {
     shared: Arc<Shared<M>>,
@@ -384,8 +420,9 @@ impl<M: Manager> Pool<M> {
             Checkout::Wait(rx) => {
                 let started = Instant::now();
                 shared.counters.waiting.fetch_add(1, Ordering::Relaxed);
-                let grant = rx.await;
-                shared.counters.waiting.fetch_sub(1, Ordering::Relaxed);
+                let mut waiting = Waiting { rx, shared };
+                let grant = (&mut waiting.rx).await;
+                drop(waiting);
                 let waited = started.elapsed();
                 shared
                     .counters
@@ -411,14 +448,18 @@ impl<M: Manager> Pool<M> {
         }
     }
 
-    /// Opens a session in a slot this caller reserved.
+    /// Opens a session in a slot this caller reserved. A caller that gives
+    /// up meanwhile (its future dropped) frees the slot.
     async fn open(&self, since: Option<Instant>) -> Result<Pooled<M>, PoolError> {
         let shared = &self.shared;
+        let mut reserved = Reserved { shared, held: true };
         let left = shared
             .config
             .acquire_timeout
             .saturating_sub(since.map_or(Duration::ZERO, |s| s.elapsed()));
         let opened = tokio::time::timeout(left, shared.manager.create()).await;
+        // From here the slot is accounted for below, whatever happened.
+        reserved.held = false;
         match opened {
             Ok(Ok(session)) => {
                 shared.counters.created.fetch_add(1, Ordering::Relaxed);

@@ -13,6 +13,8 @@ struct Fake {
     down: Arc<AtomicBool>,
     /// Sessions whose id is at most this are broken (fail their check).
     broken_up_to: AtomicU64,
+    /// When set, creating and checking take ten seconds (a stalled network).
+    slow: Arc<AtomicBool>,
 }
 
 impl Manager for Fake {
@@ -21,6 +23,9 @@ impl Manager for Fake {
 
     fn create(&self) -> BoxFuture<'_, Result<u64, String>> {
         Box::pin(async move {
+            if self.slow.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+            }
             if self.down.load(Ordering::SeqCst) {
                 return Err("connection refused".into());
             }
@@ -30,6 +35,9 @@ impl Manager for Fake {
 
     fn check<'a>(&'a self, s: &'a mut u64) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
+            if self.slow.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+            }
             if self.down.load(Ordering::SeqCst) || *s <= self.broken_up_to.load(Ordering::SeqCst) {
                 return Err("broken".into());
             }
@@ -205,4 +213,61 @@ async fn many_tasks_never_exceed_the_bound() {
     let s = pool.stats();
     assert_eq!((s.active, s.acquires), (0, 32 * 50));
     assert!(s.total <= 3 && s.created <= 3, "{s:?}");
+}
+
+#[tokio::test]
+async fn callers_that_give_up_leave_no_slot_or_session_behind() {
+    use futures_util::FutureExt as _;
+    let fake = Fake::default();
+    let slow = Arc::clone(&fake.slow);
+    let pool = Pool::new(fake, config(1));
+    // Gives up while its session is being opened (a stalled login).
+    slow.store(true, Ordering::SeqCst);
+    let gave_up = tokio::time::timeout(Duration::from_millis(20), pool.get()).await;
+    assert!(gave_up.is_err());
+    slow.store(false, Ordering::SeqCst);
+    let a = pool.get().await.expect("the reserved slot came back");
+    // Gives up after a session was handed to it, before reading it.
+    let mut waiter = Box::pin(pool.get());
+    assert!((&mut waiter).now_or_never().is_none(), "waits");
+    assert_eq!(pool.stats().waiting, 1);
+    drop(a);
+    drop(waiter);
+    assert_eq!(pool.stats().waiting, 0);
+    let mut b = pool.get().await.expect("the handed-over session came back");
+    // Gives up after a free slot was handed to it.
+    let mut waiter = Box::pin(pool.get());
+    assert!((&mut waiter).now_or_never().is_none(), "waits");
+    b.mark_broken();
+    drop(b);
+    drop(waiter);
+    let c = pool.get().await.expect("the handed-over slot came back");
+    drop(c);
+    assert_eq!(pool.stats().total, 1);
+}
+
+#[tokio::test]
+async fn a_stalled_health_pass_still_fails_waiters_in_time() {
+    let fake = Fake::default();
+    let slow = Arc::clone(&fake.slow);
+    let pool = Pool::new(fake, config(1));
+    drop(pool.get().await.expect("a"));
+    // The only session is taken out for a check that stalls.
+    slow.store(true, Ordering::SeqCst);
+    let checking = {
+        let pool = pool.clone();
+        tokio::spawn(async move { pool.check_now().await })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let started = std::time::Instant::now();
+    let e = pool.get().await.expect_err("nothing free");
+    assert!(started.elapsed() < Duration::from_secs(2), "{e}");
+    tokio::time::timeout(Duration::from_secs(2), checking)
+        .await
+        .expect("the check gives up at the acquire timeout")
+        .expect("join");
+    slow.store(false, Ordering::SeqCst);
+    pool.get()
+        .await
+        .expect("a fresh session after the stalled one");
 }
