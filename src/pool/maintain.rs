@@ -60,6 +60,7 @@ pub(super) async fn health_pass<M: Manager>(shared: &Arc<Shared<M>>) {
         taken
     };
     let count = taken.len();
+    tracing::debug!(idle = count, "pool: health pass");
     let mut kept = 0usize;
     // Least recently used first.
     let mut taken = taken;

@@ -265,6 +265,11 @@ impl<M: Manager> Shared<M> {
     /// Frees a slot whose session is gone (broken, expired, failed to open).
     fn free_slot(&self) {
         let mut state = self.lock();
+        tracing::debug!(
+            out = state.out,
+            waiters = state.waiters.len(),
+            "pool: slot freed"
+        );
         while let Some(w) = state.waiters.pop_front() {
             if w.tx.send(Grant::Slot).is_ok() {
                 state.acquires += 1;
@@ -420,6 +425,7 @@ impl<M: Manager> Pool<M> {
             Checkout::Wait(rx) => {
                 let started = Instant::now();
                 shared.counters.waiting.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("pool: every session busy; waiting");
                 let mut waiting = Waiting { rx, shared };
                 let grant = (&mut waiting.rx).await;
                 drop(waiting);
@@ -457,6 +463,7 @@ impl<M: Manager> Pool<M> {
             .config
             .acquire_timeout
             .saturating_sub(since.map_or(Duration::ZERO, |s| s.elapsed()));
+        tracing::debug!("pool: opening a session");
         let opened = tokio::time::timeout(left, shared.manager.create()).await;
         // From here the slot is accounted for below, whatever happened.
         reserved.held = false;

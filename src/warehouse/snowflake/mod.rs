@@ -272,6 +272,10 @@ async fn run_ticket(
         login::renew(&manager.rest, &mut session.tokens).await?;
     }
     session.sequence += 1;
+    tracing::debug!(
+        sequence = session.sequence,
+        "snowflake: statement submitted"
+    );
     *running = Some(ticket.clone());
     let answer = statement::run(
         &manager.rest,
