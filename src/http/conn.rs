@@ -45,6 +45,11 @@ const COPY_BODY_LIMIT: usize = 16 * 1024;
 const STREAM_BATCH_BYTES: usize = 64 * 1024;
 /// How long a closing connection keeps reading (and dropping) what the client still sends,
 /// so that the client sees our last response instead of a reset.
+/// At most this many bytes move per read or write syscall of a large
+/// body, with a yield to the runtime between two: one connection's
+/// megabytes never hold an async worker for more than a piece's copy.
+/// Default: 256 KiB.
+const IO_PIECE: usize = 256 * 1024;
 const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Why the connection stops reading a request.

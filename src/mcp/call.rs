@@ -5,6 +5,7 @@ use std::sync::Arc;
 use serde_json::value::RawValue;
 use tokio::sync::watch;
 
+use super::LARGE_MESSAGE;
 use super::context::{CallSetup, Context, InputRound, LogLevel, Peer, SessionLink, Wanted};
 use super::listen::ListenFilter;
 use super::resource::ReadError;
@@ -217,6 +218,15 @@ impl OwnedCall {
         let id = Id::from_raw(RawJson(&tally.request_id))?;
         let mut out = Vec::with_capacity(256);
         match ran.answer {
+            Ok(body) if body.len() >= LARGE_MESSAGE => {
+                tally.outcome = super::metrics::Outcome::Ok;
+                // Megabytes copied into the response (and the result freed)
+                // on a blocking thread, not on the worker other calls share.
+                let request_id = tally.request_id.clone();
+                out = crate::util::offload::off_worker(move || result_response(&request_id, &body))
+                    .await
+                    .flatten()?;
+            }
             Ok(body) => {
                 tally.outcome = super::metrics::Outcome::Ok;
                 write_result_with(&mut out, id, |out| out.extend_from_slice(&body));
@@ -446,6 +456,15 @@ enum Outcome {
     Answer(Result<Vec<u8>, RpcError>),
     /// The call outlived its task threshold: it becomes a task.
     Escalate,
+}
+
+/// The JSON-RPC response carrying `result` (JSON) for the request whose raw
+/// id is `request_id`.
+fn result_response(request_id: &str, result: &[u8]) -> Option<Vec<u8>> {
+    let id = Id::from_raw(RawJson(request_id))?;
+    let mut out = Vec::with_capacity(result.len() + request_id.len() + 32);
+    write_result_with(&mut out, id, |out| out.extend_from_slice(result));
+    Some(out)
 }
 
 /// Runs the host code and encodes the result object (or the error).

@@ -41,7 +41,7 @@ impl HeavyGate {
         };
         // The gate is never closed: acquiring only waits.
         let _turn = gate.acquire().await.ok()?;
-        tokio::task::spawn_blocking(work).await.ok()
+        crate::util::offload::off_worker(work).await
     }
 }
 

@@ -266,7 +266,7 @@ impl Session {
     /// responses, cancelled calls).
     pub async fn handle(self: &Arc<Self>, bytes: &[u8]) -> Option<Vec<u8>> {
         if bytes.len() >= LARGE_MESSAGE {
-            return match self.dispatch_large(Arc::from(bytes)).await {
+            return match self.dispatch_large(owned_in_pieces(bytes).await).await {
                 Handled::Done(out) => (!out.is_empty()).then_some(out),
                 Handled::Call(call) => call.run().await,
                 Handled::Batch(plan) => self.run_batch(bytes, plan).await,
@@ -309,5 +309,5 @@ mod link;
 mod params;
 mod request;
 
-pub(crate) use large::{Handled, LARGE_MESSAGE};
+pub(crate) use large::{Handled, LARGE_MESSAGE, owned_in_pieces};
 use params::{Meta, Params};

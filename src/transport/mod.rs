@@ -9,7 +9,10 @@ use std::sync::Arc;
 
 use tokio::task::JoinSet;
 
-use crate::mcp::{Dispatched, Handled, LARGE_MESSAGE, McpServer, OwnedCall, Peer, Session};
+use crate::mcp::{
+    Dispatched, Handled, LARGE_MESSAGE, McpServer, OwnedCall, Peer, Session, owned_in_pieces,
+};
+use bytes::Bytes;
 
 pub(crate) use crate::guard::error_response;
 
@@ -35,20 +38,8 @@ pub(crate) async fn dispatch_to_peer(
     calls: &mut JoinSet<()>,
 ) {
     if message.len() >= LARGE_MESSAGE {
-        let message: Arc<[u8]> = Arc::from(message);
-        match session.dispatch_large(Arc::clone(&message)).await {
-            Handled::Done(answer) => out.extend_from_slice(&answer),
-            Handled::Call(call) => run_to_peer(*call, peer, calls),
-            Handled::Batch(plan) => {
-                let (session, peer) = (Arc::clone(session), peer.clone());
-                calls.spawn(async move {
-                    if let Some(answer) = session.run_batch(&message, plan).await {
-                        peer.send(answer).await;
-                    }
-                });
-            }
-        }
-        return;
+        let message = owned_in_pieces(message).await;
+        return dispatch_large_to_peer(session, peer, message, out, calls).await;
     }
     match session.dispatch(message, out) {
         Dispatched::Done => {}
@@ -60,6 +51,29 @@ pub(crate) async fn dispatch_to_peer(
             calls.spawn(async move {
                 let plan = session.plan_batch(&batch);
                 if let Some(answer) = session.run_batch(&batch, plan).await {
+                    peer.send(answer).await;
+                }
+            });
+        }
+    }
+}
+
+/// [`dispatch_to_peer`] for a large message the caller already owns
+/// (a WebSocket frame's payload: no copy).
+pub(crate) async fn dispatch_large_to_peer(
+    session: &Arc<Session>,
+    peer: &Peer,
+    message: Bytes,
+    out: &mut Vec<u8>,
+    calls: &mut JoinSet<()>,
+) {
+    match session.dispatch_large(message.clone()).await {
+        Handled::Done(answer) => out.extend_from_slice(&answer),
+        Handled::Call(call) => run_to_peer(*call, peer, calls),
+        Handled::Batch(plan) => {
+            let (session, peer) = (Arc::clone(session), peer.clone());
+            calls.spawn(async move {
+                if let Some(answer) = session.run_batch(&message, plan).await {
                     peer.send(answer).await;
                 }
             });

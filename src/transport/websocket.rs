@@ -33,7 +33,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message, error::CapacityE
 
 use crate::guard::Admission;
 use crate::http::{Handler, Method, Reply, Request, Response, Router, Upgraded};
-use crate::mcp::{McpServer, Peer, Session};
+use crate::mcp::{LARGE_MESSAGE, McpServer, Peer, Session};
 use crate::registry::{Event, Registry, Transport};
 use crate::ws::handshake::negotiate;
 
@@ -182,7 +182,12 @@ impl WebSocketMcp {
                         Err(end) => break end,
                     };
                     self.registry.count(Transport::WebSocket, Event::MessageIn);
-                    super::dispatch_to_peer(&session, &peer, text.as_bytes(), &mut out, &mut calls).await;
+                    if text.len() >= LARGE_MESSAGE {
+                        let message = bytes::Bytes::from(text);
+                        super::dispatch_large_to_peer(&session, &peer, message, &mut out, &mut calls).await;
+                    } else {
+                        super::dispatch_to_peer(&session, &peer, text.as_bytes(), &mut out, &mut calls).await;
+                    }
                     if !out.is_empty() {
                         let answer = std::mem::replace(&mut out, Vec::with_capacity(256));
                         if let Err(end) = send(&mut ws, answer, cfg).await {

@@ -3,6 +3,7 @@
 //! identifier quoting), which both the tools and the warehouses need.
 
 pub(crate) mod date;
+pub(crate) mod offload;
 pub mod sql_guard;
 
 /// A boxed future that can move between threads: the one the crate's

@@ -138,12 +138,19 @@ impl<S: Io> Conn<S> {
     /// One read of body bytes, bounded by the body idle timeout.
     pub(super) async fn read_body_bytes(&mut self) -> Result<(), Stop> {
         let idle = self.shared.config.body_idle_timeout;
-        match timeout(idle, self.stream.read_buf(&mut self.rbuf))
+        let mut room = bytes::BufMut::limit(&mut self.rbuf, IO_PIECE);
+        match timeout(idle, self.stream.read_buf(&mut room))
             .await
             .map(|r| self.counted_in(r))
         {
             Ok(Ok(0)) | Ok(Err(_)) => Err(Stop::Quiet),
-            Ok(Ok(_)) => Ok(()),
+            Ok(Ok(n)) => {
+                if n == IO_PIECE {
+                    // More may be waiting: others get a turn first.
+                    tokio::task::yield_now().await;
+                }
+                Ok(())
+            }
             Err(_) => Err(Stop::Reply(408, "request body not received in time")),
         }
     }

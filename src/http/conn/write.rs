@@ -210,9 +210,15 @@ async fn write_all_progress<S: Io>(
     limit: std::time::Duration,
 ) -> io::Result<()> {
     while !bytes.is_empty() {
-        match timeout(limit, stream.write(bytes)).await {
+        let piece = &bytes[..bytes.len().min(IO_PIECE)];
+        match timeout(limit, stream.write(piece)).await {
             Ok(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(Ok(n)) => bytes = &bytes[n..],
+            Ok(Ok(n)) => {
+                bytes = &bytes[n..];
+                if n == IO_PIECE && !bytes.is_empty() {
+                    tokio::task::yield_now().await;
+                }
+            }
             Ok(Err(e)) => return Err(e),
             Err(_) => return Err(io::ErrorKind::TimedOut.into()),
         }

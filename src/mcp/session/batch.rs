@@ -4,7 +4,7 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use super::{MAX_BATCH_ANSWER_BYTES, MAX_BATCH_MEMBERS, ProtocolVersion, Session};
+use super::{LARGE_MESSAGE, MAX_BATCH_ANSWER_BYTES, MAX_BATCH_MEMBERS, ProtocolVersion, Session};
 use crate::jsonrpc::write::write_error;
 use crate::jsonrpc::{INTERNAL_ERROR, INVALID_REQUEST, Message, RpcError, is_batch, parse_batch};
 
@@ -88,15 +88,25 @@ impl Session {
         if answers.is_empty() {
             return None;
         }
-        let mut out = Vec::with_capacity(answers.iter().map(|a| a.len() + 1).sum::<usize>() + 1);
-        out.push(b'[');
-        for (i, a) in answers.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.extend_from_slice(a);
+        let total: usize = answers.iter().map(|a| a.len() + 1).sum();
+        if total >= LARGE_MESSAGE {
+            // Megabytes joined (and the parts freed) on a blocking thread.
+            return crate::util::offload::off_worker(move || join_answers(&answers)).await;
         }
-        out.push(b']');
-        Some(out)
+        Some(join_answers(&answers))
     }
+}
+
+/// The answers as one JSON array.
+fn join_answers(answers: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(answers.iter().map(|a| a.len() + 1).sum::<usize>() + 1);
+    out.push(b'[');
+    for (i, a) in answers.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(a);
+    }
+    out.push(b']');
+    out
 }

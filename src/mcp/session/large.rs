@@ -7,6 +7,8 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use super::batch::BatchPlan;
 use super::{Dispatched, Session};
 use crate::jsonrpc::write::write_error;
@@ -16,6 +18,25 @@ use crate::mcp::call::OwnedCall;
 /// Messages of at least this many bytes are dispatched off the async
 /// workers. Default: 64 KiB (a typical MCP message is well under 1 KiB).
 pub(crate) const LARGE_MESSAGE: usize = 64 * 1024;
+
+/// How much of a borrowed large message is copied per turn of the async
+/// worker by [`owned_in_pieces`]. Default: 256 KiB (tens of microseconds).
+const COPY_PIECE: usize = 256 * 1024;
+
+/// An owned copy of a large message that lives in a connection's buffer,
+/// made a piece at a time with a yield between pieces: the copy (and the
+/// page faults of its fresh memory) of megabytes never holds the worker
+/// for more than one piece, so other connections are served in between.
+pub(crate) async fn owned_in_pieces(message: &[u8]) -> Bytes {
+    let mut owned = Vec::with_capacity(message.len());
+    for piece in message.chunks(COPY_PIECE) {
+        owned.extend_from_slice(piece);
+        if owned.len() < message.len() {
+            tokio::task::yield_now().await;
+        }
+    }
+    Bytes::from(owned)
+}
 
 /// What a message dispatched with [`Session::dispatch_large`] left to do:
 /// [`Dispatched`], owned.
@@ -31,7 +52,7 @@ pub(crate) enum Handled {
 impl Session {
     /// Dispatches `body` on a blocking thread (at most one large message or
     /// other heavy job of this session's principal at a time).
-    pub(crate) async fn dispatch_large(self: &Arc<Self>, body: Arc<[u8]>) -> Handled {
+    pub(crate) async fn dispatch_large(self: &Arc<Self>, body: Bytes) -> Handled {
         let session = Arc::clone(self);
         let principal = self.principal().unwrap_or("unknown").to_owned();
         let work = move || {

@@ -3,7 +3,7 @@
 
 use super::headers::{accepts_mcp, check_modern_headers, modern_status};
 use super::*;
-use crate::mcp::{Handled, LARGE_MESSAGE, OwnedCall};
+use crate::mcp::{Handled, LARGE_MESSAGE, OwnedCall, owned_in_pieces};
 
 /// A session id: 128 bits from the operating system's CSPRNG, as hex.
 fn new_session_id() -> Option<String> {
@@ -35,14 +35,14 @@ impl Handler for Post {
         }
         if body.len() >= LARGE_MESSAGE {
             // Read off the async workers (see `Session::dispatch_large`).
-            let body: Arc<[u8]> = Arc::from(body);
             return Reply::new(async move {
                 let to_start = Starting {
                     modern,
                     new_id,
                     replay,
                 };
-                match session.dispatch_large(Arc::clone(&body)).await {
+                let body = owned_in_pieces(body).await;
+                match session.dispatch_large(body.clone()).await {
                     Handled::Done(out) => to_start.done(out),
                     Handled::Batch(plan) => to_start.batch(session.run_batch(&body, plan).await),
                     Handled::Call(call) => to_start.call(*call).await,
@@ -303,27 +303,30 @@ impl CallStream {
         }
         let mut n = 0u64;
         let mut open = true;
-        let mut send = async |data: &[u8], open: &mut bool| {
+        let mut send = async |data: Vec<u8>, open: &mut bool| {
             n += 1;
             if replay.is_none() && !*open {
                 return;
             }
             let id = format!("{stream_id}-{n}");
-            let text = String::from_utf8_lossy(data);
-            let event = if data.is_empty() {
-                Event::new("")
-                    .id(&id)
-                    .retry(Duration::from_millis(RETRY_MS))
-            } else {
-                Event::new(&text).id(&id)
-            };
+            let keep = !data.is_empty();
             // Encoded once: the live stream and the record share the bytes.
-            let Ok(encoded) = event.to_bytes() else {
+            // A large answer is encoded (and freed) on a blocking thread: it
+            // is a few milliseconds of copying that would otherwise hold up
+            // every other connection served by this worker.
+            let encoded = if data.len() >= LARGE_MESSAGE {
+                crate::util::offload::off_worker(move || event_bytes(&id, &data))
+                    .await
+                    .flatten()
+            } else {
+                event_bytes(&id, &data)
+            };
+            let Some(encoded) = encoded else {
                 return;
             };
             // Kept for a client that comes back with Last-Event-ID, open stream or not.
             if let Some(r) = &replay
-                && !data.is_empty()
+                && keep
             {
                 r.record(&stream_id, n, encoded.clone());
             }
@@ -332,23 +335,23 @@ impl CallStream {
             }
         };
         // The priming event: an id to resume from and the retry delay.
-        send(b"", &mut open).await;
+        send(Vec::new(), &mut open).await;
         if let Some(first) = first {
-            send(&first, &mut open).await;
+            send(first, &mut open).await;
         }
         loop {
             if !open && cancel_on_close {
                 return;
             }
             tokio::select! {
-                Some(message) = messages.recv() => send(&message, &mut open).await,
+                Some(message) = messages.recv() => send(message, &mut open).await,
                 answer = &mut run => {
                     // Messages sent just before the answer go first.
                     while let Some(message) = messages.try_recv() {
-                        send(&message, &mut open).await;
+                        send(message, &mut open).await;
                     }
                     if let Some(answer) = answer {
-                        send(&answer, &mut open).await;
+                        send(answer, &mut open).await;
                     }
                     if let Some(r) = &replay {
                         r.finish(&stream_id);
@@ -359,4 +362,20 @@ impl CallStream {
             }
         }
     }
+}
+
+/// One message of a call's stream as an SSE event with id `id`; the
+/// priming event (with the retry delay) when `data` is empty. Our messages
+/// are UTF-8 JSON: validated fast, made lossy only if one were not.
+fn event_bytes(id: &str, data: &[u8]) -> Option<bytes::Bytes> {
+    let text = match std::str::from_utf8(data) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(data),
+    };
+    let event = if data.is_empty() {
+        Event::new("").id(id).retry(Duration::from_millis(RETRY_MS))
+    } else {
+        Event::new(&text).id(id)
+    };
+    event.to_bytes().ok()
 }
