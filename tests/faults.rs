@@ -174,6 +174,18 @@ async fn health(addr: SocketAddr) -> (String, Value) {
     )
 }
 
+/// A call made while `fault` lasts: it fails, within the request timeout,
+/// and `/health/detailed` turns the database unhealthy. Its text.
+async fn fails_clearly(addr: SocketAddr, session: &str, id: i64, sql: &str, fault: &str) -> String {
+    let (ok, text, took) = run(addr, session, id, sql).await;
+    eprintln!("{fault}: {took:?}: {text}");
+    assert!(!ok, "{text}");
+    assert!(took < REQUEST_TIMEOUT + Duration::from_secs(3), "{took:?}");
+    let error = database_becomes(addr, "unhealthy").await;
+    eprintln!("{fault}: /health/detailed says {error:?}");
+    text
+}
+
 /// Calls until one succeeds (the pool healed), at most `within`.
 async fn healed(daemon: &Daemon, session: &str, within: Duration) -> Duration {
     let started = Instant::now();
@@ -239,15 +251,10 @@ async fn warehouse_faults_give_clear_errors_and_the_pool_heals() {
         let session = session.clone();
         tokio::spawn(async move { run(addr, &session, 20, "SELECT 20 AS twenty").await })
     };
-    let (ok, text, took) = run(addr, &session, 2, "SELECT 2 AS two").await;
+    let text = fails_clearly(addr, &session, 2, "SELECT 2 AS two", "stalled").await;
     let (other_ok, _, _) = other.await.expect("the other call");
     assert!(!other_ok);
-    eprintln!("stalled: {took:?}: {text}");
-    assert!(!ok, "{text}");
-    assert!(took < REQUEST_TIMEOUT + Duration::from_secs(3), "{took:?}");
     assert!(text.contains("longer than 3s"), "{text}");
-    let error = database_becomes(addr, "unhealthy").await;
-    eprintln!("stalled: /health/detailed says {error:?}");
     proxy.set(Mode::Pass);
     eprintln!(
         "healed after a stall in {:?}",
@@ -256,12 +263,7 @@ async fn warehouse_faults_give_clear_errors_and_the_pool_heals() {
 
     // Connections are reset.
     proxy.set(Mode::Reset);
-    let (ok, text, took) = run(addr, &session, 3, "SELECT 3 AS three").await;
-    eprintln!("reset: {took:?}: {text}");
-    assert!(!ok, "{text}");
-    assert!(took < REQUEST_TIMEOUT + Duration::from_secs(3), "{took:?}");
-    let error = database_becomes(addr, "unhealthy").await;
-    eprintln!("reset: /health/detailed says {error:?}");
+    fails_clearly(addr, &session, 3, "SELECT 3 AS three", "reset").await;
     proxy.set(Mode::Pass);
     eprintln!(
         "healed after resets in {:?}",
@@ -270,12 +272,7 @@ async fn warehouse_faults_give_clear_errors_and_the_pool_heals() {
 
     // Nobody listens: connection refused.
     proxy.refuse().await;
-    let (ok, text, took) = run(addr, &session, 4, "SELECT 4 AS four").await;
-    eprintln!("refused: {took:?}: {text}");
-    assert!(!ok, "{text}");
-    assert!(took < REQUEST_TIMEOUT + Duration::from_secs(3), "{took:?}");
-    let error = database_becomes(addr, "unhealthy").await;
-    eprintln!("refused: /health/detailed says {error:?}");
+    fails_clearly(addr, &session, 4, "SELECT 4 AS four", "refused").await;
     proxy.listen().await;
     eprintln!(
         "healed after refusals in {:?}",
@@ -285,12 +282,7 @@ async fn warehouse_faults_give_clear_errors_and_the_pool_heals() {
     // The stand-in dies and comes back without its sessions: calls fail
     // clearly meanwhile, then log in again.
     fake.stop();
-    let (ok, text, took) = run(addr, &session, 6, "SELECT 6 AS six").await;
-    eprintln!("stand-in gone: {took:?}: {text}");
-    assert!(!ok, "{text}");
-    assert!(took < REQUEST_TIMEOUT + Duration::from_secs(3), "{took:?}");
-    let error = database_becomes(addr, "unhealthy").await;
-    eprintln!("stand-in gone: /health/detailed says {error:?}");
+    fails_clearly(addr, &session, 6, "SELECT 6 AS six", "stand-in gone").await;
     let fake = FakeSnow::start(shim_port);
     eprintln!(
         "healed after a restart in {:?}",

@@ -108,19 +108,20 @@ impl Starting {
 
     /// Starts a call: 2026-07-28 answers with JSON or SSE as the call goes;
     /// older versions get an SSE stream of the call's messages at once.
-    fn call(self, call: OwnedCall) -> Reply<'static> {
+    fn call(mut self, call: OwnedCall) -> Reply<'static> {
         let (peer, messages) = Peer::channel(STREAM_QUEUE);
         let call = call.with_peer(peer);
         let stream_id = call.id().to_owned();
         let run: RunningCall = Box::pin(call.run());
+        let replay = self.replay.take();
         if self.modern {
-            return Reply::new(answer_modern(run, messages, stream_id, self.replay));
+            return Reply::new(answer_modern(run, messages, stream_id, replay));
         }
         let (response, events) = Response::sse(STREAM_QUEUE);
         let stream = CallStream {
             id: stream_id,
             events,
-            replay: self.replay.clone(),
+            replay,
             cancel_on_close: false,
         };
         tokio::spawn(stream.run(run, messages, None));
