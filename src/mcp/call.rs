@@ -219,13 +219,25 @@ impl OwnedCall {
         let mut out = Vec::with_capacity(256);
         match ran.answer {
             Ok(body) if body.len() >= LARGE_MESSAGE => {
-                tally.outcome = super::metrics::Outcome::Ok;
                 // Megabytes copied into the response (and the result freed)
                 // on a blocking thread, not on the worker other calls share.
                 let request_id = tally.request_id.clone();
-                out = crate::util::offload::off_worker(move || result_response(&request_id, &body))
-                    .await
-                    .flatten()?;
+                let whole =
+                    crate::util::offload::off_worker(move || result_response(&request_id, &body))
+                        .await
+                        .flatten();
+                match whole {
+                    Some(whole) => {
+                        tally.outcome = super::metrics::Outcome::Ok;
+                        out = whole;
+                    }
+                    None => {
+                        // Still an answer: the client never waits for one.
+                        tally.outcome = super::metrics::Outcome::Error;
+                        let e = RpcError::new(INTERNAL_ERROR, "writing the answer failed");
+                        write_error(&mut out, Some(id), &e);
+                    }
+                }
             }
             Ok(body) => {
                 tally.outcome = super::metrics::Outcome::Ok;

@@ -91,7 +91,14 @@ impl Session {
         let total: usize = answers.iter().map(|a| a.len() + 1).sum();
         if total >= LARGE_MESSAGE {
             // Megabytes joined (and the parts freed) on a blocking thread.
-            return crate::util::offload::off_worker(move || join_answers(&answers)).await;
+            let joined = crate::util::offload::off_worker(move || join_answers(&answers)).await;
+            return Some(joined.unwrap_or_else(|| {
+                // Still an answer: the client never waits for one.
+                let mut out = Vec::new();
+                let e = RpcError::new(INTERNAL_ERROR, "writing the batch's answers failed");
+                write_error(&mut out, None, &e);
+                out
+            }));
         }
         Some(join_answers(&answers))
     }
