@@ -13,19 +13,15 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use support::Client;
 use support::daemon::Daemon;
-use support::victim::{Victim, answer, messages, open_session, post, query, report};
+use support::victim::{
+    Alternation, Victim, answer, messages, open_session, post, query, report, report_alternating,
+};
 use tokio_tungstenite::tungstenite::Message;
 
 /// How long each attack is kept up (repeated when it is quicker), so the
-/// victim's p99 during it rests on a few hundred calls, not a handful.
+/// victim's p99 during it rests on a few hundred calls, not a handful. The
+/// attacks made of rounds run in alternating windows (`Alternation`).
 const WINDOW: Duration = Duration::from_secs(2);
-
-/// Whether to run the attack once more: always the first time, then until
-/// the window since `attack` has passed.
-fn again(attack: Instant, round: &mut u32) -> bool {
-    *round += 1;
-    *round == 1 || attack.elapsed() < WINDOW
-}
 
 /// Lowers this thread (the test's, which runs the attacker's client) to
 /// Linux's idle scheduling class: the attacker stands in for a client on
@@ -95,31 +91,25 @@ async fn still_serving(daemon: &mut Daemon, session: &str, extra: &str) {
 }
 
 /// The scene of an attack without keys: this test's turn, the daemon on the
-/// demo warehouse, the attacker's session on `version`, a victim calling
-/// beside it, and the moment the attack begins.
+/// demo warehouse, the attacker's session on `version`, and a victim
+/// calling beside it (the attacker's thread at the idle class from here).
 async fn keyless_scene(
     version: &str,
-) -> (
-    tokio::sync::MutexGuard<'static, ()>,
-    Daemon,
-    String,
-    Victim,
-    Instant,
-) {
+) -> (tokio::sync::MutexGuard<'static, ()>, Daemon, String, Victim) {
     let turn = TURN.lock().await;
     let daemon = Daemon::start(&["--port", "0"], &[]);
     let session = open_session(daemon.addr, version, "").await;
     let victim = Victim::start(daemon.addr, "").await;
     attacker_elsewhere();
-    (turn, daemon, session, victim, Instant::now())
+    (turn, daemon, session, victim)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deep_expressions_and_documents_are_refused_and_the_daemon_lives() {
-    let (_turn, mut daemon, session, victim, attack) = keyless_scene("2025-06-18").await;
+    let (_turn, mut daemon, session, victim) = keyless_scene("2025-06-18").await;
     let addr = daemon.addr;
-    let mut round = 0;
-    while again(attack, &mut round) {
+    let mut rounds = Alternation::new(WINDOW);
+    while rounds.again().await {
         // About 66 KB of SQL each: a left-deep tree 33,000 levels deep once parsed.
         for op in ["+", " OR ", " AND ", "||", "*"] {
             let sql = format!("SELECT {}", vec!["1"; 33_000].join(op));
@@ -148,15 +138,15 @@ async fn deep_expressions_and_documents_are_refused_and_the_daemon_lives() {
         assert_eq!(messages(&r.body)[0]["error"]["code"], json!(-32700));
     }
     still_serving(&mut daemon, &session, "").await;
-    report("deep expressions", &daemon, victim, attack).await;
+    report_alternating("deep expressions", &daemon, victim, &rounds).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn huge_values_are_cut_or_refused_within_the_memory_budget() {
-    let (_turn, mut daemon, session, victim, attack) = keyless_scene("2025-06-18").await;
+    let (_turn, mut daemon, session, victim) = keyless_scene("2025-06-18").await;
     let addr = daemon.addr;
-    let mut round = 0;
-    while again(attack, &mut round) {
+    let mut rounds = Alternation::new(WINDOW);
+    while rounds.again().await {
         // Past SQLite's value limit: refused by SQLite itself, nothing built.
         for sql in [
             "SELECT zeroblob(50000000)",
@@ -192,16 +182,16 @@ async fn huge_values_are_cut_or_refused_within_the_memory_budget() {
         assert!(notice, "{}", a["result"]["content"]);
     }
     still_serving(&mut daemon, &session, "").await;
-    report("huge values", &daemon, victim, attack).await;
+    report_alternating("huge values", &daemon, victim, &rounds).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_are_bounded_in_members_and_answer_bytes() {
     let version = "2025-03-26";
-    let (_turn, mut daemon, session, victim, attack) = keyless_scene(version).await;
+    let (_turn, mut daemon, session, victim) = keyless_scene(version).await;
     let addr = daemon.addr;
-    let mut round = 0;
-    while again(attack, &mut round) {
+    let mut rounds = Alternation::new(WINDOW);
+    while rounds.again().await {
         // 89,240 calls in one 4 MiB body: refused whole, at once.
         let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
         let body = format!("[{}]", vec![list; 89_240].join(","));
@@ -247,7 +237,7 @@ async fn batches_are_bounded_in_members_and_answer_bytes() {
     }
     let session = open_session(addr, "2025-06-18", "").await;
     still_serving(&mut daemon, &session, "").await;
-    report("batches", &daemon, victim, attack).await;
+    report_alternating("batches", &daemon, victim, &rounds).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -381,10 +371,9 @@ async fn sessions_belong_to_their_principal_and_no_one_fills_the_table() {
     let (a_auth, b_auth) = (bearer(KEY_A), bearer(KEY_B));
     let prober = Victim::start(addr, &b_auth).await;
     attacker_elsewhere();
-    let attack = Instant::now();
     let mut mine = Vec::new();
-    let mut round = 0;
-    while again(attack, &mut round) {
+    let mut rounds = Alternation::new(WINDOW);
+    while rounds.again().await {
         for _ in 0..25 {
             mine.push(open_session(addr, "2025-06-18", &a_auth).await);
         }
@@ -418,7 +407,7 @@ async fn sessions_belong_to_their_principal_and_no_one_fills_the_table() {
     .await;
     assert_eq!(c.read_response_to("DELETE").await.status, 404);
     assert_eq!(status(newest, a_auth).await, 200, "still the owner's");
-    report("session table", &daemon, prober, attack).await;
+    report_alternating("session table", &daemon, prober, &rounds).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -549,14 +538,14 @@ async fn sqlite_literals_are_read_as_sqlite_reads_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resumption_buffers_are_bounded_and_shared() {
-    let (_turn, mut daemon, session, victim, attack) = keyless_scene("2025-06-18").await;
+    let (_turn, mut daemon, session, victim) = keyless_scene("2025-06-18").await;
     let addr = daemon.addr;
-    let (mut round, mut last) = (0, 0);
-    while again(attack, &mut round) {
+    let (mut rounds, mut last) = (Alternation::new(WINDOW), 0);
+    while rounds.again().await {
         // Sixteen answers of about 2.8 MB each, all kept for resumption before
         // (45 MB for one session); now 4 MiB per session at most.
         let mut c = Client::connect(addr).await;
-        for id in (1..=16).map(|i| i64::from(round) * 100 + i) {
+        for id in (1..=16).map(|i| i64::from(rounds.round()) * 100 + i) {
             c.send(&post(
                 addr,
                 "2025-06-18",
@@ -593,6 +582,6 @@ async fn resumption_buffers_are_bounded_and_shared() {
     .await;
     assert_eq!(c.read_response_to("GET").await.status, 409);
     still_serving(&mut daemon, &session, "").await;
-    report("resumption buffers", &daemon, victim, attack).await;
+    report_alternating("resumption buffers", &daemon, victim, &rounds).await;
     drop(idle);
 }

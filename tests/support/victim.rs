@@ -146,6 +146,16 @@ impl Victim {
     /// Stops; the victim's p99 before `attack` began and from then on, and
     /// how many calls it made during the attack.
     pub async fn finish(self, attack: Instant) -> (Duration, Duration, usize) {
+        self.finish_by(move |t| Some(t >= attack)).await
+    }
+
+    /// Stops; the victim's p99 over its calls that `during` puts in quiet
+    /// time (`Some(false)`) and in attack time (`Some(true)`), skipping the
+    /// others, and how many calls fell in attack time.
+    pub async fn finish_by(
+        self,
+        during: impl Fn(Instant) -> Option<bool>,
+    ) -> (Duration, Duration, usize) {
         self.stop.store(true, Ordering::Relaxed);
         let thread = self.thread;
         let samples = tokio::task::spawn_blocking(move || thread.join())
@@ -158,18 +168,95 @@ impl Victim {
                 .copied()
                 .unwrap_or_default()
         };
-        let before: Vec<Duration> = samples
+        let pick = |want: bool| -> Vec<Duration> {
+            samples
+                .iter()
+                .filter(|s| during(s.0) == Some(want))
+                .map(|s| s.1)
+                .collect()
+        };
+        let (quiet, loud) = (pick(false), pick(true));
+        let n = loud.len();
+        (p99(quiet), p99(loud), n)
+    }
+}
+
+/// An attack kept up in rounds, in alternating windows: rounds for
+/// [`Alternation::ON`], then a pause of [`Alternation::OFF`], until the
+/// rounds have run for `total`. A victim's calls are then compared by the
+/// window they started in, so the quiet and the loud figures come from the
+/// same minutes of the same machine (whose own noise drifts from one minute
+/// to the next by more than many attacks cost).
+pub struct Alternation {
+    total: Duration,
+    /// Attack windows so far: start and end.
+    windows: Vec<(Instant, Instant)>,
+    since: Instant,
+    ran: Duration,
+    round: u32,
+}
+
+impl Alternation {
+    /// How long rounds run before a pause.
+    pub const ON: Duration = Duration::from_millis(400);
+    /// How long a pause lasts; its first [`Alternation::SETTLE`] counts as
+    /// neither (the last round's answers may still be on their way).
+    pub const OFF: Duration = Duration::from_millis(400);
+    /// See [`Alternation::OFF`].
+    pub const SETTLE: Duration = Duration::from_millis(100);
+
+    /// Rounds for `total` in all, the first starting now.
+    pub fn new(total: Duration) -> Alternation {
+        Alternation {
+            total,
+            windows: Vec::new(),
+            since: Instant::now(),
+            ran: Duration::ZERO,
+            round: 0,
+        }
+    }
+
+    /// Whether to run one more round (always the first), pausing first when
+    /// the current window is over.
+    pub async fn again(&mut self) -> bool {
+        self.round += 1;
+        if self.round == 1 {
+            self.since = Instant::now();
+            return true;
+        }
+        let now = Instant::now();
+        if now - self.since < Self::ON && self.ran + (now - self.since) < self.total {
+            return true;
+        }
+        self.windows.push((self.since, now));
+        self.ran += now - self.since;
+        if self.ran >= self.total {
+            return false;
+        }
+        tokio::time::sleep(Self::OFF).await;
+        self.since = Instant::now();
+        true
+    }
+
+    /// Rounds begun so far.
+    pub fn round(&self) -> u32 {
+        self.round
+    }
+
+    /// Where a call that started at `t` falls: in an attack window
+    /// (`Some(true)`), in quiet time before or between them (`Some(false)`),
+    /// or neither (`None`): a pause's settling time, or after the last
+    /// window (when the test goes on to other things).
+    pub fn during(&self, t: Instant) -> Option<bool> {
+        if self.windows.iter().any(|(a, b)| t >= *a && t < *b) {
+            return Some(true);
+        }
+        let last_end = self.windows.last().map(|w| w.1)?;
+        let settling = self
+            .windows
             .iter()
-            .filter(|s| s.0 < attack)
-            .map(|s| s.1)
-            .collect();
-        let during: Vec<Duration> = samples
-            .iter()
-            .filter(|s| s.0 >= attack)
-            .map(|s| s.1)
-            .collect();
-        let n = during.len();
-        (p99(before), p99(during), n)
+            .any(|(_, b)| t >= *b && t < *b + Self::SETTLE);
+        (t < last_end && !settling).then_some(false)
     }
 }
 
@@ -181,10 +268,31 @@ pub const RSS_BUDGET_KIB: u64 = 256 * 1024;
 /// against the budget, and the victim's p99 before and during it (printed:
 /// timing is reported, not asserted).
 pub async fn report(what: &str, daemon: &super::daemon::Daemon, victim: Victim, attack: Instant) {
-    let (before, during, n) = victim.finish(attack).await;
+    let figures = victim.finish(attack).await;
+    report_figures(what, daemon, "before", figures);
+}
+
+/// [`report`] for an attack run in alternating windows: the victim's p99 in
+/// quiet time against its p99 in attack time.
+pub async fn report_alternating(
+    what: &str,
+    daemon: &super::daemon::Daemon,
+    victim: Victim,
+    alternation: &Alternation,
+) {
+    let figures = victim.finish_by(|t| alternation.during(t)).await;
+    report_figures(what, daemon, "between rounds", figures);
+}
+
+fn report_figures(
+    what: &str,
+    daemon: &super::daemon::Daemon,
+    quiet: &str,
+    (before, during, n): (Duration, Duration, usize),
+) {
     let peak = daemon.peak_rss_kib();
     eprintln!(
-        "{what}: peak RSS {} MiB; victim p99 {before:?} before, {during:?} during ({n} calls)",
+        "{what}: peak RSS {} MiB; victim p99 {before:?} {quiet}, {during:?} during ({n} calls)",
         peak / 1024
     );
     assert!(n > 0, "{what}: the victim made no call meanwhile");
