@@ -213,6 +213,12 @@ impl OwnedCall {
             },
             tool_error: false,
         };
+        let lane = super::heavy::HeavyLane::new(
+            self.session.heavy(),
+            self.session
+                .principal()
+                .unwrap_or(super::heavy::UNKNOWN_PRINCIPAL),
+        );
         let ran = self.run_inner().await?;
         tally.tool_error = ran.tool_failed;
         let id = Id::from_raw(RawJson(&tally.request_id))?;
@@ -220,12 +226,13 @@ impl OwnedCall {
         match ran.answer {
             Ok(body) if body.len() >= LARGE_MESSAGE => {
                 // Megabytes copied into the response (and the result freed)
-                // on a blocking thread, not on the worker other calls share.
+                // on a blocking thread in the principal's heavy-work turn,
+                // not on the worker other calls share.
                 let request_id = tally.request_id.clone();
-                let whole =
-                    crate::util::offload::off_worker(move || result_response(&request_id, &body))
-                        .await
-                        .flatten();
+                let whole = lane
+                    .run(move || result_response(&request_id, &body))
+                    .await
+                    .flatten();
                 match whole {
                     Some(whole) => {
                         tally.outcome = super::metrics::Outcome::Ok;

@@ -27,7 +27,7 @@ pub(crate) trait SessionLink: Send + Sync + std::fmt::Debug {
     /// The party of the principal the session belongs to, when set.
     fn party(&self) -> Option<&str>;
     /// The server's gate for CPU-heavy work.
-    fn heavy(&self) -> &HeavyGate;
+    fn heavy(&self) -> &Arc<HeavyGate>;
     /// What the client declared in `initialize`.
     fn client_capabilities(&self) -> Option<Value>;
     /// Whether the client declared `capability` in `initialize`.

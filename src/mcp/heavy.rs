@@ -9,6 +9,9 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
+/// The gate's key for work of a session whose transport named no principal.
+pub(crate) const UNKNOWN_PRINCIPAL: &str = "unknown";
+
 /// Principals tracked before idle gates are swept out. Default: 1 024.
 const SWEEP_AT: usize = 1024;
 
@@ -42,6 +45,35 @@ impl HeavyGate {
         // The gate is never closed: acquiring only waits.
         let _turn = gate.acquire().await.ok()?;
         crate::util::offload::off_worker(work).await
+    }
+}
+
+/// One principal's turn at the [`HeavyGate`], carried by what outlives the
+/// dispatch that made it (a call's answer, its SSE stream, a batch): the
+/// copies and framing of its large answers wait for the same turn as its
+/// other heavy work.
+#[derive(Debug, Clone)]
+pub(crate) struct HeavyLane {
+    gate: Arc<HeavyGate>,
+    principal: Arc<str>,
+}
+
+impl HeavyLane {
+    /// `principal`'s lane at `gate`.
+    pub(crate) fn new(gate: &Arc<HeavyGate>, principal: &str) -> HeavyLane {
+        HeavyLane {
+            gate: Arc::clone(gate),
+            principal: principal.into(),
+        }
+    }
+
+    /// [`HeavyGate::run`] for this lane's principal.
+    pub(crate) async fn run<T, F>(&self, work: F) -> Option<T>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        self.gate.run(&self.principal, work).await
     }
 }
 
@@ -87,8 +119,16 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(20)).await;
         let b = tokio::time::timeout(Duration::from_secs(5), gate.run("key:b", || 7)).await;
         assert_eq!(b, Ok(Some(7)), "b waited for a's turn");
+        // A lane of a (what a call's answer or stream carries) waits for
+        // a's turn too; b's lane does not.
+        let a_lane = HeavyLane::new(&gate, "key:a");
+        let waited = tokio::time::timeout(Duration::from_millis(100), a_lane.run(|| 1)).await;
+        assert!(waited.is_err(), "a's lane ran during a's turn");
+        let b_lane = HeavyLane::new(&gate, "key:b");
+        assert_eq!(b_lane.run(|| 2).await, Some(2));
         release.send(()).expect("a still waits");
         assert_eq!(a.await.expect("join"), Some(true));
+        assert_eq!(a_lane.run(|| 3).await, Some(3));
         assert_eq!(gate.run("key:c", || panic!("boom")).await, None::<()>);
     }
 }

@@ -34,6 +34,7 @@ pub(crate) use outgoing::MISSING_CLIENT_CAPABILITY;
 pub(crate) use session::UNSUPPORTED_PROTOCOL_VERSION;
 
 pub use crate::jsonrpc::RpcError;
+pub(crate) use heavy::HeavyLane;
 pub use prompt::{CompleteFn, Prompt, PromptMessage, PromptOutput, Role};
 pub use resource::{BoxFuture, ReadError, Resource, ResourceContents};
 pub use server::{McpServer, McpServerBuilder, ServerEvent};

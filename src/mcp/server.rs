@@ -99,7 +99,7 @@ impl McpServerBuilder {
             tasks: super::tasks::TaskStore::default(),
             metrics: Arc::default(),
             abort: tokio::sync::watch::channel(None).0,
-            heavy: super::heavy::HeavyGate::default(),
+            heavy: Arc::default(),
         }))
     }
 }
@@ -431,7 +431,7 @@ pub(crate) struct Inner {
     /// later call is answered with.
     pub(crate) abort: tokio::sync::watch::Sender<Option<Arc<str>>>,
     /// CPU-heavy work, one job at a time per principal.
-    pub(crate) heavy: super::heavy::HeavyGate,
+    pub(crate) heavy: Arc<super::heavy::HeavyGate>,
 }
 
 impl McpServer {

@@ -90,8 +90,9 @@ impl Session {
         }
         let total: usize = answers.iter().map(|a| a.len() + 1).sum();
         if total >= LARGE_MESSAGE {
-            // Megabytes joined (and the parts freed) on a blocking thread.
-            let joined = crate::util::offload::off_worker(move || join_answers(&answers)).await;
+            // Megabytes joined (and the parts freed) on a blocking thread,
+            // in the principal's heavy-work turn.
+            let joined = self.heavy_lane().run(move || join_answers(&answers)).await;
             return Some(joined.unwrap_or_else(|| {
                 // Still an answer: the client never waits for one.
                 let mut out = Vec::new();

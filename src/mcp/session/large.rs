@@ -14,6 +14,7 @@ use super::{Dispatched, Session};
 use crate::jsonrpc::write::write_error;
 use crate::jsonrpc::{INTERNAL_ERROR, RpcError};
 use crate::mcp::call::OwnedCall;
+use crate::mcp::heavy::{HeavyLane, UNKNOWN_PRINCIPAL};
 
 /// Messages of at least this many bytes are dispatched off the async
 /// workers. Default: 64 KiB (a typical MCP message is well under 1 KiB).
@@ -50,11 +51,19 @@ pub(crate) enum Handled {
 }
 
 impl Session {
+    /// This session's principal's turn at the heavy-work gate, for the
+    /// large answers of what it dispatches (framing, joining, copying).
+    pub(crate) fn heavy_lane(&self) -> HeavyLane {
+        HeavyLane::new(
+            &self.server.0.heavy,
+            self.principal().unwrap_or(UNKNOWN_PRINCIPAL),
+        )
+    }
+
     /// Dispatches `body` on a blocking thread (at most one large message or
     /// other heavy job of this session's principal at a time).
     pub(crate) async fn dispatch_large(self: &Arc<Self>, body: Bytes) -> Handled {
         let session = Arc::clone(self);
-        let principal = self.principal().unwrap_or("unknown").to_owned();
         let work = move || {
             let mut out = Vec::new();
             match session.dispatch(&body, &mut out) {
@@ -63,7 +72,7 @@ impl Session {
                 Dispatched::Batch => Handled::Batch(session.plan_batch(&body)),
             }
         };
-        match self.server.0.heavy.run(&principal, work).await {
+        match self.heavy_lane().run(work).await {
             Some(handled) => handled,
             None => {
                 let mut out = Vec::new();

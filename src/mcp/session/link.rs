@@ -20,7 +20,7 @@ impl SessionLink for Session {
         Session::party(self)
     }
 
-    fn heavy(&self) -> &super::super::heavy::HeavyGate {
+    fn heavy(&self) -> &Arc<super::super::heavy::HeavyGate> {
         &self.server.0.heavy
     }
 

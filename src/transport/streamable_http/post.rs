@@ -3,7 +3,7 @@
 
 use super::headers::{accepts_mcp, check_modern_headers, modern_status};
 use super::*;
-use crate::mcp::{Handled, LARGE_MESSAGE, OwnedCall, owned_in_pieces};
+use crate::mcp::{Handled, HeavyLane, LARGE_MESSAGE, OwnedCall, owned_in_pieces};
 
 /// A session id: 128 bits from the operating system's CSPRNG, as hex.
 fn new_session_id() -> Option<String> {
@@ -40,6 +40,8 @@ impl Handler for Post {
                     modern,
                     new_id,
                     replay,
+
+                    lane: session.heavy_lane(),
                 };
                 let body = owned_in_pieces(body).await;
                 match session.dispatch_large(body.clone()).await {
@@ -53,6 +55,8 @@ impl Handler for Post {
             modern,
             new_id,
             replay,
+
+            lane: session.heavy_lane(),
         };
         let mut out = Vec::new();
         match session.dispatch(body, &mut out) {
@@ -72,6 +76,8 @@ struct Starting {
     modern: bool,
     new_id: Option<String>,
     replay: Option<Arc<Replay>>,
+    /// The principal's heavy-work turn, for framing large answers.
+    lane: HeavyLane,
 }
 
 impl Starting {
@@ -115,7 +121,7 @@ impl Starting {
         let run: RunningCall = Box::pin(call.run());
         let replay = self.replay.take();
         if self.modern {
-            return Reply::new(answer_modern(run, messages, stream_id, replay));
+            return Reply::new(answer_modern(run, messages, stream_id, replay, self.lane));
         }
         let (response, events) = Response::sse(STREAM_QUEUE);
         let stream = CallStream {
@@ -123,6 +129,7 @@ impl Starting {
             events,
             replay,
             cancel_on_close: false,
+            lane: self.lane.clone(),
         };
         tokio::spawn(stream.run(run, messages, None));
         Reply::ready(self.with_id(response))
@@ -249,6 +256,7 @@ async fn answer_modern(
     mut messages: crate::mcp::PeerReceiver,
     stream_id: String,
     replay: Option<Arc<Replay>>,
+    lane: HeavyLane,
 ) -> Response {
     tokio::select! {
         answer = &mut run => match answer {
@@ -262,6 +270,7 @@ async fn answer_modern(
                 events,
                 replay,
                 cancel_on_close: true,
+                lane,
             };
             tokio::spawn(stream.run(run, messages, Some(first)));
             response
@@ -282,6 +291,8 @@ struct CallStream {
     /// a dropped stream is not a cancellation: the call runs to its end and
     /// what it would have sent is discarded (and kept for resumption).
     cancel_on_close: bool,
+    /// The principal's heavy-work turn: large events are framed in it.
+    lane: HeavyLane,
 }
 
 impl CallStream {
@@ -298,6 +309,7 @@ impl CallStream {
             events,
             replay,
             cancel_on_close,
+            lane,
         } = self;
         if let Some(r) = &replay {
             r.open(&stream_id);
@@ -312,13 +324,12 @@ impl CallStream {
             let id = format!("{stream_id}-{n}");
             let keep = !data.is_empty();
             // Encoded once: the live stream and the record share the bytes.
-            // A large answer is encoded (and freed) on a blocking thread: it
-            // is a few milliseconds of copying that would otherwise hold up
-            // every other connection served by this worker.
+            // A large answer is encoded (and freed) on a blocking thread, in
+            // the principal's heavy-work turn: it is a few milliseconds of
+            // copying that would otherwise hold up every other connection
+            // served by this worker.
             let encoded = if data.len() >= LARGE_MESSAGE {
-                crate::util::offload::off_worker(move || event_bytes(&id, &data))
-                    .await
-                    .flatten()
+                lane.run(move || event_bytes(&id, &data)).await.flatten()
             } else {
                 event_bytes(&id, &data)
             };
