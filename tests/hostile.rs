@@ -30,10 +30,7 @@ const WINDOW: Duration = Duration::from_secs(2);
 /// 2-core box. Called after the daemon and the victim are started, which
 /// would otherwise inherit the class.
 fn attacker_elsewhere() {
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: `sched_setscheduler` reads `param` only; pid 0 is this thread.
-    let done = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
-    assert_eq!(done, 0, "SCHED_IDLE: {}", std::io::Error::last_os_error());
+    support::victim::idle_class();
 }
 
 /// One attack at a time: each loads both cores, and a victim's latency is

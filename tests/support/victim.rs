@@ -156,29 +156,77 @@ impl Victim {
         self,
         during: impl Fn(Instant) -> Option<bool>,
     ) -> (Duration, Duration, usize) {
+        split_p99(&self.stop().await, during)
+    }
+
+    /// Stops; every call's start and duration.
+    async fn stop(self) -> Vec<(Instant, Duration)> {
         self.stop.store(true, Ordering::Relaxed);
         let thread = self.thread;
-        let samples = tokio::task::spawn_blocking(move || thread.join())
+        tokio::task::spawn_blocking(move || thread.join())
             .await
             .expect("joined")
-            .expect("the victim was served throughout");
-        let p99 = |mut v: Vec<Duration>| {
-            v.sort();
-            v.get((v.len() * 99).div_ceil(100).saturating_sub(1))
-                .copied()
-                .unwrap_or_default()
-        };
-        let pick = |want: bool| -> Vec<Duration> {
-            samples
-                .iter()
-                .filter(|s| during(s.0) == Some(want))
-                .map(|s| s.1)
-                .collect()
-        };
-        let (quiet, loud) = (pick(false), pick(true));
-        let n = loud.len();
-        (p99(quiet), p99(loud), n)
+            .expect("the victim was served throughout")
     }
+}
+
+/// The p99 of the calls that `during` puts in quiet time (`Some(false)`)
+/// and in loud time (`Some(true)`), and how many calls were loud.
+fn split_p99(
+    samples: &[(Instant, Duration)],
+    during: impl Fn(Instant) -> Option<bool>,
+) -> (Duration, Duration, usize) {
+    let p99 = |mut v: Vec<Duration>| {
+        v.sort();
+        v.get((v.len() * 99).div_ceil(100).saturating_sub(1))
+            .copied()
+            .unwrap_or_default()
+    };
+    let pick = |want: bool| -> Vec<Duration> {
+        samples
+            .iter()
+            .filter(|s| during(s.0) == Some(want))
+            .map(|s| s.1)
+            .collect()
+    };
+    let (quiet, loud) = (pick(false), pick(true));
+    let n = loud.len();
+    (p99(quiet), p99(loud), n)
+}
+
+/// Moves the calling thread to Linux's idle scheduling class, the lowest:
+/// it runs only when nothing else wants the CPU.
+pub fn idle_class() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `sched_setscheduler` reads `param` only; pid 0 is this thread.
+    let done = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+    assert_eq!(done, 0, "SCHED_IDLE: {}", std::io::Error::last_os_error());
+}
+
+/// The reference an attack's cost is read against: one core kept busy by a
+/// plain loop in this process, at the idle scheduling class (so the guest's
+/// scheduler gives it nothing the daemon or the victim want), in the same
+/// alternating windows as an attack, for `total`. On a virtual machine of
+/// two cores this alone moves a victim's p99 by 3-4x (the busy virtual CPU
+/// still takes the host's time): an attack that must spend a core of CPU
+/// (building megabytes the attacker asked for) cannot cost less.
+pub async fn busy_core(total: Duration) -> Alternation {
+    let mut rounds = Alternation::new(total);
+    while rounds.again().await {
+        let spin = std::thread::spawn(|| {
+            idle_class();
+            let until = Instant::now() + Duration::from_millis(50);
+            let mut n = 0u64;
+            while Instant::now() < until {
+                n = std::hint::black_box(n.wrapping_add(1));
+            }
+        });
+        tokio::task::spawn_blocking(move || spin.join())
+            .await
+            .expect("joined")
+            .expect("the spinning thread ended");
+    }
+    rounds
 }
 
 /// An attack kept up in rounds, in alternating windows: rounds for
@@ -273,15 +321,28 @@ pub async fn report(what: &str, daemon: &super::daemon::Daemon, victim: Victim, 
 }
 
 /// [`report`] for an attack run in alternating windows: the victim's p99 in
-/// quiet time against its p99 in attack time.
+/// quiet time against its p99 in attack time; then the same for a busy
+/// core ([`busy_core`], as long as the attack), the reference in this run.
 pub async fn report_alternating(
     what: &str,
     daemon: &super::daemon::Daemon,
     victim: Victim,
     alternation: &Alternation,
 ) {
-    let figures = victim.finish_by(|t| alternation.during(t)).await;
+    let since = Instant::now();
+    let reference = busy_core(alternation.total).await;
+    let samples = victim.stop().await;
+    let figures = split_p99(&samples, |t| alternation.during(t));
+    let (quiet, busy, _) = split_p99(&samples, |t| (t >= since).then(|| reference.during(t))?);
     report_figures(what, daemon, "between rounds", figures);
+    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-9);
+    eprintln!(
+        "{what}: reference, one busy core: victim p99 {quiet:?} between rounds, {busy:?} during; \
+         attack {:.2}x quiet, busy core {:.2}x quiet, attack {:.2}x the busy core",
+        ratio(figures.1, figures.0),
+        ratio(busy, quiet),
+        ratio(figures.1, busy)
+    );
 }
 
 fn report_figures(
