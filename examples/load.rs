@@ -10,14 +10,23 @@
 //! ```
 //!
 //! Flags (all optional): `--url` (`…/mcp`, or `…/ws` for `--mode ws`),
-//! `--mode stateless|session|ws`, `--connections N`, `--duration SECONDS`,
+//! `--mode stateless|session|ws|stdio`, `--command "PROGRAM ARGS"` (for
+//! `stdio`: the server each connection starts and speaks to over its stdin
+//! and stdout, many calls in flight like a WebSocket), `--connections N`,
+//! `--duration SECONDS`, `--calls N` (each connection stops after N calls),
 //! `--rate CALLS_PER_SECOND` (total, spread over the connections; a call
 //! that falls behind its schedule because an earlier answer came late has
 //! its latency counted from when it was due, so a stalled server is not
 //! hidden by calls never sent: coordinated omission corrected), `--in-flight
 //! N` (calls outstanding per WebSocket), `--tool NAME`, `--args JSON` (every
 //! `{n}` is replaced by a number unique to the call), `--expect TEXT`
-//! (text every answer must contain; `{n}` as in `--args`).
+//! (text every answer must contain; `{n}` as in `--args`), `--check
+//! full|none` (`full`, the default: every answer is read as JSON-RPC and
+//! must carry its call's id, a result that is not an error, and the
+//! expected text; `none`: an HTTP 200 with a whole body, or one WebSocket
+//! text message per call, is enough: for comparing servers whose answers
+//! differ, such as a bare HTTP server answering fixed bytes, with the
+//! client's own work the same for all).
 //!
 //! Defaults: stateless, 16 connections, 5 s, as fast as possible, 8 in
 //! flight per WebSocket, `execute_query` of `SELECT {n} AS v` expecting
@@ -33,7 +42,6 @@ use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
-use tokio::sync::Mutex;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -42,6 +50,7 @@ enum Mode {
     Stateless,
     Session,
     Ws,
+    Stdio,
 }
 
 #[derive(Clone, Debug)]
@@ -56,6 +65,9 @@ struct Settings {
     tool: String,
     args: String,
     expect: Option<String>,
+    check: bool,
+    calls: u64,
+    command: Vec<String>,
 }
 
 fn settings() -> Result<Settings, String> {
@@ -70,6 +82,9 @@ fn settings() -> Result<Settings, String> {
         tool: "execute_query".into(),
         args: r#"{"query":"SELECT {n} AS v"}"#.into(),
         expect: Some("{n}".into()),
+        check: true,
+        calls: u64::MAX,
+        command: Vec::new(),
     };
     let mut url = None;
     let mut args = std::env::args().skip(1);
@@ -82,7 +97,10 @@ fn settings() -> Result<Settings, String> {
                     "stateless" => Mode::Stateless,
                     "session" => Mode::Session,
                     "ws" => Mode::Ws,
-                    other => return Err(format!("--mode {other:?}: stateless, session or ws")),
+                    "stdio" => Mode::Stdio,
+                    other => {
+                        return Err(format!("--mode {other:?}: stateless, session, ws or stdio"));
+                    }
                 }
             }
             "--connections" => s.connections = number(&flag, &value()?)?,
@@ -100,6 +118,15 @@ fn settings() -> Result<Settings, String> {
                 let v = value()?;
                 s.expect = (!v.is_empty()).then_some(v);
             }
+            "--calls" => s.calls = number(&flag, &value()?)?,
+            "--command" => s.command = value()?.split_whitespace().map(str::to_owned).collect(),
+            "--check" => {
+                s.check = match value()?.as_str() {
+                    "full" => true,
+                    "none" => false,
+                    other => return Err(format!("--check {other:?}: full or none")),
+                }
+            }
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -115,6 +142,9 @@ fn settings() -> Result<Settings, String> {
         s.host = host.to_owned();
         s.path = format!("/{path}");
     }
+    if s.mode == Mode::Stdio && s.command.is_empty() {
+        return Err("--mode stdio needs --command".into());
+    }
     if s.connections == 0 || s.in_flight == 0 {
         return Err("--connections and --in-flight must be at least 1".into());
     }
@@ -126,27 +156,45 @@ fn number<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, String> {
         .map_err(|_| format!("{flag} {v:?} is not a number"))
 }
 
-/// Counts and latencies shared by every connection.
+/// Errors printed so far, by every connection (the first few are shown).
+static PRINTED: AtomicU64 = AtomicU64::new(0);
+
+/// One connection's counts and latencies, merged when all are done.
 struct Tally {
-    ok: AtomicU64,
-    errors: AtomicU64,
-    latencies: Mutex<Histogram<u64>>,
+    ok: u64,
+    errors: u64,
+    latencies: Histogram<u64>,
 }
 
 impl Tally {
-    async fn record(&self, due: Instant, outcome: Result<(), String>) {
+    fn new() -> Tally {
+        Tally {
+            ok: 0,
+            errors: 0,
+            latencies: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
+        }
+    }
+
+    fn record(&mut self, due: Instant, outcome: Result<(), String>) {
         match outcome {
             Ok(()) => {
-                self.ok.fetch_add(1, Ordering::Relaxed);
+                self.ok += 1;
                 let micros = due.elapsed().as_micros().max(1) as u64;
-                let _ = self.latencies.lock().await.record(micros);
+                self.latencies.saturating_record(micros);
             }
             Err(why) => {
-                if self.errors.fetch_add(1, Ordering::Relaxed) < 5 {
+                self.errors += 1;
+                if PRINTED.fetch_add(1, Ordering::Relaxed) < 5 {
                     eprintln!("error: {why}");
                 }
             }
         }
+    }
+
+    /// This tally ended by `why`.
+    fn failed(mut self, due: Instant, why: String) -> Tally {
+        self.record(due, Err(why));
+        self
     }
 }
 
@@ -187,23 +235,87 @@ impl Pace {
     }
 }
 
-/// The body of call `id` (its unique number `n`), the text its answer must
-/// hold, and the `_meta` 2026-07-28 wants in every request.
-fn call(s: &Settings, id: u64, n: u64, modern: bool) -> (String, Option<String>) {
-    let arguments: Value =
-        serde_json::from_str(&s.args.replace("{n}", &n.to_string())).unwrap_or(Value::Null);
-    let mut params = json!({"name": s.tool, "arguments": arguments});
-    if modern {
-        params["_meta"] = json!({
-            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-            "io.modelcontextprotocol/clientInfo": {"name": "load", "version": "0"},
-            "io.modelcontextprotocol/clientCapabilities": {}
-        });
+/// The request body of every call, rendered once with markers where a
+/// call's id and unique number go, so a call's body is a few copies (the
+/// client's own work must stay far below the server's).
+struct Template {
+    /// Text, then a marker, alternately; the last piece is text.
+    pieces: Vec<(String, Option<Marker>)>,
+    expect: Option<String>,
+}
+
+#[derive(Clone, Copy)]
+enum Marker {
+    Id,
+    N,
+}
+
+/// Stand-ins for the id and the number while rendering (numbers no call
+/// uses, so they cannot clash with text of the arguments).
+const ID_MARK: u64 = 9_007_199_254_740_881;
+const N_MARK: u64 = 9_007_199_254_740_847;
+
+impl Template {
+    /// The template of `s`'s calls; 2026-07-28 (`modern`) ones carry the
+    /// `_meta` it wants in every request.
+    fn new(s: &Settings, modern: bool) -> Template {
+        let args = s.args.replace("{n}", &N_MARK.to_string());
+        let arguments: Value = serde_json::from_str(&args).unwrap_or(Value::Null);
+        let mut params = json!({"name": s.tool, "arguments": arguments});
+        if modern {
+            params["_meta"] = json!({
+                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientInfo": {"name": "load", "version": "0"},
+                "io.modelcontextprotocol/clientCapabilities": {}
+            });
+        }
+        let body =
+            json!({"jsonrpc": "2.0", "id": ID_MARK, "method": "tools/call", "params": params})
+                .to_string();
+        let (id, n) = (ID_MARK.to_string(), N_MARK.to_string());
+        let mut pieces = Vec::new();
+        let mut rest = body.as_str();
+        loop {
+            let next_id = rest.find(&id).map(|at| (at, Marker::Id, id.len()));
+            let next_n = rest.find(&n).map(|at| (at, Marker::N, n.len()));
+            let next = match (next_id, next_n) {
+                (Some(a), Some(b)) => Some(if a.0 < b.0 { a } else { b }),
+                (a, b) => a.or(b),
+            };
+            match next {
+                Some((at, marker, len)) => {
+                    pieces.push((rest[..at].to_owned(), Some(marker)));
+                    rest = &rest[at + len..];
+                }
+                None => {
+                    pieces.push((rest.to_owned(), None));
+                    break;
+                }
+            }
+        }
+        Template {
+            pieces,
+            expect: s.expect.clone(),
+        }
     }
-    let body =
-        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params}).to_string();
-    let expect = s.expect.as_ref().map(|e| e.replace("{n}", &n.to_string()));
-    (body, expect)
+
+    /// Call `id`'s body (its unique number `n`) into `out`, and the text
+    /// its answer must hold.
+    fn render(&self, id: u64, n: u64, out: &mut String) -> Option<String> {
+        use std::fmt::Write as _;
+        out.clear();
+        for (text, marker) in &self.pieces {
+            out.push_str(text);
+            let _ = match marker {
+                Some(Marker::Id) => write!(out, "{id}"),
+                Some(Marker::N) => write!(out, "{n}"),
+                None => Ok(()),
+            };
+        }
+        self.expect
+            .as_ref()
+            .map(|e| e.replace("{n}", &n.to_string()))
+    }
 }
 
 /// Checks one answer: our id, a result that is not a tool error, and the
@@ -228,6 +340,8 @@ fn check(answer: &Value, id: u64, expect: Option<&str>) -> Result<(), String> {
 struct Http {
     stream: TcpStream,
     buf: Vec<u8>,
+    /// The request being sent (reused).
+    out: Vec<u8>,
     host: String,
     path: String,
 }
@@ -248,13 +362,17 @@ impl Http {
         Ok(Http {
             stream,
             buf: Vec::with_capacity(8192),
+            out: Vec::with_capacity(1024),
             host: s.host.clone(),
             path: s.path.clone(),
         })
     }
 
     async fn post(&mut self, body: &str, headers: &str) -> Result<Reply, String> {
-        let request = format!(
+        use std::io::Write as _;
+        self.out.clear();
+        let _ = write!(
+            self.out,
             "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
              Accept: application/json, text/event-stream\r\n{headers}Content-Length: {}\r\n\r\n{body}",
             self.path,
@@ -262,7 +380,7 @@ impl Http {
             body.len()
         );
         self.stream
-            .write_all(request.as_bytes())
+            .write_all(&self.out)
             .await
             .map_err(|e| format!("send: {e}"))?;
         self.read_reply().await
@@ -386,10 +504,11 @@ async fn open_session(http: &mut Http) -> Result<String, String> {
     Ok(session)
 }
 
-async fn http_connection(s: Arc<Settings>, i: u64, until: Instant, tally: Arc<Tally>) {
+async fn http_connection(s: Arc<Settings>, i: u64, until: Instant) -> Tally {
+    let tally = Tally::new();
     let mut http = match Http::connect(&s).await {
         Ok(h) => h,
-        Err(e) => return tally.record(Instant::now(), Err(e)).await,
+        Err(e) => return tally.failed(Instant::now(), e),
     };
     let modern = s.mode == Mode::Stateless;
     let headers = if modern {
@@ -402,20 +521,24 @@ async fn http_connection(s: Arc<Settings>, i: u64, until: Instant, tally: Arc<Ta
             Ok(session) => {
                 format!("MCP-Protocol-Version: 2025-06-18\r\nMcp-Session-Id: {session}\r\n")
             }
-            Err(e) => return tally.record(Instant::now(), Err(e)).await,
+            Err(e) => return tally.failed(Instant::now(), e),
         }
     };
+    let template = Template::new(&s, modern);
+    let mut tally = tally;
+    let mut body = String::new();
     let mut pace = Pace::new(&s);
     let mut id = 0u64;
     loop {
         let due = pace.due().await;
-        if due >= until {
+        if due >= until || id >= s.calls {
             break;
         }
         id += 1;
         let n = i * 1_000_000_000 + id;
-        let (body, expect) = call(&s, id, n, modern);
+        let expect = template.render(id, n, &mut body);
         let outcome = match http.post(&body, &headers).await {
+            Ok(r) if r.status == 200 && !s.check => Ok(()),
             Ok(r) if r.status == 200 => messages(&r.body)
                 .iter()
                 .find(|m| m.get("id").is_some())
@@ -426,85 +549,172 @@ async fn http_connection(s: Arc<Settings>, i: u64, until: Instant, tally: Arc<Ta
                 r.status,
                 String::from_utf8_lossy(&r.body)
             )),
-            Err(e) => {
-                tally.record(due, Err(e)).await;
-                return;
-            }
+            Err(e) => return tally.failed(due, e),
         };
-        tally.record(due, outcome).await;
+        tally.record(due, outcome);
+    }
+    tally
+}
+
+/// A connection that carries JSON-RPC messages whole, many in flight: a
+/// WebSocket, or a server process's stdin and stdout (one per line).
+/// One per connection, so the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+enum Pipe {
+    Ws(tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>),
+    Stdio {
+        /// Killed when dropped.
+        _child: tokio::process::Child,
+        input: tokio::process::ChildStdin,
+        output: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    },
+}
+
+impl Pipe {
+    async fn open(s: &Settings) -> Result<Pipe, String> {
+        if s.mode == Mode::Stdio {
+            let mut child = tokio::process::Command::new(&s.command[0])
+                .args(&s.command[1..])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .map_err(|e| format!("start {}: {e}", s.command[0]))?;
+            let (Some(input), Some(output)) = (child.stdin.take(), child.stdout.take()) else {
+                return Err("no stdin or stdout".into());
+            };
+            use tokio::io::AsyncBufReadExt as _;
+            return Ok(Pipe::Stdio {
+                _child: child,
+                input,
+                output: tokio::io::BufReader::new(output).lines(),
+            });
+        }
+        let url = format!("ws://{}{}", s.host, s.path);
+        let (ws, _) = tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        if let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = ws.get_ref() {
+            let _ = tcp.set_nodelay(true);
+        }
+        Ok(Pipe::Ws(ws))
+    }
+
+    async fn send(&mut self, text: &str) -> Result<(), String> {
+        match self {
+            Pipe::Ws(ws) => ws
+                .send(Message::text(text))
+                .await
+                .map_err(|e| format!("send: {e}")),
+            Pipe::Stdio { input, .. } => {
+                let mut line = Vec::with_capacity(text.len() + 1);
+                line.extend_from_slice(text.as_bytes());
+                line.push(b'\n');
+                input
+                    .write_all(&line)
+                    .await
+                    .map_err(|e| format!("send: {e}"))
+            }
+        }
+    }
+
+    /// The next message; `None` when the other side closed.
+    async fn next(&mut self) -> Option<Result<String, String>> {
+        match self {
+            Pipe::Ws(ws) => loop {
+                match ws.next().await? {
+                    Ok(Message::Text(text)) => return Some(Ok(text.as_str().to_owned())),
+                    Ok(_) => continue,
+                    Err(e) => return Some(Err(format!("read: {e}"))),
+                }
+            },
+            Pipe::Stdio { output, .. } => output
+                .next_line()
+                .await
+                .map_err(|e| format!("read: {e}"))
+                .transpose(),
+        }
+    }
+
+    async fn close(self) {
+        if let Pipe::Ws(mut ws) = self {
+            let _ = ws.close(None).await;
+        }
     }
 }
 
-async fn ws_connection(s: Arc<Settings>, i: u64, until: Instant, tally: Arc<Tally>) {
-    let url = format!("ws://{}{}", s.host, s.path);
-    let mut ws = match tokio_tungstenite::connect_async(url.as_str()).await {
-        Ok((ws, _)) => ws,
-        Err(e) => {
-            return tally
-                .record(Instant::now(), Err(format!("{url}: {e}")))
-                .await;
-        }
+async fn pipe_connection(s: Arc<Settings>, i: u64, until: Instant) -> Tally {
+    let tally = Tally::new();
+    let mut pipe = match Pipe::open(&s).await {
+        Ok(pipe) => pipe,
+        Err(e) => return tally.failed(Instant::now(), e),
     };
     let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
         "protocolVersion": "2025-11-25", "capabilities": {},
         "clientInfo": {"name": "load", "version": "0"}}});
     let opened = async {
-        ws.send(Message::text(init.to_string())).await?;
-        while let Some(m) = ws.next().await {
-            if matches!(m?, Message::Text(_)) {
-                break;
-            }
-        }
-        ws.send(Message::text(
-            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-        ))
-        .await
+        pipe.send(&init.to_string()).await?;
+        pipe.next().await.ok_or("closed")??;
+        pipe.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
+            .await
     };
     if let Err(e) = opened.await {
-        return tally
-            .record(Instant::now(), Err(format!("initialize: {e}")))
-            .await;
+        return tally.failed(Instant::now(), format!("initialize: {e}"));
     }
+    let template = Template::new(&s, false);
+    let mut tally = tally;
+    let mut body = String::new();
     let mut pace = Pace::new(&s);
-    // Calls sent and not yet answered: when each was due, and its check.
+    // Calls sent and not yet answered: when each was due, and its check;
+    // without checks, answers are taken in the order of the calls.
     let mut waiting: HashMap<u64, (Instant, Option<String>)> = HashMap::new();
+    let mut in_order = std::collections::VecDeque::new();
     let mut id = 0u64;
     let mut sending = true;
     loop {
-        if sending && waiting.len() < s.in_flight {
+        let outstanding = waiting.len() + in_order.len();
+        if sending && outstanding < s.in_flight {
             let due = pace.due().await;
-            if due >= until {
+            if due >= until || id >= s.calls {
                 sending = false;
             } else {
                 id += 1;
                 let n = i * 1_000_000_000 + id;
-                let (body, expect) = call(&s, id, n, false);
-                if let Err(e) = ws.send(Message::text(body)).await {
-                    return tally.record(due, Err(format!("send: {e}"))).await;
+                let expect = template.render(id, n, &mut body);
+                if let Err(e) = pipe.send(&body).await {
+                    return tally.failed(due, e);
                 }
-                waiting.insert(id, (due, expect));
+                if s.check {
+                    waiting.insert(id, (due, expect));
+                } else {
+                    in_order.push_back(due);
+                }
                 continue;
             }
         }
-        if waiting.is_empty() {
+        if outstanding == 0 {
             break;
         }
-        let text = match ws.next().await {
-            Some(Ok(Message::Text(text))) => text,
-            Some(Ok(_)) => continue,
-            Some(Err(e)) => {
-                return tally
-                    .record(Instant::now(), Err(format!("read: {e}")))
-                    .await;
-            }
-            None => return tally.record(Instant::now(), Err("closed".into())).await,
+        let text = match pipe.next().await {
+            Some(Ok(text)) => text,
+            Some(Err(e)) => return tally.failed(Instant::now(), e),
+            None => return tally.failed(Instant::now(), "closed".into()),
         };
+        if !s.check {
+            // A notification is no answer (cheaply told: it has no id).
+            if !text.contains("\"id\"") {
+                continue;
+            }
+            if let Some(due) = in_order.pop_front() {
+                tally.record(due, Ok(()));
+            }
+            continue;
+        }
         let answer: Value = match serde_json::from_str(&text) {
             Ok(v) => v,
             Err(e) => {
-                tally
-                    .record(Instant::now(), Err(format!("not JSON: {e}")))
-                    .await;
+                tally.record(Instant::now(), Err(format!("not JSON: {e}")));
                 continue;
             }
         };
@@ -512,22 +722,15 @@ async fn ws_connection(s: Arc<Settings>, i: u64, until: Instant, tally: Arc<Tall
             continue;
         };
         match waiting.remove(&answered) {
-            Some((due, expect)) => {
-                tally
-                    .record(due, check(&answer, answered, expect.as_deref()))
-                    .await
-            }
-            None => {
-                tally
-                    .record(
-                        Instant::now(),
-                        Err(format!("answer to unknown id {answered}")),
-                    )
-                    .await
-            }
+            Some((due, expect)) => tally.record(due, check(&answer, answered, expect.as_deref())),
+            None => tally.record(
+                Instant::now(),
+                Err(format!("answer to unknown id {answered}")),
+            ),
         }
     }
-    let _ = ws.close(None).await;
+    pipe.close().await;
+    tally
 }
 
 #[tokio::main]
@@ -539,32 +742,29 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    let tally = Arc::new(Tally {
-        ok: AtomicU64::new(0),
-        errors: AtomicU64::new(0),
-        latencies: Mutex::new(
-            Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
-        ),
-    });
     let started = Instant::now();
     let until = started + s.duration;
     let mut connections = tokio::task::JoinSet::new();
     for i in 0..s.connections {
-        let (s, tally) = (Arc::clone(&s), Arc::clone(&tally));
+        let s = Arc::clone(&s);
         match s.mode {
-            Mode::Ws => connections.spawn(ws_connection(s, i, until, tally)),
-            _ => connections.spawn(http_connection(s, i, until, tally)),
+            Mode::Ws | Mode::Stdio => connections.spawn(pipe_connection(s, i, until)),
+            _ => connections.spawn(http_connection(s, i, until)),
         };
     }
+    let mut all = Tally::new();
     while let Some(done) = connections.join_next().await {
-        if done.is_err() {
-            tally.errors.fetch_add(1, Ordering::Relaxed);
+        match done {
+            Ok(one) => {
+                all.ok += one.ok;
+                all.errors += one.errors;
+                let _ = all.latencies.add(&one.latencies);
+            }
+            Err(_) => all.errors += 1,
         }
     }
     let secs = started.elapsed().as_secs_f64();
-    let ok = tally.ok.load(Ordering::Relaxed);
-    let errors = tally.errors.load(Ordering::Relaxed);
-    let h = tally.latencies.lock().await;
+    let (ok, errors, h) = (all.ok, all.errors, &all.latencies);
     let us = |q: f64| h.value_at_quantile(q);
     println!(
         "mode={:?} connections={} seconds={secs:.2} calls={ok} errors={errors} calls_per_s={:.0} \

@@ -1,6 +1,6 @@
 //! The load generator (`examples/load.rs`) against the example daemon: each
-//! mode runs clean, and its answer check catches an answer that lacks what
-//! was asked for.
+//! mode (stdio too) runs clean, a call budget is kept exactly, and its answer
+//! check catches an answer that lacks what was asked for.
 
 mod support;
 
@@ -58,6 +58,31 @@ fn every_mode_runs_clean_and_bad_answers_are_caught() {
         }
         let p99: u64 = s["p99_us"].parse().expect("p99");
         assert!(p99 > 0, "{s:?}");
+    }
+    // Stdio: a server process per connection, calls in flight on its pipes;
+    // `--calls` stops each connection after exactly that many.
+    let command = format!(
+        "{} --transport stdio",
+        support::daemon::server_binary().display()
+    );
+    for check in ["full", "none"] {
+        let (ok, s) = load(&[
+            "--mode",
+            "stdio",
+            "--command",
+            &command,
+            "--connections",
+            "2",
+            "--calls",
+            "150",
+            "--in-flight",
+            "4",
+            "--check",
+            check,
+        ]);
+        assert!(ok, "stdio {check}: {s:?}");
+        assert_eq!(s["errors"], "0", "stdio {check}: {s:?}");
+        assert_eq!(s["calls"], "300", "stdio {check}: {s:?}");
     }
     // Every answer must hold its own number; asking for one it cannot hold fails.
     let (ok, s) = load(&[
