@@ -107,17 +107,22 @@ unpack_deb() {
   rm -rf "$dir/download"
 }
 
-# Debian's Chromium, for the browser CORS test; the one system package the
-# tests need (it brings its shared libraries), installed by this script.
-install_chromium() {
-  if [ -x /usr/bin/chromium ]; then
+# A Debian package the tests need, installed by this script when missing:
+# $1 the command it brings, $2 the package, $3 what it is for.
+install_debian() {
+  if command -v "$1" >/dev/null 2>&1; then
     return
   fi
-  step "installing Debian's chromium (browser CORS test)"
-  if ! apt-get install -y -qq --no-install-recommends chromium >/dev/null; then
+  step "installing Debian's $2 ($3)"
+  if ! apt-get install -y -qq --no-install-recommends "$2" >/dev/null; then
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends chromium >/dev/null
+    apt-get install -y -qq --no-install-recommends "$2" >/dev/null
   fi
+}
+
+# Debian's Chromium (it brings its shared libraries), for the browser CORS test.
+install_chromium() {
+  install_debian chromium chromium "browser CORS test"
 }
 
 # playwright-core (no browser download; it drives Debian's chromium) in .tools/browser.
@@ -178,6 +183,10 @@ bounded 10m bash tests/autobahn/run.sh
 
 step "official MCP conformance suite against examples/conformance.rs (Streamable HTTP)"
 bounded 15m bash tests/conformance/run.sh
+
+install_debian valgrind valgrind "instruction counts"
+step "instructions per tools/call (callgrind) against benches/instructions.txt"
+bounded 10m bash scripts/instructions.sh
 
 step "benches in test mode"
 bounded 15m cargo test --locked --benches --features fuzzing
