@@ -247,6 +247,40 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// Scans an object's members up to the first whose name `stop`
+    /// accepts and returns that name, the cursor on its value (unscanned);
+    /// `None` when the object ends first. For reading one member of a large
+    /// object without scanning what follows it.
+    pub(crate) fn find_member(
+        &mut self,
+        stop: impl Fn(&str) -> bool,
+    ) -> Result<Option<Cow<'a, str>>, ScanError> {
+        self.ws();
+        self.expect(b'{', "expected '{'")?;
+        self.ws();
+        if self.peek() == Some(b'}') {
+            return Ok(None);
+        }
+        loop {
+            self.ws();
+            if self.peek() != Some(b'"') {
+                return self.err("expected a member name");
+            }
+            let key = self.key()?;
+            self.expect(b':', "expected ':'")?;
+            if stop(&key) {
+                return Ok(Some(key));
+            }
+            self.value(1)?;
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b'}') => return Ok(None),
+                _ => return self.err("expected ',' or '}'"),
+            }
+        }
+    }
+
     pub(crate) fn array(&mut self, depth: usize) -> Result<(), ScanError> {
         self.array_with(depth, |_| Ok(()))
     }

@@ -591,16 +591,29 @@ fn encode_tool_output(
         )),
     };
     let failed = output.is_error;
-    let mut v = serde_json::to_value(&output).unwrap_or_default();
-    if let Some(obj) = v.as_object_mut() {
-        if !version.has_structured_output() {
-            obj.remove("structuredContent");
-        }
-        if version.is_modern() {
-            obj.insert("resultType".into(), "complete".into());
-        }
+    // Written straight into the answer's bytes: no tree of the output is
+    // built (for a large output that was two more copies of it).
+    let mut out = Vec::with_capacity(128);
+    out.extend_from_slice(b"{\"content\":");
+    if serde_json::to_writer(&mut out, &output.content).is_err() {
+        out.truncate(b"{\"content\":".len());
+        out.extend_from_slice(b"[]");
     }
-    (v.to_string().into_bytes(), failed)
+    if let Some(structured) = &output.structured_content
+        && version.has_structured_output()
+    {
+        out.extend_from_slice(b",\"structuredContent\":");
+        // A `Value` always serializes.
+        let _ = serde_json::to_writer(&mut out, structured);
+    }
+    if failed {
+        out.extend_from_slice(b",\"isError\":true");
+    }
+    if version.is_modern() {
+        out.extend_from_slice(b",\"resultType\":\"complete\"");
+    }
+    out.push(b'}');
+    (out, failed)
 }
 
 /// The 2026-07-28 answer of a call that needs the client to answer requests first.

@@ -2,30 +2,40 @@
 //! repeat the body, and the HTTP status an answer calls for.
 
 use super::*;
+use crate::jsonrpc::scan::{RawJson, Scanner, each_member};
 
 /// The HTTP status a 2026-07-28 answer carries: errors that mean "no such
 /// method" are 404, malformed or unsupported requests 400.
 pub(super) fn modern_status(answer: &[u8]) -> u16 {
-    match parse(answer) {
-        Ok(Message::Response(r)) => match r.outcome {
-            Err(error) => {
-                let code = serde_json::from_str::<serde_json::Value>(error.get())
-                    .ok()
-                    .and_then(|e| e["code"].as_i64());
-                match code.and_then(|c| i32::try_from(c).ok()) {
-                    Some(METHOD_NOT_FOUND) => 404,
-                    Some(
-                        INVALID_PARAMS
-                        | INVALID_REQUEST
-                        | PARSE_ERROR
-                        | MISSING_CLIENT_CAPABILITY
-                        | UNSUPPORTED_PROTOCOL_VERSION,
-                    ) => 400,
-                    _ => 200,
-                }
-            }
-            Ok(_) => 200,
-        },
+    // The answer is ours: only its top-level names are read, up to
+    // `result` (200, the result itself never scanned) or `error`, whose
+    // code decides.
+    let Ok(text) = std::str::from_utf8(answer) else {
+        return 200;
+    };
+    let mut scanner = Scanner::new(text);
+    let error = match scanner.find_member(|k| k == "result" || k == "error") {
+        Ok(Some(k)) if k == "error" => scanner.value(1).ok(),
+        _ => None,
+    };
+    let Some(error) = error else {
+        return 200;
+    };
+    let mut code = None;
+    let _ = each_member(error, |k, v| {
+        if k == "code" {
+            code = v.get().parse::<i32>().ok();
+        }
+    });
+    match code {
+        Some(METHOD_NOT_FOUND) => 404,
+        Some(
+            INVALID_PARAMS
+            | INVALID_REQUEST
+            | PARSE_ERROR
+            | MISSING_CLIENT_CAPABILITY
+            | UNSUPPORTED_PROTOCOL_VERSION,
+        ) => 400,
         _ => 200,
     }
 }
@@ -58,19 +68,34 @@ pub(super) fn check_modern_headers(
         let error = RpcError::new(INVALID_PARAMS, format!("invalid params: {what}"));
         Some(super::super::error_response(400, id, &error))
     };
-    let params: serde_json::Value = r
-        .params
-        .and_then(|p| serde_json::from_str(p.get()).ok())
-        .unwrap_or_default();
-    let meta = &params["_meta"];
-    if !meta.is_object() {
-        return invalid("a 2026-07-28 request needs _meta");
+    // The members the checks read, borrowed from the body (the last of a
+    // repeated name, as a JSON object reader keeps).
+    let (mut meta, mut name, mut uri, mut task_id, mut arguments) = (None, None, None, None, None);
+    if let Some(params) = r.params {
+        let _ = each_member(params, |k, v| match &*k {
+            "_meta" => meta = Some(v),
+            "name" => name = Some(v),
+            "uri" => uri = Some(v),
+            "taskId" => task_id = Some(v),
+            "arguments" => arguments = Some(v),
+            _ => {}
+        });
     }
-    let meta_version = meta[crate::mcp::version::PROTOCOL_VERSION_META_KEY].as_str();
-    let Some(meta_version) = meta_version else {
+    let Some(meta) = meta.filter(RawJson::is_object) else {
+        return invalid("a 2026-07-28 request needs _meta");
+    };
+    let (mut meta_version, mut capabilities) = (None, None);
+    let _ = each_member(meta, |k, v| {
+        if k == crate::mcp::version::PROTOCOL_VERSION_META_KEY {
+            meta_version = Some(v);
+        } else if k == "io.modelcontextprotocol/clientCapabilities" {
+            capabilities = Some(v);
+        }
+    });
+    let Some(meta_version) = meta_version.and_then(|v| v.as_str()) else {
         return invalid("_meta needs io.modelcontextprotocol/protocolVersion");
     };
-    if !meta["io.modelcontextprotocol/clientCapabilities"].is_object() {
+    if !capabilities.is_some_and(|c| c.is_object()) {
         return invalid("_meta needs io.modelcontextprotocol/clientCapabilities");
     }
     if meta_version != "2026-07-28" {
@@ -82,24 +107,29 @@ pub(super) fn check_modern_headers(
         None => return mismatch("Mcp-Method is missing"),
     }
     let named = match &*r.method {
-        "tools/call" | "prompts/get" => params["name"].as_str(),
-        "resources/read" => params["uri"].as_str(),
-        "tasks/get" | "tasks/update" | "tasks/cancel" => params["taskId"].as_str(),
+        "tools/call" | "prompts/get" => name,
+        "resources/read" => uri,
+        "tasks/get" | "tasks/update" | "tasks/cancel" => task_id,
         _ => return None,
     };
+    let named = named.and_then(|n| n.as_str());
     let header = req.header("mcp-name").map(String::from_utf8_lossy);
-    match (header, named) {
-        (Some(h), Some(n)) if h == n => {}
+    match (header, &named) {
+        (Some(h), Some(n)) if h == *n => {}
         (None, _) => return mismatch("Mcp-Name is missing"),
         _ => return mismatch("Mcp-Name differs from the body"),
     }
     if r.method == "tools/call"
-        && let Some(tool) = named.and_then(|n| server.tool_header_params(n))
+        && let Some(tool) = named.as_deref().and_then(|n| server.tool_header_params(n))
     {
+        // Built only for a tool whose arguments are mirrored in headers.
+        let arguments: serde_json::Value = arguments
+            .and_then(|a| serde_json::from_str(a.get()).ok())
+            .unwrap_or_default();
         for (property, suffix) in tool {
             let header_name = format!("mcp-param-{suffix}");
             let header = req.header(&header_name);
-            let argument = &params["arguments"][&property];
+            let argument = &arguments[&property];
             if let Err(why) = check_param_header(header, argument) {
                 return mismatch(&format!("Mcp-Param-{suffix} {why}"));
             }
@@ -148,3 +178,36 @@ pub(super) fn check_param_header(
 
 /// JSON-RPC code for a header that disagrees with the body (2026-07-28).
 const HEADER_MISMATCH: i32 = -32020;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_of_an_answer_comes_from_its_error_code_alone() {
+        let status = |a: &str| modern_status(a.as_bytes());
+        // A result is 200 whatever it holds (it is not even scanned).
+        assert_eq!(
+            status(r#"{"jsonrpc":"2.0","id":"error","result":{"error":{"code":-32601}}}"#),
+            200
+        );
+        assert_eq!(
+            status(r#"{"jsonrpc":"2.0","id":1,"result":[unscanned"#),
+            200
+        );
+        assert_eq!(
+            status(r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"x"}}"#),
+            404
+        );
+        for code in [-32602, -32600, -32700] {
+            let a =
+                format!(r#"{{"jsonrpc":"2.0","id":1,"error":{{"message":"x","code":{code}}}}}"#);
+            assert_eq!(status(&a), 400, "{a}");
+        }
+        assert_eq!(
+            status(r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32000,"message":"x"}}"#),
+            200
+        );
+        assert_eq!(status("not json"), 200);
+    }
+}
