@@ -14,7 +14,7 @@
 #   ours-stateless  examples/conformance, 2026-07-28 stateless POSTs, JSON answers
 #   ours-session    examples/conformance, a 2025-06-18 session per connection (SSE answers)
 #   ours-ws         examples/conformance over WebSocket, 8 calls in flight per socket
-#   ours-stdio      examples/conformance over stdio, one process per connection
+#   ours-stdio      examples/conformance over stdio: one process (one client), 8 calls in flight
 #   ours-sql        examples/server (SQLite demo): execute_query `SELECT 1`, a real warehouse call
 #   rmcp-stateless  rmcp (the official Rust SDK) on axum, stateless, JSON answers
 #   rmcp-session    rmcp with legacy sessions (SSE answers)
@@ -50,6 +50,7 @@ names=(ours-stateless rmcp-stateless hyper-floor ours-session rmcp-session ours-
 describe() {
   local port="$2" url="http://127.0.0.1:$2/mcp" ws="ws://127.0.0.1:$2/ws"
   local simple=(--tool test_simple_text --args '{}')
+  connections="$CONNECTIONS"
   case "$1" in
     ours-stateless) server=("$ours" --port "$port"); flags=(--mode stateless --url "$url" "${simple[@]}") ;;
     rmcp-stateless) server=("$refs" rmcp-stateless "$port"); flags=(--mode stateless --url "$url" "${simple[@]}") ;;
@@ -59,7 +60,9 @@ describe() {
     ours-ws) server=("$ours" --port "$port"); flags=(--mode ws --url "$ws" --in-flight 8 "${simple[@]}") ;;
     ws-floor) server=("$refs" ws-echo "$port"); flags=(--mode ws --url "$ws" --in-flight 8 "${simple[@]}") ;;
     ours-stdio)
+      # One client, as stdio has: one server process, 8 calls in flight.
       server=()
+      connections=1
       flags=(--mode stdio --in-flight 8 --command "taskset -c $SERVER_CPU $ours" "${simple[@]}")
       ;;
     ours-sql)
@@ -88,7 +91,7 @@ run() {
     pid=$!
     wait_port "$port"
   fi
-  taskset -c "$LOAD_CPU" "$load" "${flags[@]}" --check none --connections "$CONNECTIONS" \
+  taskset -c "$LOAD_CPU" "$load" "${flags[@]}" --check none --connections "$connections" \
     --duration "$RUN_SECONDS" >"$work/$name.$round" 2>"$work/$name.$round.err" ||
     { echo "$name round $round failed:" >&2; tail -5 "$work/$name.$round.err" >&2; exit 1; }
   if [ -n "$pid" ]; then kill "$pid"; wait "$pid" 2>/dev/null || true; fi
