@@ -146,6 +146,7 @@ install_cargo_fuzz() {
 step "format"
 cargo fmt --all -- --check
 (cd fuzz && cargo fmt --all -- --check)
+rustfmt --edition 2024 --check benches/refs/src/main.rs
 
 step "lints"
 cargo clippy --locked --all-targets -- -D warnings
