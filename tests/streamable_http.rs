@@ -273,6 +273,25 @@ async fn origin_accept_and_modern_header_checks() {
         assert_eq!(e["error"]["code"], -32020);
         assert!(e["error"]["message"].as_str().unwrap().contains(why), "{e}");
     }
+    // A body past 64 KiB is read off the async workers; its headers are
+    // held to it there the same way.
+    let padded = call.replace(
+        r#""name":"hello","#,
+        &format!(r#""name":"hello","pad":"{}","#, "x".repeat(70_000)),
+    );
+    for (name, status) in [("other", 400), ("hello", 200)] {
+        c.send(&post(
+            &padded,
+            &[v, ("Mcp-Method", "tools/call"), ("Mcp-Name", name)],
+        ))
+        .await;
+        let r = c.read_response().await;
+        assert_eq!(r.status, status, "{name}: {}", r.body_str());
+        if status == 400 {
+            let e: Value = serde_json::from_slice(&r.body).unwrap();
+            assert_eq!(e["error"]["code"], -32020, "{e}");
+        }
+    }
     let stale = call.replace("\"2026-07-28\",", "\"2025-11-25\",");
     c.send(&post(
         &stale,

@@ -35,7 +35,10 @@ pub struct Request<'a> {
     pub id: Id<'a>,
     /// The method name.
     pub method: Cow<'a, str>,
-    /// The params, if any (an object or an array).
+    /// The params, if any (an object or an array). The server itself
+    /// reads the members it needs while parsing (`parse_with`); this is
+    /// for other readers of the parser's output (its tests, fuzzing).
+    #[cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))]
     pub params: Option<RawJson<'a>>,
 }
 

@@ -39,7 +39,7 @@ pub use prompt::{CompleteFn, Prompt, PromptMessage, PromptOutput, Role};
 pub use resource::{BoxFuture, ReadError, Resource, ResourceContents};
 pub use server::{McpServer, McpServerBuilder, ServerEvent};
 pub use session::{Dispatched, Session};
-pub(crate) use session::{Handled, LARGE_MESSAGE, owned_in_pieces};
+pub(crate) use session::{Handled, LARGE_MESSAGE, RequestCheck, RequestView, owned_in_pieces};
 pub use tasks::TaskSupport;
 pub use tool::schema_of;
 pub use tool::{Content, Tool, ToolFuture, ToolHandler, ToolOutput};

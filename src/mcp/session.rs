@@ -221,6 +221,17 @@ impl Session {
 
     /// Parses one message and answers what can be answered now into `out`.
     pub fn dispatch<'a>(&self, bytes: &'a [u8], out: &mut Vec<u8>) -> Dispatched<'a> {
+        self.dispatch_checked(bytes, out, None)
+    }
+
+    /// [`Session::dispatch`], with the transport's `check` of a request
+    /// run once the message is read (a refusal is answered at once).
+    pub(crate) fn dispatch_checked<'a>(
+        &self,
+        bytes: &'a [u8],
+        out: &mut Vec<u8>,
+        check: Option<&dyn RequestCheck>,
+    ) -> Dispatched<'a> {
         if is_batch(bytes) {
             return Dispatched::Batch;
         }
@@ -241,6 +252,20 @@ impl Session {
             }
             Ok(Message::Request(req)) => {
                 let id = req.id;
+                if let Some(check) = check {
+                    let view = RequestView {
+                        method: &req.method,
+                        meta: params.meta,
+                        name: params.name,
+                        uri: params.uri,
+                        task_id: params.task_id,
+                        arguments: params.arguments,
+                    };
+                    if let Some(refused) = check.check(&view) {
+                        write_error(out, Some(id), &refused);
+                        return Dispatched::Done;
+                    }
+                }
                 let method = req.method.clone();
                 let metrics = &self.server.0.metrics;
                 match self.request(req, &params, out) {
@@ -266,7 +291,10 @@ impl Session {
     /// responses, cancelled calls).
     pub async fn handle(self: &Arc<Self>, bytes: &[u8]) -> Option<Vec<u8>> {
         if bytes.len() >= LARGE_MESSAGE {
-            return match self.dispatch_large(owned_in_pieces(bytes).await).await {
+            return match self
+                .dispatch_large(owned_in_pieces(bytes).await, None)
+                .await
+            {
                 Handled::Done(out) => (!out.is_empty()).then_some(out),
                 Handled::Call(call) => call.run().await,
                 Handled::Batch(plan) => self.run_batch(bytes, plan).await,
@@ -304,10 +332,12 @@ impl Session {
 mod tests;
 
 mod batch;
+mod check;
 mod large;
 mod link;
 mod params;
 mod request;
 
+pub(crate) use check::{RequestCheck, RequestView};
 pub(crate) use large::{Handled, LARGE_MESSAGE, owned_in_pieces};
 use params::{Meta, Params};

@@ -67,7 +67,7 @@ pub(crate) async fn dispatch_large_to_peer(
     out: &mut Vec<u8>,
     calls: &mut JoinSet<()>,
 ) {
-    match session.dispatch_large(message.clone()).await {
+    match session.dispatch_large(message.clone(), None).await {
         Handled::Done(answer) => out.extend_from_slice(&answer),
         Handled::Call(call) => run_to_peer(*call, peer, calls),
         Handled::Batch(plan) => {

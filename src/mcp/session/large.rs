@@ -10,7 +10,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::batch::BatchPlan;
-use super::{Dispatched, Session};
+use super::{Dispatched, RequestCheck, Session};
 use crate::jsonrpc::write::write_error;
 use crate::jsonrpc::{INTERNAL_ERROR, RpcError};
 use crate::mcp::call::OwnedCall;
@@ -61,12 +61,18 @@ impl Session {
     }
 
     /// Dispatches `body` on a blocking thread (at most one large message or
-    /// other heavy job of this session's principal at a time).
-    pub(crate) async fn dispatch_large(self: &Arc<Self>, body: Bytes) -> Handled {
+    /// other heavy job of this session's principal at a time), with the
+    /// transport's `check` (see [`Session::dispatch_checked`]).
+    pub(crate) async fn dispatch_large(
+        self: &Arc<Self>,
+        body: Bytes,
+        check: Option<Box<dyn RequestCheck + Send>>,
+    ) -> Handled {
         let session = Arc::clone(self);
         let work = move || {
             let mut out = Vec::new();
-            match session.dispatch(&body, &mut out) {
+            let check = check.as_deref().map(|c| c as &dyn RequestCheck);
+            match session.dispatch_checked(&body, &mut out, check) {
                 Dispatched::Done => Handled::Done(out),
                 Dispatched::Call(call) => Handled::Call(Box::new(call.into_owned(&session))),
                 Dispatched::Batch => Handled::Batch(session.plan_batch(&body)),

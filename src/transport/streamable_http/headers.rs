@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::jsonrpc::scan::{RawJson, Scanner, each_member};
+use crate::mcp::{RequestCheck, RequestView};
 
 /// The HTTP status a 2026-07-28 answer carries: errors that mean "no such
 /// method" are 404, malformed or unsupported requests 400.
@@ -34,7 +35,8 @@ pub(super) fn modern_status(answer: &[u8]) -> u16 {
             | INVALID_REQUEST
             | PARSE_ERROR
             | MISSING_CLIENT_CAPABILITY
-            | UNSUPPORTED_PROTOCOL_VERSION,
+            | UNSUPPORTED_PROTOCOL_VERSION
+            | HEADER_MISMATCH,
         ) => 400,
         _ => 200,
     }
@@ -48,40 +50,87 @@ pub(super) fn accepts_mcp(accept: &[u8]) -> bool {
 }
 
 /// 2026-07-28: `Mcp-Method` must name the body's method, `Mcp-Name` the tool,
-/// resource or prompt, and `MCP-Protocol-Version` the body's `_meta` version
-/// (400 with -32020 on a mismatch).
-/// Returns the refusal to send, if any.
-pub(super) fn check_modern_headers(
-    req: &Request<'_>,
-    body: &[u8],
+/// resource or prompt, `Mcp-Param-*` the tool's mirrored arguments, and
+/// `MCP-Protocol-Version` the body's `_meta` version (-32020, answered
+/// with 400, on a mismatch). Checked by dispatch on what it reads of the
+/// body, on the request's own headers.
+pub(super) struct Agreement<'r> {
+    req: &'r Request<'r>,
+    server: &'r McpServer,
+}
+
+impl<'r> Agreement<'r> {
+    pub(super) fn new(req: &'r Request<'r>, server: &'r McpServer) -> Self {
+        Agreement { req, server }
+    }
+}
+
+impl RequestCheck for Agreement<'_> {
+    fn check(&self, request: &RequestView<'_>) -> Option<RpcError> {
+        agree(|name| self.req.header(name), self.server, request)
+    }
+}
+
+/// [`Agreement`] for a body dispatched off the async workers: the headers
+/// it may need (`Mcp-Method`, `Mcp-Name`, `Mcp-Param-*`), copied.
+pub(super) struct OwnedAgreement {
+    /// Lowercased name and value, in the order received.
+    headers: Vec<(String, Vec<u8>)>,
+    server: McpServer,
+}
+
+impl OwnedAgreement {
+    pub(super) fn of(req: &Request<'_>, server: &McpServer) -> Self {
+        let wanted = |name: &str| {
+            name.eq_ignore_ascii_case("mcp-method")
+                || name.eq_ignore_ascii_case("mcp-name")
+                || name
+                    .get(..10)
+                    .is_some_and(|p| p.eq_ignore_ascii_case("mcp-param-"))
+        };
+        OwnedAgreement {
+            headers: req
+                .headers()
+                .filter(|(name, _)| wanted(name))
+                .map(|(name, value)| (name.to_ascii_lowercase(), value.to_vec()))
+                .collect(),
+            server: server.clone(),
+        }
+    }
+}
+
+impl RequestCheck for OwnedAgreement {
+    fn check(&self, request: &RequestView<'_>) -> Option<RpcError> {
+        let header = |name: &str| {
+            self.headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_slice())
+        };
+        agree(header, &self.server, request)
+    }
+}
+
+/// The check of [`Agreement`], reading headers through `header` (by
+/// lowercase name, the first of a repeated one).
+fn agree<'h>(
+    header: impl Fn(&str) -> Option<&'h [u8]>,
     server: &McpServer,
-) -> Option<Response> {
-    let Ok(Message::Request(r)) = parse(body) else {
-        return None;
-    };
-    let id = Some(r.id);
+    r: &RequestView<'_>,
+) -> Option<RpcError> {
     let mismatch = |what: &str| {
-        let error = RpcError::new(HEADER_MISMATCH, format!("header mismatch: {what}"));
-        Some(super::super::error_response(400, id, &error))
+        Some(RpcError::new(
+            HEADER_MISMATCH,
+            format!("header mismatch: {what}"),
+        ))
     };
     let invalid = |what: &str| {
-        let error = RpcError::new(INVALID_PARAMS, format!("invalid params: {what}"));
-        Some(super::super::error_response(400, id, &error))
+        Some(RpcError::new(
+            INVALID_PARAMS,
+            format!("invalid params: {what}"),
+        ))
     };
-    // The members the checks read, borrowed from the body (the last of a
-    // repeated name, as a JSON object reader keeps).
-    let (mut meta, mut name, mut uri, mut task_id, mut arguments) = (None, None, None, None, None);
-    if let Some(params) = r.params {
-        let _ = each_member(params, |k, v| match &*k {
-            "_meta" => meta = Some(v),
-            "name" => name = Some(v),
-            "uri" => uri = Some(v),
-            "taskId" => task_id = Some(v),
-            "arguments" => arguments = Some(v),
-            _ => {}
-        });
-    }
-    let Some(meta) = meta.filter(RawJson::is_object) else {
+    let Some(meta) = r.meta.filter(RawJson::is_object) else {
         return invalid("a 2026-07-28 request needs _meta");
     };
     let (mut meta_version, mut capabilities) = (None, None);
@@ -101,20 +150,20 @@ pub(super) fn check_modern_headers(
     if meta_version != "2026-07-28" {
         return mismatch("MCP-Protocol-Version differs from the body's _meta version");
     }
-    match req.header("mcp-method") {
+    match header("mcp-method") {
         Some(m) if m == r.method.as_bytes() => {}
         Some(_) => return mismatch("Mcp-Method differs from the body's method"),
         None => return mismatch("Mcp-Method is missing"),
     }
-    let named = match &*r.method {
-        "tools/call" | "prompts/get" => name,
-        "resources/read" => uri,
-        "tasks/get" | "tasks/update" | "tasks/cancel" => task_id,
+    let named = match r.method {
+        "tools/call" | "prompts/get" => r.name,
+        "resources/read" => r.uri,
+        "tasks/get" | "tasks/update" | "tasks/cancel" => r.task_id,
         _ => return None,
     };
     let named = named.and_then(|n| n.as_str());
-    let header = req.header("mcp-name").map(String::from_utf8_lossy);
-    match (header, &named) {
+    let sent = header("mcp-name").map(String::from_utf8_lossy);
+    match (sent, &named) {
         (Some(h), Some(n)) if h == *n => {}
         (None, _) => return mismatch("Mcp-Name is missing"),
         _ => return mismatch("Mcp-Name differs from the body"),
@@ -123,14 +172,14 @@ pub(super) fn check_modern_headers(
         && let Some(tool) = named.as_deref().and_then(|n| server.tool_header_params(n))
     {
         // Built only for a tool whose arguments are mirrored in headers.
-        let arguments: serde_json::Value = arguments
+        let arguments: serde_json::Value = r
+            .arguments
             .and_then(|a| serde_json::from_str(a.get()).ok())
             .unwrap_or_default();
         for (property, suffix) in tool {
             let header_name = format!("mcp-param-{suffix}");
-            let header = req.header(&header_name);
             let argument = &arguments[&property];
-            if let Err(why) = check_param_header(header, argument) {
+            if let Err(why) = check_param_header(header(&header_name), argument) {
                 return mismatch(&format!("Mcp-Param-{suffix} {why}"));
             }
         }

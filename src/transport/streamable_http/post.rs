@@ -1,9 +1,9 @@
 //! POST: one JSON-RPC message in, its answer (JSON or a stream of the
 //! call's messages) out.
 
-use super::headers::{accepts_mcp, check_modern_headers, modern_status};
+use super::headers::{Agreement, OwnedAgreement, accepts_mcp, modern_status};
 use super::*;
-use crate::mcp::{Handled, HeavyLane, LARGE_MESSAGE, OwnedCall, owned_in_pieces};
+use crate::mcp::{Handled, HeavyLane, LARGE_MESSAGE, OwnedCall, RequestCheck, owned_in_pieces};
 
 /// A session id: 128 bits from the operating system's CSPRNG, as hex.
 fn new_session_id() -> Option<String> {
@@ -21,7 +21,7 @@ impl Handler for Post {
             Ok(admitted) => admitted,
             Err(refused) => return Reply::ready(*refused),
         };
-        let modern = match check_post(&req, &endpoint.server) {
+        let modern = match check_post(&req) {
             Ok(modern) => modern,
             Err(refused) => return Reply::ready(*refused),
         };
@@ -34,17 +34,19 @@ impl Handler for Post {
             session.restrict_to_read_only();
         }
         if body.len() >= LARGE_MESSAGE {
-            // Read off the async workers (see `Session::dispatch_large`).
+            // Read off the async workers (see `Session::dispatch_large`),
+            // the 2026-07-28 headers checked there against what is read.
+            let check: Option<Box<dyn RequestCheck + Send>> =
+                modern.then(|| Box::new(OwnedAgreement::of(&req, &endpoint.server)) as Box<_>);
             return Reply::new(async move {
                 let to_start = Starting {
                     modern,
                     new_id,
                     replay,
-
                     lane: session.heavy_lane(),
                 };
                 let body = owned_in_pieces(body).await;
-                match session.dispatch_large(body.clone()).await {
+                match session.dispatch_large(body.clone(), check).await {
                     Handled::Done(out) => to_start.done(out),
                     Handled::Batch(plan) => to_start.batch(session.run_batch(&body, plan).await),
                     Handled::Call(call) => to_start.call(*call).await,
@@ -55,11 +57,14 @@ impl Handler for Post {
             modern,
             new_id,
             replay,
-
             lane: session.heavy_lane(),
         };
         let mut out = Vec::new();
-        match session.dispatch(body, &mut out) {
+        // 2026-07-28: the headers that repeat the body are checked against
+        // what dispatch reads of it (one pass over the body).
+        let agreement = Agreement::new(&req, &endpoint.server);
+        let check = modern.then_some(&agreement as &dyn RequestCheck);
+        match session.dispatch_checked(body, &mut out, check) {
             Dispatched::Done => Reply::ready(to_start.done(out)),
             Dispatched::Batch => Reply::new(async move {
                 let plan = session.plan_batch(body);
@@ -137,10 +142,10 @@ impl Starting {
 }
 
 /// The checks of a POST before its body is read as MCP: `Accept`,
-/// `Content-Type`, a known `MCP-Protocol-Version` and (2026-07-28) the
-/// headers that repeat the body. Whether the request is a 2026-07-28 one,
-/// or the refusal.
-fn check_post(req: &Request<'_>, server: &McpServer) -> Result<bool, Box<Response>> {
+/// `Content-Type` and a known `MCP-Protocol-Version` (the 2026-07-28
+/// headers that repeat the body are checked as it is read: [`Agreement`]).
+/// Whether the request is a 2026-07-28 one, or the refusal.
+fn check_post(req: &Request<'_>) -> Result<bool, Box<Response>> {
     if let Some(accept) = req.header("accept")
         && !accepts_mcp(accept)
     {
@@ -180,11 +185,7 @@ fn check_post(req: &Request<'_>, server: &McpServer) -> Result<bool, Box<Respons
         };
         return Err(Box::new(super::super::error_response(400, id, &error)));
     }
-    let modern = version == Some(&b"2026-07-28"[..]);
-    if modern && let Some(mismatch) = check_modern_headers(req, req.body(), server) {
-        return Err(Box::new(mismatch));
-    }
-    Ok(modern)
+    Ok(version == Some(&b"2026-07-28"[..]))
 }
 
 /// What a session-bound POST runs in: its session, the id of a session it
