@@ -1,85 +1,105 @@
 //! Work of milliseconds (copying, encoding or freeing megabytes) moved off
-//! the async workers onto a blocking thread that yields the CPU to them.
+//! the async workers onto threads of its own that yield the CPU to them.
 
-use std::cell::Cell;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use thread_priority::{
-    NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
-    set_thread_priority_and_policy, thread_native_id, thread_schedule_policy,
+    NormalThreadSchedulePolicy, ThreadPriority, ThreadPriorityValue, ThreadSchedulePolicy,
+    set_thread_priority_and_policy, thread_native_id,
 };
 
-/// Runs `work` on a blocking thread; `None` if it panicked.
+/// The nice value the heavy-work threads run at. Default: 10 (a tenth of
+/// the CPU share of a nice-0 thread when they compete).
+const HEAVY_NICE: i32 = 10;
+
+/// The most heavy-work threads. Default: 4 (fewer on a machine with fewer
+/// cores: one per core).
+const MAX_THREADS: usize = 4;
+
+/// A job for the heavy-work threads.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Runs `work` on a heavy-work thread; `None` if it panicked.
 ///
-/// On Linux the thread runs at the idle scheduling class (`SCHED_IDLE`)
-/// meanwhile, then goes back to the normal class: any other runnable
-/// thread (an async worker with a small request, a warehouse thread)
-/// preempts it at once, so one client's large answer costs the others
-/// throughput, not latency. Threads that are not in the normal class at
-/// nice 0 (a host that set its own priorities) are left alone.
+/// Those threads run at a lower priority (nice [`HEAVY_NICE`] on Linux,
+/// set once when each starts, or left where the host's threads are if
+/// that is lower): any runnable thread at the normal priority (an async
+/// worker with a small request, a warehouse thread) mostly preempts them,
+/// so one client's large answer costs the others throughput more than
+/// latency; and unlike the idle scheduling class they still get a share
+/// of a CPU that other work keeps busy, so a large answer is slowed, never
+/// starved, on a saturated host.
 pub(crate) async fn off_worker<T, F>(work: F) -> Option<T>
 where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,
 {
-    tokio::task::spawn_blocking(move || {
-        let _idle = IdleClass::enter();
-        work()
-    })
-    .await
-    .ok()
-}
-
-thread_local! {
-    /// Whether this thread may be moved to the idle class and back:
-    /// normal class at nice 0. Read once per thread.
-    static MAY_IDLE: Cell<Option<bool>> = const { Cell::new(None) };
-}
-
-/// The calling thread at the idle scheduling class until dropped.
-struct IdleClass {
-    entered: bool,
-}
-
-impl IdleClass {
-    fn enter() -> IdleClass {
-        let may = MAY_IDLE.with(|may| match may.get() {
-            Some(known) => known,
-            None => {
-                let known = cfg!(target_os = "linux")
-                    && matches!(
-                        thread_schedule_policy(),
-                        Ok(ThreadSchedulePolicy::Normal(
-                            NormalThreadSchedulePolicy::Other
-                        ))
-                    )
-                    && nice_of_this_thread() == Some(0);
-                may.set(Some(known));
-                known
-            }
-        });
-        let entered = may && set_class(NormalThreadSchedulePolicy::Idle);
-        IdleClass { entered }
+    let (done, result) = tokio::sync::oneshot::channel();
+    let job: Job = Box::new(move || {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+        let _ = done.send(outcome.ok());
+    });
+    if let Err(mpsc::SendError(job)) = jobs().send(job) {
+        // No heavy-work thread could be started: the runtime's blocking pool.
+        tokio::task::spawn_blocking(job);
     }
+    result.await.ok().flatten()
 }
 
-impl Drop for IdleClass {
-    fn drop(&mut self) {
-        if self.entered && !set_class(NormalThreadSchedulePolicy::Other) {
-            // Could not go back (not expected: a nice-0 thread may always
-            // return to the normal class): never try this thread again.
-            MAY_IDLE.with(|may| may.set(Some(false)));
+/// Where jobs go, starting the threads on first use.
+fn jobs() -> &'static mpsc::Sender<Job> {
+    static JOBS: OnceLock<mpsc::Sender<Job>> = OnceLock::new();
+    JOBS.get_or_init(|| {
+        let (sender, receiver) = mpsc::channel::<Job>();
+        let receiver = Arc::new(Mutex::new(receiver));
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, MAX_THREADS);
+        for i in 0..threads {
+            let receiver = Arc::clone(&receiver);
+            // A thread that cannot be started leaves the others (if none
+            // starts, sending fails and jobs use the blocking pool).
+            let _ = std::thread::Builder::new()
+                .name(format!("mcp-heavy-{i}"))
+                .spawn(move || heavy_thread(&receiver));
+        }
+        sender
+    })
+}
+
+/// A heavy-work thread: lowers its priority, then runs jobs until the
+/// process ends.
+fn heavy_thread(receiver: &Mutex<mpsc::Receiver<Job>>) {
+    lower_priority();
+    loop {
+        // Held only while waiting for the next job, not while running it.
+        let next = match receiver.lock() {
+            Ok(receiver) => receiver.recv(),
+            Err(_) => return,
+        };
+        match next {
+            Ok(job) => job(),
+            Err(_) => return,
         }
     }
 }
 
-/// Moves the calling thread to `policy` at nice 0 (its nice already).
-fn set_class(policy: NormalThreadSchedulePolicy) -> bool {
-    set_thread_priority_and_policy(
+/// Moves the calling thread to nice [`HEAVY_NICE`] in the normal class,
+/// unless it already runs lower (a host that set its own priorities).
+fn lower_priority() {
+    if !cfg!(target_os = "linux") || nice_of_this_thread().is_none_or(|n| n >= HEAVY_NICE) {
+        return;
+    }
+    // The crate maps 0..=99 onto nice 19..=-20; 22 is nice 10.
+    let Ok(value) = ThreadPriorityValue::try_from(22u8) else {
+        return;
+    };
+    let _ = set_thread_priority_and_policy(
         thread_native_id(),
-        ThreadPriority::Os(Default::default()),
-        ThreadSchedulePolicy::Normal(policy),
-    )
-    .is_ok()
+        ThreadPriority::Crossplatform(value),
+        ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other),
+    );
 }
 
 /// The calling thread's nice value, from `/proc/thread-self/stat` (its
@@ -96,32 +116,17 @@ mod tests {
     use super::*;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn work_runs_at_the_idle_class_and_the_thread_comes_back() {
-        let during = off_worker(|| (thread_schedule_policy().ok(), thread_native_id()))
-            .await
-            .expect("ran");
-        if cfg!(target_os = "linux") {
-            assert_eq!(
-                during.0,
-                Some(ThreadSchedulePolicy::Normal(
-                    NormalThreadSchedulePolicy::Idle
-                ))
-            );
+    async fn work_runs_at_a_lower_priority_and_a_panic_costs_no_thread() {
+        let nice = off_worker(nice_of_this_thread).await.expect("ran");
+        if cfg!(target_os = "linux") && nice_of_this_thread() == Some(0) {
+            assert_eq!(nice, Some(HEAVY_NICE));
         }
-        // The same blocking thread, reused for the next job, is normal again.
-        let after =
-            tokio::task::spawn_blocking(|| (thread_schedule_policy().ok(), thread_native_id()))
-                .await
-                .expect("ran");
-        if after.1 == during.1 {
-            assert_eq!(
-                after.0,
-                Some(ThreadSchedulePolicy::Normal(
-                    NormalThreadSchedulePolicy::Other
-                ))
-            );
+        for _ in 0..2 * MAX_THREADS {
+            assert_eq!(off_worker(|| panic!("boom")).await, None::<()>);
         }
-        assert_eq!(off_worker(|| panic!("boom")).await, None::<()>);
+        // Every thread survived its panic: jobs still run, several at once.
+        let all = futures_util::future::join_all((0..8).map(|i| off_worker(move || i * 2))).await;
+        assert_eq!(all, (0..8).map(|i| Some(i * 2)).collect::<Vec<_>>());
     }
 
     #[test]
