@@ -7,6 +7,7 @@ use tokio::sync::watch;
 
 use super::LARGE_MESSAGE;
 use super::context::{CallSetup, Context, InputRound, LogLevel, Peer, SessionLink, Wanted};
+use super::lazy::LazyJson;
 use super::listen::ListenFilter;
 use super::resource::ReadError;
 use super::server::Catalog;
@@ -102,8 +103,8 @@ pub struct OwnedCall {
     progress_token: Option<Box<RawValue>>,
     version: ProtocolVersion,
     log_level: Option<LogLevel>,
-    client_capabilities: Option<serde_json::Value>,
-    client_info: Option<serde_json::Value>,
+    client_capabilities: LazyJson,
+    client_info: LazyJson,
     input_responses: serde_json::Map<String, serde_json::Value>,
     /// The sealed `requestState`, not yet checked; `Err` when it is not a string.
     request_state: Result<Option<String>, ()>,
@@ -141,8 +142,8 @@ impl Call<'_> {
             CallKind::Listen(filter) => OwnedKind::Listen(filter),
         };
         let client_info = match self.client_info {
-            Some(info) => serde_json::from_str(info.get()).ok(),
-            None => session.client_info(),
+            Some(info) => LazyJson::text(Some(info.to_raw_value())),
+            None => LazyJson::session_info(Arc::clone(&session)),
         };
         OwnedCall {
             session,
@@ -153,9 +154,7 @@ impl Call<'_> {
             progress_token: self.progress_token.map(|p| p.to_raw_value()),
             version: self.version,
             log_level: self.log_level,
-            client_capabilities: self
-                .client_capabilities
-                .and_then(|c| serde_json::from_str(c.get()).ok()),
+            client_capabilities: LazyJson::text(self.client_capabilities.map(|c| c.to_raw_value())),
             peer: None,
             request_state: match self.request_state {
                 None => Ok(None),
@@ -284,7 +283,10 @@ impl OwnedCall {
             }
             _ => None,
         };
-        let negotiated = super::tasks::negotiated(self.client_capabilities.as_ref());
+        if task_policy.is_none() {
+            return Ok(None);
+        }
+        let negotiated = super::tasks::negotiated(self.client_capabilities.get());
         if let Some((TaskSupport::Required, _)) = task_policy
             && !negotiated
         {

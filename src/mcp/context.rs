@@ -9,6 +9,7 @@ use serde_json::value::RawValue;
 use tokio::sync::{mpsc, watch};
 
 use super::heavy::HeavyGate;
+use super::lazy::LazyJson;
 use super::pending::Outgoing;
 use super::version::ProtocolVersion;
 use crate::jsonrpc::write::write_notification;
@@ -210,7 +211,7 @@ struct Inner {
     last_progress: AtomicU64,
     /// 2026-07-28: answers the client already gave, and what this run still needs.
     input: InputRound,
-    client_info: Option<Value>,
+    client_info: LazyJson,
     /// The tool answered a result with `isError` (for the metrics). Relaxed:
     /// written once before the answer, read after it.
     tool_failed: std::sync::atomic::AtomicBool,
@@ -224,7 +225,7 @@ pub(crate) struct CallSetup {
     pub(crate) progress_token: Option<Box<RawValue>>,
     pub(crate) peer: Option<Peer>,
     pub(crate) min_log_level: Option<LogLevel>,
-    pub(crate) client_info: Option<Value>,
+    pub(crate) client_info: LazyJson,
     pub(crate) input: InputRound,
 }
 
@@ -248,7 +249,7 @@ pub(crate) enum Wanted {
 #[derive(Debug, Default)]
 pub(crate) struct InputRound {
     /// What the client declared in `_meta` (2026-07-28 has no `initialize`).
-    pub(crate) client_capabilities: Option<Value>,
+    pub(crate) client_capabilities: LazyJson,
     /// `inputResponses` of this attempt.
     pub(crate) responses: serde_json::Map<String, Value>,
     /// The `requestState` the client echoed, already checked and unsealed.
@@ -268,7 +269,7 @@ pub(crate) struct InputRound {
 impl InputRound {
     /// A round with what the client sent.
     pub(crate) fn new(
-        client_capabilities: Option<Value>,
+        client_capabilities: LazyJson,
         responses: serde_json::Map<String, Value>,
         request_state: Option<String>,
     ) -> InputRound {
@@ -372,7 +373,7 @@ impl Context {
     /// Who is calling: the client's `clientInfo` (`name`, `version`), from
     /// `initialize` or, on 2026-07-28, from the request's `_meta`.
     pub fn client_info(&self) -> Option<&Value> {
-        self.inner.client_info.as_ref()
+        self.inner.client_info.get()
     }
 
     /// The transport the call came by (`stdio`, `http`, `websocket`), when

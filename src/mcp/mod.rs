@@ -13,6 +13,7 @@
 mod call;
 mod context;
 mod heavy;
+mod lazy;
 mod listen;
 pub(crate) mod metrics;
 mod outgoing;

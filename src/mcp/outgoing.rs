@@ -102,7 +102,7 @@ fn undeclared(input: &InputRound, method: &str) -> Option<RpcError> {
     let cap = capability_for(method)?;
     input
         .client_capabilities
-        .as_ref()
+        .get()
         .is_none_or(|c| c.get(cap).is_none())
         .then(|| missing_capability(method, cap))
 }
@@ -132,7 +132,7 @@ impl Context {
     /// `roots`, ...): from `initialize`, or on 2026-07-28 from the request's `_meta`.
     pub fn client_capabilities(&self) -> Option<Value> {
         if self.protocol_version().is_modern() {
-            return self.round().client_capabilities.clone();
+            return self.round().client_capabilities.get().cloned();
         }
         self.session().and_then(|s| s.client_capabilities())
     }

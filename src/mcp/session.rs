@@ -252,23 +252,9 @@ impl Session {
             }
             Ok(Message::Request(req)) => {
                 let id = req.id;
-                if let Some(check) = check {
-                    let view = RequestView {
-                        method: &req.method,
-                        meta: params.meta,
-                        name: params.name,
-                        uri: params.uri,
-                        task_id: params.task_id,
-                        arguments: params.arguments,
-                    };
-                    if let Some(refused) = check.check(&view) {
-                        write_error(out, Some(id), &refused);
-                        return Dispatched::Done;
-                    }
-                }
                 let method = req.method.clone();
                 let metrics = &self.server.0.metrics;
-                match self.request(req, &params, out) {
+                match self.request(req, &params, out, check) {
                     Ok(Dispatched::Done) => {
                         metrics.record_immediate(&method, super::metrics::Outcome::Ok);
                         Dispatched::Done

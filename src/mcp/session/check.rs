@@ -18,8 +18,13 @@ pub(crate) trait RequestCheck {
 pub(crate) struct RequestView<'a> {
     /// The method.
     pub(crate) method: &'a str,
-    /// `params._meta`.
-    pub(crate) meta: Option<RawJson<'a>>,
+    /// Whether `params._meta` is there (it is an object: dispatch refuses
+    /// anything else before a check runs).
+    pub(crate) has_meta: bool,
+    /// `_meta`'s `io.modelcontextprotocol/protocolVersion`.
+    pub(crate) meta_version: Option<&'a str>,
+    /// `_meta`'s `io.modelcontextprotocol/clientCapabilities`.
+    pub(crate) client_capabilities: Option<RawJson<'a>>,
     /// `params.name` (a tool or a prompt).
     pub(crate) name: Option<RawJson<'a>>,
     /// `params.uri` (a resource).

@@ -20,7 +20,7 @@ impl<'a> Meta<'a> {
         }
         let mut bad = None;
         let scanned = each_member(raw, |k, v| match &*k {
-            "io.modelcontextprotocol/protocolVersion" => match v.as_str() {
+            crate::mcp::version::PROTOCOL_VERSION_META_KEY => match v.as_str() {
                 Some(s) => meta.version = Some(s),
                 None => bad = Some("the protocol version in \"_meta\" must be a string"),
             },

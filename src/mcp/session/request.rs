@@ -10,6 +10,7 @@ impl Session {
         req: Request<'a>,
         params: &Params<'a>,
         out: &mut Vec<u8>,
+        check: Option<&dyn RequestCheck>,
     ) -> Result<Dispatched<'a>, RpcError> {
         if params.duplicate {
             return Err(RpcError::invalid_params(
@@ -20,6 +21,21 @@ impl Session {
             None => Meta::default(),
             Some(raw) => Meta::read(raw)?,
         };
+        if let Some(check) = check {
+            let view = RequestView {
+                method: &req.method,
+                has_meta: params.meta.is_some(),
+                meta_version: meta.version.as_deref(),
+                client_capabilities: meta.client_capabilities,
+                name: params.name,
+                uri: params.uri,
+                task_id: params.task_id,
+                arguments: params.arguments,
+            };
+            if let Some(refused) = check.check(&view) {
+                return Err(refused);
+            }
+        }
         let (version, log_level) = match self.version_of(&req, &meta, params, out)? {
             Ok(settled) => settled,
             Err(answered) => return Ok(answered),

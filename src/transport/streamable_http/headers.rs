@@ -2,7 +2,7 @@
 //! repeat the body, and the HTTP status an answer calls for.
 
 use super::*;
-use crate::jsonrpc::scan::{RawJson, Scanner, each_member};
+use crate::jsonrpc::scan::{Scanner, each_member};
 use crate::mcp::{RequestCheck, RequestView};
 
 /// The HTTP status a 2026-07-28 answer carries: errors that mean "no such
@@ -130,21 +130,13 @@ fn agree<'h>(
             format!("invalid params: {what}"),
         ))
     };
-    let Some(meta) = r.meta.filter(RawJson::is_object) else {
+    if !r.has_meta {
         return invalid("a 2026-07-28 request needs _meta");
-    };
-    let (mut meta_version, mut capabilities) = (None, None);
-    let _ = each_member(meta, |k, v| {
-        if k == crate::mcp::version::PROTOCOL_VERSION_META_KEY {
-            meta_version = Some(v);
-        } else if k == "io.modelcontextprotocol/clientCapabilities" {
-            capabilities = Some(v);
-        }
-    });
-    let Some(meta_version) = meta_version.and_then(|v| v.as_str()) else {
+    }
+    let Some(meta_version) = r.meta_version else {
         return invalid("_meta needs io.modelcontextprotocol/protocolVersion");
     };
-    if !capabilities.is_some_and(|c| c.is_object()) {
+    if !r.client_capabilities.is_some_and(|c| c.is_object()) {
         return invalid("_meta needs io.modelcontextprotocol/clientCapabilities");
     }
     if meta_version != "2026-07-28" {
