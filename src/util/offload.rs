@@ -129,6 +129,38 @@ mod tests {
         assert_eq!(all, (0..8).map(|i| Some(i * 2)).collect::<Vec<_>>());
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_busy_machine_slows_heavy_work_but_never_starves_it() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::time::Duration;
+        // Every core kept busy twice over by threads at the normal priority.
+        let stop = Arc::new(AtomicBool::new(false));
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let spinners: Vec<_> = (0..2 * cores)
+            .map(|_| {
+                let stop = Arc::clone(&stop);
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::hint::spin_loop();
+                    }
+                })
+            })
+            .collect();
+        // Some milliseconds of work: at a lower priority it gets a share of
+        // a core (done in well under a second); at the idle class it got
+        // next to none (many seconds).
+        let work = || (0..5_000_000u64).fold(0u64, |a, i| std::hint::black_box(a ^ i));
+        let done = tokio::time::timeout(Duration::from_secs(5), off_worker(work)).await;
+        stop.store(true, Ordering::Relaxed);
+        for spinner in spinners {
+            let _ = spinner.join();
+        }
+        assert!(
+            matches!(done, Ok(Some(_))),
+            "heavy work starved beside busy threads"
+        );
+    }
+
     #[test]
     fn the_nice_value_is_read_from_proc() {
         if cfg!(target_os = "linux") {
