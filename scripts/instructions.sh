@@ -15,6 +15,8 @@
 # more than 10% below, so the record can be lowered).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/common.sh
+. scripts/common.sh
 
 CALLS="${CALLS:-200}"
 PORT="${PORT:-18631}"
@@ -32,15 +34,6 @@ fi
 work="$(mktemp -d)"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
-wait_port() {
-  for _ in $(seq 600); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  echo "nothing listens on port $1" >&2
-  return 1
-}
-
 # Total instructions of one server run under callgrind serving `calls`
 # calls on one connection. $1: calls; $2: load mode; then the server command
 # ({port} replaced).
@@ -51,7 +44,7 @@ count() {
   local cmd=("${@//\{port\}/$port}")
   valgrind --tool=callgrind --callgrind-out-file="$out" "${cmd[@]}" >/dev/null 2>"$work/valgrind.err" &
   local pid=$!
-  wait_port "$port"
+  wait_port "$port" 0.1 60
   "$load" --url "http://127.0.0.1:$port/mcp" --mode "$mode" --connections 1 --calls "$calls" \
     --duration 600 --tool test_simple_text --args '{}' --check none >"$work/load.out" ||
     { cat "$work/load.out" >&2; exit 1; }

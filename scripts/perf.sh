@@ -26,6 +26,8 @@
 # every server; tests/load_tool.rs checks every answer's id and content.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/common.sh
+. scripts/common.sh
 
 ROUNDS="${ROUNDS:-3}"
 RUN_SECONDS="${RUN_SECONDS:-5}"
@@ -70,15 +72,6 @@ describe() {
       flags=(--mode stateless --url "$url" --tool execute_query --args '{"query":"SELECT 1 AS one"}')
       ;;
   esac
-}
-
-wait_port() {
-  for _ in $(seq 200); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    sleep 0.05
-  done
-  echo "nothing listens on port $1" >&2
-  return 1
 }
 
 # One run of one target: its summary line in $work/<name>.<round>.

@@ -220,31 +220,12 @@ impl<'a> Scanner<'a> {
         if depth > MAX_DEPTH {
             return self.err("nesting too deep");
         }
-        self.expect(b'{', "expected '{'")?;
-        self.ws();
-        if self.peek() == Some(b'}') {
-            self.pos += 1;
-            return Ok(());
-        }
-        loop {
-            self.ws();
-            if self.peek() != Some(b'"') {
-                return self.err("expected a member name");
-            }
-            let key = self.key()?;
-            self.expect(b':', "expected ':'")?;
-            let value = self.value(depth)?;
+        self.members(|s, key| {
+            let value = s.value(depth)?;
             member(key, value);
-            self.ws();
-            match self.peek() {
-                Some(b',') => self.pos += 1,
-                Some(b'}') => {
-                    self.pos += 1;
-                    return Ok(());
-                }
-                _ => return self.err("expected ',' or '}'"),
-            }
-        }
+            Ok(false)
+        })?;
+        Ok(())
     }
 
     /// Scans an object's members up to the first whose name `stop`
@@ -255,11 +236,31 @@ impl<'a> Scanner<'a> {
         &mut self,
         stop: impl Fn(&str) -> bool,
     ) -> Result<Option<Cow<'a, str>>, ScanError> {
-        self.ws();
+        let mut found = None;
+        self.members(|s, key| {
+            if stop(&key) {
+                found = Some(key);
+                return Ok(true);
+            }
+            s.value(1)?;
+            Ok(false)
+        })?;
+        Ok(found)
+    }
+
+    /// The frame of an object at `pos` (on its brace): each member's name
+    /// is read and handed to `on_key` with the cursor on its value, which
+    /// `on_key` scans; `on_key` returning `true` ends the scan there.
+    /// Whether it was ended so.
+    fn members(
+        &mut self,
+        mut on_key: impl FnMut(&mut Self, Cow<'a, str>) -> Result<bool, ScanError>,
+    ) -> Result<bool, ScanError> {
         self.expect(b'{', "expected '{'")?;
         self.ws();
         if self.peek() == Some(b'}') {
-            return Ok(None);
+            self.pos += 1;
+            return Ok(false);
         }
         loop {
             self.ws();
@@ -268,14 +269,16 @@ impl<'a> Scanner<'a> {
             }
             let key = self.key()?;
             self.expect(b':', "expected ':'")?;
-            if stop(&key) {
-                return Ok(Some(key));
+            if on_key(self, key)? {
+                return Ok(true);
             }
-            self.value(1)?;
             self.ws();
             match self.peek() {
                 Some(b',') => self.pos += 1,
-                Some(b'}') => return Ok(None),
+                Some(b'}') => {
+                    self.pos += 1;
+                    return Ok(false);
+                }
                 _ => return self.err("expected ',' or '}'"),
             }
         }
