@@ -143,7 +143,10 @@ impl Call<'_> {
         };
         let client_info = match self.client_info {
             Some(info) => LazyJson::text(Some(info.to_raw_value())),
-            None => LazyJson::session_info(Arc::clone(&session)),
+            None => {
+                let session = Arc::clone(&session);
+                LazyJson::fetched(move || session.client_info())
+            }
         };
         OwnedCall {
             session,

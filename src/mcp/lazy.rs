@@ -2,12 +2,10 @@
 //! capabilities): kept as received and turned into a `Value` only when a
 //! handler or a check first asks, not on every call.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use serde_json::Value;
 use serde_json::value::RawValue;
-
-use super::context::SessionLink;
 
 /// Where a [`LazyJson`] comes from.
 enum Source {
@@ -15,8 +13,8 @@ enum Source {
     Nothing,
     /// The text the client sent (in the request's `_meta`).
     Text(Box<RawValue>),
-    /// The session's `clientInfo` from `initialize`, read when asked.
-    SessionInfo(Arc<dyn SessionLink>),
+    /// Fetched when asked (the session's `clientInfo` from `initialize`).
+    Fetch(Box<dyn Fn() -> Option<Value> + Send + Sync>),
 }
 
 /// A JSON value parsed (or fetched from the session) the first time it is
@@ -43,10 +41,11 @@ impl LazyJson {
         }
     }
 
-    /// The `clientInfo` of `session`'s `initialize`.
-    pub(crate) fn session_info(session: Arc<dyn SessionLink>) -> LazyJson {
+    /// What `fetch` returns, asked once when first read (the `clientInfo`
+    /// of a session's `initialize`).
+    pub(crate) fn fetched(fetch: impl Fn() -> Option<Value> + Send + Sync + 'static) -> LazyJson {
         LazyJson {
-            source: Source::SessionInfo(session),
+            source: Source::Fetch(Box::new(fetch)),
             value: OnceLock::new(),
         }
     }
@@ -57,7 +56,7 @@ impl LazyJson {
             .get_or_init(|| match &self.source {
                 Source::Nothing => None,
                 Source::Text(text) => serde_json::from_str(text.get()).ok(),
-                Source::SessionInfo(session) => session.client_info(),
+                Source::Fetch(fetch) => fetch(),
             })
             .as_ref()
     }
