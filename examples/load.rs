@@ -14,6 +14,10 @@
 //! `stdio`: the server each connection starts and speaks to over its stdin
 //! and stdout, many calls in flight like a WebSocket), `--connections N`,
 //! `--duration SECONDS`, `--calls N` (each connection stops after N calls),
+//! `--hold SECONDS` (then each stays open and idle that long; `holding N`
+//! on stderr once all are), `--spread` (each connection from a loopback
+//! address of its own, 127.0.1.1 on: each its own client to a server that
+//! limits by address),
 //! `--rate CALLS_PER_SECOND` (total, spread over the connections; a call
 //! that falls behind its schedule because an earlier answer came late has
 //! its latency counted from when it was due, so a stalled server is not
@@ -68,6 +72,8 @@ struct Settings {
     check: bool,
     calls: u64,
     command: Vec<String>,
+    hold: Duration,
+    spread: bool,
 }
 
 fn settings() -> Result<Settings, String> {
@@ -85,6 +91,8 @@ fn settings() -> Result<Settings, String> {
         check: true,
         calls: u64::MAX,
         command: Vec::new(),
+        hold: Duration::ZERO,
+        spread: false,
     };
     let mut url = None;
     let mut args = std::env::args().skip(1);
@@ -119,6 +127,8 @@ fn settings() -> Result<Settings, String> {
                 s.expect = (!v.is_empty()).then_some(v);
             }
             "--calls" => s.calls = number(&flag, &value()?)?,
+            "--hold" => s.hold = Duration::from_secs_f64(number(&flag, &value()?)?),
+            "--spread" => s.spread = true,
             "--command" => s.command = value()?.split_whitespace().map(str::to_owned).collect(),
             "--check" => {
                 s.check = match value()?.as_str() {
@@ -354,11 +364,8 @@ struct Reply {
 }
 
 impl Http {
-    async fn connect(s: &Settings) -> Result<Http, String> {
-        let stream = TcpStream::connect(&s.host)
-            .await
-            .map_err(|e| format!("connect {}: {e}", s.host))?;
-        let _ = stream.set_nodelay(true);
+    async fn connect(s: &Settings, i: u64) -> Result<Http, String> {
+        let stream = tcp_connect(s, i).await?;
         Ok(Http {
             stream,
             buf: Vec::with_capacity(8192),
@@ -506,7 +513,7 @@ async fn open_session(http: &mut Http) -> Result<String, String> {
 
 async fn http_connection(s: Arc<Settings>, i: u64, until: Instant) -> Tally {
     let tally = Tally::new();
-    let mut http = match Http::connect(&s).await {
+    let mut http = match Http::connect(&s, i).await {
         Ok(h) => h,
         Err(e) => return tally.failed(Instant::now(), e),
     };
@@ -553,6 +560,7 @@ async fn http_connection(s: Arc<Settings>, i: u64, until: Instant) -> Tally {
         };
         tally.record(due, outcome);
     }
+    hold(&s).await;
     tally
 }
 
@@ -571,7 +579,7 @@ enum Pipe {
 }
 
 impl Pipe {
-    async fn open(s: &Settings) -> Result<Pipe, String> {
+    async fn open(s: &Settings, i: u64) -> Result<Pipe, String> {
         if s.mode == Mode::Stdio {
             let mut child = tokio::process::Command::new(&s.command[0])
                 .args(&s.command[1..])
@@ -592,12 +600,10 @@ impl Pipe {
             });
         }
         let url = format!("ws://{}{}", s.host, s.path);
-        let (ws, _) = tokio_tungstenite::connect_async(url.as_str())
+        let tcp = tokio_tungstenite::MaybeTlsStream::Plain(tcp_connect(s, i).await?);
+        let (ws, _) = tokio_tungstenite::client_async(url.as_str(), tcp)
             .await
             .map_err(|e| format!("{url}: {e}"))?;
-        if let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = ws.get_ref() {
-            let _ = tcp.set_nodelay(true);
-        }
         Ok(Pipe::Ws(ws))
     }
 
@@ -646,7 +652,7 @@ impl Pipe {
 
 async fn pipe_connection(s: Arc<Settings>, i: u64, until: Instant) -> Tally {
     let tally = Tally::new();
-    let mut pipe = match Pipe::open(&s).await {
+    let mut pipe = match Pipe::open(&s, i).await {
         Ok(pipe) => pipe,
         Err(e) => return tally.failed(Instant::now(), e),
     };
@@ -729,8 +735,55 @@ async fn pipe_connection(s: Arc<Settings>, i: u64, until: Instant) -> Tally {
             ),
         }
     }
+    hold(&s).await;
     pipe.close().await;
     tally
+}
+
+/// Connection `i`'s TCP stream (no Nagle delay): from a loopback address
+/// of its own with `--spread` (each its own client to a server that
+/// limits by address), else from wherever the system picks.
+async fn tcp_connect(s: &Settings, i: u64) -> Result<TcpStream, String> {
+    let stream = if s.spread {
+        let to: std::net::SocketAddr = s
+            .host
+            .parse()
+            .map_err(|_| format!("--spread needs an IP:port --url, not {}", s.host))?;
+        // 127.0.1.1 onwards, skipping .0 and .255 in the last byte.
+        let n = u32::try_from(i).unwrap_or(u32::MAX) % (254 * 256 * 200);
+        let from = std::net::Ipv4Addr::new(
+            127,
+            (n / (254 * 256)) as u8,
+            1 + ((n / 254) % 256) as u8,
+            1 + (n % 254) as u8,
+        );
+        let socket = tokio::net::TcpSocket::new_v4().map_err(|e| format!("socket: {e}"))?;
+        socket
+            .bind((from, 0).into())
+            .map_err(|e| format!("bind {from}: {e}"))?;
+        socket.connect(to).await
+    } else {
+        TcpStream::connect(&s.host).await
+    };
+    let stream = stream.map_err(|e| format!("connect {}: {e}", s.host))?;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+/// Connections that reached their `--hold`.
+static HOLDING: AtomicU64 = AtomicU64::new(0);
+
+/// With `--hold`: keeps the caller's connection open and idle that long,
+/// saying on stderr when every connection is idle (`holding N`), so a
+/// script can read the server's memory then.
+async fn hold(s: &Settings) {
+    if s.hold.is_zero() {
+        return;
+    }
+    if HOLDING.fetch_add(1, Ordering::Relaxed) + 1 == s.connections {
+        eprintln!("holding {}", s.connections);
+    }
+    tokio::time::sleep(s.hold).await;
 }
 
 #[tokio::main]

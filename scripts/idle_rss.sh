@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Resident memory per idle connection: N keep-alive HTTP connections
+# (2026-07-28 stateless) and then N WebSockets, each from a loopback address
+# of its own, each making one call and then held idle, against the release
+# daemon (demo warehouse); the daemon's RSS before they open and while all
+# are held, divided by N.
+#
+#   bash scripts/idle_rss.sh          # N=5000
+#   N=1000 bash scripts/idle_rss.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/common.sh
+. scripts/common.sh
+
+N="${N:-5000}"
+PORT="${PORT:-18831}"
+# Each process (the daemon, the load generator) holds N sockets and then some.
+want=$((N + 1024))
+hard="$(ulimit -Hn)"
+if [ "$hard" != unlimited ] && [ "$hard" -lt "$want" ]; then
+  echo "the open-file limit ($hard) is below $want: lower N" >&2
+  exit 1
+fi
+ulimit -n "$want"
+
+cargo build --release --quiet --example server --example load
+daemon=target/release/examples/server
+load=target/release/examples/load
+
+work="$(mktemp -d)"
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+
+rss() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+
+# $1: load mode; $2: URL ({port} replaced).
+measure() {
+  local mode="$1" port="$PORT" url
+  PORT=$((PORT + 1))
+  url="${2//\{port\}/$port}"
+  "$daemon" --port "$port" --max-connections $((N + 100)) --max-sessions $((N + 100)) >/dev/null 2>&1 &
+  local pid=$!
+  wait_port "$port" 0.1 30
+  # One call first: what the first call builds lazily belongs to the baseline.
+  "$load" --url "$url" --mode "$mode" --connections 1 --calls 1 --check none >/dev/null
+  local before during
+  before="$(rss "$pid")"
+  "$load" --url "$url" --mode "$mode" --connections "$N" --calls 1 --duration 120 \
+    --hold 5 --spread --check none >"$work/out" 2>"$work/err" &
+  local loader=$!
+  for _ in $(seq 1200); do
+    if grep -q '^holding' "$work/err"; then break; fi
+    sleep 0.1
+  done
+  grep -q '^holding' "$work/err" ||
+    { echo "$mode: the connections were not all held" >&2; cat "$work/err" >&2; exit 1; }
+  sleep 1
+  during="$(rss "$pid")"
+  wait "$loader" || { echo "$mode: the load failed" >&2; cat "$work/out" "$work/err" >&2; exit 1; }
+  kill "$pid"
+  wait "$pid" 2>/dev/null || true
+  echo "$mode: $N idle connections: daemon RSS $before -> $during KiB, $(((during - before) * 1024 / N)) bytes each"
+}
+
+measure stateless "http://127.0.0.1:{port}/mcp"
+measure ws "ws://127.0.0.1:{port}/ws"
