@@ -215,12 +215,8 @@ impl OwnedCall {
             },
             tool_error: false,
         };
-        let lane = super::heavy::HeavyLane::new(
-            self.session.heavy(),
-            self.session
-                .principal()
-                .unwrap_or(super::heavy::UNKNOWN_PRINCIPAL),
-        );
+        // Kept for a large answer's heavy-work turn (an `Arc` count, no allocation).
+        let session = Arc::clone(&self.session);
         let ran = self.run_inner().await?;
         tally.tool_error = ran.tool_failed;
         let id = Id::from_raw(RawJson(&tally.request_id))?;
@@ -231,8 +227,12 @@ impl OwnedCall {
                 // on a blocking thread in the principal's heavy-work turn,
                 // not on the worker other calls share.
                 let request_id = tally.request_id.clone();
-                let whole = lane
-                    .run(move || result_response(&request_id, &body))
+                let principal = session
+                    .principal()
+                    .unwrap_or(super::heavy::UNKNOWN_PRINCIPAL);
+                let whole = session
+                    .heavy()
+                    .run(principal, move || result_response(&request_id, &body))
                     .await
                     .flatten();
                 match whole {
