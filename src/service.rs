@@ -174,6 +174,19 @@ impl Service {
         self
     }
 
+    /// OAuth 2.1 access tokens every MCP endpoint requires (MCP's
+    /// authorization spec): also mounts the protected-resource metadata
+    /// (RFC 9728) at [`OAuth::metadata_paths`](crate::guard::oauth::OAuth::metadata_paths).
+    /// Bearer keys set with [`Service::keys`] are still taken. Load the
+    /// authorization server's keys first
+    /// ([`OAuth::load_keys`](crate::guard::oauth::OAuth::load_keys)) so the
+    /// first request does not wait for them.
+    #[cfg(feature = "oauth")]
+    pub fn oauth(mut self, oauth: Arc<crate::guard::oauth::OAuth>) -> Self {
+        self.admission.oauth = Some(oauth);
+        self
+    }
+
     /// A per-client-address rate limit (requests per second, burst) on
     /// every endpoint.
     pub fn rate_limit(mut self, per_second: f64, burst: u32) -> Self {
@@ -238,6 +251,16 @@ impl Service {
         });
         if let Some(ops) = &ops {
             router = ops.routes(router);
+        }
+        #[cfg(feature = "oauth")]
+        if let Some(oauth) = &self.admission.oauth {
+            let metadata: Arc<dyn crate::http::Handler> =
+                Arc::new(crate::guard::oauth::MetadataEndpoint::new(oauth));
+            for path in oauth.metadata_paths() {
+                router = router
+                    .route_shared(crate::http::Method::Get, &path, Arc::clone(&metadata))
+                    .route_shared(crate::http::Method::Options, &path, Arc::clone(&metadata));
+            }
         }
         let mut paths = Vec::new();
         if let Some((path, config)) = self.http {

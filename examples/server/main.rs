@@ -256,6 +256,10 @@ fn service(
         .allowed_origins(settings.cors_origins.clone())
         .allowed_hosts(settings.allowed_hosts.clone())
         .config(settings.config.clone());
+    let service = match &settings.oauth {
+        Some(oauth) => service.oauth(Arc::clone(oauth)),
+        None => service,
+    };
     match settings.rate_limit {
         Some((rate, burst)) => service.rate_limit(rate, burst),
         None => service,
@@ -331,6 +335,20 @@ async fn main() -> ExitCode {
         // at most half of them, so another's calls always find a core.
         let cpus = std::thread::available_parallelism().map_or(2, usize::from);
         settings.requests.max_per_client = (cpus / 2).max(1);
+    }
+    if let Some(oauth) = &settings.oauth {
+        // Fetched now so the first request does not wait; if the issuer
+        // cannot be reached yet, the first token fetches them.
+        match oauth.load_keys().await {
+            Ok(keys) => tracing::info!(
+                keys,
+                resource = oauth.resource(),
+                "OAuth: the issuer's keys fetched"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "OAuth: the issuer's keys could not be fetched yet")
+            }
+        }
     }
     let about = about(warehouse.as_ref()).await;
     let built = service(&mut settings, &warehouse, about).build();

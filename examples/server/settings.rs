@@ -75,6 +75,8 @@ pub struct Settings {
     pub allowed_hosts: Vec<String>,
     /// Bearer keys (empty: open).
     pub auth: Auth,
+    /// OAuth 2.1 access tokens required (with `oauth_issuer`).
+    pub oauth: Option<std::sync::Arc<snowflake_mcp::guard::oauth::OAuth>>,
     /// Whether `max_requests_per_client` was set (else it follows the warehouse).
     pub per_client_set: bool,
     /// Per-client limit: requests per second and burst.
@@ -395,6 +397,7 @@ impl Given {
         let rate_limit = self.get("rate_limit", None, parse_rate)?;
         let config = self.http_config(&cors_origins)?;
         let allowed_hosts = self.allowed_hosts(self.host()?, &cors_origins)?;
+        let oauth = self.oauth(config.host, config.port)?;
         let per_client_set = self.values.contains_key("max_requests_per_client");
         let (requests, pool) = self.limits()?;
         let tools = self.tools(guard)?;
@@ -408,6 +411,7 @@ impl Given {
             allowed_hosts,
             per_client_set,
             auth,
+            oauth,
             rate_limit,
             json_logs,
             log_filter,
@@ -451,6 +455,7 @@ impl Source for Layered<'_> {
 
 mod file;
 mod logs;
+mod oauth;
 mod table;
 mod values;
 

@@ -137,15 +137,7 @@ impl Auth {
     /// Bearer` token matches, or why not. The scheme is matched without
     /// regard to case (RFC 9110, 11.1).
     pub(crate) fn identify(&self, req: &Request<'_>) -> Result<(Scope, &str), AuthError> {
-        let Some(header) = req.header("authorization") else {
-            return Err(AuthError::Missing);
-        };
-        let text = std::str::from_utf8(header).unwrap_or_default().trim();
-        let token = match text.split_once(' ') {
-            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
-            _ => return Err(AuthError::NotBearer),
-        };
-        let presented = digest(token);
+        let presented = digest(bearer_token(req)?);
         // Every key is compared, match or not: timing says nothing of which.
         let mut found = None;
         for key in &self.keys {
@@ -154,6 +146,23 @@ impl Auth {
             }
         }
         found.ok_or(AuthError::Invalid)
+    }
+}
+
+/// The token of the request's `Authorization: Bearer` header (the scheme
+/// matched without regard to case, RFC 9110, 11.1), or why there is none.
+pub(crate) fn bearer_token<'a>(req: &Request<'a>) -> Result<&'a str, AuthError> {
+    let Some(header) = req.header("authorization") else {
+        return Err(AuthError::Missing);
+    };
+    let text = std::str::from_utf8(header).unwrap_or_default().trim();
+    match text.split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(token.trim())
+        }
+        _ => Err(AuthError::NotBearer),
     }
 }
 

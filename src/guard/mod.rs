@@ -1,12 +1,15 @@
 //! Admission: who may talk to the server and how often, in one place.
 //!
 //! `origin` checks `Origin` and `Host` (DNS rebinding), [`auth`] bearer
-//! keys, `rate` per-address rate limits; `admit` runs rate then key in
-//! that order and says who the request comes from (`Admitted`). The
+//! keys, `oauth` OAuth 2.1 access tokens, `rate` per-address rate limits;
+//! `admit` runs rate then key or token in that order and says who the
+//! request comes from (`Admitted`). The
 //! transports (`/mcp`, `/ws`) and the operations endpoints call this module;
 //! the HTTP engine and the WebSocket handshake know nothing of it.
 
 pub mod auth;
+#[cfg(feature = "oauth")]
+pub mod oauth;
 #[cfg(feature = "fuzzing")]
 pub mod origin;
 #[cfg(not(feature = "fuzzing"))]
@@ -15,7 +18,7 @@ pub(crate) mod rate;
 
 use std::sync::Arc;
 
-use crate::http::{Request, Response};
+use crate::http::{Reply, Request, Response};
 use crate::jsonrpc::write::write_error;
 use crate::jsonrpc::{Id, RpcError};
 
@@ -39,33 +42,110 @@ pub(crate) struct Admitted {
     pub principal: String,
 }
 
+/// Why a request was not admitted (yet).
+pub(crate) enum Refused {
+    /// Refused: this answer (429, 401, 403), boxed: refusals are the cold
+    /// path.
+    Now(Box<Response>),
+    /// The access token can only be checked over the network (its key is
+    /// not held yet, or it is opaque and introspected).
+    #[cfg(feature = "oauth")]
+    Later(oauth::Pending),
+}
+
+impl Refused {
+    /// The reply to a request not admitted at once: the refusal, or the
+    /// network check and then `then` with who was admitted.
+    pub(crate) fn reply<'a, F>(self, then: F) -> Reply<'a>
+    where
+        F: FnOnce(Admitted) -> Reply<'a> + Send + 'a,
+    {
+        match self {
+            Refused::Now(refused) => Reply::ready(*refused),
+            #[cfg(feature = "oauth")]
+            Refused::Later(pending) => Reply::new(async move {
+                match pending.resolve().await {
+                    (oauth, Ok(caller)) => then(admitted_by_token(&oauth, &caller)).await,
+                    (oauth, Err(refusal)) => oauth.refusal(refusal),
+                }
+            }),
+        }
+    }
+}
+
 /// What the MCP endpoints (`/mcp` and the WebSocket upgrade) check after
 /// the Origin: the client's rate first (so a flood of bad keys is throttled
-/// too), then the bearer key. Returns who the request comes from, or the
-/// refusal to send (429 with `Retry-After`, 401 with `WWW-Authenticate`),
-/// boxed: refusals are the cold path.
-pub(crate) fn admit(
-    req: &Request<'_>,
-    keys: Option<&auth::Auth>,
-    limiter: Option<&rate::RateLimiter>,
-) -> Result<Admitted, Box<Response>> {
-    if let Some(limiter) = limiter
+/// too), then the bearer key or access token. Returns who the request
+/// comes from, or the refusal (429 with `Retry-After`, 401 with
+/// `WWW-Authenticate`, 403 for a token without a required scope), or the
+/// network check a token needs first.
+pub(crate) fn admit(req: &Request<'_>, admission: &Admission) -> Result<Admitted, Refused> {
+    if let Some(limiter) = admission.rate_limit.as_deref()
         && let Err(wait) = limiter.check(req.remote_addr().ip())
     {
-        return Err(Box::new(rate::RateLimiter::refusal(wait)));
+        return Err(Refused::Now(Box::new(rate::RateLimiter::refusal(wait))));
+    }
+    let keys = admission.keys.as_deref().filter(|k| !k.is_empty());
+    #[cfg(feature = "oauth")]
+    if let Some(oauth) = &admission.oauth {
+        return admit_token(req, keys, oauth);
     }
     match keys {
-        Some(keys) if !keys.is_empty() => {
-            let (scope, name) = keys.identify(req).map_err(|e| Box::new(e.response()))?;
+        Some(keys) => {
+            let (scope, name) = keys
+                .identify(req)
+                .map_err(|e| Refused::Now(Box::new(e.response())))?;
             Ok(Admitted {
                 scope,
                 principal: format!("key:{name}"),
             })
         }
-        _ => Ok(Admitted {
+        None => Ok(Admitted {
             scope: auth::Scope::Full,
             principal: format!("addr:{}", req.remote_addr().ip()),
         }),
+    }
+}
+
+/// Admission by OAuth access token (a bearer key, when some are set, is
+/// taken too: simple clients keep working beside OAuth ones).
+#[cfg(feature = "oauth")]
+fn admit_token(
+    req: &Request<'_>,
+    keys: Option<&auth::Auth>,
+    oauth: &Arc<oauth::OAuth>,
+) -> Result<Admitted, Refused> {
+    use oauth::{Refusal, Verdict};
+    let Ok(token) = auth::bearer_token(req) else {
+        return Err(Refused::Now(Box::new(oauth.refusal(Refusal::Missing))));
+    };
+    if let Some(keys) = keys
+        && let Ok((scope, name)) = keys.identify(req)
+    {
+        return Ok(Admitted {
+            scope,
+            principal: format!("key:{name}"),
+        });
+    }
+    match oauth.check(token) {
+        Verdict::Valid(caller) => Ok(admitted_by_token(oauth, &caller)),
+        Verdict::Refused(refusal) => Err(Refused::Now(Box::new(oauth.refusal(refusal)))),
+        Verdict::UnknownKey => Err(Refused::Later(oauth::Pending::new(oauth, token, false))),
+        Verdict::Introspect => Err(Refused::Later(oauth::Pending::new(oauth, token, true))),
+    }
+}
+
+/// Who a caller with a good token is: its subject, and what its scopes
+/// let it run.
+#[cfg(feature = "oauth")]
+fn admitted_by_token(oauth: &oauth::OAuth, caller: &oauth::Caller) -> Admitted {
+    Admitted {
+        scope: if oauth.may_write(caller) {
+            auth::Scope::Full
+        } else {
+            auth::Scope::ReadOnly
+        },
+        principal: format!("sub:{}", caller.subject),
     }
 }
 
@@ -83,6 +163,10 @@ pub(crate) struct Admission {
     pub keys: Option<Arc<auth::Auth>>,
     /// Per-client-address limit (429 with `Retry-After`). Default: none.
     pub rate_limit: Option<Arc<rate::RateLimiter>>,
+    /// OAuth 2.1 access tokens requests must carry (401 or 403
+    /// otherwise). Default: none.
+    #[cfg(feature = "oauth")]
+    pub oauth: Option<Arc<oauth::OAuth>>,
 }
 
 impl Admission {
@@ -107,9 +191,10 @@ impl Admission {
         origin::check(req, &self.allowed_origins).map_err(|refused| refused.message())
     }
 
-    /// The client's rate, then its key: who it is, or the refusal.
-    pub(crate) fn admit(&self, req: &Request<'_>) -> Result<Admitted, Box<Response>> {
-        admit(req, self.keys.as_deref(), self.rate_limit.as_deref())
+    /// The client's rate, then its key or token: who it is, or the
+    /// refusal, or the network check its token needs first.
+    pub(crate) fn admit(&self, req: &Request<'_>) -> Result<Admitted, Refused> {
+        admit(req, self)
     }
 
     /// The client's rate alone: the refusal (429), if any.

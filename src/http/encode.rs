@@ -47,10 +47,18 @@ pub(crate) struct Headers<'a> {
 
 impl<'a> Headers<'a> {
     /// The same headers plus the server-wide and per-request lines.
+    /// A response that names its own `Access-Control-Allow-Origin` (a
+    /// public document readable from any origin) keeps it, without the
+    /// request's CORS lines.
     pub(crate) fn with(self, server: &'a [u8], request: &'a [u8]) -> Self {
+        let own_cors = !request.is_empty()
+            && self
+                .inline
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("access-control-allow-origin"));
         Headers {
             server,
-            request,
+            request: if own_cors { &[] } else { request },
             ..self
         }
     }

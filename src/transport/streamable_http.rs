@@ -269,8 +269,10 @@ impl StreamableHttp {
     /// The checks every `/mcp` request passes first: Origin and Host (DNS
     /// rebinding, see [`super::origin`]; 403), then the bearer key (401) and
     /// the client's rate (429). The key's scope, or the refusal to send.
-    fn admit(&self, req: &Request<'_>) -> Result<crate::guard::Admitted, Box<Response>> {
-        self.admission.check_host(req, true)?;
+    fn admit(&self, req: &Request<'_>) -> Result<crate::guard::Admitted, crate::guard::Refused> {
+        self.admission
+            .check_host(req, true)
+            .map_err(crate::guard::Refused::Now)?;
         self.admission.admit(req)
     }
 }

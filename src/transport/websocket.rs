@@ -95,13 +95,15 @@ impl Handler for Upgrade {
             Err(refused) => return Reply::ready(refused.response()),
             Ok(accepted) => accepted,
         };
-        let admitted = match admission.admit(&req) {
-            Ok(admitted) => admitted,
-            Err(refused) => return Reply::ready(*refused),
+        let upgrade = move |admitted| {
+            let endpoint = Arc::clone(&self.0);
+            let response = Response::upgrade(move |up| endpoint.run(up, admitted));
+            Reply::ready(accepted.headers(response))
         };
-        let endpoint = Arc::clone(&self.0);
-        let response = Response::upgrade(move |up| endpoint.run(up, admitted));
-        Reply::ready(accepted.headers(response))
+        match admission.admit(&req) {
+            Ok(admitted) => upgrade(admitted),
+            Err(refused) => refused.reply(upgrade),
+        }
     }
 }
 

@@ -41,6 +41,7 @@ pub(super) fn spec(
 pub(super) fn specs() -> Vec<Spec> {
     let mut all = serving_specs();
     all.extend(admission_specs());
+    all.extend(super::oauth::oauth_specs());
     all.extend(limit_specs());
     all.extend(call_limit_specs());
     all

@@ -42,11 +42,17 @@ pub(super) struct Get(pub(super) Arc<StreamableHttp>);
 
 impl Handler for Get {
     fn call<'a>(&'a self, req: Request<'a>) -> Reply<'a> {
+        match self.0.admit(&req) {
+            Ok(admitted) => self.admitted(req, admitted),
+            Err(refused) => refused.reply(move |admitted| self.admitted(req, admitted)),
+        }
+    }
+}
+
+impl Get {
+    /// Serves a GET once its client was admitted.
+    fn admitted<'a>(&'a self, req: Request<'a>, admitted: crate::guard::Admitted) -> Reply<'a> {
         let endpoint = &self.0;
-        let admitted = match endpoint.admit(&req) {
-            Ok(admitted) => admitted,
-            Err(refused) => return Reply::ready(*refused),
-        };
         if req.header("mcp-protocol-version") == Some(&b"2026-07-28"[..]) {
             return Reply::ready(
                 rpc_error(405, INVALID_REQUEST, "2026-07-28 has no GET stream")
@@ -112,10 +118,16 @@ pub(super) struct Delete(pub(super) Arc<StreamableHttp>);
 
 impl Handler for Delete {
     fn call<'a>(&'a self, req: Request<'a>) -> Reply<'a> {
-        let admitted = match self.0.admit(&req) {
-            Ok(admitted) => admitted,
-            Err(refused) => return Reply::ready(*refused),
-        };
+        match self.0.admit(&req) {
+            Ok(admitted) => self.admitted(&req, admitted),
+            Err(refused) => refused.reply(move |admitted| self.admitted(&req, admitted)),
+        }
+    }
+}
+
+impl Delete {
+    /// Ends a session once its client was admitted.
+    fn admitted<'a>(&self, req: &Request<'a>, admitted: crate::guard::Admitted) -> Reply<'a> {
         let Some(id) = req.header("mcp-session-id") else {
             return Reply::ready(rpc_error(400, INVALID_REQUEST, "missing MCP-Session-Id"));
         };

@@ -16,11 +16,17 @@ pub(super) struct Post(pub(super) Arc<StreamableHttp>);
 
 impl Handler for Post {
     fn call<'a>(&'a self, req: Request<'a>) -> Reply<'a> {
+        match self.0.admit(&req) {
+            Ok(admitted) => self.admitted(req, admitted),
+            Err(refused) => refused.reply(move |admitted| self.admitted(req, admitted)),
+        }
+    }
+}
+
+impl Post {
+    /// Serves a POST once its client was admitted.
+    fn admitted<'a>(&'a self, req: Request<'a>, admitted: crate::guard::Admitted) -> Reply<'a> {
         let endpoint = &self.0;
-        let admitted = match endpoint.admit(&req) {
-            Ok(admitted) => admitted,
-            Err(refused) => return Reply::ready(*refused),
-        };
         let modern = match check_post(&req) {
             Ok(modern) => modern,
             Err(refused) => return Reply::ready(*refused),
