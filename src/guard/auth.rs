@@ -137,15 +137,21 @@ impl Auth {
     /// Bearer` token matches, or why not. The scheme is matched without
     /// regard to case (RFC 9110, 11.1).
     pub(crate) fn identify(&self, req: &Request<'_>) -> Result<(Scope, &str), AuthError> {
-        let presented = digest(bearer_token(req)?);
-        // Every key is compared, match or not: timing says nothing of which.
+        self.verify(bearer_token(req)?).ok_or(AuthError::Invalid)
+    }
+
+    /// The scope and the name of the key `token` matches, if any (for
+    /// hosts that take tokens on a path of their own). Every key is
+    /// compared, match or not: timing says nothing of which.
+    pub fn verify(&self, token: &str) -> Option<(Scope, &str)> {
+        let presented = digest(token);
         let mut found = None;
         for key in &self.keys {
             if crate::util::constant_time_eq(&key.digest, &presented) && found.is_none() {
                 found = Some((key.scope, key.name.as_str()));
             }
         }
-        found.ok_or(AuthError::Invalid)
+        found
     }
 }
 

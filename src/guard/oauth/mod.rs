@@ -44,7 +44,7 @@ pub use introspect::MAX_INTROSPECTION_AGE;
 /// The signature algorithms ([`OAuth::algorithms`]), as the JWT library names them.
 pub use jsonwebtoken::Algorithm;
 pub use keys::FetchError;
-pub(crate) use token::Caller;
+pub use token::Caller;
 
 use keys::KeySet;
 use token::{Claims, TokenCache, digest};
@@ -97,6 +97,8 @@ pub struct OAuth {
     require_at_jwt: bool,
     /// The key set's URL when configured (else discovered).
     jwks_uri: Option<String>,
+    /// Keys given by the host: never fetched.
+    static_keys: bool,
     introspection: Option<introspect::Introspection>,
     /// The keys of the last fetch.
     keys: ArcSwap<KeySet>,
@@ -165,6 +167,7 @@ impl OAuth {
             refetch_interval: DEFAULT_REFETCH_INTERVAL,
             require_at_jwt: true,
             jwks_uri: None,
+            static_keys: false,
             introspection: None,
             keys: ArcSwap::from_pointee(KeySet::default()),
             fetch: tokio::sync::Mutex::new(FetchState::default()),
@@ -239,6 +242,24 @@ impl OAuth {
         Ok(self)
     }
 
+    /// Verifies tokens with the keys of `jwks` (a JWK Set document, RFC
+    /// 7517, 5) instead of fetching the issuer's: for a host without a
+    /// route to the issuer, or keys it distributes itself. No fetch is made
+    /// then; a token under another key is refused.
+    pub fn static_keys(mut self, jwks: &str) -> Result<OAuth, OAuthError> {
+        let set: jsonwebtoken::jwk::JwkSet = serde_json::from_str(jwks)
+            .map_err(|e| OAuthError::Setting(format!("not a JWK Set: {e}")))?;
+        let keys = KeySet::from_jwks(&set, &self.algorithms);
+        if keys.len() == 0 {
+            return Err(OAuthError::Setting(
+                "the JWK Set holds no signing key of an accepted algorithm".into(),
+            ));
+        }
+        self.keys = ArcSwap::from_pointee(keys);
+        self.static_keys = true;
+        Ok(self)
+    }
+
     /// Checks opaque tokens (those that are not JWTs) by RFC 7662
     /// introspection at the issuer's `introspection_endpoint` (or
     /// `endpoint` when given), authenticating as `client_id` with
@@ -285,6 +306,9 @@ impl OAuth {
     /// Fetches the authorization server's metadata and keys now (the
     /// daemon does at start, so the first request does not wait).
     pub async fn load_keys(&self) -> Result<usize, OAuthError> {
+        if self.static_keys {
+            return Ok(self.keys.load().len());
+        }
         let mut state = self.fetch.lock().await;
         self.fetch_keys(&mut state).await
     }
@@ -292,6 +316,9 @@ impl OAuth {
     /// Fetches the keys again if none were fetched within the refetch
     /// interval: what a token naming an unknown key waits for.
     pub(crate) async fn refresh_keys(&self) {
+        if self.static_keys {
+            return;
+        }
         let mut state = self.fetch.lock().await;
         if state
             .last
@@ -344,6 +371,20 @@ impl OAuth {
                 self.issuer
             ))
         })
+    }
+
+    /// Checks an access token as a request's would be: the caller, or why
+    /// it is refused. Returns at once for a token checked before or signed
+    /// by a key held; fetches the keys (a key not held yet) or asks the
+    /// introspection endpoint (an opaque token) otherwise. For hosts that
+    /// take tokens on a path of their own.
+    pub async fn verify(self: &Arc<Self>, token: &str) -> Result<Arc<Caller>, Refusal> {
+        match self.check(token) {
+            Verdict::Valid(caller) => Ok(caller),
+            Verdict::Refused(refusal) => Err(refusal),
+            Verdict::UnknownKey => Pending::new(self, token, false).resolve().await.1,
+            Verdict::Introspect => Pending::new(self, token, true).resolve().await.1,
+        }
     }
 
     /// Checks `token` with what is at hand: the cache, then the keys held.
@@ -485,9 +526,10 @@ pub(crate) enum Verdict {
     Introspect,
 }
 
-/// Why a request was refused.
+/// Why a token, or a request without one, was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refusal {
+#[non_exhaustive]
+pub enum Refusal {
     /// No token (401, the challenge without an error).
     Missing,
     /// A token that is not good (401 `invalid_token`), and why.

@@ -63,7 +63,8 @@ impl Claims {
 
 /// A caller whose token checked out.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Caller {
+#[non_exhaustive]
+pub struct Caller {
     /// Who it is: the token's `sub`, else its `client_id`.
     pub subject: String,
     /// The OAuth client the token was issued to, when it says.
@@ -76,7 +77,7 @@ pub(crate) struct Caller {
 
 impl Caller {
     /// Whether the token grants `scope`.
-    pub(crate) fn has_scope(&self, scope: &str) -> bool {
+    pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes
             .binary_search_by(|s| s.as_str().cmp(scope))
             .is_ok()
