@@ -88,6 +88,8 @@ pub mod requests;
 pub mod server;
 pub mod service;
 pub mod shutdown;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod tools;
 pub mod transport;
 #[cfg(feature = "fuzzing")]

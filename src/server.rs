@@ -82,10 +82,22 @@ impl Server {
         server.local_addr = Some(local_addr);
         Ok(server)
     }
+}
 
-    /// The address actually bound (useful with port 0).
+impl<L: Listener> Server<L> {
+    /// The address actually bound (useful with port 0): the TCP address
+    /// for [`Server::bind`] and a TLS server over TCP; `0.0.0.0:0` for a
+    /// listener the server did not bind.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr.unwrap_or_else(self_addr_unknown)
+    }
+
+    /// Records the address a wrapped listener's socket is bound to (a TLS
+    /// listener over TCP), for [`Server::local_addr`].
+    #[cfg(feature = "tls")]
+    pub(crate) fn bound_at(mut self, addr: SocketAddr) -> Self {
+        self.local_addr = Some(addr);
+        self
     }
 }
 

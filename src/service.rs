@@ -352,6 +352,25 @@ impl Built {
         Ok(rest.wire(server, |scheme| format!("{scheme}://{addr}")))
     }
 
+    /// Binds the configured TCP address and serves it over TLS (the `tls`
+    /// feature): every route, `https://` and `wss://`. Set
+    /// [`Config::hsts_max_age`] too, so browsers keep to https.
+    #[cfg(feature = "tls")]
+    pub async fn bind_tls(
+        self,
+        tls: &crate::tls::Tls,
+    ) -> Result<Server<crate::tls::TlsListener<tokio::net::TcpListener>>, Error> {
+        let (rest, router) = self.split();
+        let addr = rest.config.addr();
+        let tcp = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Bind { addr, source })?;
+        let local = tcp.local_addr().map_err(Error::Io)?;
+        let server =
+            Server::from_listener(tls.listener(tcp), rest.config.clone(), router)?.bound_at(local);
+        Ok(rest.wire(server, |scheme| format!("{scheme}s://{local}")))
+    }
+
     /// Serves on a Unix socket at `path` (a new file).
     #[cfg(unix)]
     pub fn bind_unix(

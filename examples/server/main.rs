@@ -298,6 +298,19 @@ async fn serve(
         let _ = std::fs::remove_file(path);
         return served.map_err(|e| e.to_string());
     }
+    #[cfg(feature = "tls")]
+    if let Some((tls, interval)) = &settings.tls {
+        let server = built.bind_tls(tls).await.map_err(|e| e.to_string())?;
+        let addr = server.local_addr();
+        let _watch = tls.watch(*interval);
+        tokio::spawn(reload_on_hangup(tls.clone()));
+        tracing::info!(address = %addr, warehouse = kind, "listening (TLS)");
+        println!("listening on https://{addr}");
+        return server
+            .serve(shutdown_signal(signals))
+            .await
+            .map_err(|e| e.to_string());
+    }
     let server = built.bind().await.map_err(|e| e.to_string())?;
     let addr = server.local_addr();
     tracing::info!(address = %addr, warehouse = kind, "listening");
@@ -306,6 +319,25 @@ async fn serve(
         .serve(shutdown_signal(signals))
         .await
         .map_err(|e| e.to_string())
+}
+
+/// Reads the certificate files again at each SIGHUP.
+#[cfg(feature = "tls")]
+async fn reload_on_hangup(tls: snowflake_mcp::tls::Tls) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            if let Err(e) = tls.reload() {
+                tracing::warn!(error = %e, "SIGHUP: the certificate in use stays");
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    drop(tls);
 }
 
 #[tokio::main]

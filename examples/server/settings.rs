@@ -75,6 +75,10 @@ pub struct Settings {
     pub allowed_hosts: Vec<String>,
     /// Bearer keys (empty: open).
     pub auth: Auth,
+    /// TLS: the certificate and how often its files are checked (always
+    /// `None` without the `tls` feature).
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    pub tls: tls::TlsSettings,
     /// OAuth 2.1 access tokens required (with `oauth_issuer`).
     pub oauth: Option<std::sync::Arc<snowflake_mcp::guard::oauth::OAuth>>,
     /// Whether `max_requests_per_client` was set (else it follows the warehouse).
@@ -395,7 +399,8 @@ impl Given {
         let protect_ops = self.get("protect_ops", false, parse_bool)?;
         let auth = auth.protect_ops(protect_ops);
         let rate_limit = self.get("rate_limit", None, parse_rate)?;
-        let config = self.http_config(&cors_origins)?;
+        let mut config = self.http_config(&cors_origins)?;
+        let tls = self.tls(&mut config)?;
         let allowed_hosts = self.allowed_hosts(self.host()?, &cors_origins)?;
         let oauth = self.oauth(config.host, config.port)?;
         let per_client_set = self.values.contains_key("max_requests_per_client");
@@ -411,6 +416,7 @@ impl Given {
             allowed_hosts,
             per_client_set,
             auth,
+            tls,
             oauth,
             rate_limit,
             json_logs,
@@ -457,6 +463,7 @@ mod file;
 mod logs;
 mod oauth;
 mod table;
+mod tls;
 mod values;
 
 use file::File;
