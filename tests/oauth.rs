@@ -104,11 +104,15 @@ async fn provider() -> Provider {
 /// The MCP server, requiring tokens of `issuer`: its address and the
 /// resource server.
 async fn mcp(issuer: &str) -> (std::net::SocketAddr, Arc<OAuth>) {
-    mcp_with(issuer, true).await
+    mcp_with(issuer, true, None).await
 }
 
-/// [`mcp`], with the keys loaded at start or not.
-async fn mcp_with(issuer: &str, load: bool) -> (std::net::SocketAddr, Arc<OAuth>) {
+/// [`mcp`], with the keys loaded at start or not, and a rate limit.
+async fn mcp_with(
+    issuer: &str,
+    load: bool,
+    rate: Option<(f64, u32)>,
+) -> (std::net::SocketAddr, Arc<OAuth>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -137,14 +141,16 @@ async fn mcp_with(issuer: &str, load: bool) -> (std::net::SocketAddr, Arc<OAuth>
         ),
         ..ToolsConfig::default()
     };
-    let server = Service::new(McpServer::builder("t", "0"))
+    let service = Service::new(McpServer::builder("t", "0"))
         .warehouse(warehouse, tools)
         .streamable_http("/mcp")
         .websocket("/ws")
-        .oauth(Arc::clone(&oauth))
-        .build()
-        .on_listener(listener)
-        .expect("serve");
+        .oauth(Arc::clone(&oauth));
+    let service = match rate {
+        Some((per_second, burst)) => service.rate_limit(per_second, burst),
+        None => service,
+    };
+    let server = service.build().on_listener(listener).expect("serve");
     tokio::spawn(server.serve(std::future::pending()));
     (addr, oauth)
 }
@@ -414,7 +420,7 @@ async fn an_unreachable_provider_is_a_clear_refusal_not_a_hang() {
         .and_then(|l| l.local_addr())
         .expect("a free port");
     let issuer = format!("http://{closed}");
-    let (addr, oauth) = mcp_with(&issuer, false).await;
+    let (addr, oauth) = mcp_with(&issuer, false, None).await;
     assert!(oauth.load_keys().await.is_err());
     let started = std::time::Instant::now();
     let r = post(
@@ -434,4 +440,29 @@ async fn an_unreachable_provider_is_a_clear_refusal_not_a_hang() {
         "{:?}",
         started.elapsed()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_is_held_to_its_rate_from_any_address() {
+    let provider = provider().await;
+    let (addr, _) = mcp_with(&provider.issuer, true, Some((0.5, 3))).await;
+    let token = token(KEY_A, "a", &provider.issuer, addr, "mcp:read");
+    // Each request from an address of its own (fresh address buckets): the
+    // caller's own bucket still runs out after its burst.
+    let mut statuses = Vec::new();
+    for i in 2..7u8 {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(std::net::SocketAddr::from(([127, 0, 0, i], 0)))
+            .expect("bind");
+        let stream = socket.connect(addr).await.expect("connect");
+        let mut c = Client::from_stream(stream);
+        let req = format!(
+            "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{PING}",
+            PING.len()
+        );
+        c.send(req.as_bytes()).await;
+        statuses.push(c.read_response_to("POST").await.status);
+    }
+    assert_eq!(statuses, [200, 200, 200, 429, 429]);
 }

@@ -50,7 +50,7 @@ pub(crate) enum Refused {
     /// The access token can only be checked over the network (its key is
     /// not held yet, or it is opaque and introspected).
     #[cfg(feature = "oauth")]
-    Later(oauth::Pending),
+    Later(oauth::Pending, Option<Arc<rate::RateLimiter>>),
 }
 
 impl Refused {
@@ -63,9 +63,15 @@ impl Refused {
         match self {
             Refused::Now(refused) => Reply::ready(*refused),
             #[cfg(feature = "oauth")]
-            Refused::Later(pending) => Reply::new(async move {
+            Refused::Later(pending, limiter) => Reply::new(async move {
                 match pending.resolve().await {
-                    (oauth, Ok(caller)) => then(admitted_by_token(&oauth, &caller)).await,
+                    (oauth, Ok(caller)) => {
+                        let admitted = admitted_by_token(&oauth, &caller);
+                        match check_caller(limiter.as_deref(), &admitted) {
+                            Ok(()) => then(admitted).await,
+                            Err(refused) => *refused,
+                        }
+                    }
                     (oauth, Err(refusal)) => oauth.refusal(refusal),
                 }
             }),
@@ -88,7 +94,7 @@ pub(crate) fn admit(req: &Request<'_>, admission: &Admission) -> Result<Admitted
     let keys = admission.keys.as_deref().filter(|k| !k.is_empty());
     #[cfg(feature = "oauth")]
     if let Some(oauth) = &admission.oauth {
-        return admit_token(req, keys, oauth);
+        return admit_token(req, keys, oauth, admission.rate_limit.as_ref());
     }
     match keys {
         Some(keys) => {
@@ -114,6 +120,7 @@ fn admit_token(
     req: &Request<'_>,
     keys: Option<&auth::Auth>,
     oauth: &Arc<oauth::OAuth>,
+    limiter: Option<&Arc<rate::RateLimiter>>,
 ) -> Result<Admitted, Refused> {
     use oauth::{Refusal, Verdict};
     let Ok(token) = auth::bearer_token(req) else {
@@ -128,10 +135,33 @@ fn admit_token(
         });
     }
     match oauth.check(token) {
-        Verdict::Valid(caller) => Ok(admitted_by_token(oauth, &caller)),
+        Verdict::Valid(caller) => {
+            let admitted = admitted_by_token(oauth, &caller);
+            check_caller(limiter.map(|l| &**l), &admitted).map_err(Refused::Now)?;
+            Ok(admitted)
+        }
         Verdict::Refused(refusal) => Err(Refused::Now(Box::new(oauth.refusal(refusal)))),
-        Verdict::UnknownKey => Err(Refused::Later(oauth::Pending::new(oauth, token, false))),
-        Verdict::Introspect => Err(Refused::Later(oauth::Pending::new(oauth, token, true))),
+        Verdict::UnknownKey => Err(Refused::Later(
+            oauth::Pending::new(oauth, token, false),
+            limiter.cloned(),
+        )),
+        Verdict::Introspect => Err(Refused::Later(
+            oauth::Pending::new(oauth, token, true),
+            limiter.cloned(),
+        )),
+    }
+}
+
+/// An OAuth caller's own rate (its subject's bucket, besides its
+/// address's): one token used from many addresses is held to one rate.
+#[cfg(feature = "oauth")]
+fn check_caller(
+    limiter: Option<&rate::RateLimiter>,
+    admitted: &Admitted,
+) -> Result<(), Box<Response>> {
+    match limiter.map(|l| l.check_caller(&admitted.principal)) {
+        Some(Err(wait)) => Err(Box::new(rate::RateLimiter::refusal(wait))),
+        _ => Ok(()),
     }
 }
 

@@ -1,4 +1,6 @@
-//! Per-client rate limiting: a token bucket per client address.
+//! Per-client rate limiting: a token bucket per client address, and one
+//! per authenticated caller (an OAuth token's subject), so a caller is held
+//! to the rate however many addresses it comes from.
 //!
 //! Each client may make `burst` requests at once and `per_second` on
 //! average; past that it gets 429 with `Retry-After` (whole seconds until a
@@ -30,11 +32,20 @@ struct Bucket {
     at: Instant,
 }
 
-/// A token-bucket limiter keyed by client address.
+/// Whose bucket: a client address (see `bucket_key`), or a caller's name,
+/// kept as its hash under the limiter's random key (two names that collide
+/// only share a bucket).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Key {
+    Addr(IpAddr),
+    Name(u64),
+}
+
+/// A token-bucket limiter keyed by client address (and caller).
 pub struct RateLimiter {
     per_second: f64,
     burst: f64,
-    shards: [Mutex<HashMap<IpAddr, Bucket>>; SHARDS],
+    shards: [Mutex<HashMap<Key, Bucket>>; SHARDS],
     hasher: std::collections::hash_map::RandomState,
 }
 
@@ -60,7 +71,18 @@ impl RateLimiter {
 
     /// Takes a token for `client`, or says how long until one is back.
     pub fn check(&self, client: IpAddr) -> Result<(), Duration> {
-        let client = bucket_key(client);
+        self.take(Key::Addr(bucket_key(client)))
+    }
+
+    /// Takes a token for the authenticated caller `name` (besides its
+    /// address's), or says how long until one is back.
+    pub fn check_caller(&self, name: &str) -> Result<(), Duration> {
+        let mut h = self.hasher.build_hasher();
+        h.write(name.as_bytes());
+        self.take(Key::Name(h.finish()))
+    }
+
+    fn take(&self, client: Key) -> Result<(), Duration> {
         let mut h = self.hasher.build_hasher();
         std::hash::Hash::hash(&client, &mut h);
         let shard = &self.shards[(h.finish() as usize) % SHARDS];
@@ -175,5 +197,16 @@ mod tests {
         assert!(limiter.check(a).is_ok());
         assert!(limiter.check(b).is_ok());
         assert!(limiter.check(a).is_err(), "same /64, same bucket");
+    }
+
+    #[test]
+    fn a_caller_has_one_bucket_whatever_its_address() {
+        let limiter = RateLimiter::new(1.0, 2);
+        assert!(limiter.check_caller("sub:alice").is_ok());
+        assert!(limiter.check_caller("sub:alice").is_ok());
+        assert!(limiter.check_caller("sub:alice").is_err());
+        assert!(limiter.check_caller("sub:bob").is_ok());
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        assert!(limiter.check(a).is_ok(), "addresses and callers are apart");
     }
 }
