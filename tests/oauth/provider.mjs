@@ -44,7 +44,8 @@ const provider = new Provider(issuer, {
     client('writer', 'mcp:read mcp:write'),
     client('reader', 'mcp:read'),
     client('outsider', 'other'),
-    client('introspector', ''),
+    client('opaque', 'mcp:read mcp:write'),
+    client('introspector', 'mcp:read'),
   ],
   scopes: ['mcp:read', 'mcp:write', 'other'],
   features: {
@@ -59,7 +60,7 @@ const provider = new Provider(issuer, {
       enabled: true,
       defaultResource: async () => undefined,
       useGrantedResource: async () => true,
-      getResourceServerInfo: async (ctx, indicator) => {
+      getResourceServerInfo: async (ctx, indicator, client) => {
         if (indicator !== resource) {
           throw new errors.InvalidTarget();
         }
@@ -67,7 +68,9 @@ const provider = new Provider(issuer, {
           scope: 'mcp:read mcp:write other',
           audience: resource,
           accessTokenTTL: 300,
-          accessTokenFormat: 'jwt',
+          // The client named "opaque" gets opaque tokens (checked by
+          // introspection); the others, JWTs.
+          accessTokenFormat: client.clientId === 'opaque' ? 'opaque' : 'jwt',
           jwt: { sign: { alg: 'ES256' } },
         };
       },

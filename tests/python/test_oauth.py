@@ -61,9 +61,12 @@ def provider(resource: str, keys: str, port: int = 0):
 
 
 @contextlib.contextmanager
-def daemon(home, port: int, issuer: str):
-    """The daemon requiring tokens of `issuer` for its /mcp; yields its URL."""
+def daemon(home, port: int, issuer: str, introspect: bool = False):
+    """The daemon requiring tokens of `issuer` for its /mcp (opaque ones
+    checked by introspection if `introspect`); yields its URL."""
     env = {**os.environ, "HOME": str(home)}
+    if introspect:
+        env["MCP_OAUTH_INTROSPECTION_SECRET"] = "introspector" + SECRET
     for key in list(env):
         if key.startswith("SNOWFLAKE_"):
             del env[key]
@@ -72,6 +75,8 @@ def daemon(home, port: int, issuer: str):
             "--oauth-issuer", issuer, "--oauth-resource", url,
             "--oauth-scopes", "mcp:read", "--oauth-write-scope", "mcp:write",
             "--oauth-refetch-interval", "1s", "--log", "snowflake_mcp=debug"]
+    if introspect:
+        args += ["--oauth-introspection-client-id", "introspector"]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         line = proc.stdout.readline().strip()
@@ -253,3 +258,22 @@ async def test_key_rotation_at_the_provider_is_picked_up(tmp_path):
     finally:
         if first is not None:
             first.__exit__(None, None, None)
+
+
+def test_opaque_tokens_are_checked_by_introspection(tmp_path):
+    port = free_port()
+    resource = f"http://127.0.0.1:{port}/mcp"
+    with provider(resource, "a=key_a.pem") as issuer, daemon(tmp_path, port, issuer, introspect=True) as url:
+        token = token_endpoint_token(issuer, "opaque", "mcp:read", url)
+        assert token.count(".") == 0, "an opaque token"
+        assert post(url, token).status_code == 200
+        assert post(url, token).status_code == 200, "and again (from the cache)"
+        for why, bad in {
+            "for no resource": token_endpoint_token(issuer, "opaque", "mcp:read", None),
+            "made up": "Zm9vYmFyYmF6cXV4cXV1eHF1dXhxdXV4cXV1eA",
+        }.items():
+            r = post(url, bad)
+            assert r.status_code == 401, why
+            assert 'error="invalid_token"' in r.headers["www-authenticate"], why
+        # JWTs are still checked by signature.
+        assert post(url, token_endpoint_token(issuer, "writer", "mcp:read", url)).status_code == 200
