@@ -12,8 +12,9 @@
 # .tools/conformance for the conformance suite and its Node 22, .tools/deb for
 # promtool unpacked from Debian's package, .tools/browser for playwright-core,
 # .tools/oauth for oidc-provider)
-# or tool caches (cargo's bin directory), never by hand. One system package is
-# installed by this script when missing: Debian's chromium, for the browser test.
+# or tool caches (cargo's bin directory), never by hand. System packages are
+# installed by this script only when missing: Debian's chromium (the browser
+# test), valgrind (instruction counts) and curl (the TLS test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
