@@ -104,26 +104,49 @@ async fn provider() -> Provider {
 /// The MCP server, requiring tokens of `issuer`: its address and the
 /// resource server.
 async fn mcp(issuer: &str) -> (std::net::SocketAddr, Arc<OAuth>) {
-    mcp_with(issuer, true, None).await
+    mcp_with(issuer, Setup::default()).await
 }
 
-/// [`mcp`], with the keys loaded at start or not, and a rate limit.
-async fn mcp_with(
-    issuer: &str,
+/// How [`mcp_with`] differs from [`mcp`].
+struct Setup {
+    /// Whether the keys are loaded at start.
     load: bool,
+    /// A rate limit (per second, burst).
     rate: Option<(f64, u32)>,
-) -> (std::net::SocketAddr, Arc<OAuth>) {
+    /// Whether `execute_query` needs the scope `mcp:sql`.
+    scoped_tool: bool,
+}
+
+impl Default for Setup {
+    fn default() -> Setup {
+        Setup {
+            load: true,
+            rate: None,
+            scoped_tool: false,
+        }
+    }
+}
+
+/// The MCP server as `setup` says.
+async fn mcp_with(issuer: &str, setup: Setup) -> (std::net::SocketAddr, Arc<OAuth>) {
+    let Setup {
+        load,
+        rate,
+        scoped_tool,
+    } = setup;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let oauth = Arc::new(
-        OAuth::new(issuer, &format!("http://{addr}/mcp"))
-            .expect("settings")
-            .required_scopes(&["mcp:read"])
-            .write_scope("mcp:write")
-            .refetch_interval(Duration::from_millis(500)),
-    );
+    let mut oauth = OAuth::new(issuer, &format!("http://{addr}/mcp"))
+        .expect("settings")
+        .required_scopes(&["mcp:read"])
+        .write_scope("mcp:write")
+        .refetch_interval(Duration::from_millis(500));
+    if scoped_tool {
+        oauth = oauth.tool_scope("execute_query", "mcp:sql");
+    }
+    let oauth = Arc::new(oauth);
     if load {
         oauth.load_keys().await.expect("keys");
     }
@@ -420,7 +443,11 @@ async fn an_unreachable_provider_is_a_clear_refusal_not_a_hang() {
         .and_then(|l| l.local_addr())
         .expect("a free port");
     let issuer = format!("http://{closed}");
-    let (addr, oauth) = mcp_with(&issuer, false, None).await;
+    let setup = Setup {
+        load: false,
+        ..Setup::default()
+    };
+    let (addr, oauth) = mcp_with(&issuer, setup).await;
     assert!(oauth.load_keys().await.is_err());
     let started = std::time::Instant::now();
     let r = post(
@@ -445,7 +472,11 @@ async fn an_unreachable_provider_is_a_clear_refusal_not_a_hang() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_is_held_to_its_rate_from_any_address() {
     let provider = provider().await;
-    let (addr, _) = mcp_with(&provider.issuer, true, Some((0.5, 3))).await;
+    let setup = Setup {
+        rate: Some((0.5, 3)),
+        ..Setup::default()
+    };
+    let (addr, _) = mcp_with(&provider.issuer, setup).await;
     let token = token(KEY_A, "a", &provider.issuer, addr, "mcp:read");
     // Each request from an address of its own (fresh address buckets): the
     // caller's own bucket still runs out after its burst.
@@ -465,4 +496,91 @@ async fn a_caller_is_held_to_its_rate_from_any_address() {
         statuses.push(c.read_response_to("POST").await.status);
     }
     assert_eq!(statuses, [200, 200, 200, 429, 429]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tool_with_a_scope_of_its_own_asks_for_it() {
+    let provider = provider().await;
+    let setup = Setup {
+        scoped_tool: true,
+        ..Setup::default()
+    };
+    let (addr, _) = mcp_with(&provider.issuer, setup).await;
+    let reader = token(KEY_A, "a", &provider.issuer, addr, "mcp:read");
+    let init = post(addr, Some(&reader), PING).await;
+    let sid = init.header("mcp-session-id").expect("session").to_owned();
+    let call = |name: &str| {
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+               "params": {"name": name, "arguments": {"query": "SELECT 1"}}})
+        .to_string()
+    };
+    let head = |token: &str| {
+        format!(
+            "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMcp-Protocol-Version: 2025-11-25\r\nAuthorization: Bearer {token}\r\nMcp-Session-Id: {sid}\r\n"
+        )
+    };
+    // Without mcp:sql: 403, the challenge asking for it, the JSON-RPC
+    // refusal (with its id) as the body.
+    let r = request(addr, &head(&reader), &call("execute_query")).await;
+    assert_eq!(r.status, 403, "{}", r.body_str());
+    let challenge = r.header("www-authenticate").expect("challenge");
+    assert!(
+        challenge.contains("error=\"insufficient_scope\""),
+        "{challenge}"
+    );
+    assert!(
+        challenge.contains("scope=\"mcp:read mcp:sql\""),
+        "{challenge}"
+    );
+    let body: Value = serde_json::from_slice(&r.body).expect("json");
+    assert_eq!(body["id"], 2);
+    assert_eq!(
+        body["error"]["code"],
+        snowflake_mcp::mcp::INSUFFICIENT_SCOPE
+    );
+    assert_eq!(body["error"]["data"]["scope"], "mcp:sql");
+    // Other tools are the token's.
+    let r = request(addr, &head(&reader), &call("list_databases")).await;
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    // A token with the scope (a step-up) calls it in the same session.
+    let stepped = token(KEY_A, "a", &provider.issuer, addr, "mcp:read mcp:sql");
+    let r = request(addr, &head(&stepped), &call("execute_query")).await;
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    assert!(r.body_str().contains("\"rows\":[[1]]"), "{}", r.body_str());
+    // And the narrower token is refused again after it.
+    let r = request(addr, &head(&reader), &call("execute_query")).await;
+    assert_eq!(r.status, 403);
+    // Over a WebSocket the handshake's token decides: a JSON-RPC error.
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+    let mut request = support::ws_request(&addr.to_string());
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {reader}").parse().expect("header"),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("handshake");
+    ws.send(Message::text(PING)).await.expect("send");
+    let _ = ws.next().await.expect("initialize answer");
+    ws.send(Message::text(
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    ))
+    .await
+    .expect("send");
+    ws.send(Message::text(call("execute_query")))
+        .await
+        .expect("send");
+    let answer = loop {
+        let frame = ws.next().await.expect("frame").expect("ok");
+        let v: Value = serde_json::from_str(frame.to_text().expect("text")).expect("json");
+        if v["id"] == 2 {
+            break v;
+        }
+    };
+    assert_eq!(
+        answer["error"]["code"],
+        snowflake_mcp::mcp::INSUFFICIENT_SCOPE,
+        "{answer}"
+    );
 }

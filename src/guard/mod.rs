@@ -37,9 +37,12 @@ pub(crate) fn error_response(status: u16, id: Option<Id<'_>>, error: &RpcError) 
 pub(crate) struct Admitted {
     /// What the key lets it run (full when no key is configured).
     pub scope: auth::Scope,
-    /// `key:<name>` for a bearer key, else `addr:<client IP>`: clients
-    /// without keys are told apart only by their address.
+    /// `key:<name>` for a bearer key, `sub:<subject>` for an OAuth
+    /// token, else `addr:<client IP>`: clients without keys are told
+    /// apart only by their address.
     pub principal: String,
+    /// Tools its token lacks the scopes of (with the scope each needs).
+    pub denied_tools: Option<crate::mcp::DeniedTools>,
 }
 
 /// Why a request was not admitted (yet).
@@ -104,11 +107,13 @@ pub(crate) fn admit(req: &Request<'_>, admission: &Admission) -> Result<Admitted
             Ok(Admitted {
                 scope,
                 principal: format!("key:{name}"),
+                denied_tools: None,
             })
         }
         None => Ok(Admitted {
             scope: auth::Scope::Full,
             principal: format!("addr:{}", req.remote_addr().ip()),
+            denied_tools: None,
         }),
     }
 }
@@ -132,6 +137,7 @@ fn admit_token(
         return Ok(Admitted {
             scope,
             principal: format!("key:{name}"),
+            denied_tools: None,
         });
     }
     match oauth.check(token) {
@@ -176,6 +182,7 @@ fn admitted_by_token(oauth: &oauth::OAuth, caller: &oauth::Caller) -> Admitted {
             auth::Scope::ReadOnly
         },
         principal: format!("sub:{}", caller.subject),
+        denied_tools: oauth.denied_tools(caller),
     }
 }
 
@@ -200,6 +207,19 @@ pub(crate) struct Admission {
 }
 
 impl Admission {
+    /// The 403 `insufficient_scope` answer for a call the caller's token
+    /// does not cover, when `answer` (a dispatched JSON answer) is the
+    /// refusal of one ([`crate::mcp::INSUFFICIENT_SCOPE`]): its challenge
+    /// names the scope to ask for (step-up), its body is the answer.
+    pub(crate) fn scope_refusal(&self, answer: &[u8]) -> Option<Response> {
+        #[cfg(feature = "oauth")]
+        if let Some(oauth) = &self.oauth {
+            return oauth.scope_refusal(answer);
+        }
+        let _ = answer;
+        None
+    }
+
     /// `Host` (DNS rebinding) and, when `origin` is true, `Origin`: the
     /// refusal (403 with a JSON-RPC error naming the rule), if any.
     pub(crate) fn check_host(&self, req: &Request<'_>, origin: bool) -> Result<(), Box<Response>> {

@@ -29,6 +29,13 @@ use crate::jsonrpc::{
 
 /// JSON-RPC code for a request stamped with a protocol version this server does not speak.
 pub const UNSUPPORTED_PROTOCOL_VERSION: i32 = -32022;
+/// JSON-RPC code for a call of a tool the caller's authorization does not
+/// cover (see [`Session::restrict_tools`]); `data.scope` names the scope it
+/// needs. Streamable HTTP answers it with 403 `insufficient_scope`.
+pub const INSUFFICIENT_SCOPE: i32 = -32044;
+
+/// Tools a session's caller may not call, each with the scope it needs.
+pub type DeniedTools = std::sync::Arc<Vec<(String, String)>>;
 /// Most messages one JSON-RPC batch (2025-03-26) may hold; a larger batch
 /// is refused whole. Default: 64.
 pub const MAX_BATCH_MEMBERS: usize = 64;
@@ -63,6 +70,9 @@ pub struct Session {
     /// may run read-only statements only. Once set it stays set (Relaxed:
     /// a lone flag that orders nothing else).
     read_only: std::sync::atomic::AtomicBool,
+    /// Tools the caller may not call (its token lacks their scopes), as the
+    /// transport said for the latest request.
+    denied_tools: arc_swap::ArcSwapOption<Vec<(String, String)>>,
     /// Whom the transport admitted this session for (a key, a client
     /// address): what fair shares and limits count against. Set once.
     principal: std::sync::OnceLock<Box<str>>,
@@ -124,6 +134,7 @@ impl Session {
             subscriptions: Mutex::new(HashSet::new()),
             outgoing: Outgoing::default(),
             read_only: std::sync::atomic::AtomicBool::new(false),
+            denied_tools: arc_swap::ArcSwapOption::empty(),
             principal: std::sync::OnceLock::new(),
             party: std::sync::OnceLock::new(),
             transport: std::sync::OnceLock::new(),
@@ -139,6 +150,16 @@ impl Session {
     /// read-only key was used); it cannot be lifted.
     pub fn restrict_to_read_only(&self) {
         self.read_only.store(true, Ordering::Relaxed);
+    }
+
+    /// The tools this session's calls may not call from now on (with the
+    /// scope each needs), or none: what the caller's latest token allows
+    /// (a token with more scopes lifts a restriction). A call of one is
+    /// answered [`INSUFFICIENT_SCOPE`].
+    pub fn restrict_tools(&self, denied: Option<DeniedTools>) {
+        if denied.is_some() || self.denied_tools.load().is_some() {
+            self.denied_tools.store(denied);
+        }
     }
 
     /// Names whom this session's calls count against (`key:<name>`,

@@ -126,6 +126,8 @@ impl WebSocketMcp {
         if admitted.scope == crate::guard::auth::Scope::ReadOnly {
             session.restrict_to_read_only();
         }
+        // The token of the handshake, for the socket's life.
+        session.restrict_tools(admitted.denied_tools.clone());
         session.set_principal(&admitted.principal);
         session
     }

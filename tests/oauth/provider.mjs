@@ -45,9 +45,10 @@ const provider = new Provider(issuer, {
     client('reader', 'mcp:read'),
     client('outsider', 'other'),
     client('opaque', 'mcp:read mcp:write'),
+    client('stepper', 'mcp:read mcp:sql'),
     client('introspector', 'mcp:read'),
   ],
-  scopes: ['mcp:read', 'mcp:write', 'other'],
+  scopes: ['mcp:read', 'mcp:write', 'mcp:sql', 'other'],
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
@@ -65,7 +66,7 @@ const provider = new Provider(issuer, {
           throw new errors.InvalidTarget();
         }
         return {
-          scope: 'mcp:read mcp:write other',
+          scope: 'mcp:read mcp:write mcp:sql other',
           audience: resource,
           accessTokenTTL: 300,
           // The client named "opaque" gets opaque tokens (checked by

@@ -61,7 +61,7 @@ def provider(resource: str, keys: str, port: int = 0):
 
 
 @contextlib.contextmanager
-def daemon(home, port: int, issuer: str, introspect: bool = False):
+def daemon(home, port: int, issuer: str, introspect: bool = False, extra=()):
     """The daemon requiring tokens of `issuer` for its /mcp (opaque ones
     checked by introspection if `introspect`); yields its URL."""
     env = {**os.environ, "HOME": str(home)}
@@ -77,6 +77,7 @@ def daemon(home, port: int, issuer: str, introspect: bool = False):
             "--oauth-refetch-interval", "1s", "--log", "snowflake_mcp=debug"]
     if introspect:
         args += ["--oauth-introspection-client-id", "introspector"]
+    args += list(extra)
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         line = proc.stdout.readline().strip()
@@ -277,3 +278,24 @@ def test_opaque_tokens_are_checked_by_introspection(tmp_path):
             assert 'error="invalid_token"' in r.headers["www-authenticate"], why
         # JWTs are still checked by signature.
         assert post(url, token_endpoint_token(issuer, "writer", "mcp:read", url)).status_code == 200
+
+
+async def test_the_sdk_steps_up_for_a_tool_with_a_scope_of_its_own(tmp_path):
+    port = free_port()
+    resource = f"http://127.0.0.1:{port}/mcp"
+    with provider(resource, "a=key_a.pem") as issuer, daemon(
+            tmp_path, port, issuer, extra=["--oauth-tool-scopes", "execute_query=mcp:sql"]) as url:
+        # The SDK asks for mcp:read (the 401's scope); execute_query answers
+        # 403 insufficient_scope naming mcp:sql; the SDK gets a token with
+        # both and the call goes through.
+        auth = sdk_auth(url, issuer, "stepper", "mcp:read")
+        async with httpx2.AsyncClient(auth=auth, timeout=30) as http:
+            async with Client(streamable_http_client(url, http_client=http), mode="legacy") as client:
+                listed = await client.call_tool("list_databases", {})
+                assert not listed.is_error, listed
+                assert "mcp:sql" not in (auth.context.current_tokens.scope or "")
+                result = await client.call_tool("execute_query", {"query": "SELECT 5 AS n"})
+                assert result.structured_content["rows"] == [[5]], result
+                assert "mcp:sql" in auth.context.current_tokens.scope
+        doc = httpx2.get(url.replace("/mcp", "/.well-known/oauth-protected-resource/mcp")).json()
+        assert "mcp:sql" in doc["scopes_supported"]

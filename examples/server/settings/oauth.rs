@@ -45,6 +45,14 @@ pub(super) fn oauth_specs() -> Vec<Spec> {
             "the scope that lets a token run what --allow permits; without it, read-only statements only",
         ),
         s(
+            "oauth_tool_scopes",
+            "--oauth-tool-scopes",
+            "MCP_OAUTH_TOOL_SCOPES",
+            "TOOL=SCOPE,...",
+            "none".into(),
+            "tools only tokens with a scope of their own may call (403 insufficient_scope naming it otherwise, so clients can step up)",
+        ),
+        s(
             "oauth_jwks_uri",
             "--oauth-jwks-uri",
             "MCP_OAUTH_JWKS_URI",
@@ -137,6 +145,21 @@ impl Given {
         oauth = oauth.required_scopes(&scopes.iter().map(String::as_str).collect::<Vec<_>>());
         if let Some(scope) = self.get("oauth_write_scope", None, |v| Ok(Some(v.to_owned())))? {
             oauth = oauth.write_scope(&scope);
+        }
+        let tool_scopes = self.get("oauth_tool_scopes", Vec::new(), |v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|e| !e.is_empty())
+                .map(|e| match e.split_once('=') {
+                    Some((tool, scope)) if !tool.trim().is_empty() && !scope.trim().is_empty() => {
+                        Ok((tool.trim().to_owned(), scope.trim().to_owned()))
+                    }
+                    _ => Err(format!("{e:?} is not TOOL=SCOPE")),
+                })
+                .collect()
+        })?;
+        for (tool, scope) in &tool_scopes {
+            oauth = oauth.tool_scope(tool, scope);
         }
         if let Some(url) = self.get("oauth_jwks_uri", None, |v| Ok(Some(v.to_owned())))? {
             oauth = oauth

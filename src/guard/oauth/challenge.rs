@@ -62,6 +62,32 @@ pub(crate) fn refusal(oauth: &OAuth, refusal: Refusal) -> Response {
     }
 }
 
+/// The 403 `insufficient_scope` answer to a call refused for a tool's
+/// scope: `answer` is that refusal (kept as the body, with its id); the
+/// challenge asks for the required scopes and the tool's.
+pub(crate) fn scope_refusal(oauth: &OAuth, answer: &[u8]) -> Option<Response> {
+    let code = format!("\"code\":{}", crate::mcp::INSUFFICIENT_SCOPE);
+    memchr::memmem::find(answer, code.as_bytes())?;
+    let parsed: serde_json::Value = serde_json::from_slice(answer).ok()?;
+    let error = parsed.get("error")?;
+    if error.get("code")?.as_i64()? != i64::from(crate::mcp::INSUFFICIENT_SCOPE) {
+        return None;
+    }
+    let needed = error.get("data")?.get("scope")?.as_str()?;
+    let mut scopes: Vec<&str> = oauth.required.iter().map(String::as_str).collect();
+    if !scopes.contains(&needed) {
+        scopes.push(needed);
+    }
+    let challenge = format!(
+        "Bearer error=\"insufficient_scope\", error_description=\"the token lacks the scope this tool needs\", resource_metadata=\"{}\", scope=\"{}\"",
+        oauth.metadata_url,
+        scopes.join(" ")
+    );
+    Response::json(403, answer.to_vec())
+        .try_header("www-authenticate", challenge)
+        .ok()
+}
+
 /// Serves the protected-resource metadata document, readable from any
 /// origin (it is public, and browsers' clients fetch it).
 pub struct MetadataEndpoint {
@@ -81,6 +107,7 @@ impl MetadataEndpoint {
             .required
             .iter()
             .chain(oauth.write_scope.iter())
+            .chain(oauth.tool_scopes.iter().map(|(_, s)| s))
             .chain(oauth.extra_scopes.iter())
             .map(String::as_str)
             .collect();

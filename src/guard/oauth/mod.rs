@@ -89,6 +89,8 @@ pub struct OAuth {
     write_scope: Option<String>,
     /// Further scopes the metadata lists.
     extra_scopes: Vec<String>,
+    /// Tools that need a scope of their own, with it.
+    tool_scopes: Vec<(String, String)>,
     /// Signature algorithms accepted.
     algorithms: Vec<Algorithm>,
     leeway: Duration,
@@ -162,6 +164,7 @@ impl OAuth {
             required: Vec::new(),
             write_scope: None,
             extra_scopes: Vec::new(),
+            tool_scopes: Vec::new(),
             algorithms: vec![Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA],
             leeway: DEFAULT_LEEWAY,
             refetch_interval: DEFAULT_REFETCH_INTERVAL,
@@ -188,6 +191,17 @@ impl OAuth {
     /// none (every token may do what the allow-list permits).
     pub fn write_scope(mut self, scope: &str) -> OAuth {
         self.write_scope = Some(scope.to_owned());
+        self
+    }
+
+    /// A tool only tokens with `scope` may call: a call with a token
+    /// without it is answered 403 `insufficient_scope` naming the scope
+    /// (over Streamable HTTP; so a client can step up), or a JSON-RPC error
+    /// ([`crate::mcp::INSUFFICIENT_SCOPE`]) over a WebSocket. Default:
+    /// every tool for every token with the required scopes.
+    pub fn tool_scope(mut self, tool: &str, scope: &str) -> OAuth {
+        self.tool_scopes.retain(|(t, _)| t != tool);
+        self.tool_scopes.push((tool.to_owned(), scope.to_owned()));
         self
     }
 
@@ -499,6 +513,26 @@ impl OAuth {
         } else {
             Verdict::Refused(Refusal::InsufficientScope)
         }
+    }
+
+    /// The tools `caller`'s token lacks the scopes of, if any.
+    pub(crate) fn denied_tools(&self, caller: &Caller) -> Option<crate::mcp::DeniedTools> {
+        let denied: Vec<(String, String)> = self
+            .tool_scopes
+            .iter()
+            .filter(|(_, scope)| !caller.has_scope(scope))
+            .cloned()
+            .collect();
+        (!denied.is_empty()).then(|| Arc::new(denied))
+    }
+
+    /// The 403 for a dispatched answer that refused a tool for its scope
+    /// (see [`crate::guard::Admission::scope_refusal`]).
+    pub(crate) fn scope_refusal(&self, answer: &[u8]) -> Option<crate::http::Response> {
+        if self.tool_scopes.is_empty() {
+            return None;
+        }
+        challenge::scope_refusal(self, answer)
     }
 
     /// Whether `caller` may run more than read-only statements.

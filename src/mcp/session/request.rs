@@ -45,7 +45,8 @@ impl Session {
             write_list(out, req.id, &catalog, list, params, version)?;
             return Ok(Dispatched::Done);
         }
-        if let Some(kind) = call_kind(&catalog, &req.method, params, version)? {
+        let denied = self.denied_tools.load();
+        if let Some(kind) = call_kind(&catalog, &req.method, params, version, denied.as_deref())? {
             return Ok(Dispatched::Call(Call {
                 catalog: Arc::clone(&catalog),
                 id: req.id,
@@ -269,12 +270,20 @@ fn call_kind<'a>(
     method: &str,
     params: &Params<'a>,
     version: ProtocolVersion,
+    denied: Option<&Vec<(String, String)>>,
 ) -> Result<Option<CallKind<'a>>, RpcError> {
     Ok(Some(match method {
         "tools/call" => {
             let Some(name) = Params::string(params.name, "name")? else {
                 return Err(RpcError::invalid_params("tools/call needs a \"name\""));
             };
+            if let Some((_, scope)) = denied.and_then(|d| d.iter().find(|(t, _)| *t == *name)) {
+                return Err(RpcError::new(
+                    super::INSUFFICIENT_SCOPE,
+                    format!("forbidden: the tool {name:?} needs the scope {scope:?}, which the token lacks"),
+                )
+                .with_data(serde_json::json!({ "scope": scope }).to_string()));
+            }
             let tool = catalog
                 .tool_index(&name)
                 .ok_or_else(|| RpcError::invalid_params(format!("unknown tool {name:?}")))?;

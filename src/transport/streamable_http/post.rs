@@ -39,6 +39,10 @@ impl Post {
         if admitted.scope == crate::guard::auth::Scope::ReadOnly {
             session.restrict_to_read_only();
         }
+        // Tools the token does not cover: refused at dispatch, and answered
+        // 403 naming the scope (below) so the client can step up.
+        let scoped = admitted.denied_tools.is_some();
+        session.restrict_tools(admitted.denied_tools);
         if body.len() >= LARGE_MESSAGE {
             // Read off the async workers (see `Session::dispatch_large`),
             // the 2026-07-28 headers checked there against what is read.
@@ -53,7 +57,12 @@ impl Post {
                 };
                 let body = owned_in_pieces(body).await;
                 match session.dispatch_large(body.clone(), check).await {
-                    Handled::Done(out) => to_start.done(out),
+                    Handled::Done(out) => {
+                        match scoped.then(|| endpoint.admission.scope_refusal(&out)) {
+                            Some(Some(refused)) => refused,
+                            _ => to_start.done(out),
+                        }
+                    }
                     Handled::Batch(plan) => to_start.batch(session.run_batch(&body, plan).await),
                     Handled::Call(call) => to_start.call(*call).await,
                 }
@@ -71,7 +80,10 @@ impl Post {
         let agreement = Agreement::new(&req, &endpoint.server);
         let check = modern.then_some(&agreement as &dyn RequestCheck);
         match session.dispatch_checked(body, &mut out, check) {
-            Dispatched::Done => Reply::ready(to_start.done(out)),
+            Dispatched::Done => match scoped.then(|| endpoint.admission.scope_refusal(&out)) {
+                Some(Some(refused)) => Reply::ready(refused),
+                _ => Reply::ready(to_start.done(out)),
+            },
             Dispatched::Batch => Reply::new(async move {
                 let plan = session.plan_batch(body);
                 to_start.batch(session.run_batch(body, plan).await)
