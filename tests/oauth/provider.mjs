@@ -50,7 +50,11 @@ const provider = new Provider(issuer, {
   ],
   scopes: ['mcp:read', 'mcp:write', 'mcp:sql', 'other'],
   features: {
-    devInteractions: { enabled: false },
+    // The built-in login and consent pages (any name, no password): what
+    // the authorization-code test fills in, headless.
+    devInteractions: { enabled: true },
+    // Dynamic client registration (RFC 7591), as MCP clients use it.
+    registration: { enabled: true },
     clientCredentials: { enabled: true },
     introspection: {
       enabled: true,

@@ -1,6 +1,8 @@
 """OAuth 2.1 against a real authorization server: npm oidc-provider on
 loopback (tests/oauth/provider.mjs), the daemon as its resource server, the
-Python SDK's client-credentials flow discovering everything from the 401.
+Python SDK discovering everything from the 401: its client-credentials flow,
+and its authorization-code flow with PKCE and dynamic registration, the
+provider's login and consent pages filled in headless.
 
 Tokens the provider would never issue (expired, for another audience, from
 another issuer, under an unknown key, `alg: none`, without a scope) are
@@ -17,12 +19,17 @@ import socket
 import subprocess
 import time
 
+import re
+from urllib.parse import parse_qs, urljoin, urlparse
+
 import httpx2
 import jwt
 import pytest
 from mcp import Client
+from mcp.client.auth import OAuthClientProvider
 from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuthProvider
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.auth import AuthorizationCodeResult, OAuthClientMetadata
 
 from conftest import ROOT, example_binary
 
@@ -299,3 +306,65 @@ async def test_the_sdk_steps_up_for_a_tool_with_a_scope_of_its_own(tmp_path):
                 assert "mcp:sql" in auth.context.current_tokens.scope
         doc = httpx2.get(url.replace("/mcp", "/.well-known/oauth-protected-resource/mcp")).json()
         assert "mcp:sql" in doc["scopes_supported"]
+
+
+class Browser:
+    """A person at the provider's login and consent pages, headless: follows
+    the authorization URL's redirects, fills in each form (any name will do
+    on oidc-provider's development pages), and stops at the redirect back
+    to the client, whose code, state and iss it keeps."""
+
+    def __init__(self, redirect_uri: str, user: str):
+        self.redirect_uri = redirect_uri
+        self.user = user
+        self.result = None
+        self.opened = ""
+
+    async def open(self, authorization_url: str):
+        self.opened = authorization_url
+        async with httpx2.AsyncClient(follow_redirects=False, timeout=30) as browser:
+            r = await browser.get(authorization_url)
+            for _ in range(12):
+                location = r.headers.get("location")
+                if location and location.startswith(self.redirect_uri):
+                    query = parse_qs(urlparse(location).query)
+                    self.result = AuthorizationCodeResult(
+                        code=query["code"][0], state=query["state"][0], iss=query.get("iss", [None])[0])
+                    return
+                if location:
+                    r = await browser.get(urljoin(str(r.url), location))
+                    continue
+                action = re.search(r'<form[^>]*action="([^"]+)"', r.text)
+                assert action, r.text[:500]
+                fields = dict(re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', r.text))
+                if 'name="login"' in r.text:
+                    fields.update(login=self.user, password="any")
+                r = await browser.post(urljoin(str(r.url), action.group(1)), data=fields)
+        raise AssertionError("never redirected back to the client")
+
+    async def callback(self) -> AuthorizationCodeResult:
+        assert self.result is not None
+        return self.result
+
+
+async def test_the_authorization_code_flow_with_pkce(setup):
+    url, issuer = setup
+    redirect_uri = "http://127.0.0.1:1/callback"
+    person = Browser(redirect_uri, "alice")
+    metadata = OAuthClientMetadata(redirect_uris=[redirect_uri], client_name="pkce test",
+                                   grant_types=["authorization_code"], response_types=["code"],
+                                   token_endpoint_auth_method="none")
+    auth = OAuthClientProvider(server_url=url, client_metadata=metadata, storage=Memory(),
+                               redirect_handler=person.open, callback_handler=person.callback)
+    async with httpx2.AsyncClient(auth=auth, timeout=30) as http:
+        async with Client(streamable_http_client(url, http_client=http), mode="legacy") as client:
+            result = await client.call_tool("execute_query", {"query": "SELECT 9 AS n"})
+            assert result.structured_content["rows"] == [[9]], result
+    # The SDK registered itself, used PKCE (a public client: no secret),
+    # and holds a token for this resource naming the person who logged in.
+    assert "code_challenge_method=S256" in person.opened
+    assert "resource=" in person.opened
+    claims = jwt.decode(auth.context.current_tokens.access_token, options={"verify_signature": False})
+    assert claims["sub"] == "alice"
+    assert claims["aud"] == url
+    assert auth.context.client_info.token_endpoint_auth_method == "none"
