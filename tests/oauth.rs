@@ -22,6 +22,7 @@ use snowflake_mcp::http::{Method, Request, Response, Router};
 use snowflake_mcp::mcp::McpServer;
 use snowflake_mcp::tools::ToolsConfig;
 use snowflake_mcp::tools::sql_guard::{SqlGuard, StatementKind};
+
 use snowflake_mcp::warehouse::Warehouse;
 use snowflake_mcp::warehouse::sqlite::{SqliteConfig, SqliteWarehouse};
 use snowflake_mcp::{Config, Server, Service};
@@ -115,6 +116,8 @@ struct Setup {
     rate: Option<(f64, u32)>,
     /// Whether `execute_query` needs the scope `mcp:sql`.
     scoped_tool: bool,
+    /// Whether `mcp:ddl` grants CREATE (and there is no write scope).
+    ddl_scope: bool,
 }
 
 impl Default for Setup {
@@ -123,6 +126,7 @@ impl Default for Setup {
             load: true,
             rate: None,
             scoped_tool: false,
+            ddl_scope: false,
         }
     }
 }
@@ -133,6 +137,7 @@ async fn mcp_with(issuer: &str, setup: Setup) -> (std::net::SocketAddr, Arc<OAut
         load,
         rate,
         scoped_tool,
+        ddl_scope,
     } = setup;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -141,8 +146,12 @@ async fn mcp_with(issuer: &str, setup: Setup) -> (std::net::SocketAddr, Arc<OAut
     let mut oauth = OAuth::new(issuer, &format!("http://{addr}/mcp"))
         .expect("settings")
         .required_scopes(&["mcp:read"])
-        .write_scope("mcp:write")
         .refetch_interval(Duration::from_millis(500));
+    if ddl_scope {
+        oauth = oauth.kind_scope(StatementKind::Create, "mcp:ddl");
+    } else {
+        oauth = oauth.write_scope("mcp:write");
+    }
     if scoped_tool {
         oauth = oauth.tool_scope("execute_query", "mcp:sql");
     }
@@ -583,4 +592,35 @@ async fn a_tool_with_a_scope_of_its_own_asks_for_it() {
         snowflake_mcp::mcp::INSUFFICIENT_SCOPE,
         "{answer}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scope_grants_a_statement_kind_and_lifts_in_the_same_session() {
+    let provider = provider().await;
+    let setup = Setup {
+        ddl_scope: true,
+        ..Setup::default()
+    };
+    let (addr, _) = mcp_with(&provider.issuer, setup).await;
+    let reader = token(KEY_A, "a", &provider.issuer, addr, "mcp:read");
+    let ddl = token(KEY_A, "a", &provider.issuer, addr, "mcp:read mcp:ddl");
+    let init = post(addr, Some(&reader), PING).await;
+    let sid = init.header("mcp-session-id").expect("session").to_owned();
+    let call = |token: &str, sql: &str| {
+        let head = format!(
+            "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMcp-Protocol-Version: 2025-11-25\r\nAuthorization: Bearer {token}\r\nMcp-Session-Id: {sid}\r\n"
+        );
+        let body = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                          "params": {"name": "execute_query", "arguments": {"query": sql}}})
+        .to_string();
+        async move { request(addr, &head, &body).await.body_str() }
+    };
+    let refused = call(&reader, "CREATE TABLE t1 (x INT)").await;
+    assert!(refused.contains("not granted by the token"), "{refused}");
+    let created = call(&ddl, "CREATE TABLE t2 (x INT)").await;
+    assert!(!created.contains("Refused"), "{created}");
+    assert!(!created.contains("\"isError\":true"), "{created}");
+    // A write kind no scope grants stays refused for both.
+    let deleted = call(&ddl, "DELETE FROM orders").await;
+    assert!(deleted.contains("Refused"), "{deleted}");
 }

@@ -43,6 +43,8 @@ pub(crate) struct Admitted {
     pub principal: String,
     /// Tools its token lacks the scopes of (with the scope each needs).
     pub denied_tools: Option<crate::mcp::DeniedTools>,
+    /// The statement kinds its token's scopes grant, when they limit them.
+    pub statement_kinds: Option<crate::mcp::StatementKinds>,
 }
 
 /// Why a request was not admitted (yet).
@@ -108,12 +110,14 @@ pub(crate) fn admit(req: &Request<'_>, admission: &Admission) -> Result<Admitted
                 scope,
                 principal: format!("key:{name}"),
                 denied_tools: None,
+                statement_kinds: None,
             })
         }
         None => Ok(Admitted {
             scope: auth::Scope::Full,
             principal: format!("addr:{}", req.remote_addr().ip()),
             denied_tools: None,
+            statement_kinds: None,
         }),
     }
 }
@@ -138,6 +142,7 @@ fn admit_token(
             scope,
             principal: format!("key:{name}"),
             denied_tools: None,
+            statement_kinds: None,
         });
     }
     match oauth.check(token) {
@@ -176,13 +181,12 @@ fn check_caller(
 #[cfg(feature = "oauth")]
 fn admitted_by_token(oauth: &oauth::OAuth, caller: &oauth::Caller) -> Admitted {
     Admitted {
-        scope: if oauth.may_write(caller) {
-            auth::Scope::Full
-        } else {
-            auth::Scope::ReadOnly
-        },
+        // What it may run is the statement kinds' business: a token with
+        // more scopes later lifts a limit (a key's read-only never is).
+        scope: auth::Scope::Full,
         principal: format!("sub:{}", caller.subject),
         denied_tools: oauth.denied_tools(caller),
+        statement_kinds: oauth.statement_kinds(caller),
     }
 }
 

@@ -23,6 +23,8 @@ pub(crate) trait SessionLink: Send + Sync + std::fmt::Debug {
     fn transport(&self) -> Option<&'static str>;
     /// Whether the session's calls may run read-only statements only.
     fn is_read_only(&self) -> bool;
+    /// The statement kinds the session's calls are limited to, if any.
+    fn statement_kinds(&self) -> Option<super::session::StatementKinds>;
     /// Whom the session's calls count against, when the transport said.
     fn principal(&self) -> Option<&str>;
     /// The party of the principal the session belongs to, when set.
@@ -392,6 +394,16 @@ impl Context {
             .session
             .as_ref()
             .is_some_and(|s| s.is_read_only())
+    }
+
+    /// The statement kinds the caller may run, when its authorization
+    /// limits them (an OAuth token's scopes); `None`: whatever the tools
+    /// allow (and [`Context::is_read_only`] says).
+    pub fn statement_kinds(&self) -> Option<super::session::StatementKinds> {
+        self.inner
+            .session
+            .as_ref()
+            .and_then(|s| s.statement_kinds())
     }
 
     /// A key telling clients apart, for fair scheduling and limits: the

@@ -33,7 +33,7 @@ pub use context::{Context, LogLevel, Overflow, Peer, PeerReceiver};
 pub use outgoing::InputRequests;
 pub(crate) use outgoing::MISSING_CLIENT_CAPABILITY;
 pub(crate) use session::UNSUPPORTED_PROTOCOL_VERSION;
-pub use session::{DeniedTools, INSUFFICIENT_SCOPE};
+pub use session::{DeniedTools, INSUFFICIENT_SCOPE, StatementKinds};
 
 pub use crate::jsonrpc::RpcError;
 pub(crate) use heavy::HeavyLane;

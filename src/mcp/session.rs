@@ -36,6 +36,10 @@ pub const INSUFFICIENT_SCOPE: i32 = -32044;
 
 /// Tools a session's caller may not call, each with the scope it needs.
 pub type DeniedTools = std::sync::Arc<Vec<(String, String)>>;
+
+/// The statement kinds a session's caller may run (within what the tools
+/// allow anyone).
+pub type StatementKinds = std::sync::Arc<Vec<crate::util::sql_guard::StatementKind>>;
 /// Most messages one JSON-RPC batch (2025-03-26) may hold; a larger batch
 /// is refused whole. Default: 64.
 pub const MAX_BATCH_MEMBERS: usize = 64;
@@ -73,6 +77,9 @@ pub struct Session {
     /// Tools the caller may not call (its token lacks their scopes), as the
     /// transport said for the latest request.
     denied_tools: arc_swap::ArcSwapOption<Vec<(String, String)>>,
+    /// The statement kinds the caller's latest token allows, when its
+    /// scopes limit them.
+    statement_kinds: arc_swap::ArcSwapOption<Vec<crate::util::sql_guard::StatementKind>>,
     /// Whom the transport admitted this session for (a key, a client
     /// address): what fair shares and limits count against. Set once.
     principal: std::sync::OnceLock<Box<str>>,
@@ -135,6 +142,7 @@ impl Session {
             outgoing: Outgoing::default(),
             read_only: std::sync::atomic::AtomicBool::new(false),
             denied_tools: arc_swap::ArcSwapOption::empty(),
+            statement_kinds: arc_swap::ArcSwapOption::empty(),
             principal: std::sync::OnceLock::new(),
             party: std::sync::OnceLock::new(),
             transport: std::sync::OnceLock::new(),
@@ -160,6 +168,21 @@ impl Session {
         if denied.is_some() || self.denied_tools.load().is_some() {
             self.denied_tools.store(denied);
         }
+    }
+
+    /// The statement kinds this session's calls may run from now on, or
+    /// none (whatever the tools allow): what the caller's latest token's
+    /// scopes grant (a token with more scopes lifts a limit, unlike
+    /// [`Session::restrict_to_read_only`]).
+    pub fn limit_statements(&self, kinds: Option<StatementKinds>) {
+        if kinds.is_some() || self.statement_kinds.load().is_some() {
+            self.statement_kinds.store(kinds);
+        }
+    }
+
+    /// The statement kinds this session's calls are limited to, if any.
+    pub fn statement_kinds(&self) -> Option<StatementKinds> {
+        self.statement_kinds.load_full()
     }
 
     /// Names whom this session's calls count against (`key:<name>`,

@@ -291,9 +291,14 @@ fn execute_query_tool(tools: &Arc<Tools>) -> Tool {
         move |ctx: Context, args: ExecuteArgs| {
             let t = Arc::clone(&t);
             async move {
-                // A read-only key: read-only statements, whatever the server allows others.
+                // A read-only key: read-only statements, whatever the server
+                // allows others; a token: the kinds its scopes grant.
+                let limited;
                 let (guard, whose) = if ctx.is_read_only() {
                     (&t.read_only_guard, " (read-only key)")
+                } else if let Some(kinds) = ctx.statement_kinds() {
+                    limited = t.config.guard.within(&kinds);
+                    (&limited, " (not granted by the token's scopes)")
                 } else {
                     (&t.config.guard, "")
                 };

@@ -305,6 +305,11 @@ impl SqlGuard {
         &self.allowed
     }
 
+    /// This guard kept to `kinds` too: what it allows and `kinds` names.
+    pub fn within(&self, kinds: &[StatementKind]) -> SqlGuard {
+        SqlGuard::allowing(self.allowed.iter().copied().filter(|k| kinds.contains(k)))
+    }
+
     fn is_read_only(&self) -> bool {
         self.allowed
             .iter()

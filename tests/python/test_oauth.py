@@ -168,7 +168,7 @@ async def test_a_token_without_the_write_scope_runs_read_only_statements(setup):
     auth = sdk_auth(url, issuer, "reader", "mcp:read")
     refused = await query(url, auth, "CREATE TABLE more_notes (body TEXT)")
     assert refused.is_error
-    assert refused.content[0].text.startswith("Refused (read-only"), refused
+    assert refused.content[0].text.startswith("Refused (not granted by the token's scopes)"), refused
     allowed = await query(url, auth, "SELECT COUNT(*) FROM orders")
     assert allowed.structured_content["rows"] == [[200]]
 

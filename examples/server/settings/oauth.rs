@@ -45,6 +45,14 @@ pub(super) fn oauth_specs() -> Vec<Spec> {
             "the scope that lets a token run what --allow permits; without it, read-only statements only",
         ),
         s(
+            "oauth_kind_scopes",
+            "--oauth-kind-scopes",
+            "MCP_OAUTH_KIND_SCOPES",
+            "KIND=SCOPE,...",
+            "none".into(),
+            "statement kinds a scope grants without the write scope (INSERT=mcp:insert, say), within what --allow permits",
+        ),
+        s(
             "oauth_tool_scopes",
             "--oauth-tool-scopes",
             "MCP_OAUTH_TOOL_SCOPES",
@@ -146,20 +154,16 @@ impl Given {
         if let Some(scope) = self.get("oauth_write_scope", None, |v| Ok(Some(v.to_owned())))? {
             oauth = oauth.write_scope(&scope);
         }
-        let tool_scopes = self.get("oauth_tool_scopes", Vec::new(), |v| {
-            v.split(',')
-                .map(str::trim)
-                .filter(|e| !e.is_empty())
-                .map(|e| match e.split_once('=') {
-                    Some((tool, scope)) if !tool.trim().is_empty() && !scope.trim().is_empty() => {
-                        Ok((tool.trim().to_owned(), scope.trim().to_owned()))
-                    }
-                    _ => Err(format!("{e:?} is not TOOL=SCOPE")),
-                })
-                .collect()
-        })?;
-        for (tool, scope) in &tool_scopes {
-            oauth = oauth.tool_scope(tool, scope);
+        for (tool, scope) in self.get("oauth_tool_scopes", Vec::new(), |v| pairs(v, "TOOL"))? {
+            oauth = oauth.tool_scope(&tool, &scope);
+        }
+        for (kind, scope) in self.get("oauth_kind_scopes", Vec::new(), |v| pairs(v, "KIND"))? {
+            let Some(kind) = snowflake_mcp::tools::sql_guard::StatementKind::parse(&kind) else {
+                return Err(format!(
+                    "oauth_kind_scopes: {kind:?} is not a statement kind"
+                ));
+            };
+            oauth = oauth.kind_scope(kind, &scope);
         }
         if let Some(url) = self.get("oauth_jwks_uri", None, |v| Ok(Some(v.to_owned())))? {
             oauth = oauth
@@ -215,6 +219,20 @@ impl Given {
         }
         Ok(Some(Arc::new(oauth)))
     }
+}
+
+/// `NAME=SCOPE,...` pairs (`what` names the left side in messages).
+fn pairs(v: &str, what: &str) -> Result<Vec<(String, String)>, String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(|e| match e.split_once('=') {
+            Some((name, scope)) if !name.trim().is_empty() && !scope.trim().is_empty() => {
+                Ok((name.trim().to_owned(), scope.trim().to_owned()))
+            }
+            _ => Err(format!("{e:?} is not {what}=SCOPE")),
+        })
+        .collect()
 }
 
 /// Space- or comma-separated words.

@@ -108,6 +108,7 @@ impl MetadataEndpoint {
             .iter()
             .chain(oauth.write_scope.iter())
             .chain(oauth.tool_scopes.iter().map(|(_, s)| s))
+            .chain(oauth.kind_scopes.iter().map(|(_, s)| s))
             .chain(oauth.extra_scopes.iter())
             .map(String::as_str)
             .collect();

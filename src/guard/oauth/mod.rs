@@ -36,6 +36,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
+
+use crate::util::sql_guard::StatementKind;
 use jsonwebtoken::Validation;
 use jsonwebtoken::errors::ErrorKind;
 
@@ -91,6 +93,8 @@ pub struct OAuth {
     extra_scopes: Vec<String>,
     /// Tools that need a scope of their own, with it.
     tool_scopes: Vec<(String, String)>,
+    /// Statement kinds a scope grants (beyond the read-only ones).
+    kind_scopes: Vec<(StatementKind, String)>,
     /// Signature algorithms accepted.
     algorithms: Vec<Algorithm>,
     leeway: Duration,
@@ -165,6 +169,7 @@ impl OAuth {
             write_scope: None,
             extra_scopes: Vec::new(),
             tool_scopes: Vec::new(),
+            kind_scopes: Vec::new(),
             algorithms: vec![Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA],
             leeway: DEFAULT_LEEWAY,
             refetch_interval: DEFAULT_REFETCH_INTERVAL,
@@ -187,10 +192,21 @@ impl OAuth {
     }
 
     /// The scope that lets a caller run whatever the statement allow-list
-    /// permits; tokens without it run read-only statements only. Default:
-    /// none (every token may do what the allow-list permits).
+    /// permits; tokens without it run read-only statements only (and the
+    /// kinds [`OAuth::kind_scope`] grants). Default: none (every token may
+    /// do what the allow-list permits, unless kind scopes are set).
     pub fn write_scope(mut self, scope: &str) -> OAuth {
         self.write_scope = Some(scope.to_owned());
+        self
+    }
+
+    /// Lets tokens with `scope` run statements of `kind` (when the
+    /// statement allow-list permits it) without the write scope: a scope
+    /// per write kind (`mcp:insert` for INSERT, say). Tokens without any
+    /// such scope, or the write scope, run read-only statements only.
+    pub fn kind_scope(mut self, kind: StatementKind, scope: &str) -> OAuth {
+        self.kind_scopes.retain(|(k, _)| *k != kind);
+        self.kind_scopes.push((kind, scope.to_owned()));
         self
     }
 
@@ -535,11 +551,31 @@ impl OAuth {
         challenge::scope_refusal(self, answer)
     }
 
-    /// Whether `caller` may run more than read-only statements.
+    /// Whether `caller` may run whatever the statement allow-list permits.
     pub(crate) fn may_write(&self, caller: &Caller) -> bool {
-        self.write_scope
-            .as_deref()
-            .is_none_or(|s| caller.has_scope(s))
+        match &self.write_scope {
+            Some(scope) => caller.has_scope(scope),
+            None => self.kind_scopes.is_empty(),
+        }
+    }
+
+    /// The statement kinds `caller` may run when its scopes limit them:
+    /// the read-only ones and those its scopes grant.
+    pub(crate) fn statement_kinds(&self, caller: &Caller) -> Option<crate::mcp::StatementKinds> {
+        if self.may_write(caller) {
+            return None;
+        }
+        let granted = self
+            .kind_scopes
+            .iter()
+            .filter(|(_, scope)| caller.has_scope(scope))
+            .map(|(kind, _)| *kind);
+        Some(Arc::new(
+            StatementKind::READ_ONLY
+                .into_iter()
+                .chain(granted)
+                .collect(),
+        ))
     }
 
     /// The answer to a refused request.

@@ -258,3 +258,47 @@ fn challenges_and_metadata() {
     let debug = format!("{oauth:?}");
     assert!(debug.contains("issuer.example") && !debug.contains("secret"));
 }
+
+#[test]
+fn scopes_grant_statement_kinds() {
+    use crate::util::sql_guard::StatementKind;
+    let caller = |scopes: &[&str]| Caller {
+        subject: "s".into(),
+        client_id: None,
+        scopes: {
+            let mut s: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+            s.sort();
+            s
+        },
+        expires: u64::MAX,
+    };
+    // No write scope and no kind scopes: whatever the allow-list permits.
+    let open = OAuth::new(ISSUER, RESOURCE).expect("settings");
+    assert_eq!(open.statement_kinds(&caller(&[])), None);
+    let oauth = oauth().kind_scope(StatementKind::Insert, "mcp:insert");
+    assert_eq!(
+        oauth.statement_kinds(&caller(&["mcp:read", "mcp:write"])),
+        None
+    );
+    let reader = oauth
+        .statement_kinds(&caller(&["mcp:read"]))
+        .expect("limited");
+    assert_eq!(*reader, StatementKind::READ_ONLY.to_vec());
+    let inserter = oauth
+        .statement_kinds(&caller(&["mcp:read", "mcp:insert"]))
+        .expect("limited");
+    assert!(inserter.contains(&StatementKind::Insert));
+    assert!(!inserter.contains(&StatementKind::Delete));
+    // Kind scopes alone (no write scope) still limit.
+    let kinds_only = OAuth::new(ISSUER, RESOURCE)
+        .expect("settings")
+        .kind_scope(StatementKind::Create, "mcp:ddl");
+    assert!(kinds_only.statement_kinds(&caller(&[])).is_some());
+    assert_eq!(
+        kinds_only
+            .statement_kinds(&caller(&["mcp:ddl"]))
+            .expect("limited")
+            .last(),
+        Some(&StatementKind::Create)
+    );
+}

@@ -12,6 +12,10 @@ impl SessionLink for Session {
         Session::is_read_only(self)
     }
 
+    fn statement_kinds(&self) -> Option<super::StatementKinds> {
+        Session::statement_kinds(self)
+    }
+
     fn principal(&self) -> Option<&str> {
         Session::principal(self)
     }

@@ -43,6 +43,7 @@ impl Post {
         // 403 naming the scope (below) so the client can step up.
         let scoped = admitted.denied_tools.is_some();
         session.restrict_tools(admitted.denied_tools);
+        session.limit_statements(admitted.statement_kinds);
         if body.len() >= LARGE_MESSAGE {
             // Read off the async workers (see `Session::dispatch_large`),
             // the 2026-07-28 headers checked there against what is read.
