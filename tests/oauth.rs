@@ -225,7 +225,14 @@ async fn post(addr: std::net::SocketAddr, token: Option<&str>, body: &str) -> su
     request(addr, &head, body).await
 }
 
-/// A stateless 2025-11-25 `tools/call` of `execute_query`.
+/// The head of a 2025-11-25 POST in session `sid` with `token`.
+fn session_head(token: &str, sid: &str) -> String {
+    format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMcp-Protocol-Version: 2025-11-25\r\nAuthorization: Bearer {token}\r\nMcp-Session-Id: {sid}\r\n"
+    )
+}
+
+/// A 2025-11-25 `tools/call` of `execute_query` in a new session.
 async fn query(addr: std::net::SocketAddr, token: &str, sql: &str) -> Value {
     let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
                       "params": {"name": "execute_query", "arguments": {"query": sql}}});
@@ -233,11 +240,7 @@ async fn query(addr: std::net::SocketAddr, token: &str, sql: &str) -> Value {
     let r = post(addr, Some(token), &init.to_string()).await;
     assert_eq!(r.status, 200, "{}", r.body_str());
     let sid = r.header("mcp-session-id").expect("session").to_owned();
-    let auth = format!("Authorization: Bearer {token}\r\nMcp-Session-Id: {sid}\r\n");
-    let head = format!(
-        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMcp-Protocol-Version: 2025-11-25\r\n{auth}"
-    );
-    let r = request(addr, &head, &call.to_string()).await;
+    let r = request(addr, &session_head(token, &sid), &call.to_string()).await;
     let text = r.body_str();
     serde_json::from_str(&text).unwrap_or_else(|_| {
         text.lines()
@@ -523,11 +526,7 @@ async fn a_tool_with_a_scope_of_its_own_asks_for_it() {
                "params": {"name": name, "arguments": {"query": "SELECT 1"}}})
         .to_string()
     };
-    let head = |token: &str| {
-        format!(
-            "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMcp-Protocol-Version: 2025-11-25\r\nAuthorization: Bearer {token}\r\nMcp-Session-Id: {sid}\r\n"
-        )
-    };
+    let head = |token: &str| session_head(token, &sid);
     // Without mcp:sql: 403, the challenge asking for it, the JSON-RPC
     // refusal (with its id) as the body.
     let r = request(addr, &head(&reader), &call("execute_query")).await;
@@ -607,9 +606,7 @@ async fn a_scope_grants_a_statement_kind_and_lifts_in_the_same_session() {
     let init = post(addr, Some(&reader), PING).await;
     let sid = init.header("mcp-session-id").expect("session").to_owned();
     let call = |token: &str, sql: &str| {
-        let head = format!(
-            "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMcp-Protocol-Version: 2025-11-25\r\nAuthorization: Bearer {token}\r\nMcp-Session-Id: {sid}\r\n"
-        );
+        let head = session_head(token, &sid);
         let body = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
                           "params": {"name": "execute_query", "arguments": {"query": sql}}})
         .to_string();

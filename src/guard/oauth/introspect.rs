@@ -112,19 +112,10 @@ impl Answer {
         let Some(subject) = self.sub.or_else(|| self.client_id.clone()) else {
             return Err(Outcome::Refused("the token names no sub or client_id"));
         };
-        let mut scopes: Vec<String> = self
-            .scope
-            .as_deref()
-            .unwrap_or_default()
-            .split_ascii_whitespace()
-            .map(str::to_owned)
-            .collect();
-        scopes.sort();
-        scopes.dedup();
         Ok(Caller {
             subject,
             client_id: self.client_id,
-            scopes,
+            scopes: super::token::scope_list(self.scope.as_deref().unwrap_or_default()),
             expires: exp.min(now + MAX_INTROSPECTION_AGE.as_secs()),
         })
     }

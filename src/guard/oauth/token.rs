@@ -41,24 +41,30 @@ pub(crate) enum ScopeList {
 impl Claims {
     /// Every scope the token grants.
     pub(crate) fn scopes(&self) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .scope
-            .as_deref()
-            .unwrap_or_default()
-            .split_ascii_whitespace()
-            .map(str::to_owned)
-            .collect();
+        let mut text = self.scope.clone().unwrap_or_default();
         match &self.scp {
-            Some(ScopeList::List(list)) => out.extend(list.iter().cloned()),
-            Some(ScopeList::Text(text)) => {
-                out.extend(text.split_ascii_whitespace().map(str::to_owned));
+            Some(ScopeList::List(list)) => {
+                for scope in list {
+                    text.push(' ');
+                    text.push_str(scope);
+                }
+            }
+            Some(ScopeList::Text(more)) => {
+                text.push(' ');
+                text.push_str(more);
             }
             None => {}
         }
-        out.sort();
-        out.dedup();
-        out
+        scope_list(&text)
     }
+}
+
+/// The scopes of a space-separated `scope` value, sorted, each once.
+pub(crate) fn scope_list(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = text.split_ascii_whitespace().map(str::to_owned).collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// A caller whose token checked out.
