@@ -84,6 +84,7 @@ pub mod mcp;
 pub(crate) mod ops;
 pub mod pool;
 pub(crate) mod registry;
+pub mod proxy_protocol;
 pub mod requests;
 pub mod server;
 pub mod service;
@@ -104,6 +105,7 @@ pub(crate) mod ws;
 
 pub use config::Config;
 pub use error::Error;
+pub use ops::Readiness;
 pub use server::Server;
 pub use service::Service;
 

@@ -342,6 +342,13 @@ fn deadline_reason(deadline: Duration) -> String {
 }
 
 impl Built {
+    /// The handle that turns `/ready` to 503 while requests are still
+    /// served (a replica leaving its load balancer before shutting down);
+    /// `None` when the operations endpoints are not mounted.
+    pub fn readiness(&self) -> Option<crate::ops::Readiness> {
+        self.ops.as_ref().map(|ops| ops.readiness())
+    }
+
     /// Binds the configured TCP address; the server is wired to the
     /// service (its registry, the deadline's cancel, the operations
     /// endpoints' counters and addresses).

@@ -14,7 +14,8 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use snowflake_mcp::Service;
+use std::time::Duration;
+
 use snowflake_mcp::guard::auth::Auth;
 use snowflake_mcp::mcp::{
     McpServer, McpServerBuilder, Resource, ResourceContents, Tool, ToolOutput,
@@ -25,6 +26,7 @@ use snowflake_mcp::transport::streamable_http::HttpMcpConfig;
 use snowflake_mcp::warehouse::Warehouse;
 use snowflake_mcp::warehouse::snowflake::{SnowflakeConfig, SnowflakeWarehouse};
 use snowflake_mcp::warehouse::sqlite::{Source, SqliteConfig, SqliteWarehouse};
+use snowflake_mcp::{Readiness, Service};
 
 mod settings;
 
@@ -220,14 +222,25 @@ impl Signals {
 
 /// Resolves at the first SIGINT or SIGTERM; a second one exits the process
 /// at once (status 130), whatever is still running.
-async fn shutdown_signal(mut signals: Signals) {
+async fn shutdown_signal(signals: Signals) {
+    draining_signal(signals, None, Duration::ZERO).await;
+}
+
+/// [`shutdown_signal`], after `grace` of `/ready` answering 503 while
+/// requests are still served (the load balancer moves away first).
+async fn draining_signal(mut signals: Signals, readiness: Option<Readiness>, grace: Duration) {
     signals.next().await;
-    tracing::info!("shutting down: finishing requests in flight (a second signal exits at once)");
     tokio::spawn(async move {
         signals.next().await;
         tracing::warn!("second signal: exiting now");
         std::process::exit(130);
     });
+    if let Some(readiness) = readiness.filter(|_| !grace.is_zero()) {
+        readiness.drain();
+        tracing::info!(grace = ?grace, "draining: /ready answers 503, requests are still served");
+        tokio::time::sleep(grace).await;
+    }
+    tracing::info!("shutting down: finishing requests in flight (a second signal exits at once)");
 }
 
 /// The library's composition root over the settings: one registry, one
@@ -239,7 +252,7 @@ fn service(
     about: serde_json::Value,
 ) -> Service {
     let auth = std::mem::replace(&mut settings.auth, Auth::new());
-    let service = Service::new(mcp_builder(about))
+    let service = Service::new(mcp_builder(about).state_keys(settings.state_keys.clone()))
         .warehouse(Arc::clone(warehouse), settings.tools.clone())
         .requests(settings.requests.clone())
         .streamable_http_with(
@@ -288,13 +301,17 @@ async fn serve(
             .await
             .map_err(|e| e.to_string());
     }
+    let readiness = built.readiness();
+    let grace = settings.drain_grace;
     if let Some(path) = &settings.unix_socket {
         let server = built
             .bind_unix(path)
             .map_err(|e| format!("{}: {e}", path.display()))?;
         tracing::info!(socket = %path.display(), warehouse = kind, "listening");
         println!("listening on unix:{}", path.display());
-        let served = server.serve(shutdown_signal(signals)).await;
+        let served = server
+            .serve(draining_signal(signals, readiness, grace))
+            .await;
         let _ = std::fs::remove_file(path);
         return served.map_err(|e| e.to_string());
     }
@@ -307,7 +324,7 @@ async fn serve(
         tracing::info!(address = %addr, warehouse = kind, "listening (TLS)");
         println!("listening on https://{addr}");
         return server
-            .serve(shutdown_signal(signals))
+            .serve(draining_signal(signals, readiness, grace))
             .await
             .map_err(|e| e.to_string());
     }
@@ -316,7 +333,7 @@ async fn serve(
     tracing::info!(address = %addr, warehouse = kind, "listening");
     println!("listening on http://{addr}");
     server
-        .serve(shutdown_signal(signals))
+        .serve(draining_signal(signals, readiness, grace))
         .await
         .map_err(|e| e.to_string())
 }

@@ -75,6 +75,10 @@ pub struct Settings {
     pub allowed_hosts: Vec<String>,
     /// Bearer keys (empty: open).
     pub auth: Auth,
+    /// Keys every replica seals client-carried state with.
+    pub state_keys: Vec<[u8; 32]>,
+    /// How long `/ready` says 503 before a SIGTERM's graceful shutdown.
+    pub drain_grace: Duration,
     /// TLS: the certificate and how often its files are checked (always
     /// `None` without the `tls` feature).
     #[cfg_attr(not(feature = "tls"), allow(dead_code))]
@@ -403,6 +407,8 @@ impl Given {
         let tls = self.tls(&mut config)?;
         let allowed_hosts = self.allowed_hosts(self.host()?, &cors_origins)?;
         let oauth = self.oauth(config.host, config.port)?;
+        let state_keys = self.state_keys()?;
+        let drain_grace = self.get("drain_grace", Duration::ZERO, parse_duration)?;
         let per_client_set = self.values.contains_key("max_requests_per_client");
         let (requests, pool) = self.limits()?;
         let tools = self.tools(guard)?;
@@ -416,6 +422,8 @@ impl Given {
             allowed_hosts,
             per_client_set,
             auth,
+            state_keys,
+            drain_grace,
             tls,
             oauth,
             rate_limit,
@@ -462,6 +470,7 @@ impl Source for Layered<'_> {
 mod file;
 mod logs;
 mod oauth;
+mod replicas;
 mod table;
 mod tls;
 mod values;

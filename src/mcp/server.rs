@@ -31,7 +31,6 @@ pub const DEFAULT_PAGE_SIZE: usize = 100;
 ///     .build();
 /// assert_eq!(server.tool_names(), ["now"]);
 /// ```
-#[derive(Debug)]
 pub struct McpServerBuilder {
     name: String,
     version: String,
@@ -40,6 +39,18 @@ pub struct McpServerBuilder {
     resources: Vec<Resource>,
     prompts: Vec<Prompt>,
     page_size: usize,
+    /// Keys `requestState` is sealed with (none: a random one).
+    state_keys: Vec<[u8; 32]>,
+}
+
+impl std::fmt::Debug for McpServerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpServerBuilder")
+            .field("name", &self.name)
+            .field("tools", &self.tools.len())
+            .field("state_keys", &self.state_keys.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl McpServerBuilder {
@@ -74,6 +85,17 @@ impl McpServerBuilder {
         self
     }
 
+    /// The keys 2026-07-28 `requestState` is sealed with, shared by every
+    /// replica behind a load balancer, so a round that comes back to
+    /// another replica opens there: the first key seals, every key opens
+    /// (add the new key first and keep the old one while rounds in flight
+    /// may still carry it, then drop it). Default: one random key per
+    /// process (state does not survive a restart or cross replicas).
+    pub fn state_keys(mut self, keys: Vec<[u8; 32]>) -> Self {
+        self.state_keys = keys;
+        self
+    }
+
     /// Sets how many tools one `tools/list` page holds. Default: 100.
     pub fn page_size(mut self, size: usize) -> Self {
         self.page_size = size.max(1);
@@ -95,7 +117,7 @@ impl McpServerBuilder {
             catalog: ArcSwap::from_pointee(catalog),
             edits: Mutex::new(()),
             events,
-            state_key: super::state::StateKey::random(),
+            state_key: super::state::StateKeys::given(&self.state_keys),
             tasks: super::tasks::TaskStore::default(),
             metrics: Arc::default(),
             abort: tokio::sync::watch::channel(None).0,
@@ -422,7 +444,7 @@ pub(crate) struct Inner {
     /// Changes, fanned out to every session's transport.
     events: broadcast::Sender<ServerEvent>,
     /// Seals and checks 2026-07-28 `requestState`.
-    pub(crate) state_key: super::state::StateKey,
+    pub(crate) state_key: super::state::StateKeys,
     /// Tasks (the 2026-07-28 tasks extension), shared by every session.
     pub(crate) tasks: super::tasks::TaskStore,
     /// Requests by method and outcome, and their durations.
@@ -450,6 +472,7 @@ impl McpServer {
             resources: Vec::new(),
             prompts: Vec::new(),
             page_size: DEFAULT_PAGE_SIZE,
+            state_keys: Vec::new(),
         }
     }
 

@@ -4,8 +4,10 @@
 //! retried request; the client must not be able to forge or alter it, nor
 //! move it to another tool. The server signs `binding || state` with
 //! HMAC-SHA256 under a key drawn from the OS CSPRNG when the server is
-//! built (so state does not survive a restart, by design), and checks the
-//! tag in constant time. Wire form: `base64url(state) "." base64url(tag)`.
+//! built (so state does not survive a restart), or under keys the host
+//! gives every replica alike ([`StateKeys`]: the first seals, any opens,
+//! so a key can be rotated without breaking rounds in flight), and checks
+//! the tag in constant time. Wire form: `base64url(state) "." base64url(tag)`.
 
 use crate::util::constant_time_eq;
 use base64::Engine as _;
@@ -14,6 +16,43 @@ use sha2::{Digest as _, Sha256};
 
 /// SHA-256's block size, the HMAC key pad length.
 const BLOCK: usize = 64;
+
+/// The keys request state is sealed with: the first seals, every one opens.
+pub(crate) struct StateKeys(Vec<StateKey>);
+
+impl std::fmt::Debug for StateKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StateKeys({} keys)", self.0.len())
+    }
+}
+
+impl StateKeys {
+    /// One fresh random key (state does not outlive the process).
+    pub(crate) fn random() -> StateKeys {
+        StateKeys(vec![StateKey::random()])
+    }
+
+    /// The host's keys (at least one: none gives a random one).
+    pub(crate) fn given(keys: &[[u8; 32]]) -> StateKeys {
+        if keys.is_empty() {
+            return StateKeys::random();
+        }
+        StateKeys(keys.iter().map(|k| StateKey(*k)).collect())
+    }
+
+    /// [`StateKey::seal`] with the first key.
+    pub(crate) fn seal(&self, binding: &str, state: &str) -> String {
+        match self.0.first() {
+            Some(key) => key.seal(binding, state),
+            None => StateKey::random().seal(binding, state),
+        }
+    }
+
+    /// [`StateKey::open`] with each key in turn.
+    pub(crate) fn open(&self, binding: &str, sealed: &str) -> Option<String> {
+        self.0.iter().find_map(|key| key.open(binding, sealed))
+    }
+}
 
 /// A signing key for request state.
 pub(crate) struct StateKey([u8; 32]);
@@ -97,6 +136,43 @@ mod tests {
         assert_eq!(key.open("tool:a", &forged), None);
         assert_eq!(StateKey::random().open("tool:a", &sealed), None);
         assert_eq!(key.open("tool:a", "no-dot"), None);
+    }
+
+    #[test]
+    fn shared_keys_rotate_without_breaking_rounds_in_flight() {
+        let (old, new) = ([1u8; 32], [2u8; 32]);
+        let replica_a = StateKeys::given(&[old]);
+        let sealed_old = replica_a.seal("tool:a", "round-1");
+        // Another replica with the same key opens it.
+        let replica_b = StateKeys::given(&[old]);
+        assert_eq!(
+            replica_b.open("tool:a", &sealed_old).as_deref(),
+            Some("round-1")
+        );
+        // Rotated: the new key seals, the old one still opens.
+        let rotated = StateKeys::given(&[new, old]);
+        assert_eq!(
+            rotated.open("tool:a", &sealed_old).as_deref(),
+            Some("round-1")
+        );
+        let sealed_new = rotated.seal("tool:a", "round-2");
+        assert_eq!(
+            replica_b.open("tool:a", &sealed_new),
+            None,
+            "the old set lacks the new key"
+        );
+        assert_eq!(
+            StateKeys::given(&[new])
+                .open("tool:a", &sealed_new)
+                .as_deref(),
+            Some("round-2")
+        );
+        // Retired: the old key no longer opens.
+        assert_eq!(StateKeys::given(&[new]).open("tool:a", &sealed_old), None);
+        assert!(
+            !format!("{rotated:?}").contains("1, 1"),
+            "no key material in Debug"
+        );
     }
 
     #[test]

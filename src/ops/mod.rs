@@ -53,6 +53,28 @@ pub struct Ops {
     db_cache: Mutex<Option<DbCheck>>,
     /// One prober at a time; the others wait for its result.
     probing: tokio::sync::Mutex<()>,
+    /// Set when the server is leaving its load balancer: `/ready` answers
+    /// 503 (Relaxed: a lone flag that orders nothing else).
+    draining: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Whether a server takes new work, as `/ready` tells a load balancer:
+/// cheap to clone, shared with the operations endpoints.
+#[derive(Clone, Debug, Default)]
+pub struct Readiness(Arc<std::sync::atomic::AtomicBool>);
+
+impl Readiness {
+    /// From now on `/ready` answers 503 (liveness, `/health`, stays 200, and
+    /// requests are still served): the balancer moves away, then the host
+    /// shuts down gracefully.
+    pub fn drain(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether [`Readiness::drain`] was called.
+    pub fn is_draining(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 impl std::fmt::Debug for Ops {
@@ -145,6 +167,7 @@ impl Ops {
             db_check_ttl: DEFAULT_DB_CHECK_TTL,
             db_cache: Mutex::new(None),
             probing: tokio::sync::Mutex::new(()),
+            draining: Arc::default(),
         }
     }
 
@@ -226,6 +249,23 @@ impl Ops {
             )
             .route_shared(Method::Get, "/status", Arc::new(Status(Arc::clone(self))))
             .route_shared(Method::Get, "/metrics", Arc::new(Metrics(Arc::clone(self))))
+            .route(Method::Get, "/ready", {
+                let ops = Arc::clone(self);
+                move |req: Request<'_>| match ops.refuse(&req, Endpoint::Liveness) {
+                    Some(refusal) => refusal,
+                    None if ops.draining.load(std::sync::atomic::Ordering::Relaxed) => {
+                        Response::static_body(503, "application/json", br#"{"status":"draining"}"#)
+                    }
+                    None => {
+                        Response::static_body(200, "application/json", br#"{"status":"ready"}"#)
+                    }
+                }
+            })
+    }
+
+    /// The handle that turns `/ready` to 503 ([`Readiness::drain`]).
+    pub fn readiness(&self) -> Readiness {
+        Readiness(Arc::clone(&self.draining))
     }
 
     fn cached(&self) -> Option<DbCheck> {

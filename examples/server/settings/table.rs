@@ -43,6 +43,7 @@ pub(super) fn specs() -> Vec<Spec> {
     all.extend(admission_specs());
     all.extend(super::oauth::oauth_specs());
     all.extend(super::tls::tls_specs());
+    all.extend(super::replicas::replica_specs());
     all.extend(limit_specs());
     all.extend(call_limit_specs());
     all

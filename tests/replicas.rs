@@ -1,0 +1,180 @@
+#![cfg(feature = "sqlite")]
+//! Several replicas of one service: a 2026-07-28 `input_required` round
+//! sealed by one replica opens on another that shares its state key (and
+//! on none that does not), keys rotate without breaking rounds in flight;
+//! a draining daemon answers `/ready` 503 while it still serves, then
+//! shuts down.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use snowflake_mcp::Service;
+use snowflake_mcp::mcp::{Context, InputRequests, McpServer, Tool, ToolOutput};
+use support::Client;
+use support::daemon::Daemon;
+
+/// A replica whose `confirm` tool asks for a confirmation and checks the
+/// state it sealed comes back.
+async fn replica(keys: Vec<[u8; 32]>) -> std::net::SocketAddr {
+    let form = json!({"type": "object", "properties": {"ok": {"type": "boolean"}}});
+    let confirm = Tool::raw(
+        "confirm",
+        "Asks for a confirmation, carrying state.",
+        json!({"type": "object"}),
+        move |ctx: Context, _args: Value| {
+            let form = form.clone();
+            async move {
+                let asked = InputRequests::new()
+                    .elicit("confirm", "Please confirm", form)
+                    .state("awaiting-confirmation");
+                match ctx.input(asked).await {
+                    Ok(_) if ctx.request_state() == Some("awaiting-confirmation") => {
+                        ToolOutput::text("confirmed")
+                    }
+                    Ok(_) => ToolOutput::error("no state"),
+                    Err(e) => ToolOutput::error(e.message),
+                }
+            }
+        },
+    );
+    support::serve(
+        Service::new(
+            McpServer::builder("replica", "0")
+                .state_keys(keys)
+                .tool(confirm),
+        )
+        .streamable_http("/mcp"),
+    )
+    .await
+}
+
+/// A 2026-07-28 `tools/call` of `confirm` (with `params` added).
+async fn call(addr: std::net::SocketAddr, more: Value) -> Value {
+    let mut params = json!({"name": "confirm", "arguments": {},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                  "io.modelcontextprotocol/clientCapabilities": {"elicitation": {}}}});
+    if let (Some(p), Some(m)) = (params.as_object_mut(), more.as_object()) {
+        p.extend(m.clone());
+    }
+    let body =
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}).to_string();
+    let mut c = Client::connect(addr).await;
+    c.send(
+        format!(
+            "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: confirm\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await;
+    let r = c.read_response_to("POST").await;
+    let text = r.body_str();
+    serde_json::from_str(&text).unwrap_or_else(|_| {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+            .find(|m| m.get("id").is_some())
+            .unwrap_or_else(|| panic!("an answer in {text}"))
+    })
+}
+
+/// The round's `requestState`, from replica `addr`.
+async fn first_round(addr: std::net::SocketAddr) -> String {
+    let asked = call(addr, json!({})).await;
+    assert_eq!(asked["result"]["resultType"], "input_required", "{asked}");
+    asked["result"]["requestState"]
+        .as_str()
+        .expect("requestState")
+        .to_owned()
+}
+
+/// The retried call with the answer and `state`, on replica `addr`.
+async fn second_round(addr: std::net::SocketAddr, state: &str) -> Value {
+    call(
+        addr,
+        json!({"inputResponses": {"confirm": {"action": "accept", "content": {"ok": true}}},
+               "requestState": state}),
+    )
+    .await
+}
+
+fn confirmed(answer: &Value) -> bool {
+    answer["result"]["content"][0]["text"] == "confirmed"
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_round_crosses_replicas_that_share_the_state_key() {
+    let (old, new) = ([7u8; 32], [9u8; 32]);
+    let a = replica(vec![old]).await;
+    let b = replica(vec![old]).await;
+    let stranger = replica(Vec::new()).await;
+    let state = first_round(a).await;
+    assert!(
+        confirmed(&second_round(b, &state).await),
+        "another replica opens it"
+    );
+    let refused = second_round(stranger, &state).await;
+    assert_eq!(refused["error"]["code"], -32602, "{refused}");
+    // Rotation: the new key first, the old one kept while rounds in flight
+    // may carry it.
+    let rotated = replica(vec![new, old]).await;
+    assert!(
+        confirmed(&second_round(rotated, &state).await),
+        "the old key still opens"
+    );
+    let sealed_new = first_round(rotated).await;
+    assert!(confirmed(
+        &second_round(replica(vec![new]).await, &sealed_new).await
+    ));
+    let not_yet = second_round(a, &sealed_new).await;
+    assert_eq!(
+        not_yet["error"]["code"], -32602,
+        "a replica without the new key: {not_yet}"
+    );
+}
+
+async fn get(addr: std::net::SocketAddr, path: &str) -> u16 {
+    let mut c = Client::connect(addr).await;
+    c.send(
+        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await;
+    c.read_response().await.status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_daemon_says_not_ready_while_it_still_serves() {
+    let mut daemon = Daemon::start(&["--port", "0", "--drain-grace", "2s"], &[]);
+    let addr = daemon.addr;
+    assert_eq!(get(addr, "/ready").await, 200);
+    let started = Instant::now();
+    daemon.signal("TERM");
+    let mut ready = 200;
+    while started.elapsed() < Duration::from_secs(1) && ready == 200 {
+        ready = get(addr, "/ready").await;
+    }
+    assert_eq!(ready, 503, "/ready turns 503 on SIGTERM");
+    // Liveness stays, and MCP requests are still served during the grace.
+    assert_eq!(get(addr, "/health").await, 200);
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#;
+    let mut c = Client::connect(addr).await;
+    c.send(
+        format!(
+            "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{init}",
+            init.len()
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert_eq!(c.read_response_to("POST").await.status, 200);
+    let (status, _, stderr) = daemon.wait_exit(Duration::from_secs(15));
+    assert!(status.success(), "{stderr}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "it served out its grace: {:?}",
+        started.elapsed()
+    );
+    assert!(stderr.contains("draining"), "{stderr}");
+}
