@@ -94,7 +94,6 @@ impl<L: Listener> Server<L> {
 
     /// Records the address a wrapped listener's socket is bound to (a TLS
     /// listener over TCP), for [`Server::local_addr`].
-    #[cfg(feature = "tls")]
     pub(crate) fn bound_at(mut self, addr: SocketAddr) -> Self {
         self.local_addr = Some(addr);
         self

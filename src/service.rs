@@ -367,15 +367,27 @@ impl Built {
         self,
         tls: &crate::tls::Tls,
     ) -> Result<Server<crate::tls::TlsListener<tokio::net::TcpListener>>, Error> {
+        self.bind_wrapped(true, |tcp| tls.listener(tcp)).await
+    }
+
+    /// Binds the configured TCP address and serves the connections of the
+    /// listener `wrap` makes of it: a PROXY protocol reader
+    /// ([`crate::proxy_protocol::ProxyProtocolListener`]), TLS over that,
+    /// or a host's own. `tls` says whether its URLs are `https`/`wss`.
+    pub async fn bind_wrapped<L: Listener>(
+        self,
+        tls: bool,
+        wrap: impl FnOnce(tokio::net::TcpListener) -> L,
+    ) -> Result<Server<L>, Error> {
         let (rest, router) = self.split();
         let addr = rest.config.addr();
         let tcp = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| Error::Bind { addr, source })?;
         let local = tcp.local_addr().map_err(Error::Io)?;
-        let server =
-            Server::from_listener(tls.listener(tcp), rest.config.clone(), router)?.bound_at(local);
-        Ok(rest.wire(server, |scheme| format!("{scheme}s://{local}")))
+        let server = Server::from_listener(wrap(tcp), rest.config.clone(), router)?.bound_at(local);
+        let secure = if tls { "s" } else { "" };
+        Ok(rest.wire(server, |scheme| format!("{scheme}{secure}://{local}")))
     }
 
     /// Serves on a Unix socket at `path` (a new file).

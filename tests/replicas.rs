@@ -178,3 +178,99 @@ async fn a_draining_daemon_says_not_ready_while_it_still_serves() {
     );
     assert!(stderr.contains("draining"), "{stderr}");
 }
+
+/// An `initialize` POST's status, after `prefix` (a PROXY header) and with
+/// `extra` header lines.
+async fn initialize(addr: std::net::SocketAddr, prefix: &[u8], extra: &str) -> u16 {
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#;
+    let mut bytes = prefix.to_vec();
+    bytes.extend_from_slice(
+        format!(
+            "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{init}",
+            init.len()
+        )
+        .as_bytes(),
+    );
+    let mut c = Client::connect(addr).await;
+    c.send(&bytes).await;
+    c.read_response_to("POST").await.status
+}
+
+/// A PROXY protocol v2 header naming `client` (IPv4).
+fn proxy_v2(client: [u8; 4], port: u16) -> Vec<u8> {
+    let mut h = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    h.extend_from_slice(&[0x21, 0x11, 0x00, 0x0c]);
+    h.extend_from_slice(&client);
+    h.extend_from_slice(&[127, 0, 0, 1]);
+    h.extend_from_slice(&port.to_be_bytes());
+    h.extend_from_slice(&8000u16.to_be_bytes());
+    h
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_protocol_names_the_client_the_rate_limit_counts() {
+    let daemon = Daemon::start(
+        &["--port", "0", "--proxy-protocol", "--rate-limit", "0.2:1"],
+        &[],
+    );
+    let addr = daemon.addr;
+    // One request each from two clients behind the balancer: both served.
+    assert_eq!(
+        initialize(addr, &proxy_v2([203, 0, 113, 1], 4000), "").await,
+        200
+    );
+    assert_eq!(
+        initialize(addr, &proxy_v2([203, 0, 113, 2], 4001), "").await,
+        200
+    );
+    // The first again: its own bucket is empty.
+    assert_eq!(
+        initialize(addr, &proxy_v2([203, 0, 113, 1], 4002), "").await,
+        429
+    );
+    // Version 1 works too; a connection without a header is closed unanswered.
+    let v1 = b"PROXY TCP4 203.0.113.3 127.0.0.1 4003 8000\r\n";
+    assert_eq!(initialize(addr, v1, "").await, 200);
+    let mut plain = Client::connect(addr).await;
+    plain
+        .send(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await;
+    assert!(plain.is_closed_within(Duration::from_secs(8)).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_for_is_believed_only_from_trusted_proxies() {
+    let trusting = Daemon::start(
+        &[
+            "--port",
+            "0",
+            "--trusted-proxies",
+            "127.0.0.0/8",
+            "--rate-limit",
+            "0.2:1",
+        ],
+        &[],
+    );
+    let xff = |ip: &str| format!("X-Forwarded-For: {ip}\r\n");
+    assert_eq!(
+        initialize(trusting.addr, b"", &xff("203.0.113.1")).await,
+        200
+    );
+    assert_eq!(
+        initialize(trusting.addr, b"", &xff("203.0.113.2")).await,
+        200
+    );
+    assert_eq!(
+        initialize(trusting.addr, b"", &xff("203.0.113.1")).await,
+        429
+    );
+    // A client cannot pick its address by sending its own header first.
+    assert_eq!(
+        initialize(trusting.addr, b"", &xff("198.51.100.7, 203.0.113.2")).await,
+        429
+    );
+    // Without trusted proxies the header is ignored: one address, one bucket.
+    let plain = Daemon::start(&["--port", "0", "--rate-limit", "0.2:1"], &[]);
+    assert_eq!(initialize(plain.addr, b"", &xff("203.0.113.1")).await, 200);
+    assert_eq!(initialize(plain.addr, b"", &xff("203.0.113.2")).await, 429);
+}

@@ -20,6 +20,7 @@ use snowflake_mcp::guard::auth::Auth;
 use snowflake_mcp::mcp::{
     McpServer, McpServerBuilder, Resource, ResourceContents, Tool, ToolOutput,
 };
+use snowflake_mcp::proxy_protocol::ProxyProtocolListener;
 use snowflake_mcp::service::Built;
 use snowflake_mcp::transport::stdio;
 use snowflake_mcp::transport::streamable_http::HttpMcpConfig;
@@ -317,12 +318,24 @@ async fn serve(
     }
     #[cfg(feature = "tls")]
     if let Some((tls, interval)) = &settings.tls {
+        if settings.proxy_protocol {
+            let server = built
+                .bind_wrapped(true, |tcp| tls.listener(proxied(tcp)))
+                .await
+                .map_err(|e| e.to_string())?;
+            return serve_tls(server, tls, *interval, signals, readiness, grace, kind).await;
+        }
         let server = built.bind_tls(tls).await.map_err(|e| e.to_string())?;
+        return serve_tls(server, tls, *interval, signals, readiness, grace, kind).await;
+    }
+    if settings.proxy_protocol {
+        let server = built
+            .bind_wrapped(false, proxied)
+            .await
+            .map_err(|e| e.to_string())?;
         let addr = server.local_addr();
-        let _watch = tls.watch(*interval);
-        tokio::spawn(reload_on_hangup(tls.clone()));
-        tracing::info!(address = %addr, warehouse = kind, "listening (TLS)");
-        println!("listening on https://{addr}");
+        tracing::info!(address = %addr, warehouse = kind, "listening (PROXY protocol)");
+        println!("listening on http://{addr}");
         return server
             .serve(draining_signal(signals, readiness, grace))
             .await
@@ -332,6 +345,33 @@ async fn serve(
     let addr = server.local_addr();
     tracing::info!(address = %addr, warehouse = kind, "listening");
     println!("listening on http://{addr}");
+    server
+        .serve(draining_signal(signals, readiness, grace))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// TCP connections that start with a PROXY protocol header.
+fn proxied(tcp: tokio::net::TcpListener) -> ProxyProtocolListener<tokio::net::TcpStream> {
+    ProxyProtocolListener::new(tcp, snowflake_mcp::proxy_protocol::DEFAULT_HEADER_TIMEOUT)
+}
+
+/// Serves `server` over TLS until a signal, the certificate watched.
+#[cfg(feature = "tls")]
+async fn serve_tls<L: snowflake_mcp::server::Listener>(
+    server: snowflake_mcp::Server<L>,
+    tls: &snowflake_mcp::tls::Tls,
+    interval: Duration,
+    signals: Signals,
+    readiness: Option<Readiness>,
+    grace: Duration,
+    kind: &str,
+) -> Result<(), String> {
+    let addr = server.local_addr();
+    let _watch = tls.watch(interval);
+    tokio::spawn(reload_on_hangup(tls.clone()));
+    tracing::info!(address = %addr, warehouse = kind, "listening (TLS)");
+    println!("listening on https://{addr}");
     server
         .serve(draining_signal(signals, readiness, grace))
         .await

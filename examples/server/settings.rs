@@ -79,6 +79,8 @@ pub struct Settings {
     pub state_keys: Vec<[u8; 32]>,
     /// How long `/ready` says 503 before a SIGTERM's graceful shutdown.
     pub drain_grace: Duration,
+    /// Whether connections start with a PROXY protocol header.
+    pub proxy_protocol: bool,
     /// TLS: the certificate and how often its files are checked (always
     /// `None` without the `tls` feature).
     #[cfg_attr(not(feature = "tls"), allow(dead_code))]
@@ -409,6 +411,8 @@ impl Given {
         let oauth = self.oauth(config.host, config.port)?;
         let state_keys = self.state_keys()?;
         let drain_grace = self.get("drain_grace", Duration::ZERO, parse_duration)?;
+        let proxy_protocol = self.get("proxy_protocol", false, parse_bool)?;
+        config.trusted_proxies = self.trusted_proxies()?;
         let per_client_set = self.values.contains_key("max_requests_per_client");
         let (requests, pool) = self.limits()?;
         let tools = self.tools(guard)?;
@@ -424,6 +428,7 @@ impl Given {
             auth,
             state_keys,
             drain_grace,
+            proxy_protocol,
             tls,
             oauth,
             rate_limit,

@@ -95,6 +95,13 @@ pub struct Config {
     /// a `Max-Age`. Other origins get no CORS headers. A value that cannot go
     /// in a header is refused when the server is made. Default: none.
     pub cors: Option<Cors>,
+    /// Proxies (load balancers) whose `X-Forwarded-For` (or, without it,
+    /// `Forwarded`) is believed: a request from one of these networks is
+    /// taken to come from the rightmost address in that header that is not
+    /// itself a trusted proxy, and [`crate::http::Request::remote_addr`]
+    /// says so (rate limits, principals, logs, `/status`). From anyone else
+    /// the headers are ignored. Default: none.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// Cross-origin resource sharing: which browser origins may call the server.
@@ -147,6 +154,7 @@ impl Default for Config {
             security_headers: false,
             hsts_max_age: None,
             cors: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }

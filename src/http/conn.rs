@@ -203,6 +203,27 @@ impl<S: Io> Conn<S> {
         }
     }
 
+    /// The request's client: the peer, or the client a trusted proxy names.
+    fn client_addr(&self, head: &Head) -> SocketAddr {
+        let trusted = &self.shared.config.trusted_proxies;
+        if trusted.is_empty() {
+            return self.remote;
+        }
+        let buf = &self.rbuf[self.start..self.start + head.len];
+        let named = |name: &'static str| {
+            self.spans
+                .iter()
+                .filter(move |h| h.name.slice(buf).eq_ignore_ascii_case(name.as_bytes()))
+                .map(move |h| h.value.slice(buf))
+        };
+        super::forwarded::client(
+            self.remote,
+            trusted,
+            named("x-forwarded-for"),
+            named("forwarded"),
+        )
+    }
+
     /// Serves requests until the connection closes, then hands it over if upgraded.
     pub(crate) async fn run(mut self) {
         loop {
@@ -271,12 +292,13 @@ impl<S: Io> Conn<S> {
             BodyAt::InBuffer(n) => &self.rbuf[self.start + head.len..self.start + head.len + n],
             BodyAt::Decoded => &self.body,
         };
+        let remote = self.client_addr(&head);
         let req = Request {
             buf: &self.rbuf[self.start..self.start + head.len],
             head: &head,
             headers: &self.spans,
             body,
-            remote: self.remote,
+            remote,
             shutdown: Some(&self.shutdown),
         };
         // A panicking handler costs its own request, not the connection task:

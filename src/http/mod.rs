@@ -8,7 +8,8 @@
 //! Stages, one file each: `head` (request line and header fields),
 //! `chunked` (chunked body decoding), `conn` (the per-connection loop,
 //! limits and timeouts), `encode` (status line, framing headers, chunks),
-//! `sse` (event encoding), `router`, `request`, `response`, `upgrade`.
+//! `sse` (event encoding), `router`, `request`, `response`, `upgrade`,
+//! `forwarded` (the client behind a trusted proxy).
 
 #[cfg(feature = "fuzzing")]
 pub mod chunked;
@@ -17,6 +18,7 @@ pub(crate) mod chunked;
 pub mod config;
 pub(crate) mod conn;
 pub(crate) mod encode;
+mod forwarded;
 #[cfg(feature = "fuzzing")]
 pub mod head;
 #[cfg(not(feature = "fuzzing"))]

@@ -14,6 +14,13 @@ use super::pending::Outgoing;
 use super::version::ProtocolVersion;
 use crate::jsonrpc::write::write_notification;
 
+/// Tools a session's caller may not call, each with the scope it needs.
+pub type DeniedTools = Arc<Vec<(String, String)>>;
+
+/// The statement kinds a session's caller may run (within what the tools
+/// allow anyone).
+pub type StatementKinds = Arc<Vec<crate::util::sql_guard::StatementKind>>;
+
 /// What a call's context (and the call running it) may ask of the session
 /// the call came in on. The session implements it; the context holds it as
 /// a trait object, so this file (which tools, prompts and resources name)
@@ -24,7 +31,7 @@ pub(crate) trait SessionLink: Send + Sync + std::fmt::Debug {
     /// Whether the session's calls may run read-only statements only.
     fn is_read_only(&self) -> bool;
     /// The statement kinds the session's calls are limited to, if any.
-    fn statement_kinds(&self) -> Option<super::session::StatementKinds>;
+    fn statement_kinds(&self) -> Option<StatementKinds>;
     /// Whom the session's calls count against, when the transport said.
     fn principal(&self) -> Option<&str>;
     /// The party of the principal the session belongs to, when set.
@@ -399,7 +406,7 @@ impl Context {
     /// The statement kinds the caller may run, when its authorization
     /// limits them (an OAuth token's scopes); `None`: whatever the tools
     /// allow (and [`Context::is_read_only`] says).
-    pub fn statement_kinds(&self) -> Option<super::session::StatementKinds> {
+    pub fn statement_kinds(&self) -> Option<StatementKinds> {
         self.inner
             .session
             .as_ref()

@@ -34,12 +34,7 @@ pub const UNSUPPORTED_PROTOCOL_VERSION: i32 = -32022;
 /// needs. Streamable HTTP answers it with 403 `insufficient_scope`.
 pub const INSUFFICIENT_SCOPE: i32 = -32044;
 
-/// Tools a session's caller may not call, each with the scope it needs.
-pub type DeniedTools = std::sync::Arc<Vec<(String, String)>>;
-
-/// The statement kinds a session's caller may run (within what the tools
-/// allow anyone).
-pub type StatementKinds = std::sync::Arc<Vec<crate::util::sql_guard::StatementKind>>;
+pub use super::context::{DeniedTools, StatementKinds};
 /// Most messages one JSON-RPC batch (2025-03-26) may hold; a larger batch
 /// is refused whole. Default: 64.
 pub const MAX_BATCH_MEMBERS: usize = 64;

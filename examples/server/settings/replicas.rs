@@ -20,6 +20,25 @@ pub(super) fn replica_specs() -> Vec<Spec> {
             help: "keys (32 bytes each, base64 or 64 hex digits, comma-separated; the first seals, all open) every replica seals 2026-07-28 requestState with, so a round may come back to any replica; to rotate, put the new key first and drop the old one later (no flag: a command line is visible to every user)",
             boolean: false,
         },
+        Spec {
+            boolean: true,
+            ..s(
+                "proxy_protocol",
+                "--proxy-protocol",
+                "MCP_PROXY_PROTOCOL",
+                "BOOL",
+                "false".into(),
+                "every connection starts with a PROXY protocol header (v1 or v2, HAProxy's send-proxy-v2) naming the client; connections without one are closed",
+            )
+        },
+        s(
+            "trusted_proxies",
+            "--trusted-proxies",
+            "MCP_TRUSTED_PROXIES",
+            "CIDRS",
+            "none".into(),
+            "networks whose X-Forwarded-For (else Forwarded) is believed, comma-separated (10.0.0.0/8, 192.0.2.7)",
+        ),
         s(
             "drain_grace",
             "--drain-grace",
@@ -32,6 +51,21 @@ pub(super) fn replica_specs() -> Vec<Spec> {
 }
 
 impl Given {
+    /// The trusted proxies' networks (a bare address is one host).
+    pub(super) fn trusted_proxies(&self) -> Result<Vec<ipnet::IpNet>, String> {
+        self.get("trusted_proxies", Vec::new(), |v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(|n| {
+                    n.parse::<ipnet::IpNet>()
+                        .or_else(|_| n.parse::<IpAddr>().map(ipnet::IpNet::from))
+                        .map_err(|_| format!("{n:?} is not a network (CIDR) or an address"))
+                })
+                .collect()
+        })
+    }
+
     /// The state keys, checked (never echoed in a message).
     pub(super) fn state_keys(&self) -> Result<Vec<[u8; 32]>, String> {
         self.get("state_keys", Vec::new(), |v| {
