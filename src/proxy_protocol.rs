@@ -57,7 +57,7 @@ pub type Parsed = (usize, Option<SocketAddr>);
 /// Parses the header at the start of `buf`: `Ok(None)` when more bytes
 /// are needed.
 pub fn parse(buf: &[u8]) -> Result<Option<Parsed>, ProxyHeaderError> {
-    if buf.starts_with(b"PROXY ") || b"PROXY ".starts_with(&buf[..buf.len().min(6)]) {
+    if b"PROXY ".starts_with(&buf[..buf.len().min(6)]) {
         return parse_v1(buf);
     }
     let head = &buf[..buf.len().min(SIGNATURE.len())];

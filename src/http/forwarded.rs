@@ -15,7 +15,7 @@ use ipnet::IpNet;
 pub(crate) fn client<'h>(
     peer: SocketAddr,
     trusted: &[IpNet],
-    x_forwarded_for: impl Iterator<Item = &'h [u8]> + Clone,
+    x_forwarded_for: impl Iterator<Item = &'h [u8]>,
     forwarded: impl Iterator<Item = &'h [u8]>,
 ) -> SocketAddr {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(&canonical(*ip)));

@@ -421,13 +421,13 @@ impl OAuth {
     pub(crate) fn check(&self, token: &str) -> Verdict {
         let now = unix_now();
         let leeway = self.leeway.as_secs();
+        if token.len() > MAX_TOKEN_BYTES {
+            return Verdict::Refused(Refusal::Invalid("the token is too long"));
+        }
         let digest = digest(token);
         let cached = self.cache.lock().get(&digest, now, leeway);
         if let Some(caller) = cached {
             return self.authorize(caller);
-        }
-        if token.len() > MAX_TOKEN_BYTES {
-            return Verdict::Refused(Refusal::Invalid("the token is too long"));
         }
         if token.split('.').count() != 3 {
             return match self.introspection {
