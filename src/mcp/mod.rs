@@ -42,6 +42,8 @@ pub use resource::{BoxFuture, ReadError, Resource, ResourceContents};
 pub use server::{McpServer, McpServerBuilder, ServerEvent};
 pub use session::{Dispatched, Session};
 pub(crate) use session::{Handled, LARGE_MESSAGE, RequestCheck, RequestView, owned_in_pieces};
+#[cfg(feature = "redis")]
+pub use tasks::SharedTasks;
 pub use tasks::TaskSupport;
 pub use tool::schema_of;
 pub use tool::{Content, Tool, ToolFuture, ToolHandler, ToolOutput};

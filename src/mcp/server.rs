@@ -41,6 +41,9 @@ pub struct McpServerBuilder {
     page_size: usize,
     /// Keys `requestState` is sealed with (none: a random one).
     state_keys: Vec<[u8; 32]>,
+    /// Where tasks are also kept, for other replicas.
+    #[cfg(feature = "redis")]
+    shared_tasks: Option<super::tasks::SharedTasks>,
 }
 
 impl std::fmt::Debug for McpServerBuilder {
@@ -102,6 +105,16 @@ impl McpServerBuilder {
         self
     }
 
+    /// Keeps tasks (the tasks extension) in `store` too, so that every
+    /// replica attached to the same store answers `tasks/get`,
+    /// `tasks/update` and `tasks/cancel` for them, wherever the request
+    /// lands. One store serves one server.
+    #[cfg(feature = "redis")]
+    pub fn shared_tasks(mut self, store: super::tasks::SharedTasks) -> Self {
+        self.shared_tasks = Some(store);
+        self
+    }
+
     /// Builds the server, serializing every fixed answer once.
     pub fn build(self) -> McpServer {
         let settings = Settings {
@@ -118,6 +131,9 @@ impl McpServerBuilder {
             edits: Mutex::new(()),
             events,
             state_key: super::state::StateKeys::given(&self.state_keys),
+            #[cfg(feature = "redis")]
+            tasks: super::tasks::TaskStore::with_shared(self.shared_tasks),
+            #[cfg(not(feature = "redis"))]
             tasks: super::tasks::TaskStore::default(),
             metrics: Arc::default(),
             abort: tokio::sync::watch::channel(None).0,
@@ -473,6 +489,8 @@ impl McpServer {
             prompts: Vec::new(),
             page_size: DEFAULT_PAGE_SIZE,
             state_keys: Vec::new(),
+            #[cfg(feature = "redis")]
+            shared_tasks: None,
         }
     }
 
@@ -606,6 +624,13 @@ impl McpServer {
     /// are dropped (a warehouse statement is interrupted).
     pub fn abort_calls(&self, reason: &str) {
         self.0.abort.send_replace(Some(Arc::from(reason)));
+    }
+
+    /// How many of this server's tasks (the tasks extension) have not
+    /// ended: a host shutting down waits for them to reach zero (within its
+    /// deadline) before [`McpServer::abort_calls`] ends the rest.
+    pub fn live_tasks(&self) -> usize {
+        self.0.tasks.live()
     }
 
     /// A feed of changes, for transports that forward them to clients.

@@ -52,6 +52,11 @@ pub struct ToolsConfig {
     pub max_limit: usize,
     /// Default: 1 MiB.
     pub max_result_bytes: usize,
+    /// For clients that negotiated the tasks extension (2026-07-28), an
+    /// `execute_query` still running after this long becomes a task the
+    /// client polls (`tasks/get`) instead of a request it holds open.
+    /// Default: `None` (it never does, and the tool does not advertise it).
+    pub query_task_after: Option<std::time::Duration>,
 }
 
 impl Default for ToolsConfig {
@@ -61,6 +66,7 @@ impl Default for ToolsConfig {
             default_limit: DEFAULT_ROW_LIMIT,
             max_limit: MAX_ROW_LIMIT,
             max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
+            query_task_after: None,
         }
     }
 }
@@ -282,6 +288,17 @@ fn query_view_tool(tools: &Arc<Tools>) -> Tool {
 
 /// The `execute_query` tool.
 fn execute_query_tool(tools: &Arc<Tools>) -> Tool {
+    let tool = execute_query_plain(tools);
+    match tools.config.query_task_after {
+        Some(after) => tool
+            .task_support(crate::mcp::TaskSupport::Optional)
+            .task_after(after),
+        None => tool,
+    }
+}
+
+/// `execute_query` before its task support.
+fn execute_query_plain(tools: &Arc<Tools>) -> Tool {
     let t = Arc::clone(tools);
     Tool::typed(
         "execute_query",

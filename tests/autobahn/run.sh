@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-cargo build --locked --features fuzzing,tls --example ws_echo
+cargo build --locked --features fuzzing,tls,redis --example ws_echo
 work="$(mktemp -d)"
 log="$work/server.log"
 ./target/debug/examples/ws_echo 0 >"$log" 2>&1 &

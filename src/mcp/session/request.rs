@@ -70,7 +70,7 @@ impl Session {
         req: &Request<'a>,
         params: &Params<'a>,
         meta: &Meta<'a>,
-        catalog: &Catalog,
+        catalog: &Arc<Catalog>,
         version: ProtocolVersion,
         out: &mut Vec<u8>,
     ) -> Result<Dispatched<'a>, RpcError> {
@@ -94,7 +94,9 @@ impl Session {
                 write_result(out, req.id, b"{}");
             }
             "tasks/get" | "tasks/update" | "tasks/cancel" if version.is_modern() => {
-                if let Some(done) = self.task_request(method, req.id, params, meta, out)? {
+                if let Some(done) =
+                    self.task_request(method, req, params, meta, (catalog, version), out)?
+                {
                     return Ok(done);
                 }
             }
@@ -177,13 +179,16 @@ impl Session {
     }
 
     /// `tasks/get`, `tasks/update`, `tasks/cancel` (the tasks extension);
-    /// `Some` when the answer is complete already.
+    /// `Some` when the answer is complete already, or is a call to run
+    /// (through the shared store: another replica's task, or a change the
+    /// store must hold before the client hears it is done).
     pub(super) fn task_request<'a>(
         &self,
         method: &str,
-        id: Id<'a>,
+        req: &Request<'a>,
         params: &Params<'a>,
         meta: &Meta<'a>,
+        (catalog, version): (&Arc<Catalog>, ProtocolVersion),
         out: &mut Vec<u8>,
     ) -> Result<Option<Dispatched<'a>>, RpcError> {
         let caps = meta
@@ -197,34 +202,56 @@ impl Session {
                 "{method} needs a \"taskId\""
             )));
         };
-        let task = self
-            .server
-            .0
-            .tasks
-            .get(&task_id)
-            .ok_or_else(|| RpcError::invalid_params(format!("unknown taskId {task_id:?}")))?;
+        let responses = match (method, params.input_responses) {
+            ("tasks/update", Some(raw)) => match serde_json::from_str(raw.get()) {
+                Ok(serde_json::Value::Object(m)) => m,
+                _ => {
+                    return Err(RpcError::invalid_params(
+                        "\"inputResponses\" must be an object",
+                    ));
+                }
+            },
+            _ => serde_json::Map::new(),
+        };
+        let store = &self.server.0.tasks;
+        let local = store.get(&task_id);
+        #[cfg(feature = "redis")]
+        if store.shared().is_some() && (local.is_none() || method != "tasks/get") {
+            use super::super::tasks::shared::Op;
+            let op = match method {
+                "tasks/get" => Op::Get,
+                "tasks/update" => Op::Update(responses),
+                _ => Op::Cancel,
+            };
+            return Ok(Some(Dispatched::Call(Call {
+                catalog: Arc::clone(catalog),
+                id: req.id,
+                kind: CallKind::Task {
+                    task_id: task_id.into_owned(),
+                    op,
+                },
+                progress_token: None,
+                version,
+                log_level: None,
+                client_capabilities: meta.client_capabilities,
+                client_info: meta.client_info,
+                input_responses: None,
+                request_state: None,
+            })));
+        }
+        #[cfg(not(feature = "redis"))]
+        let _ = (catalog, version);
+        let task =
+            local.ok_or_else(|| RpcError::invalid_params(format!("unknown taskId {task_id:?}")))?;
         match method {
             "tasks/get" => {
-                write_result(out, id, task.detailed().to_string().as_bytes());
+                write_result(out, req.id, task.detailed().to_string().as_bytes());
                 return Ok(Some(Dispatched::Done));
             }
-            "tasks/update" => {
-                let responses = match params.input_responses {
-                    None => serde_json::Map::new(),
-                    Some(raw) => match serde_json::from_str(raw.get()) {
-                        Ok(serde_json::Value::Object(m)) => m,
-                        _ => {
-                            return Err(RpcError::invalid_params(
-                                "\"inputResponses\" must be an object",
-                            ));
-                        }
-                    },
-                };
-                task.update(responses);
-            }
+            "tasks/update" => task.update(responses),
             _ => task.cancel(),
         }
-        write_result(out, id, br#"{"resultType":"complete"}"#);
+        write_result(out, req.id, br#"{"resultType":"complete"}"#);
         Ok(None)
     }
 }

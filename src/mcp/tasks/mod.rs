@@ -16,7 +16,13 @@
 //! `completed` task whose result has `isError`; `failed` is kept for
 //! protocol errors (a handler that panicked, say). Task ids are 128 random
 //! bits (they are the only key to a task); finished tasks are kept for
-//! `ttlMs` after their last change.
+//! `ttlMs` after their last change. A task still running when the server
+//! aborts its calls ([`crate::mcp::McpServer::abort_calls`]) ends `failed`
+//! with the reason.
+//!
+//! Tasks live in the memory of the process that runs them. With the
+//! `redis` feature, [`SharedTasks`] also keeps them in Redis so that every
+//! replica behind a load balancer can answer for them (see [`shared`]).
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -30,6 +36,11 @@ use tokio::sync::{Notify, watch};
 
 use crate::jsonrpc::{INTERNAL_ERROR, RpcError};
 use crate::util::date::format_rfc3339;
+
+#[cfg(feature = "redis")]
+pub mod shared;
+#[cfg(feature = "redis")]
+pub use shared::SharedTasks;
 
 /// The extension's name, as clients declare it under `capabilities.extensions`.
 pub const TASKS_EXTENSION: &str = "io.modelcontextprotocol/tasks";
@@ -130,11 +141,56 @@ pub(crate) struct Task {
     answered: Notify,
     /// Set when the client cancels; the runner aborts the handler.
     cancel: watch::Sender<bool>,
+    /// Where every change is also written, for the other replicas.
+    #[cfg(feature = "redis")]
+    shared: Option<SharedTasks>,
 }
 
 impl Task {
     fn lock(&self) -> parking_lot::MutexGuard<'_, State> {
         self.state.lock()
+    }
+
+    /// The task's id.
+    #[cfg(feature = "redis")]
+    pub(crate) fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// How long the task stays readable after its last change.
+    #[cfg(feature = "redis")]
+    pub(crate) fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Whether the task has not ended yet.
+    pub(crate) fn is_live(&self) -> bool {
+        !self.lock().status.is_terminal()
+    }
+
+    /// Whether it is live, and its `tasks/get` answer, read at one instant.
+    #[cfg(feature = "redis")]
+    pub(crate) fn snapshot(&self) -> (bool, Value) {
+        let state = self.lock();
+        (!state.status.is_terminal(), self.detailed_of(&state))
+    }
+
+    /// Writes the task's new state to the shared store, if there is one;
+    /// the receiver says when it is written.
+    fn mirror(&self) -> Option<tokio::sync::oneshot::Receiver<bool>> {
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.shared {
+            return Some(shared.publish(self));
+        }
+        None
+    }
+
+    /// Once the task's state is in the shared store (at once without one;
+    /// at most 3 s): so another replica asked about it right after knows it.
+    pub(crate) async fn published(&self) {
+        if let Some(written) = self.mirror() {
+            let _ = tokio::time::timeout(Duration::from_secs(3), written).await;
+        }
     }
 
     /// The fields every task answer carries.
@@ -163,7 +219,11 @@ impl Task {
     /// The `tasks/get` answer: status, and the result, error or pending requests.
     pub(crate) fn detailed(&self) -> Value {
         let state = self.lock();
-        let mut m = self.envelope(&state);
+        self.detailed_of(&state)
+    }
+
+    fn detailed_of(&self, state: &State) -> Value {
+        let mut m = self.envelope(state);
         m.insert("resultType".into(), "complete".into());
         match state.status {
             Status::Completed => {
@@ -197,6 +257,7 @@ impl Task {
         }
         state.last_updated = SystemTime::now();
         drop(state);
+        self.mirror();
         self.answered.notify_waiters();
     }
 
@@ -210,6 +271,7 @@ impl Task {
         state.pending.clear();
         state.last_updated = SystemTime::now();
         drop(state);
+        self.mirror();
         self.cancel.send_replace(true);
     }
 
@@ -229,6 +291,7 @@ impl Task {
                 state.last_updated = SystemTime::now();
             }
         }
+        self.mirror();
         loop {
             // Registered before the check, so an update in between is not missed.
             let notified = self.answered.notified();
@@ -265,6 +328,8 @@ impl Task {
         }
         state.pending.clear();
         state.last_updated = SystemTime::now();
+        drop(state);
+        self.mirror();
     }
 
     fn expired(&self, now: SystemTime) -> bool {
@@ -276,14 +341,43 @@ impl Task {
     }
 }
 
+/// A server's own tasks, by id.
+pub(crate) type LocalTasks = Mutex<HashMap<String, Arc<Task>>>;
+
 /// Every task of a server, by id.
 #[derive(Debug, Default)]
 pub(crate) struct TaskStore {
     /// A std mutex: held to insert, find or sweep, never across an `.await`.
-    tasks: Mutex<HashMap<String, Arc<Task>>>,
+    tasks: Arc<LocalTasks>,
+    /// Where tasks are also kept for other replicas.
+    #[cfg(feature = "redis")]
+    shared: Option<SharedTasks>,
 }
 
 impl TaskStore {
+    /// A store whose tasks are also kept in `shared` (ignored, with a
+    /// warning, when `shared` already serves another server).
+    #[cfg(feature = "redis")]
+    pub(crate) fn with_shared(shared: Option<SharedTasks>) -> TaskStore {
+        let tasks = Arc::<LocalTasks>::default();
+        let shared = shared.filter(|s| {
+            let attached = s.attach(&tasks);
+            if !attached {
+                tracing::warn!(
+                    "a SharedTasks store serves one server; this one keeps its tasks to itself"
+                );
+            }
+            attached
+        });
+        TaskStore { tasks, shared }
+    }
+
+    /// The shared store, if tasks are kept in one.
+    #[cfg(feature = "redis")]
+    pub(crate) fn shared(&self) -> Option<&SharedTasks> {
+        self.shared.as_ref()
+    }
+
     fn lock(&self) -> parking_lot::MutexGuard<'_, HashMap<String, Arc<Task>>> {
         self.tasks.lock()
     }
@@ -315,6 +409,8 @@ impl TaskStore {
             }),
             answered: Notify::new(),
             cancel,
+            #[cfg(feature = "redis")]
+            shared: self.shared.clone(),
         });
         tasks.insert(id, Arc::clone(&task));
         Some(task)
@@ -325,13 +421,41 @@ impl TaskStore {
         let task = self.lock().get(id).cloned()?;
         (!task.expired(SystemTime::now())).then_some(task)
     }
+
+    /// Answers a `tasks/*` request through the shared store: a local task
+    /// here (its change written before the answer), another replica's there.
+    #[cfg(feature = "redis")]
+    pub(crate) async fn answer(&self, task_id: &str, op: shared::Op) -> Result<Vec<u8>, RpcError> {
+        const COMPLETE: &[u8] = br#"{"resultType":"complete"}"#;
+        match (self.get(task_id), &self.shared) {
+            (Some(task), _) => {
+                match op {
+                    shared::Op::Get => return Ok(task.detailed().to_string().into_bytes()),
+                    shared::Op::Update(responses) => task.update(responses),
+                    shared::Op::Cancel => task.cancel(),
+                }
+                task.published().await;
+                Ok(COMPLETE.to_vec())
+            }
+            (None, Some(shared)) => shared.remote(task_id, op).await,
+            (None, None) => Err(RpcError::invalid_params(format!(
+                "unknown taskId {task_id:?}"
+            ))),
+        }
+    }
+
+    /// How many tasks have not ended yet.
+    pub(crate) fn live(&self) -> usize {
+        self.lock().values().filter(|t| t.is_live()).count()
+    }
 }
 
 /// A call's work: its encoded result object, or its error.
 pub(crate) type Work = Pin<Box<dyn Future<Output = Result<Vec<u8>, RpcError>> + Send>>;
 
-/// Runs `work` for `task` in the background until it ends or is cancelled.
-pub(crate) fn run(task: Arc<Task>, work: Work) {
+/// Runs `work` for `task` in the background until it ends, is cancelled,
+/// or the server aborts its calls (`abort` carries the reason).
+pub(crate) fn run(task: Arc<Task>, work: Work, mut abort: watch::Receiver<Option<Arc<str>>>) {
     let mut cancelled = task.cancel.subscribe();
     tokio::spawn(async move {
         // Its own task, so a panicking handler fails the task instead of the runner.
@@ -355,6 +479,11 @@ pub(crate) fn run(task: Arc<Task>, work: Work) {
                 task.finish(outcome);
             }
             _ = cancelled.wait_for(|&c| c) => handle.abort(),
+            Ok(reason) = abort.wait_for(Option::is_some) => {
+                let reason = reason.as_deref().unwrap_or_default().to_owned();
+                handle.abort();
+                task.finish(Err(error_json(&RpcError::new(crate::mcp::SERVER_STOPPING, reason))));
+            }
         }
     });
 }

@@ -1,0 +1,571 @@
+//! Tasks shared by every replica through Redis (feature `redis`).
+//!
+//! A task runs on the replica whose call created it (its *owner*): the
+//! handler is a future in that process. What the others need is kept in
+//! Redis:
+//!
+//! - `{prefix}task:{id}`: the task's last state, the JSON a `tasks/get`
+//!   answers with, beside the owner's name and whether it is still live.
+//!   The owner writes it after every change, in order (one writer per
+//!   replica); it expires `ttlMs` after the last write, and live tasks'
+//!   keys are refreshed while their owner runs.
+//! - `{prefix}replica:{name}`: the owner's heartbeat, refreshed every
+//!   [`HEARTBEAT`] and expiring after [`HEARTBEAT_EXPIRES`].
+//! - The channel `{prefix}to:{name}`: `tasks/update` and `tasks/cancel`
+//!   that land on another replica are relayed to the owner there, and the
+//!   owner answers on the sender's channel once the new state is written,
+//!   so a `tasks/get` anywhere right after sees it.
+//!
+//! A task whose owner stopped heartbeating (the process died) is reported
+//! `failed` with an error saying so: the client learns its end instead of
+//! polling a task nobody runs. A replica that shuts down first lets its
+//! live tasks finish within the shutdown deadline; those still running at
+//! the deadline end `failed` with the reason, written before it exits
+//! ([`SharedTasks::flush`]).
+//!
+//! The Redis URL may carry a password: it is never logged, nor shown by
+//! `Debug`.
+
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::{Duration, SystemTime};
+
+use futures_util::StreamExt;
+use redis::aio::ConnectionManager;
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::{LocalTasks, Task};
+use crate::jsonrpc::{INTERNAL_ERROR, RpcError};
+use crate::util::date::format_rfc3339;
+
+/// How often a replica says it is alive. Default: 2 s.
+pub const HEARTBEAT: Duration = Duration::from_secs(2);
+/// How long after its last heartbeat a replica counts as gone. Default: 7 s.
+pub const HEARTBEAT_EXPIRES: Duration = Duration::from_secs(7);
+/// How long a relayed `tasks/update` or `tasks/cancel` waits for the
+/// owner's answer. Default: 5 s.
+pub const RELAY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one Redis command may take (connecting included). Default: 3 s.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
+/// Most snapshot writes sent in one pipeline.
+const WRITE_BATCH: usize = 256;
+
+/// Tasks kept in Redis so that any replica can answer `tasks/get`,
+/// `tasks/update` and `tasks/cancel` for them (see the module's docs).
+/// Attach it with [`crate::mcp::McpServerBuilder::shared_tasks`]; one
+/// store serves one server.
+#[derive(Clone)]
+pub struct SharedTasks(Arc<Shared>);
+
+struct Shared {
+    /// This replica's name: 64 random bits, new at every start.
+    replica: String,
+    prefix: String,
+    conn: ConnectionManager,
+    /// The ordered writer of task snapshots.
+    writes: mpsc::UnboundedSender<Write>,
+    /// Relayed requests waiting for their owner's answer, by number.
+    waiting: Mutex<HashMap<u64, oneshot::Sender<bool>>>,
+    next: AtomicU64,
+    /// The attached server's tasks (the owner's side of a relay).
+    local: OnceLock<Weak<LocalTasks>>,
+    /// Dropped with the store: the relay listener then stops.
+    _stop: watch::Sender<()>,
+}
+
+impl std::fmt::Debug for SharedTasks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the URL: it may carry a password.
+        f.debug_struct("SharedTasks")
+            .field("replica", &self.0.replica)
+            .field("prefix", &self.0.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+enum Write {
+    /// `SET key value PX ms`.
+    Set {
+        key: String,
+        value: String,
+        ttl_ms: u64,
+        done: Option<oneshot::Sender<bool>>,
+    },
+    /// Answered once every write queued before it was sent.
+    Flush(oneshot::Sender<bool>),
+}
+
+/// A relayed request, or the owner's answer to one.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Relay {
+    /// `update`, `cancel` or `reply`.
+    op: String,
+    /// The request's number at its sender.
+    n: u64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    task: String,
+    /// The sender's name (where the reply goes).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    from: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    responses: Option<serde_json::Map<String, Value>>,
+    /// In a reply: whether the owner still had the task.
+    #[serde(default)]
+    found: bool,
+}
+
+/// What a `tasks/*` request answered through the store does.
+#[derive(Debug)]
+pub(crate) enum Op {
+    Get,
+    Update(serde_json::Map<String, Value>),
+    Cancel,
+}
+
+impl Op {
+    /// The JSON-RPC method.
+    pub(crate) fn method(&self) -> &'static str {
+        match self {
+            Op::Get => "tasks/get",
+            Op::Update(_) => "tasks/update",
+            Op::Cancel => "tasks/cancel",
+        }
+    }
+}
+
+impl SharedTasks {
+    /// Connects to the Redis server at `url` (`redis://[:password@]host:port[/db]`)
+    /// and starts this replica's heartbeat, writer and relay listener. Keys
+    /// and channels begin with `prefix` (for example `mcp:`), so several
+    /// deployments can share one Redis. Must be called on a Tokio runtime.
+    pub async fn connect(url: &str, prefix: &str) -> Result<SharedTasks, crate::Error> {
+        let store_error = |why: String| crate::Error::Config {
+            setting: "shared_tasks",
+            why,
+        };
+        let client = redis::Client::open(url)
+            .map_err(|e| store_error(format!("not a usable Redis URL: {}", e.category())))?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(COMMAND_TIMEOUT))
+            .set_response_timeout(Some(COMMAND_TIMEOUT))
+            .set_number_of_retries(3);
+        let mut conn = client
+            .get_connection_manager_with_config(config)
+            .await
+            .map_err(|e| store_error(format!("cannot reach Redis: {e}")))?;
+        let replica = random_name().ok_or_else(|| store_error("no randomness".into()))?;
+        let heartbeat = format!("{prefix}replica:{replica}");
+        beat(&mut conn, &heartbeat)
+            .await
+            .map_err(|e| store_error(format!("cannot write to Redis: {e}")))?;
+        let (writes, queue) = mpsc::unbounded_channel();
+        let (stop, stopped) = watch::channel(());
+        let shared = Arc::new(Shared {
+            replica,
+            prefix: prefix.to_owned(),
+            conn,
+            writes,
+            waiting: Mutex::default(),
+            next: AtomicU64::new(1),
+            local: OnceLock::new(),
+            _stop: stop,
+        });
+        // A relay sent before the listener subscribed would be lost: wait for it.
+        let (subscribed, ready) = oneshot::channel();
+        tokio::spawn(write_loop(shared.conn.clone(), queue));
+        tokio::spawn(heartbeat_loop(Arc::downgrade(&shared), heartbeat));
+        tokio::spawn(listen_loop(
+            client,
+            Arc::downgrade(&shared),
+            subscribed,
+            stopped,
+        ));
+        match tokio::time::timeout(COMMAND_TIMEOUT, ready).await {
+            Ok(Ok(())) => Ok(SharedTasks(shared)),
+            _ => Err(store_error("cannot subscribe to the relay channel".into())),
+        }
+    }
+
+    /// This replica's name in the store (random, new at every start).
+    pub fn replica(&self) -> &str {
+        &self.0.replica
+    }
+
+    /// Waits until every task state written so far is in Redis (at most
+    /// the command timeout per batch); `false` if a write failed. Call it
+    /// after the server stopped, before the process exits.
+    pub async fn flush(&self) -> bool {
+        let (tx, rx) = oneshot::channel();
+        if self.0.writes.send(Write::Flush(tx)).is_err() {
+            return false;
+        }
+        rx.await.unwrap_or(false)
+    }
+
+    /// Ties the store to a server's tasks; `false` if it already serves one.
+    pub(crate) fn attach(&self, local: &Arc<LocalTasks>) -> bool {
+        self.0.local.set(Arc::downgrade(local)).is_ok()
+    }
+
+    fn task_key(&self, id: &str) -> String {
+        format!("{}task:{id}", self.0.prefix)
+    }
+
+    /// Queues `task`'s current state for Redis; the receiver says when it is written.
+    pub(crate) fn publish(&self, task: &Task) -> oneshot::Receiver<bool> {
+        let (done, written) = oneshot::channel();
+        let (live, detailed) = task.snapshot();
+        let value = json!({ "owner": self.0.replica, "live": live, "task": detailed }).to_string();
+        let _ = self.0.writes.send(Write::Set {
+            key: self.task_key(task.id()),
+            value,
+            ttl_ms: ttl_ms(task.ttl()),
+            done: Some(done),
+        });
+        written
+    }
+
+    /// Answers a `tasks/*` request for a task this replica does not hold.
+    pub(crate) async fn remote(&self, task_id: &str, op: Op) -> Result<Vec<u8>, RpcError> {
+        let mut conn = self.0.conn.clone();
+        let stored: Option<String> = redis::cmd("GET")
+            .arg(self.task_key(task_id))
+            .query_async(&mut conn)
+            .await
+            .map_err(unreachable)?;
+        let unknown = || RpcError::invalid_params(format!("unknown taskId {task_id:?}"));
+        let mut stored: Value = stored
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .ok_or_else(unknown)?;
+        let owner = stored["owner"].as_str().unwrap_or_default().to_owned();
+        let live = stored["live"].as_bool().unwrap_or(false);
+        let orphaned = live && owner != self.0.replica && !self.alive(&owner).await?;
+        if orphaned {
+            stored = self.orphan(task_id, stored).await;
+        }
+        let relay = |op: &str, responses| Relay {
+            op: op.to_owned(),
+            n: self.0.next.fetch_add(1, Ordering::Relaxed),
+            task: task_id.to_owned(),
+            from: self.0.replica.clone(),
+            responses,
+            found: false,
+        };
+        match op {
+            Op::Get => return Ok(stored["task"].to_string().into_bytes()),
+            // A finished task takes no answers and cannot be cancelled.
+            _ if !live || orphaned => {}
+            Op::Update(responses) => self.relay(&owner, relay("update", Some(responses))).await?,
+            Op::Cancel => self.relay(&owner, relay("cancel", None)).await?,
+        }
+        Ok(br#"{"resultType":"complete"}"#.to_vec())
+    }
+
+    /// Whether `replica`'s heartbeat is fresh.
+    async fn alive(&self, replica: &str) -> Result<bool, RpcError> {
+        let mut conn = self.0.conn.clone();
+        redis::cmd("EXISTS")
+            .arg(format!("{}replica:{replica}", self.0.prefix))
+            .query_async::<bool>(&mut conn)
+            .await
+            .map_err(unreachable)
+    }
+
+    /// Marks a task whose owner is gone `failed`, and returns the new record.
+    async fn orphan(&self, task_id: &str, mut stored: Value) -> Value {
+        let ttl = stored["task"]["ttlMs"].as_u64().unwrap_or(300_000);
+        if let Some(task) = stored["task"].as_object_mut() {
+            task.insert("status".into(), "failed".into());
+            task.remove("inputRequests");
+            task.insert(
+                "lastUpdatedAt".into(),
+                format_rfc3339(SystemTime::now()).into(),
+            );
+            task.insert(
+                "error".into(),
+                json!({
+                    "code": INTERNAL_ERROR,
+                    "message": "the replica running this task stopped before it finished",
+                }),
+            );
+        }
+        stored["live"] = false.into();
+        let mut conn = self.0.conn.clone();
+        // XX: a record that expired meanwhile is not brought back.
+        let written: Result<Option<String>, _> = redis::cmd("SET")
+            .arg(self.task_key(task_id))
+            .arg(stored.to_string())
+            .arg("XX")
+            .arg("PX")
+            .arg(ttl.max(1))
+            .query_async(&mut conn)
+            .await;
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "writing an orphaned task's end to Redis failed");
+        }
+        stored
+    }
+
+    /// Sends `relay` to `owner` and waits for its answer.
+    async fn relay(&self, owner: &str, relay: Relay) -> Result<(), RpcError> {
+        let n = relay.n;
+        let (tx, rx) = oneshot::channel();
+        self.0.waiting.lock().insert(n, tx);
+        // Removed however this ends (a timeout, an error, a dropped request).
+        let _waiting = Waiting(&self.0, n);
+        let mut conn = self.0.conn.clone();
+        let message = serde_json::to_string(&relay).unwrap_or_default();
+        let receivers: u64 = redis::cmd("PUBLISH")
+            .arg(format!("{}to:{owner}", self.0.prefix))
+            .arg(message)
+            .query_async(&mut conn)
+            .await
+            .map_err(unreachable)?;
+        if receivers == 0 {
+            return Err(RpcError::new(
+                INTERNAL_ERROR,
+                "the replica running this task is not listening (stopped or restarting); try tasks/get",
+            ));
+        }
+        match tokio::time::timeout(RELAY_TIMEOUT, rx).await {
+            Ok(Ok(true)) => Ok(()),
+            Ok(Ok(false)) => Err(RpcError::invalid_params(format!(
+                "unknown taskId {:?}",
+                relay.task
+            ))),
+            _ => Err(RpcError::new(
+                INTERNAL_ERROR,
+                format!(
+                    "the replica running this task did not answer within {} s",
+                    RELAY_TIMEOUT.as_secs()
+                ),
+            )),
+        }
+    }
+
+    /// The owner's side: applies a relayed request to a local task, waits
+    /// until the new state is written, then answers the sender.
+    async fn serve_relay(&self, relay: Relay) {
+        let task = self
+            .0
+            .local
+            .get()
+            .and_then(Weak::upgrade)
+            .and_then(|local| local.lock().get(&relay.task).cloned());
+        let found = match &task {
+            Some(task) => {
+                match relay.op.as_str() {
+                    "update" => task.update(relay.responses.unwrap_or_default()),
+                    _ => task.cancel(),
+                }
+                // The change queued its snapshot; this one comes after it.
+                let _ = self.publish(task).await;
+                true
+            }
+            None => false,
+        };
+        let reply = Relay {
+            op: "reply".into(),
+            n: relay.n,
+            task: String::new(),
+            from: String::new(),
+            responses: None,
+            found,
+        };
+        let mut conn = self.0.conn.clone();
+        let sent: Result<u64, _> = redis::cmd("PUBLISH")
+            .arg(format!("{}to:{}", self.0.prefix, relay.from))
+            .arg(serde_json::to_string(&reply).unwrap_or_default())
+            .query_async(&mut conn)
+            .await;
+        if let Err(e) = sent {
+            tracing::warn!(error = %e, "answering a relayed task request failed");
+        }
+    }
+
+    /// A relay message arrived on this replica's channel.
+    fn received(&self, payload: &[u8]) {
+        let Ok(relay) = serde_json::from_slice::<Relay>(payload) else {
+            tracing::warn!("a malformed message on the task relay channel was ignored");
+            return;
+        };
+        if relay.op == "reply" {
+            if let Some(tx) = self.0.waiting.lock().remove(&relay.n) {
+                let _ = tx.send(relay.found);
+            }
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move { this.serve_relay(relay).await });
+    }
+}
+
+/// Removes a relay's waiting entry when dropped.
+struct Waiting<'a>(&'a Shared, u64);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.lock().remove(&self.1);
+    }
+}
+
+fn unreachable(e: redis::RedisError) -> RpcError {
+    RpcError::new(
+        INTERNAL_ERROR,
+        format!("the shared task store (Redis) failed: {}", e.category()),
+    )
+}
+
+fn ttl_ms(ttl: Duration) -> u64 {
+    (ttl.as_millis() as u64).max(1)
+}
+
+fn random_name() -> Option<String> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).ok()?;
+    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+async fn beat(conn: &mut ConnectionManager, key: &str) -> redis::RedisResult<()> {
+    redis::cmd("SET")
+        .arg(key)
+        .arg("1")
+        .arg("PX")
+        .arg(HEARTBEAT_EXPIRES.as_millis() as u64)
+        .query_async(conn)
+        .await
+}
+
+/// Writes snapshots in the order they were queued, many to a pipeline.
+async fn write_loop(mut conn: ConnectionManager, mut queue: mpsc::UnboundedReceiver<Write>) {
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    while queue.recv_many(&mut batch, WRITE_BATCH).await > 0 {
+        let mut pipe = redis::pipe();
+        for write in &batch {
+            if let Write::Set {
+                key, value, ttl_ms, ..
+            } = write
+            {
+                pipe.cmd("SET")
+                    .arg(key)
+                    .arg(value)
+                    .arg("PX")
+                    .arg(*ttl_ms)
+                    .ignore();
+            }
+        }
+        let mut ok = true;
+        if !pipe.is_empty() {
+            ok = false;
+            for attempt in 0..3u32 {
+                match pipe.query_async::<()>(&mut conn).await {
+                    Ok(()) => {
+                        ok = true;
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, attempt, "writing task states to Redis failed");
+                        tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                    }
+                }
+            }
+        }
+        for write in batch.drain(..) {
+            match write {
+                Write::Set { done: Some(d), .. } | Write::Flush(d) => {
+                    let _ = d.send(ok);
+                }
+                Write::Set { done: None, .. } => {}
+            }
+        }
+    }
+}
+
+/// Refreshes this replica's heartbeat, and the keys of its live tasks
+/// (so a long task's record does not expire while it runs).
+async fn heartbeat_loop(shared: Weak<Shared>, key: String) {
+    let mut ticks = tokio::time::interval(HEARTBEAT);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut beats = 0u64;
+    loop {
+        ticks.tick().await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let mut conn = shared.conn.clone();
+        if let Err(e) = beat(&mut conn, &key).await {
+            tracing::warn!(error = %e, "the replica's heartbeat to Redis failed");
+        }
+        beats += 1;
+        // About every minute: live tasks' records get their full ttl again.
+        if beats % 30 == 0 {
+            let store = SharedTasks(Arc::clone(&shared));
+            let live: Vec<Arc<Task>> = shared
+                .local
+                .get()
+                .and_then(Weak::upgrade)
+                .map(|l| l.lock().values().filter(|t| t.is_live()).cloned().collect())
+                .unwrap_or_default();
+            for task in live {
+                drop(store.publish(&task));
+            }
+        }
+    }
+}
+
+/// Listens on this replica's relay channel, reconnecting when Redis goes.
+async fn listen_loop(
+    client: redis::Client,
+    shared: Weak<Shared>,
+    subscribed: oneshot::Sender<()>,
+    mut stopped: watch::Receiver<()>,
+) {
+    let mut subscribed = Some(subscribed);
+    loop {
+        let Some(channel) = shared
+            .upgrade()
+            .map(|s| format!("{}to:{}", s.prefix, s.replica))
+        else {
+            return;
+        };
+        let connected = tokio::time::timeout(COMMAND_TIMEOUT, async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        })
+        .await;
+        let mut pubsub = match connected {
+            Ok(Ok(pubsub)) => pubsub,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "subscribing to the task relay channel failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            Err(_) => {
+                tracing::warn!("subscribing to the task relay channel timed out");
+                continue;
+            }
+        };
+        if let Some(s) = subscribed.take() {
+            let _ = s.send(());
+        }
+        let mut messages = pubsub.on_message();
+        loop {
+            let message = tokio::select! {
+                m = messages.next() => m,
+                // The store was dropped.
+                _ = stopped.changed() => return,
+            };
+            let Some(message) = message else { break };
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            SharedTasks(shared).received(message.get_payload_bytes());
+        }
+        tracing::warn!("the task relay channel closed; subscribing again");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

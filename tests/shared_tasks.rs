@@ -1,0 +1,296 @@
+#![cfg(all(feature = "redis", feature = "sqlite"))]
+//! Tasks kept in a real Redis (Debian's `redis-server`, started here) are
+//! answered by every replica: a task created on one is read, answered and
+//! cancelled through another; a daemon that drains lets its task finish
+//! and the result stays readable elsewhere; a task whose daemon was killed
+//! is reported `failed`, not lost.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use snowflake_mcp::Service;
+use snowflake_mcp::mcp::{
+    Context, InputRequests, McpServer, SharedTasks, TaskSupport, Tool, ToolOutput,
+};
+use support::Client;
+use support::daemon::Daemon;
+
+/// A Redis server on a Unix socket of its own, stopped on drop.
+struct Redis {
+    child: Child,
+    dir: std::path::PathBuf,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("mcp-redis-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("redis dir");
+        let socket = dir.join("redis.sock");
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                "0",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--unixsocket",
+            ])
+            .arg(&socket)
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server (Debian's redis-server; scripts/test.sh installs it)");
+        let started = Instant::now();
+        while !socket.exists() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Redis { child, dir }
+    }
+
+    fn url(&self) -> String {
+        format!("redis+unix://{}", self.dir.join("redis.sock").display())
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A replica with two task tools: `ask` (asks the client for a word, then
+/// answers with it) and `forever` (never ends).
+async fn replica(redis: &Redis, prefix: &str) -> std::net::SocketAddr {
+    let store = SharedTasks::connect(&redis.url(), prefix)
+        .await
+        .expect("connect to Redis");
+    let form = json!({"type": "object", "properties": {"word": {"type": "string"}}});
+    let ask = Tool::raw(
+        "ask",
+        "Asks for a word.",
+        json!({"type": "object"}),
+        move |ctx: Context, _args: Value| {
+            let form = form.clone();
+            async move {
+                let asked = InputRequests::new().elicit("word", "A word?", form);
+                match ctx.input(asked).await {
+                    Ok(answers) => ToolOutput::text(format!(
+                        "you said {}",
+                        answers["word"]["content"]["word"].as_str().unwrap_or("?")
+                    )),
+                    Err(e) => ToolOutput::error(e.message),
+                }
+            }
+        },
+    )
+    .task_support(TaskSupport::Optional)
+    .task_after(Duration::ZERO);
+    let forever = Tool::raw(
+        "forever",
+        "Never ends.",
+        json!({"type": "object"}),
+        |_ctx: Context, _args: Value| async move {
+            std::future::pending::<()>().await;
+            ToolOutput::text("unreachable")
+        },
+    )
+    .task_support(TaskSupport::Optional)
+    .task_after(Duration::ZERO);
+    support::serve(
+        Service::new(
+            McpServer::builder("replica", "0")
+                .shared_tasks(store)
+                .tool(ask)
+                .tool(forever),
+        )
+        .streamable_http("/mcp"),
+    )
+    .await
+}
+
+const META: &str = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"elicitation":{},"extensions":{"io.modelcontextprotocol/tasks":{}}}}"#;
+
+/// A 2026-07-28 request of `method` with `params` (the tasks extension
+/// declared) to `addr`; its JSON-RPC answer.
+async fn rpc(addr: std::net::SocketAddr, method: &str, params: Value) -> Value {
+    let mut params = params.to_string();
+    params.pop();
+    let sep = if params.len() > 1 { "," } else { "" };
+    let body =
+        format!(r#"{{"jsonrpc":"2.0","id":7,"method":"{method}","params":{params}{sep}{META}}}}}"#);
+    let name = params_name(&body);
+    let mut c = Client::connect(addr).await;
+    c.send(
+        format!(
+            "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: {method}\r\n{name}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await;
+    let r = c.read_response_to("POST").await;
+    let text = r.body_str();
+    serde_json::from_str(&text).unwrap_or_else(|_| {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+            .find(|m| m.get("id").is_some())
+            .unwrap_or_else(|| panic!("an answer in {text}"))
+    })
+}
+
+/// The `Mcp-Name` header line a request needs (the tool, or the task).
+fn params_name(body: &str) -> String {
+    let v: Value = serde_json::from_str(body).expect("request JSON");
+    match v["params"]["name"]
+        .as_str()
+        .or(v["params"]["taskId"].as_str())
+    {
+        Some(n) => format!("Mcp-Name: {n}\r\n"),
+        None => String::new(),
+    }
+}
+
+/// Calls `tool` on `addr`; the id of the task it became.
+async fn start_task(addr: std::net::SocketAddr, tool: &str, arguments: Value) -> String {
+    let created = rpc(
+        addr,
+        "tools/call",
+        json!({"name": tool, "arguments": arguments}),
+    )
+    .await;
+    assert_eq!(created["result"]["resultType"], "task", "{created}");
+    created["result"]["taskId"]
+        .as_str()
+        .expect("taskId")
+        .to_owned()
+}
+
+async fn task_get(addr: std::net::SocketAddr, id: &str) -> Value {
+    let got = rpc(addr, "tasks/get", json!({"taskId": id})).await;
+    got.get("result")
+        .cloned()
+        .unwrap_or_else(|| panic!("tasks/get failed: {got}"))
+}
+
+/// Polls `addr` until the task's status is one of `wanted` (within `within`).
+async fn wait_status(
+    addr: std::net::SocketAddr,
+    id: &str,
+    wanted: &[&str],
+    within: Duration,
+) -> Value {
+    let started = Instant::now();
+    loop {
+        let task = task_get(addr, id).await;
+        if wanted.iter().any(|w| task["status"] == *w) {
+            return task;
+        }
+        assert!(
+            started.elapsed() < within,
+            "task {id} still {} after {within:?}: {task}",
+            task["status"]
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_is_read_answered_and_cancelled_through_another_replica() {
+    let redis = Redis::start();
+    let (a, b) = (replica(&redis, "t1:").await, replica(&redis, "t1:").await);
+    let stranger = replica(&redis, "other:").await;
+
+    // Created on A; B sees it wait for input, answers it, and reads the result.
+    let id = start_task(a, "ask", json!({})).await;
+    let waiting = wait_status(b, &id, &["input_required"], Duration::from_secs(5)).await;
+    assert!(waiting["inputRequests"].get("word").is_some(), "{waiting}");
+    let updated = rpc(
+        b,
+        "tasks/update",
+        json!({"taskId": id, "inputResponses": {"word": {"action": "accept", "content": {"word": "kite"}}}}),
+    )
+    .await;
+    assert_eq!(updated["result"]["resultType"], "complete", "{updated}");
+    let done = wait_status(b, &id, &["completed"], Duration::from_secs(5)).await;
+    assert_eq!(
+        done["result"]["content"][0]["text"], "you said kite",
+        "{done}"
+    );
+    assert_eq!(task_get(a, &id).await["status"], "completed");
+
+    // Cancelled through B: the answer comes once the owner cancelled it, so
+    // a read anywhere right after sees it.
+    let id = start_task(a, "forever", json!({})).await;
+    assert_eq!(task_get(b, &id).await["status"], "working");
+    let cancelled = rpc(b, "tasks/cancel", json!({"taskId": id})).await;
+    assert_eq!(cancelled["result"]["resultType"], "complete", "{cancelled}");
+    assert_eq!(task_get(b, &id).await["status"], "cancelled");
+    assert_eq!(task_get(a, &id).await["status"], "cancelled");
+
+    // Another deployment's prefix does not see it; an unknown id is refused.
+    let unknown = rpc(stranger, "tasks/get", json!({"taskId": id})).await;
+    assert_eq!(unknown["error"]["code"], -32602, "{unknown}");
+    let unknown = rpc(b, "tasks/cancel", json!({"taskId": "0123"})).await;
+    assert_eq!(unknown["error"]["code"], -32602, "{unknown}");
+}
+
+/// A statement on the demo warehouse that runs for a few seconds.
+const SLOW_SQL: &str = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 6000000) SELECT count(*) AS n FROM c";
+
+fn daemon_with_tasks(redis: &Redis, prefix: &str) -> Daemon {
+    Daemon::start(
+        &["--port", "0", "--query-task-after", "100ms"],
+        &[
+            ("MCP_TASKS_REDIS", &redis.url()),
+            ("MCP_TASKS_PREFIX", prefix),
+            ("HOME", "/nonexistent"),
+        ],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_daemon_finishes_its_task_and_a_killed_ones_task_fails() {
+    let redis = Redis::start();
+    let reader = replica(&redis, "t2:").await;
+
+    // Drained: SIGTERM while the task runs; the daemon waits for it, and
+    // its result is read through another replica after the daemon exited.
+    let mut drained = daemon_with_tasks(&redis, "t2:");
+    let id = start_task(drained.addr, "execute_query", json!({"query": SLOW_SQL})).await;
+    drained.signal("TERM");
+    let (status, _, stderr) = drained.wait_exit(Duration::from_secs(60));
+    assert!(status.success(), "{stderr}");
+    assert!(stderr.contains("waiting for running tasks"), "{stderr}");
+    let done = task_get(reader, &id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let rows = &done["result"]["structuredContent"]["rows"];
+    assert_eq!(rows[0][0], 6_000_000, "{done}");
+
+    // Killed: the task is reported failed once the daemon's heartbeat lapses.
+    let mut killed = daemon_with_tasks(&redis, "t2:");
+    let id = start_task(killed.addr, "execute_query", json!({"query": SLOW_SQL})).await;
+    assert_eq!(task_get(reader, &id).await["status"], "working");
+    killed.signal("KILL");
+    let _ = killed.wait_exit(Duration::from_secs(10));
+    let failed = wait_status(reader, &id, &["failed"], Duration::from_secs(15)).await;
+    assert!(
+        failed["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("stopped before it finished")),
+        "{failed}"
+    );
+}
