@@ -197,6 +197,13 @@ step "real MCP WebSocket client (Python SDK 1.x) against the example servers"
 install_python_ws
 (cd tests/python_ws && bounded 10m ../../.venv-ws/bin/python -m pytest -q)
 
+step "3 replicas behind Debian's HAProxy (tasks in Redis): SDK stateless, legacy, task and WebSocket clients while one replica drains and one is killed"
+install_debian haproxy haproxy "replicas behind a load balancer"
+# Small in CI; scripts/replicas.sh runs 200 clients for 60 s, and the balancer's cost.
+bounded 5m .venv/bin/python tests/replicas/run.py \
+  --server "${CARGO_TARGET_DIR:-target}/debug/examples/server" \
+  --ws-python .venv-ws/bin/python --clients 60 --seconds 20
+
 step "Autobahn WebSocket cases (1-10) against examples/ws_echo.rs"
 install_autobahn
 bounded 10m bash tests/autobahn/run.sh

@@ -328,6 +328,10 @@ impl Given {
                 RequestsConfig::default().max_per_client,
             )?,
             max_queue: count("max_queued_requests", RequestsConfig::default().max_queue)?,
+            max_queue_per_client: count(
+                "max_queued_per_client",
+                RequestsConfig::default().max_queue_per_client,
+            )?,
             ..RequestsConfig::default()
         };
         let pool = PoolConfig {

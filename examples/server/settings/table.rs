@@ -303,6 +303,14 @@ fn call_limit_specs() -> Vec<Spec> {
             "warehouse calls waiting (\"server busy\" past it)",
         ),
         s(
+            "max_queued_per_client",
+            "--max-queued-per-client",
+            "MCP_MAX_QUEUED_PER_CLIENT",
+            "N",
+            RequestsConfig::default().max_queue_per_client.to_string(),
+            "warehouse calls one client may have waiting (raise it when many agents share an address, behind a NAT say)",
+        ),
+        s(
             "pool_size",
             "--pool-size",
             "MCP_POOL_SIZE",
