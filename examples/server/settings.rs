@@ -332,7 +332,6 @@ impl Given {
                 "max_queued_per_client",
                 RequestsConfig::default().max_queue_per_client,
             )?,
-            ..RequestsConfig::default()
         };
         let pool = PoolConfig {
             max_size: count("pool_size", PoolConfig::default().max_size)?,
