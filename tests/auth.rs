@@ -75,14 +75,7 @@ const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"p
 
 /// The JSON-RPC answer of a response (a JSON body or its SSE event).
 fn answer(r: &support::Resp) -> Value {
-    let text = r.body_str();
-    serde_json::from_str(&text).unwrap_or_else(|_| {
-        text.lines()
-            .filter_map(|l| l.strip_prefix("data: "))
-            .filter_map(|d| serde_json::from_str::<Value>(d).ok())
-            .find(|m| m.get("id").is_some())
-            .expect("an answer")
-    })
+    support::answer_of(&r.body_str())
 }
 
 async fn query(addr: std::net::SocketAddr, token: &str, sql: &str) -> Value {

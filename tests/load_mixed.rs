@@ -76,15 +76,7 @@ fn post(session: Option<&str>, body: &str) -> Vec<u8> {
 
 /// The JSON-RPC answer in a response (a JSON body or the SSE event that carries it).
 fn answer_of(body: &[u8]) -> Value {
-    let text = String::from_utf8_lossy(body);
-    if let Ok(v) = serde_json::from_str::<Value>(&text) {
-        return v;
-    }
-    text.lines()
-        .filter_map(|l| l.strip_prefix("data: "))
-        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
-        .find(|m| m.get("id").is_some() && m.get("method").is_none())
-        .unwrap_or_else(|| panic!("no answer in {text:?}"))
+    support::answer_of(&String::from_utf8_lossy(body))
 }
 
 async fn http_client(addr: SocketAddr, client: u64) {

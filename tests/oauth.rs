@@ -241,14 +241,7 @@ async fn query(addr: std::net::SocketAddr, token: &str, sql: &str) -> Value {
     assert_eq!(r.status, 200, "{}", r.body_str());
     let sid = r.header("mcp-session-id").expect("session").to_owned();
     let r = request(addr, &session_head(token, &sid), &call.to_string()).await;
-    let text = r.body_str();
-    serde_json::from_str(&text).unwrap_or_else(|_| {
-        text.lines()
-            .filter_map(|l| l.strip_prefix("data: "))
-            .filter_map(|d| serde_json::from_str::<Value>(d).ok())
-            .find(|m| m.get("id").is_some())
-            .unwrap_or_else(|| panic!("an answer in {text}"))
-    })
+    support::answer_of(&r.body_str())
 }
 
 /// A request every client may send without a session.

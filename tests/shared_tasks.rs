@@ -142,14 +142,7 @@ async fn rpc(addr: std::net::SocketAddr, method: &str, params: Value) -> Value {
     )
     .await;
     let r = c.read_response_to("POST").await;
-    let text = r.body_str();
-    serde_json::from_str(&text).unwrap_or_else(|_| {
-        text.lines()
-            .filter_map(|l| l.strip_prefix("data: "))
-            .filter_map(|d| serde_json::from_str::<Value>(d).ok())
-            .find(|m| m.get("id").is_some())
-            .unwrap_or_else(|| panic!("an answer in {text}"))
-    })
+    support::answer_of(&r.body_str())
 }
 
 /// The `Mcp-Name` header line a request needs (the tool, or the task).

@@ -135,9 +135,8 @@ fn admit_token(
     let Ok(token) = auth::bearer_token(req) else {
         return Err(Refused::Now(Box::new(oauth.refusal(Refusal::Missing))));
     };
-    if let Some(keys) = keys
-        && let Ok((scope, name)) = keys.identify(req)
-    {
+    // The header read once: the token is a key's, or a bearer token's.
+    if let Some((scope, name)) = keys.and_then(|k| k.verify(token)) {
         return Ok(Admitted {
             scope,
             principal: format!("key:{name}"),
@@ -180,13 +179,18 @@ fn check_caller(
 /// let it run.
 #[cfg(feature = "oauth")]
 fn admitted_by_token(oauth: &oauth::OAuth, caller: &oauth::Caller) -> Admitted {
+    // Worked out at the token's first request; later ones share them.
+    let (denied_tools, statement_kinds) = caller
+        .limits
+        .get(|| (oauth.denied_tools(caller), oauth.statement_kinds(caller)))
+        .clone();
     Admitted {
         // What it may run is the statement kinds' business: a token with
         // more scopes later lifts a limit (a key's read-only never is).
         scope: auth::Scope::Full,
         principal: format!("sub:{}", caller.subject),
-        denied_tools: oauth.denied_tools(caller),
-        statement_kinds: oauth.statement_kinds(caller),
+        denied_tools,
+        statement_kinds,
     }
 }
 

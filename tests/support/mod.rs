@@ -558,3 +558,16 @@ pub async fn serve(service: snowflake_mcp::Service) -> std::net::SocketAddr {
     tokio::spawn(server.serve(std::future::pending()));
     addr
 }
+
+/// The JSON-RPC answer in a POST's body: the body itself when it is JSON,
+/// else the SSE event that answers (an `id` and no `method`).
+pub fn answer_of(text: &str) -> serde_json::Value {
+    if let Ok(v) = serde_json::from_str(text) {
+        return v;
+    }
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+        .find(|m| m.get("id").is_some() && m.get("method").is_none())
+        .unwrap_or_else(|| panic!("no answer in {text:?}"))
+}

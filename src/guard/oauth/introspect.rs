@@ -117,6 +117,7 @@ impl Answer {
             client_id: self.client_id,
             scopes: super::token::scope_list(self.scope.as_deref().unwrap_or_default()),
             expires: exp.min(now + MAX_INTROSPECTION_AGE.as_secs()),
+            limits: Default::default(),
         })
     }
 }

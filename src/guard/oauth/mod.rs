@@ -477,6 +477,7 @@ impl OAuth {
             client_id: claims.client_id.clone(),
             scopes: claims.scopes(),
             expires: claims.exp,
+            limits: Default::default(),
         });
         tracing::debug!(target: "snowflake_mcp::oauth", subject = %caller.subject, client_id = ?caller.client_id, "access token accepted");
         self.cache.lock().insert(digest, Arc::clone(&caller), now);

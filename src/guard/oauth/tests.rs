@@ -271,6 +271,7 @@ fn scopes_grant_statement_kinds() {
             s
         },
         expires: u64::MAX,
+        limits: Default::default(),
     };
     // No write scope and no kind scopes: whatever the allow-list permits.
     let open = OAuth::new(ISSUER, RESOURCE).expect("settings");

@@ -79,6 +79,49 @@ pub struct Caller {
     pub scopes: Vec<String>,
     /// When the token expires, seconds since the epoch.
     pub expires: u64,
+    /// What its scopes leave it, worked out at its first request.
+    pub(crate) limits: Limits,
+}
+
+/// The tools a caller's scopes deny it and the statement kinds they grant,
+/// worked out once per checked token (every later request of it shares them).
+#[derive(Clone, Default)]
+pub(crate) struct Limits(
+    std::sync::OnceLock<(
+        Option<crate::mcp::DeniedTools>,
+        Option<crate::mcp::StatementKinds>,
+    )>,
+);
+
+impl Limits {
+    /// The limits, from `work` the first time.
+    pub(crate) fn get(
+        &self,
+        work: impl FnOnce() -> (
+            Option<crate::mcp::DeniedTools>,
+            Option<crate::mcp::StatementKinds>,
+        ),
+    ) -> &(
+        Option<crate::mcp::DeniedTools>,
+        Option<crate::mcp::StatementKinds>,
+    ) {
+        self.0.get_or_init(work)
+    }
+}
+
+/// A memo, not part of who the caller is.
+impl PartialEq for Limits {
+    fn eq(&self, _: &Limits) -> bool {
+        true
+    }
+}
+
+impl Eq for Limits {}
+
+impl std::fmt::Debug for Limits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Limits")
+    }
 }
 
 impl Caller {
@@ -154,6 +197,7 @@ mod tests {
             client_id: None,
             scopes: claims.scopes(),
             expires: 10,
+            limits: Limits::default(),
         };
         assert!(caller.has_scope("b") && !caller.has_scope("c"));
     }
@@ -167,6 +211,7 @@ mod tests {
                 client_id: None,
                 scopes: Vec::new(),
                 expires,
+                limits: Limits::default(),
             })
         };
         cache.insert(digest("a"), caller(100), 50);
