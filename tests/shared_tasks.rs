@@ -287,3 +287,24 @@ async fn a_draining_daemon_finishes_its_task_and_a_killed_ones_task_fails() {
         "{failed}"
     );
 }
+
+#[test]
+fn the_redis_password_is_never_shown() {
+    let redis = Redis::start();
+    // Refused by this Redis (it has no password), and a port nobody serves.
+    for url in [
+        format!("{}?pass=s3cr3t-pw", redis.url()),
+        "redis://:s3cr3t-pw@127.0.0.1:1/0".to_owned(),
+    ] {
+        let out = Command::new(support::daemon::server_binary())
+            .args(["--port", "0"])
+            .env("MCP_TASKS_REDIS", &url)
+            .env("HOME", "/nonexistent")
+            .output()
+            .expect("run the daemon");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(stderr.contains("tasks_redis"), "{stderr}");
+        assert!(!stderr.contains("s3cr3t"), "the password in: {stderr}");
+    }
+}

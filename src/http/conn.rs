@@ -33,8 +33,12 @@ use super::upgrade::Upgraded;
 use crate::shutdown::ShutdownSignal;
 use futures_util::FutureExt as _;
 
-/// Initial read buffer capacity. Default: 4 KiB (grown on demand up to the head and body limits).
-const INITIAL_READ_BUFFER: usize = 4 * 1024;
+/// Initial capacity of a connection's read and write buffers. Default:
+/// 1 KiB, which holds a typical MCP request and answer (each grows on
+/// demand, up to the head and body limits, and is kept up to
+/// [`RETAINED_BUFFER`]): an idle keep-alive connection holds about 5 KiB
+/// in all, where 4 KiB buffers made it 11.5 KiB.
+const INITIAL_READ_BUFFER: usize = 1024;
 /// Spare room ensured before each read of a head. Default: 1 KiB.
 const MIN_READ_SPACE: usize = 1024;
 /// A buffer grown past this by a large request is released once that request is done.
@@ -43,13 +47,13 @@ const RETAINED_BUFFER: usize = 64 * 1024;
 const COPY_BODY_LIMIT: usize = 16 * 1024;
 /// Most pending chunks batched into one write of a streamed body.
 const STREAM_BATCH_BYTES: usize = 64 * 1024;
-/// How long a closing connection keeps reading (and dropping) what the client still sends,
-/// so that the client sees our last response instead of a reset.
 /// At most this many bytes move per read or write syscall of a large
 /// body, with a yield to the runtime between two: one connection's
 /// megabytes never hold an async worker for more than a piece's copy.
 /// Default: 256 KiB.
 const IO_PIECE: usize = 256 * 1024;
+/// How long a closing connection keeps reading (and dropping) what the client still sends,
+/// so that the client sees our last response instead of a reset.
 const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Why the connection stops reading a request.

@@ -52,6 +52,10 @@ pub const RELAY_TIMEOUT: Duration = Duration::from_secs(5);
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
 /// Most snapshot writes sent in one pipeline.
 const WRITE_BATCH: usize = 256;
+/// Most snapshot writes waiting for Redis (while it is slow or gone);
+/// past it a write is dropped with a warning: the task's next change, or
+/// the heartbeat's refresh of live tasks, writes its state again.
+const WRITE_QUEUE: usize = 16 * 1024;
 
 /// Tasks kept in Redis so that any replica can answer `tasks/get`,
 /// `tasks/update` and `tasks/cancel` for them (see the module's docs).
@@ -65,8 +69,8 @@ struct Shared {
     replica: String,
     prefix: String,
     conn: ConnectionManager,
-    /// The ordered writer of task snapshots.
-    writes: mpsc::UnboundedSender<Write>,
+    /// The ordered writer of task snapshots (bounded: [`WRITE_QUEUE`]).
+    writes: mpsc::Sender<Write>,
     /// Relayed requests waiting for their owner's answer, by number.
     waiting: Mutex<HashMap<u64, oneshot::Sender<bool>>>,
     next: AtomicU64,
@@ -161,7 +165,7 @@ impl SharedTasks {
         beat(&mut conn, &heartbeat)
             .await
             .map_err(|e| store_error(format!("cannot write to Redis: {e}")))?;
-        let (writes, queue) = mpsc::unbounded_channel();
+        let (writes, queue) = mpsc::channel(WRITE_QUEUE);
         let (stop, stopped) = watch::channel(());
         let shared = Arc::new(Shared {
             replica,
@@ -199,7 +203,7 @@ impl SharedTasks {
     /// after the server stopped, before the process exits.
     pub async fn flush(&self) -> bool {
         let (tx, rx) = oneshot::channel();
-        if self.0.writes.send(Write::Flush(tx)).is_err() {
+        if self.0.writes.send(Write::Flush(tx)).await.is_err() {
             return false;
         }
         rx.await.unwrap_or(false)
@@ -219,12 +223,15 @@ impl SharedTasks {
         let (done, written) = oneshot::channel();
         let (live, detailed) = task.snapshot();
         let value = json!({ "owner": self.0.replica, "live": live, "task": detailed }).to_string();
-        let _ = self.0.writes.send(Write::Set {
+        let queued = self.0.writes.try_send(Write::Set {
             key: self.task_key(task.id()),
             value,
             ttl_ms: ttl_ms(task.ttl()),
             done: Some(done),
         });
+        if queued.is_err() {
+            tracing::warn!("the queue of task states for Redis is full; this one is dropped");
+        }
         written
     }
 
@@ -440,7 +447,7 @@ async fn beat(conn: &mut ConnectionManager, key: &str) -> redis::RedisResult<()>
 }
 
 /// Writes snapshots in the order they were queued, many to a pipeline.
-async fn write_loop(mut conn: ConnectionManager, mut queue: mpsc::UnboundedReceiver<Write>) {
+async fn write_loop(mut conn: ConnectionManager, mut queue: mpsc::Receiver<Write>) {
     let mut batch = Vec::with_capacity(WRITE_BATCH);
     while queue.recv_many(&mut batch, WRITE_BATCH).await > 0 {
         let mut pipe = redis::pipe();
