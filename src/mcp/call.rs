@@ -158,7 +158,7 @@ impl Call<'_> {
             CallKind::Task { task_id, op } => OwnedKind::Task { task_id, op },
         };
         let client_info = match self.client_info {
-            Some(info) => LazyJson::text(Some(info.to_raw_value())),
+            Some(info) => LazyJson::text(Some(info.get())),
             None => {
                 let session = Arc::clone(&session);
                 LazyJson::fetched(move || session.client_info())
@@ -173,7 +173,7 @@ impl Call<'_> {
             progress_token: self.progress_token.map(|p| p.to_raw_value()),
             version: self.version,
             log_level: self.log_level,
-            client_capabilities: LazyJson::text(self.client_capabilities.map(|c| c.to_raw_value())),
+            client_capabilities: LazyJson::text(self.client_capabilities.map(|c| c.get())),
             peer: None,
             request_state: match self.request_state {
                 None => Ok(None),

@@ -5,14 +5,14 @@
 use std::sync::OnceLock;
 
 use serde_json::Value;
-use serde_json::value::RawValue;
 
 /// Where a [`LazyJson`] comes from.
 enum Source {
     /// Nothing was sent.
     Nothing,
-    /// The text the client sent (in the request's `_meta`).
-    Text(Box<RawValue>),
+    /// The text the client sent (in the request's `_meta`), as the
+    /// scanner found it (valid JSON; not validated again here).
+    Text(Box<str>),
     /// Fetched when asked (the session's `clientInfo` from `initialize`).
     Fetch(Box<dyn Fn() -> Option<Value> + Send + Sync>),
 }
@@ -34,9 +34,9 @@ impl LazyJson {
     }
 
     /// The JSON text the client sent, if any.
-    pub(crate) fn text(text: Option<Box<RawValue>>) -> LazyJson {
+    pub(crate) fn text(text: Option<&str>) -> LazyJson {
         LazyJson {
-            source: text.map_or(Source::Nothing, Source::Text),
+            source: text.map_or(Source::Nothing, |t| Source::Text(t.into())),
             value: OnceLock::new(),
         }
     }
@@ -55,7 +55,7 @@ impl LazyJson {
         self.value
             .get_or_init(|| match &self.source {
                 Source::Nothing => None,
-                Source::Text(text) => serde_json::from_str(text.get()).ok(),
+                Source::Text(text) => serde_json::from_str(text).ok(),
                 Source::Fetch(fetch) => fetch(),
             })
             .as_ref()
@@ -84,8 +84,7 @@ mod tests {
 
     #[test]
     fn parsed_once_when_first_read() {
-        let raw = RawValue::from_string(r#"{"name":"c","version":"1"}"#.into()).ok();
-        let lazy = LazyJson::text(raw);
+        let lazy = LazyJson::text(Some(r#"{"name":"c","version":"1"}"#));
         assert_eq!(format!("{lazy:?}"), "LazyJson(unread)");
         assert_eq!(lazy.get().and_then(|v| v["name"].as_str()), Some("c"));
         assert!(std::ptr::eq(lazy.get().unwrap(), lazy.get().unwrap()));
