@@ -60,17 +60,7 @@ async fn call(addr: std::net::SocketAddr, more: Value) -> Value {
     }
     let body =
         json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}).to_string();
-    let mut c = Client::connect(addr).await;
-    c.send(
-        format!(
-            "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: confirm\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .as_bytes(),
-    )
-    .await;
-    let r = c.read_response_to("POST").await;
-    support::answer_of(&r.body_str())
+    support::post_modern(addr, "tools/call", Some("confirm"), &body).await
 }
 
 /// The round's `requestState`, from replica `addr`.

@@ -15,7 +15,6 @@ use snowflake_mcp::Service;
 use snowflake_mcp::mcp::{
     Context, InputRequests, McpServer, SharedTasks, TaskSupport, Tool, ToolOutput,
 };
-use support::Client;
 use support::daemon::Daemon;
 
 /// A Redis server on a Unix socket of its own, stopped on drop.
@@ -131,30 +130,12 @@ async fn rpc(addr: std::net::SocketAddr, method: &str, params: Value) -> Value {
     let sep = if params.len() > 1 { "," } else { "" };
     let body =
         format!(r#"{{"jsonrpc":"2.0","id":7,"method":"{method}","params":{params}{sep}{META}}}}}"#);
-    let name = params_name(&body);
-    let mut c = Client::connect(addr).await;
-    c.send(
-        format!(
-            "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: {method}\r\n{name}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .as_bytes(),
-    )
-    .await;
-    let r = c.read_response_to("POST").await;
-    support::answer_of(&r.body_str())
-}
-
-/// The `Mcp-Name` header line a request needs (the tool, or the task).
-fn params_name(body: &str) -> String {
-    let v: Value = serde_json::from_str(body).expect("request JSON");
-    match v["params"]["name"]
+    // `Mcp-Name` carries the tool, or the task.
+    let v: Value = serde_json::from_str(&body).expect("request JSON");
+    let name = v["params"]["name"]
         .as_str()
-        .or(v["params"]["taskId"].as_str())
-    {
-        Some(n) => format!("Mcp-Name: {n}\r\n"),
-        None => String::new(),
-    }
+        .or(v["params"]["taskId"].as_str());
+    support::post_modern(addr, method, name, &body).await
 }
 
 /// Calls `tool` on `addr`; the id of the task it became.

@@ -233,47 +233,30 @@ def session_gone(e: MCPError) -> bool:
     return e.error.code == -32600 and "session" in e.error.message
 
 
-async def stateless(url: str, n: int, stop: float, tally: Tally):
+async def caller(url: str, mode: str, n: int, stop: float, tally: Tally):
+    """An SDK client in `mode` (2026-07-28 or legacy) calling until `stop`;
+    a legacy session whose replica went away (404) initializes again."""
     k = n * 1_000_000
     while time.monotonic() < stop:
         try:
-            async with Client(url, mode="2026-07-28") as client:
-                while time.monotonic() < stop:
-                    k += 1
-                    result = await client.call_tool("execute_query", {"query": f"SELECT {k} AS v"})
-                    got = answered(result)
-                    if got != k:
-                        tally.errors.append(f"stateless: asked {k}, got {got}")
-                    else:
-                        tally.ok += 1
-        except Exception as e:  # noqa: BLE001 - every failure is counted, none hidden
-            tally.errors.append(f"stateless at {time.monotonic():.1f}: {describe(e)}")
-            await asyncio.sleep(0.2)
-
-
-async def legacy(url: str, n: int, stop: float, tally: Tally, lost: list):
-    k = n * 1_000_000
-    while time.monotonic() < stop:
-        try:
-            async with Client(url, mode="legacy") as client:
+            async with Client(url, mode=mode) as client:
                 while time.monotonic() < stop:
                     k += 1
                     try:
                         result = await client.call_tool("execute_query", {"query": f"SELECT {k} AS v"})
                     except MCPError as e:
-                        if session_gone(e):
+                        if mode == "legacy" and session_gone(e):
                             # Its replica is gone: 404, so initialize again (the spec's way).
                             tally.reinit += 1
-                            lost.append(time.monotonic())
                             break
                         raise
                     got = answered(result)
                     if got != k:
-                        tally.errors.append(f"legacy: asked {k}, got {got}")
+                        tally.errors.append(f"{mode}: asked {k}, got {got}")
                     else:
                         tally.ok += 1
-        except Exception as e:  # noqa: BLE001
-            tally.errors.append(f"legacy at {time.monotonic():.1f}: {describe(e)}")
+        except Exception as e:  # noqa: BLE001 - every failure is counted, none hidden
+            tally.errors.append(f"{mode} at {time.monotonic():.1f}: {describe(e)}")
             await asyncio.sleep(0.2)
 
 
@@ -382,7 +365,6 @@ async def load(stack: Stack, args) -> dict:
             stdout=subprocess.PIPE, text=True,
         )
     stateless_t, legacy_t, tasks = Tally(), Tally(), Tasks()
-    lost_sessions: list[float] = []
     events: dict[str, float] = {}
 
     async def chaos():
@@ -393,8 +375,8 @@ async def load(stack: Stack, args) -> dict:
         stack.replicas["r2"][0].send_signal(signal.SIGKILL)
         events["r2 SIGKILL"] = time.monotonic() - started
 
-    workers = [stateless(url, i, stop, stateless_t) for i in range(n_stateless)]
-    workers += [legacy(url, i, stop, legacy_t, lost_sessions) for i in range(n_legacy)]
+    workers = [caller(url, "2026-07-28", i, stop, stateless_t) for i in range(n_stateless)]
+    workers += [caller(url, "legacy", i, stop, legacy_t) for i in range(n_legacy)]
     workers += [task_client(url, i, stop, tasks, "r2") for i in range(n_tasks)]
     await asyncio.gather(chaos(), *workers)
     r1 = stack.replicas["r1"][0]

@@ -571,3 +571,26 @@ pub fn answer_of(text: &str) -> serde_json::Value {
         .find(|m| m.get("id").is_some() && m.get("method").is_none())
         .unwrap_or_else(|| panic!("no answer in {text:?}"))
 }
+
+/// A 2026-07-28 POST of `body` (a JSON-RPC request of `method`, with
+/// `Mcp-Name: name` when given) to `/mcp` on a connection of its own; its
+/// JSON-RPC answer.
+pub async fn post_modern(
+    addr: std::net::SocketAddr,
+    method: &str,
+    name: Option<&str>,
+    body: &str,
+) -> serde_json::Value {
+    let name = name.map_or(String::new(), |n| format!("Mcp-Name: {n}\r\n"));
+    let mut c = Client::connect(addr).await;
+    c.send(
+        format!(
+            "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: {method}\r\n{name}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await;
+    let r = c.read_response_to("POST").await;
+    answer_of(&r.body_str())
+}
