@@ -106,6 +106,35 @@ impl OwnedKind {
     }
 }
 
+/// What a call's `requestState` is bound to, written out only when a
+/// state is opened or sealed (most calls do neither; `format!` of it on
+/// every call cost close to a thousand instructions).
+struct Binding {
+    catalog: Arc<Catalog>,
+    of: BindingOf,
+}
+
+enum BindingOf {
+    Tool(usize),
+    Prompt(usize),
+    Read(String),
+    Fixed(&'static str),
+}
+
+impl Binding {
+    /// `method\0name`: the tool, prompt or resource the call names.
+    fn text(&self) -> String {
+        match &self.of {
+            BindingOf::Tool(tool) => format!("tools/call\0{}", self.catalog.tools[*tool].name()),
+            BindingOf::Prompt(prompt) => {
+                format!("prompts/get\0{}", self.catalog.prompts[*prompt].name())
+            }
+            BindingOf::Read(uri) => format!("resources/read\0{uri}"),
+            BindingOf::Fixed(method) => (*method).to_owned(),
+        }
+    }
+}
+
 /// A [`Call`] that owns what it needs, to run on a task of its own.
 #[derive(Debug)]
 pub struct OwnedCall {
@@ -202,18 +231,18 @@ impl OwnedCall {
     }
 
     /// What `requestState` is bound to: the tool, prompt or resource the call names.
-    fn binding(&self) -> String {
-        match &self.kind {
-            OwnedKind::Tool { tool, .. } => {
-                format!("tools/call\0{}", self.catalog.tools[*tool].name())
-            }
-            OwnedKind::Prompt { prompt, .. } => {
-                format!("prompts/get\0{}", self.catalog.prompts[*prompt].name())
-            }
-            OwnedKind::Read { uri, .. } => format!("resources/read\0{uri}"),
-            OwnedKind::Listen(_) => "subscriptions/listen".to_owned(),
+    fn binding(&self) -> Binding {
+        let of = match &self.kind {
+            OwnedKind::Tool { tool, .. } => BindingOf::Tool(*tool),
+            OwnedKind::Prompt { prompt, .. } => BindingOf::Prompt(*prompt),
+            OwnedKind::Read { uri, .. } => BindingOf::Read(uri.clone()),
+            OwnedKind::Listen(_) => BindingOf::Fixed("subscriptions/listen"),
             #[cfg(feature = "redis")]
-            OwnedKind::Task { op, .. } => op.method().to_owned(),
+            OwnedKind::Task { op, .. } => BindingOf::Fixed(op.method()),
+        };
+        Binding {
+            catalog: Arc::clone(&self.catalog),
+            of,
         }
     }
 
@@ -280,10 +309,10 @@ impl OwnedCall {
 
     /// The `requestState` of an earlier round, unsealed and checked (it
     /// must be this request's, sealed by this server), or the refusal.
-    fn unsealed_state(&self, binding: &str) -> Result<Option<String>, Ran> {
+    fn unsealed_state(&self, binding: &Binding) -> Result<Option<String>, Ran> {
         match &self.request_state {
             Ok(None) => Ok(None),
-            Ok(Some(sealed)) => self.server.0.state_key.open(binding, sealed).map(Some).ok_or_else(|| {
+            Ok(Some(sealed)) => self.server.0.state_key.open(&binding.text(), sealed).map(Some).ok_or_else(|| {
                 Ran::error(RpcError::invalid_params(
                     "requestState failed its integrity check (altered, from another request, or from before a restart)",
                 ))
@@ -377,7 +406,7 @@ impl OwnedCall {
                 () = watcher.round().wanted() => Outcome::Answer(match watcher.round().take_wanted() {
                     Some(Wanted::Fail(e)) => Err(e),
                     Some(Wanted::Input { requests, state }) => {
-                        let state = state.map(|s| server.0.state_key.seal(&binding, &s));
+                        let state = state.map(|s| server.0.state_key.seal(&binding.text(), &s));
                         Ok(input_required(requests, state))
                     }
                     None => Err(RpcError::new(INTERNAL_ERROR, "input wanted but not recorded")),

@@ -2,6 +2,7 @@
 //! crate: dates, constant-time comparison, and the SQL guard (with its
 //! identifier quoting), which both the tools and the warehouses need.
 
+pub(crate) mod addr;
 pub(crate) mod date;
 pub(crate) mod offload;
 pub mod sql_guard;

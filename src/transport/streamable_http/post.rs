@@ -232,7 +232,10 @@ impl StreamableHttp {
         if modern {
             let session = fresh();
             // No session across requests: the connection is the party.
-            session.set_party(&format!("conn-{}", req.remote_addr()));
+            let mut party = String::with_capacity(32);
+            party.push_str("conn-");
+            crate::util::addr::push_socket_addr(&mut party, req.remote_addr());
+            session.set_party(&party);
             return Ok((session, None, None));
         }
         if let Some(id) = req.header("mcp-session-id") {
