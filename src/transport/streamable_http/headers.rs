@@ -44,9 +44,11 @@ pub(super) fn modern_status(answer: &[u8]) -> u16 {
 
 /// Whether an Accept header allows the answers this endpoint sends.
 pub(super) fn accepts_mcp(accept: &[u8]) -> bool {
-    let accept = String::from_utf8_lossy(accept).to_ascii_lowercase();
-    let allows = |t: &str| accept.contains(t) || accept.contains("*/*");
-    allows("application/json") && allows("text/event-stream")
+    // On the header's bytes, case-insensitively: no copy per request.
+    let has = |t: &[u8]| accept.windows(t.len()).any(|w| w.eq_ignore_ascii_case(t));
+    let any = has(b"*/*");
+    let allows = |t: &[u8]| any || has(t);
+    allows(b"application/json") && allows(b"text/event-stream")
 }
 
 /// 2026-07-28: `Mcp-Method` must name the body's method, `Mcp-Name` the tool,
@@ -223,6 +225,27 @@ const HEADER_MISMATCH: i32 = -32020;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn accept_must_allow_json_and_event_streams_in_any_case() {
+        for ok in [
+            "application/json, text/event-stream",
+            "Text/Event-Stream;q=0.5, APPLICATION/JSON",
+            "*/*",
+            "application/json;q=0.9, */*",
+        ] {
+            assert!(accepts_mcp(ok.as_bytes()), "{ok}");
+        }
+        for refused in [
+            "application/json",
+            "text/event-stream",
+            "",
+            "text/*",
+            "\u{ff}json",
+        ] {
+            assert!(!accepts_mcp(refused.as_bytes()), "{refused}");
+        }
+    }
 
     #[test]
     fn the_status_of_an_answer_comes_from_its_error_code_alone() {
