@@ -214,12 +214,7 @@ impl<S: Io> Conn<S> {
             return self.remote;
         }
         let buf = &self.rbuf[self.start..self.start + head.len];
-        let named = |name: &'static str| {
-            self.spans
-                .iter()
-                .filter(move |h| h.name.slice(buf).eq_ignore_ascii_case(name.as_bytes()))
-                .map(move |h| h.value.slice(buf))
-        };
+        let named = |name| super::request::values_named(&self.spans, buf, name);
         super::forwarded::client(
             self.remote,
             trusted,

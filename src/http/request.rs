@@ -96,11 +96,7 @@ impl<'a> Request<'a> {
     where
         'a: 'n,
     {
-        let buf = self.buf;
-        self.headers
-            .iter()
-            .filter(move |h| h.name.slice(buf).eq_ignore_ascii_case(name.as_bytes()))
-            .map(move |h| h.value.slice(buf))
+        values_named(self.headers, self.buf, name)
     }
 
     /// Every header as (name, value), in the order received.
@@ -141,6 +137,22 @@ fn ascii(bytes: &[u8]) -> &str {
 
 /// Parses `raw` (a whole request head) and hands the request to `f`, for
 /// unit tests of handlers and checks.
+/// The values of the headers named `name` (any case) among `headers`
+/// (spans into `buf`), in the order received.
+pub(crate) fn values_named<'a, 'n>(
+    headers: &'a [HeaderSpan],
+    buf: &'a [u8],
+    name: &'n str,
+) -> impl Iterator<Item = &'a [u8]> + 'n
+where
+    'a: 'n,
+{
+    headers
+        .iter()
+        .filter(move |h| h.name.slice(buf).eq_ignore_ascii_case(name.as_bytes()))
+        .map(move |h| h.value.slice(buf))
+}
+
 #[cfg(test)]
 pub(crate) fn with_parsed<R>(raw: &[u8], f: impl FnOnce(Request<'_>) -> R) -> R {
     let limits = super::head::HeadLimits {

@@ -55,7 +55,7 @@ pub struct Ops {
     probing: tokio::sync::Mutex<()>,
     /// Set when the server is leaving its load balancer: `/ready` answers
     /// 503 (Relaxed: a lone flag that orders nothing else).
-    draining: Arc<std::sync::atomic::AtomicBool>,
+    draining: Readiness,
 }
 
 /// Whether a server takes new work, as `/ready` tells a load balancer:
@@ -167,7 +167,7 @@ impl Ops {
             db_check_ttl: DEFAULT_DB_CHECK_TTL,
             db_cache: Mutex::new(None),
             probing: tokio::sync::Mutex::new(()),
-            draining: Arc::default(),
+            draining: Readiness::default(),
         }
     }
 
@@ -253,7 +253,7 @@ impl Ops {
                 let ops = Arc::clone(self);
                 move |req: Request<'_>| match ops.refuse(&req, Endpoint::Liveness) {
                     Some(refusal) => refusal,
-                    None if ops.draining.load(std::sync::atomic::Ordering::Relaxed) => {
+                    None if ops.draining.is_draining() => {
                         Response::static_body(503, "application/json", br#"{"status":"draining"}"#)
                     }
                     None => {
@@ -265,7 +265,7 @@ impl Ops {
 
     /// The handle that turns `/ready` to 503 ([`Readiness::drain`]).
     pub fn readiness(&self) -> Readiness {
-        Readiness(Arc::clone(&self.draining))
+        self.draining.clone()
     }
 
     fn cached(&self) -> Option<DbCheck> {

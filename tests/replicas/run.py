@@ -475,6 +475,11 @@ def verdict(report: dict) -> list[str]:
         problems.append("stateless calls failed")
     if report["legacy"]["errors"]:
         problems.append("legacy calls failed (other than sessions whose replica went away)")
+    # Each legacy client loses its session at most when r1 drains and when r2
+    # dies (and once more for one made in the instant between): more means
+    # sessions are not stuck to their replica.
+    if report["legacy"]["reinitialized_after_404"] > 3 * report["clients"]["legacy"]:
+        problems.append("legacy sessions re-initialized far more than two replicas leaving explains (stickiness broken?)")
     t = report["tasks"]
     if t["lost"]:
         problems.append("tasks lost")
