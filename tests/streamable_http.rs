@@ -394,6 +394,51 @@ async fn modern_errors_carry_ids_and_statuses() {
 }
 
 #[tokio::test]
+async fn a_modern_call_that_streams_before_answering_always_gets_its_stream() {
+    let (addr, _endpoint, _mcp) = start().await;
+    let mut c = Client::connect(addr).await;
+    let headers = [
+        ("MCP-Protocol-Version", "2026-07-28"),
+        ("Mcp-Method", "tools/call"),
+        ("Mcp-Name", "hello"),
+    ];
+    // `hello` sends its progress and answers without waiting: every time,
+    // the progress comes first, on a stream (never a JSON answer without it).
+    for id in 0..40 {
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"hello","_meta":{{"progressToken":"p","io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{{}}}}}}}}"#
+        );
+        c.send(&post(&body, &headers)).await;
+        let r = c.read_response().await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-type"), Some("text/event-stream"), "{id}");
+        let text = r.body_str();
+        let progress = text.find("notifications/progress").expect("progress");
+        let answer = text.find("\"result\"").expect("answer");
+        assert!(progress < answer, "{text}");
+    }
+    // Without a progress token it says nothing first: one JSON answer.
+    let quiet = r#"{"jsonrpc":"2.0","id":"q","method":"tools/call","params":{"name":"hello","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+    c.send(&post(quiet, &headers)).await;
+    let r = c.read_response().await;
+    assert_eq!(
+        (r.status, r.header("content-type")),
+        (200, Some("application/json"))
+    );
+    // An error the call itself answers (a `requestState` that is not a
+    // string) carries its status: 400, with -32602.
+    let bad_state = r#"{"jsonrpc":"2.0","id":"s","method":"tools/call","params":{"name":"hello","requestState":5,"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+    c.send(&post(bad_state, &headers)).await;
+    let r = c.read_response().await;
+    assert_eq!(r.status, 400, "{}", r.body_str());
+    let e: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(
+        (&e["id"], &e["error"]["code"]),
+        (&json!("s"), &json!(-32602))
+    );
+}
+
+#[tokio::test]
 async fn a_dropped_stream_cancels_only_on_2026() {
     use std::sync::atomic::Ordering;
     let _turn = SLOW.lock().await;

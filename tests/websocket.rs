@@ -352,13 +352,16 @@ async fn a_client_that_does_not_read_is_closed_with_1008() {
         ..WsConfig::default()
     };
     let server = start(config).await;
-    let mut ws = connect(server.addr).await;
+    let (mut ws, _) = support::ws_connect_small_window(server.addr).await;
     initialize(&mut ws).await;
     // 400 answers of 64 KiB (25 MiB) are more than the socket buffers hold.
     for id in 1..=400 {
         send(&mut ws, call(id, "big", json!({}))).await;
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Long enough for the server to make the answers (a debug build on a
+    // slow machine spends a few milliseconds of CPU on each) and find the
+    // socket full for longer than its send timeout.
+    tokio::time::sleep(Duration::from_secs(4)).await;
     let mut answers = 0;
     let code = loop {
         match tokio::time::timeout(WAIT, ws.next())

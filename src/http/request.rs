@@ -149,7 +149,11 @@ where
 {
     headers
         .iter()
-        .filter(move |h| h.name.slice(buf).eq_ignore_ascii_case(name.as_bytes()))
+        // The length from the span first: most names differ in it.
+        .filter(move |h| {
+            h.name.end.saturating_sub(h.name.start) as usize == name.len()
+                && h.name.slice(buf).eq_ignore_ascii_case(name.as_bytes())
+        })
         .map(move |h| h.value.slice(buf))
 }
 

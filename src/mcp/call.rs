@@ -1,6 +1,7 @@
 //! Requests that run a host's code: tool calls, resource reads, prompt renders.
 
 use std::sync::Arc;
+use std::task::Poll;
 
 use serde_json::value::RawValue;
 use tokio::sync::watch;
@@ -141,7 +142,8 @@ pub struct OwnedCall {
     session: Arc<dyn SessionLink>,
     server: McpServer,
     catalog: Arc<Catalog>,
-    id: String,
+    /// The JSON-RPC id as raw JSON, shared with the context and the tally.
+    id: Arc<str>,
     kind: OwnedKind,
     progress_token: Option<Box<RawValue>>,
     version: ProtocolVersion,
@@ -197,7 +199,7 @@ impl Call<'_> {
             session,
             server,
             catalog: self.catalog,
-            id: self.id.raw().to_owned(),
+            id: Arc::from(self.id.raw()),
             kind,
             progress_token: self.progress_token.map(|p| p.to_raw_value()),
             version: self.version,
@@ -230,6 +232,11 @@ impl OwnedCall {
         &self.id
     }
 
+    /// [`OwnedCall::id`], shared rather than copied.
+    pub fn shared_id(&self) -> Arc<str> {
+        Arc::clone(&self.id)
+    }
+
     /// What `requestState` is bound to: the tool, prompt or resource the call names.
     fn binding(&self) -> Binding {
         let of = match &self.kind {
@@ -248,6 +255,13 @@ impl OwnedCall {
 
     /// Runs the call and encodes its answer; `None` if the client cancelled it.
     pub async fn run(self) -> Option<Vec<u8>> {
+        self.run_answer().await.map(|answer| answer.bytes)
+    }
+
+    /// [`OwnedCall::run`], with the answer's error code when it is an
+    /// error (a transport that answers with an HTTP status reads it here
+    /// instead of from the bytes).
+    pub(crate) async fn run_answer(self) -> Option<Answer> {
         let metrics = self.server.metrics();
         // Counted however the call ends; a drop (a cancel) counts as cancelled.
         let mut tally = Tally {
@@ -268,6 +282,7 @@ impl OwnedCall {
         tally.tool_error = ran.tool_failed;
         let id = Id::from_raw(RawJson(&tally.request_id))?;
         let mut out = Vec::with_capacity(256);
+        let mut error = None;
         match ran.answer {
             Ok(body) if body.len() >= LARGE_MESSAGE => {
                 // Megabytes copied into the response (and the result freed)
@@ -292,6 +307,7 @@ impl OwnedCall {
                         tally.outcome = super::metrics::Outcome::Error;
                         let e = RpcError::new(INTERNAL_ERROR, "writing the answer failed");
                         write_error(&mut out, Some(id), &e);
+                        error = Some(e.code);
                     }
                 }
             }
@@ -302,9 +318,10 @@ impl OwnedCall {
             Err(e) => {
                 tally.outcome = super::metrics::Outcome::Error;
                 write_error(&mut out, Some(id), &e);
+                error = Some(e.code);
             }
         }
-        Some(out)
+        Some(Answer { bytes: out, error })
     }
 
     /// The `requestState` of an earlier round, unsealed and checked (it
@@ -358,12 +375,19 @@ impl OwnedCall {
             };
         let session = Arc::clone(&self.session);
         let server = self.server;
-        let (cancel_tx, cancel_rx) = watch::channel(false);
-        session.track(&self.id, cancel_tx);
-        // Untracked however the call ends, dropped mid-way (a closed stream) included.
-        let _tracked = Tracked {
-            session: &*session,
-            id: &self.id,
+        // Tracked so a cancellation can reach it, and untracked however the
+        // call ends, dropped mid-way (a closed stream) included; a call of a
+        // session no later message can reach is cancelled only by its drop.
+        let (cancel_rx, _tracked) = if session.reachable() {
+            let (cancel_tx, cancel_rx) = watch::channel(false);
+            session.track(&self.id, cancel_tx);
+            let tracked = Tracked {
+                session: &*session,
+                id: &self.id,
+            };
+            (Some(cancel_rx), Some(tracked))
+        } else {
+            (None, None)
         };
         let input = InputRound::new(
             self.client_capabilities,
@@ -395,7 +419,21 @@ impl OwnedCall {
             }
         };
         let escalate_now = escalate_after == Some(std::time::Duration::ZERO);
-        let output = if escalate_now {
+        // A handler that finishes without waiting (most do) is answered
+        // from its first poll, as the select below would answer it, without
+        // setting up the select's other branches. That poll uses this task's
+        // waker, so a handler that is not done is woken into the select.
+        let first = if escalate_now || watcher.is_cancelled() || aborting(&server) {
+            None
+        } else {
+            match std::future::poll_fn(|cx| Poll::Ready(work.as_mut().poll(cx))).await {
+                Poll::Ready(out) => Some(out),
+                Poll::Pending => None,
+            }
+        };
+        let output = if let Some(out) = first {
+            Outcome::Answer(out)
+        } else if escalate_now {
             Outcome::Escalate
         } else {
             tokio::select! {
@@ -453,6 +491,12 @@ async fn escalate(
     }
 }
 
+/// Whether the server has begun aborting its calls
+/// ([`McpServer::abort_calls`]).
+fn aborting(server: &McpServer) -> bool {
+    server.0.abort.borrow().is_some()
+}
+
 /// Resolves with the reason once the server aborts its calls
 /// ([`McpServer::abort_calls`]); never if the server is gone.
 async fn abort_reason(server: &McpServer) -> String {
@@ -467,6 +511,16 @@ async fn abort_reason(server: &McpServer) -> String {
         // The server is gone: nothing will abort this call.
         None => std::future::pending().await,
     }
+}
+
+/// A call's answer as sent: its bytes, and its error code when it is an
+/// error.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    /// The whole JSON-RPC answer.
+    pub(crate) bytes: Vec<u8>,
+    /// The error's code, for an error answer.
+    pub(crate) error: Option<i32>,
 }
 
 /// What a call ran to: its result body or error, and whether a tool
@@ -490,7 +544,7 @@ struct Tally<'m> {
     metrics: &'m super::metrics::McpMetrics,
     method: &'static str,
     /// The JSON-RPC id, as raw JSON (for the log line).
-    request_id: String,
+    request_id: Arc<str>,
     started: std::time::Instant,
     outcome: super::metrics::Outcome,
     /// The tool's own counters, for `tools/call`.

@@ -48,6 +48,9 @@ pub(crate) trait SessionLink: Send + Sync + std::fmt::Debug {
     fn outgoing(&self) -> &Outgoing;
     /// Where the session's own messages go, when it has a stream.
     fn peer(&self) -> Option<&Peer>;
+    /// Whether a later message can reach this session's calls (a
+    /// `notifications/cancelled`); when not, they are not tracked.
+    fn reachable(&self) -> bool;
     /// Tracks a running call so `notifications/cancelled` can reach it.
     fn track(&self, id: &str, cancel: watch::Sender<bool>);
     /// Forgets a call that ended.
@@ -209,12 +212,14 @@ pub struct Context {
 struct Inner {
     /// The session, for requests to the client; None in contexts made outside one.
     session: Option<Arc<dyn SessionLink>>,
-    request_id: String,
+    request_id: Arc<str>,
     version: ProtocolVersion,
     progress_token: Option<Box<RawValue>>,
     peer: Option<Peer>,
     min_log_level: Option<LogLevel>,
-    cancelled: watch::Receiver<bool>,
+    /// Set when the client cancels; none for a call nothing can cancel
+    /// but its end (its session lives for one request).
+    cancelled: Option<watch::Receiver<bool>>,
     /// Last progress sent, as f64 bits; progress must increase. Relaxed: one
     /// call's own counter, ordering nothing else.
     last_progress: AtomicU64,
@@ -229,7 +234,7 @@ struct Inner {
 /// What a call's context is made from.
 pub(crate) struct CallSetup {
     pub(crate) session: Option<Arc<dyn SessionLink>>,
-    pub(crate) request_id: String,
+    pub(crate) request_id: Arc<str>,
     pub(crate) version: ProtocolVersion,
     pub(crate) progress_token: Option<Box<RawValue>>,
     pub(crate) peer: Option<Peer>,
@@ -335,7 +340,7 @@ impl InputRound {
 }
 
 impl Context {
-    pub(crate) fn new(setup: CallSetup, cancelled: watch::Receiver<bool>) -> Context {
+    pub(crate) fn new(setup: CallSetup, cancelled: Option<watch::Receiver<bool>>) -> Context {
         Context {
             inner: Arc::new(Inner {
                 session: setup.session,
@@ -474,12 +479,16 @@ impl Context {
 
     /// Whether the client cancelled the call.
     pub fn is_cancelled(&self) -> bool {
-        *self.inner.cancelled.borrow()
+        self.inner.cancelled.as_ref().is_some_and(|rx| *rx.borrow())
     }
 
     /// Resolves when the client cancels the call.
     pub async fn cancelled(&self) {
-        let mut rx = self.inner.cancelled.clone();
+        let Some(rx) = &self.inner.cancelled else {
+            // Nothing can cancel this call but dropping it.
+            return std::future::pending().await;
+        };
+        let mut rx = rx.clone();
         // A closed channel means nobody can cancel any more (the call became
         // a task, whose cancellation aborts the handler instead): wait forever.
         if rx.wait_for(|&c| c).await.is_err() {

@@ -28,6 +28,7 @@ pub(crate) mod tasks;
 mod tool;
 pub(crate) mod version;
 
+pub(crate) use call::Answer;
 pub use call::{Call, OwnedCall, RESOURCE_NOT_FOUND, SERVER_STOPPING};
 pub use context::{Context, LogLevel, Overflow, Peer, PeerReceiver};
 pub use outgoing::InputRequests;

@@ -59,6 +59,10 @@ pub struct Session {
     client_capabilities: Mutex<Option<serde_json::Value>>,
     /// The `clientInfo` of `initialize` (name, version). Same locking rule.
     client_info: Mutex<Option<serde_json::Value>>,
+    /// The session lives for one HTTP request (2026-07-28, no session
+    /// across requests): no later message can name its calls, so they are
+    /// not tracked for cancellation (the client cancels by closing).
+    one_request: bool,
     /// Calls in flight by raw request id, so that a cancellation can reach them.
     pub(crate) inflight: Mutex<HashMap<String, watch::Sender<bool>>>,
     /// Resource URIs this client subscribed to.
@@ -69,22 +73,28 @@ pub struct Session {
     /// may run read-only statements only. Once set it stays set (Relaxed:
     /// a lone flag that orders nothing else).
     read_only: std::sync::atomic::AtomicBool,
-    /// Tools the caller may not call (its token lacks their scopes), as the
-    /// transport said for the latest request.
-    denied_tools: arc_swap::ArcSwapOption<Vec<(String, String)>>,
-    /// The statement kinds the caller's latest token allows, when its
-    /// scopes limit them.
-    statement_kinds: arc_swap::ArcSwapOption<Vec<crate::util::sql_guard::StatementKind>>,
+    /// What the caller's latest token allows, when its scopes limit it: a
+    /// lock held for a load or a store (cheaper to create, read and drop
+    /// than a lock-free swap for a session that lives one request).
+    scoped: Mutex<Scoped>,
     /// Whom the transport admitted this session for (a key, a client
     /// address): what fair shares and limits count against. Set once.
-    principal: std::sync::OnceLock<Box<str>>,
+    principal: std::sync::OnceLock<String>,
     /// Which party of the principal this is, when not the session itself
     /// (a stateless request's connection): calls of one principal take
     /// turns by party. Set once.
-    party: std::sync::OnceLock<Box<str>>,
+    party: std::sync::OnceLock<String>,
     /// The transport the session came by (`stdio`, `http`, `websocket`),
     /// when the transport said. Set once.
     transport: std::sync::OnceLock<&'static str>,
+}
+
+/// The limits of a session's latest token (see [`Session::restrict_tools`]
+/// and [`Session::limit_statements`]).
+#[derive(Debug, Default)]
+struct Scoped {
+    denied_tools: Option<DeniedTools>,
+    statement_kinds: Option<StatementKinds>,
 }
 
 const ALL_LEVELS: [LogLevel; 8] = [
@@ -132,16 +142,23 @@ impl Session {
             log_level: AtomicU8::new(0),
             client_capabilities: Mutex::new(None),
             client_info: Mutex::new(None),
+            one_request: false,
             inflight: Mutex::new(HashMap::new()),
             subscriptions: Mutex::new(HashSet::new()),
             outgoing: Outgoing::default(),
             read_only: std::sync::atomic::AtomicBool::new(false),
-            denied_tools: arc_swap::ArcSwapOption::empty(),
-            statement_kinds: arc_swap::ArcSwapOption::empty(),
+            scoped: Mutex::new(Scoped::default()),
             principal: std::sync::OnceLock::new(),
             party: std::sync::OnceLock::new(),
             transport: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Marks a session that serves one request and is dropped with it:
+    /// no later message can reach its calls, so they are not tracked.
+    pub(crate) fn for_one_request(mut self) -> Session {
+        self.one_request = true;
+        self
     }
 
     /// The `clientInfo` the client sent in `initialize` (name, version), if any.
@@ -160,9 +177,7 @@ impl Session {
     /// (a token with more scopes lifts a restriction). A call of one is
     /// answered [`INSUFFICIENT_SCOPE`].
     pub fn restrict_tools(&self, denied: Option<DeniedTools>) {
-        if denied.is_some() || self.denied_tools.load().is_some() {
-            self.denied_tools.store(denied);
-        }
+        self.scoped.lock().denied_tools = denied;
     }
 
     /// The statement kinds this session's calls may run from now on, or
@@ -170,25 +185,28 @@ impl Session {
     /// scopes grant (a token with more scopes lifts a limit, unlike
     /// [`Session::restrict_to_read_only`]).
     pub fn limit_statements(&self, kinds: Option<StatementKinds>) {
-        if kinds.is_some() || self.statement_kinds.load().is_some() {
-            self.statement_kinds.store(kinds);
-        }
+        self.scoped.lock().statement_kinds = kinds;
     }
 
     /// The statement kinds this session's calls are limited to, if any.
     pub fn statement_kinds(&self) -> Option<StatementKinds> {
-        self.statement_kinds.load_full()
+        self.scoped.lock().statement_kinds.clone()
+    }
+
+    /// The tools this session's calls may not call, if any.
+    fn denied_tools(&self) -> Option<DeniedTools> {
+        self.scoped.lock().denied_tools.clone()
     }
 
     /// Names whom this session's calls count against (`key:<name>`,
     /// `addr:<ip>`: see `Admitted`); the first call wins.
-    pub fn set_principal(&self, principal: &str) {
+    pub fn set_principal(&self, principal: impl Into<String>) {
         let _ = self.principal.set(principal.into());
     }
 
     /// Names the party of the principal this session's calls belong to
     /// (by default the session itself); the first call wins.
-    pub fn set_party(&self, party: &str) {
+    pub fn set_party(&self, party: impl Into<String>) {
         let _ = self.party.set(party.into());
     }
 
@@ -205,12 +223,12 @@ impl Session {
 
     /// The party set with [`Session::set_party`], if any.
     pub fn party(&self) -> Option<&str> {
-        self.party.get().map(|p| &**p)
+        self.party.get().map(String::as_str)
     }
 
     /// Whom this session's calls count against, when the transport said.
     pub fn principal(&self) -> Option<&str> {
-        self.principal.get().map(|p| &**p)
+        self.principal.get().map(String::as_str)
     }
 
     /// Whether this session's calls may run read-only statements only.

@@ -53,6 +53,37 @@ pub async fn ws_connect(
     .expect("handshake")
 }
 
+/// [`ws_connect`] over a socket whose receive buffer is fixed small (64
+/// KiB: no autotuning), for tests of clients that stop reading. Without it
+/// a machine that lets receive buffers grow to tens of megabytes would
+/// hold everything the server sends.
+pub async fn ws_connect_small_window(
+    addr: std::net::SocketAddr,
+) -> (
+    Ws,
+    tokio_tungstenite::tungstenite::handshake::client::Response,
+) {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .expect("socket");
+    socket.set_recv_buffer_size(64 * 1024).expect("SO_RCVBUF");
+    let stream = tokio::time::timeout(WAIT, socket.connect(addr))
+        .await
+        .expect("connect in time")
+        .expect("connect");
+    let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+    tokio::time::timeout(
+        WAIT,
+        tokio_tungstenite::client_async(ws_request(&addr.to_string()), stream),
+    )
+    .await
+    .expect("handshake in time")
+    .expect("handshake")
+}
+
 /// How long a test waits for any single answer before failing.
 pub const WAIT: Duration = Duration::from_secs(5);
 

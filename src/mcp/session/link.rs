@@ -51,6 +51,10 @@ impl SessionLink for Session {
         self.peer.as_ref()
     }
 
+    fn reachable(&self) -> bool {
+        !self.one_request
+    }
+
     fn track(&self, id: &str, cancel: tokio::sync::watch::Sender<bool>) {
         self.inflight.lock().insert(id.to_owned(), cancel);
     }

@@ -45,7 +45,7 @@ impl Session {
             write_list(out, req.id, &catalog, list, params, version)?;
             return Ok(Dispatched::Done);
         }
-        let denied = self.denied_tools.load();
+        let denied = self.denied_tools();
         if let Some(kind) = call_kind(&catalog, &req.method, params, version, denied.as_deref())? {
             return Ok(Dispatched::Call(Call {
                 catalog: Arc::clone(&catalog),

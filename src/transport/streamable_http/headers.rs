@@ -11,16 +11,39 @@ pub(super) fn modern_status(answer: &[u8]) -> u16 {
     // The answer is ours: only its top-level names are read, up to
     // `result` (200, the result itself never scanned) or `error`, whose
     // code decides.
-    let Ok(text) = std::str::from_utf8(answer) else {
-        return 200;
+    // Our answers name `result` or `error` within their first bytes (after
+    // `jsonrpc` and the id): only those are checked as text, unless the
+    // names or the error run past them.
+    let head = &answer[..answer.len().min(STATUS_PREFIX)];
+    let head = match std::str::from_utf8(head) {
+        Ok(text) => text,
+        Err(cut) => std::str::from_utf8(&head[..cut.valid_up_to()]).unwrap_or_default(),
     };
+    match error_of(head) {
+        Ok(None) => 200,
+        Ok(Some(code)) => status_of(code),
+        Err(()) if head.len() == answer.len() => 200,
+        Err(()) => match std::str::from_utf8(answer)
+            .map_err(|_| ())
+            .and_then(error_of)
+        {
+            Ok(Some(code)) => status_of(code),
+            _ => 200,
+        },
+    }
+}
+
+/// How many leading bytes of an answer [`modern_status`] reads first.
+const STATUS_PREFIX: usize = 512;
+
+/// The error code of an answer (`Some(None)`: an error without a readable
+/// code), or none for a result; `Err` when the text ends before either.
+fn error_of(text: &str) -> Result<Option<Option<i32>>, ()> {
     let mut scanner = Scanner::new(text);
     let error = match scanner.find_member(|k| k == "result" || k == "error") {
-        Ok(Some(k)) if k == "error" => scanner.value(1).ok(),
-        _ => None,
-    };
-    let Some(error) = error else {
-        return 200;
+        Ok(Some(k)) if k == "error" => scanner.value(1).map_err(|_| ())?,
+        Ok(_) => return Ok(None),
+        Err(_) => return Err(()),
     };
     let mut code = None;
     let _ = each_member(error, |k, v| {
@@ -28,6 +51,12 @@ pub(super) fn modern_status(answer: &[u8]) -> u16 {
             code = v.get().parse::<i32>().ok();
         }
     });
+    Ok(Some(code))
+}
+
+/// The HTTP status of a 2026-07-28 answer whose error has `code` (a
+/// result, or an error without a code: 200).
+pub(super) fn status_of(code: Option<i32>) -> u16 {
     match code {
         Some(METHOD_NOT_FOUND) => 404,
         Some(
@@ -42,13 +71,21 @@ pub(super) fn modern_status(answer: &[u8]) -> u16 {
     }
 }
 
-/// Whether an Accept header allows the answers this endpoint sends.
+/// Whether an Accept header allows the answers this endpoint sends: one
+/// pass over its media ranges (parameters such as `q` ignored), compared
+/// case-insensitively on the header's own bytes.
 pub(super) fn accepts_mcp(accept: &[u8]) -> bool {
-    // On the header's bytes, case-insensitively: no copy per request.
-    let has = |t: &[u8]| accept.windows(t.len()).any(|w| w.eq_ignore_ascii_case(t));
-    let any = has(b"*/*");
-    let allows = |t: &[u8]| any || has(t);
-    allows(b"application/json") && allows(b"text/event-stream")
+    let (mut json, mut events) = (false, false);
+    for range in accept.split(|&b| b == b',') {
+        let media = range.split(|&b| b == b';').next().unwrap_or_default();
+        let media = media.trim_ascii();
+        if media == b"*/*" {
+            return true;
+        }
+        json |= media.eq_ignore_ascii_case(b"application/json");
+        events |= media.eq_ignore_ascii_case(b"text/event-stream");
+    }
+    json && events
 }
 
 /// 2026-07-28: `Mcp-Method` must name the body's method, `Mcp-Name` the tool,
@@ -233,6 +270,7 @@ mod tests {
             "Text/Event-Stream;q=0.5, APPLICATION/JSON",
             "*/*",
             "application/json;q=0.9, */*",
+            " application/json ;q=1,text/event-stream",
         ] {
             assert!(accepts_mcp(ok.as_bytes()), "{ok}");
         }
@@ -242,6 +280,8 @@ mod tests {
             "",
             "text/*",
             "\u{ff}json",
+            "application/jsonl, text/event-stream",
+            "application/json-seq, text/event-stream-x",
         ] {
             assert!(!accepts_mcp(refused.as_bytes()), "{refused}");
         }
@@ -273,5 +313,19 @@ mod tests {
             200
         );
         assert_eq!(status("not json"), 200);
+        // Names past the first bytes read (a long id, a cut in a
+        // multi-byte character, a long error) are still found.
+        for pad in [STATUS_PREFIX, STATUS_PREFIX - 1, STATUS_PREFIX - 2] {
+            let id = format!("{}é", "x".repeat(pad - 30));
+            let a = format!(r#"{{"jsonrpc":"2.0","id":"{id}","error":{{"code":-32601}}}}"#);
+            assert_eq!(status(&a), 404, "{pad}");
+            let a = format!(r#"{{"jsonrpc":"2.0","id":"{id}","result":{{}}}}"#);
+            assert_eq!(status(&a), 200, "{pad}");
+        }
+        let data = "y".repeat(2 * STATUS_PREFIX);
+        let a = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"error":{{"data":"{data}","code":-32602,"message":"x"}}}}"#
+        );
+        assert_eq!(status(&a), 400);
     }
 }

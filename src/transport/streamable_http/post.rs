@@ -1,9 +1,10 @@
 //! POST: one JSON-RPC message in, its answer (JSON or a stream of the
 //! call's messages) out.
 
-use super::headers::{Agreement, OwnedAgreement, accepts_mcp, modern_status};
+use super::headers::{Agreement, OwnedAgreement, accepts_mcp, modern_status, status_of};
 use super::*;
 use crate::mcp::{Handled, HeavyLane, LARGE_MESSAGE, OwnedCall, RequestCheck, owned_in_pieces};
+use std::task::Poll;
 
 /// A session id: 128 bits from the operating system's CSPRNG, as hex.
 fn new_session_id() -> Option<String> {
@@ -25,14 +26,14 @@ impl Handler for Post {
 
 impl Post {
     /// Serves a POST once its client was admitted.
-    fn admitted<'a>(&'a self, req: Request<'a>, admitted: crate::guard::Admitted) -> Reply<'a> {
+    fn admitted<'a>(&'a self, req: Request<'a>, mut admitted: crate::guard::Admitted) -> Reply<'a> {
         let endpoint = &self.0;
         let modern = match check_post(&req) {
             Ok(modern) => modern,
             Err(refused) => return Reply::ready(*refused),
         };
         let body = req.body();
-        let (session, new_id, replay) = match endpoint.session_for(&req, &admitted, modern) {
+        let (session, new_id, replay) = match endpoint.session_for(&req, &mut admitted, modern) {
             Ok(found) => found,
             Err(refused) => return Reply::ready(*refused),
         };
@@ -141,12 +142,13 @@ impl Starting {
     fn call(mut self, call: OwnedCall) -> Reply<'static> {
         let (peer, messages) = Peer::channel(STREAM_QUEUE);
         let call = call.with_peer(peer);
-        let stream_id = call.id().to_owned();
-        let run: RunningCall = Box::pin(call.run());
+        let stream_id = call.shared_id();
         let replay = self.replay.take();
         if self.modern {
+            let run: RunningAnswer = Box::pin(call.run_answer());
             return Reply::new(answer_modern(run, messages, stream_id, replay, self.lane));
         }
+        let run: RunningCall = Box::pin(call.run());
         let (response, events) = Response::sse(STREAM_QUEUE);
         let stream = CallStream {
             id: stream_id,
@@ -220,22 +222,28 @@ impl StreamableHttp {
     fn session_for(
         &self,
         req: &Request<'_>,
-        admitted: &crate::guard::Admitted,
+        admitted: &mut crate::guard::Admitted,
         modern: bool,
     ) -> Result<SessionFor, Box<Response>> {
-        let fresh = || {
-            let session = Arc::new(Session::new(self.server.clone(), None));
+        let fresh = |one_request: bool, principal: String| {
+            let mut session = Session::new(self.server.clone(), None);
+            if one_request {
+                session = session.for_one_request();
+            }
+            let session = Arc::new(session);
             session.set_transport("http");
-            session.set_principal(&admitted.principal);
+            session.set_principal(principal);
             session
         };
         if modern {
-            let session = fresh();
+            // The session lives as long as this request: it takes the
+            // principal rather than a copy.
+            let session = fresh(true, std::mem::take(&mut admitted.principal));
             // No session across requests: the connection is the party.
             let mut party = String::with_capacity(32);
             party.push_str("conn-");
             crate::util::addr::push_socket_addr(&mut party, req.remote_addr());
-            session.set_party(&party);
+            session.set_party(party);
             return Ok((session, None, None));
         }
         if let Some(id) = req.header("mcp-session-id") {
@@ -265,7 +273,7 @@ impl StreamableHttp {
                 "no randomness for a session id",
             )));
         };
-        let session = fresh();
+        let session = fresh(false, admitted.principal.clone());
         self.insert(id.clone(), Arc::clone(&session), &admitted.principal);
         Ok((session, Some(id), None))
     }
@@ -273,33 +281,57 @@ impl StreamableHttp {
 
 /// 2026-07-28: a call that says nothing before its answer gets a plain
 /// JSON answer (with the HTTP status its error calls for); one that
-/// streams first gets SSE.
+/// streams first gets SSE, its messages before its answer.
 async fn answer_modern(
-    mut run: RunningCall,
+    mut run: RunningAnswer,
     mut messages: crate::mcp::PeerReceiver,
-    stream_id: String,
+    stream_id: Arc<str>,
     replay: Option<Arc<Replay>>,
     lane: HeavyLane,
 ) -> Response {
-    tokio::select! {
-        answer = &mut run => match answer {
-            Some(answer) => Response::json(modern_status(&answer), answer),
-            None => Response::new(202),
-        },
-        Some(first) = messages.recv() => {
-            let (response, events) = Response::sse(STREAM_QUEUE);
-            let stream = CallStream {
-                id: stream_id,
-                events,
-                replay,
-                cancel_on_close: true,
-                lane,
-            };
-            tokio::spawn(stream.run(run, messages, Some(first)));
-            response
+    let stream = |run: RunningCall, messages, first| {
+        let (response, events) = Response::sse(STREAM_QUEUE);
+        let stream = CallStream {
+            id: stream_id,
+            events,
+            replay,
+            cancel_on_close: true,
+            lane,
+        };
+        tokio::spawn(stream.run(run, messages, first));
+        response
+    };
+    // Most calls finish at their first poll: answered without a select.
+    // The poll uses this task's waker, so one that is not done wakes it.
+    let answer = match std::future::poll_fn(|cx| Poll::Ready(run.as_mut().poll(cx))).await {
+        Poll::Ready(answer) if !messages.is_empty() => {
+            // It sent messages, then answered: they go first, on a stream.
+            let answer = answer.map(|a| a.bytes);
+            return stream(Box::pin(std::future::ready(answer)), messages, None);
         }
+        Poll::Ready(answer) => answer,
+        Poll::Pending => tokio::select! {
+            // A message first: when the answer is ready too, the stream
+            // sends the messages before it.
+            biased;
+            Some(first) = messages.recv() => {
+                let run = Box::pin(async move { run.await.map(|a| a.bytes) });
+                return stream(run, messages, Some(first));
+            }
+            answer = &mut run => answer,
+        },
+    };
+    match answer {
+        // The status comes from the error the call answered, not from
+        // reading the bytes again.
+        Some(answer) => Response::json(status_of(answer.error), answer.bytes),
+        None => Response::new(202),
     }
 }
+
+/// A 2026-07-28 call's answer, once it runs to its end (`None`: cancelled).
+type RunningAnswer =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Option<crate::mcp::Answer>> + Send>>;
 
 /// A call's answer, once it runs to its end (`None`: cancelled).
 type RunningCall = std::pin::Pin<Box<dyn std::future::Future<Output = Option<Vec<u8>>> + Send>>;
@@ -307,7 +339,7 @@ type RunningCall = std::pin::Pin<Box<dyn std::future::Future<Output = Option<Vec
 /// The SSE stream of one call: its messages, then its answer.
 struct CallStream {
     /// The call's request id; event ids are `<id>-<n>`.
-    id: String,
+    id: Arc<str>,
     events: crate::http::sse::SseSender,
     replay: Option<Arc<Replay>>,
     /// 2026-07-28: the client closing the stream cancels the call. Before,
