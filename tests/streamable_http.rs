@@ -439,6 +439,34 @@ async fn a_modern_call_that_streams_before_answering_always_gets_its_stream() {
 }
 
 #[tokio::test]
+async fn a_legacy_call_done_at_once_is_json_and_a_waiting_one_streams() {
+    let _turn = SLOW.lock().await;
+    let (addr, _endpoint, _mcp) = start().await;
+    let mut c = Client::connect(addr).await;
+    let sid = open_session(&mut c).await;
+    let s = [("Mcp-Session-Id", sid.as_str())];
+    // `hello` without a progress token sends nothing and answers at once.
+    let quick = r#"{"jsonrpc":"2.0","id":21,"method":"tools/call","params":{"name":"hello"}}"#;
+    c.send(&post(quick, &s)).await;
+    let r = c.read_response().await;
+    assert_eq!(
+        (r.status, r.header("content-type")),
+        (200, Some("application/json"))
+    );
+    let answer: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(answer["id"], 21);
+    assert_eq!(answer["result"]["content"][0]["text"], "hello");
+    // `slow` waits: a stream, its priming event first, then the answer.
+    let waits = r#"{"jsonrpc":"2.0","id":22,"method":"tools/call","params":{"name":"slow"}}"#;
+    c.send(&post(waits, &s)).await;
+    let r = c.read_response().await;
+    assert_eq!(r.header("content-type"), Some("text/event-stream"));
+    let text = r.body_str();
+    assert!(text.starts_with("id: 22-1\nretry: "), "{text}");
+    assert!(text.contains(r#""id":22,"result""#), "{text}");
+}
+
+#[tokio::test]
 async fn a_dropped_stream_cancels_only_on_2026() {
     use std::sync::atomic::Ordering;
     let _turn = SLOW.lock().await;

@@ -137,8 +137,11 @@ impl Starting {
         }
     }
 
-    /// Starts a call: 2026-07-28 answers with JSON or SSE as the call goes;
-    /// older versions get an SSE stream of the call's messages at once.
+    /// Starts a call: 2026-07-28 answers with JSON or SSE as the call goes.
+    /// Older versions: a call that answers at its first poll without a
+    /// message of its own gets a JSON answer (every version with sessions
+    /// allows one); any other gets an SSE stream of its messages and answer,
+    /// run on a task of its own (a dropped stream does not cancel it).
     fn call(mut self, call: OwnedCall) -> Reply<'static> {
         let (peer, messages) = Peer::channel(STREAM_QUEUE);
         let call = call.with_peer(peer);
@@ -148,17 +151,29 @@ impl Starting {
             let run: RunningAnswer = Box::pin(call.run_answer());
             return Reply::new(answer_modern(run, messages, stream_id, replay, self.lane));
         }
-        let run: RunningCall = Box::pin(call.run());
-        let (response, events) = Response::sse(STREAM_QUEUE);
-        let stream = CallStream {
-            id: stream_id,
-            events,
-            replay,
-            cancel_on_close: false,
-            lane: self.lane.clone(),
-        };
-        tokio::spawn(stream.run(run, messages, None));
-        Reply::ready(self.with_id(response))
+        let mut run: RunningCall = Box::pin(call.run());
+        Reply::new(async move {
+            // The poll uses this task's waker; a call not done by then is
+            // polled again by its stream's task, which takes over the wake.
+            let run: RunningCall =
+                match std::future::poll_fn(|cx| Poll::Ready(run.as_mut().poll(cx))).await {
+                    Poll::Ready(Some(answer)) if messages.is_empty() => {
+                        return self.with_id(Response::json(200, answer));
+                    }
+                    Poll::Ready(answer) => Box::pin(std::future::ready(answer)),
+                    Poll::Pending => run,
+                };
+            let (response, events) = Response::sse(STREAM_QUEUE);
+            let stream = CallStream {
+                id: stream_id,
+                events,
+                replay,
+                cancel_on_close: false,
+                lane: self.lane.clone(),
+            };
+            tokio::spawn(stream.run(run, messages, None));
+            self.with_id(response)
+        })
     }
 }
 
