@@ -163,14 +163,7 @@ impl Starting {
                     Poll::Ready(answer) => Box::pin(std::future::ready(answer)),
                     Poll::Pending => run,
                 };
-            let (response, events) = Response::sse(STREAM_QUEUE);
-            let stream = CallStream {
-                id: stream_id,
-                events,
-                replay,
-                cancel_on_close: false,
-                lane: self.lane.clone(),
-            };
+            let (response, stream) = CallStream::open(stream_id, replay, false, self.lane.clone());
             tokio::spawn(stream.run(run, messages, None));
             self.with_id(response)
         })
@@ -305,14 +298,7 @@ async fn answer_modern(
     lane: HeavyLane,
 ) -> Response {
     let stream = |run: RunningCall, messages, first| {
-        let (response, events) = Response::sse(STREAM_QUEUE);
-        let stream = CallStream {
-            id: stream_id,
-            events,
-            replay,
-            cancel_on_close: true,
-            lane,
-        };
+        let (response, stream) = CallStream::open(stream_id, replay, true, lane);
         tokio::spawn(stream.run(run, messages, first));
         response
     };
@@ -366,6 +352,25 @@ struct CallStream {
 }
 
 impl CallStream {
+    /// The SSE response of a call's stream, and the stream that feeds it
+    /// (to be run with [`CallStream::run`]).
+    fn open(
+        id: Arc<str>,
+        replay: Option<Arc<Replay>>,
+        cancel_on_close: bool,
+        lane: HeavyLane,
+    ) -> (Response, CallStream) {
+        let (response, events) = Response::sse(STREAM_QUEUE);
+        let stream = CallStream {
+            id,
+            events,
+            replay,
+            cancel_on_close,
+            lane,
+        };
+        (response, stream)
+    }
+
     /// Sends the priming event, `first` (a message already taken from the
     /// call), then the call's messages and answer as they come.
     async fn run(
