@@ -426,7 +426,7 @@ impl OwnedCall {
         let first = if escalate_now || watcher.is_cancelled() || aborting(&server) {
             None
         } else {
-            match std::future::poll_fn(|cx| Poll::Ready(work.as_mut().poll(cx))).await {
+            match futures_util::poll!(work.as_mut()) {
                 Poll::Ready(out) => Some(out),
                 Poll::Pending => None,
             }

@@ -19,15 +19,13 @@ pub(super) fn modern_status(answer: &[u8]) -> u16 {
         Ok(text) => text,
         Err(cut) => std::str::from_utf8(&head[..cut.valid_up_to()]).unwrap_or_default(),
     };
-    match error_of(head) {
-        Ok(None) => 200,
-        Ok(Some(code)) => status_of(code),
-        Err(()) if head.len() == answer.len() => 200,
-        Err(()) => match std::str::from_utf8(answer)
-            .map_err(|_| ())
-            .and_then(error_of)
-        {
-            Ok(Some(code)) => status_of(code),
+    match read_answer(head) {
+        Read::Result => 200,
+        Read::Error(code) => status_of(code),
+        Read::Unknown if head.len() == answer.len() => 200,
+        // The names or the error run past the prefix: the whole answer.
+        Read::Unknown => match std::str::from_utf8(answer).map(read_answer) {
+            Ok(Read::Error(code)) => status_of(code),
             _ => 200,
         },
     }
@@ -36,14 +34,26 @@ pub(super) fn modern_status(answer: &[u8]) -> u16 {
 /// How many leading bytes of an answer [`modern_status`] reads first.
 const STATUS_PREFIX: usize = 512;
 
-/// The error code of an answer (`Some(None)`: an error without a readable
-/// code), or none for a result; `Err` when the text ends before either.
-fn error_of(text: &str) -> Result<Option<Option<i32>>, ()> {
+/// What the top level of an answer says, as far as its text goes.
+enum Read {
+    /// A `result`.
+    Result,
+    /// An `error`, with its code when it has a readable one.
+    Error(Option<i32>),
+    /// The text ends (or breaks) before `result` or `error`.
+    Unknown,
+}
+
+/// Reads the top-level names of an answer up to `result` or `error`.
+fn read_answer(text: &str) -> Read {
     let mut scanner = Scanner::new(text);
     let error = match scanner.find_member(|k| k == "result" || k == "error") {
-        Ok(Some(k)) if k == "error" => scanner.value(1).map_err(|_| ())?,
-        Ok(_) => return Ok(None),
-        Err(_) => return Err(()),
+        Ok(Some(k)) if k == "error" => match scanner.value(1) {
+            Ok(error) => error,
+            Err(_) => return Read::Unknown,
+        },
+        Ok(_) => return Read::Result,
+        Err(_) => return Read::Unknown,
     };
     let mut code = None;
     let _ = each_member(error, |k, v| {
@@ -51,7 +61,7 @@ fn error_of(text: &str) -> Result<Option<Option<i32>>, ()> {
             code = v.get().parse::<i32>().ok();
         }
     });
-    Ok(Some(code))
+    Read::Error(code)
 }
 
 /// The HTTP status of a 2026-07-28 answer whose error has `code` (a

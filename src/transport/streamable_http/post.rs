@@ -155,14 +155,13 @@ impl Starting {
         Reply::new(async move {
             // The poll uses this task's waker; a call not done by then is
             // polled again by its stream's task, which takes over the wake.
-            let run: RunningCall =
-                match std::future::poll_fn(|cx| Poll::Ready(run.as_mut().poll(cx))).await {
-                    Poll::Ready(Some(answer)) if messages.is_empty() => {
-                        return self.with_id(Response::json(200, answer));
-                    }
-                    Poll::Ready(answer) => Box::pin(std::future::ready(answer)),
-                    Poll::Pending => run,
-                };
+            let run: RunningCall = match futures_util::poll!(run.as_mut()) {
+                Poll::Ready(Some(answer)) if messages.is_empty() => {
+                    return self.with_id(Response::json(200, answer));
+                }
+                Poll::Ready(answer) => Box::pin(std::future::ready(answer)),
+                Poll::Pending => run,
+            };
             let (response, stream) = CallStream::open(stream_id, replay, false, self.lane.clone());
             tokio::spawn(stream.run(run, messages, None));
             self.with_id(response)
@@ -233,11 +232,7 @@ impl StreamableHttp {
         admitted: &mut crate::guard::Admitted,
         modern: bool,
     ) -> Result<SessionFor, Box<Response>> {
-        let fresh = |one_request: bool, principal: String| {
-            let mut session = Session::new(self.server.clone(), None);
-            if one_request {
-                session = session.for_one_request();
-            }
+        let http = |session: Session, principal: String| {
             let session = Arc::new(session);
             session.set_transport("http");
             session.set_principal(principal);
@@ -246,7 +241,8 @@ impl StreamableHttp {
         if modern {
             // The session lives as long as this request: it takes the
             // principal rather than a copy.
-            let session = fresh(true, std::mem::take(&mut admitted.principal));
+            let one_request = Session::new(self.server.clone(), None).for_one_request();
+            let session = http(one_request, std::mem::take(&mut admitted.principal));
             // No session across requests: the connection is the party.
             let mut party = String::with_capacity(32);
             party.push_str("conn-");
@@ -281,7 +277,10 @@ impl StreamableHttp {
                 "no randomness for a session id",
             )));
         };
-        let session = fresh(false, admitted.principal.clone());
+        let session = http(
+            Session::new(self.server.clone(), None),
+            admitted.principal.clone(),
+        );
         self.insert(id.clone(), Arc::clone(&session), &admitted.principal);
         Ok((session, Some(id), None))
     }
@@ -304,7 +303,7 @@ async fn answer_modern(
     };
     // Most calls finish at their first poll: answered without a select.
     // The poll uses this task's waker, so one that is not done wakes it.
-    let answer = match std::future::poll_fn(|cx| Poll::Ready(run.as_mut().poll(cx))).await {
+    let answer = match futures_util::poll!(run.as_mut()) {
         Poll::Ready(answer) if !messages.is_empty() => {
             // It sent messages, then answered: they go first, on a stream.
             let answer = answer.map(|a| a.bytes);
