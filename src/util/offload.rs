@@ -1,35 +1,38 @@
 //! Work of milliseconds (copying, encoding or freeing megabytes) moved off
 //! the async workers onto threads of its own that yield the CPU to them.
+//!
+//! Those threads run at Linux's idle scheduling class: a thread of the
+//! normal class that wakes (an async worker with a neighbour's small
+//! request) preempts them at once. At any normal priority, even nice 19,
+//! the kernel's scheduler (EEVDF) lets a running thread finish its slice
+//! first, and a woken worker waited up to 3 ms behind heavy work (seen with
+//! `perf sched timehist` during the hostile-client tests). Idle-class work
+//! would starve on a machine whose CPUs other work keeps busy, so a
+//! watchdog thread raises a job that gets less than a fifth of a CPU over
+//! [`STARVING_AFTER`] to the normal class until it ends: large answers slow
+//! down on a saturated host but always come.
 
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use thread_priority::{
-    NormalThreadSchedulePolicy, ThreadPriority, ThreadPriorityValue, ThreadSchedulePolicy,
+    NormalThreadSchedulePolicy, ThreadId, ThreadPriority, ThreadSchedulePolicy,
     set_thread_priority_and_policy, thread_native_id,
 };
-
-/// The nice value the heavy-work threads run at. Default: 10 (a tenth of
-/// the CPU share of a nice-0 thread when they compete).
-const HEAVY_NICE: i32 = 10;
 
 /// The most heavy-work threads. Default: 4 (fewer on a machine with fewer
 /// cores: one per core).
 const MAX_THREADS: usize = 4;
 
+/// How long the watchdog looks at a job's CPU time before it judges it
+/// starving (less than a fifth of that time on a CPU). Default: 100 ms.
+const STARVING_AFTER: Duration = Duration::from_millis(100);
+
 /// A job for the heavy-work threads.
 type Job = Box<dyn FnOnce() + Send>;
 
 /// Runs `work` on a heavy-work thread; `None` if it panicked.
-///
-/// Those threads run at a lower priority (nice [`HEAVY_NICE`] on Linux,
-/// set once when each starts, or left where the host's threads are if
-/// that is lower): any runnable thread at the normal priority (an async
-/// worker with a small request, a warehouse thread) mostly preempts them,
-/// so one client's large answer costs the others throughput more than
-/// latency; and unlike the idle scheduling class they still get a share
-/// of a CPU that other work keeps busy, so a large answer is slowed, never
-/// starved, on a saturated host.
 pub(crate) async fn off_worker<T, F>(work: F) -> Option<T>
 where
     T: Send + 'static,
@@ -40,86 +43,232 @@ where
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
         let _ = done.send(outcome.ok());
     });
-    if let Err(mpsc::SendError(job)) = jobs().send(job) {
+    if let Err(mpsc::SendError(job)) = pool().jobs.send(job) {
         // No heavy-work thread could be started: the runtime's blocking pool.
         tokio::task::spawn_blocking(job);
     }
     result.await.ok().flatten()
 }
 
-/// Where jobs go, starting the threads on first use.
-fn jobs() -> &'static mpsc::Sender<Job> {
-    static JOBS: OnceLock<mpsc::Sender<Job>> = OnceLock::new();
-    JOBS.get_or_init(|| {
-        let (sender, receiver) = mpsc::channel::<Job>();
+/// The heavy-work threads: where jobs go.
+struct Pool {
+    jobs: mpsc::Sender<Job>,
+}
+
+/// What each heavy-work thread runs, shared with the watchdog.
+#[derive(Default)]
+struct Running {
+    slots: Mutex<Vec<Slot>>,
+    /// Woken when a job starts.
+    started: Condvar,
+}
+
+/// One heavy-work thread as the watchdog sees it.
+struct Slot {
+    native: ThreadId,
+    /// Its Linux thread id, for its CPU time in `/proc`.
+    tid: Option<u32>,
+    /// The running job: when the watchdog last looked, and the thread's CPU
+    /// time then (in clock ticks).
+    job: Option<(Instant, Option<u64>)>,
+    /// Raised to the normal class for the job it runs.
+    raised: bool,
+}
+
+/// Starts the threads and the watchdog on first use.
+fn pool() -> &'static Pool {
+    static POOL: OnceLock<Pool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let (jobs, receiver) = mpsc::channel::<Job>();
         let receiver = Arc::new(Mutex::new(receiver));
+        let running = Arc::new(Running::default());
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .clamp(1, MAX_THREADS);
         for i in 0..threads {
-            let receiver = Arc::clone(&receiver);
+            let (receiver, running) = (Arc::clone(&receiver), Arc::clone(&running));
             // A thread that cannot be started leaves the others (if none
             // starts, sending fails and jobs use the blocking pool).
             let _ = std::thread::Builder::new()
                 .name(format!("mcp-heavy-{i}"))
-                .spawn(move || heavy_thread(&receiver));
+                .spawn(move || heavy_thread(&receiver, &running));
         }
-        sender
+        if cfg!(target_os = "linux") {
+            let watched = Arc::clone(&running);
+            // Without it, idle-class jobs may wait for a busy machine.
+            let _ = std::thread::Builder::new()
+                .name("mcp-heavy-watch".into())
+                .spawn(move || watchdog(&watched));
+        }
+        Pool { jobs }
     })
 }
 
-/// A heavy-work thread: lowers its priority, then runs jobs until the
-/// process ends.
-fn heavy_thread(receiver: &Mutex<mpsc::Receiver<Job>>) {
-    lower_priority();
+/// A heavy-work thread: moves to the idle class, then runs jobs until the
+/// process ends, back at the idle class after any job it was raised for.
+fn heavy_thread(receiver: &Mutex<mpsc::Receiver<Job>>, running: &Running) {
+    let lowered = to_idle_class();
+    let me = {
+        let mut slots = running.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots.push(Slot {
+            native: thread_native_id(),
+            tid: this_tid(),
+            job: None,
+            raised: false,
+        });
+        slots.len() - 1
+    };
     loop {
         // Held only while waiting for the next job, not while running it.
         let next = match receiver.lock() {
             Ok(receiver) => receiver.recv(),
             Err(_) => return,
         };
-        match next {
-            Ok(job) => job(),
-            Err(_) => return,
+        let Ok(job) = next else { return };
+        if lowered {
+            let mut slots = running.slots.lock().unwrap_or_else(|p| p.into_inner());
+            let tid = slots[me].tid;
+            slots[me].job = Some((Instant::now(), tid.and_then(cpu_ticks)));
+            running.started.notify_one();
+        }
+        job();
+        if lowered {
+            let mut slots = running.slots.lock().unwrap_or_else(|p| p.into_inner());
+            slots[me].job = None;
+            if std::mem::take(&mut slots[me].raised) {
+                to_idle_class();
+            }
         }
     }
 }
 
-/// Moves the calling thread to nice [`HEAVY_NICE`] in the normal class,
-/// unless it already runs lower (a host that set its own priorities).
-fn lower_priority() {
-    if !cfg!(target_os = "linux") || nice_of_this_thread().is_none_or(|n| n >= HEAVY_NICE) {
-        return;
+/// Raises jobs that starve at the idle class: every [`STARVING_AFTER`]
+/// while a job runs (asleep while none does), a job whose thread got less
+/// than a fifth of that time on a CPU moves to the normal class.
+fn watchdog(running: &Running) {
+    let mut slots = running.slots.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        if slots.iter().all(|s| s.job.is_none() || s.raised) {
+            slots = running
+                .started
+                .wait(slots)
+                .unwrap_or_else(|p| p.into_inner());
+            continue;
+        }
+        slots = running
+            .started
+            .wait_timeout(slots, STARVING_AFTER)
+            .map(|(slots, _)| slots)
+            .unwrap_or_else(|p| p.into_inner().0);
+        let now = Instant::now();
+        for slot in slots.iter_mut() {
+            let Some((since, ticks)) = slot.job else {
+                continue;
+            };
+            let waited = now.duration_since(since);
+            if slot.raised || waited < STARVING_AFTER {
+                continue;
+            }
+            let cpu_now = slot.tid.and_then(cpu_ticks);
+            let used = match (ticks, cpu_now) {
+                (Some(before), Some(after)) => Duration::from_millis(
+                    after
+                        .saturating_sub(before)
+                        .saturating_mul(1000 / CLOCK_TICKS_PER_S),
+                ),
+                // CPU time unknown: judged by the wall clock alone.
+                _ => Duration::ZERO,
+            };
+            if used < waited / 5 {
+                // The thread is inside a job and cannot leave it without
+                // this lock, so its id still names it.
+                slot.raised = raise_to_normal(slot.native);
+            } else {
+                slot.job = Some((now, cpu_now));
+            }
+        }
     }
-    // The crate maps 0..=99 onto nice 19..=-20; 22 is nice 10.
-    let Ok(value) = ThreadPriorityValue::try_from(22u8) else {
-        return;
-    };
-    let _ = set_thread_priority_and_policy(
-        thread_native_id(),
-        ThreadPriority::Crossplatform(value),
-        ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other),
-    );
 }
 
-/// The calling thread's nice value, from `/proc/thread-self/stat` (its
-/// 19th field; the command name, which may hold spaces, ends at the last
-/// `)`).
-fn nice_of_this_thread() -> Option<i32> {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+/// Linux's clock ticks per second for `/proc` CPU times (`USER_HZ`, 100 on
+/// every architecture Linux supports today).
+const CLOCK_TICKS_PER_S: u64 = 100;
+
+/// Moves the calling thread to the idle class, unless it is there already;
+/// whether it now runs there.
+fn to_idle_class() -> bool {
+    if !cfg!(target_os = "linux") {
+        return false;
+    }
+    let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+    if thread_priority::thread_schedule_policy() == Ok(idle) {
+        return true;
+    }
+    set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, idle).is_ok()
+}
+
+/// Moves another heavy-work thread to the normal class; whether it moved.
+///
+/// Only from the watchdog: the crate sets the policy of the thread named
+/// and then the nice value of the calling thread (the watchdog's, which
+/// only sleeps).
+fn raise_to_normal(thread: ThreadId) -> bool {
+    // 22 is nice 10 in the crate's scale: the watchdog's own, which only
+    // lowers it (allowed to any user).
+    let Ok(watchdog_nice) = thread_priority::ThreadPriorityValue::try_from(22u8) else {
+        return false;
+    };
+    set_thread_priority_and_policy(
+        thread,
+        ThreadPriority::Crossplatform(watchdog_nice),
+        ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other),
+    )
+    .is_ok()
+}
+
+/// The calling thread's Linux id, from where `/proc/thread-self` points
+/// (`<pid>/task/<tid>`).
+fn this_tid() -> Option<u32> {
+    let link = std::fs::read_link("/proc/thread-self").ok()?;
+    link.file_name()?.to_str()?.parse().ok()
+}
+
+/// A thread's CPU time so far (user and system), in clock ticks: the 12th
+/// and 13th fields after the command name in `/proc/self/task/<tid>/stat`.
+fn cpu_ticks(tid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
     let after_name = &stat[stat.rfind(')')? + 1..];
-    after_name.split_whitespace().nth(16)?.parse().ok()
+    let mut fields = after_name.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(user + system)
+}
+
+/// The calling thread's scheduling class and nice value, from
+/// `/proc/thread-self/stat` (its 41st and 19th fields; the command name,
+/// which may hold spaces, ends at the last `)`).
+#[cfg(test)]
+fn class_of_this_thread() -> Option<(u32, i32)> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    let after_name: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    Some((
+        after_name.get(38)?.parse().ok()?,
+        after_name.get(16)?.parse().ok()?,
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Linux's number for the idle scheduling class.
+    const SCHED_IDLE: u32 = 5;
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn work_runs_at_a_lower_priority_and_a_panic_costs_no_thread() {
-        let nice = off_worker(nice_of_this_thread).await.expect("ran");
-        if cfg!(target_os = "linux") && nice_of_this_thread() == Some(0) {
-            assert_eq!(nice, Some(HEAVY_NICE));
+    async fn work_runs_at_the_idle_class_and_a_panic_costs_no_thread() {
+        let class = off_worker(class_of_this_thread).await.expect("ran");
+        if cfg!(target_os = "linux") {
+            assert_eq!(class.map(|c| c.0), Some(SCHED_IDLE));
         }
         for _ in 0..2 * MAX_THREADS {
             assert_eq!(off_worker(|| panic!("boom")).await, None::<()>);
@@ -132,8 +281,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
     async fn a_busy_machine_slows_heavy_work_but_never_starves_it() {
         use std::sync::atomic::{AtomicBool, Ordering};
-        use std::time::Duration;
-        // Every core kept busy twice over by threads at the normal priority.
+        // Every core kept busy twice over by threads at the normal class.
         let stop = Arc::new(AtomicBool::new(false));
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let spinners: Vec<_> = (0..2 * cores)
@@ -146,25 +294,41 @@ mod tests {
                 })
             })
             .collect();
-        // Some milliseconds of work: at a lower priority it gets a share of
-        // a core (done in well under a second); at the idle class it got
-        // next to none (many seconds).
-        let work = || (0..5_000_000u64).fold(0u64, |a, i| std::hint::black_box(a ^ i));
-        let done = tokio::time::timeout(Duration::from_secs(5), off_worker(work)).await;
+        // Some tens of milliseconds of work: at the idle class beside busy
+        // threads it gets next to nothing (many seconds); the watchdog
+        // raises it within a fraction of a second and it ends.
+        let work = || {
+            let sum = (0..20_000_000u64).fold(0u64, |a, i| std::hint::black_box(a ^ i));
+            (sum, class_of_this_thread())
+        };
+        let done = tokio::time::timeout(Duration::from_secs(10), off_worker(work)).await;
         stop.store(true, Ordering::Relaxed);
         for spinner in spinners {
             let _ = spinner.join();
         }
-        assert!(
-            matches!(done, Ok(Some(_))),
-            "heavy work starved beside busy threads"
-        );
+        let (_, class) = done
+            .expect("heavy work starved beside busy threads")
+            .expect("ran");
+        if cfg!(target_os = "linux") {
+            // It ended at the normal class (0), raised.
+            assert_eq!(class.map(|c| c.0), Some(0));
+            // And its thread went back to the idle class after the job.
+            let classes = futures_util::future::join_all(
+                (0..2 * MAX_THREADS).map(|_| off_worker(class_of_this_thread)),
+            )
+            .await;
+            for class in classes {
+                assert_eq!(class.flatten().map(|c| c.0), Some(SCHED_IDLE));
+            }
+        }
     }
 
     #[test]
-    fn the_nice_value_is_read_from_proc() {
+    fn the_class_and_cpu_time_are_read_from_proc() {
         if cfg!(target_os = "linux") {
-            assert!(nice_of_this_thread().is_some());
+            assert!(class_of_this_thread().is_some());
+            let tid = this_tid().expect("tid");
+            assert!(cpu_ticks(tid).is_some());
         }
     }
 }
