@@ -107,7 +107,12 @@ fn pool() -> &'static Pool {
 /// A heavy-work thread: moves to the idle class, then runs jobs until the
 /// process ends, back at the idle class after any job it was raised for.
 fn heavy_thread(receiver: &Mutex<mpsc::Receiver<Job>>, running: &Running) {
-    let lowered = to_idle_class();
+    // Only where a thread may leave the idle class again (the watchdog's
+    // way out of starvation); elsewhere nice 10.
+    let lowered = may_leave_idle_class() && to_idle_class();
+    if !lowered {
+        lower_nice();
+    }
     let me = {
         let mut slots = running.slots.lock().unwrap_or_else(|p| p.into_inner());
         slots.push(Slot {
@@ -190,6 +195,70 @@ fn watchdog(running: &Running) {
     }
 }
 
+/// The nice value the heavy-work threads run at where the idle class is
+/// not used: 10 (a tenth of the CPU share of a nice-0 thread when they
+/// compete).
+const HEAVY_NICE: i32 = 10;
+
+/// Moves the calling thread to nice [`HEAVY_NICE`] in the normal class,
+/// unless it already runs lower (a host that set its own priorities).
+fn lower_nice() {
+    if !cfg!(target_os = "linux") || nice_of_this_thread().is_none_or(|n| n >= HEAVY_NICE) {
+        return;
+    }
+    // The crate maps 0..=99 onto nice 19..=-20; 22 is nice 10.
+    let Ok(value) = thread_priority::ThreadPriorityValue::try_from(22u8) else {
+        return;
+    };
+    let _ = set_thread_priority_and_policy(
+        thread_native_id(),
+        ThreadPriority::Crossplatform(value),
+        ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other),
+    );
+}
+
+/// The calling thread's nice value, from `/proc/thread-self/stat` (its
+/// 19th field; the command name, which may hold spaces, ends at the last
+/// `)`).
+fn nice_of_this_thread() -> Option<i32> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(16)?.parse().ok()
+}
+
+/// Whether a thread of this process may move from the idle class back to
+/// the normal one at nice 0: Linux allows it with `CAP_SYS_NICE` or a
+/// `RLIMIT_NICE` of at least 20, and most unprivileged processes have
+/// neither (their limit is 0).
+fn may_leave_idle_class() -> bool {
+    if !cfg!(target_os = "linux") {
+        return false;
+    }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    has_sys_nice(&status) || nice_limit_allows_zero(&limits)
+}
+
+/// Whether the effective capabilities in a `/proc/<pid>/status` text hold
+/// `CAP_SYS_NICE` (bit 23).
+fn has_sys_nice(status: &str) -> bool {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .is_some_and(|caps| caps & (1 << 23) != 0)
+}
+
+/// Whether the soft "Max nice priority" in a `/proc/<pid>/limits` text is
+/// at least 20 (a nice value of 0 allowed).
+fn nice_limit_allows_zero(limits: &str) -> bool {
+    limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max nice priority"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .is_some_and(|soft| soft == "unlimited" || soft.parse::<u64>().is_ok_and(|n| n >= 20))
+}
+
 /// Linux's clock ticks per second for `/proc` CPU times (`USER_HZ`, 100 on
 /// every architecture Linux supports today).
 const CLOCK_TICKS_PER_S: u64 = 100;
@@ -267,8 +336,10 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn work_runs_at_the_idle_class_and_a_panic_costs_no_thread() {
         let class = off_worker(class_of_this_thread).await.expect("ran");
-        if cfg!(target_os = "linux") {
+        if cfg!(target_os = "linux") && may_leave_idle_class() {
             assert_eq!(class.map(|c| c.0), Some(SCHED_IDLE));
+        } else if cfg!(target_os = "linux") && nice_of_this_thread() == Some(0) {
+            assert_eq!(class, Some((0, HEAVY_NICE)));
         }
         for _ in 0..2 * MAX_THREADS {
             assert_eq!(off_worker(|| panic!("boom")).await, None::<()>);
@@ -298,7 +369,7 @@ mod tests {
         // threads it gets next to nothing (many seconds); the watchdog
         // raises it within a fraction of a second and it ends.
         let work = || {
-            let sum = (0..20_000_000u64).fold(0u64, |a, i| std::hint::black_box(a ^ i));
+            let sum = (0..10_000_000u64).fold(0u64, |a, i| std::hint::black_box(a ^ i));
             (sum, class_of_this_thread())
         };
         let done = tokio::time::timeout(Duration::from_secs(10), off_worker(work)).await;
@@ -309,7 +380,7 @@ mod tests {
         let (_, class) = done
             .expect("heavy work starved beside busy threads")
             .expect("ran");
-        if cfg!(target_os = "linux") {
+        if cfg!(target_os = "linux") && may_leave_idle_class() {
             // It ended at the normal class (0), raised.
             assert_eq!(class.map(|c| c.0), Some(0));
             // And its thread went back to the idle class after the job.
@@ -321,6 +392,28 @@ mod tests {
                 assert_eq!(class.flatten().map(|c| c.0), Some(SCHED_IDLE));
             }
         }
+    }
+
+    #[test]
+    fn the_permission_to_leave_the_idle_class_is_read_from_proc() {
+        let caps = |hex: &str| format!("Name:\tx\nCapInh:\t0\nCapEff:\t{hex}\n");
+        assert!(has_sys_nice(&caps("000001ffffffffff")));
+        assert!(has_sys_nice(&caps("0000000000800000")));
+        assert!(!has_sys_nice(&caps("0000000000000000")));
+        assert!(!has_sys_nice(&caps("00000000007fffff")));
+        assert!(!has_sys_nice("Name:\tx\n"));
+        let limit = |soft: &str| {
+            format!(
+                "Limit                     Soft Limit           Hard Limit           Units\n\
+                 Max nice priority         {soft:<20} {soft:<20}\n"
+            )
+        };
+        assert!(!nice_limit_allows_zero(&limit("0")));
+        assert!(!nice_limit_allows_zero(&limit("19")));
+        assert!(nice_limit_allows_zero(&limit("20")));
+        assert!(nice_limit_allows_zero(&limit("40")));
+        assert!(nice_limit_allows_zero(&limit("unlimited")));
+        assert!(!nice_limit_allows_zero(""));
     }
 
     #[test]
