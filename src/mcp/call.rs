@@ -7,9 +7,10 @@ use serde_json::value::RawValue;
 use tokio::sync::watch;
 
 use super::LARGE_MESSAGE;
-use super::context::{CallSetup, Context, InputRound, LogLevel, Peer, SessionLink, Wanted};
+use super::context::{CallSetup, Context, InputRound, LogLevel, SessionLink, Wanted};
 use super::lazy::LazyJson;
 use super::listen::ListenFilter;
+use super::peer::Peer;
 use super::resource::ReadError;
 use super::server::Catalog;
 use super::server::McpServer;

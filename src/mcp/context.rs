@@ -1,15 +1,16 @@
 //! The per-call context a tool handler receives.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use super::heavy::HeavyGate;
 use super::lazy::LazyJson;
+use super::peer::Peer;
 use super::pending::Outgoing;
 use super::version::ProtocolVersion;
 use crate::jsonrpc::write::write_notification;
@@ -77,129 +78,6 @@ pub enum LogLevel {
     Alert,
     /// Emergency.
     Emergency,
-}
-
-/// Where a session sends messages of its own (notifications, requests) to the client.
-///
-/// Transports that cannot carry them (a plain JSON HTTP answer) have none.
-/// The queue is bounded in messages and, with [`Peer::bounded`], in bytes:
-/// the bytes of every message handed to [`Peer::send`] and not yet taken
-/// by the transport count (those waiting for room in the queue too), so a
-/// client that stops reading cannot make the server hold more than that.
-#[derive(Clone, Debug)]
-pub struct Peer {
-    tx: mpsc::Sender<Vec<u8>>,
-    queued: Arc<Queued>,
-}
-
-/// The byte budget shared by a [`Peer`] and its [`PeerReceiver`].
-#[derive(Debug)]
-struct Queued {
-    /// Bytes handed to `send` and not yet received.
-    bytes: crate::budget::ByteBudget,
-    /// Set once a message did not fit; never cleared. Relaxed: a lone flag.
-    overflowed: AtomicBool,
-    /// Woken when `overflowed` is set (a stored permit: no wake is lost).
-    notify: tokio::sync::Notify,
-}
-
-impl Peer {
-    /// A peer whose messages arrive, already encoded, on the returned
-    /// receiver; at most `buffer` messages wait in the queue.
-    pub fn channel(buffer: usize) -> (Peer, PeerReceiver) {
-        Peer::bounded(buffer, usize::MAX)
-    }
-
-    /// Like [`Peer::channel`], with at most `max_bytes` of messages sent and
-    /// not yet received. A message that would pass it (unless nothing is
-    /// queued) is dropped, `send` returns false, and the receiver's
-    /// [`PeerReceiver::overflow`] handle resolves: the transport should close.
-    pub fn bounded(buffer: usize, max_bytes: usize) -> (Peer, PeerReceiver) {
-        let (tx, rx) = mpsc::channel(buffer.max(1));
-        let queued = Arc::new(Queued {
-            bytes: crate::budget::ByteBudget::new(max_bytes),
-            overflowed: AtomicBool::new(false),
-            notify: tokio::sync::Notify::new(),
-        });
-        (
-            Peer {
-                tx,
-                queued: Arc::clone(&queued),
-            },
-            PeerReceiver { rx, queued },
-        )
-    }
-
-    /// Sends one encoded message; false when the client is gone or the
-    /// byte bound was passed.
-    pub async fn send(&self, message: Vec<u8>) -> bool {
-        let len = message.len();
-        let q = &self.queued;
-        if !q.bytes.take(len) {
-            q.overflowed.store(true, Ordering::Relaxed);
-            q.notify.notify_one();
-            return false;
-        }
-        if self.tx.send(message).await.is_ok() {
-            true
-        } else {
-            q.bytes.give_back(len);
-            false
-        }
-    }
-}
-
-/// The transport's end of a [`Peer`].
-#[derive(Debug)]
-pub struct PeerReceiver {
-    rx: mpsc::Receiver<Vec<u8>>,
-    queued: Arc<Queued>,
-}
-
-impl PeerReceiver {
-    /// The next message; `None` once every [`Peer`] is dropped.
-    pub async fn recv(&mut self) -> Option<Vec<u8>> {
-        let message = self.rx.recv().await?;
-        self.queued.bytes.give_back(message.len());
-        Some(message)
-    }
-
-    /// The next message if one is queued.
-    pub fn try_recv(&mut self) -> Option<Vec<u8>> {
-        let message = self.rx.try_recv().ok()?;
-        self.queued.bytes.give_back(message.len());
-        Some(message)
-    }
-
-    /// Whether no message is queued.
-    pub fn is_empty(&self) -> bool {
-        self.rx.is_empty()
-    }
-
-    /// A handle that tells when a message was dropped for passing the byte
-    /// bound (usable while the receiver is borrowed for `recv`).
-    pub fn overflow(&self) -> Overflow {
-        Overflow {
-            queued: Arc::clone(&self.queued),
-        }
-    }
-}
-
-/// See [`PeerReceiver::overflow`].
-#[derive(Debug)]
-pub struct Overflow {
-    queued: Arc<Queued>,
-}
-
-impl Overflow {
-    /// Resolves once a message was dropped for passing the byte bound.
-    pub async fn wait(&self) {
-        while !self.queued.overflowed.load(Ordering::Relaxed) {
-            self.queued.notify.notified().await;
-        }
-        // Leave a permit for the next waiter: the state is permanent.
-        self.queued.notify.notify_one();
-    }
 }
 
 /// What a running tool can learn and do.

@@ -17,6 +17,7 @@ mod lazy;
 mod listen;
 pub(crate) mod metrics;
 mod outgoing;
+mod peer;
 mod pending;
 mod prompt;
 mod resource;
@@ -30,9 +31,10 @@ pub(crate) mod version;
 
 pub(crate) use call::Answer;
 pub use call::{Call, OwnedCall, RESOURCE_NOT_FOUND, SERVER_STOPPING};
-pub use context::{Context, LogLevel, Overflow, Peer, PeerReceiver};
+pub use context::{Context, LogLevel};
 pub use outgoing::InputRequests;
 pub(crate) use outgoing::MISSING_CLIENT_CAPABILITY;
+pub use peer::{Overflow, Peer, PeerReceiver};
 pub(crate) use session::UNSUPPORTED_PROTOCOL_VERSION;
 pub use session::{DeniedTools, INSUFFICIENT_SCOPE, StatementKinds};
 

@@ -17,7 +17,8 @@ use std::borrow::Cow;
 use tokio::sync::watch;
 
 use super::call::{Call, CallKind, not_found};
-use super::context::{LogLevel, Peer, SessionLink};
+use super::context::{LogLevel, SessionLink};
+use super::peer::Peer;
 use super::pending::Outgoing;
 use super::server::{Catalog, List, ListVariant, McpServer, ServerEvent, page_of};
 use super::version::{ALL_VERSIONS, ProtocolVersion, supported_json};

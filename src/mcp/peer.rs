@@ -1,0 +1,300 @@
+//! A session's queue of messages to the client: bounded in messages and in
+//! bytes, one allocation to make, and none more until a message is sent
+//! (most calls send none).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+/// Where a session sends messages of its own (notifications, requests) to the client.
+///
+/// Transports that cannot carry them (a plain JSON HTTP answer) have none.
+/// The queue is bounded in messages and, with [`Peer::bounded`], in bytes:
+/// the bytes of every message handed to [`Peer::send`] and not yet taken
+/// by the transport count (those waiting for room in the queue too), so a
+/// client that stops reading cannot make the server hold more than that.
+#[derive(Debug)]
+pub struct Peer {
+    shared: Arc<Shared>,
+}
+
+/// What a [`Peer`], its clones and its [`PeerReceiver`] share.
+#[derive(Debug)]
+struct Shared {
+    state: Mutex<State>,
+    /// The most messages queued.
+    capacity: usize,
+    /// Bytes handed to `send` and not yet received.
+    bytes: crate::budget::ByteBudget,
+    /// Woken when a message is queued or the last peer goes (a stored
+    /// permit: no wake is lost).
+    readable: Notify,
+    /// Woken when a message leaves a full queue or the receiver goes.
+    room: Notify,
+    /// Set once a message did not fit the byte bound; never cleared.
+    /// Relaxed: a lone flag.
+    overflowed: AtomicBool,
+    /// Woken when `overflowed` is set (a stored permit).
+    overflow: Notify,
+}
+
+#[derive(Debug)]
+struct State {
+    /// Allocated at the first message.
+    queue: VecDeque<Vec<u8>>,
+    /// Peers alive: at none, the receiver ends once the queue is empty.
+    peers: usize,
+    /// Whether the receiver is alive: without it, sending fails.
+    receiving: bool,
+}
+
+impl Peer {
+    /// A peer whose messages arrive, already encoded, on the returned
+    /// receiver; at most `buffer` messages wait in the queue.
+    pub fn channel(buffer: usize) -> (Peer, PeerReceiver) {
+        Peer::bounded(buffer, usize::MAX)
+    }
+
+    /// Like [`Peer::channel`], with at most `max_bytes` of messages sent and
+    /// not yet received. A message that would pass it (unless nothing is
+    /// queued) is dropped, `send` returns false, and the receiver's
+    /// [`PeerReceiver::overflow`] handle resolves: the transport should close.
+    pub fn bounded(buffer: usize, max_bytes: usize) -> (Peer, PeerReceiver) {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                peers: 1,
+                receiving: true,
+            }),
+            capacity: buffer.max(1),
+            bytes: crate::budget::ByteBudget::new(max_bytes),
+            readable: Notify::new(),
+            room: Notify::new(),
+            overflowed: AtomicBool::new(false),
+            overflow: Notify::new(),
+        });
+        (
+            Peer {
+                shared: Arc::clone(&shared),
+            },
+            PeerReceiver { shared },
+        )
+    }
+
+    /// Sends one encoded message, waiting while the queue is full; false
+    /// when the client is gone or the byte bound was passed.
+    pub async fn send(&self, message: Vec<u8>) -> bool {
+        let len = message.len();
+        let s = &self.shared;
+        if !s.bytes.take(len) {
+            s.overflowed.store(true, Ordering::Relaxed);
+            s.overflow.notify_one();
+            return false;
+        }
+        let mut message = Some(message);
+        loop {
+            // Registered before the check, so a wake between the two is kept.
+            let room = s.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            {
+                let mut state = s.state.lock();
+                if !state.receiving {
+                    drop(state);
+                    s.bytes.give_back(len);
+                    return false;
+                }
+                if state.queue.len() < s.capacity {
+                    if let Some(message) = message.take() {
+                        state.queue.push_back(message);
+                    }
+                    drop(state);
+                    s.readable.notify_one();
+                    return true;
+                }
+            }
+            room.await;
+        }
+    }
+}
+
+impl Clone for Peer {
+    fn clone(&self) -> Peer {
+        self.shared.state.lock().peers += 1;
+        Peer {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let last = {
+            let mut state = self.shared.state.lock();
+            state.peers -= 1;
+            state.peers == 0
+        };
+        if last {
+            self.shared.readable.notify_one();
+        }
+    }
+}
+
+/// The transport's end of a [`Peer`].
+#[derive(Debug)]
+pub struct PeerReceiver {
+    shared: Arc<Shared>,
+}
+
+impl PeerReceiver {
+    /// The next message; `None` once every [`Peer`] is dropped and the
+    /// queue is empty.
+    pub async fn recv(&mut self) -> Option<Vec<u8>> {
+        loop {
+            {
+                let mut state = self.shared.state.lock();
+                if let Some(message) = self.take(&mut state) {
+                    return Some(message);
+                }
+                if state.peers == 0 {
+                    return None;
+                }
+            }
+            // A permit stored by a send or the last peer's drop since the
+            // check makes this return at once.
+            self.shared.readable.notified().await;
+        }
+    }
+
+    /// The next message if one is queued.
+    pub fn try_recv(&mut self) -> Option<Vec<u8>> {
+        let mut state = self.shared.state.lock();
+        self.take(&mut state)
+    }
+
+    /// Takes the first queued message, its bytes given back and a waiting
+    /// sender woken.
+    fn take(&self, state: &mut State) -> Option<Vec<u8>> {
+        let message = state.queue.pop_front()?;
+        self.shared.bytes.give_back(message.len());
+        self.shared.room.notify_one();
+        Some(message)
+    }
+
+    /// Whether no message is queued.
+    pub fn is_empty(&self) -> bool {
+        self.shared.state.lock().queue.is_empty()
+    }
+
+    /// A handle that tells when a message was dropped for passing the byte
+    /// bound (usable while the receiver is borrowed for `recv`).
+    pub fn overflow(&self) -> Overflow {
+        Overflow {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl Drop for PeerReceiver {
+    fn drop(&mut self) {
+        self.shared.state.lock().receiving = false;
+        // Every sender waiting for room learns the client is gone.
+        self.shared.room.notify_waiters();
+    }
+}
+
+/// See [`PeerReceiver::overflow`].
+#[derive(Debug)]
+pub struct Overflow {
+    shared: Arc<Shared>,
+}
+
+impl Overflow {
+    /// Resolves once a message was dropped for passing the byte bound.
+    pub async fn wait(&self) {
+        while !self.shared.overflowed.load(Ordering::Relaxed) {
+            self.shared.overflow.notified().await;
+        }
+        // Leave a permit for the next waiter: the state is permanent.
+        self.shared.overflow.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn messages_arrive_in_order_then_none_once_every_peer_is_gone() {
+        let (peer, mut rx) = Peer::channel(4);
+        assert!(rx.is_empty());
+        let other = peer.clone();
+        assert!(peer.send(b"one".to_vec()).await);
+        assert!(other.send(b"two".to_vec()).await);
+        drop(peer);
+        assert!(!rx.is_empty());
+        assert_eq!(rx.recv().await.as_deref(), Some(&b"one"[..]));
+        drop(other);
+        // Queued messages still come after the last peer went.
+        assert_eq!(rx.recv().await.as_deref(), Some(&b"two"[..]));
+        assert_eq!(rx.recv().await, None);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_receiver_is_woken_by_a_send_and_by_the_last_drop() {
+        let (peer, mut rx) = Peer::channel(1);
+        let waiting = tokio::spawn(async move { (rx.recv().await, rx) });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(peer.send(b"x".to_vec()).await);
+        let (got, mut rx) = waiting.await.expect("joined");
+        assert_eq!(got.as_deref(), Some(&b"x"[..]));
+        let waiting = tokio::spawn(async move { rx.recv().await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(peer);
+        let ended = tokio::time::timeout(Duration::from_secs(5), waiting).await;
+        assert_eq!(ended.expect("woken").expect("joined"), None);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_makes_senders_wait_and_a_gone_receiver_fails_them() {
+        let (peer, mut rx) = Peer::channel(1);
+        assert!(peer.send(b"a".to_vec()).await);
+        let blocked = {
+            let peer = peer.clone();
+            tokio::spawn(async move { peer.send(b"b".to_vec()).await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!blocked.is_finished(), "sent past the queue's bound");
+        // Room made: the waiting send goes through.
+        assert_eq!(rx.try_recv().as_deref(), Some(&b"a"[..]));
+        assert!(blocked.await.expect("joined"));
+        // Full again; the receiver goes: the waiting sender fails.
+        let blocked = {
+            let peer = peer.clone();
+            tokio::spawn(async move { peer.send(b"c".to_vec()).await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(rx);
+        let failed = tokio::time::timeout(Duration::from_secs(5), blocked).await;
+        assert!(!failed.expect("woken").expect("joined"));
+        assert!(!peer.send(b"d".to_vec()).await);
+    }
+
+    #[tokio::test]
+    async fn the_byte_bound_drops_a_message_and_says_so() {
+        let (peer, mut rx) = Peer::bounded(8, 10);
+        let overflow = rx.overflow();
+        assert!(peer.send(vec![0; 6]).await);
+        assert!(!peer.send(vec![0; 6]).await, "past 10 bytes queued");
+        tokio::time::timeout(Duration::from_secs(5), overflow.wait())
+            .await
+            .expect("overflow seen");
+        // Taken bytes are given back: room again.
+        assert_eq!(rx.recv().await.map(|m| m.len()), Some(6));
+        assert!(peer.send(vec![0; 6]).await);
+    }
+}
