@@ -85,6 +85,8 @@ pub struct Session {
     /// (a stateless request's connection): calls of one principal take
     /// turns by party. Set once.
     party: std::sync::OnceLock<String>,
+    /// The connection that is the party, named only when asked.
+    party_connection: std::sync::OnceLock<std::net::SocketAddr>,
     /// The transport the session came by (`stdio`, `http`, `websocket`),
     /// when the transport said. Set once.
     transport: std::sync::OnceLock<&'static str>,
@@ -151,6 +153,7 @@ impl Session {
             scoped: Mutex::new(Scoped::default()),
             principal: std::sync::OnceLock::new(),
             party: std::sync::OnceLock::new(),
+            party_connection: std::sync::OnceLock::new(),
             transport: std::sync::OnceLock::new(),
         }
     }
@@ -208,7 +211,9 @@ impl Session {
     /// Names the party of the principal this session's calls belong to
     /// (by default the session itself); the first call wins.
     pub fn set_party(&self, party: impl Into<String>) {
-        let _ = self.party.set(party.into());
+        if self.party_connection.get().is_none() {
+            let _ = self.party.set(party.into());
+        }
     }
 
     /// Names the transport this session came by (`stdio`, `http`,
@@ -222,9 +227,28 @@ impl Session {
         self.transport.get().copied()
     }
 
-    /// The party set with [`Session::set_party`], if any.
+    /// Names the party as the connection from `remote` (`conn-<addr>`),
+    /// written out only when asked (most calls never ask); the first call
+    /// of this or [`Session::set_party`] wins.
+    pub fn set_party_connection(&self, remote: std::net::SocketAddr) {
+        if self.party.get().is_none() {
+            let _ = self.party_connection.set(remote);
+        }
+    }
+
+    /// The party set with [`Session::set_party`] or
+    /// [`Session::set_party_connection`], if any.
     pub fn party(&self) -> Option<&str> {
-        self.party.get().map(String::as_str)
+        if let Some(party) = self.party.get() {
+            return Some(party);
+        }
+        let remote = self.party_connection.get()?;
+        Some(self.party.get_or_init(|| {
+            let mut party = String::with_capacity(32);
+            party.push_str("conn-");
+            crate::util::addr::push_socket_addr(&mut party, *remote);
+            party
+        }))
     }
 
     /// Whom this session's calls count against, when the transport said.

@@ -244,10 +244,7 @@ impl StreamableHttp {
             let one_request = Session::new(self.server.clone(), None).for_one_request();
             let session = http(one_request, std::mem::take(&mut admitted.principal));
             // No session across requests: the connection is the party.
-            let mut party = String::with_capacity(32);
-            party.push_str("conn-");
-            crate::util::addr::push_socket_addr(&mut party, req.remote_addr());
-            session.set_party(party);
+            session.set_party_connection(req.remote_addr());
             return Ok((session, None, None));
         }
         if let Some(id) = req.header("mcp-session-id") {

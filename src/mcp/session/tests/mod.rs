@@ -386,3 +386,16 @@ async fn cancellation_stops_the_call_without_an_answer() {
 }
 
 mod catalog;
+
+#[test]
+fn a_connection_party_is_named_when_asked_and_the_first_party_set_wins() {
+    let by_connection = Session::new(server(10), None);
+    by_connection.set_party_connection(std::net::SocketAddr::from(([127, 0, 0, 9], 4321)));
+    by_connection.set_party("later");
+    assert_eq!(by_connection.party(), Some("conn-127.0.0.9:4321"));
+    let named = Session::new(server(10), None);
+    named.set_party("first");
+    named.set_party_connection(std::net::SocketAddr::from(([127, 0, 0, 9], 1)));
+    assert_eq!(named.party(), Some("first"));
+    assert_eq!(Session::new(server(10), None).party(), None);
+}
