@@ -85,6 +85,10 @@ pub(super) fn status_of(code: Option<i32>) -> u16 {
 /// pass over its media ranges (parameters such as `q` ignored), compared
 /// case-insensitively on the header's own bytes.
 pub(super) fn accepts_mcp(accept: &[u8]) -> bool {
+    // What the SDKs send, byte for byte: one comparison.
+    if accept == b"application/json, text/event-stream" {
+        return true;
+    }
     let (mut json, mut events) = (false, false);
     for range in accept.split(|&b| b == b',') {
         let media = range.split(|&b| b == b';').next().unwrap_or_default();
