@@ -3,14 +3,16 @@
 //!
 //! Those threads run at Linux's idle scheduling class: a thread of the
 //! normal class that wakes (an async worker with a neighbour's small
-//! request) preempts them at once. At any normal priority, even nice 19,
-//! the kernel's scheduler (EEVDF) lets a running thread finish its slice
-//! first, and a woken worker waited up to 3 ms behind heavy work (seen with
-//! `perf sched timehist` during the hostile-client tests). Idle-class work
-//! would starve on a machine whose CPUs other work keeps busy, so a
-//! watchdog thread raises a job that gets less than a fifth of a CPU over
+//! request) preempts them at once. At nice 10 in the normal class, the
+//! kernel's scheduler (EEVDF) let a running heavy thread finish its slice
+//! first, and a woken worker waited up to 3 ms behind it (seen with `perf
+//! sched timehist` during the hostile-client tests). Idle-class work would
+//! starve on a machine whose CPUs other work keeps busy, so a watchdog
+//! thread raises a job that gets less than a fifth of a CPU over
 //! [`STARVING_AFTER`] to the normal class until it ends: large answers slow
-//! down on a saturated host but always come.
+//! down on a saturated host but always come. A process that may not leave
+//! the idle class again (no `CAP_SYS_NICE` and a `RLIMIT_NICE` under 20,
+//! as most unprivileged ones) keeps them at nice 10 instead.
 
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
