@@ -142,9 +142,12 @@ fn heavy_thread(receiver: &Mutex<mpsc::Receiver<Job>>, running: &Running) {
         if lowered {
             let mut slots = running.slots.lock().unwrap_or_else(|p| p.into_inner());
             slots[me].job = None;
-            if std::mem::take(&mut slots[me].raised) {
-                to_idle_class();
-            }
+            slots[me].raised = false;
+            // Back to the idle class whatever the watchdog's call said: a
+            // raise the crate reports as failed may still have moved the
+            // thread (it sets the class, then the caller's nice). One
+            // system call when the class is already right.
+            to_idle_class();
         }
     }
 }
