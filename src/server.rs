@@ -11,7 +11,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::http::Io;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::Error;
 use crate::http::config::Config;
@@ -20,8 +20,8 @@ use crate::http::router::Router;
 use crate::http::stats::Shared;
 pub(crate) use crate::http::stats::Stats;
 pub use crate::http::stats::StatsSnapshot;
-use crate::registry::{Registry, Transport};
-use crate::shutdown::{Guard, ShutdownSignal, Trigger, completion};
+use crate::registry::{Registration, Registry, Transport};
+use crate::shutdown::{Guard, Trigger, completion};
 
 /// Answer to a connection over the limit; it is closed right after.
 const OVERLOADED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 25\r\nRetry-After: 1\r\nConnection: close\r\n\r\ntoo many open connections";
@@ -180,8 +180,8 @@ impl<L: Listener> Server<L> {
     /// Graceful shutdown: stop accepting; idle keep-alive connections close;
     /// requests in flight finish and their responses carry
     /// `Connection: close`; upgraded connections see their
-    /// [`ShutdownSignal`]. Whatever is still open after the configured
-    /// shutdown timeout is dropped.
+    /// [`ShutdownSignal`](crate::shutdown::ShutdownSignal). Whatever is
+    /// still open after the configured shutdown timeout is dropped.
     pub async fn serve(mut self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
         let (trigger, _signal) = Trigger::new();
         let (force, _) = Trigger::new();
@@ -201,17 +201,15 @@ impl<L: Listener> Server<L> {
                     backoff = ACCEPT_BACKOFF.0;
                     match Arc::clone(&limit).try_acquire_owned() {
                         Ok(permit) => {
-                            let task = ConnTask {
-                                shared: Arc::clone(&self.shared),
-                                registry: Arc::clone(&self.registry),
-                                shutdown: trigger.signal(),
-                                force: force.signal(),
-                                _guard: guard.clone(),
-                            };
-                            tokio::spawn(async move {
-                                task.run(stream, peer).await;
-                                drop(permit);
-                            });
+                            let life = ConnLife::begin(
+                                &self.shared,
+                                &self.registry,
+                                guard.clone(),
+                                permit,
+                            );
+                            let conn =
+                                Conn::new(stream, peer, Arc::clone(&self.shared), trigger.signal());
+                            tokio::spawn(conn.run(force.signal(), life));
                         }
                         Err(_) => self.reject(stream, &rejecting),
                     }
@@ -328,25 +326,36 @@ fn is_per_connection(e: &io::Error) -> bool {
     )
 }
 
-struct ConnTask {
+/// What a connection holds for its life besides its own state: its count
+/// among the active ones, its registration, its slot among the connections
+/// allowed, and the server's shutdown tracker.
+struct ConnLife {
     shared: Arc<Shared>,
-    registry: Arc<Registry>,
-    shutdown: ShutdownSignal,
-    force: ShutdownSignal,
+    _registration: Registration,
     _guard: Guard,
+    _permit: OwnedSemaphorePermit,
 }
 
-impl ConnTask {
-    async fn run<S: Io>(mut self, stream: S, peer: SocketAddr) {
-        let stats = &self.shared.stats;
-        stats.accepted.fetch_add(1, Ordering::Relaxed);
-        stats.active.fetch_add(1, Ordering::Relaxed);
-        let _registration = self.registry.register(Transport::Http);
-        let conn = Conn::new(stream, peer, Arc::clone(&self.shared), self.shutdown);
-        tokio::select! {
-            () = conn.run() => {}
-            () = self.force.recv() => {}
+impl ConnLife {
+    fn begin(
+        shared: &Arc<Shared>,
+        registry: &Arc<Registry>,
+        guard: Guard,
+        permit: OwnedSemaphorePermit,
+    ) -> ConnLife {
+        shared.stats.accepted.fetch_add(1, Ordering::Relaxed);
+        shared.stats.active.fetch_add(1, Ordering::Relaxed);
+        ConnLife {
+            shared: Arc::clone(shared),
+            _registration: registry.register(Transport::Http),
+            _guard: guard,
+            _permit: permit,
         }
+    }
+}
+
+impl Drop for ConnLife {
+    fn drop(&mut self) {
         self.shared.stats.active.fetch_sub(1, Ordering::Relaxed);
     }
 }

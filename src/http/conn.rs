@@ -1,10 +1,12 @@
 //! One HTTP/1.1 connection: read a head, read its body, call the handler, write the answer.
 //!
-//! Buffers: one read buffer per connection, reused for every request (bytes
-//! are read into its spare capacity, never zeroed); head fields and a
-//! `Content-Length` body are borrowed from it in place. Responses are built in
-//! one write buffer and flushed only before the connection would wait for
-//! the client, so pipelined requests get their answers in one write.
+//! Buffers: one read buffer per busy connection, reused for every request
+//! (bytes are read into its spare capacity, never zeroed); head fields and
+//! a `Content-Length` body are borrowed from it in place. Responses are
+//! built in one write buffer and flushed only before the connection would
+//! wait for the client, so pipelined requests get their answers in one
+//! write. A connection that waits for its next request gives both buffers
+//! to its thread's spares (`spare`) and takes them back when bytes come.
 
 use std::future::Future;
 use std::io;
@@ -36,8 +38,9 @@ use futures_util::FutureExt as _;
 /// Initial capacity of a connection's read and write buffers. Default:
 /// 1 KiB, which holds a typical MCP request and answer (each grows on
 /// demand, up to the head and body limits, and is kept up to
-/// [`RETAINED_BUFFER`]): an idle keep-alive connection holds about 5 KiB
-/// in all, where 4 KiB buffers made it 11.5 KiB.
+/// [`RETAINED_BUFFER`] while the connection is busy). An idle keep-alive
+/// connection holds neither: they wait among its thread's spares
+/// (`spare`).
 const INITIAL_READ_BUFFER: usize = 1024;
 /// Spare room ensured before each read of a head. Default: 1 KiB.
 const MIN_READ_SPACE: usize = 1024;
@@ -134,9 +137,9 @@ impl<S: Io> Conn<S> {
             remote,
             shared,
             shutdown,
-            rbuf: Vec::with_capacity(INITIAL_READ_BUFFER),
+            rbuf: Vec::new(),
             start: 0,
-            wbuf: Vec::with_capacity(INITIAL_READ_BUFFER),
+            wbuf: Vec::new(),
             spans: Vec::new(),
             body: Vec::new(),
             decoder: ChunkedDecoder::new(max_body),
@@ -223,27 +226,70 @@ impl<S: Io> Conn<S> {
         )
     }
 
-    /// Serves requests until the connection closes, then hands it over if upgraded.
-    pub(crate) async fn run(mut self) {
+    /// Serves requests until the connection closes, then hands it over if
+    /// upgraded; `force` ends it at once. `life` is whatever must live as
+    /// long as the connection, dropped when it ends however it ends.
+    ///
+    /// Not an `async fn`: one of those keeps its arguments twice in its
+    /// state (as given and as moved into its body), and this state is what
+    /// every idle connection holds.
+    #[allow(clippy::manual_async_fn)] // On purpose: see above.
+    pub(crate) fn run(
+        mut self,
+        mut force: ShutdownSignal,
+        life: impl Send + 'static,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        async move {
+            let upgrade = tokio::select! {
+                upgrade = self.serve() => upgrade,
+                () = force.recv() => None,
+            };
+            if let Some(on_upgrade) = upgrade {
+                // A task of its own, which holds only what the upgrade
+                // needs: this one's state, sized for HTTP, is freed.
+                let upgraded = on_upgrade(self.into_upgraded());
+                tokio::spawn(async move {
+                    tokio::select! {
+                        () = upgraded => {}
+                        () = force.recv() => {}
+                    }
+                    drop(life);
+                });
+                return;
+            }
+            drop(life);
+        }
+    }
+
+    /// Serves requests until the connection closes; what to hand it to when
+    /// a request upgraded it.
+    async fn serve(&mut self) -> Option<OnUpgrade> {
         loop {
             match self.serve_one().await {
                 Next::KeepAlive => continue,
                 Next::Close => break,
-                Next::Upgrade(on_upgrade) => {
-                    let read_ahead = Bytes::copy_from_slice(&self.rbuf[self.start..]);
-                    let upgraded = Upgraded {
-                        stream: Box::new(self.stream),
-                        read_ahead,
-                        shutdown: self.shutdown,
-                        remote_addr: self.remote,
-                    };
-                    on_upgrade(upgraded).await;
-                    return;
-                }
+                Next::Upgrade(on_upgrade) => return Some(on_upgrade),
             }
         }
         if self.flush().await.is_ok() {
-            self.linger().await;
+            // Rare and large (its sink buffer): kept out of the state every
+            // connection holds.
+            Box::pin(self.linger()).await;
+        }
+        None
+    }
+
+    /// The stream and what was read past the handshake, for the upgrade's
+    /// handler; the HTTP buffers are given back before it runs.
+    fn into_upgraded(mut self) -> Upgraded {
+        let read_ahead = Bytes::copy_from_slice(&self.rbuf[self.start..]);
+        spare::give(std::mem::take(&mut self.rbuf));
+        spare::give(std::mem::take(&mut self.wbuf));
+        Upgraded {
+            stream: Box::new(self.stream),
+            read_ahead,
+            shutdown: self.shutdown,
+            remote_addr: self.remote,
         }
     }
 
@@ -252,6 +298,9 @@ impl<S: Io> Conn<S> {
             Ok(head) => head,
             Err(stop) => return self.stop(stop),
         };
+        if self.wbuf.capacity() == 0 {
+            self.wbuf = spare::take();
+        }
         self.served += 1;
         // Once shutdown has begun no new work starts: a request read after
         // it is refused, and the connection closes.
@@ -421,4 +470,5 @@ impl Future for CatchPanic<'_> {
 }
 
 mod read;
+mod spare;
 mod write;

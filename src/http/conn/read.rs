@@ -24,8 +24,17 @@ impl<S: Io> Conn<S> {
                 head_deadline.get_or_insert_with(|| Instant::now() + head_timeout);
             }
             self.flush().await?;
-            self.make_room();
             let pending = self.rbuf.len() > self.start;
+            if pending {
+                self.make_room();
+            } else {
+                // Nothing to handle until the client sends more: the
+                // buffers go back to the thread's spares meanwhile.
+                self.rbuf.clear();
+                self.start = 0;
+                spare::give(std::mem::take(&mut self.rbuf));
+                spare::give(std::mem::take(&mut self.wbuf));
+            }
             let deadline = head_deadline.unwrap_or(idle_deadline);
             let read = tokio::select! {
                 biased;
@@ -38,7 +47,7 @@ impl<S: Io> Conn<S> {
                         _ => return Err(Stop::Quiet),
                     }
                 }
-                r = timeout_at(deadline, self.stream.read_buf(&mut self.rbuf)) => r.map(|r| self.counted_in(r)),
+                r = timeout_at(deadline, spare::ReadFresh { stream: &mut self.stream, buf: &mut self.rbuf }) => r.map(|r| self.counted_in(r)),
             };
             match read {
                 Ok(Ok(0)) | Ok(Err(_)) => return Err(Stop::Quiet),

@@ -29,7 +29,9 @@ impl<S: Io> Conn<S> {
             let Body::Stream(rx) = std::mem::replace(&mut response.body, Body::Empty) else {
                 return Next::Close;
             };
-            return self.write_stream(head, response, rx).await;
+            // Boxed: a stream's state is large, and only streamed answers
+            // need it, not every connection's.
+            return Box::pin(self.write_stream(head, response, rx)).await;
         }
         let next = self.queue_whole(head, response);
         if self.pending_body.is_some() && self.flush().await.is_err() {
@@ -182,7 +184,7 @@ impl<S: Io> Conn<S> {
         self.pending_body = None;
         self.wbuf.clear();
         if self.wbuf.capacity() > RETAINED_BUFFER {
-            self.wbuf = Vec::with_capacity(INITIAL_READ_BUFFER);
+            self.wbuf = Vec::new();
         }
         result
     }
