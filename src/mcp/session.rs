@@ -55,11 +55,14 @@ pub struct Session {
     /// The `logging/setLevel` threshold (0: none; else 1 + index in
     /// `ALL_LEVELS`). Relaxed: a lone setting that orders nothing else.
     log_level: AtomicU8,
-    /// What the client declared in `initialize`. A std mutex: held for a
-    /// read or a write, never across an `.await` (as are the ones below).
-    client_capabilities: Mutex<Option<serde_json::Value>>,
-    /// The `clientInfo` of `initialize` (name, version). Same locking rule.
-    client_info: Mutex<Option<serde_json::Value>>,
+    /// What the client declared in `initialize`, as the JSON text it sent
+    /// (read into a value only when asked, which is rare: every open
+    /// session holds it). A std mutex: held for a read or a write, never
+    /// across an `.await` (as are the ones below).
+    client_capabilities: Mutex<Option<Box<str>>>,
+    /// The `clientInfo` of `initialize` (name, version), as its JSON text.
+    /// Same locking rule.
+    client_info: Mutex<Option<Box<str>>>,
     /// The session lives for one HTTP request (2026-07-28, no session
     /// across requests): no later message can name its calls, so they are
     /// not tracked for cancellation (the client cancels by closing).
@@ -167,7 +170,7 @@ impl Session {
 
     /// The `clientInfo` the client sent in `initialize` (name, version), if any.
     pub fn client_info(&self) -> Option<serde_json::Value> {
-        self.client_info.lock().clone()
+        json_of(self.client_info.lock().as_deref())
     }
 
     /// Restricts this session's calls to read-only statements (a
@@ -409,3 +412,16 @@ mod request;
 pub(crate) use check::{RequestCheck, RequestView};
 pub(crate) use large::{Handled, LARGE_MESSAGE, owned_in_pieces};
 use params::{Meta, Params};
+
+/// The value of JSON text a session kept.
+fn json_of(text: Option<&str>) -> Option<serde_json::Value> {
+    serde_json::from_str(text?).ok()
+}
+
+/// The JSON text of a member of `initialize`, kept if it is well-formed.
+fn kept_json(raw: Option<crate::jsonrpc::RawJson<'_>>) -> Option<Box<str>> {
+    let text = raw?.get();
+    serde_json::from_str::<serde::de::IgnoredAny>(text)
+        .is_ok()
+        .then(|| text.into())
+}

@@ -134,88 +134,127 @@ impl WebSocketMcp {
     }
 
     /// Runs one socket's MCP session until it closes.
-    async fn run(self: Arc<Self>, up: Upgraded, admitted: crate::guard::Admitted) {
+    ///
+    /// Not an `async fn`, which would keep its arguments twice in the state
+    /// every open socket holds.
+    fn run(
+        self: Arc<Self>,
+        up: Upgraded,
+        admitted: crate::guard::Admitted,
+    ) -> impl Future<Output = ()> + Send + 'static {
         let Upgraded {
             stream,
             read_ahead,
             mut shutdown,
             remote_addr: _,
         } = up;
-        let cfg = &self.config;
-        let mut ws = open_stream(stream, &read_ahead, cfg).await;
+        async move {
+            let cfg = &self.config;
+            let mut ws = open_stream(stream, &read_ahead, cfg).await;
 
-        let (peer, mut outbound) =
-            Peer::bounded(cfg.outbound_queue.max(1), cfg.max_queued_bytes.max(1));
-        let overflow = outbound.overflow();
-        let session = self.open_session(&peer, &admitted);
-        let _registration = self.registry.register(Transport::WebSocket);
-        let forwarder = tokio::spawn(super::forward_updates(
-            self.server.clone(),
-            Arc::clone(&session),
-            peer.clone(),
-        ));
-        let mut calls = JoinSet::new();
-        let mut out = Vec::new();
-        let mut last_heard = Instant::now();
-        let mut ping = tokio::time::interval(cfg.ping_interval);
-        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ping.tick().await;
-        let mut draining = false;
+            let (peer, mut outbound) =
+                Peer::bounded(cfg.outbound_queue.max(1), cfg.max_queued_bytes.max(1));
+            let overflow = outbound.overflow();
+            let session = self.open_session(&peer, &admitted);
+            let _registration = self.registry.register(Transport::WebSocket);
+            // The server's list and resource changes, forwarded by this
+            // loop itself (a task of their own would cost every idle socket
+            // its state).
+            let mut events = Some(self.server.events());
+            let mut calls = JoinSet::new();
+            let mut out = Vec::new();
+            let mut last_heard = Instant::now();
+            let mut ping = tokio::time::interval(cfg.ping_interval);
+            ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ping.tick().await;
+            let mut draining = false;
 
-        let end = loop {
-            if draining && calls.is_empty() && outbound.is_empty() {
-                break End::Close(CloseCode::Away, "server shutting down");
-            }
-            tokio::select! {
-                biased;
-                Some(message) = outbound.recv() => {
-                    if let Err(end) = send(&mut ws, message, cfg).await {
-                        break end;
-                    }
-                    self.registry.count(Transport::WebSocket, Event::MessageOut);
+            let end = loop {
+                if draining && calls.is_empty() && outbound.is_empty() {
+                    break End::Close(CloseCode::Away, "server shutting down");
                 }
-                Some(_) = calls.join_next(), if !calls.is_empty() => {}
-                () = overflow.wait() => {
-                    break End::Close(CloseCode::Policy, "client is not reading: too many bytes queued");
-                }
-                _ = shutdown.recv(), if !draining => draining = true,
-                incoming = ws.next(), if !draining && calls.len() < cfg.max_in_flight => {
-                    last_heard = Instant::now();
-                    let text = match text_of(incoming) {
-                        Ok(Some(text)) => text,
-                        Ok(None) => continue,
-                        Err(end) => break end,
-                    };
-                    self.registry.count(Transport::WebSocket, Event::MessageIn);
-                    if text.len() >= LARGE_MESSAGE {
-                        let message = bytes::Bytes::from(text);
-                        super::dispatch_large_to_peer(&session, &peer, message, &mut out, &mut calls).await;
-                    } else {
-                        super::dispatch_to_peer(&session, &peer, text.as_bytes(), &mut out, &mut calls).await;
-                    }
-                    if !out.is_empty() {
-                        let answer = std::mem::replace(&mut out, Vec::with_capacity(256));
-                        if let Err(end) = send(&mut ws, answer, cfg).await {
+                tokio::select! {
+                    biased;
+                    Some(message) = outbound.recv() => {
+                        if let Err(end) = send(&mut ws, message, cfg).await {
                             break end;
                         }
                         self.registry.count(Transport::WebSocket, Event::MessageOut);
                     }
-                }
-                _ = ping.tick() => {
-                    if last_heard.elapsed() >= cfg.ping_interval + cfg.pong_timeout {
-                        break End::Dead;
+                    Some(_) = calls.join_next(), if !calls.is_empty() => {}
+                    () = overflow.wait() => {
+                        break End::Close(CloseCode::Policy, "client is not reading: too many bytes queued");
                     }
-                    if let Err(end) = send_message(&mut ws, Message::Ping(Default::default()), cfg).await {
-                        break end;
+                    _ = shutdown.recv(), if !draining => draining = true,
+                    event = next_event(&mut events), if events.is_some() => {
+                        // After what the peer queue holds (it comes first above).
+                        let Some(message) = event.and_then(|e| session.notification_for(&e)) else {
+                            continue;
+                        };
+                        if let Err(end) = send(&mut ws, message, cfg).await {
+                            break end;
+                        }
+                        self.registry.count(Transport::WebSocket, Event::MessageOut);
+                    }
+                    incoming = ws.next(), if !draining && calls.len() < cfg.max_in_flight => {
+                        last_heard = Instant::now();
+                        let text = match text_of(incoming) {
+                            Ok(Some(text)) => text,
+                            Ok(None) => continue,
+                            Err(end) => break end,
+                        };
+                        self.registry.count(Transport::WebSocket, Event::MessageIn);
+                        if out.capacity() == 0 {
+                            // Allocated when a message comes, not kept while idle.
+                            out.reserve(256);
+                        }
+                        if text.len() >= LARGE_MESSAGE {
+                            let message = bytes::Bytes::from(text);
+                            super::dispatch_large_to_peer(&session, &peer, message, &mut out, &mut calls).await;
+                        } else {
+                            super::dispatch_to_peer(&session, &peer, text.as_bytes(), &mut out, &mut calls).await;
+                        }
+                        if !out.is_empty() {
+                            let answer = std::mem::take(&mut out);
+                            if let Err(end) = send(&mut ws, answer, cfg).await {
+                                break end;
+                            }
+                            self.registry.count(Transport::WebSocket, Event::MessageOut);
+                        }
+                    }
+                    _ = ping.tick() => {
+                        if last_heard.elapsed() >= cfg.ping_interval + cfg.pong_timeout {
+                            break End::Dead;
+                        }
+                        if let Err(end) = send_message(&mut ws, Message::Ping(Default::default()), cfg).await {
+                            break end;
+                        }
                     }
                 }
-            }
-        };
-        // Calls still running are cancelled: their futures are dropped.
-        calls.abort_all();
-        forwarder.abort();
-        drop(session);
-        close(ws, end, cfg).await;
+            };
+            // Calls still running are cancelled: their futures are dropped.
+            calls.abort_all();
+            drop(session);
+            close(ws, end, cfg).await;
+        }
+    }
+}
+
+/// The server's next event for a socket; `None` once there will be no
+/// more (`events` is then emptied) or when some were missed under load
+/// (the client re-reads what it cares about anyway).
+async fn next_event(
+    events: &mut Option<tokio::sync::broadcast::Receiver<crate::mcp::ServerEvent>>,
+) -> Option<crate::mcp::ServerEvent> {
+    use tokio::sync::broadcast::error::RecvError;
+    let receiver = events.as_mut()?;
+    match receiver.recv().await {
+        Ok(event) => Some(event),
+        Err(RecvError::Lagged(_)) => None,
+        Err(RecvError::Closed) => {
+            *events = None;
+            None
+        }
     }
 }
 

@@ -29,13 +29,11 @@ impl SessionLink for Session {
     }
 
     fn client_capabilities(&self) -> Option<serde_json::Value> {
-        self.client_capabilities.lock().clone()
+        super::json_of(self.client_capabilities.lock().as_deref())
     }
 
     fn client_has_capability(&self, capability: &str) -> bool {
-        self.client_capabilities
-            .lock()
-            .as_ref()
+        self.client_capabilities()
             .is_some_and(|c| c.get(capability).is_some())
     }
 

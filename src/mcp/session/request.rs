@@ -417,13 +417,8 @@ impl Session {
     ) -> Dispatched<'a> {
         let requested = params.protocol_version.and_then(|v| v.as_str());
         let version = ProtocolVersion::negotiate(requested.as_deref().unwrap_or(""));
-        let caps = params
-            .capabilities
-            .and_then(|c| serde_json::from_str::<serde_json::Value>(c.get()).ok());
-        *self.client_capabilities.lock() = caps;
-        *self.client_info.lock() = params
-            .client_info
-            .and_then(|c| serde_json::from_str::<serde_json::Value>(c.get()).ok());
+        *self.client_capabilities.lock() = super::kept_json(params.capabilities);
+        *self.client_info.lock() = super::kept_json(params.client_info);
         self.version
             .store(encode(&ALL_VERSIONS, Some(version)), Ordering::Release);
         write_result(out, id, self.server.catalog().initialize_result(version));
