@@ -66,6 +66,7 @@ struct Counters {
     expired: AtomicU64,
     messages_in: AtomicU64,
     messages_out: AtomicU64,
+    closed_not_reading: AtomicU64,
 }
 
 /// Something counted per transport besides opening and closing.
@@ -78,6 +79,10 @@ pub(crate) enum Event {
     MessageIn,
     /// A message was sent.
     MessageOut,
+    /// The server closed the connection because its client stopped
+    /// reading (answers past the byte bound, or a send blocked past the
+    /// send timeout).
+    ClosedNotReading,
 }
 
 /// One transport's counters at a moment.
@@ -95,6 +100,9 @@ pub(crate) struct TransportStats {
     pub messages_in: u64,
     /// Messages sent since start (counted by WebSocket).
     pub messages_out: u64,
+    /// Closed by the server since start because the client stopped reading
+    /// (counted by WebSocket).
+    pub closed_not_reading: u64,
 }
 
 /// Every transport's counters at a moment (no lock taken to read them).
@@ -158,6 +166,7 @@ impl Registry {
             Event::Expired => &c.expired,
             Event::MessageIn => &c.messages_in,
             Event::MessageOut => &c.messages_out,
+            Event::ClosedNotReading => &c.closed_not_reading,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
@@ -174,6 +183,7 @@ impl Registry {
                 expired: c.expired.load(Ordering::Relaxed),
                 messages_in: c.messages_in.load(Ordering::Relaxed),
                 messages_out: c.messages_out.load(Ordering::Relaxed),
+                closed_not_reading: c.closed_not_reading.load(Ordering::Relaxed),
             };
         }
         snapshot

@@ -195,6 +195,7 @@ async fn healthy_status_and_metrics_that_move() {
         0.0
     );
     assert!(after.contains("# TYPE snowflake_mcp_websocket_messages_total counter"));
+    assert!(after.contains("# TYPE snowflake_mcp_websockets_closed_not_reading_total counter"));
     for name in [
         "snowflake_mcp_connections_active",
         "snowflake_mcp_requests_active",

@@ -351,17 +351,28 @@ async fn a_client_that_does_not_read_is_closed_with_1008() {
         outbound_queue: 8,
         ..WsConfig::default()
     };
-    let server = start(config).await;
-    let (mut ws, _) = support::ws_connect_small_window(server.addr).await;
+    let addr = support::serve(
+        Service::from_server(mcp_server())
+            .websocket_with("/ws", config)
+            .ops(),
+    )
+    .await;
+    let (mut ws, _) = support::ws_connect_small_window(addr).await;
     initialize(&mut ws).await;
     // 400 answers of 64 KiB (25 MiB) are more than the socket buffers hold.
     for id in 1..=400 {
         send(&mut ws, call(id, "big", json!({}))).await;
     }
-    // Long enough for the server to make the answers (a debug build on a
-    // slow machine spends a few milliseconds of CPU on each) and find the
-    // socket full for longer than its send timeout.
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Not read until the server has found the socket full for longer than
+    // its send timeout and closed it (its operators see the count).
+    let closed = "snowflake_mcp_websockets_closed_not_reading_total";
+    // (A debug build on a slow machine spends a few milliseconds of CPU on
+    // each answer.)
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while support::metric(addr, closed).await != 1.0 {
+        assert!(tokio::time::Instant::now() < deadline, "not closed in time");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let mut answers = 0;
     let code = loop {
         match tokio::time::timeout(WAIT, ws.next())

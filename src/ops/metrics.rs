@@ -97,6 +97,12 @@ impl Ops {
                 &[("in", ws.messages_in), ("out", ws.messages_out)],
             ),
         );
+        out.family(
+            "snowflake_mcp_websockets_closed_not_reading_total",
+            "counter",
+            "WebSockets the server closed because the client stopped reading (answers past the byte bound, or a send blocked past the send timeout).",
+            one(ws.closed_not_reading),
+        );
         self.request_metrics(out);
     }
 

@@ -39,7 +39,8 @@ pub(crate) async fn dispatch_to_peer(
 ) {
     if message.len() >= LARGE_MESSAGE {
         let message = owned_in_pieces(message).await;
-        return dispatch_large_to_peer(session, peer, message, out, calls).await;
+        // Boxed: rare, and its state would set the size of every caller's.
+        return Box::pin(dispatch_large_to_peer(session, peer, message, out, calls)).await;
     }
     match session.dispatch(message, out) {
         Dispatched::Done => {}

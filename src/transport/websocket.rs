@@ -111,7 +111,9 @@ impl Handler for Upgrade {
 enum End {
     /// The client closed (or the connection dropped): nothing more to send.
     Gone,
-    /// The server closes with this code and reason, then waits for the reply.
+    /// The server closes with this code and reason, then waits for the
+    /// reply. `CloseCode::Policy` (1008) only for a client that stopped
+    /// reading: such closes are counted.
     Close(CloseCode, &'static str),
     /// The peer stopped answering: a close frame is tried, and the socket dropped.
     Dead,
@@ -210,7 +212,9 @@ impl WebSocketMcp {
                         }
                         if text.len() >= LARGE_MESSAGE {
                             let message = bytes::Bytes::from(text);
-                            super::dispatch_large_to_peer(&session, &peer, message, &mut out, &mut calls).await;
+                            // Boxed, as is the close below: rare, and large
+                            // enough to set the size of every socket's state.
+                            Box::pin(super::dispatch_large_to_peer(&session, &peer, message, &mut out, &mut calls)).await;
                         } else {
                             super::dispatch_to_peer(&session, &peer, text.as_bytes(), &mut out, &mut calls).await;
                         }
@@ -232,10 +236,14 @@ impl WebSocketMcp {
                     }
                 }
             };
+            if matches!(end, End::Close(CloseCode::Policy, _)) {
+                self.registry
+                    .count(Transport::WebSocket, Event::ClosedNotReading);
+            }
             // Calls still running are cancelled: their futures are dropped.
             calls.abort_all();
             drop(session);
-            close(ws, end, cfg).await;
+            Box::pin(close(ws, end, cfg)).await;
         }
     }
 }
