@@ -28,12 +28,11 @@ impl<S: Io> Conn<S> {
             if pending {
                 self.make_room();
             } else {
-                // Nothing to handle until the client sends more: the
-                // buffers go back to the thread's spares meanwhile.
+                // Nothing to handle until the client sends more: if the
+                // read finds nothing, the buffers go back to the thread's
+                // spares meanwhile (`ReadFresh`).
                 self.rbuf.clear();
                 self.start = 0;
-                spare::give(std::mem::take(&mut self.rbuf));
-                spare::give(std::mem::take(&mut self.wbuf));
             }
             let deadline = head_deadline.unwrap_or(idle_deadline);
             let read = tokio::select! {
@@ -47,7 +46,7 @@ impl<S: Io> Conn<S> {
                         _ => return Err(Stop::Quiet),
                     }
                 }
-                r = timeout_at(deadline, spare::ReadFresh { stream: &mut self.stream, buf: &mut self.rbuf }) => r.map(|r| self.counted_in(r)),
+                r = timeout_at(deadline, spare::ReadFresh { stream: &mut self.stream, buf: &mut self.rbuf, out: &mut self.wbuf }) => r.map(|r| self.counted_in(r)),
             };
             match read {
                 Ok(Ok(0)) | Ok(Err(_)) => return Err(Stop::Quiet),

@@ -35,42 +35,67 @@ thread_local! {
 /// An empty buffer: a spare one of this thread, or a new one of the
 /// initial size.
 pub(super) fn take() -> Vec<u8> {
-    CACHE
-        .try_with(|cache| {
-            let mut cache = cache.borrow_mut();
-            let buffer = cache.buffers.pop()?;
-            cache.bytes -= buffer.capacity();
-            Some(buffer)
-        })
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| Vec::with_capacity(INITIAL_READ_BUFFER))
+    let mut buffer = Vec::new();
+    take_into(&mut [&mut buffer]);
+    buffer
+}
+
+/// Gives each of `buffers` that has no capacity a spare of this thread (or
+/// a new one of the initial size), with one look at the cache for all.
+fn take_into(buffers: &mut [&mut Vec<u8>]) {
+    let _ = CACHE.try_with(|cache| {
+        let mut cache = cache.borrow_mut();
+        for buffer in buffers.iter_mut().filter(|b| b.capacity() == 0) {
+            let Some(spare) = cache.buffers.pop() else {
+                break;
+            };
+            cache.bytes -= spare.capacity();
+            **buffer = spare;
+        }
+    });
+    for buffer in buffers.iter_mut().filter(|b| b.capacity() == 0) {
+        **buffer = Vec::with_capacity(INITIAL_READ_BUFFER);
+    }
 }
 
 /// Leaves `buffer` (emptied) in this thread's cache, or frees it when it is
 /// of an unusual size or the cache is full.
 pub(super) fn give(mut buffer: Vec<u8>) {
-    let capacity = buffer.capacity();
-    if !(INITIAL_READ_BUFFER..=RETAINED_BUFFER).contains(&capacity) {
-        return;
-    }
-    buffer.clear();
-    let _ = CACHE.try_with(|cache| {
-        let mut cache = cache.borrow_mut();
-        if cache.bytes + capacity <= CACHE_BYTES {
-            cache.bytes += capacity;
-            cache.buffers.push(buffer);
-        }
-    });
+    give_from(&mut [&mut buffer]);
 }
 
-/// Reads into `buf`, which holds no unread bytes. A `buf` without capacity
-/// borrows a spare buffer for each attempt, and gives it back when the
-/// attempt finds nothing to read: only a connection with bytes to handle
-/// keeps one.
+/// [`give`] for each of `buffers` (left without capacity), with one look
+/// at the cache for all.
+fn give_from(buffers: &mut [&mut Vec<u8>]) {
+    let _ = CACHE.try_with(|cache| {
+        let mut cache = cache.borrow_mut();
+        for buffer in buffers.iter_mut() {
+            let capacity = buffer.capacity();
+            if (INITIAL_READ_BUFFER..=RETAINED_BUFFER).contains(&capacity)
+                && cache.bytes + capacity <= CACHE_BYTES
+            {
+                let mut spare = std::mem::take(&mut **buffer);
+                spare.clear();
+                cache.bytes += capacity;
+                cache.buffers.push(spare);
+            }
+        }
+    });
+    // What the cache did not keep is freed.
+    for buffer in buffers.iter_mut() {
+        **buffer = Vec::new();
+    }
+}
+
+/// Reads into `buf`, which holds no unread bytes. When the read finds
+/// nothing to read, `buf` and `out` (the connection's write buffer, empty
+/// once flushed) go to the thread's spares, and the next attempt takes two
+/// back: only a connection with bytes to handle holds buffers. A read that
+/// finds bytes at once touches no cache.
 pub(super) struct ReadFresh<'a, S> {
     pub(super) stream: &'a mut S,
     pub(super) buf: &'a mut Vec<u8>,
+    pub(super) out: &'a mut Vec<u8>,
 }
 
 impl<S: Io> Future for ReadFresh<'_, S> {
@@ -79,11 +104,11 @@ impl<S: Io> Future for ReadFresh<'_, S> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         if this.buf.capacity() == 0 {
-            *this.buf = take();
+            take_into(&mut [&mut *this.buf, &mut *this.out]);
         }
         let read = std::pin::pin!(this.stream.read_buf(this.buf)).poll(cx);
-        if read.is_pending() && this.buf.is_empty() {
-            give(std::mem::take(this.buf));
+        if read.is_pending() && this.buf.is_empty() && this.out.is_empty() {
+            give_from(&mut [&mut *this.buf, &mut *this.out]);
         }
         read
     }
@@ -127,16 +152,17 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn a_read_that_waits_holds_no_buffer() {
         let (mut client, mut server) = tokio::io::duplex(64);
-        let mut buf = Vec::new();
+        let (mut buf, mut out) = (Vec::new(), Vec::with_capacity(INITIAL_READ_BUFFER));
         {
             let read = std::pin::pin!(ReadFresh {
                 stream: &mut server,
                 buf: &mut buf,
+                out: &mut out,
             });
-            // Nothing sent yet: pending, and the buffer went back.
+            // Nothing sent yet: pending, and both buffers went back.
             assert!(futures_util::poll!(read).is_pending());
         }
-        assert_eq!(buf.capacity(), 0);
+        assert_eq!((buf.capacity(), out.capacity()), (0, 0));
         client
             .write_all(b"GET / HTTP/1.1\r\n")
             .await
@@ -144,17 +170,21 @@ mod tests {
         let n = ReadFresh {
             stream: &mut server,
             buf: &mut buf,
+            out: &mut out,
         }
         .await
         .expect("read");
         assert_eq!(&buf[..n], b"GET / HTTP/1.1\r\n");
+        // Both taken back for the request.
         assert!(buf.capacity() >= INITIAL_READ_BUFFER);
+        assert!(out.capacity() >= INITIAL_READ_BUFFER);
         // The closed end reads 0, with the buffer kept empty.
         drop(client);
         buf.clear();
         let n = ReadFresh {
             stream: &mut server,
             buf: &mut buf,
+            out: &mut out,
         }
         .await
         .expect("read");
