@@ -134,7 +134,7 @@ const SOCKETS: usize = 500;
 
 /// Idle WebSockets cost little too: 500 sockets, each from its own
 /// address, open their MCP session and then wait; the daemon's RSS grows
-/// by under 8 KiB for each (about 4.8 KiB; 15.1 KiB when each socket kept
+/// by under 8 KiB for each (about 4.4 KiB; 15.1 KiB when each socket kept
 /// the HTTP connection's task state, a forwarding task and a 4 KiB read
 /// buffer).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
