@@ -93,20 +93,34 @@ fn run_to_peer(call: OwnedCall, peer: &Peer, calls: &mut JoinSet<()>) {
 }
 
 /// Tells the client about server changes it should hear of (list changes,
-/// updates of resources it subscribed to).
+/// updates of resources it subscribed to), through its peer queue.
 pub(crate) async fn forward_updates(server: McpServer, session: Arc<Session>, peer: Peer) {
-    let mut events = server.events();
-    loop {
-        let event = match events.recv().await {
-            Ok(event) => event,
-            // Missed some under load: the client re-reads what it cares about anyway.
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-        };
-        if let Some(message) = session.notification_for(&event)
+    let mut events = Some(server.events());
+    while events.is_some() {
+        if let Some(message) = next_event(&mut events)
+            .await
+            .and_then(|e| session.notification_for(&e))
             && !peer.send(message).await
         {
             return;
+        }
+    }
+}
+
+/// The server's next event for a session; `None` once there will be no
+/// more (`events` is then emptied) or when some were missed under load
+/// (the client re-reads what it cares about anyway).
+pub(crate) async fn next_event(
+    events: &mut Option<tokio::sync::broadcast::Receiver<crate::mcp::ServerEvent>>,
+) -> Option<crate::mcp::ServerEvent> {
+    use tokio::sync::broadcast::error::RecvError;
+    let receiver = events.as_mut()?;
+    match receiver.recv().await {
+        Ok(event) => Some(event),
+        Err(RecvError::Lagged(_)) => None,
+        Err(RecvError::Closed) => {
+            *events = None;
+            None
         }
     }
 }

@@ -188,7 +188,7 @@ impl WebSocketMcp {
                         break End::Close(CloseCode::Policy, "client is not reading: too many bytes queued");
                     }
                     _ = shutdown.recv(), if !draining => draining = true,
-                    event = next_event(&mut events), if events.is_some() => {
+                    event = super::next_event(&mut events), if events.is_some() => {
                         // After what the peer queue holds (it comes first above).
                         let Some(message) = event.and_then(|e| session.notification_for(&e)) else {
                             continue;
@@ -244,24 +244,6 @@ impl WebSocketMcp {
             calls.abort_all();
             drop(session);
             Box::pin(close(ws, end, cfg)).await;
-        }
-    }
-}
-
-/// The server's next event for a socket; `None` once there will be no
-/// more (`events` is then emptied) or when some were missed under load
-/// (the client re-reads what it cares about anyway).
-async fn next_event(
-    events: &mut Option<tokio::sync::broadcast::Receiver<crate::mcp::ServerEvent>>,
-) -> Option<crate::mcp::ServerEvent> {
-    use tokio::sync::broadcast::error::RecvError;
-    let receiver = events.as_mut()?;
-    match receiver.recv().await {
-        Ok(event) => Some(event),
-        Err(RecvError::Lagged(_)) => None,
-        Err(RecvError::Closed) => {
-            *events = None;
-            None
         }
     }
 }

@@ -167,13 +167,7 @@ mod tests {
             .write_all(b"GET / HTTP/1.1\r\n")
             .await
             .expect("write");
-        let n = ReadFresh {
-            stream: &mut server,
-            buf: &mut buf,
-            out: &mut out,
-        }
-        .await
-        .expect("read");
+        let n = read(&mut server, &mut buf, &mut out).await;
         assert_eq!(&buf[..n], b"GET / HTTP/1.1\r\n");
         // Both taken back for the request.
         assert!(buf.capacity() >= INITIAL_READ_BUFFER);
@@ -181,13 +175,15 @@ mod tests {
         // The closed end reads 0, with the buffer kept empty.
         drop(client);
         buf.clear();
-        let n = ReadFresh {
-            stream: &mut server,
-            buf: &mut buf,
-            out: &mut out,
-        }
-        .await
-        .expect("read");
-        assert_eq!(n, 0);
+        assert_eq!(read(&mut server, &mut buf, &mut out).await, 0);
+    }
+
+    /// One whole [`ReadFresh`]: how many bytes it read.
+    async fn read(
+        stream: &mut tokio::io::DuplexStream,
+        buf: &mut Vec<u8>,
+        out: &mut Vec<u8>,
+    ) -> usize {
+        ReadFresh { stream, buf, out }.await.expect("read")
     }
 }
