@@ -10,7 +10,7 @@
 
 use sha2::{Digest as _, Sha256};
 
-use crate::http::{Request, Response};
+use crate::http::{KnownHeader, Request, Response};
 use crate::jsonrpc::{INVALID_REQUEST, RpcError};
 
 /// What a key may do.
@@ -158,7 +158,7 @@ impl Auth {
 /// The token of the request's `Authorization: Bearer` header (the scheme
 /// matched without regard to case, RFC 9110, 11.1), or why there is none.
 pub(crate) fn bearer_token<'a>(req: &Request<'a>) -> Result<&'a str, AuthError> {
-    let Some(header) = req.header("authorization") else {
+    let Some(header) = req.known_header(KnownHeader::Authorization) else {
         return Err(AuthError::Missing);
     };
     let text = std::str::from_utf8(header).unwrap_or_default().trim();

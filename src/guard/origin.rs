@@ -13,7 +13,7 @@
 //! refuses every other name: a page on a rebound name sends no `Origin` on
 //! a same-origin `GET`, but its `Host` still names the attacker's domain.
 
-use crate::http::Request;
+use crate::http::{KnownHeader, Request};
 
 /// Why a request's origin was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,7 +40,7 @@ impl OriginRefused {
 
 /// The request's `Host` header as text (empty when missing or not UTF-8).
 fn host_of<'a>(req: &Request<'a>) -> &'a str {
-    req.header("host")
+    req.known_header(KnownHeader::Host)
         .and_then(|h| std::str::from_utf8(h).ok())
         .unwrap_or_default()
 }
@@ -63,7 +63,7 @@ pub fn check_host(req: &Request<'_>, allowed_hosts: &[String]) -> Result<(), Ori
 /// (exact `scheme://host[:port]` strings).
 pub fn check(req: &Request<'_>, allowed: &[String]) -> Result<(), OriginRefused> {
     let host = host_of(req);
-    let Some(origin) = req.header("origin") else {
+    let Some(origin) = req.known_header(KnownHeader::Origin) else {
         return Ok(());
     };
     let origin = std::str::from_utf8(origin).unwrap_or_default();

@@ -25,7 +25,7 @@ use super::encode::{
     BodyFraming, CONTINUE, ConnHeader, Headers, LAST_CHUNK, write_chunk, write_chunk_size,
     write_head,
 };
-use super::head::{Expect, Framing, Head, HeaderSpan, Method, Version, parse_head};
+use super::head::{Expect, Framing, Head, HeaderSpan, KnownHeader, Method, Version, parse_head};
 use super::io::Io;
 use super::request::Request;
 use super::response::{Body, OnUpgrade, Response, status_has_no_body};
@@ -174,7 +174,8 @@ impl<S: Io> Conn<S> {
                 .find(|h| h.name.slice(buf).eq_ignore_ascii_case(name.as_bytes()))
                 .map(|h| h.value.slice(buf))
         };
-        let Some(origin) = header("origin") else {
+        let origin = head.known.first(KnownHeader::Origin);
+        let Some(origin) = origin.and_then(|i| Some(self.spans.get(i)?.value.slice(buf))) else {
             return;
         };
         if !cors.origins.iter().any(|o| o.as_bytes() == origin) {

@@ -193,6 +193,8 @@ pub struct Head {
     pub expect: Expect,
     /// Whether `Connection` named `upgrade` (used by the WebSocket handshake).
     pub connection_upgrade: bool,
+    /// Where the fields most requests are asked for are.
+    pub known: KnownFields,
 }
 
 /// Why a request head was refused. Each maps to a status and a short message.
@@ -361,14 +363,16 @@ pub fn parse_head(
     let (path, query) = split_target(buf, method, target.as_bytes())?;
 
     let mut fields = Fields::default();
+    let mut known = KnownFields::default();
     headers.reserve(req.headers.len());
-    for h in req.headers.iter() {
+    for (i, h) in req.headers.iter().enumerate() {
         // httparse has already trimmed the value's surrounding whitespace.
         let value = Span::of(buf, h.value);
         if !crlf_after_value(buf, value.end as usize) {
             return Err(HeadError::BadLineEnding);
         }
         fields.read(h.name.as_bytes(), h.value)?;
+        known.note(h.name.as_bytes(), i);
         headers.push(HeaderSpan {
             name: Span::of(buf, h.name.as_bytes()),
             value,
@@ -398,6 +402,7 @@ pub fn parse_head(
         keep_alive,
         expect,
         connection_upgrade: fields.upgrade,
+        known,
     }))
 }
 
@@ -497,7 +502,10 @@ fn trim(value: &[u8]) -> &[u8] {
 }
 
 mod fields;
+mod known;
 mod target;
+
+pub use known::{KnownFields, KnownHeader};
 
 /// A byte table of RFC 3986's unreserved characters, sub-delims, `:` and
 /// `%` (for percent-encoding), plus `extra`.

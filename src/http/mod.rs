@@ -32,7 +32,7 @@ pub(crate) mod stats;
 mod upgrade;
 
 pub use config::Cors;
-pub use head::{Method, Version};
+pub use head::{KnownHeader, Method, Version};
 pub use io::{BoxedIo, Io};
 pub use request::Request;
 pub(crate) use response::check_header;

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use super::head::{Head, HeaderSpan, Method, Version};
+use super::head::{Head, HeaderSpan, KnownHeader, Method, Version};
 use crate::shutdown::ShutdownSignal;
 
 /// A request as a handler receives it.
@@ -88,7 +88,17 @@ impl<'a> Request<'a> {
 
     /// The first value of a header, by case-insensitive name, without surrounding whitespace.
     pub fn header(&self, name: &str) -> Option<&'a [u8]> {
-        self.header_all(name).next()
+        match KnownHeader::of(name.as_bytes()) {
+            Some(k) => self.known_header(k),
+            None => self.header_all(name).next(),
+        }
+    }
+
+    /// The first value of a header the parser notes the place of, without
+    /// comparing names: what [`Request::header`] answers for that name.
+    pub fn known_header(&self, k: KnownHeader) -> Option<&'a [u8]> {
+        let field = self.headers.get(self.head.known.first(k)?)?;
+        Some(field.value.slice(self.buf))
     }
 
     /// Every value of a header, in the order received.
@@ -170,4 +180,26 @@ pub(crate) fn with_parsed<R>(raw: &[u8], f: impl FnOnce(Request<'_>) -> R) -> R 
         .expect("complete head");
     let remote = SocketAddr::from(([127, 0, 0, 1], 1));
     f(Request::from_parts(raw, &head, &spans, b"", remote))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_known_header_reads_the_first_field_of_its_name_in_any_case() {
+        let raw = b"GET / HTTP/1.1\r\nHost: a\r\nX-Long-Name: 0\r\nACCEPT: first\r\n\
+                    Mcp-Session-ID: s\r\naccept: second\r\norigin:  o \r\n\r\n";
+        with_parsed(raw, |req| {
+            assert_eq!(req.known_header(KnownHeader::Accept), Some(&b"first"[..]));
+            assert_eq!(req.header("Accept"), Some(&b"first"[..]));
+            assert_eq!(req.header_all("accept").count(), 2);
+            assert_eq!(req.known_header(KnownHeader::McpSessionId), Some(&b"s"[..]));
+            assert_eq!(req.known_header(KnownHeader::Origin), Some(&b"o"[..]));
+            assert_eq!(req.known_header(KnownHeader::Host), Some(&b"a"[..]));
+            assert_eq!(req.header("x-long-name"), Some(&b"0"[..]));
+            assert_eq!(req.known_header(KnownHeader::Authorization), None);
+            assert_eq!(req.header("authorization"), None);
+        });
+    }
 }

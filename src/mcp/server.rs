@@ -160,8 +160,12 @@ pub(crate) struct Catalog {
     pub(crate) tools: Vec<Tool>,
     pub(crate) resources: Vec<Resource>,
     pub(crate) prompts: Vec<Prompt>,
-    /// Tool names sorted, for binary search: no hashing on the hot path.
+    /// Tool names sorted by length, then bytes, for binary search: no
+    /// hashing on the hot path, and most steps decided by the length alone.
     index: Vec<(String, usize)>,
+    /// Each tool's `x-mcp-header` arguments (by tool index), read from its
+    /// schema once here; `None` for a tool that mirrors none.
+    header_params: Vec<Option<HeaderParams>>,
     initialize: Vec<(ProtocolVersion, Vec<u8>)>,
     pub(crate) discover: Vec<u8>,
     /// Pages of each list (indexed by [`List`]), each in every variant.
@@ -203,6 +207,14 @@ fn handshakes(
     (initialize, discover.to_string().into_bytes())
 }
 
+/// A tool's `(property, header suffix)` pairs of `x-mcp-header` arguments.
+pub(crate) type HeaderParams = Arc<[(String, String)]>;
+
+/// The order of the tool index: by length, then by bytes.
+fn by_length(a: &str, b: &str) -> std::cmp::Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
 impl Catalog {
     fn build(
         settings: &Settings,
@@ -215,7 +227,15 @@ impl Catalog {
             .enumerate()
             .map(|(i, t)| (t.name().to_owned(), i))
             .collect();
-        index.sort();
+        index.sort_by(|(a, _), (b, _)| by_length(a, b));
+        let header_params = tools
+            .iter()
+            .map(|t| {
+                Some(t.header_params())
+                    .filter(|p| !p.is_empty())
+                    .map(Arc::from)
+            })
+            .collect();
         let capabilities = capabilities(&tools, &resources, &prompts);
         let (initialize, discover) = handshakes(settings, &capabilities);
         let size = settings.page_size;
@@ -266,6 +286,7 @@ impl Catalog {
             resources,
             prompts,
             index,
+            header_params,
             initialize,
             discover,
             lists: [tool_list, resource_list, template_list, prompt_list],
@@ -274,7 +295,7 @@ impl Catalog {
 
     pub(crate) fn tool_index(&self, name: &str) -> Option<usize> {
         let idx = &self.index;
-        idx.binary_search_by(|(n, _)| n.as_str().cmp(name))
+        idx.binary_search_by(|(n, _)| by_length(n, name))
             .ok()
             .map(|i| idx[i].1)
     }
@@ -500,11 +521,12 @@ impl McpServer {
     }
 
     /// The `(property, header suffix)` pairs of a tool's `x-mcp-header`
-    /// arguments (SEP-2243); `None` for an unknown tool.
-    pub(crate) fn tool_header_params(&self, name: &str) -> Option<Vec<(String, String)>> {
+    /// arguments (SEP-2243); `None` for an unknown tool or one that mirrors
+    /// no argument in a header.
+    pub(crate) fn tool_header_params(&self, name: &str) -> Option<HeaderParams> {
         let catalog = self.catalog();
         let tool = catalog.tool_index(name)?;
-        Some(catalog.tools[tool].header_params())
+        catalog.header_params.get(tool)?.clone()
     }
 
     /// Requests served by every session of this server, by method and outcome.

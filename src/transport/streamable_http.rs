@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use super::replay::{Catchup, Replay, ReplayBudget, parse_event_id};
 use crate::guard::Admission;
 use crate::http::sse::Event;
-use crate::http::{Handler, Method, Reply, Request, Response, Router};
+use crate::http::{Handler, KnownHeader, Method, Reply, Request, Response, Router};
 use crate::jsonrpc::{
     INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, Message, PARSE_ERROR, RpcError, parse,
 };

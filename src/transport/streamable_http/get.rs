@@ -53,13 +53,13 @@ impl Get {
     /// Serves a GET once its client was admitted.
     fn admitted<'a>(&'a self, req: Request<'a>, admitted: crate::guard::Admitted) -> Reply<'a> {
         let endpoint = &self.0;
-        if req.header("mcp-protocol-version") == Some(&b"2026-07-28"[..]) {
+        if req.known_header(KnownHeader::McpProtocolVersion) == Some(&b"2026-07-28"[..]) {
             return Reply::ready(
                 rpc_error(405, INVALID_REQUEST, "2026-07-28 has no GET stream")
                     .header("allow", "POST"),
             );
         }
-        let accept = req.header("accept").unwrap_or_default();
+        let accept = req.known_header(KnownHeader::Accept).unwrap_or_default();
         if !String::from_utf8_lossy(accept).contains("text/event-stream") {
             return Reply::ready(rpc_error(
                 406,
@@ -67,7 +67,7 @@ impl Get {
                 "Accept must allow text/event-stream",
             ));
         }
-        let Some(id) = req.header("mcp-session-id") else {
+        let Some(id) = req.known_header(KnownHeader::McpSessionId) else {
             return Reply::ready(rpc_error(400, INVALID_REQUEST, "missing MCP-Session-Id"));
         };
         let id = std::str::from_utf8(id).unwrap_or_default();
@@ -128,7 +128,7 @@ impl Handler for Delete {
 impl Delete {
     /// Ends a session once its client was admitted.
     fn admitted<'a>(&self, req: &Request<'a>, admitted: crate::guard::Admitted) -> Reply<'a> {
-        let Some(id) = req.header("mcp-session-id") else {
+        let Some(id) = req.known_header(KnownHeader::McpSessionId) else {
             return Reply::ready(rpc_error(400, INVALID_REQUEST, "missing MCP-Session-Id"));
         };
         let id = std::str::from_utf8(id).unwrap_or_default();

@@ -120,7 +120,9 @@ impl<'r> Agreement<'r> {
 
 impl RequestCheck for Agreement<'_> {
     fn check(&self, request: &RequestView<'_>) -> Option<RpcError> {
-        agree(|name| self.req.header(name), self.server, request)
+        let (method, name) = (KnownHeader::McpMethod, KnownHeader::McpName);
+        let sent = [method, name].map(|k| self.req.known_header(k));
+        agree(sent, |name| self.req.header(name), self.server, request)
     }
 }
 
@@ -160,13 +162,16 @@ impl RequestCheck for OwnedAgreement {
                 .find(|(n, _)| n.eq_ignore_ascii_case(name))
                 .map(|(_, v)| v.as_slice())
         };
-        agree(header, &self.server, request)
+        let sent = ["mcp-method", "mcp-name"].map(header);
+        agree(sent, header, &self.server, request)
     }
 }
 
-/// The check of [`Agreement`], reading headers through `header` (by
-/// lowercase name, the first of a repeated one).
+/// The check of [`Agreement`]: `sent` holds the `Mcp-Method` and
+/// `Mcp-Name` values; `header` reads others (by lowercase name, the first
+/// of a repeated one).
 fn agree<'h>(
+    [sent_method, sent_name]: [Option<&'h [u8]>; 2],
     header: impl Fn(&str) -> Option<&'h [u8]>,
     server: &McpServer,
     r: &RequestView<'_>,
@@ -195,7 +200,7 @@ fn agree<'h>(
     if meta_version != "2026-07-28" {
         return mismatch("MCP-Protocol-Version differs from the body's _meta version");
     }
-    match header("mcp-method") {
+    match sent_method {
         Some(m) if m == r.method.as_bytes() => {}
         Some(_) => return mismatch("Mcp-Method differs from the body's method"),
         None => return mismatch("Mcp-Method is missing"),
@@ -207,7 +212,7 @@ fn agree<'h>(
         _ => return None,
     };
     let named = named.and_then(|n| n.as_str());
-    let sent = header("mcp-name").map(String::from_utf8_lossy);
+    let sent = sent_name.map(String::from_utf8_lossy);
     match (sent, &named) {
         (Some(h), Some(n)) if h == *n => {}
         (None, _) => return mismatch("Mcp-Name is missing"),
@@ -221,9 +226,9 @@ fn agree<'h>(
             .arguments
             .and_then(|a| serde_json::from_str(a.get()).ok())
             .unwrap_or_default();
-        for (property, suffix) in tool {
+        for (property, suffix) in tool.iter() {
             let header_name = format!("mcp-param-{suffix}");
-            let argument = &arguments[&property];
+            let argument = &arguments[property];
             if let Err(why) = check_param_header(header(&header_name), argument) {
                 return mismatch(&format!("Mcp-Param-{suffix} {why}"));
             }

@@ -174,7 +174,7 @@ impl Starting {
 /// headers that repeat the body are checked as it is read: [`Agreement`]).
 /// Whether the request is a 2026-07-28 one, or the refusal.
 fn check_post(req: &Request<'_>) -> Result<bool, Box<Response>> {
-    if let Some(accept) = req.header("accept")
+    if let Some(accept) = req.known_header(KnownHeader::Accept)
         && !accepts_mcp(accept)
     {
         return Err(Box::new(rpc_error(
@@ -183,7 +183,9 @@ fn check_post(req: &Request<'_>) -> Result<bool, Box<Response>> {
             "Accept must allow application/json and text/event-stream",
         )));
     }
-    let content_type = req.header("content-type").unwrap_or_default();
+    let content_type = req
+        .known_header(KnownHeader::ContentType)
+        .unwrap_or_default();
     if !content_type.starts_with(b"application/json") {
         return Err(Box::new(rpc_error(
             415,
@@ -191,7 +193,7 @@ fn check_post(req: &Request<'_>) -> Result<bool, Box<Response>> {
             "Content-Type must be application/json",
         )));
     }
-    let version = req.header("mcp-protocol-version");
+    let version = req.known_header(KnownHeader::McpProtocolVersion);
     if let Some(v) = version
         && std::str::from_utf8(v)
             .ok()
@@ -247,7 +249,7 @@ impl StreamableHttp {
             session.set_party_connection(req.remote_addr());
             return Ok((session, None, None));
         }
-        if let Some(id) = req.header("mcp-session-id") {
+        if let Some(id) = req.known_header(KnownHeader::McpSessionId) {
             let id = std::str::from_utf8(id).unwrap_or_default();
             return match self.session_entry(id, &admitted.principal) {
                 Some((session, _, replay)) => Ok((session, None, Some(replay))),
