@@ -28,6 +28,40 @@ impl ShutdownSignal {
     }
 }
 
+/// A wait for shutdown that a connection keeps for its whole life and
+/// polls wherever it waits for its client: it registers with the signal
+/// once, where a fresh [`ShutdownSignal::recv`] per wait registers and
+/// unregisters every time. Once shutdown has begun it is ready at every
+/// poll.
+pub(crate) struct ShutdownWait {
+    wait: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
+    done: bool,
+}
+
+impl ShutdownWait {
+    pub(crate) fn new(mut signal: ShutdownSignal) -> ShutdownWait {
+        ShutdownWait {
+            wait: Box::pin(async move { signal.recv().await }),
+            done: false,
+        }
+    }
+}
+
+impl Future for ShutdownWait {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if !self.done && self.wait.as_mut().poll(cx).is_pending() {
+            return std::task::Poll::Pending;
+        }
+        self.done = true;
+        std::task::Poll::Ready(())
+    }
+}
+
 /// The server's side of a [`ShutdownSignal`].
 #[derive(Debug)]
 pub(crate) struct Trigger {

@@ -32,7 +32,7 @@ use super::response::{Body, OnUpgrade, Response, status_has_no_body};
 use super::router::{Lookup, Reply};
 use super::stats::Shared;
 use super::upgrade::Upgraded;
-use crate::shutdown::ShutdownSignal;
+use crate::shutdown::{ShutdownSignal, ShutdownWait};
 use futures_util::FutureExt as _;
 
 /// Initial capacity of a connection's read and write buffers. Default:
@@ -105,6 +105,9 @@ pub(crate) struct Conn<S> {
     remote: SocketAddr,
     shared: Arc<Shared>,
     shutdown: ShutdownSignal,
+    /// The wait for `shutdown` a read between requests races, made at the
+    /// first such read and kept.
+    shutdown_wait: Option<ShutdownWait>,
     /// Read buffer; bytes before `start` belong to requests already answered.
     rbuf: Vec<u8>,
     start: usize,
@@ -137,6 +140,7 @@ impl<S: Io> Conn<S> {
             remote,
             shared,
             shutdown,
+            shutdown_wait: None,
             rbuf: Vec::new(),
             start: 0,
             wbuf: Vec::new(),

@@ -35,9 +35,12 @@ impl<S: Io> Conn<S> {
                 self.start = 0;
             }
             let deadline = head_deadline.unwrap_or(idle_deadline);
+            let shutdown = self
+                .shutdown_wait
+                .get_or_insert_with(|| ShutdownWait::new(self.shutdown.clone()));
             let read = tokio::select! {
                 biased;
-                _ = self.shutdown.recv(), if !pending => {
+                _ = shutdown, if !pending => {
                     // A request the client already sent is answered (503
                     // below), not dropped unread; an idle connection closes.
                     // What is readable right now, without waiting.
