@@ -170,6 +170,10 @@ impl WebSocketMcp {
             ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             ping.tick().await;
             let mut draining = false;
+            // One wait for the whole socket: a fresh one per turn of the
+            // loop would register with the signal and leave it every time.
+            let shutdown = shutdown.recv();
+            tokio::pin!(shutdown);
 
             let end = loop {
                 if draining && calls.is_empty() && outbound.is_empty() {
@@ -187,7 +191,7 @@ impl WebSocketMcp {
                     () = overflow.wait() => {
                         break End::Close(CloseCode::Policy, "client is not reading: too many bytes queued");
                     }
-                    _ = shutdown.recv(), if !draining => draining = true,
+                    () = &mut shutdown, if !draining => draining = true,
                     event = super::next_event(&mut events), if events.is_some() => {
                         // After what the peer queue holds (it comes first above).
                         let Some(message) = event.and_then(|e| session.notification_for(&e)) else {
