@@ -55,7 +55,7 @@ impl Post {
                     modern,
                     new_id,
                     replay,
-                    lane: session.heavy_lane(),
+                    session: Arc::clone(&session),
                 };
                 let body = owned_in_pieces(body).await;
                 match session.dispatch_large(body.clone(), check).await {
@@ -74,7 +74,7 @@ impl Post {
             modern,
             new_id,
             replay,
-            lane: session.heavy_lane(),
+            session: Arc::clone(&session),
         };
         let mut out = Vec::new();
         // 2026-07-28: the headers that repeat the body are checked against
@@ -101,8 +101,9 @@ struct Starting {
     modern: bool,
     new_id: Option<String>,
     replay: Option<Arc<Replay>>,
-    /// The principal's heavy-work turn, for framing large answers.
-    lane: HeavyLane,
+    /// The session, whose principal's heavy-work turn frames the large
+    /// answers of a stream, if one opens (the lane is built only then).
+    session: Arc<Session>,
 }
 
 impl Starting {
@@ -149,7 +150,7 @@ impl Starting {
         let replay = self.replay.take();
         if self.modern {
             let run: RunningAnswer = Box::pin(call.run_answer());
-            return Reply::new(answer_modern(run, messages, stream_id, replay, self.lane));
+            return Reply::new(answer_modern(run, messages, stream_id, replay, self.session));
         }
         let mut run: RunningCall = Box::pin(call.run());
         Reply::new(async move {
@@ -162,7 +163,8 @@ impl Starting {
                 Poll::Ready(answer) => Box::pin(std::future::ready(answer)),
                 Poll::Pending => run,
             };
-            let (response, stream) = CallStream::open(stream_id, replay, false, self.lane.clone());
+            let lane = self.session.heavy_lane();
+            let (response, stream) = CallStream::open(stream_id, replay, false, lane);
             tokio::spawn(stream.run(run, messages, None));
             self.with_id(response)
         })
@@ -293,10 +295,10 @@ async fn answer_modern(
     mut messages: crate::mcp::PeerReceiver,
     stream_id: Arc<str>,
     replay: Option<Arc<Replay>>,
-    lane: HeavyLane,
+    session: Arc<Session>,
 ) -> Response {
     let stream = |run: RunningCall, messages, first| {
-        let (response, stream) = CallStream::open(stream_id, replay, true, lane);
+        let (response, stream) = CallStream::open(stream_id, replay, true, session.heavy_lane());
         tokio::spawn(stream.run(run, messages, first));
         response
     };
