@@ -15,6 +15,9 @@
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
+
+/// The sessions by id.
+type SessionTable = HashMap<String, Entry, foldhash::fast::RandomState>;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -95,7 +98,10 @@ pub struct StreamableHttp {
     server: McpServer,
     /// Live sessions by id. A std mutex: held to insert, look up or remove,
     /// never across an `.await`.
-    sessions: Mutex<HashMap<String, Entry>>,
+    /// By id. The ids are the server's own random ones (a client's made-up
+    /// id is only looked up, never stored), so a quick hash serves: no
+    /// client picks the keys that would collide.
+    sessions: Mutex<SessionTable>,
     config: HttpMcpConfig,
     admission: Admission,
     registry: Arc<Registry>,
@@ -138,7 +144,7 @@ impl StreamableHttp {
             ReplayBudget::new(config.replay_bytes_per_session, config.replay_bytes_total);
         Arc::new(StreamableHttp {
             server,
-            sessions: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(SessionTable::default()),
             config,
             admission,
             registry,
@@ -159,7 +165,7 @@ impl StreamableHttp {
         self.lock().len()
     }
 
-    fn lock(&self) -> parking_lot::MutexGuard<'_, HashMap<String, Entry>> {
+    fn lock(&self) -> parking_lot::MutexGuard<'_, SessionTable> {
         self.sessions.lock()
     }
 
@@ -248,7 +254,7 @@ impl StreamableHttp {
 
 /// Closes the least recently used session of `principal` (its id then gets
 /// 404); counted with the expired sessions.
-fn evict_lru(sessions: &mut HashMap<String, Entry>, principal: &str, registry: &Registry) {
+fn evict_lru(sessions: &mut SessionTable, principal: &str, registry: &Registry) {
     let oldest = sessions
         .iter()
         .filter(|(_, e)| e.principal == principal)

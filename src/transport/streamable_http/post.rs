@@ -150,7 +150,13 @@ impl Starting {
         let replay = self.replay.take();
         if self.modern {
             let run: RunningAnswer = Box::pin(call.run_answer());
-            return Reply::new(answer_modern(run, messages, stream_id, replay, self.session));
+            return Reply::new(answer_modern(
+                run,
+                messages,
+                stream_id,
+                replay,
+                self.session,
+            ));
         }
         let mut run: RunningCall = Box::pin(call.run());
         Reply::new(async move {
