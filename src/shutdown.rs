@@ -109,3 +109,26 @@ impl Completion {
         let _ = self.rx.recv().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::FutureExt as _;
+
+    #[tokio::test]
+    async fn a_kept_wait_stays_pending_until_shutdown_then_is_ready_at_every_poll() {
+        let (trigger, signal) = Trigger::new();
+        let mut wait = ShutdownWait::new(signal);
+        // Polled again and again while nothing happens, as a connection's
+        // reads between requests poll it.
+        for _ in 0..3 {
+            assert!((&mut wait).now_or_never().is_none());
+        }
+        trigger.fire();
+        // Ready now and at every later poll (a finished async block would
+        // panic if polled again).
+        for _ in 0..3 {
+            assert_eq!((&mut wait).now_or_never(), Some(()));
+        }
+    }
+}

@@ -178,8 +178,7 @@ impl<S: Io> Conn<S> {
                 .find(|h| h.name.slice(buf).eq_ignore_ascii_case(name.as_bytes()))
                 .map(|h| h.value.slice(buf))
         };
-        let origin = head.known.first(KnownHeader::Origin);
-        let Some(origin) = origin.and_then(|i| Some(self.spans.get(i)?.value.slice(buf))) else {
+        let Some(origin) = head.known.value(KnownHeader::Origin, &self.spans, buf) else {
             return;
         };
         if !cors.origins.iter().any(|o| o.as_bytes() == origin) {

@@ -97,8 +97,7 @@ impl<'a> Request<'a> {
     /// The first value of a header the parser notes the place of, without
     /// comparing names: what [`Request::header`] answers for that name.
     pub fn known_header(&self, k: KnownHeader) -> Option<&'a [u8]> {
-        let field = self.headers.get(self.head.known.first(k)?)?;
-        Some(field.value.slice(self.buf))
+        self.head.known.value(k, self.headers, self.buf)
     }
 
     /// Every value of a header, in the order received.

@@ -15,9 +15,6 @@
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
-
-/// The sessions by id.
-type SessionTable = HashMap<String, Entry, foldhash::fast::RandomState>;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -96,11 +93,8 @@ struct Entry {
 /// The Streamable HTTP endpoint, shared by every connection.
 pub struct StreamableHttp {
     server: McpServer,
-    /// Live sessions by id. A std mutex: held to insert, look up or remove,
+    /// Live sessions by id. A mutex held to insert, look up or remove,
     /// never across an `.await`.
-    /// By id. The ids are the server's own random ones (a client's made-up
-    /// id is only looked up, never stored), so a quick hash serves: no
-    /// client picks the keys that would collide.
     sessions: Mutex<SessionTable>,
     config: HttpMcpConfig,
     admission: Admission,
@@ -251,6 +245,11 @@ impl StreamableHttp {
         );
     }
 }
+
+/// The sessions by id, hashed with foldhash rather than SipHash: the ids
+/// are the server's own random ones (a client's made-up id is only looked
+/// up, never stored), so no client picks keys that would collide.
+type SessionTable = HashMap<String, Entry, foldhash::fast::RandomState>;
 
 /// Closes the least recently used session of `principal` (its id then gets
 /// 404); counted with the expired sessions.

@@ -156,6 +156,18 @@ impl KnownFields {
             i => Some(i as usize - 1),
         }
     }
+
+    /// The value of the first field named `k` among `fields` (the head's,
+    /// spans into `buf`), if there is one.
+    #[inline]
+    pub fn value<'b>(
+        &self,
+        k: KnownHeader,
+        fields: &[super::HeaderSpan],
+        buf: &'b [u8],
+    ) -> Option<&'b [u8]> {
+        Some(fields.get(self.first(k)?)?.value.slice(buf))
+    }
 }
 
 #[cfg(test)]
