@@ -20,9 +20,10 @@ pub mod write;
 pub(crate) mod write;
 
 pub(crate) use parse::is_batch;
-pub use parse::{Id, Message, Request, parse, parse_batch, parse_with};
+pub(crate) use parse::parse_with_meta;
+pub use parse::{Id, Message, Request, parse, parse_batch};
 #[cfg(feature = "fuzzing")]
-pub use parse::{ParseError, Response};
+pub use parse::{ParseError, Response, parse_with};
 pub use scan::RawJson;
 
 /// Invalid JSON was received.

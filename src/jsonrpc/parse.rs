@@ -144,7 +144,19 @@ pub fn parse(bytes: &[u8]) -> Result<Message<'_>, ParseError<'_>> {
 #[inline]
 pub fn parse_with<'a>(
     bytes: &'a [u8],
+    param: impl FnMut(Cow<'a, str>, RawJson<'a>),
+) -> Result<Message<'a>, ParseError<'a>> {
+    parse_with_meta(bytes, param, |_, _| {})
+}
+
+/// [`parse_with`], also reporting each member of `params._meta`, when it is
+/// an object, to `meta` in the same pass (`_meta` itself is reported to
+/// `param` as well).
+#[inline]
+pub(crate) fn parse_with_meta<'a>(
+    bytes: &'a [u8],
     mut param: impl FnMut(Cow<'a, str>, RawJson<'a>),
+    mut meta: impl FnMut(Cow<'a, str>, RawJson<'a>),
 ) -> Result<Message<'a>, ParseError<'a>> {
     let Ok(text) = std::str::from_utf8(bytes) else {
         return Err(parse_error("message is not valid UTF-8".into()));
@@ -158,7 +170,7 @@ pub fn parse_with<'a>(
         });
     }
     let mut envelope = Envelope::default();
-    if let Err(e) = scan_envelope(&mut s, text, &mut param, &mut envelope) {
+    if let Err(e) = scan_envelope(&mut s, text, &mut param, &mut meta, &mut envelope) {
         return Err(parse_error(e.to_string()));
     }
     classify(envelope)
@@ -172,6 +184,7 @@ fn scan_envelope<'a>(
     s: &mut Scanner<'a>,
     text: &'a str,
     param: &mut impl FnMut(Cow<'a, str>, RawJson<'a>),
+    meta: &mut impl FnMut(Cow<'a, str>, RawJson<'a>),
     e: &mut Envelope<'a>,
 ) -> Result<(), ScanError> {
     s.expect(b'{', "expected '{'")?;
@@ -193,7 +206,7 @@ fn scan_envelope<'a>(
                 s.ws();
                 let value = if &*key == "params" && s.peek() == Some(b'{') {
                     let start = s.pos();
-                    s.object(1, &mut *param)?;
+                    s.object_nesting(1, &mut *param, "_meta", &mut *meta)?;
                     RawJson(&text[start..s.pos()])
                 } else {
                     s.value(0)?
@@ -359,6 +372,7 @@ fn invalid<'a>(id: Option<Id<'a>>, what: &str) -> ParseError<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jsonrpc::scan::MAX_DEPTH;
     use crate::jsonrpc::{INVALID_REQUEST, PARSE_ERROR};
 
     fn err(input: &str) -> (Option<String>, i32, String) {
@@ -532,6 +546,53 @@ mod tests {
                 ("arguments".into(), r#"{"a":[1]}"#.into())
             ]
         );
+    }
+
+    #[test]
+    fn meta_members_in_the_same_pass() {
+        let (mut params, mut meta) = (Vec::new(), Vec::new());
+        let body = br#"{"id":1,"params":{"_meta":{"a":{"b":[1]},"c\u0064":"x"},"name":"t","arguments":{"_meta":{"no":1}}},"jsonrpc":"2.0","method":"tools/call"}"#;
+        let m = parse_with_meta(
+            body,
+            |k, v| params.push((k.into_owned(), v.get().to_owned())),
+            |k, v| meta.push((k.into_owned(), v.get().to_owned())),
+        )
+        .unwrap();
+        assert_eq!(m.method(), Some("tools/call"));
+        // `_meta` is reported whole too, and only the one of `params` is opened.
+        assert_eq!(
+            params[0],
+            ("_meta".into(), r#"{"a":{"b":[1]},"c\u0064":"x"}"#.into())
+        );
+        assert_eq!(params.len(), 3);
+        assert_eq!(
+            meta,
+            [
+                ("a".into(), r#"{"b":[1]}"#.into()),
+                ("cd".into(), "\"x\"".into())
+            ]
+        );
+        // A `_meta` that is no object has no members; a broken one is a parse error.
+        meta.clear();
+        let body = br#"{"id":1,"params":{"_meta":[1]},"jsonrpc":"2.0","method":"m"}"#;
+        parse_with_meta(
+            body,
+            |_, _| {},
+            |k, _| meta.push((k.into_owned(), String::new())),
+        )
+        .unwrap();
+        assert!(meta.is_empty());
+        let body = br#"{"id":1,"params":{"_meta":{"a":}},"jsonrpc":"2.0","method":"m"}"#;
+        let e = parse_with_meta(body, |_, _| {}, |_, _| {}).unwrap_err();
+        assert_eq!(e.error.code, PARSE_ERROR);
+        // Nesting past the limit is refused inside `_meta` as anywhere.
+        let deep = format!(
+            r#"{{"id":1,"params":{{"_meta":{{"a":{}{}}}}},"jsonrpc":"2.0","method":"m"}}"#,
+            "[".repeat(MAX_DEPTH),
+            "]".repeat(MAX_DEPTH)
+        );
+        let e = parse_with_meta(deep.as_bytes(), |_, _| {}, |_, _| {}).unwrap_err();
+        assert_eq!(e.error.code, PARSE_ERROR);
     }
 
     #[test]

@@ -222,7 +222,23 @@ impl<'a> Scanner<'a> {
     pub(crate) fn object(
         &mut self,
         depth: usize,
+        member: impl FnMut(Cow<'a, str>, RawJson<'a>),
+    ) -> Result<(), ScanError> {
+        self.object_nesting(depth, member, "", |_, _| {})
+    }
+
+    /// [`Scanner::object`], whose member named `inner` (when not empty),
+    /// if its value is an object, has its own members reported to `nested`
+    /// in the same pass: what dispatch reads of `params._meta` without
+    /// scanning it twice. (Inlined, so that [`Scanner::object`] keeps no
+    /// trace of the nesting.)
+    #[inline(always)]
+    pub(crate) fn object_nesting(
+        &mut self,
+        depth: usize,
         mut member: impl FnMut(Cow<'a, str>, RawJson<'a>),
+        inner: &str,
+        mut nested: impl FnMut(Cow<'a, str>, RawJson<'a>),
     ) -> Result<(), ScanError> {
         if depth > MAX_DEPTH {
             return self.err("nesting too deep");
@@ -240,7 +256,18 @@ impl<'a> Scanner<'a> {
             }
             let key = self.key()?;
             self.expect(b':', "expected ':'")?;
-            let value = self.value(depth)?;
+            let value = if !inner.is_empty() && *key == *inner && {
+                self.ws();
+                self.peek() == Some(b'{')
+            } {
+                let start = self.pos;
+                // Through `dyn`: one instance whatever `nested` is.
+                let nested: &mut dyn FnMut(Cow<'a, str>, RawJson<'a>) = &mut nested;
+                self.object(depth + 1, nested)?;
+                RawJson(&self.text[start..self.pos])
+            } else {
+                self.value(depth)?
+            };
             member(key, value);
             self.ws();
             match self.peek() {

@@ -25,7 +25,8 @@ use super::version::{ALL_VERSIONS, ProtocolVersion, supported_json};
 use crate::jsonrpc::scan::each_member;
 use crate::jsonrpc::write::{write_error, write_result};
 use crate::jsonrpc::{
-    INVALID_PARAMS, INVALID_REQUEST, Id, Message, RawJson, Request, RpcError, is_batch, parse_with,
+    INVALID_PARAMS, INVALID_REQUEST, Id, Message, RawJson, Request, RpcError, is_batch,
+    parse_with_meta,
 };
 
 /// JSON-RPC code for a request stamped with a protocol version this server does not speak.
@@ -321,7 +322,13 @@ impl Session {
             return Dispatched::Batch;
         }
         let mut params = Params::default();
-        let parsed = parse_with(bytes, |k, v| params.take(&k, v));
+        let (mut meta, mut meta_bad) = (Meta::default(), None);
+        let parsed = parse_with_meta(
+            bytes,
+            |k, v| params.take(&k, v),
+            |k, v| meta.take(&k, v, &mut meta_bad),
+        );
+        (params.meta_members, params.meta_bad) = (meta, meta_bad);
         match parsed {
             Err(e) => {
                 write_error(out, e.id, &e.error);

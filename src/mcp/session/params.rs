@@ -3,7 +3,7 @@
 use super::*;
 
 /// What `_meta` carries that dispatch needs.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(super) struct Meta<'a> {
     pub(super) version: Option<Cow<'a, str>>,
     pub(super) progress_token: Option<RawJson<'a>>,
@@ -13,32 +13,26 @@ pub(super) struct Meta<'a> {
 }
 
 impl<'a> Meta<'a> {
-    pub(super) fn read(raw: RawJson<'a>) -> Result<Meta<'a>, RpcError> {
-        let mut meta = Meta::default();
-        if !raw.is_object() {
-            return Err(RpcError::invalid_params("\"_meta\" must be an object"));
-        }
-        let mut bad = None;
-        let scanned = each_member(raw, |k, v| match &*k {
+    /// Reads one member of `_meta`, as the message is parsed; the first
+    /// member that is not what it must be is kept in `bad`.
+    pub(super) fn take(&mut self, key: &str, v: RawJson<'a>, bad: &mut Option<&'static str>) {
+        match key {
             crate::mcp::version::PROTOCOL_VERSION_META_KEY => match v.as_str() {
-                Some(s) => meta.version = Some(s),
-                None => bad = Some("the protocol version in \"_meta\" must be a string"),
+                Some(s) => self.version = Some(s),
+                None => {
+                    bad.get_or_insert("the protocol version in \"_meta\" must be a string");
+                }
             },
-            "progressToken" => meta.progress_token = Some(v),
-            "io.modelcontextprotocol/clientCapabilities" => meta.client_capabilities = Some(v),
-            "io.modelcontextprotocol/clientInfo" => meta.client_info = Some(v),
+            "progressToken" => self.progress_token = Some(v),
+            "io.modelcontextprotocol/clientCapabilities" => self.client_capabilities = Some(v),
+            "io.modelcontextprotocol/clientInfo" => self.client_info = Some(v),
             "io.modelcontextprotocol/logLevel" => match read_log_level(v) {
-                Some(l) => meta.log_level = Some(l),
-                None => bad = Some("the log level in \"_meta\" is not a level"),
+                Some(l) => self.log_level = Some(l),
+                None => {
+                    bad.get_or_insert("the log level in \"_meta\" is not a level");
+                }
             },
             _ => {}
-        });
-        if scanned.is_err() {
-            return Err(RpcError::invalid_params("\"_meta\" is malformed"));
-        }
-        match bad {
-            Some(why) => Err(RpcError::invalid_params(why)),
-            None => Ok(meta),
         }
     }
 }
@@ -67,9 +61,28 @@ pub(super) struct Params<'a> {
     pub(super) task_id: Option<RawJson<'a>>,
     pub(super) client_info: Option<RawJson<'a>>,
     pub(super) duplicate: bool,
+    /// The members of `_meta` dispatch reads, taken in the same pass.
+    pub(super) meta_members: Meta<'a>,
+    /// Why a member of `_meta` is not what it must be, if one is not.
+    pub(super) meta_bad: Option<&'static str>,
 }
 
 impl<'a> Params<'a> {
+    /// What `_meta` says, or -32602 when it is not an object or a member
+    /// of it is not what it must be.
+    pub(super) fn meta(&self) -> Result<Meta<'a>, RpcError> {
+        match self.meta {
+            None => Ok(Meta::default()),
+            Some(raw) if !raw.is_object() => {
+                Err(RpcError::invalid_params("\"_meta\" must be an object"))
+            }
+            Some(_) => match self.meta_bad {
+                Some(why) => Err(RpcError::invalid_params(why)),
+                None => Ok(self.meta_members.clone()),
+            },
+        }
+    }
+
     pub(super) fn take(&mut self, key: &str, value: RawJson<'a>) {
         let slot = match key {
             "_meta" => &mut self.meta,

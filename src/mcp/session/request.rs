@@ -17,10 +17,7 @@ impl Session {
                 "a member of \"params\" appears twice",
             ));
         }
-        let meta = match params.meta {
-            None => Meta::default(),
-            Some(raw) => Meta::read(raw)?,
-        };
+        let meta = params.meta()?;
         if let Some(check) = check {
             let view = RequestView {
                 method: &req.method,

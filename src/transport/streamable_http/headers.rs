@@ -212,9 +212,9 @@ fn agree<'h>(
         _ => return None,
     };
     let named = named.and_then(|n| n.as_str());
-    let sent = sent_name.map(String::from_utf8_lossy);
-    match (sent, &named) {
-        (Some(h), Some(n)) if h == *n => {}
+    // Bytes against bytes: a header that is not UTF-8 matches no name.
+    match (sent_name, &named) {
+        (Some(h), Some(n)) if h == n.as_bytes() => {}
         (None, _) => return mismatch("Mcp-Name is missing"),
         _ => return mismatch("Mcp-Name differs from the body"),
     }
