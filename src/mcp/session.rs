@@ -322,6 +322,7 @@ impl Session {
             return Dispatched::Batch;
         }
         let mut params = Params::default();
+        // Apart from `params` while parsing: each callback borrows its own.
         let (mut meta, mut meta_bad) = (Meta::default(), None);
         let parsed = parse_with_meta(
             bytes,

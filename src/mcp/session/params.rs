@@ -3,7 +3,7 @@
 use super::*;
 
 /// What `_meta` carries that dispatch needs.
-#[derive(Default, Clone)]
+#[derive(Default)]
 pub(super) struct Meta<'a> {
     pub(super) version: Option<Cow<'a, str>>,
     pub(super) progress_token: Option<RawJson<'a>>,
@@ -70,16 +70,15 @@ pub(super) struct Params<'a> {
 impl<'a> Params<'a> {
     /// What `_meta` says, or -32602 when it is not an object or a member
     /// of it is not what it must be.
-    pub(super) fn meta(&self) -> Result<Meta<'a>, RpcError> {
-        match self.meta {
-            None => Ok(Meta::default()),
-            Some(raw) if !raw.is_object() => {
-                Err(RpcError::invalid_params("\"_meta\" must be an object"))
-            }
-            Some(_) => match self.meta_bad {
-                Some(why) => Err(RpcError::invalid_params(why)),
-                None => Ok(self.meta_members.clone()),
-            },
+    /// (Without `_meta`, or with one that is no object, no member was
+    /// taken: `meta_members` is then the default.)
+    pub(super) fn meta(&self) -> Result<&Meta<'a>, RpcError> {
+        if self.meta.is_some_and(|raw| !raw.is_object()) {
+            return Err(RpcError::invalid_params("\"_meta\" must be an object"));
+        }
+        match self.meta_bad {
+            Some(why) => Err(RpcError::invalid_params(why)),
+            None => Ok(&self.meta_members),
         }
     }
 

@@ -33,7 +33,7 @@ impl Session {
                 return Err(refused);
             }
         }
-        let (version, log_level) = match self.version_of(&req, &meta, params, out)? {
+        let (version, log_level) = match self.version_of(&req, meta, params, out)? {
             Ok(settled) => settled,
             Err(answered) => return Ok(answered),
         };
@@ -57,7 +57,7 @@ impl Session {
                 request_state: params.request_state,
             }));
         }
-        self.answer_now(&req, params, &meta, &catalog, version, out)
+        self.answer_now(&req, params, meta, &catalog, version, out)
     }
 
     /// The requests answered at once that are not lists: subscriptions,

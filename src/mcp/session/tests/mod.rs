@@ -321,6 +321,46 @@ async fn modern_requests() {
 }
 
 #[tokio::test]
+async fn meta_is_read_with_the_message_and_its_faults_are_named() {
+    let s = session();
+    init(&s, "2025-11-25").await;
+    let refused = |params: Value| {
+        let s = Arc::clone(&s);
+        async move {
+            let r = send(&s, req(9, "tools/list", params)).await.unwrap();
+            assert_eq!(error_code(&r), -32602, "{r}");
+            r["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        }
+    };
+    assert!(
+        refused(json!({"_meta": [1]}))
+            .await
+            .contains("must be an object")
+    );
+    let version = json!({"_meta": {"io.modelcontextprotocol/protocolVersion": 7}});
+    assert!(refused(version).await.contains("must be a string"));
+    let level = json!({"_meta": {"io.modelcontextprotocol/logLevel": "loud"}});
+    assert!(refused(level).await.contains("is not a level"));
+    // A broken `_meta` breaks the message: a parse error, no id to answer.
+    let r = s
+        .handle(br#"{"jsonrpc":"2.0","id":9,"method":"tools/list","params":{"_meta":{"a":}}}"#)
+        .await
+        .map(|b| serde_json::from_slice::<Value>(&b).expect("JSON"))
+        .unwrap();
+    assert_eq!(error_code(&r), -32700, "{r}");
+    // Members read in the same pass reach dispatch: the stamped version
+    // (escaped in its name) makes this a 2026-07-28 request, refused for
+    // a version this server does not speak.
+    let text = br#"{"jsonrpc":"2.0","id":10,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersio\u006e":"2031-01-01"}}}"#;
+    let r: Value = serde_json::from_slice(&s.handle(text).await.unwrap()).unwrap();
+    assert_eq!(error_code(&r), -32022, "{r}");
+    assert_eq!(r["error"]["data"]["requested"], "2031-01-01");
+}
+
+#[tokio::test]
 async fn batches_only_on_2025_03_26() {
     let s = session();
     init(&s, "2025-06-18").await;
