@@ -293,6 +293,13 @@ impl Catalog {
         }
     }
 
+    /// The `(property, header suffix)` pairs of the tool at `tool`'s
+    /// `x-mcp-header` arguments (SEP-2243); `None` for one that mirrors no
+    /// argument in a header.
+    pub(crate) fn header_params(&self, tool: usize) -> Option<&[(String, String)]> {
+        self.header_params.get(tool)?.as_deref()
+    }
+
     pub(crate) fn tool_index(&self, name: &str) -> Option<usize> {
         let idx = &self.index;
         idx.binary_search_by(|(n, _)| by_length(n, name))
@@ -518,15 +525,6 @@ impl McpServer {
     /// The current catalog.
     pub(crate) fn catalog(&self) -> arc_swap::Guard<Arc<Catalog>> {
         self.0.catalog.load()
-    }
-
-    /// The `(property, header suffix)` pairs of a tool's `x-mcp-header`
-    /// arguments (SEP-2243); `None` for an unknown tool or one that mirrors
-    /// no argument in a header.
-    pub(crate) fn tool_header_params(&self, name: &str) -> Option<HeaderParams> {
-        let catalog = self.catalog();
-        let tool = catalog.tool_index(name)?;
-        catalog.header_params.get(tool)?.clone()
     }
 
     /// Requests served by every session of this server, by method and outcome.

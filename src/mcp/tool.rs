@@ -50,6 +50,8 @@ pub struct Tool {
     pub(crate) task: Option<(super::tasks::TaskSupport, std::time::Duration)>,
     /// Its calls by outcome (shared by the clones the catalog keeps).
     pub(crate) calls: Arc<super::metrics::ToolCalls>,
+    /// Its input schema read once, to check arguments on their text.
+    arguments: Arc<schema::Compiled>,
 }
 
 impl std::fmt::Debug for Tool {
@@ -191,6 +193,7 @@ impl Tool {
         handler: Arc<dyn ToolHandler>,
     ) -> Tool {
         Tool {
+            arguments: Arc::new(schema::Compiled::new(&input_schema)),
             def: ToolDef {
                 name: name.into(),
                 title: None,
@@ -279,6 +282,9 @@ impl Tool {
 
     /// Checks arguments against the input schema; `Err` says which field and why.
     pub(crate) fn check_arguments(&self, arguments: Option<&RawValue>) -> Result<(), String> {
+        if self.arguments.surely_accepts(arguments.map(RawValue::get)) {
+            return Ok(());
+        }
         let value: Value = match arguments {
             None => Value::Object(Default::default()),
             Some(raw) => serde_json::from_str(raw.get()).map_err(|e| e.to_string())?,

@@ -33,4 +33,7 @@ pub(crate) struct RequestView<'a> {
     pub(crate) task_id: Option<RawJson<'a>>,
     /// `params.arguments`.
     pub(crate) arguments: Option<RawJson<'a>>,
+    /// A `tools/call` of a known tool: the `(property, header suffix)`
+    /// pairs of its arguments mirrored in headers (SEP-2243), if any.
+    pub(crate) header_params: Option<&'a [(String, String)]>,
 }

@@ -18,6 +18,17 @@ impl Session {
             ));
         }
         let meta = params.meta()?;
+        let catalog = self.server.catalog();
+        // The tool a `tools/call` names, looked up once for the check and
+        // the call (an unnamed or unknown one is refused by `call_kind`).
+        let tool = if *req.method == *"tools/call" {
+            params
+                .name
+                .and_then(|n| n.as_str())
+                .and_then(|n| catalog.tool_index(&n))
+        } else {
+            None
+        };
         if let Some(check) = check {
             let view = RequestView {
                 method: &req.method,
@@ -28,6 +39,7 @@ impl Session {
                 uri: params.uri,
                 task_id: params.task_id,
                 arguments: params.arguments,
+                header_params: tool.and_then(|t| catalog.header_params(t)),
             };
             if let Some(refused) = check.check(&view) {
                 return Err(refused);
@@ -37,13 +49,19 @@ impl Session {
             Ok(settled) => settled,
             Err(answered) => return Ok(answered),
         };
-        let catalog = self.server.catalog();
         if let Some(list) = list_named(&req.method) {
             write_list(out, req.id, &catalog, list, params, version)?;
             return Ok(Dispatched::Done);
         }
         let denied = self.denied_tools();
-        if let Some(kind) = call_kind(&catalog, &req.method, params, version, denied.as_deref())? {
+        if let Some(kind) = call_kind(
+            &catalog,
+            &req.method,
+            params,
+            version,
+            denied.as_deref(),
+            tool,
+        )? {
             return Ok(Dispatched::Call(Call {
                 catalog: Arc::clone(&catalog),
                 id: req.id,
@@ -295,6 +313,7 @@ fn call_kind<'a>(
     params: &Params<'a>,
     version: ProtocolVersion,
     denied: Option<&Vec<(String, String)>>,
+    tool: Option<usize>,
 ) -> Result<Option<CallKind<'a>>, RpcError> {
     Ok(Some(match method {
         "tools/call" => {
@@ -308,9 +327,9 @@ fn call_kind<'a>(
                 )
                 .with_data(serde_json::json!({ "scope": scope }).to_string()));
             }
-            let tool = catalog
-                .tool_index(&name)
-                .ok_or_else(|| RpcError::invalid_params(format!("unknown tool {name:?}")))?;
+            // Looked up by `request` with the same name.
+            let tool =
+                tool.ok_or_else(|| RpcError::invalid_params(format!("unknown tool {name:?}")))?;
             CallKind::Tool {
                 tool,
                 arguments: params.arguments,

@@ -109,12 +109,11 @@ pub(super) fn accepts_mcp(accept: &[u8]) -> bool {
 /// body, on the request's own headers.
 pub(super) struct Agreement<'r> {
     req: &'r Request<'r>,
-    server: &'r McpServer,
 }
 
 impl<'r> Agreement<'r> {
-    pub(super) fn new(req: &'r Request<'r>, server: &'r McpServer) -> Self {
-        Agreement { req, server }
+    pub(super) fn new(req: &'r Request<'r>) -> Self {
+        Agreement { req }
     }
 }
 
@@ -122,7 +121,7 @@ impl RequestCheck for Agreement<'_> {
     fn check(&self, request: &RequestView<'_>) -> Option<RpcError> {
         let (method, name) = (KnownHeader::McpMethod, KnownHeader::McpName);
         let sent = [method, name].map(|k| self.req.known_header(k));
-        agree(sent, |name| self.req.header(name), self.server, request)
+        agree(sent, |name| self.req.header(name), request)
     }
 }
 
@@ -131,11 +130,10 @@ impl RequestCheck for Agreement<'_> {
 pub(super) struct OwnedAgreement {
     /// Lowercased name and value, in the order received.
     headers: Vec<(String, Vec<u8>)>,
-    server: McpServer,
 }
 
 impl OwnedAgreement {
-    pub(super) fn of(req: &Request<'_>, server: &McpServer) -> Self {
+    pub(super) fn of(req: &Request<'_>) -> Self {
         let wanted = |name: &str| {
             name.eq_ignore_ascii_case("mcp-method")
                 || name.eq_ignore_ascii_case("mcp-name")
@@ -149,7 +147,6 @@ impl OwnedAgreement {
                 .filter(|(name, _)| wanted(name))
                 .map(|(name, value)| (name.to_ascii_lowercase(), value.to_vec()))
                 .collect(),
-            server: server.clone(),
         }
     }
 }
@@ -163,7 +160,7 @@ impl RequestCheck for OwnedAgreement {
                 .map(|(_, v)| v.as_slice())
         };
         let sent = ["mcp-method", "mcp-name"].map(header);
-        agree(sent, header, &self.server, request)
+        agree(sent, header, request)
     }
 }
 
@@ -173,7 +170,6 @@ impl RequestCheck for OwnedAgreement {
 fn agree<'h>(
     [sent_method, sent_name]: [Option<&'h [u8]>; 2],
     header: impl Fn(&str) -> Option<&'h [u8]>,
-    server: &McpServer,
     r: &RequestView<'_>,
 ) -> Option<RpcError> {
     let mismatch = |what: &str| {
@@ -219,7 +215,7 @@ fn agree<'h>(
         _ => return mismatch("Mcp-Name differs from the body"),
     }
     if r.method == "tools/call"
-        && let Some(tool) = named.as_deref().and_then(|n| server.tool_header_params(n))
+        && let Some(tool) = r.header_params
     {
         // Built only for a tool whose arguments are mirrored in headers.
         let arguments: serde_json::Value = r

@@ -49,7 +49,7 @@ impl Post {
             // Read off the async workers (see `Session::dispatch_large`),
             // the 2026-07-28 headers checked there against what is read.
             let check: Option<Box<dyn RequestCheck + Send>> =
-                modern.then(|| Box::new(OwnedAgreement::of(&req, &endpoint.server)) as Box<_>);
+                modern.then(|| Box::new(OwnedAgreement::of(&req)) as Box<_>);
             return Reply::new(async move {
                 let to_start = Starting {
                     modern,
@@ -79,7 +79,7 @@ impl Post {
         let mut out = Vec::new();
         // 2026-07-28: the headers that repeat the body are checked against
         // what dispatch reads of it (one pass over the body).
-        let agreement = Agreement::new(&req, &endpoint.server);
+        let agreement = Agreement::new(&req);
         let check = modern.then_some(&agreement as &dyn RequestCheck);
         match session.dispatch_checked(body, &mut out, check) {
             Dispatched::Done => match scoped.then(|| endpoint.admission.scope_refusal(&out)) {
