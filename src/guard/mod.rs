@@ -28,7 +28,7 @@ use crate::jsonrpc::{Id, RpcError};
 pub(crate) fn error_response(status: u16, id: Option<Id<'_>>, error: &RpcError) -> Response {
     let mut out = Vec::with_capacity(128);
     write_error(&mut out, id, error);
-    Response::json(status, out)
+    Response::json_vec(status, out)
 }
 
 /// Who a request comes from, once admitted: what its calls may do, and

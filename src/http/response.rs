@@ -28,6 +28,10 @@ pub(crate) enum Body {
     Static(&'static [u8]),
     /// Bytes known when the handler returns.
     Full(Bytes),
+    /// Bytes known when the handler returns, in a buffer of their own
+    /// (no shared handle to allocate: the common answer is copied into the
+    /// connection's buffer and dropped).
+    Owned(Vec<u8>),
     /// Chunks sent later through a [`BodySender`]; the body ends when it is dropped.
     Stream(BodyReceiver),
 }
@@ -108,6 +112,16 @@ impl Response {
         Response::new(status)
             .known_header("content-type", "application/json")
             .body(body)
+    }
+
+    /// [`Response::json`] for a body in a `Vec` of its own: kept as it is
+    /// rather than turned into `Bytes`.
+    pub(crate) fn json_vec(status: u16, body: Vec<u8>) -> Self {
+        let mut r = Response::new(status).known_header("content-type", "application/json");
+        if !body.is_empty() {
+            r.body = Body::Owned(body);
+        }
+        r
     }
 
     /// A response whose body is a compile-time constant (no allocation).

@@ -83,7 +83,7 @@ pub(crate) fn scope_refusal(oauth: &OAuth, answer: &[u8]) -> Option<Response> {
         oauth.metadata_url,
         scopes.join(" ")
     );
-    Response::json(403, answer.to_vec())
+    Response::json_vec(403, answer.to_vec())
         .try_header("www-authenticate", challenge)
         .ok()
 }

@@ -61,6 +61,7 @@ impl<S: Io> Conn<S> {
             Body::Empty | Body::Stream(_) => &[],
             Body::Static(b) => b,
             Body::Full(b) => b,
+            Body::Owned(b) => b,
         };
         let framing = if status_has_no_body(response.status) {
             BodyFraming::None
@@ -75,6 +76,7 @@ impl<S: Io> Conn<S> {
                 // Large body: written by `flush` straight from its own buffer.
                 self.pending_body = Some(match response.body {
                     Body::Full(b) => b,
+                    Body::Owned(b) => Bytes::from(b),
                     Body::Static(s) => Bytes::from_static(s),
                     _ => Bytes::new(),
                 });

@@ -127,13 +127,13 @@ impl Starting {
         } else {
             200
         };
-        self.with_id(Response::json(status, out))
+        self.with_id(Response::json_vec(status, out))
     }
 
     /// A batch's answers as JSON, or 202 when none has one.
     fn batch(self, answers: Option<Vec<u8>>) -> Response {
         match answers {
-            Some(answer) => Response::json(200, answer),
+            Some(answer) => Response::json_vec(200, answer),
             None => Response::new(202),
         }
     }
@@ -164,7 +164,7 @@ impl Starting {
             // polled again by its stream's task, which takes over the wake.
             let run: RunningCall = match futures_util::poll!(run.as_mut()) {
                 Poll::Ready(Some(answer)) if messages.is_empty() => {
-                    return self.with_id(Response::json(200, answer));
+                    return self.with_id(Response::json_vec(200, answer));
                 }
                 Poll::Ready(answer) => Box::pin(std::future::ready(answer)),
                 Poll::Pending => run,
@@ -331,7 +331,7 @@ async fn answer_modern(
     match answer {
         // The status comes from the error the call answered, not from
         // reading the bytes again.
-        Some(answer) => Response::json(status_of(answer.error), answer.bytes),
+        Some(answer) => Response::json_vec(status_of(answer.error), answer.bytes),
         None => Response::new(202),
     }
 }
