@@ -250,12 +250,14 @@ impl StreamableHttp {
         };
         if modern {
             // The session lives as long as this request: it takes the
-            // principal rather than a copy.
-            let one_request = Session::new(self.server.clone(), None).for_one_request();
-            let session = http(one_request, std::mem::take(&mut admitted.principal));
-            // No session across requests: the connection is the party.
-            session.set_party_connection(req.remote_addr());
-            return Ok((session, None, None));
+            // principal rather than a copy; no session across requests, so
+            // the connection is the party.
+            let one_request = Session::one_http_request(
+                self.server.clone(),
+                std::mem::take(&mut admitted.principal),
+                req.remote_addr(),
+            );
+            return Ok((Arc::new(one_request), None, None));
         }
         if let Some(id) = req.known_header(KnownHeader::McpSessionId) {
             let id = std::str::from_utf8(id).unwrap_or_default();
