@@ -131,7 +131,7 @@ const ONES: u64 = u64::from_le_bytes([1; 8]);
 /// Flags (its high bit) every byte of `word` (little-endian) that is a
 /// quote, a backslash or a control character; bytes above the first flagged
 /// one may be flagged wrongly (borrows), the first one never is.
-fn special_bytes(word: u64) -> u64 {
+pub(crate) fn special_bytes(word: u64) -> u64 {
     let high = ONES << 7;
     let zero_in = |x: u64| x.wrapping_sub(ONES) & !x & high;
     let quote = zero_in(word ^ (ONES * u64::from(b'"')));

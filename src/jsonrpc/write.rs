@@ -62,10 +62,57 @@ pub fn write_request(out: &mut Vec<u8>, id: u64, method: &str, params: &[u8]) {
     out.push(b'}');
 }
 
-/// Appends `s` as a JSON string literal.
+/// Appends `s` as a JSON string literal, escaped as serde_json escapes
+/// (`\"`, `\\`, the short forms of `\b \f \n \r \t`, `\u00XX` for other
+/// control characters; nothing else). Runs without any of those are found
+/// eight bytes at a time and copied whole.
 pub fn write_json_string(out: &mut Vec<u8>, s: &str) {
-    // Writing into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, s);
+    let b = s.as_bytes();
+    out.reserve(b.len() + 2);
+    out.push(b'"');
+    let (mut run, mut i) = (0, 0);
+    while i < b.len() {
+        if let Some(word) = b.get(i..i + 8) {
+            let word = u64::from_le_bytes(<[u8; 8]>::try_from(word).unwrap_or([0; 8]));
+            let special = super::scan::special_bytes(word);
+            if special == 0 {
+                i += 8;
+                continue;
+            }
+            // The lowest flag marks the first special byte exactly.
+            i += (special.trailing_zeros() / 8) as usize;
+        } else if !matches!(b[i], b'"' | b'\\' | 0..0x20) {
+            i += 1;
+            continue;
+        }
+        out.extend_from_slice(&b[run..i]);
+        escape(out, b[i]);
+        i += 1;
+        run = i;
+    }
+    out.extend_from_slice(&b[run..]);
+    out.push(b'"');
+}
+
+/// Appends the escape of a quote, a backslash or a control byte.
+fn escape(out: &mut Vec<u8>, c: u8) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let short = match c {
+        b'"' => b'"',
+        b'\\' => b'\\',
+        0x08 => b'b',
+        0x0c => b'f',
+        b'\n' => b'n',
+        b'\r' => b'r',
+        b'\t' => b't',
+        _ => {
+            let hex = [HEX[usize::from(c >> 4)], HEX[usize::from(c & 15)]];
+            out.extend_from_slice(b"\\u00");
+            out.extend_from_slice(&hex);
+            return;
+        }
+    };
+    out.extend_from_slice(&[b'\\', short]);
 }
 
 #[cfg(test)]
@@ -116,5 +163,50 @@ mod tests {
             out,
             br#"{"jsonrpc":"2.0","id":9,"method":"roots/list","params":{}}"#
         );
+    }
+
+    /// Escaped exactly as serde_json escapes, whatever the mix of plain
+    /// runs, special bytes, word boundaries and multi-byte characters.
+    #[test]
+    fn strings_escape_as_serde_json_does() {
+        let pieces = [
+            "",
+            "a",
+            "plain text",
+            "\"",
+            "\\",
+            "\n",
+            "\r\t",
+            "\u{0}",
+            "\u{1f}",
+            "\u{7f}",
+            "é",
+            "€",
+            "😀",
+            "/",
+            "0123456789abcdef",
+            "\u{8}\u{c}",
+        ];
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..20_000 {
+            let mut s = String::new();
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let mut x = seed;
+            for _ in 0..(x % 9) {
+                x /= 9;
+                s.push_str(pieces[(x % pieces.len() as u64) as usize]);
+                x = x.rotate_left(17) ^ seed;
+            }
+            let mut ours = Vec::new();
+            write_json_string(&mut ours, &s);
+            let theirs = serde_json::to_vec(&s).unwrap();
+            assert_eq!(ours, theirs, "{s:?}");
+        }
+        let all: String = (0u8..0x80).map(char::from).collect();
+        let mut ours = b"x".to_vec();
+        write_json_string(&mut ours, &all);
+        assert_eq!(ours[1..], serde_json::to_vec(&all).unwrap()[..]);
     }
 }

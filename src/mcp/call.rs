@@ -15,9 +15,9 @@ use super::resource::ReadError;
 use super::server::Catalog;
 use super::server::McpServer;
 use super::tasks::TaskSupport;
-use super::tool::ToolOutput;
+use super::tool::{Content, ToolOutput};
 use super::version::ProtocolVersion;
-use crate::jsonrpc::write::{write_error, write_result_with};
+use crate::jsonrpc::write::{write_error, write_json_string, write_result_with};
 use crate::jsonrpc::{INTERNAL_ERROR, Id, RawJson, RpcError};
 
 /// JSON-RPC code for a resource that does not exist.
@@ -707,7 +707,7 @@ fn encode_tool_output(
     // built (for a large output that was two more copies of it).
     let mut out = Vec::with_capacity(128);
     out.extend_from_slice(b"{\"content\":");
-    if serde_json::to_writer(&mut out, &output.content).is_err() {
+    if write_content(&mut out, &output.content).is_err() {
         out.truncate(b"{\"content\":".len());
         out.extend_from_slice(b"[]");
     }
@@ -726,6 +726,27 @@ fn encode_tool_output(
     }
     out.push(b'}');
     (out, failed)
+}
+
+/// A tool's content blocks as JSON, as serde writes them; a text block
+/// (most are) written directly, its text with our escaping.
+fn write_content(out: &mut Vec<u8>, content: &[Content]) -> serde_json::Result<()> {
+    out.push(b'[');
+    for (i, block) in content.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        match block {
+            Content::Text { text } => {
+                out.extend_from_slice(b"{\"type\":\"text\",\"text\":");
+                write_json_string(out, text);
+                out.push(b'}');
+            }
+            other => serde_json::to_writer(&mut *out, other)?,
+        }
+    }
+    out.push(b']');
+    Ok(())
 }
 
 /// The 2026-07-28 answer of a call that needs the client to answer requests first.

@@ -163,7 +163,6 @@ impl Session {
         }
     }
 
-
     /// A session that serves one stateless HTTP request and is dropped
     /// with it (no later message can reach its calls, so they are not tracked), its transport, principal
     /// and party (the client's connection) set as it is built, not
