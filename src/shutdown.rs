@@ -33,15 +33,26 @@ impl ShutdownSignal {
 /// once, where a fresh [`ShutdownSignal::recv`] per wait registers and
 /// unregisters every time. Once shutdown has begun it is ready at every
 /// poll.
+///
+/// A poll with the waker the wait already holds, while the signal has not
+/// changed since, is answered at once: re-polling the registered wait
+/// takes the signal's lock (about 90 instructions, at every wait of every
+/// request).
 pub(crate) struct ShutdownWait {
     wait: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
+    /// The same signal, to see whether it changed without the wait's lock.
+    seen: watch::Receiver<bool>,
+    /// The waker the wait holds (from its latest poll).
+    waker: Option<std::task::Waker>,
     done: bool,
 }
 
 impl ShutdownWait {
     pub(crate) fn new(mut signal: ShutdownSignal) -> ShutdownWait {
         ShutdownWait {
+            seen: signal.rx.clone(),
             wait: Box::pin(async move { signal.recv().await }),
+            waker: None,
             done: false,
         }
     }
@@ -54,7 +65,19 @@ impl Future for ShutdownWait {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<()> {
-        if !self.done && self.wait.as_mut().poll(cx).is_pending() {
+        if self.done {
+            return std::task::Poll::Ready(());
+        }
+        // The wait would wake this waker on a change; none has come (a
+        // gone sender reads as a change, and is then polled).
+        let registered = self.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
+        if registered && !self.seen.has_changed().unwrap_or(true) {
+            return std::task::Poll::Pending;
+        }
+        if self.wait.as_mut().poll(cx).is_pending() {
+            if !registered {
+                self.waker = Some(cx.waker().clone());
+            }
             return std::task::Poll::Pending;
         }
         self.done = true;
@@ -130,5 +153,29 @@ mod tests {
         for _ in 0..3 {
             assert_eq!((&mut wait).now_or_never(), Some(()));
         }
+    }
+
+    /// A task polls its kept wait with its own waker again and again (the
+    /// quick answer), then parks on it: the shutdown still wakes it.
+    #[tokio::test]
+    async fn a_task_parked_on_a_kept_wait_wakes_at_shutdown() {
+        let (trigger, signal) = Trigger::new();
+        let mut wait = ShutdownWait::new(signal);
+        let task = tokio::spawn(async move {
+            for _ in 0..3 {
+                tokio::select! {
+                    biased;
+                    _ = &mut wait => return "early",
+                    _ = tokio::task::yield_now() => {}
+                }
+            }
+            (&mut wait).await;
+            "woken"
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!task.is_finished());
+        trigger.fire();
+        let woke = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+        assert_eq!(woke.ok().and_then(Result::ok), Some("woken"));
     }
 }
