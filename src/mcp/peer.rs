@@ -52,6 +52,11 @@ struct State {
 }
 
 impl Peer {
+    /// Whether no message is queued (sent and not yet received).
+    pub fn is_empty(&self) -> bool {
+        self.shared.state.lock().queue.is_empty()
+    }
+
     /// A peer whose messages arrive, already encoded, on the returned
     /// receiver; at most `buffer` messages wait in the queue.
     pub fn channel(buffer: usize) -> (Peer, PeerReceiver) {

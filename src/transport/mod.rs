@@ -6,6 +6,7 @@ pub mod streamable_http;
 pub mod websocket;
 
 use std::sync::Arc;
+use std::task::Poll;
 
 use tokio::task::JoinSet;
 
@@ -44,7 +45,7 @@ pub(crate) async fn dispatch_to_peer(
     }
     match session.dispatch(message, out) {
         Dispatched::Done => {}
-        Dispatched::Call(call) => run_to_peer(call.into_owned(session), peer, calls),
+        Dispatched::Call(call) => run_to_peer(call.into_owned(session), peer, calls, out).await,
         Dispatched::Batch => {
             let session = Arc::clone(session);
             let peer = peer.clone();
@@ -70,7 +71,7 @@ pub(crate) async fn dispatch_large_to_peer(
 ) {
     match session.dispatch_large(message.clone(), None).await {
         Handled::Done(answer) => out.extend_from_slice(&answer),
-        Handled::Call(call) => run_to_peer(*call, peer, calls),
+        Handled::Call(call) => run_to_peer(*call, peer, calls, out).await,
         Handled::Batch(plan) => {
             let (session, peer) = (Arc::clone(session), peer.clone());
             calls.spawn(async move {
@@ -82,14 +83,33 @@ pub(crate) async fn dispatch_large_to_peer(
     }
 }
 
-/// Runs a call in `calls`; its answer goes to `peer`.
-fn run_to_peer(call: OwnedCall, peer: &Peer, calls: &mut JoinSet<()>) {
-    let peer = peer.clone();
-    calls.spawn(async move {
-        if let Some(answer) = call.run().await {
-            peer.send(answer).await;
+/// Runs a call; its answer goes to `peer`. A call done at its first poll
+/// (most are) is answered in `out` instead, without a task of its own,
+/// when nothing waits in `peer`'s queue: the caller sends `out` at once,
+/// so it must not pass a message the call queued before its answer. Any
+/// other call runs in `calls` (that first poll used the caller's waker;
+/// its task takes the wake over).
+async fn run_to_peer(call: OwnedCall, peer: &Peer, calls: &mut JoinSet<()>, out: &mut Vec<u8>) {
+    // Boxed: the task then moves a pointer, not the call's whole state.
+    let mut run = Box::pin(call.run());
+    match futures_util::poll!(run.as_mut()) {
+        Poll::Ready(None) => {}
+        Poll::Ready(Some(answer)) if peer.is_empty() => out.extend_from_slice(&answer),
+        Poll::Ready(Some(answer)) => {
+            let peer = peer.clone();
+            calls.spawn(async move {
+                peer.send(answer).await;
+            });
         }
-    });
+        Poll::Pending => {
+            let peer = peer.clone();
+            calls.spawn(async move {
+                if let Some(answer) = run.await {
+                    peer.send(answer).await;
+                }
+            });
+        }
+    }
 }
 
 /// Tells the client about server changes it should hear of (list changes,
@@ -122,5 +142,80 @@ pub(crate) async fn next_event(
             *events = None;
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mcp::{LogLevel, Tool, ToolOutput};
+    use serde_json::{Value, json};
+
+    fn server() -> McpServer {
+        let tool = |name: &'static str, logs: bool, waits: bool| {
+            Tool::raw(
+                name,
+                "A fixture.",
+                json!({"type": "object"}),
+                move |ctx, _| async move {
+                    if logs {
+                        ctx.log(LogLevel::Info, json!("before the answer")).await;
+                    }
+                    if waits {
+                        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                    }
+                    ToolOutput::text(name)
+                },
+            )
+        };
+        McpServer::builder("t", "1")
+            .tool(tool("quiet", false, false))
+            .tool(tool("chatty", true, false))
+            .tool(tool("waits", false, true))
+            .build()
+    }
+
+    fn call(id: u32, name: &str) -> Vec<u8> {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": name}})
+            .to_string()
+            .into_bytes()
+    }
+
+    fn text_of(answer: &[u8]) -> Value {
+        let answer: Value = serde_json::from_slice(answer).expect("JSON");
+        answer["result"]["content"][0]["text"].clone()
+    }
+
+    /// A call done at its first poll is answered in `out`, without a task;
+    /// one that queued a message first is answered through the queue,
+    /// after that message; one that waits runs as a task.
+    #[tokio::test]
+    async fn a_call_done_at_once_is_answered_in_place_unless_it_queued_a_message() {
+        let (peer, mut rx) = Peer::channel(16);
+        let session = Arc::new(Session::new(server(), Some(peer.clone())));
+        let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "t", "version": "1"}}});
+        assert!(session.handle(init.to_string().as_bytes()).await.is_some());
+        let (mut out, mut calls) = (Vec::new(), JoinSet::new());
+
+        dispatch_to_peer(&session, &peer, &call(1, "quiet"), &mut out, &mut calls).await;
+        assert_eq!(text_of(&out), json!("quiet"));
+        assert!(calls.is_empty() && rx.is_empty());
+
+        out.clear();
+        dispatch_to_peer(&session, &peer, &call(2, "chatty"), &mut out, &mut calls).await;
+        assert!(out.is_empty(), "the answer would pass the log message");
+        while calls.join_next().await.is_some() {}
+        let log: Value = serde_json::from_slice(&rx.try_recv().expect("log")).expect("JSON");
+        assert_eq!(log["method"], "notifications/message");
+        assert_eq!(text_of(&rx.try_recv().expect("answer")), json!("chatty"));
+
+        dispatch_to_peer(&session, &peer, &call(3, "waits"), &mut out, &mut calls).await;
+        assert!(out.is_empty());
+        assert_eq!(calls.len(), 1);
+        while calls.join_next().await.is_some() {}
+        assert_eq!(text_of(&rx.try_recv().expect("answer")), json!("waits"));
+        assert!(rx.is_empty());
     }
 }
