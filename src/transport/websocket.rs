@@ -24,6 +24,7 @@ use std::time::Instant;
 
 use crate::http::BoxedIo;
 use futures_util::{SinkExt as _, StreamExt as _};
+use tokio::io::AsyncWriteExt as _;
 use tokio::task::JoinSet;
 use tokio::time::timeout;
 use tokio_tungstenite::WebSocketStream;
@@ -117,6 +118,10 @@ enum End {
     Close(CloseCode, &'static str),
     /// The peer stopped answering: a close frame is tried, and the socket dropped.
     Dead,
+    /// The client stopped reading in the middle of an answer's frame (the
+    /// rest of it here): closed as `Close(Policy, ..)` is, once the rest of
+    /// the frame is written (the close frame must not land inside it).
+    Stalled(Vec<u8>),
 }
 
 impl WebSocketMcp {
@@ -240,7 +245,7 @@ impl WebSocketMcp {
                     }
                 }
             };
-            if matches!(end, End::Close(CloseCode::Policy, _)) {
+            if matches!(end, End::Close(CloseCode::Policy, _) | End::Stalled(_)) {
                 self.registry
                     .count(Transport::WebSocket, Event::ClosedNotReading);
             }
@@ -294,8 +299,19 @@ async fn open_stream(
 /// reading on until the peer's close arrives (bounded by the close
 /// timeout), so the closing handshake completes cleanly.
 async fn close(mut ws: WebSocketStream<crate::http::BoxedIo>, end: End, cfg: &WsConfig) {
+    let end = match end {
+        End::Stalled(rest) => {
+            // Within the close's own time limit, as the close frame is.
+            let io = ws.get_mut();
+            match timeout(cfg.close_timeout, io.write_all(&rest)).await {
+                Ok(Ok(())) => End::Close(CloseCode::Policy, NOT_READING),
+                _ => return,
+            }
+        }
+        end => end,
+    };
     match end {
-        End::Gone => {}
+        End::Gone | End::Stalled(_) => {}
         End::Close(code, reason) => {
             let frame = CloseFrame {
                 code,
@@ -319,16 +335,74 @@ async fn close(mut ws: WebSocketStream<crate::http::BoxedIo>, end: End, cfg: &Ws
 }
 
 /// Sends one JSON-RPC message as a text frame.
+///
+/// The frame is written straight to the socket, after whatever tungstenite
+/// holds (a pong, say), not through tungstenite's write buffer: that buffer
+/// would keep the size of the largest answer for the socket's life (about
+/// 500 bytes of every idle socket), and the answer would be copied into it.
 async fn send(
     ws: &mut WebSocketStream<BoxedIo>,
     message: Vec<u8>,
     cfg: &WsConfig,
 ) -> Result<(), End> {
-    match String::from_utf8(message) {
-        Ok(text) => send_message(ws, Message::text(text), cfg).await,
-        // Our writers only produce UTF-8; refuse rather than send a broken frame.
-        Err(_) => Err(End::Close(CloseCode::Error, "internal error")),
+    // Our writers only produce UTF-8; refuse rather than send a broken frame.
+    if std::str::from_utf8(&message).is_err() {
+        return Err(End::Close(CloseCode::Error, "internal error"));
     }
+    let frame = text_frame(&message);
+    if frame.len() > cfg.max_outgoing_bytes.max(1) {
+        return Err(End::Close(
+            CloseCode::Size,
+            "answer too large for this socket",
+        ));
+    }
+    drop(message);
+    let mut written = 0;
+    let write = async {
+        // tungstenite's own frames first, whole: the stream is then ours
+        // until the next frame boundary.
+        ws.flush().await.map_err(|_| End::Gone)?;
+        let io = ws.get_mut();
+        while written < frame.len() {
+            match io.write(&frame[written..]).await {
+                Ok(0) | Err(_) => return Err(End::Gone),
+                Ok(n) => written += n,
+            }
+        }
+        io.flush().await.map_err(|_| End::Gone)
+    };
+    match timeout(cfg.send_timeout, write).await {
+        Ok(done) => done,
+        Err(_) if written == 0 => Err(End::Close(CloseCode::Policy, NOT_READING)),
+        Err(_) => {
+            let mut rest = frame;
+            rest.drain(..written);
+            Err(End::Stalled(rest))
+        }
+    }
+}
+
+/// The reason of a close for not reading (1008).
+const NOT_READING: &str = "client is not reading";
+
+/// A server's (unmasked) single-frame text message: RFC 6455 5.2.
+fn text_frame(payload: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(payload.len() + 10);
+    // FIN, opcode 1 (text).
+    frame.push(0x81);
+    match payload.len() {
+        n if n < 126 => frame.push(n as u8),
+        n if n <= usize::from(u16::MAX) => {
+            frame.push(126);
+            frame.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            frame.push(127);
+            frame.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(payload);
+    frame
 }
 
 /// Sends a frame, taking a client that does not read within the send
@@ -345,7 +419,7 @@ async fn send_message(
             "answer too large for this socket",
         )),
         Ok(Err(_)) => Err(End::Gone),
-        Err(_) => Err(End::Close(CloseCode::Policy, "client is not reading")),
+        Err(_) => Err(End::Close(CloseCode::Policy, NOT_READING)),
     }
 }
 
@@ -383,7 +457,7 @@ pub struct WsConfig {
     pub max_in_flight: usize,
     /// Default: 5 s.
     pub close_timeout: std::time::Duration,
-    /// Default: 8 KiB.
+    /// Default: [`crate::ws::DEFAULT_READ_BUFFER_BYTES`] (512).
     pub read_buffer_bytes: usize,
 }
 
@@ -400,6 +474,27 @@ impl Default for WsConfig {
             max_in_flight: crate::ws::DEFAULT_MAX_IN_FLIGHT,
             close_timeout: crate::ws::DEFAULT_CLOSE_TIMEOUT,
             read_buffer_bytes: crate::ws::DEFAULT_READ_BUFFER_BYTES,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+
+    /// Our text frames are byte for byte what tungstenite writes, at every
+    /// length encoding's edges.
+    #[test]
+    fn text_frames_match_tungstenite() {
+        for len in [0, 1, 125, 126, 127, 65_535, 65_536, 70_000] {
+            let payload = vec![b'x'; len];
+            let mut theirs = Vec::new();
+            Frame::message(payload.clone(), OpCode::Data(Data::Text), true)
+                .format(&mut theirs)
+                .expect("format");
+            assert_eq!(text_frame(&payload), theirs, "{len} bytes");
         }
     }
 }
