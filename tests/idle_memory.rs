@@ -134,10 +134,11 @@ const SOCKETS: usize = 500;
 
 /// Idle WebSockets cost little too: 500 sockets, each from its own
 /// address, open their MCP session and then wait; the daemon's RSS grows
-/// by under 4 KiB for each (about 3.85 KiB; 4.4 KiB while answers went
-/// through tungstenite's write buffer, which kept the largest one's size,
-/// and the read buffer was 1 KiB; 15.1 KiB when each socket kept the HTTP
-/// connection's task state, a forwarding task and a 4 KiB read buffer).
+/// by under 4 KiB for each (about 3,930 bytes; 4,350-4,750 while answers
+/// went through tungstenite's write buffer, which kept the largest one's
+/// size, the read buffer was 1 KiB and every socket kept a set for its
+/// calls' tasks; 15.1 KiB when each socket kept the HTTP connection's task
+/// state, a forwarding task and a 4 KiB read buffer).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_websockets_hold_little() {
     use futures_util::{SinkExt as _, StreamExt as _};

@@ -25,6 +25,56 @@ pub const MCP_CORS_ALLOW_HEADERS: &str =
 /// Response headers of MCP a browser page must be able to read.
 pub const MCP_CORS_EXPOSE_HEADERS: &str = "Mcp-Session-Id";
 
+/// The calls of one connection that run on tasks of their own (those not
+/// done at their first poll). The set is made when the first one starts and
+/// dropped when the last one ends: an idle socket keeps none (about 80
+/// bytes each).
+#[derive(Default)]
+pub(crate) struct Calls(Option<JoinSet<()>>);
+
+impl Calls {
+    fn spawn(&mut self, call: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.0.get_or_insert_with(JoinSet::new).spawn(call);
+    }
+
+    /// Whether none runs.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.as_ref().is_none_or(JoinSet::is_empty)
+    }
+
+    /// How many run.
+    pub(crate) fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, JoinSet::len)
+    }
+
+    /// Waits for one to end (`None` at once when none runs).
+    pub(crate) async fn join_next(&mut self) -> Option<()> {
+        let set = self.0.as_mut()?;
+        let ended = set.join_next().await.map(|_| ());
+        if set.is_empty() {
+            self.0 = None;
+        }
+        ended
+    }
+
+    /// Reaps the ended ones without waiting.
+    pub(crate) fn reap(&mut self) {
+        if let Some(set) = &mut self.0 {
+            while set.try_join_next().is_some() {}
+            if set.is_empty() {
+                self.0 = None;
+            }
+        }
+    }
+
+    /// Cancels every one still running.
+    pub(crate) fn abort_all(&mut self) {
+        if let Some(set) = &mut self.0 {
+            set.abort_all();
+        }
+    }
+}
+
 /// Handles one message of a transport that carries answers back over a
 /// [`Peer`] (stdio, WebSocket): what dispatch answers at once lands in
 /// `out` for the caller to send; a call or a batch runs in `calls`, its
@@ -36,7 +86,7 @@ pub(crate) async fn dispatch_to_peer(
     peer: &Peer,
     message: &[u8],
     out: &mut Vec<u8>,
-    calls: &mut JoinSet<()>,
+    calls: &mut Calls,
 ) {
     if message.len() >= LARGE_MESSAGE {
         let message = owned_in_pieces(message).await;
@@ -67,7 +117,7 @@ pub(crate) async fn dispatch_large_to_peer(
     peer: &Peer,
     message: Bytes,
     out: &mut Vec<u8>,
-    calls: &mut JoinSet<()>,
+    calls: &mut Calls,
 ) {
     match session.dispatch_large(message.clone(), None).await {
         Handled::Done(answer) => out.extend_from_slice(&answer),
@@ -89,7 +139,7 @@ pub(crate) async fn dispatch_large_to_peer(
 /// so it must not pass a message the call queued before its answer. Any
 /// other call runs in `calls` (that first poll used the caller's waker;
 /// its task takes the wake over).
-async fn run_to_peer(call: OwnedCall, peer: &Peer, calls: &mut JoinSet<()>, out: &mut Vec<u8>) {
+async fn run_to_peer(call: OwnedCall, peer: &Peer, calls: &mut Calls, out: &mut Vec<u8>) {
     // Boxed: the task then moves a pointer, not the call's whole state.
     let mut run = Box::pin(call.run());
     match futures_util::poll!(run.as_mut()) {
@@ -197,7 +247,7 @@ mod tests {
             "protocolVersion": "2025-06-18", "capabilities": {},
             "clientInfo": {"name": "t", "version": "1"}}});
         assert!(session.handle(init.to_string().as_bytes()).await.is_some());
-        let (mut out, mut calls) = (Vec::new(), JoinSet::new());
+        let (mut out, mut calls) = (Vec::new(), Calls::default());
 
         dispatch_to_peer(&session, &peer, &call(1, "quiet"), &mut out, &mut calls).await;
         assert_eq!(text_of(&out), json!("quiet"));

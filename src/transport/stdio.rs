@@ -11,7 +11,6 @@ use std::io;
 use std::sync::Arc;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::task::JoinSet;
 
 use crate::jsonrpc::write::write_error;
 use crate::jsonrpc::{INVALID_REQUEST, RpcError};
@@ -168,7 +167,7 @@ where
     let mut input = BufReader::new(input);
     let mut line = Vec::new();
     let mut out = Vec::new();
-    let mut calls = JoinSet::new();
+    let mut calls = super::Calls::default();
     loop {
         line.clear();
         let n = tokio::select! {
@@ -180,7 +179,7 @@ where
             break;
         }
         // Reap finished calls so the set does not grow without bound.
-        while calls.try_join_next().is_some() {}
+        calls.reap();
         if line.len() > MAX_LINE_BYTES {
             let e = RpcError::new(
                 INVALID_REQUEST,

@@ -25,7 +25,6 @@ use std::time::Instant;
 use crate::http::BoxedIo;
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::io::AsyncWriteExt as _;
-use tokio::task::JoinSet;
 use tokio::time::timeout;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -168,7 +167,7 @@ impl WebSocketMcp {
             // loop itself (a task of their own would cost every idle socket
             // its state).
             let mut events = Some(self.server.events());
-            let mut calls = JoinSet::new();
+            let mut calls = super::Calls::default();
             let mut out = Vec::new();
             let mut last_heard = Instant::now();
             let mut ping = tokio::time::interval(cfg.ping_interval);
@@ -457,7 +456,7 @@ pub struct WsConfig {
     pub max_in_flight: usize,
     /// Default: 5 s.
     pub close_timeout: std::time::Duration,
-    /// Default: [`crate::ws::DEFAULT_READ_BUFFER_BYTES`] (512).
+    /// Default: 768 bytes.
     pub read_buffer_bytes: usize,
 }
 
