@@ -108,16 +108,19 @@ impl Response {
 
     /// An `application/json` response; `body` must already be JSON.
     pub fn json(status: u16, body: impl Into<Bytes>) -> Self {
+        Response::json_head(status).body(body)
+    }
+
+    /// A response with the JSON content type and no body yet.
+    fn json_head(status: u16) -> Self {
         // A constant known valid: not checked on every answer.
-        Response::new(status)
-            .known_header("content-type", "application/json")
-            .body(body)
+        Response::new(status).known_header("content-type", "application/json")
     }
 
     /// [`Response::json`] for a body in a `Vec` of its own: kept as it is
     /// rather than turned into `Bytes`.
     pub(crate) fn json_vec(status: u16, body: Vec<u8>) -> Self {
-        let mut r = Response::new(status).known_header("content-type", "application/json");
+        let mut r = Response::json_head(status);
         if !body.is_empty() {
             r.body = Body::Owned(body);
         }

@@ -41,6 +41,12 @@ struct Shared {
     overflow: Notify,
 }
 
+impl Shared {
+    fn is_empty(&self) -> bool {
+        self.state.lock().queue.is_empty()
+    }
+}
+
 #[derive(Debug)]
 struct State {
     /// Allocated at the first message.
@@ -54,7 +60,7 @@ struct State {
 impl Peer {
     /// Whether no message is queued (sent and not yet received).
     pub fn is_empty(&self) -> bool {
-        self.shared.state.lock().queue.is_empty()
+        self.shared.is_empty()
     }
 
     /// A peer whose messages arrive, already encoded, on the returned
@@ -191,7 +197,7 @@ impl PeerReceiver {
 
     /// Whether no message is queued.
     pub fn is_empty(&self) -> bool {
-        self.shared.state.lock().queue.is_empty()
+        self.shared.is_empty()
     }
 
     /// A handle that tells when a message was dropped for passing the byte

@@ -55,7 +55,7 @@ fn type_bits(t: &str) -> u8 {
         "null" => NULL,
         "number" => NUMBER,
         "integer" => INTEGER,
-        // `type_matches` accepts any value for a type it does not know.
+        // A type this checker does not know accepts any value.
         _ => ANY,
     }
 }
@@ -171,9 +171,7 @@ impl Node {
                 let Ok(n) = serde_json::from_str::<f64>(text) else {
                     return false;
                 };
-                let typed =
-                    self.types & NUMBER != 0 || (self.types & INTEGER != 0 && n.fract() == 0.0);
-                typed
+                self.types & number_bits(n) != 0
                     && self.minimum.is_none_or(|min| n >= min)
                     && self.maximum.is_none_or(|max| n <= max)
             }
@@ -336,20 +334,27 @@ fn check_length(schema: &Schema, len: u64, path: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether `v` is of the type named `t` (any value for a name not known).
 fn type_matches(t: &str, v: &Value) -> bool {
-    match t {
-        "object" => v.is_object(),
-        "array" => v.is_array(),
-        "string" => v.is_string(),
-        "boolean" => v.is_boolean(),
-        "null" => v.is_null(),
-        "number" => v.is_number(),
-        "integer" => {
-            v.as_i64().is_some()
-                || v.as_u64().is_some()
-                || v.as_f64().is_some_and(|f| f.fract() == 0.0)
-        }
-        _ => true,
+    let bits = match v {
+        Value::Null => NULL,
+        Value::Bool(_) => BOOLEAN,
+        Value::String(_) => STRING,
+        Value::Array(_) => ARRAY,
+        Value::Object(_) => OBJECT,
+        // serde_json keeps every number an `f64` can hold (no arbitrary
+        // precision), integers exactly.
+        Value::Number(n) => number_bits(n.as_f64().unwrap_or(f64::NAN)),
+    };
+    type_bits(t) & bits != 0
+}
+
+/// The type bits a number has: `number`, and `integer` when whole.
+fn number_bits(n: f64) -> u8 {
+    if n.fract() == 0.0 {
+        NUMBER | INTEGER
+    } else {
+        NUMBER
     }
 }
 

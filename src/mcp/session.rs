@@ -164,10 +164,10 @@ impl Session {
     }
 
     /// A session that serves one stateless HTTP request and is dropped
-    /// with it (no later message can reach its calls, so they are not tracked), its transport, principal
-    /// and party (the client's connection) set as it is built, not
-    /// through a shared cell's once-only set-up (about 260 instructions a
-    /// request for the three).
+    /// with it (no later message can reach its calls, so they are not
+    /// tracked). Its transport, principal and party (the client's
+    /// connection) are set as it is built, not through a shared cell's
+    /// once-only set-up (about 260 instructions a request for the three).
     pub(crate) fn one_http_request(
         server: McpServer,
         principal: String,

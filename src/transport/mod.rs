@@ -144,6 +144,8 @@ async fn run_to_peer(call: OwnedCall, peer: &Peer, calls: &mut Calls, out: &mut 
     let mut run = Box::pin(call.run());
     match futures_util::poll!(run.as_mut()) {
         Poll::Ready(None) => {}
+        // Moved when `out` is empty (it is: dispatch wrote nothing for a call).
+        Poll::Ready(Some(answer)) if peer.is_empty() && out.is_empty() => *out = answer,
         Poll::Ready(Some(answer)) if peer.is_empty() => out.extend_from_slice(&answer),
         Poll::Ready(Some(answer)) => {
             let peer = peer.clone();
