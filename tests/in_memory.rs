@@ -45,6 +45,12 @@ type Serving = tokio::task::JoinHandle<Result<(), snowflake_mcp::Error>>;
 
 /// A server fed by a channel of in-memory streams; the sender and its task.
 fn start() -> (Streams, Serving) {
+    start_with()
+}
+
+/// [`start`] for streams of any kind.
+fn start_with<S: snowflake_mcp::http::Io>() -> (tokio::sync::mpsc::Sender<(S, SocketAddr)>, Serving)
+{
     let server = mcp();
     let http = StreamableHttp::new(server.clone());
     let ws = WebSocketMcp::new(server);
@@ -129,7 +135,7 @@ async fn websocket(
 
 /// The host closes its channel of streams: the server stops accepting and,
 /// its connections closed, returns.
-async fn server_ends(tx: Streams, task: Serving) {
+async fn server_ends<S>(tx: tokio::sync::mpsc::Sender<(S, SocketAddr)>, task: Serving) {
     drop(tx);
     tokio::time::timeout(WAIT, task)
         .await
@@ -284,6 +290,111 @@ async fn large_messages_are_answered_in_order_on_both_transports() {
         answers[&2]["result"]["content"][0]["text"],
         "small via websocket"
     );
+    ws.close(None).await.expect("close");
+    drop(ws);
+    server_ends(tx, task).await;
+}
+
+/// An in-memory stream that counts the writes which carried bytes.
+struct CountedWrites {
+    inner: DuplexStream,
+    writes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl tokio::io::AsyncRead for CountedWrites {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for CountedWrites {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let done = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(done, std::task::Poll::Ready(Ok(n)) if n > 0) {
+            self.writes
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        done
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Messages that arrive together (here one write of eight calls, more than
+/// the socket's read buffer holds) are answered together: the answers
+/// ready at once go out in order, in one write, not one write each.
+#[tokio::test]
+async fn websocket_answers_to_messages_read_together_go_out_in_one_write() {
+    let (tx, task) = start_with::<CountedWrites>();
+    let (client, server_end) = tokio::io::duplex(64 * 1024);
+    let writes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = CountedWrites {
+        inner: server_end,
+        writes: std::sync::Arc::clone(&writes),
+    };
+    tx.send((counted, peer())).await.expect("handed over");
+    let (mut ws, status) = websocket(client).await;
+    assert_eq!(status, 101);
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "in-memory", "version": "0"}}});
+    ws.send(Message::text(init.to_string()))
+        .await
+        .expect("send");
+    let opened = tokio::time::timeout(WAIT, ws.next())
+        .await
+        .expect("an answer in time")
+        .expect("open")
+        .expect("frame");
+    assert!(opened.to_text().expect("text").contains("protocolVersion"));
+    ws.send(Message::text(
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string(),
+    ))
+    .await
+    .expect("send");
+    let before = writes.load(std::sync::atomic::Ordering::SeqCst);
+    // Queued, then written at once: the server reads them together.
+    for id in 1..=8 {
+        ws.feed(Message::text(call(id, &format!("number {id}")).to_string()))
+            .await
+            .expect("queued");
+    }
+    ws.flush().await.expect("sent");
+    for id in 1..=8 {
+        let message = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("an answer in time")
+            .expect("open")
+            .expect("frame");
+        let answer: Value = serde_json::from_str(message.to_text().expect("text")).expect("JSON");
+        assert_eq!(answer["id"], id, "{answer}");
+        assert_eq!(
+            answer["result"]["content"][0]["text"],
+            format!("number {id} via websocket")
+        );
+    }
+    let written = writes.load(std::sync::atomic::Ordering::SeqCst) - before;
+    assert_eq!(written, 1, "eight answers took {written} writes");
     ws.close(None).await.expect("close");
     drop(ws);
     server_ends(tx, task).await;

@@ -4,7 +4,9 @@
 //! `101` the socket becomes one MCP session. Requests run concurrently and
 //! their answers go out as they finish (possibly out of order, each with
 //! its own id); server notifications (list changes, resource updates) and
-//! requests to the client travel on the same socket.
+//! requests to the client travel on the same socket. The answers to
+//! messages read together (already in the read buffer, or in the socket's)
+//! that are ready at once go out together, in order, in one write.
 //!
 //! Limits, each in [`WsConfig`]: a message bigger than `max_message_bytes`
 //! closes with 1009; a binary frame closes with 1003 (MCP messages are
@@ -20,6 +22,7 @@
 //! When the socket closes, the calls still running on it are cancelled.
 
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Instant;
 
 use crate::http::BoxedIo;
@@ -27,7 +30,7 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::io::AsyncWriteExt as _;
 use tokio::time::timeout;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, error::CapacityError};
@@ -140,6 +143,84 @@ impl WebSocketMcp {
         session
     }
 
+    /// Takes a received frame and those already read behind it (up to
+    /// [`BATCH_BYTES`] of answers), dispatching each message, and writes
+    /// the answers ready now in one write; or how the socket ends.
+    async fn receive(
+        &self,
+        incoming: Option<Result<Message, WsError>>,
+        ws: &mut WebSocketStream<BoxedIo>,
+        session: &Arc<Session>,
+        peer: &Peer,
+        calls: &mut super::Calls,
+    ) -> Result<(), End> {
+        let cfg = &self.config;
+        let (frames, answers, end) = self.gather(incoming, ws, session, peer, calls).await;
+        if !frames.is_empty() {
+            write_frames(ws, frames, cfg).await?;
+            for _ in 0..answers {
+                self.registry.count(Transport::WebSocket, Event::MessageOut);
+            }
+        }
+        end.map_or(Ok(()), Err)
+    }
+
+    /// The dispatch half of [`WebSocketMcp::receive`]: the answers ready
+    /// now, framed, how many there are, and how the socket ends if it does
+    /// (answers made before an end are still due).
+    async fn gather(
+        &self,
+        mut incoming: Option<Result<Message, WsError>>,
+        ws: &mut WebSocketStream<BoxedIo>,
+        session: &Arc<Session>,
+        peer: &Peer,
+        calls: &mut super::Calls,
+    ) -> (Vec<u8>, usize, Option<End>) {
+        let cfg = &self.config;
+        let mut frames = Vec::new();
+        let mut answers = 0;
+        let mut out = Vec::new();
+        loop {
+            match text_of(incoming) {
+                Ok(Some(text)) => {
+                    self.registry.count(Transport::WebSocket, Event::MessageIn);
+                    if out.capacity() == 0 {
+                        out.reserve(256);
+                    }
+                    if text.len() >= LARGE_MESSAGE {
+                        let message = bytes::Bytes::from(text);
+                        // Boxed: rare, and large.
+                        Box::pin(super::dispatch_large_to_peer(
+                            session, peer, message, &mut out, calls,
+                        ))
+                        .await;
+                    } else {
+                        super::dispatch_to_peer(session, peer, text.as_bytes(), &mut out, calls)
+                            .await;
+                    }
+                    if !out.is_empty() {
+                        if let Err(end) = frame_into(&mut frames, &out, cfg) {
+                            return (frames, answers, Some(end));
+                        }
+                        out.clear();
+                        answers += 1;
+                    }
+                }
+                Ok(None) => {}
+                Err(end) => return (frames, answers, Some(end)),
+            }
+            // A call's own messages, queued, go first: the next answer must
+            // not pass them.
+            if frames.len() >= BATCH_BYTES || calls.len() >= cfg.max_in_flight || !peer.is_empty() {
+                return (frames, answers, None);
+            }
+            match std::future::poll_fn(|cx| Poll::Ready(ws.poll_next_unpin(cx))).await {
+                Poll::Ready(next) => incoming = next,
+                Poll::Pending => return (frames, answers, None),
+            }
+        }
+    }
+
     /// Runs one socket's MCP session until it closes.
     ///
     /// Not an `async fn`, which would keep its arguments twice in the state
@@ -169,7 +250,6 @@ impl WebSocketMcp {
             // its state).
             let mut events = Some(self.server.events());
             let mut calls = super::Calls::default();
-            let mut out = Vec::new();
             let mut last_heard = Instant::now();
             let mut ping = tokio::time::interval(cfg.ping_interval);
             ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -187,7 +267,7 @@ impl WebSocketMcp {
                 tokio::select! {
                     biased;
                     Some(message) = outbound.recv() => {
-                        if let Err(end) = send(&mut ws, message, cfg).await {
+                        if let Err(end) = Box::pin(send(&mut ws, message, cfg)).await {
                             break end;
                         }
                         self.registry.count(Transport::WebSocket, Event::MessageOut);
@@ -202,44 +282,27 @@ impl WebSocketMcp {
                         let Some(message) = event.and_then(|e| session.notification_for(&e)) else {
                             continue;
                         };
-                        if let Err(end) = send(&mut ws, message, cfg).await {
+                        if let Err(end) = Box::pin(send(&mut ws, message, cfg)).await {
                             break end;
                         }
                         self.registry.count(Transport::WebSocket, Event::MessageOut);
                     }
                     incoming = ws.next(), if !draining && calls.len() < cfg.max_in_flight => {
                         last_heard = Instant::now();
-                        let text = match text_of(incoming) {
-                            Ok(Some(text)) => text,
-                            Ok(None) => continue,
-                            Err(end) => break end,
-                        };
-                        self.registry.count(Transport::WebSocket, Event::MessageIn);
-                        if out.capacity() == 0 {
-                            // Allocated when a message comes, not kept while idle.
-                            out.reserve(256);
-                        }
-                        if text.len() >= LARGE_MESSAGE {
-                            let message = bytes::Bytes::from(text);
-                            // Boxed, as is the close below: rare, and large
-                            // enough to set the size of every socket's state.
-                            Box::pin(super::dispatch_large_to_peer(&session, &peer, message, &mut out, &mut calls)).await;
-                        } else {
-                            super::dispatch_to_peer(&session, &peer, text.as_bytes(), &mut out, &mut calls).await;
-                        }
-                        if !out.is_empty() {
-                            let answer = std::mem::take(&mut out);
-                            if let Err(end) = send(&mut ws, answer, cfg).await {
-                                break end;
-                            }
-                            self.registry.count(Transport::WebSocket, Event::MessageOut);
+                        // Boxed, as are the sends above: their state (a
+                        // message's dispatch, a write under a timer) would
+                        // otherwise set the size of every idle socket's.
+                        if let Err(end) =
+                            Box::pin(self.receive(incoming, &mut ws, &session, &peer, &mut calls)).await
+                        {
+                            break end;
                         }
                     }
                     _ = ping.tick() => {
                         if last_heard.elapsed() >= cfg.ping_interval + cfg.pong_timeout {
                             break End::Dead;
                         }
-                        if let Err(end) = send_message(&mut ws, Message::Ping(Default::default()), cfg).await {
+                        if let Err(end) = Box::pin(send_message(&mut ws, Message::Ping(Default::default()), cfg)).await {
                             break end;
                         }
                     }
@@ -335,41 +398,65 @@ async fn close(mut ws: WebSocketStream<crate::http::BoxedIo>, end: End, cfg: &Ws
 }
 
 /// Sends one JSON-RPC message as a text frame.
-///
-/// The frame (tungstenite's encoding) is written straight to the socket,
-/// after whatever tungstenite holds (a pong, say), not through its write
-/// buffer: that buffer
-/// would keep the size of the largest answer for the socket's life (about
-/// 500 bytes of every idle socket), and the answer would be copied into it.
 async fn send(
     ws: &mut WebSocketStream<BoxedIo>,
     message: Vec<u8>,
     cfg: &WsConfig,
 ) -> Result<(), End> {
+    let mut frames = Vec::new();
+    frame_into(&mut frames, &message, cfg)?;
+    write_frames(ws, frames, cfg).await
+}
+
+/// The most answer bytes gathered for one write: past it, what was framed
+/// is written before another message is read.
+const BATCH_BYTES: usize = 16 * 1024;
+
+/// Appends one JSON-RPC message to `frames` as a text frame (tungstenite's
+/// encoding).
+fn frame_into(frames: &mut Vec<u8>, message: &[u8], cfg: &WsConfig) -> Result<(), End> {
     // Our writers only produce UTF-8; refuse rather than send a broken frame.
-    if std::str::from_utf8(&message).is_err() {
+    if std::str::from_utf8(message).is_err() {
         return Err(End::Close(CloseCode::Error, "internal error"));
     }
-    let frame = Frame::message(message, OpCode::Data(Data::Text), true);
-    if frame.len() > cfg.max_outgoing_bytes.max(1) {
+    let header = FrameHeader {
+        opcode: OpCode::Data(Data::Text),
+        ..FrameHeader::default()
+    };
+    let length = message.len() as u64;
+    if header.len(length) + message.len() > cfg.max_outgoing_bytes.max(1) {
         return Err(End::Close(
             CloseCode::Size,
             "answer too large for this socket",
         ));
     }
-    let mut bytes = Vec::with_capacity(frame.len());
-    if frame.format(&mut bytes).is_err() {
+    frames.reserve(header.len(length) + message.len());
+    if header.format(length, frames).is_err() {
         return Err(End::Close(CloseCode::Error, "internal error"));
     }
-    let frame = bytes;
+    frames.extend_from_slice(message);
+    Ok(())
+}
+
+/// Writes whole frames straight to the socket, after whatever tungstenite
+/// holds (a pong, say), not through its write buffer: that buffer would
+/// keep the size of the largest answer for the socket's life (about 500
+/// bytes of every idle socket), and the frames would be copied into it.
+/// A client that takes none of it within the send timeout is closed with
+/// 1008; one that stalls inside it gets the rest first ([`End::Stalled`]).
+async fn write_frames(
+    ws: &mut WebSocketStream<BoxedIo>,
+    frames: Vec<u8>,
+    cfg: &WsConfig,
+) -> Result<(), End> {
     let mut written = 0;
     let write = async {
         // tungstenite's own frames first, whole: the stream is then ours
         // until the next frame boundary.
         ws.flush().await.map_err(|_| End::Gone)?;
         let io = ws.get_mut();
-        while written < frame.len() {
-            match io.write(&frame[written..]).await {
+        while written < frames.len() {
+            match io.write(&frames[written..]).await {
                 Ok(0) | Err(_) => return Err(End::Gone),
                 Ok(n) => written += n,
             }
@@ -380,7 +467,7 @@ async fn send(
         Ok(done) => done,
         Err(_) if written == 0 => Err(End::Close(CloseCode::Policy, NOT_READING)),
         Err(_) => {
-            let mut rest = frame;
+            let mut rest = frames;
             rest.drain(..written);
             Err(End::Stalled(rest))
         }
