@@ -197,3 +197,67 @@ async fn idle_websockets_hold_little() {
         assert!(answer.to_text().expect("text").contains("execute_query"));
     }
 }
+
+/// A WebSocket that once sent a large message keeps little of it once idle:
+/// 100 sockets each send one 1 MiB message (a `tools/call` whose argument
+/// is a long string), get its answer, then wait. The daemon's RSS grows by
+/// under 64 KiB for each, not by the message's size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_that_sent_a_large_message_holds_little_once_idle() {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+
+    const LARGE: usize = 100;
+    raise_fd_limit(4 * LARGE as u64);
+    let daemon = Daemon::start(&["--port", "0"], &[("HOME", "/nonexistent")]);
+    let addr = daemon.addr;
+    let filler = "x".repeat(1 << 20);
+    let open = |n: usize| {
+        let filler = filler.clone();
+        async move {
+            let mut request = format!("ws://{addr}/ws")
+                .into_client_request()
+                .expect("request");
+            request
+                .headers_mut()
+                .insert("sec-websocket-protocol", "mcp".parse().expect("header"));
+            let (mut ws, _) = tokio_tungstenite::client_async(request, connect(addr, n).await)
+                .await
+                .expect("handshake");
+            let init = serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
+                "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                "clientInfo": {"name": "large", "version": "0"}}});
+            ws.send(Message::text(init.to_string()))
+                .await
+                .expect("send");
+            let answer = ws.next().await.expect("open").expect("frame");
+            assert!(answer.to_text().expect("text").contains("protocolVersion"));
+            let big = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                "params": {"name": "no_such_tool", "arguments": {"filler": filler}}});
+            ws.send(Message::text(big.to_string())).await.expect("send");
+            let answer = ws.next().await.expect("open").expect("frame");
+            assert!(answer.to_text().expect("text").contains("\"id\":1"));
+            ws
+        }
+    };
+    for n in 0..5 {
+        drop(open(LARGE + n).await);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = daemon.rss_kib();
+    let mut held = Vec::with_capacity(LARGE);
+    for n in 0..LARGE {
+        held.push(open(n).await);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let during = daemon.rss_kib();
+    let per_socket = (during.saturating_sub(before) * 1024) as f64 / LARGE as f64;
+    println!(
+        "idle WebSocket after a 1 MiB message: {per_socket:.0} bytes of RSS each ({LARGE} held)"
+    );
+    assert!(
+        per_socket < 65_536.0,
+        "{per_socket:.0} bytes per idle WebSocket after a large message"
+    );
+}

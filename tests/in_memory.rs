@@ -399,3 +399,105 @@ async fn websocket_answers_to_messages_read_together_go_out_in_one_write() {
     drop(ws);
     server_ends(tx, task).await;
 }
+
+/// After a large message the server drops tungstenite's grown read buffer
+/// once nothing is left unread (`ws::watch`): the socket goes on as before,
+/// with pings, a message split in frames with a ping between them, and
+/// messages sent right behind one another.
+#[tokio::test]
+async fn a_websocket_goes_on_after_its_read_buffer_is_dropped() {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+
+    let (tx, task) = start();
+    let (client, server_end) = tokio::io::duplex(64 * 1024);
+    tx.send((server_end, peer())).await.expect("handed over");
+    let (mut ws, status) = websocket(client).await;
+    assert_eq!(status, 101);
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "in-memory", "version": "0"}}});
+    ws.send(Message::text(init.to_string()))
+        .await
+        .expect("send");
+    assert_eq!(next_message(&mut ws).await["id"], 0);
+    let large = "y".repeat(100_000);
+    let text_of = |v: &Value| v["result"]["content"][0]["text"].as_str().map(str::len);
+    for round in 0..3 {
+        let id = 10 * round + 1;
+        // One large message in one frame; then, once the server is idle,
+        // a ping and a small message.
+        ws.send(Message::text(call(id, &large).to_string()))
+            .await
+            .expect("send");
+        let answer = next_message(&mut ws).await;
+        assert_eq!(answer["id"], id);
+        assert_eq!(text_of(&answer), Some(large.len() + " via websocket".len()));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        ws.send(Message::Ping(format!("p{round}").into_bytes().into()))
+            .await
+            .expect("ping");
+        assert_eq!(next_message(&mut ws).await["pong"], format!("p{round}"));
+        // A large message in two frames with a ping between them, and a
+        // small one right behind it, written at once.
+        let whole = call(id + 1, &large).to_string();
+        let (first, second) = whole.split_at(whole.len() / 2);
+        ws.feed(Message::Frame(Frame::message(
+            first.as_bytes().to_vec(),
+            OpCode::Data(Data::Text),
+            false,
+        )))
+        .await
+        .expect("queued");
+        ws.feed(Message::Ping(b"between".to_vec().into()))
+            .await
+            .expect("queued");
+        ws.feed(Message::Frame(Frame::message(
+            second.as_bytes().to_vec(),
+            OpCode::Data(Data::Continue),
+            true,
+        )))
+        .await
+        .expect("queued");
+        ws.feed(Message::text(call(id + 2, "small").to_string()))
+            .await
+            .expect("queued");
+        ws.flush().await.expect("sent");
+        let mut got: Vec<Value> = Vec::new();
+        while got.len() < 3 {
+            got.push(next_message(&mut ws).await);
+        }
+        // Answers go out as calls finish (the large one is read off the
+        // async workers), so they are found by id.
+        let find = |key: &str, value: Value| {
+            got.iter()
+                .find(|m| m[key] == value)
+                .unwrap_or_else(|| panic!("no {key} {value} in {got:?}"))
+        };
+        find("pong", json!("between"));
+        let whole = find("id", json!(id + 1));
+        assert_eq!(text_of(whole), Some(large.len() + " via websocket".len()));
+        let small = find("id", json!(id + 2));
+        assert_eq!(text_of(small), Some("small via websocket".len()));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    ws.close(None).await.expect("close");
+    drop(ws);
+    server_ends(tx, task).await;
+}
+
+/// The next text message (as JSON) or pong (as `{"pong": data}`).
+async fn next_message(ws: &mut tokio_tungstenite::WebSocketStream<DuplexStream>) -> Value {
+    loop {
+        let message = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a message in time")
+            .expect("open")
+            .expect("frame");
+        match message {
+            Message::Text(text) => return serde_json::from_str::<Value>(&text).expect("JSON"),
+            Message::Pong(data) => return json!({"pong": String::from_utf8_lossy(&data)}),
+            _ => {}
+        }
+    }
+}

@@ -40,6 +40,11 @@ use crate::http::{Handler, Method, Reply, Request, Response, Router, Upgraded};
 use crate::mcp::{LARGE_MESSAGE, McpServer, Peer, Session};
 use crate::registry::{Event, Registry, Transport};
 use crate::ws::handshake::negotiate;
+use crate::ws::watch::Watched;
+
+/// A socket's WebSocket: tungstenite's, over the socket with its frame
+/// boundaries followed.
+type Ws = WebSocketStream<Watched<BoxedIo>>;
 
 /// The WebSocket endpoint, shared by every connection.
 #[derive(Debug)]
@@ -149,7 +154,7 @@ impl WebSocketMcp {
     async fn receive(
         &self,
         incoming: Option<Result<Message, WsError>>,
-        ws: &mut WebSocketStream<BoxedIo>,
+        ws: &mut Ws,
         session: &Arc<Session>,
         peer: &Peer,
         calls: &mut super::Calls,
@@ -171,7 +176,7 @@ impl WebSocketMcp {
     async fn gather(
         &self,
         mut incoming: Option<Result<Message, WsError>>,
-        ws: &mut WebSocketStream<BoxedIo>,
+        ws: &mut Ws,
         session: &Arc<Session>,
         peer: &Peer,
         calls: &mut super::Calls,
@@ -238,7 +243,8 @@ impl WebSocketMcp {
         } = up;
         async move {
             let cfg = &self.config;
-            let mut ws = open_stream(stream, &read_ahead, cfg).await;
+            // Boxed: its state would set the size of every socket's.
+            let mut ws = Box::pin(open_stream(stream, &read_ahead, cfg)).await;
 
             let (peer, mut outbound) =
                 Peer::bounded(cfg.outbound_queue.max(1), cfg.max_queued_bytes.max(1));
@@ -263,6 +269,11 @@ impl WebSocketMcp {
             let end = loop {
                 if draining && calls.is_empty() && outbound.is_empty() {
                     break End::Close(CloseCode::Away, "server shutting down");
+                }
+                if ws.get_ref().rebuild_due() {
+                    // A large frame grew tungstenite's read buffer, and it
+                    // now holds nothing unread: the buffer is dropped.
+                    ws = Box::pin(rebuild(ws, cfg)).await;
                 }
                 tokio::select! {
                     biased;
@@ -341,27 +352,50 @@ fn text_of(
 
 /// The WebSocket over the upgraded stream, with the endpoint's limits
 /// (bytes the client sent right after its handshake are read first).
-async fn open_stream(
-    stream: crate::http::BoxedIo,
-    read_ahead: &[u8],
-    cfg: &WsConfig,
-) -> WebSocketStream<crate::http::BoxedIo> {
-    let ws_config = WebSocketConfig::default()
+async fn open_stream(stream: crate::http::BoxedIo, read_ahead: &[u8], cfg: &WsConfig) -> Ws {
+    let watched = Watched::new(stream, read_ahead);
+    WebSocketStream::from_partially_read(
+        watched,
+        read_ahead.to_vec(),
+        Role::Server,
+        Some(ws_config(cfg)),
+    )
+    .await
+}
+
+/// tungstenite's settings for the endpoint's limits.
+fn ws_config(cfg: &WsConfig) -> WebSocketConfig {
+    WebSocketConfig::default()
         .read_buffer_size(cfg.read_buffer_bytes)
         // Every message is flushed as it is sent; the bound below then
         // caps what one message may hold.
         .write_buffer_size(0)
         .max_write_buffer_size(cfg.max_outgoing_bytes.max(1))
         .max_message_size(Some(cfg.max_message_bytes))
-        .max_frame_size(Some(cfg.max_message_bytes));
-    WebSocketStream::from_partially_read(stream, read_ahead.to_vec(), Role::Server, Some(ws_config))
-        .await
+        .max_frame_size(Some(cfg.max_message_bytes))
+}
+
+/// tungstenite's side built afresh over the same socket, which drops the
+/// read buffer a large frame grew (tungstenite never shrinks it). Called
+/// only when [`Watched::rebuild_due`] says tungstenite holds no unread
+/// byte and no part of a message; a pong it still has to send is sent
+/// first. If that cannot be done within the send timeout, the socket is
+/// kept as it is (until its next large frame; a client that does not read
+/// is closed by the next send).
+async fn rebuild(mut ws: Ws, cfg: &WsConfig) -> Ws {
+    if !matches!(timeout(cfg.send_timeout, ws.flush()).await, Ok(Ok(()))) {
+        ws.get_mut().rebuilt();
+        return ws;
+    }
+    let mut watched = ws.into_inner();
+    watched.rebuilt();
+    WebSocketStream::from_raw_socket(watched, Role::Server, Some(ws_config(cfg))).await
 }
 
 /// Ends a socket as `end` says: a close frame where one is due, then
 /// reading on until the peer's close arrives (bounded by the close
 /// timeout), so the closing handshake completes cleanly.
-async fn close(mut ws: WebSocketStream<crate::http::BoxedIo>, end: End, cfg: &WsConfig) {
+async fn close(mut ws: Ws, end: End, cfg: &WsConfig) {
     let end = match end {
         End::Stalled(rest) => {
             // Within the close's own time limit, as the close frame is.
@@ -398,11 +432,7 @@ async fn close(mut ws: WebSocketStream<crate::http::BoxedIo>, end: End, cfg: &Ws
 }
 
 /// Sends one JSON-RPC message as a text frame.
-async fn send(
-    ws: &mut WebSocketStream<BoxedIo>,
-    message: Vec<u8>,
-    cfg: &WsConfig,
-) -> Result<(), End> {
+async fn send(ws: &mut Ws, message: Vec<u8>, cfg: &WsConfig) -> Result<(), End> {
     let mut frames = Vec::new();
     frame_into(&mut frames, &message, cfg)?;
     write_frames(ws, frames, cfg).await
@@ -444,11 +474,7 @@ fn frame_into(frames: &mut Vec<u8>, message: &[u8], cfg: &WsConfig) -> Result<()
 /// bytes of every idle socket), and the frames would be copied into it.
 /// A client that takes none of it within the send timeout is closed with
 /// 1008; one that stalls inside it gets the rest first ([`End::Stalled`]).
-async fn write_frames(
-    ws: &mut WebSocketStream<BoxedIo>,
-    frames: Vec<u8>,
-    cfg: &WsConfig,
-) -> Result<(), End> {
+async fn write_frames(ws: &mut Ws, frames: Vec<u8>, cfg: &WsConfig) -> Result<(), End> {
     let mut written = 0;
     let write = async {
         // tungstenite's own frames first, whole: the stream is then ours
@@ -479,11 +505,7 @@ const NOT_READING: &str = "client is not reading";
 
 /// Sends a frame, taking a client that does not read within the send
 /// timeout for one that never will (close 1008).
-async fn send_message(
-    ws: &mut WebSocketStream<BoxedIo>,
-    message: Message,
-    cfg: &WsConfig,
-) -> Result<(), End> {
+async fn send_message(ws: &mut Ws, message: Message, cfg: &WsConfig) -> Result<(), End> {
     match timeout(cfg.send_timeout, ws.send(message)).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(WsError::WriteBufferFull(_))) => Err(End::Close(

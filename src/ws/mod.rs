@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 pub mod handshake;
+pub(crate) mod watch;
 
 /// Largest message a client may send (bigger ones close with 1009). Default: 4 MiB.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
