@@ -49,6 +49,12 @@ async fn health(s: &mut TcpStream) {
 }
 
 async fn read_answer(s: &mut TcpStream) {
+    let text = read_response(s).await;
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+}
+
+/// One whole response (by its `Content-Length`), as text.
+async fn read_response(s: &mut TcpStream) -> String {
     let mut got = Vec::new();
     let mut buf = [0u8; 1024];
     loop {
@@ -70,8 +76,7 @@ async fn read_answer(s: &mut TcpStream) {
                 .and_then(|v| v.parse().ok())
                 .expect("a Content-Length");
             if got.len() >= end + 4 + length {
-                assert!(text.starts_with("HTTP/1.1 200"), "{text}");
-                return;
+                return text.into_owned();
             }
         }
     }
@@ -259,5 +264,57 @@ async fn a_websocket_that_sent_a_large_message_holds_little_once_idle() {
     assert!(
         per_socket < 65_536.0,
         "{per_socket:.0} bytes per idle WebSocket after a large message"
+    );
+}
+
+/// The same for HTTP: a keep-alive connection whose last request carried a
+/// 1 MiB body keeps little of it once idle (100 connections, each one such
+/// `tools/call`, then waiting).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_sent_a_large_body_holds_little_once_idle() {
+    const LARGE: usize = 100;
+    raise_fd_limit(4 * LARGE as u64);
+    let daemon = Daemon::start(&["--port", "0"], &[("HOME", "/nonexistent")]);
+    let addr = daemon.addr;
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "no_such_tool", "arguments": {"filler": "x".repeat(1 << 20)},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": {"name": "large", "version": "0"},
+            "io.modelcontextprotocol/clientCapabilities": {}}}})
+    .to_string();
+    let request = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\n\
+         Mcp-Method: tools/call\r\nMcp-Name: no_such_tool\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let open = |n: usize| {
+        let request = request.clone();
+        async move {
+            let mut s = connect(addr, n).await;
+            s.write_all(request.as_bytes()).await.expect("write");
+            let answer = read_response(&mut s).await;
+            assert!(answer.contains("unknown tool"), "{answer}");
+            s
+        }
+    };
+    for n in 0..5 {
+        drop(open(LARGE + n).await);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = daemon.rss_kib();
+    let mut held = Vec::with_capacity(LARGE);
+    for n in 0..LARGE {
+        held.push(open(n).await);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let during = daemon.rss_kib();
+    let per_connection = (during.saturating_sub(before) * 1024) as f64 / LARGE as f64;
+    println!(
+        "idle connection after a 1 MiB body: {per_connection:.0} bytes of RSS each ({LARGE} held)"
+    );
+    assert!(
+        per_connection < 65_536.0,
+        "{per_connection:.0} bytes per idle connection after a large body"
     );
 }
