@@ -3,6 +3,7 @@
 //! (a client that stops reading) cannot make the producer hold more. A leaf
 //! utility: the HTTP body stream and the MCP peer queue both use it.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Bytes in flight between a producer and its consumer, against a bound.
@@ -39,6 +40,57 @@ impl ByteBudget {
     pub(crate) fn give_back(&self, len: usize) {
         self.used.fetch_sub(len, Ordering::Relaxed);
     }
+
+    /// Takes `len` bytes, strictly: false (nothing taken) when they would
+    /// pass the bound, even with nothing in flight.
+    pub(crate) fn take_within(&self, len: usize) -> bool {
+        let before = self.used.fetch_add(len, Ordering::Relaxed);
+        if before.saturating_add(len) > self.max {
+            self.used.fetch_sub(len, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+}
+
+/// Bytes taken from a shared [`ByteBudget`], given back when dropped.
+#[derive(Debug)]
+pub(crate) struct Held {
+    budget: Arc<ByteBudget>,
+    len: usize,
+}
+
+impl Held {
+    /// Nothing held yet, from `budget`.
+    pub(crate) fn none(budget: &Arc<ByteBudget>) -> Held {
+        Held {
+            budget: Arc::clone(budget),
+            len: 0,
+        }
+    }
+
+    /// Holds `len` more bytes; false (nothing more held) if the budget
+    /// has no room for them.
+    pub(crate) fn grow(&mut self, len: usize) -> bool {
+        if !self.budget.take_within(len) {
+            return false;
+        }
+        self.len += len;
+        true
+    }
+
+    /// Bytes held.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if self.len > 0 {
+            self.budget.give_back(self.len);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -56,5 +108,26 @@ mod tests {
         let b = ByteBudget::new(10);
         assert!(b.take(50), "alone, larger than the bound");
         assert!(!b.take(1));
+    }
+
+    #[test]
+    fn held_bytes_are_given_back_when_dropped() {
+        let b = Arc::new(ByteBudget::new(10));
+        let mut one = Held::none(&b);
+        assert!(one.grow(6));
+        let mut two = Held::none(&b);
+        assert!(!two.grow(5), "past the bound");
+        assert!(two.grow(4));
+        assert_eq!((one.len(), two.len()), (6, 4));
+        drop(one);
+        let mut three = Held::none(&b);
+        assert!(three.grow(6));
+        assert!(!three.grow(1));
+        drop((two, three));
+        assert!(
+            !Held::none(&b).grow(11),
+            "larger than the bound, even alone"
+        );
+        assert!(Held::none(&b).grow(10));
     }
 }

@@ -142,6 +142,9 @@ impl<L: Listener> Server<L> {
             listener,
             local_addr: None,
             shared: Arc::new(Shared {
+                bodies: Arc::new(crate::budget::ByteBudget::new(
+                    crate::http::config::bodies_budget(config.max_body_bytes),
+                )),
                 config,
                 prepared,
                 router,

@@ -582,3 +582,122 @@ async fn resumption_buffers_are_bounded_and_shared() {
     report_alternating("resumption buffers", &daemon, victim, &rounds).await;
     drop(idle);
 }
+
+/// Many clients each sending a 4 MiB body and holding back its last byte:
+/// all connections together hold at most 16 bodies' worth of large bodies
+/// (64 MiB by default); past that a large body is refused with 503 before
+/// it is read. Before the bound, 60 such clients took the daemon to 258 MB
+/// (1,024, the connection limit, would hold 4 GB). Once the held bodies
+/// are finished and answered, their room is free again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_bodies_held_open_are_bounded_all_together() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _turn = TURN.lock().await;
+    const CLIENTS: usize = 48;
+    const LEN: usize = 4 * 1024 * 1024;
+    let daemon = Daemon::start(&["--port", "0"], &[("HOME", "/nonexistent")]);
+    let addr = daemon.addr;
+    let mut body = br#"{"jsonrpc":"2.0","id":1,"method":"ping","params":{"pad":""#.to_vec();
+    body.resize(LEN - 3, b'x');
+    body.extend_from_slice(br#""}}"#);
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2025-06-18\r\n\
+         Content-Length: {LEN}\r\n\r\n"
+    );
+    // The status of the answer on `s`, if one comes within `within`.
+    async fn status(s: &mut tokio::net::TcpStream, within: Duration) -> Option<u16> {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        let read = async {
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+        };
+        let _ = tokio::time::timeout(within, read).await;
+        let text = String::from_utf8_lossy(&got);
+        text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
+    }
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for _ in 0..CLIENTS {
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        s.write_all(head.as_bytes()).await.expect("head");
+        // A refused body is not read: the server closes, and this write
+        // may fail.
+        let sent = s.write_all(&body[..LEN - 1]).await.is_ok();
+        match status(&mut s, Duration::from_millis(300)).await {
+            Some(503) => refused += 1,
+            None if sent => held.push(s),
+            other => panic!("a large body held open was answered {other:?}"),
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let peak = daemon.peak_rss_kib();
+    eprintln!(
+        "{CLIENTS} clients holding 4 MiB bodies open: {} held, {refused} refused (503), \
+         peak RSS {} MiB",
+        held.len(),
+        peak / 1024
+    );
+    assert_eq!(held.len(), 16, "16 bodies of 4 MiB fill the 64 MiB bound");
+    assert_eq!(refused, CLIENTS - 16);
+    assert!(peak < 128 * 1024, "peak RSS {peak} KiB");
+    // A chunked body counts as it grows: past 64 KiB, with the bound full,
+    // it is refused too.
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let chunked = head.replace(
+        &format!("Content-Length: {LEN}"),
+        "Transfer-Encoding: chunked",
+    );
+    s.write_all(chunked.as_bytes()).await.expect("head");
+    let chunk = format!("10000\r\n{}\r\n", "y".repeat(0x10000));
+    for _ in 0..8 {
+        if s.write_all(chunk.as_bytes()).await.is_err() {
+            break;
+        }
+    }
+    assert_eq!(
+        status(&mut s, Duration::from_secs(5)).await,
+        Some(503),
+        "a chunked body growing past 64 KiB with the bound full"
+    );
+    drop(s);
+    // Finished, the held bodies are answered; their room is free again.
+    for s in &mut held {
+        s.write_all(&body[LEN - 1..]).await.expect("last byte");
+        let answered = status(s, Duration::from_secs(10)).await;
+        assert!(
+            matches!(answered, Some(code) if code != 503),
+            "a finished body was answered {answered:?}"
+        );
+    }
+    drop(held);
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(head.as_bytes()).await.expect("head");
+    s.write_all(&body).await.expect("body");
+    let again = status(&mut s, Duration::from_secs(10)).await;
+    assert!(
+        matches!(again, Some(code) if code != 503),
+        "after: {again:?}"
+    );
+    // And a large chunked body is taken as it grows.
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(chunked.as_bytes()).await.expect("head");
+    for piece in body.chunks(0x10000) {
+        s.write_all(format!("{:x}\r\n", piece.len()).as_bytes())
+            .await
+            .expect("size");
+        s.write_all(piece).await.expect("chunk");
+        s.write_all(b"\r\n").await.expect("end of chunk");
+    }
+    s.write_all(b"0\r\n\r\n").await.expect("last chunk");
+    let chunked_again = status(&mut s, Duration::from_secs(10)).await;
+    assert!(
+        matches!(chunked_again, Some(code) if code != 503),
+        "a large chunked body after: {chunked_again:?}"
+    );
+}

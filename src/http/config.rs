@@ -14,6 +14,20 @@ pub(crate) const DEFAULT_HOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 pub(crate) const DEFAULT_PORT: u16 = 8000;
 /// Most bytes of request body (after chunked decoding); past it: 413. Default: 4 MiB.
 pub(crate) const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// How many largest bodies all connections may hold at once: bodies past
+/// [`LARGE_BODY_BYTES`] count against 16 times `max_body_bytes` together.
+const BODIES_AT_ONCE: usize = 16;
+
+/// A request body past this many bytes counts against the bound on what
+/// all connections hold at once. Smaller ones (1,024 connections at most,
+/// by default) do not: 64 KiB.
+pub(crate) const LARGE_BODY_BYTES: usize = 64 * 1024;
+
+/// The bound on bytes of large request bodies all connections hold at once.
+pub(crate) fn bodies_budget(max_body_bytes: usize) -> usize {
+    max_body_bytes.saturating_mul(BODIES_AT_ONCE)
+}
 /// Most connections served at once; past it: 503 and close. Default: 1024.
 pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// Deadline for a whole request head, from its first byte; past it: 408 and close. Default: 10 s.
@@ -58,6 +72,11 @@ pub struct Config {
     /// Longest request-target; past it: 414. Default: 8 KiB.
     pub max_target_bytes: usize,
     /// Most bytes of request body (after chunked decoding); past it: 413. Default: 4 MiB.
+    ///
+    /// All connections together hold at most 16 times this in bodies past
+    /// 64 KiB (64 MiB by default, however many clients send at once): a
+    /// large body that would pass that is refused with 503 before it is
+    /// read, and the connection closes.
     pub max_body_bytes: usize,
     /// Most connections served at once; past it: 503 and close. Default: 1024.
     pub max_connections: usize,

@@ -21,6 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::{Instant, timeout, timeout_at};
 
 use super::chunked::ChunkedDecoder;
+use super::config::LARGE_BODY_BYTES;
 use super::encode::{
     BodyFraming, CONTINUE, ConnHeader, Headers, LAST_CHUNK, write_chunk, write_chunk_size,
     write_head,
@@ -32,6 +33,7 @@ use super::response::{Body, OnUpgrade, Response, status_has_no_body};
 use super::router::{Lookup, Reply};
 use super::stats::Shared;
 use super::upgrade::Upgraded;
+use crate::budget::Held;
 use crate::shutdown::{ShutdownSignal, ShutdownWait};
 use futures_util::FutureExt as _;
 
@@ -335,7 +337,8 @@ impl<S: Io> Conn<S> {
             }
             Lookup::Options(allow) => return self.early(&head, 204, "", Some(allow)),
         };
-        let body_at = match self.read_body(&head).await {
+        // Held until the request is answered and its bytes consumed.
+        let (body_at, _held) = match self.read_body(&head).await {
             Ok(at) => at,
             Err(stop) => return self.stop(stop),
         };
@@ -439,6 +442,10 @@ impl<S: Io> Conn<S> {
         Next::Close
     }
 }
+
+/// The refusal of a large body when all connections together already hold
+/// as many bytes of large bodies as they may.
+const BODIES_FULL: &str = "server busy: too many large request bodies at once; retry later";
 
 /// Most bytes buffered from a client while its request's handler runs; past
 /// this the socket is no longer read (and so no longer watched) until the

@@ -13,6 +13,9 @@ pub(crate) struct Shared {
     pub(crate) prepared: crate::http::config::Prepared,
     pub(crate) router: Router,
     pub(crate) stats: Stats,
+    /// Bytes of large request bodies all connections hold at once (see
+    /// [`crate::http::config::Config::max_body_bytes`]).
+    pub(crate) bodies: std::sync::Arc<crate::budget::ByteBudget>,
 }
 
 /// Connection counters, read without locking.

@@ -88,17 +88,33 @@ impl<S: Io> Conn<S> {
         }
     }
 
-    pub(super) async fn read_body(&mut self, head: &Head) -> Result<BodyAt, Stop> {
+    /// Reads the request's body; with what a large one holds of the bound
+    /// on bodies all connections hold at once (given back when dropped).
+    pub(super) async fn read_body(&mut self, head: &Head) -> Result<(BodyAt, Option<Held>), Stop> {
         match head.framing {
-            Framing::Empty => Ok(BodyAt::None),
+            Framing::Empty => Ok((BodyAt::None, None)),
             Framing::Length(n) => {
                 let max = self.shared.config.max_body_bytes as u64;
                 if n > max {
                     return Err(Stop::Reply(413, "request body too large"));
                 }
-                self.read_length_body(head, n as usize).await
+                let n = n as usize;
+                let held = if n > LARGE_BODY_BYTES {
+                    let mut held = Held::none(&self.shared.bodies);
+                    if !held.grow(n) {
+                        return Err(Stop::Reply(503, BODIES_FULL));
+                    }
+                    Some(held)
+                } else {
+                    None
+                };
+                Ok((self.read_length_body(head, n).await?, held))
             }
-            Framing::Chunked => self.read_chunked_body(head).await,
+            Framing::Chunked => {
+                let mut held = Held::none(&self.shared.bodies);
+                let at = self.read_chunked_body(head, &mut held).await?;
+                Ok((at, Some(held)))
+            }
         }
     }
 
@@ -117,7 +133,14 @@ impl<S: Io> Conn<S> {
         Ok(BodyAt::InBuffer(n))
     }
 
-    pub(super) async fn read_chunked_body(&mut self, head: &Head) -> Result<BodyAt, Stop> {
+    /// Reads a chunked body; once what it holds (decoded, and read but not
+    /// yet decoded) passes [`LARGE_BODY_BYTES`], it takes its room from the
+    /// bound on bodies a megabyte at a time, in `held`.
+    pub(super) async fn read_chunked_body(
+        &mut self,
+        head: &Head,
+        held: &mut Held,
+    ) -> Result<BodyAt, Stop> {
         self.body.clear();
         self.decoder = ChunkedDecoder::new(self.shared.config.max_body_bytes as u64);
         let body_start = self.start + head.len;
@@ -136,6 +159,15 @@ impl<S: Io> Conn<S> {
                 }
                 Ok(None) => {
                     self.rbuf.truncate(body_start);
+                    // A large body holds room for what it has and what
+                    // the next read may add.
+                    let holding = self.body.len() + IO_PIECE;
+                    if self.body.len() > LARGE_BODY_BYTES
+                        && holding > held.len()
+                        && !held.grow((holding - held.len()).max(1 << 20))
+                    {
+                        return Err(Stop::Reply(503, BODIES_FULL));
+                    }
                     if self.rbuf.capacity() - self.rbuf.len() < MIN_READ_SPACE {
                         self.rbuf.reserve(INITIAL_READ_BUFFER);
                     }
