@@ -83,6 +83,11 @@ impl Held {
     pub(crate) fn len(&self) -> usize {
         self.len
     }
+
+    /// Gives back everything held.
+    pub(crate) fn release(&mut self) {
+        self.budget.give_back(std::mem::take(&mut self.len));
+    }
 }
 
 impl Drop for Held {
@@ -123,6 +128,9 @@ mod tests {
         let mut three = Held::none(&b);
         assert!(three.grow(6));
         assert!(!three.grow(1));
+        three.release();
+        assert_eq!(three.len(), 0);
+        assert!(three.grow(6), "released");
         drop((two, three));
         assert!(
             !Held::none(&b).grow(11),

@@ -701,3 +701,129 @@ async fn large_bodies_held_open_are_bounded_all_together() {
         "a large chunked body after: {chunked_again:?}"
     );
 }
+
+/// The same for WebSocket messages: many sockets each sending a 4 MiB
+/// message and holding back its last byte. All sockets together hold at
+/// most 16 messages' worth of large frames and messages (64 MiB by
+/// default); a socket whose next large frame would pass that is closed with
+/// 1013 (try again later) when its header arrives. Once the held messages
+/// are finished and answered, their room is free again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_websocket_messages_held_open_are_bounded_all_together() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _turn = TURN.lock().await;
+    const CLIENTS: usize = 48;
+    const LEN: usize = 4 * 1024 * 1024;
+    let daemon = Daemon::start(&["--port", "0"], &[("HOME", "/nonexistent")]);
+    let addr = daemon.addr;
+    let mut message = br#"{"jsonrpc":"2.0","id":1,"method":"ping","params":{"pad":""#.to_vec();
+    message.resize(LEN - 3, b'x');
+    message.extend_from_slice(br#""}}"#);
+    // A masked text frame's header (the mask is zero: the payload goes as it is).
+    let mut header = vec![0x81, 0x80 | 127];
+    header.extend_from_slice(&(LEN as u64).to_be_bytes());
+    header.extend_from_slice(&[0, 0, 0, 0]);
+    let open = || async move {
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let handshake = format!(
+            "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Protocol: mcp\r\n\r\n"
+        );
+        s.write_all(handshake.as_bytes()).await.expect("handshake");
+        let mut got = Vec::new();
+        let mut byte = [0u8; 1];
+        while !got.ends_with(b"\r\n\r\n") {
+            assert_eq!(s.read(&mut byte).await.expect("read"), 1, "closed");
+            got.push(byte[0]);
+        }
+        assert!(
+            got.starts_with(b"HTTP/1.1 101"),
+            "{}",
+            String::from_utf8_lossy(&got)
+        );
+        s
+    };
+    // The code of the close frame that comes on `s` within `within`, if any
+    // (text frames before it are skipped).
+    async fn close_code(s: &mut tokio::net::TcpStream, within: Duration) -> Option<u16> {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        let read = async {
+            loop {
+                // Frames from the server are unmasked.
+                while got.len() >= 2 {
+                    let (len, at) = match got[1] & 0x7f {
+                        126 if got.len() >= 4 => {
+                            (usize::from(u16::from_be_bytes([got[2], got[3]])), 4)
+                        }
+                        126 => break,
+                        127 => return None,
+                        n => (usize::from(n), 2),
+                    };
+                    if got.len() < at + len {
+                        break;
+                    }
+                    if got[0] & 0x0f == 8 {
+                        return Some(u16::from_be_bytes([got[at], got[at + 1]]));
+                    }
+                    got.drain(..at + len);
+                }
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => return None,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+        };
+        tokio::time::timeout(within, read).await.ok().flatten()
+    }
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for _ in 0..CLIENTS {
+        let mut s = open().await;
+        s.write_all(&header).await.expect("frame header");
+        s.write_all(&message[..1024]).await.expect("payload");
+        match close_code(&mut s, Duration::from_millis(300)).await {
+            Some(1013) => refused += 1,
+            None => {
+                s.write_all(&message[1024..LEN - 1]).await.expect("payload");
+                held.push(s);
+            }
+            other => panic!("a large message held open was closed with {other:?}"),
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let peak = daemon.peak_rss_kib();
+    eprintln!(
+        "{CLIENTS} sockets holding 4 MiB messages open: {} held, {refused} closed with 1013, \
+         peak RSS {} MiB",
+        held.len(),
+        peak / 1024
+    );
+    assert_eq!(held.len(), 16, "16 messages of 4 MiB fill the 64 MiB bound");
+    assert_eq!(refused, CLIENTS - 16);
+    assert!(peak < 160 * 1024, "peak RSS {peak} KiB");
+    // Finished, the held messages are answered; their room is free again.
+    let mut answered = 0;
+    for s in &mut held {
+        s.write_all(&message[LEN - 1..]).await.expect("last byte");
+        let mut buf = [0u8; 256];
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+            .await
+            .expect("an answer in time")
+            .expect("read");
+        assert!(n > 2 && buf[0] == 0x81, "a text frame: {:?}", &buf[..n]);
+        answered += 1;
+    }
+    assert_eq!(answered, 16);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut s = open().await;
+    s.write_all(&header).await.expect("frame header");
+    s.write_all(&message).await.expect("payload");
+    let mut buf = [0u8; 256];
+    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+        .await
+        .expect("an answer in time")
+        .expect("read");
+    assert!(n > 2 && buf[0] == 0x81, "after: {:?}", &buf[..n]);
+}

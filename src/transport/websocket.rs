@@ -40,7 +40,11 @@ use crate::http::{Handler, Method, Reply, Request, Response, Router, Upgraded};
 use crate::mcp::{LARGE_MESSAGE, McpServer, Peer, Session};
 use crate::registry::{Event, Registry, Transport};
 use crate::ws::handshake::negotiate;
-use crate::ws::watch::Watched;
+use crate::ws::watch::{OverBudget, Watched};
+
+/// How many largest messages all sockets of an endpoint may hold at once
+/// (see `ws::watch`).
+const MESSAGES_AT_ONCE: usize = 16;
 
 /// A socket's WebSocket: tungstenite's, over the socket with its frame
 /// boundaries followed.
@@ -51,6 +55,9 @@ type Ws = WebSocketStream<Watched<BoxedIo>>;
 pub struct WebSocketMcp {
     server: McpServer,
     config: WsConfig,
+    /// What all sockets hold at once of large incoming messages
+    /// (`ws::watch`): 16 times the message limit.
+    messages: Arc<crate::budget::ByteBudget>,
     admission: Admission,
     registry: Arc<Registry>,
 }
@@ -78,6 +85,9 @@ impl WebSocketMcp {
     ) -> Arc<WebSocketMcp> {
         Arc::new(WebSocketMcp {
             server,
+            messages: Arc::new(crate::budget::ByteBudget::new(
+                config.max_message_bytes.saturating_mul(MESSAGES_AT_ONCE),
+            )),
             config,
             admission,
             registry,
@@ -244,7 +254,7 @@ impl WebSocketMcp {
         async move {
             let cfg = &self.config;
             // Boxed: its state would set the size of every socket's.
-            let mut ws = Box::pin(open_stream(stream, &read_ahead, cfg)).await;
+            let mut ws = Box::pin(open_stream(stream, &read_ahead, cfg, &self.messages)).await;
 
             let (peer, mut outbound) =
                 Peer::bounded(cfg.outbound_queue.max(1), cfg.max_queued_bytes.max(1));
@@ -352,8 +362,13 @@ fn text_of(
 
 /// The WebSocket over the upgraded stream, with the endpoint's limits
 /// (bytes the client sent right after its handshake are read first).
-async fn open_stream(stream: crate::http::BoxedIo, read_ahead: &[u8], cfg: &WsConfig) -> Ws {
-    let watched = Watched::new(stream, read_ahead);
+async fn open_stream(
+    stream: crate::http::BoxedIo,
+    read_ahead: &[u8],
+    cfg: &WsConfig,
+    budget: &Arc<crate::budget::ByteBudget>,
+) -> Ws {
+    let watched = Watched::new(stream, read_ahead, budget);
     WebSocketStream::from_partially_read(
         watched,
         read_ahead.to_vec(),
@@ -526,6 +541,10 @@ fn read_error(e: &WsError) -> End {
         WsError::Capacity(_) => End::Close(CloseCode::Size, "frame too large"),
         WsError::Utf8(_) => End::Close(CloseCode::Invalid, "text frame is not UTF-8"),
         WsError::Protocol(_) => End::Close(CloseCode::Protocol, "protocol error"),
+        WsError::Io(e) if e.get_ref().is_some_and(|inner| inner.is::<OverBudget>()) => End::Close(
+            CloseCode::Again,
+            "server busy: too many large messages at once; retry later",
+        ),
         _ => End::Gone,
     }
 }
@@ -533,7 +552,10 @@ fn read_error(e: &WsError) -> End {
 /// Settings of the WebSocket endpoint.
 #[derive(Clone, Debug)]
 pub struct WsConfig {
-    /// Default: 4 MiB.
+    /// Default: 4 MiB. All sockets of the endpoint together hold at most
+    /// 16 times this in frames and messages past 64 KiB (64 MiB by
+    /// default): a socket whose next one would pass that is closed with
+    /// 1013 (try again later) before its payload is read.
     pub max_message_bytes: usize,
     /// Default: 64 MiB.
     pub max_outgoing_bytes: usize,

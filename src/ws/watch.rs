@@ -10,15 +10,41 @@
 //! tungstenite's last read found nothing). Then, after a large frame, the
 //! loop builds tungstenite's side afresh over the same socket
 //! ([`Watched::rebuild_due`]), dropping the large buffer.
+//!
+//! The same headers bound what all sockets of an endpoint hold at once:
+//! the largest frame or message a socket has had since its last rebuild
+//! (what tungstenite keeps room for) is taken from the endpoint's byte
+//! budget as its header arrives, and given back at the rebuild or when the
+//! socket ends. A header that would pass the budget fails the read with
+//! [`OverBudget`], before its payload is read.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::budget::{ByteBudget, Held};
+
 /// A frame payload past this many bytes makes tungstenite's read buffer
 /// worth dropping at the next message boundary: 8 KiB.
 pub const LARGE_FRAME_BYTES: u64 = 8 * 1024;
+
+/// Frames and messages up to this many bytes take nothing from the
+/// endpoint's budget: 64 KiB.
+pub const LARGE_MESSAGE_BYTES: u64 = 64 * 1024;
+
+/// The error a read fails with when a frame or message would pass the
+/// endpoint's budget for what all its sockets hold at once.
+#[derive(Debug)]
+pub struct OverBudget;
+
+impl std::fmt::Display for OverBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("too many large WebSocket messages at once")
+    }
+}
+
+impl std::error::Error for OverBudget {}
 
 /// A socket whose incoming frame boundaries are followed.
 #[derive(Debug)]
@@ -27,19 +53,32 @@ pub struct Watched<S> {
     frames: Frames,
     /// Whether the last read returned `Pending` (nothing to read).
     last_read_pending: bool,
+    /// What this socket holds of the endpoint's budget.
+    held: Held,
 }
 
 impl<S> Watched<S> {
     /// Wraps `inner`; `read_ahead` are bytes already read from it, handed
-    /// to tungstenite before any read.
-    pub fn new(inner: S, read_ahead: &[u8]) -> Watched<S> {
+    /// to tungstenite before any read; large frames and messages take
+    /// their room from `budget`.
+    pub fn new(inner: S, read_ahead: &[u8], budget: &std::sync::Arc<ByteBudget>) -> Watched<S> {
         let mut frames = Frames::default();
         frames.feed(read_ahead);
         Watched {
             inner,
             frames,
             last_read_pending: false,
+            held: Held::none(budget),
         }
+    }
+
+    /// Takes room for the largest frame or message since the last rebuild;
+    /// false when the budget has none.
+    fn hold_largest(&mut self) -> bool {
+        let largest = usize::try_from(self.frames.largest).unwrap_or(usize::MAX);
+        largest <= LARGE_MESSAGE_BYTES as usize
+            || largest <= self.held.len()
+            || self.held.grow(largest - self.held.len())
     }
 
     /// Whether tungstenite's side should be built afresh now: a frame past
@@ -53,9 +92,11 @@ impl<S> Watched<S> {
             && self.frames.at_message_boundary()
     }
 
-    /// Notes that tungstenite's side was built afresh.
+    /// Notes that tungstenite's side was built afresh: what the socket
+    /// held of the budget is given back.
     pub fn rebuilt(&mut self) {
         self.frames.largest = 0;
+        self.held.release();
     }
 }
 
@@ -76,6 +117,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
                 me.last_read_pending = false;
                 if done.is_ok() {
                     me.frames.feed(&buf.filled()[before..]);
+                    if !me.hold_largest() {
+                        return Poll::Ready(Err(std::io::Error::other(OverBudget)));
+                    }
                 }
                 Poll::Ready(done)
             }
@@ -125,7 +169,9 @@ struct Frames {
     payload_left: u64,
     /// A data message whose last frame has not come (a frame without FIN).
     in_message: bool,
-    /// The largest payload seen since the last rebuild.
+    /// Payload bytes of the current data message so far.
+    message_len: u64,
+    /// The largest frame payload or message seen since the last rebuild.
     largest: u64,
 }
 
@@ -175,9 +221,14 @@ impl Frames {
         // reserved ones tungstenite refuses); control frames come between
         // a message's frames without ending it.
         if self.header[0] & 0x0f < 8 {
+            self.message_len = if self.in_message {
+                self.message_len.saturating_add(length)
+            } else {
+                length
+            };
             self.in_message = !fin;
         }
-        self.largest = self.largest.max(length);
+        self.largest = self.largest.max(length).max(self.message_len);
         self.payload_left = length;
         self.have = 0;
     }
@@ -249,13 +300,41 @@ mod tests {
                     "pieces of {piece}, after {fed} bytes"
                 );
             }
-            assert_eq!(frames.largest, 70_000);
+            // The message of two frames, 300 and 70,000 bytes.
+            assert_eq!(frames.largest, 70_300);
         }
+    }
+
+    /// The header alone of [`frame`].
+    fn head_of(fin: bool, opcode: u8, payload: usize) -> Vec<u8> {
+        let mut f = frame(fin, opcode, payload);
+        f.truncate(f.len() - payload);
+        f
+    }
+
+    #[test]
+    fn large_frames_and_messages_hold_room_until_the_rebuild() {
+        let budget = std::sync::Arc::new(ByteBudget::new(300_000));
+        let mut a = Watched::new((), &[], &budget);
+        a.frames.feed(&head_of(true, 1, 200_000));
+        assert!(a.hold_largest(), "one large frame");
+        let mut b = Watched::new((), &[], &budget);
+        b.frames.feed(&frame(false, 1, 60_000));
+        assert!(b.hold_largest(), "a small frame takes nothing");
+        b.frames.feed(&head_of(true, 0, 60_000));
+        assert!(!b.hold_largest(), "a message of 120,000 beside 200,000");
+        a.rebuilt();
+        assert!(b.hold_largest(), "room given back at the rebuild");
+        drop(b);
+        let mut c = Watched::new((), &[], &budget);
+        c.frames.feed(&head_of(true, 2, 300_000));
+        assert!(c.hold_largest(), "room given back when a socket ends");
     }
 
     #[test]
     fn a_rebuild_is_due_only_after_a_large_frame_at_a_boundary_with_nothing_to_read() {
-        let mut watched = Watched::new((), &frame(true, 1, 100));
+        let budget = std::sync::Arc::new(ByteBudget::new(1 << 20));
+        let mut watched = Watched::new((), &frame(true, 1, 100), &budget);
         watched.last_read_pending = true;
         assert!(!watched.rebuild_due(), "no large frame yet");
         watched.frames.feed(&frame(true, 1, 20_000)[..1_000]);
