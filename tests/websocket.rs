@@ -342,6 +342,18 @@ async fn oversized_messages_close_with_1009() {
         json!({"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"pad": "x".repeat(2000)}});
     send(&mut ws, big).await;
     assert_eq!(close_code(&mut ws).await, Some(CloseCode::Size));
+    // Past the limit by more than all sockets may hold of large messages
+    // (16 times the limit): still 1009, not the bound's 1013.
+    let config = WsConfig {
+        max_message_bytes: 100 * 1024,
+        ..WsConfig::default()
+    };
+    let server = start(config).await;
+    let mut ws = connect(server.addr).await;
+    let huge = json!({"jsonrpc": "2.0", "id": 1, "method": "ping",
+                      "params": {"pad": "x".repeat(2 << 20)}});
+    send(&mut ws, huge).await;
+    assert_eq!(close_code(&mut ws).await, Some(CloseCode::Size));
 }
 
 #[tokio::test]

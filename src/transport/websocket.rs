@@ -368,7 +368,7 @@ async fn open_stream(
     cfg: &WsConfig,
     budget: &Arc<crate::budget::ByteBudget>,
 ) -> Ws {
-    let watched = Watched::new(stream, read_ahead, budget);
+    let watched = Watched::new(stream, read_ahead, budget, cfg.max_message_bytes);
     WebSocketStream::from_partially_read(
         watched,
         read_ahead.to_vec(),

@@ -55,13 +55,21 @@ pub struct Watched<S> {
     last_read_pending: bool,
     /// What this socket holds of the endpoint's budget.
     held: Held,
+    /// The endpoint's message limit: a frame or message past it is
+    /// tungstenite's to refuse (1009), not the budget's.
+    limit: u64,
 }
 
 impl<S> Watched<S> {
     /// Wraps `inner`; `read_ahead` are bytes already read from it, handed
-    /// to tungstenite before any read; large frames and messages take
-    /// their room from `budget`.
-    pub fn new(inner: S, read_ahead: &[u8], budget: &std::sync::Arc<ByteBudget>) -> Watched<S> {
+    /// to tungstenite before any read; large frames and messages up to
+    /// `limit` bytes take their room from `budget`.
+    pub fn new(
+        inner: S,
+        read_ahead: &[u8],
+        budget: &std::sync::Arc<ByteBudget>,
+        limit: usize,
+    ) -> Watched<S> {
         let mut frames = Frames::default();
         frames.feed(read_ahead);
         Watched {
@@ -69,12 +77,17 @@ impl<S> Watched<S> {
             frames,
             last_read_pending: false,
             held: Held::none(budget),
+            limit: limit as u64,
         }
     }
 
     /// Takes room for the largest frame or message since the last rebuild;
-    /// false when the budget has none.
+    /// false when the budget has none. One past the message limit takes
+    /// none: tungstenite refuses it (1009) before reading its payload.
     fn hold_largest(&mut self) -> bool {
+        if self.frames.largest > self.limit {
+            return true;
+        }
         let largest = usize::try_from(self.frames.largest).unwrap_or(usize::MAX);
         largest <= LARGE_MESSAGE_BYTES as usize
             || largest <= self.held.len()
@@ -315,10 +328,10 @@ mod tests {
     #[test]
     fn large_frames_and_messages_hold_room_until_the_rebuild() {
         let budget = std::sync::Arc::new(ByteBudget::new(300_000));
-        let mut a = Watched::new((), &[], &budget);
+        let mut a = Watched::new((), &[], &budget, 1 << 20);
         a.frames.feed(&head_of(true, 1, 200_000));
         assert!(a.hold_largest(), "one large frame");
-        let mut b = Watched::new((), &[], &budget);
+        let mut b = Watched::new((), &[], &budget, 1 << 20);
         b.frames.feed(&frame(false, 1, 60_000));
         assert!(b.hold_largest(), "a small frame takes nothing");
         b.frames.feed(&head_of(true, 0, 60_000));
@@ -326,15 +339,22 @@ mod tests {
         a.rebuilt();
         assert!(b.hold_largest(), "room given back at the rebuild");
         drop(b);
-        let mut c = Watched::new((), &[], &budget);
+        let mut c = Watched::new((), &[], &budget, 1 << 20);
         c.frames.feed(&head_of(true, 2, 300_000));
         assert!(c.hold_largest(), "room given back when a socket ends");
+        let mut d = Watched::new((), &[], &budget, 1 << 20);
+        d.frames.feed(&head_of(true, 1, 2 << 20));
+        assert!(
+            d.hold_largest(),
+            "past the message limit: tungstenite's to refuse"
+        );
+        assert_eq!(d.held.len(), 0);
     }
 
     #[test]
     fn a_rebuild_is_due_only_after_a_large_frame_at_a_boundary_with_nothing_to_read() {
         let budget = std::sync::Arc::new(ByteBudget::new(1 << 20));
-        let mut watched = Watched::new((), &frame(true, 1, 100), &budget);
+        let mut watched = Watched::new((), &frame(true, 1, 100), &budget, 1 << 20);
         watched.last_read_pending = true;
         assert!(!watched.rebuild_due(), "no large frame yet");
         watched.frames.feed(&frame(true, 1, 20_000)[..1_000]);
