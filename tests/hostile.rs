@@ -583,6 +583,14 @@ async fn resumption_buffers_are_bounded_and_shared() {
     drop(idle);
 }
 
+/// A `ping` of exactly `len` bytes (its params padded).
+fn padded_ping(len: usize) -> Vec<u8> {
+    let mut ping = br#"{"jsonrpc":"2.0","id":1,"method":"ping","params":{"pad":""#.to_vec();
+    ping.resize(len - 3, b'x');
+    ping.extend_from_slice(br#""}}"#);
+    ping
+}
+
 /// Many clients each sending a 4 MiB body and holding back its last byte:
 /// all connections together hold at most 16 bodies' worth of large bodies
 /// (64 MiB by default); past that a large body is refused with 503 before
@@ -597,9 +605,7 @@ async fn large_bodies_held_open_are_bounded_all_together() {
     const LEN: usize = 4 * 1024 * 1024;
     let daemon = Daemon::start(&["--port", "0"], &[("HOME", "/nonexistent")]);
     let addr = daemon.addr;
-    let mut body = br#"{"jsonrpc":"2.0","id":1,"method":"ping","params":{"pad":""#.to_vec();
-    body.resize(LEN - 3, b'x');
-    body.extend_from_slice(br#""}}"#);
+    let body = padded_ping(LEN);
     let head = format!(
         "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
          Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2025-06-18\r\n\
@@ -716,9 +722,7 @@ async fn large_websocket_messages_held_open_are_bounded_all_together() {
     const LEN: usize = 4 * 1024 * 1024;
     let daemon = Daemon::start(&["--port", "0"], &[("HOME", "/nonexistent")]);
     let addr = daemon.addr;
-    let mut message = br#"{"jsonrpc":"2.0","id":1,"method":"ping","params":{"pad":""#.to_vec();
-    message.resize(LEN - 3, b'x');
-    message.extend_from_slice(br#""}}"#);
+    let message = padded_ping(LEN);
     // A masked text frame's header (the mask is zero: the payload goes as it is).
     let mut header = vec![0x81, 0x80 | 127];
     header.extend_from_slice(&(LEN as u64).to_be_bytes());

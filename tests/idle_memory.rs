@@ -8,6 +8,7 @@
 
 mod support;
 
+use std::future::Future;
 use std::time::Duration;
 
 use support::daemon::Daemon;
@@ -177,18 +178,7 @@ async fn idle_websockets_hold_little() {
         ws
     };
     // What the first sockets build once belongs to the baseline.
-    for n in 0..20 {
-        drop(open(SOCKETS + n).await);
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let before = daemon.rss_kib();
-    let mut held = Vec::with_capacity(SOCKETS);
-    for n in 0..SOCKETS {
-        held.push(open(n).await);
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let during = daemon.rss_kib();
-    let per_socket = (during.saturating_sub(before) * 1024) as f64 / SOCKETS as f64;
+    let (per_socket, mut held) = rss_per_held(&daemon, SOCKETS, 20, open).await;
     println!("idle WebSocket: {per_socket:.0} bytes of RSS each ({SOCKETS} held)");
     assert!(
         per_socket < 4_096.0,
@@ -246,18 +236,7 @@ async fn a_websocket_that_sent_a_large_message_holds_little_once_idle() {
             ws
         }
     };
-    for n in 0..5 {
-        drop(open(LARGE + n).await);
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let before = daemon.rss_kib();
-    let mut held = Vec::with_capacity(LARGE);
-    for n in 0..LARGE {
-        held.push(open(n).await);
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let during = daemon.rss_kib();
-    let per_socket = (during.saturating_sub(before) * 1024) as f64 / LARGE as f64;
+    let (per_socket, _held) = rss_per_held(&daemon, LARGE, 5, open).await;
     println!(
         "idle WebSocket after a 1 MiB message: {per_socket:.0} bytes of RSS each ({LARGE} held)"
     );
@@ -265,6 +244,31 @@ async fn a_websocket_that_sent_a_large_message_holds_little_once_idle() {
         per_socket < 65_536.0,
         "{per_socket:.0} bytes per idle WebSocket after a large message"
     );
+}
+
+/// The daemon's RSS per connection that `open` makes and leaves open,
+/// `count` of them held at once, and the connections (`warm` more, opened
+/// and dropped first, go to the baseline: what they build once is not per
+/// connection).
+async fn rss_per_held<T, F: Future<Output = T>>(
+    daemon: &Daemon,
+    count: usize,
+    warm: usize,
+    open: impl Fn(usize) -> F,
+) -> (f64, Vec<T>) {
+    for n in 0..warm {
+        drop(open(count + n).await);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = daemon.rss_kib();
+    let mut held = Vec::with_capacity(count);
+    for n in 0..count {
+        held.push(open(n).await);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let during = daemon.rss_kib();
+    let per_one = (during.saturating_sub(before) * 1024) as f64 / count as f64;
+    (per_one, held)
 }
 
 /// The same for HTTP: a keep-alive connection whose last request carried a
@@ -298,18 +302,7 @@ async fn a_connection_that_sent_a_large_body_holds_little_once_idle() {
             s
         }
     };
-    for n in 0..5 {
-        drop(open(LARGE + n).await);
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let before = daemon.rss_kib();
-    let mut held = Vec::with_capacity(LARGE);
-    for n in 0..LARGE {
-        held.push(open(n).await);
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let during = daemon.rss_kib();
-    let per_connection = (during.saturating_sub(before) * 1024) as f64 / LARGE as f64;
+    let (per_connection, _held) = rss_per_held(&daemon, LARGE, 5, open).await;
     println!(
         "idle connection after a 1 MiB body: {per_connection:.0} bytes of RSS each ({LARGE} held)"
     );

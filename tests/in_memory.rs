@@ -61,6 +61,16 @@ fn start_with<S: snowflake_mcp::http::Io>() -> (tokio::sync::mpsc::Sender<(S, So
     (tx, task)
 }
 
+/// The `initialize` request the WebSocket sessions here open with.
+fn initialize() -> Message {
+    Message::text(
+        json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "in-memory", "version": "0"}}})
+        .to_string(),
+    )
+}
+
 fn peer() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 40_000))
 }
@@ -188,12 +198,7 @@ async fn a_websocket_session_over_an_in_memory_stream() {
     tx.send((server_end, peer())).await.expect("handed over");
     let (mut ws, status) = websocket(client).await;
     assert_eq!(status, 101);
-    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {},
-        "clientInfo": {"name": "in-memory", "version": "0"}}});
-    ws.send(Message::text(init.to_string()))
-        .await
-        .expect("send");
+    ws.send(initialize()).await.expect("send");
     ws.send(Message::text(
         json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string(),
     ))
@@ -355,12 +360,7 @@ async fn websocket_answers_to_messages_read_together_go_out_in_one_write() {
     tx.send((counted, peer())).await.expect("handed over");
     let (mut ws, status) = websocket(client).await;
     assert_eq!(status, 101);
-    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {},
-        "clientInfo": {"name": "in-memory", "version": "0"}}});
-    ws.send(Message::text(init.to_string()))
-        .await
-        .expect("send");
+    ws.send(initialize()).await.expect("send");
     let opened = tokio::time::timeout(WAIT, ws.next())
         .await
         .expect("an answer in time")
@@ -414,12 +414,7 @@ async fn a_websocket_goes_on_after_its_read_buffer_is_dropped() {
     tx.send((server_end, peer())).await.expect("handed over");
     let (mut ws, status) = websocket(client).await;
     assert_eq!(status, 101);
-    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {},
-        "clientInfo": {"name": "in-memory", "version": "0"}}});
-    ws.send(Message::text(init.to_string()))
-        .await
-        .expect("send");
+    ws.send(initialize()).await.expect("send");
     assert_eq!(next_message(&mut ws).await["id"], 0);
     let large = "y".repeat(100_000);
     let text_of = |v: &Value| v["result"]["content"][0]["text"].as_str().map(str::len);
