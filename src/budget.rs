@@ -1,7 +1,10 @@
 //! A byte budget shared by a producer and a consumer: bytes handed over and
 //! not yet taken count against a bound, so a consumer that stops taking
 //! (a client that stops reading) cannot make the producer hold more. A leaf
-//! utility: the HTTP body stream and the MCP peer queue both use it.
+//! utility: the HTTP body stream and the MCP peer queue both use it. The
+//! same count, held through [`Held`], bounds what many owners keep at once
+//! (large request bodies of all connections, large WebSocket messages of
+//! all sockets).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -86,15 +89,15 @@ impl Held {
 
     /// Gives back everything held.
     pub(crate) fn release(&mut self) {
-        self.budget.give_back(std::mem::take(&mut self.len));
+        if self.len > 0 {
+            self.budget.give_back(std::mem::take(&mut self.len));
+        }
     }
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
-        if self.len > 0 {
-            self.budget.give_back(self.len);
-        }
+        self.release();
     }
 }
 

@@ -133,9 +133,10 @@ impl<S: Io> Conn<S> {
         Ok(BodyAt::InBuffer(n))
     }
 
-    /// Reads a chunked body; once what it holds (decoded, and read but not
-    /// yet decoded) passes [`LARGE_BODY_BYTES`], it takes its room from the
-    /// bound on bodies a megabyte at a time, in `held`.
+    /// Reads a chunked body; once its decoded bytes pass
+    /// [`LARGE_BODY_BYTES`], it holds room in the bound on bodies for them
+    /// and for what the next read may add (at least a megabyte more each
+    /// time), in `held`.
     pub(super) async fn read_chunked_body(
         &mut self,
         head: &Head,
