@@ -143,7 +143,7 @@ impl<L: Listener> Server<L> {
             local_addr: None,
             shared: Arc::new(Shared {
                 bodies: Arc::new(crate::budget::ByteBudget::new(
-                    crate::http::config::bodies_budget(config.max_body_bytes),
+                    crate::http::config::bodies_budget(&config),
                 )),
                 config,
                 prepared,

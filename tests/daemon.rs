@@ -283,6 +283,16 @@ async fn settings_come_from_file_then_environment_then_flags() {
     );
     refused(&["--rate-limit", "-3"], &[], &["--rate-limit", "positive"]);
     refused(
+        &[
+            "--max-body-bytes",
+            "1000000",
+            "--max-large-bodies-bytes",
+            "999999",
+        ],
+        &[],
+        &["--max-large-bodies-bytes", "less than max_body_bytes"],
+    );
+    refused(
         &["--cors-origins", "example.com"],
         &[],
         &["--cors-origins", "not an origin"],

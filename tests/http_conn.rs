@@ -572,3 +572,67 @@ async fn a_panicking_handler_gets_a_500_and_the_server_goes_on() {
     assert_eq!(c.read_response().await.status, 200);
     server.shutdown().await;
 }
+
+/// `max_large_bodies_bytes` sets the bound on large bodies all connections
+/// hold at once: with room for two 1 MiB bodies, a third is refused with
+/// 503 before any of it is read (and before a `100 Continue`), and taken
+/// again once a held one is answered. A bound under `max_body_bytes` is
+/// refused when the server is made.
+#[tokio::test]
+async fn the_bound_on_large_bodies_is_a_setting() {
+    const BODY: usize = 1 << 20;
+    let server = TestServer::start(Config {
+        max_body_bytes: BODY,
+        max_large_bodies_bytes: Some(2 * BODY),
+        ..Config::default()
+    })
+    .await;
+    let head = format!(
+        "POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: {BODY}\r\n\r\n"
+    );
+    // Two bodies under way: each took its room before its 100 Continue.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut c = server.connect().await;
+        c.send(head.as_bytes()).await;
+        c.read_continue().await;
+        c.send(&vec![b'a'; BODY / 2]).await;
+        held.push(c);
+    }
+    let mut third = server.connect().await;
+    third.send(head.as_bytes()).await;
+    let r = third.read_response().await;
+    assert_eq!(r.status, 503, "{}", r.body_str());
+    assert!(
+        r.body_str().contains("too many large request bodies"),
+        "{}",
+        r.body_str()
+    );
+    assert!(third.is_closed_within(Duration::from_secs(2)).await);
+    // One held body finished and answered: its room is taken again.
+    let mut first = held.remove(0);
+    first.send(&vec![b'a'; BODY / 2]).await;
+    let r = first.read_response().await;
+    assert_eq!((r.status, r.body.len()), (200, BODY));
+    let mut again = server.connect().await;
+    again.send(head.as_bytes()).await;
+    again.read_continue().await;
+    again.send(&vec![b'b'; BODY]).await;
+    assert_eq!(again.read_response().await.status, 200);
+    drop(held);
+    server.shutdown().await;
+
+    let under = Config {
+        port: 0,
+        max_body_bytes: BODY,
+        max_large_bodies_bytes: Some(BODY - 1),
+        ..Config::default()
+    };
+    match snowflake_mcp::Server::bind(under, snowflake_mcp::http::Router::new()).await {
+        Err(snowflake_mcp::Error::Config { setting, why }) => {
+            assert_eq!(setting, "max_large_bodies_bytes");
+            assert!(why.contains("less than max_body_bytes"), "{why}");
+        }
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+}

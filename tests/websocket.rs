@@ -356,6 +356,71 @@ async fn oversized_messages_close_with_1009() {
     assert_eq!(close_code(&mut ws).await, Some(CloseCode::Size));
 }
 
+/// `max_large_messages_bytes` sets the bound on large frames and messages
+/// all sockets of an endpoint hold at once: with room for 500 KiB, a
+/// socket that holds a 300 KiB first fragment leaves no room for another's
+/// (closed with 1013 at its header); the first goes on and is answered,
+/// and its room is then taken again.
+#[tokio::test]
+async fn the_bound_on_large_messages_is_a_setting() {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let config = WsConfig {
+        max_message_bytes: 400 * 1024,
+        max_large_messages_bytes: Some(500 * 1024),
+        ..WsConfig::default()
+    };
+    let server = start(config).await;
+    let fragment = |bytes: &[u8], first: bool, last: bool| {
+        let opcode = if first {
+            OpCode::Data(Data::Text)
+        } else {
+            OpCode::Data(Data::Continue)
+        };
+        Message::Frame(Frame::message(bytes.to_vec(), opcode, last))
+    };
+    let json = |len: usize| {
+        json!({"jsonrpc": "2.0", "id": 7, "method": "ping",
+               "params": {"pad": "x".repeat(len)}})
+        .to_string()
+    };
+    let message = json(350 * 1024);
+    let (head, tail) = message.as_bytes().split_at(300 * 1024);
+    let mut holder = connect(server.addr).await;
+    initialize(&mut holder).await;
+    holder
+        .send(fragment(head, true, false))
+        .await
+        .expect("first fragment");
+    // Another socket's first 300 KiB fragment would pass the bound.
+    let mut other = connect(server.addr).await;
+    initialize(&mut other).await;
+    let _ = other.send(fragment(head, true, false)).await;
+    assert_eq!(close_code(&mut other).await, Some(CloseCode::Again));
+    // The holder finishes its message and is answered.
+    holder
+        .send(fragment(tail, false, true))
+        .await
+        .expect("last fragment");
+    assert_eq!(recv(&mut holder).await["id"], 7);
+    // Its room is given back once it is idle again (a small round trip
+    // after the answer makes sure of that): a new socket's large message
+    // fits.
+    send(
+        &mut holder,
+        json!({"jsonrpc": "2.0", "id": 8, "method": "ping"}),
+    )
+    .await;
+    assert_eq!(recv(&mut holder).await["id"], 8);
+    let mut later = connect(server.addr).await;
+    initialize(&mut later).await;
+    later
+        .send(Message::text(json(300 * 1024)))
+        .await
+        .expect("large message");
+    assert_eq!(recv(&mut later).await["id"], 7);
+}
+
 #[tokio::test]
 async fn a_client_that_does_not_read_is_closed_with_1008() {
     let config = WsConfig {

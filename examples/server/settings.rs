@@ -233,11 +233,22 @@ impl Given {
         })?;
         let count = |key: &str, default: usize| self.count(key, default);
         let duration = |key: &str, default: Duration| self.duration(key, default);
+        let max_body_bytes = count("max_body_bytes", Config::default().max_body_bytes)?;
+        let max_large_bodies_bytes = self.get("max_large_bodies_bytes", None, |v| {
+            match v.parse::<usize>() {
+                Ok(n) if n >= max_body_bytes => Ok(Some(n)),
+                Ok(_) => Err(format!(
+                    "{v:?} is less than max_body_bytes ({max_body_bytes}): no largest body would fit"
+                )),
+                _ => Err(format!("{v:?} is not a positive whole number")),
+            }
+        })?;
         Ok(Config {
             host: self.host()?,
             port,
             max_connections: count("max_connections", Config::default().max_connections)?,
-            max_body_bytes: count("max_body_bytes", Config::default().max_body_bytes)?,
+            max_body_bytes,
+            max_large_bodies_bytes,
             head_timeout: duration("head_timeout", Config::default().head_timeout)?,
             keep_alive_timeout: duration(
                 "keep_alive_timeout",

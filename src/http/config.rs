@@ -24,9 +24,12 @@ const BODIES_AT_ONCE: usize = 16;
 /// by default) do not: 64 KiB.
 pub(crate) const LARGE_BODY_BYTES: usize = 64 * 1024;
 
-/// The bound on bytes of large request bodies all connections hold at once.
-pub(crate) fn bodies_budget(max_body_bytes: usize) -> usize {
-    max_body_bytes.saturating_mul(BODIES_AT_ONCE)
+/// The bound on bytes of large request bodies all connections hold at
+/// once: [`Config::max_large_bodies_bytes`], or 16 times `max_body_bytes`.
+pub(crate) fn bodies_budget(config: &Config) -> usize {
+    config
+        .max_large_bodies_bytes
+        .unwrap_or_else(|| config.max_body_bytes.saturating_mul(BODIES_AT_ONCE))
 }
 /// Most connections served at once; past it: 503 and close. Default: 1024.
 pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 1024;
@@ -73,11 +76,20 @@ pub struct Config {
     pub max_target_bytes: usize,
     /// Most bytes of request body (after chunked decoding); past it: 413. Default: 4 MiB.
     ///
-    /// All connections together hold at most 16 times this in bodies past
-    /// 64 KiB (64 MiB by default, however many clients send at once): a
-    /// large body that would pass that is refused with 503 before it is
-    /// read, and the connection closes.
+    /// All connections together hold at most
+    /// [`Config::max_large_bodies_bytes`] in bodies past 64 KiB (by
+    /// default 16 times this: 64 MiB, however many clients send at once).
     pub max_body_bytes: usize,
+    /// Most bytes all connections together hold at once in request bodies
+    /// past 64 KiB: a large body that would pass it is refused with 503
+    /// ("server busy: too many large request bodies at once; retry later")
+    /// before it is read, and the connection closes; its room is given
+    /// back once its request is answered. Smaller bodies do not count
+    /// (the connection limit bounds them). At least `max_body_bytes`, so
+    /// one largest body always fits (a smaller value is
+    /// [`crate::Error::Config`]). Default: none, which is 16 times
+    /// `max_body_bytes` (64 MiB).
+    pub max_large_bodies_bytes: Option<usize>,
     /// Most connections served at once; past it: 503 and close. Default: 1024.
     pub max_connections: usize,
     /// Deadline for a whole request head, from its first byte; past it: 408
@@ -163,6 +175,7 @@ impl Default for Config {
             max_headers: HeadLimits::default().max_headers,
             max_target_bytes: HeadLimits::default().max_target_bytes,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_large_bodies_bytes: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             head_timeout: DEFAULT_HEAD_TIMEOUT,
             body_idle_timeout: DEFAULT_BODY_IDLE_TIMEOUT,
@@ -209,6 +222,17 @@ impl Config {
     /// limits (clamped to what the parser allows), the response header
     /// lines encoded, CORS shared. A bad response header is refused.
     pub(crate) fn prepare(&self) -> Result<Prepared, crate::Error> {
+        if let Some(bound) = self.max_large_bodies_bytes
+            && bound < self.max_body_bytes
+        {
+            return Err(crate::Error::Config {
+                setting: "max_large_bodies_bytes",
+                why: format!(
+                    "{bound} is less than max_body_bytes ({}): no largest body would fit",
+                    self.max_body_bytes
+                ),
+            });
+        }
         let mut headers: Vec<(&str, String)> = Vec::new();
         if self.security_headers {
             headers.extend(SECURITY_HEADERS.iter().map(|(n, v)| (*n, (*v).to_owned())));

@@ -85,9 +85,7 @@ impl WebSocketMcp {
     ) -> Arc<WebSocketMcp> {
         Arc::new(WebSocketMcp {
             server,
-            messages: Arc::new(crate::budget::ByteBudget::new(
-                config.max_message_bytes.saturating_mul(MESSAGES_AT_ONCE),
-            )),
+            messages: Arc::new(crate::budget::ByteBudget::new(messages_budget(&config))),
             config,
             admission,
             registry,
@@ -549,14 +547,29 @@ fn read_error(e: &WsError) -> End {
     }
 }
 
+/// The bound on bytes of large frames and messages all sockets of an
+/// endpoint hold at once.
+fn messages_budget(config: &WsConfig) -> usize {
+    config
+        .max_large_messages_bytes
+        .unwrap_or_else(|| config.max_message_bytes.saturating_mul(MESSAGES_AT_ONCE))
+        .max(config.max_message_bytes)
+}
+
 /// Settings of the WebSocket endpoint.
 #[derive(Clone, Debug)]
 pub struct WsConfig {
     /// Default: 4 MiB. All sockets of the endpoint together hold at most
-    /// 16 times this in frames and messages past 64 KiB (64 MiB by
-    /// default): a socket whose next one would pass that is closed with
-    /// 1013 (try again later) before its payload is read.
+    /// [`WsConfig::max_large_messages_bytes`] in frames and messages past
+    /// 64 KiB (by default 16 times this: 64 MiB).
     pub max_message_bytes: usize,
+    /// Most bytes all sockets of the endpoint together hold at once in
+    /// frames and messages past 64 KiB: a socket whose next one would pass
+    /// it is closed with 1013 (try again later) before its payload is
+    /// read. A value under `max_message_bytes` counts as
+    /// `max_message_bytes`, so one largest message always fits. Default:
+    /// none, which is 16 times `max_message_bytes` (64 MiB).
+    pub max_large_messages_bytes: Option<usize>,
     /// Default: 64 MiB.
     pub max_outgoing_bytes: usize,
     /// Default: 30 s.
@@ -581,6 +594,7 @@ impl Default for WsConfig {
     fn default() -> Self {
         WsConfig {
             max_message_bytes: crate::ws::DEFAULT_MAX_MESSAGE_BYTES,
+            max_large_messages_bytes: None,
             max_outgoing_bytes: crate::ws::DEFAULT_MAX_OUTGOING_BYTES,
             ping_interval: crate::ws::DEFAULT_PING_INTERVAL,
             pong_timeout: crate::ws::DEFAULT_PONG_TIMEOUT,
@@ -591,5 +605,22 @@ impl Default for WsConfig {
             close_timeout: crate::ws::DEFAULT_CLOSE_TIMEOUT,
             read_buffer_bytes: crate::ws::DEFAULT_READ_BUFFER_BYTES,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{WsConfig, messages_budget};
+
+    #[test]
+    fn the_bound_on_large_messages_holds_at_least_one_largest() {
+        let config = |bound| WsConfig {
+            max_message_bytes: 1000,
+            max_large_messages_bytes: bound,
+            ..WsConfig::default()
+        };
+        assert_eq!(messages_budget(&config(None)), 16_000);
+        assert_eq!(messages_budget(&config(Some(5_000))), 5_000);
+        assert_eq!(messages_budget(&config(Some(10))), 1000);
     }
 }

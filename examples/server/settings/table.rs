@@ -210,6 +210,14 @@ fn limit_specs() -> Vec<Spec> {
             "largest request body (413 past it)",
         ),
         s(
+            "max_large_bodies_bytes",
+            "--max-large-bodies-bytes",
+            "MCP_MAX_LARGE_BODIES_BYTES",
+            "BYTES",
+            "16 x max_body_bytes".to_owned(),
+            "bytes of bodies past 64 KiB held at once, all connections (503 past it)",
+        ),
+        s(
             "head_timeout",
             "--head-timeout",
             "MCP_HEAD_TIMEOUT",
