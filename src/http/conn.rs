@@ -110,6 +110,8 @@ pub(crate) struct Conn<S> {
     /// The wait for `shutdown` a read between requests races, made at the
     /// first such read and kept.
     shutdown_wait: Option<ShutdownWait>,
+    /// The deadline of a wait for a request head, moved lazily (`timer`).
+    timer: timer::Timer,
     /// Read buffer; bytes before `start` belong to requests already answered.
     rbuf: Vec<u8>,
     start: usize,
@@ -143,6 +145,7 @@ impl<S: Io> Conn<S> {
             shared,
             shutdown,
             shutdown_wait: None,
+            timer: timer::Timer::default(),
             rbuf: Vec::new(),
             start: 0,
             wbuf: Vec::new(),
@@ -246,9 +249,13 @@ impl<S: Io> Conn<S> {
         life: impl Send + 'static,
     ) -> impl Future<Output = ()> + Send + 'static {
         async move {
+            // A wait that registers once: a fresh `recv` is polled again
+            // (and takes the signal's lock) at every wake of the task.
+            let forced = ShutdownWait::new(force.clone());
             let upgrade = tokio::select! {
+                biased;
                 upgrade = self.serve() => upgrade,
-                () = force.recv() => None,
+                () = forced => None,
             };
             if let Some(on_upgrade) = upgrade {
                 // A task of its own, which holds only what the upgrade
@@ -482,4 +489,5 @@ impl Future for CatchPanic<'_> {
 
 mod read;
 mod spare;
+mod timer;
 mod write;

@@ -45,19 +45,20 @@ impl<S: Io> Conn<S> {
                     // below), not dropped unread; an idle connection closes.
                     // What is readable right now, without waiting.
                     match self.stream.read_buf(&mut self.rbuf).now_or_never() {
-                        Some(Ok(n)) if n > 0 => Ok(self.counted_in(Ok(n))),
+                        Some(Ok(n)) if n > 0 => Some(self.counted_in(Ok(n))),
                         _ => return Err(Stop::Quiet),
                     }
                 }
-                r = timeout_at(deadline, spare::ReadFresh { stream: &mut self.stream, buf: &mut self.rbuf, out: &mut self.wbuf }) => r.map(|r| self.counted_in(r)),
+                r = spare::ReadFresh { stream: &mut self.stream, buf: &mut self.rbuf, out: &mut self.wbuf } => Some(self.counted_in(r)),
+                () = self.timer.until(deadline) => None,
             };
             match read {
-                Ok(Ok(0)) | Ok(Err(_)) => return Err(Stop::Quiet),
-                Ok(Ok(_)) => {}
-                Err(_) if pending => {
+                Some(Ok(0)) | Some(Err(_)) => return Err(Stop::Quiet),
+                Some(Ok(_)) => {}
+                None if pending => {
                     return Err(Stop::Reply(408, "request head not received in time"));
                 }
-                Err(_) => return Err(Stop::Quiet),
+                None => return Err(Stop::Quiet),
             }
         }
     }

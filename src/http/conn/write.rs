@@ -215,7 +215,13 @@ async fn write_all_progress<S: Io>(
 ) -> io::Result<()> {
     while !bytes.is_empty() {
         let piece = &bytes[..bytes.len().min(IO_PIECE)];
-        match timeout(limit, stream.write(piece)).await {
+        // Most writes go through at once: the timeout (a clock read and a
+        // timer) is made only for one that has to wait.
+        let written = match stream.write(piece).now_or_never() {
+            Some(written) => Ok(written),
+            None => timeout(limit, stream.write(piece)).await,
+        };
+        match written {
             Ok(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(Ok(n)) => {
                 bytes = &bytes[n..];
