@@ -255,18 +255,27 @@ impl OwnedCall {
     }
 
     /// Runs the call and encodes its answer; `None` if the client cancelled it.
-    pub async fn run(self) -> Option<Vec<u8>> {
-        self.run_answer().await.map(|answer| answer.bytes)
+    ///
+    /// The call is set up when this is called (tracked for cancellation,
+    /// its context made); the future holds only what its waits need.
+    pub fn run(self) -> impl std::future::Future<Output = Option<Vec<u8>>> + Send + 'static {
+        let answer = self.run_answer();
+        async move { answer.await.map(|answer| answer.bytes) }
     }
 
     /// [`OwnedCall::run`], with the answer's error code when it is an
     /// error (a transport that answers with an HTTP status reads it here
     /// instead of from the bytes).
-    pub(crate) async fn run_answer(self) -> Option<Answer> {
-        let metrics = self.server.metrics();
+    ///
+    /// Not an `async fn`: one of those keeps the call in its state twice
+    /// (as given and as moved into its body), and the call's own setup
+    /// needs no wait.
+    pub(crate) fn run_answer(
+        self,
+    ) -> impl std::future::Future<Output = Option<Answer>> + Send + 'static {
         // Counted however the call ends; a drop (a cancel) counts as cancelled.
-        let mut tally = Tally {
-            metrics: &metrics,
+        let tally = Tally {
+            metrics: self.server.metrics(),
             method: self.kind.method(),
             request_id: self.id.clone(),
             started: std::time::Instant::now(),
@@ -279,50 +288,57 @@ impl OwnedCall {
         };
         // Kept for a large answer's heavy-work turn (an `Arc` count, no allocation).
         let session = Arc::clone(&self.session);
-        let ran = self.run_inner().await?;
-        tally.tool_error = ran.tool_failed;
-        let id = Id::from_raw(RawJson(&tally.request_id))?;
-        let mut out = Vec::with_capacity(256);
-        let mut error = None;
-        match ran.answer {
-            Ok(body) if body.len() >= LARGE_MESSAGE => {
-                // Megabytes copied into the response (and the result freed)
-                // on a blocking thread in the principal's heavy-work turn,
-                // not on the worker other calls share.
-                let request_id = tally.request_id.clone();
-                let principal = session
-                    .principal()
-                    .unwrap_or(super::heavy::UNKNOWN_PRINCIPAL);
-                let whole = session
-                    .heavy()
-                    .run(principal, move || result_response(&request_id, &body))
+        let inner = self.run_inner();
+        async move {
+            let mut tally = tally;
+            let ran = inner.await?;
+            tally.tool_error = ran.tool_failed;
+            let id = Id::from_raw(RawJson(&tally.request_id))?;
+            let mut out = Vec::with_capacity(256);
+            let mut error = None;
+            match ran.answer {
+                Ok(body) if body.len() >= LARGE_MESSAGE => {
+                    // Megabytes copied into the response (and the result freed)
+                    // on a blocking thread in the principal's heavy-work turn,
+                    // not on the worker other calls share.
+                    let request_id = tally.request_id.clone();
+                    let principal = session
+                        .principal()
+                        .unwrap_or(super::heavy::UNKNOWN_PRINCIPAL);
+                    // Boxed: rare, and its wait would add to every call's future.
+                    let whole = Box::pin(
+                        session
+                            .heavy()
+                            .run(principal, move || result_response(&request_id, &body)),
+                    )
                     .await
                     .flatten();
-                match whole {
-                    Some(whole) => {
-                        tally.outcome = super::metrics::Outcome::Ok;
-                        out = whole;
-                    }
-                    None => {
-                        // Still an answer: the client never waits for one.
-                        tally.outcome = super::metrics::Outcome::Error;
-                        let e = RpcError::new(INTERNAL_ERROR, "writing the answer failed");
-                        write_error(&mut out, Some(id), &e);
-                        error = Some(e.code);
+                    match whole {
+                        Some(whole) => {
+                            tally.outcome = super::metrics::Outcome::Ok;
+                            out = whole;
+                        }
+                        None => {
+                            // Still an answer: the client never waits for one.
+                            tally.outcome = super::metrics::Outcome::Error;
+                            let e = RpcError::new(INTERNAL_ERROR, "writing the answer failed");
+                            write_error(&mut out, Some(id), &e);
+                            error = Some(e.code);
+                        }
                     }
                 }
+                Ok(body) => {
+                    tally.outcome = super::metrics::Outcome::Ok;
+                    write_result_with(&mut out, id, |out| out.extend_from_slice(&body));
+                }
+                Err(e) => {
+                    tally.outcome = super::metrics::Outcome::Error;
+                    write_error(&mut out, Some(id), &e);
+                    error = Some(e.code);
+                }
             }
-            Ok(body) => {
-                tally.outcome = super::metrics::Outcome::Ok;
-                write_result_with(&mut out, id, |out| out.extend_from_slice(&body));
-            }
-            Err(e) => {
-                tally.outcome = super::metrics::Outcome::Error;
-                write_error(&mut out, Some(id), &e);
-                error = Some(e.code);
-            }
+            Some(Answer { bytes: out, error })
         }
-        Some(Answer { bytes: out, error })
     }
 
     /// The `requestState` of an earlier round, unsealed and checked (it
@@ -363,28 +379,32 @@ impl OwnedCall {
         Ok(task_policy.filter(|_| negotiated).map(|(_, after)| after))
     }
 
-    /// Runs the call to its answer (not yet encoded); `None` if the client
-    /// cancelled it.
-    async fn run_inner(self) -> Option<Ran> {
-        Id::from_raw(RawJson(&self.id))?;
+    /// The call made ready to run: tracked for cancellation (when its
+    /// session is reachable), its context made, its handler's work built;
+    /// or what it ends with at once (`None` for an id that is not one, or
+    /// a refusal of its state or task policy).
+    fn set_up(self) -> Result<Running, Option<Ran>> {
+        if Id::from_raw(RawJson(&self.id)).is_none() {
+            return Err(None);
+        }
         let binding = self.binding();
         let checked = self.unsealed_state(&binding);
         let (request_state, escalate_after) =
             match checked.and_then(|s| Ok((s, self.escalation()?))) {
                 Ok(checked) => checked,
-                Err(refused) => return Some(refused),
+                Err(refused) => return Err(Some(refused)),
             };
-        let session = Arc::clone(&self.session);
+        let session = self.session;
         let server = self.server;
         // Tracked so a cancellation can reach it, and untracked however the
         // call ends, dropped mid-way (a closed stream) included; a call of a
         // session no later message can reach is cancelled only by its drop.
-        let (cancel_rx, _tracked) = if session.reachable() {
+        let (cancel_rx, tracked) = if session.reachable() {
             let (cancel_tx, cancel_rx) = watch::channel(false);
             session.track(&self.id, cancel_tx);
             let tracked = Tracked {
-                session: &*session,
-                id: &self.id,
+                session: Arc::clone(&session),
+                id: Arc::clone(&self.id),
             };
             (Some(cancel_rx), Some(tracked))
         } else {
@@ -395,77 +415,142 @@ impl OwnedCall {
             self.input_responses,
             request_state,
         );
+        let peer = self.peer.or_else(|| session.peer().cloned());
         let setup = CallSetup {
-            session: Some(Arc::clone(&session)),
-            request_id: self.id.clone(),
+            session: Some(session),
+            request_id: self.id,
             version: self.version,
             progress_token: self.progress_token,
-            peer: self.peer.or_else(|| session.peer().cloned()),
+            peer,
             min_log_level: self.log_level,
             client_info: self.client_info,
             input,
         };
         let ctx = Context::new(setup, cancel_rx);
         let watcher = ctx.clone();
-        let catalog = Arc::clone(&self.catalog);
+        let catalog = self.catalog;
         let answering = server.clone();
         let (kind, version) = (self.kind, self.version);
-        let aborted = abort_reason(&server);
-        let mut work: super::tasks::Work =
+        let work: super::tasks::Work =
             Box::pin(async move { answer(&catalog, &answering, kind, ctx, version).await });
-        let threshold = async {
-            match escalate_after {
-                Some(after) => tokio::time::sleep(after).await,
-                None => std::future::pending().await,
-            }
-        };
-        let escalate_now = escalate_after == Some(std::time::Duration::ZERO);
-        // A handler that finishes without waiting (most do) is answered
-        // from its first poll, as the select below would answer it, without
-        // setting up the select's other branches. That poll uses this task's
-        // waker, so a handler that is not done is woken into the select.
-        let first = if escalate_now || watcher.is_cancelled() || aborting(&server) {
-            None
-        } else {
-            match futures_util::poll!(work.as_mut()) {
-                Poll::Ready(out) => Some(out),
-                Poll::Pending => None,
-            }
-        };
-        let output = if let Some(out) = first {
-            Outcome::Answer(out)
-        } else if escalate_now {
-            Outcome::Escalate
-        } else {
-            tokio::select! {
-                // Cancellation first: a handler that ends because it saw the
-                // cancellation must not have its answer sent.
-                biased;
-                () = watcher.cancelled() => Outcome::Cancelled,
-                () = watcher.round().wanted() => Outcome::Answer(match watcher.round().take_wanted() {
-                    Some(Wanted::Fail(e)) => Err(e),
-                    Some(Wanted::Input { requests, state }) => {
-                        let state = state.map(|s| server.0.state_key.seal(&binding.text(), &s));
-                        Ok(input_required(requests, state))
-                    }
-                    None => Err(RpcError::new(INTERNAL_ERROR, "input wanted but not recorded")),
-                }),
-                // Before the work: after abort_calls no call answers normally.
-                reason = aborted => Outcome::Answer(Err(RpcError::new(SERVER_STOPPING, reason))),
-                out = &mut work => Outcome::Answer(out),
-                () = threshold => Outcome::Escalate,
-            }
-        };
-        let output = match output {
-            Outcome::Cancelled => None,
-            Outcome::Answer(a) => Some(a),
-            Outcome::Escalate => Some(escalate(&server, &watcher, work).await),
-        };
-        let answer = output.filter(|_| !watcher.is_cancelled())?;
-        Some(Ran {
-            answer,
-            tool_failed: watcher.tool_failed(),
+        Ok(Running {
+            binding,
+            escalate_after,
+            server,
+            tracked,
+            watcher,
+            work,
         })
+    }
+
+    /// Runs the call to its answer (not yet encoded); `None` if the client
+    /// cancelled it. Set up here; the future holds what its waits need.
+    fn run_inner(self) -> impl std::future::Future<Output = Option<Ran>> + Send + 'static {
+        let setup = self.set_up();
+        async move {
+            let Running {
+                binding,
+                escalate_after,
+                server,
+                tracked: _tracked,
+                watcher,
+                mut work,
+            } = match setup {
+                Ok(running) => running,
+                Err(done) => return done,
+            };
+            let escalate_now = escalate_after == Some(std::time::Duration::ZERO);
+            // A handler that finishes without waiting (most do) is answered
+            // from its first poll, as the select below would answer it, without
+            // setting up the select's other branches. That poll uses this task's
+            // waker, so a handler that is not done is woken into the select.
+            let first = if escalate_now || watcher.is_cancelled() || aborting(&server) {
+                None
+            } else {
+                match futures_util::poll!(work.as_mut()) {
+                    Poll::Ready(out) => Some(out),
+                    Poll::Pending => None,
+                }
+            };
+            let output = if let Some(out) = first {
+                Outcome::Answer(out)
+            } else if escalate_now {
+                Outcome::Escalate
+            } else {
+                // Boxed: the waits of a call that did not finish at once (the
+                // abort, the task threshold's timer) are most of this future's
+                // size, and every call's future is allocated and moved whole.
+                Box::pin(wait_for_answer(
+                    &server,
+                    &watcher,
+                    &binding,
+                    &mut work,
+                    escalate_after,
+                ))
+                .await
+            };
+            let output = match output {
+                Outcome::Cancelled => None,
+                Outcome::Answer(a) => Some(a),
+                // Boxed, as the wait above: rare, and large.
+                Outcome::Escalate => Some(Box::pin(escalate(&server, &watcher, work)).await),
+            };
+            let answer = output.filter(|_| !watcher.is_cancelled())?;
+            Some(Ran {
+                answer,
+                tool_failed: watcher.tool_failed(),
+            })
+        }
+    }
+}
+
+/// A call set up to run ([`OwnedCall::set_up`]).
+struct Running {
+    binding: Binding,
+    escalate_after: Option<std::time::Duration>,
+    server: McpServer,
+    /// Untracks the call when dropped, however it ends.
+    tracked: Option<Tracked>,
+    /// The call's context, as the handler has it.
+    watcher: Context,
+    /// The handler's work.
+    work: super::tasks::Work,
+}
+
+/// How a call that did not finish at its first poll ends: cancelled, with
+/// the handler's answer (or its request for input, or the server's abort),
+/// or past its task threshold.
+async fn wait_for_answer(
+    server: &McpServer,
+    watcher: &Context,
+    binding: &Binding,
+    work: &mut super::tasks::Work,
+    escalate_after: Option<std::time::Duration>,
+) -> Outcome {
+    let aborted = abort_reason(server);
+    let threshold = async {
+        match escalate_after {
+            Some(after) => tokio::time::sleep(after).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        // Cancellation first: a handler that ends because it saw the
+        // cancellation must not have its answer sent.
+        biased;
+        () = watcher.cancelled() => Outcome::Cancelled,
+        () = watcher.round().wanted() => Outcome::Answer(match watcher.round().take_wanted() {
+            Some(Wanted::Fail(e)) => Err(e),
+            Some(Wanted::Input { requests, state }) => {
+                let state = state.map(|s| server.0.state_key.seal(&binding.text(), &s));
+                Ok(input_required(requests, state))
+            }
+            None => Err(RpcError::new(INTERNAL_ERROR, "input wanted but not recorded")),
+        }),
+        // Before the work: after abort_calls no call answers normally.
+        reason = aborted => Outcome::Answer(Err(RpcError::new(SERVER_STOPPING, reason))),
+        out = work => Outcome::Answer(out),
+        () = threshold => Outcome::Escalate,
     }
 }
 
@@ -541,8 +626,8 @@ impl Ran {
 }
 
 /// Records a call's outcome and duration when dropped.
-struct Tally<'m> {
-    metrics: &'m super::metrics::McpMetrics,
+struct Tally {
+    metrics: Arc<super::metrics::McpMetrics>,
     method: &'static str,
     /// The JSON-RPC id, as raw JSON (for the log line).
     request_id: Arc<str>,
@@ -554,7 +639,7 @@ struct Tally<'m> {
     tool_error: bool,
 }
 
-impl Drop for Tally<'_> {
+impl Drop for Tally {
     fn drop(&mut self) {
         let took = self.started.elapsed();
         self.metrics.record(self.method, self.outcome, took);
@@ -774,13 +859,13 @@ pub(crate) fn not_found(uri: &str, version: ProtocolVersion) -> RpcError {
 }
 
 /// Removes a call from its session's in-flight table when dropped.
-struct Tracked<'s> {
-    session: &'s dyn SessionLink,
-    id: &'s str,
+struct Tracked {
+    session: Arc<dyn SessionLink>,
+    id: Arc<str>,
 }
 
-impl Drop for Tracked<'_> {
+impl Drop for Tracked {
     fn drop(&mut self) {
-        self.session.untrack(self.id);
+        self.session.untrack(&self.id);
     }
 }
