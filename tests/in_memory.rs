@@ -300,6 +300,86 @@ async fn large_messages_are_answered_in_order_on_both_transports() {
     server_ends(tx, task).await;
 }
 
+/// An in-memory stream that keeps what is written until it is flushed, as
+/// a TLS stream does with the tail of a write made while its socket is
+/// full (it reports the bytes written and holds them in its own buffer).
+struct HeldUntilFlushed {
+    inner: DuplexStream,
+    held: Vec<u8>,
+}
+
+impl tokio::io::AsyncRead for HeldUntilFlushed {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for HeldUntilFlushed {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.held.extend_from_slice(buf);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        while !this.held.is_empty() {
+            let n =
+                std::task::ready!(std::pin::Pin::new(&mut this.inner).poll_write(cx, &this.held))?;
+            this.held.drain(..n);
+        }
+        std::pin::Pin::new(&mut this.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::ready!(self.as_mut().poll_flush(cx))?;
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// A stream that holds written bytes until it is flushed gets its answers:
+/// the connection flushes the stream once it has written an answer, not
+/// only writes it (before, every answer here waited for a flush that never
+/// came, as the tail of a large TLS answer to a slow reader did).
+#[tokio::test]
+async fn answers_reach_a_stream_that_holds_writes_until_flushed() {
+    let (tx, task) = start_with::<HeldUntilFlushed>();
+    let (mut client, server_end) = tokio::io::duplex(64 * 1024);
+    let stream = HeldUntilFlushed {
+        inner: server_end,
+        held: Vec::new(),
+    };
+    tx.send((stream, peer())).await.expect("handed over");
+    for id in 1..=2 {
+        client
+            .write_all(&post(&call(id, &format!("held {id}"))))
+            .await
+            .expect("write");
+        let (status, answer) = response(&mut client).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(
+            answer["result"]["content"][0]["text"],
+            json!(format!("held {id} via http")),
+            "{answer}"
+        );
+    }
+    drop(client);
+    server_ends(tx, task).await;
+}
+
 /// An in-memory stream that counts the writes which carried bytes.
 struct CountedWrites {
     inner: DuplexStream,

@@ -259,6 +259,67 @@ async fn a_handshake_that_never_ends_is_closed_at_the_first_byte_deadline() {
     assert!(e.to_string().contains("missing.pem"), "{e}");
 }
 
+/// A large answer to a keep-alive client that reads slowly arrives whole.
+/// rustls takes what it can of a write into its own buffer and reports it
+/// written while the socket is full: a tail left there by the last write of
+/// an answer goes out only when the server flushes the stream. This run
+/// meets that case only when the socket fills during the answer's last
+/// 64 KiB (rarely: Linux wakes a writer once half its queue is free), so
+/// `answers_reach_a_stream_that_holds_writes_until_flushed`
+/// (`tests/in_memory.rs`) is the test that fails without the flush; this
+/// one keeps the real TLS path under a slow reader covered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_answer_to_a_slow_reader_arrives_whole() {
+    use snowflake_mcp::http::{Method, Request, Response, Router};
+    const LEN: usize = 8 << 20;
+    let dir = tempdir();
+    let ca = Ca::new();
+    let (cert, key, _) = ca.leaf(&["localhost"], (2020, 2100), 1);
+    write(&dir, &cert, &key);
+    let tls = Tls::from_pem_files(dir.join("cert.pem"), dir.join("key.pem")).expect("tls");
+    let router = Router::new().route(Method::Get, "/huge", |_: Request<'_>| {
+        Response::text(200, vec![b'x'; LEN])
+    });
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = tcp.local_addr().expect("addr");
+    let server = snowflake_mcp::Server::from_listener(tls.listener(tcp), Config::default(), router)
+        .expect("server");
+    tokio::spawn(server.serve(std::future::pending()));
+    // A small receive buffer, and reads of 8 KiB a millisecond apart after
+    // a pause: the server's writes keep finding the socket full.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(8 * 1024).expect("rcvbuf");
+    let tcp = socket.connect(addr).await.expect("connect");
+    let name = ServerName::try_from("localhost").expect("name");
+    let mut client = ca.connector().connect(name, tcp).await.expect("handshake");
+    client
+        .write_all(b"GET /huge HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .expect("request");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 8 * 1024];
+    let whole = loop {
+        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            if got.len() >= end + 4 + LEN {
+                break true;
+            }
+        }
+        match tokio::time::timeout(Duration::from_secs(5), client.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break false,
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    assert!(
+        whole,
+        "the answer stalled after {} bytes (head and {LEN} of body expected)",
+        got.len()
+    );
+}
+
 /// A fresh directory under the system's temporary one.
 fn tempdir() -> std::path::PathBuf {
     let mut bytes = [0u8; 8];

@@ -183,6 +183,9 @@ impl<S: Io> Conn<S> {
         if let (Ok(()), Some(body)) = (&result, self.pending_body.take()) {
             result = write_all_progress(&mut self.stream, &body, limit).await;
         }
+        if result.is_ok() {
+            result = flush_stream(&mut self.stream, limit).await;
+        }
         self.pending_body = None;
         self.wbuf.clear();
         if self.wbuf.capacity() > RETAINED_BUFFER {
@@ -205,6 +208,20 @@ impl<S: Io> Conn<S> {
                 break;
             }
         }
+    }
+}
+
+/// Flushes what the stream itself still holds. A TLS stream takes the
+/// last bytes of a write into its own buffer and reports them written while
+/// the socket is full; they would wait there for the next write, and a
+/// keep-alive client for the end of its answer. A plain socket holds
+/// nothing: its flush is done at once.
+async fn flush_stream<S: Io>(stream: &mut S, limit: std::time::Duration) -> io::Result<()> {
+    match stream.flush().now_or_never() {
+        Some(flushed) => flushed,
+        None => timeout(limit, stream.flush())
+            .await
+            .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into())),
     }
 }
 
