@@ -300,6 +300,22 @@ async fn large_messages_are_answered_in_order_on_both_transports() {
     server_ends(tx, task).await;
 }
 
+/// The `AsyncRead` of a test stream that wraps an in-memory one as `inner`:
+/// reads go straight to it.
+macro_rules! reads_from_inner {
+    ($stream:ty) => {
+        impl tokio::io::AsyncRead for $stream {
+            fn poll_read(
+                mut self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut tokio::io::ReadBuf<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+            }
+        }
+    };
+}
+
 /// An in-memory stream that keeps what is written until it is flushed, as
 /// a TLS stream does with the tail of a write made while its socket is
 /// full (it reports the bytes written and holds them in its own buffer).
@@ -308,15 +324,7 @@ struct HeldUntilFlushed {
     held: Vec<u8>,
 }
 
-impl tokio::io::AsyncRead for HeldUntilFlushed {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
+reads_from_inner!(HeldUntilFlushed);
 
 impl tokio::io::AsyncWrite for HeldUntilFlushed {
     fn poll_write(
@@ -386,15 +394,7 @@ struct CountedWrites {
     writes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
-impl tokio::io::AsyncRead for CountedWrites {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
+reads_from_inner!(CountedWrites);
 
 impl tokio::io::AsyncWrite for CountedWrites {
     fn poll_write(
