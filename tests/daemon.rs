@@ -145,6 +145,47 @@ async fn ws_until_close(ws: &mut support::Ws, within: Duration) -> (Vec<Value>, 
     }
 }
 
+/// The WebSocket endpoint's limits are settings of the daemon: a message
+/// under `--ws-max-message-bytes` is answered, one past it closes its
+/// socket with 1009; a bound on large messages under the message limit is
+/// refused at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_limits_are_settings() {
+    let daemon = Daemon::start(&["--port", "0", "--ws-max-message-bytes", "4096"], &[]);
+    let mut ws = ws_connect(daemon.addr).await;
+    let ping = |id: u64, pad: usize| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "ping", "params": {"pad": "x".repeat(pad)}})
+            .to_string()
+    };
+    ws.send(Message::text(ping(1, 3000))).await.expect("send");
+    let reply = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .expect("an answer in time")
+        .expect("open")
+        .expect("frame");
+    let reply: Value = serde_json::from_str(reply.to_text().expect("text")).expect("JSON");
+    assert_eq!(reply["id"], 1, "{reply}");
+    ws.send(Message::text(ping(2, 5000))).await.expect("send");
+    let (answers, code) = ws_until_close(&mut ws, Duration::from_secs(10)).await;
+    assert!(answers.is_empty(), "{answers:?}");
+    assert_eq!(code, Some(1009));
+    let out = std::process::Command::new(server_binary())
+        .args([
+            "--ws-max-message-bytes",
+            "4096",
+            "--ws-max-large-messages-bytes",
+            "4095",
+        ])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--ws-max-large-messages-bytes") && err.contains("less than"),
+        "{err}"
+    );
+}
+
 fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
     let path = std::env::temp_dir().join(format!("snowflake-mcp-{}-{name}", std::process::id()));
     std::fs::write(&path, text).expect("write temp file");

@@ -282,7 +282,7 @@ fn service(
                 ..HttpMcpConfig::default()
             },
         )
-        .websocket("/ws")
+        .websocket_with("/ws", settings.ws.clone())
         .ops()
         .keys(auth)
         .allowed_origins(settings.cors_origins.clone())

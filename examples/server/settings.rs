@@ -23,6 +23,7 @@ use snowflake_mcp::requests::RequestsConfig;
 use snowflake_mcp::tools::ToolsConfig;
 use snowflake_mcp::tools::sql_guard::{SqlGuard, StatementKind};
 use snowflake_mcp::transport::streamable_http;
+use snowflake_mcp::transport::websocket::WsConfig;
 use snowflake_mcp::warehouse::snowflake::Source;
 
 /// Where the daemon serves.
@@ -107,6 +108,8 @@ pub struct Settings {
     pub max_sessions: usize,
     /// Streamable HTTP session idle expiry.
     pub session_idle: Duration,
+    /// The WebSocket endpoint's limits.
+    pub ws: WsConfig,
     /// The `[snowflake]` table of the file.
     pub snowflake_file: BTreeMap<String, String>,
 }
@@ -471,7 +474,30 @@ impl Given {
                 "session_idle_timeout",
                 streamable_http::HttpMcpConfig::default().session_idle,
             )?,
+            ws: self.ws_config()?,
             snowflake_file: BTreeMap::new(),
+        })
+    }
+
+    /// The WebSocket endpoint's limits on message bytes.
+    fn ws_config(&self) -> Result<WsConfig, String> {
+        let max_message_bytes = self.count(
+            "ws_max_message_bytes",
+            WsConfig::default().max_message_bytes,
+        )?;
+        let max_large_messages_bytes = self.get("ws_max_large_messages_bytes", None, |v| {
+            match v.parse::<usize>() {
+                Ok(n) if n >= max_message_bytes => Ok(Some(n)),
+                Ok(_) => Err(format!(
+                    "{v:?} is less than ws_max_message_bytes ({max_message_bytes}): no largest message would fit"
+                )),
+                _ => Err(format!("{v:?} is not a positive whole number")),
+            }
+        })?;
+        Ok(WsConfig {
+            max_message_bytes,
+            max_large_messages_bytes,
+            ..WsConfig::default()
         })
     }
 }

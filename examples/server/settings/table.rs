@@ -218,6 +218,22 @@ fn limit_specs() -> Vec<Spec> {
             "bytes of bodies past 64 KiB held at once, all connections (503 past it)",
         ),
         s(
+            "ws_max_message_bytes",
+            "--ws-max-message-bytes",
+            "MCP_WS_MAX_MESSAGE_BYTES",
+            "BYTES",
+            WsConfig::default().max_message_bytes.to_string(),
+            "largest WebSocket message (close 1009 past it)",
+        ),
+        s(
+            "ws_max_large_messages_bytes",
+            "--ws-max-large-messages-bytes",
+            "MCP_WS_MAX_LARGE_MESSAGES_BYTES",
+            "BYTES",
+            "16 x ws_max_message_bytes".to_owned(),
+            "bytes of WebSocket messages past 64 KiB held at once, all sockets (close 1013 past it)",
+        ),
+        s(
             "head_timeout",
             "--head-timeout",
             "MCP_HEAD_TIMEOUT",
