@@ -257,7 +257,9 @@ impl OwnedCall {
     /// Runs the call and encodes its answer; `None` if the client cancelled it.
     ///
     /// The call is set up when this is called (tracked for cancellation,
-    /// its context made); the future holds only what its waits need.
+    /// its context made); the future holds only what its waits need. A
+    /// future dropped before it ends, even before its first poll, counts
+    /// as a cancelled call in the metrics.
     pub fn run(self) -> impl std::future::Future<Output = Option<Vec<u8>>> + Send + 'static {
         let answer = self.run_answer();
         async move { answer.await.map(|answer| answer.bytes) }
