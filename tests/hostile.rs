@@ -583,6 +583,20 @@ async fn resumption_buffers_are_bounded_and_shared() {
     drop(idle);
 }
 
+/// Clients of the held-open attacks, each holding back the last byte of a
+/// message of [`LEN`] bytes.
+const CLIENTS: usize = 48;
+/// The size of each held-open message: the default body and message limit.
+const LEN: usize = 4 * 1024 * 1024;
+
+/// The held-open attacks' scene: this test's turn, a daemon with the
+/// default limits, and a `ping` of [`LEN`] bytes to hold open.
+async fn held_open_scene() -> (tokio::sync::MutexGuard<'static, ()>, Daemon, Vec<u8>) {
+    let turn = TURN.lock().await;
+    let daemon = Daemon::start(&["--port", "0"], &[("HOME", "/nonexistent")]);
+    (turn, daemon, padded_ping(LEN))
+}
+
 /// A `ping` of exactly `len` bytes (its params padded).
 fn padded_ping(len: usize) -> Vec<u8> {
     let mut ping = br#"{"jsonrpc":"2.0","id":1,"method":"ping","params":{"pad":""#.to_vec();
@@ -600,12 +614,8 @@ fn padded_ping(len: usize) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_bodies_held_open_are_bounded_all_together() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let _turn = TURN.lock().await;
-    const CLIENTS: usize = 48;
-    const LEN: usize = 4 * 1024 * 1024;
-    let daemon = Daemon::start(&["--port", "0"], &[("HOME", "/nonexistent")]);
+    let (_turn, daemon, body) = held_open_scene().await;
     let addr = daemon.addr;
-    let body = padded_ping(LEN);
     let head = format!(
         "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
          Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2025-06-18\r\n\
@@ -717,12 +727,8 @@ async fn large_bodies_held_open_are_bounded_all_together() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_websocket_messages_held_open_are_bounded_all_together() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let _turn = TURN.lock().await;
-    const CLIENTS: usize = 48;
-    const LEN: usize = 4 * 1024 * 1024;
-    let daemon = Daemon::start(&["--port", "0"], &[("HOME", "/nonexistent")]);
+    let (_turn, daemon, message) = held_open_scene().await;
     let addr = daemon.addr;
-    let message = padded_ping(LEN);
     // A masked text frame's header (the mask is zero: the payload goes as it is).
     let mut header = vec![0x81, 0x80 | 127];
     header.extend_from_slice(&(LEN as u64).to_be_bytes());

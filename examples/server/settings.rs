@@ -237,15 +237,8 @@ impl Given {
         let count = |key: &str, default: usize| self.count(key, default);
         let duration = |key: &str, default: Duration| self.duration(key, default);
         let max_body_bytes = count("max_body_bytes", Config::default().max_body_bytes)?;
-        let max_large_bodies_bytes = self.get("max_large_bodies_bytes", None, |v| {
-            match v.parse::<usize>() {
-                Ok(n) if n >= max_body_bytes => Ok(Some(n)),
-                Ok(_) => Err(format!(
-                    "{v:?} is less than max_body_bytes ({max_body_bytes}): no largest body would fit"
-                )),
-                _ => Err(format!("{v:?} is not a positive whole number")),
-            }
-        })?;
+        let max_large_bodies_bytes =
+            self.bound_of_all("max_large_bodies_bytes", "max_body_bytes", max_body_bytes)?;
         Ok(Config {
             host: self.host()?,
             port,
@@ -263,6 +256,24 @@ impl Given {
             hsts_max_age: hsts,
             cors: (!cors_origins.is_empty()).then(|| Cors::origins(cors_origins.to_vec())),
             ..Config::default()
+        })
+    }
+
+    /// A bound on what all connections hold at once of large bodies or
+    /// messages: unset, or a whole number no less than `limit` (the
+    /// setting `limit_key`'s value), so one largest always fits.
+    fn bound_of_all(
+        &self,
+        key: &str,
+        limit_key: &str,
+        limit: usize,
+    ) -> Result<Option<usize>, String> {
+        self.get(key, None, |v| match v.parse::<usize>() {
+            Ok(n) if n >= limit => Ok(Some(n)),
+            Ok(_) => Err(format!(
+                "{v:?} is less than {limit_key} ({limit}): no largest one would fit"
+            )),
+            _ => Err(format!("{v:?} is not a positive whole number")),
         })
     }
 
@@ -485,15 +496,11 @@ impl Given {
             "ws_max_message_bytes",
             WsConfig::default().max_message_bytes,
         )?;
-        let max_large_messages_bytes = self.get("ws_max_large_messages_bytes", None, |v| {
-            match v.parse::<usize>() {
-                Ok(n) if n >= max_message_bytes => Ok(Some(n)),
-                Ok(_) => Err(format!(
-                    "{v:?} is less than ws_max_message_bytes ({max_message_bytes}): no largest message would fit"
-                )),
-                _ => Err(format!("{v:?} is not a positive whole number")),
-            }
-        })?;
+        let max_large_messages_bytes = self.bound_of_all(
+            "ws_max_large_messages_bytes",
+            "ws_max_message_bytes",
+            max_message_bytes,
+        )?;
         Ok(WsConfig {
             max_message_bytes,
             max_large_messages_bytes,

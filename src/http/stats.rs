@@ -14,7 +14,7 @@ pub(crate) struct Shared {
     pub(crate) router: Router,
     pub(crate) stats: Stats,
     /// Bytes of large request bodies all connections hold at once (see
-    /// [`crate::http::config::Config::max_body_bytes`]).
+    /// [`crate::http::config::Config::max_large_bodies_bytes`]).
     pub(crate) bodies: std::sync::Arc<crate::budget::ByteBudget>,
 }
 

@@ -56,7 +56,7 @@ pub struct WebSocketMcp {
     server: McpServer,
     config: WsConfig,
     /// What all sockets hold at once of large incoming messages
-    /// (`ws::watch`): 16 times the message limit.
+    /// (`ws::watch`), bounded by [`WsConfig::max_large_messages_bytes`].
     messages: Arc<crate::budget::ByteBudget>,
     admission: Admission,
     registry: Arc<Registry>,

@@ -112,9 +112,9 @@ impl<S: Io> Conn<S> {
                 Ok((self.read_length_body(head, n).await?, held))
             }
             Framing::Chunked => {
-                let mut held = Held::none(&self.shared.bodies);
+                let mut held = None;
                 let at = self.read_chunked_body(head, &mut held).await?;
-                Ok((at, Some(held)))
+                Ok((at, held))
             }
         }
     }
@@ -137,11 +137,11 @@ impl<S: Io> Conn<S> {
     /// Reads a chunked body; once its decoded bytes pass
     /// [`LARGE_BODY_BYTES`], it holds room in the bound on bodies for them
     /// and for what the next read may add (at least a megabyte more each
-    /// time), in `held`.
+    /// time), in `held` (made then: a small body touches no shared count).
     pub(super) async fn read_chunked_body(
         &mut self,
         head: &Head,
-        held: &mut Held,
+        held: &mut Option<Held>,
     ) -> Result<BodyAt, Stop> {
         self.body.clear();
         self.decoder = ChunkedDecoder::new(self.shared.config.max_body_bytes as u64);
@@ -163,12 +163,12 @@ impl<S: Io> Conn<S> {
                     self.rbuf.truncate(body_start);
                     // A large body holds room for what it has and what
                     // the next read may add.
-                    let holding = self.body.len() + IO_PIECE;
-                    if self.body.len() > LARGE_BODY_BYTES
-                        && holding > held.len()
-                        && !held.grow((holding - held.len()).max(1 << 20))
-                    {
-                        return Err(Stop::Reply(503, BODIES_FULL));
+                    if self.body.len() > LARGE_BODY_BYTES {
+                        let holding = self.body.len() + IO_PIECE;
+                        let held = held.get_or_insert_with(|| Held::none(&self.shared.bodies));
+                        if holding > held.len() && !held.grow((holding - held.len()).max(1 << 20)) {
+                            return Err(Stop::Reply(503, BODIES_FULL));
+                        }
                     }
                     if self.rbuf.capacity() - self.rbuf.len() < MIN_READ_SPACE {
                         self.rbuf.reserve(INITIAL_READ_BUFFER);
