@@ -185,53 +185,39 @@ impl<L: Listener> Server<L> {
     /// `Connection: close`; upgraded connections see their
     /// [`ShutdownSignal`](crate::shutdown::ShutdownSignal). Whatever is
     /// still open after the configured shutdown timeout is dropped.
-    pub async fn serve(mut self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
         let (trigger, _signal) = Trigger::new();
         let (force, _) = Trigger::new();
+        let (stop, stop_signal) = Trigger::new();
         let (guard, mut done) = completion();
-        let limit = Arc::new(Semaphore::new(self.shared.prepared.max_connections));
-        let rejecting = Arc::new(Semaphore::new(MAX_REJECTING));
-        let mut backoff = ACCEPT_BACKOFF.0;
-        tokio::pin!(shutdown);
-        loop {
-            let accepted = tokio::select! {
-                biased;
-                () = &mut shutdown => break,
-                a = self.listener.accept() => a,
-            };
-            match accepted {
-                Ok((stream, peer)) => {
-                    backoff = ACCEPT_BACKOFF.0;
-                    match Arc::clone(&limit).try_acquire_owned() {
-                        Ok(permit) => {
-                            let life = ConnLife::begin(
-                                &self.shared,
-                                &self.registry,
-                                guard.clone(),
-                                permit,
-                            );
-                            let conn =
-                                Conn::new(stream, peer, Arc::clone(&self.shared), trigger.signal());
-                            tokio::spawn(conn.run(force.signal(), life));
-                        }
-                        Err(_) => self.reject(stream, &rejecting),
-                    }
-                }
-                Err(e) if is_per_connection(&e) => {}
-                // The listener has no more connections to give (a host's
-                // channel closed): stop accepting, as at shutdown.
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
-                Err(e) => {
-                    tracing::warn!(error = %e, pause_ms = backoff.as_millis() as u64, "accept failed");
-                    tokio::select! {
-                        () = &mut shutdown => break,
-                        () = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(ACCEPT_BACKOFF.1);
-                }
+        // The accept loop runs on a task of its own, so what it makes for
+        // each connection (the socket's registration, the connection's
+        // task) comes from a worker thread's memory, where what a
+        // connection frees (its HTTP state, when it upgrades) is used
+        // again; made on the host's thread (`block_on`'s, say), each
+        // connection would leave a hole there that nothing fills.
+        let accepting = tokio::spawn(
+            Acceptor {
+                listener: self.listener,
+                shared: Arc::clone(&self.shared),
+                registry: self.registry,
+                conns: trigger.signal(),
+                force: force.signal(),
+                guard: guard.clone(),
             }
+            .run(stop_signal),
+        );
+        tokio::pin!(accepting);
+        tokio::pin!(shutdown);
+        tokio::select! {
+            biased;
+            () = &mut shutdown => {
+                stop.fire();
+                // The loop ends at its next turn; a panic in it ends it too.
+                let _ = accepting.await;
+            }
+            _ = &mut accepting => {}
         }
-        drop(self.listener);
         trigger.fire();
         drop(guard);
         let grace = self.shared.config.shutdown_timeout;
@@ -252,25 +238,89 @@ impl<L: Listener> Server<L> {
         }
         Ok(())
     }
+}
 
-    fn reject(&self, mut stream: L::Io, rejecting: &Arc<Semaphore>) {
-        self.shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
-        let Ok(permit) = Arc::clone(rejecting).try_acquire_owned() else {
-            return;
-        };
-        tokio::spawn(async move {
-            let _ = tokio::time::timeout(REJECT_TIMEOUT, async {
-                stream.write_all(OVERLOADED).await?;
-                stream.shutdown().await?;
-                // Drain what the client sent so closing does not reset the 503 away.
-                let mut sink = [0u8; 512];
-                while tokio::io::AsyncReadExt::read(&mut stream, &mut sink).await? > 0 {}
-                io::Result::Ok(())
-            })
-            .await;
-            drop(permit);
-        });
+/// The accept loop of [`Server::serve`], with what it gives each connection.
+struct Acceptor<L: Listener> {
+    listener: L,
+    shared: Arc<Shared>,
+    registry: Arc<Registry>,
+    /// The graceful shutdown signal, for each connection.
+    conns: crate::shutdown::ShutdownSignal,
+    /// The signal that closes connections at the shutdown deadline.
+    force: crate::shutdown::ShutdownSignal,
+    guard: Guard,
+}
+
+impl<L: Listener> Acceptor<L> {
+    /// Accepts until `stop` fires or the listener has no more to give; the
+    /// listener is dropped when it returns.
+    async fn run(self, mut stop: crate::shutdown::ShutdownSignal) {
+        let limit = Arc::new(Semaphore::new(self.shared.prepared.max_connections));
+        let rejecting = Arc::new(Semaphore::new(MAX_REJECTING));
+        let mut backoff = ACCEPT_BACKOFF.0;
+        let Acceptor {
+            mut listener,
+            shared,
+            registry,
+            conns,
+            force,
+            guard,
+        } = self;
+        loop {
+            let accepted = tokio::select! {
+                biased;
+                () = stop.recv() => break,
+                a = listener.accept() => a,
+            };
+            match accepted {
+                Ok((stream, peer)) => {
+                    backoff = ACCEPT_BACKOFF.0;
+                    match Arc::clone(&limit).try_acquire_owned() {
+                        Ok(permit) => {
+                            let life = ConnLife::begin(&shared, &registry, guard.clone(), permit);
+                            let conn = Conn::new(stream, peer, Arc::clone(&shared), conns.clone());
+                            tokio::spawn(conn.run(force.clone(), life));
+                        }
+                        Err(_) => reject(&shared, stream, &rejecting),
+                    }
+                }
+                Err(e) if is_per_connection(&e) => {}
+                // The listener has no more connections to give (a host's
+                // channel closed): stop accepting, as at shutdown.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, pause_ms = backoff.as_millis() as u64, "accept failed");
+                    tokio::select! {
+                        () = stop.recv() => break,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(ACCEPT_BACKOFF.1);
+                }
+            }
+        }
     }
+}
+
+/// Answers a connection over the limit with a 503 (at most
+/// [`MAX_REJECTING`] at once; more are dropped unanswered).
+fn reject<S: Io>(shared: &Shared, mut stream: S, rejecting: &Arc<Semaphore>) {
+    shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
+    let Ok(permit) = Arc::clone(rejecting).try_acquire_owned() else {
+        return;
+    };
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(REJECT_TIMEOUT, async {
+            stream.write_all(OVERLOADED).await?;
+            stream.shutdown().await?;
+            // Drain what the client sent so closing does not reset the 503 away.
+            let mut sink = [0u8; 512];
+            while tokio::io::AsyncReadExt::read(&mut stream, &mut sink).await? > 0 {}
+            io::Result::Ok(())
+        })
+        .await;
+        drop(permit);
+    });
 }
 
 /// Where a [`Server`]'s connections come from: TCP and Unix listeners are
