@@ -6,7 +6,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
+use std::task::{Context, Poll};
 use tokio::sync::Notify;
 
 /// Where a session sends messages of its own (notifications, requests) to the client.
@@ -29,13 +31,16 @@ struct Shared {
     capacity: usize,
     /// Bytes handed to `send` and not yet received.
     bytes: crate::budget::ByteBudget,
-    /// Woken when a message is queued or the last peer goes (a stored
-    /// permit: no wake is lost).
-    readable: Notify,
+    /// The receiver's task, woken when a message is queued, the last peer
+    /// goes or the byte bound is passed (the receiver registers before it
+    /// looks, so no wake is lost). A waker slot, not a `Notify`: a wait
+    /// on it holds no state of its own, which every idle socket would keep.
+    readable: AtomicWaker,
     /// Woken when a message leaves a full queue or the receiver goes.
     room: Notify,
     /// Set once a message did not fit the byte bound; never cleared.
-    /// Relaxed: a lone flag.
+    /// Stored with Release before the receiver is woken, loaded with
+    /// Acquire after it registers.
     overflowed: AtomicBool,
     /// Woken when `overflowed` is set (a stored permit).
     overflow: Notify,
@@ -82,7 +87,7 @@ impl Peer {
             }),
             capacity: buffer.max(1),
             bytes: crate::budget::ByteBudget::new(max_bytes),
-            readable: Notify::new(),
+            readable: AtomicWaker::new(),
             room: Notify::new(),
             overflowed: AtomicBool::new(false),
             overflow: Notify::new(),
@@ -101,8 +106,9 @@ impl Peer {
         let len = message.len();
         let s = &self.shared;
         if !s.bytes.take(len) {
-            s.overflowed.store(true, Ordering::Relaxed);
+            s.overflowed.store(true, Ordering::Release);
             s.overflow.notify_one();
+            s.readable.wake();
             return false;
         }
         let mut message = Some(message);
@@ -123,7 +129,7 @@ impl Peer {
                         state.queue.push_back(message);
                     }
                     drop(state);
-                    s.readable.notify_one();
+                    s.readable.wake();
                     return true;
                 }
             }
@@ -149,7 +155,7 @@ impl Drop for Peer {
             state.peers == 0
         };
         if last {
-            self.shared.readable.notify_one();
+            self.shared.readable.wake();
         }
     }
 }
@@ -164,19 +170,36 @@ impl PeerReceiver {
     /// The next message; `None` once every [`Peer`] is dropped and the
     /// queue is empty.
     pub async fn recv(&mut self) -> Option<Vec<u8>> {
-        loop {
-            {
-                let mut state = self.shared.state.lock();
-                if let Some(message) = self.take(&mut state) {
-                    return Some(message);
-                }
-                if state.peers == 0 {
-                    return None;
-                }
-            }
-            // A permit stored by a send or the last peer's drop since the
-            // check makes this return at once.
-            self.shared.readable.notified().await;
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// [`PeerReceiver::recv`] as a poll: the next message, `Ready(None)`
+    /// once every peer is gone and the queue is empty, or `Pending` with
+    /// the task woken when that changes. Only the latest task to poll is
+    /// woken (as for any channel's single receiver).
+    pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<Vec<u8>>> {
+        // Registered before the look, so a send between the two wakes it.
+        self.shared.readable.register(cx.waker());
+        let mut state = self.shared.state.lock();
+        if let Some(message) = self.take(&mut state) {
+            return Poll::Ready(Some(message));
+        }
+        if state.peers == 0 {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    }
+
+    /// Whether a message was dropped for passing the byte bound (the
+    /// transport should close), or `Pending` with the task woken when one
+    /// is: for the task that polls [`PeerReceiver::poll_recv`], which a
+    /// drop wakes too. Another task waits with [`PeerReceiver::overflow`].
+    pub fn poll_overflowed(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.shared.readable.register(cx.waker());
+        if self.shared.overflowed.load(Ordering::Acquire) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
         }
     }
 
@@ -226,7 +249,7 @@ pub struct Overflow {
 impl Overflow {
     /// Resolves once a message was dropped for passing the byte bound.
     pub async fn wait(&self) {
-        while !self.shared.overflowed.load(Ordering::Relaxed) {
+        while !self.shared.overflowed.load(Ordering::Acquire) {
             self.shared.overflow.notified().await;
         }
         // Leave a permit for the next waiter: the state is permanent.

@@ -49,12 +49,22 @@ impl Calls {
 
     /// Waits for one to end (`None` at once when none runs).
     pub(crate) async fn join_next(&mut self) -> Option<()> {
-        let set = self.0.as_mut()?;
-        let ended = set.join_next().await.map(|_| ());
+        std::future::poll_fn(|cx| self.poll_join_next(cx)).await
+    }
+
+    /// [`Calls::join_next`] as a poll, which keeps no state between polls.
+    pub(crate) fn poll_join_next(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<()>> {
+        let Some(set) = self.0.as_mut() else {
+            return std::task::Poll::Ready(None);
+        };
+        let ended = std::task::ready!(set.poll_join_next(cx)).map(|_| ());
         if set.is_empty() {
             self.0 = None;
         }
-        ended
+        std::task::Poll::Ready(ended)
     }
 
     /// Reaps the ended ones without waiting.

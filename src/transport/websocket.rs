@@ -249,15 +249,18 @@ impl WebSocketMcp {
             mut shutdown,
             remote_addr: _,
         } = up;
+        // Made before the loop's state: what only the start needs (the
+        // stream before it is wrapped, what was read ahead, the admission)
+        // would otherwise stay in the state every open socket holds.
+        // Boxed: the opening's state would set the size of every socket's.
+        let cfg = &self.config;
+        let opening = Box::pin(open_stream(stream, &read_ahead, cfg, &self.messages));
+        let (peer, outbound) =
+            Peer::bounded(cfg.outbound_queue.max(1), cfg.max_queued_bytes.max(1));
+        let session = self.open_session(&peer, &admitted);
         async move {
             let cfg = &self.config;
-            // Boxed: its state would set the size of every socket's.
-            let mut ws = Box::pin(open_stream(stream, &read_ahead, cfg, &self.messages)).await;
-
-            let (peer, mut outbound) =
-                Peer::bounded(cfg.outbound_queue.max(1), cfg.max_queued_bytes.max(1));
-            let overflow = outbound.overflow();
-            let session = self.open_session(&peer, &admitted);
+            let mut ws = opening.await;
             let _registration = self.registry.register(Transport::WebSocket);
             // The server's list and resource changes, forwarded by this
             // loop itself (a task of their own would cost every idle socket
@@ -285,14 +288,16 @@ impl WebSocketMcp {
                 }
                 tokio::select! {
                     biased;
-                    Some(message) = outbound.recv() => {
+                    // Polls, not futures: the state of a wait would be kept
+                    // by every idle socket.
+                    Some(message) = std::future::poll_fn(|cx| outbound.poll_recv(cx)) => {
                         if let Err(end) = Box::pin(send(&mut ws, message, cfg)).await {
                             break end;
                         }
                         self.registry.count(Transport::WebSocket, Event::MessageOut);
                     }
-                    Some(_) = calls.join_next(), if !calls.is_empty() => {}
-                    () = overflow.wait() => {
+                    Some(()) = std::future::poll_fn(|cx| calls.poll_join_next(cx)), if !calls.is_empty() => {}
+                    () = std::future::poll_fn(|cx| outbound.poll_overflowed(cx)) => {
                         break End::Close(CloseCode::Policy, "client is not reading: too many bytes queued");
                     }
                     () = &mut shutdown, if !draining => draining = true,
@@ -317,7 +322,7 @@ impl WebSocketMcp {
                             break end;
                         }
                     }
-                    _ = ping.tick() => {
+                    _ = std::future::poll_fn(|cx| ping.poll_tick(cx)) => {
                         if last_heard.elapsed() >= cfg.ping_interval + cfg.pong_timeout {
                             break End::Dead;
                         }
@@ -360,12 +365,12 @@ fn text_of(
 
 /// The WebSocket over the upgraded stream, with the endpoint's limits
 /// (bytes the client sent right after its handshake are read first).
-async fn open_stream(
+fn open_stream(
     stream: crate::http::BoxedIo,
     read_ahead: &[u8],
     cfg: &WsConfig,
     budget: &Arc<crate::budget::ByteBudget>,
-) -> Ws {
+) -> impl Future<Output = Ws> + Send + use<> {
     let watched = Watched::new(stream, read_ahead, budget, cfg.max_message_bytes);
     WebSocketStream::from_partially_read(
         watched,
@@ -373,7 +378,6 @@ async fn open_stream(
         Role::Server,
         Some(ws_config(cfg)),
     )
-    .await
 }
 
 /// tungstenite's settings for the endpoint's limits.
