@@ -6,54 +6,67 @@
 //! clone of a channel sender, and the server knows every connection has
 //! finished when the receiving end reports that all senders are gone.
 
-use tokio::sync::{mpsc, watch};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Waker};
+
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+
+/// What a [`Trigger`] and its signals share: the flag, and the tasks
+/// waiting for it. A waiter keeps its waker here, in a slot of a shared
+/// table, and only the slot's number in its own state: a wait costs every
+/// connection that holds one 32 bytes, where a channel's wait future (an
+/// entry of an intrusive list, pinned in the waiter's state) cost 160.
+#[derive(Debug, Default)]
+struct Board {
+    /// Set once, by `fire` (Release), before the waiters are woken.
+    fired: AtomicBool,
+    waiting: Mutex<slab::Slab<Waker>>,
+}
 
 /// Resolves when the server begins a graceful shutdown.
 #[derive(Clone, Debug)]
 pub struct ShutdownSignal {
-    rx: watch::Receiver<bool>,
+    board: Arc<Board>,
 }
 
 impl ShutdownSignal {
     /// Whether shutdown has begun.
     pub fn is_shutdown(&self) -> bool {
-        *self.rx.borrow()
+        self.board.fired.load(Ordering::Acquire)
     }
 
-    /// Waits until shutdown begins (at once if it already has).
-    pub async fn recv(&mut self) {
-        // An error means the trigger is gone, which only happens once the
-        // server itself has stopped: treat it as shutdown too.
-        let _ = self.rx.wait_for(|&down| down).await;
+    /// Waits until shutdown begins (at once if it already has). The server
+    /// that gave the signal going away counts as a shutdown too.
+    pub fn recv(&mut self) -> impl Future<Output = ()> + Send + use<> {
+        ShutdownWait::new(self.clone())
     }
 }
 
-/// A wait for shutdown that a connection keeps for its whole life and
-/// polls wherever it waits for its client: it registers with the signal
-/// once, where a fresh [`ShutdownSignal::recv`] per wait registers and
-/// unregisters every time. Once shutdown has begun it is ready at every
-/// poll.
-///
-/// A poll with the waker the wait already holds, while the signal has not
-/// changed since, is answered at once: re-polling the registered wait
-/// takes the signal's lock (about 90 instructions, at every wait of every
-/// request).
+/// A wait for shutdown, which a connection may keep for its whole life and
+/// poll wherever it waits for its client: it takes a slot in the signal's
+/// table at its first poll and leaves it when dropped. A poll with the
+/// waker it already gave is answered from the flag alone, without the
+/// table's lock. Once shutdown has begun it is ready at every poll.
 pub(crate) struct ShutdownWait {
-    wait: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
-    /// The same signal, to see whether it changed without the wait's lock.
-    seen: watch::Receiver<bool>,
-    /// The waker the wait holds (from its latest poll).
-    waker: Option<std::task::Waker>,
-    done: bool,
+    board: Arc<Board>,
+    /// The slot holding this wait's waker (`NO_SLOT`: none yet).
+    slot: usize,
+    /// The waker in the slot, to tell whether a poll brings another.
+    waker: Option<Waker>,
 }
+
+/// The slot of a wait that has none.
+const NO_SLOT: usize = usize::MAX;
 
 impl ShutdownWait {
-    pub(crate) fn new(mut signal: ShutdownSignal) -> ShutdownWait {
+    pub(crate) fn new(signal: ShutdownSignal) -> ShutdownWait {
         ShutdownWait {
-            seen: signal.rx.clone(),
-            wait: Box::pin(async move { signal.recv().await }),
+            board: signal.board,
+            slot: NO_SLOT,
             waker: None,
-            done: false,
         }
     }
 }
@@ -61,50 +74,84 @@ impl ShutdownWait {
 impl Future for ShutdownWait {
     type Output = ();
 
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<()> {
-        if self.done {
-            return std::task::Poll::Ready(());
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.board.fired.load(Ordering::Acquire) {
+            return Poll::Ready(());
         }
-        // The wait would wake this waker on a change; none has come (a
-        // gone sender reads as a change, and is then polled).
-        let registered = self.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
-        if registered && !self.seen.has_changed().unwrap_or(true) {
-            return std::task::Poll::Pending;
+        if self.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            return Poll::Pending;
         }
-        if self.wait.as_mut().poll(cx).is_pending() {
-            if !registered {
-                self.waker = Some(cx.waker().clone());
-            }
-            return std::task::Poll::Pending;
+        let this = &mut *self;
+        let mut waiting = this.board.waiting.lock();
+        // Under the lock: a `fire` that set the flag since the look above
+        // is seen here, and one that has not yet will wake this slot.
+        if this.board.fired.load(Ordering::Acquire) {
+            return Poll::Ready(());
         }
-        self.done = true;
-        std::task::Poll::Ready(())
+        let waker = cx.waker().clone();
+        match waiting.get_mut(this.slot) {
+            Some(kept) => kept.clone_from(&waker),
+            None => this.slot = waiting.insert(waker.clone()),
+        }
+        drop(waiting);
+        this.waker = Some(waker);
+        Poll::Pending
     }
 }
 
-/// The server's side of a [`ShutdownSignal`].
+impl Drop for ShutdownWait {
+    fn drop(&mut self) {
+        if self.slot != NO_SLOT {
+            self.board.waiting.lock().try_remove(self.slot);
+        }
+    }
+}
+
+/// The server's side of a [`ShutdownSignal`]; dropping it fires it (a
+/// server that is gone is shut down).
 #[derive(Debug)]
 pub(crate) struct Trigger {
-    tx: watch::Sender<bool>,
+    board: Arc<Board>,
 }
 
 impl Trigger {
     pub(crate) fn new() -> (Trigger, ShutdownSignal) {
-        let (tx, rx) = watch::channel(false);
-        (Trigger { tx }, ShutdownSignal { rx })
+        let board = Arc::new(Board::default());
+        (
+            Trigger {
+                board: Arc::clone(&board),
+            },
+            ShutdownSignal { board },
+        )
     }
 
     pub(crate) fn fire(&self) {
-        self.tx.send_replace(true);
+        self.board.fired.store(true, Ordering::Release);
+        // Each waiter keeps its slot until it is dropped (it sees the flag
+        // at its next poll), so the table's numbers stay its own.
+        // Woken outside the lock: a waker may run code of its own.
+        let wakers: Vec<Waker> = self
+            .board
+            .waiting
+            .lock()
+            .iter()
+            .map(|(_, w)| w.clone())
+            .collect();
+        for waker in wakers {
+            waker.wake();
+        }
     }
 
     pub(crate) fn signal(&self) -> ShutdownSignal {
         ShutdownSignal {
-            rx: self.tx.subscribe(),
+            board: Arc::clone(&self.board),
         }
+    }
+}
+
+impl Drop for Trigger {
+    fn drop(&mut self) {
+        self.fire();
     }
 }
 
