@@ -9,13 +9,11 @@
 
 use once_cell::sync::OnceCell;
 use parking_lot::Mutex;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use std::borrow::Cow;
-
-use tokio::sync::watch;
 
 use super::call::{Call, CallKind, not_found};
 use super::context::{LogLevel, SessionLink};
@@ -70,9 +68,11 @@ pub struct Session {
     /// not tracked for cancellation (the client cancels by closing).
     one_request: bool,
     /// Calls in flight by raw request id, so that a cancellation can reach them.
-    pub(crate) inflight: Mutex<HashMap<String, watch::Sender<bool>>>,
-    /// Resource URIs this client subscribed to.
-    subscriptions: Mutex<HashSet<String>>,
+    pub(crate) inflight: Mutex<inflight::Inflight>,
+    /// Resource URIs this client subscribed to; none until it subscribes
+    /// (the set's own fields are most sessions' cost otherwise).
+    #[allow(clippy::box_collection)] // On purpose: see above.
+    subscriptions: Mutex<Option<Box<HashSet<String>>>>,
     /// Requests to the client awaiting answers.
     outgoing: Outgoing,
     /// Set when the client authenticated with a read-only key: its calls
@@ -151,8 +151,8 @@ impl Session {
             client_capabilities: Mutex::new(None),
             client_info: Mutex::new(None),
             one_request: false,
-            inflight: Mutex::new(HashMap::new()),
-            subscriptions: Mutex::new(HashSet::new()),
+            inflight: Mutex::new(inflight::Inflight::Idle),
+            subscriptions: Mutex::new(None),
             outgoing: Outgoing::default(),
             read_only: std::sync::atomic::AtomicBool::new(false),
             scoped: Mutex::new(Scoped::default()),
@@ -306,7 +306,10 @@ impl Session {
 
     /// Whether the client subscribed to updates of `uri`.
     pub fn is_subscribed(&self, uri: &str) -> bool {
-        self.subscriptions.lock().contains(uri)
+        self.subscriptions
+            .lock()
+            .as_ref()
+            .is_some_and(|subs| subs.contains(uri))
     }
 
     /// The protocol version `initialize` settled on, if it ran.
@@ -425,6 +428,7 @@ mod tests;
 
 mod batch;
 mod check;
+mod inflight;
 mod large;
 mod link;
 mod params;

@@ -101,9 +101,12 @@ impl Session {
                 };
                 let mut subs = self.subscriptions.lock();
                 if method == "resources/subscribe" {
-                    subs.insert(uri.into_owned());
-                } else {
-                    subs.remove(&*uri);
+                    subs.get_or_insert_default().insert(uri.into_owned());
+                } else if let Some(set) = subs.as_mut() {
+                    set.remove(&*uri);
+                    if set.is_empty() {
+                        *subs = None;
+                    }
                 }
                 drop(subs);
                 write_result(out, req.id, b"{}");
