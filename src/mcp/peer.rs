@@ -55,11 +55,48 @@ impl Shared {
 #[derive(Debug)]
 struct State {
     /// Allocated at the first message.
-    queue: VecDeque<Vec<u8>>,
+    queue: Queue,
     /// Peers alive: at none, the receiver ends once the queue is empty.
     peers: usize,
     /// Whether the receiver is alive: without it, sending fails.
     receiving: bool,
+}
+
+/// Messages in order: the first in a slot of its own, so that a lone
+/// message (an answer, the common case) needs no deque, and the deque of a
+/// burst is dropped when it empties: an idle socket keeps none.
+#[derive(Debug, Default)]
+struct Queue {
+    /// The first message; none only when `rest` is empty too.
+    first: Option<Vec<u8>>,
+    rest: VecDeque<Vec<u8>>,
+}
+
+impl Queue {
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    fn push_back(&mut self, message: Vec<u8>) {
+        if self.first.is_none() {
+            self.first = Some(message);
+        } else {
+            self.rest.push_back(message);
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<Vec<u8>> {
+        let message = self.first.take()?;
+        self.first = self.rest.pop_front();
+        if self.rest.is_empty() && self.rest.capacity() > 0 {
+            self.rest = VecDeque::new();
+        }
+        Some(message)
+    }
 }
 
 impl Peer {
@@ -81,7 +118,7 @@ impl Peer {
     pub fn bounded(buffer: usize, max_bytes: usize) -> (Peer, PeerReceiver) {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
-                queue: VecDeque::new(),
+                queue: Queue::default(),
                 peers: 1,
                 receiving: true,
             }),
@@ -261,6 +298,27 @@ impl Overflow {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn the_queue_keeps_order_across_its_slot_and_its_deque_and_drops_an_emptied_deque() {
+        let mut queue = Queue::default();
+        assert!(queue.is_empty() && queue.pop_front().is_none());
+        for round in 0..3u8 {
+            for n in 0..=round * 2 {
+                queue.push_back(vec![round, n]);
+            }
+            assert_eq!(queue.len(), usize::from(round * 2 + 1));
+            // Taken while more arrive: still first in, first out.
+            assert_eq!(queue.pop_front(), Some(vec![round, 0]));
+            queue.push_back(vec![round, 99]);
+            for n in 1..=round * 2 {
+                assert_eq!(queue.pop_front(), Some(vec![round, n]));
+            }
+            assert_eq!(queue.pop_front(), Some(vec![round, 99]));
+            assert!(queue.is_empty() && queue.pop_front().is_none());
+            assert_eq!(queue.rest.capacity(), 0, "an empty queue keeps no deque");
+        }
+    }
 
     #[tokio::test]
     async fn messages_arrive_in_order_then_none_once_every_peer_is_gone() {

@@ -268,9 +268,9 @@ impl WebSocketMcp {
             let mut events = Some(self.server.events());
             let mut calls = super::Calls::default();
             let mut last_heard = Instant::now();
-            let mut ping = tokio::time::interval(cfg.ping_interval);
-            ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            ping.tick().await;
+            // A timer in the state itself (an interval boxes its own).
+            let ping = tokio::time::sleep(cfg.ping_interval);
+            tokio::pin!(ping);
             let mut draining = false;
             // One wait for the whole socket: a fresh one per turn of the
             // loop would register with the signal and leave it every time.
@@ -322,7 +322,8 @@ impl WebSocketMcp {
                             break end;
                         }
                     }
-                    _ = std::future::poll_fn(|cx| ping.poll_tick(cx)) => {
+                    () = &mut ping => {
+                        ping.as_mut().reset(tokio::time::Instant::now() + cfg.ping_interval);
                         if last_heard.elapsed() >= cfg.ping_interval + cfg.pong_timeout {
                             break End::Dead;
                         }
