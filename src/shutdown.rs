@@ -202,6 +202,56 @@ mod tests {
         }
     }
 
+    /// Every task waiting is woken by one fire, and each wait gives its
+    /// slot back when dropped, so the table holds only waits still kept.
+    #[tokio::test]
+    async fn one_fire_wakes_every_waiter_and_dropped_waits_leave_the_table() {
+        let (trigger, signal) = Trigger::new();
+        let mut kept: Vec<ShutdownWait> =
+            (0..4).map(|_| ShutdownWait::new(signal.clone())).collect();
+        for wait in &mut kept {
+            assert!(wait.now_or_never().is_none());
+        }
+        assert_eq!(signal.board.waiting.lock().len(), 4);
+        kept.truncate(1);
+        assert_eq!(signal.board.waiting.lock().len(), 1);
+        drop(kept);
+        assert_eq!(signal.board.waiting.lock().len(), 0);
+
+        let tasks: Vec<_> = (0..50)
+            .map(|_| {
+                let mut signal = signal.clone();
+                tokio::spawn(async move { signal.recv().await })
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(tasks.iter().all(|t| !t.is_finished()));
+        trigger.fire();
+        for task in tasks {
+            let woke = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+            assert!(matches!(woke, Ok(Ok(()))));
+        }
+        assert!(signal.is_shutdown());
+        assert_eq!(signal.board.waiting.lock().len(), 0);
+    }
+
+    /// A server that goes away without a shutdown (its `serve` dropped)
+    /// still ends the waits on its signal.
+    #[tokio::test]
+    async fn a_dropped_trigger_counts_as_shutdown() {
+        let (trigger, mut signal) = Trigger::new();
+        let waiting = tokio::spawn({
+            let mut signal = signal.clone();
+            async move { signal.recv().await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        drop(trigger);
+        let woke = tokio::time::timeout(std::time::Duration::from_secs(5), waiting).await;
+        assert!(matches!(woke, Ok(Ok(()))));
+        assert!(signal.is_shutdown());
+        assert_eq!(signal.recv().now_or_never(), Some(()));
+    }
+
     /// A task polls its kept wait with its own waker again and again (the
     /// quick answer), then parks on it: the shutdown still wakes it.
     #[tokio::test]
