@@ -186,6 +186,47 @@ async fn websocket_limits_are_settings() {
     );
 }
 
+/// The WebSocket endpoint's times are settings too: with
+/// `--ws-ping-interval` and `--ws-pong-timeout` of 200 ms, a client that
+/// stops answering pings (it stops reading) is closed within a second and
+/// a half (1001), not after the default minute; a zero time is refused at
+/// start, the setting named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_times_are_settings() {
+    let daemon = Daemon::start(
+        &[
+            "--port",
+            "0",
+            "--ws-ping-interval",
+            "200ms",
+            "--ws-pong-timeout",
+            "200ms",
+            "--ws-max-in-flight",
+            "4",
+        ],
+        &[],
+    );
+    let mut ws = ws_connect(daemon.addr).await;
+    // Not read: tungstenite answers a ping only while it is read.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (answers, code) = ws_until_close(&mut ws, Duration::from_secs(5)).await;
+    assert!(answers.is_empty(), "{answers:?}");
+    assert_eq!(code, Some(1001));
+    for (flag, value) in [
+        ("--ws-send-timeout", "0s"),
+        ("--ws-ping-interval", "soon"),
+        ("--ws-max-in-flight", "0"),
+    ] {
+        let out = std::process::Command::new(server_binary())
+            .args([flag, value])
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag}: {err}");
+        assert!(err.contains(flag), "{flag}: {err}");
+    }
+}
+
 fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
     let path = std::env::temp_dir().join(format!("snowflake-mcp-{}-{name}", std::process::id()));
     std::fs::write(&path, text).expect("write temp file");

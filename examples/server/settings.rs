@@ -490,8 +490,10 @@ impl Given {
         })
     }
 
-    /// The WebSocket endpoint's limits on message bytes.
+    /// The WebSocket endpoint's limits: message bytes, requests in flight,
+    /// bytes queued for a client, and its times.
     fn ws_config(&self) -> Result<WsConfig, String> {
+        let defaults = WsConfig::default();
         let max_message_bytes = self.count(
             "ws_max_message_bytes",
             WsConfig::default().max_message_bytes,
@@ -504,7 +506,12 @@ impl Given {
         Ok(WsConfig {
             max_message_bytes,
             max_large_messages_bytes,
-            ..WsConfig::default()
+            max_in_flight: self.count("ws_max_in_flight", defaults.max_in_flight)?,
+            max_queued_bytes: self.count("ws_max_queued_bytes", defaults.max_queued_bytes)?,
+            send_timeout: self.duration("ws_send_timeout", defaults.send_timeout)?,
+            ping_interval: self.duration("ws_ping_interval", defaults.ping_interval)?,
+            pong_timeout: self.duration("ws_pong_timeout", defaults.pong_timeout)?,
+            ..defaults
         })
     }
 }
