@@ -24,6 +24,9 @@ pub enum Scope {
 
 struct Key {
     name: String,
+    /// `key:<name>`, whom its requests count against: made once, shared
+    /// by every request it admits.
+    principal: std::sync::Arc<str>,
     digest: [u8; 32],
     scope: Scope,
 }
@@ -74,8 +77,10 @@ impl Auth {
 
     /// Accepts `token` (stored as its digest) with `scope`, under `name`.
     pub fn key(mut self, name: impl Into<String>, token: &str, scope: Scope) -> Auth {
+        let name = name.into();
         self.keys.push(Key {
-            name: name.into(),
+            principal: format!("key:{name}").into(),
+            name,
             digest: digest(token),
             scope,
         });
@@ -140,15 +145,35 @@ impl Auth {
         self.verify(bearer_token(req)?).ok_or(AuthError::Invalid)
     }
 
+    /// [`Auth::identify`] with the key's principal (`key:<name>`) instead
+    /// of its name.
+    pub(crate) fn identify_principal(
+        &self,
+        req: &Request<'_>,
+    ) -> Result<(Scope, std::sync::Arc<str>), AuthError> {
+        self.admit(bearer_token(req)?).ok_or(AuthError::Invalid)
+    }
+
+    /// [`Auth::verify`] with the key's principal (`key:<name>`).
+    pub(crate) fn admit(&self, token: &str) -> Option<(Scope, std::sync::Arc<str>)> {
+        self.find(token)
+            .map(|key| (key.scope, std::sync::Arc::clone(&key.principal)))
+    }
+
     /// The scope and the name of the key `token` matches, if any (for
     /// hosts that take tokens on a path of their own). Every key is
     /// compared, match or not: timing says nothing of which.
     pub fn verify(&self, token: &str) -> Option<(Scope, &str)> {
+        self.find(token).map(|key| (key.scope, key.name.as_str()))
+    }
+
+    /// The key `token` matches, every key compared.
+    fn find(&self, token: &str) -> Option<&Key> {
         let presented = digest(token);
         let mut found = None;
         for key in &self.keys {
             if crate::util::constant_time_eq(&key.digest, &presented) && found.is_none() {
-                found = Some((key.scope, key.name.as_str()));
+                found = Some(key);
             }
         }
         found

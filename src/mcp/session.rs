@@ -85,7 +85,7 @@ pub struct Session {
     scoped: Mutex<Scoped>,
     /// Whom the transport admitted this session for (a key, a client
     /// address): what fair shares and limits count against. Set once.
-    principal: OnceCell<String>,
+    principal: OnceCell<Arc<str>>,
     /// Which party of the principal this is, when not the session itself
     /// (a stateless request's connection): calls of one principal take
     /// turns by party. Set once.
@@ -170,7 +170,7 @@ impl Session {
     /// once-only set-up (about 260 instructions a request for the three).
     pub(crate) fn one_http_request(
         server: McpServer,
-        principal: String,
+        principal: Arc<str>,
         connection: std::net::SocketAddr,
     ) -> Session {
         Session {
@@ -221,7 +221,7 @@ impl Session {
 
     /// Names whom this session's calls count against (`key:<name>`,
     /// `addr:<ip>`: see `Admitted`); the first call wins.
-    pub fn set_principal(&self, principal: impl Into<String>) {
+    pub fn set_principal(&self, principal: impl Into<Arc<str>>) {
         let _ = self.principal.set(principal.into());
     }
 
@@ -270,7 +270,7 @@ impl Session {
 
     /// Whom this session's calls count against, when the transport said.
     pub fn principal(&self) -> Option<&str> {
-        self.principal.get().map(String::as_str)
+        self.principal.get().map(|p| &**p)
     }
 
     /// Whether this session's calls may run read-only statements only.

@@ -152,7 +152,7 @@ impl WebSocketMcp {
         // The token of the handshake, for the socket's life.
         session.restrict_tools(admitted.denied_tools.clone());
         session.limit_statements(admitted.statement_kinds.clone());
-        session.set_principal(&admitted.principal);
+        session.set_principal(Arc::clone(&admitted.principal));
         session
     }
 

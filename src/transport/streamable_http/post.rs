@@ -242,7 +242,7 @@ impl StreamableHttp {
         admitted: &mut crate::guard::Admitted,
         modern: bool,
     ) -> Result<SessionFor, Box<Response>> {
-        let http = |session: Session, principal: String| {
+        let http = |session: Session, principal: Arc<str>| {
             let session = Arc::new(session);
             session.set_transport("http");
             session.set_principal(principal);
@@ -288,7 +288,7 @@ impl StreamableHttp {
         };
         let session = http(
             Session::new(self.server.clone(), None),
-            admitted.principal.clone(),
+            Arc::clone(&admitted.principal),
         );
         self.insert(id.clone(), Arc::clone(&session), &admitted.principal);
         Ok((session, Some(id), None))
