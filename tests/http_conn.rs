@@ -636,3 +636,46 @@ async fn the_bound_on_large_bodies_is_a_setting() {
         other => panic!("{:?}", other.map(|_| ())),
     }
 }
+
+/// A host that drops `serve`'s future (here, aborts its task) stops the
+/// server: the accept loop, which runs on a task of its own, lets the
+/// listener go, so new connections are refused, and an idle keep-alive
+/// connection is closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_serve_stops_accepting_and_closes_idle_connections() {
+    use snowflake_mcp::http::{Method, Request, Response, Router};
+    use tokio::io::AsyncReadExt as _;
+
+    let router = Router::new().route(Method::Get, "/health", |_: Request<'_>| {
+        Response::json(200, r#"{"status":"ok"}"#)
+    });
+    let config = Config {
+        port: 0,
+        ..Config::default()
+    };
+    let server = snowflake_mcp::Server::bind(config, router)
+        .await
+        .expect("bind");
+    let addr = server.local_addr();
+    let serving = tokio::spawn(server.serve(std::future::pending()));
+    let mut kept = support::Client::connect(addr).await;
+    kept.send(HEALTH).await;
+    assert_eq!(kept.read_response().await.status, 200);
+
+    serving.abort();
+    assert!(serving.await.is_err_and(|e| e.is_cancelled()));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match tokio::net::TcpStream::connect(addr).await {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => break,
+            other => {
+                assert!(Instant::now() < deadline, "still accepting: {other:?}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+    let mut rest = Vec::new();
+    let read =
+        tokio::time::timeout(Duration::from_secs(5), kept.stream.read_to_end(&mut rest)).await;
+    assert!(matches!(read, Ok(Ok(0))), "{read:?} {rest:?}");
+}
