@@ -255,7 +255,7 @@ struct Acceptor<L: Listener> {
 impl<L: Listener> Acceptor<L> {
     /// Accepts until `stop` fires or the listener has no more to give; the
     /// listener is dropped when it returns.
-    async fn run(self, mut stop: crate::shutdown::ShutdownSignal) {
+    async fn run(self, stop: crate::shutdown::ShutdownSignal) {
         let limit = Arc::new(Semaphore::new(self.shared.prepared.max_connections));
         let rejecting = Arc::new(Semaphore::new(MAX_REJECTING));
         let mut backoff = ACCEPT_BACKOFF.0;
@@ -267,10 +267,13 @@ impl<L: Listener> Acceptor<L> {
             force,
             guard,
         } = self;
+        // One wait for the whole loop: ready at every poll once fired.
+        let stopped = crate::shutdown::ShutdownWait::new(stop);
+        tokio::pin!(stopped);
         loop {
             let accepted = tokio::select! {
                 biased;
-                () = stop.recv() => break,
+                () = &mut stopped => break,
                 a = listener.accept() => a,
             };
             match accepted {
@@ -292,7 +295,7 @@ impl<L: Listener> Acceptor<L> {
                 Err(e) => {
                     tracing::warn!(error = %e, pause_ms = backoff.as_millis() as u64, "accept failed");
                     tokio::select! {
-                        () = stop.recv() => break,
+                        () = &mut stopped => break,
                         () = tokio::time::sleep(backoff) => {}
                     }
                     backoff = (backoff * 2).min(ACCEPT_BACKOFF.1);

@@ -54,7 +54,7 @@ impl Shared {
 
 #[derive(Debug)]
 struct State {
-    /// Allocated at the first message.
+    /// No allocation of its own until two messages wait at once.
     queue: Queue,
     /// Peers alive: at none, the receiver ends once the queue is empty.
     peers: usize,
