@@ -40,7 +40,7 @@ impl ShutdownSignal {
 
     /// Waits until shutdown begins (at once if it already has). The server
     /// that gave the signal going away counts as a shutdown too.
-    pub fn recv(&mut self) -> impl Future<Output = ()> + Send + use<> {
+    pub fn recv(&self) -> impl Future<Output = ()> + Send + use<> {
         ShutdownWait::new(self.clone())
     }
 }
@@ -220,7 +220,7 @@ mod tests {
 
         let tasks: Vec<_> = (0..50)
             .map(|_| {
-                let mut signal = signal.clone();
+                let signal = signal.clone();
                 tokio::spawn(async move { signal.recv().await })
             })
             .collect();
@@ -239,9 +239,9 @@ mod tests {
     /// still ends the waits on its signal.
     #[tokio::test]
     async fn a_dropped_trigger_counts_as_shutdown() {
-        let (trigger, mut signal) = Trigger::new();
+        let (trigger, signal) = Trigger::new();
         let waiting = tokio::spawn({
-            let mut signal = signal.clone();
+            let signal = signal.clone();
             async move { signal.recv().await }
         });
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;

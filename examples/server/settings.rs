@@ -494,10 +494,7 @@ impl Given {
     /// bytes queued for a client, and its times.
     fn ws_config(&self) -> Result<WsConfig, String> {
         let defaults = WsConfig::default();
-        let max_message_bytes = self.count(
-            "ws_max_message_bytes",
-            WsConfig::default().max_message_bytes,
-        )?;
+        let max_message_bytes = self.count("ws_max_message_bytes", defaults.max_message_bytes)?;
         let max_large_messages_bytes = self.bound_of_all(
             "ws_max_large_messages_bytes",
             "ws_max_message_bytes",

@@ -135,18 +135,15 @@ impl Auth {
     /// The scope of the request's `Authorization: Bearer` token, or why not
     /// ([`AuthError::response`] is the 401 to send).
     pub(crate) fn check(&self, req: &Request<'_>) -> Result<Scope, AuthError> {
-        self.identify(req).map(|(scope, _)| scope)
+        let token = bearer_token(req)?;
+        self.find(token)
+            .map(|key| key.scope)
+            .ok_or(AuthError::Invalid)
     }
 
-    /// The scope and the name of the key the request's `Authorization:
-    /// Bearer` token matches, or why not. The scheme is matched without
-    /// regard to case (RFC 9110, 11.1).
-    pub(crate) fn identify(&self, req: &Request<'_>) -> Result<(Scope, &str), AuthError> {
-        self.verify(bearer_token(req)?).ok_or(AuthError::Invalid)
-    }
-
-    /// [`Auth::identify`] with the key's principal (`key:<name>`) instead
-    /// of its name.
+    /// The scope and the principal (`key:<name>`) of the key the request's
+    /// `Authorization: Bearer` token matches, or why not. The scheme is
+    /// matched without regard to case (RFC 9110, 11.1).
     pub(crate) fn identify_principal(
         &self,
         req: &Request<'_>,
@@ -251,7 +248,10 @@ mod tests {
     fn identify(auth: &Auth, authorization: &str) -> Result<(Scope, String), AuthError> {
         let raw = format!("GET / HTTP/1.1\r\nHost: x\r\nAuthorization: {authorization}\r\n\r\n");
         crate::http::request::with_parsed(raw.as_bytes(), |req| {
-            auth.identify(&req).map(|(s, n)| (s, n.to_owned()))
+            let by_principal = auth.identify_principal(&req).map(|(s, _)| s);
+            assert_eq!(auth.check(&req), by_principal, "check and identify agree");
+            auth.identify_principal(&req)
+                .map(|(s, p)| (s, p.to_string()))
         })
     }
 
@@ -266,7 +266,7 @@ mod tests {
         ] {
             assert_eq!(
                 identify(&auth, header),
-                Ok((Scope::Full, "ops".to_owned())),
+                Ok((Scope::Full, "key:ops".to_owned())),
                 "{header}"
             );
         }

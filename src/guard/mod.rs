@@ -127,28 +127,34 @@ pub(crate) fn admit(req: &Request<'_>, admission: &Admission) -> Result<Admitted
 /// last it made, so a client's requests share it (a count's change, where
 /// writing it out and allocating cost about 400 instructions a request).
 fn address_principal(ip: std::net::IpAddr) -> Arc<str> {
-    thread_local! {
-        static LAST: std::cell::RefCell<Option<(std::net::IpAddr, Arc<str>)>> =
-            const { std::cell::RefCell::new(None) };
+    /// The thread's last address and its principal, and the scratch text
+    /// a new one is written into (so a miss allocates the shared text only).
+    #[derive(Default)]
+    struct Last {
+        seen: Option<(std::net::IpAddr, Arc<str>)>,
+        scratch: String,
     }
-    let made = |ip| {
-        let mut out = String::with_capacity(24);
+    thread_local! {
+        static LAST: std::cell::RefCell<Last> = std::cell::RefCell::default();
+    }
+    let made = |ip, out: &mut String| {
+        out.clear();
         out.push_str("addr:");
-        crate::util::addr::push_ip(&mut out, ip);
-        Arc::<str>::from(out)
+        crate::util::addr::push_ip(out, ip);
+        Arc::<str>::from(out.as_str())
     };
     LAST.try_with(|last| {
-        let mut last = last.borrow_mut();
-        match &*last {
+        let last = &mut *last.borrow_mut();
+        match &last.seen {
             Some((seen, principal)) if *seen == ip => Arc::clone(principal),
             _ => {
-                let principal = made(ip);
-                *last = Some((ip, Arc::clone(&principal)));
+                let principal = made(ip, &mut last.scratch);
+                last.seen = Some((ip, Arc::clone(&principal)));
                 principal
             }
         }
     })
-    .unwrap_or_else(|_| made(ip))
+    .unwrap_or_else(|_| made(ip, &mut String::new()))
 }
 
 /// Admission by OAuth access token (a bearer key, when some are set, is

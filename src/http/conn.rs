@@ -245,7 +245,7 @@ impl<S: Io> Conn<S> {
     #[allow(clippy::manual_async_fn)] // On purpose: see above.
     pub(crate) fn run(
         mut self,
-        mut force: ShutdownSignal,
+        force: ShutdownSignal,
         life: impl Send + 'static,
     ) -> impl Future<Output = ()> + Send + 'static {
         async move {

@@ -34,7 +34,7 @@ pub use call::{Call, OwnedCall, RESOURCE_NOT_FOUND, SERVER_STOPPING};
 pub use context::{Context, LogLevel};
 pub use outgoing::InputRequests;
 pub(crate) use outgoing::MISSING_CLIENT_CAPABILITY;
-pub use peer::{Overflow, Peer, PeerReceiver};
+pub use peer::{Peer, PeerReceiver};
 pub(crate) use session::UNSUPPORTED_PROTOCOL_VERSION;
 pub use session::{DeniedTools, INSUFFICIENT_SCOPE, StatementKinds};
 

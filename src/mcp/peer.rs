@@ -42,8 +42,6 @@ struct Shared {
     /// Stored with Release before the receiver is woken, loaded with
     /// Acquire after it registers.
     overflowed: AtomicBool,
-    /// Woken when `overflowed` is set (a stored permit).
-    overflow: Notify,
 }
 
 impl Shared {
@@ -114,7 +112,7 @@ impl Peer {
     /// Like [`Peer::channel`], with at most `max_bytes` of messages sent and
     /// not yet received. A message that would pass it (unless nothing is
     /// queued) is dropped, `send` returns false, and the receiver's
-    /// [`PeerReceiver::overflow`] handle resolves: the transport should close.
+    /// [`PeerReceiver::poll_overflowed`] is ready: the transport should close.
     pub fn bounded(buffer: usize, max_bytes: usize) -> (Peer, PeerReceiver) {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
@@ -127,7 +125,6 @@ impl Peer {
             readable: AtomicWaker::new(),
             room: Notify::new(),
             overflowed: AtomicBool::new(false),
-            overflow: Notify::new(),
         });
         (
             Peer {
@@ -144,7 +141,6 @@ impl Peer {
         let s = &self.shared;
         if !s.bytes.take(len) {
             s.overflowed.store(true, Ordering::Release);
-            s.overflow.notify_one();
             s.readable.wake();
             return false;
         }
@@ -229,8 +225,8 @@ impl PeerReceiver {
 
     /// Whether a message was dropped for passing the byte bound (the
     /// transport should close), or `Pending` with the task woken when one
-    /// is: for the task that polls [`PeerReceiver::poll_recv`], which a
-    /// drop wakes too. Another task waits with [`PeerReceiver::overflow`].
+    /// is: for the task that polls [`PeerReceiver::poll_recv`] (a drop wakes
+    /// the task registered by either).
     pub fn poll_overflowed(&self, cx: &mut Context<'_>) -> Poll<()> {
         self.shared.readable.register(cx.waker());
         if self.shared.overflowed.load(Ordering::Acquire) {
@@ -259,14 +255,6 @@ impl PeerReceiver {
     pub fn is_empty(&self) -> bool {
         self.shared.is_empty()
     }
-
-    /// A handle that tells when a message was dropped for passing the byte
-    /// bound (usable while the receiver is borrowed for `recv`).
-    pub fn overflow(&self) -> Overflow {
-        Overflow {
-            shared: Arc::clone(&self.shared),
-        }
-    }
 }
 
 impl Drop for PeerReceiver {
@@ -274,23 +262,6 @@ impl Drop for PeerReceiver {
         self.shared.state.lock().receiving = false;
         // Every sender waiting for room learns the client is gone.
         self.shared.room.notify_waiters();
-    }
-}
-
-/// See [`PeerReceiver::overflow`].
-#[derive(Debug)]
-pub struct Overflow {
-    shared: Arc<Shared>,
-}
-
-impl Overflow {
-    /// Resolves once a message was dropped for passing the byte bound.
-    pub async fn wait(&self) {
-        while !self.shared.overflowed.load(Ordering::Acquire) {
-            self.shared.overflow.notified().await;
-        }
-        // Leave a permit for the next waiter: the state is permanent.
-        self.shared.overflow.notify_one();
     }
 }
 
@@ -379,12 +350,18 @@ mod tests {
     #[tokio::test]
     async fn the_byte_bound_drops_a_message_and_says_so() {
         let (peer, mut rx) = Peer::bounded(8, 10);
-        let overflow = rx.overflow();
         assert!(peer.send(vec![0; 6]).await);
+        assert!(
+            std::future::poll_fn(|cx| Poll::Ready(rx.poll_overflowed(cx).is_pending())).await,
+            "nothing dropped yet"
+        );
         assert!(!peer.send(vec![0; 6]).await, "past 10 bytes queued");
-        tokio::time::timeout(Duration::from_secs(5), overflow.wait())
-            .await
-            .expect("overflow seen");
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            std::future::poll_fn(|cx| rx.poll_overflowed(cx)),
+        )
+        .await
+        .expect("overflow seen");
         // Taken bytes are given back: room again.
         assert_eq!(rx.recv().await.map(|m| m.len()), Some(6));
         assert!(peer.send(vec![0; 6]).await);

@@ -246,7 +246,7 @@ impl WebSocketMcp {
         let Upgraded {
             stream,
             read_ahead,
-            mut shutdown,
+            shutdown,
             remote_addr: _,
         } = up;
         // Made before the loop's state: what only the start needs (the

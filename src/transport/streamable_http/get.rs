@@ -153,7 +153,7 @@ async fn session_stream(
 ) {
     let stopping = async move {
         match shutdown {
-            Some(mut s) => s.recv().await,
+            Some(s) => s.recv().await,
             None => std::future::pending().await,
         }
     };
