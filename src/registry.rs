@@ -67,6 +67,7 @@ struct Counters {
     messages_in: AtomicU64,
     messages_out: AtomicU64,
     closed_not_reading: AtomicU64,
+    dozes: AtomicU64,
 }
 
 /// Something counted per transport besides opening and closing.
@@ -83,6 +84,9 @@ pub(crate) enum Event {
     /// reading (answers past the byte bound, or a send blocked past the
     /// send timeout).
     ClosedNotReading,
+    /// A socket dropped its WebSocket library's side while idle (it is
+    /// built again when needed).
+    Dozed,
 }
 
 /// One transport's counters at a moment.
@@ -103,6 +107,8 @@ pub(crate) struct TransportStats {
     /// Closed by the server since start because the client stopped reading
     /// (counted by WebSocket).
     pub closed_not_reading: u64,
+    /// Times a socket dozed since start (counted by WebSocket).
+    pub dozes: u64,
 }
 
 /// Every transport's counters at a moment (no lock taken to read them).
@@ -167,6 +173,7 @@ impl Registry {
             Event::MessageIn => &c.messages_in,
             Event::MessageOut => &c.messages_out,
             Event::ClosedNotReading => &c.closed_not_reading,
+            Event::Dozed => &c.dozes,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
@@ -184,6 +191,7 @@ impl Registry {
                 messages_in: c.messages_in.load(Ordering::Relaxed),
                 messages_out: c.messages_out.load(Ordering::Relaxed),
                 closed_not_reading: c.closed_not_reading.load(Ordering::Relaxed),
+                dozes: c.dozes.load(Ordering::Relaxed),
             };
         }
         snapshot

@@ -647,3 +647,134 @@ async fn the_connection_manager_sees_every_transport() {
     assert_eq!(support::metric(addr, &closed("websocket")).await, 2.0);
     assert_eq!(support::metric(addr, &closed("streamable_http")).await, 0.0);
 }
+
+/// The daemon's count of WebSocket dozes, from `/metrics`.
+async fn dozes(addr: SocketAddr) -> u64 {
+    let mut c = support::Client::connect(addr).await;
+    c.send(
+        format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await;
+    let r = c.read_response().await;
+    assert_eq!(r.status, 200);
+    r.body_str()
+        .lines()
+        .find_map(|l| l.strip_prefix("snowflake_mcp_websocket_dozes_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("the dozes counter")
+}
+
+/// Waits until the dozes counter passes `seen`; its new value.
+async fn doze_after(addr: SocketAddr, seen: u64) -> u64 {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let now = dozes(addr).await;
+        if now > seen {
+            return now;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the socket never dozed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A socket whose client is silent dozes (its frame reader dropped), and
+/// every kind of traffic wakes it with nothing lost: a request, a server
+/// notification, a message far larger than the first read after the doze,
+/// a frame whose first bytes come alone, and pings answered by a client
+/// that only reads.
+#[tokio::test]
+async fn an_idle_socket_dozes_and_every_kind_of_traffic_wakes_it() {
+    let server_state = mcp_server();
+    let config = WsConfig {
+        doze_after: Duration::from_millis(30),
+        ping_interval: Duration::from_millis(300),
+        pong_timeout: Duration::from_millis(300),
+        ..WsConfig::default()
+    };
+    let addr = support::serve(
+        Service::from_server(server_state.clone())
+            .websocket_with("/ws", config)
+            .ops(),
+    )
+    .await;
+    let mut ws = connect(addr).await;
+    initialize(&mut ws).await;
+    let mut seen = doze_after(addr, 0).await;
+
+    // A request.
+    send(
+        &mut ws,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}),
+    )
+    .await;
+    assert_eq!(recv(&mut ws).await["id"], 1);
+    seen = doze_after(addr, seen).await;
+
+    // A notification from the server.
+    server_state.add_tool(Tool::raw(
+        "late",
+        "Added later.",
+        json!({"type": "object"}),
+        |_ctx, _| async { ToolOutput::text("late") },
+    ));
+    assert_eq!(
+        recv(&mut ws).await["method"],
+        "notifications/tools/list_changed"
+    );
+    seen = doze_after(addr, seen).await;
+
+    // A message of 200 KB: the wake reads its first KiB, tungstenite the rest.
+    let filler = "y".repeat(200_000);
+    send(&mut ws, call(2, "slow", json!({"ms": 1, "filler": filler}))).await;
+    let answer = recv(&mut ws).await;
+    assert_eq!(answer["id"], 2);
+    assert_eq!(answer["result"]["content"][0]["text"], "slept 1");
+    seen = doze_after(addr, seen).await;
+
+    // Pings, while the client only reads: answered, so the socket stays
+    // open past several ping intervals and pong timeouts, dozing between.
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(1500);
+    let mut pings = 0;
+    while let Ok(Some(Ok(message))) = tokio::time::timeout_at(deadline, ws.next()).await {
+        assert!(matches!(message, Message::Ping(_)), "{message:?}");
+        pings += 1;
+    }
+    assert!(pings >= 2, "{pings} pings");
+    let after_pings = doze_after(addr, seen).await;
+    assert!(
+        after_pings >= seen + 2,
+        "dozed between pings: {seen} -> {after_pings}"
+    );
+    send(
+        &mut ws,
+        json!({"jsonrpc": "2.0", "id": 3, "method": "ping"}),
+    )
+    .await;
+    assert_eq!(recv(&mut ws).await["id"], 3);
+
+    // A frame whose first three bytes come alone, to a dozing socket (the
+    // only socket now: its doze alone moves the counter).
+    ws.close(None).await.expect("close");
+    assert_eq!(close_code(&mut ws).await, None);
+    let (answer, mut raw) = raw_handshake(addr, &handshake("")).await;
+    assert!(answer.starts_with("HTTP/1.1 101 "), "{answer}");
+    let seen = doze_after(addr, dozes(addr).await).await;
+    let frame = masked_text(br#"{"jsonrpc":"2.0","id":4,"method":"ping"}"#);
+    raw.write_all(&frame[..3]).await.expect("write");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    raw.write_all(&frame[3..]).await.expect("write");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    while !String::from_utf8_lossy(&got).contains(r#""id":4"#) {
+        let n = tokio::time::timeout(WAIT, raw.read(&mut buf))
+            .await
+            .expect("answer in time")
+            .expect("read");
+        assert!(n > 0, "closed: {got:?}");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(dozes(addr).await >= seen);
+}

@@ -508,6 +508,7 @@ impl Given {
             send_timeout: self.duration("ws_send_timeout", defaults.send_timeout)?,
             ping_interval: self.duration("ws_ping_interval", defaults.ping_interval)?,
             pong_timeout: self.duration("ws_pong_timeout", defaults.pong_timeout)?,
+            doze_after: self.duration("ws_doze_after", defaults.doze_after)?,
             ..defaults
         })
     }

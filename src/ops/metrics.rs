@@ -103,6 +103,12 @@ impl Ops {
             "WebSockets the server closed because the client stopped reading (answers past the byte bound, or a send blocked past the send timeout).",
             one(ws.closed_not_reading),
         );
+        out.family(
+            "snowflake_mcp_websocket_dozes_total",
+            "counter",
+            "Times a WebSocket whose client was silent dropped its frame reader's state and read buffer until its next message.",
+            one(ws.dozes),
+        );
         self.request_metrics(out);
     }
 

@@ -20,15 +20,17 @@
 //! buffer without bound. On server shutdown the socket stops taking
 //! requests, sends the answers of those in flight, then closes with 1001.
 //! When the socket closes, the calls still running on it are cancelled.
+//! A socket whose client has been silent for `doze_after`, with no call
+//! running, dozes: tungstenite's side is dropped until the client's next
+//! bytes or the server's next message (`link`).
 
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::Instant;
 
 use crate::http::BoxedIo;
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::io::AsyncWriteExt as _;
-use tokio::time::timeout;
+use tokio::time::{Instant, timeout};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
@@ -41,6 +43,9 @@ use crate::mcp::{LARGE_MESSAGE, McpServer, Peer, Session};
 use crate::registry::{Event, Registry, Transport};
 use crate::ws::handshake::negotiate;
 use crate::ws::watch::{OverBudget, Watched};
+use link::{Input, Link};
+
+mod link;
 
 /// How many largest messages all sockets of an endpoint may hold at once
 /// (see `ws::watch`).
@@ -156,6 +161,14 @@ impl WebSocketMcp {
         session
     }
 
+    /// Lets a socket doze ([`Link::doze`]), counted when it does.
+    async fn doze(&self, link: &mut Link) {
+        Box::pin(link.doze(&self.config)).await;
+        if !link.is_awake() {
+            self.registry.count(Transport::WebSocket, Event::Dozed);
+        }
+    }
+
     /// Takes a received frame and those already read behind it (up to
     /// [`BATCH_BYTES`] of answers), dispatching each message, and writes
     /// the answers ready now in one write; or how the socket ends.
@@ -260,7 +273,7 @@ impl WebSocketMcp {
         let session = self.open_session(&peer, &admitted);
         async move {
             let cfg = &self.config;
-            let mut ws = opening.await;
+            let mut link = Link::new(opening.await);
             let _registration = self.registry.register(Transport::WebSocket);
             // The server's list and resource changes, forwarded by this
             // loop itself (a task of their own would cost every idle socket
@@ -268,9 +281,12 @@ impl WebSocketMcp {
             let mut events = Some(self.server.events());
             let mut calls = super::Calls::default();
             let mut last_heard = Instant::now();
-            // A timer in the state itself (an interval boxes its own).
-            let ping = tokio::time::sleep(cfg.ping_interval);
-            tokio::pin!(ping);
+            // Whether the client was pinged since it was last heard.
+            let mut pinged = false;
+            // One timer in the state itself (an interval boxes its own), for
+            // the pings, the dead-peer check, and whether the socket may doze.
+            let tick = tokio::time::sleep_until(next_tick(cfg, last_heard, pinged, true));
+            tokio::pin!(tick);
             let mut draining = false;
             // One wait for the whole socket: a fresh one per turn of the
             // loop would register with the signal and leave it every time.
@@ -281,17 +297,19 @@ impl WebSocketMcp {
                 if draining && calls.is_empty() && outbound.is_empty() {
                     break End::Close(CloseCode::Away, "server shutting down");
                 }
-                if ws.get_ref().rebuild_due() {
+                if link.is_awake() && link.watched().is_some_and(Watched::rebuild_due) {
                     // A large frame grew tungstenite's read buffer, and it
-                    // now holds nothing unread: the buffer is dropped.
-                    ws = Box::pin(rebuild(ws, cfg)).await;
+                    // now holds nothing unread: the buffer is dropped (the
+                    // side is built afresh from the client's next bytes).
+                    self.doze(&mut link).await;
                 }
                 tokio::select! {
                     biased;
                     // Polls, not futures: the state of a wait would be kept
                     // by every idle socket.
                     Some(message) = std::future::poll_fn(|cx| outbound.poll_recv(cx)) => {
-                        if let Err(end) = Box::pin(send(&mut ws, message, cfg)).await {
+                        let Some(ws) = link.awake(cfg) else { break End::Gone };
+                        if let Err(end) = Box::pin(send(ws, message, cfg)).await {
                             break end;
                         }
                         self.registry.count(Transport::WebSocket, Event::MessageOut);
@@ -306,30 +324,55 @@ impl WebSocketMcp {
                         let Some(message) = event.and_then(|e| session.notification_for(&e)) else {
                             continue;
                         };
-                        if let Err(end) = Box::pin(send(&mut ws, message, cfg)).await {
+                        let Some(ws) = link.awake(cfg) else { break End::Gone };
+                        if let Err(end) = Box::pin(send(ws, message, cfg)).await {
                             break end;
                         }
                         self.registry.count(Transport::WebSocket, Event::MessageOut);
                     }
-                    incoming = ws.next(), if !draining && calls.len() < cfg.max_in_flight => {
+                    input = std::future::poll_fn(|cx| link.poll_input(cx)), if !draining && calls.len() < cfg.max_in_flight => {
                         last_heard = Instant::now();
+                        pinged = false;
+                        let incoming = match input {
+                            Input::Frame(incoming) => incoming,
+                            Input::Woke(Ok(part)) if !part.is_empty() => {
+                                if link.wake(part, cfg).is_none() {
+                                    break End::Gone;
+                                }
+                                // Awake again: the next doze check comes
+                                // after the doze time, not at the next ping.
+                                tick.as_mut().reset(next_tick(cfg, last_heard, pinged, true));
+                                continue;
+                            }
+                            Input::Woke(Ok(_)) => break End::Gone,
+                            Input::Woke(Err(e)) => break read_error(&WsError::Io(e)),
+                        };
+                        let Some(ws) = link.awake(cfg) else { break End::Gone };
                         // Boxed, as are the sends above: their state (a
                         // message's dispatch, a write under a timer) would
                         // otherwise set the size of every idle socket's.
                         if let Err(end) =
-                            Box::pin(self.receive(incoming, &mut ws, &session, &peer, &mut calls)).await
+                            Box::pin(self.receive(incoming, ws, &session, &peer, &mut calls)).await
                         {
                             break end;
                         }
                     }
-                    () = &mut ping => {
-                        ping.as_mut().reset(tokio::time::Instant::now() + cfg.ping_interval);
-                        if last_heard.elapsed() >= cfg.ping_interval + cfg.pong_timeout {
+                    () = &mut tick => {
+                        let silence = last_heard.elapsed();
+                        if silence >= cfg.ping_interval + cfg.pong_timeout {
                             break End::Dead;
                         }
-                        if let Err(end) = Box::pin(send_message(&mut ws, Message::Ping(Default::default()), cfg)).await {
-                            break end;
+                        if silence >= cfg.ping_interval && !pinged {
+                            let Some(ws) = link.awake(cfg) else { break End::Gone };
+                            if let Err(end) = Box::pin(send_message(ws, Message::Ping(Default::default()), cfg)).await {
+                                break end;
+                            }
+                            pinged = true;
                         }
+                        if link.is_awake() && calls.is_empty() && silence >= doze_after(cfg) {
+                            self.doze(&mut link).await;
+                        }
+                        tick.as_mut().reset(next_tick(cfg, last_heard, pinged, link.is_awake()));
                     }
                 }
             };
@@ -340,7 +383,7 @@ impl WebSocketMcp {
             // Calls still running are cancelled: their futures are dropped.
             calls.abort_all();
             drop(session);
-            Box::pin(close(ws, end, cfg)).await;
+            Box::pin(close_link(link, end, cfg)).await;
         }
     }
 }
@@ -393,21 +436,17 @@ fn ws_config(cfg: &WsConfig) -> WebSocketConfig {
         .max_frame_size(Some(cfg.max_message_bytes))
 }
 
-/// tungstenite's side built afresh over the same socket, which drops the
-/// read buffer a large frame grew (tungstenite never shrinks it). Called
-/// only when [`Watched::rebuild_due`] says tungstenite holds no unread
-/// byte and no part of a message; a pong it still has to send is sent
-/// first. If that cannot be done within the send timeout, the socket is
-/// kept as it is (until its next large frame; a client that does not read
-/// is closed by the next send).
-async fn rebuild(mut ws: Ws, cfg: &WsConfig) -> Ws {
-    if !matches!(timeout(cfg.send_timeout, ws.flush()).await, Ok(Ok(()))) {
-        ws.get_mut().rebuilt();
-        return ws;
+/// [`close`] for a socket awake or dozing: a dozing one is woken for its
+/// close frame, unless its client is gone (it needs no close reply).
+async fn close_link(link: Link, end: End, cfg: &WsConfig) {
+    let ws = if matches!(end, End::Gone) {
+        link.into_ws()
+    } else {
+        link.into_awake(cfg)
+    };
+    if let Some(ws) = ws {
+        close(ws, end, cfg).await;
     }
-    let mut watched = ws.into_inner();
-    watched.rebuilt();
-    WebSocketStream::from_raw_socket(watched, Role::Server, Some(ws_config(cfg))).await
 }
 
 /// Ends a socket as `end` says: a close frame where one is due, then
@@ -518,6 +557,39 @@ async fn write_frames(ws: &mut Ws, frames: Vec<u8>, cfg: &WsConfig) -> Result<()
     }
 }
 
+/// The shortest doze time: a shorter one would wake an awake socket's
+/// timer without pause.
+const MIN_DOZE_AFTER: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// How long a client may be silent before its socket dozes.
+fn doze_after(cfg: &WsConfig) -> std::time::Duration {
+    cfg.doze_after.max(MIN_DOZE_AFTER)
+}
+
+/// When a socket's timer next fires: a ping due after a ping interval of
+/// the client's silence, the dead-peer check a pong timeout after the
+/// ping, and, while the socket is awake, the check whether it may doze
+/// (a doze time after the client was last heard, or from now when that
+/// is past: a call was running, or tungstenite held something).
+fn next_tick(cfg: &WsConfig, last_heard: Instant, pinged: bool, awake: bool) -> Instant {
+    let silence_limit = if pinged {
+        cfg.ping_interval + cfg.pong_timeout
+    } else {
+        cfg.ping_interval
+    };
+    let due = last_heard + silence_limit;
+    if !awake {
+        return due;
+    }
+    let (now, after) = (Instant::now(), doze_after(cfg));
+    let doze_check = if last_heard + after > now {
+        last_heard + after
+    } else {
+        now + after
+    };
+    due.min(doze_check)
+}
+
 /// The reason of a close for not reading (1008).
 const NOT_READING: &str = "client is not reading";
 
@@ -593,6 +665,13 @@ pub struct WsConfig {
     pub close_timeout: std::time::Duration,
     /// Default: 768 bytes.
     pub read_buffer_bytes: usize,
+    /// How long a client may be silent, with no call of its socket
+    /// running, before its socket dozes: tungstenite's side (its state and
+    /// read buffer, about 1.2 KiB) is dropped until the client's next bytes
+    /// or the server's next message, which build it afresh. A socket dozes
+    /// between this time and twice it after its client's last frame.
+    /// Values under 10 ms count as 10 ms. Default: 250 ms.
+    pub doze_after: std::time::Duration,
 }
 
 impl Default for WsConfig {
@@ -609,6 +688,7 @@ impl Default for WsConfig {
             max_in_flight: crate::ws::DEFAULT_MAX_IN_FLIGHT,
             close_timeout: crate::ws::DEFAULT_CLOSE_TIMEOUT,
             read_buffer_bytes: crate::ws::DEFAULT_READ_BUFFER_BYTES,
+            doze_after: crate::ws::DEFAULT_DOZE_AFTER,
         }
     }
 }

@@ -34,6 +34,10 @@ pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Requests of one socket running at once; past it the socket is not read
 /// until one finishes. Default: 256.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
+/// How long a client may be silent, with no call running, before its
+/// socket drops tungstenite's side until it is needed again (see
+/// `WsConfig::doze_after`). Default: 250 ms.
+pub const DEFAULT_DOZE_AFTER: Duration = Duration::from_millis(250);
 /// How long a closing handshake may take before the socket is dropped. Default: 5 s.
 pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bytes read from the socket at a time (tungstenite's default, 128 KiB, is

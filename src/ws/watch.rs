@@ -100,9 +100,15 @@ impl<S> Watched<S> {
     /// no data message is half received, and the last read found nothing,
     /// so tungstenite had no whole frame left to take).
     pub fn rebuild_due(&self) -> bool {
-        self.frames.largest > LARGE_FRAME_BYTES
-            && self.last_read_pending
-            && self.frames.at_message_boundary()
+        self.frames.largest > LARGE_FRAME_BYTES && self.at_rest()
+    }
+
+    /// Whether tungstenite can hold no unread byte and no part of a
+    /// message: every byte read is part of a whole frame, no data message
+    /// is half received, and its last read found nothing (so it had no
+    /// whole frame left to take). Only then may its side be dropped.
+    pub fn at_rest(&self) -> bool {
+        self.last_read_pending && self.frames.at_message_boundary()
     }
 
     /// Notes that tungstenite's side was built afresh: what the socket
@@ -110,6 +116,40 @@ impl<S> Watched<S> {
     pub fn rebuilt(&mut self) {
         self.frames.largest = 0;
         self.held.release();
+    }
+}
+
+/// The most bytes [`Watched::poll_wake`] reads at once: what it reads is
+/// copied into the new tungstenite side's read buffer, and the rest is
+/// read from there as usual.
+const WAKE_READ_BYTES: usize = 1024;
+
+impl<S: AsyncRead + Unpin> Watched<S> {
+    /// Waits for the client's next bytes while no tungstenite side reads
+    /// the socket (a dozing socket), without a buffer of its own while it
+    /// waits: the bytes come in a buffer on the stack and are returned as
+    /// their own (empty at the end of the stream), followed as if handed
+    /// to tungstenite, to be given to the side built next. A frame over
+    /// the budget fails as [`Watched`]'s reads do.
+    pub fn poll_wake(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<Vec<u8>>> {
+        let mut room = [0u8; WAKE_READ_BYTES];
+        let mut buf = ReadBuf::new(&mut room);
+        match Pin::new(&mut self.inner).poll_read(cx, &mut buf) {
+            Poll::Pending => {
+                self.last_read_pending = true;
+                Poll::Pending
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Ready(Ok(())) => {
+                self.last_read_pending = false;
+                let got = buf.filled();
+                self.frames.feed(got);
+                if !self.hold_largest() {
+                    return Poll::Ready(Err(std::io::Error::other(OverBudget)));
+                }
+                Poll::Ready(Ok(got.to_vec()))
+            }
+        }
     }
 }
 

@@ -274,6 +274,14 @@ fn limit_specs() -> Vec<Spec> {
             "a WebSocket silent for a ping interval and this long is dropped",
         ),
         s(
+            "ws_doze_after",
+            "--ws-doze-after",
+            "MCP_WS_DOZE_AFTER",
+            "DURATION",
+            d(WsConfig::default().doze_after),
+            "a WebSocket silent this long, with no call running, frees its frame reader until its next message",
+        ),
+        s(
             "head_timeout",
             "--head-timeout",
             "MCP_HEAD_TIMEOUT",
