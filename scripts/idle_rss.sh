@@ -5,6 +5,10 @@
 # daemon (demo warehouse); the daemon's RSS before they open and while all
 # are held, divided by N.
 #
+# Then N WebSockets again, opened in WAVES waves (default 5) PAUSE seconds
+# apart (default 3): sockets arriving over time, where later ones reuse what
+# earlier, dozing ones freed.
+#
 #   bash scripts/idle_rss.sh          # N=5000
 #   N=1000 bash scripts/idle_rss.sh
 set -euo pipefail
@@ -61,5 +65,39 @@ measure() {
   echo "$mode: $N idle connections: daemon RSS $before -> $during KiB, $(((during - before) * 1024 / N)) bytes each"
 }
 
+# WebSockets opened in waves, each wave held until all are measured.
+measure_waves() {
+  local port="$PORT" waves="${WAVES:-5}" pause="${PAUSE:-3}" url
+  PORT=$((PORT + 1))
+  url="ws://127.0.0.1:$port/ws"
+  "$daemon" --port "$port" --max-connections $((N + 100)) --max-sessions $((N + 100)) >/dev/null 2>&1 &
+  local pid=$!
+  wait_port "$port" 0.1 30
+  "$load" --url "$url" --mode ws --connections 1 --calls 1 --check none >/dev/null
+  local before during w per=$((N / waves)) loaders=()
+  before="$(rss "$pid")"
+  for w in $(seq 1 "$waves"); do
+    "$load" --url "$url" --mode ws --connections "$per" --calls 1 --duration 300 \
+      --hold $(((waves - w) * (pause + 3) + 10)) --spread --check none \
+      >"$work/out$w" 2>"$work/err$w" &
+    loaders+=($!)
+    for _ in $(seq 1200); do
+      if grep -q '^holding' "$work/err$w"; then break; fi
+      sleep 0.1
+    done
+    grep -q '^holding' "$work/err$w" ||
+      { echo "ws waves: wave $w was not all held" >&2; cat "$work/err$w" >&2; exit 1; }
+    sleep "$pause"
+  done
+  during="$(rss "$pid")"
+  for l in "${loaders[@]}"; do
+    wait "$l" || { echo "ws waves: a load failed" >&2; cat "$work"/out* "$work"/err* >&2; exit 1; }
+  done
+  kill "$pid"
+  wait "$pid" 2>/dev/null || true
+  echo "ws in $waves waves ${pause}s apart: $((per * waves)) idle connections: daemon RSS $before -> $during KiB, $(((during - before) * 1024 / (per * waves))) bytes each"
+}
+
 measure stateless "http://127.0.0.1:{port}/mcp"
 measure ws "ws://127.0.0.1:{port}/ws"
+measure_waves
