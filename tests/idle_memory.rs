@@ -315,3 +315,69 @@ async fn a_connection_that_sent_a_large_body_holds_little_once_idle() {
         "{per_connection:.0} bytes per idle connection after a large body"
     );
 }
+
+/// A WebSocket from its own address, its MCP session opened.
+async fn open_ws(
+    addr: std::net::SocketAddr,
+    n: usize,
+) -> tokio_tungstenite::WebSocketStream<TcpStream> {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+
+    let mut request = format!("ws://{addr}/ws")
+        .into_client_request()
+        .expect("request");
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", "mcp".parse().expect("header"));
+    let (mut ws, _) = tokio_tungstenite::client_async(request, connect(addr, n).await)
+        .await
+        .expect("handshake");
+    let init = serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "at-once", "version": "0"}}});
+    ws.send(Message::text(init.to_string()))
+        .await
+        .expect("send");
+    let answer = ws.next().await.expect("open").expect("frame");
+    assert!(answer.to_text().expect("text").contains("protocolVersion"));
+    ws
+}
+
+/// WebSockets opened all at once (1,000 handshakes and sessions in flight
+/// together, as the 5,000 of `scripts/idle_rss.sh`) then idle: under 4 KiB
+/// of RSS each, the burst's high-water mark included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websockets_opened_at_once_hold_little_once_idle() {
+    const AT_ONCE: usize = 1_000;
+    raise_fd_limit(4 * AT_ONCE as u64);
+    let daemon = Daemon::start(
+        &["--port", "0", "--max-connections", "5000"],
+        &[("HOME", "/nonexistent")],
+    );
+    let addr = daemon.addr;
+    // What the first sockets build once belongs to the baseline.
+    for n in 0..20 {
+        drop(open_ws(addr, AT_ONCE + n).await);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = daemon.rss_kib();
+    let opening: Vec<_> = (0..AT_ONCE)
+        .map(|n| tokio::spawn(open_ws(addr, n)))
+        .collect();
+    let mut held = Vec::with_capacity(AT_ONCE);
+    for socket in opening {
+        held.push(socket.await.expect("opened"));
+    }
+    // Past the doze time: each socket has dropped its frame reader.
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let during = daemon.rss_kib();
+    let per_socket = (during.saturating_sub(before) * 1024) as f64 / AT_ONCE as f64;
+    println!("idle WebSocket opened at once: {per_socket:.0} bytes of RSS each ({AT_ONCE} held)");
+    assert!(
+        per_socket < 4_096.0,
+        "{per_socket:.0} bytes per idle WebSocket opened at once"
+    );
+    drop(held);
+}
