@@ -36,6 +36,18 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
+# Waits until the load generator writing stderr to $1 holds all its
+# connections; $2 names it if it never does.
+wait_holding() {
+  for _ in $(seq 1200); do
+    if grep -q '^holding' "$1"; then return; fi
+    sleep 0.1
+  done
+  echo "$2: the connections were not all held" >&2
+  cat "$1" >&2
+  exit 1
+}
+
 # $1: load mode; $2: URL ({port} replaced).
 measure() {
   local mode="$1" port="$PORT" url
@@ -51,12 +63,7 @@ measure() {
   "$load" --url "$url" --mode "$mode" --connections "$N" --calls 1 --duration 120 \
     --hold 5 --spread --check none >"$work/out" 2>"$work/err" &
   local loader=$!
-  for _ in $(seq 1200); do
-    if grep -q '^holding' "$work/err"; then break; fi
-    sleep 0.1
-  done
-  grep -q '^holding' "$work/err" ||
-    { echo "$mode: the connections were not all held" >&2; cat "$work/err" >&2; exit 1; }
+  wait_holding "$work/err" "$mode"
   sleep 1
   during="$(rss "$pid")"
   wait "$loader" || { echo "$mode: the load failed" >&2; cat "$work/out" "$work/err" >&2; exit 1; }
@@ -81,12 +88,7 @@ measure_waves() {
       --hold $(((waves - w) * (pause + 3) + 10)) --spread --check none \
       >"$work/out$w" 2>"$work/err$w" &
     loaders+=($!)
-    for _ in $(seq 1200); do
-      if grep -q '^holding' "$work/err$w"; then break; fi
-      sleep 0.1
-    done
-    grep -q '^holding' "$work/err$w" ||
-      { echo "ws waves: wave $w was not all held" >&2; cat "$work/err$w" >&2; exit 1; }
+    wait_holding "$work/err$w" "ws wave $w"
     sleep "$pause"
   done
   during="$(rss "$pid")"

@@ -153,7 +153,6 @@ const SOCKETS: usize = 500;
 async fn idle_websockets_hold_little() {
     use futures_util::{SinkExt as _, StreamExt as _};
     use tokio_tungstenite::tungstenite::Message;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
     raise_fd_limit(4 * SOCKETS as u64);
     let daemon = Daemon::start(
@@ -161,26 +160,7 @@ async fn idle_websockets_hold_little() {
         &[("HOME", "/nonexistent")],
     );
     let addr = daemon.addr;
-    let open = |n: usize| async move {
-        let mut request = format!("ws://{addr}/ws")
-            .into_client_request()
-            .expect("request");
-        request
-            .headers_mut()
-            .insert("sec-websocket-protocol", "mcp".parse().expect("header"));
-        let (mut ws, _) = tokio_tungstenite::client_async(request, connect(addr, n).await)
-            .await
-            .expect("handshake");
-        let init = serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
-            "params": {"protocolVersion": "2025-06-18", "capabilities": {"roots": {}},
-            "clientInfo": {"name": "idle", "version": "0"}}});
-        ws.send(Message::text(init.to_string()))
-            .await
-            .expect("send");
-        let answer = ws.next().await.expect("open").expect("frame");
-        assert!(answer.to_text().expect("text").contains("protocolVersion"));
-        ws
-    };
+    let open = |n: usize| open_ws(addr, n);
     // What the first sockets build once belongs to the baseline.
     let (per_socket, mut held) = rss_per_held(&daemon, SOCKETS, 20, open).await;
     println!("idle WebSocket: {per_socket:.0} bytes of RSS each ({SOCKETS} held)");
@@ -205,7 +185,6 @@ async fn idle_websockets_hold_little() {
 async fn a_websocket_that_sent_a_large_message_holds_little_once_idle() {
     use futures_util::{SinkExt as _, StreamExt as _};
     use tokio_tungstenite::tungstenite::Message;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
     const LARGE: usize = 100;
     raise_fd_limit(4 * LARGE as u64);
@@ -215,23 +194,7 @@ async fn a_websocket_that_sent_a_large_message_holds_little_once_idle() {
     let open = |n: usize| {
         let filler = filler.clone();
         async move {
-            let mut request = format!("ws://{addr}/ws")
-                .into_client_request()
-                .expect("request");
-            request
-                .headers_mut()
-                .insert("sec-websocket-protocol", "mcp".parse().expect("header"));
-            let (mut ws, _) = tokio_tungstenite::client_async(request, connect(addr, n).await)
-                .await
-                .expect("handshake");
-            let init = serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
-                "params": {"protocolVersion": "2025-06-18", "capabilities": {},
-                "clientInfo": {"name": "large", "version": "0"}}});
-            ws.send(Message::text(init.to_string()))
-                .await
-                .expect("send");
-            let answer = ws.next().await.expect("open").expect("frame");
-            assert!(answer.to_text().expect("text").contains("protocolVersion"));
+            let mut ws = open_ws(addr, n).await;
             let big = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
                 "params": {"name": "no_such_tool", "arguments": {"filler": filler}}});
             ws.send(Message::text(big.to_string())).await.expect("send");
@@ -335,8 +298,8 @@ async fn open_ws(
         .await
         .expect("handshake");
     let init = serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
-        "params": {"protocolVersion": "2025-06-18", "capabilities": {},
-        "clientInfo": {"name": "at-once", "version": "0"}}});
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {"roots": {}},
+        "clientInfo": {"name": "idle", "version": "0"}}});
     ws.send(Message::text(init.to_string()))
         .await
         .expect("send");
