@@ -667,7 +667,7 @@ pub struct WsConfig {
     pub read_buffer_bytes: usize,
     /// How long a client may be silent, with no call of its socket
     /// running, before its socket dozes: tungstenite's side (its state and
-    /// read buffer, about 1.2 KiB) is dropped until the client's next bytes
+    /// read buffer, about 900 bytes) is dropped until the client's next bytes
     /// or the server's next message, which build it afresh. A socket dozes
     /// between this time and twice it after its client's last frame.
     /// Values under 10 ms count as 10 ms. Default: 250 ms.

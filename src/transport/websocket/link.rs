@@ -1,8 +1,8 @@
 //! A socket's WebSocket, awake or dozing.
 //!
 //! An awake socket reads and writes its frames through tungstenite's side
-//! (its state, its read buffer, tokio-tungstenite's waker proxies: about
-//! 1.2 KiB on the heap, and the stream's place in the socket's state). A
+//! (its read buffer and tokio-tungstenite's two waker proxies, about 900
+//! bytes of heap, and its state, kept inline in the socket's). A
 //! socket whose client has been silent for a while, with no call running,
 //! dozes: tungstenite's side is dropped and only the socket itself, with
 //! its frame boundaries followed ([`Watched`]), is kept. The client's next
