@@ -297,7 +297,7 @@ impl WebSocketMcp {
                 if draining && calls.is_empty() && outbound.is_empty() {
                     break End::Close(CloseCode::Away, "server shutting down");
                 }
-                if link.is_awake() && link.watched().is_some_and(Watched::rebuild_due) {
+                if link.rebuild_due() {
                     // A large frame grew tungstenite's read buffer, and it
                     // now holds nothing unread: the buffer is dropped (the
                     // side is built afresh from the client's next bytes).

@@ -134,21 +134,9 @@ impl<S: AsyncRead + Unpin> Watched<S> {
     pub fn poll_wake(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<Vec<u8>>> {
         let mut room = [0u8; WAKE_READ_BYTES];
         let mut buf = ReadBuf::new(&mut room);
-        match Pin::new(&mut self.inner).poll_read(cx, &mut buf) {
-            Poll::Pending => {
-                self.last_read_pending = true;
-                Poll::Pending
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Ready(Ok(())) => {
-                self.last_read_pending = false;
-                let got = buf.filled();
-                self.frames.feed(got);
-                if !self.hold_largest() {
-                    return Poll::Ready(Err(std::io::Error::other(OverBudget)));
-                }
-                Poll::Ready(Ok(got.to_vec()))
-            }
+        match Pin::new(&mut *self).poll_read(cx, &mut buf) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(done) => Poll::Ready(done.map(|()| buf.filled().to_vec())),
         }
     }
 }

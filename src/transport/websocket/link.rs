@@ -59,13 +59,10 @@ impl Link {
         Link::Awake(ws)
     }
 
-    /// The socket with its frame boundaries followed.
-    pub(super) fn watched(&self) -> Option<&Watched<BoxedIo>> {
-        match self {
-            Link::Awake(ws) => Some(ws.get_ref()),
-            Link::Dozing(watched) => Some(watched),
-            Link::Lost => None,
-        }
+    /// Whether tungstenite's side is built and a large frame grew its read
+    /// buffer, now holding nothing unread ([`Watched::rebuild_due`]).
+    pub(super) fn rebuild_due(&self) -> bool {
+        matches!(self, Link::Awake(ws) if ws.get_ref().rebuild_due())
     }
 
     /// Whether tungstenite's side is built.
