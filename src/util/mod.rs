@@ -1,6 +1,7 @@
 //! Leaf utilities every layer may use, and that use no other module of the
-//! crate: dates, constant-time comparison, and the SQL guard (with its
-//! identifier quoting), which both the tools and the warehouses need.
+//! crate: dates, constant-time comparison, the turn a large transfer gives
+//! between its pieces, and the SQL guard (with its identifier quoting),
+//! which both the tools and the warehouses need.
 
 pub(crate) mod addr;
 pub(crate) mod date;
@@ -17,4 +18,16 @@ pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         return false;
     }
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Gives way between the pieces of a large transfer (a body read, an answer
+/// written, a message copied): to the other tasks of this async worker, and
+/// to the threads the kernel queued on its CPU. The second matters on a
+/// busy machine: a runtime worker woken to share the load, or a thread
+/// about to answer another client, is often queued on the CPU of the worker
+/// that woke it, and a task's yield alone leaves that thread waiting until
+/// the worker runs out of work (milliseconds while it moves megabytes).
+pub(crate) async fn give_way() {
+    std::thread::yield_now();
+    tokio::task::yield_now().await;
 }

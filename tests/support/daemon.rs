@@ -6,8 +6,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The example binary `cargo test` builds next to the test binaries.
+/// The example binary `cargo test` builds next to the test binaries, or
+/// the one `SNOWFLAKE_MCP_SERVER_BIN` names (a measurement of another build,
+/// as `scripts/wake_latency.sh` makes).
 pub fn server_binary() -> std::path::PathBuf {
+    if let Some(path) = std::env::var_os("SNOWFLAKE_MCP_SERVER_BIN") {
+        return path.into();
+    }
     let exe = std::env::current_exe().expect("test binary path");
     let dir = exe
         .parent()

@@ -192,7 +192,7 @@ impl<S: Io> Conn<S> {
             Ok(Ok(n)) => {
                 if n == IO_PIECE {
                     // More may be waiting: others get a turn first.
-                    tokio::task::yield_now().await;
+                    crate::util::give_way().await;
                 }
                 Ok(())
             }

@@ -243,7 +243,7 @@ async fn write_all_progress<S: Io>(
             Ok(Ok(n)) => {
                 bytes = &bytes[n..];
                 if n == IO_PIECE && !bytes.is_empty() {
-                    tokio::task::yield_now().await;
+                    crate::util::give_way().await;
                 }
             }
             Ok(Err(e)) => return Err(e),

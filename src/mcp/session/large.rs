@@ -33,7 +33,7 @@ pub(crate) async fn owned_in_pieces(message: &[u8]) -> Bytes {
     for piece in message.chunks(COPY_PIECE) {
         owned.extend_from_slice(piece);
         if owned.len() < message.len() {
-            tokio::task::yield_now().await;
+            crate::util::give_way().await;
         }
     }
     Bytes::from(owned)
