@@ -69,8 +69,13 @@ PY
 for attack in $ATTACKS; do
   for round in $(seq 1 "$ROUNDS"); do
     echo "$attack, run $round:"
-    perf record -q -e sched:sched_switch -e sched:sched_wakeup -a -o "$work/sched.data" -- \
-      "$test_bin" --nocapture --test-threads 1 "$attack" 2>&1 | grep "attack .*x quiet" | sed 's/^/  /'
+    if ! perf record -q -e sched:sched_switch -e sched:sched_wakeup -a -o "$work/sched.data" -- \
+      "$test_bin" --nocapture --test-threads 1 "$attack" > "$work/test.log" 2>&1; then
+      tail -n 30 "$work/test.log" >&2
+      echo "the attack's test failed" >&2
+      exit 1
+    fi
+    grep "attack .*x quiet" "$work/test.log" | sed 's/^/  /' || true
     perf script -i "$work/sched.data" -F comm,pid,tid,cpu,time,event,trace 2>/dev/null > "$work/sched.txt"
     analyse "$work/sched.txt"
   done
