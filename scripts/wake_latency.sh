@@ -16,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ATTACKS="${ATTACKS:-batches resumption huge}"
+ATTACKS="${ATTACKS:-batches resumption huge large_websocket_answers}"
 ROUNDS="${ROUNDS:-2}"
 export HOSTILE_WINDOW_SECS="${HOSTILE_WINDOW_SECS:-4}"
 

@@ -307,6 +307,70 @@ async fn a_websocket_client_that_stops_reading_is_closed_by_bytes_queued() {
     report("websocket slow reader", &daemon, victim, attack).await;
 }
 
+/// What the attacker of [`large_websocket_answers_read_at_once`] checks of
+/// each answer: its id and that it is a result, the large value skipped
+/// over (a tree of it would cost the attacker's client, on this machine's
+/// cores, more than the daemon spends writing it).
+#[derive(serde::Deserialize)]
+struct Outline {
+    id: i64,
+    result: Option<serde::de::IgnoredAny>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_websocket_answers_read_at_once() {
+    let (_turn, mut daemon, session, victim) = keyless_scene("2025-06-18").await;
+    let addr = daemon.addr;
+    let mut ws = {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+        let mut request = format!("ws://{addr}/ws")
+            .into_client_request()
+            .expect("request");
+        let headers = request.headers_mut();
+        headers.insert("sec-websocket-protocol", "mcp".parse().expect("header"));
+        tokio_tungstenite::connect_async(request)
+            .await
+            .expect("handshake")
+            .0
+    };
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "fast-reader", "version": "0"}}});
+    ws.send(Message::text(init.to_string()))
+        .await
+        .expect("send");
+    ws.next().await.expect("open").expect("frame");
+    let mut rounds = Alternation::new(*WINDOW);
+    while rounds.again().await {
+        // Four answers of about 2.8 MB each in flight, read as fast as they
+        // come: the daemon writes megabytes without pause, and must still
+        // leave the CPU to others between its pieces.
+        let first = i64::from(rounds.round()) * 10;
+        for id in first..first + 4 {
+            ws.send(Message::text(query(id, "SELECT zeroblob(700000) AS b")))
+                .await
+                .expect("send");
+        }
+        let mut ids = Vec::new();
+        while ids.len() < 4 {
+            match ws.next().await.expect("an answer").expect("a frame") {
+                Message::Text(text) => {
+                    assert!(text.len() > 1_000_000, "{}", text.as_str());
+                    let outline: Outline = serde_json::from_str(text.as_str()).expect("JSON");
+                    assert!(outline.result.is_some(), "{}", &text.as_str()[..200]);
+                    ids.push(outline.id);
+                }
+                Message::Close(frame) => panic!("closed: {frame:?}"),
+                _ => {}
+            }
+        }
+        ids.sort_unstable();
+        assert_eq!(ids, (first..first + 4).collect::<Vec<_>>());
+    }
+    still_serving(&mut daemon, &session, "").await;
+    report_alternating("websocket large answers", &daemon, victim, &rounds).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_principal_leaves_room_for_others() {
     let _turn = TURN.lock().await;

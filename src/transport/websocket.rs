@@ -183,7 +183,7 @@ impl WebSocketMcp {
         let cfg = &self.config;
         let (frames, answers, end) = self.gather(incoming, ws, session, peer, calls).await;
         if !frames.is_empty() {
-            write_frames(ws, frames, cfg).await?;
+            write_frames(ws, &frames, &[], cfg).await?;
             for _ in 0..answers {
                 self.registry.count(Transport::WebSocket, Event::MessageOut);
             }
@@ -488,11 +488,18 @@ async fn close(mut ws: Ws, end: End, cfg: &WsConfig) {
     .await;
 }
 
-/// Sends one JSON-RPC message as a text frame.
+/// Sends one JSON-RPC message as a text frame. A large one is not copied
+/// behind its header: the header and the message go to the socket as they
+/// are (a copy of megabytes is a stretch in which this worker gives way to
+/// no one).
 async fn send(ws: &mut Ws, message: Vec<u8>, cfg: &WsConfig) -> Result<(), End> {
     let mut frames = Vec::new();
-    frame_into(&mut frames, &message, cfg)?;
-    write_frames(ws, frames, cfg).await
+    if message.len() < WRITE_PIECE {
+        frame_into(&mut frames, &message, cfg)?;
+        return write_frames(ws, &frames, &[], cfg).await;
+    }
+    header_into(&mut frames, &message, cfg)?;
+    write_frames(ws, &frames, &message, cfg).await
 }
 
 /// The most answer bytes gathered for one write: past it, what was framed
@@ -502,6 +509,14 @@ const BATCH_BYTES: usize = 16 * 1024;
 /// Appends one JSON-RPC message to `frames` as a text frame (tungstenite's
 /// encoding).
 fn frame_into(frames: &mut Vec<u8>, message: &[u8], cfg: &WsConfig) -> Result<(), End> {
+    frames.reserve(message.len() + 14);
+    header_into(frames, message, cfg)?;
+    frames.extend_from_slice(message);
+    Ok(())
+}
+
+/// Appends the header of a text frame carrying `message` to `frames`.
+fn header_into(frames: &mut Vec<u8>, message: &[u8], cfg: &WsConfig) -> Result<(), End> {
     // Our writers only produce UTF-8; refuse rather than send a broken frame.
     if std::str::from_utf8(message).is_err() {
         return Err(End::Close(CloseCode::Error, "internal error"));
@@ -517,43 +532,64 @@ fn frame_into(frames: &mut Vec<u8>, message: &[u8], cfg: &WsConfig) -> Result<()
             "answer too large for this socket",
         ));
     }
-    frames.reserve(header.len(length) + message.len());
     if header.format(length, frames).is_err() {
         return Err(End::Close(CloseCode::Error, "internal error"));
     }
-    frames.extend_from_slice(message);
     Ok(())
 }
 
-/// Writes whole frames straight to the socket, after whatever tungstenite
-/// holds (a pong, say), not through its write buffer: that buffer would
-/// keep the size of the largest answer for the socket's life (about 500
-/// bytes of every idle socket), and the frames would be copied into it.
-/// A client that takes none of it within the send timeout is closed with
-/// 1008; one that stalls inside it gets the rest first ([`End::Stalled`]).
-async fn write_frames(ws: &mut Ws, frames: Vec<u8>, cfg: &WsConfig) -> Result<(), End> {
-    let mut written = 0;
+/// The most bytes one write offers the socket: 256 KiB, as on the HTTP side.
+const WRITE_PIECE: usize = 256 * 1024;
+
+/// Writes whole frames (`head`, then `body`: the payload of `head`'s last
+/// frame, when it was not copied behind it) straight to the socket, after
+/// whatever tungstenite holds (a pong, say), not through its write buffer:
+/// that buffer would keep the size of the largest answer for the socket's
+/// life (about 500 bytes of every idle socket), and the frames would be
+/// copied into it. A client that takes none of it within
+/// the send timeout is closed with 1008; one that stalls inside it gets
+/// the rest first ([`End::Stalled`]).
+async fn write_frames(ws: &mut Ws, head: &[u8], body: &[u8], cfg: &WsConfig) -> Result<(), End> {
+    let parts = [head, body];
+    // Bytes written of each part.
+    let mut written = [0usize; 2];
     let write = async {
         // tungstenite's own frames first, whole: the stream is then ours
         // until the next frame boundary.
         ws.flush().await.map_err(|_| End::Gone)?;
         let io = ws.get_mut();
-        while written < frames.len() {
-            match io.write(&frames[written..]).await {
-                Ok(0) | Err(_) => return Err(End::Gone),
-                Ok(n) => written += n,
+        for (part, written) in parts.iter().zip(written.iter_mut()) {
+            while *written < part.len() {
+                // A piece at a time, giving way after each whole one: the
+                // kernel copies all a write offers before anyone else on
+                // this CPU runs (see `crate::util::give_way`).
+                let piece = &part[*written..part.len().min(*written + WRITE_PIECE)];
+                match io.write(piece).await {
+                    Ok(0) | Err(_) => return Err(End::Gone),
+                    Ok(n) => {
+                        *written += n;
+                        if n == WRITE_PIECE {
+                            crate::util::give_way().await;
+                        }
+                    }
+                }
             }
         }
         io.flush().await.map_err(|_| End::Gone)
     };
     match timeout(cfg.send_timeout, write).await {
         Ok(done) => done,
-        Err(_) if written == 0 => Err(End::Close(CloseCode::Policy, NOT_READING)),
-        Err(_) => {
-            let mut rest = frames;
-            rest.drain(..written);
-            Err(End::Stalled(rest))
+        Err(_) if written.iter().all(|&n| n == 0) => {
+            Err(End::Close(CloseCode::Policy, NOT_READING))
         }
+        Err(_) => Err(End::Stalled(
+            parts
+                .iter()
+                .zip(written)
+                .flat_map(|(part, n)| &part[n..])
+                .copied()
+                .collect(),
+        )),
     }
 }
 
