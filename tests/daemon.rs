@@ -711,6 +711,41 @@ async fn a_second_signal_exits_at_once() {
     assert!(logs.contains("second signal"), "{logs}");
 }
 
+/// A stderr nobody reads (a paused terminal, a stuck log collector) fills
+/// its pipe after a few hundred log lines; the daemon logs every call, and
+/// its lines must then wait or be dropped on a thread of their own, never
+/// stop the workers that serve the clients.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_reader_that_stalls_stops_no_client() {
+    let mut daemon = Daemon::start_unread(&["--port", "0"], &[]);
+    let addr = daemon.addr;
+    let session = open_session(addr, "").await;
+    let mut c = Client::connect(addr).await;
+    // About 150 bytes of log each: past the pipe's 64 KiB many times over.
+    for id in 1..=2_000 {
+        c.send(&post(
+            addr,
+            Some(&session),
+            &query_call(id, "SELECT 1 AS one"),
+            "",
+        ))
+        .await;
+        // The client's own wait (5 s) fails the test if the daemon stops.
+        let r = c.read_response_to("POST").await;
+        let a = answer(&r.body, id);
+        assert_eq!(
+            a["result"]["structuredContent"]["rows"],
+            json!([[1]]),
+            "{a}"
+        );
+    }
+    assert!(daemon.is_running());
+    // The lines that find the queue full are dropped, not kept: a bounded
+    // queue, whatever the calls.
+    let peak = daemon.peak_rss_kib();
+    assert!(peak < 64 * 1024, "peak RSS {peak} KiB");
+}
+
 /// Clients keep calling while the daemon is told to stop: every call the
 /// daemon logged as run was answered to its client, and every other request
 /// was refused (503) or never read (the connection closed before any byte

@@ -33,21 +33,71 @@ mod settings;
 
 use settings::{Layered, Problem, Settings, Transport};
 
+/// Log lines waiting for stderr at most (about 2 MiB of typical lines):
+/// past it, new lines are dropped and counted rather than waited for.
+const LOG_LINES_QUEUED: usize = 8_192;
+
+/// The log writer's thread, until [`flush_logs`] ends it, and the count of
+/// lines it dropped.
+static LOG_WRITER: std::sync::Mutex<
+    Option<(
+        tracing_appender::non_blocking::WorkerGuard,
+        tracing_appender::non_blocking::ErrorCounter,
+    )>,
+> = std::sync::Mutex::new(None);
+
 /// Log lines on stderr (stdout may carry MCP), text or JSON, with the
 /// lines of crates that log secrets below `info` dropped whatever the
 /// filter says (the `reqwest` crates'; see `settings/logs.rs`).
+///
+/// The lines are written by a thread of their own, never by the async
+/// workers: a write to a stderr nobody reads (a paused terminal, a stuck
+/// log collector) blocks once the pipe is full, and on a worker it would
+/// stop every client of the daemon. A line that finds [`LOG_LINES_QUEUED`]
+/// lines waiting is dropped; the count is logged at the end.
 fn init_logs(json: bool, filter: tracing_subscriber::EnvFilter) {
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(LOG_LINES_QUEUED)
+        .thread_name("mcp-logs")
+        .finish(std::io::stderr());
+    let dropped = writer.error_counter();
+    *LOG_WRITER.lock().unwrap_or_else(|e| e.into_inner()) = Some((guard, dropped));
     let registry = tracing_subscriber::registry()
         .with(filter)
         .with(settings::CapSecretLogs);
-    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let lines = tracing_subscriber::fmt::layer().with_writer(writer);
     if json {
         registry.with(lines.json()).init();
     } else {
         registry.with(lines).init();
     }
+}
+
+/// Log lines dropped so far because too many waited for stderr.
+fn dropped_log_lines() -> usize {
+    LOG_WRITER
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .map_or(0, |(_, dropped)| dropped.dropped_lines())
+}
+
+/// Writes out the log lines still waiting (for at most about a second, if
+/// stderr is not read) and ends the writer: lines logged after it are lost.
+/// Called before the process exits, and before an error is printed
+/// straight to stderr, so it comes after the lines logged before it.
+fn flush_logs() {
+    let writer = LOG_WRITER.lock().unwrap_or_else(|e| e.into_inner()).take();
+    drop(writer);
+}
+
+/// Prints a fatal error after the log lines logged before it.
+fn fatal(msg: impl std::fmt::Display) {
+    flush_logs();
+    eprintln!("error: {msg}");
 }
 
 /// Opens the warehouse the settings name: a SQLite file; else Snowflake when
@@ -243,6 +293,7 @@ async fn draining_signal(mut signals: Signals, drain: Option<Drain>) {
     tokio::spawn(async move {
         signals.next().await;
         tracing::warn!("second signal: exiting now");
+        flush_logs();
         std::process::exit(130);
     });
     if let Some(drain) = drain {
@@ -458,7 +509,7 @@ async fn main() -> ExitCode {
     let warehouse = match open_warehouse(&settings).await {
         Ok(w) => w,
         Err(msg) => {
-            eprintln!("error: {msg}");
+            fatal(msg);
             return ExitCode::FAILURE;
         }
     };
@@ -485,7 +536,7 @@ async fn main() -> ExitCode {
     let shared_tasks = match shared_tasks(&settings).await {
         Ok(s) => s,
         Err(msg) => {
-            eprintln!("error: {msg}");
+            fatal(msg);
             return ExitCode::FAILURE;
         }
     };
@@ -520,11 +571,14 @@ async fn main() -> ExitCode {
         open_sessions = warehouse.pool_stats().total,
         "warehouse sessions closed"
     );
-    tracing::info!("stopped");
+    tracing::info!(dropped_log_lines = dropped_log_lines(), "stopped");
     match served {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => {
+            flush_logs();
+            ExitCode::SUCCESS
+        }
         Err(e) => {
-            eprintln!("error: {e}");
+            fatal(e);
             ExitCode::FAILURE
         }
     }

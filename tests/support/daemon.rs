@@ -32,12 +32,25 @@ pub struct Daemon {
     /// chatty log never blocks it).
     stderr: Arc<Mutex<String>>,
     drain: Option<std::thread::JoinHandle<()>>,
+    /// Its stderr, never read ([`Daemon::start_unread`]).
+    _unread: Option<std::process::ChildStderr>,
 }
 
 impl Daemon {
     /// Starts the daemon with `args` and `env` (on top of this process's
     /// environment) and waits for its readiness line.
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        Daemon::launch(args, env, true)
+    }
+
+    /// [`Daemon::start`], with a stderr nobody reads: once the pipe is
+    /// full, every write to it blocks (a paused terminal, a stuck log
+    /// collector).
+    pub fn start_unread(args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        Daemon::launch(args, env, false)
+    }
+
+    fn launch(args: &[&str], env: &[(&str, &str)], read_stderr: bool) -> Daemon {
         let mut command = Command::new(server_binary());
         command
             .args(args)
@@ -50,17 +63,22 @@ impl Daemon {
         let stderr = Arc::new(Mutex::new(String::new()));
         let sink = Arc::clone(&stderr);
         let mut pipe = child.stderr.take().expect("stderr");
-        let drain = std::thread::spawn(move || {
-            let mut chunk = [0u8; 4096];
-            while let Ok(n) = pipe.read(&mut chunk) {
-                if n == 0 {
-                    break;
+        let (drain, unread) = if read_stderr {
+            let drain = std::thread::spawn(move || {
+                let mut chunk = [0u8; 4096];
+                while let Ok(n) = pipe.read(&mut chunk) {
+                    if n == 0 {
+                        break;
+                    }
+                    sink.lock()
+                        .expect("stderr lock")
+                        .push_str(&String::from_utf8_lossy(&chunk[..n]));
                 }
-                sink.lock()
-                    .expect("stderr lock")
-                    .push_str(&String::from_utf8_lossy(&chunk[..n]));
-            }
-        });
+            });
+            (Some(drain), None)
+        } else {
+            (None, Some(pipe))
+        };
         let mut line = String::new();
         BufReader::new(child.stdout.take().expect("stdout"))
             .read_line(&mut line)
@@ -72,7 +90,9 @@ impl Daemon {
         else {
             let _ = child.kill();
             let _ = child.wait();
-            let _ = drain.join();
+            if let Some(drain) = drain {
+                let _ = drain.join();
+            }
             panic!(
                 "unexpected first line {line:?}; stderr: {}",
                 stderr.lock().expect("stderr lock")
@@ -82,7 +102,8 @@ impl Daemon {
             child,
             addr,
             stderr,
-            drain: Some(drain),
+            drain,
+            _unread: unread,
         }
     }
 
