@@ -54,6 +54,9 @@ for line in lines:
         if pid in threads:
             woken.setdefault(pid, t)
     elif 'sched_switch:' in line:
+        # A wake-up that came while the thread was still on its CPU (about
+        # to sleep) ends when it leaves the CPU: a wait starts at the next.
+        woken.pop(re.search(r'prev_pid=(\d+)', line).group(1), None)
         nxt = re.search(r'next_pid=(\d+)', line).group(1)
         if nxt in woken:
             waits.append(t - woken.pop(nxt))

@@ -70,6 +70,25 @@ pub fn write_json_string(out: &mut Vec<u8>, s: &str) {
     let b = s.as_bytes();
     out.reserve(b.len() + 2);
     out.push(b'"');
+    if b.len() <= PIECE_BYTES {
+        write_escaped(out, b);
+    } else {
+        // Every byte that needs escaping is ASCII, so the pieces may end
+        // anywhere, inside a character too.
+        for piece in b.chunks(PIECE_BYTES) {
+            write_escaped(out, piece);
+            let _ = crate::util::offload::checkpoint();
+        }
+    }
+    out.push(b'"');
+}
+
+/// A long string is escaped this many bytes at a time, with a turn given
+/// between the pieces on a heavy-work thread: 64 KiB.
+const PIECE_BYTES: usize = 64 * 1024;
+
+/// Appends `b` escaped, without the quotes.
+fn write_escaped(out: &mut Vec<u8>, b: &[u8]) {
     let (mut run, mut i) = (0, 0);
     while i < b.len() {
         if let Some(word) = b.get(i..i + 8) {
@@ -91,7 +110,6 @@ pub fn write_json_string(out: &mut Vec<u8>, s: &str) {
         run = i;
     }
     out.extend_from_slice(&b[run..]);
-    out.push(b'"');
 }
 
 /// Appends the escape of a quote, a backslash or a control byte.
@@ -167,6 +185,30 @@ mod tests {
 
     /// Escaped exactly as serde_json escapes, whatever the mix of plain
     /// runs, special bytes, word boundaries and multi-byte characters.
+    #[test]
+    fn long_strings_escape_in_pieces_as_serde_json_does() {
+        // Escapes and multi-byte characters on and around the piece ends.
+        let unit = "ab\"c\\é€\n😀\u{1}x";
+        let mut s = String::new();
+        while s.len() < 3 * PIECE_BYTES + 1000 {
+            s.push_str(unit);
+        }
+        for cut in [PIECE_BYTES - 1, PIECE_BYTES, PIECE_BYTES + 1, s.len()] {
+            let mut end = cut.min(s.len());
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            let text = &s[..end];
+            let mut out = Vec::new();
+            write_json_string(&mut out, text);
+            assert_eq!(
+                out,
+                serde_json::to_vec(text).expect("serializes"),
+                "{end} bytes"
+            );
+        }
+    }
+
     #[test]
     fn strings_escape_as_serde_json_does() {
         let pieces = [

@@ -803,7 +803,7 @@ fn encode_tool_output(
     {
         out.extend_from_slice(b",\"structuredContent\":");
         // A `Value` always serializes.
-        let _ = serde_json::to_writer(&mut out, structured);
+        let _ = serde_json::to_writer(crate::util::offload::WithTurns::new(&mut out), structured);
     }
     if failed {
         out.extend_from_slice(b",\"isError\":true");
@@ -829,7 +829,7 @@ fn write_content(out: &mut Vec<u8>, content: &[Content]) -> serde_json::Result<(
                 write_json_string(out, text);
                 out.push(b'}');
             }
-            other => serde_json::to_writer(&mut *out, other)?,
+            other => serde_json::to_writer(crate::util::offload::WithTurns::new(out), other)?,
         }
     }
     out.push(b']');

@@ -104,25 +104,97 @@ pub(super) fn result_output(result: &QueryResult, config: &ToolsConfig) -> ToolO
     ToolOutput::structured(structured).with_text(text)
 }
 
-/// A readable table: a header, a rule, the rows; NULL for nulls.
+/// The text table is checked for a turn to give after this many bytes:
+/// 64 KiB.
+const TABLE_PIECE: usize = 64 * 1024;
+
+/// Appends `s` with its line breaks and pipes made spaces (they would
+/// break the table's rows), at most [`TABLE_PIECE`] bytes between turns.
+fn push_flat(out: &mut String, s: &str) {
+    let mut rest = s;
+    while !rest.is_empty() {
+        let window = &rest.as_bytes()[..rest.len().min(TABLE_PIECE)];
+        match window
+            .iter()
+            .position(|c| matches!(c, b'\n' | b'\r' | b'|'))
+        {
+            // An ASCII byte: both sides of it are character boundaries.
+            Some(at) => {
+                out.push_str(&rest[..at]);
+                out.push(' ');
+                rest = &rest[at + 1..];
+            }
+            None => {
+                let mut end = window.len();
+                while !rest.is_char_boundary(end) {
+                    end -= 1;
+                }
+                out.push_str(&rest[..end]);
+                rest = &rest[end..];
+                let _ = crate::util::offload::checkpoint();
+            }
+        }
+    }
+}
+
+/// A readable table: a header, a rule, the rows; NULL for nulls. Built on
+/// a heavy-work thread for a large result, with a turn given after every
+/// 64 KiB of it (`crate::util::offload::checkpoint`).
 fn text_table(result: &QueryResult) -> String {
     if result.columns.is_empty() {
         return "(statement ran; no result set)".into();
     }
-    let cell = |v: &Value| match v {
-        Value::Null => "NULL".to_owned(),
-        Value::String(s) => s.replace(['\n', '\r', '|'], " "),
-        other => other.to_string(),
-    };
     let mut out = String::new();
     let header: Vec<&str> = result.columns.iter().map(|c| c.name.as_str()).collect();
     let _ = writeln!(out, "| {} |", header.join(" | "));
     let _ = writeln!(out, "|{}", "---|".repeat(header.len()));
+    let mut mark = out.len();
     for row in &result.rows {
-        let cells: Vec<String> = row.iter().map(cell).collect();
-        let _ = writeln!(out, "| {} |", cells.join(" | "));
+        out.push_str("| ");
+        for (i, v) in row.iter().enumerate() {
+            if i > 0 {
+                out.push_str(" | ");
+            }
+            match v {
+                Value::Null => out.push_str("NULL"),
+                Value::String(s) => push_flat(&mut out, s),
+                other => {
+                    let _ = write!(out, "{other}");
+                }
+            }
+        }
+        out.push_str(" |\n");
+        if out.len() - mark >= TABLE_PIECE {
+            let _ = crate::util::offload::checkpoint();
+            mark = out.len();
+        }
     }
     let n = result.rows.len();
     let _ = write!(out, "({n} row{})", if n == 1 { "" } else { "s" });
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_are_flattened_in_pieces_as_replace_does() {
+        let unit = "a|b\nc\r€😀é xyz";
+        let mut long = String::new();
+        while long.len() < 3 * TABLE_PIECE + 100 {
+            long.push_str(unit);
+        }
+        // No break for more than a piece, and a wide character across its end.
+        let plain = format!(
+            "{}😀{}",
+            "x".repeat(TABLE_PIECE - 2),
+            "y".repeat(TABLE_PIECE)
+        );
+        for s in ["", "|", "\n\r|", "plain", unit, &long, &plain] {
+            let mut out = String::from("> ");
+            push_flat(&mut out, s);
+            assert_eq!(out, format!("> {}", s.replace(['\n', '\r', '|'], " ")));
+        }
+    }
 }

@@ -34,6 +34,44 @@ const STARVING_AFTER: Duration = Duration::from_millis(100);
 /// A job for the heavy-work threads.
 type Job = Box<dyn FnOnce() + Send>;
 
+/// How long a heavy-work thread runs between the turns it gives at its
+/// [`checkpoint`]s: 100 µs.
+const TURN: Duration = Duration::from_micros(100);
+
+thread_local! {
+    /// On a heavy-work thread, when it last gave a turn (`None` elsewhere).
+    static LAST_TURN: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+}
+
+/// A point between the pieces of heavy work (a long string escaped, a
+/// large value written) where a heavy-work thread that ran for [`TURN`]
+/// since its last turn gives the CPU to any thread waiting for it (one
+/// `sched_yield`). Elsewhere it does nothing.
+///
+/// The idle class alone does not keep the async workers from waiting:
+/// when a worker and a heavy-work thread are woken onto the same idle CPU
+/// at once, the kernel (EEVDF) may pick the heavy one first, if the
+/// worker, having used more than its share of the CPU lately, is not yet
+/// eligible, and then nothing makes it look again until the heavy one
+/// sleeps or the next tick (4 ms on a 250 Hz kernel): a worker waited up
+/// to 900 µs so in the hostile-client tests (`scripts/wake_latency.sh`).
+/// A few microseconds of an idle-class thread's running make the worker
+/// eligible, and a yield is a moment the kernel picks again. Returns
+/// whether a turn was given.
+pub(crate) fn checkpoint() -> bool {
+    LAST_TURN.with(|last| {
+        let Some(since) = last.get() else {
+            return false;
+        };
+        if since.elapsed() < TURN {
+            return false;
+        }
+        std::thread::yield_now();
+        last.set(Some(Instant::now()));
+        true
+    })
+}
+
 /// Runs `work` on a heavy-work thread; `None` if it panicked.
 pub(crate) async fn off_worker<T, F>(work: F) -> Option<T>
 where
@@ -75,6 +113,41 @@ struct Slot {
     job: Option<(Instant, Option<u64>)>,
     /// Raised to the normal class for the job it runs.
     raised: bool,
+}
+
+/// Bytes written between [`checkpoint`]s by [`WithTurns`]: 64 KiB.
+const TURN_BYTES: usize = 64 * 1024;
+
+/// A writer appending to a `Vec` that reaches a [`checkpoint`] after every
+/// [`TURN_BYTES`] written: for serializers (serde_json's) whose loops are
+/// not ours.
+pub(crate) struct WithTurns<'a> {
+    out: &'a mut Vec<u8>,
+    /// The length at the last checkpoint.
+    mark: usize,
+}
+
+impl<'a> WithTurns<'a> {
+    /// Appends to `out`.
+    pub(crate) fn new(out: &'a mut Vec<u8>) -> WithTurns<'a> {
+        let mark = out.len();
+        WithTurns { out, mark }
+    }
+}
+
+impl std::io::Write for WithTurns<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.out.extend_from_slice(buf);
+        if self.out.len() - self.mark >= TURN_BYTES {
+            let _ = checkpoint();
+            self.mark = self.out.len();
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Starts the threads and the watchdog on first use.
@@ -138,6 +211,7 @@ fn heavy_thread(receiver: &Mutex<mpsc::Receiver<Job>>, running: &Running) {
             slots[me].job = Some((Instant::now(), tid.and_then(cpu_ticks)));
             running.started.notify_one();
         }
+        LAST_TURN.with(|last| last.set(Some(Instant::now())));
         job();
         if lowered {
             let mut slots = running.slots.lock().unwrap_or_else(|p| p.into_inner());
@@ -416,6 +490,33 @@ mod tests {
                 assert_eq!(class.flatten().map(|c| c.0), Some(SCHED_IDLE));
             }
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn heavy_work_gives_a_turn_at_checkpoints_every_hundred_microseconds() {
+        let _alone = BUSY.lock().await;
+        // The calling thread's CPU time (the first field of its
+        // `schedstat`, in nanoseconds).
+        fn cpu_time() -> Duration {
+            let stat = std::fs::read_to_string("/proc/thread-self/schedstat").expect("schedstat");
+            let ns = stat.split_whitespace().next().and_then(|n| n.parse().ok());
+            Duration::from_nanos(ns.expect("CPU time"))
+        }
+        // 3 ms of the thread's own CPU time, however long the machine
+        // keeps it waiting: a turn every 100 µs of it at least.
+        let spin = || {
+            let (started, mut turns) = (cpu_time(), 0u32);
+            while cpu_time() - started < Duration::from_millis(3) {
+                turns += u32::from(checkpoint());
+            }
+            turns
+        };
+        let on_heavy = off_worker(spin).await.expect("ran");
+        assert!((25..=40).contains(&on_heavy), "{on_heavy} turns");
+        // Anywhere else checkpoints do nothing.
+        assert_eq!(spin(), 0);
+        let blocking = tokio::task::spawn_blocking(spin).await.expect("ran");
+        assert_eq!(blocking, 0);
     }
 
     #[test]
