@@ -2,8 +2,11 @@
 //! the async workers onto threads of its own that yield the CPU to them.
 //!
 //! Those threads run at Linux's idle scheduling class: a thread of the
-//! normal class that wakes (an async worker with a neighbour's small
-//! request) preempts them at once. At nice 10 in the normal class, the
+//! normal class that wakes while one runs (an async worker with a
+//! neighbour's small request) preempts it at once. One woken onto the same
+//! idle CPU at the same moment may still find the heavy thread picked
+//! first; the [`checkpoint`]s in heavy work bound that wait. At nice 10 in
+//! the normal class, the
 //! kernel's scheduler (EEVDF) let a running heavy thread finish its slice
 //! first, and a woken worker waited up to 3 ms behind it (seen with `perf
 //! sched timehist` during the hostile-client tests). Idle-class work would
