@@ -244,6 +244,35 @@ async fn batches_are_bounded_in_members_and_answer_bytes() {
     report_alternating("batches", &daemon, victim, &rounds).await;
 }
 
+/// A WebSocket to `/ws` (with `key`, if any), its MCP session opened as
+/// client `name`.
+async fn ws_session(addr: SocketAddr, key: Option<&str>, name: &str) -> support::Ws {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let mut request = format!("ws://{addr}/ws")
+        .into_client_request()
+        .expect("request");
+    let headers = request.headers_mut();
+    headers.insert("sec-websocket-protocol", "mcp".parse().expect("header"));
+    if let Some(key) = key {
+        headers.insert(
+            "authorization",
+            format!("Bearer {key}").parse().expect("header"),
+        );
+    }
+    let mut ws = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("handshake")
+        .0;
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": name, "version": "0"}}});
+    ws.send(Message::text(init.to_string()))
+        .await
+        .expect("send");
+    ws.next().await.expect("open").expect("frame");
+    ws
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_client_that_stops_reading_is_closed_by_bytes_queued() {
     let _turn = TURN.lock().await;
@@ -254,29 +283,7 @@ async fn a_websocket_client_that_stops_reading_is_closed_by_bytes_queued() {
     let victim = Victim::start(addr, &b_auth).await;
     attacker_elsewhere();
     let attack = Instant::now();
-    let mut ws = {
-        use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-        let mut request = format!("ws://{addr}/ws")
-            .into_client_request()
-            .expect("request");
-        let headers = request.headers_mut();
-        headers.insert("sec-websocket-protocol", "mcp".parse().expect("header"));
-        headers.insert(
-            "authorization",
-            format!("Bearer {KEY_A}").parse().expect("header"),
-        );
-        tokio_tungstenite::connect_async(request)
-            .await
-            .expect("handshake")
-            .0
-    };
-    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {},
-        "clientInfo": {"name": "slow-reader", "version": "0"}}});
-    ws.send(Message::text(init.to_string()))
-        .await
-        .expect("send");
-    ws.next().await.expect("open").expect("frame");
+    let mut ws = ws_session(addr, Some(KEY_A), "slow-reader").await;
     // 24 answers of about 2.8 MB each (67 MB), and no reading for 8 s (inside
     // the 10 s send timeout, which counts from the first send that blocks):
     // only the byte bound can stop the pile-up, and the close says so.
@@ -321,25 +328,7 @@ struct Outline {
 async fn large_websocket_answers_read_at_once() {
     let (_turn, mut daemon, session, victim) = keyless_scene("2025-06-18").await;
     let addr = daemon.addr;
-    let mut ws = {
-        use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-        let mut request = format!("ws://{addr}/ws")
-            .into_client_request()
-            .expect("request");
-        let headers = request.headers_mut();
-        headers.insert("sec-websocket-protocol", "mcp".parse().expect("header"));
-        tokio_tungstenite::connect_async(request)
-            .await
-            .expect("handshake")
-            .0
-    };
-    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {},
-        "clientInfo": {"name": "fast-reader", "version": "0"}}});
-    ws.send(Message::text(init.to_string()))
-        .await
-        .expect("send");
-    ws.next().await.expect("open").expect("frame");
+    let mut ws = ws_session(addr, None, "fast-reader").await;
     let mut rounds = Alternation::new(*WINDOW);
     while rounds.again().await {
         // Four answers of about 2.8 MB each in flight, read as fast as they
