@@ -183,8 +183,6 @@ mod tests {
         );
     }
 
-    /// Escaped exactly as serde_json escapes, whatever the mix of plain
-    /// runs, special bytes, word boundaries and multi-byte characters.
     #[test]
     fn long_strings_escape_in_pieces_as_serde_json_does() {
         // Escapes and multi-byte characters on and around the piece ends.
@@ -209,6 +207,8 @@ mod tests {
         }
     }
 
+    /// Escaped exactly as serde_json escapes, whatever the mix of plain
+    /// runs, special bytes, word boundaries and multi-byte characters.
     #[test]
     fn strings_escape_as_serde_json_does() {
         let pieces = [
