@@ -63,6 +63,12 @@ fn mcp_server() -> McpServer {
             json!({"type": "object"}),
             |_ctx, _| async { ToolOutput::text("x".repeat(64 * 1024)) },
         ))
+        .tool(Tool::raw(
+            "bigger",
+            "Answers 1 MiB of text.",
+            json!({"type": "object"}),
+            |_ctx, _| async { ToolOutput::text("y".repeat(1024 * 1024)) },
+        ))
         .build()
 }
 
@@ -463,6 +469,61 @@ async fn a_client_that_does_not_read_is_closed_with_1008() {
         }
     };
     assert!(answers < 400, "every answer was buffered: {answers}");
+    assert_eq!(code, Some(CloseCode::Policy));
+}
+
+/// Answers past the 256 KiB a write offers go to the socket without a
+/// copy, header and payload apart: one cut short by a client that stops
+/// reading inside it is finished before the close, so every answer the
+/// client gets is whole.
+#[tokio::test]
+async fn a_large_answer_cut_short_by_a_reader_that_stops_is_finished_before_the_close() {
+    let config = WsConfig {
+        send_timeout: Duration::from_millis(300),
+        outbound_queue: 32,
+        // The send timeout ends it, not the bound on bytes queued.
+        max_queued_bytes: 64 * 1024 * 1024,
+        ..WsConfig::default()
+    };
+    let addr = support::serve(
+        Service::from_server(mcp_server())
+            .websocket_with("/ws", config)
+            .ops(),
+    )
+    .await;
+    let (mut ws, _) = support::ws_connect_small_window(addr).await;
+    initialize(&mut ws).await;
+    // 24 MiB of answers: more than the socket buffers hold.
+    for id in 1..=24 {
+        send(&mut ws, call(id, "bigger", json!({}))).await;
+    }
+    let closed = "snowflake_mcp_websockets_closed_not_reading_total";
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while support::metric(addr, closed).await != 1.0 {
+        assert!(tokio::time::Instant::now() < deadline, "not closed in time");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut answers = 0;
+    let code = loop {
+        match tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("frame in time")
+        {
+            Some(Ok(Message::Text(text))) => {
+                let answer: Value = serde_json::from_str(text.as_str()).expect("whole JSON");
+                let got = answer["result"]["content"][0]["text"]
+                    .as_str()
+                    .map(str::len);
+                assert_eq!(got, Some(1024 * 1024), "answer {}", answer["id"]);
+                answers += 1;
+            }
+            Some(Ok(Message::Close(frame))) => break frame.map(|f| f.code),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => panic!("after {answers} answers: {e}"),
+            None => break None,
+        }
+    };
+    assert!((1..24).contains(&answers), "{answers} answers");
     assert_eq!(code, Some(CloseCode::Policy));
 }
 
