@@ -65,6 +65,9 @@ impl Refused {
     where
         F: FnOnce(Admitted) -> Reply<'a> + Send + 'a,
     {
+        // Without OAuth every refusal is at once: nobody is admitted later.
+        #[cfg(not(feature = "oauth"))]
+        drop(then);
         match self {
             Refused::Now(refused) => Reply::ready(*refused),
             #[cfg(feature = "oauth")]
