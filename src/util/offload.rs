@@ -53,13 +53,13 @@ thread_local! {
 ///
 /// The idle class alone does not keep the async workers from waiting:
 /// when a worker and a heavy-work thread are woken onto the same idle CPU
-/// at once, the kernel (EEVDF) may pick the heavy one first, if the
+/// at once, the kernel (EEVDF) may pick the heavy one first, and then
+/// nothing makes it look again until the heavy one sleeps or the next
+/// tick (4 ms on a 250 Hz kernel): a worker waited up to 900 µs so in the
+/// hostile-client tests (`scripts/wake_latency.sh`). By EEVDF's rules the
 /// worker, having used more than its share of the CPU lately, is not yet
-/// eligible, and then nothing makes it look again until the heavy one
-/// sleeps or the next tick (4 ms on a 250 Hz kernel): a worker waited up
-/// to 900 µs so in the hostile-client tests (`scripts/wake_latency.sh`).
-/// A few microseconds of an idle-class thread's running make the worker
-/// eligible, and a yield is a moment the kernel picks again. Returns
+/// eligible; a few microseconds of an idle-class thread's running make it
+/// so, and a yield is a moment the kernel picks again. Returns
 /// whether a turn was given.
 pub(crate) fn checkpoint() -> bool {
     LAST_TURN.with(|last| {
