@@ -427,13 +427,18 @@ async fn the_bound_on_large_messages_is_a_setting() {
     assert_eq!(recv(&mut later).await["id"], 7);
 }
 
-#[tokio::test]
-async fn a_client_that_does_not_read_is_closed_with_1008() {
-    let config = WsConfig {
-        send_timeout: Duration::from_millis(300),
-        outbound_queue: 8,
-        ..WsConfig::default()
-    };
+/// A server with `config` and a client with a small window that calls
+/// `tool` `calls` times and reads nothing until the server has found the
+/// socket full for longer than its send timeout and closed it (its
+/// operators see the count); then everything the client gets, each answer
+/// checked by `check`: how many answers, and the close code (`None` for a
+/// broken frame or no close).
+async fn unread_until_closed(
+    config: WsConfig,
+    tool: &str,
+    calls: u64,
+    mut check: impl FnMut(&str),
+) -> (usize, Option<CloseCode>) {
     let addr = support::serve(
         Service::from_server(mcp_server())
             .websocket_with("/ws", config)
@@ -442,12 +447,9 @@ async fn a_client_that_does_not_read_is_closed_with_1008() {
     .await;
     let (mut ws, _) = support::ws_connect_small_window(addr).await;
     initialize(&mut ws).await;
-    // 400 answers of 64 KiB (25 MiB) are more than the socket buffers hold.
-    for id in 1..=400 {
-        send(&mut ws, call(id, "big", json!({}))).await;
+    for id in 1..=calls {
+        send(&mut ws, call(id, tool, json!({}))).await;
     }
-    // Not read until the server has found the socket full for longer than
-    // its send timeout and closed it (its operators see the count).
     let closed = "snowflake_mcp_websockets_closed_not_reading_total";
     // (A debug build on a slow machine spends a few milliseconds of CPU on
     // each answer.)
@@ -462,12 +464,27 @@ async fn a_client_that_does_not_read_is_closed_with_1008() {
             .await
             .expect("frame in time")
         {
-            Some(Ok(Message::Text(_))) => answers += 1,
+            Some(Ok(Message::Text(text))) => {
+                check(text.as_str());
+                answers += 1;
+            }
             Some(Ok(Message::Close(frame))) => break frame.map(|f| f.code),
             Some(Ok(_)) => {}
             Some(Err(_)) | None => break None,
         }
     };
+    (answers, code)
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_read_is_closed_with_1008() {
+    let config = WsConfig {
+        send_timeout: Duration::from_millis(300),
+        outbound_queue: 8,
+        ..WsConfig::default()
+    };
+    // 400 answers of 64 KiB (25 MiB) are more than the socket buffers hold.
+    let (answers, code) = unread_until_closed(config, "big", 400, |_| {}).await;
     assert!(answers < 400, "every answer was buffered: {answers}");
     assert_eq!(code, Some(CloseCode::Policy));
 }
@@ -485,44 +502,15 @@ async fn a_large_answer_cut_short_by_a_reader_that_stops_is_finished_before_the_
         max_queued_bytes: 64 * 1024 * 1024,
         ..WsConfig::default()
     };
-    let addr = support::serve(
-        Service::from_server(mcp_server())
-            .websocket_with("/ws", config)
-            .ops(),
-    )
-    .await;
-    let (mut ws, _) = support::ws_connect_small_window(addr).await;
-    initialize(&mut ws).await;
     // 24 MiB of answers: more than the socket buffers hold.
-    for id in 1..=24 {
-        send(&mut ws, call(id, "bigger", json!({}))).await;
-    }
-    let closed = "snowflake_mcp_websockets_closed_not_reading_total";
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while support::metric(addr, closed).await != 1.0 {
-        assert!(tokio::time::Instant::now() < deadline, "not closed in time");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let mut answers = 0;
-    let code = loop {
-        match tokio::time::timeout(WAIT, ws.next())
-            .await
-            .expect("frame in time")
-        {
-            Some(Ok(Message::Text(text))) => {
-                let answer: Value = serde_json::from_str(text.as_str()).expect("whole JSON");
-                let got = answer["result"]["content"][0]["text"]
-                    .as_str()
-                    .map(str::len);
-                assert_eq!(got, Some(1024 * 1024), "answer {}", answer["id"]);
-                answers += 1;
-            }
-            Some(Ok(Message::Close(frame))) => break frame.map(|f| f.code),
-            Some(Ok(_)) => {}
-            Some(Err(e)) => panic!("after {answers} answers: {e}"),
-            None => break None,
-        }
-    };
+    let (answers, code) = unread_until_closed(config, "bigger", 24, |text| {
+        let answer: Value = serde_json::from_str(text).expect("whole JSON");
+        let got = answer["result"]["content"][0]["text"]
+            .as_str()
+            .map(str::len);
+        assert_eq!(got, Some(1024 * 1024), "answer {}", answer["id"]);
+    })
+    .await;
     assert!((1..24).contains(&answers), "{answers} answers");
     assert_eq!(code, Some(CloseCode::Policy));
 }
