@@ -20,6 +20,8 @@ use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::{Instant, timeout, timeout_at};
 
+use crate::util::IO_PIECE;
+
 use super::chunked::ChunkedDecoder;
 use super::config::LARGE_BODY_BYTES;
 use super::encode::{
@@ -52,11 +54,6 @@ const RETAINED_BUFFER: usize = 64 * 1024;
 const COPY_BODY_LIMIT: usize = 16 * 1024;
 /// Most pending chunks batched into one write of a streamed body.
 const STREAM_BATCH_BYTES: usize = 64 * 1024;
-/// At most this many bytes move per read or write syscall of a large
-/// body, with a yield to the runtime between two: one connection's
-/// megabytes never hold an async worker for more than a piece's copy.
-/// Default: 256 KiB.
-const IO_PIECE: usize = 256 * 1024;
 /// How long a closing connection keeps reading (and dropping) what the client still sends,
 /// so that the client sees our last response instead of a reset.
 const LINGER: std::time::Duration = std::time::Duration::from_secs(1);

@@ -5,6 +5,7 @@
 //! few `extend_from_slice` calls.
 
 use super::{Id, RpcError};
+use crate::util::offload::TURN_BYTES;
 
 /// Appends `{"jsonrpc":"2.0","id":ID,"result":` ... `}` with the result written by `result`.
 pub fn write_result_with(out: &mut Vec<u8>, id: Id<'_>, result: impl FnOnce(&mut Vec<u8>)) {
@@ -70,22 +71,18 @@ pub fn write_json_string(out: &mut Vec<u8>, s: &str) {
     let b = s.as_bytes();
     out.reserve(b.len() + 2);
     out.push(b'"');
-    if b.len() <= PIECE_BYTES {
+    if b.len() <= TURN_BYTES {
         write_escaped(out, b);
     } else {
         // Every byte that needs escaping is ASCII, so the pieces may end
         // anywhere, inside a character too.
-        for piece in b.chunks(PIECE_BYTES) {
+        for piece in b.chunks(TURN_BYTES) {
             write_escaped(out, piece);
             let _ = crate::util::offload::checkpoint();
         }
     }
     out.push(b'"');
 }
-
-/// A long string is escaped this many bytes at a time, with a turn given
-/// between the pieces on a heavy-work thread: 64 KiB.
-const PIECE_BYTES: usize = 64 * 1024;
 
 /// Appends `b` escaped, without the quotes.
 fn write_escaped(out: &mut Vec<u8>, b: &[u8]) {
@@ -188,10 +185,10 @@ mod tests {
         // Escapes and multi-byte characters on and around the piece ends.
         let unit = "ab\"c\\é€\n😀\u{1}x";
         let mut s = String::new();
-        while s.len() < 3 * PIECE_BYTES + 1000 {
+        while s.len() < 3 * TURN_BYTES + 1000 {
             s.push_str(unit);
         }
-        for cut in [PIECE_BYTES - 1, PIECE_BYTES, PIECE_BYTES + 1, s.len()] {
+        for cut in [TURN_BYTES - 1, TURN_BYTES, TURN_BYTES + 1, s.len()] {
             let mut end = cut.min(s.len());
             while !s.is_char_boundary(end) {
                 end -= 1;

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use super::ToolsConfig;
 use crate::mcp::ToolOutput;
+use crate::util::offload::TURN_BYTES;
 use crate::warehouse::{QueryResult, Truncation, WarehouseError};
 
 /// About how many bytes of text a result's values hold (strings by length,
@@ -104,16 +105,12 @@ pub(super) fn result_output(result: &QueryResult, config: &ToolsConfig) -> ToolO
     ToolOutput::structured(structured).with_text(text)
 }
 
-/// The text table is checked for a turn to give after this many bytes:
-/// 64 KiB.
-const TABLE_PIECE: usize = 64 * 1024;
-
 /// Appends `s` with its line breaks and pipes made spaces (they would
-/// break the table's rows), at most [`TABLE_PIECE`] bytes between turns.
+/// break the table's rows), at most [`TURN_BYTES`] bytes between turns.
 fn push_flat(out: &mut String, s: &str) {
     let mut rest = s;
     while !rest.is_empty() {
-        let window = &rest.as_bytes()[..rest.len().min(TABLE_PIECE)];
+        let window = &rest.as_bytes()[..rest.len().min(TURN_BYTES)];
         match window
             .iter()
             .position(|c| matches!(c, b'\n' | b'\r' | b'|'))
@@ -164,7 +161,7 @@ fn text_table(result: &QueryResult) -> String {
             }
         }
         out.push_str(" |\n");
-        if out.len() - mark >= TABLE_PIECE {
+        if out.len() - mark >= TURN_BYTES {
             let _ = crate::util::offload::checkpoint();
             mark = out.len();
         }
@@ -182,15 +179,11 @@ mod tests {
     fn cells_are_flattened_in_pieces_as_replace_does() {
         let unit = "a|b\nc\r€😀é xyz";
         let mut long = String::new();
-        while long.len() < 3 * TABLE_PIECE + 100 {
+        while long.len() < 3 * TURN_BYTES + 100 {
             long.push_str(unit);
         }
         // No break for more than a piece, and a wide character across its end.
-        let plain = format!(
-            "{}😀{}",
-            "x".repeat(TABLE_PIECE - 2),
-            "y".repeat(TABLE_PIECE)
-        );
+        let plain = format!("{}😀{}", "x".repeat(TURN_BYTES - 2), "y".repeat(TURN_BYTES));
         for s in ["", "|", "\n\r|", "plain", unit, &long, &plain] {
             let mut out = String::from("> ");
             push_flat(&mut out, s);

@@ -41,6 +41,7 @@ use crate::guard::Admission;
 use crate::http::{Handler, Method, Reply, Request, Response, Router, Upgraded};
 use crate::mcp::{LARGE_MESSAGE, McpServer, Peer, Session};
 use crate::registry::{Event, Registry, Transport};
+use crate::util::IO_PIECE;
 use crate::ws::handshake::negotiate;
 use crate::ws::watch::{OverBudget, Watched};
 use link::{Input, Link};
@@ -494,7 +495,7 @@ async fn close(mut ws: Ws, end: End, cfg: &WsConfig) {
 /// no one).
 async fn send(ws: &mut Ws, message: Vec<u8>, cfg: &WsConfig) -> Result<(), End> {
     let mut frames = Vec::new();
-    if message.len() < WRITE_PIECE {
+    if message.len() < IO_PIECE {
         frame_into(&mut frames, &message, cfg)?;
         return write_frames(ws, &frames, &[], cfg).await;
     }
@@ -538,9 +539,6 @@ fn header_into(frames: &mut Vec<u8>, message: &[u8], cfg: &WsConfig) -> Result<(
     Ok(())
 }
 
-/// The most bytes one write offers the socket: 256 KiB, as on the HTTP side.
-const WRITE_PIECE: usize = 256 * 1024;
-
 /// Writes whole frames (`head`, then `body`: the payload of `head`'s last
 /// frame, when it was not copied behind it) straight to the socket, after
 /// whatever tungstenite holds (a pong, say), not through its write buffer:
@@ -563,12 +561,12 @@ async fn write_frames(ws: &mut Ws, head: &[u8], body: &[u8], cfg: &WsConfig) -> 
                 // A piece at a time, giving way after each whole one: the
                 // kernel copies all a write offers before anyone else on
                 // this CPU runs (see `crate::util::give_way`).
-                let piece = &part[*written..part.len().min(*written + WRITE_PIECE)];
+                let piece = &part[*written..part.len().min(*written + IO_PIECE)];
                 match io.write(piece).await {
                     Ok(0) | Err(_) => return Err(End::Gone),
                     Ok(n) => {
                         *written += n;
-                        if n == WRITE_PIECE {
+                        if n == IO_PIECE {
                             crate::util::give_way().await;
                         }
                     }

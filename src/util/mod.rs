@@ -20,6 +20,12 @@ pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The most bytes a large transfer moves between two [`give_way`]s: per
+/// read or write syscall of a large HTTP body or WebSocket answer, per
+/// step of a large message's copy. One connection's megabytes never hold
+/// an async worker for more than a piece's copy. 256 KiB.
+pub(crate) const IO_PIECE: usize = 256 * 1024;
+
 /// Gives way between the pieces of a large transfer (a body read, an answer
 /// written, a message copied): to the other tasks of this async worker, and
 /// to the threads the kernel queued on its CPU. The second matters on a

@@ -118,8 +118,9 @@ struct Slot {
     raised: bool,
 }
 
-/// Bytes written between [`checkpoint`]s by [`WithTurns`]: 64 KiB.
-const TURN_BYTES: usize = 64 * 1024;
+/// Bytes of heavy work between two [`checkpoint`]s: by [`WithTurns`], the
+/// string escaping and the text tables. 64 KiB (a few microseconds).
+pub(crate) const TURN_BYTES: usize = 64 * 1024;
 
 /// A writer appending to a `Vec` that reaches a [`checkpoint`] after every
 /// [`TURN_BYTES`] written: for serializers (serde_json's) whose loops are

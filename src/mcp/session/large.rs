@@ -15,14 +15,11 @@ use crate::jsonrpc::write::write_error;
 use crate::jsonrpc::{INTERNAL_ERROR, RpcError};
 use crate::mcp::call::OwnedCall;
 use crate::mcp::heavy::{HeavyLane, UNKNOWN_PRINCIPAL};
+use crate::util::IO_PIECE;
 
 /// Messages of at least this many bytes are dispatched off the async
 /// workers. Default: 64 KiB (a typical MCP message is well under 1 KiB).
 pub(crate) const LARGE_MESSAGE: usize = 64 * 1024;
-
-/// How much of a borrowed large message is copied per turn of the async
-/// worker by [`owned_in_pieces`]. Default: 256 KiB (tens of microseconds).
-const COPY_PIECE: usize = 256 * 1024;
 
 /// An owned copy of a large message that lives in a connection's buffer,
 /// made a piece at a time with a yield between pieces: the copy (and the
@@ -30,7 +27,7 @@ const COPY_PIECE: usize = 256 * 1024;
 /// for more than one piece, so other connections are served in between.
 pub(crate) async fn owned_in_pieces(message: &[u8]) -> Bytes {
     let mut owned = Vec::with_capacity(message.len());
-    for piece in message.chunks(COPY_PIECE) {
+    for piece in message.chunks(IO_PIECE) {
         owned.extend_from_slice(piece);
         if owned.len() < message.len() {
             crate::util::give_way().await;
