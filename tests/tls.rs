@@ -222,6 +222,51 @@ async fn a_renewed_certificate_is_served_without_a_restart() {
     assert_eq!(get(&ca, addr, "localhost").await.expect("reloaded").1, der4);
 }
 
+/// A watched file whose read blocks (a FIFO nobody writes, as a file on a
+/// stalled network mount would) holds the watcher, never an async worker:
+/// a runtime of one thread goes on serving.
+#[test]
+fn a_watched_file_that_blocks_holds_no_async_worker() {
+    let dir = tempdir();
+    let ca = Arc::new(Ca::new());
+    let (cert, key, der) = ca.leaf(&["localhost"], (2020, 2100), 1);
+    write(&dir, &cert, &key);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (runner_dir, runner_ca) = (dir.clone(), Arc::clone(&ca));
+    let runner = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let (dir, ca) = (runner_dir, runner_ca);
+            let tls = Tls::from_pem_files(dir.join("cert.pem"), dir.join("key.pem")).expect("tls");
+            let _watch = tls.watch(Duration::from_millis(20));
+            let addr = serve(&tls, Config::default()).await;
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            std::fs::remove_file(dir.join("key.pem")).expect("rm");
+            let made = std::process::Command::new("mkfifo")
+                .arg(dir.join("key.pem"))
+                .status()
+                .expect("mkfifo");
+            assert!(made.success());
+            // The watcher has seen the change and is stuck reading it.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let served = get(&ca, addr, "localhost").await.map(|got| got.1);
+            tx.send(served).expect("send");
+        });
+    });
+    let served = rx.recv_timeout(Duration::from_secs(10));
+    // Give the reader its key, so the watcher's thread (and the runtime) ends.
+    std::fs::write(dir.join("key.pem"), &key).expect("write the FIFO");
+    match served {
+        Ok(Ok(served)) => assert_eq!(served, der, "the certificate in use stays"),
+        other => panic!("the runtime's thread was held by the read: {other:?}"),
+    }
+    runner.join().expect("runner");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_handshake_that_never_ends_is_closed_at_the_first_byte_deadline() {
     let dir = tempdir();

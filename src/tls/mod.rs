@@ -106,7 +106,9 @@ impl Tls {
     }
 
     /// Reads the files again; the new certificate serves new connections.
-    /// On an error the one in use stays.
+    /// On an error the one in use stays. It reads files, and blocks while
+    /// they are read: from async code, call it on the blocking pool
+    /// (`tokio::task::spawn_blocking`), as [`Tls::watch`] does.
     pub fn reload(&self) -> Result<(), TlsError> {
         let inner = &self.inner;
         let provider = rustls::crypto::ring::default_provider();
@@ -127,18 +129,27 @@ impl Tls {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                let inner = &tls.inner;
-                let now = certs::stamps(&inner.cert_path, &inner.key_path);
-                if now.is_none() || now == *inner.stamps.lock() {
-                    continue;
-                }
-                if let Err(e) = tls.reload() {
-                    // Not again until the files change once more.
-                    *inner.stamps.lock() = now;
-                    tracing::warn!(target: "snowflake_mcp::tls", error = %e, "TLS certificate not reloaded; the one in use stays");
-                }
+                // On the blocking pool: a file on a stalled disk or network
+                // mount stalls this watcher, never an async worker (and one
+                // look at a time, as the next waits for this one).
+                let tls = tls.clone();
+                let _ = tokio::task::spawn_blocking(move || tls.look()).await;
             }
         })
+    }
+
+    /// One look of [`Tls::watch`]: reloads if either file changed.
+    fn look(&self) {
+        let inner = &self.inner;
+        let now = certs::stamps(&inner.cert_path, &inner.key_path);
+        if now.is_none() || now == *inner.stamps.lock() {
+            return;
+        }
+        if let Err(e) = self.reload() {
+            // Not again until the files change once more.
+            *inner.stamps.lock() = now;
+            tracing::warn!(target: "snowflake_mcp::tls", error = %e, "TLS certificate not reloaded; the one in use stays");
+        }
     }
 
     /// `inner`'s connections, served over TLS.

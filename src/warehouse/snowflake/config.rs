@@ -70,18 +70,39 @@ pub enum TokenSource {
     File(PathBuf),
 }
 
+/// The largest token file read: 64 KiB (tokens are a few KiB at most).
+const MAX_TOKEN_FILE_BYTES: u64 = 64 * 1024;
+
 impl TokenSource {
-    /// The token now (a file's content, trimmed).
+    /// The token now (a file's content, trimmed; a file of more than
+    /// 64 KiB is refused). A file is read in the calling thread: the
+    /// warehouse reads it at login on the blocking pool.
     pub fn read(&self) -> Result<Secret, ConfigError> {
         match self {
             TokenSource::Value(s) => Ok(s.clone()),
             TokenSource::File(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
+                let cannot = |e: std::io::Error| {
                     err(
                         "SNOWFLAKE_TOKEN_FILE_PATH",
                         format!("cannot read {}: {e}", path.display()),
                     )
-                })?;
+                };
+                let mut text = String::new();
+                let file = std::fs::File::open(path).map_err(cannot)?;
+                std::io::Read::read_to_string(
+                    &mut std::io::Read::take(file, MAX_TOKEN_FILE_BYTES + 1),
+                    &mut text,
+                )
+                .map_err(cannot)?;
+                if text.len() as u64 > MAX_TOKEN_FILE_BYTES {
+                    return Err(err(
+                        "SNOWFLAKE_TOKEN_FILE_PATH",
+                        format!(
+                            "{} is larger than {MAX_TOKEN_FILE_BYTES} bytes: not a token",
+                            path.display()
+                        ),
+                    ));
+                }
                 let token = text.trim();
                 if token.is_empty() {
                     return Err(err(
@@ -566,6 +587,11 @@ mod tests {
         };
         assert_eq!(*kind, TokenKind::OAuth);
         assert_eq!(source.read().expect("read").expose(), "oauth-secret");
+        // A file far larger than any token is refused, not read whole.
+        std::fs::write(&file, "x".repeat(1 << 20)).expect("write");
+        let e = source.read().expect_err("too large");
+        assert!(e.to_string().contains("larger than 65536 bytes"), "{e}");
+        std::fs::write(&file, "  oauth-secret\n").expect("write");
         // A token without an authenticator is refused, naming the setting.
         let e = SnowflakeConfig::load(&f, Some("bare")).expect_err("no authenticator");
         assert_eq!(e.setting, "SNOWFLAKE_AUTHENTICATOR");

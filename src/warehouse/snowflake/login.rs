@@ -136,7 +136,18 @@ fn login_body(config: &SnowflakeConfig) -> Result<serde_json::Value, WarehouseEr
 
 /// Logs in; the new session's tokens.
 pub(crate) async fn login(rest: &Rest, config: &SnowflakeConfig) -> Result<Tokens, WarehouseError> {
-    let body = login_body(config)?;
+    // Off the async workers: a key pair's token is an RSA signature
+    // (milliseconds of CPU), a token file a read of a file that may sit on
+    // a slow disk or a stalled network mount.
+    let owned = config.clone();
+    let body = tokio::task::spawn_blocking(move || login_body(&owned))
+        .await
+        .map_err(|_| {
+            WarehouseError::new(
+                ErrorKind::Unavailable,
+                "login failed: the credentials could not be prepared",
+            )
+        })??;
     let id = request_id();
     let mut query: Vec<(&str, &str)> = vec![("request_id", id.as_str())];
     if let Some(w) = &config.warehouse {
@@ -275,6 +286,55 @@ mod tests {
             login_body(&config(SnowflakeAuth::Password(Secret::new("pw")))).expect("body");
         assert_eq!(password["data"]["PASSWORD"], "pw");
         assert!(password["data"].get("AUTHENTICATOR").is_none());
+    }
+
+    /// A token file that blocks its reader (a FIFO nobody writes, as a
+    /// file on a stalled mount would) holds a login, never the async
+    /// worker: the runtime's only thread goes on serving its other tasks.
+    #[test]
+    fn a_token_file_that_blocks_holds_no_async_worker() {
+        let dir = std::env::temp_dir().join(format!("sfmcp-fifo-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let fifo = dir.join("token");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo");
+        assert!(made.success());
+        let settings = config(SnowflakeAuth::Token {
+            kind: TokenKind::OAuth,
+            source: TokenSource::File(fifo.clone()),
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        let runner = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                // Nothing listens there: the login, once its token is read,
+                // fails at once.
+                let rest = Rest::new("xy12345", Some("http://127.0.0.1:9")).expect("rest");
+                let login = tokio::spawn(async move { login(&rest, &settings).await.is_err() });
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                tx.send("served").expect("send");
+                login.await.expect("login task")
+            })
+        });
+        let served = rx.recv_timeout(Duration::from_secs(5));
+        // Give the reader its token, so the login (and the thread) ends.
+        std::fs::write(&fifo, "at-1\n").expect("write the FIFO");
+        assert_eq!(
+            served,
+            Ok("served"),
+            "the runtime's thread was held by the read"
+        );
+        assert!(
+            runner.join().expect("runner"),
+            "a login with nobody there fails"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
