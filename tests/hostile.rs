@@ -897,3 +897,128 @@ async fn large_websocket_messages_held_open_are_bounded_all_together() {
         .expect("read");
     assert!(n > 2 && buf[0] == 0x81, "after: {:?}", &buf[..n]);
 }
+
+/// A 2026-07-28 request of `method` with `params` (the tasks extension
+/// declared), sent with `auth`; its JSON-RPC answer.
+async fn modern(addr: SocketAddr, method: &str, params: Value, auth: &str) -> Value {
+    let name = params["name"]
+        .as_str()
+        .or(params["taskId"].as_str())
+        .map(|n| format!("Mcp-Name: {n}\r\n"))
+        .unwrap_or_default();
+    let mut params = params;
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities":
+            {"extensions": {"io.modelcontextprotocol/tasks": {}}}
+    });
+    let body = json!({"jsonrpc": "2.0", "id": 9, "method": method, "params": params}).to_string();
+    let mut c = Client::connect(addr).await;
+    c.send(
+        format!(
+            "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+             Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\n\
+             Mcp-Method: {method}\r\n{name}{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await;
+    messages(&c.read_response_to("POST").await.body)
+        .into_iter()
+        .next()
+        .expect("an answer")
+}
+
+/// The start of an answer: enough to say what went wrong.
+fn brief(v: &Value) -> String {
+    v.to_string().chars().take(400).collect()
+}
+
+/// Tasks answer only the principal whose call made them (to another key
+/// their ids are unknown, as ids never made), and the results they keep
+/// are bounded in bytes: an attacker's 160 results of about 2 MB each do
+/// not pile up; its oldest go first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_belong_to_their_principal_and_their_results_are_bounded() {
+    let _turn = TURN.lock().await;
+    let keys = format!("{KEY_A},{KEY_B}");
+    let mut daemon = Daemon::start(
+        &["--port", "0", "--query-task-after", "1ms"],
+        &[("MCP_API_KEYS", &keys)],
+    );
+    let addr = daemon.addr;
+    let (a_auth, b_auth) = (bearer(KEY_A), bearer(KEY_B));
+    let sql = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 20000) \
+               SELECT count(*) AS n, zeroblob(700000) AS b FROM c";
+    let done = |id: String, auth: String| async move {
+        loop {
+            let got = modern(addr, "tasks/get", json!({"taskId": id}), &auth).await;
+            if got["result"]["status"] != "working" {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let mut ids = Vec::new();
+    let mut largest = 0;
+    for i in 0..160 {
+        let call = json!({"name": "execute_query", "arguments": {"query": sql}});
+        let created = modern(addr, "tools/call", call, &a_auth).await;
+        assert_eq!(
+            created["result"]["resultType"],
+            "task",
+            "{}",
+            brief(&created)
+        );
+        let id = created["result"]["taskId"].as_str().expect("id").to_owned();
+        ids.push(id.clone());
+        // A few at a time: within the key's share of the request manager.
+        if i % 4 == 3 {
+            let finished = done(id, a_auth.clone()).await;
+            assert_eq!(
+                finished["result"]["status"],
+                "completed",
+                "{}",
+                brief(&finished)
+            );
+            largest = largest.max(finished.to_string().len());
+        }
+    }
+    let last = done(ids[159].clone(), a_auth.clone()).await;
+    assert_eq!(
+        last["result"]["result"]["structuredContent"]["rows"][0][0],
+        json!(20000),
+        "the newest result is kept whole"
+    );
+    assert!(largest > 1_500_000, "each result is large: {largest}");
+    // Another key holding the id learns nothing of it and cannot cancel it.
+    for method in ["tasks/get", "tasks/cancel"] {
+        let other = modern(addr, method, json!({"taskId": ids[159]}), &b_auth).await;
+        assert_eq!(
+            other["error"]["code"],
+            json!(-32602),
+            "{method}: {}",
+            brief(&other)
+        );
+        assert!(
+            other["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("unknown taskId")),
+            "{}",
+            brief(&other)
+        );
+    }
+    assert_eq!(
+        done(ids[159].clone(), a_auth.clone()).await["result"]["status"],
+        "completed"
+    );
+    // 160 results of ~2 MB are past the 64 MiB kept: the oldest went.
+    let first = modern(addr, "tasks/get", json!({"taskId": ids[0]}), &a_auth).await;
+    assert_eq!(first["error"]["code"], json!(-32602), "{}", brief(&first));
+    let peak = daemon.peak_rss_kib();
+    eprintln!("task results: peak RSS {} MiB", peak / 1024);
+    assert!(peak < 256 * 1024, "peak RSS {peak} KiB");
+    let session = open_session(addr, "2025-06-18", &b_auth).await;
+    still_serving(&mut daemon, &session, &b_auth).await;
+}

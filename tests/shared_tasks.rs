@@ -125,6 +125,11 @@ const META: &str = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-0
 /// A 2026-07-28 request of `method` with `params` (the tasks extension
 /// declared) to `addr`; its JSON-RPC answer.
 async fn rpc(addr: std::net::SocketAddr, method: &str, params: Value) -> Value {
+    rpc_as(addr, method, params, "").await
+}
+
+/// Like [`rpc`], with `auth` (an `Authorization` header line, or nothing).
+async fn rpc_as(addr: std::net::SocketAddr, method: &str, params: Value, auth: &str) -> Value {
     let mut params = params.to_string();
     params.pop();
     let sep = if params.len() > 1 { "," } else { "" };
@@ -135,7 +140,7 @@ async fn rpc(addr: std::net::SocketAddr, method: &str, params: Value) -> Value {
     let name = v["params"]["name"]
         .as_str()
         .or(v["params"]["taskId"].as_str());
-    support::post_modern(addr, method, name, &body).await
+    support::post_modern_with(addr, method, name, &body, auth).await
 }
 
 /// Calls `tool` on `addr`; the id of the task it became.
@@ -267,6 +272,44 @@ async fn a_draining_daemon_finishes_its_task_and_a_killed_ones_task_fails() {
             .is_some_and(|m| m.contains("stopped before it finished")),
         "{failed}"
     );
+}
+
+/// A task answers only the principal whose call created it, on every
+/// replica: to another key its id is unknown, read or cancelled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_answers_only_its_principal_on_every_replica() {
+    let redis = Redis::start();
+    let keys = "key-of-ada-0123456789,key-of-bob-0123456789";
+    let start = || {
+        Daemon::start(
+            &["--port", "0", "--query-task-after", "100ms"],
+            &[
+                ("MCP_TASKS_REDIS", &redis.url()),
+                ("MCP_TASKS_PREFIX", "t3:"),
+                ("MCP_API_KEYS", keys),
+                ("HOME", "/nonexistent"),
+            ],
+        )
+    };
+    let (one, two) = (start(), start());
+    let ada = "Authorization: Bearer key-of-ada-0123456789\r\n";
+    let bob = "Authorization: Bearer key-of-bob-0123456789\r\n";
+    let call = json!({"name": "execute_query", "arguments": {"query": SLOW_SQL}});
+    let created = rpc_as(one.addr, "tools/call", call, ada).await;
+    assert_eq!(created["result"]["resultType"], "task", "{created}");
+    let id = created["result"]["taskId"].as_str().expect("taskId");
+    for method in ["tasks/get", "tasks/cancel"] {
+        for replica in [one.addr, two.addr] {
+            let other = rpc_as(replica, method, json!({"taskId": id}), bob).await;
+            assert_eq!(other["error"]["code"], -32602, "{method}: {other}");
+        }
+    }
+    let mine = rpc_as(two.addr, "tasks/get", json!({"taskId": id}), ada).await;
+    assert_eq!(mine["result"]["status"], "working", "{mine}");
+    let cancelled = rpc_as(two.addr, "tasks/cancel", json!({"taskId": id}), ada).await;
+    assert_eq!(cancelled["result"]["resultType"], "complete", "{cancelled}");
+    let mine = rpc_as(one.addr, "tasks/get", json!({"taskId": id}), ada).await;
+    assert_eq!(mine["result"]["status"], "cancelled", "{mine}");
 }
 
 #[test]

@@ -565,7 +565,11 @@ async fn escalate(
     ctx: &Context,
     work: super::tasks::Work,
 ) -> Result<Vec<u8>, RpcError> {
-    match server.0.tasks.create() {
+    match server
+        .0
+        .tasks
+        .create(ctx.session().and_then(|s| s.principal()))
+    {
         Some(task) => {
             let _ = ctx.round().task.set(Arc::clone(&task));
             let created = task.create_result().to_string().into_bytes();
@@ -738,7 +742,10 @@ async fn answer(
         },
         OwnedKind::Listen(filter) => super::listen::listen(inner, server, filter, &ctx).await?,
         #[cfg(feature = "redis")]
-        OwnedKind::Task { task_id, op } => return server.0.tasks.answer(&task_id, op).await,
+        OwnedKind::Task { task_id, op } => {
+            let principal = ctx.session().and_then(|s| s.principal());
+            return server.0.tasks.answer(&task_id, principal, op).await;
+        }
         OwnedKind::Prompt { prompt, args } => match inner.prompts[prompt].get(ctx, args).await {
             Ok(output) => serde_json::to_value(&output).unwrap_or_default(),
             Err(why) => {

@@ -612,11 +612,22 @@ pub async fn post_modern(
     name: Option<&str>,
     body: &str,
 ) -> serde_json::Value {
+    post_modern_with(addr, method, name, body, "").await
+}
+
+/// Like [`post_modern`], with `extra` header lines (each ending in CRLF).
+pub async fn post_modern_with(
+    addr: std::net::SocketAddr,
+    method: &str,
+    name: Option<&str>,
+    body: &str,
+    extra: &str,
+) -> serde_json::Value {
     let name = name.map_or(String::new(), |n| format!("Mcp-Name: {n}\r\n"));
     let mut c = Client::connect(addr).await;
     c.send(
         format!(
-            "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: {method}\r\n{name}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: {method}\r\n{name}{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         )
         .as_bytes(),

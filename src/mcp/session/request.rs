@@ -232,7 +232,7 @@ impl Session {
             _ => serde_json::Map::new(),
         };
         let store = &self.server.0.tasks;
-        let local = store.get(&task_id);
+        let local = store.get(&task_id, self.principal());
         #[cfg(feature = "redis")]
         if store.shared().is_some() && (local.is_none() || method != "tasks/get") {
             use super::super::tasks::shared::Op;
@@ -263,7 +263,7 @@ impl Session {
             local.ok_or_else(|| RpcError::invalid_params(format!("unknown taskId {task_id:?}")))?;
         match method {
             "tasks/get" => {
-                write_result(out, req.id, task.detailed().to_string().as_bytes());
+                write_result(out, req.id, &task.detailed());
                 return Ok(Some(Dispatched::Done));
             }
             "tasks/update" => task.update(responses),

@@ -15,8 +15,13 @@
 //! and become a task on its last round. A tool that reports an error is a
 //! `completed` task whose result has `isError`; `failed` is kept for
 //! protocol errors (a handler that panicked, say). Task ids are 128 random
-//! bits (they are the only key to a task); finished tasks are kept for
-//! `ttlMs` after their last change. A task still running when the server
+//! bits, and a task answers only the principal whose call created it (the
+//! key, OAuth subject or client address the transport admitted): to
+//! another, its id is unknown. Finished tasks are kept for `ttlMs` after
+//! their last change, within bounds: at most [`MAX_TASKS_PER_PRINCIPAL`]
+//! per principal and [`MAX_KEPT_RESULT_BYTES`] of results in all (past
+//! either, the oldest finished task of the principal holding the most goes
+//! first, and its id is unknown from then on). A task still running when the server
 //! aborts its calls ([`crate::mcp::McpServer::abort_calls`]) ends `failed`
 //! with the reason.
 //!
@@ -31,6 +36,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use tokio::sync::{Notify, watch};
 
@@ -53,6 +59,15 @@ pub const DEFAULT_TASK_AFTER: Duration = Duration::from_millis(100);
 /// Most tasks kept at once; past it, calls run without becoming tasks
 /// (and `required` tools fail). Default: 10 000.
 pub const MAX_TASKS: usize = 10_000;
+/// Most tasks one principal has kept at once: at it, its oldest finished
+/// task goes to make room, and with none finished its calls run without
+/// becoming tasks. A tenth of [`MAX_TASKS`], so one client cannot take the
+/// whole table. Default: 1 000.
+pub const MAX_TASKS_PER_PRINCIPAL: usize = 1_000;
+/// Most bytes of finished tasks' results (as encoded JSON, which is how
+/// they are held) kept at once: past it, the oldest finished tasks of the
+/// principal holding the most bytes go first. Default: 64 MiB.
+pub const MAX_KEPT_RESULT_BYTES: usize = 64 * 1024 * 1024;
 
 /// Whether a tool can run as a task.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,8 +134,9 @@ impl Status {
 struct State {
     status: Status,
     last_updated: SystemTime,
-    /// The tool's result once `completed`.
-    result: Option<Value>,
+    /// The tool's result once `completed`, encoded (held as the bytes a
+    /// `tasks/get` sends: no copy of a tree per poll).
+    result: Option<Box<RawValue>>,
     /// The JSON-RPC error once `failed`.
     error: Option<Value>,
     /// Requests the client has not answered yet, by key.
@@ -133,6 +149,10 @@ struct State {
 #[derive(Debug)]
 pub(crate) struct Task {
     id: String,
+    /// The principal whose call created it: the only one it answers.
+    principal: Option<Arc<str>>,
+    /// The table it is kept in, told of its result's bytes when it ends.
+    table: std::sync::Weak<LocalTasks>,
     created: SystemTime,
     ttl: Duration,
     /// A std mutex: held to read or change the state, never across an `.await`.
@@ -168,9 +188,25 @@ impl Task {
         !self.lock().status.is_terminal()
     }
 
+    /// The principal whose call created it.
+    #[cfg(feature = "redis")]
+    pub(crate) fn principal(&self) -> Option<&str> {
+        self.principal.as_deref()
+    }
+
+    /// Whether `principal` may see it: the one whose call created it.
+    fn answers_to(&self, principal: Option<&str>) -> bool {
+        self.principal.as_deref() == principal
+    }
+
+    /// Bytes its result holds.
+    fn result_bytes(&self) -> usize {
+        self.lock().result.as_ref().map_or(0, |r| r.get().len())
+    }
+
     /// Whether it is live, and its `tasks/get` answer, read at one instant.
     #[cfg(feature = "redis")]
-    pub(crate) fn snapshot(&self) -> (bool, Value) {
+    pub(crate) fn snapshot(&self) -> (bool, Vec<u8>) {
         let state = self.lock();
         (!state.status.is_terminal(), self.detailed_of(&state))
     }
@@ -216,21 +252,22 @@ impl Task {
         Value::Object(m)
     }
 
-    /// The `tasks/get` answer: status, and the result, error or pending requests.
-    pub(crate) fn detailed(&self) -> Value {
+    /// The `tasks/get` answer, encoded: status, and the result, error or
+    /// pending requests.
+    pub(crate) fn detailed(&self) -> Vec<u8> {
         let state = self.lock();
         self.detailed_of(&state)
     }
 
-    fn detailed_of(&self, state: &State) -> Value {
+    fn detailed_of(&self, state: &State) -> Vec<u8> {
         let mut m = self.envelope(state);
         m.insert("resultType".into(), "complete".into());
+        let result = match state.status {
+            Status::Completed => state.result.as_deref(),
+            _ => None,
+        };
         match state.status {
-            Status::Completed => {
-                if let Some(r) = &state.result {
-                    m.insert("result".into(), r.clone());
-                }
-            }
+            Status::Completed => {}
             Status::Failed => {
                 if let Some(e) = &state.error {
                     m.insert("error".into(), e.clone());
@@ -241,7 +278,17 @@ impl Task {
             }
             Status::Working | Status::Cancelled => {}
         }
-        Value::Object(m)
+        let mut out = Value::Object(m).to_string().into_bytes();
+        if let Some(result) = result {
+            // The envelope is an object with fields: its closing brace
+            // gives way to the result, spliced in as it is held.
+            out.pop();
+            out.reserve(result.get().len() + 11);
+            out.extend_from_slice(b",\"result\":");
+            out.extend_from_slice(result.get().as_bytes());
+            out.push(b'}');
+        }
+        out
     }
 
     /// Delivers the client's answers (keys the task is not waiting on are ignored).
@@ -310,15 +357,23 @@ impl Task {
         }
     }
 
-    /// Records how the handler ended (ignored once cancelled).
-    fn finish(&self, outcome: Result<Value, Value>) {
+    /// Records how the handler ended (ignored once cancelled), and counts
+    /// its result's bytes in its table, which may make room by dropping
+    /// older tasks.
+    fn finish(&self, outcome: Result<Box<RawValue>, Value>) {
+        let table = self.table.upgrade();
+        // The table's lock first, as everywhere: a sweep between the end
+        // and the count would miscount.
+        let mut tasks = table.as_ref().map(|t| t.lock());
         let mut state = self.lock();
         if state.status.is_terminal() {
             return;
         }
+        let mut bytes = 0;
         match outcome {
             Ok(result) => {
                 state.status = Status::Completed;
+                bytes = result.get().len();
                 state.result = Some(result);
             }
             Err(error) => {
@@ -329,6 +384,13 @@ impl Task {
         state.pending.clear();
         state.last_updated = SystemTime::now();
         drop(state);
+        if let Some(tasks) = tasks.as_mut()
+            && tasks.by_id.contains_key(&self.id)
+        {
+            tasks.kept += bytes;
+            tasks.within(MAX_KEPT_RESULT_BYTES);
+        }
+        drop(tasks);
         self.mirror();
     }
 
@@ -341,13 +403,115 @@ impl Task {
     }
 }
 
-/// A server's own tasks, by id.
-pub(crate) type LocalTasks = Mutex<HashMap<String, Arc<Task>>>;
+/// A server's own tasks.
+#[derive(Debug, Default)]
+pub(crate) struct LocalTasks(Mutex<Table>);
+
+/// The tasks of a server, by id, and the bytes their results hold.
+#[derive(Debug, Default)]
+pub(crate) struct Table {
+    by_id: HashMap<String, Arc<Task>>,
+    /// Bytes of the results of the tasks in `by_id`.
+    kept: usize,
+}
+
+/// Finished tasks of one principal: their results' bytes in all, and each
+/// one's last change, id and bytes, newest first (the oldest pops first).
+type Finished = (usize, Vec<(SystemTime, String, usize)>);
+
+impl LocalTasks {
+    /// The table. A std mutex: held to insert, find or sweep, never across
+    /// an `.await`; a task's own lock is taken after it, never before.
+    fn lock(&self) -> parking_lot::MutexGuard<'_, Table> {
+        self.0.lock()
+    }
+
+    /// The task with this id, whoever created it.
+    #[cfg(feature = "redis")]
+    pub(crate) fn find(&self, id: &str) -> Option<Arc<Task>> {
+        self.lock().by_id.get(id).cloned()
+    }
+
+    /// The tasks that have not ended yet.
+    #[cfg(feature = "redis")]
+    pub(crate) fn live(&self) -> Vec<Arc<Task>> {
+        self.lock()
+            .by_id
+            .values()
+            .filter(|t| t.is_live())
+            .cloned()
+            .collect()
+    }
+}
+
+impl Table {
+    /// Forgets `id`, and its result's bytes.
+    fn remove(&mut self, id: &str) {
+        if let Some(task) = self.by_id.remove(id) {
+            self.kept = self.kept.saturating_sub(task.result_bytes());
+        }
+    }
+
+    /// Forgets the tasks past their time.
+    fn sweep(&mut self, now: SystemTime) {
+        let expired: Vec<String> = self
+            .by_id
+            .values()
+            .filter(|t| t.expired(now))
+            .map(|t| t.id.clone())
+            .collect();
+        for id in expired {
+            self.remove(&id);
+        }
+    }
+
+    /// Finished tasks by principal (of `only` one, when given).
+    fn finished(&self, only: Option<Option<&str>>) -> HashMap<Option<Arc<str>>, Finished> {
+        let mut by: HashMap<Option<Arc<str>>, Finished> = HashMap::new();
+        for task in self.by_id.values() {
+            if only.is_some_and(|p| !task.answers_to(p)) {
+                continue;
+            }
+            let state = task.lock();
+            if !state.status.is_terminal() {
+                continue;
+            }
+            let bytes = state.result.as_ref().map_or(0, |r| r.get().len());
+            let entry = by.entry(task.principal.clone()).or_default();
+            entry.0 += bytes;
+            entry.1.push((state.last_updated, task.id.clone(), bytes));
+        }
+        for (_, tasks) in by.values_mut() {
+            tasks.sort_by_key(|t| std::cmp::Reverse(t.0));
+        }
+        by
+    }
+
+    /// Drops finished tasks until their results hold at most `budget`
+    /// bytes: expired ones first, then the oldest of the principal holding
+    /// the most.
+    fn within(&mut self, budget: usize) {
+        if self.kept <= budget {
+            return;
+        }
+        self.sweep(SystemTime::now());
+        let mut by = self.finished(None);
+        while self.kept > budget {
+            let Some((total, tasks)) = by.values_mut().max_by_key(|(total, _)| *total) else {
+                return;
+            };
+            let Some((_, id, bytes)) = tasks.pop() else {
+                return;
+            };
+            *total -= bytes;
+            self.remove(&id);
+        }
+    }
+}
 
 /// Every task of a server, by id.
 #[derive(Debug, Default)]
 pub(crate) struct TaskStore {
-    /// A std mutex: held to insert, find or sweep, never across an `.await`.
     tasks: Arc<LocalTasks>,
     /// Where tasks are also kept for other replicas.
     #[cfg(feature = "redis")]
@@ -378,25 +542,43 @@ impl TaskStore {
         self.shared.as_ref()
     }
 
-    fn lock(&self) -> parking_lot::MutexGuard<'_, HashMap<String, Arc<Task>>> {
+    fn lock(&self) -> parking_lot::MutexGuard<'_, Table> {
         self.tasks.lock()
     }
 
-    /// A new task, stored before it is returned (so a `tasks/get` right after
-    /// the `CreateTaskResult` finds it); `None` when the store is full.
-    pub(crate) fn create(&self) -> Option<Arc<Task>> {
+    /// A new task of `principal` (the one it will answer), stored before it
+    /// is returned (so a `tasks/get` right after the `CreateTaskResult`
+    /// finds it); `None` when the store is full, or the principal has
+    /// [`MAX_TASKS_PER_PRINCIPAL`] and none of them finished.
+    pub(crate) fn create(&self, principal: Option<&str>) -> Option<Arc<Task>> {
         let mut bytes = [0u8; 16];
         getrandom::fill(&mut bytes).ok()?;
         let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         let now = SystemTime::now();
         let mut tasks = self.lock();
-        tasks.retain(|_, t| !t.expired(now));
-        if tasks.len() >= MAX_TASKS {
+        tasks.sweep(now);
+        let mine = tasks
+            .by_id
+            .values()
+            .filter(|t| t.answers_to(principal))
+            .count();
+        if mine >= MAX_TASKS_PER_PRINCIPAL {
+            let oldest = tasks
+                .finished(Some(principal))
+                .into_values()
+                .next()
+                .and_then(|(_, mut finished)| finished.pop());
+            let (_, oldest, _) = oldest?;
+            tasks.remove(&oldest);
+        }
+        if tasks.by_id.len() >= MAX_TASKS {
             return None;
         }
         let (cancel, _) = watch::channel(false);
         let task = Arc::new(Task {
             id: id.clone(),
+            principal: principal.map(Arc::from),
+            table: Arc::downgrade(&self.tasks),
             created: now,
             ttl: DEFAULT_TASK_TTL,
             state: Mutex::new(State {
@@ -412,32 +594,38 @@ impl TaskStore {
             #[cfg(feature = "redis")]
             shared: self.shared.clone(),
         });
-        tasks.insert(id, Arc::clone(&task));
+        tasks.by_id.insert(id, Arc::clone(&task));
         Some(task)
     }
 
-    /// The task with this id, unless unknown or expired.
-    pub(crate) fn get(&self, id: &str) -> Option<Arc<Task>> {
-        let task = self.lock().get(id).cloned()?;
-        (!task.expired(SystemTime::now())).then_some(task)
+    /// The task with this id, unless unknown, expired, or created by
+    /// another principal than `principal`.
+    pub(crate) fn get(&self, id: &str, principal: Option<&str>) -> Option<Arc<Task>> {
+        let task = self.lock().by_id.get(id).cloned()?;
+        (task.answers_to(principal) && !task.expired(SystemTime::now())).then_some(task)
     }
 
     /// Answers a `tasks/*` request through the shared store: a local task
     /// here (its change written before the answer), another replica's there.
     #[cfg(feature = "redis")]
-    pub(crate) async fn answer(&self, task_id: &str, op: shared::Op) -> Result<Vec<u8>, RpcError> {
+    pub(crate) async fn answer(
+        &self,
+        task_id: &str,
+        principal: Option<&str>,
+        op: shared::Op,
+    ) -> Result<Vec<u8>, RpcError> {
         const COMPLETE: &[u8] = br#"{"resultType":"complete"}"#;
-        match (self.get(task_id), &self.shared) {
+        match (self.get(task_id, principal), &self.shared) {
             (Some(task), _) => {
                 match op {
-                    shared::Op::Get => return Ok(task.detailed().to_string().into_bytes()),
+                    shared::Op::Get => return Ok(task.detailed()),
                     shared::Op::Update(responses) => task.update(responses),
                     shared::Op::Cancel => task.cancel(),
                 }
                 task.published().await;
                 Ok(COMPLETE.to_vec())
             }
-            (None, Some(shared)) => shared.remote(task_id, op).await,
+            (None, Some(shared)) => shared.remote(task_id, principal, op).await,
             (None, None) => Err(RpcError::invalid_params(format!(
                 "unknown taskId {task_id:?}"
             ))),
@@ -446,7 +634,7 @@ impl TaskStore {
 
     /// How many tasks have not ended yet.
     pub(crate) fn live(&self) -> usize {
-        self.lock().values().filter(|t| t.is_live()).count()
+        self.lock().by_id.values().filter(|t| t.is_live()).count()
     }
 }
 
@@ -460,32 +648,55 @@ pub(crate) fn run(task: Arc<Task>, work: Work, mut abort: watch::Receiver<Option
     tokio::spawn(async move {
         // Its own task, so a panicking handler fails the task instead of the runner.
         let mut handle = tokio::spawn(work);
-        tokio::select! {
-            joined = &mut handle => {
-                let outcome = match joined {
-                    Ok(Ok(body)) => {
-                        let mut result: Value = serde_json::from_slice(&body).unwrap_or_default();
-                        if let Some(obj) = result.as_object_mut() {
-                            obj.remove("resultType");
-                        }
-                        Ok(result)
-                    }
-                    Ok(Err(e)) => Err(error_json(&e)),
-                    Err(_) => Err(error_json(&RpcError::new(
-                        INTERNAL_ERROR,
-                        "internal error: the tool's handler panicked",
-                    ))),
-                };
-                task.finish(outcome);
+        let joined = tokio::select! {
+            joined = &mut handle => joined,
+            _ = cancelled.wait_for(|&c| c) => {
+                handle.abort();
+                return;
             }
-            _ = cancelled.wait_for(|&c| c) => handle.abort(),
             Ok(reason) = abort.wait_for(Option::is_some) => {
                 let reason = reason.as_deref().unwrap_or_default().to_owned();
                 handle.abort();
                 task.finish(Err(error_json(&RpcError::new(crate::mcp::SERVER_STOPPING, reason))));
+                return;
             }
-        }
+        };
+        let outcome = match joined {
+            // A large result is re-encoded off the async workers.
+            Ok(Ok(body)) if body.len() >= crate::mcp::LARGE_MESSAGE => {
+                crate::util::offload::off_worker(move || kept_result(&body))
+                    .await
+                    .unwrap_or_else(|| {
+                        Err(error_json(&RpcError::new(
+                            INTERNAL_ERROR,
+                            "internal error: the result could not be kept",
+                        )))
+                    })
+            }
+            Ok(Ok(body)) => kept_result(&body),
+            Ok(Err(e)) => Err(error_json(&e)),
+            Err(_) => Err(error_json(&RpcError::new(
+                INTERNAL_ERROR,
+                "internal error: the tool's handler panicked",
+            ))),
+        };
+        task.finish(outcome);
     });
+}
+
+/// A finished call's result as a task keeps it: without the call's own
+/// `resultType`, encoded.
+fn kept_result(body: &[u8]) -> Result<Box<RawValue>, Value> {
+    let mut result: Value = serde_json::from_slice(body).unwrap_or_default();
+    if let Some(obj) = result.as_object_mut() {
+        obj.remove("resultType");
+    }
+    serde_json::value::to_raw_value(&result).map_err(|e| {
+        error_json(&RpcError::new(
+            INTERNAL_ERROR,
+            format!("internal error: the result could not be kept: {e}"),
+        ))
+    })
 }
 
 fn error_json(e: &RpcError) -> Value {
@@ -504,17 +715,100 @@ fn error_json(e: &RpcError) -> Value {
 mod tests {
     use super::*;
 
+    fn raw(v: Value) -> Box<RawValue> {
+        serde_json::value::to_raw_value(&v).expect("raw")
+    }
+
+    impl Task {
+        /// The `tasks/get` answer, parsed.
+        fn detailed_json(&self) -> Value {
+            serde_json::from_slice(&self.detailed()).expect("JSON")
+        }
+    }
+
+    #[test]
+    fn a_task_answers_only_its_principal() {
+        let store = TaskStore::default();
+        let task = store.create(Some("key:a")).expect("task");
+        assert!(store.get(&task.id, Some("key:a")).is_some());
+        assert!(store.get(&task.id, Some("key:b")).is_none());
+        assert!(
+            store.get(&task.id, None).is_none(),
+            "no principal is not anyone"
+        );
+        let anonymous = store.create(None).expect("task");
+        assert!(store.get(&anonymous.id, None).is_some());
+        assert!(store.get(&anonymous.id, Some("key:a")).is_none());
+    }
+
+    #[test]
+    fn a_principal_at_its_cap_makes_room_from_its_own_finished_tasks() {
+        let store = TaskStore::default();
+        let mine: Vec<Arc<Task>> = (0..MAX_TASKS_PER_PRINCIPAL)
+            .map(|_| store.create(Some("key:a")).expect("task"))
+            .collect();
+        // All running: no room, for this principal only.
+        assert!(store.create(Some("key:a")).is_none());
+        assert!(store.create(Some("key:b")).is_some());
+        // Two finish; the older of them makes room.
+        mine[7].finish(Ok(raw(json!({"content": []}))));
+        std::thread::sleep(Duration::from_millis(2));
+        mine[3].finish(Ok(raw(json!({"content": []}))));
+        assert!(store.create(Some("key:a")).is_some());
+        assert!(
+            store.get(&mine[7].id, Some("key:a")).is_none(),
+            "the oldest finished went"
+        );
+        assert!(store.get(&mine[3].id, Some("key:a")).is_some());
+        assert!(
+            store.get(&mine[0].id, Some("key:a")).is_some(),
+            "running ones stay"
+        );
+    }
+
+    #[test]
+    fn kept_results_past_the_budget_go_oldest_first_from_the_principal_holding_most() {
+        let store = TaskStore::default();
+        let result = |n: usize| raw(json!({"text": "x".repeat(n)}));
+        let finished = |principal: &str, n: usize| {
+            let task = store.create(Some(principal)).expect("task");
+            task.finish(Ok(result(n)));
+            std::thread::sleep(Duration::from_millis(2));
+            task
+        };
+        let a: Vec<Arc<Task>> = (0..3).map(|_| finished("key:a", 1000)).collect();
+        let b = finished("key:b", 1000);
+        let each = a[0].result_bytes();
+        assert_eq!(store.lock().kept, 4 * each);
+        // Room for two and a half results: a, holding the most (three),
+        // gives its oldest; still holding the most, its next oldest.
+        store.lock().within(each * 5 / 2);
+        let kept = |t: &Arc<Task>, p: &str| store.get(&t.id, Some(p)).is_some();
+        assert!(!kept(&a[0], "key:a") && !kept(&a[1], "key:a"));
+        assert!(kept(&a[2], "key:a") && kept(&b, "key:b"));
+        assert_eq!(store.lock().kept, 2 * each);
+        // A task that ends after it was dropped is not counted.
+        let gone = store.create(Some("key:c")).expect("task");
+        store.lock().remove(&gone.id.clone());
+        gone.finish(Ok(result(1000)));
+        assert_eq!(store.lock().kept, 2 * each);
+        // The result is served as it is held, spliced into the answer.
+        let d = a[2].detailed_json();
+        assert_eq!(d["status"], "completed");
+        assert_eq!(d["result"]["text"].as_str().map(str::len), Some(1000));
+    }
+
     #[tokio::test]
     async fn lifecycle_input_and_cancel() {
         let store = TaskStore::default();
-        let task = store.create().expect("task");
+        let task = store.create(None).expect("task");
         assert_eq!(task.create_result()["resultType"], "task");
         assert!(
             store
-                .get(task.create_result()["taskId"].as_str().unwrap())
+                .get(task.create_result()["taskId"].as_str().unwrap(), None)
                 .is_some()
         );
-        assert_eq!(task.detailed()["status"], "working");
+        assert_eq!(task.detailed_json()["status"], "working");
 
         // Two requests pending; answered one at a time.
         let mut asked = Map::new();
@@ -530,14 +824,14 @@ mod tests {
             let task = Arc::clone(&task);
             tokio::spawn(async move { task.input(asked).await })
         };
-        while task.detailed()["status"] != "input_required" {
+        while task.detailed_json()["status"] != "input_required" {
             tokio::task::yield_now().await;
         }
         let mut one = Map::new();
         one.insert("a".into(), json!(1));
         one.insert("unknown".into(), json!(0));
         task.update(one);
-        let d = task.detailed();
+        let d = task.detailed_json();
         assert_eq!(d["status"], "input_required");
         assert_eq!(d["inputRequests"].as_object().map(|m| m.len()), Some(1));
         assert!(d["inputRequests"].get("b").is_some());
@@ -547,16 +841,16 @@ mod tests {
         let answers = waiter.await.expect("join");
         assert_eq!(answers["a"], 1);
         assert_eq!(answers["b"], 2);
-        assert_eq!(task.detailed()["status"], "working");
+        assert_eq!(task.detailed_json()["status"], "working");
 
-        task.finish(Ok(json!({"content": []})));
-        assert_eq!(task.detailed()["status"], "completed");
+        task.finish(Ok(raw(json!({"content": []}))));
+        assert_eq!(task.detailed_json()["status"], "completed");
         task.cancel();
         assert_eq!(
-            task.detailed()["status"],
+            task.detailed_json()["status"],
             "completed",
             "cancel after the end changes nothing"
         );
-        assert!(store.get("nope").is_none());
+        assert!(store.get("nope", None).is_none());
     }
 }

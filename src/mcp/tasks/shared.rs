@@ -222,7 +222,19 @@ impl SharedTasks {
     pub(crate) fn publish(&self, task: &Task) -> oneshot::Receiver<bool> {
         let (done, written) = oneshot::channel();
         let (live, detailed) = task.snapshot();
-        let value = json!({ "owner": self.0.replica, "live": live, "task": detailed }).to_string();
+        // The task's answer spliced in as it is encoded (it may hold a
+        // large result): no tree is built of it.
+        let head = json!({
+            "owner": self.0.replica,
+            "principal": task.principal(),
+            "live": live,
+        })
+        .to_string();
+        let mut value = String::with_capacity(head.len() + detailed.len() + 8);
+        value.push_str(&head[..head.len() - 1]);
+        value.push_str(",\"task\":");
+        value.push_str(&String::from_utf8_lossy(&detailed));
+        value.push('}');
         let queued = self.0.writes.try_send(Write::Set {
             key: self.task_key(task.id()),
             value,
@@ -236,7 +248,13 @@ impl SharedTasks {
     }
 
     /// Answers a `tasks/*` request for a task this replica does not hold.
-    pub(crate) async fn remote(&self, task_id: &str, op: Op) -> Result<Vec<u8>, RpcError> {
+    /// Like a local task, it answers only the principal whose call created it.
+    pub(crate) async fn remote(
+        &self,
+        task_id: &str,
+        principal: Option<&str>,
+        op: Op,
+    ) -> Result<Vec<u8>, RpcError> {
         let mut conn = self.0.conn.clone();
         let stored: Option<String> = redis::cmd("GET")
             .arg(self.task_key(task_id))
@@ -247,6 +265,9 @@ impl SharedTasks {
         let mut stored: Value = stored
             .and_then(|s| serde_json::from_str(&s).ok())
             .ok_or_else(unknown)?;
+        if stored["principal"].as_str() != principal {
+            return Err(unknown());
+        }
         let owner = stored["owner"].as_str().unwrap_or_default().to_owned();
         let live = stored["live"].as_bool().unwrap_or(false);
         let orphaned = live && owner != self.0.replica && !self.alive(&owner).await?;
@@ -361,7 +382,7 @@ impl SharedTasks {
             .local
             .get()
             .and_then(Weak::upgrade)
-            .and_then(|local| local.lock().get(&relay.task).cloned());
+            .and_then(|local| local.find(&relay.task));
         let found = match &task {
             Some(task) => {
                 match relay.op.as_str() {
@@ -514,7 +535,7 @@ async fn heartbeat_loop(shared: Weak<Shared>, key: String) {
                 .local
                 .get()
                 .and_then(Weak::upgrade)
-                .map(|l| l.lock().values().filter(|t| t.is_live()).cloned().collect())
+                .map(|l| l.live())
                 .unwrap_or_default();
             for task in live {
                 drop(store.publish(&task));
