@@ -22,7 +22,7 @@ use super::pending::Outgoing;
 use super::server::{Catalog, List, ListVariant, McpServer, ServerEvent, page_of};
 use super::version::{ALL_VERSIONS, ProtocolVersion, supported_json};
 use crate::jsonrpc::scan::each_member;
-use crate::jsonrpc::write::{write_error, write_result};
+use crate::jsonrpc::write::{write_error, write_result, write_result_with};
 use crate::jsonrpc::{
     INVALID_PARAMS, INVALID_REQUEST, Id, Message, RawJson, Request, RpcError, is_batch,
     parse_with_meta,

@@ -263,7 +263,7 @@ impl Session {
             local.ok_or_else(|| RpcError::invalid_params(format!("unknown taskId {task_id:?}")))?;
         match method {
             "tasks/get" => {
-                write_result(out, req.id, &task.detailed());
+                write_result_with(out, req.id, |out| task.detailed_into(out));
                 return Ok(Some(Dispatched::Done));
             }
             "tasks/update" => task.update(responses),

@@ -254,12 +254,28 @@ impl Task {
 
     /// The `tasks/get` answer, encoded: status, and the result, error or
     /// pending requests.
+    #[cfg(any(test, feature = "redis"))]
     pub(crate) fn detailed(&self) -> Vec<u8> {
-        let state = self.lock();
-        self.detailed_of(&state)
+        let mut out = Vec::new();
+        self.detailed_into(&mut out);
+        out
     }
 
+    /// Appends the `tasks/get` answer to `out` (a large result is copied
+    /// once, from where it is kept to the answer).
+    pub(crate) fn detailed_into(&self, out: &mut Vec<u8>) {
+        let state = self.lock();
+        self.write_detailed(&state, out);
+    }
+
+    #[cfg(feature = "redis")]
     fn detailed_of(&self, state: &State) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.write_detailed(state, &mut out);
+        out
+    }
+
+    fn write_detailed(&self, state: &State, out: &mut Vec<u8>) {
         let mut m = self.envelope(state);
         m.insert("resultType".into(), "complete".into());
         let result = match state.status {
@@ -278,17 +294,18 @@ impl Task {
             }
             Status::Working | Status::Cancelled => {}
         }
-        let mut out = Value::Object(m).to_string().into_bytes();
-        if let Some(result) = result {
-            // The envelope is an object with fields: its closing brace
-            // gives way to the result, spliced in as it is held.
-            out.pop();
-            out.reserve(result.get().len() + 11);
-            out.extend_from_slice(b",\"result\":");
-            out.extend_from_slice(result.get().as_bytes());
-            out.push(b'}');
-        }
-        out
+        let envelope = Value::Object(m).to_string();
+        let Some(result) = result else {
+            out.extend_from_slice(envelope.as_bytes());
+            return;
+        };
+        // The envelope is an object with fields: its closing brace gives
+        // way to the result, spliced in as it is held.
+        out.reserve(envelope.len() + result.get().len() + 11);
+        out.extend_from_slice(&envelope.as_bytes()[..envelope.len() - 1]);
+        out.extend_from_slice(b",\"result\":");
+        out.extend_from_slice(result.get().as_bytes());
+        out.push(b'}');
     }
 
     /// Delivers the client's answers (keys the task is not waiting on are ignored).
