@@ -53,7 +53,7 @@ measure() {
   local mode="$1" port="$PORT" url
   PORT=$((PORT + 1))
   url="${2//\{port\}/$port}"
-  "$daemon" --port "$port" --max-connections $((N + 100)) --max-sessions $((N + 100)) >/dev/null 2>&1 &
+  "$daemon" --port "$port" --max-connections $((N + 100)) --max-connections-per-client $((N + 100)) --max-sessions $((N + 100)) >/dev/null 2>&1 &
   local pid=$!
   wait_port "$port" 0.1 30
   # One call first: what the first call builds lazily belongs to the baseline.
@@ -77,7 +77,7 @@ measure_waves() {
   local port="$PORT" waves="${WAVES:-5}" pause="${PAUSE:-3}" url
   PORT=$((PORT + 1))
   url="ws://127.0.0.1:$port/ws"
-  "$daemon" --port "$port" --max-connections $((N + 100)) --max-sessions $((N + 100)) >/dev/null 2>&1 &
+  "$daemon" --port "$port" --max-connections $((N + 100)) --max-connections-per-client $((N + 100)) --max-sessions $((N + 100)) >/dev/null 2>&1 &
   local pid=$!
   wait_port "$port" 0.1 30
   "$load" --url "$url" --mode ws --connections 1 --calls 1 --check none >/dev/null

@@ -145,6 +145,10 @@ impl<L: Listener> Server<L> {
                 bodies: Arc::new(crate::budget::ByteBudget::new(
                     crate::http::config::bodies_budget(&config),
                 )),
+                clients: crate::http::clients::ClientConns::new(
+                    prepared.max_connections_per_client,
+                    config.trusted_proxies.clone(),
+                ),
                 config,
                 prepared,
                 router,
@@ -279,13 +283,18 @@ impl<L: Listener> Acceptor<L> {
             match accepted {
                 Ok((stream, peer)) => {
                     backoff = ACCEPT_BACKOFF.0;
-                    match Arc::clone(&limit).try_acquire_owned() {
-                        Ok(permit) => {
-                            let life = ConnLife::begin(&shared, &registry, guard.clone(), permit);
+                    let admitted = Arc::clone(&limit)
+                        .try_acquire_owned()
+                        .ok()
+                        .and_then(|permit| Some((permit, shared.clients.take(peer.ip()).ok()?)));
+                    match admitted {
+                        Some((permit, client)) => {
+                            let life =
+                                ConnLife::begin(&shared, &registry, guard.clone(), permit, client);
                             let conn = Conn::new(stream, peer, Arc::clone(&shared), conns.clone());
                             tokio::spawn(conn.run(force.clone(), life));
                         }
-                        Err(_) => reject(&shared, stream, &rejecting),
+                        None => reject(&shared, stream, &rejecting),
                     }
                 }
                 Err(e) if is_per_connection(&e) => {}
@@ -387,6 +396,8 @@ fn is_per_connection(e: &io::Error) -> bool {
 /// allowed, and the server's shutdown tracker.
 struct ConnLife {
     shared: Arc<Shared>,
+    /// The client whose connection count it holds (none from a trusted proxy).
+    client: Option<std::net::IpAddr>,
     _registration: Registration,
     _guard: Guard,
     _permit: OwnedSemaphorePermit,
@@ -398,11 +409,13 @@ impl ConnLife {
         registry: &Arc<Registry>,
         guard: Guard,
         permit: OwnedSemaphorePermit,
+        client: Option<std::net::IpAddr>,
     ) -> ConnLife {
         shared.stats.accepted.fetch_add(1, Ordering::Relaxed);
         shared.stats.active.fetch_add(1, Ordering::Relaxed);
         ConnLife {
             shared: Arc::clone(shared),
+            client,
             _registration: registry.register(Transport::Http),
             _guard: guard,
             _permit: permit,
@@ -413,6 +426,9 @@ impl ConnLife {
 impl Drop for ConnLife {
     fn drop(&mut self) {
         self.shared.stats.active.fetch_sub(1, Ordering::Relaxed);
+        if let Some(client) = self.client {
+            self.shared.clients.give_back(client);
+        }
     }
 }
 

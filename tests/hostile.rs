@@ -1022,3 +1022,47 @@ async fn tasks_belong_to_their_principal_and_their_results_are_bounded() {
     let session = open_session(addr, "2025-06-18", &b_auth).await;
     still_serving(&mut daemon, &session, &b_auth).await;
 }
+
+/// One client (one address) opening every connection the daemon serves:
+/// past its share (a quarter) it gets 503 at once, and a client from
+/// another address is still served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_cannot_take_every_connection() {
+    let _turn = TURN.lock().await;
+    let mut daemon = Daemon::start(&["--port", "0", "--max-connections", "64"], &[]);
+    let addr = daemon.addr;
+    let health = format!("GET /health HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for _ in 0..64 {
+        let mut c = Client::connect(addr).await.waiting(Duration::from_secs(3));
+        // Held: the daemon waits for its request. Refused: a 503 at once.
+        let answered = tokio::time::timeout(Duration::from_millis(300), c.try_read_response("GET"));
+        match answered.await {
+            Err(_) => held.push(c),
+            Ok(Some(r)) => {
+                assert_eq!(r.status, 503, "{}", r.body_str());
+                assert_eq!(r.body_str(), "too many open connections");
+                refused += 1;
+            }
+            Ok(None) => panic!("closed without an answer"),
+        }
+    }
+    assert_eq!((held.len(), refused), (16, 48), "a quarter held");
+    // The held ones are served.
+    held[0].send(health.as_bytes()).await;
+    assert_eq!(held[0].read_response_to("GET").await.status, 200);
+    // Another address is served beside them, MCP included.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::from(([127, 0, 0, 2], 0)))
+        .expect("bind 127.0.0.2");
+    let mut other = Client::from_stream(socket.connect(addr).await.expect("connect"));
+    other.send(health.as_bytes()).await;
+    assert_eq!(other.read_response_to("GET").await.status, 200);
+    // Once the client lets go, it gets connections again.
+    held.clear();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let session = open_session(addr, "2025-06-18", "").await;
+    still_serving(&mut daemon, &session, "").await;
+}

@@ -327,6 +327,7 @@ async fn size_limits() {
 async fn connection_limit_answers_503() {
     let server = TestServer::start(Config {
         max_connections: 2,
+        max_connections_per_client: Some(2),
         ..Config::default()
     })
     .await;

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
-use snowflake_mcp::Service;
 use snowflake_mcp::mcp::{McpServer, Tool, ToolOutput};
+use snowflake_mcp::{Config, Service};
 use support::Client;
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Message;
@@ -164,11 +164,17 @@ async fn ws_client(addr: SocketAddr, client: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_clients_half_http_half_websocket() {
-    let addr = support::serve(
+    // 200 clients from one address, each with several connections: the
+    // share of one client is raised to the whole limit.
+    let addr = support::serve_with(
         Service::from_server(server())
             .streamable_http("/mcp")
             .websocket("/ws")
             .ops(),
+        Config {
+            max_connections_per_client: Some(Config::default().max_connections),
+            ..Config::default()
+        },
     )
     .await;
 

@@ -182,6 +182,8 @@ async fn many_clients_for_a_while_then_nothing_left_behind() {
             "0",
             "--max-connections",
             &room.to_string(),
+            "--max-connections-per-client",
+            &room.to_string(),
             "--max-queued-requests",
             &room.to_string(),
         ],

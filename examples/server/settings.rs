@@ -243,6 +243,12 @@ impl Given {
             host: self.host()?,
             port,
             max_connections: count("max_connections", Config::default().max_connections)?,
+            max_connections_per_client: self.get("max_connections_per_client", None, |v| {
+                match v.parse::<usize>() {
+                    Ok(n) if n > 0 => Ok(Some(n)),
+                    _ => Err(format!("{v:?} is not a positive whole number")),
+                }
+            })?,
             max_body_bytes,
             max_large_bodies_bytes,
             head_timeout: duration("head_timeout", Config::default().head_timeout)?,

@@ -141,21 +141,10 @@ impl RateLimiter {
     }
 }
 
-/// The key a client's bucket is kept under: its IPv4 address, or the /64
-/// network of its IPv6 address (one host usually has a whole /64, so
-/// per-address buckets would let it mint clients at will).
+/// The key a client's bucket is kept under: see
+/// [`crate::util::addr::client_network`].
 fn bucket_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let mut octets = v6.octets();
-                octets[8..].fill(0);
-                IpAddr::V6(std::net::Ipv6Addr::from(octets))
-            }
-        },
-    }
+    crate::util::addr::client_network(ip)
 }
 
 #[cfg(test)]

@@ -92,6 +92,13 @@ pub struct Config {
     pub max_large_bodies_bytes: Option<usize>,
     /// Most connections served at once; past it: 503 and close. Default: 1024.
     pub max_connections: usize,
+    /// Most connections one client holds at once (a client is an IPv4
+    /// address, or an IPv6 /64; with the PROXY protocol, the address the
+    /// balancer names); past it: 503 and close, so one client cannot take
+    /// every connection. Peers in [`Config::trusted_proxies`] are not
+    /// counted (each carries many clients). Default: none, which is a
+    /// quarter of `max_connections` (256).
+    pub max_connections_per_client: Option<usize>,
     /// Deadline for a whole request head, from its first byte; past it: 408
     /// and close. Default: 10 s. One deadline, not a per-read timeout, so a
     /// client that trickles a byte at a time (slowloris) is cut off all the same.
@@ -177,6 +184,7 @@ impl Default for Config {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_large_bodies_bytes: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_client: None,
             head_timeout: DEFAULT_HEAD_TIMEOUT,
             body_idle_timeout: DEFAULT_BODY_IDLE_TIMEOUT,
             keep_alive_timeout: DEFAULT_KEEP_ALIVE_TIMEOUT,
@@ -290,6 +298,10 @@ impl Config {
                 max_target_bytes: self.max_target_bytes.max(1),
             },
             max_connections: self.max_connections.max(1),
+            max_connections_per_client: self
+                .max_connections_per_client
+                .unwrap_or(self.max_connections / 4)
+                .max(1),
             response_headers: lines.into(),
             cors: self
                 .cors
@@ -305,6 +317,8 @@ impl Config {
 pub(crate) struct Prepared {
     pub(crate) head: HeadLimits,
     pub(crate) max_connections: usize,
+    /// [`Config::max_connections_per_client`], worked out.
+    pub(crate) max_connections_per_client: usize,
     /// Header lines added to every response, encoded (`name: value\r\n`).
     pub(crate) response_headers: bytes::Bytes,
     /// Cross-origin settings; `None`: no CORS headers at all.

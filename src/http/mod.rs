@@ -15,6 +15,7 @@
 pub mod chunked;
 #[cfg(not(feature = "fuzzing"))]
 pub(crate) mod chunked;
+pub(crate) mod clients;
 pub mod config;
 pub(crate) mod conn;
 pub(crate) mod encode;

@@ -16,6 +16,8 @@ pub(crate) struct Shared {
     /// Bytes of large request bodies all connections hold at once (see
     /// [`crate::http::config::Config::max_large_bodies_bytes`]).
     pub(crate) bodies: std::sync::Arc<crate::budget::ByteBudget>,
+    /// The connections each client holds.
+    pub(crate) clients: super::clients::ClientConns,
 }
 
 /// Connection counters, read without locking.

@@ -6,6 +6,24 @@
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
+/// What stands for one client when clients are counted by address: its
+/// IPv4 address, or the /64 network of its IPv6 address (one host usually
+/// has a whole /64, so counting addresses would let it mint clients at
+/// will). An IPv4 address mapped into IPv6 counts as that IPv4 address.
+pub(crate) fn client_network(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut octets = v6.octets();
+                octets[8..].fill(0);
+                IpAddr::V6(std::net::Ipv6Addr::from(octets))
+            }
+        },
+    }
+}
+
 /// Appends `n` in decimal.
 fn push_decimal(out: &mut String, n: u16) {
     let mut digits = [0u8; 5];

@@ -104,6 +104,7 @@ class Stack:
                     # Sized for the run: every client (all from one address)
                     # may wait on the last replica.
                     "--max-queued-requests", "2048", "--max-queued-per-client", "2048",
+                    "--max-connections-per-client", "1024",
                 ],
                 f"r{i}",
                 env=env,

@@ -576,11 +576,14 @@ pub async fn metric(addr: std::net::SocketAddr, name: &str) -> f64 {
 /// Serves `service` on a free loopback port until the test ends; its address.
 #[allow(dead_code)]
 pub async fn serve(service: snowflake_mcp::Service) -> std::net::SocketAddr {
+    serve_with(service, Config::default()).await
+}
+
+/// Like [`serve`], with `config` (its port is ignored: a free one is taken).
+#[allow(dead_code)]
+pub async fn serve_with(service: snowflake_mcp::Service, config: Config) -> std::net::SocketAddr {
     let server = service
-        .config(Config {
-            port: 0,
-            ..Config::default()
-        })
+        .config(Config { port: 0, ..config })
         .build()
         .bind()
         .await

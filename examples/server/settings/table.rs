@@ -202,6 +202,14 @@ fn limit_specs() -> Vec<Spec> {
             "connections served at once (503 past it)",
         ),
         s(
+            "max_connections_per_client",
+            "--max-connections-per-client",
+            "MCP_MAX_CONNECTIONS_PER_CLIENT",
+            "N",
+            "max_connections / 4".to_owned(),
+            "connections one client address (IPv6: /64) holds at once (503 past it)",
+        ),
+        s(
             "max_body_bytes",
             "--max-body-bytes",
             "MCP_MAX_BODY_BYTES",
