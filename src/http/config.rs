@@ -96,8 +96,10 @@ pub struct Config {
     /// address, or an IPv6 /64; with the PROXY protocol, the address the
     /// balancer names); past it: 503 and close, so one client cannot take
     /// every connection. Peers in [`Config::trusted_proxies`] are not
-    /// counted (each carries many clients). Default: none, which is a
-    /// quarter of `max_connections` (256).
+    /// counted (each carries many clients); connections over a Unix
+    /// socket all count as one client (127.0.0.1), so a proxy in front of
+    /// one should raise this. Default: none, which is a quarter of
+    /// `max_connections` (256).
     pub max_connections_per_client: Option<usize>,
     /// Deadline for a whole request head, from its first byte; past it: 408
     /// and close. Default: 10 s. One deadline, not a per-read timeout, so a
