@@ -1066,3 +1066,52 @@ async fn one_client_cannot_take_every_connection() {
     let session = open_session(addr, "2025-06-18", "").await;
     still_serving(&mut daemon, &session, "").await;
 }
+
+/// With a rate limit, a WebSocket's messages count against it as HTTP
+/// requests do: a burst on one open socket gets its share answered, then
+/// the 429's error for each request past it (by id), and the socket is
+/// served again once its bucket refills.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_cannot_pass_the_rate_limit() {
+    let _turn = TURN.lock().await;
+    let mut daemon = Daemon::start(&["--port", "0", "--rate-limit", "5:20"], &[]);
+    let addr = daemon.addr;
+    // The handshake and `initialize` took two of the 20.
+    let mut ws = ws_session(addr, None, "eager").await;
+    for id in 1..=60 {
+        let ping = json!({"jsonrpc": "2.0", "id": id, "method": "ping"});
+        ws.send(Message::text(ping.to_string()))
+            .await
+            .expect("send");
+    }
+    let (mut served, mut refused) = (Vec::new(), Vec::new());
+    while served.len() + refused.len() < 60 {
+        let frame = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("an answer for every ping")
+            .expect("open")
+            .expect("frame");
+        let answer: Value = serde_json::from_str(frame.to_text().expect("text")).expect("JSON");
+        let id = answer["id"].as_i64().expect("the request's id");
+        if answer.get("result").is_some() {
+            served.push(id);
+        } else {
+            assert_eq!(answer["error"]["code"], json!(-32600), "{answer}");
+            let message = answer["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.starts_with("rate limited"), "{answer}");
+            refused.push(id);
+        }
+    }
+    assert!((17..=21).contains(&served.len()), "served {served:?}");
+    // A second later the bucket holds five again.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let ping = json!({"jsonrpc": "2.0", "id": 100, "method": "ping"});
+    ws.send(Message::text(ping.to_string()))
+        .await
+        .expect("send");
+    let frame = ws.next().await.expect("open").expect("frame");
+    let answer: Value = serde_json::from_str(frame.to_text().expect("text")).expect("JSON");
+    assert!(answer.get("result").is_some(), "{answer}");
+    let session = open_session(addr, "2025-06-18", "").await;
+    still_serving(&mut daemon, &session, "").await;
+}

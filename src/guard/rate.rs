@@ -127,13 +127,26 @@ impl RateLimiter {
         self.shards.iter().map(|s| s.lock().len()).sum()
     }
 
-    /// The 429 answer for a wait of `retry_after`.
-    pub fn refusal(retry_after: Duration) -> Response {
-        let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
-        let e = RpcError::new(
+    /// The JSON-RPC error of a request over the limit, for a wait of
+    /// `retry_after` (what a 429 carries, and what answers a WebSocket's
+    /// request over it).
+    pub(crate) fn error(retry_after: Duration) -> RpcError {
+        let secs = Self::retry_secs(retry_after);
+        RpcError::new(
             INVALID_REQUEST,
             format!("rate limited: too many requests; retry in {secs}s"),
-        );
+        )
+    }
+
+    /// Whole seconds to wait, at least one.
+    fn retry_secs(retry_after: Duration) -> u64 {
+        retry_after.as_secs_f64().ceil().max(1.0) as u64
+    }
+
+    /// The 429 answer for a wait of `retry_after`.
+    pub fn refusal(retry_after: Duration) -> Response {
+        let secs = Self::retry_secs(retry_after);
+        let e = Self::error(retry_after);
         match super::error_response(429, None, &e).try_header("retry-after", secs.to_string()) {
             Ok(r) => r,
             Err(_) => Response::new(429),

@@ -180,9 +180,12 @@ impl WebSocketMcp {
         session: &Arc<Session>,
         peer: &Peer,
         calls: &mut super::Calls,
+        client: Option<std::net::IpAddr>,
     ) -> Result<(), End> {
         let cfg = &self.config;
-        let (frames, answers, end) = self.gather(incoming, ws, session, peer, calls).await;
+        let (frames, answers, end) = self
+            .gather(incoming, ws, session, peer, calls, client)
+            .await;
         if !frames.is_empty() {
             write_frames(ws, &frames, &[], cfg).await?;
             for _ in 0..answers {
@@ -202,6 +205,7 @@ impl WebSocketMcp {
         session: &Arc<Session>,
         peer: &Peer,
         calls: &mut super::Calls,
+        client: Option<std::net::IpAddr>,
     ) -> (Vec<u8>, usize, Option<End>) {
         let cfg = &self.config;
         let mut frames = Vec::new();
@@ -214,7 +218,9 @@ impl WebSocketMcp {
                     if out.capacity() == 0 {
                         out.reserve(256);
                     }
-                    if text.len() >= LARGE_MESSAGE {
+                    if let Some(refused) = self.throttled(client, text.as_bytes()) {
+                        out = refused;
+                    } else if text.len() >= LARGE_MESSAGE {
                         let message = bytes::Bytes::from(text);
                         // Boxed: rare, and large.
                         Box::pin(super::dispatch_large_to_peer(
@@ -248,6 +254,26 @@ impl WebSocketMcp {
         }
     }
 
+    /// Whether a message from `client` is past the rate limit: `None` when
+    /// it may be dispatched, else its answer: a request gets the error a
+    /// 429 carries, with its id; a notification is dropped. A response (to
+    /// the server's own request) always passes.
+    fn throttled(&self, client: Option<std::net::IpAddr>, text: &[u8]) -> Option<Vec<u8>> {
+        let limiter = self.admission.rate_limit.as_deref()?;
+        let wait = limiter.check(client?).err()?;
+        let mut out = Vec::new();
+        match crate::jsonrpc::parse(text) {
+            Ok(crate::jsonrpc::Message::Response(_)) => return None,
+            Ok(crate::jsonrpc::Message::Request(r)) => crate::jsonrpc::write::write_error(
+                &mut out,
+                Some(r.id),
+                &crate::guard::rate::RateLimiter::error(wait),
+            ),
+            _ => {}
+        }
+        Some(out)
+    }
+
     /// Runs one socket's MCP session until it closes.
     ///
     /// Not an `async fn`, which would keep its arguments twice in the state
@@ -261,8 +287,15 @@ impl WebSocketMcp {
             stream,
             read_ahead,
             shutdown,
-            remote_addr: _,
+            remote_addr,
         } = up;
+        // Kept only where messages are rate-limited: each counts against
+        // the client's address, as an HTTP request does.
+        let client = self
+            .admission
+            .rate_limit
+            .is_some()
+            .then(|| remote_addr.ip());
         // Made before the loop's state: what only the start needs (the
         // stream before it is wrapped, what was read ahead, the admission)
         // would otherwise stay in the state every open socket holds.
@@ -353,7 +386,7 @@ impl WebSocketMcp {
                         // message's dispatch, a write under a timer) would
                         // otherwise set the size of every idle socket's.
                         if let Err(end) =
-                            Box::pin(self.receive(incoming, ws, &session, &peer, &mut calls)).await
+                            Box::pin(self.receive(incoming, ws, &session, &peer, &mut calls, client)).await
                         {
                             break end;
                         }

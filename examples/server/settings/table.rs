@@ -175,7 +175,7 @@ fn admission_specs() -> Vec<Spec> {
             "MCP_RATE_LIMIT",
             "RATE[:BURST]",
             "off".into(),
-            "requests per second per client address on /mcp and /ws (burst default: twice the rate); 429 past it",
+            "requests per second per client address on /mcp and /ws, each WebSocket message one (burst default: twice the rate); 429 past it, or its error by id on a WebSocket",
         ),
         s(
             "hsts_max_age",
