@@ -312,6 +312,35 @@ async fn a_task_answers_only_its_principal_on_every_replica() {
     assert_eq!(mine["result"]["status"], "cancelled", "{mine}");
 }
 
+/// A task a replica drops to keep its results within their bound (the
+/// oldest first) is gone on every replica, not served from Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_dropped_for_room_is_gone_on_every_replica() {
+    let redis = Redis::start();
+    let (one, two) = (
+        daemon_with_tasks(&redis, "t4:"),
+        daemon_with_tasks(&redis, "t4:"),
+    );
+    // About 1.9 MB of result each: 40 are past the 64 MiB one replica keeps.
+    let sql = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000) \
+               SELECT count(*) AS n, zeroblob(700000) AS b FROM c";
+    let mut ids = Vec::new();
+    for _ in 0..40 {
+        let id = start_task(one.addr, "execute_query", json!({"query": sql})).await;
+        let done = wait_status(two.addr, &id, &["completed"], Duration::from_secs(60)).await;
+        assert_eq!(done["result"]["structuredContent"]["rows"][0][0], 1_000_000);
+        ids.push(id);
+    }
+    for replica in [one.addr, two.addr] {
+        let first = rpc(replica, "tasks/get", json!({"taskId": ids[0]})).await;
+        assert_eq!(
+            first["error"]["code"], -32602,
+            "the oldest went: {first:.300}"
+        );
+        assert_eq!(task_get(replica, &ids[39]).await["status"], "completed");
+    }
+}
+
 #[test]
 fn the_redis_password_is_never_shown() {
     let redis = Redis::start();

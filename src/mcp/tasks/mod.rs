@@ -406,6 +406,10 @@ impl Task {
         {
             tasks.kept += bytes;
             tasks.within(MAX_KEPT_RESULT_BYTES);
+            if !tasks.by_id.contains_key(&self.id) {
+                // Dropped at once to keep within the bound: nothing to tell.
+                return;
+            }
         }
         drop(tasks);
         self.mirror();
@@ -462,10 +466,14 @@ impl LocalTasks {
 }
 
 impl Table {
-    /// Forgets `id`, and its result's bytes.
+    /// Forgets `id`, and its result's bytes (in the shared store too).
     fn remove(&mut self, id: &str) {
         if let Some(task) = self.by_id.remove(id) {
             self.kept = self.kept.saturating_sub(task.result_bytes());
+            #[cfg(feature = "redis")]
+            if let Some(shared) = &task.shared {
+                shared.forget(id);
+            }
         }
     }
 

@@ -98,6 +98,8 @@ enum Write {
         ttl_ms: u64,
         done: Option<oneshot::Sender<bool>>,
     },
+    /// `DEL key`: a task this replica dropped.
+    Delete(String),
     /// Answered once every write queued before it was sent.
     Flush(oneshot::Sender<bool>),
 }
@@ -245,6 +247,21 @@ impl SharedTasks {
             tracing::warn!("the queue of task states for Redis is full; this one is dropped");
         }
         written
+    }
+
+    /// Removes a task this replica dropped (to keep within its bounds), so
+    /// that no replica answers for it any more.
+    pub(crate) fn forget(&self, task_id: &str) {
+        if self
+            .0
+            .writes
+            .try_send(Write::Delete(self.task_key(task_id)))
+            .is_err()
+        {
+            tracing::warn!(
+                "the queue of task states for Redis is full; a dropped task stays until its ttl"
+            );
+        }
     }
 
     /// Answers a `tasks/*` request for a task this replica does not hold.
@@ -473,16 +490,21 @@ async fn write_loop(mut conn: ConnectionManager, mut queue: mpsc::Receiver<Write
     while queue.recv_many(&mut batch, WRITE_BATCH).await > 0 {
         let mut pipe = redis::pipe();
         for write in &batch {
-            if let Write::Set {
-                key, value, ttl_ms, ..
-            } = write
-            {
-                pipe.cmd("SET")
-                    .arg(key)
-                    .arg(value)
-                    .arg("PX")
-                    .arg(*ttl_ms)
-                    .ignore();
+            match write {
+                Write::Set {
+                    key, value, ttl_ms, ..
+                } => {
+                    pipe.cmd("SET")
+                        .arg(key)
+                        .arg(value)
+                        .arg("PX")
+                        .arg(*ttl_ms)
+                        .ignore();
+                }
+                Write::Delete(key) => {
+                    pipe.cmd("DEL").arg(key).ignore();
+                }
+                Write::Flush(_) => {}
             }
         }
         let mut ok = true;
@@ -506,7 +528,7 @@ async fn write_loop(mut conn: ConnectionManager, mut queue: mpsc::Receiver<Write
                 Write::Set { done: Some(d), .. } | Write::Flush(d) => {
                     let _ = d.send(ok);
                 }
-                Write::Set { done: None, .. } => {}
+                Write::Set { done: None, .. } | Write::Delete(_) => {}
             }
         }
     }
