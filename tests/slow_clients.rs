@@ -86,9 +86,16 @@ async fn heads_sent_a_byte_a_second_are_closed_at_their_deadline() {
          Accept: application/json, text/event-stream\r\nContent-Length: 2\r\n\r\n{{}}"
     );
     let mut slow = JoinSet::new();
-    for _ in 0..500 {
+    for n in 0..500 {
         let head = head.clone().into_bytes();
-        let s = TcpStream::connect(addr).await.expect("connect");
+        // Each from an address of its own, as a slowloris spread over many
+        // hosts (one address holds at most a quarter of the connections).
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        let from = std::net::Ipv4Addr::new(127, 3, 1 + (n / 250) as u8, 1 + (n % 250) as u8);
+        socket
+            .bind(SocketAddr::from((from, 0)))
+            .expect("bind a loopback address");
+        let s = socket.connect(addr).await.expect("connect");
         slow.spawn(async move {
             let opened = Instant::now();
             let (mut read, mut write) = s.into_split();
