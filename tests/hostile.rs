@@ -1115,3 +1115,64 @@ async fn a_websocket_cannot_pass_the_rate_limit() {
     let session = open_session(addr, "2025-06-18", "").await;
     still_serving(&mut daemon, &session, "").await;
 }
+
+/// What a session keeps for its life is bounded: an `initialize` whose
+/// `clientInfo` or `capabilities` is too long to keep is refused (150
+/// sessions each keeping 1 MiB held 150 MiB), and a session subscribes to
+/// at most 128 resources, with URIs of at most 2 KiB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_session_keeps_is_bounded() {
+    let _turn = TURN.lock().await;
+    let mut daemon = Daemon::start(&["--port", "0"], &[]);
+    let addr = daemon.addr;
+    let padding = "x".repeat(1 << 20);
+    for i in 0..150 {
+        let (info, caps) = if i % 2 == 0 {
+            (json!({"name": padding, "version": "0"}), json!({}))
+        } else {
+            (
+                json!({"name": "c", "version": "0"}),
+                json!({"experimental": {"pad": padding}}),
+            )
+        };
+        let init = json!({"jsonrpc": "2.0", "id": i, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": caps, "clientInfo": info}})
+        .to_string();
+        let mut c = Client::connect(addr).await;
+        c.send(&post(addr, "2025-06-18", None, &init, "")).await;
+        let r = c.read_response_to("POST").await;
+        let answer = &messages(&r.body)[0];
+        assert_eq!(answer["error"]["code"], json!(-32602), "{}", brief(answer));
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("is longer than"), "{message}");
+        assert!(r.header("mcp-session-id").is_none(), "no session was made");
+    }
+    let peak = daemon.peak_rss_kib();
+    eprintln!("150 initialize of 1 MiB: peak RSS {} MiB", peak / 1024);
+    assert!(peak < 96 * 1024, "peak RSS {peak} KiB");
+    // Subscriptions: 128 at most, re-subscribing one held is fine.
+    let session = open_session(addr, "2025-06-18", "").await;
+    let subscribe = |id: usize, uri: String| {
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": "resources/subscribe",
+            "params": {"uri": uri}})
+        .to_string();
+        let session = session.clone();
+        async move {
+            let mut c = Client::connect(addr).await;
+            c.send(&post(addr, "2025-06-18", Some(&session), &body, ""))
+                .await;
+            messages(&c.read_response_to("POST").await.body)[0].clone()
+        }
+    };
+    for i in 0..128 {
+        let a = subscribe(i, format!("snowflake://DEMO/MAIN/T{i}")).await;
+        assert!(a.get("result").is_some(), "{a}");
+    }
+    let again = subscribe(200, "snowflake://DEMO/MAIN/T7".to_owned()).await;
+    assert!(again.get("result").is_some(), "{again}");
+    let more = subscribe(201, "snowflake://DEMO/MAIN/T128".to_owned()).await;
+    assert_eq!(more["error"]["code"], json!(-32602), "{more}");
+    let long = subscribe(202, format!("snowflake://{}", "y".repeat(4096))).await;
+    assert_eq!(long["error"]["code"], json!(-32602), "{}", brief(&long));
+    still_serving(&mut daemon, &session, "").await;
+}

@@ -443,6 +443,39 @@ fn json_of(text: Option<&str>) -> Option<serde_json::Value> {
     serde_json::from_str(text?).ok()
 }
 
+/// The longest `clientInfo` a session keeps from `initialize`: 4 KiB (a
+/// name, a version, a title, a few icons). Longer: `initialize` is refused.
+pub(crate) const MAX_CLIENT_INFO_BYTES: usize = 4 * 1024;
+/// The longest `capabilities` a session keeps from `initialize`: 16 KiB.
+/// Longer: `initialize` is refused.
+pub(crate) const MAX_CLIENT_CAPABILITIES_BYTES: usize = 16 * 1024;
+/// Most resources one session is subscribed to at once: 128.
+pub(crate) const MAX_SUBSCRIPTIONS: usize = 128;
+/// The longest URI a session may subscribe to: 2 KiB.
+pub(crate) const MAX_SUBSCRIPTION_URI_BYTES: usize = 2 * 1024;
+
+/// Refuses an `initialize` whose `clientInfo` or `capabilities` are longer
+/// than a session keeps: every session keeps them for its life, so their
+/// size bounds what a client's sessions hold (1,000 sessions of 4 MiB each
+/// would be 4 GB).
+fn check_kept_sizes(params: &Params<'_>) -> Result<(), crate::jsonrpc::RpcError> {
+    for (raw, name, most) in [
+        (params.client_info, "clientInfo", MAX_CLIENT_INFO_BYTES),
+        (
+            params.capabilities,
+            "capabilities",
+            MAX_CLIENT_CAPABILITIES_BYTES,
+        ),
+    ] {
+        if raw.is_some_and(|r| r.get().len() > most) {
+            return Err(crate::jsonrpc::RpcError::invalid_params(format!(
+                "\"{name}\" is longer than {most} bytes"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The JSON text of a member of `initialize`, kept if it is well-formed.
 fn kept_json(raw: Option<crate::jsonrpc::RawJson<'_>>) -> Option<Box<str>> {
     let text = raw?.get();

@@ -99,9 +99,22 @@ impl Session {
                         "{method} needs a \"uri\""
                     )));
                 };
+                if uri.len() > super::MAX_SUBSCRIPTION_URI_BYTES {
+                    return Err(RpcError::invalid_params(format!(
+                        "\"uri\" is longer than {} bytes",
+                        super::MAX_SUBSCRIPTION_URI_BYTES
+                    )));
+                }
                 let mut subs = self.subscriptions.lock();
                 if method == "resources/subscribe" {
-                    subs.get_or_insert_default().insert(uri.into_owned());
+                    let set = subs.get_or_insert_default();
+                    if set.len() >= super::MAX_SUBSCRIPTIONS && !set.contains(&*uri) {
+                        return Err(RpcError::invalid_params(format!(
+                            "a session subscribes to at most {} resources; unsubscribe from one first",
+                            super::MAX_SUBSCRIPTIONS
+                        )));
+                    }
+                    set.insert(uri.into_owned());
                 } else if let Some(set) = subs.as_mut() {
                     set.remove(&*uri);
                     if set.is_empty() {
@@ -171,6 +184,7 @@ impl Session {
             Some(v) => (v, meta.log_level),
             None => {
                 if method == "initialize" {
+                    super::check_kept_sizes(params)?;
                     return Ok(Err(self.initialize(req.id, params, out)));
                 }
                 if method == "ping" {

@@ -62,7 +62,7 @@ impl Post {
                     Handled::Done(out) => {
                         match scoped.then(|| endpoint.admission.scope_refusal(&out)) {
                             Some(Some(refused)) => refused,
-                            _ => to_start.done(out),
+                            _ => to_start.done(endpoint, out),
                         }
                     }
                     Handled::Batch(plan) => to_start.batch(session.run_batch(&body, plan).await),
@@ -84,7 +84,7 @@ impl Post {
         match session.dispatch_checked(body, &mut out, check) {
             Dispatched::Done => match scoped.then(|| endpoint.admission.scope_refusal(&out)) {
                 Some(Some(refused)) => Reply::ready(refused),
-                _ => Reply::ready(to_start.done(out)),
+                _ => Reply::ready(to_start.done(endpoint, out)),
             },
             Dispatched::Batch => Reply::new(async move {
                 let plan = session.plan_batch(body);
@@ -118,7 +118,16 @@ impl Starting {
     }
 
     /// A message handled at once: its answer as JSON, or 202 without one.
-    fn done(self, out: Vec<u8>) -> Response {
+    /// An `initialize` that failed leaves no session behind.
+    fn done(mut self, endpoint: &StreamableHttp, out: Vec<u8>) -> Response {
+        if let Some(id) = &self.new_id
+            && self.session.protocol_version().is_none()
+        {
+            if let Some(principal) = self.session.principal() {
+                endpoint.remove(id, principal);
+            }
+            self.new_id = None;
+        }
         if out.is_empty() {
             return self.with_id(Response::new(202));
         }
