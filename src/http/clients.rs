@@ -36,7 +36,7 @@ impl ClientConns {
     /// closes (`None` for a trusted proxy), or `Err` when the client
     /// already holds its share.
     pub(crate) fn take(&self, peer: IpAddr) -> Result<Option<IpAddr>, ()> {
-        if self.trusted.iter().any(|net| net.contains(&peer)) {
+        if super::forwarded::is_trusted(&self.trusted, peer) {
             return Ok(None);
         }
         let client = crate::util::addr::client_network(peer);
@@ -93,6 +93,7 @@ mod tests {
         // A trusted proxy is never counted.
         for _ in 0..10 {
             assert_eq!(conns.take(ip("10.9.1.1")), Ok(None));
+            assert_eq!(conns.take(ip("::ffff:10.9.1.2")), Ok(None), "mapped");
         }
         // One given back: room for one more; all given back: no entry left.
         conns.give_back(a);

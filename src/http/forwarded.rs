@@ -18,7 +18,7 @@ pub(crate) fn client<'h>(
     x_forwarded_for: impl Iterator<Item = &'h [u8]>,
     forwarded: impl Iterator<Item = &'h [u8]>,
 ) -> SocketAddr {
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(&canonical(*ip)));
+    let is_trusted = |ip: &IpAddr| is_trusted(trusted, *ip);
     if !is_trusted(&peer.ip()) {
         return peer;
     }
@@ -77,6 +77,12 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
 }
 
 /// IPv4-mapped IPv6 addresses as IPv4.
+/// Whether `ip` (an IPv4 address mapped into IPv6 counting as that IPv4
+/// address) is in one of the `trusted` networks.
+pub(crate) fn is_trusted(trusted: &[IpNet], ip: IpAddr) -> bool {
+    trusted.iter().any(|n| n.contains(&canonical(ip)))
+}
+
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
