@@ -453,20 +453,28 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
     async fn a_busy_machine_slows_heavy_work_but_never_starves_it() {
         let _alone = BUSY.lock().await;
-        use std::sync::atomic::{AtomicBool, Ordering};
-        // Every core kept busy twice over by threads at the normal class.
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        // Every core kept busy twice over by threads at the normal class,
+        // all of them spinning before the work is handed over (else it may
+        // end at the idle class before they start, as once beside a busy
+        // test run).
         let stop = Arc::new(AtomicBool::new(false));
+        let started = Arc::new(AtomicUsize::new(0));
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let spinners: Vec<_> = (0..2 * cores)
             .map(|_| {
-                let stop = Arc::clone(&stop);
+                let (stop, started) = (Arc::clone(&stop), Arc::clone(&started));
                 std::thread::spawn(move || {
+                    started.fetch_add(1, Ordering::Relaxed);
                     while !stop.load(Ordering::Relaxed) {
                         std::hint::spin_loop();
                     }
                 })
             })
             .collect();
+        while started.load(Ordering::Relaxed) < 2 * cores {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         // Some tens of milliseconds of work: at the idle class beside busy
         // threads it gets next to nothing (many seconds); the watchdog
         // raises it within a fraction of a second and it ends.
