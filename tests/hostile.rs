@@ -1176,3 +1176,125 @@ async fn what_a_session_keeps_is_bounded() {
     assert_eq!(long["error"]["code"], json!(-32602), "{}", brief(&long));
     still_serving(&mut daemon, &session, "").await;
 }
+
+/// What a client sends comes back to it, and goes into the log, bounded: an
+/// id longer than 1 KiB is refused (its answer cannot echo it), and the
+/// names an error repeats (a method, tool, prompt, resource or argument)
+/// are cut. Before, each came back whole (a resource's URI twice), and each
+/// call's log line carried its id whole: connections sending megabyte ids
+/// and never reading kept their answers and filled the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_client_sends_comes_back_bounded() {
+    let _turn = TURN.lock().await;
+    let mut daemon = Daemon::start(&["--port", "0"], &[]);
+    let addr = daemon.addr;
+    let session = open_session(addr, "2025-06-18", "").await;
+    let ask = |body: String| {
+        let session = session.clone();
+        async move {
+            let mut c = Client::connect(addr).await;
+            c.send(&post(addr, "2025-06-18", Some(&session), &body, ""))
+                .await;
+            c.read_response_to("POST").await
+        }
+    };
+    let big = "y".repeat(1 << 20);
+    // Ids past 1 KiB, a string and a number: refused, answered with a null id.
+    let long_string = json!({"jsonrpc": "2.0", "id": big, "method": "ping"}).to_string();
+    let long_number = format!(
+        r#"{{"jsonrpc":"2.0","id":1.{},"method":"ping"}}"#,
+        "0".repeat(2000)
+    );
+    for body in [long_string, long_number] {
+        let r = ask(body).await;
+        assert!(r.body.len() < 4096, "{} bytes", r.body.len());
+        let a = &messages(&r.body)[0];
+        assert_eq!(a["error"]["code"], json!(-32600), "{}", brief(a));
+        assert_eq!(a["id"], Value::Null, "{}", brief(a));
+        let message = a["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("\"id\" is longer than 1024 bytes"),
+            "{message}"
+        );
+    }
+    // An id of 1 KiB is still served.
+    let r =
+        ask(json!({"jsonrpc": "2.0", "id": "i".repeat(1024), "method": "ping"}).to_string()).await;
+    assert!(
+        messages(&r.body)[0].get("result").is_some(),
+        "{}",
+        r.body_str()
+    );
+    // Names an error repeats: cut, with their length said.
+    let name = format!("n{big}");
+    let cases = [
+        ("method", json!({"jsonrpc": "2.0", "id": 1, "method": name})),
+        (
+            "tool",
+            json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+            "params": {"name": name, "arguments": {}}}),
+        ),
+        (
+            "prompt",
+            json!({"jsonrpc": "2.0", "id": 3, "method": "prompts/get",
+            "params": {"name": name}}),
+        ),
+        (
+            "completion",
+            json!({"jsonrpc": "2.0", "id": 5, "method": "completion/complete",
+            "params": {"ref": {"type": "ref/prompt", "name": name},
+                "argument": {"name": "a", "value": "v"}}}),
+        ),
+        (
+            "resource template",
+            json!({"jsonrpc": "2.0", "id": 6, "method": "completion/complete",
+            "params": {"ref": {"type": "ref/resource", "uri": name},
+                "argument": {"name": "a", "value": "v"}}}),
+        ),
+    ];
+    for (what, body) in cases {
+        let r = ask(body.to_string()).await;
+        assert!(r.body.len() < 4096, "{what}: {} bytes", r.body.len());
+        let a = &messages(&r.body)[0];
+        let text = a["error"]["message"]
+            .as_str()
+            .or(a["result"]["content"][0]["text"].as_str())
+            .unwrap_or_default();
+        assert!(text.contains("nyyy"), "{what}: {text}");
+        assert!(
+            text.contains(&format!("({} bytes)", name.len())),
+            "{what}: {text}"
+        );
+    }
+    // A URI past 2 KiB is refused for reading as it is for subscribing.
+    let read = json!({"jsonrpc": "2.0", "id": 8, "method": "resources/read",
+        "params": {"uri": format!("snowflake://{big}")}});
+    let r = ask(read.to_string()).await;
+    assert!(r.body.len() < 4096, "{} bytes", r.body.len());
+    let a = &messages(&r.body)[0];
+    assert_eq!(a["error"]["code"], json!(-32602), "{}", brief(a));
+    // Connections sending 2 MB ids and never reading: refused small, logged small.
+    let logged = daemon.stderr().len();
+    let id = "z".repeat(2 << 20);
+    let mut held = Vec::new();
+    for i in 0..64 {
+        let body = json!({"jsonrpc": "2.0", "id": format!("{i}{id}"), "method": "tools/call",
+            "params": {"name": "execute_query", "arguments": {"query": "SELECT 1"}}})
+        .to_string();
+        let mut c = Client::connect(addr).await;
+        c.send(&post(addr, "2025-06-18", Some(&session), &body, ""))
+            .await;
+        held.push(c);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let grown = daemon.stderr().len() - logged;
+    let peak = daemon.peak_rss_kib();
+    eprintln!(
+        "64 calls with 2 MB ids, never read: log +{grown} bytes, peak RSS {} MiB",
+        peak / 1024
+    );
+    assert!(grown < 256 * 1024, "the log grew by {grown} bytes");
+    assert!(peak < 128 * 1024, "peak RSS {peak} KiB");
+    still_serving(&mut daemon, &session, "").await;
+    drop(held);
+}

@@ -36,6 +36,11 @@ pub const METHOD_NOT_FOUND: i32 = -32601;
 pub const INVALID_PARAMS: i32 = -32602;
 /// Internal error.
 pub const INTERNAL_ERROR: i32 = -32603;
+/// The longest request id taken, as sent (a string's quotes not counted):
+/// every answer repeats it, every call's log line carries it, and a call
+/// keeps it while it runs, so a longer one is refused (-32600, answered
+/// with a null id). 1 KiB.
+pub const MAX_ID_BYTES: usize = 1024;
 
 /// An error to answer with: a code, a message that says what was wrong, and the id if known.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,7 +71,10 @@ impl RpcError {
 
     /// -32601 for `method`.
     pub fn method_not_found(method: &str) -> Self {
-        RpcError::new(METHOD_NOT_FOUND, format!("method not found: {method}"))
+        RpcError::new(
+            METHOD_NOT_FOUND,
+            format!("method not found: {}", crate::util::Brief(method)),
+        )
     }
 
     /// -32602 with a message.

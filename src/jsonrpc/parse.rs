@@ -286,6 +286,14 @@ pub(crate) fn is_batch(bytes: &[u8]) -> bool {
         .is_some_and(|&b| b == b'[')
 }
 
+/// An id's length as sent, a string's quotes not counted.
+fn id_len(raw: &str) -> usize {
+    match raw.strip_prefix('"') {
+        Some(quoted) => quoted.len().saturating_sub(1),
+        None => raw.len(),
+    }
+}
+
 fn parse_error<'a>(what: String) -> ParseError<'a> {
     ParseError {
         id: None,
@@ -300,6 +308,13 @@ fn classify(e: Envelope<'_>) -> Result<Message<'_>, ParseError<'_>> {
     }
     let id = match e.id {
         None => None,
+        // A request's id: a response's can only fail to match one of ours.
+        Some(raw) if e.method.is_some() && id_len(raw.get()) > super::MAX_ID_BYTES => {
+            return Err(invalid(
+                None,
+                &format!("\"id\" is longer than {} bytes", super::MAX_ID_BYTES),
+            ));
+        }
         Some(raw) => match Id::from_raw(raw) {
             Some(id) => Some(id),
             None if raw.is_null() && e.method.is_none() => None,
@@ -437,6 +452,30 @@ mod tests {
             assert_eq!((id, code), (None, PARSE_ERROR), "{input:?}");
             assert!(msg.starts_with("parse error: "), "{msg}");
         }
+    }
+
+    #[test]
+    fn a_request_id_past_the_bound_is_refused_without_echo() {
+        let at = |id: String| format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#);
+        let most = "x".repeat(super::super::MAX_ID_BYTES);
+        let number = format!("1.{}", "0".repeat(super::super::MAX_ID_BYTES - 2));
+        for id in [format!("\"{most}\""), number] {
+            assert!(matches!(parse(at(id).as_bytes()), Ok(Message::Request(_))));
+        }
+        for id in [
+            format!("\"{most}x\""),
+            format!("1.{most}").replace('x', "0"),
+        ] {
+            let (id, code, msg) = err(&at(id));
+            assert_eq!((id, code), (None, INVALID_REQUEST));
+            assert!(msg.contains("\"id\" is longer than 1024 bytes"), "{msg}");
+        }
+        // A response's id is not bounded: it only fails to match a request.
+        let response = format!(r#"{{"jsonrpc":"2.0","id":"{most}yy","result":{{}}}}"#);
+        assert!(matches!(
+            parse(response.as_bytes()),
+            Ok(Message::Response(_))
+        ));
     }
 
     #[test]

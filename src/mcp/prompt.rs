@@ -169,7 +169,7 @@ impl Prompt {
         }
         for (k, _) in args {
             if !self.def.arguments.iter().any(|a| a.name == *k) {
-                return Err(format!("unknown argument {k:?}"));
+                return Err(format!("unknown argument {:?}", crate::util::Brief(k)));
             }
         }
         Ok(())

@@ -296,7 +296,10 @@ fn check_object(schema: &Schema, map: &Schema, path: &str) -> Result<(), String>
         match props.and_then(|p| p.get(k)) {
             Some(sub) => check(sub, v, &format!("{path}.{k}"))?,
             None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
-                return Err(format!("{path}.{k}: unknown property"));
+                return Err(format!(
+                    "{path}.{}: unknown property",
+                    crate::util::Brief(k)
+                ));
             }
             None => {}
         }

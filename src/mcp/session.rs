@@ -451,8 +451,8 @@ pub(crate) const MAX_CLIENT_INFO_BYTES: usize = 4 * 1024;
 pub(crate) const MAX_CLIENT_CAPABILITIES_BYTES: usize = 16 * 1024;
 /// Most resources one session is subscribed to at once: 128.
 pub(crate) const MAX_SUBSCRIPTIONS: usize = 128;
-/// The longest URI a session may subscribe to: 2 KiB.
-pub(crate) const MAX_SUBSCRIPTION_URI_BYTES: usize = 2 * 1024;
+/// The longest resource URI a session may read or subscribe to: 2 KiB.
+pub(crate) const MAX_URI_BYTES: usize = 2 * 1024;
 
 /// Refuses an `initialize` whose `clientInfo` or `capabilities` are longer
 /// than a session keeps: every session keeps them for its life, so their

@@ -37,3 +37,75 @@ pub(crate) async fn give_way() {
     std::thread::yield_now();
     tokio::task::yield_now().await;
 }
+
+/// How much of a client's text an error or log line of ours repeats:
+/// [`Brief`] cuts what is longer. 128 bytes.
+pub(crate) const BRIEF_BYTES: usize = 128;
+
+/// A client's text as our messages repeat it: whole when it is at most
+/// [`BRIEF_BYTES`] long, else its first bytes (to a character boundary),
+/// `…`, and its length, so an answer or a log line never carries megabytes
+/// a client sent. `{}` writes the text bare, `{:?}` quoted.
+#[derive(Clone, Copy)]
+pub(crate) struct Brief<'a>(pub &'a str);
+
+impl Brief<'_> {
+    /// The part repeated, and the whole length when that is not all.
+    fn parts(&self) -> (&str, Option<usize>) {
+        let s = self.0;
+        if s.len() <= BRIEF_BYTES {
+            return (s, None);
+        }
+        let mut end = BRIEF_BYTES;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        (&s[..end], Some(s.len()))
+    }
+}
+
+impl std::fmt::Display for Brief<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.parts() {
+            (s, None) => f.write_str(s),
+            (head, Some(len)) => write!(f, "{head}… ({len} bytes)"),
+        }
+    }
+}
+
+impl std::fmt::Debug for Brief<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.parts() {
+            (s, None) => write!(f, "{s:?}"),
+            (head, Some(len)) => write!(f, "{:?} ({len} bytes)", format!("{head}…")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn brief_repeats_short_text_whole_and_cuts_long_text_at_a_character() {
+        assert_eq!(format!("{}", Brief("abc")), "abc");
+        assert_eq!(format!("{:?}", Brief("a\"b")), "\"a\\\"b\"");
+        let long = format!("{}é{}", "x".repeat(BRIEF_BYTES - 1), "y".repeat(1000));
+        let cut = format!("{}", Brief(&long));
+        assert_eq!(
+            cut,
+            format!("{}… ({} bytes)", "x".repeat(BRIEF_BYTES - 1), long.len())
+        );
+        let quoted = format!("{:?}", Brief(&long));
+        assert_eq!(
+            quoted,
+            format!(
+                "\"{}…\" ({} bytes)",
+                "x".repeat(BRIEF_BYTES - 1),
+                long.len()
+            )
+        );
+        let exact = "z".repeat(BRIEF_BYTES);
+        assert_eq!(format!("{}", Brief(&exact)), exact);
+    }
+}

@@ -144,7 +144,8 @@ pub(super) fn string_pairs(
     }
     match bad {
         Some(k) => Err(RpcError::invalid_params(format!(
-            "argument {k:?} must be a string"
+            "argument {:?} must be a string",
+            crate::util::Brief(&k)
         ))),
         None => Ok(pairs),
     }

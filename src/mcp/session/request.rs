@@ -94,17 +94,7 @@ impl Session {
             "server/discover" => write_result(out, req.id, &catalog.discover),
             // 2026-07-28 replaced subscriptions with a listen stream.
             "resources/subscribe" | "resources/unsubscribe" if !version.is_modern() => {
-                let Some(uri) = Params::string(params.uri, "uri")? else {
-                    return Err(RpcError::invalid_params(format!(
-                        "{method} needs a \"uri\""
-                    )));
-                };
-                if uri.len() > super::MAX_SUBSCRIPTION_URI_BYTES {
-                    return Err(RpcError::invalid_params(format!(
-                        "\"uri\" is longer than {} bytes",
-                        super::MAX_SUBSCRIPTION_URI_BYTES
-                    )));
-                }
+                let uri = uri_param(params, method)?;
                 let mut subs = self.subscriptions.lock();
                 if method == "resources/subscribe" {
                     let set = subs.get_or_insert_default();
@@ -273,8 +263,9 @@ impl Session {
         }
         #[cfg(not(feature = "redis"))]
         let _ = (catalog, version);
-        let task =
-            local.ok_or_else(|| RpcError::invalid_params(format!("unknown taskId {task_id:?}")))?;
+        let task = local.ok_or_else(|| {
+            RpcError::invalid_params(format!("unknown taskId {:?}", crate::util::Brief(&task_id)))
+        })?;
         match method {
             "tasks/get" => {
                 write_result_with(out, req.id, |out| task.detailed_into(out));
@@ -310,8 +301,12 @@ fn write_list(
 ) -> Result<(), RpcError> {
     let page = match Params::string(params.cursor, "cursor")? {
         None => 0,
-        Some(c) => page_of(&c, catalog.page_count(list))
-            .ok_or_else(|| RpcError::new(INVALID_PARAMS, format!("invalid cursor {c:?}")))?,
+        Some(c) => page_of(&c, catalog.page_count(list)).ok_or_else(|| {
+            RpcError::new(
+                INVALID_PARAMS,
+                format!("invalid cursor {:?}", crate::util::Brief(&c)),
+            )
+        })?,
     };
     write_result(
         out,
@@ -345,17 +340,16 @@ fn call_kind<'a>(
                 .with_data(serde_json::json!({ "scope": scope }).to_string()));
             }
             // Looked up by `request` with the same name.
-            let tool =
-                tool.ok_or_else(|| RpcError::invalid_params(format!("unknown tool {name:?}")))?;
+            let tool = tool.ok_or_else(|| {
+                RpcError::invalid_params(format!("unknown tool {:?}", crate::util::Brief(&name)))
+            })?;
             CallKind::Tool {
                 tool,
                 arguments: params.arguments,
             }
         }
         "resources/read" => {
-            let Some(uri) = Params::string(params.uri, "uri")? else {
-                return Err(RpcError::invalid_params("resources/read needs a \"uri\""));
-            };
+            let uri = uri_param(params, "resources/read")?;
             let (resource, vars) = catalog
                 .find_resource(&uri)
                 .ok_or_else(|| not_found(&uri, version))?;
@@ -372,9 +366,9 @@ fn call_kind<'a>(
             let Some(name) = Params::string(params.name, "name")? else {
                 return Err(RpcError::invalid_params("prompts/get needs a \"name\""));
             };
-            let prompt = catalog
-                .prompt_index(&name)
-                .ok_or_else(|| RpcError::invalid_params(format!("unknown prompt {name:?}")))?;
+            let prompt = catalog.prompt_index(&name).ok_or_else(|| {
+                RpcError::invalid_params(format!("unknown prompt {:?}", crate::util::Brief(&name)))
+            })?;
             let args = string_pairs(params.arguments, "arguments")?;
             catalog.prompts[prompt]
                 .check(&args)
@@ -383,6 +377,23 @@ fn call_kind<'a>(
         }
         _ => return Ok(None),
     }))
+}
+
+/// The `uri` a resource request names: -32602 when it is missing, not a
+/// string, or longer than [`super::MAX_URI_BYTES`].
+fn uri_param<'a>(params: &Params<'a>, method: &str) -> Result<Cow<'a, str>, RpcError> {
+    let Some(uri) = Params::string(params.uri, "uri")? else {
+        return Err(RpcError::invalid_params(format!(
+            "{method} needs a \"uri\""
+        )));
+    };
+    if uri.len() > super::MAX_URI_BYTES {
+        return Err(RpcError::invalid_params(format!(
+            "\"uri\" is longer than {} bytes",
+            super::MAX_URI_BYTES
+        )));
+    }
+    Ok(uri)
 }
 
 /// Suggestions for `completion/complete` from the prompt or template it names.
@@ -408,7 +419,7 @@ fn complete(
                 .ok_or_else(|| bad("a prompt ref needs a \"name\""))?;
             let p = catalog
                 .prompt_index(name)
-                .ok_or_else(|| bad(&format!("unknown prompt {name:?}")))?;
+                .ok_or_else(|| bad(&format!("unknown prompt {:?}", crate::util::Brief(name))))?;
             catalog.prompts[p]
                 .completions
                 .iter()
@@ -425,7 +436,7 @@ fn complete(
                 .find(|t| {
                     t.def.uri_template.as_deref() == Some(uri) || t.def.uri.as_deref() == Some(uri)
                 })
-                .ok_or_else(|| bad(&format!("unknown resource {uri:?}")))?;
+                .ok_or_else(|| bad(&format!("unknown resource {:?}", crate::util::Brief(uri))))?;
             template
                 .completions
                 .iter()

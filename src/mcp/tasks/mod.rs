@@ -652,7 +652,8 @@ impl TaskStore {
             }
             (None, Some(shared)) => shared.remote(task_id, principal, op).await,
             (None, None) => Err(RpcError::invalid_params(format!(
-                "unknown taskId {task_id:?}"
+                "unknown taskId {:?}",
+                crate::util::Brief(task_id)
             ))),
         }
     }

@@ -278,7 +278,9 @@ impl SharedTasks {
             .query_async(&mut conn)
             .await
             .map_err(unreachable)?;
-        let unknown = || RpcError::invalid_params(format!("unknown taskId {task_id:?}"));
+        let unknown = || {
+            RpcError::invalid_params(format!("unknown taskId {:?}", crate::util::Brief(task_id)))
+        };
         let mut stored: Value = stored
             .and_then(|s| serde_json::from_str(&s).ok())
             .ok_or_else(unknown)?;
@@ -379,7 +381,7 @@ impl SharedTasks {
             Ok(Ok(true)) => Ok(()),
             Ok(Ok(false)) => Err(RpcError::invalid_params(format!(
                 "unknown taskId {:?}",
-                relay.task
+                crate::util::Brief(&relay.task)
             ))),
             _ => Err(RpcError::new(
                 INTERNAL_ERROR,
