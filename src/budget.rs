@@ -4,7 +4,12 @@
 //! utility: the HTTP body stream and the MCP peer queue both use it. The
 //! same count, held through [`Held`], bounds what many owners keep at once
 //! (large request bodies of all connections, large WebSocket messages of
-//! all sockets).
+//! all sockets). [`Backlog`] bounds what waits for clients that do not
+//! read: answers behind full sockets, for all connections at once.
+
+mod backlog;
+
+pub(crate) use backlog::{Backlog, COUNTED_FROM, Stalled};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -37,6 +42,11 @@ impl ByteBudget {
             return false;
         }
         true
+    }
+
+    /// Bytes taken and not given back.
+    pub(crate) fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
     }
 
     /// Gives `len` bytes back (the consumer took them, or they were never sent).

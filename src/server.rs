@@ -145,6 +145,7 @@ impl<L: Listener> Server<L> {
                 bodies: Arc::new(crate::budget::ByteBudget::new(
                     crate::http::config::bodies_budget(&config),
                 )),
+                backlog: crate::budget::Backlog::new(config.max_backlog_bytes),
                 clients: crate::http::clients::ClientConns::new(
                     prepared.max_connections_per_client,
                     config.trusted_proxies.clone(),

@@ -1298,3 +1298,172 @@ async fn what_a_client_sends_comes_back_bounded() {
     still_serving(&mut daemon, &session, "").await;
     drop(held);
 }
+
+/// A 2026-07-28 `tools/call` of `execute_query` running `sql`, as raw
+/// HTTP/1.1 bytes (no session: any address may send it).
+fn modern_query(addr: SocketAddr, id: usize, sql: &str) -> Vec<u8> {
+    let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+        "name": "execute_query", "arguments": {"query": sql},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": {"name": "hostile", "version": "0"},
+            "io.modelcontextprotocol/clientCapabilities": {}}}})
+    .to_string();
+    format!(
+        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\n\
+         Mcp-Method: tools/call\r\nMcp-Name: execute_query\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// A client socket from `from` with a small fixed receive window, as a
+/// client that reads slowly or not at all.
+async fn narrow_socket(from: std::net::Ipv4Addr, to: SocketAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    socket
+        .bind(SocketAddr::from((from, 0)))
+        .expect("bind a loopback address");
+    socket.connect(to).await.expect("connect")
+}
+
+/// Many clients that ask for megabyte answers and never read them cannot
+/// make the daemon hold them all: past the backlog bound (64 MiB for HTTP,
+/// 64 MiB for WebSockets) the connections whose clients have taken nothing
+/// for the longest are closed. Before, each connection's answer waited in
+/// memory until the write timeout (30 s; 10 s for a WebSocket): four
+/// addresses' 1,000 connections held 729 MB (HTTP) and 690 MB and growing
+/// (WebSocket) in a release build, and this test's 512 clients 569-636
+/// MiB. A client that reads is served beside them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_stop_reading_cannot_fill_memory_together() {
+    use tokio::io::AsyncWriteExt;
+    let _turn = TURN.lock().await;
+    let mut daemon = Daemon::start(&["--port", "0"], &[]);
+    let addr = daemon.addr;
+    attacker_elsewhere();
+    let sql = "SELECT zeroblob(1500000) AS b";
+    // HTTP: three calls pipelined on each connection, nothing read.
+    let mut held = Vec::new();
+    for n in 0..PER_ADDRESS * 4 {
+        let from = std::net::Ipv4Addr::new(127, 8, 1 + (n % 4) as u8, 1);
+        let mut s = narrow_socket(from, addr).await;
+        let mut pipelined = Vec::new();
+        for k in 0..3 {
+            pipelined.extend(modern_query(addr, n * 10 + k, sql));
+        }
+        s.write_all(&pipelined).await.expect("send");
+        held.push(s);
+    }
+    // Meanwhile a client that reads gets its megabyte answers whole (once
+    // the request manager has room: the attackers' calls fill its queue).
+    let mut served = 0;
+    let started = Instant::now();
+    while served < 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the reader was never served"
+        );
+        let mut s = narrow_socket(std::net::Ipv4Addr::new(127, 8, 9, 1), addr).await;
+        s.write_all(&modern_query(addr, 900 + served, sql))
+            .await
+            .expect("send");
+        let mut c = Client::from_stream(s);
+        let r = c.read_response_to("POST").await;
+        assert_eq!(r.status, 200);
+        let a = &messages(&r.body)[0];
+        if text_of(a).starts_with("server busy") {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        assert!(r.body.len() > 1_000_000, "{}", brief(a));
+        assert_eq!(a["result"]["structuredContent"]["truncated"], json!(true));
+        served += 1;
+    }
+    let http = calls_done(addr).await;
+    let after_http = daemon.peak_rss_kib();
+    drop(held);
+    // WebSockets: a session each, four calls, nothing read.
+    let frame = |text: String| {
+        let mut f = vec![0x81, 0x80 | 127];
+        f.extend_from_slice(&(text.len() as u64).to_be_bytes());
+        f.extend_from_slice(&[0, 0, 0, 0]);
+        f.extend_from_slice(text.as_bytes());
+        f
+    };
+    let mut held = Vec::new();
+    for n in 0..PER_ADDRESS * 4 {
+        let from = std::net::Ipv4Addr::new(127, 8, 5 + (n % 4) as u8, 1);
+        let mut s = narrow_socket(from, addr).await;
+        let mut bytes = format!(
+            "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Protocol: mcp\r\n\r\n"
+        )
+        .into_bytes();
+        let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "hostile", "version": "0"}}});
+        bytes.extend(frame(init.to_string()));
+        bytes.extend(frame(
+            json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string(),
+        ));
+        for k in 1..=4 {
+            bytes.extend(frame(query(k, sql)));
+        }
+        s.write_all(&bytes).await.expect("send");
+        held.push(s);
+    }
+    let ws = calls_done(addr).await;
+    let peak = daemon.peak_rss_kib();
+    eprintln!(
+        "{} HTTP clients then {} WebSockets not reading megabyte answers: peak RSS {} MiB \
+         after HTTP, {} MiB after both; connections then {http}, {ws}",
+        PER_ADDRESS * 4,
+        PER_ADDRESS * 4,
+        after_http / 1024,
+        peak / 1024,
+    );
+    // Past the bound, sockets were cut before the send timeout (those
+    // whose one answer fits in the kernel's socket buffer never wait).
+    let cut = ws["websocket"]["closed"].as_u64().unwrap_or(0);
+    assert!(
+        cut >= PER_ADDRESS as u64 / 4,
+        "{cut} WebSockets closed: {ws}"
+    );
+    assert!(peak < 200 * 1024, "peak RSS {peak} KiB");
+    assert!(daemon.is_running(), "{}", daemon.stderr());
+    drop(held);
+}
+
+/// Waits until no call runs in the daemon at `addr` (each attacker's
+/// answer made, read or not); its connection counts then.
+async fn calls_done(addr: SocketAddr) -> Value {
+    let started = Instant::now();
+    loop {
+        let mut c = Client::connect(addr).await;
+        c.send(
+            format!("GET /status HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await;
+        let status: Value =
+            serde_json::from_slice(&c.read_response_to("GET").await.body).expect("JSON");
+        if status["active_requests"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+        {
+            return status["connections"].clone();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "calls still running: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Attacking connections per address in
+/// `clients_that_stop_reading_cannot_fill_memory_together`, for each of
+/// HTTP and WebSocket.
+const PER_ADDRESS: usize = 64;

@@ -33,6 +33,8 @@ pub(crate) fn bodies_budget(config: &Config) -> usize {
 }
 /// Most connections served at once; past it: 503 and close. Default: 1024.
 pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// [`Config::max_backlog_bytes`] by default: 64 MiB.
+pub(crate) const DEFAULT_MAX_BACKLOG_BYTES: usize = 64 * 1024 * 1024;
 /// Deadline for a whole request head, from its first byte; past it: 408 and close. Default: 10 s.
 ///
 /// It is one deadline, not a per-read timeout, so a client that trickles a
@@ -90,6 +92,15 @@ pub struct Config {
     /// [`crate::Error::Config`]). Default: none, which is 16 times
     /// `max_body_bytes` (64 MiB).
     pub max_large_bodies_bytes: Option<usize>,
+    /// Most bytes of answers all connections together hold for clients
+    /// that do not take them: an answer of 64 KiB or more counts while its
+    /// write waits on the client's full socket. Past it, the connections
+    /// whose clients have taken nothing for the longest are closed (their
+    /// answers dropped) until it fits, so clients that stop reading cannot
+    /// fill memory however many connections they open, and clients that
+    /// read go last. One answer larger than this alone is never cut.
+    /// Default: 64 MiB.
+    pub max_backlog_bytes: usize,
     /// Most connections served at once; past it: 503 and close. Default: 1024.
     pub max_connections: usize,
     /// Most connections one client holds at once (a client is an IPv4
@@ -185,6 +196,7 @@ impl Default for Config {
             max_target_bytes: HeadLimits::default().max_target_bytes,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_large_bodies_bytes: None,
+            max_backlog_bytes: DEFAULT_MAX_BACKLOG_BYTES,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_client: None,
             head_timeout: DEFAULT_HEAD_TIMEOUT,

@@ -16,6 +16,9 @@ pub(crate) struct Shared {
     /// Bytes of large request bodies all connections hold at once (see
     /// [`crate::http::config::Config::max_large_bodies_bytes`]).
     pub(crate) bodies: std::sync::Arc<crate::budget::ByteBudget>,
+    /// Answers waiting for clients that do not take them (see
+    /// [`crate::http::config::Config::max_backlog_bytes`]).
+    pub(crate) backlog: std::sync::Arc<crate::budget::Backlog>,
     /// The connections each client holds.
     pub(crate) clients: super::clients::ClientConns,
 }

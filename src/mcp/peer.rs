@@ -200,6 +200,11 @@ pub struct PeerReceiver {
 }
 
 impl PeerReceiver {
+    /// Bytes of the messages queued (sent and not yet received).
+    pub fn queued_bytes(&self) -> usize {
+        self.shared.bytes.used()
+    }
+
     /// The next message; `None` once every [`Peer`] is dropped and the
     /// queue is empty.
     pub async fn recv(&mut self) -> Option<Vec<u8>> {

@@ -37,9 +37,10 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, O
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, error::CapacityError};
 
+use crate::budget::{Backlog, COUNTED_FROM, Stalled};
 use crate::guard::Admission;
 use crate::http::{Handler, Method, Reply, Request, Response, Router, Upgraded};
-use crate::mcp::{LARGE_MESSAGE, McpServer, Peer, Session};
+use crate::mcp::{LARGE_MESSAGE, McpServer, Peer, PeerReceiver, Session};
 use crate::registry::{Event, Registry, Transport};
 use crate::util::IO_PIECE;
 use crate::ws::handshake::negotiate;
@@ -64,6 +65,9 @@ pub struct WebSocketMcp {
     /// What all sockets hold at once of large incoming messages
     /// (`ws::watch`), bounded by [`WsConfig::max_large_messages_bytes`].
     messages: Arc<crate::budget::ByteBudget>,
+    /// What all sockets hold for clients that do not read, bounded by
+    /// [`WsConfig::max_backlog_bytes`].
+    backlog: Arc<Backlog>,
     admission: Admission,
     registry: Arc<Registry>,
 }
@@ -92,6 +96,7 @@ impl WebSocketMcp {
         Arc::new(WebSocketMcp {
             server,
             messages: Arc::new(crate::budget::ByteBudget::new(messages_budget(&config))),
+            backlog: Backlog::new(config.max_backlog_bytes),
             config,
             admission,
             registry,
@@ -144,6 +149,11 @@ enum End {
     /// rest of it here): closed as `Close(Policy, ..)` is, once the rest of
     /// the frame is written (the close frame must not land inside it).
     Stalled(Vec<u8>),
+    /// The socket was cut from the endpoint's backlog (its client had
+    /// taken nothing for the longest): dropped at once, with what it held
+    /// (no close frame: it would wait behind what the client does not
+    /// read, in the middle of a frame). Counted as a close for not reading.
+    Cut,
 }
 
 impl WebSocketMcp {
@@ -187,7 +197,11 @@ impl WebSocketMcp {
             .gather(incoming, ws, session, peer, calls, client)
             .await;
         if !frames.is_empty() {
-            write_frames(ws, &frames, &[], cfg).await?;
+            let backlog = Backlogged {
+                backlog: &self.backlog,
+                queued: None,
+            };
+            write_frames(ws, &frames, &[], cfg, backlog).await?;
             for _ in 0..answers {
                 self.registry.count(Transport::WebSocket, Event::MessageOut);
             }
@@ -343,7 +357,8 @@ impl WebSocketMcp {
                     // by every idle socket.
                     Some(message) = std::future::poll_fn(|cx| outbound.poll_recv(cx)) => {
                         let Some(ws) = link.awake(cfg) else { break End::Gone };
-                        if let Err(end) = Box::pin(send(ws, message, cfg)).await {
+                        let backlog = Backlogged { backlog: &self.backlog, queued: Some(&outbound) };
+                        if let Err(end) = Box::pin(send(ws, message, cfg, backlog)).await {
                             break end;
                         }
                         self.registry.count(Transport::WebSocket, Event::MessageOut);
@@ -359,7 +374,8 @@ impl WebSocketMcp {
                             continue;
                         };
                         let Some(ws) = link.awake(cfg) else { break End::Gone };
-                        if let Err(end) = Box::pin(send(ws, message, cfg)).await {
+                        let backlog = Backlogged { backlog: &self.backlog, queued: Some(&outbound) };
+                        if let Err(end) = Box::pin(send(ws, message, cfg, backlog)).await {
                             break end;
                         }
                         self.registry.count(Transport::WebSocket, Event::MessageOut);
@@ -410,12 +426,17 @@ impl WebSocketMcp {
                     }
                 }
             };
-            if matches!(end, End::Close(CloseCode::Policy, _) | End::Stalled(_)) {
+            if matches!(
+                end,
+                End::Close(CloseCode::Policy, _) | End::Stalled(_) | End::Cut
+            ) {
                 self.registry
                     .count(Transport::WebSocket, Event::ClosedNotReading);
             }
             // Calls still running are cancelled: their futures are dropped.
             calls.abort_all();
+            // What waits for the client goes now, not after the close.
+            drop(outbound);
             drop(session);
             Box::pin(close_link(link, end, cfg)).await;
         }
@@ -500,6 +521,7 @@ async fn close(mut ws: Ws, end: End, cfg: &WsConfig) {
     };
     match end {
         End::Gone | End::Stalled(_) => {}
+        End::Cut => return,
         End::Close(code, reason) => {
             let frame = CloseFrame {
                 code,
@@ -526,15 +548,39 @@ async fn close(mut ws: Ws, end: End, cfg: &WsConfig) {
 /// behind its header: the header and the message go to the socket as they
 /// are (a copy of megabytes is a stretch in which this worker gives way to
 /// no one).
-async fn send(ws: &mut Ws, message: Vec<u8>, cfg: &WsConfig) -> Result<(), End> {
+async fn send(
+    ws: &mut Ws,
+    message: Vec<u8>,
+    cfg: &WsConfig,
+    backlog: Backlogged<'_>,
+) -> Result<(), End> {
     let mut frames = Vec::new();
     if message.len() < IO_PIECE {
         frame_into(&mut frames, &message, cfg)?;
-        return write_frames(ws, &frames, &[], cfg).await;
+        return write_frames(ws, &frames, &[], cfg, backlog).await;
     }
     header_into(&mut frames, &message, cfg)?;
-    write_frames(ws, &frames, &message, cfg).await
+    write_frames(ws, &frames, &message, cfg, backlog).await
 }
+
+/// Where a socket whose client stops taking its frames counts what waits
+/// (the frames being written and its queue, when there is one to count).
+#[derive(Clone, Copy)]
+struct Backlogged<'a> {
+    backlog: &'a Arc<Backlog>,
+    queued: Option<&'a PeerReceiver>,
+}
+
+impl Backlogged<'_> {
+    /// Bytes waiting for the client: `writing` and what is queued behind.
+    fn waiting(&self, writing: usize) -> usize {
+        writing + self.queued.map_or(0, PeerReceiver::queued_bytes)
+    }
+}
+
+/// How often a socket waiting on its client's full socket counts again
+/// what it holds (its queue grows while it waits).
+const RECOUNT: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// The most answer bytes gathered for one write: past it, what was framed
 /// is written before another message is read.
@@ -580,8 +626,15 @@ fn header_into(frames: &mut Vec<u8>, message: &[u8], cfg: &WsConfig) -> Result<(
 /// copied into it. A client that takes none of it within
 /// the send timeout is closed with 1008; one that stalls inside it gets
 /// the rest first ([`End::Stalled`]).
-async fn write_frames(ws: &mut Ws, head: &[u8], body: &[u8], cfg: &WsConfig) -> Result<(), End> {
+async fn write_frames(
+    ws: &mut Ws,
+    head: &[u8],
+    body: &[u8],
+    cfg: &WsConfig,
+    backlog: Backlogged<'_>,
+) -> Result<(), End> {
     let parts = [head, body];
+    let writing = head.len() + body.len();
     // Bytes written of each part.
     let mut written = [0usize; 2];
     let write = async {
@@ -589,16 +642,40 @@ async fn write_frames(ws: &mut Ws, head: &[u8], body: &[u8], cfg: &WsConfig) -> 
         // until the next frame boundary.
         ws.flush().await.map_err(|_| End::Gone)?;
         let io = ws.get_mut();
+        // Joined once the client's socket is full and enough waits.
+        let mut stalled: Option<Stalled> = None;
         for (part, written) in parts.iter().zip(written.iter_mut()) {
             while *written < part.len() {
                 // A piece at a time, giving way after each whole one: the
                 // kernel copies all a write offers before anyone else on
                 // this CPU runs (see `crate::util::give_way`).
                 let piece = &part[*written..part.len().min(*written + IO_PIECE)];
-                match io.write(piece).await {
+                let done = match futures_util::FutureExt::now_or_never(io.write(piece)) {
+                    Some(done) => done,
+                    None => loop {
+                        let waiting = backlog.waiting(writing);
+                        if waiting < COUNTED_FROM && stalled.is_none() {
+                            break io.write(piece).await;
+                        }
+                        let stalled = stalled.get_or_insert_with(|| Stalled::new(backlog.backlog));
+                        stalled.wait(waiting, false);
+                        tokio::select! {
+                            done = io.write(piece) => break done,
+                            // Dropped at once: a close frame would wait
+                            // behind what it does not read.
+                            () = stalled.cut() => return Err(End::Cut),
+                            () = tokio::time::sleep(RECOUNT) => {}
+                        }
+                    },
+                };
+                match done {
                     Ok(0) | Err(_) => return Err(End::Gone),
                     Ok(n) => {
                         *written += n;
+                        if let Some(stalled) = &mut stalled {
+                            // The client took some: the newest waiter again.
+                            stalled.wait(backlog.waiting(writing), true);
+                        }
                         if n == IO_PIECE {
                             crate::util::give_way().await;
                         }
@@ -724,6 +801,14 @@ pub struct WsConfig {
     pub outbound_queue: usize,
     /// Default: 16 MiB.
     pub max_queued_bytes: usize,
+    /// Most bytes all sockets of the endpoint together hold for clients
+    /// that do not take them: a socket counts what it has queued and is
+    /// writing while its client's socket is full, from 64 KiB on. Past it,
+    /// the sockets whose clients have taken nothing for the longest are
+    /// dropped until it fits, so clients that stop reading cannot fill
+    /// memory however many sockets they open, and clients that read go
+    /// last. Default: 64 MiB.
+    pub max_backlog_bytes: usize,
     /// Default: 10 s.
     pub send_timeout: std::time::Duration,
     /// Default: 256.
@@ -751,6 +836,7 @@ impl Default for WsConfig {
             pong_timeout: crate::ws::DEFAULT_PONG_TIMEOUT,
             outbound_queue: crate::ws::DEFAULT_OUTBOUND_QUEUE,
             max_queued_bytes: crate::ws::DEFAULT_MAX_QUEUED_BYTES,
+            max_backlog_bytes: crate::ws::DEFAULT_MAX_BACKLOG_BYTES,
             send_timeout: crate::ws::DEFAULT_SEND_TIMEOUT,
             max_in_flight: crate::ws::DEFAULT_MAX_IN_FLIGHT,
             close_timeout: crate::ws::DEFAULT_CLOSE_TIMEOUT,

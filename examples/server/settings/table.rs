@@ -226,6 +226,14 @@ fn limit_specs() -> Vec<Spec> {
             "bytes of bodies past 64 KiB held at once, all connections (503 past it)",
         ),
         s(
+            "max_backlog_bytes",
+            "--max-backlog-bytes",
+            "MCP_MAX_BACKLOG_BYTES",
+            "BYTES",
+            Config::default().max_backlog_bytes.to_string(),
+            "bytes of answers held for clients that do not read, by /mcp and by /ws each (past it the longest-stalled are closed)",
+        ),
+        s(
             "ws_max_message_bytes",
             "--ws-max-message-bytes",
             "MCP_WS_MAX_MESSAGE_BYTES",

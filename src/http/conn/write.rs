@@ -2,6 +2,7 @@
 //! headers, flushing, and lingering before a close.
 
 use super::*;
+use crate::budget::{Backlog, COUNTED_FROM, Stalled};
 
 impl<S: Io> Conn<S> {
     /// Writes a handler's response and decides what follows.
@@ -179,9 +180,10 @@ impl<S: Io> Conn<S> {
             (self.wbuf.len() + self.pending_body.as_ref().map_or(0, Bytes::len)) as u64,
             std::sync::atomic::Ordering::Relaxed,
         );
-        let mut result = write_all_progress(&mut self.stream, &self.wbuf, limit).await;
+        let backlog = &self.shared.backlog;
+        let mut result = write_all_progress(&mut self.stream, &self.wbuf, limit, backlog).await;
         if let (Ok(()), Some(body)) = (&result, self.pending_body.take()) {
-            result = write_all_progress(&mut self.stream, &body, limit).await;
+            result = write_all_progress(&mut self.stream, &body, limit, backlog).await;
         }
         if result.is_ok() {
             result = flush_stream(&mut self.stream, limit).await;
@@ -225,23 +227,45 @@ async fn flush_stream<S: Io>(stream: &mut S, limit: std::time::Duration) -> io::
     }
 }
 
+/// Writes `bytes` whole. A write that makes no progress for `limit` fails;
+/// so does one cut from the `backlog` of answers waiting for clients that
+/// do not read, which it joins while it waits, from [`COUNTED_FROM`] bytes
+/// on (it counts them all: they stay in memory until the last is written).
 async fn write_all_progress<S: Io>(
     stream: &mut S,
     mut bytes: &[u8],
     limit: std::time::Duration,
+    backlog: &std::sync::Arc<Backlog>,
 ) -> io::Result<()> {
+    let whole = bytes.len();
+    let mut stalled: Option<Stalled> = None;
     while !bytes.is_empty() {
         let piece = &bytes[..bytes.len().min(IO_PIECE)];
         // Most writes go through at once: the timeout (a clock read and a
         // timer) is made only for one that has to wait.
         let written = match stream.write(piece).now_or_never() {
             Some(written) => Ok(written),
+            None if whole >= COUNTED_FROM => {
+                let stalled = stalled.get_or_insert_with(|| Stalled::new(backlog));
+                stalled.wait(whole, false);
+                tokio::select! {
+                    written = timeout(limit, stream.write(piece)) => written,
+                    () = stalled.cut() => return Err(io::Error::other(
+                        "answers waiting for clients passed the backlog bound; \
+                         this client had taken nothing for the longest",
+                    )),
+                }
+            }
             None => timeout(limit, stream.write(piece)).await,
         };
         match written {
             Ok(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(Ok(n)) => {
                 bytes = &bytes[n..];
+                if let Some(stalled) = &mut stalled {
+                    // The client took some: it is the newest waiter again.
+                    stalled.wait(whole, true);
+                }
                 if n == IO_PIECE && !bytes.is_empty() {
                     crate::util::give_way().await;
                 }
