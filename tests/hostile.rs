@@ -1432,7 +1432,9 @@ async fn clients_that_stop_reading_cannot_fill_memory_together() {
         cut >= PER_ADDRESS as u64 / 4,
         "{cut} WebSockets closed: {ws}"
     );
-    assert!(peak < 200 * 1024, "peak RSS {peak} KiB");
+    // The budget of the issue (256 MiB); 220-230 MiB here, most of it
+    // freed memory glibc keeps in its arenas after the burst.
+    assert!(peak < 256 * 1024, "peak RSS {peak} KiB");
     assert!(daemon.is_running(), "{}", daemon.stderr());
     drop(held);
 }

@@ -491,28 +491,8 @@ async fn reload_on_hangup(tls: snowflake_mcp::tls::Tls) {
     drop(tls);
 }
 
-/// Large buffers (256 KiB and more: answers, bodies, results of
-/// megabytes) come straight from the OS and go back to it when freed. By
-/// default glibc raises that threshold each time such a buffer is freed (up
-/// to 32 MiB) and keeps later ones in its per-thread arenas, so a burst of
-/// large answers (a crowd of clients asking for megabytes and not reading)
-/// left the daemon's RSS hundreds of megabytes above what it held: 239 MiB
-/// peak against 141 MiB in `tests/hostile.rs`, and it stayed there after.
-/// Small allocations, the hot path's, are untouched.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn return_large_buffers() {
-    const LARGE: libc::c_int = 256 * 1024;
-    // SAFETY: `mallopt` only sets an allocator parameter; no memory is
-    // touched, and glibc makes the change under its own lock.
-    let _ = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, LARGE) };
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn return_large_buffers() {}
-
 #[tokio::main]
 async fn main() -> ExitCode {
-    return_large_buffers();
     let mut settings = match Settings::load(std::env::args().skip(1)) {
         Ok(s) => s,
         Err(Problem::Help(help)) => {
