@@ -241,14 +241,13 @@ impl RequestManager {
         if let Some(rx) = wait {
             match tokio::time::timeout_at(deadline, rx).await {
                 Ok(Ok(())) => self.queue_wait.record(started.elapsed()),
-                // The sender is gone only if the manager dropped the queue: treat as busy.
+                // Its place was given to a client with fewer calls waiting
+                // (or the manager dropped the queue): busy, as if refused.
                 Ok(Err(_)) => {
                     guard.finished = true;
                     self.unregister(id);
-                    return Err(RequestError::Busy {
-                        running: 0,
-                        queued: 0,
-                    });
+                    let (running, queued) = self.load();
+                    return Err(RequestError::Busy { running, queued });
                 }
                 Err(_) => {
                     self.counters.timeouts.fetch_add(1, Ordering::Relaxed);
@@ -286,6 +285,15 @@ impl RequestManager {
         let can_run = state.running < self.config.max_concurrent
             && mine < self.config.max_per_client
             && mine_queued == 0;
+        // A full queue makes room for a client with fewer calls waiting
+        // than another has: that one's newest waiting call is refused
+        // instead, so clients that fill the queue cannot shut others out.
+        if !can_run
+            && state.queued >= self.config.max_queue
+            && mine_queued < self.config.max_queue_per_client.max(1)
+        {
+            displace_for(&mut state, mine_queued);
+        }
         if !can_run
             && (state.queued >= self.config.max_queue
                 || mine_queued >= self.config.max_queue_per_client.max(1))
@@ -472,6 +480,49 @@ impl Drop for Registered<'_> {
 /// The queue key of one party of a client.
 fn party_key(client: &str, party: &str) -> String {
     format!("{client}\u{0}{party}")
+}
+
+/// In a full queue, refuses the newest waiting call of the client with the
+/// most calls waiting, when it has at least two more than a newcomer with
+/// `mine` waiting: the newcomer takes its place. The refused call's turn
+/// signal is dropped, and its caller answers "server busy".
+fn displace_for(state: &mut State, mine: usize) {
+    let Some((busiest, most)) = state
+        .queued_by_client
+        .iter()
+        .max_by_key(|(_, n)| **n)
+        .map(|(c, n)| (c.clone(), *n))
+    else {
+        return;
+    };
+    if most < mine + 2 {
+        return;
+    }
+    // Its party whose last call is the newest.
+    let Some(key) = state
+        .queues
+        .iter()
+        .filter(|(_, q)| q.client == busiest)
+        .filter_map(|(k, q)| q.calls.back().map(|c| (k, c.id)))
+        .max_by_key(|(_, id)| *id)
+        .map(|(k, _)| k.clone())
+    else {
+        return;
+    };
+    let Some(queue) = state.queues.get_mut(&key) else {
+        return;
+    };
+    let Some(refused) = queue.calls.pop_back() else {
+        return;
+    };
+    if queue.calls.is_empty() {
+        state.queues.remove(&key);
+        state.turn.retain(|c| *c != key);
+    }
+    state.queued -= 1;
+    take_queued(&mut state.queued_by_client, &busiest);
+    // Dropping the sender wakes its caller with the refusal.
+    drop(refused);
 }
 
 /// One call of `client` left the queue.

@@ -204,3 +204,63 @@ async fn one_client_cannot_fill_the_queue() {
     }
     assert!(other.await.expect("join").is_ok());
 }
+
+#[tokio::test]
+async fn a_full_queue_makes_room_for_a_client_with_fewer_calls_waiting() {
+    let m = manager(1, 1, 4, Duration::from_secs(5));
+    let (release, hold) = oneshot::channel::<()>();
+    let running = {
+        let m = Arc::clone(&m);
+        tokio::spawn(async move { m.run("a", "t", async { hold.await.ok() }).await })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // Client a fills the queue.
+    let mut waiting = Vec::new();
+    for _ in 0..4 {
+        let m = Arc::clone(&m);
+        waiting.push(tokio::spawn(
+            async move { m.run("a", "t", async { "a" }).await },
+        ));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(m.load(), (1, 4));
+    // Client b is queued in place of a's newest call, which is refused.
+    let b = {
+        let m = Arc::clone(&m);
+        tokio::spawn(async move { m.run("b", "t", async { "b" }).await })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(m.load(), (1, 4));
+    let newest = waiting.pop().expect("a call").await.expect("join");
+    assert!(
+        matches!(newest, Err(RequestError::Busy { .. })),
+        "{newest:?}"
+    );
+    // So are c and d, each in place of a's newest; then every client has
+    // one call waiting, and e is refused.
+    let mut others = vec![b];
+    for name in ["c", "d"] {
+        let m = Arc::clone(&m);
+        others.push(tokio::spawn(async move {
+            m.run(name, "t", async move { name }).await
+        }));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let newest = waiting.pop().expect("a call").await.expect("join");
+        assert!(
+            matches!(newest, Err(RequestError::Busy { .. })),
+            "{newest:?}"
+        );
+    }
+    assert_eq!(m.load(), (1, 4));
+    let e = m.run("e", "t", async { "e" }).await;
+    assert!(matches!(e, Err(RequestError::Busy { .. })), "{e:?}");
+    release.send(()).expect("release");
+    assert!(running.await.expect("join").is_ok());
+    for (other, name) in others.into_iter().zip(["b", "c", "d"]) {
+        assert_eq!(other.await.expect("join"), Ok(name));
+    }
+    for w in waiting {
+        assert_eq!(w.await.expect("join"), Ok("a"));
+    }
+    assert_eq!(m.load(), (0, 0));
+}
