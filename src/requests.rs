@@ -5,8 +5,11 @@
 //! is what the status endpoint shows). At most `max_concurrent` run at once,
 //! and one client at most `max_per_client` of them; the rest wait in a
 //! bounded queue (full: a clear "server busy" error at once). When a slot
-//! frees it goes to the waiting client with the fewest calls running, in
-//! turn, so one busy client cannot starve a quiet one. The whole call,
+//! frees it goes to the next waiting client in turn that is under its
+//! share, and within that client to its next party (session or
+//! connection) in turn: turns rotate over clients first, so a client with
+//! many connections gets no more turns than one with a single one, and
+//! one busy client cannot starve a quiet one. The whole call,
 //! queue included, is bounded by `timeout`; when it passes, or the client
 //! cancels (the call's future is dropped: an MCP cancel, a closed stream or
 //! WebSocket), the work future is dropped, which interrupts the running
@@ -128,8 +131,10 @@ struct State {
     queues: HashMap<String, PartyQueue>,
     /// Waiting calls by client (all its parties).
     queued_by_client: HashMap<String, usize>,
-    /// Parties with waiting calls, in turn order.
+    /// Clients with waiting calls, in turn order.
     turn: VecDeque<String>,
+    /// Each of those clients' parties with waiting calls, in turn order.
+    parties: HashMap<String, VecDeque<String>>,
     queued: usize,
 }
 
@@ -216,9 +221,10 @@ impl RequestManager {
 
     /// Like [`RequestManager::run`], for one `party` of `client` (a session
     /// or connection of it). Limits count per client; waiting calls take
-    /// turns per party, so within one client (all keyless clients of one
-    /// address, say) a party with many calls queued does not hold back
-    /// another's single call.
+    /// turns per client, then per party within it, so within one client
+    /// (all keyless clients of one address, say) a party with many calls
+    /// queued does not hold back another's single call, and a client's
+    /// many parties buy it no more turns than another client's one.
     pub(crate) async fn run_as<T, F>(
         &self,
         client: &str,
@@ -337,7 +343,13 @@ impl RequestManager {
         let first = queue.calls.is_empty();
         queue.calls.push_back(Queued { id, tx });
         if first {
-            state.turn.push_back(key);
+            // Through a plain reference, so fields borrow apart.
+            let st = &mut *state;
+            let parties = st.parties.entry(client.to_owned()).or_default();
+            if parties.is_empty() {
+                st.turn.push_back(client.to_owned());
+            }
+            parties.push_back(key);
         }
         *state.queued_by_client.entry(client.to_owned()).or_default() += 1;
         state.queued += 1;
@@ -368,45 +380,53 @@ impl RequestManager {
             take_queued(&mut state.queued_by_client, &entry.client);
             if queue.calls.is_empty() {
                 state.queues.remove(&entry.party);
-                state.turn.retain(|c| *c != entry.party);
+                leave_turn(state, &entry.client, &entry.party);
             }
         }
         self.schedule(state);
     }
 
-    /// Starts waiting calls while there is room: the next party in turn
-    /// whose client is under its share goes first.
+    /// Starts waiting calls while there is room: the next client in turn
+    /// that is under its share goes first, with its next party in turn.
     fn schedule(&self, state: &mut State) {
         while state.running < self.config.max_concurrent {
             let mut picked = None;
             for _ in 0..state.turn.len() {
-                let Some(key) = state.turn.pop_front() else {
+                let Some(client) = state.turn.pop_front() else {
                     break;
                 };
-                let client = state.queues.get(&key).map(|q| q.client.as_str());
-                let mine = client
-                    .and_then(|c| state.running_by_client.get(c))
-                    .copied()
-                    .unwrap_or(0);
+                let mine = state.running_by_client.get(&client).copied().unwrap_or(0);
                 if mine < self.config.max_per_client {
-                    picked = Some(key);
+                    picked = Some(client);
                     break;
                 }
-                state.turn.push_back(key);
+                state.turn.push_back(client);
             }
-            let Some(key) = picked else { return };
+            let Some(client) = picked else { return };
+            let Some(parties) = state.parties.get_mut(&client) else {
+                continue;
+            };
+            let Some(key) = parties.pop_front() else {
+                state.parties.remove(&client);
+                continue;
+            };
             let Some(queue) = state.queues.get_mut(&key) else {
                 continue;
             };
             let Some(next) = queue.calls.pop_front() else {
                 continue;
             };
-            let client = queue.client.clone();
+            // Back of the line for their next calls: turns rotate between
+            // clients, and between the parties of each.
             if queue.calls.is_empty() {
                 state.queues.remove(&key);
             } else {
-                // Back of the line for its next call: turns rotate between parties.
-                state.turn.push_back(key);
+                parties.push_back(key);
+            }
+            if parties.is_empty() {
+                state.parties.remove(&client);
+            } else {
+                state.turn.push_back(client.clone());
             }
             take_queued(&mut state.queued_by_client, &client);
             state.queued -= 1;
@@ -517,12 +537,24 @@ fn displace_for(state: &mut State, mine: usize) {
     };
     if queue.calls.is_empty() {
         state.queues.remove(&key);
-        state.turn.retain(|c| *c != key);
+        leave_turn(state, &busiest, &key);
     }
     state.queued -= 1;
     take_queued(&mut state.queued_by_client, &busiest);
     // Dropping the sender wakes its caller with the refusal.
     drop(refused);
+}
+
+/// `party` of `client` has no call waiting any more: it leaves the
+/// client's turns, and the client the turns of clients when it was its last.
+fn leave_turn(state: &mut State, client: &str, party: &str) {
+    if let Some(parties) = state.parties.get_mut(client) {
+        parties.retain(|p| p != party);
+        if parties.is_empty() {
+            state.parties.remove(client);
+            state.turn.retain(|c| c != client);
+        }
+    }
 }
 
 /// One call of `client` left the queue.

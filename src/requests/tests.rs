@@ -264,3 +264,50 @@ async fn a_full_queue_makes_room_for_a_client_with_fewer_calls_waiting() {
     }
     assert_eq!(m.load(), (0, 0));
 }
+
+#[tokio::test]
+async fn turns_rotate_over_clients_before_their_parties() {
+    let m = manager(1, 1, 64, Duration::from_secs(5));
+    let (release, hold) = oneshot::channel::<()>();
+    let holder = {
+        let m = Arc::clone(&m);
+        tokio::spawn(async move { m.run("h", "t", async { hold.await.ok() }).await })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // Client a waits with two calls on each of four parties; b with four on one.
+    let started = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let mut calls = Vec::new();
+    let mut call = |client: &'static str, party: &'static str| {
+        let (m, started) = (Arc::clone(&m), Arc::clone(&started));
+        calls.push(tokio::spawn(async move {
+            m.run_as(
+                client,
+                party,
+                "t",
+                async move { started.lock().push(client) },
+            )
+            .await
+        }));
+    };
+    for party in ["a1", "a2", "a3", "a4", "a1", "a2", "a3", "a4"] {
+        call("a", party);
+    }
+    for _ in 0..4 {
+        call("b", "b1");
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(m.load(), (1, 12));
+    release.send(()).expect("release");
+    assert!(holder.await.expect("join").is_ok());
+    for c in calls {
+        assert!(c.await.expect("join").is_ok());
+    }
+    // b's one party had as many turns as a's four together.
+    let order = started.lock().clone();
+    assert_eq!(
+        order[..8],
+        ["a", "b", "a", "b", "a", "b", "a", "b"],
+        "{order:?}"
+    );
+    assert_eq!(m.load(), (0, 0));
+}
