@@ -116,19 +116,13 @@ struct Queued {
     tx: oneshot::Sender<()>,
 }
 
-/// The waiting calls of one party of a client.
-struct PartyQueue {
-    client: String,
-    calls: VecDeque<Queued>,
-}
-
 #[derive(Default)]
 struct State {
     entries: HashMap<u64, Entry>,
     running: usize,
     running_by_client: HashMap<String, usize>,
     /// Waiting calls by party.
-    queues: HashMap<String, PartyQueue>,
+    queues: HashMap<String, VecDeque<Queued>>,
     /// Waiting calls by client (all its parties).
     queued_by_client: HashMap<String, usize>,
     /// Clients with waiting calls, in turn order.
@@ -333,15 +327,9 @@ impl RequestManager {
         }
         let (tx, rx) = oneshot::channel();
         let key = party_key(client, party);
-        let queue = state
-            .queues
-            .entry(key.clone())
-            .or_insert_with(|| PartyQueue {
-                client: client.to_owned(),
-                calls: VecDeque::new(),
-            });
-        let first = queue.calls.is_empty();
-        queue.calls.push_back(Queued { id, tx });
+        let queue = state.queues.entry(key.clone()).or_default();
+        let first = queue.is_empty();
+        queue.push_back(Queued { id, tx });
         if first {
             // Through a plain reference, so fields borrow apart.
             let st = &mut *state;
@@ -373,12 +361,12 @@ impl RequestManager {
                 }
             }
         } else if let Some(queue) = state.queues.get_mut(&entry.party)
-            && let Some(pos) = queue.calls.iter().position(|q| q.id == id)
+            && let Some(pos) = queue.iter().position(|q| q.id == id)
         {
-            queue.calls.remove(pos);
+            queue.remove(pos);
             state.queued -= 1;
             take_queued(&mut state.queued_by_client, &entry.client);
-            if queue.calls.is_empty() {
+            if queue.is_empty() {
                 state.queues.remove(&entry.party);
                 leave_turn(state, &entry.client, &entry.party);
             }
@@ -413,12 +401,12 @@ impl RequestManager {
             let Some(queue) = state.queues.get_mut(&key) else {
                 continue;
             };
-            let Some(next) = queue.calls.pop_front() else {
+            let Some(next) = queue.pop_front() else {
                 continue;
             };
             // Back of the line for their next calls: turns rotate between
             // clients, and between the parties of each.
-            if queue.calls.is_empty() {
+            if queue.is_empty() {
                 state.queues.remove(&key);
             } else {
                 parties.push_back(key);
@@ -520,10 +508,11 @@ fn displace_for(state: &mut State, mine: usize) {
     }
     // Its party whose last call is the newest.
     let Some(key) = state
-        .queues
-        .iter()
-        .filter(|(_, q)| q.client == busiest)
-        .filter_map(|(k, q)| q.calls.back().map(|c| (k, c.id)))
+        .parties
+        .get(&busiest)
+        .into_iter()
+        .flatten()
+        .filter_map(|k| Some((k, state.queues.get(k)?.back()?.id)))
         .max_by_key(|(_, id)| *id)
         .map(|(k, _)| k.clone())
     else {
@@ -532,10 +521,10 @@ fn displace_for(state: &mut State, mine: usize) {
     let Some(queue) = state.queues.get_mut(&key) else {
         return;
     };
-    let Some(refused) = queue.calls.pop_back() else {
+    let Some(refused) = queue.pop_back() else {
         return;
     };
-    if queue.calls.is_empty() {
+    if queue.is_empty() {
         state.queues.remove(&key);
         leave_turn(state, &busiest, &key);
     }

@@ -12,15 +12,27 @@ fn manager(max: usize, per_client: usize, queue: usize, timeout: Duration) -> Ar
     })
 }
 
+/// A call of `client` running until the returned sender is used (or
+/// dropped), started and given time to take its slot.
+async fn holding(
+    m: &Arc<RequestManager>,
+    client: &'static str,
+    tool: &'static str,
+) -> (
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<Option<()>, RequestError>>,
+) {
+    let (release, hold) = oneshot::channel::<()>();
+    let m = Arc::clone(m);
+    let running = tokio::spawn(async move { m.run(client, tool, async { hold.await.ok() }).await });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    (release, running)
+}
+
 #[tokio::test]
 async fn runs_and_lists() {
     let m = manager(2, 2, 4, Duration::from_secs(5));
-    let (tx, rx) = oneshot::channel::<()>();
-    let running = {
-        let m = Arc::clone(&m);
-        tokio::spawn(async move { m.run("a", "execute_query", async { rx.await.ok() }).await })
-    };
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    let (tx, running) = holding(&m, "a", "execute_query").await;
     let active = m.active();
     assert_eq!(active.len(), 1);
     assert_eq!(
@@ -171,12 +183,7 @@ async fn one_client_cannot_fill_the_queue() {
         max_queue: 8,
         max_queue_per_client: 3,
     });
-    let (open, gate) = oneshot::channel::<()>();
-    let holder = {
-        let m = Arc::clone(&m);
-        tokio::spawn(async move { m.run("busy", "t", async move { gate.await.ok() }).await })
-    };
-    tokio::time::sleep(Duration::from_millis(10)).await;
+    let (open, holder) = holding(&m, "busy", "t").await;
     let mut waiting = Vec::new();
     for _ in 0..3 {
         let m = Arc::clone(&m);
@@ -208,12 +215,7 @@ async fn one_client_cannot_fill_the_queue() {
 #[tokio::test]
 async fn a_full_queue_makes_room_for_a_client_with_fewer_calls_waiting() {
     let m = manager(1, 1, 4, Duration::from_secs(5));
-    let (release, hold) = oneshot::channel::<()>();
-    let running = {
-        let m = Arc::clone(&m);
-        tokio::spawn(async move { m.run("a", "t", async { hold.await.ok() }).await })
-    };
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    let (release, running) = holding(&m, "a", "t").await;
     // Client a fills the queue.
     let mut waiting = Vec::new();
     for _ in 0..4 {
@@ -268,12 +270,7 @@ async fn a_full_queue_makes_room_for_a_client_with_fewer_calls_waiting() {
 #[tokio::test]
 async fn turns_rotate_over_clients_before_their_parties() {
     let m = manager(1, 1, 64, Duration::from_secs(5));
-    let (release, hold) = oneshot::channel::<()>();
-    let holder = {
-        let m = Arc::clone(&m);
-        tokio::spawn(async move { m.run("h", "t", async { hold.await.ok() }).await })
-    };
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    let (release, holder) = holding(&m, "h", "t").await;
     // Client a waits with two calls on each of four parties; b with four on one.
     let started = Arc::new(parking_lot::Mutex::new(Vec::new()));
     let mut calls = Vec::new();
