@@ -1273,6 +1273,17 @@ async fn what_a_client_sends_comes_back_bounded() {
     assert!(r.body.len() < 4096, "{} bytes", r.body.len());
     let a = &messages(&r.body)[0];
     assert_eq!(a["error"]["code"], json!(-32602), "{}", brief(a));
+    // A progress token, repeated in every progress notification of its
+    // call, is bounded as an id is, and is a string or a number.
+    for token in [json!(big), json!({"a": big})] {
+        let call = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+            "params": {"name": "execute_query", "arguments": {"query": "SELECT 1"},
+                "_meta": {"progressToken": token}}});
+        let r = ask(call.to_string()).await;
+        assert!(r.body.len() < 4096, "{} bytes", r.body.len());
+        let a = &messages(&r.body)[0];
+        assert_eq!(a["error"]["code"], json!(-32602), "{}", brief(a));
+    }
     // Connections sending 2 MB ids and never reading: refused small, logged small.
     let logged = daemon.stderr().len();
     let id = "z".repeat(2 << 20);

@@ -23,7 +23,20 @@ impl<'a> Meta<'a> {
                     bad.get_or_insert("the protocol version in \"_meta\" must be a string");
                 }
             },
-            "progressToken" => self.progress_token = Some(v),
+            // A token is repeated in every progress notification and kept
+            // while its call runs: a string or a number, bounded as an id is.
+            "progressToken" => match progress_token_fits(v) {
+                Some(true) => self.progress_token = Some(v),
+                Some(false) => {
+                    bad.get_or_insert("the progress token in \"_meta\" is longer than 1024 bytes");
+                }
+                None if v.is_null() => {}
+                None => {
+                    bad.get_or_insert(
+                        "the progress token in \"_meta\" must be a string or a number",
+                    );
+                }
+            },
             "io.modelcontextprotocol/clientCapabilities" => self.client_capabilities = Some(v),
             "io.modelcontextprotocol/clientInfo" => self.client_info = Some(v),
             "io.modelcontextprotocol/logLevel" => match read_log_level(v) {
@@ -35,6 +48,23 @@ impl<'a> Meta<'a> {
             _ => {}
         }
     }
+}
+
+/// Whether a progress token is within [`crate::jsonrpc::MAX_ID_BYTES`]
+/// (a string's quotes not counted); `None` when it is neither a string nor
+/// a number.
+fn progress_token_fits(v: RawJson<'_>) -> Option<bool> {
+    // The refusal's text names the bound.
+    const _: () = assert!(crate::jsonrpc::MAX_ID_BYTES == 1024);
+    let raw = v.get();
+    let len = if raw.starts_with('"') {
+        raw.len().saturating_sub(2)
+    } else if raw.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+        raw.len()
+    } else {
+        return None;
+    };
+    Some(len <= crate::jsonrpc::MAX_ID_BYTES)
 }
 
 pub(super) fn read_log_level(v: RawJson<'_>) -> Option<LogLevel> {

@@ -344,6 +344,23 @@ async fn meta_is_read_with_the_message_and_its_faults_are_named() {
     assert!(refused(version).await.contains("must be a string"));
     let level = json!({"_meta": {"io.modelcontextprotocol/logLevel": "loud"}});
     assert!(refused(level).await.contains("is not a level"));
+    // A progress token is repeated in each notification: a string or a
+    // number, no longer than an id may be.
+    let token = json!({"_meta": {"progressToken": {"a": 1}}});
+    assert!(refused(token).await.contains("a string or a number"));
+    let long = "p".repeat(crate::jsonrpc::MAX_ID_BYTES + 1);
+    let token = json!({"_meta": {"progressToken": long}});
+    assert!(refused(token).await.contains("longer than 1024 bytes"));
+    let most = "p".repeat(crate::jsonrpc::MAX_ID_BYTES);
+    for fine in [json!(most), json!(7), json!(-1.5), Value::Null] {
+        let r = send(
+            &s,
+            req(9, "tools/list", json!({"_meta": {"progressToken": fine}})),
+        )
+        .await
+        .unwrap();
+        assert!(r.get("result").is_some(), "{r}");
+    }
     // A broken `_meta` breaks the message: a parse error, no id to answer.
     let r = s
         .handle(br#"{"jsonrpc":"2.0","id":9,"method":"tools/list","params":{"_meta":{"a":}}}"#)
