@@ -57,6 +57,17 @@ impl Redis {
         Redis { child, dir }
     }
 
+    /// Runs one command with `redis-cli` on this server's socket.
+    fn cli(&self, args: &[&str]) {
+        let out = Command::new("redis-cli")
+            .arg("-s")
+            .arg(self.dir.join("redis.sock"))
+            .args(args)
+            .output()
+            .expect("redis-cli (Debian's redis-tools)");
+        assert!(out.status.success(), "redis-cli {args:?}: {out:?}");
+    }
+
     fn url(&self) -> String {
         format!("redis+unix://{}", self.dir.join("redis.sock").display())
     }
@@ -337,6 +348,97 @@ async fn a_task_dropped_for_room_is_gone_on_every_replica() {
         assert_eq!(first["error"]["code"], -32602, "the oldest went: {shown}");
         assert_eq!(task_get(replica, &ids[39]).await["status"], "completed");
     }
+}
+
+/// Task states wait for a slow Redis within a bound in bytes: with its
+/// writes paused, 150 tasks of about 2 MB results each keep the owner
+/// under 256 MiB (each state carries its result; they all waited in
+/// memory before). Once Redis answers again, what it missed is written:
+/// every task the owner still holds reads `completed` on another replica,
+/// and every task it dropped is gone there too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_states_waiting_for_a_slow_redis_are_bounded_and_written_later() {
+    let redis = Redis::start();
+    let owner = Daemon::start(
+        &[
+            "--port",
+            "0",
+            "--query-task-after",
+            "0ms",
+            "--max-queued-requests",
+            "256",
+            "--max-queued-per-client",
+            "256",
+        ],
+        &[
+            ("MCP_TASKS_REDIS", &redis.url()),
+            ("MCP_TASKS_PREFIX", "t5:"),
+            ("HOME", "/nonexistent"),
+        ],
+    );
+    let reader = replica(&redis, "t5:").await;
+    let before = owner.peak_rss_kib();
+    // Writes (SET, DEL, the heartbeats) wait; the pause is lifted below.
+    redis.cli(&["CLIENT", "PAUSE", "120000", "WRITE"]);
+    let sql = "SELECT 1 AS n, zeroblob(900000) AS b";
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..150 {
+        let addr = owner.addr;
+        calls.spawn(async move { start_task(addr, "execute_query", json!({"query": sql})).await });
+    }
+    // In the order the calls were answered, about the order they started:
+    // once the last few are done, so are the others.
+    let ids = calls.join_all().await;
+    // (A task dropped for room meanwhile is looked up in the paused Redis:
+    // an error, and done too.)
+    let started = Instant::now();
+    for id in &ids[ids.len() - 8..] {
+        loop {
+            let got = rpc(owner.addr, "tasks/get", json!({"taskId": id})).await;
+            if got["result"]["status"] == "completed" || got.get("error").is_some() {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "{got}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let peak = owner.peak_rss_kib();
+    eprintln!(
+        "150 tasks of 2 MB results, Redis paused: peak RSS {} MiB (idle {} MiB)",
+        peak / 1024,
+        before / 1024
+    );
+    assert!(peak < 256 * 1024, "peak RSS {peak} KiB");
+    redis.cli(&["CLIENT", "UNPAUSE"]);
+    // What Redis missed is written: both replicas agree on every task,
+    // kept and completed or dropped and unknown.
+    let view = |got: Value| match (
+        got["result"]["status"].as_str(),
+        got["error"]["code"].as_i64(),
+    ) {
+        (Some(status), _) => status.to_owned(),
+        (None, Some(-32602)) => "unknown".to_owned(),
+        _ => panic!("tasks/get: {got}"),
+    };
+    let started = Instant::now();
+    let mut kept = 0;
+    for id in &ids {
+        loop {
+            let mine = view(rpc(owner.addr, "tasks/get", json!({"taskId": id})).await);
+            let theirs = view(rpc(reader, "tasks/get", json!({"taskId": id})).await);
+            if mine == theirs && (mine == "completed" || mine == "unknown") {
+                kept += usize::from(mine == "completed");
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "task {id}: the owner says {mine}, another replica {theirs}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    assert!(kept > 10 && kept < ids.len(), "{kept} kept");
 }
 
 #[test]

@@ -27,8 +27,8 @@
 //! `Debug`.
 
 use parking_lot::Mutex;
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, SystemTime};
 
@@ -53,9 +53,18 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
 /// Most snapshot writes sent in one pipeline.
 const WRITE_BATCH: usize = 256;
 /// Most snapshot writes waiting for Redis (while it is slow or gone);
-/// past it a write is dropped with a warning: the task's next change, or
-/// the heartbeat's refresh of live tasks, writes its state again.
+/// past it, or past [`WRITE_QUEUE_BYTES`], a write is dropped and its task
+/// marked stale: the heartbeat writes its state again once Redis answers.
 const WRITE_QUEUE: usize = 16 * 1024;
+/// Most bytes of task states waiting for Redis, the batch being written
+/// included: 32 MiB, half what one replica keeps of results. (A state
+/// carries its result: without a bound in bytes, a slow Redis and clients
+/// making tasks with megabyte results would fill memory.)
+pub const WRITE_QUEUE_BYTES: usize = 32 * 1024 * 1024;
+/// Most bytes of values sent to Redis in one pipeline (at least one write).
+const PIPELINE_BYTES: usize = 4 * 1024 * 1024;
+/// Most task ids remembered as stale at once.
+const MAX_STALE: usize = 16 * 1024;
 
 /// Tasks kept in Redis so that any replica can answer `tasks/get`,
 /// `tasks/update` and `tasks/cancel` for them (see the module's docs).
@@ -71,6 +80,8 @@ struct Shared {
     conn: ConnectionManager,
     /// The ordered writer of task snapshots (bounded: [`WRITE_QUEUE`]).
     writes: mpsc::Sender<Write>,
+    /// What waits for that writer, and what it failed to write.
+    pending: Arc<Pending>,
     /// Relayed requests waiting for their owner's answer, by number.
     waiting: Mutex<HashMap<u64, oneshot::Sender<bool>>>,
     next: AtomicU64,
@@ -91,17 +102,73 @@ impl std::fmt::Debug for SharedTasks {
 }
 
 enum Write {
-    /// `SET key value PX ms`.
+    /// `SET key value PX ms`: `task`'s state.
     Set {
+        task: String,
         key: String,
         value: String,
         ttl_ms: u64,
         done: Option<oneshot::Sender<bool>>,
     },
     /// `DEL key`: a task this replica dropped.
-    Delete(String),
+    Delete { task: String, key: String },
     /// Answered once every write queued before it was sent.
     Flush(oneshot::Sender<bool>),
+}
+
+/// The bytes of task states queued for Redis, and the tasks whose last
+/// change was not written there (dropped for room, or Redis failed).
+#[derive(Default)]
+struct Pending {
+    bytes: AtomicUsize,
+    stale: Mutex<HashSet<String>>,
+    /// Whether writes are being dropped (warned once per spell).
+    dropping: AtomicBool,
+}
+
+impl Pending {
+    /// Counts `bytes` as queued, unless that would pass [`WRITE_QUEUE_BYTES`].
+    fn reserve(&self, bytes: usize) -> bool {
+        self.bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
+                queued
+                    .checked_add(bytes)
+                    .filter(|&total| total <= WRITE_QUEUE_BYTES)
+            })
+            .is_ok()
+    }
+
+    fn release(&self, bytes: usize) {
+        self.bytes.fetch_sub(bytes, Ordering::AcqRel);
+    }
+
+    /// Remembers that `task`'s state in Redis is behind, to be written again.
+    fn mark_stale(&self, task: &str) {
+        let mut stale = self.stale.lock();
+        if stale.len() < MAX_STALE {
+            stale.insert(task.to_owned());
+        }
+        drop(stale);
+        if !self.dropping.swap(true, Ordering::AcqRel) {
+            tracing::warn!(
+                "task states wait for Redis past their bound; they are written again once it answers"
+            );
+        }
+    }
+
+    fn take_stale(&self) -> HashSet<String> {
+        std::mem::take(&mut *self.stale.lock())
+    }
+}
+
+impl Write {
+    /// The bytes of its value (what [`WRITE_QUEUE_BYTES`] counts).
+    fn bytes(&self) -> usize {
+        match self {
+            Write::Set { value, .. } => value.len(),
+            Write::Delete { .. } | Write::Flush(_) => 0,
+        }
+    }
 }
 
 /// A relayed request, or the owner's answer to one.
@@ -168,12 +235,14 @@ impl SharedTasks {
             .await
             .map_err(|e| store_error(format!("cannot write to Redis: {e}")))?;
         let (writes, queue) = mpsc::channel(WRITE_QUEUE);
+        let pending = Arc::new(Pending::default());
         let (stop, stopped) = watch::channel(());
         let shared = Arc::new(Shared {
             replica,
             prefix: prefix.to_owned(),
             conn,
             writes,
+            pending: Arc::clone(&pending),
             waiting: Mutex::default(),
             next: AtomicU64::new(1),
             local: OnceLock::new(),
@@ -181,7 +250,7 @@ impl SharedTasks {
         });
         // A relay sent before the listener subscribed would be lost: wait for it.
         let (subscribed, ready) = oneshot::channel();
-        tokio::spawn(write_loop(shared.conn.clone(), queue));
+        tokio::spawn(write_loop(shared.conn.clone(), queue, pending));
         tokio::spawn(heartbeat_loop(Arc::downgrade(&shared), heartbeat));
         tokio::spawn(listen_loop(
             client,
@@ -237,16 +306,41 @@ impl SharedTasks {
         value.push_str(",\"task\":");
         value.push_str(&String::from_utf8_lossy(&detailed));
         value.push('}');
+        let pending = &self.0.pending;
+        let bytes = value.len();
+        if !pending.reserve(bytes) {
+            pending.mark_stale(task.id());
+            return written;
+        }
         let queued = self.0.writes.try_send(Write::Set {
+            task: task.id().to_owned(),
             key: self.task_key(task.id()),
             value,
             ttl_ms: ttl_ms(task.ttl()),
             done: Some(done),
         });
         if queued.is_err() {
-            tracing::warn!("the queue of task states for Redis is full; this one is dropped");
+            pending.release(bytes);
+            pending.mark_stale(task.id());
         }
         written
+    }
+
+    /// Writes again the tasks whose last state did not reach Redis: their
+    /// current state, or their removal when this replica no longer holds
+    /// them.
+    fn write_stale(&self) {
+        let stale = self.0.pending.take_stale();
+        if stale.is_empty() {
+            return;
+        }
+        let local = self.0.local.get().and_then(Weak::upgrade);
+        for id in stale {
+            match local.as_ref().and_then(|l| l.find(&id)) {
+                Some(task) => drop(self.publish(&task)),
+                None => self.forget(&id),
+            }
+        }
     }
 
     /// Removes a task this replica dropped (to keep within its bounds), so
@@ -255,12 +349,13 @@ impl SharedTasks {
         if self
             .0
             .writes
-            .try_send(Write::Delete(self.task_key(task_id)))
+            .try_send(Write::Delete {
+                task: task_id.to_owned(),
+                key: self.task_key(task_id),
+            })
             .is_err()
         {
-            tracing::warn!(
-                "the queue of task states for Redis is full; a dropped task stays until its ttl"
-            );
+            self.0.pending.mark_stale(task_id);
         }
     }
 
@@ -487,53 +582,94 @@ async fn beat(conn: &mut ConnectionManager, key: &str) -> redis::RedisResult<()>
 }
 
 /// Writes snapshots in the order they were queued, many to a pipeline.
-async fn write_loop(mut conn: ConnectionManager, mut queue: mpsc::Receiver<Write>) {
+async fn write_loop(
+    mut conn: ConnectionManager,
+    mut queue: mpsc::Receiver<Write>,
+    pending: Arc<Pending>,
+) {
     let mut batch = Vec::with_capacity(WRITE_BATCH);
+    let mut chunk = Vec::new();
     while queue.recv_many(&mut batch, WRITE_BATCH).await > 0 {
-        let mut pipe = redis::pipe();
-        for write in &batch {
-            match write {
-                Write::Set {
-                    key, value, ttl_ms, ..
-                } => {
-                    pipe.cmd("SET")
-                        .arg(key)
-                        .arg(value)
-                        .arg("PX")
-                        .arg(*ttl_ms)
-                        .ignore();
-                }
-                Write::Delete(key) => {
-                    pipe.cmd("DEL").arg(key).ignore();
-                }
-                Write::Flush(_) => {}
+        // Whether every write of this batch so far reached Redis (what a
+        // flush reports).
+        let mut all_ok = true;
+        let mut writes = batch.drain(..).peekable();
+        while writes.peek().is_some() {
+            // A pipeline copies its values twice (arguments, then the
+            // command's bytes): at most PIPELINE_BYTES of them at a time.
+            let mut bytes = 0;
+            while bytes < PIPELINE_BYTES {
+                let Some(write) = writes.next() else { break };
+                bytes += write.bytes();
+                chunk.push(write);
             }
-        }
-        let mut ok = true;
-        if !pipe.is_empty() {
-            ok = false;
-            for attempt in 0..3u32 {
-                match pipe.query_async::<()>(&mut conn).await {
-                    Ok(()) => {
-                        ok = true;
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, attempt, "writing task states to Redis failed");
-                        tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
-                    }
-                }
+            let ok = send(&mut conn, &chunk).await;
+            all_ok &= ok;
+            if ok {
+                pending.dropping.store(false, Ordering::Release);
             }
-        }
-        for write in batch.drain(..) {
-            match write {
-                Write::Set { done: Some(d), .. } | Write::Flush(d) => {
-                    let _ = d.send(ok);
+            for write in chunk.drain(..) {
+                match write {
+                    Write::Set {
+                        task, value, done, ..
+                    } => {
+                        pending.release(value.len());
+                        if !ok {
+                            pending.mark_stale(&task);
+                        }
+                        if let Some(d) = done {
+                            let _ = d.send(ok);
+                        }
+                    }
+                    Write::Delete { task, .. } => {
+                        if !ok {
+                            pending.mark_stale(&task);
+                        }
+                    }
+                    Write::Flush(d) => {
+                        let _ = d.send(all_ok);
+                    }
                 }
-                Write::Set { done: None, .. } | Write::Delete(_) => {}
             }
         }
     }
+}
+
+/// Sends `writes` to Redis in one pipeline, trying three times; whether it
+/// went through.
+async fn send(conn: &mut ConnectionManager, writes: &[Write]) -> bool {
+    let mut pipe = redis::pipe();
+    for write in writes {
+        match write {
+            Write::Set {
+                key, value, ttl_ms, ..
+            } => {
+                pipe.cmd("SET")
+                    .arg(key)
+                    .arg(value)
+                    .arg("PX")
+                    .arg(*ttl_ms)
+                    .ignore();
+            }
+            Write::Delete { key, .. } => {
+                pipe.cmd("DEL").arg(key).ignore();
+            }
+            Write::Flush(_) => {}
+        }
+    }
+    if pipe.is_empty() {
+        return true;
+    }
+    for attempt in 0..3u32 {
+        match pipe.query_async::<()>(conn).await {
+            Ok(()) => return true,
+            Err(e) => {
+                tracing::warn!(error = %e, attempt, "writing task states to Redis failed");
+                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+            }
+        }
+    }
+    false
 }
 
 /// Refreshes this replica's heartbeat, and the keys of its live tasks
@@ -548,8 +684,10 @@ async fn heartbeat_loop(shared: Weak<Shared>, key: String) {
             return;
         };
         let mut conn = shared.conn.clone();
-        if let Err(e) = beat(&mut conn, &key).await {
-            tracing::warn!(error = %e, "the replica's heartbeat to Redis failed");
+        match beat(&mut conn, &key).await {
+            // Redis answers again: what it missed is written now.
+            Ok(()) => SharedTasks(Arc::clone(&shared)).write_stale(),
+            Err(e) => tracing::warn!(error = %e, "the replica's heartbeat to Redis failed"),
         }
         beats += 1;
         // About every minute: live tasks' records get their full ttl again.
