@@ -173,6 +173,7 @@ RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps --features tls,redis
 step "tests (unit, integration, doc; the Snowflake ones against fakesnow)"
 install_fakesnow
 install_debian redis-server redis-server "tasks shared by replicas"
+install_debian redis-cli redis-tools "pausing Redis in the shared tasks test"
 # `fuzzing` exposes the engine internals the allocation tests measure; `tls`
 # is native TLS and `redis` tasks kept in Redis (both off by default). One
 # feature set for every build below, so the library is compiled once.
