@@ -204,11 +204,12 @@ impl Task {
         self.lock().result.as_ref().map_or(0, |r| r.get().len())
     }
 
-    /// Whether it is live, and its `tasks/get` answer, read at one instant.
+    /// Hands `f` whether it is live and its `tasks/get` answer, read at
+    /// one instant, and holds the task's state until `f` returns.
     #[cfg(feature = "redis")]
-    pub(crate) fn snapshot(&self) -> (bool, Vec<u8>) {
+    pub(crate) fn with_snapshot<R>(&self, f: impl FnOnce(bool, &[u8]) -> R) -> R {
         let state = self.lock();
-        (!state.status.is_terminal(), self.detailed_of(&state))
+        f(!state.status.is_terminal(), &self.detailed_of(&state))
     }
 
     /// Writes the task's new state to the shared store, if there is one;

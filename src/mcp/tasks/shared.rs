@@ -107,6 +107,8 @@ enum Write {
         task: String,
         key: String,
         value: String,
+        /// What [`WRITE_QUEUE_BYTES`] counts of it.
+        bytes: usize,
         ttl_ms: u64,
         done: Option<oneshot::Sender<bool>>,
     },
@@ -165,7 +167,7 @@ impl Write {
     /// The bytes of its value (what [`WRITE_QUEUE_BYTES`] counts).
     fn bytes(&self) -> usize {
         match self {
-            Write::Set { value, .. } => value.len(),
+            Write::Set { bytes, .. } => *bytes,
             Write::Delete { .. } | Write::Flush(_) => 0,
         }
     }
@@ -292,37 +294,41 @@ impl SharedTasks {
     /// Queues `task`'s current state for Redis; the receiver says when it is written.
     pub(crate) fn publish(&self, task: &Task) -> oneshot::Receiver<bool> {
         let (done, written) = oneshot::channel();
-        let (live, detailed) = task.snapshot();
-        // The task's answer spliced in as it is encoded (it may hold a
-        // large result): no tree is built of it.
-        let head = json!({
-            "owner": self.0.replica,
-            "principal": task.principal(),
-            "live": live,
-        })
-        .to_string();
-        let mut value = String::with_capacity(head.len() + detailed.len() + 8);
-        value.push_str(&head[..head.len() - 1]);
-        value.push_str(",\"task\":");
-        value.push_str(&String::from_utf8_lossy(&detailed));
-        value.push('}');
-        let pending = &self.0.pending;
-        let bytes = value.len();
-        if !pending.reserve(bytes) {
-            pending.mark_stale(task.id());
-            return written;
-        }
-        let queued = self.0.writes.try_send(Write::Set {
-            task: task.id().to_owned(),
-            key: self.task_key(task.id()),
-            value,
-            ttl_ms: ttl_ms(task.ttl()),
-            done: Some(done),
+        // Read and queued under the task's lock: states reach the queue in
+        // the order they were, whoever publishes them.
+        task.with_snapshot(|live, detailed| {
+            let pending = &self.0.pending;
+            // The task's answer spliced in as it is encoded (it may hold a
+            // large result): no tree is built of it.
+            let head = json!({
+                "owner": self.0.replica,
+                "principal": task.principal(),
+                "live": live,
+            })
+            .to_string();
+            let bytes = head.len() + ",\"task\":".len() + detailed.len();
+            if !pending.reserve(bytes) {
+                pending.mark_stale(task.id());
+                return;
+            }
+            let mut value = String::with_capacity(bytes);
+            value.push_str(&head[..head.len() - 1]);
+            value.push_str(",\"task\":");
+            value.push_str(&String::from_utf8_lossy(detailed));
+            value.push('}');
+            let queued = self.0.writes.try_send(Write::Set {
+                task: task.id().to_owned(),
+                key: self.task_key(task.id()),
+                value,
+                bytes,
+                ttl_ms: ttl_ms(task.ttl()),
+                done: Some(done),
+            });
+            if queued.is_err() {
+                pending.release(bytes);
+                pending.mark_stale(task.id());
+            }
         });
-        if queued.is_err() {
-            pending.release(bytes);
-            pending.mark_stale(task.id());
-        }
         written
     }
 
@@ -611,9 +617,9 @@ async fn write_loop(
             for write in chunk.drain(..) {
                 match write {
                     Write::Set {
-                        task, value, done, ..
+                        task, bytes, done, ..
                     } => {
-                        pending.release(value.len());
+                        pending.release(bytes);
                         if !ok {
                             pending.mark_stale(&task);
                         }
