@@ -7,8 +7,9 @@
 
 mod support;
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -22,6 +23,71 @@ use snowflake_mcp::warehouse::{
     ErrorKind, Progress, QueryOptions, QueryOrigin, Truncation, Warehouse,
 };
 use support::warehouse::{FakeSnow, call, tool_session};
+
+/// Bytes allocated and not yet freed, and the most of them since
+/// [`peak_from_now`]: what a test reads to bound a query's memory.
+struct Peak;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+impl Peak {
+    fn grew(by: usize) {
+        let now = LIVE.fetch_add(by, Ordering::Relaxed) + by;
+        PEAK.fetch_max(now, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: every call is passed on to the system allocator unchanged; only
+// the counters are added.
+unsafe impl GlobalAlloc for Peak {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract, passed on.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            Peak::grew(layout.size());
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract, passed on.
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            Peak::grew(layout.size());
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: the caller's contract, passed on.
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            if new_size >= layout.size() {
+                Peak::grew(new_size - layout.size());
+            } else {
+                LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
+            }
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Peak = Peak;
+
+/// Starts a new peak; returns the bytes live now.
+fn peak_from_now() -> usize {
+    let now = LIVE.load(Ordering::Relaxed);
+    PEAK.store(now, Ordering::Relaxed);
+    now
+}
 
 fn rows(max_rows: usize) -> QueryOptions {
     QueryOptions {
@@ -103,6 +169,55 @@ async fn chunked_results_come_back_in_order_and_only_needed_chunks_are_fetched()
     assert!(capped.rows.len() < 2000, "{}", capped.rows.len());
     assert!(fake.count("chunk") - before <= 1);
     assert_eq!(fake.count("chunk-refused"), 0, "chunk headers were sent");
+}
+
+/// A chunk is read as it arrives, one record batch at a time, and left
+/// once the caps are reached: 2,000 rows of a result whose one chunk holds
+/// 200,000 rows of 500 bytes (about 100 MB; gzipped, much less on the
+/// wire) take a few MiB (3.4 MiB), not the chunk. Before, the chunk was
+/// read whole, then decoded whole: 131 MiB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_chunk_is_read_as_it_arrives_and_left_once_the_caps_are_reached() {
+    let fake = FakeSnow::start_with(
+        0,
+        &[
+            "--inline-rows",
+            "1000",
+            "--chunk-rows",
+            "200000",
+            "--batch-rows",
+            "1000",
+        ],
+    );
+    let w = SnowflakeWarehouse::open(fake.config(1))
+        .await
+        .expect("login");
+    let create = "CREATE OR REPLACE TABLE wide AS SELECT SEQ4() AS n, REPEAT('x', 500) AS pad \
+                  FROM TABLE(GENERATOR(ROWCOUNT => 201000))";
+    w.query(create, &rows(10)).await.expect("create wide");
+    let sql = "SELECT n, pad FROM wide ORDER BY n";
+    let before = fake.count("chunk");
+    let live = peak_from_now();
+    let some = w.query(sql, &rows(2000)).await.expect("2,000 rows");
+    let peak = PEAK.load(Ordering::Relaxed).saturating_sub(live);
+    eprintln!(
+        "2,000 rows of a 100 MB chunk: {} KiB at the peak",
+        peak >> 10
+    );
+    assert_eq!(some.rows.len(), 2000);
+    for (i, row) in some.rows.iter().enumerate() {
+        assert_eq!(row[0], json!(i), "row {i}");
+    }
+    assert_eq!(some.rows[1999][1], json!("x".repeat(500)));
+    assert_eq!(some.truncated_by, Some(Truncation::Rows(2000)));
+    assert_eq!(fake.count("chunk") - before, 1);
+    assert!(peak < 32 << 20, "{} MiB at the peak", peak >> 20);
+    // Many batches of it are read in order.
+    let many = w.query(sql, &rows(50_000)).await.expect("50,000 rows");
+    assert_eq!(many.rows.len(), 50_000);
+    for (i, row) in many.rows.iter().enumerate() {
+        assert_eq!(row[0], json!(i), "row {i}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,6 @@
 """A Snowflake-protocol server for the tests: fakesnow, plus what fakesnow leaves out.
 
-    python tests/fakesnow/serve.py [--port N] [--inline-rows N] [--chunk-rows N]
+    python tests/fakesnow/serve.py [--port N] [--inline-rows N] [--chunk-rows N] [--batch-rows N]
         [--sync-window SECONDS] [--session-validity SECONDS] [--pat TOKEN] [--oauth-token TOKEN]
 
 Prints `listening on http://127.0.0.1:PORT` once bound (port 0, the default,
@@ -10,7 +10,7 @@ shim makes it behave as Snowflake does where the tests need it:
 
 - large results in parts: the first `--inline-rows` rows inline
   (`rowsetBase64`), the rest as gzipped Arrow chunks of `--chunk-rows` rows
-  served from local URLs that demand the `chunkHeaders` (the `qrmk` key);
+  (in record batches of `--batch-rows` rows, when given) served from local URLs that demand the `chunkHeaders` (the `qrmk` key);
 - long statements: `SYSTEM$WAIT(n)` runs n seconds; past `--sync-window` the
   answer is "in progress" (333334) with a result URL, polled until done;
   `/queries/v1/abort-request` stops it (000604 to the waiting poll);
@@ -72,7 +72,7 @@ fakesnow.arrow.timestamp_to_sf_struct = _timestamp_to_sf_struct
 
 
 ARGS = argparse.Namespace(
-    inline_rows=1000, chunk_rows=3000, sync_window=45.0, session_validity=3600, pat=None, oauth_token=None
+    inline_rows=1000, chunk_rows=3000, batch_rows=0, sync_window=45.0, session_validity=3600, pat=None, oauth_token=None
 )
 COUNTS: collections.Counter = collections.Counter()
 TAGS: list[str] = []
@@ -100,6 +100,17 @@ def _to_ipc_in_parts(table: pa.Table) -> pa.Buffer:
 
 
 fakesnow.server.to_ipc = _to_ipc_in_parts
+
+
+def chunk_ipc(table: pa.Table) -> pa.Buffer:
+    """A chunk's Arrow stream: with `--batch-rows`, record batches of at most that many rows
+    (Snowflake's chunks hold several batches; its connectors read them one by one)."""
+    if not ARGS.batch_rows:
+        return _original_to_ipc(table)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table, max_chunksize=ARGS.batch_rows)
+    return sink.getvalue()
 
 
 def envelope(data, success=True, code=None, message=None) -> dict:
@@ -377,7 +388,7 @@ class Shim:
             COUNTS["chunk-refused"] += 1
             return await send_bytes(send, b"AccessDenied", 403, [])
         COUNTS[f"chunk:{result_id}"] += 1
-        raw = gzip.compress(_original_to_ipc(tables[int(index)]).to_pybytes(), compresslevel=1)
+        raw = gzip.compress(chunk_ipc(tables[int(index)]).to_pybytes(), compresslevel=1)
         await send_bytes(send, raw, 200, [(b"content-type", b"application/octet-stream"), (b"content-encoding", b"gzip")])
 
 
@@ -386,6 +397,7 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--inline-rows", type=int, default=1000)
     parser.add_argument("--chunk-rows", type=int, default=3000)
+    parser.add_argument("--batch-rows", type=int, default=0)
     parser.add_argument("--sync-window", type=float, default=45.0)
     parser.add_argument("--session-validity", type=int, default=3600)
     parser.add_argument("--pat")

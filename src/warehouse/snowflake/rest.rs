@@ -254,7 +254,7 @@ impl Rest {
         url: &str,
         headers: &[(String, Secret)],
         limit: usize,
-    ) -> Result<Vec<u8>, WarehouseError> {
+    ) -> Result<ChunkBody, WarehouseError> {
         use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
         let mut map = HeaderMap::new();
         for (name, value) in headers {
@@ -287,8 +287,16 @@ impl Rest {
                 format!("a result chunk could not be downloaded (HTTP {status})"),
             ));
         }
-        let body = read_bounded(response, limit).await?;
-        gunzip_if_needed(body, limit)
+        Ok(ChunkBody {
+            response,
+            gunzip: None,
+            pending: Vec::new(),
+            at: 0,
+            started: false,
+            ended: false,
+            read: 0,
+            limit,
+        })
     }
 }
 
@@ -340,6 +348,106 @@ async fn read_bounded(
         body.extend_from_slice(&part);
     }
     Ok(body)
+}
+
+/// A result chunk's body, read as it arrives: its bytes decompressed
+/// (gzip found by its first bytes, as [`gunzip_if_needed`] does), piece by
+/// piece, at most `limit` of them in all. Dropping it stops the download.
+pub(crate) struct ChunkBody {
+    response: reqwest::Response,
+    gunzip: Option<flate2::write::MultiGzDecoder<Vec<u8>>>,
+    /// Bytes received and not yet handed on (or not yet decompressed).
+    pending: Vec<u8>,
+    at: usize,
+    /// Whether the first two bytes have been seen (whether it is gzip is known).
+    started: bool,
+    /// Whether the response ended.
+    ended: bool,
+    /// Bytes handed on so far.
+    read: usize,
+    limit: usize,
+}
+
+/// Most compressed bytes decompressed at once: what one step may produce
+/// is bounded by it (deflate expands at most about 1,032 times).
+const GUNZIP_STEP: usize = 4 * 1024;
+
+impl ChunkBody {
+    /// The next piece of the chunk's bytes; `None` once they are all read.
+    pub(crate) async fn next(&mut self) -> Result<Option<Vec<u8>>, WarehouseError> {
+        loop {
+            let piece = if self.at < self.pending.len() && self.started {
+                match self.gunzip.as_mut() {
+                    None => {
+                        let piece = self.pending.split_off(self.at);
+                        self.pending.clear();
+                        self.at = 0;
+                        piece
+                    }
+                    Some(gz) => {
+                        let end = self.pending.len().min(self.at + GUNZIP_STEP);
+                        std::io::Write::write_all(gz, &self.pending[self.at..end])
+                            .map_err(not_gzip)?;
+                        self.at = end;
+                        std::mem::take(gz.get_mut())
+                    }
+                }
+            } else if self.ended {
+                // What the decoder still holds, or a body of one byte.
+                let piece = match self.gunzip.as_mut() {
+                    Some(gz) => {
+                        gz.try_finish().map_err(not_gzip)?;
+                        std::mem::take(gz.get_mut())
+                    }
+                    None => std::mem::take(&mut self.pending).split_off(self.at),
+                };
+                self.pending.clear();
+                self.at = 0;
+                if piece.is_empty() {
+                    return Ok(None);
+                }
+                piece
+            } else {
+                let part = self.response.chunk().await.map_err(|e| {
+                    WarehouseError::new(
+                        ErrorKind::Unavailable,
+                        format!("reading a result chunk failed: {}", e.without_url()),
+                    )
+                })?;
+                match part {
+                    None => self.ended = true,
+                    Some(part) => {
+                        if self.at == self.pending.len() {
+                            self.pending.clear();
+                            self.at = 0;
+                        }
+                        self.pending.extend_from_slice(&part);
+                        if !self.started && self.pending.len() >= 2 {
+                            self.started = true;
+                            if self.pending.starts_with(&[0x1f, 0x8b]) {
+                                self.gunzip = Some(flate2::write::MultiGzDecoder::new(Vec::new()));
+                            }
+                        }
+                    }
+                }
+                continue;
+            };
+            self.read += piece.len();
+            if self.read > self.limit {
+                return Err(too_large(self.limit));
+            }
+            if !piece.is_empty() {
+                return Ok(Some(piece));
+            }
+        }
+    }
+}
+
+fn not_gzip(e: std::io::Error) -> WarehouseError {
+    WarehouseError::new(
+        ErrorKind::Unavailable,
+        format!("a result chunk is not valid gzip: {e}"),
+    )
 }
 
 fn too_large(limit: usize) -> WarehouseError {
@@ -410,6 +518,63 @@ mod tests {
         }
         .failure(ErrorKind::Statement);
         assert_eq!(f.to_string(), "002003: no such table");
+    }
+
+    fn body_of(bytes: Vec<u8>, limit: usize) -> ChunkBody {
+        ChunkBody {
+            response: reqwest::Response::from(http::Response::new(bytes)),
+            gunzip: None,
+            pending: Vec::new(),
+            at: 0,
+            started: false,
+            ended: false,
+            read: 0,
+            limit,
+        }
+    }
+
+    async fn pieces(mut body: ChunkBody) -> Result<Vec<Vec<u8>>, WarehouseError> {
+        let mut out = Vec::new();
+        while let Some(piece) = body.next().await? {
+            out.push(piece);
+        }
+        Ok(out)
+    }
+
+    #[tokio::test]
+    async fn a_chunk_is_read_in_bounded_pieces_gzip_or_not() {
+        use std::io::Write as _;
+        // 64 MiB of zeros packed into about 64 KB: handed on a few MiB at a
+        // time, never whole.
+        let total = 64 << 20;
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        enc.write_all(&vec![0; total]).expect("write");
+        let packed = enc.finish().expect("gzip");
+        let got = pieces(body_of(packed.clone(), total)).await.expect("fits");
+        assert_eq!(got.iter().map(Vec::len).sum::<usize>(), total);
+        let largest = got.iter().map(Vec::len).max().unwrap_or(0);
+        assert!(largest <= GUNZIP_STEP * 1100, "a piece of {largest} bytes");
+        assert!(got.iter().all(|p| p.iter().all(|&b| b == 0)));
+        // Past the limit: refused, without decompressing the rest.
+        let e = pieces(body_of(packed.clone(), total - 1)).await;
+        assert!(e.is_err(), "a bomb stops at the limit");
+        // Truncated gzip is refused.
+        let cut = packed[..packed.len() / 2].to_vec();
+        assert!(pieces(body_of(cut, total)).await.is_err());
+        // Plain bytes pass as they are, a one-byte body too.
+        let plain = pieces(body_of(b"[1],[2]".to_vec(), 100))
+            .await
+            .expect("plain");
+        assert_eq!(plain.concat(), b"[1],[2]");
+        let one = pieces(body_of(b"x".to_vec(), 100)).await.expect("one byte");
+        assert_eq!(one.concat(), b"x");
+        assert!(
+            pieces(body_of(Vec::new(), 100))
+                .await
+                .expect("empty")
+                .is_empty()
+        );
+        assert!(pieces(body_of(b"[1],[2]".to_vec(), 6)).await.is_err());
     }
 
     #[test]

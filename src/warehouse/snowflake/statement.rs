@@ -15,7 +15,7 @@ use serde_json::value::RawValue;
 
 use super::config::Secret;
 use super::convert::RowSink;
-use super::rest::{ACCEPT_SNOWFLAKE, Call, Envelope, MAX_CHUNK_BYTES, Rest, request_id};
+use super::rest::{ACCEPT_SNOWFLAKE, Call, ChunkBody, Envelope, MAX_CHUNK_BYTES, Rest, request_id};
 use crate::warehouse::{ErrorKind, Progress, QueryOptions, QueryResult, WarehouseError};
 
 /// "The statement is still running; ask the result URL."
@@ -293,18 +293,19 @@ impl Answer {
         };
         let headers = self.chunk_headers();
         let mut chunks = self.chunks.iter();
+        // Each chunk is read as it arrives, one row or one record batch at
+        // a time, and left unread once the caps are reached: what is kept
+        // is the rows wanted, not the chunk (one can hold over 100 MB).
         while wanted {
             let Some(chunk) = chunks.next() else { break };
-            let body = rest.chunk(&chunk.url, &headers, MAX_CHUNK_BYTES).await?;
-            if json {
-                let rows = json_chunk(&body)?;
-                read += rows.len() as u64;
-                wanted = sink.push_json(&rows, &rowtype);
+            let mut body = rest.chunk(&chunk.url, &headers, MAX_CHUNK_BYTES).await?;
+            let (rows, more) = if json {
+                push_json_chunk(&mut sink, &mut body, &rowtype).await?
             } else {
-                let (rows, more) = push_arrow(&mut sink, &body)?;
-                read += rows;
-                wanted = more;
-            }
+                push_arrow_chunk(&mut sink, &mut body).await?
+            };
+            read += rows;
+            wanted = more;
         }
         // Full with parts left unread: there were more rows.
         let left = chunks.next().is_some() || self.total.is_some_and(|t| t > read);
@@ -331,13 +332,116 @@ fn push_arrow(sink: &mut RowSink<'_>, bytes: &[u8]) -> Result<(u64, bool), Wareh
     Ok((rows, true))
 }
 
-/// A JSON chunk: rows separated by commas, without the outer brackets.
-fn json_chunk(body: &[u8]) -> Result<Vec<Vec<serde_json::Value>>, WarehouseError> {
-    let mut text = Vec::with_capacity(body.len() + 2);
-    text.push(b'[');
-    text.extend_from_slice(body);
-    text.push(b']');
-    serde_json::from_slice(&text).map_err(|e| bad_part("JSON chunk", e))
+/// Feeds an Arrow IPC stream arriving in pieces to the sink, one record
+/// batch at a time; rows read, and whether more are wanted.
+async fn push_arrow_chunk(
+    sink: &mut RowSink<'_>,
+    body: &mut ChunkBody,
+) -> Result<(u64, bool), WarehouseError> {
+    let mut decoder = arrow_ipc::reader::StreamDecoder::new();
+    let mut rows = 0u64;
+    while let Some(piece) = body.next().await? {
+        let mut buffer = arrow_buffer::Buffer::from_vec(piece);
+        while !buffer.is_empty() {
+            let decoded = decoder
+                .decode(&mut buffer)
+                .map_err(|e| bad_part("Arrow result", e))?;
+            if let Some(batch) = decoded {
+                rows += batch.num_rows() as u64;
+                if !sink.push_batch(&batch) {
+                    return Ok((rows, false));
+                }
+            }
+        }
+    }
+    decoder.finish().map_err(|e| bad_part("Arrow result", e))?;
+    Ok((rows, true))
+}
+
+/// Feeds a JSON chunk arriving in pieces to the sink, one row at a time;
+/// rows read, and whether more are wanted.
+async fn push_json_chunk(
+    sink: &mut RowSink<'_>,
+    body: &mut ChunkBody,
+    rowtype: &[(String, String, Option<i64>, Option<i64>)],
+) -> Result<(u64, bool), WarehouseError> {
+    let mut split = JsonRows::default();
+    let mut ready = Vec::new();
+    let mut rows = 0u64;
+    while let Some(piece) = body.next().await? {
+        split.feed(&piece, &mut ready)?;
+        for raw in ready.drain(..) {
+            let row: Vec<serde_json::Value> =
+                serde_json::from_slice(&raw).map_err(|e| bad_part("JSON chunk", e))?;
+            rows += 1;
+            if !sink.push_json(std::slice::from_ref(&row), rowtype) {
+                return Ok((rows, false));
+            }
+        }
+    }
+    split.finish()?;
+    Ok((rows, true))
+}
+
+/// Splits a JSON chunk (rows separated by commas, without the outer
+/// brackets) into its rows' text as its bytes arrive.
+#[derive(Default)]
+struct JsonRows {
+    row: Vec<u8>,
+    depth: usize,
+    in_string: bool,
+    escaped: bool,
+}
+
+impl JsonRows {
+    /// Reads `bytes`, pushing each row completed onto `out`.
+    fn feed(&mut self, bytes: &[u8], out: &mut Vec<Vec<u8>>) -> Result<(), WarehouseError> {
+        for &b in bytes {
+            if self.depth == 0 {
+                match b {
+                    b'[' => {
+                        self.depth = 1;
+                        self.row.push(b);
+                    }
+                    b',' | b' ' | b'\n' | b'\r' | b'\t' => {}
+                    _ => return Err(bad_part("JSON chunk", "a row is not an array")),
+                }
+                continue;
+            }
+            self.row.push(b);
+            if self.in_string {
+                if self.escaped {
+                    self.escaped = false;
+                } else if b == b'\\' {
+                    self.escaped = true;
+                } else if b == b'"' {
+                    self.in_string = false;
+                }
+                continue;
+            }
+            match b {
+                b'"' => self.in_string = true,
+                b'[' | b'{' => self.depth += 1,
+                b']' | b'}' => {
+                    self.depth -= 1;
+                    if self.depth == 0 {
+                        out.push(std::mem::take(&mut self.row));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses a chunk that ended inside a row.
+    fn finish(&self) -> Result<(), WarehouseError> {
+        if self.depth == 0 {
+            Ok(())
+        } else {
+            Err(bad_part("JSON chunk", "it ends inside a row"))
+        }
+    }
 }
 
 fn bad_part(what: &str, e: impl std::fmt::Display) -> WarehouseError {
@@ -352,11 +456,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn json_chunks_are_rows_without_brackets() {
-        let rows = json_chunk(br#"["1","a"],["2",null]"#).expect("rows");
-        assert_eq!(rows.len(), 2);
-        assert_eq!(rows[1][1], serde_json::Value::Null);
-        assert!(json_chunk(b"[1],[").is_err());
+    fn json_chunks_are_rows_without_brackets_split_as_they_arrive() {
+        let text = br#"["1","a],[\"b"],
+["2",null] , [["x"],{"k":"]"}]"#;
+        // Whole, and one byte at a time: the same rows.
+        for step in [text.len(), 1] {
+            let mut split = JsonRows::default();
+            let mut rows = Vec::new();
+            for piece in text.chunks(step) {
+                split.feed(piece, &mut rows).expect("rows");
+            }
+            split.finish().expect("complete");
+            let rows: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|r| serde_json::from_slice(r).expect("a row"))
+                .collect();
+            assert_eq!(rows.len(), 3, "{rows:?}");
+            assert_eq!(rows[0][1], "a],[\"b");
+            assert_eq!(rows[1][1], serde_json::Value::Null);
+            assert_eq!(rows[2][1]["k"], "]");
+        }
+        let mut split = JsonRows::default();
+        let mut rows = Vec::new();
+        split.feed(b"[1],[", &mut rows).expect("a row and a half");
+        assert_eq!(rows.len(), 1);
+        assert!(split.finish().is_err(), "it ends inside a row");
+        assert!(JsonRows::default().feed(b"1,[2]", &mut rows).is_err());
     }
 
     #[test]
