@@ -271,12 +271,12 @@ impl Answer {
         sink.set_columns(&rowtype);
         let mut read: u64 = 0;
         let mut wanted = if json {
-            let rows: Vec<Vec<serde_json::Value>> = match &self.rowset {
-                Some(raw) => serde_json::from_str(raw.get()).map_err(|e| bad_part("rowset", e))?,
-                None => Vec::new(),
+            let (rows, more) = match &self.rowset {
+                Some(raw) => push_json_rowset(&mut sink, raw.get(), &rowtype)?,
+                None => (0, true),
             };
-            read += rows.len() as u64;
-            sink.push_json(&rows, &rowtype)
+            read += rows;
+            more
         } else {
             let text = self.rowset_base64.as_deref().unwrap_or_default();
             if text.is_empty() {
@@ -383,6 +383,40 @@ async fn push_json_chunk(
     Ok((rows, true))
 }
 
+/// Feeds the inline JSON rowset (an array of rows) to the sink one row at
+/// a time, without a tree of the whole; rows read, and whether more are
+/// wanted.
+fn push_json_rowset(
+    sink: &mut RowSink<'_>,
+    raw: &str,
+    rowtype: &[(String, String, Option<i64>, Option<i64>)],
+) -> Result<(u64, bool), WarehouseError> {
+    // Already checked as JSON: an array, its brackets stripped, is rows
+    // separated by commas, as a chunk is.
+    let inner = raw
+        .trim()
+        .strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .ok_or_else(|| bad_part("rowset", "it is not an array"))?;
+    let mut split = JsonRows::default();
+    let mut ready = Vec::new();
+    let mut rows = 0u64;
+    // A slice at a time: the rows of one slice are copied, not the whole.
+    for piece in inner.as_bytes().chunks(64 * 1024) {
+        split.feed(piece, &mut ready)?;
+        for raw in ready.drain(..) {
+            let row: Vec<serde_json::Value> =
+                serde_json::from_slice(&raw).map_err(|e| bad_part("rowset", e))?;
+            rows += 1;
+            if !sink.push_json(std::slice::from_ref(&row), rowtype) {
+                return Ok((rows, false));
+            }
+        }
+    }
+    split.finish()?;
+    Ok((rows, true))
+}
+
 /// Splits a JSON chunk (rows separated by commas, without the outer
 /// brackets) into its rows' text as its bytes arrive.
 #[derive(Default)]
@@ -454,6 +488,42 @@ fn bad_part(what: &str, e: impl std::fmt::Display) -> WarehouseError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_inline_json_rowset_is_read_a_row_at_a_time_until_the_caps() {
+        let rowtype = vec![
+            ("N".to_owned(), "fixed".to_owned(), Some(38), Some(0)),
+            ("S".to_owned(), "text".to_owned(), None, None),
+        ];
+        let raw = r#" [["1","a"],["2","[b]"],["3",null]] "#;
+        let all = QueryOptions {
+            max_rows: 10,
+            max_bytes: 1 << 20,
+            ..QueryOptions::default()
+        };
+        let mut sink = RowSink::new(&all);
+        sink.set_columns(&rowtype);
+        assert_eq!(
+            push_json_rowset(&mut sink, raw, &rowtype).expect("rows"),
+            (3, true)
+        );
+        let result = sink.finish();
+        assert_eq!(result.rows.len(), 3);
+        assert_eq!(result.rows[1][1], serde_json::json!("[b]"));
+        // Two wanted: the third is read, then refused, and reading stops.
+        let two = QueryOptions {
+            max_rows: 2,
+            ..all.clone()
+        };
+        let mut sink = RowSink::new(&two);
+        sink.set_columns(&rowtype);
+        let (_, more) = push_json_rowset(&mut sink, raw, &rowtype).expect("rows");
+        assert!(!more);
+        assert_eq!(sink.finish().rows.len(), 2);
+        let mut sink = RowSink::new(&all);
+        assert!(push_json_rowset(&mut sink, r#"{"a":1}"#, &rowtype).is_err());
+        assert!(push_json_rowset(&mut sink, "[[1],[2]", &rowtype).is_err());
+    }
 
     #[test]
     fn json_chunks_are_rows_without_brackets_split_as_they_arrive() {
