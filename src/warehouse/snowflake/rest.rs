@@ -287,16 +287,7 @@ impl Rest {
                 format!("a result chunk could not be downloaded (HTTP {status})"),
             ));
         }
-        Ok(ChunkBody {
-            response,
-            gunzip: None,
-            pending: Vec::new(),
-            at: 0,
-            started: false,
-            ended: false,
-            read: 0,
-            limit,
-        })
+        Ok(ChunkBody::new(response, limit))
     }
 }
 
@@ -373,6 +364,19 @@ pub(crate) struct ChunkBody {
 const GUNZIP_STEP: usize = 4 * 1024;
 
 impl ChunkBody {
+    fn new(response: reqwest::Response, limit: usize) -> ChunkBody {
+        ChunkBody {
+            response,
+            gunzip: None,
+            pending: Vec::new(),
+            at: 0,
+            started: false,
+            ended: false,
+            read: 0,
+            limit,
+        }
+    }
+
     /// The next piece of the chunk's bytes; `None` once they are all read.
     pub(crate) async fn next(&mut self) -> Result<Option<Vec<u8>>, WarehouseError> {
         loop {
@@ -521,16 +525,7 @@ mod tests {
     }
 
     fn body_of(bytes: Vec<u8>, limit: usize) -> ChunkBody {
-        ChunkBody {
-            response: reqwest::Response::from(http::Response::new(bytes)),
-            gunzip: None,
-            pending: Vec::new(),
-            at: 0,
-            started: false,
-            ended: false,
-            read: 0,
-            limit,
-        }
+        ChunkBody::new(reqwest::Response::from(http::Response::new(bytes)), limit)
     }
 
     async fn pieces(mut body: ChunkBody) -> Result<Vec<Vec<u8>>, WarehouseError> {

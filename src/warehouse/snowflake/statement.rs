@@ -366,17 +366,10 @@ async fn push_json_chunk(
     rowtype: &[(String, String, Option<i64>, Option<i64>)],
 ) -> Result<(u64, bool), WarehouseError> {
     let mut split = JsonRows::default();
-    let mut ready = Vec::new();
     let mut rows = 0u64;
     while let Some(piece) = body.next().await? {
-        split.feed(&piece, &mut ready)?;
-        for raw in ready.drain(..) {
-            let row: Vec<serde_json::Value> =
-                serde_json::from_slice(&raw).map_err(|e| bad_part("JSON chunk", e))?;
-            rows += 1;
-            if !sink.push_json(std::slice::from_ref(&row), rowtype) {
-                return Ok((rows, false));
-            }
+        if !split.feed_sink(&piece, sink, rowtype, &mut rows)? {
+            return Ok((rows, false));
         }
     }
     split.finish()?;
@@ -399,18 +392,11 @@ fn push_json_rowset(
         .and_then(|r| r.strip_suffix(']'))
         .ok_or_else(|| bad_part("rowset", "it is not an array"))?;
     let mut split = JsonRows::default();
-    let mut ready = Vec::new();
     let mut rows = 0u64;
     // A slice at a time: the rows of one slice are copied, not the whole.
     for piece in inner.as_bytes().chunks(64 * 1024) {
-        split.feed(piece, &mut ready)?;
-        for raw in ready.drain(..) {
-            let row: Vec<serde_json::Value> =
-                serde_json::from_slice(&raw).map_err(|e| bad_part("rowset", e))?;
-            rows += 1;
-            if !sink.push_json(std::slice::from_ref(&row), rowtype) {
-                return Ok((rows, false));
-            }
+        if !split.feed_sink(piece, sink, rowtype, &mut rows)? {
+            return Ok((rows, false));
         }
     }
     split.finish()?;
@@ -466,6 +452,28 @@ impl JsonRows {
             }
         }
         Ok(())
+    }
+
+    /// Reads `bytes` and hands each row completed to `sink`, counting it
+    /// in `rows`; false once the sink wants no more.
+    fn feed_sink(
+        &mut self,
+        bytes: &[u8],
+        sink: &mut RowSink<'_>,
+        rowtype: &[(String, String, Option<i64>, Option<i64>)],
+        rows: &mut u64,
+    ) -> Result<bool, WarehouseError> {
+        let mut ready = Vec::new();
+        self.feed(bytes, &mut ready)?;
+        for raw in ready {
+            let row: Vec<serde_json::Value> =
+                serde_json::from_slice(&raw).map_err(|e| bad_part("JSON rows", e))?;
+            *rows += 1;
+            if !sink.push_json(std::slice::from_ref(&row), rowtype) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Refuses a chunk that ended inside a row.
