@@ -19,6 +19,7 @@ pub mod write;
 #[cfg(not(feature = "fuzzing"))]
 pub(crate) mod write;
 
+pub(crate) use parse::id_len;
 pub(crate) use parse::is_batch;
 pub(crate) use parse::parse_with_meta;
 pub use parse::{Id, Message, Request, parse, parse_batch};

@@ -287,7 +287,7 @@ pub(crate) fn is_batch(bytes: &[u8]) -> bool {
 }
 
 /// An id's length as sent, a string's quotes not counted.
-fn id_len(raw: &str) -> usize {
+pub(crate) fn id_len(raw: &str) -> usize {
     match raw.strip_prefix('"') {
         Some(quoted) => quoted.len().saturating_sub(1),
         None => raw.len(),

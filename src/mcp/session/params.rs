@@ -57,14 +57,10 @@ fn progress_token_fits(v: RawJson<'_>) -> Option<bool> {
     // The refusal's text names the bound.
     const _: () = assert!(crate::jsonrpc::MAX_ID_BYTES == 1024);
     let raw = v.get();
-    let len = if raw.starts_with('"') {
-        raw.len().saturating_sub(2)
-    } else if raw.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
-        raw.len()
-    } else {
+    if !raw.starts_with(|c: char| c == '"' || c == '-' || c.is_ascii_digit()) {
         return None;
-    };
-    Some(len <= crate::jsonrpc::MAX_ID_BYTES)
+    }
+    Some(crate::jsonrpc::id_len(raw) <= crate::jsonrpc::MAX_ID_BYTES)
 }
 
 pub(super) fn read_log_level(v: RawJson<'_>) -> Option<LogLevel> {

@@ -382,12 +382,9 @@ impl ChunkBody {
         loop {
             let piece = if self.at < self.pending.len() && self.started {
                 match self.gunzip.as_mut() {
-                    None => {
-                        let piece = self.pending.split_off(self.at);
-                        self.pending.clear();
-                        self.at = 0;
-                        piece
-                    }
+                    // Plain bytes go on as they are (`at` moves only
+                    // through gzip).
+                    None => std::mem::take(&mut self.pending),
                     Some(gz) => {
                         let end = self.pending.len().min(self.at + GUNZIP_STEP);
                         std::io::Write::write_all(gz, &self.pending[self.at..end])
@@ -403,7 +400,7 @@ impl ChunkBody {
                         gz.try_finish().map_err(not_gzip)?;
                         std::mem::take(gz.get_mut())
                     }
-                    None => std::mem::take(&mut self.pending).split_off(self.at),
+                    None => std::mem::take(&mut self.pending),
                 };
                 self.pending.clear();
                 self.at = 0;

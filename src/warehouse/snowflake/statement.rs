@@ -286,7 +286,7 @@ impl Answer {
                 let bytes = base64::engine::general_purpose::STANDARD
                     .decode(text)
                     .map_err(|e| bad_part("rowsetBase64", e))?;
-                let (rows, more) = push_arrow(&mut sink, &bytes)?;
+                let (rows, more) = push_arrow(&mut sink, bytes)?;
                 read += rows;
                 more
             }
@@ -316,46 +316,67 @@ impl Answer {
     }
 }
 
-/// Feeds an Arrow IPC stream's batches to the sink; rows read, and
-/// whether more are wanted.
-fn push_arrow(sink: &mut RowSink<'_>, bytes: &[u8]) -> Result<(u64, bool), WarehouseError> {
-    let reader = arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)
-        .map_err(|e| bad_part("Arrow result", e))?;
-    let mut rows = 0u64;
-    for batch in reader {
-        let batch = batch.map_err(|e| bad_part("Arrow result", e))?;
-        rows += batch.num_rows() as u64;
-        if !sink.push_batch(&batch) {
-            return Ok((rows, false));
-        }
-    }
-    Ok((rows, true))
+/// An Arrow IPC stream fed to the sink as its bytes arrive, one record
+/// batch at a time (the inline part whole, a chunk piece by piece).
+#[derive(Default)]
+struct ArrowRows {
+    decoder: arrow_ipc::reader::StreamDecoder,
+    rows: u64,
 }
 
-/// Feeds an Arrow IPC stream arriving in pieces to the sink, one record
-/// batch at a time; rows read, and whether more are wanted.
+impl ArrowRows {
+    /// Decodes `bytes`, handing each batch completed to `sink`; false
+    /// once the sink wants no more.
+    fn feed(&mut self, sink: &mut RowSink<'_>, bytes: Vec<u8>) -> Result<bool, WarehouseError> {
+        let mut buffer = arrow_buffer::Buffer::from_vec(bytes);
+        while !buffer.is_empty() {
+            let decoded = self
+                .decoder
+                .decode(&mut buffer)
+                .map_err(|e| bad_part("Arrow result", e))?;
+            if let Some(batch) = decoded {
+                self.rows += batch.num_rows() as u64;
+                if !sink.push_batch(&batch) {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Rows read, and whether more are wanted (`more`), once the stream
+    /// ended whole.
+    fn finish(mut self, more: bool) -> Result<(u64, bool), WarehouseError> {
+        if more {
+            self.decoder
+                .finish()
+                .map_err(|e| bad_part("Arrow result", e))?;
+        }
+        Ok((self.rows, more))
+    }
+}
+
+/// Feeds an Arrow IPC stream held whole to the sink; rows read, and
+/// whether more are wanted.
+fn push_arrow(sink: &mut RowSink<'_>, bytes: Vec<u8>) -> Result<(u64, bool), WarehouseError> {
+    let mut arrow = ArrowRows::default();
+    let more = arrow.feed(sink, bytes)?;
+    arrow.finish(more)
+}
+
+/// Feeds an Arrow IPC stream arriving in pieces to the sink; rows read,
+/// and whether more are wanted.
 async fn push_arrow_chunk(
     sink: &mut RowSink<'_>,
     body: &mut ChunkBody,
 ) -> Result<(u64, bool), WarehouseError> {
-    let mut decoder = arrow_ipc::reader::StreamDecoder::new();
-    let mut rows = 0u64;
+    let mut arrow = ArrowRows::default();
     while let Some(piece) = body.next().await? {
-        let mut buffer = arrow_buffer::Buffer::from_vec(piece);
-        while !buffer.is_empty() {
-            let decoded = decoder
-                .decode(&mut buffer)
-                .map_err(|e| bad_part("Arrow result", e))?;
-            if let Some(batch) = decoded {
-                rows += batch.num_rows() as u64;
-                if !sink.push_batch(&batch) {
-                    return Ok((rows, false));
-                }
-            }
+        if !arrow.feed(sink, piece)? {
+            return arrow.finish(false);
         }
     }
-    decoder.finish().map_err(|e| bad_part("Arrow result", e))?;
-    Ok((rows, true))
+    arrow.finish(true)
 }
 
 /// Feeds a JSON chunk arriving in pieces to the sink, one row at a time;
