@@ -9,7 +9,8 @@ Then, through the balancer, for --seconds:
 - stateless clients: the official Python SDK in 2026-07-28 mode, calling
   execute_query with a number each answer must carry back;
 - legacy clients: the SDK in legacy mode (2025-11-25 sessions); a session
-  whose replica went away is answered 404 and the client initializes again;
+  whose replica went away is answered 404 (or, for a call in flight when it
+  went, its answer stream ends) and the client initializes again;
 - task clients: raw 2026-07-28 requests with the tasks extension: a slow
   query becomes a task, polled with tasks/get wherever the balancer sends
   it, until it ends;
@@ -47,7 +48,10 @@ import urllib.request
 
 import httpx2 as httpx
 from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
+from mcp_types import CONNECTION_CLOSED
 
 HERE = pathlib.Path(__file__).resolve().parent
 STATE_KEY = "11" * 32
@@ -230,24 +234,52 @@ def answered(result) -> object:
     return result.structured_content["rows"][0][0]
 
 
-def session_gone(e: MCPError) -> bool:
-    return e.error.code == -32600 and "session" in e.error.message
+def session_gone(e: MCPError, replica: str | None, killed: str) -> bool:
+    """Whether `e` is how a legacy session learns that its replica left.
+
+    Either a later request was answered 404 (the SDK's -32600 naming the
+    session), or the call was in flight on the replica when it went: its SSE
+    answer ended without the result, and the SDK's resumptions (GET with
+    Last-Event-ID) found no replica that knows the session. The second counts
+    only for a session on the killed replica (HAProxy's X-Replica on its
+    answers): a draining replica finishes the calls it has, so there and on
+    the survivors it is an error."""
+    if e.error.code == -32600 and "session" in e.error.message:
+        return True
+    return (
+        e.error.code == CONNECTION_CLOSED
+        and "reconnection attempts were exhausted" in e.error.message
+        and replica == killed
+    )
 
 
-async def caller(url: str, mode: str, n: int, stop: float, tally: Tally):
+def replica_recorder(seen: dict):
+    """An httpx response hook keeping the replica that answered a session first."""
+
+    async def hook(response):
+        if "replica" not in seen and response.headers.get("mcp-session-id"):
+            seen["replica"] = response.headers.get("x-replica")
+
+    return hook
+
+
+async def caller(url: str, mode: str, n: int, stop: float, tally: Tally, killed: str):
     """An SDK client in `mode` (2026-07-28 or legacy) calling until `stop`;
-    a legacy session whose replica went away (404) initializes again."""
+    a legacy session whose replica went away initializes again."""
     k = n * 1_000_000
     while time.monotonic() < stop:
+        seen: dict = {}
         try:
-            async with Client(url, mode=mode) as client:
+            http = create_mcp_http_client()
+            http.event_hooks = {"response": [replica_recorder(seen)]}
+            async with http, Client(streamable_http_client(url, http_client=http), mode=mode) as client:
                 while time.monotonic() < stop:
                     k += 1
                     try:
                         result = await client.call_tool("execute_query", {"query": f"SELECT {k} AS v"})
                     except MCPError as e:
-                        if mode == "legacy" and session_gone(e):
-                            # Its replica is gone: 404, so initialize again (the spec's way).
+                        if mode == "legacy" and session_gone(e, seen.get("replica"), killed):
+                            # Its replica is gone: initialize again (the spec's way).
                             tally.reinit += 1
                             break
                         raise
@@ -257,7 +289,8 @@ async def caller(url: str, mode: str, n: int, stop: float, tally: Tally):
                     else:
                         tally.ok += 1
         except Exception as e:  # noqa: BLE001 - every failure is counted, none hidden
-            tally.errors.append(f"{mode} at {time.monotonic():.1f}: {describe(e)}")
+            where = seen.get("replica", "no replica yet")
+            tally.errors.append(f"{mode} at {time.monotonic():.1f} (session on {where}): {describe(e)}")
             await asyncio.sleep(0.2)
 
 
@@ -376,8 +409,8 @@ async def load(stack: Stack, args) -> dict:
         stack.replicas["r2"][0].send_signal(signal.SIGKILL)
         events["r2 SIGKILL"] = time.monotonic() - started
 
-    workers = [caller(url, "2026-07-28", i, stop, stateless_t) for i in range(n_stateless)]
-    workers += [caller(url, "legacy", i, stop, legacy_t) for i in range(n_legacy)]
+    workers = [caller(url, "2026-07-28", i, stop, stateless_t, "r2") for i in range(n_stateless)]
+    workers += [caller(url, "legacy", i, stop, legacy_t, "r2") for i in range(n_legacy)]
     workers += [task_client(url, i, stop, tasks, "r2") for i in range(n_tasks)]
     await asyncio.gather(chaos(), *workers)
     r1 = stack.replicas["r1"][0]
@@ -407,7 +440,7 @@ async def load(stack: Stack, args) -> dict:
         "stateless": {"ok": stateless_t.ok, "errors": len(stateless_t.errors), "first_errors": stateless_t.errors[:5]},
         "legacy": {
             "ok": legacy_t.ok, "errors": len(legacy_t.errors), "first_errors": legacy_t.errors[:5],
-            "reinitialized_after_404": legacy_t.reinit,
+            "reinitialized_after_replica_left": legacy_t.reinit,
         },
         "tasks": {
             "created": tasks.created, "completed": tasks.completed,
@@ -479,7 +512,7 @@ def verdict(report: dict) -> list[str]:
     # Each legacy client loses its session at most when r1 drains and when r2
     # dies (and once more for one made in the instant between): more means
     # sessions are not stuck to their replica.
-    if report["legacy"]["reinitialized_after_404"] > 3 * report["clients"]["legacy"]:
+    if report["legacy"]["reinitialized_after_replica_left"] > 3 * report["clients"]["legacy"]:
         problems.append("legacy sessions re-initialized far more than two replicas leaving explains (stickiness broken?)")
     t = report["tasks"]
     if t["lost"]:
