@@ -56,9 +56,22 @@ impl<'a> Event<'a> {
 
     /// The event as SSE bytes, ready for [`SseSender::send_encoded`].
     pub fn to_bytes(self) -> Result<Bytes, InvalidEvent> {
-        let mut out = Vec::with_capacity(self.data.len() + 32);
+        Ok(Bytes::from(self.encoded()?))
+    }
+
+    /// The event encoded in a buffer of its size (when its data has no
+    /// line break, as JSON has not; each break adds a few bytes).
+    fn encoded(&self) -> Result<Vec<u8>, InvalidEvent> {
+        // `name: value\n` for each field; the blank line that ends it.
+        let line = |name: &str, value: usize| name.len() + 2 + value + 1;
+        let size = self.id.map_or(0, |id| line("id", id.len()))
+            + self.event.map_or(0, |e| line("event", e.len()))
+            + self.retry.map_or(0, |_| line("retry", 20))
+            + line("data", self.data.len())
+            + 1;
+        let mut out = Vec::with_capacity(size);
         self.encode(&mut out)?;
-        Ok(Bytes::from(out))
+        Ok(out)
     }
 
     /// Appends the encoded event, blank line included, to `out`.
@@ -144,9 +157,7 @@ pub enum SendError {
 impl SseSender {
     /// Encodes and sends one event, waiting while the queue is full.
     pub async fn send(&self, event: &Event<'_>) -> Result<(), SendError> {
-        let mut out = Vec::with_capacity(event.data.len() + 32);
-        event.encode(&mut out)?;
-        Ok(self.body.send(Bytes::from(out)).await?)
+        Ok(self.body.send(Bytes::from(event.encoded()?)).await?)
     }
 
     /// Sends an event already encoded with [`Event::to_bytes`] (shared,
@@ -169,6 +180,26 @@ mod tests {
         let mut out = Vec::new();
         e.encode(&mut out).unwrap();
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn an_event_is_encoded_in_a_buffer_of_its_size() {
+        // Before, 32 bytes were added for the fields: an id of 20 bytes or
+        // more doubled a megabyte answer's buffer.
+        let data = "x".repeat(1_500_000);
+        let id = format!("\"{}\"-12", "f".repeat(36));
+        for e in [
+            Event::new(&data).id(&id),
+            Event::new(&data),
+            Event::new("").id("1-0"),
+        ] {
+            let out = e.encoded().unwrap();
+            assert_eq!(out.capacity(), out.len(), "{}", out.len());
+            assert_eq!(out, enc(e).into_bytes());
+        }
+        let priming = Event::new("").id("1-0").retry(Duration::from_millis(1500));
+        let out = priming.encoded().unwrap();
+        assert!(out.capacity() - out.len() < 20);
     }
 
     #[test]

@@ -7,13 +7,21 @@
 use super::{Id, RpcError};
 use crate::util::offload::TURN_BYTES;
 
+const RESULT_HEAD: &[u8] = br#"{"jsonrpc":"2.0","id":"#;
+const RESULT_MIDDLE: &[u8] = br#","result":"#;
+const RESULT_TAIL: &[u8] = b"}";
+
+/// The bytes a result response adds around its id and its result.
+pub(crate) const RESULT_FRAME_BYTES: usize =
+    RESULT_HEAD.len() + RESULT_MIDDLE.len() + RESULT_TAIL.len();
+
 /// Appends `{"jsonrpc":"2.0","id":ID,"result":` ... `}` with the result written by `result`.
 pub fn write_result_with(out: &mut Vec<u8>, id: Id<'_>, result: impl FnOnce(&mut Vec<u8>)) {
-    out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+    out.extend_from_slice(RESULT_HEAD);
     out.extend_from_slice(id.raw().as_bytes());
-    out.extend_from_slice(br#","result":"#);
+    out.extend_from_slice(RESULT_MIDDLE);
     result(out);
-    out.push(b'}');
+    out.extend_from_slice(RESULT_TAIL);
 }
 
 /// Appends a result response whose result is already JSON.

@@ -17,7 +17,9 @@ use super::server::McpServer;
 use super::tasks::TaskSupport;
 use super::tool::{Content, ToolOutput};
 use super::version::ProtocolVersion;
-use crate::jsonrpc::write::{write_error, write_json_string, write_result_with};
+use crate::jsonrpc::write::{
+    RESULT_FRAME_BYTES, write_error, write_json_string, write_result_with,
+};
 use crate::jsonrpc::{INTERNAL_ERROR, Id, RawJson, RpcError};
 
 /// JSON-RPC code for a resource that does not exist.
@@ -331,6 +333,7 @@ impl OwnedCall {
                 }
                 Ok(body) => {
                     tally.outcome = super::metrics::Outcome::Ok;
+                    out.reserve(body.len() + tally.request_id.len() + RESULT_FRAME_BYTES);
                     write_result_with(&mut out, id, |out| out.extend_from_slice(&body));
                 }
                 Err(e) => {
@@ -682,7 +685,9 @@ enum Outcome {
 /// id is `request_id`.
 fn result_response(request_id: &str, result: &[u8]) -> Option<Vec<u8>> {
     let id = Id::from_raw(RawJson(request_id))?;
-    let mut out = Vec::with_capacity(result.len() + request_id.len() + 32);
+    // Exactly: one byte short and the push of the closing brace doubled
+    // the buffer, so each megabyte answer held twice its size.
+    let mut out = Vec::with_capacity(result.len() + request_id.len() + RESULT_FRAME_BYTES);
     write_result_with(&mut out, id, |out| out.extend_from_slice(result));
     Some(out)
 }
@@ -876,5 +881,25 @@ struct Tracked {
 impl Drop for Tracked {
     fn drop(&mut self) {
         self.session.untrack(&self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_large_answer_is_made_in_a_buffer_of_its_own_size() {
+        // One byte short, and the closing brace doubled a megabyte answer's buffer.
+        let mut result = vec![b'x'; 1_500_000];
+        (result[0], result[1_499_999]) = (b'"', b'"');
+        for id in ["1", "\"a string id\"", "123456789012"] {
+            let out = result_response(id, &result).expect("an answer");
+            assert_eq!(out.len(), result.len() + id.len() + RESULT_FRAME_BYTES);
+            assert_eq!(out.capacity(), out.len(), "id {id}");
+            let v: serde_json::Value = serde_json::from_slice(&out).expect("JSON");
+            assert_eq!(v["result"].as_str().map(str::len), Some(1_499_998));
+            assert_eq!(v["id"].to_string(), id);
+        }
     }
 }
