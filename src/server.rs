@@ -453,4 +453,18 @@ impl StatsHandle {
     pub fn responses_by_code(&self) -> Vec<(u16, u64)> {
         self.0.stats.responses_by_code()
     }
+
+    /// Bytes of answers waiting now behind the full sockets of clients
+    /// that do not read (HTTP and WebSocket), against
+    /// [`Config::max_backlog_bytes`].
+    pub fn backlog_bytes(&self) -> usize {
+        self.0.backlog.waiting_bytes()
+    }
+
+    /// Connections closed since the start because what waited for their
+    /// clients passed [`Config::max_backlog_bytes`] and they had taken
+    /// nothing for the longest.
+    pub fn backlog_cuts(&self) -> u64 {
+        self.0.backlog.cuts()
+    }
 }

@@ -512,7 +512,6 @@ impl Given {
             max_large_messages_bytes,
             max_in_flight: self.count("ws_max_in_flight", defaults.max_in_flight)?,
             max_queued_bytes: self.count("ws_max_queued_bytes", defaults.max_queued_bytes)?,
-            max_backlog_bytes: self.count("max_backlog_bytes", defaults.max_backlog_bytes)?,
             send_timeout: self.duration("ws_send_timeout", defaults.send_timeout)?,
             ping_interval: self.duration("ws_ping_interval", defaults.ping_interval)?,
             pong_timeout: self.duration("ws_pong_timeout", defaults.pong_timeout)?,

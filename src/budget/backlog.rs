@@ -24,6 +24,8 @@ pub(crate) const COUNTED_FROM: usize = 64 * 1024;
 pub(crate) struct Backlog {
     max: usize,
     waiting: parking_lot::Mutex<Waiting>,
+    /// Writers cut since the start.
+    cuts: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -54,13 +56,18 @@ impl Backlog {
         Arc::new(Backlog {
             max,
             waiting: parking_lot::Mutex::default(),
+            cuts: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
     /// Bytes waiting now, of writers not cut.
-    #[cfg(test)]
     pub(crate) fn waiting_bytes(&self) -> usize {
         self.waiting.lock().uncut
+    }
+
+    /// Writers cut since the start (their connections closed).
+    pub(crate) fn cuts(&self) -> u64 {
+        self.cuts.load(Ordering::Relaxed)
     }
 }
 
@@ -124,6 +131,7 @@ impl Stalled {
             let oldest = uncut.fold(start, |a, b| if older(b, a) { b } else { a });
             let (bytes, cut) = (oldest.bytes, Arc::clone(&oldest.cut));
             w.uncut -= bytes;
+            self.backlog.cuts.fetch_add(1, Ordering::Relaxed);
             cut.done.store(true, Ordering::Relaxed);
             cut.notify.notify_waiters();
         }

@@ -94,7 +94,11 @@ pub struct Config {
     pub max_large_bodies_bytes: Option<usize>,
     /// Most bytes of answers all connections together hold for clients
     /// that do not take them: an answer of 64 KiB or more counts while its
-    /// write waits on the client's full socket. Past it, the connections
+    /// write waits on the client's full socket. Upgraded connections count
+    /// against the same bound: a WebSocket whose client's socket is full
+    /// counts the frames it is writing and the messages queued behind
+    /// them. So HTTP and WebSocket clients that stop reading share this one
+    /// budget, not one each. Past it, the connections
     /// whose clients have taken nothing for the longest are closed (their
     /// answers dropped) until it fits, so clients that stop reading cannot
     /// fill memory however many connections they open, and clients that

@@ -300,6 +300,7 @@ impl<S: Io> Conn<S> {
             read_ahead,
             shutdown: self.shutdown,
             remote_addr: self.remote,
+            backlog: std::sync::Arc::clone(&self.shared.backlog),
         }
     }
 

@@ -30,4 +30,8 @@ pub struct Upgraded {
     pub shutdown: ShutdownSignal,
     /// The peer's address.
     pub remote_addr: SocketAddr,
+    /// The server's bound on what waits for clients that do not read
+    /// ([`crate::http::config::Config::max_backlog_bytes`]): what the new
+    /// protocol writes counts against it too.
+    pub(crate) backlog: std::sync::Arc<crate::budget::Backlog>,
 }

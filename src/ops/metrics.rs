@@ -207,6 +207,20 @@ impl Ops {
                 "Bytes read from and written to HTTP clients.",
                 by("direction", &[("in", h.bytes_in), ("out", h.bytes_out)]),
             );
+            out.family(
+                "snowflake_mcp_backlog_bytes",
+                "gauge",
+                "Bytes of answers waiting behind the full sockets of clients that do not read \
+                 (HTTP and WebSocket).",
+                one(stats.backlog_bytes() as u64),
+            );
+            out.family(
+                "snowflake_mcp_backlog_cuts_total",
+                "counter",
+                "Connections closed because answers waiting for clients that do not read passed \
+                 the backlog bound (theirs had taken nothing for the longest).",
+                one(stats.backlog_cuts()),
+            );
         }
     }
 

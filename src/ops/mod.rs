@@ -407,12 +407,18 @@ impl Ops {
             })
             .collect();
         let pool = self.pool_stats();
+        // What waits for clients that do not read, all connections at once.
+        let backlog = self
+            .http
+            .get()
+            .map(|h| json!({"bytes": h.backlog_bytes(), "cuts": h.backlog_cuts()}));
         json!({
             "version": self.version,
             "uptime_seconds": self.started.elapsed().as_secs(),
             "started_at": crate::util::date::format_rfc3339(self.started_at),
             "transports": self.transports.get().map(Vec::as_slice).unwrap_or_default().iter().map(|(name, at)| json!({"name": name, "address": at})).collect::<Vec<_>>(),
             "connections": by_transport,
+            "backlog": backlog,
             "sessions_active": snap.active_sessions(),
             "active_requests": active,
             "warehouse": self.kind(),

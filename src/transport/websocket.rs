@@ -65,9 +65,6 @@ pub struct WebSocketMcp {
     /// What all sockets hold at once of large incoming messages
     /// (`ws::watch`), bounded by [`WsConfig::max_large_messages_bytes`].
     messages: Arc<crate::budget::ByteBudget>,
-    /// What all sockets hold for clients that do not read, bounded by
-    /// [`WsConfig::max_backlog_bytes`].
-    backlog: Arc<Backlog>,
     admission: Admission,
     registry: Arc<Registry>,
 }
@@ -96,7 +93,6 @@ impl WebSocketMcp {
         Arc::new(WebSocketMcp {
             server,
             messages: Arc::new(crate::budget::ByteBudget::new(messages_budget(&config))),
-            backlog: Backlog::new(config.max_backlog_bytes),
             config,
             admission,
             registry,
@@ -183,6 +179,7 @@ impl WebSocketMcp {
     /// Takes a received frame and those already read behind it (up to
     /// [`BATCH_BYTES`] of answers), dispatching each message, and writes
     /// the answers ready now in one write; or how the socket ends.
+    #[allow(clippy::too_many_arguments)]
     async fn receive(
         &self,
         incoming: Option<Result<Message, WsError>>,
@@ -191,6 +188,7 @@ impl WebSocketMcp {
         peer: &Peer,
         calls: &mut super::Calls,
         client: Option<std::net::IpAddr>,
+        backlog: &Arc<Backlog>,
     ) -> Result<(), End> {
         let cfg = &self.config;
         let (frames, answers, end) = self
@@ -198,7 +196,7 @@ impl WebSocketMcp {
             .await;
         if !frames.is_empty() {
             let backlog = Backlogged {
-                backlog: &self.backlog,
+                backlog,
                 queued: None,
             };
             write_frames(ws, &frames, &[], cfg, backlog).await?;
@@ -302,6 +300,7 @@ impl WebSocketMcp {
             read_ahead,
             shutdown,
             remote_addr,
+            backlog,
         } = up;
         // Kept only where messages are rate-limited: each counts against
         // the client's address, as an HTTP request does.
@@ -357,7 +356,7 @@ impl WebSocketMcp {
                     // by every idle socket.
                     Some(message) = std::future::poll_fn(|cx| outbound.poll_recv(cx)) => {
                         let Some(ws) = link.awake(cfg) else { break End::Gone };
-                        let backlog = Backlogged { backlog: &self.backlog, queued: Some(&outbound) };
+                        let backlog = Backlogged { backlog: &backlog, queued: Some(&outbound) };
                         if let Err(end) = Box::pin(send(ws, message, cfg, backlog)).await {
                             break end;
                         }
@@ -374,7 +373,7 @@ impl WebSocketMcp {
                             continue;
                         };
                         let Some(ws) = link.awake(cfg) else { break End::Gone };
-                        let backlog = Backlogged { backlog: &self.backlog, queued: Some(&outbound) };
+                        let backlog = Backlogged { backlog: &backlog, queued: Some(&outbound) };
                         if let Err(end) = Box::pin(send(ws, message, cfg, backlog)).await {
                             break end;
                         }
@@ -402,7 +401,7 @@ impl WebSocketMcp {
                         // message's dispatch, a write under a timer) would
                         // otherwise set the size of every idle socket's.
                         if let Err(end) =
-                            Box::pin(self.receive(incoming, ws, &session, &peer, &mut calls, client)).await
+                            Box::pin(self.receive(incoming, ws, &session, &peer, &mut calls, client, &backlog)).await
                         {
                             break end;
                         }
@@ -799,16 +798,11 @@ pub struct WsConfig {
     pub pong_timeout: std::time::Duration,
     /// Default: 256.
     pub outbound_queue: usize,
-    /// Default: 16 MiB.
+    /// Most bytes of messages one socket queues for its client. Past it,
+    /// the socket is closed with 1008. All sockets' queues, with what their
+    /// stalled writes hold, also count against the server's one backlog
+    /// bound ([`crate::Config::max_backlog_bytes`]). Default: 16 MiB.
     pub max_queued_bytes: usize,
-    /// Most bytes all sockets of the endpoint together hold for clients
-    /// that do not take them: a socket counts what it has queued and is
-    /// writing while its client's socket is full, from 64 KiB on. Past it,
-    /// the sockets whose clients have taken nothing for the longest are
-    /// dropped until it fits, so clients that stop reading cannot fill
-    /// memory however many sockets they open, and clients that read go
-    /// last. Default: 64 MiB.
-    pub max_backlog_bytes: usize,
     /// Default: 10 s.
     pub send_timeout: std::time::Duration,
     /// Default: 256.
@@ -836,7 +830,6 @@ impl Default for WsConfig {
             pong_timeout: crate::ws::DEFAULT_PONG_TIMEOUT,
             outbound_queue: crate::ws::DEFAULT_OUTBOUND_QUEUE,
             max_queued_bytes: crate::ws::DEFAULT_MAX_QUEUED_BYTES,
-            max_backlog_bytes: crate::ws::DEFAULT_MAX_BACKLOG_BYTES,
             send_timeout: crate::ws::DEFAULT_SEND_TIMEOUT,
             max_in_flight: crate::ws::DEFAULT_MAX_IN_FLIGHT,
             close_timeout: crate::ws::DEFAULT_CLOSE_TIMEOUT,

@@ -28,9 +28,6 @@ pub const DEFAULT_OUTBOUND_QUEUE: usize = 256;
 /// the client is taken for one that does not read and is closed with 1008.
 /// Default: 16 MiB.
 pub const DEFAULT_MAX_QUEUED_BYTES: usize = 16 * 1024 * 1024;
-/// Most bytes all sockets of an endpoint hold for clients that do not take
-/// them, by default (`WsConfig::max_backlog_bytes`): 64 MiB.
-pub const DEFAULT_MAX_BACKLOG_BYTES: usize = 64 * 1024 * 1024;
 /// How long one message may take to reach the socket before the client is
 /// taken for one that does not read and is closed with 1008. Default: 10 s.
 pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(10);
