@@ -231,7 +231,7 @@ fn limit_specs() -> Vec<Spec> {
             "MCP_MAX_BACKLOG_BYTES",
             "BYTES",
             Config::default().max_backlog_bytes.to_string(),
-            "bytes of answers held for clients that do not read, by /mcp and by /ws each (past it the longest-stalled are closed)",
+            "bytes of answers held for clients that do not read, by /mcp and /ws together (past it the longest-stalled are closed)",
         ),
         s(
             "ws_max_message_bytes",
