@@ -17,10 +17,21 @@ pub(crate) const RESULT_FRAME_BYTES: usize =
 
 /// Appends `{"jsonrpc":"2.0","id":ID,"result":` ... `}` with the result written by `result`.
 pub fn write_result_with(out: &mut Vec<u8>, id: Id<'_>, result: impl FnOnce(&mut Vec<u8>)) {
+    write_result_head(out, id);
+    result(out);
+    write_result_tail(out);
+}
+
+/// Appends what comes before a result response's result:
+/// `{"jsonrpc":"2.0","id":ID,"result":`.
+pub(crate) fn write_result_head(out: &mut Vec<u8>, id: Id<'_>) {
     out.extend_from_slice(RESULT_HEAD);
     out.extend_from_slice(id.raw().as_bytes());
     out.extend_from_slice(RESULT_MIDDLE);
-    result(out);
+}
+
+/// Appends what ends a result response after its result.
+pub(crate) fn write_result_tail(out: &mut Vec<u8>) {
     out.extend_from_slice(RESULT_TAIL);
 }
 

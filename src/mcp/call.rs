@@ -18,7 +18,8 @@ use super::tasks::TaskSupport;
 use super::tool::{Content, ToolOutput};
 use super::version::ProtocolVersion;
 use crate::jsonrpc::write::{
-    RESULT_FRAME_BYTES, write_error, write_json_string, write_result_with,
+    RESULT_FRAME_BYTES, write_error, write_json_string, write_result_head, write_result_tail,
+    write_result_with,
 };
 use crate::jsonrpc::{INTERNAL_ERROR, Id, RawJson, RpcError};
 
@@ -301,7 +302,16 @@ impl OwnedCall {
             let mut out = Vec::with_capacity(256);
             let mut error = None;
             match ran.answer {
-                Ok(body) if body.len() >= LARGE_MESSAGE => {
+                // A large tool output, encoded inside its response from the
+                // start: sent as made, not copied again.
+                Ok(Encoded {
+                    bytes,
+                    framed_at: Some(_),
+                }) => {
+                    tally.outcome = super::metrics::Outcome::Ok;
+                    out = bytes;
+                }
+                Ok(Encoded { bytes: body, .. }) if body.len() >= LARGE_MESSAGE => {
                     // Megabytes copied into the response (and the result freed)
                     // on a blocking thread in the principal's heavy-work turn,
                     // not on the worker other calls share.
@@ -331,7 +341,7 @@ impl OwnedCall {
                         }
                     }
                 }
-                Ok(body) => {
+                Ok(Encoded { bytes: body, .. }) => {
                     tally.outcome = super::metrics::Outcome::Ok;
                     out.reserve(body.len() + tally.request_id.len() + RESULT_FRAME_BYTES);
                     write_result_with(&mut out, id, |out| out.extend_from_slice(&body));
@@ -548,7 +558,7 @@ async fn wait_for_answer(
             Some(Wanted::Fail(e)) => Err(e),
             Some(Wanted::Input { requests, state }) => {
                 let state = state.map(|s| server.0.state_key.seal(&binding.text(), &s));
-                Ok(input_required(requests, state))
+                Ok(Encoded::result(input_required(requests, state)))
             }
             None => Err(RpcError::new(INTERNAL_ERROR, "input wanted but not recorded")),
         }),
@@ -567,7 +577,7 @@ async fn escalate(
     server: &McpServer,
     ctx: &Context,
     work: super::tasks::Work,
-) -> Result<Vec<u8>, RpcError> {
+) -> Result<Encoded, RpcError> {
     match server
         .0
         .tasks
@@ -580,7 +590,7 @@ async fn escalate(
             // tasks/get on another replica finds it.
             task.published().await;
             super::tasks::run(task, work, server.0.abort.subscribe());
-            Ok(created)
+            Ok(Encoded::result(created))
         }
         None => work.await,
     }
@@ -618,10 +628,42 @@ pub(crate) struct Answer {
     pub(crate) error: Option<i32>,
 }
 
+/// A call's encoded result object: alone, or already inside the JSON-RPC
+/// response that carries it (a large tool output is written so, which
+/// spares a copy of megabytes).
+#[derive(Debug)]
+pub(crate) struct Encoded {
+    bytes: Vec<u8>,
+    /// Where the result begins when `bytes` is the whole response (it
+    /// ends one byte before the end).
+    framed_at: Option<usize>,
+}
+
+impl Encoded {
+    /// A result object alone.
+    pub(crate) fn result(bytes: Vec<u8>) -> Encoded {
+        Encoded {
+            bytes,
+            framed_at: None,
+        }
+    }
+
+    /// The result object's bytes.
+    pub(crate) fn result_bytes(&self) -> &[u8] {
+        match self.framed_at {
+            Some(at) => self
+                .bytes
+                .get(at..self.bytes.len().saturating_sub(1))
+                .unwrap_or_default(),
+            None => &self.bytes,
+        }
+    }
+}
+
 /// What a call ran to: its result body or error, and whether a tool
 /// answered `isError` (a result, but a failed tool).
 struct Ran {
-    answer: Result<Vec<u8>, RpcError>,
+    answer: Result<Encoded, RpcError>,
     tool_failed: bool,
 }
 
@@ -676,7 +718,7 @@ impl Drop for Tally {
 /// How a call's run ended.
 enum Outcome {
     Cancelled,
-    Answer(Result<Vec<u8>, RpcError>),
+    Answer(Result<Encoded, RpcError>),
     /// The call outlived its task threshold: it becomes a task.
     Escalate,
 }
@@ -699,7 +741,7 @@ async fn answer(
     kind: OwnedKind,
     ctx: Context,
     version: ProtocolVersion,
-) -> Result<Vec<u8>, RpcError> {
+) -> Result<Encoded, RpcError> {
     let mut value = match kind {
         OwnedKind::Tool { tool, arguments } => {
             let def = &inner.tools[tool];
@@ -711,13 +753,19 @@ async fn answer(
             // Checking and encoding a large output takes milliseconds of
             // CPU: off the async workers, so other clients' calls go on.
             let (answer, failed) = if output_weight(&output) > BLOCKING_ENCODE_BYTES {
+                // Written inside its response at once: the answer sent is
+                // the buffer made here (a task keeps the result part).
                 let catalog = Arc::clone(inner);
+                let id: Box<str> = marker.request_id().into();
                 marker
-                    .run_heavy(move || encode_tool_output(&catalog, tool, output, version))
+                    .run_heavy(move || {
+                        let frame = Id::from_raw(RawJson(&id));
+                        encode_tool_output(&catalog, tool, output, version, frame)
+                    })
                     .await
                     .ok_or_else(|| RpcError::new(INTERNAL_ERROR, "encoding the result failed"))?
             } else {
-                encode_tool_output(inner, tool, output, version)
+                encode_tool_output(inner, tool, output, version, None)
             };
             if failed {
                 marker.mark_tool_failed();
@@ -749,7 +797,12 @@ async fn answer(
         #[cfg(feature = "redis")]
         OwnedKind::Task { task_id, op } => {
             let principal = ctx.session().and_then(|s| s.principal());
-            return server.0.tasks.answer(&task_id, principal, op).await;
+            return server
+                .0
+                .tasks
+                .answer(&task_id, principal, op)
+                .await
+                .map(Encoded::result);
         }
         OwnedKind::Prompt { prompt, args } => match inner.prompts[prompt].get(ctx, args).await {
             Ok(output) => serde_json::to_value(&output).unwrap_or_default(),
@@ -766,7 +819,7 @@ async fn answer(
     {
         obj.insert("resultType".into(), "complete".into());
     }
-    Ok(value.to_string().into_bytes())
+    Ok(Encoded::result(value.to_string().into_bytes()))
 }
 
 /// Tool outputs with more text than this are checked and encoded on a
@@ -786,14 +839,16 @@ fn output_weight(output: &ToolOutput) -> usize {
 }
 
 /// Checks tool `tool`'s output against its output schema and encodes the
-/// result object for `version`; the second value says whether it is a tool
-/// failure (`isError`).
+/// result object for `version`, inside the response to the request with
+/// id `frame` when there is one; the second value says whether it is a
+/// tool failure (`isError`).
 fn encode_tool_output(
     catalog: &Catalog,
     tool: usize,
     output: ToolOutput,
     version: ProtocolVersion,
-) -> (Vec<u8>, bool) {
+    frame: Option<Id<'_>>,
+) -> (Encoded, bool) {
     let output = match catalog.tools[tool].check_output(&output) {
         Ok(()) => output,
         // A tool that breaks its own contract is a tool failure, reported as one.
@@ -805,9 +860,13 @@ fn encode_tool_output(
     // Written straight into the answer's bytes: no tree of the output is
     // built (for a large output that was two more copies of it).
     let mut out = Vec::with_capacity(128);
+    if let Some(id) = frame {
+        write_result_head(&mut out, id);
+    }
+    let start = out.len();
     out.extend_from_slice(b"{\"content\":");
     if write_content(&mut out, &output.content).is_err() {
-        out.truncate(b"{\"content\":".len());
+        out.truncate(start + b"{\"content\":".len());
         out.extend_from_slice(b"[]");
     }
     if let Some(structured) = &output.structured_content
@@ -824,7 +883,22 @@ fn encode_tool_output(
         out.extend_from_slice(b",\"resultType\":\"complete\"");
     }
     out.push(b'}');
-    (out, failed)
+    if frame.is_some() {
+        write_result_tail(&mut out);
+        // Grown by doubling: what it did not use goes back (in place)
+        // before the answer waits for its client.
+        if out.capacity() - out.len() > out.len() / 16 {
+            out.shrink_to_fit();
+        }
+    }
+    let framed_at = frame.map(|_| start);
+    (
+        Encoded {
+            bytes: out,
+            framed_at,
+        },
+        failed,
+    )
 }
 
 /// A tool's content blocks as JSON, as serde writes them; a text block

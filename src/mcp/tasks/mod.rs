@@ -666,7 +666,8 @@ impl TaskStore {
 }
 
 /// A call's work: its encoded result object, or its error.
-pub(crate) type Work = Pin<Box<dyn Future<Output = Result<Vec<u8>, RpcError>> + Send>>;
+pub(crate) type Work =
+    Pin<Box<dyn Future<Output = Result<crate::mcp::call::Encoded, RpcError>> + Send>>;
 
 /// Runs `work` for `task` in the background until it ends, is cancelled,
 /// or the server aborts its calls (`abort` carries the reason).
@@ -690,8 +691,8 @@ pub(crate) fn run(task: Arc<Task>, work: Work, mut abort: watch::Receiver<Option
         };
         let outcome = match joined {
             // A large result is re-encoded off the async workers.
-            Ok(Ok(body)) if body.len() >= crate::mcp::LARGE_MESSAGE => {
-                crate::util::offload::off_worker(move || kept_result(&body))
+            Ok(Ok(body)) if body.result_bytes().len() >= crate::mcp::LARGE_MESSAGE => {
+                crate::util::offload::off_worker(move || kept_result(body.result_bytes()))
                     .await
                     .unwrap_or_else(|| {
                         Err(error_json(&RpcError::new(
@@ -700,7 +701,7 @@ pub(crate) fn run(task: Arc<Task>, work: Work, mut abort: watch::Receiver<Option
                         )))
                     })
             }
-            Ok(Ok(body)) => kept_result(&body),
+            Ok(Ok(body)) => kept_result(body.result_bytes()),
             Ok(Err(e)) => Err(error_json(&e)),
             Err(_) => Err(error_json(&RpcError::new(
                 INTERNAL_ERROR,

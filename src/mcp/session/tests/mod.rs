@@ -456,3 +456,82 @@ fn a_connection_party_is_named_when_asked_and_the_first_party_set_wins() {
     assert_eq!(named.party(), Some("first"));
     assert_eq!(Session::new(server(10), None).party(), None);
 }
+
+#[tokio::test]
+async fn a_large_tool_output_is_answered_inside_its_response() {
+    // Past 64 KiB a tool's output is encoded on a heavy-work thread straight
+    // into the response that carries it; it must read as the small ones do.
+    let text: String = "row \"quoted\" \\ and\nnew line, ".repeat(8_000);
+    let rows = json!({"rows": [[text.clone()]], "n": 7});
+    let (t, r) = (text.clone(), rows.clone());
+    let s = Arc::new(Session::new(
+        McpServer::builder("test", "0.1.0")
+            .tool(Tool::raw(
+                "big",
+                "Answers a lot.",
+                json!({"type": "object"}),
+                move |_ctx, _| {
+                    let (t, r) = (t.clone(), r.clone());
+                    async move { ToolOutput::structured(r).with_text(t) }
+                },
+            ))
+            .tool(Tool::raw(
+                "bad",
+                "Fails with a lot.",
+                json!({"type": "object"}),
+                {
+                    let t = text.clone();
+                    move |_ctx, _| {
+                        let t = t.clone();
+                        async move { ToolOutput::error(t) }
+                    }
+                },
+            ))
+            .build(),
+        None,
+    ));
+    init(&s, "2025-06-18").await;
+    for id in [json!(1), json!("a \"quoted\" id"), json!(-7.5e3)] {
+        let call = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": "big", "arguments": {}}});
+        let bytes = s
+            .handle(call.to_string().as_bytes())
+            .await
+            .expect("an answer");
+        assert!(bytes.len() > 400_000, "{}", bytes.len());
+        assert!(
+            bytes.capacity() - bytes.len() <= bytes.len() / 16,
+            "{}",
+            bytes.capacity()
+        );
+        let a: Value = serde_json::from_slice(&bytes).expect("JSON");
+        assert_eq!(a["jsonrpc"], "2.0");
+        assert_eq!(a["id"], id);
+        assert_eq!(a["result"]["content"][0]["text"], json!(text));
+        assert_eq!(a["result"]["structuredContent"], rows);
+        assert!(
+            a["result"].get("isError").is_none(),
+            "{}",
+            a["result"]["isError"]
+        );
+    }
+    let call = req(9, "tools/call", json!({"name": "bad", "arguments": {}}));
+    let a = send(&s, call).await.expect("an answer");
+    assert_eq!(
+        (a["id"].clone(), a["result"]["isError"].clone()),
+        (json!(9), json!(true))
+    );
+    assert_eq!(a["result"]["content"][0]["text"], json!(text));
+    // The 2026-07-28 form of the same call carries its resultType.
+    let a = send(
+        &s,
+        modern(10, "tools/call", json!({"name": "big", "arguments": {}})),
+    )
+    .await
+    .expect("an answer");
+    assert_eq!(
+        (a["id"].clone(), a["result"]["resultType"].clone()),
+        (json!(10), json!("complete"))
+    );
+    assert_eq!(a["result"]["structuredContent"], rows);
+}
