@@ -8,6 +8,7 @@ use tokio::sync::watch;
 
 use super::LARGE_MESSAGE;
 use super::context::{CallSetup, Context, InputRound, LogLevel, SessionLink, Wanted};
+use super::encoded::Encoded;
 use super::lazy::LazyJson;
 use super::listen::ListenFilter;
 use super::peer::Peer;
@@ -626,38 +627,6 @@ pub(crate) struct Answer {
     pub(crate) bytes: Vec<u8>,
     /// The error's code, for an error answer.
     pub(crate) error: Option<i32>,
-}
-
-/// A call's encoded result object: alone, or already inside the JSON-RPC
-/// response that carries it (a large tool output is written so, which
-/// spares a copy of megabytes).
-#[derive(Debug)]
-pub(crate) struct Encoded {
-    bytes: Vec<u8>,
-    /// Where the result begins when `bytes` is the whole response (it
-    /// ends one byte before the end).
-    framed_at: Option<usize>,
-}
-
-impl Encoded {
-    /// A result object alone.
-    pub(crate) fn result(bytes: Vec<u8>) -> Encoded {
-        Encoded {
-            bytes,
-            framed_at: None,
-        }
-    }
-
-    /// The result object's bytes.
-    pub(crate) fn result_bytes(&self) -> &[u8] {
-        match self.framed_at {
-            Some(at) => self
-                .bytes
-                .get(at..self.bytes.len().saturating_sub(1))
-                .unwrap_or_default(),
-            None => &self.bytes,
-        }
-    }
 }
 
 /// What a call ran to: its result body or error, and whether a tool

@@ -12,6 +12,7 @@
 
 mod call;
 mod context;
+mod encoded;
 mod heavy;
 mod lazy;
 mod listen;

@@ -667,7 +667,7 @@ impl TaskStore {
 
 /// A call's work: its encoded result object, or its error.
 pub(crate) type Work =
-    Pin<Box<dyn Future<Output = Result<crate::mcp::call::Encoded, RpcError>> + Send>>;
+    Pin<Box<dyn Future<Output = Result<crate::mcp::encoded::Encoded, RpcError>> + Send>>;
 
 /// Runs `work` for `task` in the background until it ends, is cancelled,
 /// or the server aborts its calls (`abort` carries the reason).
