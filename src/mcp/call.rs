@@ -945,4 +945,40 @@ mod tests {
             assert_eq!(v["id"].to_string(), id);
         }
     }
+
+    #[test]
+    fn a_framed_output_is_the_whole_response_around_the_same_result() {
+        // The large path writes the response around the result in one
+        // buffer; the result inside is byte for byte what the plain
+        // encoding makes, and a task reads back exactly that.
+        let server = McpServer::builder("t", "0")
+            .tool(super::super::Tool::raw(
+                "big",
+                "Answers a lot.",
+                serde_json::json!({"type": "object"}),
+                |_ctx, _| async { ToolOutput::text("unused") },
+            ))
+            .build();
+        let catalog = server.catalog();
+        let text = "a \"quoted\" row\n".repeat(20_000);
+        let output =
+            || ToolOutput::structured(serde_json::json!({"rows": [[&text]]})).with_text(&text);
+        for version in [ProtocolVersion::V2025_06_18, ProtocolVersion::V2026_07_28] {
+            let (plain, _) = encode_tool_output(&catalog, 0, output(), version, None);
+            assert_eq!(plain.framed_at, None);
+            let id = r#""id \"7\"""#;
+            let frame = Id::from_raw(RawJson(id));
+            let (framed, failed) = encode_tool_output(&catalog, 0, output(), version, frame);
+            assert!(!failed);
+            let mut expected = Vec::new();
+            write_result_with(
+                &mut expected,
+                Id::from_raw(RawJson(id)).expect("an id"),
+                |out| out.extend_from_slice(&plain.bytes),
+            );
+            assert_eq!(framed.bytes, expected, "{version:?}");
+            assert_eq!(framed.result_bytes(), &plain.bytes[..]);
+            assert!(framed.bytes.capacity() - framed.bytes.len() <= framed.bytes.len() / 16);
+        }
+    }
 }
