@@ -53,17 +53,6 @@ impl ByteBudget {
     pub(crate) fn give_back(&self, len: usize) {
         self.used.fetch_sub(len, Ordering::Relaxed);
     }
-
-    /// Takes `len` bytes, strictly: false (nothing taken) when they would
-    /// pass the bound, even with nothing in flight.
-    pub(crate) fn take_within(&self, len: usize) -> bool {
-        let before = self.used.fetch_add(len, Ordering::Relaxed);
-        if before.saturating_add(len) > self.max {
-            self.used.fetch_sub(len, Ordering::Relaxed);
-            return false;
-        }
-        true
-    }
 }
 
 /// Bytes taken from a shared [`ByteBudget`], given back when dropped.
@@ -83,9 +72,13 @@ impl Held {
     }
 
     /// Holds `len` more bytes; false (nothing more held) if the budget
-    /// has no room for them.
+    /// has no room for them while others hold some: a holder alone may pass
+    /// the bound (one item larger than it, where two owners of the budget
+    /// have different limits on their items).
     pub(crate) fn grow(&mut self, len: usize) -> bool {
-        if !self.budget.take_within(len) {
+        let before = self.budget.used.fetch_add(len, Ordering::Relaxed);
+        if before.saturating_add(len) > self.budget.max && before > self.len {
+            self.budget.used.fetch_sub(len, Ordering::Relaxed);
             return false;
         }
         self.len += len;
@@ -144,11 +137,11 @@ mod tests {
         three.release();
         assert_eq!(three.len(), 0);
         assert!(three.grow(6), "released");
-        drop((two, three));
-        assert!(
-            !Held::none(&b).grow(11),
-            "larger than the bound, even alone"
-        );
-        assert!(Held::none(&b).grow(10));
+        drop(three);
+        let mut alone = Held::none(&b);
+        assert!(!alone.grow(7), "larger than the room left");
+        drop(two);
+        assert!(alone.grow(7) && alone.grow(5), "alone, past the bound");
+        assert!(!Held::none(&b).grow(1), "while one holds past it");
     }
 }

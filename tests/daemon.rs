@@ -147,8 +147,8 @@ async fn ws_until_close(ws: &mut support::Ws, within: Duration) -> (Vec<Value>, 
 
 /// The WebSocket endpoint's limits are settings of the daemon: a message
 /// under `--ws-max-message-bytes` is answered, one past it closes its
-/// socket with 1009; a bound on large messages under the message limit is
-/// refused at start.
+/// socket with 1009; a bound on large bodies (which large WebSocket
+/// messages share) under the body limit is refused at start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_limits_are_settings() {
     let daemon = Daemon::start(&["--port", "0", "--ws-max-message-bytes", "4096"], &[]);
@@ -171,9 +171,9 @@ async fn websocket_limits_are_settings() {
     assert_eq!(code, Some(1009));
     let out = std::process::Command::new(server_binary())
         .args([
-            "--ws-max-message-bytes",
+            "--max-body-bytes",
             "4096",
-            "--ws-max-large-messages-bytes",
+            "--max-large-bodies-bytes",
             "4095",
         ])
         .output()
@@ -181,7 +181,7 @@ async fn websocket_limits_are_settings() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("--ws-max-large-messages-bytes") && err.contains("less than"),
+        err.contains("--max-large-bodies-bytes") && err.contains("less than"),
         "{err}"
     );
 }

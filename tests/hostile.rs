@@ -657,6 +657,33 @@ async fn held_open_scene() -> (tokio::sync::MutexGuard<'static, ()>, Daemon, Vec
     (turn, daemon, padded_ping(LEN))
 }
 
+/// The head of a POST whose body is [`LEN`] bytes.
+fn held_body_head(addr: SocketAddr) -> String {
+    format!(
+        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2025-06-18\r\n\
+         Content-Length: {LEN}\r\n\r\n"
+    )
+}
+
+/// The status of the answer on `s`, if one comes within `within`.
+async fn status(s: &mut tokio::net::TcpStream, within: Duration) -> Option<u16> {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read = async {
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(within, read).await;
+    let text = String::from_utf8_lossy(&got);
+    text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
+}
+
 /// A `ping` of exactly `len` bytes (its params padded).
 fn padded_ping(len: usize) -> Vec<u8> {
     let mut ping = br#"{"jsonrpc":"2.0","id":1,"method":"ping","params":{"pad":""#.to_vec();
@@ -673,30 +700,10 @@ fn padded_ping(len: usize) -> Vec<u8> {
 /// are finished and answered, their room is free again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_bodies_held_open_are_bounded_all_together() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let (_turn, daemon, body) = held_open_scene().await;
     let addr = daemon.addr;
-    let head = format!(
-        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-         Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2025-06-18\r\n\
-         Content-Length: {LEN}\r\n\r\n"
-    );
-    // The status of the answer on `s`, if one comes within `within`.
-    async fn status(s: &mut tokio::net::TcpStream, within: Duration) -> Option<u16> {
-        let mut got = Vec::new();
-        let mut buf = [0u8; 4096];
-        let read = async {
-            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                match s.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => got.extend_from_slice(&buf[..n]),
-                }
-            }
-        };
-        let _ = tokio::time::timeout(within, read).await;
-        let text = String::from_utf8_lossy(&got);
-        text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
-    }
+    let head = held_body_head(addr);
     let mut held = Vec::new();
     let mut refused = 0;
     for _ in 0..CLIENTS {
@@ -778,12 +785,14 @@ async fn large_bodies_held_open_are_bounded_all_together() {
     );
 }
 
-/// The same for WebSocket messages: many sockets each sending a 4 MiB
-/// message and holding back its last byte. All sockets together hold at
-/// most 16 messages' worth of large frames and messages (64 MiB by
-/// default); a socket whose next large frame would pass that is closed with
-/// 1013 (try again later) when its header arrives. Once the held messages
-/// are finished and answered, their room is free again.
+/// The same for WebSocket messages, beside held bodies: eight clients
+/// holding 4 MiB bodies open, then many sockets each sending a 4 MiB
+/// message and holding back its last byte. Bodies and messages share one
+/// bound (64 MiB by default, 16 of them): eight messages are held, and a
+/// socket whose next large frame would pass the bound is closed with 1013
+/// (try again later) when its header arrives. Before, messages had a bound
+/// of their own: 16 were held beside the bodies. Once the held bodies and
+/// messages are finished and answered, their room is free again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_websocket_messages_held_open_are_bounded_all_together() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -847,6 +856,18 @@ async fn large_websocket_messages_held_open_are_bounded_all_together() {
         };
         tokio::time::timeout(within, read).await.ok().flatten()
     }
+    // Eight HTTP bodies held open first take half the bound: large
+    // bodies and large messages share it (before, each transport had a
+    // bound of its own, and clients holding both held twice it).
+    let http_head = held_body_head(addr);
+    let mut bodies = Vec::new();
+    for _ in 0..8 {
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        s.write_all(http_head.as_bytes()).await.expect("head");
+        s.write_all(&message[..LEN - 1]).await.expect("body");
+        assert_eq!(status(&mut s, Duration::from_millis(300)).await, None);
+        bodies.push(s);
+    }
     let mut held = Vec::new();
     let mut refused = 0;
     for _ in 0..CLIENTS {
@@ -865,14 +886,28 @@ async fn large_websocket_messages_held_open_are_bounded_all_together() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let peak = daemon.peak_rss_kib();
     eprintln!(
-        "{CLIENTS} sockets holding 4 MiB messages open: {} held, {refused} closed with 1013, \
-         peak RSS {} MiB",
+        "8 bodies then {CLIENTS} sockets holding 4 MiB messages open: {} held, {refused} \
+         closed with 1013, peak RSS {} MiB",
         held.len(),
         peak / 1024
     );
-    assert_eq!(held.len(), 16, "16 messages of 4 MiB fill the 64 MiB bound");
-    assert_eq!(refused, CLIENTS - 16);
+    assert_eq!(
+        held.len(),
+        8,
+        "8 messages of 4 MiB beside 8 bodies fill the 64 MiB bound"
+    );
+    assert_eq!(refused, CLIENTS - 8);
     assert!(peak < 160 * 1024, "peak RSS {peak} KiB");
+    // The bodies, finished, are answered.
+    for s in &mut bodies {
+        s.write_all(&message[LEN - 1..]).await.expect("last byte");
+        let answered = status(s, Duration::from_secs(10)).await;
+        assert!(
+            matches!(answered, Some(code) if code != 503),
+            "a finished body was answered {answered:?}"
+        );
+    }
+    drop(bodies);
     // Finished, the held messages are answered; their room is free again.
     let mut answered = 0;
     for s in &mut held {
@@ -885,7 +920,7 @@ async fn large_websocket_messages_held_open_are_bounded_all_together() {
         assert!(n > 2 && buf[0] == 0x81, "a text frame: {:?}", &buf[..n]);
         answered += 1;
     }
-    assert_eq!(answered, 16);
+    assert_eq!(answered, 8);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut s = open().await;
     s.write_all(&header).await.expect("frame header");

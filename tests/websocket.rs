@@ -73,13 +73,19 @@ fn mcp_server() -> McpServer {
 }
 
 async fn start(config: WsConfig) -> Running {
+    start_with(config, Config::default()).await
+}
+
+/// [`start`] on a server with these settings (its port and shutdown time
+/// replaced).
+async fn start_with(config: WsConfig, server: Config) -> Running {
     let endpoint = WebSocketMcp::with_config(mcp_server(), config);
     let router = endpoint.routes(Router::new(), "/ws");
     let server = Server::bind(
         Config {
             port: 0,
             shutdown_timeout: Duration::from_secs(5),
-            ..Config::default()
+            ..server
         },
         router,
     )
@@ -362,21 +368,25 @@ async fn oversized_messages_close_with_1009() {
     assert_eq!(close_code(&mut ws).await, Some(CloseCode::Size));
 }
 
-/// `max_large_messages_bytes` sets the bound on large frames and messages
-/// all sockets of an endpoint hold at once: with room for 500 KiB, a
-/// socket that holds a 300 KiB first fragment leaves no room for another's
+/// The server's `max_large_bodies_bytes` bounds the large frames and
+/// messages all sockets hold at once too: with room for 500 KiB, a socket
+/// that holds a 300 KiB first fragment leaves no room for another's
 /// (closed with 1013 at its header); the first goes on and is answered,
 /// and its room is then taken again.
 #[tokio::test]
-async fn the_bound_on_large_messages_is_a_setting() {
+async fn the_bound_on_large_messages_is_the_servers_bound_on_large_bodies() {
     use tokio_tungstenite::tungstenite::protocol::frame::Frame;
     use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
     let config = WsConfig {
         max_message_bytes: 400 * 1024,
-        max_large_messages_bytes: Some(500 * 1024),
         ..WsConfig::default()
     };
-    let server = start(config).await;
+    let bodies = Config {
+        max_body_bytes: 400 * 1024,
+        max_large_bodies_bytes: Some(500 * 1024),
+        ..Config::default()
+    };
+    let server = start_with(config, bodies).await;
     let fragment = |bytes: &[u8], first: bool, last: bool| {
         let opcode = if first {
             OpCode::Data(Data::Text)

@@ -502,14 +502,8 @@ impl Given {
     fn ws_config(&self) -> Result<WsConfig, String> {
         let defaults = WsConfig::default();
         let max_message_bytes = self.count("ws_max_message_bytes", defaults.max_message_bytes)?;
-        let max_large_messages_bytes = self.bound_of_all(
-            "ws_max_large_messages_bytes",
-            "ws_max_message_bytes",
-            max_message_bytes,
-        )?;
         Ok(WsConfig {
             max_message_bytes,
-            max_large_messages_bytes,
             max_in_flight: self.count("ws_max_in_flight", defaults.max_in_flight)?,
             max_queued_bytes: self.count("ws_max_queued_bytes", defaults.max_queued_bytes)?,
             send_timeout: self.duration("ws_send_timeout", defaults.send_timeout)?,

@@ -301,6 +301,7 @@ impl<S: Io> Conn<S> {
             shutdown: self.shutdown,
             remote_addr: self.remote,
             backlog: std::sync::Arc::clone(&self.shared.backlog),
+            bodies: std::sync::Arc::clone(&self.shared.bodies),
         }
     }
 

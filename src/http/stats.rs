@@ -13,7 +13,8 @@ pub(crate) struct Shared {
     pub(crate) prepared: crate::http::config::Prepared,
     pub(crate) router: Router,
     pub(crate) stats: Stats,
-    /// Bytes of large request bodies all connections hold at once (see
+    /// Bytes of large request bodies (and WebSocket messages) all
+    /// connections hold at once (see
     /// [`crate::http::config::Config::max_large_bodies_bytes`]).
     pub(crate) bodies: std::sync::Arc<crate::budget::ByteBudget>,
     /// Answers waiting for clients that do not take them (see

@@ -34,4 +34,8 @@ pub struct Upgraded {
     /// ([`crate::http::config::Config::max_backlog_bytes`]): what the new
     /// protocol writes counts against it too.
     pub(crate) backlog: std::sync::Arc<crate::budget::Backlog>,
+    /// The server's bound on large request bodies held at once
+    /// ([`crate::http::config::Config::max_large_bodies_bytes`]): the new
+    /// protocol's large incoming messages count against it too.
+    pub(crate) bodies: std::sync::Arc<crate::budget::ByteBudget>,
 }

@@ -9,7 +9,8 @@
 //! that are ready at once go out together, in order, in one write.
 //!
 //! Limits, each in [`WsConfig`]: a message bigger than `max_message_bytes`
-//! closes with 1009; a binary frame closes with 1003 (MCP messages are
+//! closes with 1009; large messages held at once count against the
+//! server's bound on large request bodies (1013 past it); a binary frame closes with 1003 (MCP messages are
 //! text); a socket silent for a ping interval plus the pong timeout is
 //! taken for dead and dropped; at most `max_in_flight` requests run per
 //! socket (the socket is not read past that); answers wait in a bounded
@@ -49,10 +50,6 @@ use link::{Input, Link};
 
 mod link;
 
-/// How many largest messages all sockets of an endpoint may hold at once
-/// (see `ws::watch`).
-const MESSAGES_AT_ONCE: usize = 16;
-
 /// A socket's WebSocket: tungstenite's, over the socket with its frame
 /// boundaries followed.
 type Ws = WebSocketStream<Watched<BoxedIo>>;
@@ -62,9 +59,6 @@ type Ws = WebSocketStream<Watched<BoxedIo>>;
 pub struct WebSocketMcp {
     server: McpServer,
     config: WsConfig,
-    /// What all sockets hold at once of large incoming messages
-    /// (`ws::watch`), bounded by [`WsConfig::max_large_messages_bytes`].
-    messages: Arc<crate::budget::ByteBudget>,
     admission: Admission,
     registry: Arc<Registry>,
 }
@@ -92,7 +86,6 @@ impl WebSocketMcp {
     ) -> Arc<WebSocketMcp> {
         Arc::new(WebSocketMcp {
             server,
-            messages: Arc::new(crate::budget::ByteBudget::new(messages_budget(&config))),
             config,
             admission,
             registry,
@@ -301,6 +294,7 @@ impl WebSocketMcp {
             shutdown,
             remote_addr,
             backlog,
+            bodies,
         } = up;
         // Kept only where messages are rate-limited: each counts against
         // the client's address, as an HTTP request does.
@@ -314,7 +308,7 @@ impl WebSocketMcp {
         // would otherwise stay in the state every open socket holds.
         // Boxed: the opening's state would set the size of every socket's.
         let cfg = &self.config;
-        let opening = Box::pin(open_stream(stream, &read_ahead, cfg, &self.messages));
+        let opening = Box::pin(open_stream(stream, &read_ahead, cfg, &bodies));
         let (peer, outbound) =
             Peer::bounded(cfg.outbound_queue.max(1), cfg.max_queued_bytes.max(1));
         let session = self.open_session(&peer, &admitted);
@@ -767,29 +761,18 @@ fn read_error(e: &WsError) -> End {
     }
 }
 
-/// The bound on bytes of large frames and messages all sockets of an
-/// endpoint hold at once.
-fn messages_budget(config: &WsConfig) -> usize {
-    config
-        .max_large_messages_bytes
-        .unwrap_or_else(|| config.max_message_bytes.saturating_mul(MESSAGES_AT_ONCE))
-        .max(config.max_message_bytes)
-}
-
 /// Settings of the WebSocket endpoint.
 #[derive(Clone, Debug)]
 pub struct WsConfig {
-    /// Default: 4 MiB. All sockets of the endpoint together hold at most
-    /// [`WsConfig::max_large_messages_bytes`] in frames and messages past
-    /// 64 KiB (by default 16 times this: 64 MiB).
+    /// Default: 4 MiB. Frames and messages past 64 KiB count against the
+    /// server's bound on large request bodies held at once
+    /// ([`crate::Config::max_large_bodies_bytes`], 64 MiB by default):
+    /// HTTP bodies and WebSocket messages share that one budget, so
+    /// clients that hold both open cannot hold twice it. A socket whose
+    /// next large frame would pass it is closed with 1013 (try again later)
+    /// before its payload is read; one socket alone may pass it, so one
+    /// message of this size always fits.
     pub max_message_bytes: usize,
-    /// Most bytes all sockets of the endpoint together hold at once in
-    /// frames and messages past 64 KiB: a socket whose next one would pass
-    /// it is closed with 1013 (try again later) before its payload is
-    /// read. A value under `max_message_bytes` counts as
-    /// `max_message_bytes`, so one largest message always fits. Default:
-    /// none, which is 16 times `max_message_bytes` (64 MiB).
-    pub max_large_messages_bytes: Option<usize>,
     /// Default: 64 MiB.
     pub max_outgoing_bytes: usize,
     /// Default: 30 s.
@@ -824,7 +807,6 @@ impl Default for WsConfig {
     fn default() -> Self {
         WsConfig {
             max_message_bytes: crate::ws::DEFAULT_MAX_MESSAGE_BYTES,
-            max_large_messages_bytes: None,
             max_outgoing_bytes: crate::ws::DEFAULT_MAX_OUTGOING_BYTES,
             ping_interval: crate::ws::DEFAULT_PING_INTERVAL,
             pong_timeout: crate::ws::DEFAULT_PONG_TIMEOUT,
@@ -836,22 +818,5 @@ impl Default for WsConfig {
             read_buffer_bytes: crate::ws::DEFAULT_READ_BUFFER_BYTES,
             doze_after: crate::ws::DEFAULT_DOZE_AFTER,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{WsConfig, messages_budget};
-
-    #[test]
-    fn the_bound_on_large_messages_holds_at_least_one_largest() {
-        let config = |bound| WsConfig {
-            max_message_bytes: 1000,
-            max_large_messages_bytes: bound,
-            ..WsConfig::default()
-        };
-        assert_eq!(messages_budget(&config(None)), 16_000);
-        assert_eq!(messages_budget(&config(Some(5_000))), 5_000);
-        assert_eq!(messages_budget(&config(Some(10))), 1000);
     }
 }

@@ -11,10 +11,10 @@
 //! loop builds tungstenite's side afresh over the same socket
 //! ([`Watched::rebuild_due`]), dropping the large buffer.
 //!
-//! The same headers bound what all sockets of an endpoint hold at once:
-//! the largest frame or message a socket has had since its last rebuild
-//! (what tungstenite keeps room for) is taken from the endpoint's byte
-//! budget as its header arrives, and given back at the rebuild or when the
+//! The same headers bound what all sockets hold at once: the largest frame
+//! or message a socket has had since its last rebuild (what tungstenite
+//! keeps room for) is taken from a shared byte budget (the server's, which
+//! its large request bodies count against too) as its header arrives, and given back at the rebuild or when the
 //! socket ends. A header that would pass the budget fails the read with
 //! [`OverBudget`], before its payload is read.
 
@@ -30,11 +30,11 @@ use crate::budget::{ByteBudget, Held};
 pub const LARGE_FRAME_BYTES: u64 = 8 * 1024;
 
 /// Frames and messages up to this many bytes take nothing from the
-/// endpoint's budget: 64 KiB.
+/// shared budget: 64 KiB.
 pub const LARGE_MESSAGE_BYTES: u64 = 64 * 1024;
 
 /// The error a read fails with when a frame or message would pass the
-/// endpoint's budget for what all its sockets hold at once.
+/// shared budget for what all sockets (and request bodies) hold at once.
 #[derive(Debug)]
 pub struct OverBudget;
 
@@ -53,7 +53,7 @@ pub struct Watched<S> {
     frames: Frames,
     /// Whether the last read returned `Pending` (nothing to read).
     last_read_pending: bool,
-    /// What this socket holds of the endpoint's budget.
+    /// What this socket holds of the shared budget.
     held: Held,
     /// The endpoint's message limit: a frame or message past it is
     /// tungstenite's to refuse (1009), not the budget's.

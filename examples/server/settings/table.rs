@@ -223,7 +223,7 @@ fn limit_specs() -> Vec<Spec> {
             "MCP_MAX_LARGE_BODIES_BYTES",
             "BYTES",
             "16 x max_body_bytes".to_owned(),
-            "bytes of bodies past 64 KiB held at once, all connections (503 past it)",
+            "bytes of bodies and WebSocket messages past 64 KiB held at once, all connections (503 or close 1013 past it)",
         ),
         s(
             "max_backlog_bytes",
@@ -240,14 +240,6 @@ fn limit_specs() -> Vec<Spec> {
             "BYTES",
             WsConfig::default().max_message_bytes.to_string(),
             "largest WebSocket message (close 1009 past it)",
-        ),
-        s(
-            "ws_max_large_messages_bytes",
-            "--ws-max-large-messages-bytes",
-            "MCP_WS_MAX_LARGE_MESSAGES_BYTES",
-            "BYTES",
-            "16 x ws_max_message_bytes".to_owned(),
-            "bytes of WebSocket messages past 64 KiB held at once, all sockets (close 1013 past it)",
         ),
         s(
             "ws_max_in_flight",
