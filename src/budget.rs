@@ -8,8 +8,10 @@
 //! read: answers behind full sockets, for all connections at once.
 
 mod backlog;
+mod memory;
 
 pub(crate) use backlog::{Backlog, COUNTED_FROM, Stalled};
+pub(crate) use memory::{Memory, Pool, Shed};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,6 +23,9 @@ pub(crate) struct ByteBudget {
     /// a bound, ordering no other memory.
     used: AtomicUsize,
     max: usize,
+    /// The server's budget over all its pools, which what is [`Held`] of
+    /// this one counts against too (as [`Pool::Input`]).
+    memory: Option<Arc<Memory>>,
 }
 
 impl ByteBudget {
@@ -29,6 +34,17 @@ impl ByteBudget {
         ByteBudget {
             used: AtomicUsize::new(0),
             max,
+            memory: None,
+        }
+    }
+
+    /// A budget of `max` bytes whose [`Held`] bytes count against `memory`
+    /// too: past it, the pools less worth keeping give up bytes, and what
+    /// still does not fit is refused.
+    pub(crate) fn within_memory(max: usize, memory: &Arc<Memory>) -> ByteBudget {
+        ByteBudget {
+            memory: Some(Arc::clone(memory)),
+            ..ByteBudget::new(max)
         }
     }
 
@@ -81,6 +97,14 @@ impl Held {
             self.budget.used.fetch_sub(len, Ordering::Relaxed);
             return false;
         }
+        if let Some(memory) = &self.budget.memory {
+            memory.charge(len);
+            if !memory.make_room(Pool::Input) {
+                memory.discharge(len);
+                self.budget.used.fetch_sub(len, Ordering::Relaxed);
+                return false;
+            }
+        }
         self.len += len;
         true
     }
@@ -93,7 +117,11 @@ impl Held {
     /// Gives back everything held.
     pub(crate) fn release(&mut self) {
         if self.len > 0 {
-            self.budget.give_back(std::mem::take(&mut self.len));
+            let len = std::mem::take(&mut self.len);
+            self.budget.give_back(len);
+            if let Some(memory) = &self.budget.memory {
+                memory.discharge(len);
+            }
         }
     }
 }
@@ -143,5 +171,20 @@ mod tests {
         drop(two);
         assert!(alone.grow(7) && alone.grow(5), "alone, past the bound");
         assert!(!Held::none(&b).grow(1), "while one holds past it");
+    }
+
+    #[test]
+    fn held_bytes_count_against_the_memory_budget_too() {
+        let memory = Memory::new(15);
+        let b = Arc::new(ByteBudget::within_memory(10, &memory));
+        let mut one = Held::none(&b);
+        assert!(one.grow(8));
+        memory.charge(6);
+        let mut two = Held::none(&b);
+        assert!(!two.grow(2), "within its own bound, past the memory's");
+        assert_eq!((b.used(), memory.used()), (8, 14));
+        assert!(two.grow(1));
+        drop((one, two));
+        assert_eq!((b.used(), memory.used()), (0, 6));
     }
 }

@@ -138,14 +138,17 @@ impl<L: Listener> Server<L> {
         prepared: crate::http::config::Prepared,
         router: Router,
     ) -> Server<L> {
+        let memory = crate::budget::Memory::new(config.memory_budget_bytes);
         Server {
             listener,
             local_addr: None,
             shared: Arc::new(Shared {
-                bodies: Arc::new(crate::budget::ByteBudget::new(
+                bodies: Arc::new(crate::budget::ByteBudget::within_memory(
                     crate::http::config::bodies_budget(&config),
+                    &memory,
                 )),
-                backlog: crate::budget::Backlog::new(config.max_backlog_bytes),
+                backlog: crate::budget::Backlog::within_memory(config.max_backlog_bytes, &memory),
+                memory,
                 clients: crate::http::clients::ClientConns::new(
                     prepared.max_connections_per_client,
                     config.trusted_proxies.clone(),
@@ -158,6 +161,22 @@ impl<L: Listener> Server<L> {
             registry: Registry::new(),
             on_deadline: None,
         }
+    }
+
+    /// Counts the server's large bodies and backlog against `memory` (the
+    /// budget a [`crate::Service`] shares with its other pools) instead of
+    /// a budget of the server's own. Before serving only.
+    pub(crate) fn with_memory(mut self, memory: &Arc<crate::budget::Memory>) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.bodies = Arc::new(crate::budget::ByteBudget::within_memory(
+                crate::http::config::bodies_budget(&shared.config),
+                memory,
+            ));
+            shared.backlog =
+                crate::budget::Backlog::within_memory(shared.config.max_backlog_bytes, memory);
+            shared.memory = Arc::clone(memory);
+        }
+        self
     }
 
     /// Registers connections in `registry` (shared with the transports, so
@@ -466,5 +485,16 @@ impl StatsHandle {
     /// nothing for the longest.
     pub fn backlog_cuts(&self) -> u64 {
         self.0.backlog.cuts()
+    }
+
+    /// Bytes the server's bounded pools hold now, all together, against
+    /// [`Config::memory_budget_bytes`].
+    pub fn memory_bytes(&self) -> usize {
+        self.0.memory.used()
+    }
+
+    /// [`Config::memory_budget_bytes`].
+    pub fn memory_budget_bytes(&self) -> usize {
+        self.0.memory.max()
     }
 }

@@ -217,6 +217,7 @@ impl Service {
     /// to serve with [`Built::bind`].
     pub fn build(self) -> Built {
         let registry = Registry::new();
+        let memory = crate::budget::Memory::new(self.config.memory_budget_bytes);
         let requests = RequestManager::new(self.requests);
         let warehouse = self.warehouse.as_ref().map(|(w, _)| Arc::clone(w));
         let mcp = match (self.mcp, self.warehouse) {
@@ -226,6 +227,7 @@ impl Service {
             (Mcp::Builder(b), None) => b.build(),
             (Mcp::Built(server), _) => server,
         };
+        mcp.use_memory(&memory);
         let mut router = Router::new();
         let ops = self.ops.then(|| {
             let ops = match &warehouse {
@@ -269,6 +271,7 @@ impl Service {
                 config,
                 self.admission.clone(),
                 Arc::clone(&registry),
+                &memory,
             );
             router = http.routes(router, &path);
             paths.push(("streamable_http", "http", path));
@@ -300,6 +303,7 @@ impl Service {
             router,
             mcp,
             registry,
+            memory,
             ops,
             config,
             paths,
@@ -320,6 +324,8 @@ pub struct Built {
     /// The one MCP server every transport serves.
     pub mcp: McpServer,
     registry: Arc<Registry>,
+    /// The budget over all the service's pools, handed to its server.
+    memory: Arc<crate::budget::Memory>,
     ops: Option<Arc<Ops>>,
     config: Config,
     paths: Vec<(&'static str, &'static str, String)>,
@@ -443,6 +449,7 @@ impl Built {
             Parts {
                 mcp: self.mcp,
                 registry: self.registry,
+                memory: self.memory,
                 ops: self.ops,
                 config: self.config,
                 paths: self.paths,
@@ -456,6 +463,7 @@ impl Built {
 struct Parts {
     mcp: McpServer,
     registry: Arc<Registry>,
+    memory: Arc<crate::budget::Memory>,
     ops: Option<Arc<Ops>>,
     config: Config,
     paths: Vec<(&'static str, &'static str, String)>,
@@ -466,6 +474,7 @@ impl Parts {
         let deadline = self.config.shutdown_timeout;
         let mcp = self.mcp;
         let server = server
+            .with_memory(&self.memory)
             .with_registry(self.registry)
             .on_deadline(move || mcp.abort_calls(&deadline_reason(deadline)));
         if let Some(ops) = &self.ops {

@@ -1622,3 +1622,138 @@ async fn calls_now(addr: SocketAddr) -> Vec<Value> {
         .cloned()
         .unwrap_or_default()
 }
+
+/// The daemon's `/status` now.
+async fn status_now(addr: SocketAddr) -> Value {
+    let mut c = Client::connect(addr).await;
+    c.send(format!("GET /status HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
+        .await;
+    serde_json::from_slice(&c.read_response_to("GET").await.body).expect("JSON")
+}
+
+/// Every bounded pool filled at once: task results (64 MiB, their own
+/// bound), answers kept for resumption (64 MiB, theirs), then 16 large
+/// bodies held open (64 MiB). Each pool alone stays within its bound, but
+/// before, nothing bounded their sum: 192 MiB held, and with clients that
+/// stop reading beside them (64 MiB more) a release build peaked at 373
+/// MB. Now all pools together hold at most the memory budget (128 MiB by
+/// default): the bodies are still taken (a request being read is worth
+/// more than an answer kept for a resumption that may never come), the
+/// answers kept for resumption give way first, and the task results stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_pool_full_at_once_stays_within_the_memory_budget() {
+    use tokio::io::AsyncWriteExt;
+    let _turn = TURN.lock().await;
+    let mut daemon = Daemon::start(
+        &["--port", "0", "--query-task-after", "0ms"],
+        &[("HOME", "/nonexistent")],
+    );
+    let addr = daemon.addr;
+    let sql = "SELECT zeroblob(700000) AS b";
+    // Task results of about 2 MB each: 64 MiB, the tasks' own bound.
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let call = json!({"name": "execute_query", "arguments": {"query": sql}});
+        let created = modern(addr, "tools/call", call, "").await;
+        let id = created["result"]["taskId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a task: {}", brief(&created)))
+            .to_owned();
+        loop {
+            let got = modern(addr, "tasks/get", json!({"taskId": id}), "").await;
+            if got["result"]["status"] != "working" {
+                assert_eq!(got["result"]["status"], "completed", "{}", brief(&got));
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tasks.push(id);
+    }
+    // Answers kept for resumption: 24 sessions, one 2.8 MB answer each.
+    let mut sessions = Vec::new();
+    for k in 0..24 {
+        let session = open_session(addr, "2025-06-18", "").await;
+        let mut c = Client::connect(addr).await;
+        let id = 1000 + k;
+        c.send(&post(
+            addr,
+            "2025-06-18",
+            Some(&session),
+            &query(id, sql),
+            "",
+        ))
+        .await;
+        let r = c.read_response_to("POST").await;
+        assert!(answer(&r.body, id)["result"].is_object());
+        sessions.push((session, id));
+    }
+    let kept = status_now(addr).await["memory"].clone();
+    // Sixteen large bodies held open.
+    let head = held_body_head(addr);
+    let body = padded_ping(LEN);
+    let mut bodies = Vec::new();
+    for _ in 0..16 {
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        s.write_all(head.as_bytes()).await.expect("head");
+        s.write_all(&body[..LEN - 1]).await.expect("body");
+        bodies.push(s);
+    }
+    for s in &mut bodies {
+        assert_eq!(
+            status(s, Duration::from_millis(300)).await,
+            None,
+            "a large body is taken while kept answers hold the budget"
+        );
+    }
+    let memory = status_now(addr).await["memory"].clone();
+    let (held, budget) = (memory["bytes"].as_u64(), memory["budget"].as_u64());
+    // Which sessions can still resume their answer (409: it was dropped).
+    let mut resumable = 0;
+    for (session, id) in &sessions {
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let resume = format!(
+            "GET /mcp HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\
+             MCP-Protocol-Version: 2025-06-18\r\nMcp-Session-Id: {session}\r\n\
+             Last-Event-ID: {id}-0\r\nConnection: close\r\n\r\n"
+        );
+        s.write_all(resume.as_bytes()).await.expect("resume");
+        match status(&mut s, Duration::from_secs(5)).await {
+            Some(200) => resumable += 1,
+            Some(409) => {}
+            other => panic!("a resumption was answered {other:?}"),
+        }
+    }
+    let newest = modern(addr, "tasks/get", json!({"taskId": tasks[31]}), "").await;
+    let peak = daemon.peak_rss_kib();
+    eprintln!(
+        "32 task results, 24 kept answers, then 16 bodies held: memory {kept} before the bodies, \
+         {memory} with them; {resumable} of 24 sessions can resume; peak RSS {} MiB",
+        peak / 1024
+    );
+    assert!(
+        matches!((held, budget), (Some(h), Some(b)) if h <= b && b == 128 << 20),
+        "held past the budget: {memory}"
+    );
+    assert!(
+        resumable <= 4,
+        "{resumable} of 24 kept answers stayed beside the bodies"
+    );
+    assert_eq!(
+        newest["result"]["status"],
+        "completed",
+        "task results are worth more than kept answers: {}",
+        brief(&newest)
+    );
+    assert!(peak < 256 * 1024, "peak RSS {peak} KiB");
+    // The bodies, finished, are answered.
+    for s in &mut bodies {
+        s.write_all(&body[LEN - 1..]).await.expect("last byte");
+        let answered = status(s, Duration::from_secs(10)).await;
+        assert!(
+            matches!(answered, Some(code) if code != 503),
+            "a finished body was answered {answered:?}"
+        );
+    }
+    let session = open_session(addr, "2025-06-18", "").await;
+    still_serving(&mut daemon, &session, "").await;
+}

@@ -638,6 +638,60 @@ async fn the_bound_on_large_bodies_is_a_setting() {
     }
 }
 
+/// `memory_budget_bytes` bounds what all the server's pools hold together,
+/// large bodies among them: with room for two and a half 1 MiB bodies (and
+/// the bodies' own bound at its default, sixteen), a third is refused with
+/// 503 before any of it is read, and taken again once a held one is
+/// answered. A budget under `max_body_bytes` is refused when the server is
+/// made.
+#[tokio::test]
+async fn the_memory_budget_bounds_large_bodies_too() {
+    const BODY: usize = 1 << 20;
+    let server = TestServer::start(Config {
+        max_body_bytes: BODY,
+        memory_budget_bytes: 2 * BODY + BODY / 2,
+        ..Config::default()
+    })
+    .await;
+    let head = format!(
+        "POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: {BODY}\r\n\r\n"
+    );
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut c = server.connect().await;
+        c.send(head.as_bytes()).await;
+        c.read_continue().await;
+        held.push(c);
+    }
+    let mut third = server.connect().await;
+    third.send(head.as_bytes()).await;
+    let r = third.read_response().await;
+    assert_eq!(r.status, 503, "{}", r.body_str());
+    let mut first = held.remove(0);
+    first.send(&vec![b'a'; BODY]).await;
+    assert_eq!(first.read_response().await.status, 200);
+    let mut again = server.connect().await;
+    again.send(head.as_bytes()).await;
+    again.read_continue().await;
+    again.send(&vec![b'b'; BODY]).await;
+    assert_eq!(again.read_response().await.status, 200);
+    drop(held);
+    server.shutdown().await;
+    let under = Config {
+        port: 0,
+        max_body_bytes: BODY,
+        memory_budget_bytes: BODY - 1,
+        ..Config::default()
+    };
+    match snowflake_mcp::Server::bind(under, snowflake_mcp::http::Router::new()).await {
+        Err(snowflake_mcp::Error::Config { setting, why }) => {
+            assert_eq!(setting, "memory_budget_bytes");
+            assert!(why.contains("less than max_body_bytes"), "{why}");
+        }
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+}
+
 /// A host that drops `serve`'s future (here, aborts its task) stops the
 /// server: the accept loop, which runs on a task of its own, lets the
 /// listener go, so new connections are refused, and an idle keep-alive

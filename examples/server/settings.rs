@@ -252,6 +252,10 @@ impl Given {
             max_body_bytes,
             max_large_bodies_bytes,
             max_backlog_bytes: count("max_backlog_bytes", Config::default().max_backlog_bytes)?,
+            memory_budget_bytes: count(
+                "memory_budget_bytes",
+                Config::default().memory_budget_bytes,
+            )?,
             head_timeout: duration("head_timeout", Config::default().head_timeout)?,
             keep_alive_timeout: duration(
                 "keep_alive_timeout",

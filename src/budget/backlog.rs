@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use super::{Memory, Pool, Shed};
+
 /// The least an answer holds to count: smaller ones are bounded by the
 /// connection limit alone. 64 KiB.
 pub(crate) const COUNTED_FROM: usize = 64 * 1024;
@@ -26,6 +28,9 @@ pub(crate) struct Backlog {
     waiting: parking_lot::Mutex<Waiting>,
     /// Writers cut since the start.
     cuts: std::sync::atomic::AtomicU64,
+    /// The server's budget over all its pools: what waits counts against
+    /// it too (as [`Pool::Backlog`], the first to give up bytes).
+    memory: Option<Arc<Memory>>,
 }
 
 #[derive(Debug, Default)]
@@ -52,12 +57,72 @@ struct Cut {
 
 impl Backlog {
     /// A backlog bound of `max` bytes.
+    #[cfg(test)]
     pub(crate) fn new(max: usize) -> Arc<Backlog> {
         Arc::new(Backlog {
             max,
             waiting: parking_lot::Mutex::default(),
             cuts: std::sync::atomic::AtomicU64::new(0),
+            memory: None,
         })
+    }
+
+    /// A backlog bound of `max` bytes whose waiting bytes count against
+    /// `memory` too: past it, the writers waiting longest are cut as past
+    /// the bound, and other pools' growth may cut them (all of them if
+    /// need be: answers no client reads are the first to go).
+    pub(crate) fn within_memory(max: usize, memory: &Arc<Memory>) -> Arc<Backlog> {
+        let backlog = Arc::new(Backlog {
+            max,
+            waiting: parking_lot::Mutex::default(),
+            cuts: std::sync::atomic::AtomicU64::new(0),
+            memory: Some(Arc::clone(memory)),
+        });
+        let shed: Arc<dyn Shed> = backlog.clone();
+        memory.register(Pool::Backlog, Arc::downgrade(&shed));
+        backlog
+    }
+
+    /// Moves the uncut bytes to `uncut`, in the memory budget too.
+    fn recount(&self, w: &mut Waiting, uncut: usize) {
+        if let Some(memory) = &self.memory {
+            memory.recount(w.uncut, uncut);
+        }
+        w.uncut = uncut;
+    }
+
+    /// Whether the writers hold more than they may: past the bound, or
+    /// past the memory budget.
+    fn over(&self, w: &Waiting) -> bool {
+        w.uncut > self.max || self.memory.as_ref().is_some_and(|m| m.over())
+    }
+
+    /// Cuts the writer whose client has taken nothing for the longest;
+    /// `alone`: even if it is the only one. Returns the bytes it held, or
+    /// `None` if none was cut.
+    fn cut_oldest(&self, w: &mut Waiting, alone: bool) -> Option<usize> {
+        let mut uncut = w
+            .writers
+            .iter()
+            .map(|(_, x)| x)
+            .filter(|x| !x.cut.done.load(Ordering::Relaxed));
+        let first = uncut.next()?;
+        let older = |a: &'_ Writer, b: &'_ Writer| a.since <= b.since;
+        let oldest = match uncut.next() {
+            Some(second) => {
+                let start = if older(second, first) { second } else { first };
+                uncut.fold(start, |a, b| if older(b, a) { b } else { a })
+            }
+            None if alone => first,
+            None => return None,
+        };
+        let (bytes, cut) = (oldest.bytes, Arc::clone(&oldest.cut));
+        let left = w.uncut - bytes;
+        self.recount(w, left);
+        self.cuts.fetch_add(1, Ordering::Relaxed);
+        cut.done.store(true, Ordering::Relaxed);
+        cut.notify.notify_waiters();
+        Some(bytes)
     }
 
     /// Bytes waiting now, of writers not cut.
@@ -93,7 +158,8 @@ impl Stalled {
     /// the writers waiting longest are cut, this one too if it is one.
     pub(crate) fn wait(&mut self, bytes: usize, took: bool) {
         let now = Instant::now();
-        let mut guard = self.backlog.waiting.lock();
+        let backlog = &*self.backlog;
+        let mut guard = backlog.waiting.lock();
         let w = &mut *guard;
         match &self.slot {
             None => {
@@ -103,38 +169,25 @@ impl Stalled {
                     since: now,
                     cut: Arc::clone(&cut),
                 });
-                w.uncut += bytes;
+                let uncut = w.uncut + bytes;
+                backlog.recount(w, uncut);
                 self.slot = Some((slot, cut));
             }
             Some((slot, cut)) => {
-                let writer = &mut w.writers[*slot];
+                let before = w.writers[*slot].bytes;
                 if !cut.done.load(Ordering::Relaxed) {
-                    w.uncut = w.uncut - writer.bytes + bytes;
+                    let uncut = w.uncut - before + bytes;
+                    backlog.recount(w, uncut);
                 }
+                let writer = &mut w.writers[*slot];
                 writer.bytes = bytes;
                 if took {
                     writer.since = now;
                 }
             }
         }
-        while w.uncut > self.backlog.max {
-            let mut uncut = w
-                .writers
-                .iter()
-                .map(|(_, x)| x)
-                .filter(|x| !x.cut.done.load(Ordering::Relaxed));
-            let Some(first) = uncut.next() else { break };
-            // One writer alone is never cut, however much it holds.
-            let Some(second) = uncut.next() else { break };
-            let older = |a: &'_ Writer, b: &'_ Writer| a.since <= b.since;
-            let start = if older(second, first) { second } else { first };
-            let oldest = uncut.fold(start, |a, b| if older(b, a) { b } else { a });
-            let (bytes, cut) = (oldest.bytes, Arc::clone(&oldest.cut));
-            w.uncut -= bytes;
-            self.backlog.cuts.fetch_add(1, Ordering::Relaxed);
-            cut.done.store(true, Ordering::Relaxed);
-            cut.notify.notify_waiters();
-        }
+        // One writer alone is never cut, however much it holds.
+        while backlog.over(w) && backlog.cut_oldest(w, false).is_some() {}
     }
 
     /// Nothing waits any more: the registration is removed.
@@ -143,7 +196,8 @@ impl Stalled {
             let mut w = self.backlog.waiting.lock();
             let writer = w.writers.remove(slot);
             if !cut.done.load(Ordering::Relaxed) {
-                w.uncut -= writer.bytes;
+                let uncut = w.uncut - writer.bytes;
+                self.backlog.recount(&mut w, uncut);
             }
         }
     }
@@ -169,6 +223,22 @@ impl Stalled {
             }
             notified.await;
         }
+    }
+}
+
+impl Shed for Backlog {
+    /// Cuts the writers waiting longest until `bytes` are given up, the
+    /// last one too.
+    fn shed(&self, bytes: usize) -> usize {
+        let mut w = self.waiting.lock();
+        let mut freed = 0;
+        while freed < bytes {
+            match self.cut_oldest(&mut w, true) {
+                Some(held) => freed += held,
+                None => break,
+            }
+        }
+        freed
     }
 }
 
@@ -234,5 +304,30 @@ mod tests {
         let idle = Stalled::new(&backlog);
         let never = tokio::time::timeout(Duration::from_millis(20), idle.cut()).await;
         assert!(never.is_err());
+    }
+
+    #[test]
+    fn what_waits_counts_against_the_memory_budget_and_gives_way_first() {
+        let memory = Memory::new(100);
+        let backlog = Backlog::within_memory(80, &memory);
+        let mut a = Stalled::new(&backlog);
+        let mut b = Stalled::new(&backlog);
+        a.wait(30, false);
+        std::thread::sleep(Duration::from_millis(2));
+        b.wait(30, false);
+        assert_eq!(memory.used(), 60);
+        // Another pool holds 50: the writers, within their own bound, are
+        // past the memory's, and the one waiting longest is cut.
+        memory.charge(50);
+        b.wait(31, false);
+        assert!(a.is_cut() && !b.is_cut());
+        assert_eq!(memory.used(), 81);
+        // A pool worth more needs room: the last writer goes too.
+        memory.charge(40);
+        assert!(memory.make_room(Pool::Input));
+        assert!(b.is_cut());
+        assert_eq!((memory.used(), backlog.waiting_bytes()), (90, 0));
+        drop((a, b));
+        assert_eq!(memory.used(), 90);
     }
 }

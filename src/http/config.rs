@@ -35,6 +35,8 @@ pub(crate) fn bodies_budget(config: &Config) -> usize {
 pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// [`Config::max_backlog_bytes`] by default: 64 MiB.
 pub(crate) const DEFAULT_MAX_BACKLOG_BYTES: usize = 64 * 1024 * 1024;
+/// [`Config::memory_budget_bytes`] by default: 128 MiB.
+pub(crate) const DEFAULT_MEMORY_BUDGET_BYTES: usize = 128 * 1024 * 1024;
 /// Deadline for a whole request head, from its first byte; past it: 408 and close. Default: 10 s.
 ///
 /// It is one deadline, not a per-read timeout, so a client that trickles a
@@ -105,6 +107,22 @@ pub struct Config {
     /// read go last. One answer larger than this alone is never cut.
     /// Default: 64 MiB.
     pub max_backlog_bytes: usize,
+    /// Most bytes the server holds for its clients at once in all its
+    /// bounded pools together: large request bodies and WebSocket messages
+    /// being read ([`Config::max_large_bodies_bytes`]), answers waiting for
+    /// clients that do not read ([`Config::max_backlog_bytes`]), and, in a
+    /// [`crate::Service`], answers kept for resumption and task results.
+    /// Each pool keeps its own bound; this one bounds their sum. A pool
+    /// that grows past it first makes the pools less worth keeping give up
+    /// bytes (answers no client reads first, then answers kept for
+    /// resumption, then task results), then applies its own rule (a large
+    /// body refused with 503, a WebSocket message closed with 1013, the
+    /// oldest kept answer or result dropped). `/status` shows what is held
+    /// (`memory`), `/metrics` as `snowflake_mcp_memory_bytes`. Default:
+    /// 128 MiB (two pools full at once). At least `max_body_bytes` (a
+    /// smaller value is [`crate::Error::Config`]); a WebSocket message
+    /// limit above it leaves messages that large no room.
+    pub memory_budget_bytes: usize,
     /// Most connections served at once; past it: 503 and close. Default: 1024.
     pub max_connections: usize,
     /// Most connections one client holds at once (a client is an IPv4
@@ -201,6 +219,7 @@ impl Default for Config {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_large_bodies_bytes: None,
             max_backlog_bytes: DEFAULT_MAX_BACKLOG_BYTES,
+            memory_budget_bytes: DEFAULT_MEMORY_BUDGET_BYTES,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_client: None,
             head_timeout: DEFAULT_HEAD_TIMEOUT,
@@ -256,6 +275,15 @@ impl Config {
                 why: format!(
                     "{bound} is less than max_body_bytes ({}): no largest body would fit",
                     self.max_body_bytes
+                ),
+            });
+        }
+        if self.memory_budget_bytes < self.max_body_bytes {
+            return Err(crate::Error::Config {
+                setting: "memory_budget_bytes",
+                why: format!(
+                    "{} is less than max_body_bytes ({}): no largest body would fit",
+                    self.memory_budget_bytes, self.max_body_bytes
                 ),
             });
         }

@@ -20,6 +20,9 @@ pub(crate) struct Shared {
     /// Answers waiting for clients that do not take them (see
     /// [`crate::http::config::Config::max_backlog_bytes`]).
     pub(crate) backlog: std::sync::Arc<crate::budget::Backlog>,
+    /// The budget over all the server's pools (see
+    /// [`crate::http::config::Config::memory_budget_bytes`]).
+    pub(crate) memory: std::sync::Arc<crate::budget::Memory>,
     /// The connections each client holds.
     pub(crate) clients: super::clients::ClientConns,
 }

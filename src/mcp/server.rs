@@ -501,6 +501,12 @@ pub(crate) struct Inner {
 }
 
 impl McpServer {
+    /// Counts the results its tasks keep against `memory` (the service's
+    /// budget over all its pools) too.
+    pub(crate) fn use_memory(&self, memory: &std::sync::Arc<crate::budget::Memory>) {
+        self.0.tasks.use_memory(memory);
+    }
+
     /// The version clients see in `serverInfo`.
     pub(crate) fn server_version(&self) -> &str {
         &self.0.settings.version

@@ -221,6 +221,20 @@ impl Ops {
                  the backlog bound (theirs had taken nothing for the longest).",
                 one(stats.backlog_cuts()),
             );
+            out.family(
+                "snowflake_mcp_memory_bytes",
+                "gauge",
+                "Bytes held for clients by all bounded pools together (large bodies and messages, \
+                 answers waiting for clients that do not read, answers kept for resumption, task \
+                 results).",
+                one(stats.memory_bytes() as u64),
+            );
+            out.family(
+                "snowflake_mcp_memory_budget_bytes",
+                "gauge",
+                "The bound on what all bounded pools hold together.",
+                one(stats.memory_budget_bytes() as u64),
+            );
         }
     }
 

@@ -412,6 +412,11 @@ impl Ops {
             .http
             .get()
             .map(|h| json!({"bytes": h.backlog_bytes(), "cuts": h.backlog_cuts()}));
+        // What all the bounded pools hold, against the one budget.
+        let memory = self
+            .http
+            .get()
+            .map(|h| json!({"bytes": h.memory_bytes(), "budget": h.memory_budget_bytes()}));
         json!({
             "version": self.version,
             "uptime_seconds": self.started.elapsed().as_secs(),
@@ -419,6 +424,7 @@ impl Ops {
             "transports": self.transports.get().map(Vec::as_slice).unwrap_or_default().iter().map(|(name, at)| json!({"name": name, "address": at})).collect::<Vec<_>>(),
             "connections": by_transport,
             "backlog": backlog,
+            "memory": memory,
             "sessions_active": snap.active_sessions(),
             "active_requests": active,
             "warehouse": self.kind(),

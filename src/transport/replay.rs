@@ -12,8 +12,10 @@
 
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+
+use crate::budget::{Memory, Pool, Shed};
 
 use bytes::Bytes;
 use tokio::sync::Notify;
@@ -35,16 +37,51 @@ pub(crate) struct ReplayBudget {
     /// Bytes kept by all sessions. Relaxed: a counter compared with a
     /// bound; each session's own bytes are exact under its lock.
     used: AtomicUsize,
+    /// The server's budget over all its pools: what is kept counts against
+    /// it too (as [`Pool::Replay`]).
+    memory: Arc<Memory>,
+    /// Every session's record, so another pool's growth can take bytes
+    /// from the sessions keeping the most. Swept of ended ones as records
+    /// are made.
+    sessions: Mutex<Vec<Weak<Replay>>>,
 }
 
 impl ReplayBudget {
     /// Bounds of `per_session` and `total` bytes.
+    #[cfg(test)]
     pub(crate) fn new(per_session: usize, total: usize) -> Arc<ReplayBudget> {
-        Arc::new(ReplayBudget {
+        ReplayBudget::within_memory(per_session, total, &Memory::unbounded())
+    }
+
+    /// Bounds of `per_session` and `total` bytes, whose kept bytes count
+    /// against `memory` too: past it, the oldest events go as past the
+    /// bounds, and other pools' growth takes them from the sessions
+    /// keeping the most.
+    pub(crate) fn within_memory(
+        per_session: usize,
+        total: usize,
+        memory: &Arc<Memory>,
+    ) -> Arc<ReplayBudget> {
+        let budget = Arc::new(ReplayBudget {
             per_session,
             total,
             used: AtomicUsize::new(0),
-        })
+            memory: Arc::clone(memory),
+            sessions: Mutex::new(Vec::new()),
+        });
+        let shed: Arc<dyn Shed> = budget.clone();
+        memory.register(Pool::Replay, Arc::downgrade(&shed));
+        budget
+    }
+
+    fn add(&self, bytes: usize) {
+        self.used.fetch_add(bytes, Ordering::Relaxed);
+        self.memory.charge(bytes);
+    }
+
+    fn sub(&self, bytes: usize) {
+        self.used.fetch_sub(bytes, Ordering::Relaxed);
+        self.memory.discharge(bytes);
     }
 
     /// Bytes kept by all sessions now.
@@ -102,13 +139,18 @@ pub(crate) enum Catchup {
 
 impl Replay {
     /// An empty record drawing on `budget`.
-    pub(crate) fn new(budget: Arc<ReplayBudget>) -> Replay {
-        Replay {
+    pub(crate) fn new(budget: Arc<ReplayBudget>) -> Arc<Replay> {
+        let replay = Arc::new(Replay {
             logs: Mutex::new(Logs::default()),
             opened: AtomicU64::new(0),
             budget,
             changed: Notify::new(),
-        }
+        });
+        let mut sessions = replay.budget.sessions.lock();
+        sessions.retain(|s| s.strong_count() > 0);
+        sessions.push(Arc::downgrade(&replay));
+        drop(sessions);
+        replay
     }
 
     fn lock(&self) -> parking_lot::MutexGuard<'_, Logs> {
@@ -130,7 +172,7 @@ impl Replay {
             if let Some(log) = logs.streams.remove(&k) {
                 let freed: usize = log.events.iter().map(|(_, e)| e.len()).sum();
                 logs.bytes -= freed;
-                self.budget.used.fetch_sub(freed, Ordering::Relaxed);
+                self.budget.sub(freed);
             }
         }
         logs.streams.insert(
@@ -153,37 +195,58 @@ impl Replay {
                 {
                     log.dropped_through = old;
                     logs.bytes -= e.len();
-                    self.budget.used.fetch_sub(e.len(), Ordering::Relaxed);
+                    self.budget.sub(e.len());
                 }
                 logs.bytes += event.len();
-                self.budget.used.fetch_add(event.len(), Ordering::Relaxed);
+                self.budget.add(event.len());
                 log.events.push_back((n, event));
+                // Answers no client reads go first (the backlog never
+                // takes a record's lock: holding this one is safe).
+                self.budget.memory.make_room(Pool::Replay);
                 self.shed(logs);
             }
         }
         self.changed.notify_waiters();
     }
 
-    /// Drops this session's oldest events while it is over its own bound or
-    /// all sessions together are over theirs.
+    /// Drops this session's oldest events while it is over its own bound,
+    /// all sessions together are over theirs, or all pools over the
+    /// memory budget.
     fn shed(&self, logs: &mut Logs) {
         let over = |logs: &Logs| {
             logs.bytes > self.budget.per_session
                 || self.budget.used.load(Ordering::Relaxed) > self.budget.total
+                || self.budget.memory.over()
         };
-        while over(logs) {
-            let oldest = logs
-                .streams
-                .values_mut()
-                .filter(|l| !l.events.is_empty())
-                .min_by_key(|l| l.opened);
-            let Some(log) = oldest else { return };
-            if let Some((n, e)) = log.events.pop_front() {
-                log.dropped_through = n;
-                logs.bytes -= e.len();
-                self.budget.used.fetch_sub(e.len(), Ordering::Relaxed);
+        while over(logs) && self.drop_oldest(logs).is_some() {}
+    }
+
+    /// Drops the oldest event of the oldest stream holding one; its bytes.
+    fn drop_oldest(&self, logs: &mut Logs) -> Option<usize> {
+        let log = logs
+            .streams
+            .values_mut()
+            .filter(|l| !l.events.is_empty())
+            .min_by_key(|l| l.opened)?;
+        let (n, e) = log.events.pop_front()?;
+        log.dropped_through = n;
+        logs.bytes -= e.len();
+        self.budget.sub(e.len());
+        Some(e.len())
+    }
+
+    /// Drops this session's oldest events until `bytes` are given up (or
+    /// none is left); the bytes given up.
+    fn give_up(&self, bytes: usize) -> usize {
+        let mut logs = self.lock();
+        let mut freed = 0;
+        while freed < bytes {
+            match self.drop_oldest(&mut logs) {
+                Some(len) => freed += len,
+                None => break,
             }
         }
+        freed
     }
 
     /// Marks a stream as ended.
@@ -227,7 +290,36 @@ impl Replay {
 impl Drop for Replay {
     fn drop(&mut self) {
         let bytes = self.lock().bytes;
-        self.budget.used.fetch_sub(bytes, Ordering::Relaxed);
+        self.budget.sub(bytes);
+    }
+}
+
+impl Shed for ReplayBudget {
+    /// Takes `bytes` from the sessions keeping the most, their oldest
+    /// events first.
+    fn shed(&self, bytes: usize) -> usize {
+        let sessions: Vec<Arc<Replay>> = self
+            .sessions
+            .lock()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        let mut by_bytes: Vec<(usize, Arc<Replay>)> = sessions
+            .into_iter()
+            .map(|r| {
+                let bytes = r.lock().bytes;
+                (bytes, r)
+            })
+            .collect();
+        by_bytes.sort_by_key(|(bytes, _)| std::cmp::Reverse(*bytes));
+        let mut freed = 0;
+        for (_, replay) in &by_bytes {
+            if freed >= bytes {
+                break;
+            }
+            freed += replay.give_up(bytes - freed);
+        }
+        freed
     }
 }
 
@@ -241,7 +333,7 @@ pub(crate) fn parse_event_id(id: &str) -> Option<(&str, u64)> {
 mod tests {
     use super::*;
 
-    fn replay() -> Replay {
+    fn replay() -> Arc<Replay> {
         Replay::new(ReplayBudget::new(usize::MAX, usize::MAX))
     }
 
@@ -314,5 +406,39 @@ mod tests {
         drop(a);
         drop(b);
         assert_eq!(budget.used(), 0, "a dropped session gives its bytes back");
+    }
+
+    #[test]
+    fn kept_events_count_against_the_memory_budget_and_give_way() {
+        let memory = Memory::new(2000);
+        let budget = ReplayBudget::within_memory(1000, 10_000, &memory);
+        let (a, b) = (
+            Replay::new(Arc::clone(&budget)),
+            Replay::new(Arc::clone(&budget)),
+        );
+        a.open("1");
+        b.open("1");
+        for n in 1..=3 {
+            a.record("1", n, Bytes::from(vec![b'a'; 300]));
+        }
+        b.record("1", 1, Bytes::from(vec![b'b'; 300]));
+        assert_eq!(memory.used(), 1200);
+        // Another pool holds 700: the next event, within the record's own
+        // bounds, is past the memory's, and its session's oldest goes.
+        memory.charge(700);
+        b.record("1", 2, Bytes::from(vec![b'b'; 300]));
+        assert!(matches!(b.after("1", 0), Some(Catchup::Gap)));
+        assert_eq!(events(b.after("1", 1)).0, [2]);
+        assert_eq!(memory.used(), 1900);
+        // A pool worth more needs 700 more: the session keeping the most
+        // gives its oldest first, and no more than needed.
+        memory.charge(700);
+        assert!(memory.make_room(Pool::Input));
+        assert_eq!(events(a.after("1", 2)).0, [3]);
+        assert!(matches!(a.after("1", 1), Some(Catchup::Gap)));
+        assert_eq!(events(b.after("1", 1)).0, [2]);
+        assert_eq!(memory.used(), 2000);
+        drop((a, b));
+        assert_eq!(memory.used(), 1400);
     }
 }

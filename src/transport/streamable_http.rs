@@ -121,21 +121,33 @@ impl StreamableHttp {
 
     /// An endpoint serving `server` with these settings.
     pub fn with_config(server: McpServer, config: HttpMcpConfig) -> Arc<StreamableHttp> {
-        StreamableHttp::wired(server, config, Admission::default(), Registry::new())
+        StreamableHttp::wired(
+            server,
+            config,
+            Admission::default(),
+            Registry::new(),
+            &crate::budget::Memory::unbounded(),
+        )
     }
 
     /// An endpoint that admits requests by `admission` (the service's one
     /// policy: `Host` and `Origin` 403, bearer keys 401, per-address rate
     /// 429) and registers its sessions in `registry` (shared with the
-    /// [`crate::Server`] and other transports).
+    /// [`crate::Server`] and other transports); what it keeps for
+    /// resumption counts against `memory` (the service's budget over all
+    /// its pools).
     pub(crate) fn wired(
         server: McpServer,
         config: HttpMcpConfig,
         admission: Admission,
         registry: Arc<Registry>,
+        memory: &Arc<crate::budget::Memory>,
     ) -> Arc<StreamableHttp> {
-        let replay_budget =
-            ReplayBudget::new(config.replay_bytes_per_session, config.replay_bytes_total);
+        let replay_budget = ReplayBudget::within_memory(
+            config.replay_bytes_per_session,
+            config.replay_bytes_total,
+            memory,
+        );
         Arc::new(StreamableHttp {
             server,
             sessions: Mutex::new(SessionTable::default()),
@@ -240,7 +252,7 @@ impl StreamableHttp {
                 last_used: Instant::now(),
                 _ended: ended_tx,
                 ended,
-                replay: Arc::new(Replay::new(Arc::clone(&self.replay_budget))),
+                replay: Replay::new(Arc::clone(&self.replay_budget)),
             },
         );
     }

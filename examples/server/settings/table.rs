@@ -234,6 +234,14 @@ fn limit_specs() -> Vec<Spec> {
             "bytes of answers held for clients that do not read, by /mcp and /ws together (past it the longest-stalled are closed)",
         ),
         s(
+            "memory_budget_bytes",
+            "--memory-budget-bytes",
+            "MCP_MEMORY_BUDGET_BYTES",
+            "BYTES",
+            Config::default().memory_budget_bytes.to_string(),
+            "bytes held for clients by all bounded pools together: large bodies and messages, answers for clients that do not read, answers kept for resumption, task results",
+        ),
+        s(
             "ws_max_message_bytes",
             "--ws-max-message-bytes",
             "MCP_WS_MAX_MESSAGE_BYTES",

@@ -40,6 +40,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use tokio::sync::{Notify, watch};
 
+use crate::budget::{Memory, Pool, Shed};
 use crate::jsonrpc::{INTERNAL_ERROR, RpcError};
 use crate::util::date::format_rfc3339;
 
@@ -405,8 +406,9 @@ impl Task {
         if let Some(tasks) = tasks.as_mut()
             && tasks.by_id.contains_key(&self.id)
         {
-            tasks.kept += bytes;
+            tasks.keep(bytes);
             tasks.within(MAX_KEPT_RESULT_BYTES);
+            tasks.within_memory();
             if !tasks.by_id.contains_key(&self.id) {
                 // Dropped at once to keep within the bound: nothing to tell.
                 return;
@@ -435,13 +437,41 @@ pub(crate) struct Table {
     by_id: HashMap<String, Arc<Task>>,
     /// Bytes of the results of the tasks in `by_id`.
     kept: usize,
+    /// The server's budget over all its pools, which the results count
+    /// against too (as [`Pool::Tasks`]), if the store was given one.
+    memory: Option<Arc<Memory>>,
 }
 
 /// Finished tasks of one principal: their results' bytes in all, and each
 /// one's last change, id and bytes, newest first (the oldest pops first).
 type Finished = (usize, Vec<(SystemTime, String, usize)>);
 
+impl Shed for LocalTasks {
+    /// Drops finished tasks, oldest of the principal holding the most
+    /// first, until `bytes` of results are given up.
+    fn shed(&self, bytes: usize) -> usize {
+        let mut table = self.lock();
+        let before = table.kept;
+        table.within(before.saturating_sub(bytes));
+        before - table.kept
+    }
+}
+
 impl LocalTasks {
+    /// Counts the results kept against `memory` too, and lets other pools'
+    /// growth take from them.
+    fn use_memory(self: &Arc<Self>, memory: &Arc<Memory>) {
+        let mut table = self.lock();
+        if let Some(before) = table.memory.take() {
+            before.discharge(table.kept);
+        }
+        memory.charge(table.kept);
+        table.memory = Some(Arc::clone(memory));
+        drop(table);
+        let shed: Arc<dyn Shed> = self.clone();
+        memory.register(Pool::Tasks, Arc::downgrade(&shed));
+    }
+
     /// The table. A std mutex: held to insert, find or sweep, never across
     /// an `.await`; a task's own lock is taken after it, never before.
     fn lock(&self) -> parking_lot::MutexGuard<'_, Table> {
@@ -470,7 +500,11 @@ impl Table {
     /// Forgets `id`, and its result's bytes (in the shared store too).
     fn remove(&mut self, id: &str) {
         if let Some(task) = self.by_id.remove(id) {
-            self.kept = self.kept.saturating_sub(task.result_bytes());
+            let kept = self.kept.saturating_sub(task.result_bytes());
+            if let Some(memory) = &self.memory {
+                memory.recount(self.kept, kept);
+            }
+            self.kept = kept;
             #[cfg(feature = "redis")]
             if let Some(shared) = &task.shared {
                 shared.forget(id);
@@ -511,6 +545,27 @@ impl Table {
             tasks.sort_by_key(|t| std::cmp::Reverse(t.0));
         }
         by
+    }
+
+    /// Counts `bytes` more of results kept.
+    fn keep(&mut self, bytes: usize) {
+        self.kept += bytes;
+        if let Some(memory) = &self.memory {
+            memory.charge(bytes);
+        }
+    }
+
+    /// Past the memory budget, the pools worth less give way first, then
+    /// the oldest results go (as past [`MAX_KEPT_RESULT_BYTES`]). The
+    /// pools asked never take the table's lock: holding it is safe.
+    fn within_memory(&mut self) {
+        let Some(memory) = self.memory.clone() else {
+            return;
+        };
+        if !memory.make_room(Pool::Tasks) {
+            let excess = memory.used().saturating_sub(memory.max());
+            self.within(self.kept.saturating_sub(excess));
+        }
     }
 
     /// Drops finished tasks until their results hold at most `budget`
@@ -560,6 +615,12 @@ impl TaskStore {
             attached
         });
         TaskStore { tasks, shared }
+    }
+
+    /// Counts the results kept against `memory` (the server's budget over
+    /// all its pools) too.
+    pub(crate) fn use_memory(&self, memory: &Arc<Memory>) {
+        self.tasks.use_memory(memory);
     }
 
     /// The shared store, if tasks are kept in one.
@@ -824,6 +885,38 @@ mod tests {
         let d = a[2].detailed_json();
         assert_eq!(d["status"], "completed");
         assert_eq!(d["result"]["text"].as_str().map(str::len), Some(1000));
+    }
+
+    #[test]
+    fn kept_results_count_against_the_memory_budget_and_give_way() {
+        let store = TaskStore::default();
+        let result = |n: usize| raw(json!({"text": "x".repeat(n)}));
+        let finished = |principal: &str| {
+            let task = store.create(Some(principal)).expect("task");
+            task.finish(Ok(result(1000)));
+            std::thread::sleep(Duration::from_millis(2));
+            task
+        };
+        let early = finished("key:a");
+        let each = early.result_bytes();
+        let memory = Memory::new(each * 3);
+        store.use_memory(&memory);
+        assert_eq!(memory.used(), each, "what was kept before is counted");
+        let a: Vec<Arc<Task>> = (0..2).map(|_| finished("key:a")).collect();
+        assert_eq!(memory.used(), 3 * each);
+        // Another pool holds one result's worth: the next result, within
+        // the store's own bound, is past the memory's, and the oldest goes.
+        memory.charge(each);
+        let b = finished("key:b");
+        let kept = |t: &Arc<Task>, p: &str| store.get(&t.id, Some(p)).is_some();
+        assert!(!kept(&early, "key:a") && !kept(&a[0], "key:a"));
+        assert!(kept(&a[1], "key:a") && kept(&b, "key:b"));
+        assert_eq!(memory.used(), 3 * each);
+        // A pool worth more needs room: the results give way.
+        memory.charge(each);
+        assert!(memory.make_room(Pool::Input));
+        assert_eq!(memory.used(), 3 * each);
+        assert_eq!(store.lock().kept, each);
     }
 
     #[tokio::test]

@@ -1,0 +1,219 @@
+//! One bound over what a server holds for its clients in all its bounded
+//! pools together: large request bodies and WebSocket messages being read,
+//! answers waiting behind the full sockets of clients that do not read,
+//! answers kept for resumption, and task results. Each pool keeps its own
+//! bound too; this one makes their sum a budget rather than the sum of
+//! their bounds (four pools of 64 MiB could otherwise hold 256 MiB at once).
+//!
+//! A pool that grows past the budget first makes the pools less worth
+//! keeping give up what they hold ([`Pool`], least worth first: answers no
+//! client reads, then answers kept for a resumption that may never come,
+//! then task results); if that is not enough, it applies its own rule (a
+//! body is refused, a stalled connection cut, the oldest kept answer or
+//! result dropped).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+
+/// The pools of a [`Memory`], least worth keeping first: a pool's growth
+/// sheds only pools before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Pool {
+    /// Answers waiting for clients that do not take them.
+    Backlog,
+    /// Answers kept so a client that lost a stream can resume it.
+    Replay,
+    /// Results of finished tasks, kept until read or expired.
+    Tasks,
+    /// Large request bodies and WebSocket messages being read.
+    Input,
+}
+
+/// A pool that can give up some of what it holds when another needs room.
+pub(crate) trait Shed: Send + Sync {
+    /// Gives up about `bytes` (more or less, as its pieces fall); returns
+    /// how many it gave up. Called with no lock of the caller's held.
+    fn shed(&self, bytes: usize) -> usize;
+}
+
+/// The budget: bytes held by all pools, against one bound.
+pub(crate) struct Memory {
+    /// Relaxed: a counter compared with a bound, ordering nothing else.
+    used: AtomicUsize,
+    max: usize,
+    shedders: parking_lot::Mutex<Vec<(Pool, Weak<dyn Shed>)>>,
+}
+
+impl std::fmt::Debug for Memory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Memory")
+            .field("used", &self.used())
+            .field("max", &self.max)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Memory {
+    /// A budget of `max` bytes.
+    pub(crate) fn new(max: usize) -> Arc<Memory> {
+        Arc::new(Memory {
+            used: AtomicUsize::new(0),
+            max,
+            shedders: parking_lot::Mutex::new(Vec::new()),
+        })
+    }
+
+    /// No bound beyond each pool's own (a pool used on its own).
+    pub(crate) fn unbounded() -> Arc<Memory> {
+        Memory::new(usize::MAX)
+    }
+
+    /// Bytes held by all pools now.
+    pub(crate) fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// The bound.
+    pub(crate) fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Whether the pools hold more than the bound.
+    pub(crate) fn over(&self) -> bool {
+        self.used() > self.max
+    }
+
+    /// Counts `bytes` more held.
+    pub(crate) fn charge(&self, bytes: usize) {
+        self.used.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Counts `bytes` given back.
+    pub(crate) fn discharge(&self, bytes: usize) {
+        self.used.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    /// Moves what is counted from `before` to `after` bytes.
+    pub(crate) fn recount(&self, before: usize, after: usize) {
+        if after > before {
+            self.charge(after - before);
+        } else {
+            self.discharge(before - after);
+        }
+    }
+
+    /// Registers `shed` as `pool`'s way to give up bytes for others.
+    pub(crate) fn register(&self, pool: Pool, shed: Weak<dyn Shed>) {
+        let mut shedders = self.shedders.lock();
+        shedders.retain(|(_, s)| s.strong_count() > 0);
+        shedders.push((pool, shed));
+        shedders.sort_by_key(|(p, _)| *p);
+    }
+
+    /// While the pools hold more than the bound, asks the pools less worth
+    /// keeping than `pool` to give up bytes, least worth first. Returns
+    /// whether the pools are within the bound after. Call it with none of
+    /// the pools' locks held.
+    pub(crate) fn make_room(&self, pool: Pool) -> bool {
+        if !self.over() {
+            return true;
+        }
+        let below: Vec<Arc<dyn Shed>> = self
+            .shedders
+            .lock()
+            .iter()
+            .filter(|(p, _)| *p < pool)
+            .filter_map(|(_, s)| s.upgrade())
+            .collect();
+        for shed in below {
+            while self.over() {
+                if shed.shed(self.used() - self.max) == 0 {
+                    break;
+                }
+            }
+        }
+        !self.over()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pool of pieces of 10 bytes, given up one at a time.
+    struct Pieces {
+        memory: Arc<Memory>,
+        held: parking_lot::Mutex<usize>,
+    }
+
+    impl Pieces {
+        fn hold(&self, n: usize) {
+            *self.held.lock() += n * 10;
+            self.memory.charge(n * 10);
+        }
+        fn held(&self) -> usize {
+            *self.held.lock()
+        }
+    }
+
+    impl Shed for Pieces {
+        fn shed(&self, bytes: usize) -> usize {
+            let mut held = self.held.lock();
+            let gone = (*held).min(bytes.div_ceil(10) * 10);
+            *held -= gone;
+            self.memory.discharge(gone);
+            gone
+        }
+    }
+
+    fn pool(memory: &Arc<Memory>, which: Pool) -> Arc<Pieces> {
+        let pieces = Arc::new(Pieces {
+            memory: Arc::clone(memory),
+            held: parking_lot::Mutex::new(0),
+        });
+        let shed: Arc<dyn Shed> = pieces.clone();
+        memory.register(which, Arc::downgrade(&shed));
+        pieces
+    }
+
+    #[test]
+    fn growth_past_the_bound_sheds_the_pools_worth_less_first() {
+        let memory = Memory::new(100);
+        let backlog = pool(&memory, Pool::Backlog);
+        let replay = pool(&memory, Pool::Replay);
+        let tasks = pool(&memory, Pool::Tasks);
+        backlog.hold(3);
+        replay.hold(4);
+        tasks.hold(3);
+        assert!(memory.make_room(Pool::Input), "within: nothing shed");
+        assert_eq!(memory.used(), 100);
+        // An input of 50 bytes: the backlog goes whole, then 20 of replay.
+        memory.charge(50);
+        assert!(memory.make_room(Pool::Input));
+        assert_eq!((backlog.held(), replay.held(), tasks.held()), (0, 20, 30));
+        // Replay's own growth sheds only the backlog (empty): still over.
+        memory.charge(10);
+        assert!(!memory.make_room(Pool::Replay));
+        assert_eq!((replay.held(), tasks.held()), (20, 30));
+        // Tasks' growth sheds replay, and no more than needed.
+        assert!(memory.make_room(Pool::Tasks));
+        assert_eq!((replay.held(), tasks.held()), (10, 30));
+        assert_eq!(memory.used(), 100);
+    }
+
+    #[test]
+    fn a_dropped_pool_is_not_asked() {
+        let memory = Memory::new(10);
+        let backlog = pool(&memory, Pool::Backlog);
+        backlog.hold(1);
+        drop(backlog);
+        memory.charge(5);
+        assert!(!memory.make_room(Pool::Input));
+        let _replay = pool(&memory, Pool::Replay);
+        assert_eq!(
+            memory.shedders.lock().len(),
+            1,
+            "swept at the next register"
+        );
+    }
+}
