@@ -6,6 +6,9 @@
 //! (large request bodies of all connections, large WebSocket messages of
 //! all sockets). [`Backlog`] bounds what waits for clients that do not
 //! read: answers behind full sockets, for all connections at once.
+//! [`Memory`] bounds the sum of a server's pools: what each holds counts
+//! against it too, and a pool that needs room makes the pools less worth
+//! keeping give up bytes first.
 
 mod backlog;
 mod memory;
