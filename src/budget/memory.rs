@@ -88,9 +88,14 @@ impl Memory {
         self.used.fetch_add(bytes, Ordering::Relaxed);
     }
 
-    /// Counts `bytes` given back.
+    /// Counts `bytes` given back (never below nothing: a pool counted
+    /// from before it joined the budget cannot wrap the count).
     pub(crate) fn discharge(&self, bytes: usize) {
-        self.used.fetch_sub(bytes, Ordering::Relaxed);
+        let _ = self
+            .used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                Some(used.saturating_sub(bytes))
+            });
     }
 
     /// Moves what is counted from `before` to `after` bytes.

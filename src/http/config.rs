@@ -111,7 +111,8 @@ pub struct Config {
     /// bounded pools together: large request bodies and WebSocket messages
     /// being read ([`Config::max_large_bodies_bytes`]), answers waiting for
     /// clients that do not read ([`Config::max_backlog_bytes`]), and, in a
-    /// [`crate::Service`], answers kept for resumption and task results.
+    /// [`crate::Service`], answers kept for resumption, task results and
+    /// task states waiting for Redis.
     /// Each pool keeps its own bound; this one bounds their sum. A pool
     /// that grows past it first makes the pools less worth keeping give up
     /// bytes (answers no client reads first, then answers kept for

@@ -446,6 +446,14 @@ pub(crate) struct Table {
 /// one's last change, id and bytes, newest first (the oldest pops first).
 type Finished = (usize, Vec<(SystemTime, String, usize)>);
 
+impl Drop for Table {
+    fn drop(&mut self) {
+        if let Some(memory) = &self.memory {
+            memory.discharge(self.kept);
+        }
+    }
+}
+
 impl Shed for LocalTasks {
     /// Drops finished tasks, oldest of the principal holding the most
     /// first, until `bytes` of results are given up.
@@ -621,6 +629,10 @@ impl TaskStore {
     /// all its pools) too.
     pub(crate) fn use_memory(&self, memory: &Arc<Memory>) {
         self.tasks.use_memory(memory);
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.shared {
+            shared.use_memory(memory);
+        }
     }
 
     /// The shared store, if tasks are kept in one.
@@ -917,6 +929,12 @@ mod tests {
         assert!(memory.make_room(Pool::Input));
         assert_eq!(memory.used(), 3 * each);
         assert_eq!(store.lock().kept, each);
+        drop(store);
+        assert_eq!(
+            memory.used(),
+            2 * each,
+            "a dropped store gives its bytes back"
+        );
     }
 
     #[tokio::test]

@@ -126,22 +126,50 @@ struct Pending {
     stale: Mutex<HashSet<String>>,
     /// Whether writes are being dropped (warned once per spell).
     dropping: AtomicBool,
+    /// The server's budget over all its pools, which queued states count
+    /// against too (ranked with the task results they mirror).
+    memory: std::sync::OnceLock<Arc<crate::budget::Memory>>,
 }
 
 impl Pending {
     /// Counts `bytes` as queued, unless that would pass [`WRITE_QUEUE_BYTES`].
+    /// Past the memory budget, once the pools worth less gave way, the
+    /// state is not queued either.
     fn reserve(&self, bytes: usize) -> bool {
-        self.bytes
+        let queued = self
+            .bytes
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
                 queued
                     .checked_add(bytes)
                     .filter(|&total| total <= WRITE_QUEUE_BYTES)
             })
-            .is_ok()
+            .is_ok();
+        if !queued {
+            return false;
+        }
+        if let Some(memory) = self.memory.get() {
+            memory.charge(bytes);
+            if !memory.make_room(crate::budget::Pool::Tasks) {
+                memory.discharge(bytes);
+                self.bytes.fetch_sub(bytes, Ordering::AcqRel);
+                return false;
+            }
+        }
+        true
     }
 
     fn release(&self, bytes: usize) {
         self.bytes.fetch_sub(bytes, Ordering::AcqRel);
+        if let Some(memory) = self.memory.get() {
+            memory.discharge(bytes);
+        }
+    }
+
+    /// Counts what is queued against `memory` from now on (once).
+    fn use_memory(&self, memory: &Arc<crate::budget::Memory>) {
+        if self.memory.set(Arc::clone(memory)).is_ok() {
+            memory.charge(self.bytes.load(Ordering::Acquire));
+        }
     }
 
     /// Remembers that `task`'s state in Redis is behind, to be written again.
@@ -280,6 +308,12 @@ impl SharedTasks {
             return false;
         }
         rx.await.unwrap_or(false)
+    }
+
+    /// Counts the task states queued for Redis against `memory` (the
+    /// server's budget over all its pools) too.
+    pub(crate) fn use_memory(&self, memory: &Arc<crate::budget::Memory>) {
+        self.0.pending.use_memory(memory);
     }
 
     /// Ties the store to a server's tasks; `false` if it already serves one.
@@ -763,5 +797,35 @@ async fn listen_loop(
         }
         tracing::warn!("the task relay channel closed; subscribing again");
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::budget::Memory;
+
+    #[test]
+    fn queued_states_count_against_the_memory_budget() {
+        let pending = Pending::default();
+        assert!(
+            pending.reserve(100),
+            "no budget yet: the queue's own bound only"
+        );
+        let memory = Memory::new(1000);
+        pending.use_memory(&memory);
+        assert_eq!(memory.used(), 100, "what was queued before is counted");
+        memory.charge(700);
+        assert!(pending.reserve(200));
+        assert!(
+            !pending.reserve(1),
+            "within the queue's own bound, past the budget"
+        );
+        assert_eq!(
+            (pending.bytes.load(Ordering::Acquire), memory.used()),
+            (300, 1000)
+        );
+        pending.release(300);
+        assert_eq!(memory.used(), 700);
     }
 }
