@@ -623,15 +623,27 @@ async fn the_bound_on_large_bodies_is_a_setting() {
     drop(held);
     server.shutdown().await;
 
-    let under = Config {
-        port: 0,
-        max_body_bytes: BODY,
-        max_large_bodies_bytes: Some(BODY - 1),
-        ..Config::default()
-    };
-    match snowflake_mcp::Server::bind(under, snowflake_mcp::http::Router::new()).await {
-        Err(snowflake_mcp::Error::Config { setting, why }) => {
-            assert_eq!(setting, "max_large_bodies_bytes");
+    refused_at_bind(
+        Config {
+            max_body_bytes: BODY,
+            max_large_bodies_bytes: Some(BODY - 1),
+            ..Config::default()
+        },
+        "max_large_bodies_bytes",
+    )
+    .await;
+}
+
+/// `config` (its port replaced) is refused when the server is made, for
+/// `setting`, under `max_body_bytes`.
+async fn refused_at_bind(config: Config, setting: &str) {
+    let config = Config { port: 0, ..config };
+    match snowflake_mcp::Server::bind(config, snowflake_mcp::http::Router::new()).await {
+        Err(snowflake_mcp::Error::Config {
+            setting: named,
+            why,
+        }) => {
+            assert_eq!(named, setting);
             assert!(why.contains("less than max_body_bytes"), "{why}");
         }
         other => panic!("{:?}", other.map(|_| ())),
@@ -677,19 +689,15 @@ async fn the_memory_budget_bounds_large_bodies_too() {
     assert_eq!(again.read_response().await.status, 200);
     drop(held);
     server.shutdown().await;
-    let under = Config {
-        port: 0,
-        max_body_bytes: BODY,
-        memory_budget_bytes: BODY - 1,
-        ..Config::default()
-    };
-    match snowflake_mcp::Server::bind(under, snowflake_mcp::http::Router::new()).await {
-        Err(snowflake_mcp::Error::Config { setting, why }) => {
-            assert_eq!(setting, "memory_budget_bytes");
-            assert!(why.contains("less than max_body_bytes"), "{why}");
-        }
-        other => panic!("{:?}", other.map(|_| ())),
-    }
+    refused_at_bind(
+        Config {
+            max_body_bytes: BODY,
+            memory_budget_bytes: BODY - 1,
+            ..Config::default()
+        },
+        "memory_budget_bytes",
+    )
+    .await;
 }
 
 /// A host that drops `serve`'s future (here, aborts its task) stops the
