@@ -167,6 +167,13 @@ impl<L: Listener> Server<L> {
     /// budget a [`crate::Service`] shares with its other pools) instead of
     /// a budget of the server's own. Before serving only.
     pub(crate) fn with_memory(mut self, memory: &Arc<crate::budget::Memory>) -> Self {
+        // Nothing holds the shared state yet (no stats handle, no
+        // connection): the composition root calls this first.
+        debug_assert_eq!(
+            Arc::strong_count(&self.shared),
+            1,
+            "memory set after sharing"
+        );
         if let Some(shared) = Arc::get_mut(&mut self.shared) {
             shared.bodies = Arc::new(crate::budget::ByteBudget::within_memory(
                 crate::http::config::bodies_budget(&shared.config),
