@@ -59,12 +59,16 @@ impl Backlog {
     /// A backlog bound of `max` bytes.
     #[cfg(test)]
     pub(crate) fn new(max: usize) -> Arc<Backlog> {
-        Arc::new(Backlog {
+        Arc::new(Backlog::made(max, None))
+    }
+
+    fn made(max: usize, memory: Option<Arc<Memory>>) -> Backlog {
+        Backlog {
             max,
             waiting: parking_lot::Mutex::default(),
             cuts: std::sync::atomic::AtomicU64::new(0),
-            memory: None,
-        })
+            memory,
+        }
     }
 
     /// A backlog bound of `max` bytes whose waiting bytes count against
@@ -72,12 +76,7 @@ impl Backlog {
     /// the bound, and other pools' growth may cut them (all of them if
     /// need be: answers no client reads are the first to go).
     pub(crate) fn within_memory(max: usize, memory: &Arc<Memory>) -> Arc<Backlog> {
-        let backlog = Arc::new(Backlog {
-            max,
-            waiting: parking_lot::Mutex::default(),
-            cuts: std::sync::atomic::AtomicU64::new(0),
-            memory: Some(Arc::clone(memory)),
-        });
+        let backlog = Arc::new(Backlog::made(max, Some(Arc::clone(memory))));
         let shed: Arc<dyn Shed> = backlog.clone();
         memory.register(Pool::Backlog, Arc::downgrade(&shed));
         backlog
