@@ -9,12 +9,13 @@
 #
 #   bash scripts/pools.sh          # N = 500
 #   N=250 bash scripts/pools.sh
+#   bash scripts/pools.sh --malloc-mmap-threshold 131072   # more daemon flags
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-500}
 cargo build -q --release --example server
 out=$(mktemp -d)
-target/release/examples/server --port 0 --query-task-after 0ms >"$out/out" 2>"$out/err" &
+target/release/examples/server --port 0 --query-task-after 0ms "$@" >"$out/out" 2>"$out/err" &
 daemon=$!
 trap 'kill $daemon 2>/dev/null || true; pkill -P $$ 2>/dev/null || true; rm -rf "$out"' EXIT
 port=""

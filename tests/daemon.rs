@@ -364,6 +364,13 @@ async fn settings_come_from_file_then_environment_then_flags() {
         &["MCP_SHUTDOWN_TIMEOUT", "\"soon\"", "not a duration"],
     );
     refused(&["--rate-limit", "-3"], &[], &["--rate-limit", "positive"]);
+    for bad in ["0", "33554433", "lots"] {
+        refused(
+            &["--malloc-mmap-threshold", bad],
+            &[],
+            &["--malloc-mmap-threshold", "not off or a number of bytes"],
+        );
+    }
     refused(
         &[
             "--max-body-bytes",

@@ -1666,8 +1666,18 @@ async fn status_now(addr: SocketAddr) -> Value {
 async fn every_pool_full_at_once_stays_within_the_memory_budget() {
     use tokio::io::AsyncWriteExt;
     let _turn = TURN.lock().await;
+    // With glibc's threshold for mapping large buffers on their own pinned
+    // (an operator's choice, off by default), what the answers made on the
+    // way leave behind goes back to the system.
     let mut daemon = Daemon::start(
-        &["--port", "0", "--query-task-after", "0ms"],
+        &[
+            "--port",
+            "0",
+            "--query-task-after",
+            "0ms",
+            "--malloc-mmap-threshold",
+            "131072",
+        ],
         &[("HOME", "/nonexistent")],
     );
     let addr = daemon.addr;
@@ -1757,7 +1767,10 @@ async fn every_pool_full_at_once_stays_within_the_memory_budget() {
         "task results are worth more than kept answers: none goes while those can: {}",
         brief(&oldest)
     );
-    assert!(peak < 256 * 1024, "peak RSS {peak} KiB");
+    // 126 MiB held and little more: a debug build peaks at 163 MiB. With
+    // glibc's threshold left to rise (the default), the freed megabyte
+    // answers stay in its heaps: 211 MiB.
+    assert!(peak < 192 * 1024, "peak RSS {peak} KiB");
     // The bodies, finished, are answered.
     finish_held_bodies(&mut bodies, &body).await;
     let session = open_session(addr, "2025-06-18", "").await;

@@ -29,6 +29,7 @@ use snowflake_mcp::warehouse::snowflake::{SnowflakeConfig, SnowflakeWarehouse};
 use snowflake_mcp::warehouse::sqlite::{Source, SqliteConfig, SqliteWarehouse};
 use snowflake_mcp::{Readiness, Service};
 
+mod malloc;
 mod settings;
 
 use settings::{Layered, Problem, Settings, Transport};
@@ -505,6 +506,16 @@ async fn main() -> ExitCode {
         }
     };
     init_logs(settings.json_logs, settings.log_filter.clone());
+    if let Some(bytes) = settings.malloc_mmap_threshold {
+        if let Err(why) = malloc::pin_mmap_threshold(bytes) {
+            fatal(format!("malloc_mmap_threshold: {why}"));
+            return ExitCode::FAILURE;
+        }
+        tracing::info!(
+            bytes,
+            "malloc: allocations this large get a mapping of their own"
+        );
+    }
     let signals = Signals::listen();
     let warehouse = match open_warehouse(&settings).await {
         Ok(w) => w,

@@ -110,6 +110,9 @@ pub struct Settings {
     pub session_idle: Duration,
     /// The WebSocket endpoint's limits.
     pub ws: WsConfig,
+    /// glibc's threshold for mapping allocations on their own, pinned
+    /// (`None`: glibc's own, which rises).
+    pub malloc_mmap_threshold: Option<usize>,
     /// The `[snowflake]` table of the file.
     pub snowflake_file: BTreeMap<String, String>,
 }
@@ -497,6 +500,7 @@ impl Given {
                 streamable_http::HttpMcpConfig::default().session_idle,
             )?,
             ws: self.ws_config()?,
+            malloc_mmap_threshold: self.get("malloc_mmap_threshold", None, parse_threshold)?,
             snowflake_file: BTreeMap::new(),
         })
     }
@@ -554,3 +558,21 @@ pub use logs::CapSecretLogs;
 use logs::cap_secret_logs;
 use table::{SNOWFLAKE_KEYS, command, specs};
 use values::{check_origin, format_duration, parse_allow, parse_bool, parse_duration, parse_rate};
+
+/// `off`, or a threshold in bytes glibc takes, on a build whose allocator
+/// is glibc's.
+fn parse_threshold(v: &str) -> Result<Option<usize>, String> {
+    if v == "off" {
+        return Ok(None);
+    }
+    if !crate::malloc::AVAILABLE {
+        return Err("only glibc's allocator has this threshold (use off)".to_owned());
+    }
+    match v.parse::<usize>() {
+        Ok(n) if (1..=crate::malloc::MAX_THRESHOLD).contains(&n) => Ok(Some(n)),
+        _ => Err(format!(
+            "{v:?} is not off or a number of bytes from 1 to {}",
+            crate::malloc::MAX_THRESHOLD
+        )),
+    }
+}

@@ -242,6 +242,14 @@ fn limit_specs() -> Vec<Spec> {
             "bytes held for clients by all bounded pools together: large bodies and messages, answers for clients that do not read, answers kept for resumption, task results",
         ),
         s(
+            "malloc_mmap_threshold",
+            "--malloc-mmap-threshold",
+            "MCP_MALLOC_MMAP_THRESHOLD",
+            "BYTES|off",
+            "off".to_owned(),
+            "glibc only: allocations this large get a mapping of their own, given back when freed (a lower peak after megabyte answers, but each megabyte value then costs page faults that slow other clients' calls); off: glibc's own threshold, which rises",
+        ),
+        s(
             "ws_max_message_bytes",
             "--ws-max-message-bytes",
             "MCP_WS_MAX_MESSAGE_BYTES",
