@@ -14,7 +14,7 @@ mod backlog;
 mod memory;
 
 pub(crate) use backlog::{Backlog, COUNTED_FROM, Stalled};
-pub(crate) use memory::{Memory, Pool, Shed};
+pub(crate) use memory::{Charge, Memory, Pool, Shed};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

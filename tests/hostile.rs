@@ -244,6 +244,72 @@ async fn batches_are_bounded_in_members_and_answer_bytes() {
     report_alternating("batches", &daemon, victim, &rounds).await;
 }
 
+/// Many batches at once, each gathering large answers while its next
+/// member waits its turn behind the others' (found 2026-12-06): each batch
+/// stayed within its own 4 MiB, but nothing bounded them together, and the
+/// gathered answers counted against no budget. Four addresses with 100
+/// such batches each took a release build to 987 MiB. Now what batches
+/// gather counts against the memory budget (here 32 MiB, to keep the test
+/// small): once the kept pools have nothing left to give, the rest of a
+/// batch is answered "not run" at once, and the daemon stays near the
+/// budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_at_once_gather_within_the_memory_budget() {
+    let version = "2025-03-26";
+    let _turn = TURN.lock().await;
+    let mut daemon = Daemon::start(
+        &["--port", "0", "--memory-budget-bytes", "33554432"],
+        &[("HOME", "/nonexistent")],
+    );
+    let addr = daemon.addr;
+    let session = open_session(addr, version, "").await;
+    let batches: Vec<_> = (0..48)
+        .map(|b| {
+            let session = session.clone();
+            tokio::spawn(async move {
+                let members: Vec<String> = (0..4)
+                    .map(|i| query(b * 10 + i, "SELECT zeroblob(600000) AS b"))
+                    .collect();
+                let body = format!("[{}]", members.join(","));
+                let mut c = Client::connect(addr).await.waiting(Duration::from_secs(60));
+                c.send(&post(addr, version, Some(&session), &body, ""))
+                    .await;
+                messages(&c.read_response_to("POST").await.body)
+            })
+        })
+        .collect();
+    let (mut answered, mut ran, mut short) = (0, 0, 0);
+    for batch in batches {
+        let answers = batch.await.expect("a batch");
+        answered += answers.len();
+        for a in &answers {
+            if a["result"].is_object() && a["result"]["isError"] != json!(true) {
+                ran += 1;
+            } else if a["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("holds all the memory"))
+            {
+                short += 1;
+            }
+        }
+    }
+    let peak = daemon.peak_rss_kib();
+    let memory = status_now(addr).await["memory"].clone();
+    eprintln!(
+        "48 batches of 4 large answers at once: {ran} ran, {short} not run for memory, \
+         memory {memory} after; peak RSS {} MiB",
+        peak / 1024
+    );
+    assert_eq!(answered, 192, "every request answered once");
+    assert!(
+        ran > 0 && short > 0,
+        "{ran} ran, {short} not run for memory"
+    );
+    assert!(peak < 128 * 1024, "peak RSS {peak} KiB");
+    let session = open_session(addr, "2025-06-18", "").await;
+    still_serving(&mut daemon, &session, "").await;
+}
+
 /// A WebSocket to `/ws` (with `key`, if any), its MCP session opened as
 /// client `name`.
 async fn ws_session(addr: SocketAddr, key: Option<&str>, name: &str) -> support::Ws {

@@ -25,6 +25,9 @@ pub(crate) enum Pool {
     Replay,
     /// Results of finished tasks, kept until read or expired.
     Tasks,
+    /// Answers made for a client that waits for them with others still to
+    /// come (a batch's): never shed, they stop the rest being made.
+    Answers,
     /// Large request bodies and WebSocket messages being read.
     Input,
 }
@@ -141,6 +144,40 @@ impl Memory {
     }
 }
 
+/// Bytes one holder counts against a [`Memory`] for as long as it lives.
+#[derive(Debug)]
+pub(crate) struct Charge {
+    memory: Arc<Memory>,
+    pool: Pool,
+    bytes: usize,
+}
+
+impl Charge {
+    /// Nothing counted yet, for `pool`.
+    pub(crate) fn new(memory: Arc<Memory>, pool: Pool) -> Charge {
+        Charge {
+            memory,
+            pool,
+            bytes: 0,
+        }
+    }
+
+    /// Counts `bytes` more (already spent: they stay counted either way),
+    /// making room below the pool first; returns whether the pools are
+    /// within the bound after.
+    pub(crate) fn grow(&mut self, bytes: usize) -> bool {
+        self.memory.charge(bytes);
+        self.bytes += bytes;
+        self.memory.make_room(self.pool)
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        self.memory.discharge(self.bytes);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,6 +241,22 @@ mod tests {
         assert!(memory.make_room(Pool::Tasks));
         assert_eq!((replay.held(), tasks.held()), (10, 30));
         assert_eq!(memory.used(), 100);
+    }
+
+    #[test]
+    fn a_charge_sheds_below_it_and_gives_back_when_dropped() {
+        let memory = Memory::new(100);
+        let tasks = pool(&memory, Pool::Tasks);
+        tasks.hold(6);
+        let mut charge = Charge::new(Arc::clone(&memory), Pool::Answers);
+        assert!(charge.grow(30));
+        assert_eq!((tasks.held(), memory.used()), (60, 90));
+        assert!(charge.grow(30), "the tasks give way");
+        assert_eq!((tasks.held(), memory.used()), (40, 100));
+        assert!(!charge.grow(60), "past what the tasks hold: still over");
+        assert_eq!((tasks.held(), memory.used()), (0, 120));
+        drop(charge);
+        assert_eq!(memory.used(), 0);
     }
 
     #[test]

@@ -138,6 +138,7 @@ impl McpServerBuilder {
             metrics: Arc::default(),
             abort: tokio::sync::watch::channel(None).0,
             heavy: Arc::default(),
+            memory: ArcSwap::new(crate::budget::Memory::unbounded()),
         }))
     }
 }
@@ -498,13 +499,17 @@ pub(crate) struct Inner {
     pub(crate) abort: tokio::sync::watch::Sender<Option<Arc<str>>>,
     /// CPU-heavy work, one job at a time per principal.
     pub(crate) heavy: Arc<super::heavy::HeavyGate>,
+    /// The budget a batch's gathered answers count against (unbounded
+    /// until [`McpServer::use_memory`]).
+    pub(crate) memory: ArcSwap<crate::budget::Memory>,
 }
 
 impl McpServer {
-    /// Counts the results its tasks keep against `memory` (the service's
-    /// budget over all its pools) too.
+    /// Counts the results its tasks keep and the answers its batches gather
+    /// against `memory` (the service's budget over all its pools) too.
     pub(crate) fn use_memory(&self, memory: &std::sync::Arc<crate::budget::Memory>) {
         self.0.tasks.use_memory(memory);
+        self.0.memory.store(Arc::clone(memory));
     }
 
     /// The version clients see in `serverInfo`.

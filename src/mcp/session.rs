@@ -40,7 +40,9 @@ pub use super::context::{DeniedTools, StatementKinds};
 /// is refused whole. Default: 64.
 pub const MAX_BATCH_MEMBERS: usize = 64;
 /// Most bytes of answers one batch may gather: once its answers pass it,
-/// the requests not yet run are answered with an error instead. Default: 4 MiB.
+/// the requests not yet run are answered with an error instead (as they are
+/// once the server's memory budget, which the gathered answers count
+/// against, is full). Default: 4 MiB.
 pub const MAX_BATCH_ANSWER_BYTES: usize = 4 * 1024 * 1024;
 
 /// One client's session.

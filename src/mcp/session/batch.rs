@@ -5,6 +5,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use super::{LARGE_MESSAGE, MAX_BATCH_ANSWER_BYTES, MAX_BATCH_MEMBERS, ProtocolVersion, Session};
+use crate::budget::{Charge, Pool};
 use crate::jsonrpc::write::write_error;
 use crate::jsonrpc::{INTERNAL_ERROR, INVALID_REQUEST, Message, RpcError, is_batch, parse_batch};
 
@@ -56,17 +57,31 @@ impl Session {
         };
         let mut answers = Vec::new();
         let mut answer_bytes = 0usize;
+        // The answers gathered count against the server's memory budget
+        // until the batch's answer leaves (to its socket, or to the backlog,
+        // which counts it again); a client waits for them, so they make the
+        // kept pools give way, but once those have nothing left to give, the
+        // rest of the batch is not run.
+        let mut gathered = Charge::new(self.server.0.memory.load_full(), Pool::Answers);
+        let mut short_of_memory = false;
         for range in members {
             let member = &bytes[range];
-            if answer_bytes > MAX_BATCH_ANSWER_BYTES {
-                // Past the budget nothing more runs; each request still gets an answer.
+            let why_not = if answer_bytes > MAX_BATCH_ANSWER_BYTES {
+                Some(format!(
+                    "not run: the batch's answers passed {MAX_BATCH_ANSWER_BYTES} bytes; send the rest in another request"
+                ))
+            } else if short_of_memory {
+                Some(
+                    "not run: the server holds all the memory it may for its clients now; send the rest in another request shortly"
+                        .to_owned(),
+                )
+            } else {
+                None
+            };
+            if let Some(why) = why_not {
+                // Nothing more runs; each request still gets an answer.
                 if let Ok(Message::Request(r)) = crate::jsonrpc::parse(member) {
-                    let e = RpcError::new(
-                        INTERNAL_ERROR,
-                        format!(
-                            "not run: the batch's answers passed {MAX_BATCH_ANSWER_BYTES} bytes; send the rest in another request"
-                        ),
-                    );
+                    let e = RpcError::new(INTERNAL_ERROR, why);
                     let mut one = Vec::new();
                     write_error(&mut one, Some(r.id), &e);
                     answers.push(one);
@@ -82,6 +97,7 @@ impl Session {
             }
             if let Some(a) = Box::pin(self.handle(member)).await {
                 answer_bytes += a.len();
+                short_of_memory = !gathered.grow(a.len());
                 answers.push(a);
             }
         }
@@ -91,7 +107,9 @@ impl Session {
         let total: usize = answers.iter().map(|a| a.len() + 1).sum();
         if total >= LARGE_MESSAGE {
             // Megabytes joined (and the parts freed) on a blocking thread,
-            // in the principal's heavy-work turn.
+            // in the principal's heavy-work turn. The joined copy counts
+            // too while the parts live (the answer is made either way).
+            gathered.grow(total);
             let joined = self.heavy_lane().run(move || join_answers(&answers)).await;
             return Some(joined.unwrap_or_else(|| {
                 // Still an answer: the client never waits for one.
