@@ -9,10 +9,11 @@ Prints how the calls were answered.
     python3 batches.py PORT [CONNECTIONS] [MEMBERS]     # 400, 5
 """
 import collections
-import http.client
 import json
 import sys
 import threading
+
+import mcp_http
 
 PORT = int(sys.argv[1])
 CONNECTIONS = int(sys.argv[2]) if len(sys.argv) > 2 else 400
@@ -20,28 +21,6 @@ MEMBERS = int(sys.argv[3]) if len(sys.argv) > 3 else 5
 SLOW_BIG = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 200000) "
             "SELECT count(*) AS n, zeroblob(700000) AS b FROM c")
 SOURCES = ["127.0.0.%d" % (2 + i) for i in range(4)]
-
-
-def post(body, headers, source):
-    conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=300, source_address=(source, 0))
-    sent = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
-    sent.update(headers)
-    conn.request("POST", "/mcp", body=json.dumps(body), headers=sent)
-    response = conn.getresponse()
-    data = response.read()
-    conn.close()
-    return response, data
-
-
-def open_session(source):
-    init = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-        "protocolVersion": "2025-03-26", "capabilities": {},
-        "clientInfo": {"name": "batches", "version": "0"}}}
-    response, _ = post(init, {}, source)
-    session = response.getheader("Mcp-Session-Id")
-    post({"jsonrpc": "2.0", "method": "notifications/initialized"}, {"Mcp-Session-Id": session},
-         source)
-    return session
 
 
 def outcome(answer):
@@ -53,7 +32,8 @@ def outcome(answer):
 
 
 def main():
-    sessions = {source: open_session(source) for source in SOURCES}
+    sessions = {source: mcp_http.open_session(PORT, "2025-03-26", source, "batches")
+                for source in SOURCES}
     counts = collections.Counter()
     lock = threading.Lock()
 
@@ -63,7 +43,7 @@ def main():
                   "params": {"name": "execute_query", "arguments": {"query": SLOW_BIG}}}
                  for i in range(MEMBERS)]
         try:
-            _, data = post(batch, {"Mcp-Session-Id": sessions[source]}, source)
+            _, data = mcp_http.post(PORT, batch, sessions[source], source, timeout=300)
             text = data.decode()
             if not text.lstrip().startswith("["):
                 text = [l[5:] for l in text.splitlines() if l.startswith("data:")][-1]

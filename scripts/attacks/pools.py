@@ -4,12 +4,13 @@ only. Prints "bodies held" once all are in place, then keeps them held.
 
     python3 pools.py PORT [SECONDS]
 """
-import http.client
 import json
 import socket
 import sys
 import threading
 import time
+
+import mcp_http
 
 PORT = int(sys.argv[1])
 HOLD = float(sys.argv[2]) if len(sys.argv) > 2 else 40.0
@@ -20,14 +21,7 @@ BODY = 4 * 1024 * 1024
 
 
 def post(body, headers, source):
-    conn = http.client.HTTPConnection("127.0.0.1", PORT, source_address=(source, 0), timeout=60)
-    sent = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
-    sent.update(headers)
-    conn.request("POST", "/mcp", body=json.dumps(body), headers=sent)
-    response = conn.getresponse()
-    data = response.read()
-    conn.close()
-    return response, data
+    return mcp_http.post(PORT, body, headers, source)
 
 
 def last_message(data):
@@ -65,13 +59,7 @@ def tasks(source, count=80):
 def kept_answers(k, calls=16):
     """A 2025-06-18 session whose 2.8 MB answers are kept for resumption."""
     source = f"127.11.{1 + k % 4}.1"
-    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {},
-        "clientInfo": {"name": "pools", "version": "0"}}}
-    response, _ = post(init, {"MCP-Protocol-Version": "2025-06-18"}, source)
-    headers = {"MCP-Protocol-Version": "2025-06-18",
-               "Mcp-Session-Id": response.getheader("Mcp-Session-Id")}
-    post({"jsonrpc": "2.0", "method": "notifications/initialized"}, headers, source)
+    headers = mcp_http.open_session(PORT, "2025-06-18", source, "pools")
     for i in range(calls):
         post({"jsonrpc": "2.0", "id": 10 + i, "method": "tools/call", "params": {
             "name": "execute_query", "arguments": {"query": BIG}}}, headers, source)
