@@ -35,8 +35,8 @@ pub(crate) fn bodies_budget(config: &Config) -> usize {
 pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// [`Config::max_backlog_bytes`] by default: 64 MiB.
 pub(crate) const DEFAULT_MAX_BACKLOG_BYTES: usize = 64 * 1024 * 1024;
-/// [`Config::memory_budget_bytes`] by default: 128 MiB.
-pub(crate) const DEFAULT_MEMORY_BUDGET_BYTES: usize = 128 * 1024 * 1024;
+/// [`Config::memory_budget_bytes`] by default: 96 MiB.
+pub(crate) const DEFAULT_MEMORY_BUDGET_BYTES: usize = 96 * 1024 * 1024;
 /// Deadline for a whole request head, from its first byte; past it: 408 and close. Default: 10 s.
 ///
 /// It is one deadline, not a per-read timeout, so a client that trickles a
@@ -111,8 +111,8 @@ pub struct Config {
     /// bounded pools together: large request bodies and WebSocket messages
     /// being read ([`Config::max_large_bodies_bytes`]), answers waiting for
     /// clients that do not read ([`Config::max_backlog_bytes`]), and, in a
-    /// [`crate::Service`], answers kept for resumption, task results and
-    /// task states waiting for Redis.
+    /// [`crate::Service`], answers kept for resumption, task results, task
+    /// states waiting for Redis and the answers 2025-03-26 batches gather.
     /// Each pool keeps its own bound; this one bounds their sum. A pool
     /// that grows past it first makes the pools less worth keeping give up
     /// bytes (answers no client reads first, then answers kept for
@@ -120,7 +120,9 @@ pub struct Config {
     /// body refused with 503, a WebSocket message closed with 1013, the
     /// oldest kept answer or result dropped). `/status` shows what is held
     /// (`memory`), `/metrics` as `snowflake_mcp_memory_bytes`. Default:
-    /// 128 MiB (two pools full at once). At least `max_body_bytes` (a
+    /// 96 MiB: what the allocator keeps besides (glibc's, by default, held
+    /// up to about twice the live bytes in the attack runs of the README)
+    /// then stays within a process peak of 256 MiB. At least `max_body_bytes` (a
     /// smaller value is [`crate::Error::Config`]); a WebSocket message
     /// limit above it leaves messages that large no room.
     pub memory_budget_bytes: usize,
