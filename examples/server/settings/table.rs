@@ -239,7 +239,7 @@ fn limit_specs() -> Vec<Spec> {
             "MCP_MEMORY_BUDGET_BYTES",
             "BYTES",
             Config::default().memory_budget_bytes.to_string(),
-            "bytes held for clients by all bounded pools together: large bodies and messages, answers for clients that do not read, answers kept for resumption, task results",
+            "bytes held for clients by all bounded pools together: large bodies and messages, answers for clients that do not read, answers kept for resumption, task results, answers batches gather",
         ),
         s(
             "malloc_mmap_threshold",
