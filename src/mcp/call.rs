@@ -300,7 +300,7 @@ impl OwnedCall {
             let ran = inner.await?;
             tally.tool_error = ran.tool_failed;
             let id = Id::from_raw(RawJson(&tally.request_id))?;
-            let mut out = Vec::with_capacity(256);
+            let mut out = Vec::new();
             let mut error = None;
             match ran.answer {
                 // A large tool output, encoded inside its response from the
@@ -349,6 +349,7 @@ impl OwnedCall {
                 }
                 Err(e) => {
                     tally.outcome = super::metrics::Outcome::Error;
+                    out.reserve(256);
                     write_error(&mut out, Some(id), &e);
                     error = Some(e.code);
                 }
@@ -734,7 +735,10 @@ async fn answer(
                     .await
                     .ok_or_else(|| RpcError::new(INTERNAL_ERROR, "encoding the result failed"))?
             } else {
-                encode_tool_output(inner, tool, output, version, None)
+                // Framed too: the answer is this buffer, with no second one
+                // to copy the result into.
+                let frame = Id::from_raw(RawJson(marker.request_id()));
+                encode_tool_output(inner, tool, output, version, frame)
             };
             if failed {
                 marker.mark_tool_failed();
@@ -807,6 +811,13 @@ fn output_weight(output: &ToolOutput) -> usize {
         .sum()
 }
 
+/// Bytes of an encoded answer besides its texts, as first reserved: the
+/// JSON-RPC frame, the id and the content items' keys.
+const ENCODED_FRAME_GUESS: usize = 256;
+
+/// Unused bytes an encoded answer may keep rather than be shrunk to fit.
+const SPARE_KEPT_BYTES: usize = 1024;
+
 /// Checks tool `tool`'s output against its output schema and encodes the
 /// result object for `version`, inside the response to the request with
 /// id `frame` when there is one; the second value says whether it is a
@@ -828,7 +839,9 @@ fn encode_tool_output(
     let failed = output.is_error;
     // Written straight into the answer's bytes: no tree of the output is
     // built (for a large output that was two more copies of it).
-    let mut out = Vec::with_capacity(128);
+    // Room for the texts and the frame around them, so a small answer is
+    // written without growing its buffer.
+    let mut out = Vec::with_capacity(ENCODED_FRAME_GUESS + output_weight(&output));
     if let Some(id) = frame {
         write_result_head(&mut out, id);
     }
@@ -855,8 +868,10 @@ fn encode_tool_output(
     if frame.is_some() {
         write_result_tail(&mut out);
         // Grown by doubling: what it did not use goes back (in place)
-        // before the answer waits for its client.
-        if out.capacity() - out.len() > out.len() / 16 {
+        // before the answer waits for its client (a small one's few
+        // spare bytes are not worth the call).
+        let spare = out.capacity() - out.len();
+        if spare > SPARE_KEPT_BYTES && spare > out.len() / 16 {
             out.shrink_to_fit();
         }
     }
