@@ -62,7 +62,6 @@ pub fn check_host(req: &Request<'_>, allowed_hosts: &[String]) -> Result<(), Ori
 /// Checks `Origin` (and `Host` for loopback origins) against `allowed`
 /// (exact `scheme://host[:port]` strings).
 pub fn check(req: &Request<'_>, allowed: &[String]) -> Result<(), OriginRefused> {
-    let host = host_of(req);
     let Some(origin) = req.known_header(KnownHeader::Origin) else {
         return Ok(());
     };
@@ -77,7 +76,7 @@ pub fn check(req: &Request<'_>, allowed: &[String]) -> Result<(), OriginRefused>
     if !origin_host.is_some_and(is_loopback_host) {
         return Err(OriginRefused::Origin);
     }
-    if !parse_authority(host).is_some_and(|(h, _)| is_loopback_host(h)) {
+    if !parse_authority(host_of(req)).is_some_and(|(h, _)| is_loopback_host(h)) {
         return Err(OriginRefused::Host);
     }
     Ok(())

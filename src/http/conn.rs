@@ -329,9 +329,9 @@ impl<S: Io> Conn<S> {
         }
         let shared = Arc::clone(&self.shared);
         let lookup = {
-            let path = match std::str::from_utf8(head.path.slice(&self.rbuf[self.start..])) {
-                Ok("") | Err(_) => "/",
-                Ok(p) => p,
+            let path = match head.path.slice(&self.rbuf[self.start..]) {
+                b"" => b"/",
+                p => p,
             };
             shared.router.lookup(head.method, path)
         };

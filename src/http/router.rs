@@ -163,8 +163,11 @@ impl Router {
         route.allow = allow_value(&route.methods);
     }
 
-    pub(crate) fn lookup(&self, method: Method, path: &str) -> Lookup<'_> {
-        let Some(route) = self.routes.iter().find(|r| &*r.path == path) else {
+    /// The handler for `method` on `path`, the request-target's path as
+    /// sent (compared as bytes: the head's parser lets only visible ASCII
+    /// through).
+    pub(crate) fn lookup(&self, method: Method, path: &[u8]) -> Lookup<'_> {
+        let Some(route) = self.routes.iter().find(|r| r.path.as_bytes() == path) else {
             return Lookup::NotFound;
         };
         let find = |m: Method| {

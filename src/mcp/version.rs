@@ -54,12 +54,18 @@ impl ProtocolVersion {
 
     /// Parses a version string this library supports.
     pub fn parse(s: &str) -> Option<ProtocolVersion> {
-        Some(match s {
-            "2024-11-05" => ProtocolVersion::V2024_11_05,
-            "2025-03-26" => ProtocolVersion::V2025_03_26,
-            "2025-06-18" => ProtocolVersion::V2025_06_18,
-            "2025-11-25" => ProtocolVersion::V2025_11_25,
-            "2026-07-28" => ProtocolVersion::V2026_07_28,
+        ProtocolVersion::from_bytes(s.as_bytes())
+    }
+
+    /// [`ProtocolVersion::parse`] of a header's bytes as sent (no UTF-8
+    /// check first: every version is ASCII, so other bytes match none).
+    pub(crate) fn from_bytes(b: &[u8]) -> Option<ProtocolVersion> {
+        Some(match b {
+            b"2024-11-05" => ProtocolVersion::V2024_11_05,
+            b"2025-03-26" => ProtocolVersion::V2025_03_26,
+            b"2025-06-18" => ProtocolVersion::V2025_06_18,
+            b"2025-11-25" => ProtocolVersion::V2025_11_25,
+            b"2026-07-28" => ProtocolVersion::V2026_07_28,
             _ => return None,
         })
     }

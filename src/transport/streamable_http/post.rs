@@ -212,10 +212,7 @@ fn check_post(req: &Request<'_>) -> Result<bool, Box<Response>> {
     }
     let version = req.known_header(KnownHeader::McpProtocolVersion);
     if let Some(v) = version
-        && std::str::from_utf8(v)
-            .ok()
-            .and_then(ProtocolVersion::parse)
-            .is_none()
+        && ProtocolVersion::from_bytes(v).is_none()
     {
         let error = RpcError::new(
             UNSUPPORTED_PROTOCOL_VERSION,
