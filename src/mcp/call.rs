@@ -303,8 +303,8 @@ impl OwnedCall {
             let mut out = Vec::new();
             let mut error = None;
             match ran.answer {
-                // A large tool output, encoded inside its response from the
-                // start: sent as made, not copied again.
+                // A tool output, encoded inside its response from the start
+                // (every one, large or small): sent as made, not copied again.
                 Ok(Encoded {
                     bytes,
                     framed_at: Some(_),
@@ -312,6 +312,7 @@ impl OwnedCall {
                     tally.outcome = super::metrics::Outcome::Ok;
                     out = bytes;
                 }
+                // Any other call's result comes alone: framed here.
                 Ok(Encoded { bytes: body, .. }) if body.len() >= LARGE_MESSAGE => {
                     // Megabytes copied into the response (and the result freed)
                     // on a blocking thread in the principal's heavy-work turn,
