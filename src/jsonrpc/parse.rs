@@ -40,6 +40,9 @@ pub struct Request<'a> {
     /// for other readers of the parser's output (its tests, fuzzing).
     #[cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))]
     pub params: Option<RawJson<'a>>,
+    /// The whole message, as text (a call copies the pieces it keeps
+    /// from the stretch of it they lie in).
+    pub message: &'a str,
 }
 
 /// A response to a request this side sent.
@@ -173,7 +176,7 @@ pub(crate) fn parse_with_meta<'a>(
     if let Err(e) = scan_envelope(&mut s, text, &mut param, &mut meta, &mut envelope) {
         return Err(parse_error(e.to_string()));
     }
-    classify(envelope)
+    classify(envelope, text)
 }
 
 /// The `jsonrpc` member as nearly every sender writes it.
@@ -302,7 +305,7 @@ fn parse_error<'a>(what: String) -> ParseError<'a> {
 }
 
 #[inline]
-fn classify(e: Envelope<'_>) -> Result<Message<'_>, ParseError<'_>> {
+fn classify<'a>(e: Envelope<'a>, message: &'a str) -> Result<Message<'a>, ParseError<'a>> {
     if let Some(name) = e.duplicate {
         return Err(invalid(None, &format!("duplicate member \"{name}\"")));
     }
@@ -347,6 +350,7 @@ fn classify(e: Envelope<'_>) -> Result<Message<'_>, ParseError<'_>> {
                 id,
                 method,
                 params: e.params,
+                message,
             }),
             None => Message::Notification {
                 method,

@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use super::LARGE_MESSAGE;
 use super::context::{CallSetup, Context, InputRound, LogLevel, SessionLink, Wanted};
 use super::encoded::Encoded;
+use super::kept::Kept;
 use super::lazy::LazyJson;
 use super::listen::ListenFilter;
 use super::peer::Peer;
@@ -73,13 +74,16 @@ pub struct Call<'a> {
     pub(crate) input_responses: Option<RawJson<'a>>,
     /// 2026-07-28: the sealed `requestState` of an earlier round.
     pub(crate) request_state: Option<RawJson<'a>>,
+    /// The whole message the pieces above are slices of.
+    pub(crate) message: &'a str,
 }
 
 #[derive(Debug)]
 enum OwnedKind {
     Tool {
         tool: usize,
-        arguments: Option<Box<RawValue>>,
+        /// Valid JSON (the scanner read it).
+        arguments: Option<Kept>,
     },
     Read {
         resource: usize,
@@ -147,8 +151,9 @@ pub struct OwnedCall {
     session: Arc<dyn SessionLink>,
     server: McpServer,
     catalog: Arc<Catalog>,
-    /// The JSON-RPC id as raw JSON, shared with the context and the tally.
-    id: Arc<str>,
+    /// The JSON-RPC id as raw JSON, shared with the context and the tally
+    /// (and kept in one allocation with the arguments and `_meta` parts).
+    id: Kept,
     kind: OwnedKind,
     progress_token: Option<Box<RawValue>>,
     version: ProtocolVersion,
@@ -174,11 +179,23 @@ impl Call<'_> {
     /// Copies what the call borrows so it can run on a task of its own, in
     /// `session` of `server` (`Session::own` is the public form).
     pub(crate) fn own(self, session: Arc<dyn SessionLink>, server: McpServer) -> OwnedCall {
+        // The pieces a call keeps, copied in one allocation.
+        let arguments = match &self.kind {
+            CallKind::Tool { arguments, .. } => arguments.map(|a| a.get()),
+            _ => None,
+        };
+        let [id, arguments, client_info, client_capabilities] = Kept::copy(
+            self.message,
+            [
+                Some(self.id.raw()),
+                arguments,
+                self.client_info.map(|i| i.get()),
+                self.client_capabilities.map(|c| c.get()),
+            ],
+        );
+        let id = id.unwrap_or_else(|| Kept::one(self.id.raw()));
         let kind = match self.kind {
-            CallKind::Tool { tool, arguments } => OwnedKind::Tool {
-                tool,
-                arguments: arguments.map(|a| a.to_raw_value()),
-            },
+            CallKind::Tool { tool, .. } => OwnedKind::Tool { tool, arguments },
             CallKind::Read {
                 resource,
                 uri,
@@ -193,23 +210,20 @@ impl Call<'_> {
             #[cfg(feature = "redis")]
             CallKind::Task { task_id, op } => OwnedKind::Task { task_id, op },
         };
-        let client_info = match self.client_info {
-            Some(info) => LazyJson::text(Some(info.get())),
-            None => {
-                let session = Arc::clone(&session);
-                LazyJson::fetched(move || session.client_info())
-            }
+        let client_info = match client_info {
+            Some(info) => LazyJson::text(Some(info)),
+            None => LazyJson::session_info(Arc::clone(&session)),
         };
         OwnedCall {
             session,
             server,
             catalog: self.catalog,
-            id: Arc::from(self.id.raw()),
+            id,
             kind,
             progress_token: self.progress_token.map(|p| p.to_raw_value()),
             version: self.version,
             log_level: self.log_level,
-            client_capabilities: LazyJson::text(self.client_capabilities.map(|c| c.get())),
+            client_capabilities: LazyJson::text(client_capabilities),
             peer: None,
             request_state: match self.request_state {
                 None => Ok(None),
@@ -237,9 +251,14 @@ impl OwnedCall {
         &self.id
     }
 
-    /// [`OwnedCall::id`], shared rather than copied.
+    /// [`OwnedCall::id`], as an `Arc` of its own.
     pub fn shared_id(&self) -> Arc<str> {
-        Arc::clone(&self.id)
+        Arc::from(self.id.as_str())
+    }
+
+    /// [`OwnedCall::id`], shared rather than copied.
+    pub(crate) fn kept_id(&self) -> Kept {
+        self.id.clone()
     }
 
     /// What `requestState` is bound to: the tool, prompt or resource the call names.
@@ -299,7 +318,7 @@ impl OwnedCall {
             let mut tally = tally;
             let ran = inner.await?;
             tally.tool_error = ran.tool_failed;
-            let id = Id::from_raw(RawJson(&tally.request_id))?;
+            let id = Id::from_raw(RawJson(tally.request_id.as_str()))?;
             let mut out = Vec::new();
             let mut error = None;
             match ran.answer {
@@ -422,7 +441,7 @@ impl OwnedCall {
             session.track(&self.id, cancel_tx);
             let tracked = Tracked {
                 session: Arc::clone(&session),
-                id: Arc::clone(&self.id),
+                id: self.id.clone(),
             };
             (Some(cancel_rx), Some(tracked))
         } else {
@@ -652,7 +671,7 @@ struct Tally {
     metrics: Arc<super::metrics::McpMetrics>,
     method: &'static str,
     /// The JSON-RPC id, as raw JSON (for the log line).
-    request_id: Arc<str>,
+    request_id: Kept,
     started: std::time::Instant,
     outcome: super::metrics::Outcome,
     /// The tool's own counters, for `tools/call`.
@@ -717,9 +736,17 @@ async fn answer(
         OwnedKind::Tool { tool, arguments } => {
             let def = &inner.tools[tool];
             let marker = ctx.clone();
-            let output = match def.check_arguments(arguments.as_deref()) {
-                Err(why) => ToolOutput::error(format!("invalid arguments: {why}")),
-                Ok(()) => def.handler.call(ctx, arguments.as_deref()).await,
+            // serde_json's view of the text the scanner read (no copy).
+            let raw = arguments
+                .as_deref()
+                .map(serde_json::from_str::<&RawValue>)
+                .transpose();
+            let output = match raw {
+                Err(e) => ToolOutput::error(format!("invalid arguments: {e}")),
+                Ok(raw) => match def.check_arguments(raw) {
+                    Err(why) => ToolOutput::error(format!("invalid arguments: {why}")),
+                    Ok(()) => def.handler.call(ctx, raw).await,
+                },
             };
             // Checking and encoding a large output takes milliseconds of
             // CPU: off the async workers, so other clients' calls go on.
@@ -934,7 +961,7 @@ pub(crate) fn not_found(uri: &str, version: ProtocolVersion) -> RpcError {
 /// Removes a call from its session's in-flight table when dropped.
 struct Tracked {
     session: Arc<dyn SessionLink>,
-    id: Arc<str>,
+    id: Kept,
 }
 
 impl Drop for Tracked {

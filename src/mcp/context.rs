@@ -53,7 +53,7 @@ pub(crate) trait SessionLink: Send + Sync + std::fmt::Debug {
     /// `notifications/cancelled`); when not, they are not tracked.
     fn reachable(&self) -> bool;
     /// Tracks a running call so `notifications/cancelled` can reach it.
-    fn track(&self, id: &str, cancel: watch::Sender<bool>);
+    fn track(&self, id: &super::kept::Kept, cancel: watch::Sender<bool>);
     /// Forgets a call that ended.
     fn untrack(&self, id: &str);
 }
@@ -90,7 +90,7 @@ pub struct Context {
 struct Inner {
     /// The session, for requests to the client; None in contexts made outside one.
     session: Option<Arc<dyn SessionLink>>,
-    request_id: Arc<str>,
+    request_id: super::kept::Kept,
     version: ProtocolVersion,
     progress_token: Option<Box<RawValue>>,
     peer: Option<Peer>,
@@ -112,7 +112,7 @@ struct Inner {
 /// What a call's context is made from.
 pub(crate) struct CallSetup {
     pub(crate) session: Option<Arc<dyn SessionLink>>,
-    pub(crate) request_id: Arc<str>,
+    pub(crate) request_id: super::kept::Kept,
     pub(crate) version: ProtocolVersion,
     pub(crate) progress_token: Option<Box<RawValue>>,
     pub(crate) peer: Option<Peer>,

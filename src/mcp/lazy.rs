@@ -2,9 +2,12 @@
 //! capabilities): kept as received and turned into a `Value` only when a
 //! handler or a check first asks, not on every call.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::Value;
+
+use super::context::SessionLink;
+use super::kept::Kept;
 
 /// Where a [`LazyJson`] comes from.
 enum Source {
@@ -12,9 +15,9 @@ enum Source {
     Nothing,
     /// The text the client sent (in the request's `_meta`), as the
     /// scanner found it (valid JSON; not validated again here).
-    Text(Box<str>),
-    /// Fetched when asked (the session's `clientInfo` from `initialize`).
-    Fetch(Box<dyn Fn() -> Option<Value> + Send + Sync>),
+    Text(Kept),
+    /// The session's `clientInfo` (from `initialize`), asked for when read.
+    SessionInfo(Arc<dyn SessionLink>),
 }
 
 /// A JSON value parsed (or fetched from the session) the first time it is
@@ -34,18 +37,18 @@ impl LazyJson {
     }
 
     /// The JSON text the client sent, if any.
-    pub(crate) fn text(text: Option<&str>) -> LazyJson {
+    pub(crate) fn text(text: Option<Kept>) -> LazyJson {
         LazyJson {
-            source: text.map_or(Source::Nothing, |t| Source::Text(t.into())),
+            source: text.map_or(Source::Nothing, Source::Text),
             value: OnceLock::new(),
         }
     }
 
-    /// What `fetch` returns, asked once when first read (the `clientInfo`
-    /// of a session's `initialize`).
-    pub(crate) fn fetched(fetch: impl Fn() -> Option<Value> + Send + Sync + 'static) -> LazyJson {
+    /// The `clientInfo` of `session`'s `initialize`, asked for once when
+    /// first read.
+    pub(crate) fn session_info(session: Arc<dyn SessionLink>) -> LazyJson {
         LazyJson {
-            source: Source::Fetch(Box::new(fetch)),
+            source: Source::SessionInfo(session),
             value: OnceLock::new(),
         }
     }
@@ -56,7 +59,7 @@ impl LazyJson {
             .get_or_init(|| match &self.source {
                 Source::Nothing => None,
                 Source::Text(text) => serde_json::from_str(text).ok(),
-                Source::Fetch(fetch) => fetch(),
+                Source::SessionInfo(session) => session.client_info(),
             })
             .as_ref()
     }
@@ -84,7 +87,7 @@ mod tests {
 
     #[test]
     fn parsed_once_when_first_read() {
-        let lazy = LazyJson::text(Some(r#"{"name":"c","version":"1"}"#));
+        let lazy = LazyJson::text(Some(Kept::one(r#"{"name":"c","version":"1"}"#)));
         assert_eq!(format!("{lazy:?}"), "LazyJson(unread)");
         assert_eq!(lazy.get().and_then(|v| v["name"].as_str()), Some("c"));
         assert!(std::ptr::eq(lazy.get().unwrap(), lazy.get().unwrap()));

@@ -14,6 +14,7 @@ mod call;
 mod context;
 mod encoded;
 mod heavy;
+mod kept;
 mod lazy;
 mod listen;
 pub(crate) mod metrics;
@@ -41,6 +42,7 @@ pub use session::{DeniedTools, INSUFFICIENT_SCOPE, StatementKinds};
 
 pub use crate::jsonrpc::RpcError;
 pub(crate) use heavy::HeavyLane;
+pub(crate) use kept::Kept;
 pub use prompt::{CompleteFn, Prompt, PromptMessage, PromptOutput, Role};
 pub use resource::{BoxFuture, ReadError, Resource, ResourceContents};
 pub use server::{McpServer, McpServerBuilder, ServerEvent};

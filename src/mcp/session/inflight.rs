@@ -7,6 +7,8 @@ use std::collections::HashMap;
 
 use tokio::sync::watch;
 
+use crate::mcp::Kept;
+
 /// The calls in flight of one session.
 #[derive(Debug, Default)]
 pub(crate) enum Inflight {
@@ -14,14 +16,14 @@ pub(crate) enum Inflight {
     #[default]
     Idle,
     /// One runs.
-    One(String, watch::Sender<bool>),
+    One(Kept, watch::Sender<bool>),
     /// Several have run at once since the session was last idle.
-    Many(HashMap<String, watch::Sender<bool>>),
+    Many(HashMap<Kept, watch::Sender<bool>>),
 }
 
 impl Inflight {
     /// Tracks the call `id`, replacing one of the same id.
-    pub(crate) fn insert(&mut self, id: String, cancel: watch::Sender<bool>) {
+    pub(crate) fn insert(&mut self, id: Kept, cancel: watch::Sender<bool>) {
         match std::mem::take(self) {
             Inflight::Idle => *self = Inflight::One(id, cancel),
             Inflight::One(other, its) if other == id => {
@@ -46,7 +48,7 @@ impl Inflight {
         match self {
             Inflight::Idle => {}
             Inflight::One(other, _) => {
-                if other == id {
+                if other.as_str() == id {
                     *self = Inflight::Idle;
                 }
             }
@@ -63,7 +65,7 @@ impl Inflight {
     pub(crate) fn get(&self, id: &str) -> Option<&watch::Sender<bool>> {
         match self {
             Inflight::Idle => None,
-            Inflight::One(other, cancel) => (other == id).then_some(cancel),
+            Inflight::One(other, cancel) => (other.as_str() == id).then_some(cancel),
             Inflight::Many(calls) => calls.get(id),
         }
     }
@@ -85,11 +87,11 @@ mod tests {
         let (one, _r1) = watch::channel(false);
         let (two, _r2) = watch::channel(false);
         let (three, _r3) = watch::channel(false);
-        inflight.insert("1".into(), one);
+        inflight.insert(Kept::one("1"), one);
         assert!(matches!(inflight, Inflight::One(..)));
         assert!(inflight.get("1").is_some() && inflight.get("2").is_none());
-        inflight.insert("2".into(), two);
-        inflight.insert("3".into(), three);
+        inflight.insert(Kept::one("2"), two);
+        inflight.insert(Kept::one("3"), three);
         assert!(matches!(&inflight, Inflight::Many(calls) if calls.len() == 3));
         for id in ["1", "2", "3"] {
             inflight.get(id).expect("tracked").send_replace(true);
@@ -103,7 +105,7 @@ mod tests {
         assert!(inflight.is_empty(), "{inflight:?}");
 
         let (again, _r) = watch::channel(false);
-        inflight.insert("4".into(), again);
+        inflight.insert(Kept::one("4"), again);
         inflight.remove("5");
         assert!(inflight.get("4").is_some());
         inflight.remove("4");

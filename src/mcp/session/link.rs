@@ -53,8 +53,8 @@ impl SessionLink for Session {
         !self.one_request
     }
 
-    fn track(&self, id: &str, cancel: tokio::sync::watch::Sender<bool>) {
-        self.inflight.lock().insert(id.to_owned(), cancel);
+    fn track(&self, id: &crate::mcp::Kept, cancel: tokio::sync::watch::Sender<bool>) {
+        self.inflight.lock().insert(id.clone(), cancel);
     }
 
     fn untrack(&self, id: &str) {

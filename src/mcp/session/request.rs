@@ -73,6 +73,7 @@ impl Session {
                 client_info: meta.client_info,
                 input_responses: params.input_responses,
                 request_state: params.request_state,
+                message: req.message,
             }));
         }
         self.answer_now(&req, params, meta, &catalog, version, out)
@@ -259,6 +260,7 @@ impl Session {
                 client_info: meta.client_info,
                 input_responses: None,
                 request_state: None,
+                message: req.message,
             })));
         }
         #[cfg(not(feature = "redis"))]

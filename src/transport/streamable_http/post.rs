@@ -3,7 +3,9 @@
 
 use super::headers::{Agreement, OwnedAgreement, accepts_mcp, modern_status, status_of};
 use super::*;
-use crate::mcp::{Handled, HeavyLane, LARGE_MESSAGE, OwnedCall, RequestCheck, owned_in_pieces};
+use crate::mcp::{
+    Handled, HeavyLane, Kept, LARGE_MESSAGE, OwnedCall, RequestCheck, owned_in_pieces,
+};
 use std::task::Poll;
 
 /// A session id: 128 bits from the operating system's CSPRNG, as hex.
@@ -155,7 +157,7 @@ impl Starting {
     fn call(mut self, call: OwnedCall) -> Reply<'static> {
         let (peer, messages) = Peer::channel(STREAM_QUEUE);
         let call = call.with_peer(peer);
-        let stream_id = call.shared_id();
+        let stream_id = call.kept_id();
         let replay = self.replay.take();
         if self.modern {
             let run: RunningAnswer = Box::pin(call.run_answer());
@@ -307,7 +309,7 @@ impl StreamableHttp {
 async fn answer_modern(
     mut run: RunningAnswer,
     mut messages: crate::mcp::PeerReceiver,
-    stream_id: Arc<str>,
+    stream_id: Kept,
     replay: Option<Arc<Replay>>,
     session: Arc<Session>,
 ) -> Response {
@@ -354,7 +356,7 @@ type RunningCall = std::pin::Pin<Box<dyn std::future::Future<Output = Option<Vec
 /// The SSE stream of one call: its messages, then its answer.
 struct CallStream {
     /// The call's request id; event ids are `<id>-<n>`.
-    id: Arc<str>,
+    id: Kept,
     events: crate::http::sse::SseSender,
     replay: Option<Arc<Replay>>,
     /// 2026-07-28: the client closing the stream cancels the call. Before,
@@ -369,7 +371,7 @@ impl CallStream {
     /// The SSE response of a call's stream, and the stream that feeds it
     /// (to be run with [`CallStream::run`]).
     fn open(
-        id: Arc<str>,
+        id: Kept,
         replay: Option<Arc<Replay>>,
         cancel_on_close: bool,
         lane: HeavyLane,
