@@ -242,8 +242,13 @@ impl OwnedCall {
     /// Sends this call's progress, log messages and requests to the client
     /// through `peer` (the call's own response stream) instead of the session's.
     pub fn with_peer(mut self, peer: Peer) -> Self {
-        self.peer = Some(peer);
+        self.set_peer(peer);
         self
+    }
+
+    /// [`OwnedCall::with_peer`] in place (the call is not moved).
+    pub(crate) fn set_peer(&mut self, peer: Peer) {
+        self.peer = Some(peer);
     }
 
     /// The raw JSON id of the request.

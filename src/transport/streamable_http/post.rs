@@ -154,31 +154,66 @@ impl Starting {
     /// message of its own gets a JSON answer (every version with sessions
     /// allows one); any other gets an SSE stream of its messages and answer,
     /// run on a task of its own (a dropped stream does not cancel it).
-    fn call(mut self, call: OwnedCall) -> Reply<'static> {
+    ///
+    /// The call is polled once here, on the connection's task, with a waker
+    /// that does nothing: most calls answer at that poll, and their reply is
+    /// ready, with no future of its own to allocate and poll. One that is
+    /// not done is polled again at once by its reply's future, with the
+    /// connection's waker, which from then on is the one it wakes (a future
+    /// wakes the waker of its latest poll; nothing that happened between
+    /// the two polls is missed, since the second looks again).
+    fn call(mut self, mut call: OwnedCall) -> Reply<'static> {
         let (peer, messages) = Peer::channel(STREAM_QUEUE);
-        let call = call.with_peer(peer);
+        call.set_peer(peer);
         let stream_id = call.kept_id();
         let replay = self.replay.take();
+        let mut idle = std::task::Context::from_waker(std::task::Waker::noop());
         if self.modern {
-            let run: RunningAnswer = Box::pin(call.run_answer());
-            return Reply::new(answer_modern(
-                run,
-                messages,
-                stream_id,
-                replay,
-                self.session,
-            ));
+            let mut run: RunningAnswer = Box::pin(call.run_answer());
+            return match run.as_mut().poll(&mut idle) {
+                Poll::Ready(answer) if messages.is_empty() => Reply::ready(match answer {
+                    // The status comes from the error the call answered,
+                    // not from reading the bytes again.
+                    Some(answer) => Response::json_vec(status_of(answer.error), answer.bytes),
+                    None => Response::new(202),
+                }),
+                // It sent messages, then answered: they go first, on a stream.
+                Poll::Ready(answer) => {
+                    let answer = answer.map(|a| a.bytes);
+                    let lane = self.session.heavy_lane();
+                    let (response, stream) = CallStream::open(stream_id, replay, true, lane);
+                    tokio::spawn(stream.run(Box::pin(std::future::ready(answer)), messages, None));
+                    Reply::ready(response)
+                }
+                Poll::Pending => Reply::new(answer_modern(
+                    run,
+                    messages,
+                    stream_id,
+                    replay,
+                    self.session,
+                )),
+            };
         }
         let mut run: RunningCall = Box::pin(call.run());
+        let first = match run.as_mut().poll(&mut idle) {
+            Poll::Ready(Some(answer)) if messages.is_empty() => {
+                return Reply::ready(self.with_id(Response::json_vec(200, answer)));
+            }
+            Poll::Ready(answer) => Some(answer),
+            Poll::Pending => None,
+        };
         Reply::new(async move {
-            // The poll uses this task's waker; a call not done by then is
-            // polled again by its stream's task, which takes over the wake.
-            let run: RunningCall = match futures_util::poll!(run.as_mut()) {
-                Poll::Ready(Some(answer)) if messages.is_empty() => {
-                    return self.with_id(Response::json_vec(200, answer));
-                }
-                Poll::Ready(answer) => Box::pin(std::future::ready(answer)),
-                Poll::Pending => run,
+            // Polled again with this task's waker; a call not done by then
+            // is polled again by its stream's task, which takes over the wake.
+            let run: RunningCall = match first {
+                Some(answer) => Box::pin(std::future::ready(answer)),
+                None => match futures_util::poll!(run.as_mut()) {
+                    Poll::Ready(Some(answer)) if messages.is_empty() => {
+                        return self.with_id(Response::json_vec(200, answer));
+                    }
+                    Poll::Ready(answer) => Box::pin(std::future::ready(answer)),
+                    Poll::Pending => run,
+                },
             };
             let lane = self.session.heavy_lane();
             let (response, stream) = CallStream::open(stream_id, replay, false, lane);
