@@ -169,7 +169,10 @@ impl InputRound {
             client_capabilities,
             responses,
             request_state,
-            ..InputRound::default()
+            next: std::sync::atomic::AtomicUsize::new(0),
+            wanted: parking_lot::Mutex::new(None),
+            notify: tokio::sync::Notify::new(),
+            task: std::sync::OnceLock::new(),
         }
     }
 

@@ -24,14 +24,14 @@ pub(super) struct Fields {
 
 /// A Host value: host characters only; like nginx, not empty and no empty label (`..`).
 pub(super) fn valid_host(value: &[u8]) -> bool {
-    let mut prev = 0u8;
+    // Without a branch per byte: a Host value is read on every request.
+    let (mut ok, mut prev_dot) = (true, false);
     for &b in value {
-        if !HOST_BYTE[b as usize] || (b == b'.' && prev == b'.') {
-            return false;
-        }
-        prev = b;
+        let dot = b == b'.';
+        ok &= HOST_BYTE[b as usize] & !(dot & prev_dot);
+        prev_dot = dot;
     }
-    !value.is_empty()
+    ok && !value.is_empty()
 }
 
 impl Fields {
