@@ -375,11 +375,13 @@ impl<'a> Scanner<'a> {
     }
 
     /// Skips a string at `pos` (on its quote); returns whether it held escapes.
-    #[inline]
+    ///
+    /// Inlined where it is called: a short plain string (most member
+    /// names and values) ends here, and the rest is a call of its own.
+    #[inline(always)]
     fn string(&mut self) -> Result<bool, ScanError> {
         let b = self.bytes();
         let mut i = self.pos + 1;
-        let mut escaped = false;
         // Strings of up to some tens of bytes (member names, methods, ids,
         // `_meta` keys) end within a few words: eight bytes at a time with
         // plain integer operations beats setting up a vectorized search.
@@ -395,11 +397,20 @@ impl<'a> Scanner<'a> {
             i += (special.trailing_zeros() / 8) as usize;
             break;
         }
+        if b.get(i) == Some(&b'"') {
+            self.pos = i + 1;
+            return Ok(false);
+        }
+        self.string_rest(i)
+    }
+
+    /// [`Scanner::string`] from `i`, past its plain short start: a longer
+    /// string, a control character or an escape.
+    #[inline(never)]
+    fn string_rest(&mut self, mut i: usize) -> Result<bool, ScanError> {
+        let b = self.bytes();
+        let mut escaped = false;
         if let Some(&c) = b.get(i) {
-            if c == b'"' {
-                self.pos = i + 1;
-                return Ok(false);
-            }
             if c < 0x20 {
                 self.pos = i;
                 return self.err("control character in string");
