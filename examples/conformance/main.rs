@@ -24,12 +24,15 @@ fn no_args() -> Value {
     json!({ "type": "object", "properties": {} })
 }
 
+/// A tool that answers `output` whatever it is sent: its arguments are
+/// skipped as they are read (serde's `IgnoredAny`), not built into a value
+/// it would drop unread.
 fn fixed(name: &str, description: &str, output: ToolOutput) -> Tool {
-    Tool::raw(
+    Tool::typed(
         name,
         description,
         no_args(),
-        move |_ctx: Context, _args: Value| {
+        move |_ctx: Context, _args: serde::de::IgnoredAny| {
             let output = output.clone();
             async move { output }
         },
