@@ -90,12 +90,19 @@ pub(crate) fn write_head(
     framing: BodyFraming,
     conn: ConnHeader,
 ) {
-    out.extend_from_slice(b"HTTP/1.1 ");
     let mut num = [0u8; 20];
-    out.extend_from_slice(format_decimal(u64::from(status), &mut num));
-    out.push(b' ');
-    out.extend_from_slice(reason(status).as_bytes());
-    out.extend_from_slice(b"\r\nDate: ");
+    match status {
+        // Most answers' status lines, with the Date line's start: one copy.
+        200 => out.extend_from_slice(b"HTTP/1.1 200 OK\r\nDate: "),
+        202 => out.extend_from_slice(b"HTTP/1.1 202 Accepted\r\nDate: "),
+        _ => {
+            out.extend_from_slice(b"HTTP/1.1 ");
+            out.extend_from_slice(format_decimal(u64::from(status), &mut num));
+            out.push(b' ');
+            out.extend_from_slice(reason(status).as_bytes());
+            out.extend_from_slice(b"\r\nDate: ");
+        }
+    }
     write_date(out);
     out.extend_from_slice(b"\r\n");
     for (name, value) in headers.inline {
@@ -195,6 +202,24 @@ mod tests {
             without_date(&out),
             "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nx-a: b\r\nx-s: 1\r\nx-r: 2\r\nContent-Length: 12\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn every_status_line_is_the_code_and_its_reason() {
+        // The common ones are written whole; the rest piece by piece.
+        for status in [200, 202, 204, 400, 404, 500, 599] {
+            let mut out = Vec::new();
+            write_head(
+                &mut out,
+                status,
+                Headers::default(),
+                BodyFraming::None,
+                ConnHeader::Omit,
+            );
+            let line = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+            assert_eq!(without_date(&out), format!("{line}\r\n"));
+            assert!(out.starts_with(format!("{line}Date: ").as_bytes()));
+        }
     }
 
     #[test]
