@@ -50,10 +50,10 @@ impl<'a> RawJson<'a> {
     #[inline]
     pub fn as_str(&self) -> Option<Cow<'a, str>> {
         let inner = self.0.strip_prefix('"')?.strip_suffix('"')?;
-        // Names and methods are short: a plain loop costs a third of
-        // `memchr`'s set-up for them.
+        // Names and methods are short: eight bytes at a time with integer
+        // operations costs less than `memchr`'s set-up for them.
         let escaped = if inner.len() < 64 {
-            inner.bytes().any(|b| b == b'\\')
+            has_backslash(inner.as_bytes())
         } else {
             inner.contains('\\')
         };
@@ -127,6 +127,18 @@ const SHORT_STRING: usize = 64;
 
 /// Ones in every byte of a word.
 const ONES: u64 = u64::from_le_bytes([1; 8]);
+
+/// Whether `bytes` holds a backslash: eight bytes at a time, then the rest.
+fn has_backslash(bytes: &[u8]) -> bool {
+    let high = ONES << 7;
+    let mut words = bytes.chunks_exact(8);
+    let found = words.by_ref().any(|word| {
+        let word = u64::from_le_bytes(<[u8; 8]>::try_from(word).unwrap_or([0; 8]));
+        let x = word ^ (ONES * u64::from(b'\\'));
+        x.wrapping_sub(ONES) & !x & high != 0
+    });
+    found || words.remainder().contains(&b'\\')
+}
 
 /// Flags (its high bit) every byte of `word` (little-endian) that is a
 /// quote, a backslash or a control character; bytes above the first flagged
@@ -544,6 +556,18 @@ pub fn each_member<'a>(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_backslash_is_found_at_every_offset() {
+        for len in 0..40 {
+            assert!(!has_backslash("a".repeat(len).as_bytes()));
+            for at in 0..len {
+                let mut text = "é".repeat(len).into_bytes();
+                text[at] = b'\\';
+                assert!(has_backslash(&text), "{len} {at}");
+            }
+        }
+    }
 
     #[test]
     fn strings_end_and_fail_where_serde_json_says_at_every_offset() {
