@@ -212,7 +212,11 @@ impl Call<'_> {
         };
         let client_info = match client_info {
             Some(info) => LazyJson::text(Some(info)),
-            None => LazyJson::session_info(Arc::clone(&session)),
+            None => {
+                // The session as the source of its `clientInfo` (an upcast).
+                let source: Arc<dyn super::lazy::ClientInfoSource> = session.clone();
+                LazyJson::session_info(source)
+            }
         };
         OwnedCall {
             session,

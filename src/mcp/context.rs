@@ -26,7 +26,7 @@ pub type StatementKinds = Arc<Vec<crate::util::sql_guard::StatementKind>>;
 /// the call came in on. The session implements it; the context holds it as
 /// a trait object, so this file (which tools, prompts and resources name)
 /// never names the session (which names them all): no import cycle.
-pub(crate) trait SessionLink: Send + Sync + std::fmt::Debug {
+pub(crate) trait SessionLink: super::lazy::ClientInfoSource + Send + Sync + std::fmt::Debug {
     /// The transport the session came by, once it said.
     fn transport(&self) -> Option<&'static str>;
     /// Whether the session's calls may run read-only statements only.
@@ -43,8 +43,6 @@ pub(crate) trait SessionLink: Send + Sync + std::fmt::Debug {
     fn client_capabilities(&self) -> Option<Value>;
     /// Whether the client declared `capability` in `initialize`.
     fn client_has_capability(&self, capability: &str) -> bool;
-    /// The client's `clientInfo` from `initialize`.
-    fn client_info(&self) -> Option<Value>;
     /// Requests sent to the client and waiting for answers.
     fn outgoing(&self) -> &Outgoing;
     /// Where the session's own messages go, when it has a stream.

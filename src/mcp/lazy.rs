@@ -6,8 +6,15 @@ use std::sync::{Arc, OnceLock};
 
 use serde_json::Value;
 
-use super::context::SessionLink;
 use super::kept::Kept;
+
+/// Where a session's `clientInfo` (from `initialize`) is read from: the
+/// session, as a call's context holds it (`SessionLink` extends this, so
+/// this file need not name it).
+pub(crate) trait ClientInfoSource: Send + Sync {
+    /// The client's `clientInfo` from `initialize`.
+    fn client_info(&self) -> Option<Value>;
+}
 
 /// Where a [`LazyJson`] comes from.
 enum Source {
@@ -17,7 +24,7 @@ enum Source {
     /// scanner found it (valid JSON; not validated again here).
     Text(Kept),
     /// The session's `clientInfo` (from `initialize`), asked for when read.
-    SessionInfo(Arc<dyn SessionLink>),
+    SessionInfo(Arc<dyn ClientInfoSource>),
 }
 
 /// A JSON value parsed (or fetched from the session) the first time it is
@@ -46,7 +53,7 @@ impl LazyJson {
 
     /// The `clientInfo` of `session`'s `initialize`, asked for once when
     /// first read.
-    pub(crate) fn session_info(session: Arc<dyn SessionLink>) -> LazyJson {
+    pub(crate) fn session_info(session: Arc<dyn ClientInfoSource>) -> LazyJson {
         LazyJson {
             source: Source::SessionInfo(session),
             value: OnceLock::new(),

@@ -3,6 +3,12 @@
 
 use super::*;
 
+impl crate::mcp::lazy::ClientInfoSource for Session {
+    fn client_info(&self) -> Option<serde_json::Value> {
+        Session::client_info(self)
+    }
+}
+
 impl SessionLink for Session {
     fn transport(&self) -> Option<&'static str> {
         Session::transport(self)
@@ -35,10 +41,6 @@ impl SessionLink for Session {
     fn client_has_capability(&self, capability: &str) -> bool {
         self.client_capabilities()
             .is_some_and(|c| c.get(capability).is_some())
-    }
-
-    fn client_info(&self) -> Option<serde_json::Value> {
-        Session::client_info(self)
     }
 
     fn outgoing(&self) -> &Outgoing {
