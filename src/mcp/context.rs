@@ -26,7 +26,9 @@ pub type StatementKinds = Arc<Vec<crate::util::sql_guard::StatementKind>>;
 /// the call came in on. The session implements it; the context holds it as
 /// a trait object, so this file (which tools, prompts and resources name)
 /// never names the session (which names them all): no import cycle.
-pub(crate) trait SessionLink: super::lazy::ClientInfoSource + Send + Sync + std::fmt::Debug {
+pub(crate) trait SessionLink:
+    super::lazy::ClientInfoSource + Send + Sync + std::fmt::Debug
+{
     /// The transport the session came by, once it said.
     fn transport(&self) -> Option<&'static str>;
     /// Whether the session's calls may run read-only statements only.
