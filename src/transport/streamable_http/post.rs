@@ -340,7 +340,8 @@ impl StreamableHttp {
 
 /// 2026-07-28: a call that says nothing before its answer gets a plain
 /// JSON answer (with the HTTP status its error calls for); one that
-/// streams first gets SSE, its messages before its answer.
+/// streams first gets SSE, its messages before its answer. For a call not
+/// done at the poll `Starting::call` gave it.
 async fn answer_modern(
     mut run: RunningAnswer,
     mut messages: crate::mcp::PeerReceiver,
@@ -353,8 +354,9 @@ async fn answer_modern(
         tokio::spawn(stream.run(run, messages, first));
         response
     };
-    // Most calls finish at their first poll: answered without a select.
-    // The poll uses this task's waker, so one that is not done wakes it.
+    // Polled again, now with this task's waker (the first poll's did
+    // nothing): a call done by now is answered without a select, and one
+    // that is not wakes this task.
     let answer = match futures_util::poll!(run.as_mut()) {
         Poll::Ready(answer) if !messages.is_empty() => {
             // It sent messages, then answered: they go first, on a stream.
