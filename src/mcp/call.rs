@@ -82,8 +82,7 @@ pub struct Call<'a> {
 enum OwnedKind {
     Tool {
         tool: usize,
-        /// Valid JSON (the scanner read it).
-        arguments: Option<Kept>,
+        arguments: Option<Arguments>,
     },
     Read {
         resource: usize,
@@ -114,6 +113,19 @@ impl OwnedKind {
             OwnedKind::Task { op, .. } => op.method(),
         }
     }
+}
+
+/// A tool call's arguments, as the call keeps them.
+#[derive(Debug)]
+enum Arguments {
+    /// Kept with the call's other pieces: valid JSON (the scanner read
+    /// it), handed to the tool as serde_json's view of it when it runs.
+    Kept(Kept),
+    /// Arguments of [`LARGE_MESSAGE`] bytes or more, made serde_json's own
+    /// when the call is (off the async workers, as a large message is
+    /// read), so that the async worker that runs the tool does not read
+    /// them again first.
+    Raw(Box<RawValue>),
 }
 
 /// What a call's `requestState` is bound to, written out only when a
@@ -180,9 +192,12 @@ impl Call<'_> {
     /// `session` of `server` (`Session::own` is the public form).
     pub(crate) fn own(self, session: Arc<dyn SessionLink>, server: McpServer) -> OwnedCall {
         // The pieces a call keeps, copied in one allocation.
-        let arguments = match &self.kind {
-            CallKind::Tool { arguments, .. } => arguments.map(|a| a.get()),
-            _ => None,
+        let (arguments, large_arguments) = match &self.kind {
+            CallKind::Tool {
+                arguments: Some(a), ..
+            } if a.get().len() >= LARGE_MESSAGE => (None, Some(a.to_raw_value())),
+            CallKind::Tool { arguments, .. } => (arguments.map(|a| a.get()), None),
+            _ => (None, None),
         };
         let [id, arguments, client_info, client_capabilities] = Kept::copy(
             self.message,
@@ -195,7 +210,13 @@ impl Call<'_> {
         );
         let id = id.unwrap_or_else(|| Kept::one(self.id.raw()));
         let kind = match self.kind {
-            CallKind::Tool { tool, .. } => OwnedKind::Tool { tool, arguments },
+            CallKind::Tool { tool, .. } => OwnedKind::Tool {
+                tool,
+                arguments: match large_arguments {
+                    Some(raw) => Some(Arguments::Raw(raw)),
+                    None => arguments.map(Arguments::Kept),
+                },
+            },
             CallKind::Read {
                 resource,
                 uri,
@@ -746,10 +767,11 @@ async fn answer(
             let def = &inner.tools[tool];
             let marker = ctx.clone();
             // serde_json's view of the text the scanner read (no copy).
-            let raw = arguments
-                .as_deref()
-                .map(serde_json::from_str::<&RawValue>)
-                .transpose();
+            let raw = match &arguments {
+                None => Ok(None),
+                Some(Arguments::Raw(raw)) => Ok(Some(&**raw)),
+                Some(Arguments::Kept(text)) => serde_json::from_str::<&RawValue>(text).map(Some),
+            };
             let output = match raw {
                 Err(e) => ToolOutput::error(format!("invalid arguments: {e}")),
                 Ok(raw) => match def.check_arguments(raw) {
@@ -1031,6 +1053,49 @@ mod tests {
             assert_eq!(framed.bytes, expected, "{version:?}");
             assert_eq!(framed.result_bytes(), &plain.bytes[..]);
             assert!(framed.bytes.capacity() - framed.bytes.len() <= framed.bytes.len() / 16);
+        }
+    }
+
+    #[test]
+    fn large_arguments_are_made_serde_json_s_when_the_call_is_owned() {
+        let server = McpServer::builder("args", "0")
+            .tool(crate::mcp::Tool::raw(
+                "echo",
+                "",
+                serde_json::json!({"type": "object"}),
+                |_ctx, _args: serde_json::Value| async { ToolOutput::text("") },
+            ))
+            .build();
+        let session = Arc::new(crate::mcp::Session::new(server, None));
+        for (len, large) in [(10, false), (LARGE_MESSAGE, true)] {
+            let message = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                "params": {"name": "echo", "arguments": {"t": "x".repeat(len)},
+                "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}}})
+            .to_string();
+            let mut out = Vec::new();
+            let crate::mcp::Dispatched::Call(call) = session.dispatch(message.as_bytes(), &mut out)
+            else {
+                panic!("not a call: {}", String::from_utf8_lossy(&out));
+            };
+            let owned = call.into_owned(&session);
+            let OwnedKind::Tool {
+                arguments: Some(arguments),
+                ..
+            } = &owned.kind
+            else {
+                panic!("no arguments");
+            };
+            let text = match arguments {
+                Arguments::Kept(kept) => {
+                    assert!(!large, "{len}: kept as text");
+                    kept.as_str()
+                }
+                Arguments::Raw(raw) => {
+                    assert!(large, "{len}: made serde_json's");
+                    raw.get()
+                }
+            };
+            assert_eq!(text, format!(r#"{{"t":"{}"}}"#, "x".repeat(len)));
         }
     }
 }

@@ -575,3 +575,39 @@ async fn tool_calls_are_counted_by_tool_and_outcome() {
         server.tool_calls().into_iter().collect();
     assert_eq!(counts["lies"], [1, 1, 1, 0], "{counts:?}");
 }
+
+#[tokio::test]
+async fn a_tool_gets_its_arguments_whole_small_or_large() {
+    // Small arguments are kept with the call's id and `_meta` parts; large
+    // ones (a large message, read off the async workers) as serde_json's.
+    let server = McpServer::builder("args", "0")
+        .tool(Tool::raw(
+            "echo",
+            "",
+            json!({"type": "object"}),
+            |_ctx, args: Value| async move {
+                let text = args["text"].as_str().unwrap_or_default();
+                let head: String = text.chars().take(2).collect();
+                ToolOutput::text(format!("{} {head}", text.len()))
+            },
+        ))
+        .build();
+    let s = Arc::new(Session::new(server, None));
+    init(&s, "2025-06-18").await;
+    for len in [0, 3, 900, crate::mcp::LARGE_MESSAGE + 10] {
+        let text = "é".repeat(len / 2);
+        let args = json!({"text": text, "n": [1, 2.5, null, {"k": "\"q\""}]});
+        for version in ["legacy", "modern"] {
+            let params = json!({"name": "echo", "arguments": args});
+            let call = match version {
+                "legacy" => req(7, "tools/call", params),
+                _ => modern(7, "tools/call", params),
+            };
+            let r = send(&s, call).await.expect("an answer");
+            let head: String = text.chars().take(2).collect();
+            let want = format!("{} {head}", text.len());
+            assert_eq!(r["id"], 7, "{version} {len}");
+            assert_eq!(r["result"]["content"][0]["text"], want, "{version} {len}");
+        }
+    }
+}
