@@ -128,14 +128,23 @@ const SHORT_STRING: usize = 64;
 /// Ones in every byte of a word.
 const ONES: u64 = u64::from_le_bytes([1; 8]);
 
+/// The high bit of every byte.
+const HIGH: u64 = ONES << 7;
+
+/// Flags (its high bit) the zero bytes of `x`: the lowest one always, those
+/// above it possibly wrongly (borrows). Nonzero exactly when `x` has a zero
+/// byte.
+#[inline(always)]
+fn zero_in(x: u64) -> u64 {
+    x.wrapping_sub(ONES) & !x & HIGH
+}
+
 /// Whether `bytes` holds a backslash: eight bytes at a time, then the rest.
 fn has_backslash(bytes: &[u8]) -> bool {
-    let high = ONES << 7;
     let mut words = bytes.chunks_exact(8);
     let found = words.by_ref().any(|word| {
         let word = u64::from_le_bytes(<[u8; 8]>::try_from(word).unwrap_or([0; 8]));
-        let x = word ^ (ONES * u64::from(b'\\'));
-        x.wrapping_sub(ONES) & !x & high != 0
+        zero_in(word ^ (ONES * u64::from(b'\\'))) != 0
     });
     found || words.remainder().contains(&b'\\')
 }
@@ -144,11 +153,9 @@ fn has_backslash(bytes: &[u8]) -> bool {
 /// quote, a backslash or a control character; bytes above the first flagged
 /// one may be flagged wrongly (borrows), the first one never is.
 pub(crate) fn special_bytes(word: u64) -> u64 {
-    let high = ONES << 7;
-    let zero_in = |x: u64| x.wrapping_sub(ONES) & !x & high;
     let quote = zero_in(word ^ (ONES * u64::from(b'"')));
     let backslash = zero_in(word ^ (ONES * u64::from(b'\\')));
-    let control = word.wrapping_sub(ONES * 0x20) & !word & high;
+    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
     quote | backslash | control
 }
 

@@ -28,11 +28,17 @@ impl Kept {
         // The stretch of `message` the pieces lie in, if they all do.
         let base = message.as_ptr() as usize;
         let (mut lo, mut hi, mut total, mut all_in) = (usize::MAX, 0, 0, true);
+        let mut any = false;
         for piece in pieces.iter().flatten() {
+            any = true;
             let start = (piece.as_ptr() as usize).wrapping_sub(base);
             let end = start.wrapping_add(piece.len());
             all_in &= start <= end && end <= message.len();
             (lo, hi, total) = (lo.min(start), hi.max(end), total + piece.len());
+        }
+        if !any {
+            // Nothing to keep: no allocation.
+            return pieces.map(|_| None);
         }
         let stretch = message
             .get(lo..hi)
@@ -185,6 +191,12 @@ mod tests {
         check("", [Some(other.as_str())]);
         check(&message, [None, None]);
         assert_eq!(Kept::one("\"a\"").as_str(), "\"a\"");
+    }
+
+    #[test]
+    fn no_pieces_keep_nothing() {
+        let kept = Kept::copy(r#"{"id":1}"#, [None, None, None]);
+        assert!(kept.iter().all(Option::is_none));
     }
 
     #[test]
