@@ -43,6 +43,18 @@ async fn start_with(
                 ToolOutput::text("hello")
             },
         ))
+        .tool(Tool::raw(
+            "late_hello",
+            "Waits `turns` turns, then sends its progress and answers in one poll.",
+            json!({"type": "object"}),
+            |ctx, args| async move {
+                for _ in 0..args["turns"].as_u64().unwrap_or(0) {
+                    tokio::task::yield_now().await;
+                }
+                ctx.progress(1.0, Some(1.0), None).await;
+                ToolOutput::text("late hello")
+            },
+        ))
         .build();
     let endpoint = StreamableHttp::with_config(server.clone(), config);
     let router = endpoint.routes(Router::new(), "/mcp");
@@ -415,6 +427,29 @@ async fn a_modern_call_that_streams_before_answering_always_gets_its_stream() {
         let text = r.body_str();
         let progress = text.find("notifications/progress").expect("progress");
         let answer = text.find("\"result\"").expect("answer");
+        assert!(progress < answer, "{text}");
+    }
+    // `late_hello` is not done at its first polls; at a later one it sends
+    // its progress and answers at once: whichever poll that is, the
+    // progress still comes first, on a stream, and is not dropped for a
+    // JSON answer.
+    for id in 100..120 {
+        let turns = id % 6;
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"late_hello","arguments":{{"turns":{turns}}},"_meta":{{"progressToken":"p","io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{{}}}}}}}}"#
+        );
+        let late = [
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", "late_hello"),
+        ];
+        c.send(&post(&body, &late)).await;
+        let r = c.read_response().await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-type"), Some("text/event-stream"), "{id}");
+        let text = r.body_str();
+        let progress = text.find("notifications/progress").expect("progress");
+        let answer = text.find("late hello").expect("answer");
         assert!(progress < answer, "{text}");
     }
     // Without a progress token it says nothing first: one JSON answer.

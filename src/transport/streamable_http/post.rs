@@ -171,20 +171,13 @@ impl Starting {
         if self.modern {
             let mut run: RunningAnswer = Box::pin(call.run_answer());
             return match run.as_mut().poll(&mut idle) {
-                Poll::Ready(answer) if messages.is_empty() => Reply::ready(match answer {
-                    // The status comes from the error the call answered,
-                    // not from reading the bytes again.
-                    Some(answer) => Response::json_vec(status_of(answer.error), answer.bytes),
-                    None => Response::new(202),
-                }),
-                // It sent messages, then answered: they go first, on a stream.
-                Poll::Ready(answer) => {
-                    let answer = answer.map(|a| a.bytes);
-                    let lane = self.session.heavy_lane();
-                    let (response, stream) = CallStream::open(stream_id, replay, true, lane);
-                    tokio::spawn(stream.run(Box::pin(std::future::ready(answer)), messages, None));
-                    Reply::ready(response)
-                }
+                Poll::Ready(answer) => Reply::ready(modern_reply(
+                    answer,
+                    messages,
+                    stream_id,
+                    replay,
+                    &self.session,
+                )),
                 Poll::Pending => Reply::new(answer_modern(
                     run,
                     messages,
@@ -349,20 +342,10 @@ async fn answer_modern(
     replay: Option<Arc<Replay>>,
     session: Arc<Session>,
 ) -> Response {
-    let stream = |run: RunningCall, messages, first| {
-        let (response, stream) = CallStream::open(stream_id, replay, true, session.heavy_lane());
-        tokio::spawn(stream.run(run, messages, first));
-        response
-    };
     // Polled again, now with this task's waker (the first poll's did
     // nothing): a call done by now is answered without a select, and one
     // that is not wakes this task.
     let answer = match futures_util::poll!(run.as_mut()) {
-        Poll::Ready(answer) if !messages.is_empty() => {
-            // It sent messages, then answered: they go first, on a stream.
-            let answer = answer.map(|a| a.bytes);
-            return stream(Box::pin(std::future::ready(answer)), messages, None);
-        }
         Poll::Ready(answer) => answer,
         Poll::Pending => tokio::select! {
             // A message first: when the answer is ready too, the stream
@@ -370,11 +353,36 @@ async fn answer_modern(
             biased;
             Some(first) = messages.recv() => {
                 let run = Box::pin(async move { run.await.map(|a| a.bytes) });
-                return stream(run, messages, Some(first));
+                let lane = session.heavy_lane();
+                let (response, stream) = CallStream::open(stream_id, replay, true, lane);
+                tokio::spawn(stream.run(run, messages, Some(first)));
+                return response;
             }
+            // Messages it sent in the poll that answered are looked for
+            // in `modern_reply`.
             answer = &mut run => answer,
         },
     };
+    modern_reply(answer, messages, stream_id, replay, &session)
+}
+
+/// A 2026-07-28 call's reply once it answered: plain JSON (with the HTTP
+/// status its error calls for), or 202 when cancelled; SSE when it sent
+/// messages before its answer (they go first), whichever poll that was in.
+fn modern_reply(
+    answer: Option<crate::mcp::Answer>,
+    messages: crate::mcp::PeerReceiver,
+    stream_id: Kept,
+    replay: Option<Arc<Replay>>,
+    session: &Session,
+) -> Response {
+    if !messages.is_empty() {
+        let answer = answer.map(|a| a.bytes);
+        let lane = session.heavy_lane();
+        let (response, stream) = CallStream::open(stream_id, replay, true, lane);
+        tokio::spawn(stream.run(Box::pin(std::future::ready(answer)), messages, None));
+        return response;
+    }
     match answer {
         // The status comes from the error the call answered, not from
         // reading the bytes again.
