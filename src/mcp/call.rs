@@ -328,8 +328,65 @@ impl OwnedCall {
     pub(crate) fn run_answer(
         self,
     ) -> impl std::future::Future<Output = Option<Answer>> + Send + 'static {
-        // Counted however the call ends; a drop (a cancel) counts as cancelled.
-        let tally = Tally {
+        let tally = self.tally();
+        // Kept for a large answer's heavy-work turn (an `Arc` count, no allocation).
+        let session = Arc::clone(&self.session);
+        let setup = self.set_up();
+        async move {
+            let ran = match setup {
+                Ok(mut running) => {
+                    // The work's first poll, with this task's waker.
+                    let first = std::future::poll_fn(|cx| Poll::Ready(running.first_poll(cx)));
+                    match first.await {
+                        Some(answer) => running.ran(answer),
+                        None => running.rest().await,
+                    }
+                }
+                Err(done) => done,
+            };
+            encode(tally, &*session, ran?).await
+        }
+    }
+
+    /// Starts the call: sets it up and polls its work once with `cx`. Most
+    /// calls answer at that poll, and their answer is encoded here, with
+    /// no future of their own to allocate and poll. One that is not done
+    /// comes back as the rest of its run: the caller polls it next, with
+    /// the waker it should wake from then on (a future wakes the waker of
+    /// its latest poll).
+    ///
+    /// Counted in the metrics as [`OwnedCall::run_answer`] is.
+    pub(crate) fn start(self, cx: &mut std::task::Context<'_>) -> Started {
+        let tally = self.tally();
+        let session = Arc::clone(&self.session);
+        let ran = match self.set_up() {
+            Ok(mut running) => match running.first_poll(cx) {
+                Some(answer) => running.ran(answer),
+                None => {
+                    return Started::Running(Box::pin(async move {
+                        let ran = running.rest().await?;
+                        encode(tally, &*session, ran).await
+                    }));
+                }
+            },
+            Err(done) => done,
+        };
+        let Some(ran) = ran else {
+            return Started::Answered(None);
+        };
+        let mut tally = tally;
+        match encode_now(&mut tally, ran) {
+            Encoding::Done(answer) => Started::Answered(answer),
+            Encoding::Large(body) => Started::Running(Box::pin(async move {
+                Some(encode_large(tally, &*session, body).await)
+            })),
+        }
+    }
+
+    /// What records the call's outcome and duration when dropped; a call
+    /// dropped before it ends counts as cancelled.
+    fn tally(&self) -> Tally {
+        Tally {
             metrics: self.server.metrics(),
             method: self.kind.method(),
             request_id: self.id.clone(),
@@ -340,71 +397,6 @@ impl OwnedCall {
                 _ => None,
             },
             tool_error: false,
-        };
-        // Kept for a large answer's heavy-work turn (an `Arc` count, no allocation).
-        let session = Arc::clone(&self.session);
-        let inner = self.run_inner();
-        async move {
-            let mut tally = tally;
-            let ran = inner.await?;
-            tally.tool_error = ran.tool_failed;
-            let id = Id::from_raw(RawJson(tally.request_id.as_str()))?;
-            let mut out = Vec::new();
-            let mut error = None;
-            match ran.answer {
-                // A tool output, encoded inside its response from the start
-                // (every one, large or small): sent as made, not copied again.
-                Ok(Encoded {
-                    bytes,
-                    framed_at: Some(_),
-                }) => {
-                    tally.outcome = super::metrics::Outcome::Ok;
-                    out = bytes;
-                }
-                // Any other call's result comes alone: framed here.
-                Ok(Encoded { bytes: body, .. }) if body.len() >= LARGE_MESSAGE => {
-                    // Megabytes copied into the response (and the result freed)
-                    // on a blocking thread in the principal's heavy-work turn,
-                    // not on the worker other calls share.
-                    let request_id = tally.request_id.clone();
-                    let principal = session
-                        .principal()
-                        .unwrap_or(super::heavy::UNKNOWN_PRINCIPAL);
-                    // Boxed: rare, and its wait would add to every call's future.
-                    let whole = Box::pin(
-                        session
-                            .heavy()
-                            .run(principal, move || result_response(&request_id, &body)),
-                    )
-                    .await
-                    .flatten();
-                    match whole {
-                        Some(whole) => {
-                            tally.outcome = super::metrics::Outcome::Ok;
-                            out = whole;
-                        }
-                        None => {
-                            // Still an answer: the client never waits for one.
-                            tally.outcome = super::metrics::Outcome::Error;
-                            let e = RpcError::new(INTERNAL_ERROR, "writing the answer failed");
-                            write_error(&mut out, Some(id), &e);
-                            error = Some(e.code);
-                        }
-                    }
-                }
-                Ok(Encoded { bytes: body, .. }) => {
-                    tally.outcome = super::metrics::Outcome::Ok;
-                    out.reserve(body.len() + tally.request_id.len() + RESULT_FRAME_BYTES);
-                    write_result_with(&mut out, id, |out| out.extend_from_slice(&body));
-                }
-                Err(e) => {
-                    tally.outcome = super::metrics::Outcome::Error;
-                    out.reserve(256);
-                    write_error(&mut out, Some(id), &e);
-                    error = Some(e.code);
-                }
-            }
-            Some(Answer { bytes: out, error })
         }
     }
 
@@ -509,66 +501,6 @@ impl OwnedCall {
             work,
         })
     }
-
-    /// Runs the call to its answer (not yet encoded); `None` if the client
-    /// cancelled it. Set up here; the future holds what its waits need.
-    fn run_inner(self) -> impl std::future::Future<Output = Option<Ran>> + Send + 'static {
-        let setup = self.set_up();
-        async move {
-            let Running {
-                binding,
-                escalate_after,
-                server,
-                tracked: _tracked,
-                watcher,
-                mut work,
-            } = match setup {
-                Ok(running) => running,
-                Err(done) => return done,
-            };
-            let escalate_now = escalate_after == Some(std::time::Duration::ZERO);
-            // A handler that finishes without waiting (most do) is answered
-            // from its first poll, as the select below would answer it, without
-            // setting up the select's other branches. That poll uses this task's
-            // waker, so a handler that is not done is woken into the select.
-            let first = if escalate_now || watcher.is_cancelled() || aborting(&server) {
-                None
-            } else {
-                match futures_util::poll!(work.as_mut()) {
-                    Poll::Ready(out) => Some(out),
-                    Poll::Pending => None,
-                }
-            };
-            let output = if let Some(out) = first {
-                Outcome::Answer(out)
-            } else if escalate_now {
-                Outcome::Escalate
-            } else {
-                // Boxed: the waits of a call that did not finish at once (the
-                // abort, the task threshold's timer) are most of this future's
-                // size, and every call's future is allocated and moved whole.
-                Box::pin(wait_for_answer(
-                    &server,
-                    &watcher,
-                    &binding,
-                    &mut work,
-                    escalate_after,
-                ))
-                .await
-            };
-            let output = match output {
-                Outcome::Cancelled => None,
-                Outcome::Answer(a) => Some(a),
-                // Boxed, as the wait above: rare, and large.
-                Outcome::Escalate => Some(Box::pin(escalate(&server, &watcher, work)).await),
-            };
-            let answer = output.filter(|_| !watcher.is_cancelled())?;
-            Some(Ran {
-                answer,
-                tool_failed: watcher.tool_failed(),
-            })
-        }
-    }
 }
 
 /// A call set up to run ([`OwnedCall::set_up`]).
@@ -582,6 +514,187 @@ struct Running {
     watcher: Context,
     /// The handler's work.
     work: super::tasks::Work,
+}
+
+impl Running {
+    /// The work's first poll, with `cx`'s waker: its answer, if it gave
+    /// one; `None` when it is not done, or was not polled because the call
+    /// is to end another way (a task at once, a cancellation, the server's
+    /// abort), which [`Running::rest`] then finds.
+    fn first_poll(&mut self, cx: &mut std::task::Context<'_>) -> Option<Result<Encoded, RpcError>> {
+        let escalate_now = self.escalate_after == Some(std::time::Duration::ZERO);
+        if escalate_now || self.watcher.is_cancelled() || aborting(&self.server) {
+            return None;
+        }
+        match self.work.as_mut().poll(cx) {
+            Poll::Ready(out) => Some(out),
+            Poll::Pending => None,
+        }
+    }
+
+    /// What the call ran to, given its answer ([`ran`]).
+    fn ran(&self, answer: Result<Encoded, RpcError>) -> Option<Ran> {
+        ran(&self.watcher, answer)
+    }
+
+    /// The rest of a run whose first poll gave no answer: its waits (for
+    /// the answer, a cancellation, the server's abort, the task
+    /// threshold), then what it ran to.
+    async fn rest(self) -> Option<Ran> {
+        let Running {
+            binding,
+            escalate_after,
+            server,
+            tracked: _tracked,
+            watcher,
+            mut work,
+        } = self;
+        let output = if escalate_after == Some(std::time::Duration::ZERO) {
+            Outcome::Escalate
+        } else {
+            // Boxed: the waits of a call that did not finish at once (the
+            // abort, the task threshold's timer) are most of this future's
+            // size, and every call's future is allocated and moved whole.
+            Box::pin(wait_for_answer(
+                &server,
+                &watcher,
+                &binding,
+                &mut work,
+                escalate_after,
+            ))
+            .await
+        };
+        let answer = match output {
+            Outcome::Cancelled => return None,
+            Outcome::Answer(a) => a,
+            // Boxed, as the wait above: rare, and large.
+            Outcome::Escalate => Box::pin(escalate(&server, &watcher, work)).await,
+        };
+        ran(&watcher, answer)
+    }
+}
+
+/// What a call ran to, given its answer; `None` if it was cancelled
+/// meanwhile (a handler that ends because it saw the cancellation must not
+/// have its answer sent).
+fn ran(watcher: &Context, answer: Result<Encoded, RpcError>) -> Option<Ran> {
+    if watcher.is_cancelled() {
+        return None;
+    }
+    Some(Ran {
+        answer,
+        tool_failed: watcher.tool_failed(),
+    })
+}
+
+/// A call after its first poll ([`OwnedCall::start`]).
+pub(crate) enum Started {
+    /// It answered at that poll: its answer (`None`: none is sent, as for
+    /// a cancelled call).
+    Answered(Option<Answer>),
+    /// It is not done: the rest of its run, to be polled with the waker
+    /// that should be woken.
+    Running(RunningAnswer),
+}
+
+/// A call's run to its answer (`None`: cancelled).
+pub(crate) type RunningAnswer =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Option<Answer>> + Send>>;
+
+/// A call's answer encoded (`None`: an id that is not one), a large
+/// result framed in the principal's heavy-work turn.
+async fn encode(mut tally: Tally, session: &dyn SessionLink, ran: Ran) -> Option<Answer> {
+    match encode_now(&mut tally, ran) {
+        Encoding::Done(answer) => answer,
+        Encoding::Large(body) => Some(encode_large(tally, session, body).await),
+    }
+}
+
+/// A call's answer as far as it can be encoded at once.
+enum Encoding {
+    /// Encoded (`None`: an id that is not one).
+    Done(Option<Answer>),
+    /// A large result that is not a tool output: framed by
+    /// [`encode_large`].
+    Large(Vec<u8>),
+}
+
+/// Encodes what a call ran to into its JSON-RPC answer, recording its
+/// outcome in `tally`; a large result that is not yet framed is left for
+/// [`encode_large`].
+fn encode_now(tally: &mut Tally, ran: Ran) -> Encoding {
+    tally.tool_error = ran.tool_failed;
+    let Some(id) = Id::from_raw(RawJson(tally.request_id.as_str())) else {
+        return Encoding::Done(None);
+    };
+    let mut out = Vec::new();
+    let mut error = None;
+    match ran.answer {
+        // A tool output, encoded inside its response from the start
+        // (every one, large or small): sent as made, not copied again.
+        Ok(Encoded {
+            bytes,
+            framed_at: Some(_),
+        }) => {
+            tally.outcome = super::metrics::Outcome::Ok;
+            out = bytes;
+        }
+        Ok(Encoded { bytes: body, .. }) if body.len() >= LARGE_MESSAGE => {
+            return Encoding::Large(body);
+        }
+        Ok(Encoded { bytes: body, .. }) => {
+            tally.outcome = super::metrics::Outcome::Ok;
+            out.reserve(body.len() + tally.request_id.len() + RESULT_FRAME_BYTES);
+            write_result_with(&mut out, id, |out| out.extend_from_slice(&body));
+        }
+        Err(e) => {
+            tally.outcome = super::metrics::Outcome::Error;
+            out.reserve(256);
+            write_error(&mut out, Some(id), &e);
+            error = Some(e.code);
+        }
+    }
+    Encoding::Done(Some(Answer { bytes: out, error }))
+}
+
+/// Frames a large result that is not a tool output: megabytes copied into
+/// the response (and the result freed) on a blocking thread in the
+/// principal's heavy-work turn, not on the worker other calls share.
+async fn encode_large(mut tally: Tally, session: &dyn SessionLink, body: Vec<u8>) -> Answer {
+    let request_id = tally.request_id.clone();
+    let principal = session
+        .principal()
+        .unwrap_or(super::heavy::UNKNOWN_PRINCIPAL);
+    // Boxed: rare, and its wait would add to every call's future.
+    let whole = Box::pin(
+        session
+            .heavy()
+            .run(principal, move || result_response(&request_id, &body)),
+    )
+    .await
+    .flatten();
+    match whole {
+        Some(whole) => {
+            tally.outcome = super::metrics::Outcome::Ok;
+            Answer {
+                bytes: whole,
+                error: None,
+            }
+        }
+        None => {
+            // Still an answer: the client never waits for one.
+            tally.outcome = super::metrics::Outcome::Error;
+            let e = RpcError::new(INTERNAL_ERROR, "writing the answer failed");
+            let mut out = Vec::new();
+            if let Some(id) = Id::from_raw(RawJson(tally.request_id.as_str())) {
+                write_error(&mut out, Some(id), &e);
+            }
+            Answer {
+                bytes: out,
+                error: Some(e.code),
+            }
+        }
+    }
 }
 
 /// How a call that did not finish at its first poll ends: cancelled, with

@@ -31,7 +31,7 @@ pub(crate) mod tasks;
 mod tool;
 pub(crate) mod version;
 
-pub(crate) use call::Answer;
+pub(crate) use call::{Answer, RunningAnswer, Started};
 pub use call::{Call, OwnedCall, RESOURCE_NOT_FOUND, SERVER_STOPPING};
 pub use context::{Context, LogLevel};
 pub use outgoing::InputRequests;

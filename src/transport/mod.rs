@@ -6,12 +6,12 @@ pub mod streamable_http;
 pub mod websocket;
 
 use std::sync::Arc;
-use std::task::Poll;
 
 use tokio::task::JoinSet;
 
 use crate::mcp::{
-    Dispatched, Handled, LARGE_MESSAGE, McpServer, OwnedCall, Peer, Session, owned_in_pieces,
+    Dispatched, Handled, LARGE_MESSAGE, McpServer, OwnedCall, Peer, Session, Started,
+    owned_in_pieces,
 };
 use bytes::Bytes;
 
@@ -147,27 +147,30 @@ pub(crate) async fn dispatch_large_to_peer(
 /// (most are) is answered in `out` instead, without a task of its own,
 /// when nothing waits in `peer`'s queue: the caller sends `out` at once,
 /// so it must not pass a message the call queued before its answer. Any
-/// other call runs in `calls` (that first poll used the caller's waker;
-/// its task takes the wake over).
+/// other call runs in `calls` (that first poll's waker does nothing; the
+/// task's first poll looks again and takes the wake over).
 async fn run_to_peer(call: OwnedCall, peer: &Peer, calls: &mut Calls, out: &mut Vec<u8>) {
-    // Boxed: the task then moves a pointer, not the call's whole state.
-    let mut run = Box::pin(call.run());
-    match futures_util::poll!(run.as_mut()) {
-        Poll::Ready(None) => {}
+    let mut idle = std::task::Context::from_waker(std::task::Waker::noop());
+    match call.start(&mut idle) {
+        Started::Answered(None) => {}
         // Moved when `out` is empty (it is: dispatch wrote nothing for a call).
-        Poll::Ready(Some(answer)) if peer.is_empty() && out.is_empty() => *out = answer,
-        Poll::Ready(Some(answer)) if peer.is_empty() => out.extend_from_slice(&answer),
-        Poll::Ready(Some(answer)) => {
+        Started::Answered(Some(answer)) if peer.is_empty() && out.is_empty() => {
+            *out = answer.bytes;
+        }
+        Started::Answered(Some(answer)) if peer.is_empty() => {
+            out.extend_from_slice(&answer.bytes);
+        }
+        Started::Answered(Some(answer)) => {
             let peer = peer.clone();
             calls.spawn(async move {
-                peer.send(answer).await;
+                peer.send(answer.bytes).await;
             });
         }
-        Poll::Pending => {
+        Started::Running(run) => {
             let peer = peer.clone();
             calls.spawn(async move {
                 if let Some(answer) = run.await {
-                    peer.send(answer).await;
+                    peer.send(answer.bytes).await;
                 }
             });
         }

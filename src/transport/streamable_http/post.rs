@@ -4,7 +4,8 @@
 use super::headers::{Agreement, OwnedAgreement, accepts_mcp, modern_status, status_of};
 use super::*;
 use crate::mcp::{
-    Handled, HeavyLane, Kept, LARGE_MESSAGE, OwnedCall, RequestCheck, owned_in_pieces,
+    Handled, HeavyLane, Kept, LARGE_MESSAGE, OwnedCall, RequestCheck, RunningAnswer, Started,
+    owned_in_pieces,
 };
 use std::task::Poll;
 
@@ -155,9 +156,10 @@ impl Starting {
     /// allows one); any other gets an SSE stream of its messages and answer,
     /// run on a task of its own (a dropped stream does not cancel it).
     ///
-    /// The call is polled once here, on the connection's task, with a waker
-    /// that does nothing: most calls answer at that poll, and their reply is
-    /// ready, with no future of its own to allocate and poll. One that is
+    /// The call is started here ([`OwnedCall::start`]), its work polled once
+    /// on the connection's task with a waker that does nothing: most calls
+    /// answer at that poll, and their reply is ready, with no future of
+    /// their own to allocate and poll. One that is
     /// not done is polled again at once by its reply's future, with the
     /// connection's waker, which from then on is the one it wakes (a future
     /// wakes the waker of its latest poll; nothing that happened between
@@ -168,17 +170,17 @@ impl Starting {
         let stream_id = call.kept_id();
         let replay = self.replay.take();
         let mut idle = std::task::Context::from_waker(std::task::Waker::noop());
+        let started = call.start(&mut idle);
         if self.modern {
-            let mut run: RunningAnswer = Box::pin(call.run_answer());
-            return match run.as_mut().poll(&mut idle) {
-                Poll::Ready(answer) => Reply::ready(modern_reply(
+            return match started {
+                Started::Answered(answer) => Reply::ready(modern_reply(
                     answer,
                     messages,
                     stream_id,
                     replay,
                     &self.session,
                 )),
-                Poll::Pending => Reply::new(answer_modern(
+                Started::Running(run) => Reply::new(answer_modern(
                     run,
                     messages,
                     stream_id,
@@ -187,27 +189,24 @@ impl Starting {
                 )),
             };
         }
-        let mut run: RunningCall = Box::pin(call.run());
-        let first = match run.as_mut().poll(&mut idle) {
-            Poll::Ready(Some(answer)) if messages.is_empty() => {
-                return Reply::ready(self.with_id(Response::json_vec(200, answer)));
+        let mut run = match started {
+            Started::Answered(Some(answer)) if messages.is_empty() => {
+                return Reply::ready(self.with_id(Response::json_vec(200, answer.bytes)));
             }
-            Poll::Ready(answer) => Some(answer),
-            Poll::Pending => None,
+            Started::Answered(answer) => Box::pin(std::future::ready(answer)),
+            Started::Running(run) => run,
         };
         Reply::new(async move {
             // Polled again with this task's waker; a call not done by then
             // is polled again by its stream's task, which takes over the wake.
-            let run: RunningCall = match first {
-                Some(answer) => Box::pin(std::future::ready(answer)),
-                None => match futures_util::poll!(run.as_mut()) {
-                    Poll::Ready(Some(answer)) if messages.is_empty() => {
-                        return self.with_id(Response::json_vec(200, answer));
+            if let Poll::Ready(answer) = futures_util::poll!(run.as_mut()) {
+                match answer {
+                    Some(answer) if messages.is_empty() => {
+                        return self.with_id(Response::json_vec(200, answer.bytes));
                     }
-                    Poll::Ready(answer) => Box::pin(std::future::ready(answer)),
-                    Poll::Pending => run,
-                },
-            };
+                    answer => run = Box::pin(std::future::ready(answer)),
+                }
+            }
             let lane = self.session.heavy_lane();
             let (response, stream) = CallStream::open(stream_id, replay, false, lane);
             tokio::spawn(stream.run(run, messages, None));
@@ -352,7 +351,6 @@ async fn answer_modern(
             // sends the messages before it.
             biased;
             Some(first) = messages.recv() => {
-                let run = Box::pin(async move { run.await.map(|a| a.bytes) });
                 let lane = session.heavy_lane();
                 let (response, stream) = CallStream::open(stream_id, replay, true, lane);
                 tokio::spawn(stream.run(run, messages, Some(first)));
@@ -377,7 +375,6 @@ fn modern_reply(
     session: &Session,
 ) -> Response {
     if !messages.is_empty() {
-        let answer = answer.map(|a| a.bytes);
         let lane = session.heavy_lane();
         let (response, stream) = CallStream::open(stream_id, replay, true, lane);
         tokio::spawn(stream.run(Box::pin(std::future::ready(answer)), messages, None));
@@ -390,13 +387,6 @@ fn modern_reply(
         None => Response::new(202),
     }
 }
-
-/// A 2026-07-28 call's answer, once it runs to its end (`None`: cancelled).
-type RunningAnswer =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Option<crate::mcp::Answer>> + Send>>;
-
-/// A call's answer, once it runs to its end (`None`: cancelled).
-type RunningCall = std::pin::Pin<Box<dyn std::future::Future<Output = Option<Vec<u8>>> + Send>>;
 
 /// The SSE stream of one call: its messages, then its answer.
 struct CallStream {
@@ -436,7 +426,7 @@ impl CallStream {
     /// call), then the call's messages and answer as they come.
     async fn run(
         self,
-        mut run: RunningCall,
+        mut run: RunningAnswer,
         mut messages: crate::mcp::PeerReceiver,
         first: Option<Vec<u8>>,
     ) {
@@ -499,7 +489,7 @@ impl CallStream {
                         send(message, &mut open).await;
                     }
                     if let Some(answer) = answer {
-                        send(answer, &mut open).await;
+                        send(answer.bytes, &mut open).await;
                     }
                     if let Some(r) = &replay {
                         r.finish(&stream_id);
