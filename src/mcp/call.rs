@@ -490,8 +490,15 @@ impl OwnedCall {
         let catalog = self.catalog;
         let answering = server.clone();
         let (kind, version) = (self.kind, self.version);
-        let work: super::tasks::Work =
-            Box::pin(async move { answer(&catalog, &answering, kind, ctx, version).await });
+        let work = match kind {
+            // A tool's handler future is the work: not boxed once more.
+            OwnedKind::Tool { tool, arguments } => {
+                Work::tool(catalog, tool, arguments, ctx, version)
+            }
+            kind => {
+                Work::boxed(async move { answer(&catalog, &answering, kind, ctx, version).await })
+            }
+        };
         Ok(Running {
             binding,
             escalate_after,
@@ -513,7 +520,7 @@ struct Running {
     /// The call's context, as the handler has it.
     watcher: Context,
     /// The handler's work.
-    work: super::tasks::Work,
+    work: Work,
 }
 
 impl Running {
@@ -526,7 +533,7 @@ impl Running {
         if escalate_now || self.watcher.is_cancelled() || aborting(&self.server) {
             return None;
         }
-        match self.work.as_mut().poll(cx) {
+        match std::pin::Pin::new(&mut self.work).poll(cx) {
             Poll::Ready(out) => Some(out),
             Poll::Pending => None,
         }
@@ -704,7 +711,7 @@ async fn wait_for_answer(
     server: &McpServer,
     watcher: &Context,
     binding: &Binding,
-    work: &mut super::tasks::Work,
+    work: &mut Work,
     escalate_after: Option<std::time::Duration>,
 ) -> Outcome {
     let aborted = abort_reason(server);
@@ -738,11 +745,7 @@ async fn wait_for_answer(
 /// requests to the client now wait on the task, answered through
 /// `tasks/update`) and the call answers with the task; with no room for
 /// another task, the call just runs to its end here.
-async fn escalate(
-    server: &McpServer,
-    ctx: &Context,
-    work: super::tasks::Work,
-) -> Result<Encoded, RpcError> {
+async fn escalate(server: &McpServer, ctx: &Context, work: Work) -> Result<Encoded, RpcError> {
     match server
         .0
         .tasks
@@ -877,45 +880,7 @@ async fn answer(
 ) -> Result<Encoded, RpcError> {
     let mut value = match kind {
         OwnedKind::Tool { tool, arguments } => {
-            let def = &inner.tools[tool];
-            let marker = ctx.clone();
-            // serde_json's view of the text the scanner read (no copy).
-            let raw = match &arguments {
-                None => Ok(None),
-                Some(Arguments::Raw(raw)) => Ok(Some(&**raw)),
-                Some(Arguments::Kept(text)) => serde_json::from_str::<&RawValue>(text).map(Some),
-            };
-            let output = match raw {
-                Err(e) => ToolOutput::error(format!("invalid arguments: {e}")),
-                Ok(raw) => match def.check_arguments(raw) {
-                    Err(why) => ToolOutput::error(format!("invalid arguments: {why}")),
-                    Ok(()) => def.handler.call(ctx, raw).await,
-                },
-            };
-            // Checking and encoding a large output takes milliseconds of
-            // CPU: off the async workers, so other clients' calls go on.
-            let (answer, failed) = if output_weight(&output) > BLOCKING_ENCODE_BYTES {
-                // Written inside its response at once: the answer sent is
-                // the buffer made here (a task keeps the result part).
-                let catalog = Arc::clone(inner);
-                let id: Box<str> = marker.request_id().into();
-                marker
-                    .run_heavy(move || {
-                        let frame = Id::from_raw(RawJson(&id));
-                        encode_tool_output(&catalog, tool, output, version, frame)
-                    })
-                    .await
-                    .ok_or_else(|| RpcError::new(INTERNAL_ERROR, "encoding the result failed"))?
-            } else {
-                // Framed too: the answer is this buffer, with no second one
-                // to copy the result into.
-                let frame = Id::from_raw(RawJson(marker.request_id()));
-                encode_tool_output(inner, tool, output, version, frame)
-            };
-            if failed {
-                marker.mark_tool_failed();
-            }
-            return Ok(answer);
+            return Work::tool(Arc::clone(inner), tool, arguments, ctx, version).await;
         }
         OwnedKind::Read {
             resource,
@@ -965,6 +930,141 @@ async fn answer(
         obj.insert("resultType".into(), "complete".into());
     }
     Ok(Encoded::result(value.to_string().into_bytes()))
+}
+
+/// A call's work: its encoded result object, or its error. A tool call's
+/// is its handler's future as the handler returned it (boxed once, by the
+/// handler), its output checked and encoded when it ends; any other's is
+/// a future of its own.
+pub(crate) struct Work(WorkState);
+
+enum WorkState {
+    /// A tool's handler runs; its output is checked and encoded at its end.
+    Tool {
+        handler: super::tool::ToolFuture,
+        catalog: Arc<Catalog>,
+        tool: usize,
+        version: ProtocolVersion,
+        /// The call's context: its id frames the answer, and it is marked
+        /// when the tool failed.
+        marker: Context,
+    },
+    /// Any other call's work, or a large tool output being encoded.
+    Boxed(std::pin::Pin<Box<dyn std::future::Future<Output = Result<Encoded, RpcError>> + Send>>),
+    /// It ended.
+    Done,
+}
+
+impl Work {
+    /// The work of a call of tool `tool`: its arguments read and checked
+    /// against its schema (a failure is the tool's error output), then its
+    /// handler called.
+    fn tool(
+        catalog: Arc<Catalog>,
+        tool: usize,
+        arguments: Option<Arguments>,
+        ctx: Context,
+        version: ProtocolVersion,
+    ) -> Work {
+        let def = &catalog.tools[tool];
+        let marker = ctx.clone();
+        // serde_json's view of the text the scanner read (no copy).
+        let raw = match &arguments {
+            None => Ok(None),
+            Some(Arguments::Raw(raw)) => Ok(Some(&**raw)),
+            Some(Arguments::Kept(text)) => serde_json::from_str::<&RawValue>(text).map(Some),
+        };
+        let refused = |why: String| -> super::tool::ToolFuture {
+            Box::pin(std::future::ready(ToolOutput::error(format!(
+                "invalid arguments: {why}"
+            ))))
+        };
+        let handler = match raw {
+            Err(e) => refused(e.to_string()),
+            Ok(raw) => match def.check_arguments(raw) {
+                Err(why) => refused(why.to_string()),
+                Ok(()) => def.handler.call(ctx, raw),
+            },
+        };
+        Work(WorkState::Tool {
+            handler,
+            catalog,
+            tool,
+            version,
+            marker,
+        })
+    }
+
+    /// Work that is a future of its own.
+    fn boxed(
+        work: impl std::future::Future<Output = Result<Encoded, RpcError>> + Send + 'static,
+    ) -> Work {
+        Work(WorkState::Boxed(Box::pin(work)))
+    }
+}
+
+impl std::future::Future for Work {
+    type Output = Result<Encoded, RpcError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Self::Output> {
+        let state = &mut self.0;
+        let output = match state {
+            WorkState::Boxed(work) => {
+                let out = std::task::ready!(work.as_mut().poll(cx));
+                *state = WorkState::Done;
+                return Poll::Ready(out);
+            }
+            WorkState::Tool { handler, .. } => std::task::ready!(handler.as_mut().poll(cx)),
+            WorkState::Done => {
+                return Poll::Ready(Err(RpcError::new(
+                    INTERNAL_ERROR,
+                    "internal error: a call's work was polled after its end",
+                )));
+            }
+        };
+        let WorkState::Tool {
+            catalog,
+            tool,
+            version,
+            marker,
+            ..
+        } = std::mem::replace(state, WorkState::Done)
+        else {
+            return Poll::Ready(Err(RpcError::new(INTERNAL_ERROR, "internal error")));
+        };
+        // Checking and encoding a large output takes milliseconds of
+        // CPU: off the async workers, so other clients' calls go on.
+        if output_weight(&output) > BLOCKING_ENCODE_BYTES {
+            // Written inside its response at once: the answer sent is
+            // the buffer made here (a task keeps the result part).
+            let id: Box<str> = marker.request_id().into();
+            *state = WorkState::Boxed(Box::pin(async move {
+                let (answer, failed) = marker
+                    .run_heavy(move || {
+                        let frame = Id::from_raw(RawJson(&id));
+                        encode_tool_output(&catalog, tool, output, version, frame)
+                    })
+                    .await
+                    .ok_or_else(|| RpcError::new(INTERNAL_ERROR, "encoding the result failed"))?;
+                if failed {
+                    marker.mark_tool_failed();
+                }
+                Ok(answer)
+            }));
+            return self.poll(cx);
+        }
+        // Framed too: the answer is this buffer, with no second one to
+        // copy the result into.
+        let frame = Id::from_raw(RawJson(marker.request_id()));
+        let (answer, failed) = encode_tool_output(&catalog, tool, output, version, frame);
+        if failed {
+            marker.mark_tool_failed();
+        }
+        Poll::Ready(Ok(answer))
+    }
 }
 
 /// Tool outputs with more text than this are checked and encoded on a

@@ -32,7 +32,6 @@
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -738,13 +737,14 @@ impl TaskStore {
     }
 }
 
-/// A call's work: its encoded result object, or its error.
-pub(crate) type Work =
-    Pin<Box<dyn Future<Output = Result<crate::mcp::encoded::Encoded, RpcError>> + Send>>;
-
-/// Runs `work` for `task` in the background until it ends, is cancelled,
-/// or the server aborts its calls (`abort` carries the reason).
-pub(crate) fn run(task: Arc<Task>, work: Work, mut abort: watch::Receiver<Option<Arc<str>>>) {
+/// Runs `work` (a call's: its encoded result object, or its error) for
+/// `task` in the background until it ends, is cancelled, or the server
+/// aborts its calls (`abort` carries the reason).
+pub(crate) fn run(
+    task: Arc<Task>,
+    work: impl Future<Output = Result<crate::mcp::encoded::Encoded, RpcError>> + Send + 'static,
+    mut abort: watch::Receiver<Option<Arc<str>>>,
+) {
     let mut cancelled = task.cancel.subscribe();
     tokio::spawn(async move {
         // Its own task, so a panicking handler fails the task instead of the runner.
