@@ -58,6 +58,10 @@ struct State {
     peers: usize,
     /// Whether the receiver is alive: without it, sending fails.
     receiving: bool,
+    /// Whether a sender ever found the queue full (and so may wait for
+    /// room): until then, taking a message or the receiver's end wakes no
+    /// one, and costs no wake-up.
+    was_full: bool,
 }
 
 /// Messages in order: the first in a slot of its own, so that a lone
@@ -119,6 +123,7 @@ impl Peer {
                 queue: Queue::default(),
                 peers: 1,
                 receiving: true,
+                was_full: false,
             }),
             capacity: buffer.max(1),
             bytes: crate::budget::ByteBudget::new(max_bytes),
@@ -165,6 +170,8 @@ impl Peer {
                     s.readable.wake();
                     return true;
                 }
+                // Set under the lock the receiver takes to wake waiters.
+                state.was_full = true;
             }
             room.await;
         }
@@ -252,7 +259,9 @@ impl PeerReceiver {
     fn take(&self, state: &mut State) -> Option<Vec<u8>> {
         let message = state.queue.pop_front()?;
         self.shared.bytes.give_back(message.len());
-        self.shared.room.notify_one();
+        if state.was_full {
+            self.shared.room.notify_one();
+        }
         Some(message)
     }
 
@@ -264,9 +273,15 @@ impl PeerReceiver {
 
 impl Drop for PeerReceiver {
     fn drop(&mut self) {
-        self.shared.state.lock().receiving = false;
+        let was_full = {
+            let mut state = self.shared.state.lock();
+            state.receiving = false;
+            state.was_full
+        };
         // Every sender waiting for room learns the client is gone.
-        self.shared.room.notify_waiters();
+        if was_full {
+            self.shared.room.notify_waiters();
+        }
     }
 }
 
