@@ -488,7 +488,6 @@ impl OwnedCall {
         let ctx = Context::new(setup, cancel_rx);
         let watcher = ctx.clone();
         let catalog = self.catalog;
-        let answering = server.clone();
         let (kind, version) = (self.kind, self.version);
         let work = match kind {
             // A tool's handler future is the work: not boxed once more.
@@ -496,6 +495,7 @@ impl OwnedCall {
                 Work::tool(catalog, tool, arguments, ctx, version)
             }
             kind => {
+                let answering = server.clone();
                 Work::boxed(async move { answer(&catalog, &answering, kind, ctx, version).await })
             }
         };
