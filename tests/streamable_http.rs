@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 use snowflake_mcp::http::Router;
-use snowflake_mcp::mcp::{McpServer, Tool, ToolOutput};
+use snowflake_mcp::mcp::{McpServer, Resource, ResourceContents, Tool, ToolOutput};
 use snowflake_mcp::transport::streamable_http::{HttpMcpConfig, StreamableHttp};
 use snowflake_mcp::{Config, Server};
 use support::Client;
@@ -55,6 +55,31 @@ async fn start_with(
                 ToolOutput::text("late hello")
             },
         ))
+        .resource(Resource::text(
+            "mem://big",
+            "big",
+            "text/plain",
+            &big_text(),
+        ))
+        .resource(Resource::new(
+            "mem://big-later",
+            "big, later",
+            |ctx, uri| {
+                async move {
+                    // Not done at its first poll; with a progress token it
+                    // reports progress first.
+                    tokio::task::yield_now().await;
+                    if ctx.progress_token().is_some() {
+                        ctx.progress(1.0, Some(1.0), None).await;
+                    }
+                    Ok(vec![ResourceContents::Text {
+                        uri,
+                        mime_type: None,
+                        text: big_text(),
+                    }])
+                }
+            },
+        ))
         .build();
     let endpoint = StreamableHttp::with_config(server.clone(), config);
     let router = endpoint.routes(Router::new(), "/mcp");
@@ -70,6 +95,12 @@ async fn start_with(
     let addr = http.local_addr();
     tokio::spawn(http.serve(std::future::pending()));
     (addr, endpoint, server)
+}
+
+/// A resource's text of 400 KiB, with characters JSON escapes: its answer
+/// takes the large path.
+fn big_text() -> String {
+    "a \"row\"\n".repeat(40_000)
 }
 
 fn post(body: &str, headers: &[(&str, &str)]) -> Vec<u8> {
@@ -597,4 +628,84 @@ async fn a_resume_past_what_is_kept_is_refused_not_gapped() {
     let r = c.read_response().await;
     assert_eq!(r.status, 409, "{}", r.body_str());
     assert!(r.body_str().contains("no longer kept"), "{}", r.body_str());
+}
+
+/// A large result that is not a tool output (a resource read) is framed
+/// inside its response off the async workers: whole, under its own id,
+/// answered at once or later, as JSON or on a stream, on both versions.
+#[tokio::test]
+async fn large_resource_reads_arrive_whole_under_their_id() {
+    let (addr, _endpoint, _mcp) = start().await;
+    let mut c = Client::connect(addr).await;
+    let sid = open_session(&mut c).await;
+    let text_of = |answer: &Value| {
+        answer["result"]["contents"][0]["text"]
+            .as_str()
+            .map(str::to_owned)
+    };
+    let want = Some(big_text());
+    for uri in ["mem://big", "mem://big-later"] {
+        for (id, token) in [(r#""r\"1""#, false), ("2", true)] {
+            let meta = if token {
+                r#","_meta":{"progressToken":"p"}"#
+            } else {
+                ""
+            };
+            // 2025-11-25, in a session.
+            let body = format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"method":"resources/read","params":{{"uri":"{uri}"{meta}}}}}"#
+            );
+            c.send(&post(&body, &[("Mcp-Session-Id", sid.as_str())]))
+                .await;
+            let r = c.read_response().await;
+            assert_eq!(r.status, 200);
+            let answer = last_answer(&r);
+            assert_eq!(answer["id"].to_string(), id, "{uri}");
+            assert_eq!(text_of(&answer), want, "{uri} {id}");
+            // 2026-07-28, stateless.
+            let meta = format!(
+                r#"{{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{{}}{}}}"#,
+                if token { r#","progressToken":"p""# } else { "" }
+            );
+            let body = format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"method":"resources/read","params":{{"uri":"{uri}","_meta":{meta}}}}}"#
+            );
+            let headers = [
+                ("MCP-Protocol-Version", "2026-07-28"),
+                ("Mcp-Method", "resources/read"),
+                ("Mcp-Name", uri),
+            ];
+            c.send(&post(&body, &headers)).await;
+            let r = c.read_response().await;
+            assert_eq!(r.status, 200);
+            let answer = last_answer(&r);
+            assert_eq!(answer["id"].to_string(), id, "{uri}");
+            assert_eq!(text_of(&answer), want, "{uri} {id}");
+            assert_eq!(answer["result"]["resultType"], "complete");
+            // The one that reports progress streams, its progress first.
+            let streamed = r.header("content-type") == Some("text/event-stream");
+            assert_eq!(streamed, token && uri == "mem://big-later", "{uri} {id}");
+        }
+    }
+}
+
+/// The answer of a JSON reply, or the last event of a stream.
+fn last_answer(r: &support::Resp) -> Value {
+    if r.header("content-type") != Some("text/event-stream") {
+        return serde_json::from_slice(&r.body).expect("JSON");
+    }
+    let text = r.body_str();
+    let data: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: ").or_else(|| l.strip_prefix("data:")))
+        .filter(|d| !d.is_empty())
+        .collect();
+    let progress = data
+        .iter()
+        .position(|d| d.contains("notifications/progress"));
+    let last = data.last().expect("an answer");
+    if let Some(progress) = progress {
+        assert!(progress < data.len() - 1, "progress before the answer");
+    }
+    serde_json::from_str(last).expect("JSON")
 }

@@ -329,8 +329,6 @@ impl OwnedCall {
         self,
     ) -> impl std::future::Future<Output = Option<Answer>> + Send + 'static {
         let tally = self.tally();
-        // Kept for a large answer's heavy-work turn (an `Arc` count, no allocation).
-        let session = Arc::clone(&self.session);
         let setup = self.set_up();
         async move {
             let ran = match setup {
@@ -344,7 +342,7 @@ impl OwnedCall {
                 }
                 Err(done) => done,
             };
-            encode(tally, &*session, ran?).await
+            encode(tally, ran?)
         }
     }
 
@@ -358,29 +356,19 @@ impl OwnedCall {
     /// Counted in the metrics as [`OwnedCall::run_answer`] is.
     pub(crate) fn start(self, cx: &mut std::task::Context<'_>) -> Started {
         let tally = self.tally();
-        let session = Arc::clone(&self.session);
         let ran = match self.set_up() {
             Ok(mut running) => match running.first_poll(cx) {
                 Some(answer) => running.ran(answer),
                 None => {
                     return Started::Running(Box::pin(async move {
                         let ran = running.rest().await?;
-                        encode(tally, &*session, ran).await
+                        encode(tally, ran)
                     }));
                 }
             },
             Err(done) => done,
         };
-        let Some(ran) = ran else {
-            return Started::Answered(None);
-        };
-        let mut tally = tally;
-        match encode_now(&mut tally, ran) {
-            Encoding::Done(answer) => Started::Answered(answer),
-            Encoding::Large(body) => Started::Running(Box::pin(async move {
-                Some(encode_large(tally, &*session, body).await)
-            })),
-        }
+        Started::Answered(ran.and_then(|ran| encode(tally, ran)))
     }
 
     /// What records the call's outcome and duration when dropped; a call
@@ -496,7 +484,11 @@ impl OwnedCall {
             }
             kind => {
                 let answering = server.clone();
-                Work::boxed(async move { answer(&catalog, &answering, kind, ctx, version).await })
+                let framer = ctx.clone();
+                Work::boxed(async move {
+                    let out = answer(&catalog, &answering, kind, ctx, version).await?;
+                    framed_if_large(&framer, out).await
+                })
             }
         };
         Ok(Running {
@@ -529,14 +521,18 @@ impl Running {
     /// is to end another way (a task at once, a cancellation, the server's
     /// abort), which [`Running::rest`] then finds.
     fn first_poll(&mut self, cx: &mut std::task::Context<'_>) -> Option<Result<Encoded, RpcError>> {
-        let escalate_now = self.escalate_after == Some(std::time::Duration::ZERO);
-        if escalate_now || self.watcher.is_cancelled() || aborting(&self.server) {
+        if self.escalates_at_once() || self.watcher.is_cancelled() || aborting(&self.server) {
             return None;
         }
         match std::pin::Pin::new(&mut self.work).poll(cx) {
             Poll::Ready(out) => Some(out),
             Poll::Pending => None,
         }
+    }
+
+    /// Whether the call becomes a task at once (a threshold of zero).
+    fn escalates_at_once(&self) -> bool {
+        self.escalate_after == Some(std::time::Duration::ZERO)
     }
 
     /// What the call ran to, given its answer ([`ran`]).
@@ -548,6 +544,7 @@ impl Running {
     /// the answer, a cancellation, the server's abort, the task
     /// threshold), then what it ran to.
     async fn rest(self) -> Option<Ran> {
+        let at_once = self.escalates_at_once();
         let Running {
             binding,
             escalate_after,
@@ -556,7 +553,7 @@ impl Running {
             watcher,
             mut work,
         } = self;
-        let output = if escalate_after == Some(std::time::Duration::ZERO) {
+        let output = if at_once {
             Outcome::Escalate
         } else {
             // Boxed: the waits of a call that did not finish at once (the
@@ -608,46 +605,22 @@ pub(crate) enum Started {
 pub(crate) type RunningAnswer =
     std::pin::Pin<Box<dyn std::future::Future<Output = Option<Answer>> + Send>>;
 
-/// A call's answer encoded (`None`: an id that is not one), a large
-/// result framed in the principal's heavy-work turn.
-async fn encode(mut tally: Tally, session: &dyn SessionLink, ran: Ran) -> Option<Answer> {
-    match encode_now(&mut tally, ran) {
-        Encoding::Done(answer) => answer,
-        Encoding::Large(body) => Some(encode_large(tally, session, body).await),
-    }
-}
-
-/// A call's answer as far as it can be encoded at once.
-enum Encoding {
-    /// Encoded (`None`: an id that is not one).
-    Done(Option<Answer>),
-    /// A large result that is not a tool output: framed by
-    /// [`encode_large`].
-    Large(Vec<u8>),
-}
-
-/// Encodes what a call ran to into its JSON-RPC answer, recording its
-/// outcome in `tally`; a large result that is not yet framed is left for
-/// [`encode_large`].
-fn encode_now(tally: &mut Tally, ran: Ran) -> Encoding {
+/// Encodes what a call ran to into its JSON-RPC answer (`None`: an id
+/// that is not one), recording its outcome in `tally`, which records the
+/// call when dropped. A result that is already framed (every tool output,
+/// and any other large result: [`framed_if_large`]) is sent as made.
+fn encode(mut tally: Tally, ran: Ran) -> Option<Answer> {
     tally.tool_error = ran.tool_failed;
-    let Some(id) = Id::from_raw(RawJson(tally.request_id.as_str())) else {
-        return Encoding::Done(None);
-    };
+    let id = Id::from_raw(RawJson(tally.request_id.as_str()))?;
     let mut out = Vec::new();
     let mut error = None;
     match ran.answer {
-        // A tool output, encoded inside its response from the start
-        // (every one, large or small): sent as made, not copied again.
         Ok(Encoded {
             bytes,
             framed_at: Some(_),
         }) => {
             tally.outcome = super::metrics::Outcome::Ok;
             out = bytes;
-        }
-        Ok(Encoded { bytes: body, .. }) if body.len() >= LARGE_MESSAGE => {
-            return Encoding::Large(body);
         }
         Ok(Encoded { bytes: body, .. }) => {
             tally.outcome = super::metrics::Outcome::Ok;
@@ -661,47 +634,24 @@ fn encode_now(tally: &mut Tally, ran: Ran) -> Encoding {
             error = Some(e.code);
         }
     }
-    Encoding::Done(Some(Answer { bytes: out, error }))
+    Some(Answer { bytes: out, error })
 }
 
-/// Frames a large result that is not a tool output: megabytes copied into
-/// the response (and the result freed) on a blocking thread in the
-/// principal's heavy-work turn, not on the worker other calls share.
-async fn encode_large(mut tally: Tally, session: &dyn SessionLink, body: Vec<u8>) -> Answer {
-    let request_id = tally.request_id.clone();
-    let principal = session
-        .principal()
-        .unwrap_or(super::heavy::UNKNOWN_PRINCIPAL);
-    // Boxed: rare, and its wait would add to every call's future.
-    let whole = Box::pin(
-        session
-            .heavy()
-            .run(principal, move || result_response(&request_id, &body)),
-    )
-    .await
-    .flatten();
-    match whole {
-        Some(whole) => {
-            tally.outcome = super::metrics::Outcome::Ok;
-            Answer {
-                bytes: whole,
-                error: None,
-            }
-        }
-        None => {
-            // Still an answer: the client never waits for one.
-            tally.outcome = super::metrics::Outcome::Error;
-            let e = RpcError::new(INTERNAL_ERROR, "writing the answer failed");
-            let mut out = Vec::new();
-            if let Some(id) = Id::from_raw(RawJson(tally.request_id.as_str())) {
-                write_error(&mut out, Some(id), &e);
-            }
-            Answer {
-                bytes: out,
-                error: Some(e.code),
-            }
-        }
+/// A large result that is not a tool output (a resource read, a prompt, a
+/// task's result), framed inside its response in the call's heavy-work
+/// turn: megabytes copied (and the result freed) on a blocking thread, not
+/// on the worker other calls share. Any other result as it is.
+async fn framed_if_large(ctx: &Context, out: Encoded) -> Result<Encoded, RpcError> {
+    if out.framed_at.is_some() || out.bytes.len() < LARGE_MESSAGE {
+        return Ok(out);
     }
+    let id: Box<str> = ctx.request_id().into();
+    let body = out.bytes;
+    // Boxed: rare, and its wait would add to every such call's future.
+    Box::pin(ctx.run_heavy(move || result_response(&id, &body)))
+        .await
+        .flatten()
+        .ok_or_else(|| RpcError::new(INTERNAL_ERROR, "writing the answer failed"))
 }
 
 /// How a call that did not finish at its first poll ends: cancelled, with
@@ -860,14 +810,21 @@ enum Outcome {
 }
 
 /// The JSON-RPC response carrying `result` (JSON) for the request whose raw
-/// id is `request_id`.
-fn result_response(request_id: &str, result: &[u8]) -> Option<Vec<u8>> {
+/// id is `request_id`, framed around it.
+fn result_response(request_id: &str, result: &[u8]) -> Option<Encoded> {
     let id = Id::from_raw(RawJson(request_id))?;
     // Exactly: one byte short and the push of the closing brace doubled
     // the buffer, so each megabyte answer held twice its size.
     let mut out = Vec::with_capacity(result.len() + request_id.len() + RESULT_FRAME_BYTES);
-    write_result_with(&mut out, id, |out| out.extend_from_slice(result));
-    Some(out)
+    let mut at = 0;
+    write_result_with(&mut out, id, |out| {
+        at = out.len();
+        out.extend_from_slice(result);
+    });
+    Some(Encoded {
+        bytes: out,
+        framed_at: Some(at),
+    })
 }
 
 /// Runs the host code and encodes the result object (or the error).
@@ -1011,30 +968,44 @@ impl std::future::Future for Work {
         cx: &mut std::task::Context<'_>,
     ) -> Poll<Self::Output> {
         let state = &mut self.0;
-        let output = match state {
-            WorkState::Boxed(work) => {
-                let out = std::task::ready!(work.as_mut().poll(cx));
-                *state = WorkState::Done;
-                return Poll::Ready(out);
-            }
-            WorkState::Tool { handler, .. } => std::task::ready!(handler.as_mut().poll(cx)),
-            WorkState::Done => {
-                return Poll::Ready(Err(RpcError::new(
-                    INTERNAL_ERROR,
-                    "internal error: a call's work was polled after its end",
-                )));
-            }
-        };
-        let WorkState::Tool {
-            catalog,
-            tool,
-            version,
-            marker,
-            ..
-        } = std::mem::replace(state, WorkState::Done)
-        else {
-            return Poll::Ready(Err(RpcError::new(INTERNAL_ERROR, "internal error")));
-        };
+        // Taken out, and put back if not done: what a finished handler
+        // leaves is then owned here, and a work polled after its end
+        // finds `Done`.
+        let (output, catalog, tool, version, marker) =
+            match std::mem::replace(state, WorkState::Done) {
+                WorkState::Boxed(mut work) => {
+                    let out = work.as_mut().poll(cx);
+                    if out.is_pending() {
+                        *state = WorkState::Boxed(work);
+                    }
+                    return out;
+                }
+                WorkState::Tool {
+                    mut handler,
+                    catalog,
+                    tool,
+                    version,
+                    marker,
+                } => match handler.as_mut().poll(cx) {
+                    Poll::Ready(output) => (output, catalog, tool, version, marker),
+                    Poll::Pending => {
+                        *state = WorkState::Tool {
+                            handler,
+                            catalog,
+                            tool,
+                            version,
+                            marker,
+                        };
+                        return Poll::Pending;
+                    }
+                },
+                WorkState::Done => {
+                    return Poll::Ready(Err(RpcError::new(
+                        INTERNAL_ERROR,
+                        "internal error: a call's work was polled after its end",
+                    )));
+                }
+            };
         // Checking and encoding a large output takes milliseconds of
         // CPU: off the async workers, so other clients' calls go on.
         if output_weight(&output) > BLOCKING_ENCODE_BYTES {
@@ -1224,7 +1195,9 @@ mod tests {
         let mut result = vec![b'x'; 1_500_000];
         (result[0], result[1_499_999]) = (b'"', b'"');
         for id in ["1", "\"a string id\"", "123456789012"] {
-            let out = result_response(id, &result).expect("an answer");
+            let framed = result_response(id, &result).expect("an answer");
+            assert_eq!(framed.result_bytes(), &result[..]);
+            let out = framed.bytes;
             assert_eq!(out.len(), result.len() + id.len() + RESULT_FRAME_BYTES);
             assert_eq!(out.capacity(), out.len(), "id {id}");
             let v: serde_json::Value = serde_json::from_slice(&out).expect("JSON");
