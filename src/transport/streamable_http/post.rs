@@ -193,23 +193,27 @@ impl Starting {
             Started::Answered(Some(answer)) if messages.is_empty() => {
                 return Reply::ready(self.with_id(Response::json_vec(200, answer.bytes)));
             }
-            Started::Answered(answer) => Box::pin(std::future::ready(answer)),
+            answered @ Started::Answered(_) => {
+                let lane = self.session.heavy_lane();
+                let response =
+                    CallStream::spawn(stream_id, replay, false, lane, answered, messages, None);
+                return Reply::ready(self.with_id(response));
+            }
             Started::Running(run) => run,
         };
         Reply::new(async move {
             // Polled again with this task's waker; a call not done by then
             // is polled again by its stream's task, which takes over the wake.
-            if let Poll::Ready(answer) = futures_util::poll!(run.as_mut()) {
-                match answer {
-                    Some(answer) if messages.is_empty() => {
-                        return self.with_id(Response::json_vec(200, answer.bytes));
-                    }
-                    answer => run = Box::pin(std::future::ready(answer)),
+            let started = match futures_util::poll!(run.as_mut()) {
+                Poll::Ready(Some(answer)) if messages.is_empty() => {
+                    return self.with_id(Response::json_vec(200, answer.bytes));
                 }
-            }
+                Poll::Ready(answer) => Started::Answered(answer),
+                Poll::Pending => Started::Running(run),
+            };
             let lane = self.session.heavy_lane();
-            let (response, stream) = CallStream::open(stream_id, replay, false, lane);
-            tokio::spawn(stream.run(run, messages, None));
+            let response =
+                CallStream::spawn(stream_id, replay, false, lane, started, messages, None);
             self.with_id(response)
         })
     }
@@ -351,10 +355,8 @@ async fn answer_modern(
             // sends the messages before it.
             biased;
             Some(first) = messages.recv() => {
-                let lane = session.heavy_lane();
-                let (response, stream) = CallStream::open(stream_id, replay, true, lane);
-                tokio::spawn(stream.run(run, messages, Some(first)));
-                return response;
+                let (lane, running) = (session.heavy_lane(), Started::Running(run));
+                return CallStream::spawn(stream_id, replay, true, lane, running, messages, Some(first));
             }
             // Messages it sent in the poll that answered are looked for
             // in `modern_reply`.
@@ -375,10 +377,8 @@ fn modern_reply(
     session: &Session,
 ) -> Response {
     if !messages.is_empty() {
-        let lane = session.heavy_lane();
-        let (response, stream) = CallStream::open(stream_id, replay, true, lane);
-        tokio::spawn(stream.run(Box::pin(std::future::ready(answer)), messages, None));
-        return response;
+        let (lane, answered) = (session.heavy_lane(), Started::Answered(answer));
+        return CallStream::spawn(stream_id, replay, true, lane, answered, messages, None);
     }
     match answer {
         // The status comes from the error the call answered, not from
@@ -403,14 +403,19 @@ struct CallStream {
 }
 
 impl CallStream {
-    /// The SSE response of a call's stream, and the stream that feeds it
-    /// (to be run with [`CallStream::run`]).
-    fn open(
+    /// The SSE response of call `id`'s stream, fed by a task of its own
+    /// ([`CallStream::run`]) with `first` (a message already taken from the
+    /// call), then the call's messages and its answer as they come: the
+    /// one it gave, or the one the rest of its run gives.
+    fn spawn(
         id: Kept,
         replay: Option<Arc<Replay>>,
         cancel_on_close: bool,
         lane: HeavyLane,
-    ) -> (Response, CallStream) {
+        started: Started,
+        messages: crate::mcp::PeerReceiver,
+        first: Option<Vec<u8>>,
+    ) -> Response {
         let (response, events) = Response::sse(STREAM_QUEUE);
         let stream = CallStream {
             id,
@@ -419,17 +424,26 @@ impl CallStream {
             cancel_on_close,
             lane,
         };
-        (response, stream)
+        tokio::spawn(stream.run(started, messages, first));
+        response
     }
 
-    /// Sends the priming event, `first` (a message already taken from the
-    /// call), then the call's messages and answer as they come.
+    /// Sends the priming event, `first`, then the call's messages and
+    /// answer as they come.
     async fn run(
         self,
-        mut run: RunningAnswer,
+        started: Started,
         mut messages: crate::mcp::PeerReceiver,
         first: Option<Vec<u8>>,
     ) {
+        // An answer already given is not boxed again to be awaited.
+        let run = async move {
+            match started {
+                Started::Answered(answer) => answer,
+                Started::Running(run) => run.await,
+            }
+        };
+        let mut run = std::pin::pin!(run);
         let CallStream {
             id: stream_id,
             events,
