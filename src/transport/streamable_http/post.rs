@@ -356,7 +356,9 @@ async fn answer_modern(
             biased;
             Some(first) = messages.recv() => {
                 let (lane, running) = (session.heavy_lane(), Started::Running(run));
-                return CallStream::spawn(stream_id, replay, true, lane, running, messages, Some(first));
+                return CallStream::spawn(
+                    stream_id, replay, true, lane, running, messages, Some(first),
+                );
             }
             // Messages it sent in the poll that answered are looked for
             // in `modern_reply`.
