@@ -9,7 +9,7 @@ use snowflake_mcp::http::Router;
 use snowflake_mcp::mcp::{McpServer, Resource, ResourceContents, Tool, ToolOutput};
 use snowflake_mcp::transport::streamable_http::{HttpMcpConfig, StreamableHttp};
 use snowflake_mcp::{Config, Server};
-use support::Client;
+use support::{Client, answer_of};
 
 /// How many `slow` calls ran to their end.
 static FINISHED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -659,9 +659,10 @@ async fn large_resource_reads_arrive_whole_under_their_id() {
                 .await;
             let r = c.read_response().await;
             assert_eq!(r.status, 200);
-            let answer = last_answer(&r);
+            let answer = answer_of(&r.body_str());
             assert_eq!(answer["id"].to_string(), id, "{uri}");
             assert_eq!(text_of(&answer), want, "{uri} {id}");
+            assert_progress_first(&r, token && uri == "mem://big-later");
             // 2026-07-28, stateless.
             let meta = format!(
                 r#"{{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{{}}{}}}"#,
@@ -678,34 +679,26 @@ async fn large_resource_reads_arrive_whole_under_their_id() {
             c.send(&post(&body, &headers)).await;
             let r = c.read_response().await;
             assert_eq!(r.status, 200);
-            let answer = last_answer(&r);
+            let answer = answer_of(&r.body_str());
             assert_eq!(answer["id"].to_string(), id, "{uri}");
             assert_eq!(text_of(&answer), want, "{uri} {id}");
             assert_eq!(answer["result"]["resultType"], "complete");
-            // The one that reports progress streams, its progress first.
+            // Only the one that reports progress streams, its progress first.
+            let reports = token && uri == "mem://big-later";
             let streamed = r.header("content-type") == Some("text/event-stream");
-            assert_eq!(streamed, token && uri == "mem://big-later", "{uri} {id}");
+            assert_eq!(streamed, reports, "{uri} {id}");
+            assert_progress_first(&r, reports);
         }
     }
 }
 
-/// The answer of a JSON reply, or the last event of a stream.
-fn last_answer(r: &support::Resp) -> Value {
-    if r.header("content-type") != Some("text/event-stream") {
-        return serde_json::from_slice(&r.body).expect("JSON");
-    }
+/// A reply carries a progress notification before its answer when
+/// `reports`, and none when not.
+fn assert_progress_first(r: &support::Resp, reports: bool) {
     let text = r.body_str();
-    let data: Vec<&str> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("data: ").or_else(|| l.strip_prefix("data:")))
-        .filter(|d| !d.is_empty())
-        .collect();
-    let progress = data
-        .iter()
-        .position(|d| d.contains("notifications/progress"));
-    let last = data.last().expect("an answer");
+    let progress = text.find("notifications/progress");
+    assert_eq!(progress.is_some(), reports, "progress in {:.200}", text);
     if let Some(progress) = progress {
-        assert!(progress < data.len() - 1, "progress before the answer");
+        assert!(progress < text.find("\"result\"").expect("an answer"));
     }
-    serde_json::from_str(last).expect("JSON")
 }
